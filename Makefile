@@ -1,0 +1,47 @@
+# tinykv-ts — see README.md. `make` installs and builds; `make test` runs every lab suite.
+SHELL := /bin/bash
+NPM_STAMP := node_modules/.package-lock.json
+
+.PHONY: all install build test run clean proto raft-fuzz chaos bench bench-vs-etcd \
+        lab1 lab2a lab2b lab2c lab3a lab3b lab3c lab4 standalone
+
+all: build
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $(NPM_STAMP)
+
+install: $(NPM_STAMP)
+
+build: install
+	npx tsc -p .
+
+test: build
+	npx vitest run
+
+proto:
+	bash scripts/gen-proto.sh
+
+run: build
+	bash scripts/run-cluster.sh
+
+standalone: build
+	node dist/src/cli/tinykv-server.js --standalone --path=data/standalone
+
+lab1 lab2a lab2b lab2c lab3a lab3b lab3c lab4: build
+	bash scripts/lab.sh $(patsubst lab%,%,$@)
+
+raft-fuzz: build
+	SEEDS=$${SEEDS:-100000} npx vitest run test/lab2a-raft/simulation.test.ts
+
+chaos: build
+	CHAOS=1 npx vitest run test/chaos
+
+bench: build
+	node dist/bench/run.js $(BENCH_ARGS)
+
+bench-vs-etcd: build
+	bash scripts/bench-vs-etcd.sh
+
+clean:
+	rm -rf dist
