@@ -66,6 +66,8 @@ export interface RawScanRequest {
   startKey: Buffer;
   limit: number;
   cf: string;
+  /** tinykv-ts extension (same number as TiKV's): exclusive end of the scan; empty = no end. */
+  endKey: Buffer;
 }
 
 export interface RawScanResponse {
@@ -689,7 +691,7 @@ export const RawDeleteResponse: MessageFns<RawDeleteResponse> = {
 };
 
 function createBaseRawScanRequest(): RawScanRequest {
-  return { context: undefined, startKey: Buffer.alloc(0), limit: 0, cf: "" };
+  return { context: undefined, startKey: Buffer.alloc(0), limit: 0, cf: "", endKey: Buffer.alloc(0) };
 }
 
 export const RawScanRequest: MessageFns<RawScanRequest> = {
@@ -705,6 +707,9 @@ export const RawScanRequest: MessageFns<RawScanRequest> = {
     }
     if (message.cf !== "") {
       writer.uint32(34).string(message.cf);
+    }
+    if (message.endKey.length !== 0) {
+      writer.uint32(42).bytes(message.endKey);
     }
     return writer;
   },
@@ -754,6 +759,14 @@ export const RawScanRequest: MessageFns<RawScanRequest> = {
             message.cf = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.endKey = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -777,6 +790,7 @@ export const RawScanRequest: MessageFns<RawScanRequest> = {
     message.startKey = object.startKey ?? Buffer.alloc(0);
     message.limit = object.limit ?? 0;
     message.cf = object.cf ?? "";
+    message.endKey = object.endKey ?? Buffer.alloc(0);
     return message;
   },
 };

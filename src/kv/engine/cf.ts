@@ -1,0 +1,49 @@
+/**
+ * Column families are key prefixes, as in TinyKV: a CF key is stored as `<cf>_<key>`.
+ * Meta keys (region state, apply state, raft log...) start with 0x01 and so never collide
+ * with a CF key, whose first byte is a lowercase letter.
+ */
+export const CF_DEFAULT = "default";
+export const CF_LOCK = "lock";
+export const CF_WRITE = "write";
+export const ALL_CFS = [CF_DEFAULT, CF_LOCK, CF_WRITE] as const;
+export type CfName = (typeof ALL_CFS)[number];
+
+const prefixes = new Map<string, Buffer>(ALL_CFS.map((cf) => [cf, Buffer.from(`${cf}_`)]));
+/** First key after every key of a CF: `<cf>` followed by the byte after '_'. */
+const upperBounds = new Map<string, Buffer>(ALL_CFS.map((cf) => [cf, Buffer.from(`${cf}\x60`)]));
+
+export class UnknownCfError extends Error {
+  constructor(readonly cf: string) {
+    super(`unknown column family ${JSON.stringify(cf)} (expected one of ${ALL_CFS.join(", ")})`);
+    this.name = "UnknownCfError";
+  }
+}
+
+export function isCfName(cf: string): cf is CfName {
+  return prefixes.has(cf);
+}
+
+/** Checks a CF name from the wire; the empty string means `default`, as TinyKV clients send it. */
+export function parseCf(cf: string): CfName {
+  if (cf === "") return CF_DEFAULT;
+  if (!isCfName(cf)) throw new UnknownCfError(cf);
+  return cf;
+}
+
+export function cfPrefix(cf: CfName): Buffer {
+  return prefixes.get(cf)!;
+}
+
+export function cfKey(cf: CfName, key: Uint8Array): Buffer {
+  const p = prefixes.get(cf)!;
+  const out = Buffer.allocUnsafe(p.length + key.length);
+  p.copy(out, 0);
+  out.set(key, p.length);
+  return out;
+}
+
+/** The engine key bounds of the user-key range [start, end) in a CF; empty end = end of the CF. */
+export function cfRange(cf: CfName, start: Uint8Array, end: Uint8Array): { gte: Buffer; lt: Buffer } {
+  return { gte: cfKey(cf, start), lt: end.length === 0 ? upperBounds.get(cf)! : cfKey(cf, end) };
+}

@@ -1,0 +1,213 @@
+import { ClassicLevel } from "classic-level";
+import { cfKey, cfPrefix, cfRange, type CfName } from "./cf.js";
+
+type Db = ClassicLevel<Buffer, Buffer>;
+// classic-level's explicit snapshot token; its type is not re-exported by name.
+type DbSnapshot = ReturnType<Db["snapshot"]>;
+
+export class EngineOpenError extends Error {
+  constructor(readonly path: string, readonly reason: string, options?: { cause?: unknown }) {
+    super(`cannot open data dir ${path}: ${reason}`, options);
+    this.name = "EngineOpenError";
+  }
+}
+
+/**
+ * One LevelDB instance with column families as key prefixes. A store has two:
+ * `<path>/kv` (user data + apply/region state) and `<path>/raft` (raft log + raft state).
+ */
+export class Engine {
+  private constructor(
+    readonly path: string,
+    readonly db: Db,
+  ) {}
+
+  static async open(path: string): Promise<Engine> {
+    const db: Db = new ClassicLevel<Buffer, Buffer>(path, { keyEncoding: "buffer", valueEncoding: "buffer" });
+    try {
+      await db.open();
+    } catch (err) {
+      throw new EngineOpenError(path, describeOpenFailure(err), { cause: err });
+    }
+    return new Engine(path, db);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  get(cf: CfName, key: Uint8Array): Promise<Buffer | undefined> {
+    return this.db.get(cfKey(cf, key));
+  }
+
+  getMeta(key: Buffer): Promise<Buffer | undefined> {
+    return this.db.get(key);
+  }
+
+  newBatch(): WriteBatch {
+    return new WriteBatch(this.db);
+  }
+
+  /** A point-in-time view: every read through it ignores later writes. Close it when done. */
+  snapshot(): EngineSnapshot {
+    return new EngineSnapshot(this.db, this.db.snapshot());
+  }
+}
+
+function describeOpenFailure(err: unknown): string {
+  const e = err as { code?: string; cause?: { message?: string } };
+  const detail = e.cause?.message ?? (err instanceof Error ? err.message : String(err));
+  if (/lock/i.test(detail)) return `it is locked by another process (${detail})`;
+  return detail;
+}
+
+/**
+ * An atomic batch of puts and deletes over CFs and meta keys. Uses classic-level's chained
+ * batch, which is 2-3x faster than the array form (node-stack.md).
+ */
+export class WriteBatch {
+  private readonly batch: ReturnType<Db["batch"]>;
+  private count = 0;
+  private bytes = 0;
+
+  constructor(db: Db) {
+    this.batch = db.batch();
+  }
+
+  put(cf: CfName, key: Uint8Array, value: Uint8Array): this {
+    return this.putMeta(cfKey(cf, key), Buffer.isBuffer(value) ? value : Buffer.from(value));
+  }
+
+  delete(cf: CfName, key: Uint8Array): this {
+    return this.deleteMeta(cfKey(cf, key));
+  }
+
+  putMeta(key: Buffer, value: Buffer): this {
+    this.batch.put(key, value);
+    this.count++;
+    this.bytes += key.length + value.length;
+    return this;
+  }
+
+  deleteMeta(key: Buffer): this {
+    this.batch.del(key);
+    this.count++;
+    this.bytes += key.length;
+    return this;
+  }
+
+  get length(): number {
+    return this.count;
+  }
+
+  get size(): number {
+    return this.bytes;
+  }
+
+  /** Writes everything atomically; `sync` waits for fsync. An empty batch is closed without I/O. */
+  async write(sync: boolean): Promise<void> {
+    if (this.count === 0) {
+      await this.batch.close();
+      return;
+    }
+    await this.batch.write({ sync });
+  }
+}
+
+/** The part of classic-level's iterator that the cursor uses, with buffer keys and values. */
+interface BufferIterator {
+  seek(target: Buffer): void;
+  next(): Promise<[Buffer, Buffer] | undefined>;
+  close(): Promise<void>;
+}
+
+export interface KvEntry {
+  key: Buffer;
+  value: Buffer;
+}
+
+/** A cursor over one CF within [lower, upper), reading from a snapshot. Keys come back without the CF prefix. */
+export class CfCursor {
+  private it: BufferIterator;
+  private current: KvEntry | undefined;
+  private readonly prefixLen: number;
+
+  constructor(db: Db, snapshot: DbSnapshot, readonly cf: CfName, lower: Uint8Array, upper: Uint8Array) {
+    const range = cfRange(cf, lower, upper);
+    this.prefixLen = cfPrefix(cf).length;
+    this.it = db.iterator({ gte: range.gte, lt: range.lt, snapshot }) as unknown as BufferIterator;
+  }
+
+  /** Positions at the first key >= `key` (and within the bounds). */
+  async seek(key: Uint8Array): Promise<void> {
+    this.it.seek(cfKey(this.cf, key));
+    await this.next();
+  }
+
+  /** Moves to the next entry; `valid` turns false at the end. */
+  async next(): Promise<void> {
+    const kv = await this.it.next();
+    this.current = kv === undefined ? undefined : { key: kv[0].subarray(this.prefixLen), value: kv[1] };
+  }
+
+  get valid(): boolean {
+    return this.current !== undefined;
+  }
+
+  get key(): Buffer {
+    if (!this.current) throw new Error(`cursor on CF ${this.cf} is not positioned`);
+    return this.current.key;
+  }
+
+  get value(): Buffer {
+    if (!this.current) throw new Error(`cursor on CF ${this.cf} is not positioned`);
+    return this.current.value;
+  }
+
+  /** Reads up to `limit` entries from the current position on. */
+  async take(limit: number): Promise<KvEntry[]> {
+    const out: KvEntry[] = [];
+    while (this.valid && out.length < limit) {
+      out.push(this.current!);
+      await this.next();
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.it.close();
+  }
+}
+
+export class EngineSnapshot {
+  private closed = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly snap: DbSnapshot,
+  ) {}
+
+  get(cf: CfName, key: Uint8Array): Promise<Buffer | undefined> {
+    return this.db.get(cfKey(cf, key), { snapshot: this.snap });
+  }
+
+  getMeta(key: Buffer): Promise<Buffer | undefined> {
+    return this.db.get(key, { snapshot: this.snap });
+  }
+
+  /** A cursor over the user keys [lower, upper) of a CF; empty upper = to the end of the CF. Not yet positioned: call seek(). */
+  cursor(cf: CfName, lower: Uint8Array = Buffer.alloc(0), upper: Uint8Array = Buffer.alloc(0)): CfCursor {
+    return new CfCursor(this.db, this.snap, cf, lower, upper);
+  }
+
+  /** Iterates raw engine keys in [gte, lt) (meta keys), from the snapshot. */
+  async *rawRange(gte: Buffer, lt: Buffer): AsyncGenerator<KvEntry> {
+    for await (const [key, value] of this.db.iterator({ gte, lt, snapshot: this.snap })) yield { key, value };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.snap.close();
+  }
+}

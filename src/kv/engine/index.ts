@@ -1,0 +1,2 @@
+export * from "./cf.js";
+export * from "./engine.js";

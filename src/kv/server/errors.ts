@@ -1,0 +1,7 @@
+/** An rpc this server does not serve (yet): answered with gRPC status UNIMPLEMENTED. */
+export class UnimplementedError extends Error {
+  constructor(readonly rpc: string) {
+    super(`${rpc} is not implemented by tinykv-ts`);
+    this.name = "UnimplementedError";
+  }
+}

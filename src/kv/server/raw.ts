@@ -1,0 +1,94 @@
+import { parseCf, UnknownCfError } from "../engine/index.js";
+import { InvalidArgumentError, RegionError, type Storage } from "../storage/index.js";
+import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
+import {
+  KvPair,
+  RawDeleteResponse,
+  RawGetResponse,
+  RawPutResponse,
+  RawScanResponse,
+  type RawDeleteRequest,
+  type RawGetRequest,
+  type RawPutRequest,
+  type RawScanRequest,
+} from "../../proto/kvrpcpb.js";
+import { checkKey, checkScanLimit, checkScanRange, checkValue } from "./validate.js";
+
+/**
+ * Outcome of a raw request that failed in a way the client should see in the response:
+ * a region error (retry elsewhere) or a plain error string (bad input).
+ */
+function rawFailure(err: unknown): { regionError?: RegionErrorPb; error: string } {
+  if (err instanceof RegionError) return { regionError: err.pb, error: "" };
+  if (err instanceof InvalidArgumentError || err instanceof UnknownCfError) return { error: err.message };
+  throw err; // an internal fault: the service wrapper turns it into a gRPC INTERNAL status
+}
+
+/** The four raw (non-transactional) rpcs, lab 1. Bad input is answered in `error`, nothing written. */
+export class RawHandlers {
+  constructor(private readonly storage: Storage) {}
+
+  async rawGet(req: RawGetRequest): Promise<RawGetResponse> {
+    try {
+      const cf = parseCf(req.cf);
+      checkKey(req.key);
+      const reader = await this.storage.reader(req.context);
+      try {
+        const value = await reader.getCF(cf, req.key);
+        return RawGetResponse.create(value === undefined ? { notFound: true } : { value });
+      } finally {
+        await reader.close();
+      }
+    } catch (err) {
+      return RawGetResponse.create(rawFailure(err));
+    }
+  }
+
+  async rawPut(req: RawPutRequest): Promise<RawPutResponse> {
+    try {
+      const cf = parseCf(req.cf);
+      checkKey(req.key);
+      checkValue(req.value);
+      await this.storage.write(req.context, [{ kind: "put", cf, key: req.key, value: req.value }]);
+      return RawPutResponse.create();
+    } catch (err) {
+      return RawPutResponse.create(rawFailure(err));
+    }
+  }
+
+  async rawDelete(req: RawDeleteRequest): Promise<RawDeleteResponse> {
+    try {
+      const cf = parseCf(req.cf);
+      checkKey(req.key);
+      await this.storage.write(req.context, [{ kind: "delete", cf, key: req.key }]);
+      return RawDeleteResponse.create();
+    } catch (err) {
+      return RawDeleteResponse.create(rawFailure(err));
+    }
+  }
+
+  async rawScan(req: RawScanRequest): Promise<RawScanResponse> {
+    try {
+      const cf = parseCf(req.cf);
+      checkScanLimit(req.limit);
+      checkScanRange(req.startKey, req.endKey);
+      const reader = await this.storage.reader(req.context);
+      const cursor = reader.iterCF(cf);
+      try {
+        await cursor.seek(req.startKey);
+        const kvs: KvPair[] = [];
+        while (cursor.valid && kvs.length < req.limit) {
+          if (req.endKey.length > 0 && Buffer.compare(cursor.key, req.endKey) >= 0) break;
+          kvs.push(KvPair.create({ key: cursor.key, value: cursor.value }));
+          await cursor.next();
+        }
+        return RawScanResponse.create({ kvs });
+      } finally {
+        await cursor.close();
+        await reader.close();
+      }
+    } catch (err) {
+      return RawScanResponse.create(rawFailure(err));
+    }
+  }
+}

@@ -1,0 +1,49 @@
+import * as grpc from "@grpc/grpc-js";
+import { TinyKvService, type TinyKvServer } from "../../proto/tinykvpb.js";
+import { MAX_GRPC_MESSAGE_BYTES } from "./limits.js";
+
+export class PortInUseError extends Error {
+  constructor(readonly addr: string) {
+    super(`cannot listen on ${addr}: address already in use`);
+    this.name = "PortInUseError";
+  }
+}
+
+/** Server options matching TinyKV's: big windows, a 10+ MiB message ceiling, lenient keepalive. */
+export const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
+  "grpc.max_receive_message_length": MAX_GRPC_MESSAGE_BYTES,
+  "grpc.max_send_message_length": MAX_GRPC_MESSAGE_BYTES,
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.http2.min_ping_interval_without_data_ms": 2000,
+};
+
+/** A gRPC server for the TinyKv service bound to `addr`; resolves with the bound port. */
+export async function listenTinyKv(service: TinyKvServer, addr: string): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server(GRPC_SERVER_OPTIONS);
+  server.addService(TinyKvService, service);
+  const port = await bindAsync(server, addr);
+  return { server, port };
+}
+
+export function bindAsync(server: grpc.Server, addr: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      if (err) reject(/EADDRINUSE|address already in use|No address added/i.test(err.message) ? new PortInUseError(addr) : err);
+      else resolve(port);
+    });
+  });
+}
+
+/** Stops taking new calls, lets in-flight ones finish (up to graceMs), then forces the rest. */
+export function shutdownGracefully(server: grpc.Server, graceMs = 5000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,75 @@
+import * as grpc from "@grpc/grpc-js";
+import type { TinyKvServer } from "../../proto/tinykvpb.js";
+import { Done, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
+import type { Logger } from "../../util/logger.js";
+import { InvalidArgumentError } from "../storage/index.js";
+import { UnimplementedError } from "./errors.js";
+import type { RawHandlers } from "./raw.js";
+import type { TxnHandlers } from "./txn.js";
+
+/** Where raft traffic from other stores goes (the raftstore); absent in standalone mode. */
+export interface RaftMessageSink {
+  onRaftMessage(msg: RaftMessage): void;
+  /** Receives one snapshot stream: the first chunk carries the message, the rest carry data. */
+  onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void>;
+}
+
+function toStatus(err: unknown): Partial<grpc.StatusObject> {
+  if (err instanceof UnimplementedError) return { code: grpc.status.UNIMPLEMENTED, details: err.message };
+  if (err instanceof InvalidArgumentError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
+  return { code: grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err) };
+}
+
+function unary<Req, Res>(log: Logger, rpc: string, fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    fn(call.request).then(
+      (res) => callback(null, res),
+      (err: unknown) => {
+        const status = toStatus(err);
+        if (status.code === grpc.status.INTERNAL) log.error({ err, rpc }, "rpc failed");
+        callback(status, null);
+      },
+    );
+  };
+}
+
+/** Builds the tinykvpb.TinyKv implementation: decode, route, map errors; the logic lives elsewhere. */
+export function createTinyKvService(opts: { raw: RawHandlers; txn: TxnHandlers; raft?: RaftMessageSink; log: Logger }): TinyKvServer {
+  const { raw, txn, raft, log } = opts;
+  return {
+    kvGet: unary(log, "KvGet", (r) => txn.kvGet(r)),
+    kvScan: unary(log, "KvScan", (r) => txn.kvScan(r)),
+    kvPrewrite: unary(log, "KvPrewrite", (r) => txn.kvPrewrite(r)),
+    kvCommit: unary(log, "KvCommit", (r) => txn.kvCommit(r)),
+    kvCheckTxnStatus: unary(log, "KvCheckTxnStatus", (r) => txn.kvCheckTxnStatus(r)),
+    kvBatchRollback: unary(log, "KvBatchRollback", (r) => txn.kvBatchRollback(r)),
+    kvResolveLock: unary(log, "KvResolveLock", (r) => txn.kvResolveLock(r)),
+    rawGet: unary(log, "RawGet", (r) => raw.rawGet(r)),
+    rawPut: unary(log, "RawPut", (r) => raw.rawPut(r)),
+    rawDelete: unary(log, "RawDelete", (r) => raw.rawDelete(r)),
+    rawScan: unary(log, "RawScan", (r) => raw.rawScan(r)),
+    coprocessor: unary(log, "Coprocessor", async () => {
+      throw new UnimplementedError("Coprocessor");
+    }),
+    raft: (call, callback) => {
+      if (!raft) {
+        callback({ code: grpc.status.UNIMPLEMENTED, details: "this store runs in standalone mode: no raft" }, null);
+        return;
+      }
+      call.on("data", (msg: RaftMessage) => raft.onRaftMessage(msg));
+      call.on("end", () => callback(null, Done.create()));
+      // A peer store going away mid-stream is normal (restart, partition); it reconnects.
+      call.on("error", () => undefined);
+    },
+    snapshot: (call, callback) => {
+      if (!raft) {
+        callback({ code: grpc.status.UNIMPLEMENTED, details: "this store runs in standalone mode: no raft" }, null);
+        return;
+      }
+      raft.onSnapshot(call as AsyncIterable<SnapshotChunk>).then(
+        () => callback(null, Done.create()),
+        (err: unknown) => callback({ code: grpc.status.ABORTED, details: err instanceof Error ? err.message : String(err) }, null),
+      );
+    },
+  };
+}

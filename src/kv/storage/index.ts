@@ -1,0 +1,3 @@
+export * from "./storage.js";
+export * from "./errors.js";
+export * from "./standalone.js";

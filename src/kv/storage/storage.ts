@@ -1,0 +1,30 @@
+import type { CfName, CfCursor } from "../engine/index.js";
+import type { Context } from "../../proto/kvrpcpb.js";
+
+/** One change of a write batch. */
+export type Modify =
+  | { kind: "put"; cf: CfName; key: Buffer; value: Buffer }
+  | { kind: "delete"; cf: CfName; key: Buffer };
+
+/**
+ * A consistent point-in-time view of the data a request may read. For RaftStorage it is
+ * bound to one region: reads outside the region's range are refused.
+ */
+export interface StorageReader {
+  getCF(cf: CfName, key: Uint8Array): Promise<Buffer | undefined>;
+  /** A cursor over the CF, limited to the reader's range; call seek() before reading. */
+  iterCF(cf: CfName): CfCursor;
+  close(): Promise<void>;
+}
+
+/**
+ * Where the KV service and the transaction layer keep data. `write` is atomic: all of the
+ * batch or none of it. Errors about routing (wrong region, not leader, stale epoch) are
+ * thrown as `RegionError` and end up in the response's `region_error`.
+ */
+export interface Storage {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  write(ctx: Context | undefined, batch: Modify[]): Promise<void>;
+  reader(ctx: Context | undefined): Promise<StorageReader>;
+}
