@@ -23,7 +23,7 @@ proto:
 	bash scripts/gen-proto.sh
 
 run: build
-	bash scripts/run-cluster.sh
+	node dist/src/cli/tinykv-server.js --standalone --path=data/standalone
 
 standalone: build
 	node dist/src/cli/tinykv-server.js --standalone --path=data/standalone

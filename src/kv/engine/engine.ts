@@ -132,7 +132,7 @@ export class CfCursor {
   private current: KvEntry | undefined;
   private readonly prefixLen: number;
 
-  constructor(db: Db, snapshot: DbSnapshot, readonly cf: CfName, lower: Uint8Array, upper: Uint8Array) {
+  constructor(db: Db, snapshot: DbSnapshot, readonly cf: CfName, private readonly lower: Uint8Array, upper: Uint8Array) {
     const range = cfRange(cf, lower, upper);
     this.prefixLen = cfPrefix(cf).length;
     this.it = db.iterator({ gte: range.gte, lt: range.lt, snapshot }) as unknown as BufferIterator;
@@ -140,7 +140,8 @@ export class CfCursor {
 
   /** Positions at the first key >= `key` (and within the bounds). */
   async seek(key: Uint8Array): Promise<void> {
-    this.it.seek(cfKey(this.cf, key));
+    // LevelDB's seek ignores the iterator's lower bound, so clamp it here.
+    this.it.seek(cfKey(this.cf, Buffer.compare(key, this.lower) < 0 ? this.lower : key));
     await this.next();
   }
 

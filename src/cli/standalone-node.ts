@@ -1,0 +1,29 @@
+import { join } from "node:path";
+import { StandaloneStorage } from "../kv/storage/index.js";
+import { createTinyKvService, listenTinyKv, RawHandlers, shutdownGracefully, TxnHandlers } from "../kv/server/index.js";
+import type { Logger } from "../util/logger.js";
+
+export interface RunningNode {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Builds and starts a standalone store: one LevelDB under `<path>/kv`, the TinyKv service on `addr`. */
+export async function startStandaloneServer(opts: { path: string; addr: string; log: Logger }): Promise<RunningNode> {
+  const storage = new StandaloneStorage(join(opts.path, "kv"));
+  await storage.start();
+  try {
+    const service = createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), log: opts.log });
+    const { server, port } = await listenTinyKv(service, opts.addr);
+    return {
+      port,
+      async stop() {
+        await shutdownGracefully(server);
+        await storage.stop();
+      },
+    };
+  } catch (err) {
+    await storage.stop();
+    throw err;
+  }
+}

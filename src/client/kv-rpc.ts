@@ -1,0 +1,70 @@
+import * as grpc from "@grpc/grpc-js";
+import * as kv from "../proto/kvrpcpb.js";
+import { TinyKvClient } from "../proto/tinykvpb.js";
+
+/** Default per-call deadline of the promise client. */
+export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
+
+type Callback<Res> = (err: grpc.ServiceError | null, res: Res) => void;
+type Method<Req, Res> = (req: Req, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, cb: Callback<Res>) => grpc.ClientUnaryCall;
+
+/**
+ * A promise-based client of one tinykv-server's TinyKv service. Requests are partial
+ * messages: unset fields take their protobuf defaults.
+ */
+export class TinyKvRpc {
+  readonly client: TinyKvClient;
+
+  constructor(
+    readonly addr: string,
+    private readonly timeoutMs = DEFAULT_RPC_TIMEOUT_MS,
+    options: grpc.ClientOptions = {},
+  ) {
+    this.client = new TinyKvClient(addr, grpc.credentials.createInsecure(), options);
+  }
+
+  private unary<Req, Res>(method: unknown, req: Req): Promise<Res> {
+    const m = method as Method<Req, Res>;
+    return new Promise((resolve, reject) => {
+      m.call(this.client, req, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => (err ? reject(err) : resolve(res)));
+    });
+  }
+
+  rawGet(req: Partial<kv.RawGetRequest>): Promise<kv.RawGetResponse> {
+    return this.unary(this.client.rawGet, kv.RawGetRequest.fromPartial(req));
+  }
+  rawPut(req: Partial<kv.RawPutRequest>): Promise<kv.RawPutResponse> {
+    return this.unary(this.client.rawPut, kv.RawPutRequest.fromPartial(req));
+  }
+  rawDelete(req: Partial<kv.RawDeleteRequest>): Promise<kv.RawDeleteResponse> {
+    return this.unary(this.client.rawDelete, kv.RawDeleteRequest.fromPartial(req));
+  }
+  rawScan(req: Partial<kv.RawScanRequest>): Promise<kv.RawScanResponse> {
+    return this.unary(this.client.rawScan, kv.RawScanRequest.fromPartial(req));
+  }
+  kvGet(req: Partial<kv.GetRequest>): Promise<kv.GetResponse> {
+    return this.unary(this.client.kvGet, kv.GetRequest.fromPartial(req));
+  }
+  kvScan(req: Partial<kv.ScanRequest>): Promise<kv.ScanResponse> {
+    return this.unary(this.client.kvScan, kv.ScanRequest.fromPartial(req));
+  }
+  kvPrewrite(req: Partial<kv.PrewriteRequest>): Promise<kv.PrewriteResponse> {
+    return this.unary(this.client.kvPrewrite, kv.PrewriteRequest.fromPartial(req));
+  }
+  kvCommit(req: Partial<kv.CommitRequest>): Promise<kv.CommitResponse> {
+    return this.unary(this.client.kvCommit, kv.CommitRequest.fromPartial(req));
+  }
+  kvCheckTxnStatus(req: Partial<kv.CheckTxnStatusRequest>): Promise<kv.CheckTxnStatusResponse> {
+    return this.unary(this.client.kvCheckTxnStatus, kv.CheckTxnStatusRequest.fromPartial(req));
+  }
+  kvBatchRollback(req: Partial<kv.BatchRollbackRequest>): Promise<kv.BatchRollbackResponse> {
+    return this.unary(this.client.kvBatchRollback, kv.BatchRollbackRequest.fromPartial(req));
+  }
+  kvResolveLock(req: Partial<kv.ResolveLockRequest>): Promise<kv.ResolveLockResponse> {
+    return this.unary(this.client.kvResolveLock, kv.ResolveLockRequest.fromPartial(req));
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

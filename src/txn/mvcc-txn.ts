@@ -1,0 +1,112 @@
+/**
+ * An MVCC transaction: reads from one storage snapshot at a start timestamp and buffers its
+ * writes as `Modify[]`, which the command runner applies in a single atomic `storage.write`.
+ * It knows the three CFs' layouts; it knows nothing about Percolator's rules (the commands do).
+ */
+import { CF_DEFAULT, CF_LOCK, CF_WRITE } from "../kv/engine/index.js";
+import type { Modify, StorageReader } from "../kv/storage/index.js";
+import { decodeTimestamp, encodeBytes, encodeKey, isVersionOf, TsMax } from "./codec.js";
+import { Lock, Write, WriteKind } from "./records.js";
+
+/** A write record together with the commit timestamp its key carries. */
+export interface WriteAt {
+  write: Write;
+  commitTs: bigint;
+}
+
+export class MvccTxn {
+  private readonly buffer: Modify[] = [];
+
+  constructor(
+    readonly reader: StorageReader,
+    readonly startTs: bigint,
+  ) {}
+
+  /** The buffered changes, in the order they were made. */
+  get writes(): readonly Modify[] {
+    return this.buffer;
+  }
+
+  /** Drops everything buffered: a command that found an error writes nothing. */
+  discardWrites(): void {
+    this.buffer.length = 0;
+  }
+
+  putWrite(key: Uint8Array, commitTs: bigint, write: Write): void {
+    this.buffer.push({ kind: "put", cf: CF_WRITE, key: encodeKey(key, commitTs), value: write.toBytes() });
+  }
+
+  async getLock(key: Uint8Array): Promise<Lock | undefined> {
+    const bytes = await this.reader.getCF(CF_LOCK, key);
+    return bytes === undefined ? undefined : Lock.parse(bytes);
+  }
+
+  putLock(key: Uint8Array, lock: Lock): void {
+    this.buffer.push({ kind: "put", cf: CF_LOCK, key: Buffer.from(key), value: lock.toBytes() });
+  }
+
+  deleteLock(key: Uint8Array): void {
+    this.buffer.push({ kind: "delete", cf: CF_LOCK, key: Buffer.from(key) });
+  }
+
+  putValue(key: Uint8Array, value: Buffer): void {
+    this.buffer.push({ kind: "put", cf: CF_DEFAULT, key: encodeKey(key, this.startTs), value });
+  }
+
+  deleteValue(key: Uint8Array): void {
+    this.buffer.push({ kind: "delete", cf: CF_DEFAULT, key: encodeKey(key, this.startTs) });
+  }
+
+  /**
+   * The value of `key` visible at startTs: the newest write with commit_ts <= startTs decides
+   * (Put → its value, Delete → none); rollback records are not versions and are skipped.
+   */
+  async getValue(key: Uint8Array): Promise<Buffer | undefined> {
+    const userKey = encodeBytes(key);
+    const cursor = this.reader.iterCF(CF_WRITE);
+    try {
+      await cursor.seek(encodeKey(key, this.startTs));
+      for (; cursor.valid && isVersionOf(cursor.key, userKey); await cursor.next()) {
+        const write = Write.parse(cursor.value);
+        if (write.kind === WriteKind.Rollback) continue;
+        if (write.kind === WriteKind.Delete) return undefined;
+        return await this.reader.getCF(CF_DEFAULT, encodeKey(key, write.startTs));
+      }
+      return undefined;
+    } finally {
+      await cursor.close();
+    }
+  }
+
+  /** The write this txn (start_ts == startTs) left on `key`: its commit or its rollback record. */
+  async currentWrite(key: Uint8Array): Promise<WriteAt | undefined> {
+    const userKey = encodeBytes(key);
+    const cursor = this.reader.iterCF(CF_WRITE);
+    try {
+      await cursor.seek(encodeKey(key, TsMax));
+      for (; cursor.valid && isVersionOf(cursor.key, userKey); await cursor.next()) {
+        const commitTs = decodeTimestamp(cursor.key);
+        // commit_ts >= start_ts for every record of a txn, so older records cannot be ours.
+        if (commitTs < this.startTs) return undefined;
+        const write = Write.parse(cursor.value);
+        if (write.startTs === this.startTs) return { write, commitTs };
+      }
+      return undefined;
+    } finally {
+      await cursor.close();
+    }
+  }
+
+  /** The newest write on `key` of any txn (including rollback records), or undefined. */
+  async mostRecentWrite(key: Uint8Array): Promise<WriteAt | undefined> {
+    const userKey = encodeBytes(key);
+    const cursor = this.reader.iterCF(CF_WRITE);
+    try {
+      await cursor.seek(encodeKey(key, TsMax));
+      if (!cursor.valid || !isVersionOf(cursor.key, userKey)) return undefined;
+      return { write: Write.parse(cursor.value), commitTs: decodeTimestamp(cursor.key) };
+    } finally {
+      await cursor.close();
+    }
+  }
+}

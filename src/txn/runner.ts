@@ -1,0 +1,48 @@
+/**
+ * Runs one transactional command: latch its keys, take a snapshot *after* the latches are held
+ * (so it sees every write of the commands that ran before it on those keys), run the command's
+ * logic against an MvccTxn, then apply the buffered writes as one atomic batch.
+ */
+import type { Context } from "../proto/kvrpcpb.js";
+import type { Storage } from "../kv/storage/index.js";
+import { Latches } from "./latches.js";
+import { MvccTxn } from "./mvcc-txn.js";
+
+export class CommandRunner {
+  readonly latches = new Latches();
+
+  constructor(readonly storage: Storage) {}
+
+  /** A read-only command: one snapshot, no latches (a snapshot never sees a half-applied batch). */
+  async read<T>(ctx: Context | undefined, ts: bigint, fn: (txn: MvccTxn) => Promise<T>): Promise<T> {
+    const reader = await this.storage.reader(ctx);
+    try {
+      return await fn(new MvccTxn(reader, ts));
+    } finally {
+      await reader.close();
+    }
+  }
+
+  /**
+   * A command that may write `keys`. Whatever `fn` leaves buffered in the txn is written in one
+   * batch before the latches are released; a thrown error writes nothing.
+   */
+  async write<T>(ctx: Context | undefined, keys: readonly Uint8Array[], ts: bigint, fn: (txn: MvccTxn) => Promise<T>): Promise<T> {
+    const guard = await this.latches.acquire(keys);
+    try {
+      const reader = await this.storage.reader(ctx);
+      let result: T;
+      let txn: MvccTxn;
+      try {
+        txn = new MvccTxn(reader, ts);
+        result = await fn(txn);
+      } finally {
+        await reader.close();
+      }
+      if (txn.writes.length > 0) await this.storage.write(ctx, [...txn.writes]);
+      return result;
+    } finally {
+      guard.release();
+    }
+  }
+}

@@ -1,0 +1,88 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { CF_DEFAULT, CF_LOCK, CF_WRITE, Engine } from "../../src/kv/engine/index.js";
+import { tempDir } from "../harness/wait.js";
+
+const b = (s: string) => Buffer.from(s);
+
+describe("lab1 engine", () => {
+  let dir: ReturnType<typeof tempDir>;
+  let engine: Engine;
+
+  beforeEach(async () => {
+    dir = tempDir();
+    engine = await Engine.open(dir.path);
+  });
+  afterEach(async () => {
+    await engine.close();
+    dir.cleanup();
+  });
+
+  it("keeps column families apart", async () => {
+    await engine.newBatch().put(CF_DEFAULT, b("k"), b("d")).put(CF_LOCK, b("k"), b("l")).put(CF_WRITE, b("k"), b("w")).write(true);
+    expect((await engine.get(CF_DEFAULT, b("k")))?.toString()).toBe("d");
+    expect((await engine.get(CF_LOCK, b("k")))?.toString()).toBe("l");
+    expect((await engine.get(CF_WRITE, b("k")))?.toString()).toBe("w");
+    await engine.newBatch().delete(CF_LOCK, b("k")).write(true);
+    expect(await engine.get(CF_LOCK, b("k"))).toBeUndefined();
+    expect((await engine.get(CF_DEFAULT, b("k")))?.toString()).toBe("d");
+  });
+
+  it("writes a batch atomically: all of it is visible together", async () => {
+    const snapBefore = engine.snapshot();
+    const batch = engine.newBatch();
+    for (let i = 0; i < 100; i++) batch.put(CF_DEFAULT, b(`key${i}`), b(`v${i}`));
+    await batch.write(true);
+    const cursor = snapBefore.cursor(CF_DEFAULT);
+    await cursor.seek(Buffer.alloc(0));
+    expect(cursor.valid).toBe(false);
+    await cursor.close();
+    await snapBefore.close();
+    const snap = engine.snapshot();
+    const all = snap.cursor(CF_DEFAULT);
+    await all.seek(Buffer.alloc(0));
+    expect((await all.take(1000)).length).toBe(100);
+    await all.close();
+    await snap.close();
+  });
+
+  it("bounds a cursor to its CF and its range", async () => {
+    const batch = engine.newBatch();
+    for (const k of ["a", "b", "c", "d"]) batch.put(CF_DEFAULT, b(k), b(k.toUpperCase()));
+    batch.put(CF_LOCK, b("b2"), b("lock"));
+    batch.put(CF_WRITE, b("0"), b("write"));
+    await batch.write(true);
+    const snap = engine.snapshot();
+    const ranged = snap.cursor(CF_DEFAULT, b("b"), b("d"));
+    await ranged.seek(b("a"));
+    expect((await ranged.take(10)).map((e) => e.key.toString())).toEqual(["b", "c"]);
+    await ranged.close();
+    const whole = snap.cursor(CF_DEFAULT);
+    await whole.seek(b(""));
+    expect((await whole.take(10)).map((e) => e.key.toString())).toEqual(["a", "b", "c", "d"]);
+    await whole.close();
+    const lock = snap.cursor(CF_LOCK);
+    await lock.seek(b(""));
+    expect((await lock.take(10)).map((e) => e.value.toString())).toEqual(["lock"]);
+    await lock.close();
+    await snap.close();
+  });
+
+  it("gives a reader a point-in-time view that later writes do not change", async () => {
+    await engine.newBatch().put(CF_DEFAULT, b("k1"), b("before")).put(CF_DEFAULT, b("k2"), b("before")).write(true);
+    const snap = engine.snapshot();
+    await engine.newBatch().put(CF_DEFAULT, b("k1"), b("after")).delete(CF_DEFAULT, b("k2")).put(CF_DEFAULT, b("k3"), b("new")).write(true);
+    expect((await snap.get(CF_DEFAULT, b("k1")))?.toString()).toBe("before");
+    expect((await snap.get(CF_DEFAULT, b("k2")))?.toString()).toBe("before");
+    expect(await snap.get(CF_DEFAULT, b("k3"))).toBeUndefined();
+    const cursor = snap.cursor(CF_DEFAULT);
+    await cursor.seek(b(""));
+    expect((await cursor.take(10)).map((e) => `${e.key}=${e.value}`)).toEqual(["k1=before", "k2=before"]);
+    await cursor.close();
+    await snap.close();
+    expect((await engine.get(CF_DEFAULT, b("k1")))?.toString()).toBe("after");
+  });
+
+  it("refuses a second open of a locked data dir with a clear error", async () => {
+    await expect(Engine.open(dir.path)).rejects.toThrow(/locked by another process/);
+  });
+});
