@@ -31,10 +31,9 @@ export class CommandRunner {
     const guard = await this.latches.acquire(keys);
     try {
       const reader = await this.storage.reader(ctx);
+      const txn = new MvccTxn(reader, ts);
       let result: T;
-      let txn: MvccTxn;
       try {
-        txn = new MvccTxn(reader, ts);
         result = await fn(txn);
       } finally {
         await reader.close();

@@ -1,45 +1,85 @@
-import type {
-  BatchRollbackRequest,
+import {
   BatchRollbackResponse,
-  CheckTxnStatusRequest,
   CheckTxnStatusResponse,
-  CommitRequest,
   CommitResponse,
-  GetRequest,
   GetResponse,
-  PrewriteRequest,
   PrewriteResponse,
-  ResolveLockRequest,
   ResolveLockResponse,
-  ScanRequest,
   ScanResponse,
+  type BatchRollbackRequest,
+  type CheckTxnStatusRequest,
+  type CommitRequest,
+  type GetRequest,
+  type PrewriteRequest,
+  type ResolveLockRequest,
+  type ScanRequest,
 } from "../../proto/kvrpcpb.js";
-import type { Storage } from "../storage/index.js";
-import { UnimplementedError } from "./errors.js";
+import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
+import { RegionError, type Storage } from "../storage/index.js";
+import * as txn from "../../txn/index.js";
+import { checkKey, checkScanLimit, checkValue } from "./validate.js";
 
-/** The transactional rpcs (lab 4). Placeholder until src/txn lands: each answers UNIMPLEMENTED. */
+/**
+ * Runs a command; a region error becomes the response's `region_error` (the client retries
+ * elsewhere), anything else propagates: InvalidArgumentError → INVALID_ARGUMENT, the rest INTERNAL.
+ */
+async function withRegionError<T>(run: () => Promise<T>, onRegionError: (pb: RegionErrorPb) => T): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof RegionError) return onRegionError(err.pb);
+    throw err;
+  }
+}
+
+/** The transactional rpcs (lab 4): size limits here, Percolator in src/txn. */
 export class TxnHandlers {
-  constructor(readonly storage: Storage) {}
+  private readonly runner: txn.CommandRunner;
 
-  async kvGet(_req: GetRequest): Promise<GetResponse> {
-    throw new UnimplementedError("KvGet");
+  constructor(readonly storage: Storage) {
+    this.runner = new txn.CommandRunner(storage);
   }
-  async kvScan(_req: ScanRequest): Promise<ScanResponse> {
-    throw new UnimplementedError("KvScan");
+
+  async kvGet(req: GetRequest): Promise<GetResponse> {
+    checkKey(req.key);
+    return withRegionError(() => txn.kvGet(this.runner, req), (regionError) => GetResponse.create({ regionError }));
   }
-  async kvPrewrite(_req: PrewriteRequest): Promise<PrewriteResponse> {
-    throw new UnimplementedError("KvPrewrite");
+
+  async kvScan(req: ScanRequest): Promise<ScanResponse> {
+    if (req.limit > 0) checkScanLimit(req.limit); // limit 0 is answered with no pairs, as TinyKV does
+    return withRegionError(() => txn.kvScan(this.runner, req), (regionError) => ScanResponse.create({ regionError }));
   }
-  async kvCommit(_req: CommitRequest): Promise<CommitResponse> {
-    throw new UnimplementedError("KvCommit");
+
+  async kvPrewrite(req: PrewriteRequest): Promise<PrewriteResponse> {
+    req.mutations.forEach((m, i) => {
+      checkKey(m.key, `mutations[${i}].key`);
+      checkValue(m.value);
+    });
+    return withRegionError(() => txn.kvPrewrite(this.runner, req), (regionError) => PrewriteResponse.create({ regionError }));
   }
-  async kvCheckTxnStatus(_req: CheckTxnStatusRequest): Promise<CheckTxnStatusResponse> {
-    throw new UnimplementedError("KvCheckTxnStatus");
+
+  async kvCommit(req: CommitRequest): Promise<CommitResponse> {
+    req.keys.forEach((k, i) => checkKey(k, `keys[${i}]`));
+    return withRegionError(() => txn.kvCommit(this.runner, req), (regionError) => CommitResponse.create({ regionError }));
   }
-  async kvBatchRollback(_req: BatchRollbackRequest): Promise<BatchRollbackResponse> {
-    throw new UnimplementedError("KvBatchRollback");
+
+  async kvCheckTxnStatus(req: CheckTxnStatusRequest): Promise<CheckTxnStatusResponse> {
+    checkKey(req.primaryKey, "primary_key");
+    return withRegionError(
+      () => txn.kvCheckTxnStatus(this.runner, req),
+      (regionError) => CheckTxnStatusResponse.create({ regionError }),
+    );
   }
-  async kvResolveLock(_req: ResolveLockRequest): Promise<ResolveLockResponse> {
-    throw new UnimplementedError("KvResolveLock");
+
+  async kvBatchRollback(req: BatchRollbackRequest): Promise<BatchRollbackResponse> {
+    req.keys.forEach((k, i) => checkKey(k, `keys[${i}]`));
+    return withRegionError(
+      () => txn.kvBatchRollback(this.runner, req),
+      (regionError) => BatchRollbackResponse.create({ regionError }),
+    );
+  }
+
+  async kvResolveLock(req: ResolveLockRequest): Promise<ResolveLockResponse> {
+    return withRegionError(() => txn.kvResolveLock(this.runner, req), (regionError) => ResolveLockResponse.create({ regionError }));
   }
 }

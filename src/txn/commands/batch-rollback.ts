@@ -1,0 +1,25 @@
+/** KvBatchRollback: abort a txn on the given keys (client-initiated, e.g. after a prewrite conflict). */
+import { BatchRollbackResponse, type BatchRollbackRequest } from "../../proto/kvrpcpb.js";
+import type { CommandRunner } from "../runner.js";
+import { requireKeys, requireTs } from "../validate.js";
+import { rollbackKey } from "./key-actions.js";
+import { uniqueKeys } from "./unique-keys.js";
+
+export async function kvBatchRollback(runner: CommandRunner, req: BatchRollbackRequest): Promise<BatchRollbackResponse> {
+  requireTs(req.startVersion, "start_version");
+  requireKeys(req.keys, "keys");
+  const keys = uniqueKeys(req.keys);
+  if (keys.length === 0) return BatchRollbackResponse.create();
+
+  return runner.write(req.context, keys, req.startVersion, async (txn) => {
+    for (const key of keys) {
+      const error = await rollbackKey(txn, key);
+      if (error !== undefined) {
+        // A committed key means the txn is committed: rolling back its other keys would tear it.
+        txn.discardWrites();
+        return BatchRollbackResponse.create({ error });
+      }
+    }
+    return BatchRollbackResponse.create();
+  });
+}

@@ -1,0 +1,40 @@
+/**
+ * KvCheckTxnStatus: the state of a txn, read from its primary key, as other txns' lock resolvers
+ * ask it. A live lock answers its TTL; an expired one is rolled back (TTLExpireRollback); with no
+ * lock the txn's write record answers committed (commit_version) or rolled back, and when there is
+ * no record either, a rollback record is written (LockNotExistRollback) so that the txn's prewrite,
+ * if still in flight, can never succeed later.
+ */
+import { Action, CheckTxnStatusResponse, type CheckTxnStatusRequest } from "../../proto/kvrpcpb.js";
+import { physicalTime } from "../codec.js";
+import { Write, WriteKind } from "../records.js";
+import type { CommandRunner } from "../runner.js";
+import { requireKey, requireTs } from "../validate.js";
+import { removeOwnLock } from "./key-actions.js";
+
+export async function kvCheckTxnStatus(runner: CommandRunner, req: CheckTxnStatusRequest): Promise<CheckTxnStatusResponse> {
+  const { primaryKey: key, lockTs, currentTs } = req;
+  requireKey(key, "primary_key");
+  requireTs(lockTs, "lock_ts");
+  requireTs(currentTs, "current_ts");
+
+  return runner.write(req.context, [key], lockTs, async (txn) => {
+    const lock = await txn.getLock(key);
+    if (lock !== undefined && lock.ts === lockTs) {
+      // TTL is in ms of the TSO's physical clock: expired once lock time + ttl has passed.
+      if (physicalTime(lock.ts) + lock.ttl <= physicalTime(currentTs)) {
+        removeOwnLock(txn, key, lock);
+        txn.putWrite(key, lockTs, new Write(lockTs, WriteKind.Rollback));
+        return CheckTxnStatusResponse.create({ action: Action.TTLExpireRollback });
+      }
+      return CheckTxnStatusResponse.create({ lockTtl: lock.ttl, action: Action.NoAction });
+    }
+    const own = await txn.currentWrite(key);
+    if (own !== undefined) {
+      const committed = own.write.kind !== WriteKind.Rollback;
+      return CheckTxnStatusResponse.create({ commitVersion: committed ? own.commitTs : 0n, action: Action.NoAction });
+    }
+    txn.putWrite(key, lockTs, new Write(lockTs, WriteKind.Rollback));
+    return CheckTxnStatusResponse.create({ action: Action.LockNotExistRollback });
+  });
+}

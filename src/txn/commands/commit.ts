@@ -1,0 +1,26 @@
+/** KvCommit, Percolator's second phase: turn this txn's locks on the given keys into write records. */
+import { CommitResponse, type CommitRequest } from "../../proto/kvrpcpb.js";
+import type { CommandRunner } from "../runner.js";
+import { requireCommitAfterStart, requireKeys, requireTs } from "../validate.js";
+import { commitKey } from "./key-actions.js";
+import { uniqueKeys } from "./unique-keys.js";
+
+export async function kvCommit(runner: CommandRunner, req: CommitRequest): Promise<CommitResponse> {
+  requireTs(req.startVersion, "start_version");
+  requireCommitAfterStart(req.startVersion, req.commitVersion);
+  requireKeys(req.keys, "keys");
+  const keys = uniqueKeys(req.keys);
+  if (keys.length === 0) return CommitResponse.create();
+
+  return runner.write(req.context, keys, req.startVersion, async (txn) => {
+    for (const key of keys) {
+      const error = await commitKey(txn, key, req.commitVersion);
+      if (error !== undefined) {
+        // All or nothing per request: the client retries or aborts the whole commit.
+        txn.discardWrites();
+        return CommitResponse.create({ error });
+      }
+    }
+    return CommitResponse.create();
+  });
+}

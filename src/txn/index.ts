@@ -1,0 +1,13 @@
+export * from "./codec.js";
+export * from "./records.js";
+export * from "./mvcc-txn.js";
+export * from "./latches.js";
+export * from "./runner.js";
+export * from "./scanner.js";
+export { kvGet } from "./commands/get.js";
+export { kvScan } from "./commands/scan.js";
+export { kvPrewrite } from "./commands/prewrite.js";
+export { kvCommit } from "./commands/commit.js";
+export { kvCheckTxnStatus } from "./commands/check-txn-status.js";
+export { kvBatchRollback } from "./commands/batch-rollback.js";
+export { kvResolveLock } from "./commands/resolve-lock.js";
