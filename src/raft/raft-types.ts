@@ -1,0 +1,54 @@
+// Types shared by the raft files (kept apart from raft.ts so the files that implement parts of
+// Raft can import them without an import cycle at load time).
+import { RaftStorage } from "./storage.js";
+
+export interface RaftConfig {
+  id: bigint;
+  /** Initial membership, used only when the storage's ConfState is empty. */
+  peers?: bigint[];
+  electionTick: number;
+  heartbeatTick: number;
+  storage: RaftStorage;
+  /** Last applied index on restart. */
+  applied?: bigint;
+  /** Bytes of entries per MsgAppend (default 1 MiB). */
+  maxSizePerMsg?: number;
+  /** Pipelined appends in flight per follower (default 256). */
+  maxInflightMsgs?: number;
+  preVote?: boolean;
+  checkQuorum?: boolean;
+  /** Seeded RNG returning [0,1); defaults to a PRNG seeded by the node id. */
+  random?: () => number;
+}
+
+export enum StateType {
+  Follower,
+  Candidate,
+  Leader,
+  PreCandidate,
+}
+
+export interface SoftState {
+  lead: bigint;
+  raftState: StateType;
+}
+
+export interface ReadState {
+  index: bigint;
+  requestCtx: Buffer;
+}
+
+export enum CampaignType {
+  PreElection = "PreElection",
+  Election = "Election",
+  Transfer = "Transfer",
+}
+
+/** Context of vote requests from a MsgTimeoutNow campaign: voters bypass their leader lease. */
+export const CAMPAIGN_TRANSFER = Buffer.from("CampaignTransfer");
+
+export enum VoteResult {
+  Pending,
+  Won,
+  Lost,
+}

@@ -1,0 +1,231 @@
+// The application's handle on a Raft: feeds it ticks and messages and collects its output as a
+// Ready. The application persists Ready.entries/hardState/snapshot, then sends the messages,
+// applies committedEntries, and calls advance(rd).
+import {
+  ConfChange,
+  ConfChangeType,
+  ConfState,
+  Entry,
+  EntryType,
+  HardState,
+  Message,
+  MessageType,
+  Snapshot,
+} from "./eraftpb.js";
+import { ErrInvalidConfig, ErrStepLocalMsg } from "./errors.js";
+import { ProgressState } from "./progress.js";
+import { Raft } from "./raft.js";
+import { RaftConfig, ReadState, SoftState, StateType } from "./raft-types.js";
+import { hardStateEqual, isEmptyHardState, isLocalMsg, newEntry, newMessage } from "./util.js";
+
+export interface Ready {
+  /** Only when changed since the last Ready. */
+  softState?: SoftState;
+  /** Only when changed since the last Ready; persist before sending messages. */
+  hardState?: HardState;
+  /** Entries to append to stable storage (may overwrite a suffix). */
+  entries: Entry[];
+  /** Snapshot to install in storage and the state machine. */
+  snapshot?: Snapshot;
+  /** Entries to apply. */
+  committedEntries: Entry[];
+  /** Messages to send after persisting entries and hardState. */
+  messages: Message[];
+  readStates: ReadState[];
+  /** Whether the persisted write must be synced (entries, term or vote changed). */
+  mustSync: boolean;
+}
+
+export enum SnapshotStatus {
+  Finish,
+  Failure,
+}
+
+export interface PeerProgress {
+  match: bigint;
+  next: bigint;
+  state: string;
+}
+
+export interface Status {
+  id: bigint;
+  hardState: HardState;
+  softState: SoftState;
+  applied: bigint;
+  progress: Map<bigint, PeerProgress>;
+}
+
+export class RawNode {
+  readonly raft: Raft;
+  private prevSoftState: SoftState;
+  private prevHardState: HardState;
+
+  constructor(config: RaftConfig) {
+    this.raft = new Raft(config);
+    this.prevSoftState = this.raft.softState();
+    this.prevHardState = this.raft.hardState();
+  }
+
+  tick(): void {
+    this.raft.tick();
+  }
+
+  campaign(): void {
+    this.raft.step(newMessage({ msgType: MessageType.MsgHup }));
+  }
+
+  /** Appends data to the leader's log; throws ErrProposalDropped if this node cannot. */
+  propose(data: Buffer): { index: bigint; term: bigint } {
+    this.raft.step(
+      newMessage({ msgType: MessageType.MsgPropose, from: this.raft.id, entries: [newEntry({ data })] }),
+    );
+    return { index: this.raft.raftLog.lastIndex(), term: this.raft.term };
+  }
+
+  /** Proposes a membership change; only one may be pending (unapplied) at a time. */
+  proposeConfChange(cc: ConfChange): { index: bigint; term: bigint } {
+    const data = Buffer.from(ConfChange.encode(cc).finish());
+    const entry = newEntry({ entryType: EntryType.EntryConfChange, data });
+    this.raft.step(newMessage({ msgType: MessageType.MsgPropose, from: this.raft.id, entries: [entry] }));
+    return { index: this.raft.raftLog.lastIndex(), term: this.raft.term };
+  }
+
+  /** Called by the application when it applies a conf-change entry; returns the new membership. */
+  applyConfChange(cc: ConfChange): ConfState {
+    if (cc.nodeId !== 0n) {
+      switch (cc.changeType) {
+        case ConfChangeType.AddNode:
+          this.raft.addNode(cc.nodeId);
+          break;
+        case ConfChangeType.RemoveNode:
+          this.raft.removeNode(cc.nodeId);
+          break;
+        default:
+          throw new ErrInvalidConfig(`unknown conf change type ${cc.changeType}`);
+      }
+    }
+    return this.raft.confState();
+  }
+
+  /** Steps a message from another node. */
+  step(m: Message): void {
+    if (isLocalMsg(m.msgType)) throw new ErrStepLocalMsg(m.msgType);
+    this.raft.step(m);
+  }
+
+  transferLeader(transferee: bigint): void {
+    this.raft.step(newMessage({ msgType: MessageType.MsgTransferLeader, from: transferee }));
+  }
+
+  /** Requests a linearizable read point; the answer is a ReadState with ctx in a later Ready. */
+  readIndex(ctx: Buffer): void {
+    if (ctx.length === 0) throw new ErrInvalidConfig("readIndex needs a non-empty context");
+    this.raft.step(newMessage({ msgType: MessageType.MsgReadIndex, context: ctx }));
+  }
+
+  private softStateChanged(): boolean {
+    const s = this.prevSoftState;
+    return s.lead !== this.raft.lead || s.raftState !== this.raft.state;
+  }
+
+  private hardStateChanged(): boolean {
+    const hs = this.raft.hardState();
+    return !isEmptyHardState(hs) && !hardStateEqual(hs, this.prevHardState);
+  }
+
+  hasReady(): boolean {
+    const r = this.raft;
+    return (
+      this.softStateChanged() ||
+      this.hardStateChanged() ||
+      r.msgs.length > 0 ||
+      r.readStates.length > 0 ||
+      r.raftLog.unstable.nextSnapshot() !== undefined ||
+      r.raftLog.unstable.nextEntries().length > 0 ||
+      r.raftLog.hasNextCommittedEnts()
+    );
+  }
+
+  /**
+   * Collects the pending output and marks it handed out, so a later ready() before advance()
+   * does not repeat it.
+   */
+  ready(): Ready {
+    const r = this.raft;
+    const log = r.raftLog;
+    const rd: Ready = {
+      entries: log.unstable.nextEntries(),
+      committedEntries: log.nextCommittedEnts(),
+      messages: r.msgs,
+      readStates: r.readStates,
+      mustSync: false,
+    };
+    const snap = log.unstable.nextSnapshot();
+    if (snap) rd.snapshot = snap;
+    if (this.softStateChanged()) {
+      rd.softState = r.softState();
+      this.prevSoftState = rd.softState;
+    }
+    const hs = r.hardState();
+    if (this.hardStateChanged()) {
+      rd.hardState = hs;
+      rd.mustSync = hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote;
+      this.prevHardState = hs;
+    }
+    if (rd.entries.length > 0) rd.mustSync = true;
+    r.msgs = [];
+    r.readStates = [];
+    log.unstable.acceptInProgress();
+    if (rd.committedEntries.length > 0) {
+      log.acceptApplying(rd.committedEntries[rd.committedEntries.length - 1]!.index);
+    }
+    return rd;
+  }
+
+  /** Acknowledges exactly what rd held: its entries/snapshot are persisted and entries applied. */
+  advance(rd: Ready): void {
+    const log = this.raft.raftLog;
+    if (rd.entries.length > 0) {
+      const last = rd.entries[rd.entries.length - 1]!;
+      log.stableTo(last.index, last.term);
+    }
+    if (rd.snapshot?.metadata) {
+      log.stableSnapTo(rd.snapshot.metadata.index);
+      log.appliedTo(rd.snapshot.metadata.index);
+    }
+    if (rd.committedEntries.length > 0) {
+      log.appliedTo(rd.committedEntries[rd.committedEntries.length - 1]!.index);
+    }
+  }
+
+  reportUnreachable(id: bigint): void {
+    const pr = this.raft.prs.get(id);
+    // Pipelined appends to it were probably lost: fall back to probing.
+    if (this.raft.state === StateType.Leader && pr?.state === ProgressState.Replicate) pr.becomeProbe();
+  }
+
+  reportSnapshot(id: bigint, status: SnapshotStatus): void {
+    const pr = this.raft.prs.get(id);
+    if (this.raft.state !== StateType.Leader || !pr || pr.state !== ProgressState.Snapshot) return;
+    // On failure forget the snapshot index so the next probe does not assume it arrived.
+    if (status === SnapshotStatus.Failure) pr.pendingSnapshot = 0n;
+    pr.becomeProbe();
+    // Wait for the follower's answer (or a heartbeat response) before sending more.
+    pr.msgAppFlowPaused = true;
+  }
+
+  status(): Status {
+    const r = this.raft;
+    const progress = new Map<bigint, PeerProgress>();
+    if (r.state === StateType.Leader) {
+      for (const [id, pr] of r.prs) progress.set(id, { match: pr.match, next: pr.next, state: pr.state });
+    }
+    return {
+      id: r.id,
+      hardState: r.hardState(),
+      softState: r.softState(),
+      applied: r.raftLog.applied,
+      progress,
+    };
+  }
+}
