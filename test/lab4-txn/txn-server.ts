@@ -3,7 +3,8 @@
  * helpers that seed and inspect the three CFs directly through the storage, as the course's
  * builder does with its MemStorage.
  */
-import type * as grpc from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
+import { expect } from "vitest";
 import { CF_DEFAULT, CF_LOCK, CF_WRITE, type CfName } from "../../src/kv/engine/index.js";
 import { StandaloneStorage } from "../../src/kv/storage/index.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
@@ -124,4 +125,15 @@ export async function clearAll(storage: StandaloneStorage): Promise<void> {
     const entries = await dumpCf(storage, cf);
     if (entries.length > 0) await storage.write(undefined, entries.map((e) => ({ kind: "delete" as const, cf, key: e.key })));
   }
+}
+
+/** Asserts the call failed with gRPC INVALID_ARGUMENT and a message matching `msg`. */
+export async function expectInvalidArgument(p: Promise<unknown>, msg: RegExp): Promise<void> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e as grpc.ServiceError,
+  );
+  expect(err, "expected the call to fail with INVALID_ARGUMENT").toBeDefined();
+  expect(err!.code).toBe(grpc.status.INVALID_ARGUMENT);
+  expect(err!.details).toMatch(msg);
 }
