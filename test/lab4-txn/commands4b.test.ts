@@ -183,9 +183,9 @@ describe("lab4b KvPrewrite", () => {
   it("a retried prewrite of the same txn is idempotent", async () => {
     const muts = [put(b(3), b(42)), put(b(4), b(43))];
     expect((await prewrite(100n, muts, b(3), 500n)).errors).toEqual([]);
-    const first = await Promise.all([CF_DEFAULT, CF_LOCK].map((cf) => dumpCf(srv.storage, cf)));
+    const first = await Promise.all(([CF_DEFAULT, CF_LOCK] as const).map((cf) => dumpCf(srv.storage, cf)));
     expect((await prewrite(100n, muts, b(3), 500n)).errors).toEqual([]);
-    expect(await Promise.all([CF_DEFAULT, CF_LOCK].map((cf) => dumpCf(srv.storage, cf)))).toEqual(first);
+    expect(await Promise.all(([CF_DEFAULT, CF_LOCK] as const).map((cf) => dumpCf(srv.storage, cf)))).toEqual(first);
   });
 
   it("a prewrite with one refused key writes none of its keys", async () => {
