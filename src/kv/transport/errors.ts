@@ -1,0 +1,41 @@
+import { errorMessage } from "../../util/retry.js";
+
+/** Base class of the transport's errors: always says which store and why. */
+export class TransportError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(cause === undefined ? message : `${message}: ${errorMessage(cause)}`, { cause });
+    this.name = "TransportError";
+  }
+}
+
+/** The resolver has no address for a store (unknown id, or the scheduler does not know it yet). */
+export class StoreNotFoundError extends TransportError {
+  constructor(readonly storeId: bigint, detail = "no address known") {
+    super(`store ${storeId}: ${detail}`);
+    this.name = "StoreNotFoundError";
+  }
+}
+
+/** A destination store could not be reached, or its stream broke. */
+export class StoreUnreachableError extends TransportError {
+  constructor(readonly storeId: bigint, readonly addr: string | undefined, cause?: unknown) {
+    super(`store ${storeId}${addr ? ` at ${addr}` : ""} unreachable`, cause);
+    this.name = "StoreUnreachableError";
+  }
+}
+
+/** One snapshot stream failed (source error, peer error, receiver stopped, timeout). */
+export class SnapshotSendError extends TransportError {
+  constructor(readonly storeId: bigint, readonly regionId: bigint, cause?: unknown) {
+    super(`snapshot of region ${regionId} to store ${storeId} failed`, cause);
+    this.name = "SnapshotSendError";
+  }
+}
+
+/** A message the transport cannot route: a caller bug, so it is thrown. */
+export class InvalidRaftMessageError extends TransportError {
+  constructor(detail: string) {
+    super(`invalid raft message: ${detail}`);
+    this.name = "InvalidRaftMessageError";
+  }
+}

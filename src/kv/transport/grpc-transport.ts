@@ -1,0 +1,378 @@
+import * as grpc from "@grpc/grpc-js";
+import { MessageType } from "../../proto/eraftpb.js";
+import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
+import { TinyKvClient } from "../../proto/tinykvpb.js";
+import { silentLogger, type Logger } from "../../util/logger.js";
+import { InvalidRaftMessageError, SnapshotSendError, StoreUnreachableError, TransportError } from "./errors.js";
+import { SNAPSHOT_CHUNK_BYTES, snapshotChunks } from "./snapshot-chunks.js";
+import type { RaftTransport, SnapshotSource, StoreResolver, TransportEvents } from "./transport.js";
+
+const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Store-to-store channels: own connection (never shared with client traffic to the same address),
+ * keepalive as TinyKV's raft client (ping every 3 s, the server permits ≥ 2 s), big messages.
+ */
+export const RAFT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  "grpc.use_local_subchannel_pool": 1,
+  "grpc.keepalive_time_ms": 3000,
+  "grpc.keepalive_timeout_ms": 10_000,
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+  "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+};
+
+export interface GrpcTransportOptions {
+  /** This store (for logs). */
+  storeId: bigint;
+  resolver: StoreResolver;
+  snapshotSource: SnapshotSource;
+  events?: TransportEvents;
+  log?: Logger;
+  /** First reconnect backoff after a stream failure (default 100 ms); doubles, jittered, up to the max. */
+  reconnectBackoffMs?: number;
+  /** Backoff cap (default 3000 ms). */
+  maxReconnectBackoffMs?: number;
+  /** Messages queued per destination while connecting or under backpressure (default 8192); the oldest are dropped beyond. */
+  maxQueuedMessages?: number;
+  /** Concurrent snapshot streams per destination (default 2); up to 8 more wait, the rest fail at once. */
+  maxConcurrentSnapshots?: number;
+  /** Snapshot data chunk size (default 1 MiB). */
+  snapshotChunkBytes?: number;
+  /** A snapshot stream that takes longer fails (default 10 min). */
+  snapshotTimeoutMs?: number;
+}
+
+const MAX_WAITING_SNAPSHOTS = 8;
+const CLOSE_GRACE_MS = 1000;
+
+/** Everything about one destination store. */
+interface Destination {
+  readonly storeId: bigint;
+  addr: string | undefined;
+  client: TinyKvClient | undefined;
+  stream: grpc.ClientWritableStream<RaftMessage> | undefined;
+  /** Settles when the current stream's callback fired. */
+  streamDone: Promise<void>;
+  streamStartedAt: number;
+  connecting: boolean;
+  blocked: boolean;
+  queue: RaftMessage[];
+  /** One message per (region, to-peer) written on the current stream: reported unreachable if it breaks. */
+  inFlight: Map<string, RaftMessage>;
+  backoffMs: number;
+  /** Until then, sends are dropped (reported unreachable) instead of reconnecting. */
+  retryAt: number;
+  overflowing: boolean;
+  snapshotsActive: number;
+  snapshotWaiters: Array<() => void>;
+}
+
+/**
+ * RaftTransport over tinykvpb.TinyKv's client-streaming `Raft` rpc: one long-lived stream per
+ * destination store on its own channel, batched writes on flush, bounded queues, lazy reconnect
+ * with capped jittered exponential backoff. MsgSnapshot goes on its own `Snapshot` call.
+ * Events are never called from inside send()/flush(), and never after close().
+ */
+export class GrpcTransport implements RaftTransport {
+  private readonly dests = new Map<bigint, Destination>();
+  private readonly snapshotCalls = new Set<grpc.ClientWritableStream<SnapshotChunk>>();
+  private readonly snapshotTasks = new Set<Promise<void>>();
+  private readonly log: Logger;
+  private readonly events: TransportEvents;
+  private readonly initialBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly maxQueued: number;
+  private readonly maxSnapshots: number;
+  private readonly chunkBytes: number;
+  private readonly snapshotTimeoutMs: number;
+  private flushHandle: NodeJS.Immediate | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: GrpcTransportOptions) {
+    this.log = (opts.log ?? silentLogger).child({ store_id: opts.storeId, component: "transport" });
+    this.events = opts.events ?? {};
+    this.initialBackoffMs = opts.reconnectBackoffMs ?? 100;
+    this.maxBackoffMs = Math.max(opts.maxReconnectBackoffMs ?? 3000, this.initialBackoffMs);
+    this.maxQueued = opts.maxQueuedMessages ?? 8192;
+    this.maxSnapshots = opts.maxConcurrentSnapshots ?? 2;
+    this.chunkBytes = opts.snapshotChunkBytes ?? SNAPSHOT_CHUNK_BYTES;
+    this.snapshotTimeoutMs = opts.snapshotTimeoutMs ?? 10 * 60_000;
+  }
+
+  send(msg: RaftMessage): void {
+    const to = msg.toPeer?.storeId;
+    if (to === undefined) throw new InvalidRaftMessageError(`region ${msg.regionId}: no to_peer`);
+    if (this.closed) return; // the store is stopping: its raft is gone, nobody to tell
+    const dest = this.dest(to);
+    if (msg.message?.msgType === MessageType.MsgSnapshot) {
+      const task = this.sendSnapshot(dest, msg);
+      this.snapshotTasks.add(task);
+      void task.finally(() => this.snapshotTasks.delete(task));
+      return;
+    }
+    if (!dest.stream && !dest.connecting && Date.now() < dest.retryAt) {
+      this.unreachable(msg);
+      return;
+    }
+    dest.queue.push(msg);
+    if (dest.queue.length > this.maxQueued) {
+      this.unreachable(dest.queue.shift()!);
+      if (!dest.overflowing) {
+        dest.overflowing = true;
+        this.log.warn({ to_store: to, max_queued: this.maxQueued }, "raft send queue full: dropping oldest messages");
+      }
+    }
+    this.flushHandle ??= setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    if (this.flushHandle) clearImmediate(this.flushHandle);
+    this.flushHandle = undefined;
+    for (const dest of this.dests.values()) if (dest.queue.length > 0) this.pump(dest);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.flushHandle) clearImmediate(this.flushHandle);
+    this.flushHandle = undefined;
+    for (const call of this.snapshotCalls) call.cancel();
+    const ends: Promise<void>[] = [];
+    for (const dest of this.dests.values()) {
+      dest.queue = []; // stopping: unsent messages are lost as in a crash; raft state is on disk
+      for (const wake of dest.snapshotWaiters.splice(0)) wake();
+      const { stream, client } = dest;
+      if (stream && client) {
+        stream.end();
+        ends.push(withGrace(dest.streamDone, CLOSE_GRACE_MS).then(() => client.close()));
+      } else {
+        client?.close();
+      }
+    }
+    await Promise.all([...ends, ...this.snapshotTasks]);
+  }
+
+  private dest(storeId: bigint): Destination {
+    let d = this.dests.get(storeId);
+    if (!d) {
+      d = {
+        storeId, addr: undefined, client: undefined, stream: undefined, streamDone: Promise.resolve(),
+        streamStartedAt: 0, connecting: false, blocked: false, queue: [], inFlight: new Map(),
+        backoffMs: this.initialBackoffMs, retryAt: 0, overflowing: false, snapshotsActive: 0, snapshotWaiters: [],
+      };
+      this.dests.set(storeId, d);
+    }
+    return d;
+  }
+
+  /** Writes queued messages in order until the stream pushes back; connects first if needed. */
+  private pump(dest: Destination): void {
+    if (this.closed) return;
+    const stream = dest.stream;
+    if (!stream) {
+      if (dest.connecting) return;
+      if (Date.now() < dest.retryAt) {
+        this.dropQueued(dest);
+        return;
+      }
+      void this.connect(dest);
+      return;
+    }
+    if (dest.blocked) return;
+    while (dest.queue.length > 0) {
+      const msg = dest.queue.shift()!;
+      dest.inFlight.set(`${msg.regionId}/${msg.toPeer?.id}`, msg);
+      if (!stream.write(msg)) {
+        dest.blocked = true;
+        stream.once("drain", () => {
+          if (dest.stream !== stream) return;
+          dest.blocked = false;
+          dest.overflowing = false;
+          this.pump(dest);
+        });
+        return;
+      }
+    }
+    dest.overflowing = false;
+  }
+
+  private async connect(dest: Destination): Promise<void> {
+    dest.connecting = true;
+    let addr = dest.addr;
+    try {
+      addr ??= await this.opts.resolver.resolve(dest.storeId);
+      if (this.closed) return;
+      dest.addr = addr;
+      const client = new TinyKvClient(addr, grpc.credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
+      let settle!: () => void;
+      dest.streamDone = new Promise<void>((r) => (settle = r));
+      const stream = client.raft((err) => {
+        settle();
+        this.onStreamBroken(dest, stream, err ?? "the peer ended the stream");
+      });
+      // The callback above carries the status; an 'error' event (if any) is the same failure.
+      stream.on("error", (err: Error) => this.onStreamBroken(dest, stream, err));
+      dest.client = client;
+      dest.stream = stream;
+      dest.streamStartedAt = Date.now();
+      dest.blocked = false;
+      dest.inFlight.clear();
+      this.log.debug({ to_store: dest.storeId, addr }, "raft stream opened");
+    } catch (err) {
+      this.fail(dest, new StoreUnreachableError(dest.storeId, addr, err));
+      return;
+    } finally {
+      dest.connecting = false;
+    }
+    this.pump(dest);
+  }
+
+  private onStreamBroken(dest: Destination, stream: grpc.ClientWritableStream<RaftMessage>, cause: unknown): void {
+    if (dest.stream !== stream) return; // already handled (callback and 'error' both fire)
+    const client = dest.client;
+    dest.stream = undefined;
+    dest.client = undefined;
+    dest.blocked = false;
+    client?.close();
+    if (this.closed) return;
+    if (Date.now() - dest.streamStartedAt >= this.maxBackoffMs) dest.backoffMs = this.initialBackoffMs;
+    this.fail(dest, new StoreUnreachableError(dest.storeId, dest.addr, cause));
+  }
+
+  /** The destination is down: report what is lost, back off, re-resolve the address next time. */
+  private fail(dest: Destination, err: TransportError): void {
+    const wait = Math.round(dest.backoffMs * (0.5 + Math.random() / 2));
+    dest.retryAt = Date.now() + wait;
+    dest.backoffMs = Math.min(dest.backoffMs * 2, this.maxBackoffMs);
+    dest.addr = undefined;
+    const lost = dest.inFlight.size + dest.queue.length;
+    for (const msg of dest.inFlight.values()) this.unreachable(msg);
+    dest.inFlight.clear();
+    this.dropQueued(dest);
+    this.log.warn({ to_store: dest.storeId, err, backoff_ms: wait, lost }, "raft stream to store failed");
+  }
+
+  private dropQueued(dest: Destination): void {
+    const queued = dest.queue;
+    dest.queue = [];
+    // One report per (region, peer) is all raft needs.
+    const seen = new Set<string>();
+    for (const msg of queued) {
+      const key = `${msg.regionId}/${msg.toPeer?.id}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      this.unreachable(msg);
+    }
+  }
+
+  private unreachable(msg: RaftMessage): void {
+    queueMicrotask(() => {
+      if (!this.closed) this.events.onUnreachable?.(msg);
+    });
+  }
+
+  private async sendSnapshot(dest: Destination, msg: RaftMessage): Promise<void> {
+    if (dest.snapshotsActive >= this.maxSnapshots) {
+      if (dest.snapshotWaiters.length >= MAX_WAITING_SNAPSHOTS) {
+        this.log.warn({ to_store: dest.storeId, region_id: msg.regionId }, "too many snapshots queued for store: failing this one");
+        this.snapshotStatus(msg, false);
+        return;
+      }
+      await new Promise<void>((r) => dest.snapshotWaiters.push(r));
+      if (this.closed) return;
+    }
+    dest.snapshotsActive++;
+    const started = Date.now();
+    try {
+      const bytes = await this.streamSnapshot(dest, msg);
+      this.log.info({ to_store: dest.storeId, region_id: msg.regionId, bytes, ms: Date.now() - started }, "snapshot sent");
+      this.snapshotStatus(msg, true);
+    } catch (err) {
+      if (!this.closed) this.log.warn({ err, to_store: dest.storeId, region_id: msg.regionId }, "snapshot send failed");
+      this.snapshotStatus(msg, false);
+    } finally {
+      dest.snapshotsActive--;
+      dest.snapshotWaiters.shift()?.();
+    }
+  }
+
+  /** One Snapshot call on its own connection; resolves with the data bytes sent once the peer answered Done. */
+  private async streamSnapshot(dest: Destination, msg: RaftMessage): Promise<number> {
+    const fail = (cause: unknown) => new SnapshotSendError(dest.storeId, msg.regionId, cause);
+    let addr = dest.addr;
+    try {
+      addr ??= await this.opts.resolver.resolve(dest.storeId);
+    } catch (err) {
+      throw fail(err);
+    }
+    if (this.closed) throw fail("transport closed");
+    const client = new TinyKvClient(addr, grpc.credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
+    let call: grpc.ClientWritableStream<SnapshotChunk> | undefined;
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        let sent = 0;
+        let status: grpc.StatusObject | undefined;
+        const c = client.snapshot(new grpc.Metadata(), { deadline: Date.now() + this.snapshotTimeoutMs }, (err) =>
+          err ? reject(fail(err)) : resolve(sent),
+        );
+        call = c;
+        this.snapshotCalls.add(c);
+        c.on("status", (s: grpc.StatusObject) => (status = s));
+        // Errors reach the callback; this listener only keeps an 'error' event from going unhandled.
+        c.on("error", () => undefined);
+        const pump = async () => {
+          for await (const chunk of snapshotChunks(msg, this.opts.snapshotSource, this.chunkBytes)) {
+            if (status) throw new Error(`stream closed by the peer: ${status.details}`);
+            sent += chunk.data.length;
+            await writeWithBackpressure(c, chunk);
+          }
+          c.end();
+        };
+        pump().catch((err: unknown) => {
+          c.cancel();
+          reject(fail(err));
+        });
+      });
+    } finally {
+      if (call) this.snapshotCalls.delete(call);
+      client.close();
+    }
+  }
+
+  private snapshotStatus(msg: RaftMessage, ok: boolean): void {
+    queueMicrotask(() => {
+      if (!this.closed) this.events.onSnapshotStatus?.(msg, ok);
+    });
+  }
+}
+
+/** Writes one chunk; if the stream buffers too much, waits for 'drain' (or fails if the call ends first). */
+function writeWithBackpressure<T>(call: grpc.ClientWritableStream<T>, chunk: T): Promise<void> {
+  if (call.write(chunk)) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = () => {
+      call.off("drain", onDrain);
+      call.off("status", onStatus);
+      call.off("close", onStatus);
+    };
+    const onDrain = () => {
+      cleanup();
+      resolve();
+    };
+    const onStatus = () => {
+      cleanup();
+      reject(new Error("stream ended while waiting for the peer to read"));
+    };
+    call.on("drain", onDrain);
+    call.on("status", onStatus);
+    call.on("close", onStatus);
+  });
+}
+
+/** Waits for `p`, but no longer than `ms`. */
+function withGrace(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((r) => (timer = setTimeout(r, ms)));
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,287 @@
+import { RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
+import { MessageType } from "../../proto/eraftpb.js";
+import { silentLogger, type Logger } from "../../util/logger.js";
+import { InvalidRaftMessageError, SnapshotSendError, StoreUnreachableError } from "./errors.js";
+import type { Envelope, MessageFilter } from "./filters.js";
+import { mulberry32, randomSeed, type Rng } from "./rng.js";
+import { SNAPSHOT_CHUNK_BYTES, snapshotChunks } from "./snapshot-chunks.js";
+import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } from "./transport.js";
+
+export interface MemoryNetworkOptions {
+  /** PRNG seed for the filters; printed via `seed` so a failing run replays. Random if absent. */
+  seed?: number;
+  /** Max bytes per snapshot data chunk (default 1 MiB, as TinyKV). */
+  snapshotChunkBytes?: number;
+  /** Copy each message through protobuf encode/decode, as the wire would (default true). */
+  copyMessages?: boolean;
+  log?: Logger;
+}
+
+export interface MemoryNetworkStats {
+  sent: number;
+  delivered: number;
+  /** Dropped by a filter, or the receiver was not registered at send or delivery time. */
+  dropped: number;
+  duplicated: number;
+  snapshotsOk: number;
+  snapshotsFailed: number;
+  /** A receiver's onRaftMessage threw (a receiver bug; logged at error). */
+  sinkErrors: number;
+}
+
+interface Pending {
+  at: number;
+  run: () => void;
+}
+
+/** Ordered deliveries from one store to another: a FIFO drained by one timer. */
+interface Link {
+  queue: Pending[];
+  lastAt: number;
+  armed: boolean;
+}
+
+/**
+ * An in-process network of stores for tests: asynchronous delivery (always a later macrotask),
+ * composable filters (see filters.ts) and a seeded PRNG. Sends to an unregistered store, and
+ * messages a filter drops, are reported to the sender as unreachable.
+ */
+export class MemoryNetwork {
+  readonly seed: number;
+  readonly stats: MemoryNetworkStats = {
+    sent: 0, delivered: 0, dropped: 0, duplicated: 0, snapshotsOk: 0, snapshotsFailed: 0, sinkErrors: 0,
+  };
+  private readonly rng: Rng;
+  private readonly sinks = new Map<bigint, RaftMessageSink>();
+  private filters: MessageFilter[] = [];
+  private readonly links = new Map<string, Link>();
+  private readonly timers = new Set<NodeJS.Timeout | NodeJS.Immediate>();
+  private readonly chunkBytes: number;
+  private readonly copyMessages: boolean;
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(opts: MemoryNetworkOptions = {}) {
+    this.seed = opts.seed ?? randomSeed();
+    this.rng = mulberry32(this.seed);
+    this.chunkBytes = opts.snapshotChunkBytes ?? SNAPSHOT_CHUNK_BYTES;
+    this.copyMessages = opts.copyMessages ?? true;
+    this.log = opts.log ?? silentLogger;
+  }
+
+  /** A store is up: messages to it are delivered to `sink`. Re-registering replaces the sink (a restart). */
+  register(storeId: bigint, sink: RaftMessageSink): void {
+    this.sinks.set(storeId, sink);
+  }
+
+  /** A store is down: sends to it fail, in-flight messages and snapshots to it are lost. */
+  unregister(storeId: bigint): void {
+    this.sinks.delete(storeId);
+  }
+
+  isRegistered(storeId: bigint): boolean {
+    return this.sinks.has(storeId);
+  }
+
+  /** The transport a store uses to send; events go to that store's raft. */
+  transport(storeId: bigint, snapshotSource: SnapshotSource, events: TransportEvents = {}): RaftTransport {
+    return new MemoryTransport(this, storeId, snapshotSource, events);
+  }
+
+  /** Adds a filter; returns a function that removes just this one. */
+  addFilter(filter: MessageFilter): () => void {
+    this.filters.push(filter);
+    return () => {
+      this.filters = this.filters.filter((f) => f !== filter);
+    };
+  }
+
+  clearFilters(): void {
+    this.filters = [];
+  }
+
+  /** Cancels every pending delivery (test teardown). */
+  close(): void {
+    this.closed = true;
+    for (const t of this.timers) {
+      clearTimeout(t as NodeJS.Timeout);
+      clearImmediate(t as NodeJS.Immediate);
+    }
+    this.timers.clear();
+    this.links.clear();
+  }
+
+  toString(): string {
+    return `MemoryNetwork(seed=${this.seed})`;
+  }
+
+  /** @internal Called by MemoryTransport.flush for each queued message. */
+  route(from: bigint, msg: RaftMessage, source: SnapshotSource, events: TransportEvents): void {
+    const to = msg.toPeer?.storeId;
+    if (to === undefined) throw new InvalidRaftMessageError(`region ${msg.regionId}: no to_peer`);
+    this.stats.sent++;
+    const env: Envelope = {
+      msg, from, to, isSnapshot: msg.message?.msgType === MessageType.MsgSnapshot,
+      delayMs: 0, unordered: false, copies: 1,
+    };
+    const passed = !this.closed && this.sinks.has(to) && this.filters.every((f) => f(env, this.rng));
+    if (!passed) {
+      this.stats.dropped++;
+      if (env.isSnapshot) this.snapshotDone(events, msg, false);
+      else notify(() => events.onUnreachable?.(msg));
+      return;
+    }
+    if (env.isSnapshot) {
+      this.schedule(env.delayMs, () => this.deliverSnapshot(env, source, events));
+      return;
+    }
+    let wire: Uint8Array | undefined;
+    if (this.copyMessages) {
+      try {
+        wire = RaftMessage.encode(msg).finish();
+      } catch (err) {
+        // The real wire would fail the same way; the sender's raft retries, the bug is logged.
+        this.log.error({ err, from_store: from, to_store: to }, "raft message does not encode");
+        this.stats.dropped++;
+        notify(() => events.onUnreachable?.(msg));
+        return;
+      }
+    }
+    if (env.copies > 1) this.stats.duplicated += env.copies - 1;
+    for (let i = 0; i < env.copies; i++) {
+      const copy = wire ? RaftMessage.decode(wire) : msg;
+      const run = () => this.deliver(to, copy, msg, events);
+      if (env.unordered) this.schedule(env.delayMs, run);
+      else this.enqueueOrdered(`${from}->${to}`, env.delayMs, run);
+    }
+  }
+
+  private deliver(to: bigint, copy: RaftMessage, original: RaftMessage, events: TransportEvents): void {
+    const sink = this.sinks.get(to);
+    if (!sink) {
+      this.stats.dropped++;
+      notify(() => events.onUnreachable?.(original));
+      return;
+    }
+    this.stats.delivered++;
+    try {
+      sink.onRaftMessage(copy);
+    } catch (err) {
+      this.stats.sinkErrors++;
+      this.log.error({ err, to_store: to, region_id: copy.regionId }, "receiver's onRaftMessage threw");
+    }
+  }
+
+  private deliverSnapshot(env: Envelope, source: SnapshotSource, events: TransportEvents): void {
+    const sink = this.sinks.get(env.to);
+    if (!sink) {
+      this.snapshotDone(events, env.msg, false);
+      return;
+    }
+    const chunks = this.guardedChunks(env, sink, snapshotChunks(env.msg, source, this.chunkBytes));
+    sink.onSnapshot(chunks).then(
+      () => this.snapshotDone(events, env.msg, true),
+      (err: unknown) => {
+        this.log.warn({ err: new SnapshotSendError(env.to, env.msg.regionId, err) }, "snapshot failed");
+        this.snapshotDone(events, env.msg, false);
+      },
+    );
+  }
+
+  /** Fails the stream if the receiver stops (unregisters or is replaced) mid-snapshot. */
+  private async *guardedChunks(env: Envelope, sink: RaftMessageSink, inner: AsyncIterable<SnapshotChunk>): AsyncGenerator<SnapshotChunk> {
+    for await (const chunk of inner) {
+      if (this.closed || this.sinks.get(env.to) !== sink) throw new StoreUnreachableError(env.to, undefined, "store stopped during a snapshot");
+      yield chunk;
+    }
+  }
+
+  private snapshotDone(events: TransportEvents, msg: RaftMessage, ok: boolean): void {
+    if (ok) this.stats.snapshotsOk++;
+    else this.stats.snapshotsFailed++;
+    notify(() => events.onSnapshotStatus?.(msg, ok));
+  }
+
+  private schedule(delayMs: number, run: () => void): void {
+    if (this.closed) return;
+    if (delayMs <= 0) {
+      const h = setImmediate(() => {
+        this.timers.delete(h);
+        run();
+      });
+      this.timers.add(h);
+    } else {
+      const h = setTimeout(() => {
+        this.timers.delete(h);
+        run();
+      }, delayMs);
+      this.timers.add(h);
+    }
+  }
+
+  private enqueueOrdered(key: string, delayMs: number, run: () => void): void {
+    let link = this.links.get(key);
+    if (!link) {
+      link = { queue: [], lastAt: 0, armed: false };
+      this.links.set(key, link);
+    }
+    const at = Math.max(performance.now() + delayMs, link.lastAt);
+    link.lastAt = at;
+    link.queue.push({ at, run });
+    this.armLink(link);
+  }
+
+  private armLink(link: Link): void {
+    const head = link.queue[0];
+    if (link.armed || !head) return;
+    link.armed = true;
+    this.schedule(head.at - performance.now(), () => {
+      link.armed = false;
+      const now = performance.now();
+      // Run everything due, in order; 1 ms of slack matches timer granularity.
+      while (link.queue.length > 0 && link.queue[0]!.at <= now + 1) link.queue.shift()!.run();
+      this.armLink(link);
+    });
+  }
+}
+
+/** Calls a user callback outside the caller's stack; a throwing callback is a bug, so it surfaces. */
+function notify(fn: () => void): void {
+  queueMicrotask(fn);
+}
+
+/** One store's view of a MemoryNetwork: queues sends, routes them on flush (or on the next immediate). */
+class MemoryTransport implements RaftTransport {
+  private queue: RaftMessage[] = [];
+  private flushHandle: NodeJS.Immediate | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly network: MemoryNetwork,
+    private readonly storeId: bigint,
+    private readonly snapshotSource: SnapshotSource,
+    private readonly events: TransportEvents,
+  ) {}
+
+  send(msg: RaftMessage): void {
+    if (msg.toPeer === undefined) throw new InvalidRaftMessageError(`region ${msg.regionId}: no to_peer`);
+    if (this.closed) return; // a closed store's raft is gone: nobody to tell
+    this.queue.push(msg);
+    this.flushHandle ??= setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    if (this.flushHandle) clearImmediate(this.flushHandle);
+    this.flushHandle = undefined;
+    const batch = this.queue;
+    this.queue = [];
+    for (const msg of batch) this.network.route(this.storeId, msg, this.snapshotSource, this.events);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.flushHandle) clearImmediate(this.flushHandle);
+    this.flushHandle = undefined;
+    this.queue = []; // the store is stopping; its unsent messages are lost as in a crash
+  }
+}
