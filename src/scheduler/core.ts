@@ -1,0 +1,345 @@
+import { randomInt } from "node:crypto";
+import { Cluster, Region, Store, StoreState } from "../proto/metapb.js";
+import {
+  OperatorStatus,
+  type RegionHeartbeatRequest,
+  type RequestHeader,
+  type StoreStats,
+} from "../proto/schedulerpb.js";
+import type { Logger } from "../util/logger.js";
+import { silentLogger } from "../util/logger.js";
+import { ClusterModel, type Clock } from "./cluster.js";
+import { Coordinator, type CoordinatorOptions } from "./coordinator.js";
+import { ClusterIdMismatchError, InvalidRequestError, SchedulerError, StaleRegionError } from "./errors.js";
+import { IdAllocator } from "./id-allocator.js";
+import type { MetaKV } from "./meta-kv.js";
+import { MetaStorage } from "./meta-storage.js";
+import { OperatorController } from "./operator-controller.js";
+import { kindString } from "./operator.js";
+import { epochOf, isEpochStale, newRegionInfo, sizeFromBytes, type RegionInfo } from "./region-info.js";
+import type { StoreInfo } from "./store-info.js";
+import { TimestampOracle, type TsoTimestamp } from "./tso.js";
+
+export interface CoreOptions {
+  clock?: Clock;
+  rng?: () => number;
+  log?: Logger;
+  /** max_peer_count written at bootstrap (TinyKV max-replicas, 3). */
+  maxReplicas?: number;
+  idStep?: bigint;
+  tsoSaveWindowMs?: number;
+  maxStoreDownTimeMs?: number;
+  coordinator?: CoordinatorOptions;
+  /** Region metadata is flushed to disk at most this often, ms. */
+  regionFlushMs?: number;
+}
+
+/**
+ * Everything the Scheduler service does, without gRPC: cluster id and bootstrap, ids, TSO, stores,
+ * region heartbeats and routing, split ids, config, GC safe point, operators.
+ * Methods throw SchedulerError (header errors), ClusterIdMismatchError or InvalidRequestError.
+ */
+export class SchedulerCore {
+  readonly cluster: ClusterModel;
+  readonly oc: OperatorController;
+  readonly coordinator: Coordinator;
+  private config: Cluster | undefined;
+  private gcSafePoint = 0n;
+  private readonly dirtyRegions = new Map<bigint, Region>();
+  private readonly deletedRegions = new Set<bigint>();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    readonly clusterId: bigint,
+    private readonly storage: MetaStorage,
+    readonly ids: IdAllocator,
+    readonly tso: TimestampOracle,
+    private readonly log: Logger,
+    private readonly opts: CoreOptions,
+  ) {
+    this.cluster = new ClusterModel({
+      clock: opts.clock,
+      rng: opts.rng,
+      maxStoreDownTimeMs: opts.maxStoreDownTimeMs,
+      maxReplicas: opts.maxReplicas ?? 3,
+    });
+    this.oc = new OperatorController(this.cluster.clock, log);
+    this.coordinator = new Coordinator(this.cluster, this.oc, ids, { log, ...opts.coordinator });
+  }
+
+  /** Loads (or creates) the cluster id and all metadata, reserves ids and a TSO window. */
+  static async open(kv: MetaKV, opts: CoreOptions = {}): Promise<SchedulerCore> {
+    const log = opts.log ?? silentLogger;
+    const clock = opts.clock ?? Date.now;
+    const storage = new MetaStorage(kv);
+    let clusterId = await storage.loadClusterId();
+    if (clusterId === undefined) {
+      clusterId = (BigInt(Math.floor(clock() / 1000)) << 32n) + BigInt(randomInt(0, 2 ** 32 - 1));
+      await storage.saveClusterId(clusterId);
+      log.info({ cluster_id: clusterId.toString() }, "created new cluster id");
+    }
+    const ids = new IdAllocator((end) => storage.saveAllocEnd(end), await storage.loadAllocEnd(), opts.idStep ?? 1000n);
+    const tso = new TimestampOracle((ms) => storage.saveTsoHighWater(ms), {
+      clock,
+      saveWindowMs: opts.tsoSaveWindowMs,
+      onPersistError: (err) => log.error({ err }, "persisting the tso window failed"),
+    });
+    await tso.init(await storage.loadTsoHighWater());
+    const core = new SchedulerCore(clusterId, storage, ids, tso, log, { ...opts, clock });
+    await core.load();
+    return core;
+  }
+
+  private async load(): Promise<void> {
+    this.config = await this.storage.loadCluster();
+    if (this.config) this.cluster.maxReplicas = this.config.maxPeerCount || this.cluster.maxReplicas;
+    for (const s of await this.storage.loadStores()) this.cluster.putStore(s);
+    for (const r of await this.storage.loadRegions()) this.cluster.putRegionRaw(newRegionInfo(r));
+    for (const s of this.cluster.getStores()) this.cluster.updateStoreStatus(s.id);
+    this.gcSafePoint = await this.storage.loadGcSafePoint();
+    await this.ids.reserve(1n);
+    this.log.info(
+      { cluster_id: this.clusterId.toString(), bootstrapped: this.isBootstrapped(), stores: this.cluster.getStores().length, regions: this.cluster.regions.size },
+      "scheduler metadata loaded",
+    );
+  }
+
+  /** Starts background work: the scheduling loop and the region metadata flusher. */
+  start(): void {
+    this.coordinator.start();
+    this.flushTimer = setInterval(() => void this.flushRegions(), this.opts.regionFlushMs ?? 1000);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.coordinator.stop();
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    await this.flushRegions();
+    await this.storage.close();
+  }
+
+  // ---- checks ----
+
+  checkHeader(header: RequestHeader | undefined): void {
+    const got = header?.clusterId ?? 0n;
+    if (got !== this.clusterId) throw new ClusterIdMismatchError(this.clusterId, got);
+  }
+
+  isBootstrapped(): boolean {
+    return this.config !== undefined;
+  }
+
+  private requireBootstrapped(): void {
+    if (!this.config) throw SchedulerError.notBootstrapped();
+  }
+
+  // ---- bootstrap, ids, tso ----
+
+  async bootstrap(store: Store | undefined): Promise<void> {
+    if (this.config) throw SchedulerError.alreadyBootstrapped();
+    if (!store || store.id === 0n) throw new InvalidRequestError("bootstrap: missing store or store id 0");
+    const config = Cluster.create({ id: this.clusterId, maxPeerCount: this.cluster.maxReplicas });
+    const meta = Store.create({ ...store, state: StoreState.Up });
+    await this.storage.saveBootstrap(config, meta, this.cluster.clock());
+    if (this.config) throw SchedulerError.alreadyBootstrapped();
+    this.config = config;
+    this.cluster.putStore(meta);
+    this.log.info({ store_id: store.id.toString(), address: store.address }, "cluster bootstrapped");
+  }
+
+  allocId(): Promise<bigint> {
+    return this.ids.alloc();
+  }
+
+  nextTimestamp(count: number): Promise<TsoTimestamp> {
+    return this.tso.next(count);
+  }
+
+  // ---- stores ----
+
+  getStore(storeId: bigint): StoreInfo {
+    this.requireBootstrapped();
+    const s = this.cluster.getStore(storeId);
+    if (!s) throw new InvalidRequestError(`invalid store ID ${storeId}, not found`);
+    return s;
+  }
+
+  async putStore(store: Store | undefined): Promise<void> {
+    this.requireBootstrapped();
+    if (!store || store.id === 0n) throw new InvalidRequestError("put store: missing store or store id 0");
+    const existing = this.cluster.getStore(store.id);
+    if (existing?.isTombstone()) throw SchedulerError.storeTombstone(store.id);
+    for (const s of this.cluster.getStores()) {
+      if (s.id !== store.id && !s.isTombstone() && s.meta.address === store.address && store.address !== "") {
+        throw new InvalidRequestError(`duplicated store address: ${store.address} is used by store ${s.id}`);
+      }
+    }
+    const meta = Store.create({ id: store.id, address: store.address, state: existing?.meta.state ?? StoreState.Up });
+    await this.storage.saveStore(meta);
+    this.cluster.putStore(meta);
+    this.log.info({ store_id: store.id.toString(), address: store.address }, "store registered");
+  }
+
+  /** Sets a store's state (operators' tool: offline a store to drain it, tombstone a drained one). */
+  async setStoreState(storeId: bigint, state: StoreState): Promise<void> {
+    const s = this.getStore(storeId);
+    if (s.isTombstone() && state !== StoreState.Tombstone) throw SchedulerError.storeTombstone(storeId);
+    const meta = Store.create({ ...s.meta, state });
+    await this.storage.saveStore(meta);
+    this.cluster.putStore(meta);
+    this.log.info({ store_id: storeId.toString(), state: StoreState[state] }, "store state changed");
+  }
+
+  getAllStores(excludeTombstone: boolean): Store[] {
+    this.requireBootstrapped();
+    return this.cluster
+      .getStores()
+      .filter((s) => !(excludeTombstone && s.isTombstone()))
+      .map((s) => Store.create(s.meta));
+  }
+
+  storeHeartbeat(stats: StoreStats | undefined): void {
+    this.requireBootstrapped();
+    if (!stats) throw new InvalidRequestError("store heartbeat without stats");
+    const s = this.cluster.getStore(stats.storeId);
+    if (!s) throw new InvalidRequestError(`store ${stats.storeId} not found`);
+    if (s.isTombstone()) throw SchedulerError.storeTombstone(stats.storeId);
+    this.cluster.storeHeartbeat(stats);
+  }
+
+  // ---- regions ----
+
+  /**
+   * Processes one region heartbeat. Returns the leader's store id (the stream to bind).
+   * Throws InvalidRequestError for an unknown leader store (the stream must end) and
+   * SchedulerError for per-heartbeat problems (answered on the stream, which continues).
+   */
+  leaderStoreOf(req: RegionHeartbeatRequest): StoreInfo {
+    this.requireBootstrapped();
+    const storeId = req.leader?.storeId ?? 0n;
+    const store = this.cluster.getStore(storeId);
+    if (!store) throw new InvalidRequestError(`invalid store ID ${storeId}, not found`);
+    return store;
+  }
+
+  handleRegionHeartbeat(req: RegionHeartbeatRequest): RegionInfo {
+    const store = this.leaderStoreOf(req);
+    if (store.isTombstone()) throw SchedulerError.storeTombstone(store.id);
+    if (!req.region || req.region.id === 0n) throw SchedulerError.unknown("invalid request region: region id is 0");
+    const region = newRegionInfo(req.region, req.leader, {
+      pendingPeers: req.pendingPeers,
+      approximateSize: sizeFromBytes(req.approximateSize),
+    });
+    let result;
+    try {
+      result = this.cluster.processRegionHeartbeat(region);
+    } catch (err) {
+      if (err instanceof StaleRegionError) throw SchedulerError.unknown(err.message);
+      throw err;
+    }
+    this.coordinator.markSeen(region.meta.id);
+    if (result.changed) {
+      this.dirtyRegions.set(region.meta.id, region.meta);
+      this.deletedRegions.delete(region.meta.id);
+      for (const o of result.overlapped) {
+        this.dirtyRegions.delete(o.meta.id);
+        this.deletedRegions.add(o.meta.id);
+      }
+    }
+    if (region.meta.peers.length > 0) this.oc.dispatch(region);
+    return region;
+  }
+
+  getRegionByKey(key: Uint8Array): RegionInfo | undefined {
+    this.requireBootstrapped();
+    return this.cluster.getRegionByKey(key);
+  }
+
+  getPrevRegion(key: Uint8Array): RegionInfo | undefined {
+    this.requireBootstrapped();
+    return this.cluster.getPrevRegion(key);
+  }
+
+  getRegionById(id: bigint): RegionInfo | undefined {
+    this.requireBootstrapped();
+    return this.cluster.getRegion(id);
+  }
+
+  scanRegions(start: Uint8Array, end: Uint8Array, limit: number): RegionInfo[] {
+    this.requireBootstrapped();
+    return this.cluster.scanRegions(start, end, limit);
+  }
+
+  /** Allocates the new region id and one new peer id per existing peer for a split. */
+  async askSplit(region: Region | undefined): Promise<{ newRegionId: bigint; newPeerIds: bigint[] }> {
+    this.requireBootstrapped();
+    if (!region) throw new InvalidRequestError("ask split: missing region");
+    const known = this.cluster.getRegionByKey(region.startKey);
+    if (!known) throw new InvalidRequestError(`region not found for start key of region ${region.id}`);
+    if (isEpochStale(region.regionEpoch ?? { version: 0n, confVer: 0n }, epochOf(known))) {
+      throw new InvalidRequestError(`invalid region epoch for region ${region.id}`);
+    }
+    const newRegionId = await this.ids.alloc();
+    const newPeerIds: bigint[] = [];
+    for (let i = 0; i < region.peers.length; i++) newPeerIds.push(await this.ids.alloc());
+    return { newRegionId, newPeerIds };
+  }
+
+  // ---- config, gc, operators ----
+
+  getClusterConfig(): Cluster {
+    this.requireBootstrapped();
+    return Cluster.create(this.config);
+  }
+
+  async putClusterConfig(c: Cluster | undefined): Promise<void> {
+    this.requireBootstrapped();
+    if (!c || c.maxPeerCount <= 0) throw new InvalidRequestError("cluster config needs max_peer_count > 0", "invalid_argument");
+    const next = Cluster.create({ id: this.clusterId, maxPeerCount: c.maxPeerCount });
+    await this.storage.saveCluster(next);
+    this.config = next;
+    this.cluster.maxReplicas = next.maxPeerCount;
+  }
+
+  getGcSafePoint(): bigint {
+    this.requireBootstrapped();
+    return this.gcSafePoint;
+  }
+
+  async updateGcSafePoint(sp: bigint): Promise<bigint> {
+    this.requireBootstrapped();
+    if (sp > this.gcSafePoint) {
+      await this.storage.saveGcSafePoint(sp);
+      if (sp > this.gcSafePoint) this.gcSafePoint = sp;
+    }
+    return this.gcSafePoint;
+  }
+
+  getOperator(regionId: bigint): { desc: string; kind: string; status: OperatorStatus } | undefined {
+    this.requireBootstrapped();
+    const s = this.oc.getStatus(regionId);
+    if (!s) return undefined;
+    return { desc: s.op.desc, kind: kindString(s.op.kind), status: s.status };
+  }
+
+
+  /** Writes changed region metadata (not synced: heartbeats rebuild it anyway). */
+  flushRegions(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      if (this.dirtyRegions.size === 0 && this.deletedRegions.size === 0) return;
+      const puts = [...this.dirtyRegions.values()];
+      const dels = [...this.deletedRegions];
+      this.dirtyRegions.clear();
+      this.deletedRegions.clear();
+      try {
+        await this.storage.saveRegions(puts, dels);
+      } catch (err) {
+        this.log.warn({ err }, "saving region metadata failed");
+      }
+    });
+    return this.flushing;
+  }
+}
