@@ -7,7 +7,7 @@ import { StandaloneStorage } from "../../src/kv/storage/index.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
 import {
   delay, dropRate, dropWhere, duplicate, GrpcTransport, isolate, MemoryNetwork, partition, reorder,
-  StaticResolver, type RaftMessageSink, type RaftTransport, type SnapshotSource, type TransportEvents,
+  StaticResolver, type GrpcTransportOptions, type RaftMessageSink, type RaftTransport, type SnapshotSource, type TransportEvents,
 } from "../../src/kv/transport/index.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { freePort } from "../harness/ports.js";
@@ -234,9 +234,11 @@ describe("lab2b transport: gRPC between stores", () => {
     return { sink, server, port, addr: `127.0.0.1:${port}` };
   }
 
-  function transport(storeId: bigint, resolver: StaticResolver, source: SnapshotSource = noSnapshots) {
+  function transport(storeId: bigint, resolver: StaticResolver, source: SnapshotSource = noSnapshots, more: Partial<GrpcTransportOptions> = {}) {
     const events = new RecordingEvents();
-    const t = new GrpcTransport({ storeId, resolver, snapshotSource: source, events, reconnectBackoffMs: 50, maxReconnectBackoffMs: 400 });
+    const t = new GrpcTransport({
+      storeId, resolver, snapshotSource: source, events, reconnectBackoffMs: 50, maxReconnectBackoffMs: 400, ...more,
+    });
     transports.push(t);
     return { t, events };
   }
@@ -338,6 +340,36 @@ describe("lab2b transport: gRPC between stores", () => {
     a.t.send(raftMsg(1n, 7n, 1, MessageType.MsgSnapshot));
     await waitFor(() => a.events.snapshotStatus.length === 2, { timeoutMs: 5000, message: "two snapshot failures reported" });
     expect(a.events.snapshotStatus.every((s) => !s.ok)).toBe(true);
+  });
+
+  it("the per-store queue is bounded: the oldest messages are dropped and reported", async () => {
+    const s2 = await startStore();
+    const a = transport(1n, new StaticResolver([[2n, s2.addr]]), noSnapshots, { maxQueuedMessages: 10 });
+    sendAll(a.t, 1n, 2n, 100);
+    await waitFor(() => s2.sink.msgs.length === 10, { timeoutMs: 5000, message: "the newest 10 messages delivered" });
+    expect(indexes(s2.sink.msgs)).toEqual([...Array(10).keys()].map((i) => 90 + i));
+    await waitFor(() => a.events.unreachable.length === 90, { timeoutMs: 1000, message: "90 drops reported" });
+  });
+
+  it("a failing snapshot source or a receiver that rejects the snapshot reports failure", async () => {
+    const s2 = await startStore();
+    s2.sink.onSnapshot = async () => {
+      throw new Error("receiver refuses");
+    };
+    const failing: SnapshotSource = async function* () {
+      yield Buffer.alloc(10);
+      throw new Error("snapshot file vanished");
+    };
+    const a = transport(1n, new StaticResolver([[2n, s2.addr]]), failing);
+    const b = transport(1n, new StaticResolver([[2n, s2.addr]]), bufferSource(Buffer.alloc(100), 10));
+    a.t.send(raftMsg(1n, 2n, 1, MessageType.MsgSnapshot));
+    b.t.send(raftMsg(1n, 2n, 1, MessageType.MsgSnapshot));
+    await waitFor(() => a.events.snapshotStatus.length === 1 && b.events.snapshotStatus.length === 1, {
+      timeoutMs: 5000,
+      message: "both snapshot statuses reported",
+    });
+    expect(a.events.snapshotStatus[0]!.ok).toBe(false);
+    expect(b.events.snapshotStatus[0]!.ok).toBe(false);
   });
 
   it("close() ends streams; later sends are ignored without throwing", async () => {

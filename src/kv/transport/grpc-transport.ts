@@ -44,6 +44,10 @@ export interface GrpcTransportOptions {
 }
 
 const MAX_WAITING_SNAPSHOTS = 8;
+/** Snapshot chunks written but not yet handed to HTTP/2: bounds memory to about this many MiB. */
+const SNAPSHOT_WINDOW = 2;
+/** Raft messages buffered in the grpc-js stream before we wait for 'drain' (its own mark is 16). */
+const RAFT_WRITE_WINDOW = 256;
 const CLOSE_GRACE_MS = 1000;
 
 /** Everything about one destination store. */
@@ -183,7 +187,7 @@ export class GrpcTransport implements RaftTransport {
     while (dest.queue.length > 0) {
       const msg = dest.queue.shift()!;
       dest.inFlight.set(`${msg.regionId}/${msg.toPeer?.id}`, msg);
-      if (!stream.write(msg)) {
+      if (!stream.write(msg) && stream.writableLength >= RAFT_WRITE_WINDOW) {
         dest.blocked = true;
         stream.once("drain", () => {
           if (dest.stream !== stream) return;
@@ -321,12 +325,21 @@ export class GrpcTransport implements RaftTransport {
         c.on("status", (s: grpc.StatusObject) => (status = s));
         // Errors reach the callback; this listener only keeps an 'error' event from going unhandled.
         c.on("error", () => undefined);
+        // grpc-js buffers 16 objects before write() says stop (16 MiB of chunks), so memory is
+        // bounded by waiting for each chunk's write callback, SNAPSHOT_WINDOW chunks at a time.
         const pump = async () => {
+          const window: Promise<void>[] = [];
           for await (const chunk of snapshotChunks(msg, this.opts.snapshotSource, this.chunkBytes)) {
             if (status) throw new Error(`stream closed by the peer: ${status.details}`);
             sent += chunk.data.length;
-            await writeWithBackpressure(c, chunk);
+            const w = writeAcked(c, chunk);
+            // Awaited below; this handler only stops a rejection from counting as unhandled while
+            // it waits in the window (or after the loop threw and nobody awaits it any more).
+            w.catch(() => undefined);
+            window.push(w);
+            if (window.length >= SNAPSHOT_WINDOW) await window.shift();
           }
+          await Promise.all(window);
           c.end();
         };
         pump().catch((err: unknown) => {
@@ -347,26 +360,22 @@ export class GrpcTransport implements RaftTransport {
   }
 }
 
-/** Writes one chunk; if the stream buffers too much, waits for 'drain' (or fails if the call ends first). */
-function writeWithBackpressure<T>(call: grpc.ClientWritableStream<T>, chunk: T): Promise<void> {
-  if (call.write(chunk)) return Promise.resolve();
+/** Writes one message and resolves once grpc-js has handed it to HTTP/2 (fails if the call ends first). */
+function writeAcked<T>(call: grpc.ClientWritableStream<T>, chunk: T): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const cleanup = () => {
-      call.off("drain", onDrain);
-      call.off("status", onStatus);
-      call.off("close", onStatus);
+    const onEnd = () => {
+      call.off("status", onEnd);
+      call.off("close", onEnd);
+      reject(new Error("stream ended while a chunk was being written"));
     };
-    const onDrain = () => {
-      cleanup();
-      resolve();
-    };
-    const onStatus = () => {
-      cleanup();
-      reject(new Error("stream ended while waiting for the peer to read"));
-    };
-    call.on("drain", onDrain);
-    call.on("status", onStatus);
-    call.on("close", onStatus);
+    call.on("status", onEnd);
+    call.on("close", onEnd);
+    call.write(chunk, (err?: Error | null) => {
+      call.off("status", onEnd);
+      call.off("close", onEnd);
+      if (err) reject(err);
+      else resolve();
+    });
   });
 }
 
