@@ -49,7 +49,7 @@ export function storeIdsOf(r: RegionInfo): Set<bigint> {
 }
 
 export function leaderStoreId(r: RegionInfo): bigint | undefined {
-  return r.leader && r.leader.storeId !== 0n ? r.leader.storeId : undefined;
+  return r.leader?.storeId;
 }
 
 export function followers(r: RegionInfo): Peer[] {
