@@ -1,3 +1,4 @@
 export * from "./storage.js";
 export * from "./errors.js";
 export * from "./standalone.js";
+export * from "./raft-storage.js";

@@ -1,0 +1,183 @@
+import { ConfChange, ConfChangeType, EntryType, type Entry } from "../../raft/eraftpb.js";
+import type { Peer as PeerMeta, Region } from "../../proto/metapb.js";
+import {
+  AdminCmdType,
+  CmdType,
+  RaftCmdRequest,
+  RaftCmdResponse,
+  type AdminRequest,
+  type AdminResponse,
+  type Response,
+} from "../../proto/raft_cmdpb.js";
+import { parseCf, type WriteBatch } from "../engine/index.js";
+import { keyInRange } from "../../util/bytes.js";
+import { checkKeysInRegion, checkRegionEpoch } from "./epoch.js";
+import { errorResponse, regionErrors } from "./errors.js";
+import type { PeerStorage } from "./peer-storage.js";
+import { PeerState, RaftApplyState, RegionLocalState } from "../../proto/raft_serverpb.js";
+import { applyStateKey, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, regionStateKey } from "./keys.js";
+
+/** What applying one Ready's committed entries did, for the store to act on after the kv batch is durable. */
+export interface ApplyOutcome {
+  responses: Array<{ index: bigint; term: bigint; resp: RaftCmdResponse }>;
+  /** Raft log entries (from, to] to delete from the raft engine. */
+  compacted?: { from: bigint; to: bigint };
+  /** A conf change was applied (the region's peers changed). */
+  confChanged: boolean;
+  /** This peer was removed from the region: destroy it. */
+  removedSelf: boolean;
+  /** Regions created by splits, to start peers for. */
+  splitRegions: Region[];
+  /** The batch holds something that must be fsynced (admin state). */
+  needsSync: boolean;
+}
+
+/** What apply needs of a peer. */
+export interface ApplyTarget {
+  storage: PeerStorage;
+  selfPeerId: bigint;
+  applyConfChange(cc: ConfChange): void;
+}
+
+/**
+ * Applies committed entries to the kv batch in order: data commands, admin commands and conf
+ * changes, each checked against the region epoch at apply time (a split or conf change may
+ * have been applied since it was proposed). The apply state goes in the same batch.
+ */
+export function applyEntries(target: ApplyTarget, entries: Entry[], kvWb: WriteBatch): ApplyOutcome {
+  const out: ApplyOutcome = { responses: [], confChanged: false, removedSelf: false, splitRegions: [], needsSync: false };
+  const storage = target.storage;
+  for (const entry of entries) {
+    if (entry.index <= storage.appliedIndex) continue; // already applied (replayed after a restart)
+    if (out.removedSelf) break;
+    let resp: RaftCmdResponse | undefined;
+    if (entry.entryType === EntryType.EntryConfChange) {
+      resp = applyConfChange(target, entry, kvWb, out);
+    } else if (entry.data.length > 0) {
+      resp = applyNormal(target, entry, kvWb, out);
+    }
+    storage.applyState = { ...storage.applyState, appliedIndex: entry.index };
+    if (resp) out.responses.push({ index: entry.index, term: entry.term, resp });
+  }
+  storage.writeApplyState(kvWb);
+  return out;
+}
+
+function applyNormal(target: ApplyTarget, entry: Entry, kvWb: WriteBatch, out: ApplyOutcome): RaftCmdResponse {
+  const storage = target.storage;
+  const req = RaftCmdRequest.decode(entry.data);
+  const epochErr = checkRegionEpoch(req, storage.region);
+  if (epochErr) return errorResponse(epochErr);
+  if (req.adminRequest) return applyAdmin(target, req.adminRequest, entry, kvWb, out);
+  const keyErr = checkKeysInRegion(req, storage.region);
+  if (keyErr) return errorResponse(keyErr);
+  const responses: Response[] = [];
+  for (const r of req.requests) {
+    switch (r.cmdType) {
+      case CmdType.Put:
+        kvWb.put(parseCf(r.put!.cf), r.put!.key, r.put!.value);
+        responses.push({ cmdType: CmdType.Put, put: {} });
+        break;
+      case CmdType.Delete:
+        kvWb.delete(parseCf(r.delete!.cf), r.delete!.key);
+        responses.push({ cmdType: CmdType.Delete, delete: {} });
+        break;
+      default:
+        // Reads are served by ReadIndex, never through the log; refuse rather than guess.
+        return errorResponse(regionErrors.other(`command type ${CmdType[r.cmdType]} cannot be applied from the log`));
+    }
+  }
+  return RaftCmdResponse.fromPartial({ header: {}, responses });
+}
+
+function applyAdmin(target: ApplyTarget, admin: AdminRequest, entry: Entry, kvWb: WriteBatch, out: ApplyOutcome): RaftCmdResponse {
+  const storage = target.storage;
+  const ok = (adminResponse: Partial<AdminResponse>) => RaftCmdResponse.fromPartial({ header: {}, adminResponse: { cmdType: admin.cmdType, ...adminResponse } });
+  switch (admin.cmdType) {
+    case AdminCmdType.CompactLog: {
+      const { compactIndex, compactTerm } = admin.compactLog!;
+      const old = storage.compactTo(compactIndex, compactTerm);
+      if (old !== undefined) {
+        out.compacted = { from: out.compacted?.from ?? old, to: compactIndex };
+        out.needsSync = true;
+      }
+      return ok({ compactLog: {} });
+    }
+    case AdminCmdType.Split:
+      return applySplit(storage, admin, kvWb, out, ok);
+    default:
+      return errorResponse(regionErrors.other(`admin command ${AdminCmdType[admin.cmdType]} cannot be applied from the log (entry ${entry.index})`));
+  }
+}
+
+function applySplit(
+  storage: PeerStorage,
+  admin: AdminRequest,
+  kvWb: WriteBatch,
+  out: ApplyOutcome,
+  ok: (r: Partial<AdminResponse>) => RaftCmdResponse,
+): RaftCmdResponse {
+  const split = admin.split!;
+  const region = storage.region;
+  const key = split.splitKey;
+  if (!keyInRange(key, region.startKey, region.endKey) || key.equals(region.startKey)) {
+    return errorResponse(regionErrors.keyNotInRegion(key, region));
+  }
+  if (split.newPeerIds.length !== region.peers.length) {
+    return errorResponse(regionErrors.other(`split of region ${region.id}: ${split.newPeerIds.length} new peer ids for ${region.peers.length} peers`));
+  }
+  const epoch = region.regionEpoch!;
+  const newEpoch = { confVer: epoch.confVer, version: epoch.version + 1n };
+  const left: Region = { ...region, endKey: Buffer.from(key), regionEpoch: newEpoch, peers: region.peers.map((p) => ({ ...p })) };
+  const right: Region = {
+    id: split.newRegionId,
+    startKey: Buffer.from(key),
+    endKey: region.endKey,
+    regionEpoch: { ...newEpoch },
+    peers: region.peers.map((p, i): PeerMeta => ({ id: split.newPeerIds[i]!, storeId: p.storeId })),
+  };
+  storage.region = left;
+  storage.writeRegionState(kvWb);
+  // The new region's state goes in the same batch: a crash must not keep the shrunk left
+  // region without the right one that now owns the upper half of the keys.
+  writeNewRegionStates(kvWb, right);
+  out.splitRegions.push(right);
+  out.needsSync = true;
+  return ok({ split: { regions: [left, right] } });
+}
+
+/** Region and apply state of a region created by a split: its log starts at (5, 5), as TinyKV. */
+export function writeNewRegionStates(kvWb: WriteBatch, region: Region): void {
+  kvWb.putMeta(regionStateKey(region.id), Buffer.from(RegionLocalState.encode({ state: PeerState.Normal, region }).finish()));
+  const apply = { appliedIndex: RAFT_INIT_LOG_INDEX, truncatedState: { index: RAFT_INIT_LOG_INDEX, term: RAFT_INIT_LOG_TERM } };
+  kvWb.putMeta(applyStateKey(region.id), Buffer.from(RaftApplyState.encode(apply).finish()));
+}
+
+function applyConfChange(target: ApplyTarget, entry: Entry, kvWb: WriteBatch, out: ApplyOutcome): RaftCmdResponse | undefined {
+  const storage = target.storage;
+  const cc = ConfChange.decode(entry.data);
+  if (cc.context.length === 0) return undefined; // a conf change raft made itself (none today); nothing to answer
+  const req = RaftCmdRequest.decode(cc.context);
+  const epochErr = checkRegionEpoch(req, storage.region);
+  if (epochErr) return errorResponse(epochErr);
+  const change = req.adminRequest!.changePeer!;
+  const peer = change.peer!;
+  const region = storage.region;
+  const epoch = region.regionEpoch!;
+  const exists = region.peers.some((p) => p.id === peer.id);
+  let peers = region.peers;
+  if (change.changeType === ConfChangeType.AddNode) {
+    if (exists) return RaftCmdResponse.fromPartial({ header: {}, adminResponse: { cmdType: AdminCmdType.ChangePeer, changePeer: { region } } });
+    peers = [...region.peers, { ...peer }];
+  } else {
+    if (!exists) return RaftCmdResponse.fromPartial({ header: {}, adminResponse: { cmdType: AdminCmdType.ChangePeer, changePeer: { region } } });
+    peers = region.peers.filter((p) => p.id !== peer.id);
+    if (peer.id === target.selfPeerId) out.removedSelf = true;
+  }
+  storage.region = { ...region, peers, regionEpoch: { ...epoch, confVer: epoch.confVer + 1n } };
+  target.applyConfChange({ ...cc, nodeId: peer.id });
+  storage.writeRegionState(kvWb);
+  out.confChanged = true;
+  out.needsSync = true;
+  return RaftCmdResponse.fromPartial({ header: {}, adminResponse: { cmdType: AdminCmdType.ChangePeer, changePeer: { region: storage.region } } });
+}

@@ -1,0 +1,75 @@
+/** Raftstore settings. Defaults suit a real deployment; tests shrink the intervals. */
+export interface RaftstoreConfig {
+  /** One raft tick. */
+  raftBaseTickMs: number;
+  raftHeartbeatTicks: number;
+  raftElectionTicks: number;
+  /** How often a leader checks whether to compact its log. */
+  raftLogGcTickMs: number;
+  /** Compact once this many applied entries sit in the log. */
+  raftLogGcCountLimit: number;
+  /** Bytes of entries in one append message. */
+  raftMaxSizePerMsg: number;
+  raftMaxInflightMsgs: number;
+  splitRegionCheckTickMs: number;
+  /** A region over this size (bytes of keys+values) is split... */
+  regionMaxSize: number;
+  /** ...at the key where the left part reaches this size. */
+  regionSplitSize: number;
+  schedulerHeartbeatTickMs: number;
+  schedulerStoreHeartbeatTickMs: number;
+  /** A proposal or read that has not finished by then fails (the client retries). */
+  requestTimeoutMs: number;
+}
+
+export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
+  raftBaseTickMs: 100,
+  raftHeartbeatTicks: 2,
+  raftElectionTicks: 10,
+  raftLogGcTickMs: 10_000,
+  raftLogGcCountLimit: 10_000,
+  raftMaxSizePerMsg: 1024 * 1024,
+  raftMaxInflightMsgs: 256,
+  splitRegionCheckTickMs: 10_000,
+  regionMaxSize: 144 * 1024 * 1024,
+  regionSplitSize: 96 * 1024 * 1024,
+  schedulerHeartbeatTickMs: 10_000,
+  schedulerStoreHeartbeatTickMs: 10_000,
+  requestTimeoutMs: 10_000,
+};
+
+/** Short ticks for in-process test clusters (TinyKV's NewTestConfig, a bit faster). */
+export const TEST_RAFTSTORE_CONFIG: RaftstoreConfig = {
+  ...DEFAULT_RAFTSTORE_CONFIG,
+  raftBaseTickMs: 20,
+  raftLogGcTickMs: 50,
+  raftLogGcCountLimit: 128_000,
+  splitRegionCheckTickMs: 100,
+  schedulerHeartbeatTickMs: 100,
+  schedulerStoreHeartbeatTickMs: 500,
+  requestTimeoutMs: 3_000,
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Merges user settings over the defaults, rejecting unknown keys and nonsense values. */
+export function resolveConfig(partial: Partial<Record<string, unknown>>, base: RaftstoreConfig = DEFAULT_RAFTSTORE_CONFIG): RaftstoreConfig {
+  const out: RaftstoreConfig = { ...base };
+  for (const [key, value] of Object.entries(partial)) {
+    if (!(key in base)) throw new ConfigError(`unknown raftstore setting ${JSON.stringify(key)}`);
+    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+      throw new ConfigError(`raftstore setting ${key} must be a positive number, got ${JSON.stringify(value)}`);
+    }
+    (out as unknown as Record<string, number>)[key] = value;
+  }
+  if (out.raftElectionTicks <= out.raftHeartbeatTicks) {
+    throw new ConfigError("raftElectionTicks must be greater than raftHeartbeatTicks");
+  }
+  if (out.regionSplitSize > out.regionMaxSize) throw new ConfigError("regionSplitSize must not exceed regionMaxSize");
+  return out;
+}

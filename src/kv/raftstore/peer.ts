@@ -1,0 +1,179 @@
+import { RawNode, StateType, seededRandom, type Ready } from "../../raft/index.js";
+import type { ConfChange, Message } from "../../raft/eraftpb.js";
+import { MessageType } from "../../raft/eraftpb.js";
+import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
+import type { Peer as PeerMeta, Region } from "../../proto/metapb.js";
+import type { RaftCmdResponse } from "../../proto/raft_cmdpb.js";
+import type { RaftMessage } from "../../proto/raft_serverpb.js";
+import type { EngineSnapshot } from "../engine/index.js";
+import type { RaftstoreConfig } from "./config.js";
+import { errorResponse, regionErrors } from "./errors.js";
+import type { PeerStorage } from "./peer-storage.js";
+
+/** A write waiting for its entry to apply, matched by index and term. */
+export interface Proposal {
+  index: bigint;
+  term: bigint;
+  deadline: number;
+  done(resp: RaftCmdResponse): void;
+}
+
+/** What a linearizable read gets: the region and a kv snapshot taken after `applied >= readIndex`. */
+export type ReadOutcome = { error: RegionErrorPb } | { region: Region; snapshot: EngineSnapshot };
+
+export interface ReadWaiter {
+  deadline: number;
+  done(outcome: ReadOutcome): void;
+}
+
+/**
+ * One replica of one region on this store: its raft node, its storage, and the requests
+ * waiting on it. All mutation happens on the store loop; the peer itself does no I/O.
+ */
+export class Peer {
+  readonly raw: RawNode;
+  proposals: Proposal[] = [];
+  /** Reads that arrived since the last turn: one ReadIndex serves them all. */
+  readBatch: ReadWaiter[] = [];
+  /** ReadIndex requests sent to raft, by context. */
+  readsInFlight = new Map<string, ReadWaiter[]>();
+  /** Reads whose read index is known, waiting for apply to reach it. */
+  readsWaitingApply: Array<{ index: bigint; waiters: ReadWaiter[] }> = [];
+  /** Raft log entries (from, to] to delete in the next raft batch (after a CompactLog). */
+  pendingLogDelete: { from: bigint; to: bigint } | undefined;
+  /** The raft state must be written in the next raft batch even if raft reports no change. */
+  raftStateDirty = false;
+  /** A Ready taken from raft and not yet advanced. */
+  pendingReady: Ready | undefined;
+  destroyed = false;
+  generatingSnapshot = false;
+  /** Approximate region size in bytes from the last split check; undefined until measured. */
+  approximateSize: number | undefined;
+  /** Bytes written since the last split check. */
+  sizeDiffHint = 0;
+  lastCompactCheck = 0;
+  private readSeq = 0;
+  /** Peers seen in messages but not (yet) in the region meta, for addressing replies. */
+  private readonly peerCache = new Map<bigint, PeerMeta>();
+
+  constructor(
+    readonly storeId: bigint,
+    readonly meta: PeerMeta,
+    readonly storage: PeerStorage,
+    config: RaftstoreConfig,
+  ) {
+    this.raw = new RawNode({
+      id: meta.id,
+      electionTick: config.raftElectionTicks,
+      heartbeatTick: config.raftHeartbeatTicks,
+      storage,
+      applied: storage.appliedIndex,
+      maxSizePerMsg: config.raftMaxSizePerMsg,
+      maxInflightMsgs: config.raftMaxInflightMsgs,
+      preVote: true,
+      checkQuorum: true,
+      random: seededRandom(Number((storeId * 7919n + meta.id * 104729n + BigInt(Date.now())) % 2147483647n)),
+    });
+  }
+
+  get regionId(): bigint {
+    return this.storage.region.id;
+  }
+
+  get region(): Region {
+    return this.storage.region;
+  }
+
+  isLeader(): boolean {
+    return this.raw.raft.state === StateType.Leader;
+  }
+
+  get term(): bigint {
+    return this.raw.raft.term;
+  }
+
+  /** The leader's metadata, when this peer knows who leads. */
+  leader(): PeerMeta | undefined {
+    const lead = this.raw.raft.lead;
+    return lead === 0n ? undefined : this.peerById(lead);
+  }
+
+  notLeaderError(): RegionErrorPb {
+    return regionErrors.notLeader(this.regionId, this.leader());
+  }
+
+  peerById(id: bigint): PeerMeta | undefined {
+    return this.region.peers.find((p) => p.id === id) ?? this.peerCache.get(id);
+  }
+
+  rememberPeer(p: PeerMeta | undefined): void {
+    if (p && p.id !== 0n && !this.region.peers.some((x) => x.id === p.id)) this.peerCache.set(p.id, { ...p });
+  }
+
+  applyConfChange(cc: ConfChange): void {
+    this.raw.applyConfChange(cc);
+  }
+
+  nextReadContext(): Buffer {
+    const ctx = Buffer.allocUnsafe(16);
+    ctx.writeBigUInt64BE(this.meta.id, 0);
+    ctx.writeBigUInt64BE(BigInt(++this.readSeq), 8);
+    return ctx;
+  }
+
+  /** Wraps a raft message in the store-to-store envelope; undefined when the target is unknown. */
+  envelope(msg: Message): RaftMessage | undefined {
+    const to = this.peerById(msg.to);
+    if (!to) return undefined;
+    const region = this.region;
+    const initial =
+      msg.msgType === MessageType.MsgRequestVote ||
+      msg.msgType === MessageType.MsgRequestPreVote ||
+      (msg.msgType === MessageType.MsgHeartbeat && msg.commit === 0n);
+    return {
+      regionId: region.id,
+      fromPeer: this.meta,
+      toPeer: to,
+      message: msg,
+      regionEpoch: region.regionEpoch,
+      isTombstone: false,
+      startKey: initial ? region.startKey : Buffer.alloc(0),
+      endKey: initial ? region.endKey : Buffer.alloc(0),
+    };
+  }
+
+  /** Answers the proposals that `(index, term)` settles: earlier ones were lost (stale), a term mismatch is stale. */
+  finishProposal(index: bigint, term: bigint, resp: RaftCmdResponse): void {
+    while (this.proposals.length > 0) {
+      const p = this.proposals[0]!;
+      if (p.index > index) return;
+      this.proposals.shift();
+      if (p.index === index && p.term === term) {
+        p.done(resp);
+        return;
+      }
+      p.done(errorResponse(regionErrors.staleCommand(), this.term));
+    }
+  }
+
+  /** Fails every waiting request: leadership lost, peer destroyed or store stopping. */
+  failAll(error: RegionErrorPb): void {
+    for (const p of this.proposals.splice(0)) p.done(errorResponse(error, this.term));
+    for (const w of this.readBatch.splice(0)) w.done({ error });
+    for (const ws of this.readsInFlight.values()) for (const w of ws) w.done({ error });
+    this.readsInFlight.clear();
+    for (const { waiters } of this.readsWaitingApply.splice(0)) for (const w of waiters) w.done({ error });
+  }
+
+  /** Fails requests past their deadline (the client retries; the outcome of a write is unknown to it). */
+  expire(now: number): void {
+    const timeout = () => regionErrors.other(`region ${this.regionId}: request timed out on peer ${this.meta.id}`);
+    while (this.proposals.length > 0 && this.proposals[0]!.deadline < now) this.proposals.shift()!.done(errorResponse(timeout(), this.term));
+    for (const [ctx, ws] of this.readsInFlight) {
+      if (ws.every((w) => w.deadline < now)) {
+        this.readsInFlight.delete(ctx);
+        for (const w of ws) w.done({ error: timeout() });
+      }
+    }
+  }
+}

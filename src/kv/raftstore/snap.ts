@@ -1,0 +1,153 @@
+import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { once } from "node:events";
+import { join } from "node:path";
+import { ALL_CFS, type CfName, type EngineSnapshot, type WriteBatch } from "../engine/index.js";
+import type { Region } from "../../proto/metapb.js";
+
+/**
+ * Snapshot files. A region snapshot is a file of records `cf(1) | keyLen(4) | valueLen(4) | key | value`
+ * for every key of the region's range in each CF, taken from one consistent kv engine snapshot.
+ * Files are written and read as streams, so memory stays bounded whatever the region's size.
+ * The sender keeps `gen_<region>_<term>_<index>.snap`; the receiver writes `rev_...`.
+ */
+export interface SnapKey {
+  regionId: bigint;
+  term: bigint;
+  index: bigint;
+}
+
+export class SnapshotError extends Error {
+  constructor(readonly key: SnapKey, reason: string) {
+    super(`snapshot of region ${key.regionId} at ${key.term}/${key.index}: ${reason}`);
+    this.name = "SnapshotError";
+  }
+}
+
+const HEADER_BYTES = 9;
+/** Flush the write stream buffer roughly every this many bytes. */
+const CHUNK_BYTES = 1024 * 1024;
+
+export class SnapManager {
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+  }
+
+  genPath(k: SnapKey): string {
+    return join(this.dir, `gen_${k.regionId}_${k.term}_${k.index}.snap`);
+  }
+
+  revPath(k: SnapKey): string {
+    return join(this.dir, `rev_${k.regionId}_${k.term}_${k.index}.snap`);
+  }
+
+  /** Writes the region's data from `snap` into the generation file; returns its size in bytes. */
+  async generate(k: SnapKey, snap: EngineSnapshot, region: Region): Promise<number> {
+    const path = this.genPath(k);
+    const out = createWriteStream(path);
+    let size = 0;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    const flush = async () => {
+      if (pendingBytes === 0) return;
+      const chunk = Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      if (!out.write(chunk)) await once(out, "drain");
+    };
+    try {
+      for (let cfIndex = 0; cfIndex < ALL_CFS.length; cfIndex++) {
+        const cursor = snap.cursor(ALL_CFS[cfIndex]!, region.startKey, region.endKey);
+        try {
+          await cursor.seek(region.startKey);
+          while (cursor.valid) {
+            const header = Buffer.allocUnsafe(HEADER_BYTES);
+            header[0] = cfIndex;
+            header.writeUInt32BE(cursor.key.length, 1);
+            header.writeUInt32BE(cursor.value.length, 5);
+            pending.push(header, cursor.key, cursor.value);
+            const n = HEADER_BYTES + cursor.key.length + cursor.value.length;
+            pendingBytes += n;
+            size += n;
+            if (pendingBytes >= CHUNK_BYTES) await flush();
+            await cursor.next();
+          }
+        } finally {
+          await cursor.close();
+        }
+      }
+      await flush();
+      out.end();
+      await once(out, "finish");
+    } catch (err) {
+      out.destroy();
+      rmSync(path, { force: true });
+      throw err;
+    }
+    return size;
+  }
+
+  /** The bytes of a generated snapshot, as chunks, for the transport. */
+  async *readGenerated(k: SnapKey): AsyncGenerator<Buffer> {
+    for await (const chunk of createReadStream(this.genPath(k), { highWaterMark: CHUNK_BYTES })) yield chunk as Buffer;
+  }
+
+  /** Saves received chunks into the receive file. */
+  async receive(k: SnapKey, chunks: AsyncIterable<Buffer>): Promise<void> {
+    const path = this.revPath(k);
+    const out = createWriteStream(path);
+    try {
+      for await (const chunk of chunks) if (!out.write(chunk)) await once(out, "drain");
+      out.end();
+      await once(out, "finish");
+    } catch (err) {
+      out.destroy();
+      rmSync(path, { force: true });
+      throw err;
+    }
+  }
+
+  hasReceived(k: SnapKey): boolean {
+    try {
+      return statSync(this.revPath(k)).isFile();
+    } catch {
+      return false; // no such file: not received (yet)
+    }
+  }
+
+  /** Reads a received snapshot's records and adds them to `kvWb` as puts. */
+  async loadInto(k: SnapKey, kvWb: WriteBatch): Promise<number> {
+    if (!this.hasReceived(k)) throw new SnapshotError(k, "data file was not received");
+    let carry: Buffer = Buffer.alloc(0);
+    let records = 0;
+    for await (const raw of createReadStream(this.revPath(k), { highWaterMark: CHUNK_BYTES })) {
+      const buf: Buffer = carry.length ? Buffer.concat([carry, raw as Buffer]) : (raw as Buffer);
+      let off = 0;
+      while (buf.length - off >= HEADER_BYTES) {
+        const cf = ALL_CFS[buf[off]!] as CfName | undefined;
+        const kl = buf.readUInt32BE(off + 1);
+        const vl = buf.readUInt32BE(off + 5);
+        if (buf.length - off < HEADER_BYTES + kl + vl) break;
+        if (!cf) throw new SnapshotError(k, `corrupt record: CF index ${buf[off]}`);
+        const key = buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + kl);
+        const value = buf.subarray(off + HEADER_BYTES + kl, off + HEADER_BYTES + kl + vl);
+        kvWb.put(cf, Buffer.from(key), Buffer.from(value));
+        records++;
+        off += HEADER_BYTES + kl + vl;
+      }
+      carry = buf.subarray(off);
+    }
+    if (carry.length > 0) throw new SnapshotError(k, `truncated data file (${carry.length} stray bytes)`);
+    return records;
+  }
+
+  /** Removes snapshot files of a region other than `keep` (old generations, applied receptions). */
+  cleanup(regionId: bigint, keep?: SnapKey): void {
+    const keepNames = keep ? new Set([this.genPath(keep), this.revPath(keep)]) : new Set<string>();
+    for (const name of readdirSync(this.dir)) {
+      const m = /^(gen|rev)_(\d+)_/.exec(name);
+      if (!m || BigInt(m[2]!) !== regionId) continue;
+      const path = join(this.dir, name);
+      if (!keepNames.has(path)) rmSync(path, { force: true });
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import type { Context } from "../../proto/kvrpcpb.js";
+import type { Region } from "../../proto/metapb.js";
+import { CmdType, RaftCmdRequest, type RaftRequestHeader, type Request } from "../../proto/raft_cmdpb.js";
+import { keyInRange } from "../../util/bytes.js";
+import type { CfCursor, CfName, EngineSnapshot } from "../engine/index.js";
+import type { Store } from "../raftstore/store.js";
+import { regionErrors } from "../raftstore/errors.js";
+import { InvalidArgumentError, RegionError } from "./errors.js";
+import type { Modify, Storage, StorageReader } from "./storage.js";
+
+function headerOf(ctx: Context | undefined): RaftRequestHeader {
+  if (!ctx || ctx.regionId === 0n) throw new InvalidArgumentError("request context must name a region (context.region_id): this store runs Raft");
+  return { regionId: ctx.regionId, peer: ctx.peer, regionEpoch: ctx.regionEpoch, term: ctx.term };
+}
+
+/**
+ * Storage through Raft: writes are proposed to the region's leader and resolve once applied;
+ * readers are linearizable (ReadIndex), bound to the region's key range.
+ */
+export class RaftStorage implements Storage {
+  constructor(private readonly store: Store) {}
+
+  async start(): Promise<void> {
+    // The store's lifecycle belongs to the node that owns it.
+  }
+
+  async stop(): Promise<void> {
+    // See start().
+  }
+
+  async write(ctx: Context | undefined, batch: Modify[]): Promise<void> {
+    const header = headerOf(ctx);
+    const requests: Request[] = batch.map((m) =>
+      m.kind === "put"
+        ? { cmdType: CmdType.Put, put: { cf: m.cf, key: m.key, value: m.value } }
+        : { cmdType: CmdType.Delete, delete: { cf: m.cf, key: m.key } },
+    );
+    const resp = await this.store.propose(RaftCmdRequest.fromPartial({ header, requests }));
+    if (resp.header?.error) throw new RegionError(resp.header.error);
+  }
+
+  async reader(ctx: Context | undefined): Promise<StorageReader> {
+    const outcome = await this.store.read(headerOf(ctx));
+    if ("error" in outcome) throw new RegionError(outcome.error);
+    return new RegionReader(outcome.snapshot, outcome.region);
+  }
+}
+
+/** A reader over a kv snapshot limited to one region: a key outside it is a KeyNotInRegion error. */
+export class RegionReader implements StorageReader {
+  constructor(
+    private readonly snap: EngineSnapshot,
+    readonly region: Region,
+  ) {}
+
+  async getCF(cf: CfName, key: Uint8Array): Promise<Buffer | undefined> {
+    if (!keyInRange(key, this.region.startKey, this.region.endKey)) throw new RegionError(regionErrors.keyNotInRegion(Buffer.from(key), this.region));
+    return this.snap.get(cf, key);
+  }
+
+  iterCF(cf: CfName): CfCursor {
+    return this.snap.cursor(cf, this.region.startKey, this.region.endKey);
+  }
+
+  close(): Promise<void> {
+    return this.snap.close();
+  }
+}

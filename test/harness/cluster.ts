@@ -1,0 +1,227 @@
+import { join } from "node:path";
+import { Engine } from "../../src/kv/engine/index.js";
+import { CF_DEFAULT, type CfName } from "../../src/kv/engine/index.js";
+import {
+  Store,
+  TEST_RAFTSTORE_CONFIG,
+  writeInitialRegion,
+  writeStoreIdent,
+  type RaftstoreConfig,
+  type StoreHooks,
+} from "../../src/kv/raftstore/index.js";
+import { RaftStorage, RegionError } from "../../src/kv/storage/index.js";
+import { MemoryNetwork } from "../../src/kv/transport/index.js";
+import type { Context } from "../../src/proto/kvrpcpb.js";
+import type { Region } from "../../src/proto/metapb.js";
+import { keyInRange } from "../../src/util/bytes.js";
+import { silentLogger, createLogger, type Logger } from "../../src/util/logger.js";
+import { tempDir } from "./wait.js";
+
+export interface ClusterOptions {
+  stores: number;
+  config?: Partial<RaftstoreConfig>;
+  seed?: number;
+  hooks?: (storeId: bigint) => StoreHooks;
+}
+
+interface StoreSlot {
+  dir: string;
+  kv?: Engine;
+  raft?: Engine;
+  store?: Store;
+}
+
+/**
+ * N stores in one process with real LevelDB in temp dirs and an in-memory network with
+ * filters; stores crash/restart from their on-disk state. Region 1 starts on every store,
+ * peer id = store id, as TinyKV's test cluster.
+ */
+export class TestCluster {
+  readonly network: MemoryNetwork;
+  readonly config: RaftstoreConfig;
+  readonly slots = new Map<bigint, StoreSlot>();
+  private readonly root = tempDir("tinykv-cluster-");
+  readonly log: Logger = process.env.CLUSTER_LOG ? createLogger(process.env.CLUSTER_LOG) : silentLogger;
+
+  constructor(readonly opts: ClusterOptions) {
+    this.network = new MemoryNetwork({ seed: opts.seed });
+    this.config = { ...TEST_RAFTSTORE_CONFIG, ...opts.config };
+    for (let i = 1; i <= opts.stores; i++) this.slots.set(BigInt(i), { dir: join(this.root.path, `store${i}`) });
+  }
+
+  get storeIds(): bigint[] {
+    return [...this.slots.keys()];
+  }
+
+  async start(): Promise<void> {
+    const region: Region = {
+      id: 1n,
+      startKey: Buffer.alloc(0),
+      endKey: Buffer.alloc(0),
+      regionEpoch: { confVer: 1n, version: 1n },
+      peers: this.storeIds.map((id) => ({ id, storeId: id })),
+    };
+    for (const [id, slot] of this.slots) {
+      const kv = await Engine.open(join(slot.dir, "kv"));
+      const raft = await Engine.open(join(slot.dir, "raft"));
+      await writeStoreIdent(kv, 0n, id);
+      await writeInitialRegion(kv, raft, region);
+      await kv.close();
+      await raft.close();
+    }
+    for (const id of this.storeIds) await this.startStore(id);
+  }
+
+  async startStore(id: bigint): Promise<void> {
+    const slot = this.slots.get(id)!;
+    if (slot.store) return;
+    slot.kv = await Engine.open(join(slot.dir, "kv"));
+    slot.raft = await Engine.open(join(slot.dir, "raft"));
+    const store = new Store({
+      storeId: id,
+      kv: slot.kv,
+      raft: slot.raft,
+      snapDir: join(slot.dir, "snap"),
+      config: this.config,
+      log: this.log,
+      makeTransport: (source, events) => this.network.transport(id, source, events),
+      hooks: this.opts.hooks?.(id),
+    });
+    slot.store = store;
+    this.network.register(id, store);
+    await store.start();
+  }
+
+  /** Stops a store as a crash would look to the others: gone from the network, state on disk. */
+  async stopStore(id: bigint): Promise<void> {
+    const slot = this.slots.get(id)!;
+    if (!slot.store) return;
+    this.network.unregister(id);
+    await slot.store.stop();
+    await slot.kv!.close();
+    await slot.raft!.close();
+    slot.store = slot.kv = slot.raft = undefined;
+  }
+
+  store(id: bigint): Store | undefined {
+    return this.slots.get(id)?.store;
+  }
+
+  engine(id: bigint): Engine | undefined {
+    return this.slots.get(id)?.kv;
+  }
+
+  async shutdown(): Promise<void> {
+    for (const id of this.storeIds) await this.stopStore(id);
+    this.network.close();
+    this.root.cleanup();
+  }
+
+  /** The newest region containing `key` as the running stores know it (the harness's "scheduler"). */
+  regionFor(key: Buffer): Region | undefined {
+    let best: Region | undefined;
+    for (const slot of this.slots.values()) {
+      for (const r of slot.store?.regions() ?? []) {
+        if (!keyInRange(key, r.startKey, r.endKey)) continue;
+        if (!best || r.regionEpoch!.version > best.regionEpoch!.version || (r.regionEpoch!.version === best.regionEpoch!.version && r.regionEpoch!.confVer > best.regionEpoch!.confVer)) best = r;
+      }
+    }
+    return best;
+  }
+
+  /** The store whose peer of `regionId` is leader, if any. */
+  leaderOf(regionId: bigint): bigint | undefined {
+    for (const [id, slot] of this.slots) if (slot.store?.peers.get(regionId)?.isLeader()) return id;
+    return undefined;
+  }
+
+  /**
+   * Runs `op` against the region's leader, retrying on region errors (not leader, epoch, stale,
+   * timeout) with backoff until the deadline — what a client library does.
+   */
+  async onLeader<T>(key: Buffer, what: string, op: (storage: RaftStorage, ctx: Context) => Promise<T>, timeoutMs = 15_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let backoff = 10;
+    let last: unknown;
+    let hint: bigint | undefined;
+    for (;;) {
+      const region = this.regionFor(key);
+      if (region) {
+        const storeId = hint ?? this.leaderOf(region.id) ?? region.peers[Math.floor(Math.random() * region.peers.length)]!.storeId;
+        hint = undefined;
+        const store = this.store(storeId);
+        if (store) {
+          const ctx: Context = { regionId: region.id, regionEpoch: region.regionEpoch, peer: store.peerMeta(region.id), term: 0n };
+          try {
+            return await op(new RaftStorage(store), ctx);
+          } catch (err) {
+            if (!(err instanceof RegionError)) throw err;
+            last = err;
+            const leader = err.pb.notLeader?.leader;
+            if (leader && leader.storeId !== 0n) hint = leader.storeId;
+          }
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`${what}: timed out after ${timeoutMs} ms (last error: ${last instanceof Error ? last.message : String(last)})`);
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, 100);
+    }
+  }
+
+  put(key: string | Buffer, value: string | Buffer, cf: CfName = CF_DEFAULT): Promise<void> {
+    const k = Buffer.from(key);
+    return this.onLeader(k, `put ${k}`, (s, ctx) => s.write(ctx, [{ kind: "put", cf, key: k, value: Buffer.from(value) }]));
+  }
+
+  delete(key: string | Buffer, cf: CfName = CF_DEFAULT): Promise<void> {
+    const k = Buffer.from(key);
+    return this.onLeader(k, `delete ${k}`, (s, ctx) => s.write(ctx, [{ kind: "delete", cf, key: k }]));
+  }
+
+  get(key: string | Buffer, cf: CfName = CF_DEFAULT): Promise<Buffer | undefined> {
+    const k = Buffer.from(key);
+    return this.onLeader(k, `get ${k}`, async (s, ctx) => {
+      const reader = await s.reader(ctx);
+      try {
+        return await reader.getCF(cf, k);
+      } finally {
+        await reader.close();
+      }
+    });
+  }
+
+  /** Scans [start, end) across regions, region by region, like TinyKV's harness Scan. */
+  async scan(start: string | Buffer, end: string | Buffer, cf: CfName = CF_DEFAULT): Promise<Array<{ key: Buffer; value: Buffer }>> {
+    const out: Array<{ key: Buffer; value: Buffer }> = [];
+    let cur: Buffer = Buffer.from(start);
+    const stop = Buffer.from(end);
+    for (;;) {
+      let regionEnd: Buffer = Buffer.alloc(0);
+      const part = await this.onLeader(cur, `scan from ${cur}`, async (s, ctx) => {
+        const reader = await s.reader(ctx);
+        const rows: Array<{ key: Buffer; value: Buffer }> = [];
+        const cursor = reader.iterCF(cf);
+        try {
+          await cursor.seek(cur);
+          while (cursor.valid && (stop.length === 0 || Buffer.compare(cursor.key, stop) < 0)) {
+            rows.push({ key: cursor.key, value: cursor.value });
+            await cursor.next();
+          }
+          regionEnd = (reader as unknown as { region: Region }).region.endKey;
+          return rows;
+        } finally {
+          await cursor.close();
+          await reader.close();
+        }
+      });
+      out.push(...part);
+      if (regionEnd.length === 0 || (stop.length > 0 && Buffer.compare(regionEnd, stop) >= 0)) return out;
+      cur = regionEnd;
+    }
+  }
+
+  /** Reads a key straight from a store's kv engine (no raft), as TinyKV's MustGetEqual does. */
+  async engineGet(storeId: bigint, key: string, cf: CfName = CF_DEFAULT): Promise<Buffer | undefined> {
+    return this.engine(storeId)?.get(cf, Buffer.from(key));
+  }
+}
