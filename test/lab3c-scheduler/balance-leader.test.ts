@@ -1,0 +1,71 @@
+// balance-leader (TinyKV testBalanceLeaderSchedulerSuite scenarios).
+import { describe, expect, it } from "vitest";
+import { BalanceLeaderScheduler } from "../../src/scheduler/balance-leader.js";
+import { OpKind } from "../../src/scheduler/operator.js";
+import { MockCluster } from "./mock-cluster.js";
+
+// The mock cluster's tolerance: TinyKV's mock options use a tolerant size ratio of 2.5 (int 2).
+const lb = new BalanceLeaderScheduler({ tolerance: 2 });
+
+function setup(leaders: number[], regionLeaderStore: number, followers: number[]): MockCluster {
+  const tc = new MockCluster();
+  leaders.forEach((n, i) => tc.addLeaderStore(i + 1, n));
+  tc.addLeaderRegion(1, regionLeaderStore, ...followers);
+  return tc;
+}
+
+describe("balance-leader", () => {
+  it("TestBalanceLimit: moves only when the gap is larger than the tolerance on both sides", () => {
+    // Leaders 1 0 0 0, region 1 led by store 1: not worth it.
+    let tc = setup([1, 0, 0, 0], 1, [2, 3, 4]);
+    expect(lb.schedule(tc.cluster, tc.oc)).toBeUndefined();
+    // 16 0 0 0: move a leader off store 1.
+    tc.updateLeaderCount(1, 16);
+    const op = lb.schedule(tc.cluster, tc.oc)!;
+    expect(op).toBeDefined();
+    expect(op.length).toBe(1);
+    expect(op.step(0)).toMatchObject({ type: "transfer_leader", fromStore: 1n });
+    expect(op.kind & OpKind.Leader).toBe(OpKind.Leader);
+    expect(op.kind & OpKind.Region).toBe(0);
+
+    // 7 8 9 10, region led by 4: balanced enough.
+    tc = setup([7, 8, 9, 10], 4, [1, 2, 3]);
+    expect(lb.schedule(tc.cluster, tc.oc)).toBeUndefined();
+    // 7 8 9 16: move from store 4 to the follower store with the fewest leaders (1).
+    tc.updateLeaderCount(4, 16);
+    expect(lb.schedule(tc.cluster, tc.oc)?.step(0)).toEqual({ type: "transfer_leader", fromStore: 4n, toStore: 1n });
+  });
+
+  it("TestBalanceLeaderTolerance: the default tolerance (5) needs a gap above 10", () => {
+    const def = new BalanceLeaderScheduler();
+    const tc = setup([10, 0, 0], 1, [2, 3]);
+    expect(def.schedule(tc.cluster, tc.oc)).toBeUndefined();
+    tc.updateLeaderCount(1, 11);
+    expect(def.schedule(tc.cluster, tc.oc)?.step(0)).toMatchObject({ fromStore: 1n });
+  });
+
+  it("TestTransferLeaderIn: pulls a leader into the emptiest store when the source has no movable leaders", () => {
+    // Store 4 has the most leaders but leads no region we know; region 1 (led by 3) has a follower on 1.
+    const tc = setup([0, 10, 14, 20], 3, [1, 2]);
+    expect(lb.schedule(tc.cluster, tc.oc)?.step(0)).toEqual({ type: "transfer_leader", fromStore: 3n, toStore: 1n });
+  });
+
+  it("never targets an offline, down or busy store", () => {
+    const tc = setup([16, 0, 0, 0], 1, [2, 3, 4]);
+    tc.setStoreOffline(2);
+    tc.setStoreDown(3);
+    tc.setStoreBusy(4, true);
+    expect(lb.schedule(tc.cluster, tc.oc)).toBeUndefined();
+    tc.setStoreBusy(4, false);
+    expect(lb.schedule(tc.cluster, tc.oc)?.step(0)).toEqual({ type: "transfer_leader", fromStore: 1n, toStore: 4n });
+  });
+
+  it("respects the leader schedule limit", () => {
+    const tc = setup([16, 0, 0], 1, [2, 3]);
+    const one = new BalanceLeaderScheduler({ tolerance: 2, leaderScheduleLimit: 1 });
+    const op = one.schedule(tc.cluster, tc.oc)!;
+    tc.oc.add(op);
+    tc.addLeaderRegion(2, 1, 2, 3);
+    expect(one.schedule(tc.cluster, tc.oc)).toBeUndefined();
+  });
+});

@@ -1,0 +1,136 @@
+// Lab 3C balance-region (TinyKV scheduler/server/schedulers/balance_test.go, *3C cases).
+import { describe, expect, it } from "vitest";
+import { Peer } from "../../src/proto/metapb.js";
+import { BalanceRegionScheduler } from "../../src/scheduler/balance-region.js";
+import { OpKind, type Operator } from "../../src/scheduler/operator.js";
+import { withRegion } from "../../src/scheduler/region-info.js";
+import { MockCluster } from "./mock-cluster.js";
+
+function checkTransferPeer(op: Operator | undefined, source: number, target: number): void {
+  expect(op, `expected a move from store ${source} to store ${target}`).toBeDefined();
+  const o = op!;
+  let kind: number = OpKind.Balance | OpKind.Region;
+  if (o.length === 2) {
+    expect(o.step(0)).toMatchObject({ type: "add_peer", toStore: BigInt(target) });
+    expect(o.step(1)).toMatchObject({ type: "remove_peer", fromStore: BigInt(source) });
+  } else {
+    expect(o.length).toBe(3);
+    expect(o.step(0)).toMatchObject({ type: "add_peer", toStore: BigInt(target) });
+    expect(o.step(1)).toMatchObject({ type: "transfer_leader", fromStore: BigInt(source) });
+    expect(o.step(2)).toMatchObject({ type: "remove_peer", fromStore: BigInt(source) });
+    kind |= OpKind.Leader;
+  }
+  expect(o.kind & kind).toBe(kind);
+}
+
+function checkTransferPeerWithLeaderTransfer(op: Operator | undefined, source: number, target: number): void {
+  expect(op?.length, "a move that hands the leadership over has 3 steps").toBe(3);
+  checkTransferPeer(op, source, target);
+}
+
+describe("lab3c balance-region", () => {
+  const sb = new BalanceRegionScheduler({ regionScheduleLimit: 64 });
+
+  it("TestReplicas13C", () => {
+    const tc = new MockCluster();
+    tc.setMaxReplicas(1);
+    tc.addRegionStore(1, 6);
+    tc.addRegionStore(2, 8);
+    tc.addRegionStore(3, 8);
+    tc.addRegionStore(4, 16);
+    tc.addLeaderRegion(1, 4);
+    checkTransferPeerWithLeaderTransfer(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId), 4, 1);
+
+    // Store 1 offline is filtered out; store 2 becomes the one with the least regions.
+    tc.setStoreOffline(1);
+    tc.updateRegionCount(2, 6);
+    checkTransferPeerWithLeaderTransfer(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId), 4, 2);
+
+    // A 1-peer region is not moved while max-replicas is 3.
+    tc.setMaxReplicas(3);
+    expect(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId)).toBeUndefined();
+    tc.setMaxReplicas(1);
+    expect(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId)).toBeDefined();
+  });
+
+  it("TestReplicas33C", () => {
+    const tc = new MockCluster();
+    tc.addRegionStore(1, 16);
+    tc.addRegionStore(2, 15);
+    tc.addRegionStore(3, 14);
+    tc.addLeaderRegion(1, 1, 2, 3);
+    expect(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId), "no store to move to").toBeUndefined();
+
+    tc.addRegionStore(4, 2);
+    checkTransferPeer(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId), 1, 4);
+    tc.addRegionStore(5, 1);
+    checkTransferPeer(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId), 1, 5);
+    tc.addRegionStore(6, 0);
+    checkTransferPeer(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId), 1, 6);
+    tc.setStoreDown(6);
+    checkTransferPeer(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId), 1, 5);
+
+    tc.setStoreDown(4);
+    tc.setStoreDown(5);
+    tc.setStoreDown(6);
+    tc.addRegionStore(7, 20); // larger than the source: not worth it
+    expect(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId)).toBeUndefined();
+  });
+
+  it("TestReplicas53C", () => {
+    const tc = new MockCluster();
+    tc.setMaxReplicas(5);
+    tc.addRegionStore(1, 4);
+    tc.addRegionStore(2, 5);
+    tc.addRegionStore(3, 6);
+    tc.addRegionStore(4, 7);
+    tc.addRegionStore(5, 28);
+    tc.addLeaderRegion(1, 1, 2, 3, 4, 5);
+
+    tc.addRegionStore(6, 1);
+    checkTransferPeer(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId), 5, 6);
+    tc.addRegionStore(7, 5);
+    checkTransferPeer(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId), 5, 6);
+
+    tc.addLeaderRegion(1, 2, 3, 4, 5, 6);
+    checkTransferPeer(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId), 5, 1);
+
+    tc.addRegionStore(11, 29);
+    tc.addRegionStore(12, 8);
+    tc.addRegionStore(13, 7);
+    tc.addLeaderRegion(1, 2, 3, 11, 12, 13);
+    checkTransferPeer(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId), 11, 6);
+  });
+
+  it("TestReplacePendingRegion3C: a region with a pending peer on the source goes first", () => {
+    const tc = new MockCluster();
+    tc.addRegionStore(1, 16);
+    tc.addRegionStore(2, 7);
+    tc.addRegionStore(3, 15);
+    tc.addRegionStore(4, 10);
+    tc.addLeaderRegion(1, 1, 2, 3);
+    tc.addLeaderRegion(2, 1, 2, 3);
+    tc.addLeaderRegion(3, 2, 1, 3);
+    const r3 = tc.getRegion(3);
+    tc.putRegion(withRegion(r3, { pendingPeers: [Peer.create(r3.meta.peers.find((p) => p.storeId === 1n)!)] }));
+    const op = sb.schedule(tc.cluster, tc.oc, tc.allocPeerId);
+    expect(op?.regionId).toBe(3n);
+    checkTransferPeer(op, 1, 4);
+  });
+
+  it("respects the region schedule limit and skips regions that already have an operator", () => {
+    const tc = new MockCluster();
+    tc.addRegionStore(1, 16);
+    tc.addRegionStore(2, 15);
+    tc.addRegionStore(3, 14);
+    tc.addRegionStore(4, 0);
+    tc.addLeaderRegion(1, 1, 2, 3);
+    const op = sb.schedule(tc.cluster, tc.oc, tc.allocPeerId)!;
+    expect(tc.oc.add(op)).toBe(true);
+    expect(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId), "region 1 is busy with an operator").toBeUndefined();
+    tc.addLeaderRegion(2, 1, 2, 3);
+    const limited = new BalanceRegionScheduler({ regionScheduleLimit: 1 });
+    expect(limited.schedule(tc.cluster, tc.oc, tc.allocPeerId), "limit of 1 running region operator").toBeUndefined();
+    expect(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId)?.regionId).toBe(2n);
+  });
+});
