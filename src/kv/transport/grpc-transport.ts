@@ -3,8 +3,9 @@ import { MessageType } from "../../proto/eraftpb.js";
 import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
 import { TinyKvClient } from "../../proto/tinykvpb.js";
 import { silentLogger, type Logger } from "../../util/logger.js";
-import { InvalidRaftMessageError, SnapshotSendError, StoreUnreachableError, TransportError } from "./errors.js";
-import { SNAPSHOT_CHUNK_BYTES, snapshotChunks } from "./snapshot-chunks.js";
+import { InvalidRaftMessageError, SnapshotSendError, StoreNotFoundError, StoreUnreachableError, TransportError } from "./errors.js";
+import { streamSnapshotCall } from "./grpc-snapshot.js";
+import { SNAPSHOT_CHUNK_BYTES } from "./snapshot-chunks.js";
 import type { RaftTransport, SnapshotSource, StoreResolver, TransportEvents } from "./transport.js";
 
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -41,11 +42,11 @@ export interface GrpcTransportOptions {
   snapshotChunkBytes?: number;
   /** A snapshot stream that takes longer fails (default 10 min). */
   snapshotTimeoutMs?: number;
+  /** Address resolution that takes longer counts as a failure (default 5000 ms). */
+  resolveTimeoutMs?: number;
 }
 
 const MAX_WAITING_SNAPSHOTS = 8;
-/** Snapshot chunks written but not yet handed to HTTP/2: bounds memory to about this many MiB. */
-const SNAPSHOT_WINDOW = 2;
 /** Raft messages buffered in the grpc-js stream before we wait for 'drain' (its own mark is 16). */
 const RAFT_WRITE_WINDOW = 256;
 const CLOSE_GRACE_MS = 1000;
@@ -205,7 +206,7 @@ export class GrpcTransport implements RaftTransport {
     dest.connecting = true;
     let addr = dest.addr;
     try {
-      addr ??= await this.opts.resolver.resolve(dest.storeId);
+      addr ??= await this.resolve(dest.storeId);
       if (this.closed) return;
       dest.addr = addr;
       const client = new TinyKvClient(addr, grpc.credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
@@ -230,6 +231,16 @@ export class GrpcTransport implements RaftTransport {
       dest.connecting = false;
     }
     this.pump(dest);
+  }
+
+  /** The resolver, with a deadline: a hung resolver must not hold a destination in "connecting" forever. */
+  private resolve(storeId: bigint): Promise<string> {
+    const ms = this.opts.resolveTimeoutMs ?? 5000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreNotFoundError(storeId, `address resolution timed out after ${ms} ms`)), ms);
+    });
+    return Promise.race([this.opts.resolver.resolve(storeId), timeout]).finally(() => clearTimeout(timer));
   }
 
   private onStreamBroken(dest: Destination, stream: grpc.ClientWritableStream<RaftMessage>, cause: unknown): void {
@@ -306,7 +317,7 @@ export class GrpcTransport implements RaftTransport {
     const fail = (cause: unknown) => new SnapshotSendError(dest.storeId, msg.regionId, cause);
     let addr = dest.addr;
     try {
-      addr ??= await this.opts.resolver.resolve(dest.storeId);
+      addr ??= await this.resolve(dest.storeId);
     } catch (err) {
       throw fail(err);
     }
@@ -314,39 +325,15 @@ export class GrpcTransport implements RaftTransport {
     const client = new TinyKvClient(addr, grpc.credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
     let call: grpc.ClientWritableStream<SnapshotChunk> | undefined;
     try {
-      return await new Promise<number>((resolve, reject) => {
-        let sent = 0;
-        let status: grpc.StatusObject | undefined;
-        const c = client.snapshot(new grpc.Metadata(), { deadline: Date.now() + this.snapshotTimeoutMs }, (err) =>
-          err ? reject(fail(err)) : resolve(sent),
-        );
-        call = c;
-        this.snapshotCalls.add(c);
-        c.on("status", (s: grpc.StatusObject) => (status = s));
-        // Errors reach the callback; this listener only keeps an 'error' event from going unhandled.
-        c.on("error", () => undefined);
-        // grpc-js buffers 16 objects before write() says stop (16 MiB of chunks), so memory is
-        // bounded by waiting for each chunk's write callback, SNAPSHOT_WINDOW chunks at a time.
-        const pump = async () => {
-          const window: Promise<void>[] = [];
-          for await (const chunk of snapshotChunks(msg, this.opts.snapshotSource, this.chunkBytes)) {
-            if (status) throw new Error(`stream closed by the peer: ${status.details}`);
-            sent += chunk.data.length;
-            const w = writeAcked(c, chunk);
-            // Awaited below; this handler only stops a rejection from counting as unhandled while
-            // it waits in the window (or after the loop threw and nobody awaits it any more).
-            w.catch(() => undefined);
-            window.push(w);
-            if (window.length >= SNAPSHOT_WINDOW) await window.shift();
-          }
-          await Promise.all(window);
-          c.end();
-        };
-        pump().catch((err: unknown) => {
-          c.cancel();
-          reject(fail(err));
-        });
+      return await streamSnapshotCall({
+        client, msg, source: this.opts.snapshotSource, chunkBytes: this.chunkBytes, timeoutMs: this.snapshotTimeoutMs,
+        onCall: (c) => {
+          call = c;
+          this.snapshotCalls.add(c);
+        },
       });
+    } catch (err) {
+      throw fail(err);
     } finally {
       if (call) this.snapshotCalls.delete(call);
       client.close();
@@ -358,25 +345,6 @@ export class GrpcTransport implements RaftTransport {
       if (!this.closed) this.events.onSnapshotStatus?.(msg, ok);
     });
   }
-}
-
-/** Writes one message and resolves once grpc-js has handed it to HTTP/2 (fails if the call ends first). */
-function writeAcked<T>(call: grpc.ClientWritableStream<T>, chunk: T): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onEnd = () => {
-      call.off("status", onEnd);
-      call.off("close", onEnd);
-      reject(new Error("stream ended while a chunk was being written"));
-    };
-    call.on("status", onEnd);
-    call.on("close", onEnd);
-    call.write(chunk, (err?: Error | null) => {
-      call.off("status", onEnd);
-      call.off("close", onEnd);
-      if (err) reject(err);
-      else resolve();
-    });
-  });
 }
 
 /** Waits for `p`, but no longer than `ms`. */

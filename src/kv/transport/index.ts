@@ -6,3 +6,4 @@ export * from "./snapshot-chunks.js";
 export * from "./static-resolver.js";
 export * from "./memory-transport.js";
 export * from "./grpc-transport.js";
+export * from "./grpc-snapshot.js";

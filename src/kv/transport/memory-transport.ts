@@ -255,13 +255,24 @@ class MemoryTransport implements RaftTransport {
   private queue: RaftMessage[] = [];
   private flushHandle: NodeJS.Immediate | undefined;
   private closed = false;
+  /** The store's callbacks, silenced once it closed (its raft is gone). */
+  private readonly events: TransportEvents;
 
   constructor(
     private readonly network: MemoryNetwork,
     private readonly storeId: bigint,
     private readonly snapshotSource: SnapshotSource,
-    private readonly events: TransportEvents,
-  ) {}
+    events: TransportEvents,
+  ) {
+    this.events = {
+      onUnreachable: (msg) => {
+        if (!this.closed) events.onUnreachable?.(msg);
+      },
+      onSnapshotStatus: (msg, ok) => {
+        if (!this.closed) events.onSnapshotStatus?.(msg, ok);
+      },
+    };
+  }
 
   send(msg: RaftMessage): void {
     if (msg.toPeer === undefined) throw new InvalidRaftMessageError(`region ${msg.regionId}: no to_peer`);
