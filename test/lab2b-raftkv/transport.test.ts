@@ -316,6 +316,8 @@ describe("lab2b transport: gRPC between stores", () => {
     const got = indexes(second.sink.msgs);
     expect(got[0]).toBeGreaterThanOrEqual(restartedAt - 1);
     expect(got).toEqual([...got].sort((x, y) => x - y)); // still in order on the new stream
+    expect(a.t.stats.streamFailures).toBeGreaterThanOrEqual(1);
+    expect(a.t.stats.streamsOpened).toBeGreaterThanOrEqual(2);
   });
 
   it("sends to an unresolvable or dead store report onUnreachable and never throw; snapshots report failure", async () => {
@@ -340,6 +342,23 @@ describe("lab2b transport: gRPC between stores", () => {
     a.t.send(raftMsg(1n, 7n, 1, MessageType.MsgSnapshot));
     await waitFor(() => a.events.snapshotStatus.length === 2, { timeoutMs: 5000, message: "two snapshot failures reported" });
     expect(a.events.snapshotStatus.every((s) => !s.ok)).toBe(true);
+  });
+
+  it("under backpressure (3,000 × 8 KiB in one flush) the stream drains and everything arrives in order", async () => {
+    const s2 = await startStore();
+    const a = transport(1n, new StaticResolver([[2n, s2.addr]]));
+    const payload = randomBytes(8 * 1024);
+    for (let i = 0; i < 3000; i++) {
+      const m = raftMsg(1n, 2n, i);
+      m.message!.entries = [{ entryType: 0, term: 1n, index: BigInt(i), data: payload }];
+      a.t.send(m);
+    }
+    a.t.flush();
+    await waitFor(() => s2.sink.msgs.length === 3000, { timeoutMs: 10_000, message: "3000 large messages delivered" });
+    expect(indexes(s2.sink.msgs)).toEqual([...Array(3000).keys()]);
+    expect(s2.sink.msgs[2999]!.message!.entries[0]!.data.equals(payload)).toBe(true);
+    expect(a.t.stats.backpressureWaits).toBeGreaterThan(0);
+    expect(a.events.unreachable).toHaveLength(0);
   });
 
   it("the per-store queue is bounded: the oldest messages are dropped and reported", async () => {

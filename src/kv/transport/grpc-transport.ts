@@ -80,6 +80,8 @@ interface Destination {
  * Events are never called from inside send()/flush(), and never after close().
  */
 export class GrpcTransport implements RaftTransport {
+  /** Counters for tests and metrics. */
+  readonly stats = { written: 0, dropped: 0, streamsOpened: 0, streamFailures: 0, backpressureWaits: 0 };
   private readonly dests = new Map<bigint, Destination>();
   private readonly snapshotCalls = new Set<grpc.ClientWritableStream<SnapshotChunk>>();
   private readonly snapshotTasks = new Set<Promise<void>>();
@@ -188,7 +190,9 @@ export class GrpcTransport implements RaftTransport {
     while (dest.queue.length > 0) {
       const msg = dest.queue.shift()!;
       dest.inFlight.set(`${msg.regionId}/${msg.toPeer?.id}`, msg);
+      this.stats.written++;
       if (!stream.write(msg) && stream.writableLength >= RAFT_WRITE_WINDOW) {
+        this.stats.backpressureWaits++;
         dest.blocked = true;
         stream.once("drain", () => {
           if (dest.stream !== stream) return;
@@ -221,6 +225,7 @@ export class GrpcTransport implements RaftTransport {
       dest.client = client;
       dest.stream = stream;
       dest.streamStartedAt = Date.now();
+      this.stats.streamsOpened++;
       dest.blocked = false;
       dest.inFlight.clear();
       this.log.debug({ to_store: dest.storeId, addr }, "raft stream opened");
@@ -251,6 +256,7 @@ export class GrpcTransport implements RaftTransport {
     dest.blocked = false;
     client?.close();
     if (this.closed) return;
+    this.stats.streamFailures++;
     if (Date.now() - dest.streamStartedAt >= this.maxBackoffMs) dest.backoffMs = this.initialBackoffMs;
     this.fail(dest, new StoreUnreachableError(dest.storeId, dest.addr, cause));
   }
@@ -282,6 +288,7 @@ export class GrpcTransport implements RaftTransport {
   }
 
   private unreachable(msg: RaftMessage): void {
+    this.stats.dropped++;
     queueMicrotask(() => {
       if (!this.closed) this.events.onUnreachable?.(msg);
     });
