@@ -5,10 +5,10 @@ import {
   OperatorStatus,
   RegionHeartbeatRequest,
   SchedulerClient,
+  StoreStats,
   type GetRegionResponse,
   type RegionHeartbeatResponse,
   type ResponseHeader,
-  type StoreStats,
   type TsoRequest,
   type TsoResponse,
 } from "../proto/schedulerpb.js";
@@ -162,16 +162,16 @@ export class SchedulerRpcClient {
     return (await this.call<object, { header?: ResponseHeader; id: bigint }>("AllocID", { header: this.header })).id;
   }
 
-  async bootstrap(store: Store): Promise<void> {
-    await this.call("Bootstrap", { header: this.header, store });
+  async bootstrap(store: Partial<Store> & { id: bigint }): Promise<void> {
+    await this.call("Bootstrap", { header: this.header, store: Store.create(store) });
   }
 
   async isBootstrapped(): Promise<boolean> {
     return (await this.call<object, { header?: ResponseHeader; bootstrapped: boolean }>("IsBootstrapped", { header: this.header })).bootstrapped;
   }
 
-  async putStore(store: Store): Promise<void> {
-    await this.call("PutStore", { header: this.header, store });
+  async putStore(store: Partial<Store> & { id: bigint }): Promise<void> {
+    await this.call("PutStore", { header: this.header, store: Store.create(store) });
   }
 
   async getStore(storeId: bigint): Promise<{ store: Store; stats?: StoreStats }> {
@@ -184,8 +184,8 @@ export class SchedulerRpcClient {
     return (await this.call<object, { header?: ResponseHeader; stores: Store[] }>("GetAllStores", { header: this.header, excludeTombstoneStores })).stores;
   }
 
-  async storeHeartbeat(stats: StoreStats): Promise<void> {
-    await this.call("StoreHeartbeat", { header: this.header, stats });
+  async storeHeartbeat(stats: Partial<StoreStats> & { storeId: bigint }): Promise<void> {
+    await this.call("StoreHeartbeat", { header: this.header, stats: StoreStats.create(stats as never) });
   }
 
   private static region(r: GetRegionResponse): RegionWithLeader | undefined {
@@ -221,7 +221,10 @@ export class SchedulerRpcClient {
   }
 
   async askSplit(region: Region): Promise<{ newRegionId: bigint; newPeerIds: bigint[] }> {
-    const r = await this.call<object, { header?: ResponseHeader; newRegionId: bigint; newPeerIds: bigint[] }>("AskSplit", { header: this.header, region });
+    const r = await this.call<object, { header?: ResponseHeader; newRegionId: bigint; newPeerIds: bigint[] }>("AskSplit", {
+      header: this.header,
+      region: Region.create(region),
+    });
     return { newRegionId: r.newRegionId, newPeerIds: r.newPeerIds };
   }
 
@@ -230,8 +233,8 @@ export class SchedulerRpcClient {
     return r.cluster ?? Cluster.create();
   }
 
-  async putClusterConfig(cluster: Cluster): Promise<void> {
-    await this.call("PutClusterConfig", { header: this.header, cluster });
+  async putClusterConfig(cluster: Partial<Cluster> & { maxPeerCount: number }): Promise<void> {
+    await this.call("PutClusterConfig", { header: this.header, cluster: Cluster.create(cluster) });
   }
 
   async getGcSafePoint(): Promise<bigint> {
