@@ -55,8 +55,8 @@ export class Progress {
   state: ProgressState = ProgressState.Probe;
   /** Index of the snapshot in flight (snapshot state only). */
   pendingSnapshot = 0n;
-  /** Heard from since the last check-quorum round (the leader itself is always active). */
-  recentActive = true;
+  /** Heard from since the last check-quorum round (the leader itself always counts). */
+  recentActive = false;
   /** Probe state: one append was sent; wait for a response or a heartbeat response. */
   msgAppFlowPaused = false;
   readonly inflights: Inflights;

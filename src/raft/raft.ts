@@ -380,6 +380,8 @@ export class Raft {
   addNode(id: bigint): void {
     if (this.prs.has(id)) return; // duplicate adds are harmless
     const pr = new Progress(this.raftLog.lastIndex() + 1n, 0n, this.maxInflight);
+    // A node just added gets one check-quorum round of grace before it counts as inactive.
+    pr.recentActive = true;
     this.prs.set(id, pr);
   }
 
