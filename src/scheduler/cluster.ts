@@ -109,14 +109,19 @@ export class ClusterModel {
   /** Throws StaleRegionError when the heartbeat's epoch is older than the same region or any overlapped one. */
   checkStale(region: RegionInfo): void {
     const epoch = epochOf(region);
-    const origin = this.regions.get(region.meta.id);
-    const against = origin ? [origin] : this.regions.overlaps(region.meta.startKey, region.meta.endKey);
-    for (const known of against) {
+    const stale = (known: RegionInfo) => {
       const k = epochOf(known);
-      if (isEpochStale(epoch, k)) {
-        throw new StaleRegionError(region.meta.id, epoch, { id: known.meta.id, version: k.version, confVer: k.confVer });
-      }
+      return new StaleRegionError(region.meta.id, epoch, { id: known.meta.id, version: k.version, confVer: k.confVer });
+    };
+    const origin = this.regions.get(region.meta.id);
+    const overlaps = this.regions.overlaps(region.meta.startKey, region.meta.endKey).filter((o) => o.meta.id !== region.meta.id);
+    if (origin) {
+      if (isEpochStale(epoch, epochOf(origin))) throw stale(origin);
+      // A known region whose range grew (merge) must not evict a region that split or merged later.
+      for (const o of overlaps) if (epoch.version < epochOf(o).version) throw stale(o);
+      return;
     }
+    for (const o of overlaps) if (isEpochStale(epoch, epochOf(o))) throw stale(o);
   }
 
   /**

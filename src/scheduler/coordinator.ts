@@ -4,7 +4,7 @@ import { BalanceLeaderScheduler } from "./balance-leader.js";
 import { BalanceRegionScheduler } from "./balance-region.js";
 import type { ClusterModel } from "./cluster.js";
 import type { IdAllocator } from "./id-allocator.js";
-import type { Operator } from "./operator.js";
+import { OpKind, type Operator } from "./operator.js";
 import type { OperatorController } from "./operator-controller.js";
 import { ReplicaChecker } from "./replica-checker.js";
 
@@ -18,6 +18,8 @@ export interface CoordinatorOptions {
   /** Scheduler interval bounds: starts at min, x1.3 while idle, up to max (TinyKV: 10 ms .. 5 s). */
   minIntervalMs?: number;
   maxIntervalMs?: number;
+  /** Max running replica-checker operators (TinyKV replica-schedule-limit, 64). */
+  replicaScheduleLimit?: number;
   balanceLeader?: BalanceLeaderScheduler;
   balanceRegion?: BalanceRegionScheduler;
   log?: Logger;
@@ -91,8 +93,9 @@ export class Coordinator {
     };
     // Patrol: the replica checker over the next batch of regions, wrapping around the key space.
     const batch = this.cluster.scanRegions(this.patrolKey, Buffer.alloc(0), this.opts.patrolBatch ?? 128);
+    const replicaLimit = this.opts.replicaScheduleLimit ?? 64;
     for (const region of batch) {
-      if (this.ids.available() < 8n) break;
+      if (this.ids.available() < 8n || this.oc.count(OpKind.Replica) >= replicaLimit) break;
       if (!this.oc.get(region.meta.id)) add(this.replicaChecker.check(this.cluster, region, () => this.ids.allocSync()));
     }
     const last = batch[batch.length - 1];

@@ -50,6 +50,7 @@ export class SchedulerCore {
   private flushTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private closed = false;
+  private metaLock: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly clusterId: bigint,
@@ -138,13 +139,26 @@ export class SchedulerCore {
 
   // ---- bootstrap, ids, tso ----
 
-  async bootstrap(store: Store | undefined): Promise<void> {
+  /** Runs metadata mutations one at a time, so check-then-write sequences cannot interleave. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.metaLock.then(fn);
+    this.metaLock = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  bootstrap(store: Store | undefined): Promise<void> {
+    return this.serial(() => this.doBootstrap(store));
+  }
+
+  private async doBootstrap(store: Store | undefined): Promise<void> {
     if (this.config) throw SchedulerError.alreadyBootstrapped();
     if (!store || store.id === 0n) throw new InvalidRequestError("bootstrap: missing store or store id 0");
     const config = Cluster.create({ id: this.clusterId, maxPeerCount: this.cluster.maxReplicas });
     const meta = Store.create({ ...store, state: StoreState.Up });
     await this.storage.saveBootstrap(config, meta, this.cluster.clock());
-    if (this.config) throw SchedulerError.alreadyBootstrapped();
     this.config = config;
     this.cluster.putStore(meta);
     this.log.info({ store_id: store.id.toString(), address: store.address }, "cluster bootstrapped");
@@ -167,7 +181,11 @@ export class SchedulerCore {
     return s;
   }
 
-  async putStore(store: Store | undefined): Promise<void> {
+  putStore(store: Store | undefined): Promise<void> {
+    return this.serial(() => this.doPutStore(store));
+  }
+
+  private async doPutStore(store: Store | undefined): Promise<void> {
     this.requireBootstrapped();
     if (!store || store.id === 0n) throw new InvalidRequestError("put store: missing store or store id 0");
     const existing = this.cluster.getStore(store.id);
@@ -184,7 +202,11 @@ export class SchedulerCore {
   }
 
   /** Sets a store's state (operators' tool: offline a store to drain it, tombstone a drained one). */
-  async setStoreState(storeId: bigint, state: StoreState): Promise<void> {
+  setStoreState(storeId: bigint, state: StoreState): Promise<void> {
+    return this.serial(() => this.doSetStoreState(storeId, state));
+  }
+
+  private async doSetStoreState(storeId: bigint, state: StoreState): Promise<void> {
     const s = this.getStore(storeId);
     if (s.isTombstone() && state !== StoreState.Tombstone) throw SchedulerError.storeTombstone(storeId);
     const meta = Store.create({ ...s.meta, state });
@@ -295,7 +317,11 @@ export class SchedulerCore {
     return Cluster.create(this.config);
   }
 
-  async putClusterConfig(c: Cluster | undefined): Promise<void> {
+  putClusterConfig(c: Cluster | undefined): Promise<void> {
+    return this.serial(() => this.doPutClusterConfig(c));
+  }
+
+  private async doPutClusterConfig(c: Cluster | undefined): Promise<void> {
     this.requireBootstrapped();
     if (!c || c.maxPeerCount <= 0) throw new InvalidRequestError("cluster config needs max_peer_count > 0", "invalid_argument");
     const next = Cluster.create({ id: this.clusterId, maxPeerCount: c.maxPeerCount });
