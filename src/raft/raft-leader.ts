@@ -168,6 +168,12 @@ function propose(r: Raft, m: Message): void {
         `conf change pending at index ${r.pendingConfIndex} (applied ${r.raftLog.applied})`,
       );
     }
+    // A membership change must follow a committed entry of this leader's term: otherwise a
+    // change from an older leader that this one has not seen could combine with it into two
+    // disjoint majorities (the single-server change bug found by Ongaro).
+    if (!committedEntryInCurrentTerm(r)) {
+      throw new ErrProposalDropped(`leader ${r.id} has not committed an entry in term ${r.term} yet`);
+    }
     confIndex = li + 1n + BigInt(i);
   }
   if (confIndex !== 0n) r.pendingConfIndex = confIndex;

@@ -11,6 +11,7 @@ import {
 import { limitSize, newEntry } from "./util.js";
 
 export interface RaftStorage {
+  /** The persisted hard state and the membership as of the last applied conf change. */
   initialState(): { hardState: HardState; confState: ConfState };
   /** Entries [lo, hi); at least one entry even if it is over maxSizeBytes. */
   entries(lo: bigint, hi: bigint, maxSizeBytes?: number): Entry[];
@@ -29,13 +30,18 @@ export function emptySnapshot(): Snapshot {
 export class MemoryStorage implements RaftStorage {
   private hardState: HardState = { term: 0n, vote: 0n, commit: 0n };
   private snap: Snapshot = emptySnapshot();
+  private confState: ConfState = { nodes: [] };
   private ents: Entry[] = [newEntry({})];
   /** Tests set this to simulate an application still generating its snapshot. */
   snapshotUnavailable = false;
 
   initialState(): { hardState: HardState; confState: ConfState } {
-    const cs = this.snap.metadata?.confState ?? { nodes: [] };
-    return { hardState: { ...this.hardState }, confState: { nodes: [...cs.nodes] } };
+    return { hardState: { ...this.hardState }, confState: { nodes: [...this.confState.nodes] } };
+  }
+
+  /** Records the membership after the application applied a conf change (read on restart). */
+  setConfState(cs: ConfState): void {
+    this.confState = { nodes: [...cs.nodes] };
   }
 
   setHardState(hs: HardState): void {
@@ -82,6 +88,7 @@ export class MemoryStorage implements RaftStorage {
     if (index <= current) throw new ErrSnapOutOfDate(index, current);
     this.snap = snap;
     this.ents = [newEntry({ index, term: snap.metadata?.term ?? 0n })];
+    this.confState = { nodes: [...(snap.metadata?.confState?.nodes ?? [])] };
   }
 
   /** Records a snapshot of the state machine at index (the application compacts separately). */
@@ -90,7 +97,7 @@ export class MemoryStorage implements RaftStorage {
     if (index <= current) throw new ErrSnapOutOfDate(index, current);
     if (index > this.lastIndex()) throw new ErrUnavailable(index, this.lastIndex());
     const term = this.term(index);
-    const cs = confState ?? this.snap.metadata?.confState ?? { nodes: [] };
+    const cs = confState ?? this.confState;
     this.snap = { data, metadata: { index, term, confState: { nodes: [...cs.nodes] } } };
     return this.snap;
   }

@@ -12,7 +12,7 @@ import {
   StateType,
   newEntry,
 } from "../../src/raft/index.js";
-import { hup, msg, newNetwork, newTestRaft, nextEnts, prop, readMessages } from "../lab2a-raft/harness.js";
+import { commitNoopEntry, hup, msg, newNetwork, newTestRaft, nextEnts, prop, readMessages } from "../lab2a-raft/harness.js";
 
 function ccEntry(changeType: ConfChangeType, nodeId: bigint) {
   const data = Buffer.from(ConfChange.encode(ConfChange.create({ changeType, nodeId })).finish());
@@ -48,13 +48,14 @@ describe("membership changes (3A)", () => {
     const r = newTestRaft(1n, [1n, 2n], 5, 1, s);
     r.becomeCandidate();
     r.becomeLeader();
+    commitNoopEntry(r, s); // conf changes wait for an entry of the leader's term to commit
     r.step(msg({ msgType: MT.MsgPropose, entries: [ccEntry(ConfChangeType.RemoveNode, 2n)] }));
     expect(nextEnts(r, s)).toEqual([]); // nothing committed without node 2
     const ccIndex = r.raftLog.lastIndex();
     r.step(prop(1, "hello")); // another proposal while the conf change is pending
     r.step(msg({ msgType: MT.MsgAppendResponse, from: 2n, to: 1n, term: r.term, index: ccIndex }));
     const ents = nextEnts(r, s);
-    expect(ents.map((e) => e.entryType)).toEqual([EntryType.EntryNormal, EntryType.EntryConfChange]);
+    expect(ents.map((e) => e.entryType)).toEqual([EntryType.EntryConfChange]);
     // Applying the removal lowers the quorum: the pending proposal commits.
     r.removeNode(2n);
     expect(nextEnts(r, s).map((e) => e.data.toString())).toEqual(["hello"]);
@@ -65,6 +66,7 @@ describe("membership changes (3A)", () => {
     const r = newTestRaft(1n, [1n, 2n], 5, 1, s);
     r.becomeCandidate();
     r.becomeLeader();
+    commitNoopEntry(r, s);
     r.step(msg({ msgType: MT.MsgPropose, entries: [ccEntry(ConfChangeType.AddNode, 3n)] }));
     expect(() => r.step(msg({ msgType: MT.MsgPropose, entries: [ccEntry(ConfChangeType.AddNode, 4n)] }))).toThrow(
       ErrProposalDropped,
@@ -82,6 +84,19 @@ describe("membership changes (3A)", () => {
     expect(() => r.step(msg({ msgType: MT.MsgPropose, entries: [ccEntry(ConfChangeType.AddNode, 3n)] }))).toThrow(
       ErrProposalDropped,
     );
+  });
+
+  it("a new leader refuses conf changes until it committed an entry of its term", () => {
+    const s = new MemoryStorage();
+    const r = newTestRaft(1n, [1n, 2n], 5, 1, s);
+    r.becomeCandidate();
+    r.becomeLeader();
+    expect(() => r.step(msg({ msgType: MT.MsgPropose, entries: [ccEntry(ConfChangeType.AddNode, 3n)] }))).toThrow(
+      ErrProposalDropped,
+    );
+    commitNoopEntry(r, s);
+    r.step(msg({ msgType: MT.MsgPropose, entries: [ccEntry(ConfChangeType.AddNode, 3n)] }));
+    expect(r.pendingConfIndex).toBe(2n);
   });
 
   it("a leader removed from the configuration steps down and a removed node never campaigns", () => {
