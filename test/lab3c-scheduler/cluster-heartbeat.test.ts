@@ -195,6 +195,20 @@ describe("lab3c region heartbeats", () => {
 });
 
 describe("lab3c heartbeat split and merge", () => {
+  it("a known region whose range grows cannot evict a region with a newer version", () => {
+    const c = new ClusterModel();
+    const r1 = newRegionInfo(Region.create({ id: 1n, endKey: Buffer.from("m"), regionEpoch: { version: 2n, confVer: 1n } }));
+    const r2 = newRegionInfo(Region.create({ id: 2n, startKey: Buffer.from("m"), regionEpoch: { version: 5n, confVer: 1n } }));
+    c.processRegionHeartbeat(r1);
+    c.processRegionHeartbeat(r2);
+    const grown = newRegionInfo(Region.create({ id: 1n, regionEpoch: { version: 3n, confVer: 1n } }));
+    expect(() => c.processRegionHeartbeat(grown)).toThrow(StaleRegionError);
+    expect(c.getRegionByKey(Buffer.from("z"))?.meta.id).toBe(2n);
+    const merged = newRegionInfo(Region.create({ id: 1n, regionEpoch: { version: 6n, confVer: 1n } }));
+    expect(c.processRegionHeartbeat(merged).overlapped.map((r) => r.meta.id)).toEqual([2n]);
+    expect(c.getRegionByKey(Buffer.from("z"))?.meta.id).toBe(1n);
+  });
+
   it("TestHeartbeatSplit3C: splits reported out of order", () => {
     const c = new ClusterModel();
     let r1 = newRegionInfo(Region.create({ id: 1n, regionEpoch: { version: 1n, confVer: 1n } }));

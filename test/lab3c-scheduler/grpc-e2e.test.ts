@@ -90,12 +90,18 @@ describe("tinyscheduler over gRPC", () => {
 
   it("bootstraps once; a second bootstrap is ALREADY_BOOTSTRAPPED and changes nothing", async () => {
     const storeId = await client.allocId();
-    await client.bootstrap({ id: storeId, address: "127.0.0.1:20160", state: StoreState.Up });
+    // Concurrent bootstraps: exactly one wins.
+    const candidates = [storeId, storeId + 1000n, storeId + 2000n];
+    const results = await Promise.allSettled(
+      candidates.map((id, i) => client.bootstrap({ id, address: `127.0.0.1:${20160 + i * 1000}`, state: StoreState.Up })),
+    );
+    expect(results.filter((r) => r.status === "fulfilled"), "exactly one concurrent bootstrap wins").toHaveLength(1);
+    const winner = candidates[results.findIndex((r) => r.status === "fulfilled")]!;
     expect(await client.isBootstrapped()).toBe(true);
     const again = await client.bootstrap({ id: 999n, address: "127.0.0.1:29999", state: StoreState.Up }).catch((e) => e);
     expect(again).toBeInstanceOf(SchedulerError);
     expect(again.type).toBe(ErrorType.ALREADY_BOOTSTRAPPED);
-    expect((await client.getAllStores()).map((s) => s.id)).toEqual([storeId]);
+    expect((await client.getAllStores()).map((s) => s.id)).toEqual([winner]);
     expect(await client.getClusterConfig()).toEqual({ id: server.clusterId, maxPeerCount: 3 });
   });
 
