@@ -6,6 +6,7 @@ import {
   RegionHeartbeatRequest,
   SchedulerClient,
   StoreStats,
+  type GetMembersResponse,
   type GetRegionResponse,
   type RegionHeartbeatResponse,
   type ResponseHeader,
@@ -106,7 +107,7 @@ export class SchedulerRpcClient {
         const addr = list[attempt % list.length]!;
         const probe = new SchedulerClient(addr, credentials.createInsecure());
         try {
-          const resp = await new Promise<import("../proto/schedulerpb.js").GetMembersResponse>((resolve, reject) =>
+          const resp = await new Promise<GetMembersResponse>((resolve, reject) =>
             probe.getMembers({}, new Metadata(), { deadline: new Date(Date.now() + opts.timeoutMs) }, (err, r) =>
               err ? reject(new SchedulerRpcError("GetMembers", err.code, err.details)) : resolve(r),
             ),
