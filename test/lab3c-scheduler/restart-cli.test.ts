@@ -64,24 +64,26 @@ function runCli(args: string[], timeoutMs = 15_000): Promise<{ code: number | nu
 
 describe("tinyscheduler binary", () => {
   it("fails with one clear line on an unknown flag, a port in use and a locked data dir", async () => {
-    const bad = await runCli(["--bogus"]);
-    expect(bad.code).not.toBe(0);
-    expect(bad.stderr.trim().split("\n")).toHaveLength(1);
-    expect(bad.stderr).toMatch(/bogus/);
-
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
     cleanups.push(() => new Promise((r) => blocker.close(r)));
     const port = (blocker.address() as { port: number }).port;
     const dir = await tempDir();
     cleanups.push(dir.cleanup);
-    const inUse = await runCli(["--addr", `127.0.0.1:${port}`, "--status-addr", "", "--data-dir", `${dir.path}/a`, "--log-level", "error"]);
-    expect(inUse.code).not.toBe(0);
-    expect(inUse.stderr.trim()).toMatch(new RegExp(`^tinyscheduler: .*127\\.0\\.0\\.1:${port} is already in use$`));
-
     const holder = await startScheduler(`${dir.path}/b`);
     cleanups.push(() => holder.stop());
-    const locked = await runCli(["--addr", "127.0.0.1:0", "--status-addr", "", "--data-dir", `${dir.path}/b`, "--log-level", "error"]);
+
+    // The three runs are independent: start them together to keep the suite fast.
+    const [bad, inUse, locked] = await Promise.all([
+      runCli(["--bogus"]),
+      runCli(["--addr", `127.0.0.1:${port}`, "--status-addr", "", "--data-dir", `${dir.path}/a`, "--log-level", "error"]),
+      runCli(["--addr", "127.0.0.1:0", "--status-addr", "", "--data-dir", `${dir.path}/b`, "--log-level", "error"]),
+    ]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+    expect(bad.stderr).toMatch(/bogus/);
+    expect(inUse.code).not.toBe(0);
+    expect(inUse.stderr.trim()).toMatch(new RegExp(`^tinyscheduler: .*127\\.0\\.0\\.1:${port} is already in use$`));
     expect(locked.code).not.toBe(0);
     expect(locked.stderr.trim()).toMatch(/^tinyscheduler: .*locked by another process/);
   });
