@@ -85,11 +85,30 @@ export class TestCluster {
       config: this.config,
       log: this.log,
       makeTransport: (source, events) => this.network.transport(id, source, events),
-      hooks: this.opts.hooks?.(id),
+      hooks: this.opts.hooks?.(id) ?? this.mockSchedulerHooks(id),
     });
     slot.store = store;
     this.network.register(id, store);
     await store.start();
+  }
+
+  private nextId = 1000n;
+
+  /** Ids for new peers and regions, as the mock scheduler's AllocID. */
+  allocId(): bigint {
+    return this.nextId++;
+  }
+
+  /** Split approval without a scheduler: ids from the harness, the split proposed at once. */
+  private mockSchedulerHooks(storeId: bigint): StoreHooks {
+    return {
+      onSplitKey: (peer, splitKey) => {
+        const store = this.store(storeId);
+        if (!store) return;
+        const region = peer.region;
+        void store.proposeSplit(region.id, region.regionEpoch!, splitKey, this.allocId(), region.peers.map(() => this.allocId()));
+      },
+    };
   }
 
   /** Stops a store as a crash would look to the others: gone from the network, state on disk. */

@@ -30,6 +30,8 @@ export interface ApplyOutcome {
   splitRegions: Region[];
   /** The batch holds something that must be fsynced (admin state). */
   needsSync: boolean;
+  /** Bytes of keys and values put, a hint for the split checker. */
+  writtenBytes: number;
 }
 
 /** What apply needs of a peer. */
@@ -45,7 +47,7 @@ export interface ApplyTarget {
  * have been applied since it was proposed). The apply state goes in the same batch.
  */
 export function applyEntries(target: ApplyTarget, entries: Entry[], kvWb: WriteBatch): ApplyOutcome {
-  const out: ApplyOutcome = { responses: [], confChanged: false, removedSelf: false, splitRegions: [], needsSync: false };
+  const out: ApplyOutcome = { responses: [], confChanged: false, removedSelf: false, splitRegions: [], needsSync: false, writtenBytes: 0 };
   const storage = target.storage;
   for (const entry of entries) {
     if (entry.index <= storage.appliedIndex) continue; // already applied (replayed after a restart)
@@ -76,6 +78,7 @@ function applyNormal(target: ApplyTarget, entry: Entry, kvWb: WriteBatch, out: A
     switch (r.cmdType) {
       case CmdType.Put:
         kvWb.put(parseCf(r.put!.cf), r.put!.key, r.put!.value);
+        out.writtenBytes += r.put!.key.length + r.put!.value.length;
         responses.push({ cmdType: CmdType.Put, put: {} });
         break;
       case CmdType.Delete:

@@ -7,3 +7,4 @@ export * from "./peer.js";
 export * from "./store.js";
 export * from "./snap.js";
 export * from "./bootstrap.js";
+export * from "./split-check.js";

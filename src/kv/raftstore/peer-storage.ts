@@ -20,6 +20,8 @@ export function initialRaftState(hs: HardState | undefined, index: bigint, term:
 export interface GeneratedSnapshot {
   snapshot: Snapshot;
   path: string;
+  /** The region as it was at the snapshot's index. */
+  region: Region;
 }
 
 /**
@@ -131,8 +133,12 @@ export class PeerStorage implements RaftStorage {
 
   snapshot(): Snapshot {
     const gen = this.generated;
-    // A generated snapshot is usable while the log still continues right after it.
-    if (gen && gen.snapshot.metadata!.index >= this.truncatedIndex) return gen.snapshot;
+    // A generated snapshot is usable while the log still continues right after it and the
+    // region has not changed since: a follower added after it was taken would otherwise
+    // install a membership without itself and then replay its own earlier removal.
+    const cur = this.region.regionEpoch!;
+    const epoch = gen?.region.regionEpoch;
+    if (gen && gen.snapshot.metadata!.index >= this.truncatedIndex && epoch && epoch.confVer === cur.confVer && epoch.version === cur.version) return gen.snapshot;
     this.snapshotRequested = true;
     throw new ErrSnapshotTemporarilyUnavailable(`region ${this.region.id}: snapshot is being generated`);
   }

@@ -127,6 +127,7 @@ export class StoreLoop {
         kvWb,
       );
       kvSync ||= outcome.needsSync;
+      peer.sizeDiffHint += outcome.writtenBytes;
       outcomes.push({ peer, outcome });
     }
     await kvWb.write(kvSync);
@@ -265,6 +266,7 @@ export class StoreLoop {
       .then((size) => {
         this.store.snaps.cleanup(region.id, key);
         storage.generated = {
+          region,
           path: this.store.snaps.genPath(key),
           snapshot: {
             data: Buffer.from(RaftSnapshotData.encode({ region, fileSize: BigInt(size), data: [], meta: { cfFiles: [] } }).finish()),

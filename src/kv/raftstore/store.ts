@@ -15,6 +15,7 @@ import { Peer, type ReadOutcome } from "./peer.js";
 import { PeerStorage } from "./peer-storage.js";
 import { SnapManager, type SnapKey } from "./snap.js";
 import { StoreLoop } from "./store-loop.js";
+import { checkSplit } from "./split-check.js";
 
 /** Hooks for the scheduler integration (region heartbeats, split ids); all optional. */
 export interface StoreHooks {
@@ -57,6 +58,7 @@ export class Store implements RaftMessageSink {
   readonly log: Logger;
   private tickTimer: NodeJS.Timeout | undefined;
   private ticks = 0;
+  private splitChecking = false;
   stopped = false;
 
   constructor(readonly opts: StoreOptions) {
@@ -126,13 +128,50 @@ export class Store implements RaftMessageSink {
     const now = Date.now();
     const gcEvery = Math.max(1, Math.round(this.config.raftLogGcTickMs / this.config.raftBaseTickMs));
     const hbEvery = Math.max(1, Math.round(this.config.schedulerHeartbeatTickMs / this.config.raftBaseTickMs));
+    const splitEvery = Math.max(1, Math.round(this.config.splitRegionCheckTickMs / this.config.raftBaseTickMs));
     for (const peer of this.peers.values()) {
       peer.raw.tick();
       peer.expire(now);
       if (this.ticks % gcEvery === 0) this.maybeCompactLog(peer);
       if (this.ticks % hbEvery === 0 && peer.isLeader()) this.opts.hooks?.onRegionHeartbeat?.(peer);
     }
+    if (this.ticks % splitEvery === 0) void this.runSplitChecks();
     this.loop.schedule();
+  }
+
+  /** Leaders whose region grew enough since the last check are scanned, one region at a time. */
+  private async runSplitChecks(): Promise<void> {
+    if (this.splitChecking || !this.opts.hooks?.onSplitKey) return;
+    this.splitChecking = true;
+    try {
+      for (const peer of [...this.peers.values()]) {
+        if (this.stopped) return;
+        if (!peer.isLeader() || peer.destroyed) continue;
+        if (peer.approximateSize !== undefined && peer.sizeDiffHint < this.config.regionSplitSize / 8) continue;
+        const region = peer.region;
+        const result = await checkSplit(this.opts.kv, region, this.config.regionSplitSize, this.config.regionMaxSize);
+        peer.approximateSize = result.approximateSize;
+        peer.sizeDiffHint = 0;
+        if (result.splitKey && peer.isLeader() && peer.region.regionEpoch!.version === region.regionEpoch!.version) {
+          this.opts.hooks.onSplitKey(peer, result.splitKey);
+        }
+      }
+    } catch (err) {
+      this.log.warn({ err }, "split check failed; will retry on the next tick");
+    } finally {
+      this.splitChecking = false;
+    }
+  }
+
+  /** Proposes a split with ids from the scheduler; the region must still be at `epoch`. */
+  proposeSplit(regionId: bigint, epoch: RegionEpoch, splitKey: Buffer, newRegionId: bigint, newPeerIds: bigint[]): Promise<RaftCmdResponse> {
+    const peer = this.peers.get(regionId);
+    return this.propose(
+      RaftCmdRequest.fromPartial({
+        header: { regionId, peer: peer?.meta, regionEpoch: epoch },
+        adminRequest: { cmdType: AdminCmdType.Split, split: { splitKey, newRegionId, newPeerIds } },
+      }),
+    );
   }
 
   /** Leader: propose a CompactLog once enough applied entries sit in the log. */
@@ -311,6 +350,10 @@ export class Store implements RaftMessageSink {
     if (!snap?.metadata) return false;
     const region = RaftSnapshotData.decode(snap.data).region;
     if (!region) return false;
+    if (!region.peers.some((p) => p.id === peer.meta.id)) {
+      this.log.info({ region_id: String(region.id), peer_id: String(peer.meta.id) }, "dropping a snapshot whose region does not include this peer");
+      return false;
+    }
     if (this.overlapsExisting(region.id, region.startKey, region.endKey)) {
       this.log.info({ region_id: String(region.id) }, "dropping a snapshot that overlaps another region here");
       return false;
