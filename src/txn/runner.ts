@@ -16,9 +16,11 @@ export class CommandRunner {
   /** A read-only command: one snapshot, no latches (a snapshot never sees a half-applied batch). */
   async read<T>(ctx: Context | undefined, ts: bigint, fn: (txn: MvccTxn) => Promise<T>): Promise<T> {
     const reader = await this.storage.reader(ctx);
+    const txn = new MvccTxn(reader, ts);
     try {
-      return await fn(new MvccTxn(reader, ts));
+      return await fn(txn);
     } finally {
+      await txn.close();
       await reader.close();
     }
   }
@@ -36,6 +38,7 @@ export class CommandRunner {
       try {
         result = await fn(txn);
       } finally {
+        await txn.close();
         await reader.close();
       }
       if (txn.writes.length > 0) await this.storage.write(ctx, [...txn.writes]);

@@ -5,8 +5,8 @@
  */
 import { CF_LOCK, CF_WRITE, type CfCursor } from "../kv/engine/index.js";
 import type { StorageReader } from "../kv/storage/index.js";
-import { CF_DEFAULT } from "../kv/engine/index.js";
 import { decodeUserKey, encodeBytes, encodeKey, isVersionOf } from "./codec.js";
+import { readCommittedValue } from "./mvcc-txn.js";
 import { Lock, Write, WriteKind } from "./records.js";
 
 export type ScanItem = { key: Buffer; value: Buffer; lock?: undefined } | { key: Buffer; lock: Lock; value?: undefined };
@@ -61,7 +61,7 @@ export class MvccScanner {
     for (; this.writes.valid && isVersionOf(this.writes.key, encoded); await this.writes.next()) {
       const write = Write.parse(this.writes.value);
       if (write.kind === WriteKind.Rollback) continue;
-      if (write.kind === WriteKind.Put) value = await this.reader.getCF(CF_DEFAULT, encodeKey(key, write.startTs));
+      if (write.kind === WriteKind.Put) value = await readCommittedValue(this.reader, key, write.startTs);
       break;
     }
     // Skip this key's older versions in one seek: encodeKey(key, 0) is its last possible entry.

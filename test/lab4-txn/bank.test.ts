@@ -3,7 +3,8 @@
  * some clients "crashing" mid-2PC and leaving locks for others to resolve. At random snapshots
  * the total is unchanged and repeated reads of one snapshot agree (no partial transfer visible);
  * at the end every account holds exactly its initial balance plus the committed transfers.
- * Replay a failure with BANK_SEED=<seed printed in the message>.
+ * Replay a failure with BANK_SEED=<seed printed in the message>: the seed fixes every transfer's
+ * accounts, amount and crash point; the interleaving still depends on timing, as in any real run.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { b, startTxnServer, type TxnServer } from "./txn-server.js";
@@ -12,10 +13,13 @@ import { LocalTso, TestTxnClient, TxnAbortedError, type CrashPoint } from "./tes
 const SEED = Number(process.env.BANK_SEED ?? 20261125);
 const ACCOUNTS = 10;
 const INITIAL = 1000;
-const WORKERS = 8;
+const WORKERS = 6;
 const TRANSFERS_PER_WORKER = 20;
 const CRASH_PROBABILITY = 0.12;
-const TEST_BUDGET_MS = 18_000;
+/** Workers start no new transfer after this, so a slow (loaded) machine still finishes in budget. */
+const WORKLOAD_MS = 7_000;
+const TRANSFER_DEADLINE_MS = 8_000;
+const TEST_BUDGET_MS = 19_000;
 const ctx = `BANK_SEED=${SEED}`;
 
 /** mulberry32: a tiny seeded PRNG, so a seed replays the same choices. */
@@ -69,7 +73,7 @@ describe(`bank transfers under concurrency and client crashes (${ctx})`, () => {
       expect(await setup.commit()).toBe("committed");
 
       const expected = Array.from({ length: ACCOUNTS }, () => INITIAL);
-      const stats = { committed: 0, crashedCommitted: 0, crashedUncommitted: 0, aborts: 0, snapshots: 0 };
+      const stats = { transfers: 0, committed: 0, crashedCommitted: 0, crashedUncommitted: 0, aborts: 0, snapshots: 0 };
       let running = true;
 
       async function transfer(rand: () => number, worker: number, n: number): Promise<void> {
@@ -79,7 +83,7 @@ describe(`bank transfers under concurrency and client crashes (${ctx})`, () => {
         const crashRoll = rand();
         const crash: CrashPoint =
           crashRoll >= CRASH_PROBABILITY ? "none" : (["after-prewrite-primary", "after-prewrite-all", "after-commit-primary"] as const)[Math.floor(rand() * 3)]!;
-        const deadline = Date.now() + 8_000;
+        const deadline = Date.now() + TRANSFER_DEADLINE_MS;
         for (let attempt = 0; ; attempt++) {
           if (Date.now() > deadline) throw new Error(`worker ${worker} transfer ${n}: no commit after ${attempt} attempts (${ctx})`);
           const txn = client.begin();
@@ -101,14 +105,18 @@ describe(`bank transfers under concurrency and client crashes (${ctx})`, () => {
           } catch (err) {
             if (!(err instanceof TxnAbortedError)) throw err;
             stats.aborts++;
-            await new Promise((r) => setTimeout(r, rand() * 5));
+            // Exponential backoff with jitter: without it, hot accounts can starve one transfer.
+            await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 4 * 2 ** attempt)));
           }
         }
       }
 
       async function worker(id: number): Promise<void> {
         const rand = rng(SEED * 31 + id);
-        for (let n = 0; n < TRANSFERS_PER_WORKER; n++) await transfer(rand, id, n);
+        for (let n = 0; n < TRANSFERS_PER_WORKER && Date.now() - started < WORKLOAD_MS; n++) {
+          await transfer(rand, id, n);
+          stats.transfers++;
+        }
       }
 
       async function checker(): Promise<void> {
@@ -134,7 +142,8 @@ describe(`bank transfers under concurrency and client crashes (${ctx})`, () => {
       // Crashed clients' locks expire and get resolved by this final read.
       const final = await snapshot(client.tso.next());
       expect(final, `final balances vs. committed transfers (${ctx}, stats ${JSON.stringify(stats)})`).toEqual(expected);
-      expect(stats.committed + stats.crashedCommitted + stats.crashedUncommitted).toBe(WORKERS * TRANSFERS_PER_WORKER);
+      expect(stats.committed + stats.crashedCommitted + stats.crashedUncommitted).toBe(stats.transfers);
+      expect(stats.committed, `committed transfers: too few to mean anything (${ctx})`).toBeGreaterThanOrEqual(20);
       expect(stats.snapshots, `snapshots taken during the run (${ctx})`).toBeGreaterThan(3);
       expect(stats.crashedUncommitted + stats.crashedCommitted, `crashes exercised (${ctx})`).toBeGreaterThan(0);
       expect(Date.now() - started, `bank test budget (${ctx})`).toBeLessThan(TEST_BUDGET_MS);

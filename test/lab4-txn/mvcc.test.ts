@@ -115,8 +115,12 @@ describe("lab4a MvccTxn", () => {
 
   async function txnAt(ts: bigint): Promise<MvccTxn> {
     const reader = await storage.reader(undefined);
-    open.push(() => reader.close());
-    return new MvccTxn(reader, ts);
+    const txn = new MvccTxn(reader, ts);
+    open.push(async () => {
+      await txn.close();
+      await reader.close();
+    });
+    return txn;
   }
 
   it("TestPutLock4A: one put in CF lock at the raw key", async () => {

@@ -169,7 +169,10 @@ export class TestTxn {
     return "committed";
   }
 
-  /** Prewrites `mutations`, resolving others' locks; on a write conflict rolls back and aborts. */
+  /**
+   * Prewrites `mutations`, resolving locks of finished or expired txns; on a write conflict or a
+   * live lock it rolls back what it locked and aborts.
+   */
   private async prewrite(primary: Buffer, mutations: Mutation[], alreadyLocked: Buffer[]): Promise<void> {
     const c = this.client;
     await c.retry(`prewrite of ${this.startTs}`, async () => {
@@ -181,8 +184,14 @@ export class TestTxn {
         await this.rollback([...alreadyLocked, ...mutations.map((m) => m.key)]);
         throw new TxnAbortedError(this.startTs, describeKeyError(conflict));
       }
-      for (const e of res.errors) await c.resolveLock(e.locked!);
-      return undefined;
+      for (const e of res.errors) {
+        if (await c.resolveLock(e.locked!)) continue;
+        // A live lock: waiting for it could wait on a txn that waits on us (until both TTLs
+        // expire), so give way instead: abort and let the caller retry with backoff.
+        await this.rollback([...alreadyLocked, ...mutations.map((m) => m.key)]);
+        throw new TxnAbortedError(this.startTs, `blocked by a live lock: ${describeKeyError(e)}`);
+      }
+      return undefined; // every blocking lock is resolved now: prewrite again
     });
   }
 
