@@ -46,15 +46,24 @@ export function appendEntries(r: Raft, es: Entry[]): void {
   }
   const last = r.raftLog.append(es);
   r.prs.get(r.id)?.maybeUpdate(last);
-  maybeCommit(r);
+  // Followers cannot hold entries beyond ours, so only a one-member quorum commits here.
+  if (r.quorum() === 1) maybeCommit(r);
 }
 
 /** Advances the commit index to the highest index a quorum holds, if it is of this term. */
 export function maybeCommit(r: Raft): boolean {
   if (r.prs.size === 0) return false;
+  // The quorum-th largest match index is held by a quorum (insertion sort: clusters are small).
   const matches: bigint[] = [];
-  for (const pr of r.prs.values()) matches.push(pr.match);
-  matches.sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+  for (const pr of r.prs.values()) {
+    let i = matches.length;
+    matches.push(pr.match);
+    while (i > 0 && matches[i - 1]! < pr.match) {
+      matches[i] = matches[i - 1]!;
+      i--;
+    }
+    matches[i] = pr.match;
+  }
   return r.raftLog.maybeCommit(matches[r.quorum() - 1]!, r.term);
 }
 

@@ -54,8 +54,12 @@ export class RaftLog {
 
   /** term(i), or undefined when the entry is compacted or missing. */
   termOrUndefined(i: bigint): bigint | undefined {
+    // Bounds are checked first: this is on the hot path and exceptions are costly.
+    if (i < this.firstIndex() - 1n || i > this.lastIndex()) return undefined;
+    const t = this.unstable.maybeTerm(i);
+    if (t !== undefined) return t;
     try {
-      return this.term(i);
+      return this.storage.term(i);
     } catch (e) {
       if (e instanceof ErrCompacted || e instanceof ErrUnavailable) return undefined;
       throw e;
