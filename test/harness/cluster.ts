@@ -239,6 +239,29 @@ export class TestCluster {
     }
   }
 
+  /** One line per peer: what each store believes about each region, for failure messages. */
+  dump(): string {
+    const lines: string[] = [];
+    for (const [id, slot] of this.slots) {
+      if (!slot.store) {
+        lines.push(`store ${id}: down`);
+        continue;
+      }
+      for (const p of slot.store.peers.values()) {
+        const r = p.raw.raft;
+        const ep = p.region.regionEpoch;
+        lines.push(
+          `store ${id} region ${p.regionId} peer ${p.meta.id}: state=${r.state} term=${r.term} lead=${r.lead} ` +
+            `peers=[${p.region.peers.map((x) => `${x.id}@${x.storeId}`).join(",")}] epoch=${ep?.confVer}/${ep?.version} ` +
+            `applied=${p.storage.appliedIndex} last=${p.storage.lastIndex()}@${r.raftLog.lastTerm()} truncated=${p.storage.truncatedIndex} commit=${r.raftLog.committed} ` +
+            `rawApplied=${r.raftLog.applied} vote=${r.vote} nodes=[${[...r.prs.keys()].join(",")}] votes=${JSON.stringify([...(r.votes ?? new Map()).entries()].map(([k, v]) => `${k}:${v}`))}`,
+        );
+      }
+      for (const [rid, ep] of slot.store.tombstones) lines.push(`store ${id} region ${rid}: tombstone epoch=${ep.confVer}/${ep.version}`);
+    }
+    return lines.join("\n");
+  }
+
   /** Reads a key straight from a store's kv engine (no raft), as TinyKV's MustGetEqual does. */
   async engineGet(storeId: bigint, key: string, cf: CfName = CF_DEFAULT): Promise<Buffer | undefined> {
     return this.engine(storeId)?.get(cf, Buffer.from(key));

@@ -100,8 +100,9 @@ export async function genericTest(opts: GenericOptions): Promise<void> {
       await sleep(RUN_MS);
       running = false;
       await chaos;
-      await confChanger;
+      // Heal before waiting for the conf changer: a change in flight may need the whole network.
       cluster.network.clearFilters();
+      await confChanger;
       await sleep(electionMs);
       await Promise.all(clients);
 
@@ -163,6 +164,12 @@ export async function changePeer(cluster: TestCluster, regionId: bigint, type: C
       );
       return done();
     },
-    { timeoutMs: 20_000, intervalMs: 50, message: `conf change ${ConfChangeType[type]} of peer ${peer.id} on store ${peer.storeId} in region ${regionId} never took effect` },
+    {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      get message() {
+        return `conf change ${ConfChangeType[type]} of peer ${peer.id} on store ${peer.storeId} in region ${regionId} never took effect\n${cluster.dump()}`;
+      },
+    },
   );
 }

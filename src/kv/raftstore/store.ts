@@ -1,5 +1,5 @@
 import { ErrProposalDropped, MessageType, SnapshotStatus, type Message } from "../../raft/index.js";
-import { ConfChange } from "../../raft/eraftpb.js";
+import { ConfChange, ConfChangeType } from "../../raft/eraftpb.js";
 import type { Peer as PeerMeta, Region, RegionEpoch } from "../../proto/metapb.js";
 import { AdminCmdType, RaftCmdRequest, RaftCmdResponse, type RaftRequestHeader } from "../../proto/raft_cmdpb.js";
 import { PeerState, RaftApplyState, RaftLocalState, RaftSnapshotData, RegionLocalState, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
@@ -229,6 +229,16 @@ export class Store implements RaftMessageSink {
           return;
         } else if (admin?.cmdType === AdminCmdType.ChangePeer) {
           const change = admin.changePeer!;
+          if (change.changeType === ConfChangeType.RemoveNode && change.peer?.id === peer.meta.id) {
+            // A leader that removes itself may destroy itself before any follower learns the
+            // removal committed; with two peers that leaves one voter that can never win. Hand
+            // leadership over first; the caller retries on the new leader.
+            const target = peer.region.peers.find((p) => p.id !== peer.meta.id);
+            if (target) peer.raw.transferLeader(target.id);
+            this.loop.schedule();
+            resolve(errorResponse(regionErrors.notLeader(peer.regionId, target), peer.term));
+            return;
+          }
           peer.rememberPeer(change.peer);
           const cc = ConfChange.fromPartial({ changeType: change.changeType, nodeId: change.peer!.id, context: Buffer.from(RaftCmdRequest.encode(req).finish()) });
           at = peer.raw.proposeConfChange(cc);
