@@ -44,6 +44,8 @@ export class SimNode {
   chain: string[] = ["root"];
   /** ReadIndex requests in flight: ctx -> the highest index applied anywhere when it was issued. */
   readonly pendingReads = new Map<string, bigint>();
+  /** Readies persisted and sent but not yet applied and advanced. */
+  unadvanced: Ready[] = [];
 
   constructor(readonly id: bigint) {}
 
@@ -61,6 +63,7 @@ export class SimCluster {
   dropRate = 0;
   dupRate = 0;
   crashInReadyRate = 0;
+  deferApplyRate = 0;
   nextId: bigint;
   private readonly initialPeers: bigint[];
   private readCounter = 0;
@@ -127,12 +130,20 @@ export class SimCluster {
   crash(node: SimNode): void {
     this.trace?.(`CRASH ${node.id}`);
     node.rn = undefined;
+    node.unadvanced = [];
     node.pendingReads.clear();
   }
 
   restart(node: SimNode): void {
     if (node.destroyed || node.rn) return;
     this.trace?.(`RESTART ${node.id} hs=${JSON.stringify(node.storage.initialState(), (_k, v) => (typeof v === "bigint" ? Number(v) : v))}`);
+    // A snapshot persisted but not yet applied before the crash is applied now.
+    const s = node.storage;
+    const unavailable = s.snapshotUnavailable;
+    s.snapshotUnavailable = false;
+    const snap = s.snapshot();
+    s.snapshotUnavailable = unavailable;
+    if (snap.metadata!.index > node.appliedIndex) this.restoreStateMachine(node, snap);
     this.start(node.id);
   }
 
@@ -225,21 +236,41 @@ export class SimCluster {
 
   // ---- the application's Ready loop ----------------------------------------------------------
 
+  /**
+   * The application's Ready loop: persist (snapshot, entries, hard state), send, then apply and
+   * advance. Applying may be deferred past later events and Readies (as a raftstore with an
+   * asynchronous apply worker does); deferred Readies are applied and advanced in order.
+   */
   processReady(node: SimNode): void {
+    if (node.unadvanced.length > 0 && this.rand() >= this.deferApplyRate) this.applyAndAdvance(node);
     while (node.alive && node.rn!.hasReady()) {
       const rn = node.rn!;
       const rd = rn.ready();
       if (this.rand() < this.crashInReadyRate) return this.crash(node); // nothing persisted
-      if (rd.snapshot) this.installSnapshot(node, rd.snapshot);
+      if (rd.snapshot) this.persistSnapshot(node, rd.snapshot);
       this.persistEntries(node, rd.entries);
       if (rd.hardState) node.storage.setHardState(rd.hardState);
       if (this.rand() < this.crashInReadyRate) return this.crash(node); // persisted, not sent
       for (const m of rd.messages) this.send(m);
-      for (const e of rd.committedEntries) this.apply(node, e);
-      this.checkReads(node, rd);
-      rn.advance(rd);
+      node.unadvanced.push(rd);
       if (rd.softState || rd.hardState) this.trace?.(`  node ${node.id}: ${rd.softState ? "state " + rd.softState.raftState + " lead " + rd.softState.lead : ""} ${rd.hardState ? "hs t" + rd.hardState.term + " v" + rd.hardState.vote + " c" + rd.hardState.commit : ""} members ${rn.raft.nodes()}`);
       this.checker.observeLeader(rn.raft);
+      if (this.rand() >= this.deferApplyRate) this.applyAndAdvance(node);
+    }
+  }
+
+  /** Applies the Readies taken so far, in order, and acknowledges them. */
+  applyAndAdvance(node: SimNode): void {
+    const rds = node.unadvanced;
+    node.unadvanced = [];
+    for (const rd of rds) {
+      if (rd.snapshot) this.restoreStateMachine(node, rd.snapshot);
+      for (const e of rd.committedEntries) {
+        this.apply(node, e);
+        if (!node.alive) return; // it applied its own removal and was destroyed
+      }
+      this.checkReads(node, rd);
+      node.rn!.advance(rd);
     }
   }
 
@@ -259,20 +290,24 @@ export class SimCluster {
     }
   }
 
-  private installSnapshot(node: SimNode, snap: Snapshot): void {
+  private persistSnapshot(node: SimNode, snap: Snapshot): void {
     const { index, term } = snap.metadata!;
-    if (index <= node.appliedIndex) {
-      throw new SafetyViolation(`node ${node.id} got snapshot ${index} at or below applied ${node.appliedIndex}`);
-    }
     node.storage.applySnapshot(snap);
-    const { sm } = JSON.parse(snap.data.toString()) as { sm: string };
-    this.checker.checkSnapshotState(node.id, index, sm);
-    node.sm = sm;
-    node.appliedIndex = index;
     const base = this.checker.prefixOf(index, term);
     if (base === undefined) throw new SafetyViolation(`snapshot at ${index}/${term} matches no persisted entry`);
     node.chainStart = index;
     node.chain = [base];
+  }
+
+  private restoreStateMachine(node: SimNode, snap: Snapshot): void {
+    const index = snap.metadata!.index;
+    if (index <= node.appliedIndex) {
+      throw new SafetyViolation(`node ${node.id} got snapshot ${index} at or below applied ${node.appliedIndex}`);
+    }
+    const { sm } = JSON.parse(snap.data.toString()) as { sm: string };
+    this.checker.checkSnapshotState(node.id, index, sm);
+    node.sm = sm;
+    node.appliedIndex = index;
   }
 
   private apply(node: SimNode, e: Entry): void {
@@ -296,6 +331,7 @@ export class SimCluster {
     if (cc.changeType === ConfChangeType.RemoveNode && existing && !existing.destroyed) {
       existing.destroyed = true;
       existing.rn = undefined;
+      existing.unadvanced = [];
     } else if (cc.changeType === ConfChangeType.AddNode && !existing) {
       this.nodes.set(cc.nodeId, new SimNode(cc.nodeId));
       this.start(cc.nodeId);

@@ -69,6 +69,7 @@ function healAndCheckProgress(c: SimCluster): void {
   c.dropRate = 0;
   c.dupRate = 0;
   c.crashInReadyRate = 0;
+  c.deferApplyRate = 0;
   for (const n of c.nodes.values()) {
     n.storage.snapshotUnavailable = false;
     c.restart(n);
@@ -111,6 +112,7 @@ export function runSchedule(seed: number, trace?: (line: string) => void): void 
   c.dropRate = pick([0, 0.05, 0.2]);
   c.dupRate = pick([0, 0.02]);
   c.crashInReadyRate = pick([0, 0, 0.002]);
+  c.deferApplyRate = pick([0, 0.3, 0.7]);
   randomSchedule(c, 1000 + Math.floor(rand() * 2000));
   healAndCheckProgress(c);
 }
