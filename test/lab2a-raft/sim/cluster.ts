@@ -150,11 +150,13 @@ export class SimCluster {
   // ---- driving nodes -----------------------------------------------------------------------
 
   tick(node: SimNode): void {
+    if (!node.alive) return; // destroyed by a conf change earlier in the same round
     node.rn!.tick();
     this.processReady(node);
   }
 
   propose(node: SimNode, data: string): void {
+    if (!node.alive) return; // destroyed by a conf change earlier in the same round
     try {
       node.rn!.propose(Buffer.from(data));
     } catch (e) {
@@ -164,6 +166,7 @@ export class SimCluster {
   }
 
   proposeConfChange(node: SimNode, changeType: ConfChangeType, nodeId: bigint): void {
+    if (!node.alive) return; // destroyed by a conf change earlier in the same round
     try {
       node.rn!.proposeConfChange(ConfChange.create({ changeType, nodeId }));
     } catch (e) {
@@ -173,11 +176,13 @@ export class SimCluster {
   }
 
   transferLeader(node: SimNode, to: bigint): void {
+    if (!node.alive) return; // destroyed by a conf change earlier in the same round
     node.rn!.transferLeader(to);
     this.processReady(node);
   }
 
   readIndex(node: SimNode): void {
+    if (!node.alive) return; // destroyed by a conf change earlier in the same round
     const ctx = `r${this.readCounter++}`;
     node.pendingReads.set(ctx, this.checker.maxApplied);
     node.rn!.readIndex(Buffer.from(ctx));
@@ -186,6 +191,7 @@ export class SimCluster {
 
   /** The application snapshots its state machine and compacts part of the log. */
   compact(node: SimNode): void {
+    if (!node.alive) return; // destroyed by a conf change earlier in the same round
     const s = node.storage;
     // Sometimes the snapshot is "still being generated": the leader must retry later.
     s.snapshotUnavailable = this.rand() < 0.2;
