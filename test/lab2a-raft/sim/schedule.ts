@@ -35,7 +35,10 @@ function randomSchedule(c: SimCluster, steps: number): void {
     } else if (x < 0.91) {
       c.groups = undefined;
     } else if (x < 0.92) {
-      if (node) c.crash(node);
+      // Crash the leader half of the time: leader changes with partly replicated logs are
+      // where commitment rules matter.
+      const victim = c.rand() < 0.5 ? (leaderOf(c) ?? node) : node;
+      if (victim) c.crash(victim);
     } else if (x < 0.94) {
       const down = [...c.nodes.values()].filter((n) => !n.alive && !n.destroyed);
       const n = c.pick(down);
