@@ -8,6 +8,7 @@ import { RaftLog } from "./raft-log.js";
 import { ReadOnly } from "./read-only.js";
 import { seededRandom } from "./random.js";
 import { isEmptyHardState, newMessage, voteRespType } from "./util.js";
+import * as follower from "./raft-follower.js";
 import * as leader from "./raft-leader.js";
 import {
   CAMPAIGN_TRANSFER,
@@ -21,7 +22,6 @@ import {
 
 export { CAMPAIGN_TRANSFER, CampaignType, StateType, VoteResult };
 export type { RaftConfig, ReadState, SoftState };
-import * as follower from "./raft-follower.js";
 
 export class Raft {
   readonly id: bigint;

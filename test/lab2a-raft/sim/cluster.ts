@@ -226,7 +226,7 @@ export class SimCluster {
     const lost = !to?.alive || cut || (!inOrder && this.rand() < this.dropRate);
     if (m.msgType === MessageType.MsgSnapshot) this.reportSnapshot(m, lost);
     this.trace?.(`${lost ? "LOST " : ""}${MessageType[m.msgType]} ${m.from}->${m.to} t${m.term} i${m.index} lt${m.logTerm} c${m.commit} n${m.entries.length}${m.reject ? " reject" : ""}${m.snapshot ? " snap@" + m.snapshot.metadata?.index : ""}`);
-    if (lost) return;
+    if (lost || !to!.alive) return; // (reporting the snapshot may have destroyed it)
     to!.rn!.step(m);
     this.processReady(to!);
   }
