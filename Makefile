@@ -23,7 +23,7 @@ proto:
 	bash scripts/gen-proto.sh
 
 run: build
-	node dist/src/cli/tinykv-server.js --standalone --path=data/standalone
+	bash scripts/run-cluster.sh
 
 standalone: build
 	node dist/src/cli/tinykv-server.js --standalone --path=data/standalone

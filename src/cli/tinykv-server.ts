@@ -4,7 +4,11 @@ import { EngineOpenError } from "../kv/engine/index.js";
 import { PortInUseError } from "../kv/server/index.js";
 import { createLogger } from "../util/logger.js";
 import { fatal, onShutdownSignal, parseFlags, quietGrpcUnlessDebug } from "./common.js";
-import { startStandaloneServer } from "./standalone-node.js";
+import { startStandaloneServer, type RunningNode } from "./standalone-node.js";
+import { startRaftNode, ClusterMismatchError } from "./raft-node.js";
+import { ConfigError, DEFAULT_RAFTSTORE_CONFIG, resolveConfig } from "../kv/raftstore/index.js";
+import { DeadlineExceededError } from "../util/retry.js";
+import { readFileSync } from "node:fs";
 
 const BINARY = "tinykv-server";
 const USAGE = `Usage: tinykv-server [flags]
@@ -13,7 +17,7 @@ const USAGE = `Usage: tinykv-server [flags]
   --addr <host:port>    address to listen on and advertise (default: 127.0.0.1:20160)
   --scheduler <addrs>   scheduler address(es), comma-separated (default: 127.0.0.1:2379)
   --standalone          serve from one local LevelDB without Raft or a scheduler (lab 1 mode)
-  --config <file>       JSON file with raftstore settings (see README)
+  --config <file>       JSON file with raftstore settings, e.g. {"raftBaseTickMs": 100} (see README)
   --log-level <level>   fatal, error, warn, info, debug (default: info, or $LOG_LEVEL)
   -h, --help            show this help
 `;
@@ -39,18 +43,42 @@ async function main(): Promise<void> {
     fatal(BINARY, `data dir ${path} is not usable: ${(err as Error).message}`);
   }
 
-  if (!values.standalone) {
-    fatal(BINARY, "raft mode is not available in this build yet; start with --standalone");
-  }
+  let node: RunningNode;
   try {
-    const node = await startStandaloneServer({ path, addr, log });
-    log.info({ addr, path, port: node.port, mode: "standalone" }, "tinykv-server ready");
-    onShutdownSignal(async () => {
-      log.info("shutting down");
-      await node.stop();
-    });
+    if (values.standalone) {
+      node = await startStandaloneServer({ path, addr, log });
+      log.info({ addr, path, mode: "standalone" }, "tinykv-server ready");
+    } else {
+      const config = loadConfig(values.config as string | undefined);
+      const scheduler = (values.scheduler as string).split(",").map((s) => s.trim()).filter(Boolean);
+      const raftNode = await startRaftNode({ path, addr, scheduler, config, log });
+      node = raftNode;
+      log.info({ addr, path, store_id: String(raftNode.storeId), scheduler }, "tinykv-server ready");
+    }
   } catch (err) {
-    if (err instanceof PortInUseError || err instanceof EngineOpenError) fatal(BINARY, err.message);
+    if (err instanceof PortInUseError || err instanceof EngineOpenError || err instanceof ClusterMismatchError) fatal(BINARY, err.message);
+    if (err instanceof DeadlineExceededError) fatal(BINARY, `cannot reach the scheduler at ${values.scheduler as string}: ${err.message}`);
+    throw err;
+  }
+  onShutdownSignal(async () => {
+    log.info("shutting down");
+    await node.stop();
+  });
+}
+
+function loadConfig(file: string | undefined) {
+  if (!file) return DEFAULT_RAFTSTORE_CONFIG;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    fatal(BINARY, `cannot read --config ${file}: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) fatal(BINARY, `--config ${file} must hold a JSON object`);
+  try {
+    return resolveConfig(parsed as Record<string, unknown>);
+  } catch (err) {
+    if (err instanceof ConfigError) fatal(BINARY, `--config ${file}: ${err.message}`);
     throw err;
   }
 }

@@ -8,3 +8,4 @@ export * from "./store.js";
 export * from "./snap.js";
 export * from "./bootstrap.js";
 export * from "./split-check.js";
+export * from "./scheduler-worker.js";

@@ -136,6 +136,8 @@ export class StoreLoop {
     for (const { peer, outcome } of outcomes) this.afterApply(peer, outcome);
     for (const { peer, rd } of work) {
       if (rd.softState && !peer.isLeader()) peer.failAll(peer.notLeaderError());
+      // A new leader tells the scheduler at once, so clients find it without waiting a heartbeat period.
+      if (rd.softState && peer.isLeader()) this.store.opts.hooks?.onRegionHeartbeat?.(peer);
       for (const rs of rd.readStates) {
         const key = rs.requestCtx.toString("hex");
         const waiters = peer.readsInFlight.get(key);

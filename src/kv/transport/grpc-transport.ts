@@ -263,6 +263,9 @@ export class GrpcTransport implements RaftTransport {
 
   /** The destination is down: report what is lost, back off, re-resolve the address next time. */
   private fail(dest: Destination, err: TransportError): void {
+    // Only the first failure after a healthy stream is worth a warning; a store that stays
+    // down would otherwise fill the log with one line per reconnect attempt.
+    const firstFailure = dest.backoffMs === this.initialBackoffMs;
     const wait = Math.round(dest.backoffMs * (0.5 + Math.random() / 2));
     dest.retryAt = Date.now() + wait;
     dest.backoffMs = Math.min(dest.backoffMs * 2, this.maxBackoffMs);
@@ -271,7 +274,9 @@ export class GrpcTransport implements RaftTransport {
     for (const msg of dest.inFlight.values()) this.unreachable(msg);
     dest.inFlight.clear();
     this.dropQueued(dest);
-    this.log.warn({ to_store: dest.storeId, err, backoff_ms: wait, lost }, "raft stream to store failed");
+    const fields = { to_store: String(dest.storeId), error: err.message, backoff_ms: wait, lost };
+    if (firstFailure) this.log.warn(fields, "raft stream to store failed");
+    else this.log.debug(fields, "raft stream to store still failing");
   }
 
   private dropQueued(dest: Destination): void {

@@ -1,0 +1,159 @@
+import { join } from "node:path";
+import { Engine } from "../kv/engine/index.js";
+import {
+  clearPrepareBootstrap,
+  clearPreparedRegion,
+  readPrepareBootstrap,
+  readStoreIdent,
+  SchedulerWorker,
+  Store,
+  writeInitialRegion,
+  writeStoreIdent,
+  type RaftstoreConfig,
+} from "../kv/raftstore/index.js";
+import { createTinyKvService, listenTinyKv, RawHandlers, shutdownGracefully, TxnHandlers } from "../kv/server/index.js";
+import { RaftStorage } from "../kv/storage/index.js";
+import { GrpcTransport, type StoreResolver } from "../kv/transport/index.js";
+import type { Region } from "../proto/metapb.js";
+import { ErrorType } from "../proto/schedulerpb.js";
+import { SchedulerError, SchedulerRpcClient } from "../scheduler/client.js";
+import type { Logger } from "../util/logger.js";
+import { retryWithBackoff } from "../util/retry.js";
+import type { RunningNode } from "./standalone-node.js";
+
+export class ClusterMismatchError extends Error {
+  constructor(path: string, onDisk: bigint, scheduler: bigint) {
+    super(`data dir ${path} belongs to cluster ${onDisk}, but the scheduler runs cluster ${scheduler}`);
+    this.name = "ClusterMismatchError";
+  }
+}
+
+/** Store addresses from the scheduler's GetStore, cached for a minute. */
+class SchedulerResolver implements StoreResolver {
+  private readonly cache = new Map<bigint, { addr: string; at: number }>();
+  constructor(private readonly client: SchedulerRpcClient) {}
+  async resolve(storeId: bigint): Promise<string> {
+    const hit = this.cache.get(storeId);
+    if (hit && Date.now() - hit.at < 60_000) return hit.addr;
+    const { store } = await this.client.getStore(storeId);
+    this.cache.set(storeId, { addr: store.address, at: Date.now() });
+    return store.address;
+  }
+}
+
+export interface RaftNodeOptions {
+  path: string;
+  addr: string;
+  scheduler: string[];
+  config: RaftstoreConfig;
+  log: Logger;
+  /** How long to keep trying to reach the scheduler before giving up. */
+  schedulerDeadlineMs?: number;
+}
+
+/**
+ * A store in a cluster, as TinyKV's node starts one: get a store id from the scheduler (first
+ * start), bootstrap the cluster's first region if nobody has, register the store, then serve.
+ */
+export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode & { storeId: bigint }> {
+  const { log } = opts;
+  const client = await SchedulerRpcClient.connect(opts.scheduler, { connectDeadlineMs: opts.schedulerDeadlineMs ?? 30_000, log });
+  let kv: Engine | undefined;
+  let raft: Engine | undefined;
+  try {
+    kv = await Engine.open(join(opts.path, "kv"));
+    raft = await Engine.open(join(opts.path, "raft"));
+    const storeId = await ensureStoreIdent(kv, client, opts.path);
+    await maybeBootstrapCluster(kv, raft, client, storeId, log);
+    await client.putStore({ id: storeId, address: opts.addr });
+
+    const worker = new SchedulerWorker(client, opts.path, log);
+    const resolver = new SchedulerResolver(client);
+    const store = new Store({
+      storeId,
+      kv,
+      raft,
+      snapDir: join(opts.path, "snap"),
+      config: opts.config,
+      log,
+      makeTransport: (snapshotSource, events) => new GrpcTransport({ storeId, resolver, snapshotSource, events, log }),
+      hooks: worker.hooks(),
+    });
+    await store.start();
+    worker.start(store, opts.config.schedulerStoreHeartbeatTickMs);
+    const storage = new RaftStorage(store);
+    const service = createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), raft: store, log });
+    const { server, port } = await listenTinyKv(service, listenAddr(opts.addr));
+    const kvEngine = kv;
+    const raftEngine = raft;
+    return {
+      port,
+      storeId,
+      async stop() {
+        await shutdownGracefully(server);
+        worker.stop();
+        await store.stop();
+        client.close();
+        await kvEngine.close();
+        await raftEngine.close();
+      },
+    };
+  } catch (err) {
+    client.close();
+    await kv?.close();
+    await raft?.close();
+    throw err;
+  }
+}
+
+/** Listen where we advertise; 0.0.0.0 stays as given. */
+function listenAddr(addr: string): string {
+  return addr;
+}
+
+async function ensureStoreIdent(kv: Engine, client: SchedulerRpcClient, path: string): Promise<bigint> {
+  const ident = await readStoreIdent(kv);
+  if (ident) {
+    if (ident.clusterId !== client.clusterId) throw new ClusterMismatchError(path, ident.clusterId, client.clusterId);
+    return ident.storeId;
+  }
+  const storeId = await client.allocId();
+  await writeStoreIdent(kv, client.clusterId, storeId);
+  return storeId;
+}
+
+async function maybeBootstrapCluster(kv: Engine, raft: Engine, client: SchedulerRpcClient, storeId: bigint, log: Logger): Promise<void> {
+  let region: Region | undefined = await readPrepareBootstrap(kv);
+  if (!region) {
+    if (await client.isBootstrapped()) return;
+    const regionId = await client.allocId();
+    const peerId = await client.allocId();
+    region = { id: regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 1n, version: 1n }, peers: [{ id: peerId, storeId }] };
+    await writeInitialRegion(kv, raft, region, true);
+  }
+  let outcomeUnknown = false;
+  try {
+    await retryWithBackoff(
+      async () => {
+        try {
+          await client.bootstrap({ id: storeId });
+        } catch (err) {
+          if (!(err instanceof SchedulerError)) outcomeUnknown = true;
+          throw err;
+        }
+      },
+      { what: "bootstrap the cluster", deadlineMs: 30_000, retryable: (err) => !(err instanceof SchedulerError && err.type === ErrorType.ALREADY_BOOTSTRAPPED) },
+    );
+    await clearPrepareBootstrap(kv);
+    log.info({ region_id: String(region.id), store_id: String(storeId) }, "bootstrapped the cluster with its first region");
+  } catch (err) {
+    if (!(err instanceof SchedulerError && err.type === ErrorType.ALREADY_BOOTSTRAPPED)) throw err;
+    const first = await client.getRegion(Buffer.alloc(0));
+    if (first?.region.id === region.id || (!first && outcomeUnknown)) {
+      await clearPrepareBootstrap(kv);
+    } else {
+      await clearPreparedRegion(kv, raft, region.id);
+      log.info({ store_id: String(storeId) }, "another store bootstrapped the cluster first; joining it");
+    }
+  }
+}
