@@ -1,0 +1,184 @@
+import type { Region, Store } from "../proto/metapb.js";
+import { SchedulerRpcClient } from "../scheduler/client.js";
+import type { Logger } from "../util/logger.js";
+import { silentLogger } from "../util/logger.js";
+import { KvRequestError } from "./errors.js";
+import { LockResolver } from "./lock-resolver.js";
+import { RegionCache } from "./region-cache.js";
+import { Backoff, DEFAULT_RETRY_POLICY, RequestSender, type RetryPolicy } from "./request.js";
+import { toBuf, Transaction, type Bytes, type KvEntry } from "./txn.js";
+
+export interface KvClientOptions {
+  /** Scheduler address(es): "host:port", comma-separated string or array. */
+  scheduler: string | string[];
+  /** Total deadline of one operation (all retries included), ms. Default 20 s. */
+  timeoutMs?: number;
+  /** Deadline of one RPC to a store, ms. Default 3 s. */
+  rpcTimeoutMs?: number;
+  /** First and largest backoff between retries, ms. Defaults 10 and 1000. */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** TTL of the locks a transaction's prewrite leaves, ms. Default 3000. */
+  lockTtlMs?: number;
+  /** How long connect() keeps trying to reach the scheduler, ms. Default 10 s. */
+  connectTimeoutMs?: number;
+  log?: Logger;
+}
+
+/**
+ * The tinykv-ts client: routes requests by key through a region cache fed by the scheduler,
+ * retries region errors and unreachable stores with backoff until a deadline, and offers a raw
+ * API (get/put/delete/scan across regions) and Percolator transactions (begin()).
+ */
+export class KvClient {
+  readonly cache: RegionCache;
+  private readonly sender: RequestSender;
+  private readonly resolver: LockResolver;
+  private closed = false;
+
+  private constructor(
+    readonly scheduler: SchedulerRpcClient,
+    readonly policy: RetryPolicy,
+    private readonly lockTtlMs: bigint,
+    rpcTimeoutMs: number,
+    private readonly log: Logger,
+  ) {
+    this.cache = new RegionCache(scheduler, rpcTimeoutMs, log);
+    this.sender = new RequestSender(this.cache, log);
+    this.resolver = new LockResolver(this.sender, () => this.tso(), log);
+  }
+
+  static async connect(opts: KvClientOptions): Promise<KvClient> {
+    const log = opts.log ?? silentLogger;
+    const policy: RetryPolicy = {
+      deadlineMs: opts.timeoutMs ?? DEFAULT_RETRY_POLICY.deadlineMs,
+      initialBackoffMs: opts.backoff?.initialMs ?? DEFAULT_RETRY_POLICY.initialBackoffMs,
+      maxBackoffMs: opts.backoff?.maxMs ?? DEFAULT_RETRY_POLICY.maxBackoffMs,
+    };
+    const scheduler = await SchedulerRpcClient.connect(opts.scheduler, {
+      log,
+      connectDeadlineMs: opts.connectTimeoutMs ?? 10_000,
+      // Inner scheduler retries stay well inside one operation's budget.
+      retryDeadlineMs: Math.max(100, Math.min(2000, policy.deadlineMs / 4)),
+    });
+    return new KvClient(scheduler, policy, BigInt(opts.lockTtlMs ?? 3000), opts.rpcTimeoutMs ?? 3000, log);
+  }
+
+  private backoff(op: string, key?: Buffer): Backoff {
+    if (this.closed) throw new Error(`${op}: client is closed`);
+    return new Backoff(op, key, this.policy);
+  }
+
+  /** A fresh timestamp from the scheduler's TSO. */
+  tso(): Promise<bigint> {
+    return this.scheduler.tso();
+  }
+
+  // ---- raw API -------------------------------------------------------------------------------
+
+  async get(key: Bytes, cf = ""): Promise<Buffer | undefined> {
+    const k = toBuf(key);
+    const { resp, target } = await this.sender.onKey("RawGet", k, this.backoff("raw get", k), (t) => t.rpc.rawGet({ context: t.ctx, key: k, cf }));
+    if (resp.error) throw new KvRequestError("RawGet", target.addr, resp.error);
+    return resp.notFound ? undefined : resp.value;
+  }
+
+  async put(key: Bytes, value: Bytes, cf = ""): Promise<void> {
+    const k = toBuf(key);
+    const v = toBuf(value);
+    const { resp, target } = await this.sender.onKey("RawPut", k, this.backoff("raw put", k), (t) => t.rpc.rawPut({ context: t.ctx, key: k, value: v, cf }));
+    if (resp.error) throw new KvRequestError("RawPut", target.addr, resp.error);
+  }
+
+  async delete(key: Bytes, cf = ""): Promise<void> {
+    const k = toBuf(key);
+    const { resp, target } = await this.sender.onKey("RawDelete", k, this.backoff("raw delete", k), (t) => t.rpc.rawDelete({ context: t.ctx, key: k, cf }));
+    if (resp.error) throw new KvRequestError("RawDelete", target.addr, resp.error);
+  }
+
+  /** Puts several pairs, each routed to its region, at most `concurrency` in flight. Not atomic. */
+  async batchPut(pairs: { key: Bytes; value: Bytes }[], cf = "", concurrency = 16): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < pairs.length) {
+        const p = pairs[next++]!;
+        await this.put(p.key, p.value, cf);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, pairs.length) }, worker));
+  }
+
+  /**
+   * Up to `limit` pairs with start <= key < end (empty end = no end) in key order, region by
+   * region: each region is scanned up to min(end, region end), then the scan goes on at the
+   * region's end key. Not a snapshot across regions.
+   */
+  async scan(start: Bytes, end: Bytes, limit: number, cf = ""): Promise<KvEntry[]> {
+    const s = toBuf(start);
+    const e = toBuf(end);
+    const out: KvEntry[] = [];
+    const bo = this.backoff("raw scan", s);
+    let cursor = s;
+    while (out.length < limit) {
+      const want = limit - out.length;
+      const { resp, target } = await this.sender.onKey("RawScan", cursor, bo, (t) => {
+        const regionEnd = t.region.endKey;
+        const stop = regionEnd.length > 0 && (e.length === 0 || Buffer.compare(regionEnd, e) < 0) ? regionEnd : e;
+        return t.rpc.rawScan({ context: t.ctx, startKey: cursor, endKey: stop, limit: want, cf });
+      });
+      if (resp.error) throw new KvRequestError("RawScan", target.addr, resp.error);
+      const regionEnd = target.region.endKey;
+      for (const kv of resp.kvs) {
+        if (out.length >= limit) break;
+        if (Buffer.compare(kv.key, cursor) < 0) continue;
+        if (regionEnd.length > 0 && Buffer.compare(kv.key, regionEnd) >= 0) continue;
+        if (e.length > 0 && Buffer.compare(kv.key, e) >= 0) continue;
+        out.push({ key: kv.key, value: kv.value });
+      }
+      if (regionEnd.length === 0 || (e.length > 0 && Buffer.compare(regionEnd, e) >= 0)) break;
+      cursor = regionEnd;
+    }
+    return out;
+  }
+
+  // ---- transactions --------------------------------------------------------------------------
+
+  /** Starts a transaction reading the snapshot at a fresh TSO timestamp. */
+  async begin(): Promise<Transaction> {
+    if (this.closed) throw new Error("begin: client is closed");
+    const startTs = await this.tso();
+    return new Transaction(
+      { sender: this.sender, resolver: this.resolver, tso: () => this.tso(), policy: this.policy, lockTtlMs: this.lockTtlMs, log: this.log },
+      startTs,
+    );
+  }
+
+  /** A read-only view of the snapshot at `ts` (for tools and checkers). */
+  snapshotAt(ts: bigint): Transaction {
+    return new Transaction(
+      { sender: this.sender, resolver: this.resolver, tso: () => this.tso(), policy: this.policy, lockTtlMs: this.lockTtlMs, log: this.log },
+      ts,
+    );
+  }
+
+  // ---- cluster information (for tinykv-ctl) --------------------------------------------------
+
+  get clusterId(): bigint {
+    return this.scheduler.clusterId;
+  }
+
+  getAllStores(): Promise<Store[]> {
+    return this.scheduler.getAllStores();
+  }
+
+  /** Every region the scheduler knows, in key order, with its leader (when reported). */
+  async getAllRegions(): Promise<{ region: Region; leader?: { id: bigint; storeId: bigint } }[]> {
+    return this.scheduler.scanRegions(Buffer.alloc(0), Buffer.alloc(0), 0);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.cache.close();
+    this.scheduler.close();
+  }
+}

@@ -1,0 +1,7 @@
+/** The tinykv-ts client library: `KvClient.connect({ scheduler })`, raw API and transactions. */
+export * from "./client.js";
+export * from "./errors.js";
+export * from "./txn.js";
+export { RegionCache, type CachedRegion, type RpcTarget } from "./region-cache.js";
+export { Backoff, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./request.js";
+export { TinyKvRpc, DEFAULT_RPC_TIMEOUT_MS } from "./kv-rpc.js";

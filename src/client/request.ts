@@ -1,0 +1,194 @@
+/**
+ * Sending region-routed requests: locate the region of a key (or group keys by region), send, and
+ * on a region error or an unreachable store update the region cache and try again, with jittered
+ * exponential backoff, until the operation's deadline.
+ */
+import { status, type ServiceError } from "@grpc/grpc-js";
+import type { Error as RegionErrorPb } from "../proto/errorpb.js";
+import { SchedulerError, SchedulerRpcError } from "../scheduler/client.js";
+import type { Logger } from "../util/logger.js";
+import { DeadlineExceededError, sleep } from "../util/retry.js";
+import { KvDeadlineError, KvRequestError, NoRegionError, RegionRequestError, StoreUnreachableError } from "./errors.js";
+import type { RegionCache, RpcTarget } from "./region-cache.js";
+
+export interface RetryPolicy {
+  /** Total budget of one operation, ms. */
+  deadlineMs: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { deadlineMs: 20_000, initialBackoffMs: 10, maxBackoffMs: 1000 };
+
+/** How many retries in a row may skip the sleep (following leader hints / fresh epochs). */
+const MAX_FAST_RETRIES = 3;
+
+/** The retry budget of one operation: a deadline, the attempts so far and the next backoff. */
+export class Backoff {
+  readonly startedAt = Date.now();
+  attempts = 0;
+  private nextMs: number;
+  private fastInRow = 0;
+
+  constructor(
+    readonly op: string,
+    readonly key: Buffer | undefined,
+    readonly policy: RetryPolicy,
+  ) {
+    this.nextMs = policy.initialBackoffMs;
+  }
+
+  remainingMs(): number {
+    return this.policy.deadlineMs - (Date.now() - this.startedAt);
+  }
+
+  private giveUpIfLate(err: unknown): void {
+    if (this.remainingMs() <= 0) throw new KvDeadlineError(this.op, this.key, this.policy.deadlineMs, this.attempts, err);
+  }
+
+  /** Sleeps before the next attempt (jittered, doubling up to the max); throws KvDeadlineError when out of time. */
+  async wait(err: unknown): Promise<void> {
+    this.attempts++;
+    this.fastInRow = 0;
+    this.giveUpIfLate(err);
+    await sleep(Math.min(this.remainingMs(), this.nextMs * (0.5 + Math.random() / 2)));
+    this.nextMs = Math.min(this.nextMs * 2, this.policy.maxBackoffMs);
+    this.giveUpIfLate(err);
+  }
+
+  /** Retries at once when the error told us where to go (a few times in a row at most), else waits. */
+  async retry(err: unknown, fast: boolean): Promise<void> {
+    if (fast && this.fastInRow < MAX_FAST_RETRIES) {
+      this.attempts++;
+      this.fastInRow++;
+      this.giveUpIfLate(err);
+      return;
+    }
+    await this.wait(err);
+  }
+}
+
+const UNREACHABLE = new Set<number>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED]);
+
+function grpcCode(err: unknown): number | undefined {
+  const code = (err as Partial<ServiceError> | undefined)?.code;
+  return typeof code === "number" ? code : undefined;
+}
+
+/** Failures to find a region that may heal by themselves (scheduler restarting, heartbeats not in yet). */
+function locateRetryable(err: unknown): boolean {
+  if (err instanceof NoRegionError || err instanceof SchedulerError || err instanceof DeadlineExceededError) return true;
+  return err instanceof SchedulerRpcError && (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED);
+}
+
+export interface RegionResponse {
+  regionError?: RegionErrorPb | undefined;
+}
+
+export class RequestSender {
+  constructor(
+    readonly cache: RegionCache,
+    readonly log: Logger,
+  ) {}
+
+  /** The target of `key`, waiting out scheduler hiccups within the backoff's deadline. */
+  async locate(key: Buffer, bo: Backoff): Promise<RpcTarget> {
+    for (;;) {
+      try {
+        return await this.cache.target(key);
+      } catch (err) {
+        if (!locateRetryable(err)) throw err;
+        await bo.wait(err);
+      }
+    }
+  }
+
+  /**
+   * Sends one request; undefined means "retry" (the cache was updated and the backoff waited),
+   * otherwise the response, free of region errors.
+   */
+  private async sendOnce<R extends RegionResponse>(op: string, t: RpcTarget, call: (t: RpcTarget) => Promise<R>): Promise<{ resp?: R; retry?: { err: Error; fast: boolean } }> {
+    let resp: R;
+    try {
+      resp = await call(t);
+    } catch (err) {
+      const code = grpcCode(err);
+      if (code !== undefined && UNREACHABLE.has(code)) {
+        this.cache.onSendFail(t);
+        return { retry: { err: new StoreUnreachableError(op, t.addr, code, err), fast: false } };
+      }
+      if (code !== undefined) throw new KvRequestError(op, t.addr, `${status[code] ?? code}: ${(err as ServiceError).details}`);
+      throw err;
+    }
+    if (resp.regionError) {
+      const fast = this.cache.onRegionError(t, resp.regionError);
+      return { retry: { err: new RegionRequestError(op, t.region.id, t.addr, resp.regionError), fast } };
+    }
+    this.cache.onSuccess(t);
+    return { resp };
+  }
+
+  /** One request for the region of `key`, retried on region errors and unreachable stores. */
+  async onKey<R extends RegionResponse>(op: string, key: Buffer, bo: Backoff, call: (t: RpcTarget) => Promise<R>): Promise<{ resp: R; target: RpcTarget }> {
+    for (;;) {
+      const target = await this.locate(key, bo);
+      const r = await this.sendOnce(op, target, call);
+      if (r.resp) return { resp: r.resp, target };
+      this.log.debug({ op, region_id: target.region.id.toString(), err: r.retry!.err.message }, "retrying");
+      await bo.retry(r.retry!.err, r.retry!.fast);
+    }
+  }
+
+  /** Groups keys by the region that holds them now (order kept within a group). */
+  async group(keys: Buffer[], bo: Backoff): Promise<{ target: RpcTarget; keys: Buffer[] }[]> {
+    const groups = new Map<bigint, { target: RpcTarget; keys: Buffer[] }>();
+    for (const key of keys) {
+      const target = await this.locate(key, bo);
+      const g = groups.get(target.region.id);
+      if (g) g.keys.push(key);
+      else groups.set(target.region.id, { target, keys: [key] });
+    }
+    return [...groups.values()];
+  }
+
+  /**
+   * Sends `call` for every region batch of `keys` concurrently. A batch that meets a region error
+   * or an unreachable store is regrouped and sent again; `handle` sees each good response and may
+   * return keys to send again after a backoff (e.g. after resolving locks), or throw to fail the
+   * operation (after all batches of the round settled).
+   */
+  async onKeys<R extends RegionResponse>(
+    op: string,
+    keys: Buffer[],
+    bo: Backoff,
+    call: (t: RpcTarget, keys: Buffer[]) => Promise<R>,
+    handle: (t: RpcTarget, keys: Buffer[], resp: R) => Promise<Buffer[] | void> = async () => undefined,
+  ): Promise<void> {
+    let pending = keys;
+    while (pending.length > 0) {
+      const groups = await this.group(pending, bo);
+      const results = await Promise.allSettled(
+        groups.map(async (g) => {
+          const r = await this.sendOnce(op, g.target, (t) => call(t, g.keys));
+          if (!r.resp) return { again: g.keys, retry: r.retry };
+          const again = (await handle(g.target, g.keys, r.resp)) ?? [];
+          return { again, retry: again.length > 0 ? { err: new Error(`${op}: ${again.length} keys to retry`), fast: false } : undefined };
+        }),
+      );
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      pending = [];
+      let lastErr: Error | undefined;
+      let fast = true;
+      for (const r of results) {
+        const v = (r as PromiseFulfilledResult<{ again: Buffer[]; retry?: { err: Error; fast: boolean } }>).value;
+        pending.push(...v.again);
+        if (v.retry) {
+          lastErr = v.retry.err;
+          fast &&= v.retry.fast;
+        }
+      }
+      if (pending.length > 0) await bo.retry(lastErr, fast);
+    }
+  }
+}
