@@ -1,0 +1,47 @@
+/**
+ * Summarizes a V8 .cpuprofile (from node --cpu-prof): top functions by self time, and top
+ * script files by self time.  node dist/bench/tools/cpuprof-top.js FILE [N]
+ */
+import { readFileSync } from "node:fs";
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
+interface Profile {
+  nodes: Node[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+const [file, nArg] = process.argv.slice(2);
+if (!file) {
+  process.stderr.write("usage: cpuprof-top FILE [N]\n");
+  process.exit(2);
+}
+const N = Number(nArg ?? 25);
+const p = JSON.parse(readFileSync(file, "utf8")) as Profile;
+const byId = new Map(p.nodes.map((n) => [n.id, n]));
+const selfUs = new Map<number, number>();
+for (let i = 0; i < p.samples.length; i++) selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
+const total = p.endTime - p.startTime;
+const fn = new Map<string, number>();
+const files = new Map<string, number>();
+for (const [id, us] of selfUs) {
+  const n = byId.get(id)!;
+  const url = n.callFrame.url.replace(/^file:\/\//, "").replace(/.*\/node_modules\//, "nm/").replace(/.*\/dist\//, "dist/");
+  const name = `${n.callFrame.functionName || "(anonymous)"}  ${url ? `${url}:${n.callFrame.lineNumber + 1}` : ""}`;
+  fn.set(name, (fn.get(name) ?? 0) + us);
+  const f = url || `(${n.callFrame.functionName})`;
+  files.set(f, (files.get(f) ?? 0) + us);
+}
+const idle = [...fn].filter(([k]) => k.startsWith("(idle)")).reduce((s, [, v]) => s + v, 0);
+const pct = (us: number) => ((100 * us) / total).toFixed(1).padStart(5) + "%";
+process.stdout.write(`${file}\nwall ${(total / 1e6).toFixed(1)} s, idle ${pct(idle)}, busy ${pct(total - idle)}\n\ntop functions by self time (% of wall):\n`);
+for (const [k, v] of [...fn].sort((x, y) => y[1] - x[1]).slice(0, N)) process.stdout.write(`${pct(v)}  ${k}\n`);
+process.stdout.write(`\ntop files by self time:\n`);
+for (const [k, v] of [...files].sort((x, y) => y[1] - x[1]).slice(0, 15)) process.stdout.write(`${pct(v)}  ${k}\n`);
