@@ -35,6 +35,7 @@ const USAGE = `Usage: node dist/bench/run.js [flags]
   --duration S                measured seconds per workload (default 10)
   --warmup S                  unmeasured seconds before each workload (default 2)
   --timeout-ms N              deadline of one request incl. internal retries (default 5000)
+  --tinykv-driver client|raw  tinykv through the client library (default) or bench's raw-rpc driver
   --endpoints LIST            tinykv: scheduler address(es) (default 127.0.0.1:2379);
                               etcd: client endpoints (default 127.0.0.1:2390,2391,2392)
   --start-cluster             start a fresh local 3-member cluster of the target, stop it after
@@ -81,6 +82,7 @@ const { values: a } = parseArgs({
     warmup: { type: "string", default: "2" },
     "timeout-ms": { type: "string", default: "5000" },
     endpoints: { type: "string" },
+    "tinykv-driver": { type: "string", default: "client" },
     "start-cluster": { type: "boolean", default: false },
     "keep-data": { type: "boolean", default: false },
     "etcd-bin": { type: "string" },
@@ -119,6 +121,8 @@ const scanLimit = num(a["scan-limit"], "scan-limit", 1);
 const durationS = num(a.duration, "duration", 0.1);
 const warmupS = num(a.warmup, "warmup");
 const timeoutMs = num(a["timeout-ms"], "timeout-ms", 1);
+const tinykvDriver = a["tinykv-driver"] as "client" | "raw";
+if (tinykvDriver !== "client" && tinykvDriver !== "raw") die(`invalid --tinykv-driver ${a["tinykv-driver"]}`);
 const etcdPort = num(a["etcd-port"], "etcd-port", 1);
 
 function fmtMs(us: number): string {
@@ -303,7 +307,7 @@ async function main(): Promise<void> {
     const driver: DriverOptions = { endpoints, channels, timeoutMs, keyPrefix: KEY_PREFIX };
     for (let i = 0; i < workers; i++) {
       const share = Math.floor(concurrency / workers) + (i < concurrency % workers ? 1 : 0);
-      handles.push(new WorkerHandle({ index: i, target, driver, concurrency: share, keys, valueSize, distribution, scanLimit, readRatio }));
+      handles.push(new WorkerHandle({ index: i, target, tinykvDriver, driver, concurrency: share, keys, valueSize, distribution, scanLimit, readRatio }));
     }
     for (const m of await Promise.all(handles.map((h) => h.request(null, 30_000)))) if (m.type !== "ready") throw new Error(m.type === "fatal" ? m.message : "worker failed");
 
@@ -337,7 +341,7 @@ async function main(): Promise<void> {
       const doc = {
         target,
         when: new Date().toISOString(),
-        config: { workloads, concurrency, workers, channels, keys, valueSize, distribution, readRatio, scanLimit, durationS, warmupS, timeoutMs, endpoints, startCluster: a["start-cluster"] },
+        config: { workloads, tinykvDriver: target === "tinykv" ? tinykvDriver : undefined, concurrency, workers, channels, keys, valueSize, distribution, readRatio, scanLimit, durationS, warmupS, timeoutMs, endpoints, startCluster: a["start-cluster"] },
         machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, loadavg: loadavg() },
         results: rows,
       };

@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { performance } from "node:perf_hooks";
-import { createDriver, type Target } from "./drivers/index.js";
+import { createDriver, type Target, type TinyKvDriverKind } from "./drivers/index.js";
 import { errorLabel, type Driver, type DriverOptions } from "./drivers/types.js";
 import { chooser, keyOf, type Distribution } from "./keys.js";
 
@@ -14,6 +14,7 @@ export type OpKind = "put" | "get" | "scan" | "txn";
 export interface WorkerConfig {
   index: number;
   target: Target;
+  tinykvDriver: TinyKvDriverKind;
   driver: DriverOptions;
   concurrency: number;
   keys: number;
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
   const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
   let driver: Driver;
   try {
-    driver = await createDriver(cfg.target, cfg.driver);
+    driver = await createDriver(cfg.target, cfg.driver, cfg.tinykvDriver);
   } catch (err) {
     post({ type: "fatal", message: `worker ${cfg.index}: ${(err as Error).message}` });
     return;

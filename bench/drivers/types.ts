@@ -48,5 +48,8 @@ export function errorLabel(err: unknown): string {
     const names: Record<number, string> = { 1: "CANCELLED", 2: "UNKNOWN", 4: "DEADLINE_EXCEEDED", 8: "RESOURCE_EXHAUSTED", 13: "INTERNAL", 14: "UNAVAILABLE" };
     return `grpc ${names[e.code] ?? e.code}: ${String(e.details).slice(0, 60)}`;
   }
-  return String(e?.message ?? err).slice(0, 80);
+  // Library errors: class name (+ reason), without per-key details, so the table groups them.
+  const name = (err as Error)?.name;
+  if (name && name !== "Error") return (err as { reason?: string }).reason ? `${name}: ${(err as { reason?: string }).reason}` : name;
+  return String(e?.message ?? err).replace(/[0-9a-f]{6,}/gi, "#").slice(0, 80);
 }
