@@ -166,8 +166,8 @@ export class KvClient {
     return this.scheduler.clusterId;
   }
 
-  getAllStores(): Promise<Store[]> {
-    return this.scheduler.getAllStores();
+  getAllStores(excludeTombstones = false): Promise<Store[]> {
+    return this.scheduler.getAllStores(excludeTombstones);
   }
 
   /** Every region the scheduler knows, in key order, with its leader (when reported). */

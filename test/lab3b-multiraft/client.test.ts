@@ -1,6 +1,7 @@
 // The TypeScript client (src/client) against a real tinyscheduler and fake stores that answer the
 // raftstore's region errors: routing, cross-region scans, leader hints, stale epochs, deadlines,
 // 2PC across regions and lock resolution.
+import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { KvClient } from "../../src/client/client.js";
 import { KvDeadlineError, RegionRequestError, StoreUnreachableError, TxnConflictError } from "../../src/client/errors.js";
@@ -267,5 +268,57 @@ describe("client: transactions", () => {
     const err = (await r.get("k").catch((e: unknown) => e)) as KvDeadlineError;
     expect(err).toBeInstanceOf(KvDeadlineError);
     expect(err.message).toMatch(/locked by txn/);
+  });
+});
+
+/** Runs tinykv-ctl (from source, via tsx) with `stdin` piped in; resolves with its exit code and output. */
+function ctl(args: string[], stdin = ""): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ["--import", "tsx", "src/cli/tinykv-ctl.ts", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => {
+      p.kill("SIGKILL");
+      reject(new Error(`tinykv-ctl ${args.join(" ")} did not exit within 15 s; stdout: ${out}; stderr: ${err}`));
+    }, 15_000);
+    p.on("error", reject);
+    p.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err });
+    });
+    p.stdin.end(stdin);
+  });
+}
+
+describe("tinykv-ctl", () => {
+  it("runs commands one-shot and from a piped shell, with clear errors and exit codes", async () => {
+    const { c } = await twoRegions();
+    const sched = ["--scheduler", c.scheduler.addr];
+    const [put, usage, shellRun] = await Promise.all([
+      ctl([...sched, "put", "0x00ff", "bin"]),
+      ctl([...sched, "get"]),
+      ctl(sched, "put apple 1\ntxn put kiwi 2 put zoo 3 get kiwi\ntxn get zoo get kiwi get apple\nget 0x00ff\nscan \"\" b --limit 10\nregions\nstores\nstatus\nget\nexit\nget never-run\n"),
+    ]);
+    expect(put, put.err).toMatchObject({ code: 0, out: "OK\n" });
+    expect(usage.code).toBe(2);
+    expect(usage.err).toBe("tinykv-ctl: error: usage: get <key> [--cf CF]\n");
+
+    expect(shellRun.code, "a piped shell with a failed command exits 1").toBe(1);
+    expect(shellRun.err).toBe("error: usage: get <key> [--cf CF]\n");
+    const out = shellRun.out;
+    expect(out, "a txn reads its own writes; raw and txn data are separate").toMatch(
+      /^OK\nkiwi => 2\ncommitted 2 writes \(start_ts \d+, commit_ts \d+\)\nzoo => 3\nkiwi => 2\napple => \(not found\)\nbin\n/,
+    );
+    expect(out).toContain("0x00ff => bin\napple => 1\n(2 pairs)\n");
+    expect(out).toMatch(/10 +\[-inf, m\) +ver 1 conf 1 +11@store1 +11@store1\n20 +\[m, \+inf\) +ver 1 conf 1 +21@store2 +21@store2\n\(2 regions\)/);
+    expect(out).toMatch(new RegExp(`1 +${c.store(1n).addr} +Up +1 +1\n2 +${c.store(2n).addr} +Up +1 +1`));
+    expect(out).toMatch(/stores: +2 \(2 up\)\nregions: +2\ntso: +\d+ \(20\d\d-/);
+    expect(out).not.toContain("never-run");
+
+    const down = await ctl(["--scheduler", "127.0.0.1:1", "--timeout", "500", "get", "k"]);
+    expect(down.code).toBe(1);
+    expect(down.err).toMatch(/^tinykv-ctl: error: cannot reach the scheduler at 127\.0\.0\.1:1: .*\n$/);
   });
 });
