@@ -6,6 +6,7 @@
 #   make bench-vs-etcd
 #   WORKLOADS=put,get DURATION=20 CONCURRENCY=64 bash scripts/bench-vs-etcd.sh
 #   BENCH_EXTRA="--workers 2 --channels 1" bash scripts/bench-vs-etcd.sh
+#   SCHED_PORT=24790 STORE_PORT=21460 ETCD_PORT=2390 bash scripts/bench-vs-etcd.sh   (if ports are taken)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,9 @@ WARMUP=${WARMUP:-2}
 DISTRIBUTION=${DISTRIBUTION:-uniform}
 OUT=${OUT:-bench/results}
 BENCH_EXTRA=${BENCH_EXTRA:-}
+ETCD_PORT=${ETCD_PORT:-2390}          # etcd client ports ETCD_PORT..+2, peer ports +100
+SCHED_PORT=${SCHED_PORT:-2379}        # tinykv scheduler
+STORE_PORT=${STORE_PORT:-20160}       # tinykv stores STORE_PORT..+2
 
 # etcd: Debian 12 ships it as etcd-server (/usr/bin/etcd).
 ETCD_BIN=${ETCD_BIN:-$(command -v etcd || true)}
@@ -46,8 +50,8 @@ common=(--workload "$WORKLOADS" --concurrency "$CONCURRENCY" --value-size "$VALU
 extra=($BENCH_EXTRA)
 
 echo "== etcd (3 members, default durability, linearizable reads) ==" >&2
-node dist/bench/run.js --target etcd --etcd-bin "$ETCD_BIN" "${common[@]}" "${extra[@]}" --json "$OUT/etcd-$stamp.json"
+node dist/bench/run.js --target etcd --etcd-bin "$ETCD_BIN" --etcd-port "$ETCD_PORT" "${common[@]}" "${extra[@]}" --json "$OUT/etcd-$stamp.json"
 echo "== tinykv (scheduler + 3 stores) ==" >&2
-node dist/bench/run.js --target tinykv "${common[@]}" "${extra[@]}" --json "$OUT/tinykv-$stamp.json"
+node dist/bench/run.js --target tinykv --scheduler-port "$SCHED_PORT" --store-port "$STORE_PORT" "${common[@]}" "${extra[@]}" --json "$OUT/tinykv-$stamp.json"
 
 node dist/bench/compare.js "$OUT/etcd-$stamp.json" "$OUT/tinykv-$stamp.json"

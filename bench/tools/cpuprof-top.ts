@@ -1,6 +1,8 @@
 /**
  * Summarizes a V8 .cpuprofile (from node --cpu-prof): top functions by self time, and top
- * script files by self time.  node dist/bench/tools/cpuprof-top.js FILE [N]
+ * script files by self time, plus a per-second busy timeline (to find the load window).
+ *   node dist/bench/tools/cpuprof-top.js FILE [N] [FROM_S TO_S]
+ * FROM_S/TO_S restrict the summary to that window, in seconds from the profile start.
  */
 import { readFileSync } from "node:fs";
 
@@ -18,7 +20,7 @@ interface Profile {
   endTime: number;
 }
 
-const [file, nArg] = process.argv.slice(2);
+const [file, nArg, fromArg, toArg] = process.argv.slice(2);
 if (!file) {
   process.stderr.write("usage: cpuprof-top FILE [N]\n");
   process.exit(2);
@@ -26,9 +28,25 @@ if (!file) {
 const N = Number(nArg ?? 25);
 const p = JSON.parse(readFileSync(file, "utf8")) as Profile;
 const byId = new Map(p.nodes.map((n) => [n.id, n]));
+const fromUs = fromArg === undefined ? 0 : Number(fromArg) * 1e6;
+const toUs = toArg === undefined ? Infinity : Number(toArg) * 1e6;
 const selfUs = new Map<number, number>();
-for (let i = 0; i < p.samples.length; i++) selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
-const total = p.endTime - p.startTime;
+const idleIds = new Set(p.nodes.filter((n) => n.callFrame.functionName === "(idle)").map((n) => n.id));
+const secBusy: number[] = [];
+const secAll: number[] = [];
+let t = 0;
+let total = 0;
+for (let i = 0; i < p.samples.length; i++) {
+  const d = p.timeDeltas[i] ?? 0;
+  t += d;
+  const sec = Math.floor(t / 1e6);
+  secAll[sec] = (secAll[sec] ?? 0) + d;
+  if (!idleIds.has(p.samples[i]!)) secBusy[sec] = (secBusy[sec] ?? 0) + d;
+  if (t < fromUs || t >= toUs) continue;
+  total += d;
+  selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + d);
+}
+process.stdout.write("busy % per second: " + secAll.map((a, i) => `${i}:${Math.round((100 * (secBusy[i] ?? 0)) / (a || 1))}`).join(" ") + "\n");
 const fn = new Map<string, number>();
 const files = new Map<string, number>();
 for (const [id, us] of selfUs) {
@@ -41,7 +59,7 @@ for (const [id, us] of selfUs) {
 }
 const idle = [...fn].filter(([k]) => k.startsWith("(idle)")).reduce((s, [, v]) => s + v, 0);
 const pct = (us: number) => ((100 * us) / total).toFixed(1).padStart(5) + "%";
-process.stdout.write(`${file}\nwall ${(total / 1e6).toFixed(1)} s, idle ${pct(idle)}, busy ${pct(total - idle)}\n\ntop functions by self time (% of wall):\n`);
+process.stdout.write(`${file}${fromArg !== undefined ? ` [${fromArg}s, ${toArg ?? "end"}s)` : ""}\nwall ${(total / 1e6).toFixed(1)} s, idle ${pct(idle)}, busy ${pct(total - idle)}\n\ntop functions by self time (% of wall):\n`);
 for (const [k, v] of [...fn].sort((x, y) => y[1] - x[1]).slice(0, N)) process.stdout.write(`${pct(v)}  ${k}\n`);
 process.stdout.write(`\ntop files by self time:\n`);
 for (const [k, v] of [...files].sort((x, y) => y[1] - x[1]).slice(0, 15)) process.stdout.write(`${pct(v)}  ${k}\n`);
