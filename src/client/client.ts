@@ -116,6 +116,7 @@ export class KvClient {
     const s = toBuf(start);
     const e = toBuf(end);
     const out: KvEntry[] = [];
+    if (e.length > 0 && Buffer.compare(s, e) >= 0) return out;
     const bo = this.backoff("raw scan", s);
     let cursor = s;
     while (out.length < limit) {

@@ -19,6 +19,8 @@ export interface CachedRegion {
 
 /** Where one request goes: the region (with the epoch it was routed with), the peer, its store. */
 export interface RpcTarget {
+  /** The cache entry it was routed by (may since have been replaced). */
+  cached: CachedRegion;
   region: Region;
   peer: Peer;
   addr: string;
@@ -140,6 +142,7 @@ export class RegionCache {
     if (!peer) throw new NoRegionError(Buffer.from(c.region.startKey));
     const addr = await this.storeAddr(peer.storeId);
     return {
+      cached: c,
       region: c.region,
       peer,
       addr,
@@ -150,8 +153,7 @@ export class RegionCache {
 
   /** A request reached the region and succeeded: its peer is a good target. */
   onSuccess(t: RpcTarget): void {
-    const c = this.regions.find((x) => x.region.id === t.region.id);
-    if (c) c.failedPeers = 0;
+    if (t.cached.failedPeers !== 0) t.cached.failedPeers = 0;
   }
 
   /**

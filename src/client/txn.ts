@@ -97,7 +97,7 @@ export class Transaction {
     this.requireActive("scan");
     const s = toBuf(start);
     const e = toBuf(end);
-    if (limit <= 0) return [];
+    if (limit <= 0 || (e.length > 0 && Buffer.compare(s, e) >= 0)) return [];
     const own = [...this.buffer.values()].filter((m) => inRange(m.key, s, e));
     const deletes = own.filter((m) => m.op === Op.Del).length;
     const merged = new Map<string, KvEntry>();

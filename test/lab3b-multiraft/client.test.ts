@@ -62,6 +62,7 @@ describe("client: raw API routed by region", () => {
     expect(texts(await kv.scan("d", "", 3))).toEqual(["e=E", "k=K", "m=M"]);
     expect(texts(await kv.scan("k", "m", 10)), "end is exclusive and stops before the next region").toEqual(["k=K"]);
     expect(await kv.scan("y", "", 10)).toEqual([]);
+    expect(await kv.scan("p", "c", 10), "an empty range").toEqual([]);
   });
 });
 
