@@ -136,8 +136,8 @@ export interface TinyKvClusterOptions {
   schedulerPort: number;
   storePort: number; // stores use storePort, +1, +2
   stores: number;
-  /** 1-based store index to run with --cpu-prof, writing into profDir. */
-  profileStore?: number;
+  /** 1-based store indexes to run with --cpu-prof, writing into profDir. */
+  profileStores?: number[];
   profDir?: string;
   logLevel: string;
   config?: string;
@@ -155,7 +155,7 @@ export async function startTinyKv(o: TinyKvClusterOptions): Promise<{ cluster: L
   // The first store bootstraps the cluster; give the scheduler a moment to listen first.
   await sleep(300);
   for (let i = 0; i < o.stores; i++) {
-    const prof = o.profileStore === i + 1 ? ["--cpu-prof", `--cpu-prof-dir=${o.profDir ?? dir}`] : [];
+    const prof = o.profileStores?.includes(i + 1) ? ["--cpu-prof", `--cpu-prof-dir=${o.profDir ?? dir}`] : [];
     const args = [...prof, join(root, "dist/src/cli/tinykv-server.js"), `--path=${join(dir, `store${i + 1}`)}`, `--addr=127.0.0.1:${o.storePort + i}`, `--scheduler=${scheduler}`, `--log-level=${o.logLevel}`];
     if (o.config) args.push(`--config=${o.config}`);
     children.push(start(dir, `store${i + 1}`, process.execPath, args, env));

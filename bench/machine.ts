@@ -22,3 +22,29 @@ export function busyShare(a: CpuSample | undefined, b: CpuSample | undefined): n
   if (!a || !b || b.total <= a.total) return undefined;
   return 1 - (b.idle - a.idle) / (b.total - a.total);
 }
+
+/** user+system CPU seconds of a process (Linux /proc/PID/stat; clock ticks assumed 100 Hz). */
+export function procCpuSeconds(pid: number): number | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    // After "pid (comm) ", field 3 (state) is index 0, so utime (14) is index 11, stime (15) index 12.
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sum of procCpuSeconds over pids (undefined if none readable). */
+export function procsCpuSeconds(pids: number[]): number | undefined {
+  let sum = 0;
+  let any = false;
+  for (const p of pids) {
+    const v = procCpuSeconds(p);
+    if (v !== undefined) {
+      sum += v;
+      any = true;
+    }
+  }
+  return any ? sum : undefined;
+}

@@ -15,7 +15,7 @@ import { createDriver, type Target } from "./drivers/index.js";
 import { TinyKvRawDriver } from "./drivers/tinykv-raw.js";
 import type { DriverOptions } from "./drivers/types.js";
 import { KEY_PREFIX } from "./keys.js";
-import { busyShare, cpuSample } from "./machine.js";
+import { busyShare, cpuSample, procsCpuSeconds } from "./machine.js";
 import { startEtcd, startTinyKv, type LocalCluster } from "./cluster.js";
 import type { FromWorker, OpKind, ToWorker, WorkerConfig, Workload } from "./worker.js";
 
@@ -46,7 +46,7 @@ const USAGE = `Usage: node dist/bench/run.js [flags]
   --store-port N              first started tinykv store port (default 20160)
   --server-log-level L        log level of started tinykv processes (default warn)
   --server-config FILE        --config JSON passed to started tinykv-server processes
-  --profile-store N           run started store N (1-3) with node --cpu-prof
+  --profile-store LIST        run started stores LIST (e.g. 1 or 1,2,3) with node --cpu-prof
   --prof-dir DIR              where --cpu-prof writes (default the cluster temp dir; kept)
   --skip-load                 do not load the key space before read workloads
   --json FILE                 also write the results as JSON
@@ -143,6 +143,9 @@ interface Row {
   errorKinds: Record<string, number>;
   /** CPU used by this load generator (all threads) during the measured window, in cores. */
   clientCpuCores?: number;
+  /** CPU ms per completed op: this load generator, and the started cluster's processes (sum). */
+  clientCpuMsPerOp?: number;
+  serverCpuMsPerOp?: number;
   /** Busy share of the whole machine during the measured window (client + servers + anything else). */
   machineBusy?: number;
 }
@@ -170,7 +173,7 @@ function rowOf(workload: string, h: RecordableHistogram, errors: Record<string, 
 }
 
 export function table(rows: Row[]): string {
-  const head = ["target", "workload", "ops/s", "p50 ms", "p99 ms", "p999 ms", "max ms", "errors", "client cpu", "box busy"];
+  const head = ["target", "workload", "ops/s", "p50 ms", "p99 ms", "p999 ms", "max ms", "errors", "client cpu", "cli ms/op", "srv ms/op", "box busy"];
   const body = rows.map((r) => [
     r.target,
     r.workload,
@@ -181,6 +184,8 @@ export function table(rows: Row[]): string {
     fmtMs(r.maxMs * 1000),
     String(r.errors),
     r.clientCpuCores === undefined ? "" : r.clientCpuCores.toFixed(2),
+    r.clientCpuMsPerOp === undefined ? "" : r.clientCpuMsPerOp.toFixed(3),
+    r.serverCpuMsPerOp === undefined ? "" : r.serverCpuMsPerOp.toFixed(3),
     r.machineBusy === undefined ? "" : `${Math.round(r.machineBusy * 100)}%`,
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
@@ -284,7 +289,7 @@ async function main(): Promise<void> {
           schedulerPort: num(a["scheduler-port"], "scheduler-port", 1),
           storePort: num(a["store-port"], "store-port", 1),
           stores: 3,
-          profileStore: a["profile-store"] ? num(a["profile-store"], "profile-store", 1) : undefined,
+          profileStores: a["profile-store"] ? a["profile-store"].split(",").map((x) => num(x, "profile-store", 1)) : undefined,
           profDir: a["prof-dir"],
           logLevel: a["server-log-level"]!,
           config: a["server-config"],
@@ -294,7 +299,8 @@ async function main(): Promise<void> {
         process.stderr.write(`started tinyscheduler + 3 tinykv-server (${JSON.stringify(cluster.pids)}) in ${cluster.dir}\n`);
         const d = await Promise.race([TinyKvRawDriver.connect({ endpoints, channels: 1, timeoutMs: 2000, keyPrefix: KEY_PREFIX }), died]);
         try {
-          await Promise.race([d.waitReady(3, 60_000, Buffer.from("bench/ready")), died]);
+          const leader = await Promise.race([d.waitReady(3, 60_000, Buffer.from("bench/ready")), died]);
+          process.stderr.write(`region leader: store ${leader.storeId} at ${leader.addr}\n`);
         } finally {
           d.close();
         }
@@ -330,7 +336,7 @@ async function main(): Promise<void> {
         if (ok < keys) throw new Error(`load incomplete: ${ok}/${keys}`);
         loaded = true;
       }
-      rows.push(...(await runWorkload(workload, handles)));
+      rows.push(...(await runWorkload(workload, handles, lc ? Object.values(lc.pids) : [])));
     }
 
     const out = table(rows);
@@ -354,7 +360,7 @@ async function main(): Promise<void> {
   }
 }
 
-async function runWorkload(workload: Workload, handles: WorkerHandle[]): Promise<Row[]> {
+async function runWorkload(workload: Workload, handles: WorkerHandle[], serverPids: number[]): Promise<Row[]> {
   const hists = new Map<OpKind, RecordableHistogram>();
   const total = newHist();
   const errors: Record<string, number> = {};
@@ -388,10 +394,11 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[]): Promise
   const endAt = warmupEndAt + durationS * 1000;
   const label = `${target} ${workload}`;
   let lastTick = start;
-  let cpuAtWarmupEnd: { cpu: NodeJS.CpuUsage; box: ReturnType<typeof cpuSample> } | undefined;
+  let cpuAtWarmupEnd: { cpu: NodeJS.CpuUsage; box: ReturnType<typeof cpuSample>; srv: number | undefined } | undefined;
   let cpuAtEnd: typeof cpuAtWarmupEnd;
-  const tw = setTimeout(() => (cpuAtWarmupEnd = { cpu: process.cpuUsage(), box: cpuSample() }), warmupEndAt - Date.now());
-  const te = setTimeout(() => (cpuAtEnd = { cpu: process.cpuUsage(), box: cpuSample() }), endAt - Date.now());
+  const snap = () => ({ cpu: process.cpuUsage(), box: cpuSample(), srv: procsCpuSeconds(serverPids) });
+  const tw = setTimeout(() => (cpuAtWarmupEnd = snap()), warmupEndAt - Date.now());
+  const te = setTimeout(() => (cpuAtEnd = snap()), endAt - Date.now());
   let lastBox = cpuSample();
   const progress = setInterval(() => {
     const t = Date.now();
@@ -419,6 +426,10 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[]): Promise
   if (cpuAtWarmupEnd && cpuAtEnd) {
     const used = (cpuAtEnd.cpu.user - cpuAtWarmupEnd.cpu.user + cpuAtEnd.cpu.system - cpuAtWarmupEnd.cpu.system) / 1e6;
     rows[0]!.clientCpuCores = used / durationS;
+    if (total.count > 0) {
+      rows[0]!.clientCpuMsPerOp = (used * 1000) / total.count;
+      if (cpuAtEnd.srv !== undefined && cpuAtWarmupEnd.srv !== undefined) rows[0]!.serverCpuMsPerOp = ((cpuAtEnd.srv - cpuAtWarmupEnd.srv) * 1000) / total.count;
+    }
     rows[0]!.machineBusy = busyShare(cpuAtWarmupEnd.box, cpuAtEnd.box);
   }
   if (hists.size > 1) for (const [kind, h] of hists) rows.push(rowOf(`${workload}:${kind}`, h, {}));

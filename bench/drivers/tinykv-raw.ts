@@ -184,7 +184,7 @@ export class TinyKvRawDriver implements Driver {
   }
 
   /** Waits until the key's region has `replicas` peers and a leader that answers a raw put. */
-  async waitReady(replicas: number, deadlineMs: number, probeKey: Buffer): Promise<void> {
+  async waitReady(replicas: number, deadlineMs: number, probeKey: Buffer): Promise<{ storeId: bigint; addr: string }> {
     const deadline = Date.now() + deadlineMs;
     let last = "";
     while (Date.now() < deadline) {
@@ -195,7 +195,9 @@ export class TinyKvRawDriver implements Driver {
         else if (!r.leader) last = "no leader yet";
         else {
           await this.put(probeKey, Buffer.from("ready"));
-          return;
+          const r2 = await this.sched.getRegion(probeKey);
+          const leader = r2?.leader ?? r.leader;
+          return { storeId: leader.storeId, addr: await this.storeAddr(leader.storeId) };
         }
       } catch (err) {
         last = (err as Error).message;
