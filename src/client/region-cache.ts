@@ -38,6 +38,8 @@ export class RegionCache {
   private regions: CachedRegion[] = [];
   private readonly storeAddrs = new Map<bigint, string>();
   private readonly rpcs = new Map<string, TinyKvRpc>();
+  /** Scheduler lookups in flight, by key (hex): concurrent misses on one key share one GetRegion. */
+  private readonly lookups = new Map<string, Promise<CachedRegion>>();
 
   constructor(
     private readonly scheduler: SchedulerRpcClient,
@@ -75,17 +77,29 @@ export class RegionCache {
   async locate(key: Uint8Array): Promise<CachedRegion> {
     const hit = this.cached(key);
     if (hit) return hit;
-    const got = await this.scheduler.getRegion(key);
-    if (!got || got.region.peers.length === 0) throw new NoRegionError(Buffer.from(key));
-    return this.insert(got.region, got.leader);
+    const id = Buffer.from(key).toString("hex");
+    let p = this.lookups.get(id);
+    if (!p) {
+      p = this.scheduler
+        .getRegion(key)
+        .then((got) => {
+          if (!got || got.region.peers.length === 0) throw new NoRegionError(Buffer.from(key));
+          return this.insert(got.region, got.leader);
+        })
+        .finally(() => this.lookups.delete(id));
+      this.lookups.set(id, p);
+    }
+    return p;
   }
 
   /**
    * Puts a region in the cache, dropping the cached ones it overlaps. `leader` (when known and a
    * member) becomes the target peer; otherwise a previous leader of the same region id is kept.
+   * With `keepNewer`, a region older than the cached one of the same id is ignored.
    */
-  insert(region: Region, leader?: Peer): CachedRegion {
+  insert(region: Region, leader?: Peer, keepNewer = false): CachedRegion {
     const old = this.regions.find((c) => c.region.id === region.id);
+    if (keepNewer && old && isOlder(region, old.region)) return old; // a late answer about an older epoch
     let leaderIdx = leader ? region.peers.findIndex((p) => p.id === leader.id) : -1;
     if (leaderIdx < 0 && old) {
       const oldLeader = old.region.peers[old.leaderIdx];
@@ -200,7 +214,7 @@ export class RegionCache {
     if (err.epochNotMatch) {
       const current = err.epochNotMatch.currentRegions;
       if (current.length === 0) this.invalidate(id);
-      else for (const r of current) this.insert(r, r.id === id ? t.peer : undefined);
+      else for (const r of current) this.insert(r, r.id === id ? t.peer : undefined, true);
       this.log.debug({ region_id: id.toString(), current: current.map((r) => r.id.toString()) }, "epoch not match: cache updated");
       return current.length > 0;
     }
@@ -217,4 +231,14 @@ export class RegionCache {
     for (const rpc of this.rpcs.values()) rpc.close();
     this.rpcs.clear();
   }
+}
+
+/** True when `a`'s epoch is older than `b`'s (in version or conf_ver) and newer in neither. */
+function isOlder(a: Region, b: Region): boolean {
+  const ea = a.regionEpoch;
+  const eb = b.regionEpoch;
+  if (!ea || !eb) return false;
+  const older = ea.version < eb.version || ea.confVer < eb.confVer;
+  const newer = ea.version > eb.version || ea.confVer > eb.confVer;
+  return older && !newer;
 }

@@ -84,6 +84,18 @@ describe("client: region errors", () => {
     expect(c.store(1n).served, "later requests go straight to the new leader").toHaveLength(1);
   });
 
+  it("tries the next peer when the leader's store is down", async () => {
+    const c = (cluster = await FakeCluster.start(2));
+    await c.pd.putStore({ id: 3n, address: "127.0.0.1:1" }); // nobody listens there
+    const r = region(35n, "", "", [peer(36n, 3n), peer(37n, 2n)]);
+    c.store(2n).host(r, peer(37n, 2n));
+    await c.heartbeat(r, peer(36n, 3n)); // the scheduler still names the dead store's peer
+    const kv = (client = await KvClient.connect({ scheduler: c.scheduler.addr, timeoutMs: 5000 }));
+    await kv.put("k", "v");
+    expect((await kv.get("k"))?.toString()).toBe("v");
+    expect(c.store(2n).servedOk().map((s) => s.rpc)).toEqual(["rawPut", "rawGet"]);
+  });
+
   it("updates the cache from EpochNotMatch after a split the scheduler has not heard of", async () => {
     const c = (cluster = await FakeCluster.start(2));
     const whole = region(40n, "", "", [peer(41n, 1n)]);
