@@ -226,7 +226,11 @@ export class TestCluster {
             rows.push({ key: cursor.key, value: cursor.value });
             await cursor.next();
           }
-          regionEnd = (reader as unknown as { region: Region }).region.endKey;
+          const readRegion = (reader as unknown as { region: Region }).region;
+          regionEnd = readRegion.endKey;
+          if (rows.length > 0 && Buffer.compare(rows[0]!.key, cur) < 0) {
+            throw new Error(`scan bug: seek(${cur}) in region ${readRegion.id} [${readRegion.startKey}, ${readRegion.endKey}) returned ${rows[0]!.key} first (ctx region ${ctx.regionId})`);
+          }
           return rows;
         } finally {
           await cursor.close();

@@ -58,7 +58,10 @@ export async function genericTest(opts: GenericOptions): Promise<void> {
             } else {
               const rows = await cluster.scan(`${cli} 00000000`, key);
               const got = rows.map((r) => r.value.toString()).join("");
-              if (got !== last) throw new Error(`${tag} client ${cli}: scan saw ${JSON.stringify(got.slice(-80))}, expected ${JSON.stringify(last.slice(-80))}`);
+              if (got !== last) {
+                const keys = rows.slice(0, 4).map((r) => r.key.toString());
+                throw new Error(`${tag} client ${cli}: scan [${cli} 00000000, ${key}) saw ${JSON.stringify(got.slice(-80))}, expected ${JSON.stringify(last.slice(-80))}; first keys ${JSON.stringify(keys)}`);
+              }
             }
           }
         })(),

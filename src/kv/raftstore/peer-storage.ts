@@ -58,6 +58,10 @@ export class PeerStorage implements RaftStorage {
     // written later) or a snapshot whose raft-state write was lost in a crash. The log restarts
     // right after the truncated state, and the term must not be below the log's last term.
     if (raftState.lastIndex < truncated.index) raftState = initialRaftState(raftState.hardState, truncated.index, truncated.term);
+    // Applied entries are committed by definition; a raft state written a turn later than the
+    // kv batch (a region created by a split) may still hold an older commit index.
+    const hs = raftState.hardState ?? HardState.create();
+    if (hs.commit < applyState.appliedIndex) raftState = { ...raftState, hardState: { ...hs, commit: applyState.appliedIndex } };
     const entries: Entry[] = [];
     if (raftState.lastIndex > truncated.index) {
       const snap = raft.snapshot();

@@ -3,7 +3,7 @@ import type { ConfChange, Message } from "../../raft/eraftpb.js";
 import { MessageType } from "../../raft/eraftpb.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import type { Peer as PeerMeta, Region } from "../../proto/metapb.js";
-import type { RaftCmdResponse } from "../../proto/raft_cmdpb.js";
+import type { RaftCmdRequest, RaftCmdResponse } from "../../proto/raft_cmdpb.js";
 import type { RaftMessage } from "../../proto/raft_serverpb.js";
 import type { EngineSnapshot } from "../engine/index.js";
 import type { RaftstoreConfig } from "./config.js";
@@ -23,6 +23,8 @@ export type ReadOutcome = { error: RegionErrorPb } | { region: Region; snapshot:
 
 export interface ReadWaiter {
   deadline: number;
+  /** The request, re-checked against the region when the read is served (a split may have happened meanwhile). */
+  req: RaftCmdRequest;
   done(outcome: ReadOutcome): void;
 }
 

@@ -5,6 +5,7 @@ import { PeerState, RaftSnapshotData } from "../../proto/raft_serverpb.js";
 import { ALL_CFS, type WriteBatch } from "../engine/index.js";
 import { applyEntries, type ApplyOutcome } from "./apply.js";
 import { regionErrors } from "./errors.js";
+import { checkRegionEpoch } from "./epoch.js";
 import { applyStateKey, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, raftStateKey } from "./keys.js";
 import { Peer } from "./peer.js";
 import { initialRaftState, PeerStorage } from "./peer-storage.js";
@@ -33,6 +34,13 @@ export class StoreLoop {
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => this.run());
+  }
+
+  private readonly background = new Set<Promise<void>>();
+
+  /** Resolves once background work (snapshot generation) has finished. */
+  async backgroundIdle(): Promise<void> {
+    await Promise.allSettled([...this.background]);
   }
 
   /** Resolves once no turn is running. */
@@ -174,7 +182,11 @@ export class StoreLoop {
     const applied = peer.storage.appliedIndex;
     while (peer.readsWaitingApply.length > 0 && peer.readsWaitingApply[0]!.index <= applied) {
       const { waiters } = peer.readsWaitingApply.shift()!;
-      for (const w of waiters) w.done({ region: peer.region, snapshot: this.store.opts.kv.snapshot() });
+      for (const w of waiters) {
+        const epochErr = checkRegionEpoch(w.req, peer.region);
+        if (epochErr) w.done({ error: epochErr });
+        else w.done({ region: peer.region, snapshot: this.store.opts.kv.snapshot() });
+      }
     }
   }
 
@@ -263,7 +275,7 @@ export class StoreLoop {
     const kvSnap = this.store.opts.kv.snapshot();
     const key = { regionId: region.id, term, index };
     peer.generatingSnapshot = true;
-    this.store.snaps
+    const work = this.store.snaps
       .generate(key, kvSnap, region)
       .then((size) => {
         this.store.snaps.cleanup(region.id, key);
@@ -280,9 +292,11 @@ export class StoreLoop {
       .catch((err: unknown) => this.store.log.error({ err, region_id: String(region.id) }, "snapshot generation failed; will retry"))
       .finally(() => {
         peer.generatingSnapshot = false;
-        void kvSnap.close();
+        this.background.delete(work);
         this.schedule();
+        return kvSnap.close();
       });
+    this.background.add(work);
   }
 
   /** Removes a peer from this store: data of its range, its raft log and states; keeps a tombstone. */

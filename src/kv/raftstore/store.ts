@@ -58,7 +58,9 @@ export class Store implements RaftMessageSink {
   readonly log: Logger;
   private tickTimer: NodeJS.Timeout | undefined;
   private ticks = 0;
-  private splitChecking = false;
+  private splitCheck: Promise<void> | undefined;
+  /** Set once every region is loaded: until then messages and requests are refused. */
+  private started = false;
   stopped = false;
 
   constructor(readonly opts: StoreOptions) {
@@ -104,6 +106,7 @@ export class Store implements RaftMessageSink {
       const storage = await PeerStorage.load(this.opts.kv, this.opts.raft, region);
       this.addPeer(new Peer(this.storeId, meta, storage, this.config));
     }
+    this.started = true;
     this.log.info({ regions: this.peers.size }, "store started");
     this.tickTimer = setInterval(() => this.onTick(), this.config.raftBaseTickMs);
     this.loop.schedule();
@@ -114,6 +117,8 @@ export class Store implements RaftMessageSink {
     this.stopped = true;
     clearInterval(this.tickTimer);
     await this.loop.idle();
+    await this.splitCheck;
+    await this.loop.backgroundIdle();
     for (const peer of this.peers.values()) peer.failAll(regionErrors.other(`store ${this.storeId} is stopping`));
     await this.transport.close();
   }
@@ -135,14 +140,15 @@ export class Store implements RaftMessageSink {
       if (this.ticks % gcEvery === 0) this.maybeCompactLog(peer);
       if (this.ticks % hbEvery === 0 && peer.isLeader()) this.opts.hooks?.onRegionHeartbeat?.(peer);
     }
-    if (this.ticks % splitEvery === 0) void this.runSplitChecks();
+    if (this.ticks % splitEvery === 0 && !this.splitCheck) {
+      this.splitCheck = this.runSplitChecks().finally(() => (this.splitCheck = undefined));
+    }
     this.loop.schedule();
   }
 
   /** Leaders whose region grew enough since the last check are scanned, one region at a time. */
   private async runSplitChecks(): Promise<void> {
-    if (this.splitChecking || !this.opts.hooks?.onSplitKey) return;
-    this.splitChecking = true;
+    if (!this.opts.hooks?.onSplitKey) return;
     try {
       for (const peer of [...this.peers.values()]) {
         if (this.stopped) return;
@@ -158,8 +164,6 @@ export class Store implements RaftMessageSink {
       }
     } catch (err) {
       this.log.warn({ err }, "split check failed; will retry on the next tick");
-    } finally {
-      this.splitChecking = false;
     }
   }
 
@@ -199,7 +203,7 @@ export class Store implements RaftMessageSink {
 
   /** Routes a command to the region's leader peer; checks done before proposing mirror TinyKV's order. */
   private route(header: RaftRequestHeader | undefined): Peer | RaftCmdResponse {
-    if (this.stopped) return errorResponse(regionErrors.other(`store ${this.storeId} is stopping`));
+    if (this.stopped || !this.started) return errorResponse(regionErrors.other(`store ${this.storeId} is not serving (starting or stopping)`));
     const regionId = header?.regionId ?? 0n;
     if (header?.peer && header.peer.storeId !== 0n && header.peer.storeId !== this.storeId) {
       return errorResponse(regionErrors.storeNotMatch(header.peer.storeId, this.storeId));
@@ -259,10 +263,11 @@ export class Store implements RaftMessageSink {
     const routed = this.route(header);
     if (!(routed instanceof Peer)) return Promise.resolve({ error: routed.header!.error! });
     const peer = routed;
-    const epochErr = checkRegionEpoch(RaftCmdRequest.fromPartial({ header }), peer.region);
+    const req = RaftCmdRequest.fromPartial({ header });
+    const epochErr = checkRegionEpoch(req, peer.region);
     if (epochErr) return Promise.resolve({ error: epochErr });
     return new Promise((resolve) => {
-      peer.readBatch.push({ deadline: Date.now() + this.config.requestTimeoutMs, done: resolve });
+      peer.readBatch.push({ deadline: Date.now() + this.config.requestTimeoutMs, req, done: resolve });
       this.loop.schedule();
     });
   }
@@ -270,7 +275,8 @@ export class Store implements RaftMessageSink {
   // ---- raft messages from other stores ----
 
   onRaftMessage(msg: RaftMessage): void {
-    if (this.stopped || !msg.toPeer || msg.toPeer.storeId !== this.storeId || !msg.regionEpoch || !msg.message) return;
+    // Before start() has loaded every region a message could create a duplicate, empty peer.
+    if (!this.started || this.stopped || !msg.toPeer || msg.toPeer.storeId !== this.storeId || !msg.regionEpoch || !msg.message) return;
     let peer = this.peers.get(msg.regionId);
     if (msg.isTombstone) {
       if (peer && peer.meta.id === msg.toPeer.id && !isEpochStale(msg.regionEpoch, peer.region.regionEpoch)) this.loop.destroyLater(peer);
@@ -301,6 +307,7 @@ export class Store implements RaftMessageSink {
   }
 
   async onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
+    if (!this.started || this.stopped) throw new StoreStoppedError(this.storeId);
     let head: RaftMessage | undefined;
     const data = (async function* () {
       for await (const chunk of chunks) {
