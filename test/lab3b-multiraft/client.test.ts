@@ -309,8 +309,8 @@ describe("tinykv-ctl", () => {
   it("runs commands one-shot and from a piped shell, with clear errors and exit codes", async () => {
     const { c } = await twoRegions();
     const sched = ["--scheduler", c.scheduler.addr];
-    const [put, usage, shellRun] = await Promise.all([
-      ctl([...sched, "put", "0x00ff", "bin"]),
+    const put = await ctl([...sched, "put", "0x00ff", "bin"]);
+    const [usage, shellRun] = await Promise.all([
       ctl([...sched, "get"]),
       ctl(sched, "put apple 1\ntxn put kiwi 2 put zoo 3 get kiwi\ntxn get zoo get kiwi get apple\nget 0x00ff\nscan \"\" b --limit 10\nregions\nstores\nstatus\nget\nexit\nget never-run\n"),
     ]);
