@@ -146,6 +146,8 @@ interface Row {
   /** CPU ms per completed op: this load generator, and the started cluster's processes (sum). */
   clientCpuMsPerOp?: number;
   serverCpuMsPerOp?: number;
+  /** CPU ms per op by started process (e.g. store1, scheduler, m1). */
+  serverCpuMsPerOpByProc?: Record<string, number>;
   /** Busy share of the whole machine during the measured window (client + servers + anything else). */
   machineBusy?: number;
 }
@@ -336,13 +338,16 @@ async function main(): Promise<void> {
         if (ok < keys) throw new Error(`load incomplete: ${ok}/${keys}`);
         loaded = true;
       }
-      rows.push(...(await runWorkload(workload, handles, lc ? Object.values(lc.pids) : [])));
+      rows.push(...(await runWorkload(workload, handles, lc ? lc.pids : {})));
     }
 
     const out = table(rows);
     process.stdout.write(`\n${out}\n`);
     const errorRows = rows.filter((r) => r.errors > 0);
     for (const r of errorRows) process.stdout.write(`errors in ${r.target} ${r.workload}: ${JSON.stringify(r.errorKinds)}\n`);
+    for (const r of rows)
+      if (r.serverCpuMsPerOpByProc)
+        process.stdout.write(`server CPU ms/op by process, ${r.workload}: ${Object.entries(r.serverCpuMsPerOpByProc).map(([n, v]) => `${n} ${v.toFixed(3)}`).join(", ")}\n`);
     if (a.json) {
       const doc = {
         target,
@@ -360,7 +365,8 @@ async function main(): Promise<void> {
   }
 }
 
-async function runWorkload(workload: Workload, handles: WorkerHandle[], serverPids: number[]): Promise<Row[]> {
+async function runWorkload(workload: Workload, handles: WorkerHandle[], procs: Record<string, number>): Promise<Row[]> {
+  const serverPids = Object.values(procs);
   const hists = new Map<OpKind, RecordableHistogram>();
   const total = newHist();
   const errors: Record<string, number> = {};
@@ -394,9 +400,14 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[], serverPi
   const endAt = warmupEndAt + durationS * 1000;
   const label = `${target} ${workload}`;
   let lastTick = start;
-  let cpuAtWarmupEnd: { cpu: NodeJS.CpuUsage; box: ReturnType<typeof cpuSample>; srv: number | undefined } | undefined;
+  let cpuAtWarmupEnd: { cpu: NodeJS.CpuUsage; box: ReturnType<typeof cpuSample>; srv: number | undefined; byProc: Record<string, number> } | undefined;
   let cpuAtEnd: typeof cpuAtWarmupEnd;
-  const snap = () => ({ cpu: process.cpuUsage(), box: cpuSample(), srv: procsCpuSeconds(serverPids) });
+  const snap = () => ({
+    cpu: process.cpuUsage(),
+    box: cpuSample(),
+    srv: procsCpuSeconds(serverPids),
+    byProc: Object.fromEntries(Object.entries(procs).map(([n, pid]) => [n, procsCpuSeconds([pid]) ?? 0])),
+  });
   const tw = setTimeout(() => (cpuAtWarmupEnd = snap()), warmupEndAt - Date.now());
   const te = setTimeout(() => (cpuAtEnd = snap()), endAt - Date.now());
   let lastBox = cpuSample();
@@ -429,6 +440,11 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[], serverPi
     if (total.count > 0) {
       rows[0]!.clientCpuMsPerOp = (used * 1000) / total.count;
       if (cpuAtEnd.srv !== undefined && cpuAtWarmupEnd.srv !== undefined) rows[0]!.serverCpuMsPerOp = ((cpuAtEnd.srv - cpuAtWarmupEnd.srv) * 1000) / total.count;
+      if (serverPids.length > 0) {
+        const by: Record<string, number> = {};
+        for (const n of Object.keys(procs)) by[n] = Math.round((((cpuAtEnd.byProc[n] ?? 0) - (cpuAtWarmupEnd.byProc[n] ?? 0)) * 1e6) / total.count) / 1000;
+        rows[0]!.serverCpuMsPerOpByProc = by;
+      }
     }
     rows[0]!.machineBusy = busyShare(cpuAtWarmupEnd.box, cpuAtEnd.box);
   }
