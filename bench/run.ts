@@ -400,13 +400,13 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[], procs: R
   const endAt = warmupEndAt + durationS * 1000;
   const label = `${target} ${workload}`;
   let lastTick = start;
-  let cpuAtWarmupEnd: { cpu: NodeJS.CpuUsage; box: ReturnType<typeof cpuSample>; srv: number | undefined; byProc: Record<string, number> } | undefined;
+  let cpuAtWarmupEnd: { cpu: NodeJS.CpuUsage; box: ReturnType<typeof cpuSample>; srv: number | undefined; byProc: Record<string, number | undefined> } | undefined;
   let cpuAtEnd: typeof cpuAtWarmupEnd;
   const snap = () => ({
     cpu: process.cpuUsage(),
     box: cpuSample(),
     srv: procsCpuSeconds(serverPids),
-    byProc: Object.fromEntries(Object.entries(procs).map(([n, pid]) => [n, procsCpuSeconds([pid]) ?? 0])),
+    byProc: Object.fromEntries(Object.entries(procs).map(([n, pid]) => [n, procsCpuSeconds([pid])])),
   });
   const tw = setTimeout(() => (cpuAtWarmupEnd = snap()), warmupEndAt - Date.now());
   const te = setTimeout(() => (cpuAtEnd = snap()), endAt - Date.now());
@@ -442,8 +442,16 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[], procs: R
       if (cpuAtEnd.srv !== undefined && cpuAtWarmupEnd.srv !== undefined) rows[0]!.serverCpuMsPerOp = ((cpuAtEnd.srv - cpuAtWarmupEnd.srv) * 1000) / total.count;
       if (serverPids.length > 0) {
         const by: Record<string, number> = {};
-        for (const n of Object.keys(procs)) by[n] = Math.round((((cpuAtEnd.byProc[n] ?? 0) - (cpuAtWarmupEnd.byProc[n] ?? 0)) * 1e6) / total.count) / 1000;
+        let all = true;
+        for (const n of Object.keys(procs)) {
+          const e = cpuAtEnd.byProc[n];
+          const w = cpuAtWarmupEnd.byProc[n];
+          if (e === undefined || w === undefined) all = false;
+          else by[n] = Math.round(((e - w) * 1e6) / total.count) / 1000;
+        }
         rows[0]!.serverCpuMsPerOpByProc = by;
+        // A process that exited during the window makes the sum meaningless.
+        if (!all) rows[0]!.serverCpuMsPerOp = undefined;
       }
     }
     rows[0]!.machineBusy = busyShare(cpuAtWarmupEnd.box, cpuAtEnd.box);
