@@ -82,6 +82,19 @@ export class RawNode {
     return { index: this.raft.raftLog.lastIndex(), term: this.raft.term };
   }
 
+  /**
+   * Appends several entries in one step, so followers get them in one append message rather
+   * than one message each. Returns the index of the first; the rest follow in order.
+   */
+  proposeBatch(datas: Buffer[]): { firstIndex: bigint; term: bigint } {
+    if (datas.length === 0) throw new ErrInvalidConfig("proposeBatch needs at least one entry");
+    const first = this.raft.raftLog.lastIndex() + 1n;
+    this.raft.step(
+      newMessage({ msgType: MessageType.MsgPropose, from: this.raft.id, entries: datas.map((data) => newEntry({ data })) }),
+    );
+    return { firstIndex: first, term: this.raft.term };
+  }
+
   /** Proposes a membership change; only one may be pending (unapplied) at a time. */
   proposeConfChange(cc: ConfChange): { index: bigint; term: bigint } {
     const data = Buffer.from(ConfChange.encode(cc).finish());

@@ -35,6 +35,8 @@ export interface ReadWaiter {
 export class Peer {
   readonly raw: RawNode;
   proposals: Proposal[] = [];
+  /** Normal commands waiting for the next turn, proposed together as one batch of entries. */
+  proposeQueue: Array<{ data: Buffer; deadline: number; done(resp: RaftCmdResponse): void }> = [];
   /** Reads that arrived since the last turn: one ReadIndex serves them all. */
   readBatch: ReadWaiter[] = [];
   /** ReadIndex requests sent to raft, by context. */
@@ -161,6 +163,7 @@ export class Peer {
   /** Fails every waiting request: leadership lost, peer destroyed or store stopping. */
   failAll(error: RegionErrorPb): void {
     for (const p of this.proposals.splice(0)) p.done(errorResponse(error, this.term));
+    for (const p of this.proposeQueue.splice(0)) p.done(errorResponse(error, this.term));
     for (const w of this.readBatch.splice(0)) w.done({ error });
     for (const ws of this.readsInFlight.values()) for (const w of ws) w.done({ error });
     this.readsInFlight.clear();

@@ -4,7 +4,8 @@ import type { Region } from "../../proto/metapb.js";
 import { PeerState, RaftSnapshotData } from "../../proto/raft_serverpb.js";
 import { ALL_CFS, type WriteBatch } from "../engine/index.js";
 import { applyEntries, type ApplyOutcome } from "./apply.js";
-import { regionErrors } from "./errors.js";
+import { errorResponse, regionErrors } from "./errors.js";
+import { ErrProposalDropped } from "../../raft/index.js";
 import { checkRegionEpoch } from "./epoch.js";
 import { applyStateKey, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, raftStateKey } from "./keys.js";
 import { Peer } from "./peer.js";
@@ -76,7 +77,10 @@ export class StoreLoop {
     for (const peer of this.toDestroy) await this.destroyPeer(peer);
     this.toDestroy.clear();
 
-    for (const peer of store.peers.values()) this.sendReadIndex(peer);
+    for (const peer of store.peers.values()) {
+      this.proposeQueued(peer);
+      this.sendReadIndex(peer);
+    }
     const work: Array<{ peer: Peer; rd: Ready }> = [];
     for (const peer of store.peers.values()) {
       if (peer.raw.hasReady()) work.push({ peer, rd: peer.raw.ready() });
@@ -163,6 +167,19 @@ export class StoreLoop {
       if (peer.storage.snapshotRequested && !peer.generatingSnapshot) this.generateSnapshot(peer);
     }
     for (const peer of store.peers.values()) if (peer.raw.hasReady()) this.again = true;
+  }
+
+  private proposeQueued(peer: Peer): void {
+    if (peer.proposeQueue.length === 0) return;
+    const batch = peer.proposeQueue.splice(0);
+    try {
+      const { firstIndex, term } = peer.raw.proposeBatch(batch.map((p) => p.data));
+      batch.forEach((p, i) => peer.proposals.push({ index: firstIndex + BigInt(i), term, deadline: p.deadline, done: p.done }));
+    } catch (err) {
+      if (!(err instanceof ErrProposalDropped)) throw err;
+      const error = peer.isLeader() ? regionErrors.other(err.message) : peer.notLeaderError();
+      for (const p of batch) p.done(errorResponse(error, peer.term));
+    }
   }
 
   private sendReadIndex(peer: Peer): void {

@@ -247,7 +247,10 @@ export class Store implements RaftMessageSink {
           const cc = ConfChange.fromPartial({ changeType: change.changeType, nodeId: change.peer!.id, context: Buffer.from(RaftCmdRequest.encode(req).finish()) });
           at = peer.raw.proposeConfChange(cc);
         } else {
-          at = peer.raw.propose(Buffer.from(RaftCmdRequest.encode(req).finish()));
+          // Batched with the other commands of this turn: one append message per follower.
+          peer.proposeQueue.push({ data: Buffer.from(RaftCmdRequest.encode(req).finish()), deadline: Date.now() + this.config.requestTimeoutMs, done: resolve });
+          this.loop.schedule();
+          return;
         }
         peer.proposals.push({ index: at.index, term: at.term, deadline: Date.now() + this.config.requestTimeoutMs, done: resolve });
         this.loop.schedule();
