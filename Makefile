@@ -34,8 +34,10 @@ lab1 lab2a lab2b lab2c lab3a lab3b lab3c lab4: build
 raft-fuzz: build
 	SEEDS=$${SEEDS:-100000} npx vitest run test/lab2a-raft/simulation.test.ts
 
+# The GenericTest scenarios, longer and with more iterations; a failure prints SEED=<n> to replay.
 chaos: build
-	CHAOS=1 npx vitest run test/chaos
+	GENERIC_ITERATIONS=$${GENERIC_ITERATIONS:-5} GENERIC_RUN_MS=$${GENERIC_RUN_MS:-5000} npx vitest run \
+	  test/lab2b-raftkv/generic.test.ts test/lab2c-snapshot test/lab3b-multiraft/confchange.test.ts test/lab3b-multiraft/split.test.ts
 
 bench: build
 	node dist/bench/run.js $(BENCH_ARGS)
