@@ -1,4 +1,6 @@
 // Deterministic PRNG (mulberry32). Raft never uses Math.random so a simulation replays exactly.
+// src/util/random.ts has the same generator for the rest of the project; src/raft imports nothing
+// outside itself, so it keeps its own eight lines.
 
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;

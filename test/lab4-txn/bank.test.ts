@@ -6,6 +6,7 @@
  * Replay a failure with BANK_SEED=<seed printed in the message>: the seed fixes every transfer's
  * accounts, amount and crash point; the interleaving still depends on timing, as in any real run.
  */
+import { mulberry32 } from "../../src/util/random.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { b, startTxnServer, type TxnServer } from "./txn-server.js";
 import { LocalTso, TestTxnClient, TxnAbortedError, type CrashPoint } from "./test-txn-client.js";
@@ -22,17 +23,7 @@ const TRANSFER_DEADLINE_MS = 8_000;
 const TEST_BUDGET_MS = 19_000;
 const ctx = `BANK_SEED=${SEED}`;
 
-/** mulberry32: a tiny seeded PRNG, so a seed replays the same choices. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const account = (i: number) => Buffer.from(`acct-${String(i).padStart(2, "0")}`);
 const encode = (n: number) => Buffer.from(String(n));

@@ -1,5 +1,5 @@
 import type { RaftMessage } from "../../proto/raft_serverpb.js";
-import type { Rng } from "./rng.js";
+import type { Rng } from "../../util/random.js";
 
 /** One message on its way through the simulated network; filters may change how it is delivered. */
 export interface Envelope {

@@ -1,6 +1,6 @@
 export * from "./transport.js";
 export * from "./errors.js";
-export * from "./rng.js";
+export * from "../../util/random.js";
 export * from "./filters.js";
 export * from "./snapshot-chunks.js";
 export * from "./static-resolver.js";

@@ -3,7 +3,7 @@ import { MessageType } from "../../proto/eraftpb.js";
 import { silentLogger, type Logger } from "../../util/logger.js";
 import { InvalidRaftMessageError, SnapshotSendError, StoreUnreachableError } from "./errors.js";
 import type { Envelope, MessageFilter } from "./filters.js";
-import { mulberry32, randomSeed, type Rng } from "./rng.js";
+import { mulberry32, randomSeed, type Rng } from "../../util/random.js";
 import { SNAPSHOT_CHUNK_BYTES, snapshotChunks } from "./snapshot-chunks.js";
 import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } from "./transport.js";
 
