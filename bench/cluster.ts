@@ -16,6 +16,8 @@ export interface LocalCluster {
   dir: string;
   /** Child processes by name, e.g. "store1" -> pid. */
   pids: Record<string, number>;
+  /** Processes that have exited so far, with their exit code or signal. */
+  exited(): Record<string, string>;
   stop(keepData?: boolean): Promise<void>;
 }
 
@@ -74,6 +76,8 @@ function cluster(dir: string, children: Child[], endpoints: string[]): LocalClus
     endpoints,
     dir,
     pids: Object.fromEntries(children.map((c) => [c.name, c.proc.pid ?? -1])),
+    exited: () =>
+      Object.fromEntries(children.filter((c) => c.proc.exitCode !== null || c.proc.signalCode !== null).map((c) => [c.name, String(c.proc.exitCode ?? c.proc.signalCode)])),
     async stop(keepData = false) {
       await stopAll(children);
       if (!keepData) rmSync(dir, { recursive: true, force: true });

@@ -339,6 +339,14 @@ async function main(): Promise<void> {
         loaded = true;
       }
       rows.push(...(await runWorkload(workload, handles, lc ? lc.pids : {})));
+      const dead = lc?.exited() ?? {};
+      if (Object.keys(dead).length > 0) {
+        const msg = `cluster processes exited during ${workload}: ${JSON.stringify(dead)}; logs in ${lc!.dir}`;
+        process.stderr.write(`bench: ${msg}\n`);
+        rows[rows.length - 1]!.errorKinds["cluster process exited"] = Object.keys(dead).length;
+        a["keep-data"] = true;
+        break;
+      }
     }
 
     const out = table(rows);
