@@ -349,6 +349,7 @@ async function main(): Promise<void> {
       }
     }
 
+    if (lc && rows.some((r) => r.errors > 0)) a["keep-data"] = true; // keep the logs of a run with errors
     const out = table(rows);
     process.stdout.write(`\n${out}\n`);
     const errorRows = rows.filter((r) => r.errors > 0);
