@@ -1,4 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { CF_DEFAULT, Engine } from "../../src/kv/engine/index.js";
 import { ProcessCluster } from "../harness/processes.js";
 import { waitFor } from "../harness/wait.js";
 
@@ -40,5 +42,30 @@ describe("lab2b raft kv as processes", () => {
     stop = true;
     await Promise.all(writers);
     for (const key of acked) expect(await cluster.get(key), `acknowledged ${key} lost`).toBe(`value-${key}`);
+
+    // The restarted store caught up (by log or snapshot): once stopped, its own LevelDB holds every
+    // acknowledged write.
+    const last = acked[acked.length - 1]!;
+    const path = join(cluster.stores.get(2)!.path, "kv");
+    await waitFor(
+      async () => {
+        await cluster.kill(2, "SIGTERM");
+        const engine = await Engine.open(path);
+        try {
+          return (await engine.get(CF_DEFAULT, Buffer.from(last)))?.toString() === `value-${last}`;
+        } finally {
+          await engine.close();
+          cluster.startStore(2);
+        }
+      },
+      { timeoutMs: 20_000, intervalMs: 1000, message: `the restarted store never applied ${last}` },
+    );
+    await cluster.kill(2, "SIGTERM");
+    const engine = await Engine.open(path);
+    try {
+      for (const key of acked) expect((await engine.get(CF_DEFAULT, Buffer.from(key)))?.toString(), `store 2 lacks ${key}`).toBe(`value-${key}`);
+    } finally {
+      await engine.close();
+    }
   });
 });
