@@ -17,6 +17,7 @@ interface Row {
   clientCpuCores?: number;
   clientCpuMsPerOp?: number;
   serverCpuMsPerOp?: number;
+  otherCpuCores?: number;
 }
 interface Doc {
   target: string;
@@ -32,7 +33,7 @@ if (!fa || !fb) {
 const A = JSON.parse(readFileSync(fa, "utf8")) as Doc;
 const B = JSON.parse(readFileSync(fb, "utf8")) as Doc;
 const f = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
-const head = ["workload", `${A.target} ops/s`, `${B.target} ops/s`, "ops ratio", `${A.target} p50`, `${B.target} p50`, `${A.target} p99`, `${B.target} p99`, "p99 ratio", `${A.target} srv ms/op`, `${B.target} srv ms/op`, "errors"];
+const head = ["workload", `${A.target} ops/s`, `${B.target} ops/s`, "ops ratio", `${A.target} p50`, `${B.target} p50`, `${A.target} p99`, `${B.target} p99`, "p99 ratio", `${A.target} srv ms/op`, `${B.target} srv ms/op`, "others cores", "errors"];
 const rows: string[][] = [];
 for (const a of A.results) {
   const b = B.results.find((r) => r.workload === a.workload);
@@ -49,6 +50,7 @@ for (const a of A.results) {
     a.p99Ms > 0 ? `${(b.p99Ms / a.p99Ms).toFixed(2)}x` : "-",
     a.serverCpuMsPerOp?.toFixed(3) ?? "",
     b.serverCpuMsPerOp?.toFixed(3) ?? "",
+    a.otherCpuCores === undefined && b.otherCpuCores === undefined ? "" : `${a.otherCpuCores?.toFixed(2) ?? "-"}/${b.otherCpuCores?.toFixed(2) ?? "-"}`,
     `${a.errors}/${b.errors}`,
   ]);
 }

@@ -150,6 +150,8 @@ interface Row {
   serverCpuMsPerOpByProc?: Record<string, number>;
   /** Busy share of the whole machine during the measured window (client + servers + anything else). */
   machineBusy?: number;
+  /** CPU cores used during the window by processes other than this client and the started cluster. */
+  otherCpuCores?: number;
 }
 
 function newHist(): RecordableHistogram {
@@ -175,7 +177,7 @@ function rowOf(workload: string, h: RecordableHistogram, errors: Record<string, 
 }
 
 export function table(rows: Row[]): string {
-  const head = ["target", "workload", "ops/s", "p50 ms", "p99 ms", "p999 ms", "max ms", "errors", "client cpu", "cli ms/op", "srv ms/op", "box busy"];
+  const head = ["target", "workload", "ops/s", "p50 ms", "p99 ms", "p999 ms", "max ms", "errors", "client cpu", "cli ms/op", "srv ms/op", "box busy", "others"];
   const body = rows.map((r) => [
     r.target,
     r.workload,
@@ -189,6 +191,7 @@ export function table(rows: Row[]): string {
     r.clientCpuMsPerOp === undefined ? "" : r.clientCpuMsPerOp.toFixed(3),
     r.serverCpuMsPerOp === undefined ? "" : r.serverCpuMsPerOp.toFixed(3),
     r.machineBusy === undefined ? "" : `${Math.round(r.machineBusy * 100)}%`,
+    r.otherCpuCores === undefined ? "" : r.otherCpuCores.toFixed(2),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => "| " + cells.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(" | ") + " |";
@@ -446,6 +449,7 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[], procs: R
   if (cpuAtWarmupEnd && cpuAtEnd) {
     const used = (cpuAtEnd.cpu.user - cpuAtWarmupEnd.cpu.user + cpuAtEnd.cpu.system - cpuAtWarmupEnd.cpu.system) / 1e6;
     rows[0]!.clientCpuCores = used / durationS;
+    rows[0]!.machineBusy = busyShare(cpuAtWarmupEnd.box, cpuAtEnd.box);
     if (total.count > 0) {
       rows[0]!.clientCpuMsPerOp = (used * 1000) / total.count;
       if (cpuAtEnd.srv !== undefined && cpuAtWarmupEnd.srv !== undefined) rows[0]!.serverCpuMsPerOp = ((cpuAtEnd.srv - cpuAtWarmupEnd.srv) * 1000) / total.count;
@@ -461,9 +465,11 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[], procs: R
         rows[0]!.serverCpuMsPerOpByProc = by;
         // A process that exited during the window makes the sum meaningless.
         if (!all) rows[0]!.serverCpuMsPerOp = undefined;
+        const busy = rows[0]!.machineBusy;
+        if (all && busy !== undefined && cpuAtEnd.srv !== undefined && cpuAtWarmupEnd.srv !== undefined)
+          rows[0]!.otherCpuCores = Math.max(0, busy * cpus().length - used / durationS - (cpuAtEnd.srv - cpuAtWarmupEnd.srv) / durationS);
       }
     }
-    rows[0]!.machineBusy = busyShare(cpuAtWarmupEnd.box, cpuAtEnd.box);
   }
   if (hists.size > 1) for (const [kind, h] of hists) rows.push(rowOf(`${workload}:${kind}`, h, {}));
   return rows;
