@@ -61,5 +61,25 @@ const idle = [...fn].filter(([k]) => k.startsWith("(idle)")).reduce((s, [, v]) =
 const pct = (us: number) => ((100 * us) / total).toFixed(1).padStart(5) + "%";
 process.stdout.write(`${file}${fromArg !== undefined ? ` [${fromArg}s, ${toArg ?? "end"}s)` : ""}\nwall ${(total / 1e6).toFixed(1)} s, idle ${pct(idle)}, busy ${pct(total - idle)}\n\ntop functions by self time (% of wall):\n`);
 for (const [k, v] of [...fn].sort((x, y) => y[1] - x[1]).slice(0, N)) process.stdout.write(`${pct(v)}  ${k}\n`);
+const category = (k: string): string => {
+  if (/@grpc\/grpc-js|node:internal\/http2|nghttp2/.test(k)) return "gRPC + HTTP/2 (grpc-js, node:http2)";
+  if (/classic-level|abstract-level|level-transcoder|module-error/.test(k)) return "LevelDB binding (classic-level, abstract-level)";
+  if (/dist\/esm\/wire|@bufbuild|dist\/src\/proto\//.test(k)) return "protobuf encode/decode (ts-proto + @bufbuild wire)";
+  if (/dist\/src\/raft\//.test(k)) return "raft library (src/raft)";
+  if (/dist\/src\/kv\/raftstore\//.test(k)) return "raftstore (src/kv/raftstore)";
+  if (/dist\/src\/(kv|txn)\//.test(k)) return "kv server / storage / txn (src/kv, src/txn)";
+  if (/dist\/src\//.test(k)) return "other src/";
+  if (/pino|thread-stream|sonic-boom/.test(k)) return "logging (pino)";
+  if (/^\(garbage collector\)/.test(k)) return "garbage collector";
+  if (/^\(program\)/.test(k)) return "(program): native code outside JS (libuv, syscalls, V8 runtime)";
+  if (/^\(idle\)/.test(k)) return "(idle)";
+  if (/node:internal\/(buffer|streams|stream_base|timers|process|events)|node:(buffer|events)/.test(k)) return "node core: buffers, streams, timers, events, microtasks";
+  return "other";
+};
+const cats = new Map<string, number>();
+for (const [k, v] of fn) cats.set(category(k), (cats.get(category(k)) ?? 0) + v);
+const busyUs = total - idle;
+process.stdout.write(`\nby component (self time, % of busy):\n`);
+for (const [k, v] of [...cats].filter(([k]) => k !== "(idle)").sort((x, y) => y[1] - x[1])) process.stdout.write(`${((100 * v) / (busyUs || 1)).toFixed(1).padStart(5)}%  ${k}\n`);
 process.stdout.write(`\ntop files by self time:\n`);
 for (const [k, v] of [...files].sort((x, y) => y[1] - x[1]).slice(0, 15)) process.stdout.write(`${pct(v)}  ${k}\n`);
