@@ -478,7 +478,7 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[], procs: R
 main().then(
   () => process.exit(0),
   (err) => {
-    process.stderr.write(`bench: ${(err as Error).stack ?? err}\n`);
+    process.stderr.write(`bench: ${process.env.BENCH_DEBUG ? ((err as Error).stack ?? err) : ((err as Error).message ?? err)}\n`);
     process.exitCode = 1;
     setTimeout(() => process.exit(1), 100).unref();
   },
