@@ -202,11 +202,13 @@ class WorkerHandle {
   readonly worker: Worker;
   private waiters: ((m: FromWorker) => void)[] = [];
   onBatch: (m: Extract<FromWorker, { type: "batch" }>) => void = () => {};
+  onLoadProgress: (ok: number) => void = () => {};
   fatal?: string;
   constructor(cfg: WorkerConfig) {
     this.worker = new Worker(fileURLToPath(new URL("./worker.js", import.meta.url)), { workerData: cfg });
     this.worker.on("message", (m: FromWorker) => {
       if (m.type === "batch") return this.onBatch(m);
+      if (m.type === "loadProgress") return this.onLoadProgress(m.ok);
       if (m.type === "fatal") this.fatal = m.message;
       const w = this.waiters.shift();
       if (w) w(m);
@@ -329,7 +331,11 @@ async function main(): Promise<void> {
         const lt = Date.now();
         process.stderr.write(`loading ${keys} keys of ${valueSize} B...\n`);
         const per = Math.ceil(keys / workers);
+        let done = 0;
+        for (const h of handles) h.onLoadProgress = (n) => (done += n);
+        const lp = setInterval(() => process.stderr.write(`[load] ${((Date.now() - lt) / 1000).toFixed(0).padStart(3)}s ${done}/${keys} keys\n`), 1000);
         const res = await Promise.all(handles.map((h, i) => h.request({ cmd: "load", from: i * per, to: Math.min(keys, (i + 1) * per), deadlineAt: Date.now() + 300_000 }, 310_000)));
+        clearInterval(lp);
         let ok = 0;
         const errs: Record<string, number> = {};
         for (const m of res) {

@@ -33,6 +33,8 @@ export type FromWorker =
   | { type: "ready" }
   | { type: "fatal"; message: string }
   | { type: "loaded"; ok: number; errors: Record<string, number> }
+  /** Keys loaded since the previous progress message. */
+  | { type: "loadProgress"; ok: number }
   /** Latencies (µs) of ops completed since the previous batch; measured = inside the run window. */
   | { type: "batch"; measured: boolean; lat: Partial<Record<OpKind, Float64Array>>; errors: Record<string, number> }
   | { type: "done" };
@@ -89,7 +91,13 @@ async function main(): Promise<void> {
         }
       }
     };
+    let reported = 0;
+    const timer = setInterval(() => {
+      post({ type: "loadProgress", ok: ok - reported });
+      reported = ok;
+    }, 500);
     await Promise.all(Array.from({ length: cfg.concurrency }, loop));
+    clearInterval(timer);
     post({ type: "loaded", ok, errors });
   }
 
