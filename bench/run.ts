@@ -358,7 +358,8 @@ async function main(): Promise<void> {
       }
     }
 
-    if (lc && rows.some((r) => r.errors > 0)) a["keep-data"] = true; // keep the logs of a run with errors
+    // Keep the logs of a run with errors (write conflicts of the txn workload are expected, not errors of the store).
+    if (lc && rows.some((r) => Object.keys(r.errorKinds).some((k) => !k.startsWith("txn conflict")))) a["keep-data"] = true;
     const out = table(rows);
     process.stdout.write(`\n${out}\n`);
     const errorRows = rows.filter((r) => r.errors > 0);
