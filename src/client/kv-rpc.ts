@@ -20,7 +20,7 @@ export class TinyKvRpc {
     private readonly timeoutMs = DEFAULT_RPC_TIMEOUT_MS,
     options: grpc.ClientOptions = {},
   ) {
-    this.client = new TinyKvClient(addr, grpc.credentials.createInsecure(), options);
+    this.client = new TinyKvClient(addr, grpc.credentials.createInsecure(), { "grpc.enable_channelz": 0, ...options });
   }
 
   private unary<Req, Res>(method: unknown, req: Req): Promise<Res> {

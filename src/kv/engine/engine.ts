@@ -182,6 +182,17 @@ export class CfCursor {
 
 export class EngineSnapshot {
   private closed = false;
+  private refs = 1;
+
+  /**
+   * Another owner of this snapshot: every owner calls close(), the last one releases it. The
+   * reads that one ReadIndex round releases share one snapshot this way.
+   */
+  share(): this {
+    if (this.closed) throw new Error("cannot share a closed engine snapshot");
+    this.refs++;
+    return this;
+  }
 
   constructor(
     private readonly db: Db,
@@ -207,7 +218,7 @@ export class EngineSnapshot {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || --this.refs > 0) return;
     this.closed = true;
     await this.snap.close();
   }

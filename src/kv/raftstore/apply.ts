@@ -17,6 +17,9 @@ import type { PeerStorage } from "./peer-storage.js";
 import { PeerState, RaftApplyState, RegionLocalState } from "../../proto/raft_serverpb.js";
 import { applyStateKey, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, regionStateKey } from "./keys.js";
 
+/** The header of every successful response (never mutated; responses stay in-process). */
+const OK_HEADER = RaftCmdResponse.fromPartial({ header: {} }).header!;
+
 /** What applying one Ready's committed entries did, for the store to act on after the kv batch is durable. */
 export interface ApplyOutcome {
   responses: Array<{ index: bigint; term: bigint; resp: RaftCmdResponse }>;
@@ -90,7 +93,7 @@ function applyNormal(target: ApplyTarget, entry: Entry, kvWb: WriteBatch, out: A
         return errorResponse(regionErrors.other(`command type ${CmdType[r.cmdType]} cannot be applied from the log`));
     }
   }
-  return RaftCmdResponse.fromPartial({ header: {}, responses });
+  return { header: OK_HEADER, responses, adminResponse: undefined };
 }
 
 function applyAdmin(target: ApplyTarget, admin: AdminRequest, entry: Entry, kvWb: WriteBatch, out: ApplyOutcome): RaftCmdResponse {

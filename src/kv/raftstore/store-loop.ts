@@ -2,7 +2,7 @@ import type { Ready } from "../../raft/index.js";
 import type { Snapshot } from "../../raft/eraftpb.js";
 import type { Region } from "../../proto/metapb.js";
 import { PeerState, RaftSnapshotData } from "../../proto/raft_serverpb.js";
-import { ALL_CFS, type WriteBatch } from "../engine/index.js";
+import { ALL_CFS, type EngineSnapshot, type WriteBatch } from "../engine/index.js";
 import { applyEntries, type ApplyOutcome } from "./apply.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import { ErrProposalDropped } from "../../raft/index.js";
@@ -199,10 +199,16 @@ export class StoreLoop {
     const applied = peer.storage.appliedIndex;
     while (peer.readsWaitingApply.length > 0 && peer.readsWaitingApply[0]!.index <= applied) {
       const { waiters } = peer.readsWaitingApply.shift()!;
+      let snapshot: EngineSnapshot | undefined;
       for (const w of waiters) {
         const epochErr = checkRegionEpoch(w.req, peer.region);
-        if (epochErr) w.done({ error: epochErr });
-        else w.done({ region: peer.region, snapshot: this.store.opts.kv.snapshot() });
+        if (epochErr) {
+          w.done({ error: epochErr });
+        } else {
+          // One snapshot for the whole batch: every reader holds a share and closes it.
+          snapshot = snapshot ? snapshot.share() : this.store.opts.kv.snapshot();
+          w.done({ region: peer.region, snapshot });
+        }
       }
     }
   }

@@ -266,7 +266,7 @@ export class Store implements RaftMessageSink {
     const routed = this.route(header);
     if (!(routed instanceof Peer)) return Promise.resolve({ error: routed.header!.error! });
     const peer = routed;
-    const req = RaftCmdRequest.fromPartial({ header });
+    const req: RaftCmdRequest = { header, requests: [], adminRequest: undefined };
     const epochErr = checkRegionEpoch(req, peer.region);
     if (epochErr) return Promise.resolve({ error: epochErr });
     return new Promise((resolve) => {

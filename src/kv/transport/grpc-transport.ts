@@ -16,6 +16,7 @@ const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
  */
 export const RAFT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.use_local_subchannel_pool": 1,
+  "grpc.enable_channelz": 0,
   "grpc.keepalive_time_ms": 3000,
   "grpc.keepalive_timeout_ms": 10_000,
   "grpc.keepalive_permit_without_calls": 1,
