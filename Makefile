@@ -39,6 +39,8 @@ chaos: build
 	GENERIC_ITERATIONS=$${GENERIC_ITERATIONS:-5} GENERIC_RUN_MS=$${GENERIC_RUN_MS:-5000} npx vitest run \
 	  test/lab2b-raftkv/generic.test.ts test/lab2c-snapshot test/lab3b-multiraft/confchange.test.ts test/lab3b-multiraft/split.test.ts
 
+# Starts its own scheduler + 3 stores on loopback (fresh temp dirs) unless BENCH_ARGS says otherwise.
+BENCH_ARGS ?= --target tinykv --start-cluster --workload put,get,mixed
 bench: build
 	node dist/bench/run.js $(BENCH_ARGS)
 
