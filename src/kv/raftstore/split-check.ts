@@ -37,15 +37,19 @@ export async function checkSplit(kv: Engine, region: Region, splitSize: number, 
 }
 
 /**
- * Transactional data keys in CF default are `EncodeBytes(userKey) | ^ts(8)`. A split must not
- * separate the versions of one user key, so such a key is cut back to its encoded user key
- * (TinyKV does the same). Raw keys that do not parse that way are used as they are.
+ * Transactional data keys in CF default are `EncodeBytes(userKey) | ^ts(8)`. Region ranges are
+ * raw user keys (the client routes by them, and CF lock holds raw keys), so such a key is turned
+ * back into its raw user key: the versions of one key then never straddle regions, and the key's
+ * lock lives in the same region as its data. Raw keys that do not parse that way are used as
+ * they are.
  */
 export function userKeyBoundary(key: Buffer): Buffer {
+  const groups: Buffer[] = [];
   let off = 0;
   while (off + 9 <= key.length) {
     const marker = key[off + 8]!;
     if (marker === 0xff) {
+      groups.push(key.subarray(off, off + 8));
       off += 9;
       continue;
     }
@@ -53,7 +57,9 @@ export function userKeyBoundary(key: Buffer): Buffer {
     if (pad < 1 || pad > 8) return key;
     for (let i = off + 8 - pad; i < off + 8; i++) if (key[i] !== 0) return key;
     const end = off + 9;
-    return key.length === end + 8 ? key.subarray(0, end) : key;
+    if (key.length !== end + 8) return key;
+    groups.push(key.subarray(off, off + 8 - pad));
+    return Buffer.concat(groups);
   }
   return key;
 }
