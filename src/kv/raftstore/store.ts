@@ -15,7 +15,7 @@ import { Peer, type ReadOutcome } from "./peer.js";
 import { PeerStorage } from "./peer-storage.js";
 import { SnapManager, type SnapKey } from "./snap.js";
 import { StoreLoop } from "./store-loop.js";
-import { checkSplit } from "./split-check.js";
+import { maybeCompactLog, runSplitChecks } from "./housekeeping.js";
 
 /** Hooks for the scheduler integration (region heartbeats, split ids); all optional. */
 export interface StoreHooks {
@@ -137,34 +137,13 @@ export class Store implements RaftMessageSink {
     for (const peer of this.peers.values()) {
       peer.raw.tick();
       peer.expire(now);
-      if (this.ticks % gcEvery === 0) this.maybeCompactLog(peer);
+      if (this.ticks % gcEvery === 0) maybeCompactLog(this, peer);
       if (this.ticks % hbEvery === 0 && peer.isLeader()) this.opts.hooks?.onRegionHeartbeat?.(peer);
     }
     if (this.ticks % splitEvery === 0 && !this.splitCheck) {
-      this.splitCheck = this.runSplitChecks().finally(() => (this.splitCheck = undefined));
+      this.splitCheck = runSplitChecks(this).finally(() => (this.splitCheck = undefined));
     }
     this.loop.schedule();
-  }
-
-  /** Leaders whose region grew enough since the last check are scanned, one region at a time. */
-  private async runSplitChecks(): Promise<void> {
-    if (!this.opts.hooks?.onSplitKey) return;
-    try {
-      for (const peer of [...this.peers.values()]) {
-        if (this.stopped) return;
-        if (!peer.isLeader() || peer.destroyed) continue;
-        if (peer.approximateSize !== undefined && peer.sizeDiffHint < this.config.regionSplitSize / 8) continue;
-        const region = peer.region;
-        const result = await checkSplit(this.opts.kv, region, this.config.regionSplitSize, this.config.regionMaxSize);
-        peer.approximateSize = result.approximateSize;
-        peer.sizeDiffHint = 0;
-        if (result.splitKey && peer.isLeader() && peer.region.regionEpoch!.version === region.regionEpoch!.version) {
-          this.opts.hooks.onSplitKey(peer, result.splitKey);
-        }
-      }
-    } catch (err) {
-      this.log.warn({ err }, "split check failed; will retry on the next tick");
-    }
   }
 
   /** Proposes a split with ids from the scheduler; the region must still be at `epoch`. */
@@ -176,27 +155,6 @@ export class Store implements RaftMessageSink {
         adminRequest: { cmdType: AdminCmdType.Split, split: { splitKey, newRegionId, newPeerIds } },
       }),
     );
-  }
-
-  /** Leader: propose a CompactLog once enough applied entries sit in the log. */
-  private maybeCompactLog(peer: Peer): void {
-    if (!peer.isLeader()) return;
-    const storage = peer.storage;
-    const applied = storage.appliedIndex;
-    const first = storage.firstIndex();
-    if (applied <= first || applied - first < BigInt(this.config.raftLogGcCountLimit)) return;
-    // Keep what replicating followers still need unless one lags too far (it then gets a snapshot).
-    let compactIndex = applied;
-    for (const [id, pr] of peer.raw.raft.prs) {
-      if (id === peer.meta.id) continue;
-      if (pr.match > first && pr.match < compactIndex && applied - pr.match < BigInt(this.config.raftLogGcCountLimit)) compactIndex = pr.match;
-    }
-    if (compactIndex <= first) return;
-    const req = RaftCmdRequest.fromPartial({
-      header: { regionId: peer.regionId, peer: peer.meta, regionEpoch: peer.region.regionEpoch },
-      adminRequest: { cmdType: AdminCmdType.CompactLog, compactLog: { compactIndex, compactTerm: storage.term(compactIndex) } },
-    });
-    void this.propose(req);
   }
 
   // ---- requests ----

@@ -1,0 +1,48 @@
+import { AdminCmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
+import type { Peer } from "./peer.js";
+import { checkSplit } from "./split-check.js";
+import type { Store } from "./store.js";
+
+// Periodic per-store chores driven by the store's tick: split checks and raft log GC.
+
+/** Leaders whose region grew enough since the last check are scanned, one region at a time. */
+export async function runSplitChecks(store: Store): Promise<void> {
+  if (!store.opts.hooks?.onSplitKey) return;
+  try {
+    for (const peer of [...store.peers.values()]) {
+      if (store.stopped) return;
+      if (!peer.isLeader() || peer.destroyed) continue;
+      if (peer.approximateSize !== undefined && peer.sizeDiffHint < store.config.regionSplitSize / 8) continue;
+      const region = peer.region;
+      const result = await checkSplit(store.opts.kv, region, store.config.regionSplitSize, store.config.regionMaxSize);
+      peer.approximateSize = result.approximateSize;
+      peer.sizeDiffHint = 0;
+      if (result.splitKey && peer.isLeader() && peer.region.regionEpoch!.version === region.regionEpoch!.version) {
+        store.opts.hooks.onSplitKey(peer, result.splitKey);
+      }
+    }
+  } catch (err) {
+    store.log.warn({ err }, "split check failed; will retry on the next tick");
+  }
+}
+
+/** Leader: propose a CompactLog once enough applied entries sit in the log. */
+export function maybeCompactLog(store: Store, peer: Peer): void {
+  if (!peer.isLeader()) return;
+  const storage = peer.storage;
+  const applied = storage.appliedIndex;
+  const first = storage.firstIndex();
+  if (applied <= first || applied - first < BigInt(store.config.raftLogGcCountLimit)) return;
+  // Keep what replicating followers still need unless one lags too far (it then gets a snapshot).
+  let compactIndex = applied;
+  for (const [id, pr] of peer.raw.raft.prs) {
+    if (id === peer.meta.id) continue;
+    if (pr.match > first && pr.match < compactIndex && applied - pr.match < BigInt(store.config.raftLogGcCountLimit)) compactIndex = pr.match;
+  }
+  if (compactIndex <= first) return;
+  const req = RaftCmdRequest.fromPartial({
+    header: { regionId: peer.regionId, peer: peer.meta, regionEpoch: peer.region.regionEpoch },
+    adminRequest: { cmdType: AdminCmdType.CompactLog, compactLog: { compactIndex, compactTerm: storage.term(compactIndex) } },
+  });
+  void store.propose(req);
+}
