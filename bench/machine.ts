@@ -13,7 +13,7 @@ export function cpuSample(): CpuSample | undefined {
     const idle = (f[3] ?? 0) + (f[4] ?? 0);
     return { idle, total: f.reduce((s, n) => s + n, 0) };
   } catch {
-    return undefined;
+    return undefined; // no /proc (not Linux): the machine-load column stays empty
   }
 }
 
@@ -31,7 +31,7 @@ export function procCpuSeconds(pid: number): number | undefined {
     // After "pid (comm) ", field 3 (state) is index 0, so utime (14) is index 11, stime (15) index 12.
     return (Number(f[11]) + Number(f[12])) / 100;
   } catch {
-    return undefined;
+    return undefined; // the process has exited (or no /proc): its CPU column stays empty
   }
 }
 
