@@ -43,27 +43,32 @@ async function main(): Promise<void> {
     fatal(BINARY, `data dir ${path} is not usable: ${(err as Error).message}`);
   }
 
-  let node: RunningNode;
-  try {
-    if (values.standalone) {
-      node = await startStandaloneServer({ path, addr, log });
-      log.info({ addr, path, mode: "standalone" }, "tinykv-server ready");
-    } else {
-      const config = loadConfig(values.config as string | undefined);
-      const scheduler = (values.scheduler as string).split(",").map((s) => s.trim()).filter(Boolean);
-      const raftNode = await startRaftNode({ path, addr, scheduler, config, log });
-      node = raftNode;
-      log.info({ addr, path, store_id: String(raftNode.storeId), scheduler }, "tinykv-server ready");
-    }
-  } catch (err) {
+  // Signals during start-up wait for it to finish, then stop cleanly (engines closed).
+  let starting: Promise<RunningNode | undefined> = Promise.resolve(undefined);
+  onShutdownSignal(async () => {
+    log.info("shutting down");
+    const node = await starting;
+    await node?.stop();
+  });
+  starting = start().catch((err: unknown) => {
     if (err instanceof PortInUseError || err instanceof EngineOpenError || err instanceof ClusterMismatchError) fatal(BINARY, err.message);
     if (err instanceof DeadlineExceededError) fatal(BINARY, `cannot reach the scheduler at ${values.scheduler as string}: ${err.message}`);
     throw err;
-  }
-  onShutdownSignal(async () => {
-    log.info("shutting down");
-    await node.stop();
   });
+  await starting;
+
+  async function start(): Promise<RunningNode> {
+    if (values.standalone) {
+      const node = await startStandaloneServer({ path, addr, log });
+      log.info({ addr, path, mode: "standalone" }, "tinykv-server ready");
+      return node;
+    }
+    const config = loadConfig(values.config as string | undefined);
+    const scheduler = (values.scheduler as string).split(",").map((s) => s.trim()).filter(Boolean);
+    const node = await startRaftNode({ path, addr, scheduler, config, log });
+    log.info({ addr, path, store_id: String(node.storeId), scheduler }, "tinykv-server ready");
+    return node;
+  }
 }
 
 function loadConfig(file: string | undefined) {

@@ -1,0 +1,42 @@
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { SchedulerRpcClient } from "../../src/scheduler/client.js";
+import { spawnNode } from "../harness/processes.js";
+import { freePort } from "../harness/ports.js";
+import { tempDir, waitFor } from "../harness/wait.js";
+
+/** What a user sees when a store is started against the wrong cluster. */
+describe("tinykv-server refuses a data dir of another cluster", () => {
+  const dir = tempDir("tinykv-cli-");
+  afterAll(() => dir.cleanup());
+
+  async function startScheduler(name: string) {
+    const addr = `127.0.0.1:${await freePort()}`;
+    const proc = spawnNode("tinyscheduler.js", ["--addr", addr, "--data-dir", join(dir.path, name), "--status-addr", ""]);
+    const client = await SchedulerRpcClient.connect(addr, { connectDeadlineMs: 15_000 });
+    return { addr, proc, client };
+  }
+
+  it("exits 1 with one clear line naming both cluster ids", async () => {
+    const storePath = join(dir.path, "store");
+    const a = await startScheduler("sched-a");
+    const storeAddr = `127.0.0.1:${await freePort()}`;
+    const store = spawnNode("tinykv-server.js", ["--path", storePath, "--addr", storeAddr, "--scheduler", a.addr]);
+    await waitFor(async () => (await a.client.getAllStores()).length === 1, { timeoutMs: 20_000, message: `the store never registered\n${store.output()}` });
+    store.child.kill("SIGTERM");
+    expect(await store.exited).toBe(0);
+    a.client.close();
+    a.proc.child.kill("SIGTERM");
+    await a.proc.exited;
+
+    const b = await startScheduler("sched-b");
+    const again = spawnNode("tinykv-server.js", ["--path", storePath, "--addr", storeAddr, "--scheduler", b.addr]);
+    expect(await again.exited).toBe(1);
+    const lines = again.output().trim().split("\n").filter((l) => l.startsWith("tinykv-server: error"));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`belongs to cluster \\d+, but the scheduler runs cluster ${b.client.clusterId}`));
+    b.client.close();
+    b.proc.child.kill("SIGTERM");
+    await b.proc.exited;
+  });
+});
