@@ -8,7 +8,10 @@ STORES="${STORES:-3}"
 export LOG_LEVEL="${LOG_LEVEL:-info}"
 mkdir -p "$DATA/logs"
 pids=()
+stopping=""
 stop() {
+  [[ -n "$stopping" ]] && return
+  stopping=1
   trap - INT TERM EXIT
   echo
   echo "stopping the cluster..."
@@ -29,6 +32,14 @@ for i in $(seq 1 "$STORES"); do
   pids+=($!)
 done
 
+# Wait (bounded) until the first region has a leader, so the commands printed below work at once.
+ready=""
+for _ in $(seq 1 60); do
+  if node dist/src/cli/tinykv-ctl.js --timeout 1000 regions 2>/dev/null | grep -Eq '@store[0-9]+ *$'; then ready=1; break; fi
+  sleep 0.5
+done
+[[ -n "$ready" ]] || echo "warning: the cluster has no region leader after 30 s; see $DATA/logs/" >&2
+
 cat <<INFO
 tinykv-ts local cluster
   scheduler   127.0.0.1:2379   (status: http://127.0.0.1:2381/status)
@@ -46,4 +57,4 @@ INFO
 
 # Exit (and stop the rest) if any process dies.
 wait -n "${pids[@]}" || true
-echo "a cluster process exited; see $DATA/logs/" >&2
+[[ -n "$stopping" ]] || echo "a cluster process exited; stopping the rest (see $DATA/logs/)" >&2
