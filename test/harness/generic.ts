@@ -32,6 +32,8 @@ export async function genericTest(opts: GenericOptions): Promise<void> {
   const seed = testSeed();
   const rng = seededRng(seed);
   const tag = `[${opts.part} seed=${seed}] (replay with SEED=${seed})`;
+  // Long chaos runs (make chaos) print every seed up front, not only on failure.
+  if (process.env.GENERIC_ITERATIONS) console.log(`GenericTest ${opts.part} clients=${opts.clients} seed=${seed}`);
   const config: Record<string, number> = {};
   if (opts.maxRaftLog) config.raftLogGcCountLimit = opts.maxRaftLog;
   if (opts.split) Object.assign(config, { regionMaxSize: 300, regionSplitSize: 200 });
