@@ -140,12 +140,14 @@ export class SnapManager {
     return records;
   }
 
-  /** Removes snapshot files of a region other than `keep` (old generations, applied receptions). */
-  cleanup(regionId: bigint, keep?: SnapKey): void {
+  /** Removes snapshot files of a region other than `keep` (and, given `maxIndex`, only those at or below it). */
+  cleanup(regionId: bigint, keep?: SnapKey, maxIndex?: bigint, only?: "gen" | "rev"): void {
     const keepNames = keep ? new Set([this.genPath(keep), this.revPath(keep)]) : new Set<string>();
     for (const name of readdirSync(this.dir)) {
-      const m = /^(gen|rev)_(\d+)_/.exec(name);
+      const m = /^(gen|rev)_(\d+)_(\d+)_(\d+)\.snap$/.exec(name);
       if (!m || BigInt(m[2]!) !== regionId) continue;
+      if (maxIndex !== undefined && BigInt(m[4]!) > maxIndex) continue;
+      if (only !== undefined && m[1] !== only) continue;
       const path = join(this.dir, name);
       if (!keepNames.has(path)) rmSync(path, { force: true });
     }

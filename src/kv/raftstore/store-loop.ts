@@ -85,12 +85,14 @@ export class StoreLoop {
     for (const peer of store.peers.values()) {
       if (peer.raw.hasReady()) work.push({ peer, rd: peer.raw.ready() });
     }
-    const dirty = [...store.peers.values()].filter((p) => p.raftStateDirty || p.pendingLogDelete);
-    if (work.length === 0 && dirty.length === 0) return;
+    if (work.length === 0 && ![...store.peers.values()].some((p) => p.raftStateDirty || p.pendingLogDelete)) return;
 
     for (const { peer, rd } of work) {
       if (rd.snapshot && rd.snapshot.metadata && rd.snapshot.metadata.index > 0n) await this.installSnapshot(peer, rd.snapshot);
     }
+    // After the installs: their old-log deletions must land in this batch before this turn's
+    // appends, or a later turn would delete entries appended (and acknowledged) now.
+    const dirty = [...store.peers.values()].filter((p) => p.raftStateDirty || p.pendingLogDelete);
 
     // 1. Persist: every peer's log entries and hard state in one batch.
     const raftWb = store.opts.raft.newBatch();
@@ -217,7 +219,7 @@ export class StoreLoop {
     for (const { index, term, resp } of outcome.responses) peer.finishProposal(index, term, resp);
     if (outcome.compacted) {
       const prev = peer.pendingLogDelete;
-      peer.pendingLogDelete = { from: prev ? prev.from : outcome.compacted.from, to: outcome.compacted.to };
+      peer.pendingLogDelete = mergeRange(prev, outcome.compacted);
       peer.raftStateDirty = true;
     }
     for (const region of outcome.splitRegions) this.createSplitPeer(peer, region);
@@ -236,7 +238,8 @@ export class StoreLoop {
     if (!meta) return;
     const storage = new PeerStorage(
       region,
-      initialRaftState(undefined, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM),
+      // Keep the replaced uninitialized peer's term and vote: it may have voted in this region.
+      initialRaftState(existing?.storage.raftState.hardState, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM),
       { appliedIndex: RAFT_INIT_LOG_INDEX, truncatedState: { index: RAFT_INIT_LOG_INDEX, term: RAFT_INIT_LOG_TERM } },
       [],
     );
@@ -283,9 +286,10 @@ export class StoreLoop {
     peer.storage.writeApplyState(kvWb);
     peer.storage.writeRegionState(kvWb);
     await kvWb.write(true);
-    if (old.oldLast >= old.oldFirst) peer.pendingLogDelete = { from: old.oldFirst - 1n, to: old.oldLast };
+    if (old.oldLast >= old.oldFirst) peer.pendingLogDelete = mergeRange(peer.pendingLogDelete, { from: old.oldFirst - 1n, to: old.oldLast });
     peer.raftStateDirty = true;
-    this.store.snaps.cleanup(peer.regionId);
+    // Only files at or below this index: a newer snapshot may already be received and accepted.
+    this.store.snaps.cleanup(peer.regionId, undefined, md.index);
     this.store.log.info({ region_id: String(peer.regionId), index: String(md.index), term: String(md.term) }, "applied snapshot");
   }
 
@@ -301,7 +305,7 @@ export class StoreLoop {
     const work = this.store.snaps
       .generate(key, kvSnap, region)
       .then((size) => {
-        this.store.snaps.cleanup(region.id, key);
+        this.store.snaps.cleanup(region.id, key, undefined, "gen");
         storage.generated = {
           region,
           path: this.store.snaps.genPath(key),
@@ -344,4 +348,10 @@ export class StoreLoop {
     store.snaps.cleanup(peer.regionId);
     store.log.info({ region_id: String(peer.regionId), peer_id: String(peer.meta.id) }, "peer destroyed");
   }
+}
+
+/** The union of two raft-log ranges (from, to] still to delete. */
+function mergeRange(a: { from: bigint; to: bigint } | undefined, b: { from: bigint; to: bigint }): { from: bigint; to: bigint } {
+  if (!a) return b;
+  return { from: a.from < b.from ? a.from : b.from, to: a.to > b.to ? a.to : b.to };
 }
