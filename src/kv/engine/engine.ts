@@ -132,7 +132,15 @@ export class CfCursor {
   private current: KvEntry | undefined;
   private readonly prefixLen: number;
 
-  constructor(db: Db, snapshot: DbSnapshot, readonly cf: CfName, private readonly lower: Uint8Array, upper: Uint8Array) {
+  constructor(
+    db: Db,
+    snapshot: DbSnapshot,
+    readonly cf: CfName,
+    private readonly lower: Uint8Array,
+    upper: Uint8Array,
+    /** When given, keys it refuses are skipped (a region whose keys are not one contiguous range). */
+    private readonly accept?: (key: Buffer) => boolean,
+  ) {
     const range = cfRange(cf, lower, upper);
     this.prefixLen = cfPrefix(cf).length;
     this.it = db.iterator({ gte: range.gte, lt: range.lt, snapshot }) as unknown as BufferIterator;
@@ -147,8 +155,11 @@ export class CfCursor {
 
   /** Moves to the next entry; `valid` turns false at the end. */
   async next(): Promise<void> {
-    const kv = await this.it.next();
-    this.current = kv === undefined ? undefined : { key: kv[0].subarray(this.prefixLen), value: kv[1] };
+    for (;;) {
+      const kv = await this.it.next();
+      this.current = kv === undefined ? undefined : { key: kv[0].subarray(this.prefixLen), value: kv[1] };
+      if (!this.current || !this.accept || this.accept(this.current.key)) return;
+    }
   }
 
   get valid(): boolean {
@@ -208,8 +219,8 @@ export class EngineSnapshot {
   }
 
   /** A cursor over the user keys [lower, upper) of a CF; empty upper = to the end of the CF. Not yet positioned: call seek(). */
-  cursor(cf: CfName, lower: Uint8Array = Buffer.alloc(0), upper: Uint8Array = Buffer.alloc(0)): CfCursor {
-    return new CfCursor(this.db, this.snap, cf, lower, upper);
+  cursor(cf: CfName, lower: Uint8Array = Buffer.alloc(0), upper: Uint8Array = Buffer.alloc(0), accept?: (key: Buffer) => boolean): CfCursor {
+    return new CfCursor(this.db, this.snap, cf, lower, upper, accept);
   }
 
   /** Iterates raw engine keys in [gte, lt) (meta keys), from the snapshot. */

@@ -1,6 +1,7 @@
 import type { Region, RegionEpoch } from "../../proto/metapb.js";
 import { AdminCmdType, type RaftCmdRequest } from "../../proto/raft_cmdpb.js";
-import { keyInRange } from "../../util/bytes.js";
+import { CF_DEFAULT, isCfName } from "../engine/index.js";
+import { keyInRegion } from "./keyspace.js";
 import { regionErrors } from "./errors.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 
@@ -52,8 +53,10 @@ function fmt(e: RegionEpoch): string {
 /** KeyNotInRegion for the first data key of the request outside the region, if any. */
 export function checkKeysInRegion(req: RaftCmdRequest, region: Region): RegionErrorPb | undefined {
   for (const r of req.requests) {
-    const key = r.put?.key ?? r.delete?.key ?? r.get?.key;
-    if (key && !keyInRange(key, region.startKey, region.endKey)) return regionErrors.keyNotInRegion(key, region);
+    const op = r.put ?? r.delete ?? r.get;
+    if (!op) continue;
+    const cf = isCfName(op.cf) ? op.cf : CF_DEFAULT;
+    if (!keyInRegion(cf, op.key, region)) return regionErrors.keyNotInRegion(op.key, region);
   }
   return undefined;
 }

@@ -9,3 +9,4 @@ export * from "./snap.js";
 export * from "./bootstrap.js";
 export * from "./split-check.js";
 export * from "./scheduler-worker.js";
+export * from "./keyspace.js";

@@ -3,6 +3,7 @@ import { once } from "node:events";
 import { join } from "node:path";
 import { ALL_CFS, type CfName, type EngineSnapshot, type WriteBatch } from "../engine/index.js";
 import type { Region } from "../../proto/metapb.js";
+import { regionCursor } from "./keyspace.js";
 
 /**
  * Snapshot files. A region snapshot is a file of records `cf(1) | keyLen(4) | valueLen(4) | key | value`
@@ -56,7 +57,7 @@ export class SnapManager {
     };
     try {
       for (let cfIndex = 0; cfIndex < ALL_CFS.length; cfIndex++) {
-        const cursor = snap.cursor(ALL_CFS[cfIndex]!, region.startKey, region.endKey);
+        const cursor = regionCursor(snap, ALL_CFS[cfIndex]!, region);
         try {
           await cursor.seek(region.startKey);
           while (cursor.valid) {

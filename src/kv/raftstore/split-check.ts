@@ -1,4 +1,5 @@
 import { CF_DEFAULT, type Engine } from "../engine/index.js";
+import { mvccUserKey, regionCursor } from "./keyspace.js";
 import type { Region } from "../../proto/metapb.js";
 
 export interface SplitCheckResult {
@@ -15,7 +16,7 @@ export interface SplitCheckResult {
  */
 export async function checkSplit(kv: Engine, region: Region, splitSize: number, maxSize: number): Promise<SplitCheckResult> {
   const snap = kv.snapshot();
-  const cursor = snap.cursor(CF_DEFAULT, region.startKey, region.endKey);
+  const cursor = regionCursor(snap, CF_DEFAULT, region);
   let size = 0;
   let splitKey: Buffer | undefined;
   try {
@@ -36,30 +37,7 @@ export async function checkSplit(kv: Engine, region: Region, splitSize: number, 
   return { approximateSize: size, splitKey };
 }
 
-/**
- * Transactional data keys in CF default are `EncodeBytes(userKey) | ^ts(8)`. Region ranges are
- * raw user keys (the client routes by them, and CF lock holds raw keys), so such a key is turned
- * back into its raw user key: the versions of one key then never straddle regions, and the key's
- * lock lives in the same region as its data. Raw keys that do not parse that way are used as
- * they are.
- */
+/** A split key that never separates the versions of one user key (see keyspace.ts). */
 export function userKeyBoundary(key: Buffer): Buffer {
-  const groups: Buffer[] = [];
-  let off = 0;
-  while (off + 9 <= key.length) {
-    const marker = key[off + 8]!;
-    if (marker === 0xff) {
-      groups.push(key.subarray(off, off + 8));
-      off += 9;
-      continue;
-    }
-    const pad = 0xff - marker;
-    if (pad < 1 || pad > 8) return key;
-    for (let i = off + 8 - pad; i < off + 8; i++) if (key[i] !== 0) return key;
-    const end = off + 9;
-    if (key.length !== end + 8) return key;
-    groups.push(key.subarray(off, off + 8 - pad));
-    return Buffer.concat(groups);
-  }
-  return key;
+  return mvccUserKey(key) ?? key;
 }

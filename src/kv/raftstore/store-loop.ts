@@ -7,6 +7,7 @@ import { applyEntries, type ApplyOutcome } from "./apply.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import { ErrProposalDropped } from "../../raft/index.js";
 import { checkRegionEpoch } from "./epoch.js";
+import { regionCursor } from "./keyspace.js";
 import { applyStateKey, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, raftStateKey } from "./keys.js";
 import { Peer } from "./peer.js";
 import { initialRaftState, PeerStorage } from "./peer-storage.js";
@@ -256,7 +257,7 @@ export class StoreLoop {
     const snap = this.store.opts.kv.snapshot();
     try {
       for (const cf of ALL_CFS) {
-        const cursor = snap.cursor(cf, region.startKey, region.endKey);
+        const cursor = regionCursor(snap, cf, region);
         try {
           await cursor.seek(region.startKey);
           while (cursor.valid) {

@@ -1,10 +1,10 @@
 import type { Context } from "../../proto/kvrpcpb.js";
 import type { Region } from "../../proto/metapb.js";
 import { CmdType, type RaftRequestHeader, type Request } from "../../proto/raft_cmdpb.js";
-import { keyInRange } from "../../util/bytes.js";
 import type { CfCursor, CfName, EngineSnapshot } from "../engine/index.js";
 import type { Store } from "../raftstore/store.js";
 import { regionErrors } from "../raftstore/errors.js";
+import { keyInRegion, regionCursor } from "../raftstore/keyspace.js";
 import { InvalidArgumentError, RegionError } from "./errors.js";
 import type { Modify, Storage, StorageReader } from "./storage.js";
 
@@ -55,12 +55,14 @@ export class RegionReader implements StorageReader {
   ) {}
 
   async getCF(cf: CfName, key: Uint8Array): Promise<Buffer | undefined> {
-    if (!keyInRange(key, this.region.startKey, this.region.endKey)) throw new RegionError(regionErrors.keyNotInRegion(Buffer.from(key), this.region));
+    if (!keyInRegion(cf, Buffer.from(key.buffer, key.byteOffset, key.byteLength), this.region)) {
+      throw new RegionError(regionErrors.keyNotInRegion(Buffer.from(key), this.region));
+    }
     return this.snap.get(cf, key);
   }
 
   iterCF(cf: CfName): CfCursor {
-    return this.snap.cursor(cf, this.region.startKey, this.region.endKey);
+    return regionCursor(this.snap, cf, this.region);
   }
 
   close(): Promise<void> {
