@@ -42,6 +42,8 @@ export interface ApplyTarget {
   storage: PeerStorage;
   selfPeerId: bigint;
   applyConfChange(cc: ConfChange): void;
+  /** True when this store already has the region initialized (it caught up by snapshot first). */
+  hasInitializedRegion(regionId: bigint): boolean;
 }
 
 /**
@@ -110,20 +112,21 @@ function applyAdmin(target: ApplyTarget, admin: AdminRequest, entry: Entry, kvWb
       return ok({ compactLog: {} });
     }
     case AdminCmdType.Split:
-      return applySplit(storage, admin, kvWb, out, ok);
+      return applySplit(target, admin, kvWb, out, ok);
     default:
       return errorResponse(regionErrors.other(`admin command ${AdminCmdType[admin.cmdType]} cannot be applied from the log (entry ${entry.index})`));
   }
 }
 
 function applySplit(
-  storage: PeerStorage,
+  target: ApplyTarget,
   admin: AdminRequest,
   kvWb: WriteBatch,
   out: ApplyOutcome,
   ok: (r: Partial<AdminResponse>) => RaftCmdResponse,
 ): RaftCmdResponse {
   const split = admin.split!;
+  const storage = target.storage;
   const region = storage.region;
   const key = split.splitKey;
   if (!keyInRange(key, region.startKey, region.endKey) || key.equals(region.startKey)) {
@@ -146,7 +149,9 @@ function applySplit(
   storage.writeRegionState(kvWb);
   // The new region's state goes in the same batch: a crash must not keep the shrunk left
   // region without the right one that now owns the upper half of the keys.
-  writeNewRegionStates(kvWb, right);
+  // ...unless this store already holds the new region (it caught up by snapshot before this
+  // split applied here): its newer state must not be reset to the split's initial one.
+  if (!target.hasInitializedRegion(right.id)) writeNewRegionStates(kvWb, right);
   out.splitRegions.push(right);
   out.needsSync = true;
   return ok({ split: { regions: [left, right] } });

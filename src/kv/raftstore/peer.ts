@@ -160,6 +160,19 @@ export class Peer {
     }
   }
 
+  /**
+   * Proposals from an earlier term can no longer be matched in index order (the new term's log
+   * may reuse their indexes); a leader that lost and regained leadership between two turns
+   * fails them before recording new ones. Their outcome is unknown to the client, as on any
+   * leader change.
+   */
+  dropProposalsOfOtherTerms(term: bigint): void {
+    if (this.proposals.length === 0 || this.proposals[this.proposals.length - 1]!.term === term) return;
+    const stale = this.proposals.filter((p) => p.term !== term);
+    this.proposals = this.proposals.filter((p) => p.term === term);
+    for (const p of stale) p.done(errorResponse(regionErrors.staleCommand(), this.term));
+  }
+
   /** Fails every waiting request: leadership lost, peer destroyed or store stopping. */
   failAll(error: RegionErrorPb): void {
     for (const p of this.proposals.splice(0)) p.done(errorResponse(error, this.term));

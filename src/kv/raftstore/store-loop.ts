@@ -137,7 +137,12 @@ export class StoreLoop {
     for (const { peer, rd } of work) {
       if (rd.committedEntries.length === 0) continue;
       const outcome = applyEntries(
-        { storage: peer.storage, selfPeerId: peer.meta.id, applyConfChange: (cc) => peer.applyConfChange(cc) },
+        {
+          storage: peer.storage,
+          selfPeerId: peer.meta.id,
+          applyConfChange: (cc) => peer.applyConfChange(cc),
+          hasInitializedRegion: (id) => store.peers.get(id)?.storage.isInitialized() ?? false,
+        },
         rd.committedEntries,
         kvWb,
       );
@@ -177,6 +182,7 @@ export class StoreLoop {
     const batch = peer.proposeQueue.splice(0);
     try {
       const { firstIndex, term } = peer.raw.proposeBatch(batch.map((p) => p.data));
+      peer.dropProposalsOfOtherTerms(term);
       batch.forEach((p, i) => peer.proposals.push({ index: firstIndex + BigInt(i), term, deadline: p.deadline, done: p.done }));
     } catch (err) {
       if (!(err instanceof ErrProposalDropped)) throw err;

@@ -100,7 +100,10 @@ export class Store implements RaftMessageSink {
       }
       const meta = region.peers.find((p) => p.storeId === this.storeId);
       if (!meta) {
-        this.log.warn({ region_id: String(region.id) }, "region state without a peer on this store; skipping");
+        // This store applied its own removal and crashed before destroying the peer: treat the
+        // region as left, so late messages for the old peer cannot create a new one.
+        this.log.warn({ region_id: String(region.id) }, "region state without a peer on this store: treating it as removed");
+        this.tombstones.set(region.id, region.regionEpoch!);
         continue;
       }
       const storage = await PeerStorage.load(this.opts.kv, this.opts.raft, region);
@@ -210,6 +213,7 @@ export class Store implements RaftMessageSink {
           this.loop.schedule();
           return;
         }
+        peer.dropProposalsOfOtherTerms(at.term);
         peer.proposals.push({ index: at.index, term: at.term, deadline: Date.now() + this.config.requestTimeoutMs, done: resolve });
         this.loop.schedule();
       } catch (err) {
