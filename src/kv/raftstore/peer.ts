@@ -187,6 +187,9 @@ export class Peer {
   expire(now: number): void {
     const timeout = () => regionErrors.other(`region ${this.regionId}: request timed out on peer ${this.meta.id}`);
     while (this.proposals.length > 0 && this.proposals[0]!.deadline < now) this.proposals.shift()!.done(errorResponse(timeout(), this.term));
+    while (this.readsWaitingApply.length > 0 && this.readsWaitingApply[0]!.waiters.every((w) => w.deadline < now)) {
+      for (const w of this.readsWaitingApply.shift()!.waiters) w.done({ error: timeout() });
+    }
     for (const [ctx, ws] of this.readsInFlight) {
       if (ws.every((w) => w.deadline < now)) {
         this.readsInFlight.delete(ctx);

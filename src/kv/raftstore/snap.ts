@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { createReadStream, createWriteStream, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { once } from "node:events";
 import { join } from "node:path";
 import { ALL_CFS, type CfName, type EngineSnapshot, type WriteBatch } from "../engine/index.js";
@@ -29,6 +29,8 @@ const HEADER_BYTES = 9;
 const CHUNK_BYTES = 1024 * 1024;
 
 export class SnapManager {
+  private receiving = 0;
+
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
   }
@@ -94,15 +96,19 @@ export class SnapManager {
 
   /** Saves received chunks into the receive file. */
   async receive(k: SnapKey, chunks: AsyncIterable<Buffer>): Promise<void> {
+    // Written aside and renamed into place: a second copy of the same snapshot arriving while
+    // the first is being installed must not truncate the file under the installer.
     const path = this.revPath(k);
-    const out = createWriteStream(path);
+    const tmp = `${path}.${process.pid}.${++this.receiving}.tmp`;
+    const out = createWriteStream(tmp);
     try {
       for await (const chunk of chunks) if (!out.write(chunk)) await once(out, "drain");
       out.end();
       await once(out, "finish");
+      renameSync(tmp, path);
     } catch (err) {
       out.destroy();
-      rmSync(path, { force: true });
+      rmSync(tmp, { force: true });
       throw err;
     }
   }
