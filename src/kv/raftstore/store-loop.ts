@@ -295,6 +295,7 @@ export class StoreLoop {
     await kvWb.write(true);
     if (old.oldLast >= old.oldFirst) peer.pendingLogDelete = mergeRange(peer.pendingLogDelete, { from: old.oldFirst - 1n, to: old.oldLast });
     peer.raftStateDirty = true;
+    this.store.snapshotInstalled(peer.regionId);
     // Only files at or below this index: a newer snapshot may already be received and accepted.
     this.store.snaps.cleanup(peer.regionId, undefined, md.index);
     this.store.log.info({ region_id: String(peer.regionId), index: String(md.index), term: String(md.term) }, "applied snapshot");
@@ -339,6 +340,7 @@ export class StoreLoop {
     if (store.peers.get(peer.regionId) !== peer) return;
     peer.destroyed = true;
     store.peers.delete(peer.regionId);
+    store.snapshotInstalled(peer.regionId);
     peer.failAll(regionErrors.regionNotFound(peer.regionId));
     const kvWb = store.opts.kv.newBatch();
     const raftWb = store.opts.raft.newBatch();

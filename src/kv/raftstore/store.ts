@@ -315,14 +315,28 @@ export class Store implements RaftMessageSink {
     return peer;
   }
 
-  /** True when [start, end) overlaps an initialized region of another id on this store. */
+  /**
+   * Snapshots accepted but not installed yet, by region: their ranges count as taken, so two
+   * overlapping snapshots of different regions are never both on their way in. An entry that
+   * is never installed (raft found the snapshot stale) lapses after a minute.
+   */
+  private readonly pendingSnapshots = new Map<bigint, { region: Region; until: number }>();
+
+  snapshotInstalled(regionId: bigint): void {
+    this.pendingSnapshots.delete(regionId);
+  }
+
+  /** True when [start, end) overlaps an initialized region, or an incoming snapshot, of another id on this store. */
   overlapsExisting(regionId: bigint, start: Buffer, end: Buffer): boolean {
+    const overlaps = (r: Region) =>
+      (r.endKey.length === 0 || compareBytes(start, r.endKey) < 0) && (end.length === 0 || compareBytes(r.startKey, end) < 0);
     for (const p of this.peers.values()) {
-      if (p.regionId === regionId || !p.storage.isInitialized()) continue;
-      const r = p.region;
-      const startsBeforeOtherEnds = r.endKey.length === 0 || compareBytes(start, r.endKey) < 0;
-      const endsAfterOtherStarts = end.length === 0 || compareBytes(r.startKey, end) < 0;
-      if (startsBeforeOtherEnds && endsAfterOtherStarts) return true;
+      if (p.regionId !== regionId && p.storage.isInitialized() && overlaps(p.region)) return true;
+    }
+    const now = Date.now();
+    for (const [id, pending] of this.pendingSnapshots) {
+      if (pending.until < now) this.pendingSnapshots.delete(id);
+      else if (id !== regionId && overlaps(pending.region)) return true;
     }
     return false;
   }
@@ -340,7 +354,9 @@ export class Store implements RaftMessageSink {
       this.log.info({ region_id: String(region.id) }, "dropping a snapshot that overlaps another region here");
       return false;
     }
-    return this.snaps.hasReceived(snapKeyOf({ regionId: peer.regionId, message: m } as RaftMessage));
+    if (!this.snaps.hasReceived(snapKeyOf({ regionId: peer.regionId, message: m } as RaftMessage))) return false;
+    this.pendingSnapshots.set(region.id, { region, until: Date.now() + 60_000 });
+    return true;
   }
 
   private sendTombstone(peer: Peer, msg: RaftMessage): void {
