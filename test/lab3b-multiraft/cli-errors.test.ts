@@ -8,12 +8,24 @@ import { tempDir, waitFor } from "../harness/wait.js";
 /** What a user sees when a store is started against the wrong cluster. */
 describe("tinykv-server refuses a data dir of another cluster", () => {
   const dir = tempDir("tinykv-cli-");
-  afterAll(() => dir.cleanup());
+  const procs: Array<ReturnType<typeof spawnNode>> = [];
+  const clients: SchedulerRpcClient[] = [];
+  // A failed assertion must not leave processes behind.
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    for (const p of procs) {
+      p.child.kill("SIGKILL");
+      await p.exited;
+    }
+    dir.cleanup();
+  });
 
   async function startScheduler(name: string) {
     const addr = `127.0.0.1:${await freePort()}`;
     const proc = spawnNode("tinyscheduler.js", ["--addr", addr, "--data-dir", join(dir.path, name), "--status-addr", ""]);
+    procs.push(proc);
     const client = await SchedulerRpcClient.connect(addr, { connectDeadlineMs: 15_000 });
+    clients.push(client);
     return { addr, proc, client };
   }
 
@@ -22,6 +34,7 @@ describe("tinykv-server refuses a data dir of another cluster", () => {
     const a = await startScheduler("sched-a");
     const storeAddr = `127.0.0.1:${await freePort()}`;
     const store = spawnNode("tinykv-server.js", ["--path", storePath, "--addr", storeAddr, "--scheduler", a.addr]);
+    procs.push(store);
     await waitFor(async () => (await a.client.getAllStores()).length === 1, { timeoutMs: 20_000, message: `the store never registered\n${store.output()}` });
     store.child.kill("SIGTERM");
     expect(await store.exited).toBe(0);
@@ -31,6 +44,7 @@ describe("tinykv-server refuses a data dir of another cluster", () => {
 
     const b = await startScheduler("sched-b");
     const again = spawnNode("tinykv-server.js", ["--path", storePath, "--addr", storeAddr, "--scheduler", b.addr]);
+    procs.push(again);
     expect(await again.exited).toBe(1);
     const lines = again.output().trim().split("\n").filter((l) => l.startsWith("tinykv-server: error"));
     expect(lines).toHaveLength(1);
