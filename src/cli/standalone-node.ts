@@ -8,8 +8,12 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
+export interface StandaloneNode extends RunningNode {
+  storage: StandaloneStorage;
+}
+
 /** Builds and starts a standalone store: one LevelDB under `<path>/kv`, the TinyKv service on `addr`. */
-export async function startStandaloneServer(opts: { path: string; addr: string; log: Logger }): Promise<RunningNode> {
+export async function startStandaloneServer(opts: { path: string; addr: string; log: Logger }): Promise<StandaloneNode> {
   const storage = new StandaloneStorage(join(opts.path, "kv"));
   await storage.start();
   try {
@@ -17,6 +21,7 @@ export async function startStandaloneServer(opts: { path: string; addr: string; 
     const { server, port } = await listenTinyKv(service, opts.addr);
     return {
       port,
+      storage,
       async stop() {
         await shutdownGracefully(server);
         await storage.stop();

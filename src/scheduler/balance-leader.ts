@@ -63,14 +63,7 @@ export class BalanceLeaderScheduler {
         if (s && isTargetSuitable(cluster, s) && (!target || s.leaderCount < target.leaderCount)) target = s;
       }
       if (!target || !this.shouldBalance(source, target)) continue;
-      return transferLeaderOperator(
-        cluster,
-        `balance-leader: region ${region.meta.id} leader from store ${source.id} to store ${target.id}`,
-        region,
-        source.id,
-        target.id,
-        OpKind.Balance,
-      );
+      return balanceOperator(cluster, region, source, target);
     }
     return undefined;
   }
@@ -83,15 +76,13 @@ export class BalanceLeaderScheduler {
       const sourceId = leaderStoreId(region);
       const source = sourceId === undefined ? undefined : cluster.getStore(sourceId);
       if (!source || !isSourceSuitable(cluster, source) || !this.shouldBalance(source, target)) continue;
-      return transferLeaderOperator(
-        cluster,
-        `balance-leader: region ${region.meta.id} leader from store ${source.id} to store ${target.id}`,
-        region,
-        source.id,
-        target.id,
-        OpKind.Balance,
-      );
+      return balanceOperator(cluster, region, source, target);
     }
     return undefined;
   }
+}
+
+function balanceOperator(cluster: ClusterModel, region: Parameters<typeof transferLeaderOperator>[2], source: StoreInfo, target: StoreInfo): Operator {
+  const desc = `balance-leader: region ${region.meta.id} leader from store ${source.id} to store ${target.id}`;
+  return transferLeaderOperator(cluster, desc, region, source.id, target.id, OpKind.Balance);
 }

@@ -2,8 +2,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { StandaloneStorage } from "../../src/kv/storage/index.js";
-import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
+import { startStandaloneServer, type StandaloneNode } from "../../src/cli/standalone-node.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { tempDir } from "../harness/wait.js";
 
@@ -14,8 +13,7 @@ import { tempDir } from "../harness/wait.js";
 describe("a client generated at run time from the .proto files", () => {
   const protoDir = fileURLToPath(new URL("../../proto", import.meta.url));
   let dir: ReturnType<typeof tempDir>;
-  let storage: StandaloneStorage;
-  let server: grpc.Server;
+  let node: StandaloneNode;
   // proto-loader clients are untyped by nature.
   let client: any;
 
@@ -24,19 +22,14 @@ describe("a client generated at run time from the .proto files", () => {
 
   beforeAll(async () => {
     dir = tempDir();
-    storage = new StandaloneStorage(dir.path);
-    await storage.start();
-    const svc = createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), log: silentLogger });
-    const listening = await listenTinyKv(svc, "127.0.0.1:0");
-    server = listening.server;
+    node = await startStandaloneServer({ path: dir.path, addr: "127.0.0.1:0", log: silentLogger });
     const def = protoLoader.loadSync("tinykvpb.proto", { includeDirs: [protoDir], keepCase: true, longs: String, defaults: true });
     const pkg = grpc.loadPackageDefinition(def) as any;
-    client = new pkg.tinykvpb.TinyKv(`127.0.0.1:${listening.port}`, grpc.credentials.createInsecure());
+    client = new pkg.tinykvpb.TinyKv(`127.0.0.1:${node.port}`, grpc.credentials.createInsecure());
   });
   afterAll(async () => {
     client.close();
-    server.forceShutdown();
-    await storage.stop();
+    await node.stop();
     dir.cleanup();
   });
 

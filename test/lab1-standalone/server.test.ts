@@ -1,7 +1,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StandaloneStorage } from "../../src/kv/storage/index.js";
-import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers, MAX_VALUE_BYTES } from "../../src/kv/server/index.js";
+import { MAX_VALUE_BYTES } from "../../src/kv/server/index.js";
+import { startStandaloneServer, type StandaloneNode } from "../../src/cli/standalone-node.js";
 import { CF_DEFAULT, CF_WRITE } from "../../src/kv/engine/index.js";
 import { TinyKvRpc } from "../../src/client/kv-rpc.js";
 import { silentLogger } from "../../src/util/logger.js";
@@ -13,7 +14,7 @@ const b = (s: string) => Buffer.from(s);
 describe("lab1 standalone server over gRPC", () => {
   let dir: ReturnType<typeof tempDir>;
   let storage: StandaloneStorage;
-  let server: grpc.Server;
+  let node: StandaloneNode;
   let client: TinyKvRpc;
 
   const put = (key: string, value: string, cf = "") => client.rawPut({ key: b(key), value: b(value), cf });
@@ -23,17 +24,13 @@ describe("lab1 standalone server over gRPC", () => {
 
   beforeAll(async () => {
     dir = tempDir();
-    storage = new StandaloneStorage(dir.path);
-    await storage.start();
-    const svc = createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), log: silentLogger });
-    const listening = await listenTinyKv(svc, "127.0.0.1:0");
-    server = listening.server;
-    client = new TinyKvRpc(`127.0.0.1:${listening.port}`);
+    node = await startStandaloneServer({ path: dir.path, addr: "127.0.0.1:0", log: silentLogger });
+    storage = node.storage;
+    client = new TinyKvRpc(`127.0.0.1:${node.port}`);
   });
   afterAll(async () => {
     client.close();
-    server.forceShutdown();
-    await storage.stop();
+    await node.stop();
     dir.cleanup();
   });
 

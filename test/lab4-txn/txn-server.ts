@@ -6,8 +6,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "vitest";
 import { CF_DEFAULT, CF_LOCK, CF_WRITE, type CfName } from "../../src/kv/engine/index.js";
-import { StandaloneStorage } from "../../src/kv/storage/index.js";
-import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
+import type { StandaloneStorage } from "../../src/kv/storage/index.js";
+import { startStandaloneServer, type StandaloneNode } from "../../src/cli/standalone-node.js";
 import { TinyKvRpc } from "../../src/client/kv-rpc.js";
 import { encodeKey, Lock, Write, WriteKind } from "../../src/txn/index.js";
 import { silentLogger } from "../../src/util/logger.js";
@@ -22,28 +22,22 @@ export interface TxnServer {
 
 export async function startTxnServer(): Promise<TxnServer> {
   const dir = tempDir("tinykv-lab4-");
-  const storage = new StandaloneStorage(dir.path);
-  await storage.start();
-  const svc = createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), log: silentLogger });
-  let server: grpc.Server;
-  let port: number;
+  let node: StandaloneNode;
   try {
-    ({ server, port } = await listenTinyKv(svc, "127.0.0.1:0"));
+    node = await startStandaloneServer({ path: dir.path, addr: "127.0.0.1:0", log: silentLogger });
   } catch (err) {
-    await storage.stop();
     dir.cleanup();
     throw err;
   }
-  const addr = `127.0.0.1:${port}`;
+  const addr = `127.0.0.1:${node.port}`;
   const client = new TinyKvRpc(addr);
   return {
-    storage,
+    storage: node.storage,
     client,
     addr,
     async stop() {
       client.close();
-      server.forceShutdown();
-      await storage.stop();
+      await node.stop();
       dir.cleanup();
     },
   };
