@@ -183,7 +183,7 @@ export class StoreLoop {
     try {
       const { firstIndex, term } = peer.raw.proposeBatch(batch.map((p) => p.data));
       peer.dropProposalsOfOtherTerms(term);
-      batch.forEach((p, i) => peer.proposals.push({ index: firstIndex + BigInt(i), term, deadline: p.deadline, done: p.done }));
+      batch.forEach((p, i) => peer.proposals.push({ index: firstIndex + BigInt(i), term, done: p.done }));
     } catch (err) {
       if (!(err instanceof ErrProposalDropped)) throw err;
       const error = peer.isLeader() ? regionErrors.other(err.message) : peer.notLeaderError();

@@ -139,7 +139,7 @@ export class Store implements RaftMessageSink {
     const splitEvery = Math.max(1, Math.round(this.config.splitRegionCheckTickMs / this.config.raftBaseTickMs));
     for (const peer of this.peers.values()) {
       peer.raw.tick();
-      peer.expire(now);
+      peer.expireReads(now);
       if (this.ticks % gcEvery === 0) maybeCompactLog(this, peer);
       if (this.ticks % hbEvery === 0 && peer.isLeader()) this.opts.hooks?.onRegionHeartbeat?.(peer);
     }
@@ -209,12 +209,12 @@ export class Store implements RaftMessageSink {
           at = peer.raw.proposeConfChange(cc);
         } else {
           // Batched with the other commands of this turn: one append message per follower.
-          peer.proposeQueue.push({ data: Buffer.from(RaftCmdRequest.encode(req).finish()), deadline: Date.now() + this.config.requestTimeoutMs, done: resolve });
+          peer.proposeQueue.push({ data: Buffer.from(RaftCmdRequest.encode(req).finish()), done: resolve });
           this.loop.schedule();
           return;
         }
         peer.dropProposalsOfOtherTerms(at.term);
-        peer.proposals.push({ index: at.index, term: at.term, deadline: Date.now() + this.config.requestTimeoutMs, done: resolve });
+        peer.proposals.push({ index: at.index, term: at.term, done: resolve });
         this.loop.schedule();
       } catch (err) {
         if (!(err instanceof ErrProposalDropped)) throw err;
