@@ -31,6 +31,18 @@ export interface ReadWaiter {
 }
 
 /**
+ * A message that may create a peer on a store that has none for its region: a (pre-)vote, or the
+ * first heartbeat of a new leader (commit 0). Such messages carry the region's range.
+ */
+export function isInitialMessage(m: Message): boolean {
+  return (
+    m.msgType === MessageType.MsgRequestVote ||
+    m.msgType === MessageType.MsgRequestPreVote ||
+    (m.msgType === MessageType.MsgHeartbeat && m.commit === 0n)
+  );
+}
+
+/**
  * One replica of one region on this store: its raft node, its storage, and the requests
  * waiting on it. All mutation happens on the store loop; the peer itself does no I/O.
  */
@@ -132,10 +144,7 @@ export class Peer {
     const to = this.peerById(msg.to);
     if (!to) return undefined;
     const region = this.region;
-    const initial =
-      msg.msgType === MessageType.MsgRequestVote ||
-      msg.msgType === MessageType.MsgRequestPreVote ||
-      (msg.msgType === MessageType.MsgHeartbeat && msg.commit === 0n);
+    const initial = isInitialMessage(msg);
     return {
       regionId: region.id,
       fromPeer: this.meta,

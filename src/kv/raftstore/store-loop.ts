@@ -153,7 +153,7 @@ export class StoreLoop {
     await kvWb.write(kvSync);
 
     // 4. Answer and follow up.
-    for (const { peer, outcome } of outcomes) this.afterApply(peer, outcome);
+    for (const { peer, outcome } of outcomes) await this.afterApply(peer, outcome);
     for (const { peer, rd } of work) {
       if (rd.softState && !peer.isLeader()) peer.failAll(peer.notLeaderError());
       // A new leader tells the scheduler at once, so clients find it without waiting a heartbeat period.
@@ -222,19 +222,21 @@ export class StoreLoop {
     }
   }
 
-  private afterApply(peer: Peer, outcome: ApplyOutcome): void {
+  private async afterApply(peer: Peer, outcome: ApplyOutcome): Promise<void> {
     for (const { index, term, resp } of outcome.responses) peer.finishProposal(index, term, resp);
     if (outcome.compacted) {
       const prev = peer.pendingLogDelete;
       peer.pendingLogDelete = mergeRange(prev, outcome.compacted);
       peer.raftStateDirty = true;
     }
-    for (const region of outcome.splitRegions) this.createSplitPeer(peer, region);
+    for (const region of outcome.splitRegions) await this.createSplitPeer(peer, region);
     if ((outcome.confChanged || outcome.splitRegions.length > 0) && peer.isLeader()) this.store.opts.hooks?.onRegionHeartbeat?.(peer);
   }
 
-  private createSplitPeer(parent: Peer, region: Region): void {
+  private async createSplitPeer(parent: Peer, region: Region): Promise<void> {
     const store = this.store;
+    // An uninitialized peer of the new region may have voted here, perhaps before a restart.
+    const persisted = store.peers.has(region.id) ? undefined : await store.persistedHardState(region.id);
     const existing = store.peers.get(region.id);
     if (existing?.storage.isInitialized()) return; // it already caught up by snapshot
     if (existing) {
@@ -246,7 +248,7 @@ export class StoreLoop {
     const storage = new PeerStorage(
       region,
       // Keep the replaced uninitialized peer's term and vote: it may have voted in this region.
-      initialRaftState(existing?.storage.raftState.hardState, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM),
+      initialRaftState(existing?.storage.raftState.hardState ?? persisted, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM),
       { appliedIndex: RAFT_INIT_LOG_INDEX, truncatedState: { index: RAFT_INIT_LOG_INDEX, term: RAFT_INIT_LOG_TERM } },
       [],
     );

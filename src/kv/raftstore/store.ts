@@ -1,5 +1,5 @@
 import { ErrProposalDropped, MessageType, SnapshotStatus, type Message } from "../../raft/index.js";
-import { ConfChange, ConfChangeType } from "../../raft/eraftpb.js";
+import { ConfChange, ConfChangeType, HardState } from "../../raft/eraftpb.js";
 import type { Peer as PeerMeta, Region, RegionEpoch } from "../../proto/metapb.js";
 import { AdminCmdType, RaftCmdRequest, RaftCmdResponse, type RaftRequestHeader } from "../../proto/raft_cmdpb.js";
 import { PeerState, RaftApplyState, RaftLocalState, RaftSnapshotData, RegionLocalState, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
@@ -10,8 +10,8 @@ import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } 
 import type { RaftstoreConfig } from "./config.js";
 import { checkKeysInRegion, checkRegionEpoch, isEpochStale } from "./epoch.js";
 import { errorResponse, regionErrors } from "./errors.js";
-import { REGION_META_MAX_KEY, REGION_META_MIN_KEY } from "./keys.js";
-import { Peer, type ReadOutcome } from "./peer.js";
+import { raftStateKey, REGION_META_MAX_KEY, REGION_META_MIN_KEY } from "./keys.js";
+import { isInitialMessage, Peer, type ReadOutcome } from "./peer.js";
 import { PeerStorage } from "./peer-storage.js";
 import { SnapManager, type SnapKey } from "./snap.js";
 import { StoreLoop } from "./store-loop.js";
@@ -254,8 +254,8 @@ export class Store implements RaftMessageSink {
       return;
     }
     if (!peer) {
-      peer = this.maybeCreatePeer(msg);
-      if (!peer) return;
+      this.maybeCreatePeer(msg);
+      return;
     }
     if (peer.storage.isInitialized() && isEpochStale(msg.regionEpoch, peer.region.regionEpoch) && !peer.region.peers.some((p) => p.id === msg.fromPeer!.id)) {
       this.sendTombstone(peer, msg);
@@ -300,19 +300,54 @@ export class Store implements RaftMessageSink {
     return this.snaps.readGenerated(snapKeyOf(msg));
   }
 
-  private maybeCreatePeer(msg: RaftMessage): Peer | undefined {
-    const m = msg.message!;
-    const initial = m.msgType === MessageType.MsgRequestVote || m.msgType === MessageType.MsgRequestPreVote || (m.msgType === MessageType.MsgHeartbeat && m.commit === 0n);
-    if (!initial) return undefined;
+  /** Messages for regions whose uninitialized peer is being created (its raft state is loading). */
+  private readonly creating = new Map<bigint, RaftMessage[]>();
+
+  /**
+   * A message for a region this store has no peer of may create an uninitialized one that waits
+   * for a snapshot. Its persisted term and vote are loaded first: a peer that voted before a
+   * restart must not vote again in the same term. Messages arriving meanwhile wait with it.
+   */
+  private maybeCreatePeer(msg: RaftMessage): void {
+    if (!isInitialMessage(msg.message!)) return;
+    const waiting = this.creating.get(msg.regionId);
+    if (waiting) {
+      waiting.push(msg);
+      return;
+    }
+    if (!this.mayCreatePeer(msg)) return;
+    this.creating.set(msg.regionId, [msg]);
+    void this.persistedHardState(msg.regionId)
+      .then((hardState) => {
+        const queued = this.creating.get(msg.regionId) ?? [];
+        this.creating.delete(msg.regionId);
+        if (this.stopped || this.peers.has(msg.regionId) || !this.mayCreatePeer(msg)) return queued;
+        const region: Region = { id: msg.regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 0n, version: 0n }, peers: [] };
+        const raftState = RaftLocalState.create({ hardState: { term: hardState.term, vote: hardState.vote, commit: 0n } });
+        const storage = new PeerStorage(region, raftState, RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } }), []);
+        this.addPeer(new Peer(this.storeId, msg.toPeer!, storage, this.config));
+        this.log.info({ region_id: String(msg.regionId), peer_id: String(msg.toPeer!.id), term: String(hardState.term) }, "created uninitialized peer from a message");
+        return queued;
+      })
+      .then((queued) => {
+        for (const m of queued) this.onRaftMessage(m);
+      })
+      .catch((err: unknown) => {
+        this.creating.delete(msg.regionId);
+        this.log.error({ err, region_id: String(msg.regionId) }, "could not load the raft state of a new peer; its messages are dropped");
+      });
+  }
+
+  private mayCreatePeer(msg: RaftMessage): boolean {
     const tomb = this.tombstones.get(msg.regionId);
-    if (tomb && !isEpochStale(tomb, msg.regionEpoch)) return undefined; // late message for a region we left
-    if (this.overlapsExisting(msg.regionId, msg.startKey, msg.endKey)) return undefined;
-    const region: Region = { id: msg.regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 0n, version: 0n }, peers: [] };
-    const storage = new PeerStorage(region, RaftLocalState.create({ hardState: {} }), RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } }), []);
-    const peer = new Peer(this.storeId, msg.toPeer!, storage, this.config);
-    this.addPeer(peer);
-    this.log.info({ region_id: String(msg.regionId), peer_id: String(msg.toPeer!.id) }, "created uninitialized peer from a message");
-    return peer;
+    if (tomb && !isEpochStale(tomb, msg.regionEpoch!)) return false; // late message for a region we left
+    return !this.overlapsExisting(msg.regionId, msg.startKey, msg.endKey);
+  }
+
+  /** The term and vote this store last persisted for a region (zero when it never had a peer of it). */
+  async persistedHardState(regionId: bigint): Promise<HardState> {
+    const buf = await this.opts.raft.getMeta(raftStateKey(regionId));
+    return (buf ? RaftLocalState.decode(buf).hardState : undefined) ?? HardState.create();
   }
 
   /**
