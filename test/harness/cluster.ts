@@ -263,7 +263,7 @@ export class TestCluster {
             `rawApplied=${r.raftLog.applied} vote=${r.vote} nodes=[${[...r.prs.keys()].join(",")}] votes=${JSON.stringify([...(r.votes ?? new Map()).entries()].map(([k, v]) => `${k}:${v}`))}`,
         );
       }
-      for (const [rid, ep] of slot.store.tombstones) lines.push(`store ${id} region ${rid}: tombstone epoch=${ep.confVer}/${ep.version}`);
+      for (const [rid, r] of slot.store.tombstones) lines.push(`store ${id} region ${rid}: tombstone epoch=${r.regionEpoch?.confVer}/${r.regionEpoch?.version}`);
     }
     return lines.join("\n");
   }

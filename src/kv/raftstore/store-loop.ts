@@ -12,6 +12,8 @@ import { applyStateKey, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, raftStateKey } 
 import { Peer } from "./peer.js";
 import { initialRaftState, PeerStorage } from "./peer-storage.js";
 import type { Store } from "./store.js";
+import { persistedHardState } from "./inbox.js";
+import { integrityMeta } from "./snap.js";
 
 /**
  * The store loop. One turn handles the Readies of all peers together: snapshots to install,
@@ -236,7 +238,7 @@ export class StoreLoop {
   private async createSplitPeer(parent: Peer, region: Region): Promise<void> {
     const store = this.store;
     // An uninitialized peer of the new region may have voted here, perhaps before a restart.
-    const persisted = store.peers.has(region.id) ? undefined : await store.persistedHardState(region.id);
+    const persisted = store.peers.has(region.id) ? undefined : await persistedHardState(store, region.id);
     const existing = store.peers.get(region.id);
     if (existing?.storage.isInitialized()) return; // it already caught up by snapshot
     if (existing) {
@@ -314,13 +316,13 @@ export class StoreLoop {
     peer.generatingSnapshot = true;
     const work = this.store.snaps
       .generate(key, kvSnap, region)
-      .then((size) => {
+      .then((integrity) => {
         this.store.snaps.cleanup(region.id, key, undefined, "gen");
         storage.generated = {
           region,
           path: this.store.snaps.genPath(key),
           snapshot: {
-            data: Buffer.from(RaftSnapshotData.encode({ region, fileSize: BigInt(size), data: [], meta: { cfFiles: [] } }).finish()),
+            data: Buffer.from(RaftSnapshotData.encode({ region, fileSize: BigInt(integrity.size), data: [], meta: integrityMeta(integrity) }).finish()),
             metadata: { index, term, confState: { nodes: region.peers.map((p) => p.id) } },
           },
         };
@@ -341,6 +343,9 @@ export class StoreLoop {
     const store = this.store;
     if (store.peers.get(peer.regionId) !== peer) return;
     peer.destroyed = true;
+    // The tombstone comes first: a message arriving while the data is being cleared must not
+    // recreate the peer being destroyed.
+    if (peer.storage.isInitialized()) store.tombstones.set(peer.regionId, peer.region);
     store.peers.delete(peer.regionId);
     store.snapshotInstalled(peer.regionId);
     peer.failAll(regionErrors.regionNotFound(peer.regionId));
@@ -349,7 +354,6 @@ export class StoreLoop {
     if (peer.storage.isInitialized()) {
       if (!store.overlapsExisting(peer.regionId, peer.region.startKey, peer.region.endKey)) await this.clearRange(kvWb, peer.region);
       peer.storage.writeRegionState(kvWb, PeerState.Tombstone);
-      store.tombstones.set(peer.regionId, peer.region.regionEpoch!);
     }
     kvWb.deleteMeta(applyStateKey(peer.regionId));
     peer.storage.deleteLogRange(raftWb, peer.storage.truncatedIndex, peer.storage.lastIndex());
