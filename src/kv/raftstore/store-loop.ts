@@ -140,7 +140,7 @@ export class StoreLoop {
     const outcomes: Array<{ peer: Peer; outcome: ApplyOutcome }> = [];
     let kvSync = false;
     for (const { peer, rd } of work) {
-      if (rd.committedEntries.length === 0) continue;
+      if (rd.committedEntries.length === 0 || peer.retiring) continue; // a retiring peer applies nothing after its removal
       const outcome = applyEntries(
         {
           storage: peer.storage,
@@ -174,7 +174,10 @@ export class StoreLoop {
       if (!peer.destroyed) peer.raw.advance(rd);
     }
     for (const { peer, outcome } of outcomes) {
-      if (outcome.removedSelf && !this.worker.destroy(peer)) this.toDestroy.add(peer);
+      if (!outcome.removedSelf) continue;
+      // A leader hands the commit of its own removal to the others before it goes (peer.retiring).
+      if (peer.isLeader() && peer.region.peers.length > 0) peer.retire(peer.storage.appliedIndex, store.tickCount);
+      else if (!this.worker.destroy(peer)) this.toDestroy.add(peer);
     }
     for (const peer of store.peers.values()) {
       if (peer.storage.snapshotRequested && !peer.generatingSnapshot) this.worker.generate(peer);

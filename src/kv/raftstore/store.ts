@@ -133,6 +133,11 @@ export class Store implements RaftMessageSink {
     this.peers.set(peer.regionId, peer);
   }
 
+  /** Ticks since start (the store's clock for per-peer chores). */
+  get tickCount(): number {
+    return this.ticks;
+  }
+
   private onTick(): void {
     if (this.stopped) return;
     this.ticks++;
@@ -143,6 +148,7 @@ export class Store implements RaftMessageSink {
     for (const peer of this.peers.values()) {
       if (this.loop.isBusy(peer)) continue; // frozen while its snapshot installs
       peer.raw.tick();
+      if (peer.retirementDone(this.ticks, 2 * this.config.raftElectionTicks, 10 * this.config.raftElectionTicks)) this.loop.destroyLater(peer);
       peer.expireReads(now);
       if (this.ticks % gcEvery === 0) maybeCompactLog(this, peer);
       if (this.ticks % hbEvery === 0 && peer.isLeader()) this.opts.hooks?.onRegionHeartbeat?.(peer);
@@ -176,6 +182,7 @@ export class Store implements RaftMessageSink {
     }
     const peer = this.peers.get(regionId);
     if (!peer || peer.destroyed) return errorResponse(regionErrors.regionNotFound(regionId));
+    if (peer.retiring) return errorResponse(regionErrors.notLeader(regionId), peer.term); // removed: leads only to hand over
     if (!peer.isLeader()) return errorResponse(peer.notLeaderError(), peer.term);
     if (header?.term && header.term !== 0n && peer.term > header.term + 1n) return errorResponse(regionErrors.staleCommand(), peer.term);
     return peer;
