@@ -348,7 +348,7 @@ export class SchedulerCore {
     this.requireBootstrapped();
     const s = this.oc.getStatus(regionId);
     if (!s) return undefined;
-    return { desc: s.op.desc, kind: kindString(s.op.kind), status: s.status };
+    return { desc: s.op.describe(), kind: kindString(s.op.kind), status: s.status };
   }
 
 
