@@ -10,7 +10,7 @@ import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
 import { ClusterModel, type Clock } from "./cluster.js";
 import { Coordinator, type CoordinatorOptions } from "./coordinator.js";
-import { ClusterIdMismatchError, InvalidRequestError, SchedulerError, StaleRegionError } from "./errors.js";
+import { ClusterIdMismatchError, InvalidRequestError, SchedulerError, StaleRegionError, StoreStateError } from "./errors.js";
 import { IdAllocator } from "./id-allocator.js";
 import type { MetaKV } from "./meta-kv.js";
 import { MetaStorage } from "./meta-storage.js";
@@ -201,7 +201,11 @@ export class SchedulerCore {
     this.log.info({ store_id: store.id.toString(), address: store.address }, "store registered");
   }
 
-  /** Sets a store's state (operators' tool: offline a store to drain it, tombstone a drained one). */
+  /**
+   * Sets a store's state (operators' tool: offline a store to drain it, tombstone a drained one).
+   * As PD, only an offline store that holds no region may become a tombstone: anything else would
+   * drop replicas the scheduler can no longer move.
+   */
   setStoreState(storeId: bigint, state: StoreState): Promise<void> {
     return this.serial(() => this.doSetStoreState(storeId, state));
   }
@@ -209,6 +213,16 @@ export class SchedulerCore {
   private async doSetStoreState(storeId: bigint, state: StoreState): Promise<void> {
     const s = this.getStore(storeId);
     if (s.isTombstone() && state !== StoreState.Tombstone) throw SchedulerError.storeTombstone(storeId);
+    if (state === StoreState.Tombstone && !s.isTombstone()) {
+      const from = StoreState[s.meta.state] ?? String(s.meta.state);
+      if (!s.isOffline()) {
+        throw new StoreStateError(storeId, from, "Tombstone", "only an Offline store can become a tombstone; set it offline first so its regions move away");
+      }
+      const left = this.cluster.regions.statsOf(storeId).regionCount;
+      if (left > 0) {
+        throw new StoreStateError(storeId, from, "Tombstone", `it still holds ${left} region${left === 1 ? "" : "s"}; wait until the scheduler has moved them all away`);
+      }
+    }
     const meta = Store.create({ ...s.meta, state });
     await this.storage.saveStore(meta);
     this.cluster.putStore(meta);
