@@ -17,6 +17,7 @@ export class ReplicaChecker {
     if (!region.leader || leaderStoreId(region) === undefined) return undefined;
     const max = cluster.maxReplicas;
     const peers = region.meta.peers;
+    const have = `${peers.length} peer${peers.length === 1 ? "" : "s"} for ${max} replicas`;
     const why = (text: string, source?: StoreInfo, target?: StoreInfo): Decision => ({
       scheduler: this.name,
       why: text,
@@ -31,7 +32,7 @@ export class ReplicaChecker {
       const state = storeState(cluster, p.storeId);
       if (peers.length > max) {
         const op = removePeerOperator(cluster, `replica-checker: remove peer on unhealthy store ${p.storeId}`, region, p.storeId, OpKind.Replica);
-        if (op) return op.because(why(`${peers.length} peers for ${max} replicas and store ${p.storeId} is ${state}`, cluster.getStore(p.storeId)));
+        if (op) return op.because(why(`${have} and store ${p.storeId} is ${state}`, cluster.getStore(p.storeId)));
         continue;
       }
       const target = this.bestTarget(cluster, region);
@@ -51,7 +52,7 @@ export class ReplicaChecker {
       const target = this.bestTarget(cluster, region);
       if (!target) return undefined;
       return addPeerOperator(cluster, `replica-checker: add peer on store ${target.id}`, region, target.id, allocPeerId(), OpKind.Replica).because(
-        why(`${peers.length} peers for ${max} replicas; store ${target.id} is the healthy store with the least data`, undefined, target),
+        why(`${have}; store ${target.id} is the healthy store with the least data`, undefined, target),
       );
     }
 
@@ -59,7 +60,7 @@ export class ReplicaChecker {
       const worst = this.worstPeer(cluster, region);
       if (!worst) return undefined;
       const op = removePeerOperator(cluster, `replica-checker: remove extra peer on store ${worst.store.id}`, region, worst.store.id, OpKind.Replica);
-      return op?.because(why(`${peers.length} peers for ${max} replicas; ${worst.reason}`, worst.store));
+      return op?.because(why(`${have}; ${worst.reason}`, worst.store));
     }
     return undefined;
   }
