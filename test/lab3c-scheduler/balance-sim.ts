@@ -20,6 +20,10 @@ export interface SimOptions {
   newStores: number;
   regions: number;
   regionSizeMib?: number;
+  /** Region sizes are drawn from regionSizeMib x [1 - spread, 1 + spread]. */
+  sizeSpread?: number;
+  /** Each heartbeat reports the size off by up to this fraction (approximate sizes are noisy). */
+  sizeJitter?: number;
   heartbeatMs?: number;
   storeHeartbeatMs?: number;
   /** From a leader receiving a command to the change being applied. */
@@ -40,8 +44,10 @@ export interface SimResult {
   /** Virtual ms of the last applied change (the time to converge). */
   lastChangeAtMs: number;
   lastOperatorAtMs: number;
-  /** Final region count per store id, and replicas per region / pending peers at the end. */
+  /** Final region count and size (MiB) per store id, and replicas per region / pending peers at the end. */
   regionCounts: Map<number, number>;
+  regionSizes: Map<number, number>;
+  maxRegionSizeMib: number;
   badlyReplicated: number;
   pendingAtEnd: number;
   initialCounts: Map<number, number>;
@@ -49,6 +55,7 @@ export interface SimResult {
 
 interface SimRegion {
   meta: Region;
+  sizeMib: number;
   leader: Peer;
   /** Peer id -> virtual ms at which it has caught up. */
   catchingUp: Map<bigint, number>;
@@ -82,7 +89,7 @@ export class BalanceSim {
   private readonly result: SimResult;
 
   constructor(opts: SimOptions) {
-    this.o = { regionSizeMib: 10, heartbeatMs: 1000, storeHeartbeatMs: 2000, applyDelayMs: 100, snapshotMs: 2000, tickMs: 100, ...opts };
+    this.o = { regionSizeMib: 10, sizeSpread: 0, sizeJitter: 0, heartbeatMs: 1000, storeHeartbeatMs: 2000, applyDelayMs: 100, snapshotMs: 2000, tickMs: 100, ...opts };
     this.rng = seededRng(opts.seed);
     this.cluster = new ClusterModel({ clock: () => this.now, rng: seededRng(opts.seed * 7919 + 1), maxReplicas: 3 });
     this.oc = new OperatorController(() => this.now);
@@ -100,6 +107,8 @@ export class BalanceSim {
       lastChangeAtMs: 0,
       lastOperatorAtMs: 0,
       regionCounts: new Map(),
+      regionSizes: new Map(),
+      maxRegionSizeMib: 0,
       badlyReplicated: 0,
       pendingAtEnd: 0,
       initialCounts: new Map(),
@@ -118,7 +127,8 @@ export class BalanceSim {
       const peers = stores.map((s) => Peer.create({ id: ++peerId, storeId: BigInt(s) }));
       const key = (n: number) => (n > regions ? Buffer.alloc(0) : Buffer.from(`k${String(n).padStart(6, "0")}`));
       const meta = Region.create({ id: BigInt(i), startKey: i === 1 ? Buffer.alloc(0) : key(i), endKey: key(i + 1), regionEpoch: { confVer: 3n, version: 1n }, peers });
-      const r: SimRegion = { meta, leader: peers[i % 3]!, catchingUp: new Map(), busy: false };
+      const sizeMib = Math.round(this.o.regionSizeMib * (1 + this.o.sizeSpread * (2 * this.rng() - 1)));
+      const r: SimRegion = { meta, sizeMib, leader: peers[i % 3]!, catchingUp: new Map(), busy: false };
       this.regions.set(meta.id, r);
       this.heartbeat(r);
       // Periodic heartbeats, staggered over the interval.
@@ -149,6 +159,11 @@ export class BalanceSim {
     this.now = end;
     for (const s of this.cluster.getStores()) this.result.regionCounts.set(Number(s.id), s.regionCount);
     for (const r of this.regions.values()) {
+      this.result.maxRegionSizeMib = Math.max(this.result.maxRegionSizeMib, r.sizeMib);
+      for (const p of r.meta.peers) {
+        const id = Number(p.storeId);
+        this.result.regionSizes.set(id, (this.result.regionSizes.get(id) ?? 0) + r.sizeMib);
+      }
       if (r.meta.peers.length !== 3) this.result.badlyReplicated++;
       this.result.pendingAtEnd += r.catchingUp.size;
     }
@@ -173,7 +188,8 @@ export class BalanceSim {
   private heartbeat(r: SimRegion): void {
     for (const [id, doneAt] of r.catchingUp) if (doneAt <= this.now) r.catchingUp.delete(id);
     const pendingPeers = r.meta.peers.filter((p) => r.catchingUp.has(p.id));
-    const info = newRegionInfo(r.meta, r.leader, { pendingPeers, approximateSize: this.o.regionSizeMib });
+    const noise = this.o.sizeJitter > 0 ? 1 + this.o.sizeJitter * (2 * this.rng() - 1) : 1;
+    const info = newRegionInfo(r.meta, r.leader, { pendingPeers, approximateSize: Math.max(1, Math.round(r.sizeMib * noise)) });
     this.cluster.processRegionHeartbeat(info);
     this.coordinator.markSeen(r.meta.id);
     this.oc.dispatch(info);
@@ -238,6 +254,8 @@ export function describeResult(opts: SimOptions, r: SimResult): string {
     `balance-sim seed=${opts.seed} ${opts.initialStores}+${opts.newStores} stores, ${opts.regions} regions: ` +
     `${r.moves} replica moves (minimal ${minimalMoves(r.initialCounts)}), ${r.leaderTransfers} leader transfers, ` +
     `${r.operatorsAdded} operators, last change at ${(r.lastChangeAtMs / 1000).toFixed(1)} s virtual, ` +
-    `final region counts ${counts.join("/")} (spread ${spread}), last operator at ${(r.lastOperatorAtMs / 1000).toFixed(1)} s of ${opts.durationMs / 1000} s`
+    `final region counts ${counts.join("/")} (spread ${spread}), ` +
+    (opts.sizeSpread || opts.sizeJitter ? `sizes ${[...r.regionSizes.values()].join("/")} MiB, ` : "") +
+    `last operator at ${(r.lastOperatorAtMs / 1000).toFixed(1)} s of ${opts.durationMs / 1000} s`
   );
 }
