@@ -18,6 +18,7 @@ import { OperatorController } from "./operator-controller.js";
 import { kindString } from "./operator.js";
 import { epochOf, isEpochStale, newRegionInfo, sizeFromBytes, type RegionInfo } from "./region-info.js";
 import type { StoreInfo } from "./store-info.js";
+import type { StoreLimitOptions } from "./store-limit.js";
 import { TimestampOracle, type TsoTimestamp } from "./tso.js";
 
 export interface CoreOptions {
@@ -30,6 +31,8 @@ export interface CoreOptions {
   tsoSaveWindowMs?: number;
   maxStoreDownTimeMs?: number;
   coordinator?: CoordinatorOptions;
+  /** Per-store rate limit on peers added and removed by operators. */
+  storeLimit?: StoreLimitOptions;
   /** Region metadata is flushed to disk at most this often, ms. */
   regionFlushMs?: number;
 }
@@ -66,7 +69,7 @@ export class SchedulerCore {
       maxStoreDownTimeMs: opts.maxStoreDownTimeMs,
       maxReplicas: opts.maxReplicas ?? 3,
     });
-    this.oc = new OperatorController(this.cluster.clock, log);
+    this.oc = new OperatorController(this.cluster.clock, log, opts.storeLimit);
     this.coordinator = new Coordinator(this.cluster, this.oc, ids, { log, ...opts.coordinator });
   }
 
