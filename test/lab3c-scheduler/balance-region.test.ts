@@ -213,3 +213,31 @@ describe("lab3c balance-region", () => {
     expect(second.describe()).toMatch(/balance-region: .*source store \d score \d+.*target store 4 score 10 \(reported 0\)/);
   });
 });
+
+describe("operator influence", () => {
+  it("counts each unfinished step once: a peer the heartbeat already shows is in the statistics, not the influence", () => {
+    const tc = new MockCluster();
+    for (const s of [1, 2, 3]) tc.addRegionStore(s, 10);
+    tc.addRegionStore(4, 0);
+    const r = tc.addLeaderRegion(1, 1, 2, 3);
+    const op = new BalanceRegionScheduler().schedule(tc.cluster, tc.oc, tc.allocPeerId)!;
+    expect(tc.oc.add(op)).toBe(true);
+    const source = (op.steps.at(-1) as { fromStore: bigint }).fromStore;
+    const added = op.steps[0] as { toStore: bigint; peerId: bigint };
+    const infl = () => tc.oc.influence(tc.cluster);
+    expect([infl().of(4n).regionSize, infl().of(source).regionSize, infl().of(4n).receivingSnapshots]).toEqual([10, -10, 1]);
+    expect(infl().of(1n).sendingSnapshots, "the leader sends the snapshot").toBe(1);
+
+    // The new peer shows up, still pending: its size is now reported, its snapshot is still in flight.
+    const withPeer = withRegion(r, {
+      meta: { ...r.meta, peers: [...r.meta.peers, Peer.create({ id: added.peerId, storeId: 4n })], regionEpoch: { confVer: 2n, version: 1n } },
+      pendingPeers: [Peer.create({ id: added.peerId, storeId: 4n })],
+    });
+    tc.putRegion(withPeer);
+    expect([infl().of(4n).regionSize, infl().of(4n).receivingSnapshots]).toEqual([0, 1]);
+    // Caught up: only the removal is left.
+    tc.putRegion(withRegion(withPeer, { pendingPeers: [] }));
+    tc.oc.dispatch(tc.getRegion(1));
+    expect([infl().of(4n).regionSize, infl().of(4n).receivingSnapshots, infl().of(source).regionSize]).toEqual([0, 0, -10]);
+  });
+});
