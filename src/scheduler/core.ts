@@ -268,9 +268,13 @@ export class SchedulerCore {
     const store = this.leaderStoreOf(req);
     if (store.isTombstone()) throw SchedulerError.storeTombstone(store.id);
     if (!req.region || req.region.id === 0n) throw SchedulerError.unknown("invalid request region: region id is 0");
+    // A leader that has not measured its region yet (just elected) reports 0: keep the last known
+    // size, as PD does, so a leader change does not look like data leaving the stores.
+    const reported = sizeFromBytes(req.approximateSize);
+    const known = this.cluster.getRegion(req.region.id);
     const region = newRegionInfo(req.region, req.leader, {
       pendingPeers: req.pendingPeers,
-      approximateSize: sizeFromBytes(req.approximateSize),
+      approximateSize: reported === 0 && known ? known.approximateSize : reported,
     });
     let result;
     try {
