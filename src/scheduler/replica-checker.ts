@@ -2,6 +2,7 @@ import type { ClusterModel } from "./cluster.js";
 import type { Decision, StoreScore } from "./decision.js";
 import { isStoreUnhealthy, isTargetSuitable } from "./filters.js";
 import { addPeerOperator, movePeerOperator, removePeerOperator } from "./op-builder.js";
+import { OpInfluence } from "./op-influence.js";
 import { OpKind, type Operator } from "./operator.js";
 import { isPending, leaderStoreId, storeIdsOf, type RegionInfo } from "./region-info.js";
 import type { StoreInfo } from "./store-info.js";
@@ -13,7 +14,11 @@ import type { StoreInfo } from "./store-info.js";
 export class ReplicaChecker {
   readonly name = "replica-checker";
 
-  check(cluster: ClusterModel, region: RegionInfo, allocPeerId: () => bigint): Operator | undefined {
+  /**
+   * `infl` is what running operators will still change: targets are compared with it, so one patrol
+   * that replaces many peers (a store drained) spreads them instead of sending all to one store.
+   */
+  check(cluster: ClusterModel, region: RegionInfo, allocPeerId: () => bigint, infl: OpInfluence = new OpInfluence()): Operator | undefined {
     if (!region.leader || leaderStoreId(region) === undefined) return undefined;
     const max = cluster.maxReplicas;
     const peers = region.meta.peers;
@@ -21,8 +26,8 @@ export class ReplicaChecker {
     const why = (text: string, source?: StoreInfo, target?: StoreInfo): Decision => ({
       scheduler: this.name,
       why: text,
-      source: source && sizeScore(source),
-      target: target && sizeScore(target),
+      source: source && sizeScore(source, infl),
+      target: target && sizeScore(target, infl),
       regionSize: region.approximateSize,
       limitsHit: [],
     });
@@ -35,7 +40,7 @@ export class ReplicaChecker {
         if (op) return op.because(why(`${have} and store ${p.storeId} is ${state}`, cluster.getStore(p.storeId)));
         continue;
       }
-      const target = this.bestTarget(cluster, region);
+      const target = this.bestTarget(cluster, region, infl);
       if (!target) continue;
       return movePeerOperator(
         cluster,
@@ -49,7 +54,7 @@ export class ReplicaChecker {
     }
 
     if (peers.length < max) {
-      const target = this.bestTarget(cluster, region);
+      const target = this.bestTarget(cluster, region, infl);
       if (!target) return undefined;
       return addPeerOperator(cluster, `replica-checker: add peer on store ${target.id}`, region, target.id, allocPeerId(), OpKind.Replica).because(
         why(`${have}; store ${target.id} is the healthy store with the least data`, undefined, target),
@@ -65,13 +70,15 @@ export class ReplicaChecker {
     return undefined;
   }
 
-  /** The healthy store without a peer of the region that holds the least data. */
-  private bestTarget(cluster: ClusterModel, region: RegionInfo): StoreInfo | undefined {
+  /** The healthy store without a peer of the region that holds (or will hold) the least data. */
+  private bestTarget(cluster: ClusterModel, region: RegionInfo, infl: OpInfluence): StoreInfo | undefined {
     const holding = storeIdsOf(region);
+    const size = (s: StoreInfo) => s.regionSize + infl.of(s.id).regionSize;
+    const count = (s: StoreInfo) => s.regionCount + infl.of(s.id).regionCount;
     let best: StoreInfo | undefined;
     for (const s of cluster.getStores()) {
       if (holding.has(s.id) || !isTargetSuitable(cluster, s)) continue;
-      if (!best || s.regionSize < best.regionSize || (s.regionSize === best.regionSize && s.regionCount < best.regionCount)) best = s;
+      if (!best || size(s) < size(best) || (size(s) === size(best) && count(s) < count(best))) best = s;
     }
     return best;
   }
@@ -101,8 +108,8 @@ export class ReplicaChecker {
   }
 }
 
-function sizeScore(s: StoreInfo): StoreScore {
-  return { storeId: s.id, reported: s.regionSize, withInfluence: s.regionSize };
+function sizeScore(s: StoreInfo, infl: OpInfluence): StoreScore {
+  return { storeId: s.id, reported: s.regionSize, withInfluence: s.regionSize + infl.of(s.id).regionSize };
 }
 
 function storeState(cluster: ClusterModel, storeId: bigint): string {

@@ -103,4 +103,22 @@ describe("replica checker", () => {
     const removed = (rc.check(tc.cluster, region, tc.allocPeerId)!.steps[0] as { fromStore: bigint }).fromStore;
     expect([3n, 4n]).toContain(removed);
   });
+
+  it("draining a store spreads its replicas over the targets instead of sending them all to one", () => {
+    const tc = new MockCluster();
+    for (const s of [1, 2, 3, 5]) tc.addRegionStore(s, 6);
+    tc.addRegionStore(4, 6);
+    tc.setStoreOffline(4);
+    const targets: bigint[] = [];
+    for (let id = 1; id <= 6; id++) {
+      const r = tc.addLeaderRegion(id, 1, 2, 4);
+      // As the coordinator's patrol: each check sees the operators already planned.
+      const op = rc.check(tc.cluster, r, tc.allocPeerId, tc.oc.influence(tc.cluster))!;
+      expect(tc.oc.add(op)).toBe(true);
+      targets.push((op.steps[0] as { toStore: bigint }).toStore);
+    }
+    expect(targets.filter((t) => t === 3n).length, `targets ${targets.join(",")}`).toBe(3);
+    expect(targets.filter((t) => t === 5n).length, `targets ${targets.join(",")}`).toBe(3);
+  });
 });
+
