@@ -4,6 +4,7 @@ import { BalanceLeaderScheduler } from "./balance-leader.js";
 import { BalanceRegionScheduler } from "./balance-region.js";
 import type { ClusterModel } from "./cluster.js";
 import type { IdAllocator } from "./id-allocator.js";
+import { addOperatorInfluence } from "./op-influence.js";
 import { OpKind, type Operator } from "./operator.js";
 import type { OperatorController } from "./operator-controller.js";
 import { ReplicaChecker } from "./replica-checker.js";
@@ -94,9 +95,12 @@ export class Coordinator {
     // Patrol: the replica checker over the next batch of regions, wrapping around the key space.
     const batch = this.cluster.scanRegions(this.patrolKey, Buffer.alloc(0), this.opts.patrolBatch ?? 128);
     const replicaLimit = this.opts.replicaScheduleLimit ?? 64;
+    const infl = this.oc.influence(this.cluster);
     for (const region of batch) {
       if (this.ids.available() < 8n || this.oc.count(OpKind.Replica) >= replicaLimit) break;
-      if (!this.oc.get(region.meta.id)) add(this.replicaChecker.check(this.cluster, region, () => this.ids.allocSync()));
+      if (this.oc.get(region.meta.id)) continue;
+      const op = this.replicaChecker.check(this.cluster, region, () => this.ids.allocSync(), infl);
+      if (op && add(op)) addOperatorInfluence(infl, op, region);
     }
     const last = batch[batch.length - 1];
     this.patrolKey = !last || last.meta.endKey.length === 0 ? Buffer.alloc(0) : Buffer.from(last.meta.endKey);

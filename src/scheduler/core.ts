@@ -10,7 +10,7 @@ import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
 import { ClusterModel, type Clock } from "./cluster.js";
 import { Coordinator, type CoordinatorOptions } from "./coordinator.js";
-import { ClusterIdMismatchError, InvalidRequestError, SchedulerError, StaleRegionError } from "./errors.js";
+import { ClusterIdMismatchError, InvalidRequestError, SchedulerError, StaleRegionError, StoreStateError } from "./errors.js";
 import { IdAllocator } from "./id-allocator.js";
 import type { MetaKV } from "./meta-kv.js";
 import { MetaStorage } from "./meta-storage.js";
@@ -18,6 +18,7 @@ import { OperatorController } from "./operator-controller.js";
 import { kindString } from "./operator.js";
 import { epochOf, isEpochStale, newRegionInfo, sizeFromBytes, type RegionInfo } from "./region-info.js";
 import type { StoreInfo } from "./store-info.js";
+import type { StoreLimitOptions } from "./store-limit.js";
 import { TimestampOracle, type TsoTimestamp } from "./tso.js";
 
 export interface CoreOptions {
@@ -30,6 +31,8 @@ export interface CoreOptions {
   tsoSaveWindowMs?: number;
   maxStoreDownTimeMs?: number;
   coordinator?: CoordinatorOptions;
+  /** Per-store rate limit on peers added and removed by operators. */
+  storeLimit?: StoreLimitOptions;
   /** Region metadata is flushed to disk at most this often, ms. */
   regionFlushMs?: number;
 }
@@ -66,7 +69,7 @@ export class SchedulerCore {
       maxStoreDownTimeMs: opts.maxStoreDownTimeMs,
       maxReplicas: opts.maxReplicas ?? 3,
     });
-    this.oc = new OperatorController(this.cluster.clock, log);
+    this.oc = new OperatorController(this.cluster.clock, log, opts.storeLimit);
     this.coordinator = new Coordinator(this.cluster, this.oc, ids, { log, ...opts.coordinator });
   }
 
@@ -201,7 +204,11 @@ export class SchedulerCore {
     this.log.info({ store_id: store.id.toString(), address: store.address }, "store registered");
   }
 
-  /** Sets a store's state (operators' tool: offline a store to drain it, tombstone a drained one). */
+  /**
+   * Sets a store's state (operators' tool: offline a store to drain it, tombstone a drained one).
+   * As PD, only an offline store that holds no region may become a tombstone: anything else would
+   * drop replicas the scheduler can no longer move.
+   */
   setStoreState(storeId: bigint, state: StoreState): Promise<void> {
     return this.serial(() => this.doSetStoreState(storeId, state));
   }
@@ -209,6 +216,16 @@ export class SchedulerCore {
   private async doSetStoreState(storeId: bigint, state: StoreState): Promise<void> {
     const s = this.getStore(storeId);
     if (s.isTombstone() && state !== StoreState.Tombstone) throw SchedulerError.storeTombstone(storeId);
+    if (state === StoreState.Tombstone && !s.isTombstone()) {
+      const from = StoreState[s.meta.state] ?? String(s.meta.state);
+      if (!s.isOffline()) {
+        throw new StoreStateError(storeId, from, "Tombstone", "only an Offline store can become a tombstone; set it offline first so its regions move away");
+      }
+      const left = this.cluster.regions.statsOf(storeId).regionCount;
+      if (left > 0) {
+        throw new StoreStateError(storeId, from, "Tombstone", `it still holds ${left} region${left === 1 ? "" : "s"}; wait until the scheduler has moved them all away`);
+      }
+    }
     const meta = Store.create({ ...s.meta, state });
     await this.storage.saveStore(meta);
     this.cluster.putStore(meta);
@@ -251,9 +268,13 @@ export class SchedulerCore {
     const store = this.leaderStoreOf(req);
     if (store.isTombstone()) throw SchedulerError.storeTombstone(store.id);
     if (!req.region || req.region.id === 0n) throw SchedulerError.unknown("invalid request region: region id is 0");
+    // A leader that has not measured its region yet (just elected) reports 0: keep the last known
+    // size, as PD does, so a leader change does not look like data leaving the stores.
+    const reported = sizeFromBytes(req.approximateSize);
+    const known = this.cluster.getRegion(req.region.id);
     const region = newRegionInfo(req.region, req.leader, {
       pendingPeers: req.pendingPeers,
-      approximateSize: sizeFromBytes(req.approximateSize),
+      approximateSize: reported === 0 && known ? known.approximateSize : reported,
     });
     let result;
     try {
@@ -348,7 +369,7 @@ export class SchedulerCore {
     this.requireBootstrapped();
     const s = this.oc.getStatus(regionId);
     if (!s) return undefined;
-    return { desc: s.op.desc, kind: kindString(s.op.kind), status: s.status };
+    return { desc: s.op.describe(), kind: kindString(s.op.kind), status: s.status };
   }
 
 
