@@ -2,13 +2,13 @@
 // known: the history as a doubly linked list of call/return entries that ops are lifted out of
 // and put back into, and a cache of (set of linearized ops, register state) so that no
 // configuration is explored twice. The linearized set is a bitset with an incremental
-// (Zobrist) hash, so a cache probe costs O(1) plus one word-by-word compare on a hit.
+// (Zobrist) hash, so a cache probe costs O(1) plus word-by-word compares within a bucket.
 //
 // Operations with an unknown outcome get their return entry at +infinity: the search may place
 // them anywhere after their call, including after every acknowledged op, which is the same as
 // "never took effect" since nothing observes the register after that. Their result is not
 // checked. So the search succeeds as soon as every "ok" op is linearized.
-import type { RegisterOperation, Value } from "./history.js";
+import { mayWrite, observedValue, writtenValue, type RegisterOperation, type Value } from "./history.js";
 
 export type SearchVerdict = "ok" | "illegal" | "unknown";
 
@@ -50,6 +50,53 @@ export function relevantOperations(ops: readonly RegisterOperation[]): RegisterO
   return ops.filter((op) => op.outcome !== "failed" && !(op.outcome === "unknown" && op.kind === "get"));
 }
 
+/**
+ * Unknown writes are what makes the search explode (each may sit anywhere after its call), so
+ * two sound reductions come first, for an unknown write w of value v:
+ * - v is written by no other op and is not the initial value, and some ok op observed v: then w
+ *   took effect, before the first such observer returned. It becomes an acknowledged op with that
+ *   return time (a swapped cas, for a cas).
+ * - nobody observes v (no ok read of v, no cas expecting v) and the key has no ok cas that failed
+ *   to swap: then w having taken effect explains nothing a history without it could not, so it is
+ *   dropped ("never took effect" is one of its allowed outcomes).
+ */
+export function tightenUnknownWrites(ops: readonly RegisterOperation[], initial: Value): RegisterOperation[] {
+  const writers = new Map<Value, number>();
+  const firstObserverReturn = new Map<Value, number>();
+  const expectedByCas = new Set<Value>();
+  let someCasFailedToSwap = false;
+  for (const op of ops) {
+    if (mayWrite(op)) writers.set(writtenValue(op), (writers.get(writtenValue(op)) ?? 0) + 1);
+    const seen = observedValue(op);
+    if (seen !== undefined) {
+      const by = firstObserverReturn.get(seen.value);
+      firstObserverReturn.set(seen.value, Math.min(by ?? Infinity, op.return as number));
+    }
+    if (op.kind === "cas") {
+      expectedByCas.add(op.expected ?? null);
+      if (op.outcome === "ok" && !op.swapped) someCasFailedToSwap = true;
+    }
+  }
+  const tightened: RegisterOperation[] = [];
+  for (const op of ops) {
+    if (op.outcome !== "unknown" || op.kind === "get") {
+      tightened.push(op);
+      continue;
+    }
+    const v = writtenValue(op);
+    const by = firstObserverReturn.get(v);
+    if (by !== undefined) {
+      // An observer that returned before w was sent makes the history illegal anyway; the
+      // search finds that with w left as it is.
+      const alone = writers.get(v) === 1 && v !== initial && by >= op.call;
+      tightened.push(alone ? { ...op, outcome: "ok", return: by, ...(op.kind === "cas" ? { swapped: true } : {}) } : op);
+    } else if (expectedByCas.has(v) || someCasFailedToSwap) {
+      tightened.push(op);
+    }
+  }
+  return tightened;
+}
+
 function mix32(x: number): number {
   // A fixed integer hash (from the murmur3 finalizer): deterministic, no randomness needed.
   x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
@@ -57,13 +104,24 @@ function mix32(x: number): number {
   return (x ^ (x >>> 16)) >>> 0;
 }
 
+// The register's state id for values no op ever compares against (no read returns them, no cas
+// expects them): such values are indistinguishable to every op, so they share one state, and
+// configurations that differ only in which of them the register holds meet in the cache.
+const UNCOMPARED = 0;
+
 function compile(ops: readonly RegisterOperation[], initial: Value): { compiled: CompiledOp[]; initialState: number } {
+  const compared = new Set<Value>();
+  for (const op of ops) {
+    if (op.kind === "get") compared.add(op.value ?? null);
+    if (op.kind === "cas") compared.add(op.expected ?? null);
+  }
   const ids = new Map<Value, number>();
   const intern = (v: Value | undefined): number => {
     const key = v ?? null;
+    if (!compared.has(key)) return UNCOMPARED;
     let id = ids.get(key);
     if (id === undefined) {
-      id = ids.size;
+      id = ids.size + 1;
       ids.set(key, id);
     }
     return id;
@@ -123,7 +181,7 @@ interface CacheSlot {
 
 /** Decides whether the ops of one key have a linearization, within `maxSteps` iterations. */
 export function searchRegister(ops: readonly RegisterOperation[], initial: Value, maxSteps: number): SearchResult {
-  const { compiled, initialState } = compile(ops, initial);
+  const { compiled, initialState } = compile(tightenUnknownWrites(ops, initial), initial);
   const n = compiled.length;
   let acknowledgedLeft = compiled.filter((op) => op.acknowledged).length;
   if (acknowledgedLeft === 0) return { verdict: "ok", steps: 0 };
@@ -157,14 +215,28 @@ export function searchRegister(ops: readonly RegisterOperation[], initial: Value
 
   const words = (n + 31) >>> 5;
   const linearized = new Uint32Array(words);
-  const opHash = compiled.map((_, i) => mix32(i + 1));
+  // The cache key hashes only the acknowledged ops: configurations that differ in which unknown
+  // ops they placed meet in one bucket, where the one with fewer is kept (see `dominated`).
+  const opHash = compiled.map((op, i) => (op.acknowledged ? mix32(i + 1) : 0));
+  const acknowledgedMask = new Uint32Array(words);
+  compiled.forEach((op, i) => {
+    if (op.acknowledged) acknowledgedMask[i >>> 5] |= 1 << (i & 31);
+  });
   const cache = new Map<number, CacheSlot[]>();
-  const seen = (hash: number, state: number): boolean => {
+  // A configuration is dominated by a cached one with the same state, the same acknowledged ops
+  // linearized and a subset of the unknown ones: unknown ops never have to be placed and never
+  // block a return, so anything the larger one can still do, the smaller one can too. The
+  // smaller one has been (or, as an ancestor, will be) explored, so the larger one is skipped.
+  const dominated = (hash: number, state: number): boolean => {
     const slots = cache.get(hash);
     if (slots === undefined) return false;
     outer: for (const slot of slots) {
       if (slot.state !== state) continue;
-      for (let w = 0; w < words; w++) if (slot.bits[w] !== linearized[w]) continue outer;
+      for (let w = 0; w < words; w++) {
+        const cached = slot.bits[w];
+        const current = linearized[w];
+        if ((cached & ~current) !== 0 || (current & ~cached & acknowledgedMask[w]) !== 0) continue outer;
+      }
       return true;
     }
     return false;
@@ -182,17 +254,43 @@ export function searchRegister(ops: readonly RegisterOperation[], initial: Value
   let state = initialState;
   let setHash = 0;
   let steps = 0;
+  // Each configuration tries the acknowledged candidates first and the unknown ones only after:
+  // placing an unknown op early only pays when nothing acknowledged can go next, and reaching a
+  // configuration with few unknown ops first lets it dominate the ones with more (see above).
+  //
+  // Unknown ops with the same effect are interchangeable, except that the one called later can go
+  // fewer places; so of those that are candidates now, only the latest-called one is tried (any
+  // linearization that uses an earlier one can swap it for the latest).
+  const classIds = new Map<string, number>();
+  const classOf = compiled.map((op) => {
+    if (op.acknowledged) return NONE;
+    const name = `${op.effect}/${op.write}/${op.expect}`;
+    let id = classIds.get(name);
+    if (id === undefined) classIds.set(name, (id = classIds.size));
+    return id;
+  });
+  const latestOfClass = new Int32Array(classIds.size);
+  const markLatestCandidates = (): void => {
+    for (let e = next[head]; e !== NONE && (e & 1) === 0; e = next[e]) {
+      const op = e >> 1;
+      if (classOf[op] !== NONE) latestOfClass[classOf[op]] = op;
+    }
+  };
+  const tryable = (op: number): boolean =>
+    compiled[op].acknowledged ? !unknownPass : unknownPass && latestOfClass[classOf[op]] === op;
+
+  let unknownPass = false;
   let entry = next[head];
   while (acknowledgedLeft > 0) {
     if (++steps > maxSteps) return { verdict: "unknown", steps: maxSteps };
     if ((entry & 1) === 0) {
       const op = entry >> 1;
-      const after = step(compiled[op], state);
+      const after = tryable(op) ? step(compiled[op], state) : NO_STATE;
       if (after !== NO_STATE) {
         linearized[op >>> 5] |= 1 << (op & 31);
         const hash = setHash ^ opHash[op];
         const key = (hash ^ mix32(after + 0x9e3779b9)) >>> 0;
-        if (!seen(key, after)) {
+        if (!dominated(key, after)) {
           remember(key, after);
           stackOps.push(op);
           stackStates.push(state);
@@ -200,12 +298,17 @@ export function searchRegister(ops: readonly RegisterOperation[], initial: Value
           setHash = hash;
           lift(op);
           if (compiled[op].acknowledged) acknowledgedLeft--;
+          unknownPass = false;
           entry = next[head];
           continue;
         }
         linearized[op >>> 5] &= ~(1 << (op & 31));
       }
       entry = next[entry];
+    } else if (!unknownPass) {
+      unknownPass = true;
+      markLatestCandidates();
+      entry = next[head];
     } else {
       // A return reached before its call was linearized: undo the last choice.
       const op = stackOps.pop();
@@ -215,6 +318,8 @@ export function searchRegister(ops: readonly RegisterOperation[], initial: Value
       setHash ^= opHash[op];
       unlift(op);
       if (compiled[op].acknowledged) acknowledgedLeft++;
+      unknownPass = !compiled[op].acknowledged;
+      if (unknownPass) markLatestCandidates();
       entry = next[2 * op];
     }
   }
