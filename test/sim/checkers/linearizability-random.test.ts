@@ -7,7 +7,7 @@ import { breakHistory, generateLinearizableHistory, type GeneratorOptions } from
 import { checkLinearizable } from "./linearizability.js";
 
 const ONE_SEED = process.env.SEED;
-const SEEDS = Number(process.env.SEEDS ?? 300);
+const SEEDS = Number(process.env.SEEDS ?? 200);
 const SEED_START = Number(process.env.SEED_START ?? 1);
 const seeds = ONE_SEED !== undefined ? [Number(ONE_SEED)] : Array.from({ length: SEEDS }, (_, i) => SEED_START + i);
 const replay = (seed: number): string => `seed ${seed} — replay: SEED=${seed} npx vitest run test/sim/checkers/linearizability-random.test.ts`;

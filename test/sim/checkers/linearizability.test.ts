@@ -60,6 +60,31 @@ describe("linearizable histories pass", () => {
     expect(verdictOf(notApplied)).toBe("ok");
   });
 
+  it("an unknown delete spent early on one order is still there on another order", () => {
+    // Order put a, delete?, get, put c reaches the same ops and state as get, put a, put c, but
+    // with the unknown delete spent; only the second order leaves it for the last read.
+    const h = [
+      del(9, "x", 0),
+      put(1, "x", "a", 0, 5),
+      get(2, "x", null, 1, 2),
+      put(3, "x", "c", 6, 7),
+      put(1, "x", "b", 8, 9),
+      get(2, "x", null, 10, 11),
+    ];
+    expect(verdictOf(h)).toBe("ok");
+  });
+
+  it("an unknown put of a value nobody reads can still explain a cas that did not swap", () => {
+    const h = [put(0, "x", "a", 0, 1), put(1, "x", "z", 2), cas(0, "x", "a", "b", false, 5, 6)];
+    expect(verdictOf(h)).toBe("ok");
+  });
+
+  it("a value read twice around another write needs two writes of it", () => {
+    const once = [put(0, "x", "a", 0), get(1, "x", "a", 5, 6), put(1, "x", "b", 7, 8), get(1, "x", "a", 9, 10)];
+    expect(verdictOf(once)).toBe("illegal");
+    expect(verdictOf([...once, put(2, "x", "a", 0)])).toBe("ok");
+  });
+
   it("ops that touch the same instant count as concurrent", () => {
     expect(verdictOf([put(0, "x", "a", 0, 5), get(1, "x", null, 5, 6)])).toBe("ok");
   });

@@ -258,9 +258,8 @@ export function searchRegister(ops: readonly RegisterOperation[], initial: Value
   // placing an unknown op early only pays when nothing acknowledged can go next, and reaching a
   // configuration with few unknown ops first lets it dominate the ones with more (see above).
   //
-  // Unknown ops with the same effect are interchangeable, except that the one called later can go
-  // fewer places; so of those that are candidates now, only the latest-called one is tried (any
-  // linearization that uses an earlier one can swap it for the latest).
+  // Unknown ops with the same effect that are all candidates now can go anywhere from here on, so
+  // they are interchangeable: only one of them (the latest called) is tried.
   const classIds = new Map<string, number>();
   const classOf = compiled.map((op) => {
     if (op.acknowledged) return NONE;
