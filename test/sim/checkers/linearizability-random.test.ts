@@ -7,7 +7,7 @@ import { breakHistory, generateLinearizableHistory, type GeneratorOptions } from
 import { checkLinearizable } from "./linearizability.js";
 
 const ONE_SEED = process.env.SEED;
-const SEEDS = Number(process.env.SEEDS ?? 200);
+const SEEDS = Number(process.env.SEEDS ?? 150);
 const SEED_START = Number(process.env.SEED_START ?? 1);
 const seeds = ONE_SEED !== undefined ? [Number(ONE_SEED)] : Array.from({ length: SEEDS }, (_, i) => SEED_START + i);
 const replay = (seed: number): string => `seed ${seed} — replay: SEED=${seed} npx vitest run test/sim/checkers/linearizability-random.test.ts`;
@@ -29,13 +29,12 @@ describe(`random histories, seeds ${seeds[0]}..${seeds[seeds.length - 1]}`, () =
       const history = generateLinearizableHistory(optionsFor(seed));
       const result = checkLinearizable(history);
       if (result.verdict !== "ok") {
-        const detail = result.verdict === "illegal" ? result.report : result.report;
-        expect.fail(`${replay(seed)}\n${detail}\nfull history:\n${describeHistory(history)}`);
+        expect.fail(`${replay(seed)}\n${result.report}\nfull history:\n${describeHistory(history)}`);
       }
     }
   });
 
-  it("every mutated history is caught, with a failing piece on the mutated key", () => {
+  it("every mutated history is caught, with a piece that fails on its own", () => {
     let mutated = 0;
     for (const seed of seeds) {
       const history = generateLinearizableHistory(optionsFor(seed));

@@ -184,6 +184,10 @@ describe("budget and input validation", () => {
     const result = checkLinearizable(h, { maxStepsPerKey: 20_000 });
     expect(result.verdict).toBe("unknown");
     expect(result).toMatchObject({ undecidedKeys: ["x"] });
+    // The whole-history budget caps the sum over keys: a second hard key is not even started.
+    const twoKeys = [...h, ...h.map((op) => ({ ...op, key: "y" }))];
+    const capped = checkLinearizable(twoKeys, { maxStepsPerKey: 20_000, maxTotalSteps: 20_000 });
+    expect(capped).toMatchObject({ verdict: "unknown", undecidedKeys: ["x", "y"], steps: 20_000 });
   });
 
   it("rejects malformed operations with the operation's index", () => {

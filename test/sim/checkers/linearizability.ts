@@ -10,6 +10,8 @@ export interface LinearizabilityOptions {
   initial?: ReadonlyMap<string, Value>;
   /** Search budget per key, in loop iterations; past it the key is "unknown". */
   maxStepsPerKey?: number;
+  /** Search budget for the whole history; keys left when it is spent are "unknown". */
+  maxTotalSteps?: number;
   /** Budget for shrinking each failing key to a small failing piece. */
   maxShrinkSteps?: number;
 }
@@ -30,6 +32,7 @@ export type LinearizabilityResult =
   | { verdict: "unknown"; undecidedKeys: string[]; steps: number; report: string };
 
 export const DEFAULT_MAX_STEPS_PER_KEY = 2_000_000;
+export const DEFAULT_MAX_TOTAL_STEPS = 10_000_000;
 export const DEFAULT_MAX_SHRINK_STEPS = 2_000_000;
 
 function byKey(history: readonly RegisterOperation[]): Map<string, RegisterOperation[]> {
@@ -60,30 +63,37 @@ export function checkLinearizable(
 ): LinearizabilityResult {
   validateHistory(history);
   const maxSteps = options.maxStepsPerKey ?? DEFAULT_MAX_STEPS_PER_KEY;
+  const maxTotalSteps = options.maxTotalSteps ?? DEFAULT_MAX_TOTAL_STEPS;
   const maxShrinkSteps = options.maxShrinkSteps ?? DEFAULT_MAX_SHRINK_STEPS;
   const failures: KeyFailure[] = [];
   const undecidedKeys: string[] = [];
   let steps = 0;
+  let shrinkSteps = 0;
   let operations = 0;
   const keys = byKey(relevantOperations(history));
   for (const [key, ops] of keys) {
     operations += ops.length;
     const initial = options.initial?.get(key) ?? null;
-    const result = searchRegister(ops, initial, maxSteps);
+    const left = maxTotalSteps - steps;
+    if (left <= 0) {
+      undecidedKeys.push(key);
+      continue;
+    }
+    const result = searchRegister(ops, initial, Math.min(maxSteps, left));
     steps += result.steps;
     if (result.verdict === "unknown") undecidedKeys.push(key);
     if (result.verdict !== "illegal") continue;
     const shrunk = shrinkFailure(ops, initial, maxSteps, maxShrinkSteps);
-    steps += shrunk.steps;
+    shrinkSteps += shrunk.steps;
     const piece = [...shrunk.operations].sort((a, b) => a.call - b.call);
     failures.push({ key, operations: piece, originalCount: ops.length, minimal: shrunk.minimal });
   }
   const undecided = undecidedKeys.length
-    ? `\nundecided within ${maxSteps} steps per key: ${undecidedKeys.map((k) => JSON.stringify(k)).join(", ")}`
+    ? `\nundecided within the budget (${maxSteps} steps per key, ${maxTotalSteps} in all): ${undecidedKeys.map((k) => JSON.stringify(k)).join(", ")}`
     : "";
   if (failures.length > 0) {
     const report = failures.map(describeFailure).join("\n") + undecided;
-    return { verdict: "illegal", failures, undecidedKeys, steps, report };
+    return { verdict: "illegal", failures, undecidedKeys, steps: steps + shrinkSteps, report };
   }
   if (undecidedKeys.length > 0) {
     return { verdict: "unknown", undecidedKeys, steps, report: `linearizability unknown:${undecided}` };

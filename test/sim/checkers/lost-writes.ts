@@ -64,7 +64,7 @@ export function checkNoLostWrites(
     const writersOfFinal = effective.filter((op) => writtenValue(op) === final);
     const fromInitial = final === (initial.get(key) ?? null);
     if (writersOfFinal.length === 0 && !fromInitial) {
-      const liar = writes.find((op) => op.outcome === "failed" && op.kind !== "cas" && writtenValue(op) === final);
+      const liar = writes.find((op) => op.outcome === "failed" && writtenValue(op) === final);
       violations.push({
         kind: "phantom",
         key,
