@@ -29,6 +29,9 @@ export class Inbox {
    */
   private readonly pendingSnapshots = new Map<bigint, { region: Region; index: bigint; term: bigint; until: number }>();
 
+  /** Regions whose destroyed peer's data is still being cleared (with the range, when it had one). */
+  private readonly destroying = new Map<bigint, Region | undefined>();
+
   constructor(private readonly store: Store) {
     this.drops = new DropLog((fields, line) => store.log.warn(fields, line));
   }
@@ -61,6 +64,7 @@ export class Inbox {
       this.sendGc(msg, peer.region);
       return;
     }
+    if (store.loop.isBusy(peer)) return; // installing a snapshot: it answers nothing until done; raft resends
     if (m.msgType === MessageType.MsgSnapshot && !this.snapshotAcceptable(peer, msg)) return;
     peer.rememberPeer(msg.fromPeer);
     try {
@@ -135,6 +139,7 @@ export class Inbox {
   }
 
   private mayCreatePeer(msg: RaftMessage): boolean {
+    if (this.destroying.has(msg.regionId)) return false; // the sender retries once the old peer is gone
     const tomb = this.store.tombstones.get(msg.regionId);
     if (tomb && !isEpochStale(tomb.regionEpoch, msg.regionEpoch)) return false; // late message for a region we left
     return !this.overlapsExisting(msg.regionId, msg.startKey, msg.endKey);
@@ -175,11 +180,22 @@ export class Inbox {
     for (const p of this.store.peers.values()) {
       if (p.regionId !== regionId && p.storage.isInitialized() && overlaps(p.region)) return true;
     }
+    for (const [id, r] of this.destroying) {
+      if (id !== regionId && r && overlaps(r)) return true;
+    }
     this.expirePendingSnapshots(Date.now());
     for (const [id, pending] of this.pendingSnapshots) {
       if (id !== regionId && overlaps(pending.region)) return true;
     }
     return false;
+  }
+
+  reserveForDestroy(regionId: bigint, region: Region | undefined): void {
+    this.destroying.set(regionId, region);
+  }
+
+  releaseDestroyed(regionId: bigint): void {
+    this.destroying.delete(regionId);
   }
 
   snapshotInstalled(regionId: bigint): void {

@@ -141,6 +141,7 @@ export class Store implements RaftMessageSink {
     const hbEvery = Math.max(1, Math.round(this.config.schedulerHeartbeatTickMs / this.config.raftBaseTickMs));
     const splitEvery = Math.max(1, Math.round(this.config.splitRegionCheckTickMs / this.config.raftBaseTickMs));
     for (const peer of this.peers.values()) {
+      if (this.loop.isBusy(peer)) continue; // frozen while its snapshot installs
       peer.raw.tick();
       peer.expireReads(now);
       if (this.ticks % gcEvery === 0) maybeCompactLog(this, peer);
@@ -270,6 +271,15 @@ export class Store implements RaftMessageSink {
 
   snapshotInstalled(regionId: bigint): void {
     this.inbox.snapshotInstalled(regionId);
+  }
+
+  /** While a destroyed peer's data is being cleared, its id and range are not to be reused. */
+  reserveForDestroy(regionId: bigint, region: Region | undefined): void {
+    this.inbox.reserveForDestroy(regionId, region);
+  }
+
+  releaseDestroyed(regionId: bigint): void {
+    this.inbox.releaseDestroyed(regionId);
   }
 
   /** The region meta of every initialized peer (for EpochNotMatch answers and status). */
