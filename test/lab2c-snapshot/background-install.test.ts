@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CF_DEFAULT } from "../../src/kv/engine/index.js";
-import type { Modify, RaftStorage } from "../../src/kv/storage/index.js";
+import { rawKeyspace, type Modify, type RaftStorage } from "../../src/kv/storage/index.js";
 import { dropWhere } from "../../src/kv/transport/index.js";
 import { TestCluster } from "../harness/cluster.js";
 import { transferLeader } from "../harness/generic.js";
@@ -36,7 +36,7 @@ describe("snapshot install off the store loop", () => {
     const removeFilter = cluster.network.addFilter(dropWhere((env) => env.to === 3n && env.msg.regionId === 2n));
     for (let start = 0; start < KEYS; start += BATCH) {
       const batch: Modify[] = Array.from({ length: BATCH }, (_, i) => ({ kind: "put" as const, cf: CF_DEFAULT, key: Buffer.from(`n${String(start + i).padStart(8, "0")}`), value: VALUE }));
-      await cluster.onLeader(Buffer.from("n"), "bulk put", (s: RaftStorage, ctx) => s.write(ctx, batch));
+      await cluster.onLeader(Buffer.from("n"), "bulk put", (s: RaftStorage, ctx) => rawKeyspace(s).write(ctx, batch));
     }
     const leader2 = cluster.leaderOf(2n)!;
     await waitFor(() => cluster.store(leader2)!.peers.get(2n)!.storage.truncatedIndex > 10n, { timeoutMs: 10_000, message: "region 2's log was compacted" });
