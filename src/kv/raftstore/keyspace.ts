@@ -10,7 +10,7 @@ import { KEY_LAYOUT_KEY } from "./keys.js";
  * itself, and so do Percolator's locks (CF `lock`); Percolator keeps data and commit records in
  * CF `default`/`write` as `EncodeBytes(userKey) | ts(8)`, which does not sort like the user key
  * (`key_00000499` encoded sorts after raw `key_00000500`). EncodeBytes preserves order and is
- * prefix-free, so the versions of the users keys [start, end) are exactly the stored keys in
+ * prefix-free, so the versions of the user keys [start, end) are exactly the stored keys in
  * [EncodeBytes(start), EncodeBytes(end)). Every CF of a region is therefore one contiguous range
  * of stored keys, and the regions of a store partition each CF: no key is in two regions or
  * none, whatever its bytes (the first and last region own everything below and above).
