@@ -37,7 +37,7 @@ export class StoreLoop {
     }
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => this.run());
+    this.store.runtime.defer(() => this.run());
   }
 
   /** Resolves once background work (snapshot install and generation, peer destroy) has finished. */
@@ -140,7 +140,7 @@ export class StoreLoop {
     const outcomes: Array<{ peer: Peer; outcome: ApplyOutcome }> = [];
     let kvSync = false;
     for (const { peer, rd } of work) {
-      if (rd.committedEntries.length === 0) continue;
+      if (rd.committedEntries.length === 0 || peer.retiring) continue; // a retiring peer applies nothing after its removal
       const outcome = applyEntries(
         {
           storage: peer.storage,
@@ -174,7 +174,10 @@ export class StoreLoop {
       if (!peer.destroyed) peer.raw.advance(rd);
     }
     for (const { peer, outcome } of outcomes) {
-      if (outcome.removedSelf && !this.worker.destroy(peer)) this.toDestroy.add(peer);
+      if (!outcome.removedSelf) continue;
+      // A leader hands the commit of its own removal to the others before it goes (peer.retiring).
+      if (peer.isLeader() && peer.region.peers.length > 0) peer.retire(peer.storage.appliedIndex, store.tickCount);
+      else if (!this.worker.destroy(peer)) this.toDestroy.add(peer);
     }
     for (const peer of store.peers.values()) {
       if (peer.storage.snapshotRequested && !peer.generatingSnapshot) this.worker.generate(peer);
@@ -257,7 +260,7 @@ export class StoreLoop {
       { appliedIndex: RAFT_INIT_LOG_INDEX, truncatedState: { index: RAFT_INIT_LOG_INDEX, term: RAFT_INIT_LOG_TERM } },
       [],
     );
-    const peer = new Peer(store.storeId, meta, storage, store.config);
+    const peer = new Peer(store.storeId, meta, storage, store.config, store.runtime);
     peer.raftStateDirty = true;
     store.addPeer(peer);
     // The parent's leader campaigns at once so the new region serves writes without an election timeout.
