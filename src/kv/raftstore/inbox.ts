@@ -145,7 +145,23 @@ export class Inbox {
     return !this.overlapsExisting(msg.regionId, msg.startKey, msg.endKey);
   }
 
+  private receivingSnapshots = 0;
+
+  /** Snapshot streams being received plus snapshots accepted and not yet installed. */
+  incomingSnapshots(): number {
+    return this.receivingSnapshots + this.pendingSnapshots.size;
+  }
+
   async onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
+    this.receivingSnapshots++;
+    try {
+      await this.receiveSnapshot(chunks);
+    } finally {
+      this.receivingSnapshots--;
+    }
+  }
+
+  private async receiveSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
     let head: RaftMessage | undefined;
     const data = (async function* () {
       for await (const chunk of chunks) {

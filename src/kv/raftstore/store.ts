@@ -272,8 +272,20 @@ export class Store implements RaftMessageSink {
     await this.inbox.onSnapshot(chunks);
   }
 
-  private snapshotSource(msg: RaftMessage): AsyncIterable<Buffer> {
-    return this.snaps.readGenerated(snapKeyOf(msg));
+  private sendingSnapshots = 0;
+
+  private async *snapshotSource(msg: RaftMessage): AsyncGenerator<Buffer> {
+    this.sendingSnapshots++;
+    try {
+      yield* this.snaps.readGenerated(snapKeyOf(msg));
+    } finally {
+      this.sendingSnapshots--;
+    }
+  }
+
+  /** Snapshots on their way out, on their way in (received or receiving, not installed) and installing: for store heartbeats. */
+  snapshotCounts(): { sending: number; receiving: number; applying: number } {
+    return { sending: this.sendingSnapshots, receiving: this.inbox.incomingSnapshots(), applying: this.loop.worker.installing() };
   }
 
   /** True when [start, end) overlaps an initialized region, or an incoming snapshot, of another id on this store. */
