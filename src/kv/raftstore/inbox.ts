@@ -7,6 +7,7 @@ import { isEpochStale } from "./epoch.js";
 import { raftStateKey } from "./keys.js";
 import { DropLog, invalidRaftMessage } from "./message-checks.js";
 import { isInitialMessage, Peer } from "./peer.js";
+import { isRetirementProbe } from "./retire.js";
 import { PeerStorage } from "./peer-storage.js";
 import { snapshotIntegrity } from "./snap.js";
 import type { Store } from "./store.js";
@@ -64,6 +65,7 @@ export class Inbox {
       this.sendGc(msg, peer.region);
       return;
     }
+    if (isRetirementProbe(m)) return; // the survivor has not applied the removal yet: nothing to answer
     if (store.loop.isBusy(peer)) return; // installing a snapshot: it answers nothing until done; raft resends
     if (m.msgType === MessageType.MsgSnapshot && !this.snapshotAcceptable(peer, msg)) return;
     peer.rememberPeer(msg.fromPeer);
@@ -83,7 +85,8 @@ export class Inbox {
   private answerStaleToTombstone(msg: RaftMessage): boolean {
     const tomb = this.store.tombstones.get(msg.regionId);
     if (!tomb || !isEpochStale(msg.regionEpoch, tomb.regionEpoch)) return false;
-    const vote = msg.message!.msgType === MessageType.MsgRequestVote || msg.message!.msgType === MessageType.MsgRequestPreVote;
+    const m = msg.message!;
+    const vote = m.msgType === MessageType.MsgRequestVote || m.msgType === MessageType.MsgRequestPreVote || isRetirementProbe(m);
     if (vote && !tomb.peers.some((p) => p.storeId === msg.fromPeer!.storeId)) this.sendGc(msg, tomb);
     return true;
   }
@@ -121,7 +124,8 @@ export class Inbox {
       .then((hardState) => {
         const queued = this.creating.get(msg.regionId) ?? [];
         this.creating.delete(msg.regionId);
-        if (store.stopped || store.peers.has(msg.regionId) || !this.mayCreatePeer(msg)) return queued;
+        if (store.stopped) return []; // a stopped store handles nothing more
+        if (store.peers.has(msg.regionId) || !this.mayCreatePeer(msg)) return queued;
         const region: Region = { id: msg.regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 0n, version: 0n }, peers: [] };
         const raftState = RaftLocalState.create({ hardState: { term: hardState.term, vote: hardState.vote, commit: 0n } });
         const storage = new PeerStorage(region, raftState, RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } }), []);
@@ -130,7 +134,8 @@ export class Inbox {
         return queued;
       })
       .then((queued) => {
-        for (const m of queued) this.onRaftMessage(m);
+        // Through the store's door again: it refuses everything once the store stopped.
+        for (const m of queued) store.onRaftMessage(m);
       })
       .catch((err: unknown) => {
         this.creating.delete(msg.regionId);
