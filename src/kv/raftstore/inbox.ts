@@ -7,6 +7,7 @@ import { isEpochStale } from "./epoch.js";
 import { raftStateKey } from "./keys.js";
 import { DropLog, invalidRaftMessage } from "./message-checks.js";
 import { isInitialMessage, Peer } from "./peer.js";
+import { isRetirementProbe } from "./retire.js";
 import { PeerStorage } from "./peer-storage.js";
 import { snapshotIntegrity } from "./snap.js";
 import type { Store } from "./store.js";
@@ -40,7 +41,7 @@ export class Inbox {
     const store = this.store;
     const invalid = invalidRaftMessage(msg, store.storeId);
     if (invalid) {
-      this.drops.drop(invalid, { region_id: String(msg.regionId), from_store: String(msg.fromPeer?.storeId ?? 0n) }, Date.now());
+      this.drops.drop(invalid, { region_id: String(msg.regionId), from_store: String(msg.fromPeer?.storeId ?? 0n) }, store.runtime.now());
       return;
     }
     const m = msg.message!;
@@ -64,6 +65,7 @@ export class Inbox {
       this.sendGc(msg, peer.region);
       return;
     }
+    if (isRetirementProbe(m)) return; // the survivor has not applied the removal yet: nothing to answer
     if (store.loop.isBusy(peer)) return; // installing a snapshot: it answers nothing until done; raft resends
     if (m.msgType === MessageType.MsgSnapshot && !this.snapshotAcceptable(peer, msg)) return;
     peer.rememberPeer(msg.fromPeer);
@@ -83,7 +85,8 @@ export class Inbox {
   private answerStaleToTombstone(msg: RaftMessage): boolean {
     const tomb = this.store.tombstones.get(msg.regionId);
     if (!tomb || !isEpochStale(msg.regionEpoch, tomb.regionEpoch)) return false;
-    const vote = msg.message!.msgType === MessageType.MsgRequestVote || msg.message!.msgType === MessageType.MsgRequestPreVote;
+    const m = msg.message!;
+    const vote = m.msgType === MessageType.MsgRequestVote || m.msgType === MessageType.MsgRequestPreVote || isRetirementProbe(m);
     if (vote && !tomb.peers.some((p) => p.storeId === msg.fromPeer!.storeId)) this.sendGc(msg, tomb);
     return true;
   }
@@ -121,16 +124,18 @@ export class Inbox {
       .then((hardState) => {
         const queued = this.creating.get(msg.regionId) ?? [];
         this.creating.delete(msg.regionId);
-        if (store.stopped || store.peers.has(msg.regionId) || !this.mayCreatePeer(msg)) return queued;
+        if (store.stopped) return []; // a stopped store handles nothing more
+        if (store.peers.has(msg.regionId) || !this.mayCreatePeer(msg)) return queued;
         const region: Region = { id: msg.regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 0n, version: 0n }, peers: [] };
         const raftState = RaftLocalState.create({ hardState: { term: hardState.term, vote: hardState.vote, commit: 0n } });
         const storage = new PeerStorage(region, raftState, RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } }), []);
-        store.addPeer(new Peer(store.storeId, msg.toPeer!, storage, store.config));
+        store.addPeer(new Peer(store.storeId, msg.toPeer!, storage, store.config, store.runtime));
         store.log.info({ region_id: String(msg.regionId), peer_id: String(msg.toPeer!.id), term: String(hardState.term) }, "created uninitialized peer from a message");
         return queued;
       })
       .then((queued) => {
-        for (const m of queued) this.onRaftMessage(m);
+        // Through the store's door again: it refuses everything once the store stopped.
+        for (const m of queued) store.onRaftMessage(m);
       })
       .catch((err: unknown) => {
         this.creating.delete(msg.regionId);
@@ -145,7 +150,23 @@ export class Inbox {
     return !this.overlapsExisting(msg.regionId, msg.startKey, msg.endKey);
   }
 
+  private receivingSnapshots = 0;
+
+  /** Snapshot streams being received plus snapshots accepted and not yet installed. */
+  incomingSnapshots(): number {
+    return this.receivingSnapshots + this.pendingSnapshots.size;
+  }
+
   async onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
+    this.receivingSnapshots++;
+    try {
+      await this.receiveSnapshot(chunks);
+    } finally {
+      this.receivingSnapshots--;
+    }
+  }
+
+  private async receiveSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
     let head: RaftMessage | undefined;
     const data = (async function* () {
       for await (const chunk of chunks) {
@@ -183,7 +204,7 @@ export class Inbox {
     for (const [id, r] of this.destroying) {
       if (id !== regionId && r && overlaps(r)) return true;
     }
-    this.expirePendingSnapshots(Date.now());
+    this.expirePendingSnapshots(this.store.runtime.now());
     for (const [id, pending] of this.pendingSnapshots) {
       if (id !== regionId && overlaps(pending.region)) return true;
     }
@@ -224,7 +245,7 @@ export class Inbox {
     if (!region.peers.some((p) => p.id === peer.meta.id)) return refuse("dropping a snapshot whose region does not include this peer");
     if (this.overlapsExisting(region.id, region.startKey, region.endKey)) return refuse("dropping a snapshot that overlaps another region here");
     if (!store.snaps.hasReceived(key)) return false;
-    this.pendingSnapshots.set(region.id, { region, index: key.index, term: key.term, until: Date.now() + PENDING_SNAPSHOT_MS });
+    this.pendingSnapshots.set(region.id, { region, index: key.index, term: key.term, until: store.runtime.now() + PENDING_SNAPSHOT_MS });
     return true;
   }
 }
