@@ -2,7 +2,8 @@
 // mutations that make them provably non-linearizable. Each op gets a linearization point inside
 // its [call, return] interval (an op with an unknown outcome: anywhere after its call, or none),
 // and the outputs come from running a sequential register model in linearization-point order.
-// Written values are unique per history, which is what makes the mutations provably illegal.
+// Written values are unique per history (unless asked otherwise), which is what makes the
+// mutations provably illegal.
 import { mulberry32, type Rng } from "../../../src/util/random.js";
 import { writtenValue, type OperationKind, type RegisterOperation, type Value } from "./history.js";
 
@@ -17,6 +18,8 @@ export interface GeneratorOptions {
   failedRate?: number;
   /** Longest op latency, in time units. */
   maxLatency?: number;
+  /** Draw written values from this many per key instead of unique ones (then only for must-pass). */
+  repeatedValues?: number;
 }
 
 interface Planned {
@@ -58,16 +61,16 @@ export function generateLinearizableHistory(options: GeneratorOptions): Register
     else if (outcome === "unknown" && rng() < 0.5) point = call + rng() * 3 * (ret - call); // may land after the timeout
     planned.push({ op, point });
   }
-  runModel(planned, rng);
+  runModel(planned, rng, options.repeatedValues);
   return planned.map((p) => p.op);
 }
 
-function runModel(planned: Planned[], rng: Rng): void {
+function runModel(planned: Planned[], rng: Rng, repeatedValues: number | undefined): void {
   const state = new Map<string, Value>();
   const writtenSoFar = new Map<string, string[]>();
   let counter = 0;
   const fresh = (key: string): string => {
-    const v = `${key}:v${++counter}`;
+    const v = repeatedValues ? `${key}:r${Math.floor(rng() * repeatedValues)}` : `${key}:v${++counter}`;
     const list = writtenSoFar.get(key) ?? [];
     list.push(v);
     writtenSoFar.set(key, list);

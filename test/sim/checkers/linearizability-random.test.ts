@@ -34,6 +34,16 @@ describe(`random histories, seeds ${seeds[0]}..${seeds[seeds.length - 1]}`, () =
     }
   });
 
+  it("every generated history with repeated values and many unknown outcomes is linearizable", () => {
+    for (const seed of seeds) {
+      const history = generateLinearizableHistory({ ...optionsFor(seed), repeatedValues: 3, unknownRate: 0.3 });
+      const result = checkLinearizable(history);
+      if (result.verdict !== "ok") {
+        expect.fail(`${replay(seed)} (repeated values)\n${result.report}\nfull history:\n${describeHistory(history)}`);
+      }
+    }
+  });
+
   it("every mutated history is caught, with a piece that fails on its own", () => {
     let mutated = 0;
     for (const seed of seeds) {

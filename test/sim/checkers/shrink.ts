@@ -50,7 +50,25 @@ export function shrinkFailure(
     return result.verdict === "illegal";
   };
 
-  let current = [...ops];
+  // First the shortest failing prefix in call order that a binary search finds: cheap, since most
+  // prefix checks pass quickly, and it leaves the expensive drops below a shorter history. (Failing
+  // is not monotone in the prefix length, so this is a good prefix, not always the shortest.)
+  let current = [...ops].sort((a, b) => a.call - b.call);
+  // Unknown writes make every check of a failing candidate expensive, and a failure rarely needs
+  // them: try without all of them, then without those whose value no op observes.
+  const observed = new Set(current.map(observedValue).flatMap((seen) => (seen ? [seen.value] : [])));
+  const withoutUnknown = current.filter((op) => op.outcome !== "unknown");
+  const withoutUnobserved = current.filter((op) => op.outcome !== "unknown" || observed.has(writtenValue(op)));
+  if (withoutUnknown.length < current.length && stillFails(withoutUnknown)) current = withoutUnknown;
+  else if (withoutUnobserved.length < current.length && stillFails(withoutUnobserved)) current = withoutUnobserved;
+  let low = 1;
+  let high = current.length;
+  while (low < high && !outOfBudget) {
+    const middle = Math.floor((low + high) / 2);
+    if (stillFails(current.slice(0, middle))) high = middle;
+    else low = middle + 1;
+  }
+  current = current.slice(0, high);
   let chunk = Math.max(1, Math.floor(current.length / 2));
   for (;;) {
     let dropped = false;
