@@ -4,9 +4,9 @@
 // configuration is explored twice. The linearized set is a bitset with an incremental
 // (Zobrist) hash, so a cache probe costs O(1) plus word-by-word compares within a bucket.
 //
-// Operations with an unknown outcome get their return entry at +infinity: the search may place
-// them anywhere after their call, including after every acknowledged op, which is the same as
-// "never took effect" since nothing observes the register after that. Their result is not
+// Operations with an unknown outcome behave as if their return were at +infinity: the search may
+// place them anywhere after their call, including after every acknowledged op, which is the same
+// as "never took effect" since nothing observes the register after that. Their result is not
 // checked. So the search succeeds as soon as every "ok" op is linearized.
 import { mayWrite, observedValue, writtenValue, type RegisterOperation, type Value } from "./history.js";
 
@@ -186,12 +186,14 @@ export function searchRegister(ops: readonly RegisterOperation[], initial: Value
   let acknowledgedLeft = compiled.filter((op) => op.acknowledged).length;
   if (acknowledgedLeft === 0) return { verdict: "ok", steps: 0 };
 
-  // Entries 2i (call of op i) and 2i+1 (its return) in a doubly linked list behind a head node.
+  // Entries 2i (call of op i) and 2i+1 (its return) of the acknowledged ops in a doubly linked
+  // list behind a head node. Unknown ops are kept apart (below): their return would sit at
+  // +infinity, and walking past every pending one at each step made long histories quadratic.
   const head = 2 * n;
   const next = new Int32Array(2 * n + 1).fill(NONE);
   const prev = new Int32Array(2 * n + 1).fill(NONE);
   let last = head;
-  for (const e of sortedEntries(compiled)) {
+  for (const e of sortedEntries(compiled).filter((e) => compiled[e >> 1].acknowledged)) {
     next[last] = e;
     prev[e] = last;
     last = e;
@@ -258,69 +260,103 @@ export function searchRegister(ops: readonly RegisterOperation[], initial: Value
   // placing an unknown op early only pays when nothing acknowledged can go next, and reaching a
   // configuration with few unknown ops first lets it dominate the ones with more (see above).
   //
-  // Unknown ops with the same effect that are all candidates now can go anywhere from here on, so
-  // they are interchangeable: only one of them (the latest called) is tried.
+  // An unknown op is a candidate once its call is no later than the first pending return. Those
+  // with the same effect that are candidates now can go anywhere from here on, so they are
+  // interchangeable: per effect class, only the latest called is tried.
   const classIds = new Map<string, number>();
-  const classOf = compiled.map((op) => {
-    if (op.acknowledged) return NONE;
-    const name = `${op.effect}/${op.write}/${op.expect}`;
+  const classMembers: number[][] = [];
+  const classOf = new Int32Array(n).fill(NONE);
+  for (const op of [...compiled.keys()].sort((a, b) => compiled[a].call - compiled[b].call || a - b)) {
+    const c = compiled[op];
+    if (c.acknowledged) continue;
+    const name = `${c.effect}/${c.write}/${c.expect}`;
     let id = classIds.get(name);
-    if (id === undefined) classIds.set(name, (id = classIds.size));
-    return id;
-  });
-  const latestOfClass = new Int32Array(classIds.size);
-  const markLatestCandidates = (): void => {
-    for (let e = next[head]; e !== NONE && (e & 1) === 0; e = next[e]) {
-      const op = e >> 1;
-      if (classOf[op] !== NONE) latestOfClass[classOf[op]] = op;
+    if (id === undefined) {
+      classIds.set(name, (id = classIds.size));
+      classMembers.push([]);
     }
+    classOf[op] = id;
+    classMembers[id].push(op);
+  }
+  const placed = new Uint8Array(n);
+  const firstReturnTime = (): number => {
+    for (let e = next[head]; e !== NONE; e = next[e]) if (e & 1) return compiled[e >> 1].return;
+    return Infinity;
   };
-  const tryable = (op: number): boolean =>
-    compiled[op].acknowledged ? !unknownPass : unknownPass && latestOfClass[classOf[op]] === op;
+  const candidateOfClass = (id: number, until: number): number => {
+    const members = classMembers[id];
+    let low = 0;
+    let high = members.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (compiled[members[middle]].call <= until) low = middle + 1;
+      else high = middle;
+    }
+    for (let i = low - 1; i >= 0; i--) if (!placed[members[i]]) return members[i];
+    return NONE;
+  };
 
-  let unknownPass = false;
+  // Where the walk of the current configuration is: `entry` in the list, or (after the list)
+  // the next unknown class to try, with `until` the first pending return time.
   let entry = next[head];
+  let nextClass = NONE;
+  let until = Infinity;
   while (acknowledgedLeft > 0) {
     if (++steps > maxSteps) return { verdict: "unknown", steps: maxSteps };
-    if ((entry & 1) === 0) {
-      const op = entry >> 1;
-      const after = tryable(op) ? step(compiled[op], state) : NO_STATE;
-      if (after !== NO_STATE) {
-        linearized[op >>> 5] |= 1 << (op & 31);
-        const hash = setHash ^ opHash[op];
-        const key = (hash ^ mix32(after + 0x9e3779b9)) >>> 0;
-        if (!dominated(key, after)) {
-          remember(key, after);
-          stackOps.push(op);
-          stackStates.push(state);
-          state = after;
-          setHash = hash;
-          lift(op);
-          if (compiled[op].acknowledged) acknowledgedLeft--;
-          unknownPass = false;
-          entry = next[head];
-          continue;
-        }
-        linearized[op >>> 5] &= ~(1 << (op & 31));
+    let op: number;
+    if (nextClass === NONE) {
+      if ((entry & 1) === 0) {
+        op = entry >> 1;
+        entry = next[entry];
+      } else {
+        nextClass = 0;
+        until = firstReturnTime();
+        continue;
       }
-      entry = next[entry];
-    } else if (!unknownPass) {
-      unknownPass = true;
-      markLatestCandidates();
-      entry = next[head];
+    } else if (nextClass < classMembers.length) {
+      op = candidateOfClass(nextClass++, until);
+      if (op === NONE) continue;
     } else {
-      // A return reached before its call was linearized: undo the last choice.
-      const op = stackOps.pop();
-      if (op === undefined) return { verdict: "illegal", steps };
+      // Every candidate of this configuration failed: undo the last choice.
+      const undone = stackOps.pop();
+      if (undone === undefined) return { verdict: "illegal", steps };
       state = stackStates.pop() as number;
-      linearized[op >>> 5] &= ~(1 << (op & 31));
-      setHash ^= opHash[op];
-      unlift(op);
-      if (compiled[op].acknowledged) acknowledgedLeft++;
-      unknownPass = !compiled[op].acknowledged;
-      if (unknownPass) markLatestCandidates();
-      entry = next[2 * op];
+      linearized[undone >>> 5] &= ~(1 << (undone & 31));
+      setHash ^= opHash[undone];
+      if (compiled[undone].acknowledged) {
+        unlift(undone);
+        acknowledgedLeft++;
+        nextClass = NONE;
+        entry = next[2 * undone];
+      } else {
+        placed[undone] = 0;
+        nextClass = classOf[undone] + 1;
+        until = firstReturnTime();
+      }
+      continue;
     }
+    const after = step(compiled[op], state);
+    if (after === NO_STATE) continue;
+    linearized[op >>> 5] |= 1 << (op & 31);
+    const hash = setHash ^ opHash[op];
+    const key = (hash ^ mix32(after + 0x9e3779b9)) >>> 0;
+    if (dominated(key, after)) {
+      linearized[op >>> 5] &= ~(1 << (op & 31));
+      continue;
+    }
+    remember(key, after);
+    stackOps.push(op);
+    stackStates.push(state);
+    state = after;
+    setHash = hash;
+    if (compiled[op].acknowledged) {
+      lift(op);
+      acknowledgedLeft--;
+    } else {
+      placed[op] = 1;
+    }
+    nextClass = NONE;
+    entry = next[head];
   }
   return { verdict: "ok", steps };
 }
