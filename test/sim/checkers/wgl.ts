@@ -278,6 +278,7 @@ export function searchRegister(ops: readonly RegisterOperation[], initial: Value
     classOf[op] = id;
     classMembers[id].push(op);
   }
+  const classBlind = classMembers.map((members) => compiled[members[0]].effect === Effect.Write);
   const placed = new Uint8Array(n);
   const firstReturnTime = (): number => {
     for (let e = next[head]; e !== NONE; e = next[e]) if (e & 1) return compiled[e >> 1].return;
@@ -314,7 +315,11 @@ export function searchRegister(ops: readonly RegisterOperation[], initial: Value
         continue;
       }
     } else if (nextClass < classMembers.length) {
-      op = candidateOfClass(nextClass++, until);
+      // A put or delete right after another unknown op would hide that op's effect before anyone
+      // saw it, so the same configuration without that other op (tried first) covers it.
+      const id = nextClass++;
+      if (classBlind[id] && stackOps.length > 0 && !compiled[stackOps[stackOps.length - 1]].acknowledged) continue;
+      op = candidateOfClass(id, until);
       if (op === NONE) continue;
     } else {
       // Every candidate of this configuration failed: undo the last choice.
