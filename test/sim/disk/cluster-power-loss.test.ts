@@ -16,19 +16,29 @@ const WRITERS = 4;
 class Workload {
   readonly acked = new Map<string, string>();
   private stopped = false;
+  private failure: Error | undefined;
   private readonly loops: Array<Promise<void>> = [];
 
-  constructor(private readonly cluster: TestCluster) {}
+  constructor(
+    private readonly cluster: TestCluster,
+    /** Names the run (its seed) in every failure. */
+    private readonly context: string,
+  ) {}
 
   start(): void {
     for (let w = 0; w < WRITERS; w++) this.loops.push(this.writer(w));
   }
 
   private async writer(w: number): Promise<void> {
-    for (let n = 0; !this.stopped; n++) {
+    for (let n = 0; !this.stopped && !this.failure; n++) {
       const key = `w${w}-${String(n).padStart(5, "0")}`;
       const value = `value of ${key}`;
-      await this.cluster.put(key, value);
+      try {
+        await this.cluster.put(key, value);
+      } catch (err) {
+        this.failure ??= new Error(`${this.context}: writer ${w}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        return;
+      }
       this.acked.set(key, value);
     }
   }
@@ -36,12 +46,18 @@ class Workload {
   /** Writes on until `count` more puts are acknowledged (a deadline bounds the wait). */
   async ackMore(count: number, what: string): Promise<void> {
     const target = this.acked.size + count;
-    await waitFor(() => this.acked.size >= target, { timeoutMs: 20_000, message: `${what}: only ${this.acked.size} of ${target} puts acknowledged` });
+    await waitFor(() => this.failure !== undefined || this.acked.size >= target, {
+      timeoutMs: 20_000,
+      message: `${what}: only ${this.acked.size} of ${target} puts acknowledged`,
+    });
+    if (this.failure) throw this.failure;
   }
 
+  /** Stops the writers; throws the first writer's failure, if any. */
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.all(this.loops);
+    if (this.failure) throw this.failure;
   }
 }
 
@@ -65,7 +81,7 @@ describe("simulated disk under a cluster: power loss", () => {
     const context = `seed ${seed} (replay with SEED=${seed})`;
     cluster = new TestCluster({ stores: 3, seed, disk: "sim" });
     await cluster.start();
-    const work = new Workload(cluster);
+    const work = new Workload(cluster, context);
     work.start();
     try {
       await work.ackMore(30, context);
@@ -92,7 +108,7 @@ describe("simulated disk under a cluster: power loss", () => {
     const context = `seed ${seed} (replay with SEED=${seed})`;
     cluster = new TestCluster({ stores: 3, seed, disk: "sim" });
     await cluster.start();
-    const work = new Workload(cluster);
+    const work = new Workload(cluster, context);
     work.start();
     let acked: Map<string, string>;
     try {
@@ -115,7 +131,7 @@ describe("simulated disk under a cluster: power loss", () => {
     const context = `seed ${seed} (replay with SEED=${seed})`;
     cluster = new TestCluster({ stores: 3, seed, disk: "sim" });
     await cluster.start();
-    const work = new Workload(cluster);
+    const work = new Workload(cluster, context);
     work.start();
     try {
       await work.ackMore(20, context);
