@@ -21,7 +21,10 @@ const COMMANDS = `Commands:
   put <key> <value> [--cf CF]          write one key (raw API)
   delete <key> [--cf CF]               delete one key (raw API)
   scan <start> [end] [--limit N] [--cf CF]
-                                       keys in [start, end) across regions (default limit 100)
+                                       raw keys in [start, end) across regions (default limit 100)
+  scan <start> [end] [--limit N] --txn
+                                       committed transactional keys in [start, end), read at a
+                                       fresh timestamp
   txn <op>...                          one transaction; ops: get <k> | put <k> <v> | delete <k>
                                        e.g. txn put a 1 put b 2 delete c
   stores                               stores with their state, region and leader counts
@@ -58,11 +61,13 @@ class UsageError extends Error {
 const CMD_OPTIONS = {
   cf: { type: "string" },
   limit: { type: "string" },
+  txn: { type: "boolean" },
 } as const;
 
 interface CmdFlags {
   cf?: string;
   limit?: string;
+  txn?: boolean;
 }
 
 /** Lazily connects on the first command that needs the cluster. */
@@ -134,9 +139,11 @@ async function runCommand(s: Session, words: string[], flags: CmdFlags): Promise
       s.out("OK");
       return;
     case "scan": {
-      arity(args, 1, 2, "scan <start> [end] [--limit N] [--cf CF]");
+      arity(args, 1, 2, "scan <start> [end] [--limit N] [--cf CF | --txn]");
+      if (flags.txn && flags.cf !== undefined) throw new UsageError("scan: --txn reads transactional data, which has no --cf");
       const limit = parseLimit(flags.limit);
-      const kvs = await (await s.kv()).scan(parseBytes(args[0]!), parseBytes(args[1] ?? ""), limit, cf);
+      const [start, end] = [parseBytes(args[0]!), parseBytes(args[1] ?? "")];
+      const kvs = flags.txn ? await txnScan(s, start, end, limit) : await (await s.kv()).scan(start, end, limit, cf);
       for (const p of kvs) s.out(`${showBytes(p.key)} => ${showBytes(p.value)}`);
       s.out(`(${kvs.length} pair${kvs.length === 1 ? "" : "s"})`);
       return;
@@ -164,6 +171,16 @@ async function runCommand(s: Session, words: string[], flags: CmdFlags): Promise
       return;
     default:
       throw new UsageError(`unknown command ${JSON.stringify(cmd)} (try help)`);
+  }
+}
+
+/** A read-only transaction: its start_ts is a fresh timestamp, so it sees every commit before it. */
+async function txnScan(s: Session, start: Buffer, end: Buffer, limit: number) {
+  const txn = await (await s.kv()).begin();
+  try {
+    return await txn.scan(start, end, limit);
+  } finally {
+    await txn.rollback();
   }
 }
 
@@ -350,10 +367,10 @@ async function main(): Promise<number> {
   const session = new Session(v.scheduler!, new StatusApi(v.status!, timeoutMs), timeoutMs, log, (line) => process.stdout.write(line + "\n"));
   try {
     if (parsed.positionals.length === 0) {
-      if (v.cf !== undefined || v.limit !== undefined) fatal(BIN, "--cf and --limit go with a command (see --help)", 2);
+      if (v.cf !== undefined || v.limit !== undefined || v.txn !== undefined) fatal(BIN, "--cf, --limit and --txn go with a command (see --help)", 2);
       return (await shell(session)) > 0 && !process.stdin.isTTY ? 1 : 0;
     }
-    await runCommand(session, parsed.positionals, { cf: v.cf, limit: v.limit });
+    await runCommand(session, parsed.positionals, { cf: v.cf, limit: v.limit, txn: v.txn });
     return 0;
   } catch (err) {
     fatal(BIN, oneLine(err), err instanceof UsageError ? 2 : 1);

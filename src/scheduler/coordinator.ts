@@ -1,4 +1,5 @@
 import type { Logger } from "../util/logger.js";
+import { realRuntime, type Runtime, type TimerHandle } from "../util/runtime.js";
 import { silentLogger } from "../util/logger.js";
 import { BalanceLeaderScheduler } from "./balance-leader.js";
 import { BalanceRegionScheduler } from "./balance-region.js";
@@ -10,6 +11,8 @@ import type { OperatorController } from "./operator-controller.js";
 import { ReplicaChecker } from "./replica-checker.js";
 
 export interface CoordinatorOptions {
+  /** Timers of the scheduling loop (default: the real ones). */
+  runtime?: Runtime;
   /** How often the loop runs (patrol + due schedulers), ms. TinyKV patrols every 100 ms. */
   tickMs?: number;
   /** Regions the replica checker looks at per tick (TinyKV: 128). */
@@ -43,9 +46,10 @@ export class Coordinator {
   private readonly slots: ScheduleSlot[];
   private readonly replicaChecker = new ReplicaChecker();
   private patrolKey: Buffer = Buffer.alloc(0);
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private running = false;
   private readonly log: Logger;
+  private readonly runtime: Runtime;
 
   constructor(
     private readonly cluster: ClusterModel,
@@ -54,6 +58,7 @@ export class Coordinator {
     private readonly opts: CoordinatorOptions = {},
   ) {
     this.log = opts.log ?? silentLogger;
+    this.runtime = opts.runtime ?? realRuntime;
     this.startedAtMs = cluster.clock();
     const leader = opts.balanceLeader ?? new BalanceLeaderScheduler();
     const region = opts.balanceRegion ?? new BalanceRegionScheduler();
@@ -124,15 +129,15 @@ export class Coordinator {
       this.tick()
         .catch((err) => this.log.warn({ err }, "scheduling round failed"))
         .finally(() => {
-          if (this.running) this.timer = setTimeout(loop, this.opts.tickMs ?? 100);
+          if (this.running) this.timer = this.runtime.setTimeout(loop, this.opts.tickMs ?? 100);
         });
     };
-    this.timer = setTimeout(loop, this.opts.tickMs ?? 100);
+    this.timer = this.runtime.setTimeout(loop, this.opts.tickMs ?? 100);
   }
 
   stop(): void {
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
+    this.runtime.clearTimeout(this.timer);
     this.timer = undefined;
   }
 }

@@ -1,4 +1,3 @@
-import { randomInt } from "node:crypto";
 import { Cluster, Region, Store, StoreState } from "../proto/metapb.js";
 import {
   OperatorStatus,
@@ -8,6 +7,7 @@ import {
 } from "../proto/schedulerpb.js";
 import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
+import { realRuntime, type Runtime, type TimerHandle } from "../util/runtime.js";
 import { ClusterModel, type Clock } from "./cluster.js";
 import { Coordinator, type CoordinatorOptions } from "./coordinator.js";
 import { ClusterIdMismatchError, InvalidRequestError, SchedulerError, StaleRegionError, StoreStateError } from "./errors.js";
@@ -22,6 +22,8 @@ import type { StoreLimitOptions } from "./store-limit.js";
 import { TimestampOracle, type TsoTimestamp } from "./tso.js";
 
 export interface CoreOptions {
+  /** Time, timers and randomness (default: the real ones); `clock` and `rng` override parts of it. */
+  runtime?: Runtime;
   clock?: Clock;
   rng?: () => number;
   log?: Logger;
@@ -50,7 +52,8 @@ export class SchedulerCore {
   private gcSafePoint = 0n;
   private readonly dirtyRegions = new Map<bigint, Region>();
   private readonly deletedRegions = new Set<bigint>();
-  private flushTimer: NodeJS.Timeout | undefined;
+  private flushTimer: TimerHandle | undefined;
+  private readonly runtime: Runtime;
   private flushing: Promise<void> = Promise.resolve();
   private closed = false;
   private metaLock: Promise<void> = Promise.resolve();
@@ -63,24 +66,26 @@ export class SchedulerCore {
     private readonly log: Logger,
     private readonly opts: CoreOptions,
   ) {
+    this.runtime = opts.runtime ?? realRuntime;
     this.cluster = new ClusterModel({
       clock: opts.clock,
-      rng: opts.rng,
+      rng: opts.rng ?? (() => this.runtime.random()),
       maxStoreDownTimeMs: opts.maxStoreDownTimeMs,
       maxReplicas: opts.maxReplicas ?? 3,
     });
     this.oc = new OperatorController(this.cluster.clock, log, opts.storeLimit);
-    this.coordinator = new Coordinator(this.cluster, this.oc, ids, { log, ...opts.coordinator });
+    this.coordinator = new Coordinator(this.cluster, this.oc, ids, { log, runtime: this.runtime, ...opts.coordinator });
   }
 
   /** Loads (or creates) the cluster id and all metadata, reserves ids and a TSO window. */
   static async open(kv: MetaKV, opts: CoreOptions = {}): Promise<SchedulerCore> {
     const log = opts.log ?? silentLogger;
-    const clock = opts.clock ?? Date.now;
+    const runtime = opts.runtime ?? realRuntime;
+    const clock = opts.clock ?? (() => runtime.now());
     const storage = new MetaStorage(kv);
     let clusterId = await storage.loadClusterId();
     if (clusterId === undefined) {
-      clusterId = (BigInt(Math.floor(clock() / 1000)) << 32n) + BigInt(randomInt(0, 2 ** 32 - 1));
+      clusterId = (BigInt(Math.floor(clock() / 1000)) << 32n) + BigInt(Math.floor(runtime.random() * 2 ** 32));
       await storage.saveClusterId(clusterId);
       log.info({ cluster_id: clusterId.toString() }, "created new cluster id");
     }
@@ -113,14 +118,14 @@ export class SchedulerCore {
   /** Starts background work: the scheduling loop and the region metadata flusher. */
   start(): void {
     this.coordinator.start();
-    this.flushTimer = setInterval(() => void this.flushRegions(), this.opts.regionFlushMs ?? 1000);
+    this.flushTimer = this.runtime.setInterval(() => void this.flushRegions(), this.opts.regionFlushMs ?? 1000);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.coordinator.stop();
-    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.runtime.clearInterval(this.flushTimer);
     await this.flushRegions();
     await this.storage.close();
   }

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CF_DEFAULT } from "../../src/kv/engine/index.js";
-import type { Modify, RaftStorage } from "../../src/kv/storage/index.js";
+import { rawKeyspace, type Modify, type RaftStorage } from "../../src/kv/storage/index.js";
 import { dropWhere } from "../../src/kv/transport/index.js";
 import { TestCluster } from "../harness/cluster.js";
 import { transferLeader } from "../harness/generic.js";
@@ -36,7 +36,7 @@ describe("snapshot install off the store loop", () => {
     const removeFilter = cluster.network.addFilter(dropWhere((env) => env.to === 3n && env.msg.regionId === 2n));
     for (let start = 0; start < KEYS; start += BATCH) {
       const batch: Modify[] = Array.from({ length: BATCH }, (_, i) => ({ kind: "put" as const, cf: CF_DEFAULT, key: Buffer.from(`n${String(start + i).padStart(8, "0")}`), value: VALUE }));
-      await cluster.onLeader(Buffer.from("n"), "bulk put", (s: RaftStorage, ctx) => s.write(ctx, batch));
+      await cluster.onLeader(Buffer.from("n"), "bulk put", (s: RaftStorage, ctx) => rawKeyspace(s).write(ctx, batch));
     }
     const leader2 = cluster.leaderOf(2n)!;
     await waitFor(() => cluster.store(leader2)!.peers.get(2n)!.storage.truncatedIndex > 10n, { timeoutMs: 10_000, message: "region 2's log was compacted" });
@@ -44,8 +44,14 @@ describe("snapshot install off the store loop", () => {
     const peer1 = cluster.store(3n)!.peers.get(1n)!;
     const term = peer1.term;
     let changes = 0;
+    const seen = { sending: 0, incoming: 0, applying: 0 };
     const watch = setInterval(() => {
       if (!peer1.isLeader() || peer1.term !== term) changes++;
+      const here = cluster.store(3n)!.snapshotCounts();
+      const there = cluster.store(leader2)?.snapshotCounts();
+      seen.sending = Math.max(seen.sending, there?.sending ?? 0);
+      seen.incoming = Math.max(seen.incoming, here.receiving);
+      seen.applying = Math.max(seen.applying, here.applying);
     }, 5);
     try {
       removeFilter();
@@ -56,5 +62,7 @@ describe("snapshot install off the store loop", () => {
       clearInterval(watch);
     }
     expect(changes, `region 1 on store 3 lost its leadership during the install\n${cluster.dump()}`).toBe(0);
+    // What the store heartbeats report to the scheduler (its snapshot limits read these).
+    expect(Math.min(seen.sending, seen.incoming, seen.applying), `the sender, receiver and installer each counted the snapshot: ${JSON.stringify(seen)}`).toBeGreaterThanOrEqual(1);
   });
 });

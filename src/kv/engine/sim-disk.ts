@@ -34,7 +34,10 @@ export interface DiskFaults {
 export interface SimDiskOptions {
   /** Names the disk in errors and paths, e.g. "store2". */
   name?: string;
-  /** Waits `ms` of simulated time: the simulator's clock. Only a write with latency calls it. */
+  /**
+   * Waits `ms` of simulated time, e.g. `(ms) => sleep(runtime, ms)` on the simulation's Runtime.
+   * Only a write with latency calls it.
+   */
   delay?: (ms: number) => Promise<void>;
   faults?: DiskFaults;
 }

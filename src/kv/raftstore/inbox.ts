@@ -40,7 +40,7 @@ export class Inbox {
     const store = this.store;
     const invalid = invalidRaftMessage(msg, store.storeId);
     if (invalid) {
-      this.drops.drop(invalid, { region_id: String(msg.regionId), from_store: String(msg.fromPeer?.storeId ?? 0n) }, Date.now());
+      this.drops.drop(invalid, { region_id: String(msg.regionId), from_store: String(msg.fromPeer?.storeId ?? 0n) }, store.runtime.now());
       return;
     }
     const m = msg.message!;
@@ -125,7 +125,7 @@ export class Inbox {
         const region: Region = { id: msg.regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 0n, version: 0n }, peers: [] };
         const raftState = RaftLocalState.create({ hardState: { term: hardState.term, vote: hardState.vote, commit: 0n } });
         const storage = new PeerStorage(region, raftState, RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } }), []);
-        store.addPeer(new Peer(store.storeId, msg.toPeer!, storage, store.config));
+        store.addPeer(new Peer(store.storeId, msg.toPeer!, storage, store.config, store.runtime));
         store.log.info({ region_id: String(msg.regionId), peer_id: String(msg.toPeer!.id), term: String(hardState.term) }, "created uninitialized peer from a message");
         return queued;
       })
@@ -145,7 +145,23 @@ export class Inbox {
     return !this.overlapsExisting(msg.regionId, msg.startKey, msg.endKey);
   }
 
+  private receivingSnapshots = 0;
+
+  /** Snapshot streams being received plus snapshots accepted and not yet installed. */
+  incomingSnapshots(): number {
+    return this.receivingSnapshots + this.pendingSnapshots.size;
+  }
+
   async onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
+    this.receivingSnapshots++;
+    try {
+      await this.receiveSnapshot(chunks);
+    } finally {
+      this.receivingSnapshots--;
+    }
+  }
+
+  private async receiveSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
     let head: RaftMessage | undefined;
     const data = (async function* () {
       for await (const chunk of chunks) {
@@ -183,7 +199,7 @@ export class Inbox {
     for (const [id, r] of this.destroying) {
       if (id !== regionId && r && overlaps(r)) return true;
     }
-    this.expirePendingSnapshots(Date.now());
+    this.expirePendingSnapshots(this.store.runtime.now());
     for (const [id, pending] of this.pendingSnapshots) {
       if (id !== regionId && overlaps(pending.region)) return true;
     }
@@ -224,7 +240,7 @@ export class Inbox {
     if (!region.peers.some((p) => p.id === peer.meta.id)) return refuse("dropping a snapshot whose region does not include this peer");
     if (this.overlapsExisting(region.id, region.startKey, region.endKey)) return refuse("dropping a snapshot that overlaps another region here");
     if (!store.snaps.hasReceived(key)) return false;
-    this.pendingSnapshots.set(region.id, { region, index: key.index, term: key.term, until: Date.now() + PENDING_SNAPSHOT_MS });
+    this.pendingSnapshots.set(region.id, { region, index: key.index, term: key.term, until: store.runtime.now() + PENDING_SNAPSHOT_MS });
     return true;
   }
 }

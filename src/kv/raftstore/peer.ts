@@ -7,6 +7,7 @@ import type { RaftCmdRequest, RaftCmdResponse } from "../../proto/raft_cmdpb.js"
 import type { RaftMessage } from "../../proto/raft_serverpb.js";
 import type { EngineSnapshot } from "../engine/index.js";
 import type { RaftstoreConfig } from "./config.js";
+import type { Runtime } from "../../util/runtime.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import type { PeerStorage } from "./peer-storage.js";
 
@@ -86,6 +87,7 @@ export class Peer {
     readonly meta: PeerMeta,
     readonly storage: PeerStorage,
     config: RaftstoreConfig,
+    runtime: Runtime,
   ) {
     this.raw = new RawNode({
       id: meta.id,
@@ -99,7 +101,8 @@ export class Peer {
       checkQuorum: true,
       // A leader that applies its own removal keeps leading until the others know the commit.
       stepDownOnRemoval: false,
-      random: seededRandom(Number((storeId * 7919n + meta.id * 104729n + BigInt(Date.now())) % 2147483647n)),
+      // Election timeouts differ per peer and per start; the runtime's randomness keeps a simulation replayable.
+      random: seededRandom(Math.floor(runtime.random() * 2147483647)),
     });
   }
 

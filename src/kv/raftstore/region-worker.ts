@@ -32,6 +32,10 @@ export class RegionWorker {
     private readonly wake: () => void,
   ) {}
 
+  installing(): number {
+    return this.installs.size;
+  }
+
   isInstalling(peer: Peer): boolean {
     return this.installs.has(peer);
   }

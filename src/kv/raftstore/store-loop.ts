@@ -37,7 +37,7 @@ export class StoreLoop {
     }
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => this.run());
+    this.store.runtime.defer(() => this.run());
   }
 
   /** Resolves once background work (snapshot install and generation, peer destroy) has finished. */
@@ -260,7 +260,7 @@ export class StoreLoop {
       { appliedIndex: RAFT_INIT_LOG_INDEX, truncatedState: { index: RAFT_INIT_LOG_INDEX, term: RAFT_INIT_LOG_TERM } },
       [],
     );
-    const peer = new Peer(store.storeId, meta, storage, store.config);
+    const peer = new Peer(store.storeId, meta, storage, store.config, store.runtime);
     peer.raftStateDirty = true;
     store.addPeer(peer);
     // The parent's leader campaigns at once so the new region serves writes without an election timeout.
