@@ -59,13 +59,14 @@ async function readAll(engine: Engine): Promise<State> {
 const show = (s: State) => JSON.stringify([...s].sort());
 
 /** Rounds of random batches, each ended by a power loss or a crash, checked against the model. */
-async function runSeed(seed: number): Promise<{ lostBatches: number; keptUnsynced: number }> {
+async function runSeed(seed: number): Promise<{ lostBatches: number; keptUnsynced: number; trace: string[] }> {
   const rng = seededRng(seed);
   const disk = new SimDisk({ name: `seed${seed}` });
   let engine = await disk.open("kv");
   let durable: State = new Map();
   let lostBatches = 0;
   let keptUnsynced = 0;
+  const trace: string[] = [];
   for (let round = 0; round < 5; round++) {
     // states[i] = the state after the first i batches of this round.
     const states: State[] = [durable];
@@ -79,7 +80,7 @@ async function runSeed(seed: number): Promise<{ lostBatches: number; keptUnsynce
     }
     expect(show(await readAll(engine)), `seed ${seed} round ${round}: reads see every write`).toBe(show(states[count]!));
     const powerLoss = rng() < 0.7;
-    if (powerLoss) await disk.powerLoss(rng);
+    if (powerLoss) trace.push(JSON.stringify(await disk.powerLoss(rng)));
     else await disk.crash();
     engine = await disk.open("kv");
     const after = show(await readAll(engine));
@@ -93,9 +94,10 @@ async function runSeed(seed: number): Promise<{ lostBatches: number; keptUnsynce
     if (kept < count) lostBatches += count - kept;
     if (kept > lastSynced) keptUnsynced++;
     durable = states[kept]!;
+    trace.push(after);
   }
   await engine.close();
-  return { lostBatches, keptUnsynced };
+  return { lostBatches, keptUnsynced, trace };
 }
 
 describe("simulated disk: durability model", () => {
@@ -119,6 +121,13 @@ describe("simulated disk: durability model", () => {
       expect(lost, `seeds ${base}..${base + SEEDS - 1}: no power loss lost anything`).toBeGreaterThan(0);
       expect(keptUnsynced, `seeds ${base}..${base + SEEDS - 1}: no power loss kept an unsynced write`).toBeGreaterThan(0);
     }
+  });
+
+  it("replays one seed to one outcome", async () => {
+    const seed = testSeed();
+    const first = await runSeed(seed);
+    const second = await runSeed(seed);
+    expect(second.trace, `seed ${seed}: a second run kept different writes`).toEqual(first.trace);
   });
 
   it("loses all unsynced batches or none, at the two ends of the seeded choice", async () => {
