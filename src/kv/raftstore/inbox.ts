@@ -5,6 +5,7 @@ import { RaftApplyState, RaftLocalState, RaftSnapshotData, type RaftMessage, typ
 import { compareBytes } from "../../util/bytes.js";
 import { isEpochStale } from "./epoch.js";
 import { raftStateKey } from "./keys.js";
+import { keyInRegion } from "./keyspace.js";
 import { DropLog, invalidRaftMessage } from "./message-checks.js";
 import { isInitialMessage, Peer } from "./peer.js";
 import { isRetirementProbe } from "./retire.js";
@@ -184,14 +185,18 @@ export class Inbox {
     const invalid = invalidRaftMessage(head, this.store.storeId) ?? (head.message?.msgType === MessageType.MsgSnapshot ? undefined : "snapshot stream head is not a snapshot message");
     if (invalid) throw new Error(`snapshot stream refused: ${invalid}`);
     const key = snapKeyOf(head);
-    const expected = snapshotIntegrity(RaftSnapshotData.decode(head.message!.snapshot!.data));
+    const meta = RaftSnapshotData.decode(head.message!.snapshot!.data);
+    const expected = snapshotIntegrity(meta);
+    const region = meta.region!;
     async function* rest() {
       if (!first.done) yield first.value;
       yield* data;
     }
     // A short, long or corrupt file is deleted and refused: the sender learns it failed and retries.
-    await this.store.snaps.receive(key, rest(), expected);
+    await this.store.snaps.receive(key, rest(), expected, (cf, k) => keyInRegion(cf, k, region));
     this.onRaftMessage(head);
+    // A file its peer did not take (busy, stale, no such peer) is never installed: do not keep it.
+    if (this.pendingSnapshots.get(region.id)?.index !== key.index) this.store.snaps.removeReceived(key);
   }
 
   /** True when [start, end) overlaps an initialized region, or an incoming snapshot, of another id on this store. */
@@ -227,6 +232,8 @@ export class Inbox {
   expirePendingSnapshots(now: number): void {
     for (const [id, pending] of this.pendingSnapshots) {
       if (pending.until >= now) continue;
+      const peer = this.store.peers.get(id);
+      if (peer && this.store.loop.isBusy(peer)) continue; // installing it right now: keep the range and the file
       this.pendingSnapshots.delete(id);
       this.store.snaps.removeReceived({ regionId: id, term: pending.term, index: pending.index });
     }
