@@ -22,7 +22,6 @@ const PENDING: Record<string, string> = {
   "src/kv/server/server.ts": "gRPC server shutdown grace",
   "src/kv/transport/grpc-snapshot.ts": "gRPC snapshot stream deadline",
   "src/kv/transport/grpc-transport.ts": "gRPC stream reconnect backoff and address resolution deadline",
-  "src/kv/transport/memory-transport.ts": "delivery delays of the in-memory network",
   "src/scheduler/client.ts": "gRPC call deadlines and heartbeat stream reopen backoff",
   "src/scheduler/heartbeat-streams.ts": "gRPC stream keep-alive",
   "src/scheduler/server.ts": "gRPC server shutdown grace",

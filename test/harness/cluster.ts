@@ -16,6 +16,7 @@ import type { Context } from "../../src/proto/kvrpcpb.js";
 import type { Region } from "../../src/proto/metapb.js";
 import { keyInRange } from "../../src/util/bytes.js";
 import { silentLogger, createLogger, type Logger } from "../../src/util/logger.js";
+import { realRuntime, sleep, type Runtime } from "../../src/util/runtime.js";
 import { tempDir } from "./wait.js";
 
 export interface ClusterOptions {
@@ -27,6 +28,8 @@ export interface ClusterOptions {
   hooks?: (storeId: bigint) => StoreHooks;
   /** Where the stores' engines live: real LevelDB in temp dirs (default) or a simulated disk per store. */
   disk?: "leveldb" | "sim";
+  /** Clock, timers and randomness for the stores, the network and the simulated disks (default: the real ones). */
+  runtime?: Runtime;
 }
 
 interface StoreSlot {
@@ -51,10 +54,10 @@ export class TestCluster {
   readonly log: Logger = process.env.CLUSTER_LOG ? createLogger(process.env.CLUSTER_LOG) : silentLogger;
 
   constructor(readonly opts: ClusterOptions) {
-    this.network = new MemoryNetwork({ seed: opts.seed });
+    this.network = new MemoryNetwork({ seed: opts.seed, runtime: opts.runtime });
     this.config = { ...TEST_RAFTSTORE_CONFIG, ...opts.config };
     for (let i = 1; i <= opts.stores; i++) {
-      const simDisk = opts.disk === "sim" ? new SimDisk({ name: `store${i}` }) : undefined;
+      const simDisk = opts.disk === "sim" ? new SimDisk({ name: `store${i}`, delay: (ms) => sleep(opts.runtime ?? realRuntime, ms) }) : undefined;
       this.slots.set(BigInt(i), { dir: join(this.root.path, `store${i}`), simDisk });
     }
   }
@@ -101,6 +104,7 @@ export class TestCluster {
       log: this.log,
       makeTransport: (source, events) => this.network.transport(id, source, events),
       hooks: this.opts.hooks?.(id) ?? this.mockSchedulerHooks(id),
+      runtime: this.opts.runtime,
     });
     slot.store = store;
     this.network.register(id, store);

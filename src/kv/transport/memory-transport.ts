@@ -4,6 +4,7 @@ import { silentLogger, type Logger } from "../../util/logger.js";
 import { InvalidRaftMessageError, SnapshotSendError, StoreUnreachableError } from "./errors.js";
 import type { Envelope, MessageFilter } from "./filters.js";
 import { mulberry32, randomSeed, type Rng } from "../../util/random.js";
+import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
 import { SNAPSHOT_CHUNK_BYTES, snapshotChunks } from "./snapshot-chunks.js";
 import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } from "./transport.js";
 
@@ -15,6 +16,11 @@ export interface MemoryNetworkOptions {
   /** Copy each message through protobuf encode/decode, as the wire would (default true). */
   copyMessages?: boolean;
   log?: Logger;
+  /**
+   * The clock and timers deliveries are scheduled on (default: the real ones). A simulation passes
+   * its virtual runtime; without a `seed`, the filters' seed is then drawn from it.
+   */
+  runtime?: Runtime;
 }
 
 export interface MemoryNetworkStats {
@@ -55,14 +61,18 @@ export class MemoryNetwork {
   private readonly sinks = new Map<bigint, RaftMessageSink>();
   private filters: MessageFilter[] = [];
   private readonly links = new Map<string, Link>();
-  private readonly timers = new Set<NodeJS.Timeout | NodeJS.Immediate>();
+  /** Pending delayed deliveries; deferred ones check `closed` when they run instead. */
+  private readonly timers = new Set<TimerHandle>();
+  /** @internal The transports defer their flushes on it too. */
+  readonly runtime: Runtime;
   private readonly chunkBytes: number;
   private readonly copyMessages: boolean;
   private readonly log: Logger;
   private closed = false;
 
   constructor(opts: MemoryNetworkOptions = {}) {
-    this.seed = opts.seed ?? randomSeed();
+    this.runtime = opts.runtime ?? realRuntime;
+    this.seed = opts.seed ?? (opts.runtime ? Math.floor(opts.runtime.random() * 0xffffffff) >>> 0 : randomSeed());
     this.rng = mulberry32(this.seed);
     this.chunkBytes = opts.snapshotChunkBytes ?? SNAPSHOT_CHUNK_BYTES;
     this.copyMessages = opts.copyMessages ?? true;
@@ -103,10 +113,7 @@ export class MemoryNetwork {
   /** Cancels every pending delivery (test teardown). */
   close(): void {
     this.closed = true;
-    for (const t of this.timers) {
-      clearTimeout(t as NodeJS.Timeout);
-      clearImmediate(t as NodeJS.Immediate);
-    }
+    for (const t of this.timers) this.runtime.clearTimeout(t);
     this.timers.clear();
     this.links.clear();
   }
@@ -205,13 +212,11 @@ export class MemoryNetwork {
   private schedule(delayMs: number, run: () => void): void {
     if (this.closed) return;
     if (delayMs <= 0) {
-      const h = setImmediate(() => {
-        this.timers.delete(h);
-        run();
+      this.runtime.defer(() => {
+        if (!this.closed) run();
       });
-      this.timers.add(h);
     } else {
-      const h = setTimeout(() => {
+      const h = this.runtime.setTimeout(() => {
         this.timers.delete(h);
         run();
       }, delayMs);
@@ -225,7 +230,7 @@ export class MemoryNetwork {
       link = { queue: [], lastAt: 0, armed: false };
       this.links.set(key, link);
     }
-    const at = Math.max(performance.now() + delayMs, link.lastAt);
+    const at = Math.max(this.runtime.now() + delayMs, link.lastAt);
     link.lastAt = at;
     link.queue.push({ at, run });
     this.armLink(link);
@@ -235,9 +240,9 @@ export class MemoryNetwork {
     const head = link.queue[0];
     if (link.armed || !head) return;
     link.armed = true;
-    this.schedule(head.at - performance.now(), () => {
+    this.schedule(head.at - this.runtime.now(), () => {
       link.armed = false;
-      const now = performance.now();
+      const now = this.runtime.now();
       // Run everything due, in order; 1 ms of slack matches timer granularity.
       while (link.queue.length > 0 && link.queue[0]!.at <= now + 1) link.queue.shift()!.run();
       this.armLink(link);
@@ -253,7 +258,8 @@ function notify(fn: () => void): void {
 /** One store's view of a MemoryNetwork: queues sends, routes them on flush (or on the next immediate). */
 class MemoryTransport implements RaftTransport {
   private queue: RaftMessage[] = [];
-  private flushHandle: NodeJS.Immediate | undefined;
+  /** A deferred flush is pending (a deferral cannot be cancelled: it checks this flag instead). */
+  private flushPending = false;
   private closed = false;
   /** The store's callbacks, silenced once it closed (its raft is gone). */
   private readonly events: TransportEvents;
@@ -278,12 +284,15 @@ class MemoryTransport implements RaftTransport {
     if (msg.toPeer === undefined) throw new InvalidRaftMessageError(`region ${msg.regionId}: no to_peer`);
     if (this.closed) return; // a closed store's raft is gone: nobody to tell
     this.queue.push(msg);
-    this.flushHandle ??= setImmediate(() => this.flush());
+    if (this.flushPending) return;
+    this.flushPending = true;
+    this.network.runtime.defer(() => {
+      if (this.flushPending) this.flush();
+    });
   }
 
   flush(): void {
-    if (this.flushHandle) clearImmediate(this.flushHandle);
-    this.flushHandle = undefined;
+    this.flushPending = false;
     const batch = this.queue;
     this.queue = [];
     for (const msg of batch) this.network.route(this.storeId, msg, this.snapshotSource, this.events);
@@ -291,8 +300,7 @@ class MemoryTransport implements RaftTransport {
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.flushHandle) clearImmediate(this.flushHandle);
-    this.flushHandle = undefined;
+    this.flushPending = false;
     this.queue = []; // the store is stopping; its unsent messages are lost as in a crash
   }
 }

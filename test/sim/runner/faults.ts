@@ -1,0 +1,142 @@
+/**
+ * The fault schedule, drawn from the seed before the run starts (so it prints on failure and
+ * replays), and the code that switches each fault on and off on a TestCluster.
+ */
+import type { TestCluster } from "../../harness/cluster.js";
+import { delay, dropRate, duplicate, isolate, reorder, type MessageFilter } from "../../../src/kv/transport/filters.js";
+import type { Rng } from "../../../src/util/random.js";
+
+export type FaultKind = "crash" | "power-loss" | "isolate" | "one-way" | "drop" | "delay" | "reorder-dup" | "slow-disk";
+
+export const FAULT_KINDS: readonly FaultKind[] = ["crash", "power-loss", "isolate", "one-way", "drop", "delay", "reorder-dup", "slow-disk"];
+
+export interface Fault {
+  kind: FaultKind;
+  /** Simulated ms since the start. */
+  at: number;
+  durationMs: number;
+  store: bigint;
+  /** one-way: the store that hears nothing from `store` while `store` hears it. */
+  other: bigint;
+}
+
+export function describeFault(f: Fault): string {
+  const who = f.kind === "one-way" ? `${f.store}-/->${f.other}` : `store ${f.store}`;
+  return `${f.at.toFixed(0)}ms +${f.durationMs.toFixed(0)}ms ${f.kind} ${who}`;
+}
+
+/** Faults one after another (sometimes overlapping) from `startMs` until `endMs`. */
+export function drawFaults(rng: Rng, stores: number, startMs: number, endMs: number): Fault[] {
+  const faults: Fault[] = [];
+  let t = startMs;
+  while (t < endMs) {
+    const kind = FAULT_KINDS[Math.floor(rng() * FAULT_KINDS.length)]!;
+    const store = BigInt(1 + Math.floor(rng() * stores));
+    const other = BigInt(1 + ((Number(store) + Math.floor(rng() * (stores - 1))) % stores));
+    const durationMs = Math.min(200 + Math.floor(rng() * 2_800), endMs - t);
+    faults.push({ kind, at: t, durationMs, store, other });
+    // A third of the time the next fault starts while this one is still on.
+    t += rng() < 0.33 ? Math.floor(rng() * durationMs) : durationMs + Math.floor(rng() * 1_000);
+  }
+  return faults;
+}
+
+/**
+ * Switches faults on and off. Stores that are down stay down until their fault ends (or the
+ * heal); a store is restarted only by the fault that took it down.
+ */
+export class FaultInjector {
+  private readonly down = new Set<bigint>();
+  private readonly slowDisks = new Set<bigint>();
+  private readonly removers = new Set<() => void>();
+
+  constructor(
+    private readonly cluster: TestCluster,
+    private readonly rng: Rng,
+    private readonly onEvent: (line: string) => void,
+  ) {}
+
+  /** Turns `f` on; resolves to the function that turns it off. */
+  async begin(f: Fault): Promise<() => Promise<void>> {
+    this.onEvent(`fault on: ${describeFault(f)}`);
+    switch (f.kind) {
+      case "crash":
+      case "power-loss": {
+        if (this.down.has(f.store)) return async () => {};
+        this.down.add(f.store);
+        if (f.kind === "power-loss") {
+          const report = await this.cluster.powerLoss(f.store, this.rng);
+          this.onEvent(`power loss store ${f.store}: ${report.map((r) => `${r.file} kept ${r.kept}/${r.unsynced}`).join(", ")}`);
+        } else await this.crash(f.store);
+        return async () => {
+          if (!this.down.delete(f.store)) return;
+          this.onEvent(`restart store ${f.store}`);
+          await this.cluster.startStore(f.store);
+        };
+      }
+      case "slow-disk": {
+        this.slowDisks.add(f.store);
+        this.applyDiskLatency();
+        return async () => {
+          this.slowDisks.delete(f.store);
+          this.applyDiskLatency();
+        };
+      }
+      case "isolate":
+        return this.filter(isolate(f.store));
+      case "one-way":
+        return this.filter((env) => !(env.from === f.store && env.to === f.other));
+      case "drop":
+        return this.filter(dropRate(0.3));
+      case "delay":
+        return this.filter(delay(5, 150));
+      case "reorder-dup": {
+        const offReorder = await this.filter(reorder(40));
+        const offDup = await this.filter(duplicate(0.2));
+        return async () => {
+          await offReorder();
+          await offDup();
+        };
+      }
+    }
+  }
+
+  /** Every fault off, every store up. */
+  async healAll(): Promise<void> {
+    for (const remove of [...this.removers]) remove();
+    this.removers.clear();
+    this.slowDisks.clear();
+    this.applyDiskLatency();
+    for (const id of [...this.down].sort((a, b) => Number(a - b))) {
+      this.down.delete(id);
+      this.onEvent(`heal: restart store ${id}`);
+      await this.cluster.startStore(id);
+    }
+    this.onEvent("heal: all faults off");
+  }
+
+  /** A process crash: the page cache survives, the store is gone from the network at once. */
+  private async crash(id: bigint): Promise<void> {
+    const slot = this.cluster.slots.get(id)!;
+    this.cluster.network.unregister(id);
+    await slot.simDisk!.crash();
+    await slot.store?.stop();
+    slot.store = slot.kv = slot.raft = undefined;
+  }
+
+  private async filter(f: MessageFilter): Promise<() => Promise<void>> {
+    const remove = this.cluster.network.addFilter(f);
+    this.removers.add(remove);
+    return async () => {
+      if (!this.removers.delete(remove)) return;
+      remove();
+    };
+  }
+
+  private applyDiskLatency(): void {
+    for (const id of this.cluster.storeIds) {
+      const disk = this.cluster.simDisk(id)!;
+      disk.faults.writeLatencyMs = this.slowDisks.has(id) ? (w) => (w.sync ? 30 : 5) : undefined;
+    }
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * `make sim`: runs SEEDS seeds (from SEED_BASE, default 1) and prints a summary; `SEED=n make sim`
+ * replays one seed and prints its fault schedule, trace tail and hash. Exit code 1 if any failed.
+ * FAULT_MS / LIVENESS_MS override the fault phase and the liveness bound (simulated ms).
+ */
+import { describeResult, runSimulation, type SimOptions } from "./simulation.js";
+
+function intEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+async function main(): Promise<number> {
+  const base: Omit<SimOptions, "seed"> = {
+    faultPhaseMs: intEnv("FAULT_MS", 20_000),
+    livenessBoundMs: intEnv("LIVENESS_MS", 15_000),
+    traceTail: intEnv("TRACE_TAIL", 60),
+  };
+  if (process.env.SEED !== undefined && process.env.SEED !== "") {
+    const r = await runSimulation({ ...base, seed: intEnv("SEED", 0) });
+    console.log(describeResult(r));
+    return r.ok ? 0 : 1;
+  }
+  const seeds = intEnv("SEEDS", 100);
+  const first = intEnv("SEED_BASE", 1);
+  const wallStart = performance.now();
+  let simulatedMs = 0;
+  let faults = 0;
+  let operations = 0;
+  let acknowledged = 0;
+  const failed: number[] = [];
+  for (let seed = first; seed < first + seeds; seed++) {
+    const r = await runSimulation({ ...base, seed });
+    simulatedMs += r.simulatedMs;
+    faults += r.faults.length;
+    operations += r.operations;
+    acknowledged += r.acknowledgedWrites;
+    if (!r.ok) {
+      failed.push(seed);
+      console.log(describeResult(r));
+      console.log(`replay: SEED=${seed} make sim`);
+    } else if (process.env.SIM_VERBOSE) console.log(`seed ${seed} ok ${(r.simulatedMs / 1000).toFixed(1)} sim s ${r.wallMs.toFixed(0)} ms trace hash: ${r.traceHash}`);
+  }
+  const wallS = (performance.now() - wallStart) / 1000;
+  console.log(
+    [
+      `seeds: ${seeds} (${first}..${first + seeds - 1}), failed: ${failed.length}${failed.length ? ` [${failed.join(", ")}]` : ""}`,
+      `simulated time: ${(simulatedMs / 1000).toFixed(1)} s, faults: ${faults}, ops checked: ${operations} (${acknowledged} acknowledged writes)`,
+      `wall time: ${wallS.toFixed(1)} s, speed: ${(simulatedMs / 1000 / wallS).toFixed(1)} simulated s per wall s, ${((seeds / wallS) * 60).toFixed(1)} seeds per minute`,
+    ].join("\n"),
+  );
+  return failed.length === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(2);
+  },
+);

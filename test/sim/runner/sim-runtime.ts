@@ -1,0 +1,216 @@
+/**
+ * The simulation's Runtime: a virtual clock, one seeded event queue for every timer, interval and
+ * deferral, and seeded randomness. `runUntil` is the driver: it pops the earliest event, moves
+ * the clock to it, runs it, and lets the promise continuations it started settle before the next
+ * one. The driver's await of a real `setImmediate` is the only contact with real time: every
+ * microtask queued by the event runs before a real macrotask can, so one real tick is quiescence
+ * as long as the code under test takes all its asynchrony from this runtime (the
+ * runtime-globals architecture test keeps src/ honest about that).
+ */
+import { createHash, type Hash } from "node:crypto";
+import { setImmediate as realSetImmediate } from "node:timers/promises";
+import type { Runtime, TimerHandle } from "../../../src/util/runtime.js";
+import { mulberry32, type Rng } from "../../../src/util/random.js";
+
+export type EventKind = "timeout" | "interval" | "defer" | "sim";
+
+interface SimEvent {
+  at: number;
+  /** Tie-break at equal times: the order events were scheduled in. */
+  seq: number;
+  kind: EventKind;
+  label: string;
+  fn: () => void;
+  handle?: SimTimer;
+}
+
+class SimTimer {
+  cancelled = false;
+  constructor(
+    readonly id: number,
+    readonly intervalMs: number | undefined,
+  ) {}
+}
+
+/** A binary min-heap on (at, seq): the one event queue. */
+class EventHeap {
+  private readonly items: SimEvent[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): SimEvent | undefined {
+    return this.items[0];
+  }
+
+  push(e: SimEvent): void {
+    const a = this.items;
+    a.push(e);
+    let i = a.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(a[i]!, a[parent]!)) break;
+      [a[i], a[parent]] = [a[parent]!, a[i]!];
+      i = parent;
+    }
+  }
+
+  pop(): SimEvent | undefined {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && before(a[l]!, a[m]!)) m = l;
+        if (r < a.length && before(a[r]!, a[m]!)) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m]!, a[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+function before(x: SimEvent, y: SimEvent): boolean {
+  return x.at < y.at || (x.at === y.at && x.seq < y.seq);
+}
+
+/** The simulated epoch: a fixed wall-clock start so `now()` looks like a date and replays exactly. */
+export const SIM_EPOCH_MS = 1_700_000_000_000;
+
+export class SimRuntime implements Runtime {
+  private clock = SIM_EPOCH_MS;
+  private seq = 0;
+  private timerIds = 0;
+  private readonly queue = new EventHeap();
+  private readonly rng: Rng;
+  private readonly hash: Hash = createHash("sha256");
+  private readonly tail: string[] = [];
+  /** Events run so far. */
+  events = 0;
+  /** An event threw: the simulation is broken (code under test must not throw out of a timer). */
+  readonly eventErrors: Array<{ line: string; err: unknown }> = [];
+
+  constructor(
+    readonly seed: number,
+    private readonly tailLength = 40,
+  ) {
+    this.rng = mulberry32(seed);
+  }
+
+  now(): number {
+    return this.clock;
+  }
+
+  /** Simulated ms since the start. */
+  get elapsedMs(): number {
+    return this.clock - SIM_EPOCH_MS;
+  }
+
+  random(): number {
+    return this.rng();
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const timer = new SimTimer(++this.timerIds, undefined);
+    this.push("timeout", `t${timer.id}`, Math.max(0, ms), fn, timer);
+    return timer;
+  }
+
+  setInterval(fn: () => void, ms: number): TimerHandle {
+    const timer = new SimTimer(++this.timerIds, Math.max(1, ms));
+    this.push("interval", `i${timer.id}`, timer.intervalMs!, fn, timer);
+    return timer;
+  }
+
+  clearTimeout(handle: TimerHandle | undefined): void {
+    if (handle instanceof SimTimer) handle.cancelled = true;
+  }
+
+  clearInterval(handle: TimerHandle | undefined): void {
+    this.clearTimeout(handle);
+  }
+
+  defer(fn: () => void): void {
+    this.push("defer", "", 0, fn);
+  }
+
+  /** Schedules a step of the simulation itself (a fault, a client op) with a label for the trace. */
+  schedule(label: string, ms: number, fn: () => void): void {
+    this.push("sim", label, Math.max(0, ms), fn);
+  }
+
+  /** Adds a line to the trace (e.g. an operation's outcome) without an event. */
+  note(line: string): void {
+    this.record(`${this.elapsedMs} note ${line}`);
+  }
+
+  private push(kind: EventKind, label: string, ms: number, fn: () => void, handle?: SimTimer): void {
+    this.queue.push({ at: this.clock + ms, seq: ++this.seq, kind, label, fn, handle });
+  }
+
+  private record(line: string): void {
+    this.hash.update(line);
+    this.hash.update("\n");
+    this.tail.push(line);
+    if (this.tail.length > this.tailLength) this.tail.shift();
+  }
+
+  /**
+   * Runs events until the clock would pass `untilMs` (simulated ms since the start), `stop()`
+   * says so, or the queue is empty. Returns the number of events run.
+   */
+  async runUntil(untilMs: number, stop: () => boolean = () => false): Promise<number> {
+    const until = SIM_EPOCH_MS + untilMs;
+    let ran = 0;
+    for (;;) {
+      if (stop()) return ran;
+      const next = this.queue.peek();
+      if (!next || next.at > until) {
+        if (!next || this.clock < until) this.clock = Math.max(this.clock, until);
+        return ran;
+      }
+      this.queue.pop();
+      if (next.handle?.cancelled) continue;
+      this.clock = next.at;
+      const line = `${this.elapsedMs} ${next.kind} ${next.label}`;
+      this.record(line);
+      this.events++;
+      ran++;
+      if (next.handle?.intervalMs !== undefined) this.queue.push({ ...next, at: this.clock + next.handle.intervalMs, seq: ++this.seq });
+      try {
+        next.fn();
+      } catch (err) {
+        this.eventErrors.push({ line, err });
+        this.record(`${this.elapsedMs} error ${err instanceof Error ? err.message : String(err)}`);
+      }
+      await realSetImmediate();
+    }
+  }
+
+  /** Lets pending continuations settle without running an event (after a direct call into the code). */
+  async settle(): Promise<void> {
+    await realSetImmediate();
+  }
+
+  get pendingEvents(): number {
+    return this.queue.size;
+  }
+
+  /** The last trace lines, oldest first. */
+  traceTail(): string[] {
+    return [...this.tail];
+  }
+
+  /** sha256 of every trace line so far; call once, at the end. */
+  traceHash(): string {
+    return this.hash.copy().digest("hex");
+  }
+}
