@@ -31,6 +31,8 @@ async function main(): Promise<number> {
   let faults = 0;
   let operations = 0;
   let acknowledged = 0;
+  let unknown = 0;
+  let snapshots = 0;
   const failed: number[] = [];
   for (let seed = first; seed < first + seeds; seed++) {
     const r = await runSimulation({ ...base, seed });
@@ -38,6 +40,8 @@ async function main(): Promise<number> {
     faults += r.faults.length;
     operations += r.operations;
     acknowledged += r.acknowledgedWrites;
+    unknown += r.unknownWrites;
+    snapshots += r.snapshots;
     if (!r.ok) {
       failed.push(seed);
       console.log(describeResult(r));
@@ -48,7 +52,7 @@ async function main(): Promise<number> {
   console.log(
     [
       `seeds: ${seeds} (${first}..${first + seeds - 1}), failed: ${failed.length}${failed.length ? ` [${failed.join(", ")}]` : ""}`,
-      `simulated time: ${(simulatedMs / 1000).toFixed(1)} s, faults: ${faults}, ops checked: ${operations} (${acknowledged} acknowledged writes)`,
+      `simulated time: ${(simulatedMs / 1000).toFixed(1)} s, faults: ${faults}, ops checked: ${operations} (${acknowledged} acknowledged writes, ${unknown} writes of unknown outcome), snapshots: ${snapshots}`,
       `wall time: ${wallS.toFixed(1)} s, speed: ${(simulatedMs / 1000 / wallS).toFixed(1)} simulated s per wall s, ${((seeds / wallS) * 60).toFixed(1)} seeds per minute`,
     ].join("\n"),
   );

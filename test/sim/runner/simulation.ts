@@ -35,6 +35,10 @@ export interface SimResult {
   events: number;
   operations: number;
   acknowledgedWrites: number;
+  /** Writes whose outcome the client could not learn (timeouts, StaleCommand, a store gone). */
+  unknownWrites: number;
+  /** Snapshots the network carried: they go through the real file system, outside the determinism. */
+  snapshots: number;
   traceHash: string;
   traceTail: string[];
   wallMs: number;
@@ -113,6 +117,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     }
     const lin = checkLinearizable(history);
     if (lin.verdict === "illegal") failures.push(lin.report);
+    const net = cluster.network.stats;
+    runtime.note(`network sent=${net.sent} delivered=${net.delivered} dropped=${net.dropped} duplicated=${net.duplicated} snapshots=${net.snapshotsOk}/${net.snapshotsFailed}`);
     await cluster.shutdown();
   };
 
@@ -140,6 +146,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     events: runtime.events,
     operations: history.length,
     acknowledgedWrites,
+    unknownWrites: history.filter((op) => op.kind !== "get" && op.outcome === "unknown").length,
+    snapshots: cluster.network.stats.snapshotsOk + cluster.network.stats.snapshotsFailed,
     traceHash: runtime.traceHash(),
     traceTail: runtime.traceTail(),
     wallMs: performance.now() - wallStart,
@@ -149,7 +157,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
 /** The failure report: seed, fault schedule, failures, the trace's last lines. */
 export function describeResult(r: SimResult): string {
   const lines = [
-    `seed ${r.seed}: ${r.ok ? "ok" : "FAILED"} (${(r.simulatedMs / 1000).toFixed(1)} simulated s, ${r.events} events, ${r.operations} ops, ${r.wallMs.toFixed(0)} ms wall)`,
+    `seed ${r.seed}: ${r.ok ? "ok" : "FAILED"} (${(r.simulatedMs / 1000).toFixed(1)} simulated s, ${r.events} events, ${r.operations} ops (${r.acknowledgedWrites} acknowledged writes, ${r.unknownWrites} unknown), ${r.snapshots} snapshots, ${r.wallMs.toFixed(0)} ms wall)`,
     `fault schedule:`,
     ...r.faults.map((f) => `  ${describeFault(f)}`),
   ];
