@@ -42,7 +42,7 @@ chaos: build
 # The deterministic simulation of the raftstore (test/sim/runner): SEEDS seeds and a summary, or
 # SEED=n to replay one with its fault schedule, trace tail and trace hash.
 sim: build
-	SEEDS=$${SEEDS:-500} node dist/test/sim/runner/main.js
+	SEEDS=$${SEEDS:-100} node dist/test/sim/runner/main.js
 
 # Starts its own scheduler + 3 stores on loopback (fresh temp dirs) unless BENCH_ARGS says otherwise.
 BENCH_ARGS ?= --target tinykv --start-cluster --workload put,get,mixed

@@ -82,6 +82,9 @@ function before(x: SimEvent, y: SimEvent): boolean {
   return x.at < y.at || (x.at === y.at && x.seq < y.seq);
 }
 
+/** This many events in a row at one simulated instant is a livelock (the clock would never move). */
+const MAX_EVENTS_AT_ONE_INSTANT = 200_000;
+
 /** The simulated epoch: a fixed wall-clock start so `now()` looks like a date and replays exactly. */
 export const SIM_EPOCH_MS = 1_700_000_000_000;
 
@@ -97,6 +100,8 @@ export class SimRuntime implements Runtime {
   events = 0;
   /** An event threw: the simulation is broken (code under test must not throw out of a timer). */
   readonly eventErrors: Array<{ line: string; err: unknown }> = [];
+  /** Set when the driver stopped because the clock stopped moving. */
+  livelock: string | undefined;
 
   constructor(
     readonly seed: number,
@@ -170,6 +175,7 @@ export class SimRuntime implements Runtime {
   async runUntil(untilMs: number, stop: () => boolean = () => false): Promise<number> {
     const until = SIM_EPOCH_MS + untilMs;
     let ran = 0;
+    let sameInstant = 0;
     for (;;) {
       if (stop()) return ran;
       const next = this.queue.peek();
@@ -179,6 +185,11 @@ export class SimRuntime implements Runtime {
       }
       this.queue.pop();
       if (next.handle?.cancelled) continue;
+      sameInstant = next.at === this.clock ? sameInstant + 1 : 0;
+      if (sameInstant > MAX_EVENTS_AT_ONE_INSTANT) {
+        this.livelock = `${MAX_EVENTS_AT_ONE_INSTANT} events at ${this.elapsedMs} simulated ms without the clock moving (last: ${next.kind} ${next.label})`;
+        return ran;
+      }
       this.clock = next.at;
       const line = `${this.elapsedMs} ${next.kind} ${next.label}`;
       this.record(line);

@@ -132,7 +132,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     );
   });
   await runtime.runUntil(faultPhaseMs + 2 * livenessBoundMs + HANG_MARGIN_MS, () => finished);
-  if (!finished) {
+  if (runtime.livelock) failures.push(`livelock: ${runtime.livelock}\n${cluster.dump()}`);
+  else if (!finished) {
     failures.push(`hung: the scenario did not finish by ${runtime.elapsedMs} simulated ms (${runtime.pendingEvents} events queued)\n${cluster.dump()}`);
     clientsStop = true;
   }
