@@ -9,6 +9,7 @@ import { ErrProposalDropped } from "../../raft/index.js";
 import { checkRegionEpoch } from "./epoch.js";
 import { regionCursor } from "./keyspace.js";
 import { applyStateKey, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, raftStateKey } from "./keys.js";
+import { tendRaftLog } from "./log-fetch.js";
 import { Peer } from "./peer.js";
 import { initialRaftState, PeerStorage } from "./peer-storage.js";
 import type { Store } from "./store.js";
@@ -81,6 +82,7 @@ export class StoreLoop {
     for (const peer of store.peers.values()) {
       this.proposeQueued(peer);
       this.sendReadIndex(peer);
+      tendRaftLog(store, peer);
     }
     const work: Array<{ peer: Peer; rd: Ready }> = [];
     for (const peer of store.peers.values()) {
