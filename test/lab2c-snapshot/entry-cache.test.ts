@@ -49,6 +49,13 @@ describe("lab2c raft entry cache bounded in bytes", () => {
     });
     for (const i of [1, 17, 42, 60]) expect((await cluster.engineGet(lagging, `k${i}`))?.toString()).toBe(value(i));
     expect(snapshots, "the follower must catch up from the log, not by snapshot").toBe(0);
+    // Once every follower has everything, an idle region holds no entries in memory at all:
+    // otherwise each of many regions would keep its full budget.
+    await cluster.put("k61", "small");
+    await waitFor(() => [...cluster!.storeIds].every((id) => cluster!.store(id)!.peers.get(1n)!.storage.cachedBytes === 0), {
+      timeoutMs: 5000,
+      message: "every replica of the idle region drops its cached entries",
+    });
 
     // After a restart only unapplied entries are loaded into memory.
     await cluster.stopStore(lagging);

@@ -10,10 +10,22 @@ import type { Store } from "./store.js";
 // entries older than the cache are read from the raft engine in the background when a follower
 // needs them (raft skipped the send with ErrLogTemporarilyUnavailable; onEntriesFetched wakes it).
 
-/** Once per loop turn and peer: trim the entry cache and start the reads raft asked for. */
+/**
+ * Once per loop turn and peer: trim the entry cache and start the reads raft asked for. Applied
+ * entries every follower has are dropped at once (an idle region keeps no cache, so memory does
+ * not grow with the number of regions); those a lagging follower still needs stay within the
+ * byte budget. A follower needs none of its applied entries: if it is elected, it reads them back.
+ */
 export function tendRaftLog(store: Store, peer: Peer): void {
   if (peer.destroyed) return;
-  peer.storage.evictEntryCache(peer.raw.raft.raftLog.applied, store.config.raftEntryCacheSize);
+  const raft = peer.raw.raft;
+  const applied = raft.raftLog.applied;
+  let replicated = applied;
+  if (peer.isLeader()) {
+    for (const [id, pr] of raft.prs) if (id !== peer.meta.id && pr.match < replicated) replicated = pr.match;
+  }
+  peer.storage.evictEntryCache(replicated, 0);
+  peer.storage.evictEntryCache(applied, store.config.raftEntryCacheSize);
   for (const req of peer.storage.takeFetchRequests()) void fetchEntries(store, peer, req);
 }
 
