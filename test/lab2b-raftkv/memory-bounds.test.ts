@@ -14,11 +14,14 @@ const WRITING_BOUND_MIB = Number(process.env.MEMORY_WRITING_BOUND_MIB ?? 240);
 const RESTART_BOUND_MIB = Number(process.env.MEMORY_RESTART_BOUND_MIB ?? 160);
 const CONCURRENCY = 4;
 
-/** Peak and current resident set of a process, in MiB (Linux /proc). */
-function rssOf(pid: number): { peak: number; now: number } {
+/**
+ * Peak and current resident set of a process, in MiB (Linux /proc); `file` is the file-backed
+ * part (Node's binary, LevelDB's memory-mapped tables: page cache the kernel can reclaim).
+ */
+function rssOf(pid: number): { peak: number; now: number; anon: number; file: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const field = (name: string) => Number(/(\d+) kB/.exec(status.split("\n").find((l) => l.startsWith(name)) ?? "")?.[1] ?? NaN) / 1024;
-  return { peak: field("VmHWM:"), now: field("VmRSS:") };
+  return { peak: field("VmHWM:"), now: field("VmRSS:"), anon: field("RssAnon:"), file: field("RssFile:") };
 }
 
 function value(i: number): Buffer {
@@ -36,7 +39,9 @@ describe("lab2b memory bounds with 1 MiB values (real binaries)", () => {
   afterAll(() => cluster.shutdown());
 
   function peaks(): number[] {
-    return [...cluster.stores.values()].map((s) => rssOf(s.proc!.child.pid!).peak);
+    const rss = [...cluster.stores.values()].map((s) => rssOf(s.proc!.child.pid!));
+    console.log(`memory-bounds: now per store (MiB) ${rss.map((r) => `${r.now.toFixed(0)} = anon ${r.anon.toFixed(0)} + file ${r.file.toFixed(0)}`).join(", ")}`);
+    return rss.map((r) => r.peak);
   }
 
   it(`${WRITES} writes of 1 MiB keep each store under ${WRITING_BOUND_MIB} MiB resident, ${RESTART_BOUND_MIB} MiB after a restart`, async () => {
