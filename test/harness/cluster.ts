@@ -1,15 +1,16 @@
 import { join } from "node:path";
-import { Engine } from "../../src/kv/engine/index.js";
+import { Engine, SimDisk, type PowerLossReport } from "../../src/kv/engine/index.js";
 import { CF_DEFAULT, type CfName } from "../../src/kv/engine/index.js";
 import {
   Store,
   TEST_RAFTSTORE_CONFIG,
   writeInitialRegion,
   writeStoreIdent,
+  ensureKeyLayout,
   type RaftstoreConfig,
   type StoreHooks,
 } from "../../src/kv/raftstore/index.js";
-import { RaftStorage, RegionError } from "../../src/kv/storage/index.js";
+import { RaftStorage, rawCf, rawKeyspace, RegionError } from "../../src/kv/storage/index.js";
 import { MemoryNetwork } from "../../src/kv/transport/index.js";
 import type { Context } from "../../src/proto/kvrpcpb.js";
 import type { Region } from "../../src/proto/metapb.js";
@@ -24,10 +25,14 @@ export interface ClusterOptions {
   /** Region 1 starts on stores 1..regionStores (default: every store); the others start empty. */
   regionStores?: number;
   hooks?: (storeId: bigint) => StoreHooks;
+  /** Where the stores' engines live: real LevelDB in temp dirs (default) or a simulated disk per store. */
+  disk?: "leveldb" | "sim";
 }
 
 interface StoreSlot {
   dir: string;
+  /** The store's simulated disk when the cluster runs on one; it outlives the store's restarts. */
+  simDisk?: SimDisk;
   kv?: Engine;
   raft?: Engine;
   store?: Store;
@@ -48,7 +53,14 @@ export class TestCluster {
   constructor(readonly opts: ClusterOptions) {
     this.network = new MemoryNetwork({ seed: opts.seed });
     this.config = { ...TEST_RAFTSTORE_CONFIG, ...opts.config };
-    for (let i = 1; i <= opts.stores; i++) this.slots.set(BigInt(i), { dir: join(this.root.path, `store${i}`) });
+    for (let i = 1; i <= opts.stores; i++) {
+      const simDisk = opts.disk === "sim" ? new SimDisk({ name: `store${i}` }) : undefined;
+      this.slots.set(BigInt(i), { dir: join(this.root.path, `store${i}`), simDisk });
+    }
+  }
+
+  private openEngine(slot: StoreSlot, name: "kv" | "raft"): Promise<Engine> {
+    return slot.simDisk ? slot.simDisk.open(name) : Engine.open(join(slot.dir, name));
   }
 
   get storeIds(): bigint[] {
@@ -64,8 +76,9 @@ export class TestCluster {
       peers: this.storeIds.filter((id) => id <= BigInt(this.opts.regionStores ?? this.opts.stores)).map((id) => ({ id, storeId: id })),
     };
     for (const [id, slot] of this.slots) {
-      const kv = await Engine.open(join(slot.dir, "kv"));
-      const raft = await Engine.open(join(slot.dir, "raft"));
+      const kv = await this.openEngine(slot, "kv");
+      const raft = await this.openEngine(slot, "raft");
+      await ensureKeyLayout(kv);
       await writeStoreIdent(kv, 0n, id);
       if (region.peers.some((p) => p.storeId === id)) await writeInitialRegion(kv, raft, region);
       await kv.close();
@@ -77,8 +90,8 @@ export class TestCluster {
   async startStore(id: bigint): Promise<void> {
     const slot = this.slots.get(id)!;
     if (slot.store) return;
-    slot.kv = await Engine.open(join(slot.dir, "kv"));
-    slot.raft = await Engine.open(join(slot.dir, "raft"));
+    slot.kv = await this.openEngine(slot, "kv");
+    slot.raft = await this.openEngine(slot, "raft");
     const store = new Store({
       storeId: id,
       kv: slot.kv,
@@ -124,6 +137,24 @@ export class TestCluster {
     slot.store = slot.kv = slot.raft = undefined;
   }
 
+  /**
+   * The power goes on a store of a sim-disk cluster: gone from the network, its engines crash
+   * and keep a seeded prefix of their unsynced writes. startStore() restarts it from what survived.
+   */
+  async powerLoss(id: bigint, rng: () => number): Promise<PowerLossReport[]> {
+    const slot = this.slots.get(id)!;
+    if (!slot.simDisk) throw new Error("powerLoss needs a cluster on the simulated disk (disk: \"sim\")");
+    this.network.unregister(id);
+    const report = await slot.simDisk.powerLoss(rng);
+    await slot.store?.stop();
+    slot.store = slot.kv = slot.raft = undefined;
+    return report;
+  }
+
+  simDisk(id: bigint): SimDisk | undefined {
+    return this.slots.get(id)?.simDisk;
+  }
+
   store(id: bigint): Store | undefined {
     return this.slots.get(id)?.store;
   }
@@ -157,7 +188,8 @@ export class TestCluster {
   }
 
   /**
-   * Runs `op` against the region's leader, retrying on region errors (not leader, epoch, stale,
+   * Runs `op` against the region's leader (the storage as the txn handlers see it; put, get,
+   * delete and scan below use the raw API's view of it), retrying on region errors (not leader, epoch, stale,
    * timeout) with backoff until the deadline — what a client library does.
    */
   async onLeader<T>(key: Buffer, what: string, op: (storage: RaftStorage, ctx: Context) => Promise<T>, timeoutMs = 15_000): Promise<T> {
@@ -191,18 +223,18 @@ export class TestCluster {
 
   put(key: string | Buffer, value: string | Buffer, cf: CfName = CF_DEFAULT): Promise<void> {
     const k = Buffer.from(key);
-    return this.onLeader(k, `put ${k}`, (s, ctx) => s.write(ctx, [{ kind: "put", cf, key: k, value: Buffer.from(value) }]));
+    return this.onLeader(k, `put ${k}`, (s, ctx) => rawKeyspace(s).write(ctx, [{ kind: "put", cf, key: k, value: Buffer.from(value) }]));
   }
 
   delete(key: string | Buffer, cf: CfName = CF_DEFAULT): Promise<void> {
     const k = Buffer.from(key);
-    return this.onLeader(k, `delete ${k}`, (s, ctx) => s.write(ctx, [{ kind: "delete", cf, key: k }]));
+    return this.onLeader(k, `delete ${k}`, (s, ctx) => rawKeyspace(s).write(ctx, [{ kind: "delete", cf, key: k }]));
   }
 
   get(key: string | Buffer, cf: CfName = CF_DEFAULT): Promise<Buffer | undefined> {
     const k = Buffer.from(key);
     return this.onLeader(k, `get ${k}`, async (s, ctx) => {
-      const reader = await s.reader(ctx);
+      const reader = await rawKeyspace(s).reader(ctx);
       try {
         return await reader.getCF(cf, k);
       } finally {
@@ -221,7 +253,7 @@ export class TestCluster {
       const part = await this.onLeader(cur, `scan from ${cur}`, async (s, ctx) => {
         const reader = await s.reader(ctx);
         const rows: Array<{ key: Buffer; value: Buffer }> = [];
-        const cursor = reader.iterCF(cf);
+        const cursor = reader.iterCF(rawCf(cf));
         try {
           await cursor.seek(cur);
           while (cursor.valid && (stop.length === 0 || Buffer.compare(cursor.key, stop) < 0)) {
@@ -268,8 +300,8 @@ export class TestCluster {
     return lines.join("\n");
   }
 
-  /** Reads a key straight from a store's kv engine (no raft), as TinyKV's MustGetEqual does. */
+  /** Reads a raw key straight from a store's kv engine (no raft), as TinyKV's MustGetEqual does. */
   async engineGet(storeId: bigint, key: string, cf: CfName = CF_DEFAULT): Promise<Buffer | undefined> {
-    return this.engine(storeId)?.get(cf, Buffer.from(key));
+    return this.engine(storeId)?.get(rawCf(cf), Buffer.from(key));
   }
 }

@@ -5,8 +5,10 @@ import { RaftApplyState, RaftLocalState, RaftSnapshotData, type RaftMessage, typ
 import { compareBytes } from "../../util/bytes.js";
 import { isEpochStale } from "./epoch.js";
 import { raftStateKey } from "./keys.js";
+import { keyInRegion } from "./keyspace.js";
 import { DropLog, invalidRaftMessage } from "./message-checks.js";
 import { isInitialMessage, Peer } from "./peer.js";
+import { isRetirementProbe } from "./retire.js";
 import { PeerStorage } from "./peer-storage.js";
 import { snapshotIntegrity } from "./snap.js";
 import type { Store } from "./store.js";
@@ -29,6 +31,9 @@ export class Inbox {
    */
   private readonly pendingSnapshots = new Map<bigint, { region: Region; index: bigint; term: bigint; until: number }>();
 
+  /** Regions whose destroyed peer's data is still being cleared (with the range, when it had one). */
+  private readonly destroying = new Map<bigint, Region | undefined>();
+
   constructor(private readonly store: Store) {
     this.drops = new DropLog((fields, line) => store.log.warn(fields, line));
   }
@@ -37,7 +42,7 @@ export class Inbox {
     const store = this.store;
     const invalid = invalidRaftMessage(msg, store.storeId);
     if (invalid) {
-      this.drops.drop(invalid, { region_id: String(msg.regionId), from_store: String(msg.fromPeer?.storeId ?? 0n) }, Date.now());
+      this.drops.drop(invalid, { region_id: String(msg.regionId), from_store: String(msg.fromPeer?.storeId ?? 0n) }, store.runtime.now());
       return;
     }
     const m = msg.message!;
@@ -61,6 +66,8 @@ export class Inbox {
       this.sendGc(msg, peer.region);
       return;
     }
+    if (isRetirementProbe(m)) return; // the survivor has not applied the removal yet: nothing to answer
+    if (store.loop.isBusy(peer)) return; // installing a snapshot: it answers nothing until done; raft resends
     if (m.msgType === MessageType.MsgSnapshot && !this.snapshotAcceptable(peer, msg)) return;
     peer.rememberPeer(msg.fromPeer);
     try {
@@ -79,7 +86,8 @@ export class Inbox {
   private answerStaleToTombstone(msg: RaftMessage): boolean {
     const tomb = this.store.tombstones.get(msg.regionId);
     if (!tomb || !isEpochStale(msg.regionEpoch, tomb.regionEpoch)) return false;
-    const vote = msg.message!.msgType === MessageType.MsgRequestVote || msg.message!.msgType === MessageType.MsgRequestPreVote;
+    const m = msg.message!;
+    const vote = m.msgType === MessageType.MsgRequestVote || m.msgType === MessageType.MsgRequestPreVote || isRetirementProbe(m);
     if (vote && !tomb.peers.some((p) => p.storeId === msg.fromPeer!.storeId)) this.sendGc(msg, tomb);
     return true;
   }
@@ -117,16 +125,18 @@ export class Inbox {
       .then((hardState) => {
         const queued = this.creating.get(msg.regionId) ?? [];
         this.creating.delete(msg.regionId);
-        if (store.stopped || store.peers.has(msg.regionId) || !this.mayCreatePeer(msg)) return queued;
+        if (store.stopped) return []; // a stopped store handles nothing more
+        if (store.peers.has(msg.regionId) || !this.mayCreatePeer(msg)) return queued;
         const region: Region = { id: msg.regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 0n, version: 0n }, peers: [] };
         const raftState = RaftLocalState.create({ hardState: { term: hardState.term, vote: hardState.vote, commit: 0n } });
         const storage = new PeerStorage(region, raftState, RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } }), []);
-        store.addPeer(new Peer(store.storeId, msg.toPeer!, storage, store.config));
+        store.addPeer(new Peer(store.storeId, msg.toPeer!, storage, store.config, store.runtime));
         store.log.info({ region_id: String(msg.regionId), peer_id: String(msg.toPeer!.id), term: String(hardState.term) }, "created uninitialized peer from a message");
         return queued;
       })
       .then((queued) => {
-        for (const m of queued) this.onRaftMessage(m);
+        // Through the store's door again: it refuses everything once the store stopped.
+        for (const m of queued) store.onRaftMessage(m);
       })
       .catch((err: unknown) => {
         this.creating.delete(msg.regionId);
@@ -135,12 +145,29 @@ export class Inbox {
   }
 
   private mayCreatePeer(msg: RaftMessage): boolean {
+    if (this.destroying.has(msg.regionId)) return false; // the sender retries once the old peer is gone
     const tomb = this.store.tombstones.get(msg.regionId);
     if (tomb && !isEpochStale(tomb.regionEpoch, msg.regionEpoch)) return false; // late message for a region we left
     return !this.overlapsExisting(msg.regionId, msg.startKey, msg.endKey);
   }
 
+  private receivingSnapshots = 0;
+
+  /** Snapshot streams being received plus snapshots accepted and not yet installed. */
+  incomingSnapshots(): number {
+    return this.receivingSnapshots + this.pendingSnapshots.size;
+  }
+
   async onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
+    this.receivingSnapshots++;
+    try {
+      await this.receiveSnapshot(chunks);
+    } finally {
+      this.receivingSnapshots--;
+    }
+  }
+
+  private async receiveSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
     let head: RaftMessage | undefined;
     const data = (async function* () {
       for await (const chunk of chunks) {
@@ -158,14 +185,18 @@ export class Inbox {
     const invalid = invalidRaftMessage(head, this.store.storeId) ?? (head.message?.msgType === MessageType.MsgSnapshot ? undefined : "snapshot stream head is not a snapshot message");
     if (invalid) throw new Error(`snapshot stream refused: ${invalid}`);
     const key = snapKeyOf(head);
-    const expected = snapshotIntegrity(RaftSnapshotData.decode(head.message!.snapshot!.data));
+    const meta = RaftSnapshotData.decode(head.message!.snapshot!.data);
+    const expected = snapshotIntegrity(meta);
+    const region = meta.region!;
     async function* rest() {
       if (!first.done) yield first.value;
       yield* data;
     }
     // A short, long or corrupt file is deleted and refused: the sender learns it failed and retries.
-    await this.store.snaps.receive(key, rest(), expected);
+    await this.store.snaps.receive(key, rest(), expected, (cf, k) => keyInRegion(cf, k, region));
     this.onRaftMessage(head);
+    // A file its peer did not take (busy, stale, no such peer) is never installed: do not keep it.
+    if (this.pendingSnapshots.get(region.id)?.index !== key.index) this.store.snaps.removeReceived(key);
   }
 
   /** True when [start, end) overlaps an initialized region, or an incoming snapshot, of another id on this store. */
@@ -175,11 +206,22 @@ export class Inbox {
     for (const p of this.store.peers.values()) {
       if (p.regionId !== regionId && p.storage.isInitialized() && overlaps(p.region)) return true;
     }
-    this.expirePendingSnapshots(Date.now());
+    for (const [id, r] of this.destroying) {
+      if (id !== regionId && r && overlaps(r)) return true;
+    }
+    this.expirePendingSnapshots(this.store.runtime.now());
     for (const [id, pending] of this.pendingSnapshots) {
       if (id !== regionId && overlaps(pending.region)) return true;
     }
     return false;
+  }
+
+  reserveForDestroy(regionId: bigint, region: Region | undefined): void {
+    this.destroying.set(regionId, region);
+  }
+
+  releaseDestroyed(regionId: bigint): void {
+    this.destroying.delete(regionId);
   }
 
   snapshotInstalled(regionId: bigint): void {
@@ -190,6 +232,8 @@ export class Inbox {
   expirePendingSnapshots(now: number): void {
     for (const [id, pending] of this.pendingSnapshots) {
       if (pending.until >= now) continue;
+      const peer = this.store.peers.get(id);
+      if (peer && this.store.loop.isBusy(peer)) continue; // installing it right now: keep the range and the file
       this.pendingSnapshots.delete(id);
       this.store.snaps.removeReceived({ regionId: id, term: pending.term, index: pending.index });
     }
@@ -208,7 +252,7 @@ export class Inbox {
     if (!region.peers.some((p) => p.id === peer.meta.id)) return refuse("dropping a snapshot whose region does not include this peer");
     if (this.overlapsExisting(region.id, region.startKey, region.endKey)) return refuse("dropping a snapshot that overlaps another region here");
     if (!store.snaps.hasReceived(key)) return false;
-    this.pendingSnapshots.set(region.id, { region, index: key.index, term: key.term, until: Date.now() + PENDING_SNAPSHOT_MS });
+    this.pendingSnapshots.set(region.id, { region, index: key.index, term: key.term, until: store.runtime.now() + PENDING_SNAPSHOT_MS });
     return true;
   }
 }

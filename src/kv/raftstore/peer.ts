@@ -7,6 +7,7 @@ import type { RaftCmdRequest, RaftCmdResponse } from "../../proto/raft_cmdpb.js"
 import type { RaftMessage } from "../../proto/raft_serverpb.js";
 import type { EngineSnapshot } from "../engine/index.js";
 import type { RaftstoreConfig } from "./config.js";
+import type { Runtime } from "../../util/runtime.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import type { PeerStorage } from "./peer-storage.js";
 
@@ -64,6 +65,14 @@ export class Peer {
   /** A Ready taken from raft and not yet advanced. */
   pendingReady: Ready | undefined;
   destroyed = false;
+  /**
+   * Set when this peer applied its own removal while leading. A survivor may not know yet that
+   * the removal committed (in a 2-peer region it would then wait forever for this peer's vote),
+   * so this peer does not vanish: it serves nothing, hands leadership to a survivor that holds
+   * the removal, stays a voter, and asks the survivors until one that applied the removal
+   * answers with a GC message (see retire.ts).
+   */
+  retiring: { index: bigint; sinceTick: number } | undefined;
   generatingSnapshot = false;
   /** Approximate region size in bytes from the last split check; undefined until measured. */
   approximateSize: number | undefined;
@@ -79,6 +88,7 @@ export class Peer {
     readonly meta: PeerMeta,
     readonly storage: PeerStorage,
     config: RaftstoreConfig,
+    runtime: Runtime,
   ) {
     this.raw = new RawNode({
       id: meta.id,
@@ -90,7 +100,10 @@ export class Peer {
       maxInflightMsgs: config.raftMaxInflightMsgs,
       preVote: true,
       checkQuorum: true,
-      random: seededRandom(Number((storeId * 7919n + meta.id * 104729n + BigInt(Date.now())) % 2147483647n)),
+      // A leader that applies its own removal keeps leading until the others know the commit.
+      stepDownOnRemoval: false,
+      // Election timeouts differ per peer and per start; the runtime's randomness keeps a simulation replayable.
+      random: seededRandom(Math.floor(runtime.random() * 2147483647)),
     });
   }
 
@@ -126,6 +139,12 @@ export class Peer {
 
   rememberPeer(p: PeerMeta | undefined): void {
     if (p && p.id !== 0n && !this.region.peers.some((x) => x.id === p.id)) this.peerCache.set(p.id, { ...p });
+  }
+
+  /** Starts retiring (see `retiring`); answers what waits on it, as a peer that stopped leading would. */
+  retire(removalIndex: bigint, tick: number): void {
+    this.retiring = { index: removalIndex, sinceTick: tick };
+    this.failAll(regionErrors.notLeader(this.regionId));
   }
 
   applyConfChange(cc: ConfChange): void {

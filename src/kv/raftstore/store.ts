@@ -4,6 +4,7 @@ import type { Peer as PeerMeta, Region, RegionEpoch } from "../../proto/metapb.j
 import { AdminCmdType, RaftCmdRequest, RaftCmdResponse, type RaftRequestHeader } from "../../proto/raft_cmdpb.js";
 import { PeerState, RegionLocalState, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
 import type { Logger } from "../../util/logger.js";
+import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
 import type { Engine } from "../engine/index.js";
 import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } from "../transport/transport.js";
 import type { RaftstoreConfig } from "./config.js";
@@ -12,6 +13,7 @@ import { errorResponse, regionErrors } from "./errors.js";
 import { REGION_META_MAX_KEY, REGION_META_MIN_KEY } from "./keys.js";
 import { Inbox, snapKeyOf } from "./inbox.js";
 import { Peer, type ReadOutcome } from "./peer.js";
+import { tickRetiring } from "./retire.js";
 import { PeerStorage } from "./peer-storage.js";
 import { SnapManager } from "./snap.js";
 import { StoreLoop } from "./store-loop.js";
@@ -34,6 +36,8 @@ export interface StoreOptions {
   log: Logger;
   makeTransport(source: SnapshotSource, events: TransportEvents): RaftTransport;
   hooks?: StoreHooks;
+  /** Time, timers and randomness (default: the real ones). */
+  runtime?: Runtime;
 }
 
 export class StoreStoppedError extends Error {
@@ -57,7 +61,8 @@ export class Store implements RaftMessageSink {
   readonly loop: StoreLoop;
   private readonly inbox: Inbox;
   readonly log: Logger;
-  private tickTimer: NodeJS.Timeout | undefined;
+  readonly runtime: Runtime;
+  private tickTimer: TimerHandle | undefined;
   private ticks = 0;
   private splitCheck: Promise<void> | undefined;
   /** Set once every region is loaded: until then messages and requests are refused. */
@@ -66,6 +71,7 @@ export class Store implements RaftMessageSink {
 
   constructor(readonly opts: StoreOptions) {
     this.storeId = opts.storeId;
+    this.runtime = opts.runtime ?? realRuntime;
     this.log = opts.log.child({ store_id: String(opts.storeId) });
     this.snaps = new SnapManager(opts.snapDir);
     this.transport = opts.makeTransport((msg) => this.snapshotSource(msg), {
@@ -110,18 +116,18 @@ export class Store implements RaftMessageSink {
         continue;
       }
       const storage = await PeerStorage.load(this.opts.kv, this.opts.raft, region);
-      this.addPeer(new Peer(this.storeId, meta, storage, this.config));
+      this.addPeer(new Peer(this.storeId, meta, storage, this.config, this.runtime));
     }
     this.started = true;
     this.log.info({ regions: this.peers.size }, "store started");
-    this.tickTimer = setInterval(() => this.onTick(), this.config.raftBaseTickMs);
+    this.tickTimer = this.runtime.setInterval(() => this.onTick(), this.config.raftBaseTickMs);
     this.loop.schedule();
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearInterval(this.tickTimer);
+    this.runtime.clearInterval(this.tickTimer);
     await this.loop.idle();
     await this.splitCheck;
     await this.loop.backgroundIdle();
@@ -133,18 +139,25 @@ export class Store implements RaftMessageSink {
     this.peers.set(peer.regionId, peer);
   }
 
+  /** Ticks since start (the store's clock for per-peer chores). */
+  get tickCount(): number {
+    return this.ticks;
+  }
+
   private onTick(): void {
     if (this.stopped) return;
     this.ticks++;
-    const now = Date.now();
+    const now = this.runtime.now();
     const gcEvery = Math.max(1, Math.round(this.config.raftLogGcTickMs / this.config.raftBaseTickMs));
     const hbEvery = Math.max(1, Math.round(this.config.schedulerHeartbeatTickMs / this.config.raftBaseTickMs));
     const splitEvery = Math.max(1, Math.round(this.config.splitRegionCheckTickMs / this.config.raftBaseTickMs));
     for (const peer of this.peers.values()) {
+      if (this.loop.isBusy(peer)) continue; // frozen while its snapshot installs
       peer.raw.tick();
+      if (peer.retiring && tickRetiring(this, peer, this.ticks)) this.loop.destroyLater(peer);
       peer.expireReads(now);
       if (this.ticks % gcEvery === 0) maybeCompactLog(this, peer);
-      if (this.ticks % hbEvery === 0 && peer.isLeader()) this.opts.hooks?.onRegionHeartbeat?.(peer);
+      if (this.ticks % hbEvery === 0 && peer.isLeader() && !peer.retiring) this.opts.hooks?.onRegionHeartbeat?.(peer);
     }
     if (this.ticks % gcEvery === 0) this.inbox.expirePendingSnapshots(now);
     if (this.ticks % splitEvery === 0 && !this.splitCheck) {
@@ -175,6 +188,7 @@ export class Store implements RaftMessageSink {
     }
     const peer = this.peers.get(regionId);
     if (!peer || peer.destroyed) return errorResponse(regionErrors.regionNotFound(regionId));
+    if (peer.retiring) return errorResponse(regionErrors.notLeader(regionId), peer.term); // removed: leads only to hand over
     if (!peer.isLeader()) return errorResponse(peer.notLeaderError(), peer.term);
     if (header?.term && header.term !== 0n && peer.term > header.term + 1n) return errorResponse(regionErrors.staleCommand(), peer.term);
     return peer;
@@ -236,7 +250,7 @@ export class Store implements RaftMessageSink {
     const epochErr = checkRegionEpoch(req, peer.region);
     if (epochErr) return Promise.resolve({ error: epochErr });
     return new Promise((resolve) => {
-      peer.readBatch.push({ deadline: Date.now() + this.config.requestTimeoutMs, req, done: resolve });
+      peer.readBatch.push({ deadline: this.runtime.now() + this.config.requestTimeoutMs, req, done: resolve });
       this.loop.schedule();
     });
   }
@@ -259,8 +273,20 @@ export class Store implements RaftMessageSink {
     await this.inbox.onSnapshot(chunks);
   }
 
-  private snapshotSource(msg: RaftMessage): AsyncIterable<Buffer> {
-    return this.snaps.readGenerated(snapKeyOf(msg));
+  private sendingSnapshots = 0;
+
+  private async *snapshotSource(msg: RaftMessage): AsyncGenerator<Buffer> {
+    this.sendingSnapshots++;
+    try {
+      yield* this.snaps.readGenerated(snapKeyOf(msg));
+    } finally {
+      this.sendingSnapshots--;
+    }
+  }
+
+  /** Snapshots on their way out, on their way in (received or receiving, not installed) and installing: for store heartbeats. */
+  snapshotCounts(): { sending: number; receiving: number; applying: number } {
+    return { sending: this.sendingSnapshots, receiving: this.inbox.incomingSnapshots(), applying: this.loop.worker.installing() };
   }
 
   /** True when [start, end) overlaps an initialized region, or an incoming snapshot, of another id on this store. */
@@ -270,6 +296,15 @@ export class Store implements RaftMessageSink {
 
   snapshotInstalled(regionId: bigint): void {
     this.inbox.snapshotInstalled(regionId);
+  }
+
+  /** While a destroyed peer's data is being cleared, its id and range are not to be reused. */
+  reserveForDestroy(regionId: bigint, region: Region | undefined): void {
+    this.inbox.reserveForDestroy(regionId, region);
+  }
+
+  releaseDestroyed(regionId: bigint): void {
+    this.inbox.releaseDestroyed(regionId);
   }
 
   /** The region meta of every initialized peer (for EpochNotMatch answers and status). */
