@@ -42,7 +42,9 @@ export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   raftLogGcCountLimit: 10_000,
   // TiKV's default: three quarters of the region split size.
   raftLogGcSizeLimit: 72 * 1024 * 1024,
-  raftEntryMaxSize: 8 * 1024 * 1024,
+  // TiKV's 8 MiB, plus room for the largest key and the command's envelope: a raw put of a
+  // value at the documented 8 MiB limit must fit.
+  raftEntryMaxSize: 8 * 1024 * 1024 + 64 * 1024,
   raftEntryCacheSize: 8 * 1024 * 1024,
   raftMaxSizePerMsg: 1024 * 1024,
   raftMaxInflightMsgs: 256,
