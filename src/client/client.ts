@@ -6,7 +6,9 @@ import { KvRequestError } from "./errors.js";
 import { LockResolver } from "./lock-resolver.js";
 import { RegionCache } from "./region-cache.js";
 import { Backoff, DEFAULT_RETRY_POLICY, RequestSender, type RetryPolicy } from "./request.js";
-import { toBuf, Transaction, type Bytes, type KvEntry } from "./txn.js";
+import { toBuf, Transaction, type Bytes, type KvEntry, type TxnDeps } from "./txn.js";
+import { systemClock, type ClientClock } from "./clock.js";
+import { DEFAULT_LOCK_TTL_MS } from "./lock-ttl.js";
 
 export interface KvClientOptions {
   /** Scheduler address(es): "host:port", comma-separated string or array. */
@@ -17,8 +19,15 @@ export interface KvClientOptions {
   rpcTimeoutMs?: number;
   /** First and largest backoff between retries, ms. Defaults 10 and 1000. */
   backoff?: { initialMs?: number; maxMs?: number };
-  /** TTL of the locks a transaction's prewrite leaves, ms. Default 3000. */
+  /**
+   * Base TTL of a transaction's locks, ms. Default 3000 (client-go's). A lock's TTL is the time
+   * since begin() plus this base, grown for transactions of 16 KiB or more (see lock-ttl.ts).
+   */
   lockTtlMs?: number;
+  /** How often a committing transaction extends its primary lock (KvTxnHeartBeat), ms. Default lockTtlMs / 2. */
+  heartbeatIntervalMs?: number;
+  /** Clock and timers of the transaction code. Default: the system clock. */
+  clock?: ClientClock;
   /** How long connect() keeps trying to reach the scheduler, ms. Default 10 s. */
   connectTimeoutMs?: number;
   log?: Logger;
@@ -38,7 +47,7 @@ export class KvClient {
   private constructor(
     readonly scheduler: SchedulerRpcClient,
     readonly policy: RetryPolicy,
-    private readonly lockTtlMs: bigint,
+    private readonly txnTime: { ttl: TxnDeps["ttl"]; clock: ClientClock },
     rpcTimeoutMs: number,
     private readonly log: Logger,
   ) {
@@ -60,7 +69,9 @@ export class KvClient {
       // Inner scheduler retries stay well inside one operation's budget.
       retryDeadlineMs: Math.max(100, Math.min(2000, policy.deadlineMs / 4)),
     });
-    return new KvClient(scheduler, policy, BigInt(opts.lockTtlMs ?? 3000), opts.rpcTimeoutMs ?? 3000, log);
+    const baseMs = opts.lockTtlMs ?? DEFAULT_LOCK_TTL_MS;
+    const ttl = { baseMs, heartbeatIntervalMs: opts.heartbeatIntervalMs ?? Math.max(1, Math.floor(baseMs / 2)) };
+    return new KvClient(scheduler, policy, { ttl, clock: opts.clock ?? systemClock }, opts.rpcTimeoutMs ?? 3000, log);
   }
 
   private backoff(op: string, key?: Buffer): Backoff {
@@ -147,18 +158,16 @@ export class KvClient {
   async begin(): Promise<Transaction> {
     if (this.closed) throw new Error("begin: client is closed");
     const startTs = await this.tso();
-    return new Transaction(
-      { sender: this.sender, resolver: this.resolver, tso: () => this.tso(), policy: this.policy, lockTtlMs: this.lockTtlMs, log: this.log },
-      startTs,
-    );
+    return new Transaction(this.txnDeps(), startTs);
+  }
+
+  private txnDeps(): TxnDeps {
+    return { sender: this.sender, resolver: this.resolver, tso: () => this.tso(), policy: this.policy, ...this.txnTime, log: this.log };
   }
 
   /** A read-only view of the snapshot at `ts` (for tools and checkers). */
   snapshotAt(ts: bigint): Transaction {
-    return new Transaction(
-      { sender: this.sender, resolver: this.resolver, tso: () => this.tso(), policy: this.policy, lockTtlMs: this.lockTtlMs, log: this.log },
-      ts,
-    );
+    return new Transaction(this.txnDeps(), ts);
   }
 
   // ---- cluster information (for tinykv-ctl) --------------------------------------------------
