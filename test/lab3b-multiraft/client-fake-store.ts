@@ -12,7 +12,7 @@ import { Peer, Region, StoreState } from "../../src/proto/metapb.js";
 import { SchedulerRpcClient } from "../../src/scheduler/client.js";
 import type { SchedulerServer } from "../../src/scheduler/server.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
-import { StandaloneStorage } from "../../src/kv/storage/index.js";
+import { StandaloneStorage, type Storage } from "../../src/kv/storage/index.js";
 import { keyInRange } from "../../src/util/bytes.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { tempDir, waitFor } from "../harness/wait.js";
@@ -83,13 +83,16 @@ export class FakeStore {
     private readonly server: grpc.Server,
     readonly addr: string,
     private readonly cleanup: () => void,
+    /** Bytes (keys + values) of every write batch the txn handlers made: what a raft entry would carry. */
+    readonly txnWriteBytes: number[],
   ) {}
 
   static async start(storeId: bigint): Promise<FakeStore> {
     const dir = tempDir(`tinykv-client-store${storeId}-`);
     const storage = new StandaloneStorage(dir.path);
     await storage.start();
-    const svc = createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), log: silentLogger });
+    const writeBytes: number[] = [];
+    const svc = createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(recordingWrites(storage, writeBytes)), log: silentLogger });
     let store: FakeStore | undefined;
     const handlers = svc as unknown as Record<string, grpc.handleUnaryCall<unknown, unknown>>;
     for (const [rpc, g] of Object.entries(GUARDS)) {
@@ -114,7 +117,7 @@ export class FakeStore {
       };
     }
     const { server, port } = await listenTinyKv(svc, "127.0.0.1:0");
-    store = new FakeStore(storeId, storage, server, `127.0.0.1:${port}`, dir.cleanup);
+    store = new FakeStore(storeId, storage, server, `127.0.0.1:${port}`, dir.cleanup, writeBytes);
     return store;
   }
 
@@ -160,6 +163,19 @@ export class FakeStore {
     await this.storage.stop();
     this.cleanup();
   }
+}
+
+/** The storage as the txn handlers see it, recording the size of each write batch. */
+function recordingWrites(inner: StandaloneStorage, sizes: number[]): Storage {
+  return {
+    start: () => inner.start(),
+    stop: () => inner.stop(),
+    reader: (ctx) => inner.reader(ctx),
+    write: (ctx, batch) => {
+      sizes.push(batch.reduce((n, m) => n + m.key.length + (m.kind === "put" ? m.value.length : 0), 0));
+      return inner.write(ctx, batch);
+    },
+  };
 }
 
 export function region(id: bigint, start: string, end: string, peers: Peer[], version = 1n, confVer = 1n): Region {
