@@ -157,8 +157,10 @@ export class KvClient {
   /** Starts a transaction reading the snapshot at a fresh TSO timestamp. */
   async begin(): Promise<Transaction> {
     if (this.closed) throw new Error("begin: client is closed");
+    // Read the clock before asking for start_ts: the TTL then counts from no later than start_ts.
+    const startedAtMs = this.txnTime.clock.nowMs();
     const startTs = await this.tso();
-    return new Transaction(this.txnDeps(), startTs);
+    return new Transaction(this.txnDeps(), startTs, startedAtMs);
   }
 
   private txnDeps(): TxnDeps {

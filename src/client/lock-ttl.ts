@@ -60,8 +60,6 @@ export interface KeptTxn {
 export class LockKeeper {
   private cancelTimer: (() => void) | undefined;
   private stopped = false;
-  /** Heartbeats answered with a TTL, for logs and tests. */
-  beats = 0;
 
   constructor(
     private readonly d: LockKeeperDeps,
@@ -102,7 +100,6 @@ export class LockKeeper {
         this.d.log.debug(fields, "primary lock is gone; heartbeats stop");
         return;
       }
-      this.beats++;
     } catch (err) {
       if (err instanceof KvRequestError) {
         this.d.log.warn({ ...fields, err: err.message }, "store refused the heartbeat; heartbeats stop");

@@ -54,17 +54,12 @@ export class Transaction {
   private state: TxnState = "active";
   /** Set once the primary is committed. */
   commitTs: bigint | undefined;
-  /** Client clock reading at begin: lock TTLs count from here (the TSO's clock counts from start_ts). */
-  private readonly startedAtMs: number;
-  /** Heartbeats of the last commit() (tests and logs). */
-  heartbeats = 0;
-
   constructor(
     private readonly d: TxnDeps,
     readonly startTs: bigint,
-  ) {
-    this.startedAtMs = d.clock.nowMs();
-  }
+    /** Client clock reading at begin(), before start_ts was fetched: lock TTLs count from here. */
+    private readonly startedAtMs = d.clock.nowMs(),
+  ) {}
 
   get status(): TxnState {
     return this.state;
@@ -184,7 +179,6 @@ export class Transaction {
       await this.twoPhases(primary, keys, byKey, txnBytes, bo, keeper);
     } finally {
       keeper.stop();
-      this.heartbeats = keeper.beats;
     }
     this.state = "committed";
     await this.commitSecondaries(keys.slice(1));

@@ -7,8 +7,12 @@ import { MANAGED_LOCK_TTL_MS, MAX_LOCK_TTL_MS, txnLockTtlMs } from "../../src/cl
 import { waitFor } from "../harness/wait.js";
 import { FakeCluster, peer, region } from "./client-fake-store.js";
 
-/** A small base TTL keeps the tests fast: sleeping "past the TTL" takes a fraction of a second. */
-const BASE_TTL_MS = 300;
+/**
+ * A small base TTL keeps the tests fast: sleeping "past the TTL" takes about a second. Heartbeats
+ * come every sixth of it, so a loaded machine delaying a few of them does not let the lock lapse.
+ */
+const BASE_TTL_MS = 600;
+const HEARTBEAT_MS = 100;
 
 let cluster: FakeCluster | undefined;
 const clients: KvClient[] = [];
@@ -27,7 +31,7 @@ async function setup() {
   await c.addRegion(region(10n, "", "m", [peer(11n, 1n)]), peer(11n, 1n));
   await c.addRegion(region(20n, "m", "", [peer(21n, 2n)]), peer(21n, 2n));
   const connect = async () => {
-    const kv = await KvClient.connect({ scheduler: c.scheduler.addr, timeoutMs: 10_000, rpcTimeoutMs: 8000, lockTtlMs: BASE_TTL_MS });
+    const kv = await KvClient.connect({ scheduler: c.scheduler.addr, timeoutMs: 10_000, rpcTimeoutMs: 8000, lockTtlMs: BASE_TTL_MS, heartbeatIntervalMs: HEARTBEAT_MS });
     clients.push(kv);
     return kv;
   };
