@@ -10,6 +10,9 @@ import { toBuf, Transaction, type Bytes, type KvEntry, type TxnDeps } from "./tx
 import { systemClock, type ClientClock } from "./clock.js";
 import { DEFAULT_LOCK_TTL_MS } from "./lock-ttl.js";
 
+/** Pairs per RawScan request: a page stays far below the servers' scan limit and gRPC's message limit. */
+const RAW_SCAN_PAGE = 1024;
+
 export interface KvClientOptions {
   /** Scheduler address(es): "host:port", comma-separated string or array. */
   scheduler: string | string[];
@@ -131,7 +134,7 @@ export class KvClient {
     const bo = this.backoff("raw scan", s);
     let cursor = s;
     while (out.length < limit) {
-      const want = limit - out.length;
+      const want = Math.min(limit - out.length, RAW_SCAN_PAGE);
       const { resp, target } = await this.sender.onKey("RawScan", cursor, bo, (t) => {
         const regionEnd = t.region.endKey;
         const stop = regionEnd.length > 0 && (e.length === 0 || Buffer.compare(regionEnd, e) < 0) ? regionEnd : e;
@@ -145,6 +148,13 @@ export class KvClient {
         if (regionEnd.length > 0 && Buffer.compare(kv.key, regionEnd) >= 0) continue;
         if (e.length > 0 && Buffer.compare(kv.key, e) >= 0) continue;
         out.push({ key: kv.key, value: kv.value });
+      }
+      const last = resp.kvs[resp.kvs.length - 1];
+      const pageFull = resp.kvs.length >= want && last !== undefined;
+      if (pageFull && (regionEnd.length === 0 || Buffer.compare(last.key, regionEnd) < 0) && (e.length === 0 || Buffer.compare(last.key, e) < 0)) {
+        // A full page: the region may hold more after its last key.
+        cursor = Buffer.concat([last.key, Buffer.alloc(1)]);
+        continue;
       }
       if (regionEnd.length === 0 || (e.length > 0 && Buffer.compare(regionEnd, e) >= 0)) break;
       cursor = regionEnd;
