@@ -47,7 +47,7 @@ export function appendEntries(r: Raft, es: Entry[]): void {
   const last = r.raftLog.append(es);
   r.prs.get(r.id)?.maybeUpdate(last);
   // Followers cannot hold entries beyond ours, so only a one-member quorum commits here.
-  if (r.quorum() === 1) maybeCommit(r);
+  if (r.quorum() === 1 && maybeCommit(r)) releasePendingReadIndexMessages(r);
 }
 
 /** Advances the commit index to the highest index a quorum holds, if it is of this term. */
@@ -267,26 +267,31 @@ function committedEntryInCurrentTerm(r: Raft): boolean {
   return r.raftLog.termOrUndefined(r.raftLog.committed) === r.term;
 }
 
+/** Read requests held until the leader's first commit in its term; beyond this the oldest are dropped (their callers time out and retry). */
+export const MAX_PENDING_READ_INDEX = 1024;
+
 function handleReadIndex(r: Raft, m: Message): void {
-  if (r.prs.size === 1 && r.prs.has(r.id)) {
-    respondToReadIndex(r, m, r.raftLog.committed);
-    return;
-  }
   // Until the leader commits in its term, its commit index may be behind the cluster's.
   if (!committedEntryInCurrentTerm(r)) {
     r.pendingReadIndexMessages.push(m);
+    if (r.pendingReadIndexMessages.length > MAX_PENDING_READ_INDEX) r.pendingReadIndexMessages.shift();
     return;
   }
   startReadIndexRound(r, m);
 }
 
 function startReadIndexRound(r: Raft, m: Message): void {
+  if (r.prs.size === 1 && r.prs.has(r.id)) {
+    respondToReadIndex(r, m, r.raftLog.committed); // a quorum of one: nobody else to confirm with
+    return;
+  }
   r.readOnly.addRequest(r.raftLog.committed, m);
   r.readOnly.recvAck(r.id, m.context);
   bcastHeartbeat(r, m.context);
 }
 
-function releasePendingReadIndexMessages(r: Raft): void {
+/** Every path that advances the commit index calls this: held reads may go once the term has a commit. */
+export function releasePendingReadIndexMessages(r: Raft): void {
   if (r.pendingReadIndexMessages.length === 0 || !committedEntryInCurrentTerm(r)) return;
   const pending = r.pendingReadIndexMessages;
   r.pendingReadIndexMessages = [];

@@ -395,7 +395,10 @@ export class Raft {
     }
     if (this.leadTransferee === id) this.leadTransferee = 0n;
     // A smaller quorum may already hold pending entries.
-    if (this.prs.size > 0 && leader.maybeCommit(this)) leader.bcastAppend(this);
+    if (this.prs.size > 0 && leader.maybeCommit(this)) {
+      leader.releasePendingReadIndexMessages(this);
+      leader.bcastAppend(this);
+    }
   }
 
 }

@@ -21,6 +21,8 @@ export interface ClusterOptions {
   stores: number;
   config?: Partial<RaftstoreConfig>;
   seed?: number;
+  /** Region 1 starts on stores 1..regionStores (default: every store); the others start empty. */
+  regionStores?: number;
   hooks?: (storeId: bigint) => StoreHooks;
 }
 
@@ -59,13 +61,13 @@ export class TestCluster {
       startKey: Buffer.alloc(0),
       endKey: Buffer.alloc(0),
       regionEpoch: { confVer: 1n, version: 1n },
-      peers: this.storeIds.map((id) => ({ id, storeId: id })),
+      peers: this.storeIds.filter((id) => id <= BigInt(this.opts.regionStores ?? this.opts.stores)).map((id) => ({ id, storeId: id })),
     };
     for (const [id, slot] of this.slots) {
       const kv = await Engine.open(join(slot.dir, "kv"));
       const raft = await Engine.open(join(slot.dir, "raft"));
       await writeStoreIdent(kv, 0n, id);
-      await writeInitialRegion(kv, raft, region);
+      if (region.peers.some((p) => p.storeId === id)) await writeInitialRegion(kv, raft, region);
       await kv.close();
       await raft.close();
     }
@@ -261,7 +263,7 @@ export class TestCluster {
             `rawApplied=${r.raftLog.applied} vote=${r.vote} nodes=[${[...r.prs.keys()].join(",")}] votes=${JSON.stringify([...(r.votes ?? new Map()).entries()].map(([k, v]) => `${k}:${v}`))}`,
         );
       }
-      for (const [rid, ep] of slot.store.tombstones) lines.push(`store ${id} region ${rid}: tombstone epoch=${ep.confVer}/${ep.version}`);
+      for (const [rid, r] of slot.store.tombstones) lines.push(`store ${id} region ${rid}: tombstone epoch=${r.regionEpoch?.confVer}/${r.regionEpoch?.version}`);
     }
     return lines.join("\n");
   }

@@ -96,3 +96,36 @@ describe("ReadIndex", () => {
     expect(a.readStates).toEqual([]);
   });
 });
+
+describe("ReadIndex requests held until the leader's first commit", () => {
+  function leaderThatCannotCommit(): { a: Raft; n: ReturnType<typeof newNetwork> } {
+    const peers = ids(2).map((id) => newTestRaft(id, ids(2), 10, 1) as Raft);
+    const n = newNetwork(...peers);
+    const a = peers[0]!;
+    n.ignore(MT.MsgAppend); // a cannot commit its term's no-op
+    n.send(hup(1));
+    expect(a.state).toBe(StateType.Leader);
+    n.send(read(1n, "held"));
+    expect(a.readStates).toEqual([]);
+    return { a, n };
+  }
+
+  it("are released when removing a peer lets the leader commit alone", () => {
+    const { a } = leaderThatCannotCommit();
+    a.removeNode(2n); // a one-member quorum commits the no-op at once
+    expect(a.readStates.map((rs) => rs.requestCtx.toString())).toEqual(["held"]);
+  });
+
+  it("are released when a single-voter leader commits by appending", () => {
+    const { a } = leaderThatCannotCommit();
+    a.prs.delete(2n); // the membership shrank without a commit (as a conf change applied elsewhere)
+    a.step(prop(1)); // commits the no-op and the proposal: the leader holds a quorum alone
+    expect(a.readStates.map((rs) => rs.requestCtx.toString())).toEqual(["held"]);
+  });
+
+  it("are bounded: the oldest beyond the cap are dropped, not kept forever", () => {
+    const { a, n } = leaderThatCannotCommit();
+    for (let i = 0; i < 10_000; i++) n.send(read(1n, `r${i}`));
+    expect(a.pendingReadIndexMessages.length).toBeLessThanOrEqual(1024);
+  });
+});

@@ -18,7 +18,10 @@ export interface RaftstoreConfig {
   regionSplitSize: number;
   schedulerHeartbeatTickMs: number;
   schedulerStoreHeartbeatTickMs: number;
-  /** A proposal or read that has not finished by then fails (the client retries). */
+  /**
+   * A read that has not been served by then fails (the client retries). Writes have no server-side
+   * deadline: once in the log, only their apply or a StaleCommand answers them.
+   */
   requestTimeoutMs: number;
 }
 

@@ -10,11 +10,13 @@ import type { RaftstoreConfig } from "./config.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import type { PeerStorage } from "./peer-storage.js";
 
-/** A write waiting for its entry to apply, matched by index and term. */
+/**
+ * A write whose entry is in the log, waiting for it to apply, matched by index and term. It has
+ * no deadline: only its apply (or StaleCommand, when the outcome becomes unknown) answers it.
+ */
 export interface Proposal {
   index: bigint;
   term: bigint;
-  deadline: number;
   done(resp: RaftCmdResponse): void;
 }
 
@@ -29,6 +31,18 @@ export interface ReadWaiter {
 }
 
 /**
+ * A message that may create a peer on a store that has none for its region: a (pre-)vote, or the
+ * first heartbeat of a new leader (commit 0). Such messages carry the region's range.
+ */
+export function isInitialMessage(m: Message): boolean {
+  return (
+    m.msgType === MessageType.MsgRequestVote ||
+    m.msgType === MessageType.MsgRequestPreVote ||
+    (m.msgType === MessageType.MsgHeartbeat && m.commit === 0n)
+  );
+}
+
+/**
  * One replica of one region on this store: its raft node, its storage, and the requests
  * waiting on it. All mutation happens on the store loop; the peer itself does no I/O.
  */
@@ -36,7 +50,7 @@ export class Peer {
   readonly raw: RawNode;
   proposals: Proposal[] = [];
   /** Normal commands waiting for the next turn, proposed together as one batch of entries. */
-  proposeQueue: Array<{ data: Buffer; deadline: number; done(resp: RaftCmdResponse): void }> = [];
+  proposeQueue: Array<{ data: Buffer; done(resp: RaftCmdResponse): void }> = [];
   /** Reads that arrived since the last turn: one ReadIndex serves them all. */
   readBatch: ReadWaiter[] = [];
   /** ReadIndex requests sent to raft, by context. */
@@ -130,10 +144,7 @@ export class Peer {
     const to = this.peerById(msg.to);
     if (!to) return undefined;
     const region = this.region;
-    const initial =
-      msg.msgType === MessageType.MsgRequestVote ||
-      msg.msgType === MessageType.MsgRequestPreVote ||
-      (msg.msgType === MessageType.MsgHeartbeat && msg.commit === 0n);
+    const initial = isInitialMessage(msg);
     return {
       regionId: region.id,
       fromPeer: this.meta,
@@ -173,9 +184,14 @@ export class Peer {
     for (const p of stale) p.done(errorResponse(regionErrors.staleCommand(), this.term));
   }
 
-  /** Fails every waiting request: leadership lost, peer destroyed or store stopping. */
+  /**
+   * Answers every waiting request: leadership lost, peer destroyed or store stopping. Requests
+   * never proposed get `error` (safe to retry); proposals already in the log get StaleCommand,
+   * because their entries may still commit under another leader and the outcome is unknown.
+   */
   failAll(error: RegionErrorPb): void {
-    for (const p of this.proposals.splice(0)) p.done(errorResponse(error, this.term));
+    const unknown = regionErrors.staleCommand(`${error.message}: the command is in the raft log and its outcome is unknown`);
+    for (const p of this.proposals.splice(0)) p.done(errorResponse(unknown, this.term));
     for (const p of this.proposeQueue.splice(0)) p.done(errorResponse(error, this.term));
     for (const w of this.readBatch.splice(0)) w.done({ error });
     for (const ws of this.readsInFlight.values()) for (const w of ws) w.done({ error });
@@ -183,10 +199,12 @@ export class Peer {
     for (const { waiters } of this.readsWaitingApply.splice(0)) for (const w of waiters) w.done({ error });
   }
 
-  /** Fails requests past their deadline (the client retries; the outcome of a write is unknown to it). */
-  expire(now: number): void {
-    const timeout = () => regionErrors.other(`region ${this.regionId}: request timed out on peer ${this.meta.id}`);
-    while (this.proposals.length > 0 && this.proposals[0]!.deadline < now) this.proposals.shift()!.done(errorResponse(timeout(), this.term));
+  /**
+   * Fails reads past their deadline (a read changes nothing, so the client may simply retry).
+   * Proposals are never expired: their entries are in the log and can still apply.
+   */
+  expireReads(now: number): void {
+    const timeout = () => regionErrors.other(`region ${this.regionId}: read timed out on peer ${this.meta.id}`);
     while (this.readsWaitingApply.length > 0 && this.readsWaitingApply[0]!.waiters.every((w) => w.deadline < now)) {
       for (const w of this.readsWaitingApply.shift()!.waiters) w.done({ error: timeout() });
     }

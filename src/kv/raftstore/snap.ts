@@ -1,8 +1,10 @@
 import { createReadStream, createWriteStream, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { once } from "node:events";
+import { crc32 } from "node:zlib";
 import { join } from "node:path";
 import { ALL_CFS, type CfName, type EngineSnapshot, type WriteBatch } from "../engine/index.js";
 import type { Region } from "../../proto/metapb.js";
+import type { RaftSnapshotData } from "../../proto/raft_serverpb.js";
 import { regionCursor } from "./keyspace.js";
 
 /**
@@ -24,6 +26,25 @@ export class SnapshotError extends Error {
   }
 }
 
+/** What a receiver checks a snapshot file against: its size and CRC-32 (the sender's, in RaftSnapshotData). */
+export interface SnapshotIntegrity {
+  size: number;
+  /** Undefined for a sender that did not record one: only the size is checked. */
+  checksum: number | undefined;
+}
+
+/** The whole file is described by one SnapshotCFFile entry named FILE_ENTRY (the format has one file, not one per CF). */
+const FILE_ENTRY = "all";
+
+export function snapshotIntegrity(data: RaftSnapshotData): SnapshotIntegrity {
+  const entry = data.meta?.cfFiles.find((f) => f.cf === FILE_ENTRY);
+  return { size: Number(data.fileSize), checksum: entry?.checksum };
+}
+
+export function integrityMeta(integrity: SnapshotIntegrity): RaftSnapshotData["meta"] {
+  return { cfFiles: integrity.checksum === undefined ? [] : [{ cf: FILE_ENTRY, size: BigInt(integrity.size), checksum: integrity.checksum }] };
+}
+
 const HEADER_BYTES = 9;
 /** Flush the write stream buffer roughly every this many bytes. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -43,16 +64,18 @@ export class SnapManager {
     return join(this.dir, `rev_${k.regionId}_${k.term}_${k.index}.snap`);
   }
 
-  /** Writes the region's data from `snap` into the generation file; returns its size in bytes. */
-  async generate(k: SnapKey, snap: EngineSnapshot, region: Region): Promise<number> {
+  /** Writes the region's data from `snap` into the generation file; returns its size and checksum. */
+  async generate(k: SnapKey, snap: EngineSnapshot, region: Region): Promise<SnapshotIntegrity & { checksum: number }> {
     const path = this.genPath(k);
     const out = createWriteStream(path);
     let size = 0;
+    let checksum = 0;
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     const flush = async () => {
       if (pendingBytes === 0) return;
       const chunk = Buffer.concat(pending, pendingBytes);
+      checksum = crc32(chunk, checksum);
       pending = [];
       pendingBytes = 0;
       if (!out.write(chunk)) await once(out, "drain");
@@ -86,7 +109,7 @@ export class SnapManager {
       rmSync(path, { force: true });
       throw err;
     }
-    return size;
+    return { size, checksum };
   }
 
   /** The bytes of a generated snapshot, as chunks, for the transport. */
@@ -94,17 +117,30 @@ export class SnapManager {
     for await (const chunk of createReadStream(this.genPath(k), { highWaterMark: CHUNK_BYTES })) yield chunk as Buffer;
   }
 
-  /** Saves received chunks into the receive file. */
-  async receive(k: SnapKey, chunks: AsyncIterable<Buffer>): Promise<void> {
+  /**
+   * Saves received chunks into the receive file, checking them against what the sender declared:
+   * more bytes than declared stop the stream at once, fewer or a checksum mismatch refuse the
+   * file. Nothing unverified is ever renamed into place.
+   */
+  async receive(k: SnapKey, chunks: AsyncIterable<Buffer>, expected: SnapshotIntegrity): Promise<void> {
     // Written aside and renamed into place: a second copy of the same snapshot arriving while
     // the first is being installed must not truncate the file under the installer.
     const path = this.revPath(k);
     const tmp = `${path}.${process.pid}.${++this.receiving}.tmp`;
     const out = createWriteStream(tmp);
+    let size = 0;
+    let checksum = 0;
     try {
-      for await (const chunk of chunks) if (!out.write(chunk)) await once(out, "drain");
+      for await (const chunk of chunks) {
+        size += chunk.length;
+        if (size > expected.size) throw new SnapshotError(k, `more data than the declared ${expected.size} bytes`);
+        checksum = crc32(chunk, checksum);
+        if (!out.write(chunk)) await once(out, "drain");
+      }
       out.end();
       await once(out, "finish");
+      if (size !== expected.size) throw new SnapshotError(k, `received ${size} bytes, the sender declared ${expected.size}`);
+      if (expected.checksum !== undefined && checksum !== expected.checksum) throw new SnapshotError(k, `checksum mismatch (crc32 ${checksum}, declared ${expected.checksum})`);
       renameSync(tmp, path);
     } catch (err) {
       out.destroy();
@@ -118,6 +154,17 @@ export class SnapManager {
       return statSync(this.revPath(k)).isFile();
     } catch {
       return false; // no such file: not received (yet)
+    }
+  }
+
+  removeReceived(k: SnapKey): void {
+    rmSync(this.revPath(k), { force: true });
+  }
+
+  /** Received files left by an earlier run: never installed (the sender resends what is still needed). */
+  removeAllReceived(): void {
+    for (const name of readdirSync(this.dir)) {
+      if (/^rev_\d+_\d+_\d+\.snap(\..*\.tmp)?$/.test(name)) rmSync(join(this.dir, name), { force: true });
     }
   }
 

@@ -12,6 +12,8 @@ import { applyStateKey, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, raftStateKey } 
 import { Peer } from "./peer.js";
 import { initialRaftState, PeerStorage } from "./peer-storage.js";
 import type { Store } from "./store.js";
+import { persistedHardState } from "./inbox.js";
+import { integrityMeta } from "./snap.js";
 
 /**
  * The store loop. One turn handles the Readies of all peers together: snapshots to install,
@@ -153,7 +155,7 @@ export class StoreLoop {
     await kvWb.write(kvSync);
 
     // 4. Answer and follow up.
-    for (const { peer, outcome } of outcomes) this.afterApply(peer, outcome);
+    for (const { peer, outcome } of outcomes) await this.afterApply(peer, outcome);
     for (const { peer, rd } of work) {
       if (rd.softState && !peer.isLeader()) peer.failAll(peer.notLeaderError());
       // A new leader tells the scheduler at once, so clients find it without waiting a heartbeat period.
@@ -183,7 +185,7 @@ export class StoreLoop {
     try {
       const { firstIndex, term } = peer.raw.proposeBatch(batch.map((p) => p.data));
       peer.dropProposalsOfOtherTerms(term);
-      batch.forEach((p, i) => peer.proposals.push({ index: firstIndex + BigInt(i), term, deadline: p.deadline, done: p.done }));
+      batch.forEach((p, i) => peer.proposals.push({ index: firstIndex + BigInt(i), term, done: p.done }));
     } catch (err) {
       if (!(err instanceof ErrProposalDropped)) throw err;
       const error = peer.isLeader() ? regionErrors.other(err.message) : peer.notLeaderError();
@@ -222,19 +224,21 @@ export class StoreLoop {
     }
   }
 
-  private afterApply(peer: Peer, outcome: ApplyOutcome): void {
+  private async afterApply(peer: Peer, outcome: ApplyOutcome): Promise<void> {
     for (const { index, term, resp } of outcome.responses) peer.finishProposal(index, term, resp);
     if (outcome.compacted) {
       const prev = peer.pendingLogDelete;
       peer.pendingLogDelete = mergeRange(prev, outcome.compacted);
       peer.raftStateDirty = true;
     }
-    for (const region of outcome.splitRegions) this.createSplitPeer(peer, region);
+    for (const region of outcome.splitRegions) await this.createSplitPeer(peer, region);
     if ((outcome.confChanged || outcome.splitRegions.length > 0) && peer.isLeader()) this.store.opts.hooks?.onRegionHeartbeat?.(peer);
   }
 
-  private createSplitPeer(parent: Peer, region: Region): void {
+  private async createSplitPeer(parent: Peer, region: Region): Promise<void> {
     const store = this.store;
+    // An uninitialized peer of the new region may have voted here, perhaps before a restart.
+    const persisted = store.peers.has(region.id) ? undefined : await persistedHardState(store, region.id);
     const existing = store.peers.get(region.id);
     if (existing?.storage.isInitialized()) return; // it already caught up by snapshot
     if (existing) {
@@ -246,7 +250,7 @@ export class StoreLoop {
     const storage = new PeerStorage(
       region,
       // Keep the replaced uninitialized peer's term and vote: it may have voted in this region.
-      initialRaftState(existing?.storage.raftState.hardState, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM),
+      initialRaftState(existing?.storage.raftState.hardState ?? persisted, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM),
       { appliedIndex: RAFT_INIT_LOG_INDEX, truncatedState: { index: RAFT_INIT_LOG_INDEX, term: RAFT_INIT_LOG_TERM } },
       [],
     );
@@ -312,13 +316,13 @@ export class StoreLoop {
     peer.generatingSnapshot = true;
     const work = this.store.snaps
       .generate(key, kvSnap, region)
-      .then((size) => {
+      .then((integrity) => {
         this.store.snaps.cleanup(region.id, key, undefined, "gen");
         storage.generated = {
           region,
           path: this.store.snaps.genPath(key),
           snapshot: {
-            data: Buffer.from(RaftSnapshotData.encode({ region, fileSize: BigInt(size), data: [], meta: { cfFiles: [] } }).finish()),
+            data: Buffer.from(RaftSnapshotData.encode({ region, fileSize: BigInt(integrity.size), data: [], meta: integrityMeta(integrity) }).finish()),
             metadata: { index, term, confState: { nodes: region.peers.map((p) => p.id) } },
           },
         };
@@ -339,6 +343,9 @@ export class StoreLoop {
     const store = this.store;
     if (store.peers.get(peer.regionId) !== peer) return;
     peer.destroyed = true;
+    // The tombstone comes first: a message arriving while the data is being cleared must not
+    // recreate the peer being destroyed.
+    if (peer.storage.isInitialized()) store.tombstones.set(peer.regionId, peer.region);
     store.peers.delete(peer.regionId);
     store.snapshotInstalled(peer.regionId);
     peer.failAll(regionErrors.regionNotFound(peer.regionId));
@@ -347,7 +354,6 @@ export class StoreLoop {
     if (peer.storage.isInitialized()) {
       if (!store.overlapsExisting(peer.regionId, peer.region.startKey, peer.region.endKey)) await this.clearRange(kvWb, peer.region);
       peer.storage.writeRegionState(kvWb, PeerState.Tombstone);
-      store.tombstones.set(peer.regionId, peer.region.regionEpoch!);
     }
     kvWb.deleteMeta(applyStateKey(peer.regionId));
     peer.storage.deleteLogRange(raftWb, peer.storage.truncatedIndex, peer.storage.lastIndex());

@@ -1,19 +1,19 @@
-import { ErrProposalDropped, MessageType, SnapshotStatus, type Message } from "../../raft/index.js";
+import { ErrProposalDropped, SnapshotStatus } from "../../raft/index.js";
 import { ConfChange, ConfChangeType } from "../../raft/eraftpb.js";
 import type { Peer as PeerMeta, Region, RegionEpoch } from "../../proto/metapb.js";
 import { AdminCmdType, RaftCmdRequest, RaftCmdResponse, type RaftRequestHeader } from "../../proto/raft_cmdpb.js";
-import { PeerState, RaftApplyState, RaftLocalState, RaftSnapshotData, RegionLocalState, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
+import { PeerState, RegionLocalState, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
 import type { Logger } from "../../util/logger.js";
-import { compareBytes } from "../../util/bytes.js";
 import type { Engine } from "../engine/index.js";
 import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } from "../transport/transport.js";
 import type { RaftstoreConfig } from "./config.js";
-import { checkKeysInRegion, checkRegionEpoch, isEpochStale } from "./epoch.js";
+import { checkKeysInRegion, checkRegionEpoch } from "./epoch.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import { REGION_META_MAX_KEY, REGION_META_MIN_KEY } from "./keys.js";
+import { Inbox, snapKeyOf } from "./inbox.js";
 import { Peer, type ReadOutcome } from "./peer.js";
 import { PeerStorage } from "./peer-storage.js";
-import { SnapManager, type SnapKey } from "./snap.js";
+import { SnapManager } from "./snap.js";
 import { StoreLoop } from "./store-loop.js";
 import { maybeCompactLog, runSplitChecks } from "./housekeeping.js";
 
@@ -50,11 +50,12 @@ export class StoreStoppedError extends Error {
 export class Store implements RaftMessageSink {
   readonly storeId: bigint;
   readonly peers = new Map<bigint, Peer>();
-  /** Regions whose peer here was destroyed, with the epoch at that time. */
-  readonly tombstones = new Map<bigint, RegionEpoch>();
+  /** Regions whose peer here was destroyed, as they were at that time. */
+  readonly tombstones = new Map<bigint, Region>();
   readonly snaps: SnapManager;
   readonly transport: RaftTransport;
   readonly loop: StoreLoop;
+  private readonly inbox: Inbox;
   readonly log: Logger;
   private tickTimer: NodeJS.Timeout | undefined;
   private ticks = 0;
@@ -75,6 +76,7 @@ export class Store implements RaftMessageSink {
       },
     });
     this.loop = new StoreLoop(this);
+    this.inbox = new Inbox(this);
   }
 
   get config(): RaftstoreConfig {
@@ -83,6 +85,7 @@ export class Store implements RaftMessageSink {
 
   /** Loads every region of this store from the kv engine and starts ticking. */
   async start(): Promise<void> {
+    this.snaps.removeAllReceived();
     const snap = this.opts.kv.snapshot();
     const regions: Array<{ state: PeerState; region: Region }> = [];
     try {
@@ -95,7 +98,7 @@ export class Store implements RaftMessageSink {
     }
     for (const { state, region } of regions) {
       if (state === PeerState.Tombstone) {
-        this.tombstones.set(region.id, region.regionEpoch!);
+        this.tombstones.set(region.id, region);
         continue;
       }
       const meta = region.peers.find((p) => p.storeId === this.storeId);
@@ -103,7 +106,7 @@ export class Store implements RaftMessageSink {
         // This store applied its own removal and crashed before destroying the peer: treat the
         // region as left, so late messages for the old peer cannot create a new one.
         this.log.warn({ region_id: String(region.id) }, "region state without a peer on this store: treating it as removed");
-        this.tombstones.set(region.id, region.regionEpoch!);
+        this.tombstones.set(region.id, region);
         continue;
       }
       const storage = await PeerStorage.load(this.opts.kv, this.opts.raft, region);
@@ -139,10 +142,11 @@ export class Store implements RaftMessageSink {
     const splitEvery = Math.max(1, Math.round(this.config.splitRegionCheckTickMs / this.config.raftBaseTickMs));
     for (const peer of this.peers.values()) {
       peer.raw.tick();
-      peer.expire(now);
+      peer.expireReads(now);
       if (this.ticks % gcEvery === 0) maybeCompactLog(this, peer);
       if (this.ticks % hbEvery === 0 && peer.isLeader()) this.opts.hooks?.onRegionHeartbeat?.(peer);
     }
+    if (this.ticks % gcEvery === 0) this.inbox.expirePendingSnapshots(now);
     if (this.ticks % splitEvery === 0 && !this.splitCheck) {
       this.splitCheck = runSplitChecks(this).finally(() => (this.splitCheck = undefined));
     }
@@ -209,12 +213,12 @@ export class Store implements RaftMessageSink {
           at = peer.raw.proposeConfChange(cc);
         } else {
           // Batched with the other commands of this turn: one append message per follower.
-          peer.proposeQueue.push({ data: Buffer.from(RaftCmdRequest.encode(req).finish()), deadline: Date.now() + this.config.requestTimeoutMs, done: resolve });
+          peer.proposeQueue.push({ data: Buffer.from(RaftCmdRequest.encode(req).finish()), done: resolve });
           this.loop.schedule();
           return;
         }
         peer.dropProposalsOfOtherTerms(at.term);
-        peer.proposals.push({ index: at.index, term: at.term, deadline: Date.now() + this.config.requestTimeoutMs, done: resolve });
+        peer.proposals.push({ index: at.index, term: at.term, done: resolve });
         this.loop.schedule();
       } catch (err) {
         if (!(err instanceof ErrProposalDropped)) throw err;
@@ -241,135 +245,31 @@ export class Store implements RaftMessageSink {
 
   onRaftMessage(msg: RaftMessage): void {
     // Before start() has loaded every region a message could create a duplicate, empty peer.
-    if (!this.started || this.stopped || !msg.toPeer || msg.toPeer.storeId !== this.storeId || !msg.regionEpoch || !msg.message) return;
-    let peer = this.peers.get(msg.regionId);
-    if (msg.isTombstone) {
-      if (peer && peer.meta.id === msg.toPeer.id && !isEpochStale(msg.regionEpoch, peer.region.regionEpoch)) this.loop.destroyLater(peer);
-      return;
-    }
-    if (peer && peer.meta.id !== msg.toPeer.id) {
-      if (msg.toPeer.id < peer.meta.id) return; // a message for an older incarnation of our peer
-      // Our peer was removed and the region re-added this store with a new peer id.
-      this.loop.destroyLater(peer);
-      return;
-    }
-    if (!peer) {
-      peer = this.maybeCreatePeer(msg);
-      if (!peer) return;
-    }
-    if (peer.storage.isInitialized() && isEpochStale(msg.regionEpoch, peer.region.regionEpoch) && !peer.region.peers.some((p) => p.id === msg.fromPeer!.id)) {
-      this.sendTombstone(peer, msg);
-      return;
-    }
-    if (msg.message.msgType === MessageType.MsgSnapshot && !this.snapshotAcceptable(peer, msg.message)) return;
-    peer.rememberPeer(msg.fromPeer);
+    if (!this.started || this.stopped) return;
     try {
-      peer.raw.step(msg.message);
+      this.inbox.onRaftMessage(msg);
     } catch (err) {
-      this.log.debug({ err, region_id: String(msg.regionId) }, "raft refused a message");
+      // A bug in handling one message must not take the whole store (or process) down with it.
+      this.log.error({ err, region_id: String(msg.regionId) }, "handling a raft message failed; it is dropped");
     }
-    this.loop.schedule();
   }
 
   async onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
     if (!this.started || this.stopped) throw new StoreStoppedError(this.storeId);
-    let head: RaftMessage | undefined;
-    const data = (async function* () {
-      for await (const chunk of chunks) {
-        if (!head) {
-          if (!chunk.message) throw new Error("snapshot stream: the first chunk carries no message");
-          head = chunk.message;
-          continue;
-        }
-        yield chunk.data;
-      }
-    })();
-    // Pull the head chunk first so we know where to save the data.
-    const first = await data.next();
-    if (!head) throw new Error("snapshot stream ended before its first chunk");
-    const key = snapKeyOf(head);
-    async function* rest() {
-      if (!first.done) yield first.value;
-      yield* data;
-    }
-    await this.snaps.receive(key, rest());
-    this.onRaftMessage(head);
+    await this.inbox.onSnapshot(chunks);
   }
 
   private snapshotSource(msg: RaftMessage): AsyncIterable<Buffer> {
     return this.snaps.readGenerated(snapKeyOf(msg));
   }
 
-  private maybeCreatePeer(msg: RaftMessage): Peer | undefined {
-    const m = msg.message!;
-    const initial = m.msgType === MessageType.MsgRequestVote || m.msgType === MessageType.MsgRequestPreVote || (m.msgType === MessageType.MsgHeartbeat && m.commit === 0n);
-    if (!initial) return undefined;
-    const tomb = this.tombstones.get(msg.regionId);
-    if (tomb && !isEpochStale(tomb, msg.regionEpoch)) return undefined; // late message for a region we left
-    if (this.overlapsExisting(msg.regionId, msg.startKey, msg.endKey)) return undefined;
-    const region: Region = { id: msg.regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 0n, version: 0n }, peers: [] };
-    const storage = new PeerStorage(region, RaftLocalState.create({ hardState: {} }), RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } }), []);
-    const peer = new Peer(this.storeId, msg.toPeer!, storage, this.config);
-    this.addPeer(peer);
-    this.log.info({ region_id: String(msg.regionId), peer_id: String(msg.toPeer!.id) }, "created uninitialized peer from a message");
-    return peer;
-  }
-
-  /**
-   * Snapshots accepted but not installed yet, by region: their ranges count as taken, so two
-   * overlapping snapshots of different regions are never both on their way in. An entry that
-   * is never installed (raft found the snapshot stale) lapses after a minute.
-   */
-  private readonly pendingSnapshots = new Map<bigint, { region: Region; until: number }>();
-
-  snapshotInstalled(regionId: bigint): void {
-    this.pendingSnapshots.delete(regionId);
-  }
-
   /** True when [start, end) overlaps an initialized region, or an incoming snapshot, of another id on this store. */
   overlapsExisting(regionId: bigint, start: Buffer, end: Buffer): boolean {
-    const overlaps = (r: Region) =>
-      (r.endKey.length === 0 || compareBytes(start, r.endKey) < 0) && (end.length === 0 || compareBytes(r.startKey, end) < 0);
-    for (const p of this.peers.values()) {
-      if (p.regionId !== regionId && p.storage.isInitialized() && overlaps(p.region)) return true;
-    }
-    const now = Date.now();
-    for (const [id, pending] of this.pendingSnapshots) {
-      if (pending.until < now) this.pendingSnapshots.delete(id);
-      else if (id !== regionId && overlaps(pending.region)) return true;
-    }
-    return false;
+    return this.inbox.overlapsExisting(regionId, start, end);
   }
 
-  private snapshotAcceptable(peer: Peer, m: Message): boolean {
-    const snap = m.snapshot;
-    if (!snap?.metadata) return false;
-    const region = RaftSnapshotData.decode(snap.data).region;
-    if (!region) return false;
-    if (!region.peers.some((p) => p.id === peer.meta.id)) {
-      this.log.info({ region_id: String(region.id), peer_id: String(peer.meta.id) }, "dropping a snapshot whose region does not include this peer");
-      return false;
-    }
-    if (this.overlapsExisting(region.id, region.startKey, region.endKey)) {
-      this.log.info({ region_id: String(region.id) }, "dropping a snapshot that overlaps another region here");
-      return false;
-    }
-    if (!this.snaps.hasReceived(snapKeyOf({ regionId: peer.regionId, message: m } as RaftMessage))) return false;
-    this.pendingSnapshots.set(region.id, { region, until: Date.now() + 60_000 });
-    return true;
-  }
-
-  private sendTombstone(peer: Peer, msg: RaftMessage): void {
-    this.transport.send({
-      regionId: peer.regionId,
-      fromPeer: peer.meta,
-      toPeer: msg.fromPeer,
-      message: { ...msg.message!, msgType: MessageType.MsgHeartbeat, entries: [], snapshot: undefined },
-      regionEpoch: peer.region.regionEpoch,
-      isTombstone: true,
-      startKey: Buffer.alloc(0),
-      endKey: Buffer.alloc(0),
-    });
+  snapshotInstalled(regionId: bigint): void {
+    this.inbox.snapshotInstalled(regionId);
   }
 
   /** The region meta of every initialized peer (for EpochNotMatch answers and status). */
@@ -380,9 +280,4 @@ export class Store implements RaftMessageSink {
   peerMeta(regionId: bigint): PeerMeta | undefined {
     return this.peers.get(regionId)?.meta;
   }
-}
-
-export function snapKeyOf(msg: RaftMessage): SnapKey {
-  const md = msg.message!.snapshot!.metadata!;
-  return { regionId: msg.regionId, term: md.term, index: md.index };
 }

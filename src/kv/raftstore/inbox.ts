@@ -1,0 +1,225 @@
+import { MessageType, type Message } from "../../raft/index.js";
+import { HardState } from "../../raft/eraftpb.js";
+import type { Region } from "../../proto/metapb.js";
+import { RaftApplyState, RaftLocalState, RaftSnapshotData, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
+import { compareBytes } from "../../util/bytes.js";
+import { isEpochStale } from "./epoch.js";
+import { raftStateKey } from "./keys.js";
+import { DropLog, invalidRaftMessage } from "./message-checks.js";
+import { isInitialMessage, Peer } from "./peer.js";
+import { PeerStorage } from "./peer-storage.js";
+import { snapshotIntegrity } from "./snap.js";
+import type { Store } from "./store.js";
+
+/** How long an accepted, not yet installed snapshot reserves its range (raft may find it stale and never install it). */
+const PENDING_SNAPSHOT_MS = 60_000;
+
+/**
+ * Raft messages and snapshots from other stores, in the order TinyKV's handler checks them:
+ * validate the envelope, tombstone (GC) messages, another incarnation of our peer, create an
+ * uninitialized peer, answer a stale sender, vet a snapshot, then step raft.
+ */
+export class Inbox {
+  private readonly drops: DropLog;
+  /** Messages for regions whose uninitialized peer is being created (its raft state is loading). */
+  private readonly creating = new Map<bigint, RaftMessage[]>();
+  /**
+   * Snapshots accepted but not installed yet, by region: their ranges count as taken, so two
+   * overlapping snapshots of different regions are never both on their way in.
+   */
+  private readonly pendingSnapshots = new Map<bigint, { region: Region; index: bigint; term: bigint; until: number }>();
+
+  constructor(private readonly store: Store) {
+    this.drops = new DropLog((fields, line) => store.log.warn(fields, line));
+  }
+
+  onRaftMessage(msg: RaftMessage): void {
+    const store = this.store;
+    const invalid = invalidRaftMessage(msg, store.storeId);
+    if (invalid) {
+      this.drops.drop(invalid, { region_id: String(msg.regionId), from_store: String(msg.fromPeer?.storeId ?? 0n) }, Date.now());
+      return;
+    }
+    const m = msg.message!;
+    const peer = store.peers.get(msg.regionId);
+    if (msg.isTombstone) {
+      if (peer && peer.meta.id === msg.toPeer!.id && !isEpochStale(msg.regionEpoch, peer.region.regionEpoch)) store.loop.destroyLater(peer);
+      return;
+    }
+    if (peer && peer.meta.id !== msg.toPeer!.id) {
+      if (msg.toPeer!.id < peer.meta.id) return; // a message for an older incarnation of our peer
+      // Our peer was removed and the region re-added this store with a new peer id.
+      store.loop.destroyLater(peer);
+      return;
+    }
+    if (!peer) {
+      if (this.answerStaleToTombstone(msg)) return;
+      this.maybeCreatePeer(msg);
+      return;
+    }
+    if (peer.storage.isInitialized() && isEpochStale(msg.regionEpoch, peer.region.regionEpoch) && !peer.region.peers.some((p) => p.id === msg.fromPeer!.id)) {
+      this.sendGc(msg, peer.region);
+      return;
+    }
+    if (m.msgType === MessageType.MsgSnapshot && !this.snapshotAcceptable(peer, msg)) return;
+    peer.rememberPeer(msg.fromPeer);
+    try {
+      peer.raw.step(m);
+    } catch (err) {
+      store.log.debug({ err, region_id: String(msg.regionId) }, "raft refused a message");
+    }
+    store.loop.schedule();
+  }
+
+  /**
+   * A region this store left long ago answers a vote from a store that is not in the region as
+   * this store last knew it: that sender was removed while it was away and would otherwise
+   * campaign forever, blocking its range on its own store (TiKV's GC message).
+   */
+  private answerStaleToTombstone(msg: RaftMessage): boolean {
+    const tomb = this.store.tombstones.get(msg.regionId);
+    if (!tomb || !isEpochStale(msg.regionEpoch, tomb.regionEpoch)) return false;
+    const vote = msg.message!.msgType === MessageType.MsgRequestVote || msg.message!.msgType === MessageType.MsgRequestPreVote;
+    if (vote && !tomb.peers.some((p) => p.storeId === msg.fromPeer!.storeId)) this.sendGc(msg, tomb);
+    return true;
+  }
+
+  /** Tells the sender of `msg` that its peer is no longer in `region` (newer epoch): it destroys itself. */
+  private sendGc(msg: RaftMessage, region: Region): void {
+    this.store.transport.send({
+      regionId: msg.regionId,
+      fromPeer: msg.toPeer,
+      toPeer: msg.fromPeer,
+      message: { ...msg.message!, msgType: MessageType.MsgHeartbeat, from: msg.toPeer!.id, to: msg.fromPeer!.id, entries: [], snapshot: undefined, context: Buffer.alloc(0) },
+      regionEpoch: region.regionEpoch,
+      isTombstone: true,
+      startKey: Buffer.alloc(0),
+      endKey: Buffer.alloc(0),
+    });
+  }
+
+  /**
+   * A message for a region this store has no peer of may create an uninitialized one that waits
+   * for a snapshot. Its persisted term and vote are loaded first: a peer that voted before a
+   * restart must not vote again in the same term. Messages arriving meanwhile wait with it.
+   */
+  private maybeCreatePeer(msg: RaftMessage): void {
+    const store = this.store;
+    if (!isInitialMessage(msg.message!)) return;
+    const waiting = this.creating.get(msg.regionId);
+    if (waiting) {
+      waiting.push(msg);
+      return;
+    }
+    if (!this.mayCreatePeer(msg)) return;
+    this.creating.set(msg.regionId, [msg]);
+    void persistedHardState(store, msg.regionId)
+      .then((hardState) => {
+        const queued = this.creating.get(msg.regionId) ?? [];
+        this.creating.delete(msg.regionId);
+        if (store.stopped || store.peers.has(msg.regionId) || !this.mayCreatePeer(msg)) return queued;
+        const region: Region = { id: msg.regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 0n, version: 0n }, peers: [] };
+        const raftState = RaftLocalState.create({ hardState: { term: hardState.term, vote: hardState.vote, commit: 0n } });
+        const storage = new PeerStorage(region, raftState, RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } }), []);
+        store.addPeer(new Peer(store.storeId, msg.toPeer!, storage, store.config));
+        store.log.info({ region_id: String(msg.regionId), peer_id: String(msg.toPeer!.id), term: String(hardState.term) }, "created uninitialized peer from a message");
+        return queued;
+      })
+      .then((queued) => {
+        for (const m of queued) this.onRaftMessage(m);
+      })
+      .catch((err: unknown) => {
+        this.creating.delete(msg.regionId);
+        store.log.error({ err, region_id: String(msg.regionId) }, "could not load the raft state of a new peer; its messages are dropped");
+      });
+  }
+
+  private mayCreatePeer(msg: RaftMessage): boolean {
+    const tomb = this.store.tombstones.get(msg.regionId);
+    if (tomb && !isEpochStale(tomb.regionEpoch, msg.regionEpoch)) return false; // late message for a region we left
+    return !this.overlapsExisting(msg.regionId, msg.startKey, msg.endKey);
+  }
+
+  async onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
+    let head: RaftMessage | undefined;
+    const data = (async function* () {
+      for await (const chunk of chunks) {
+        if (!head) {
+          if (!chunk.message) throw new Error("snapshot stream: the first chunk carries no message");
+          head = chunk.message;
+          continue;
+        }
+        yield chunk.data;
+      }
+    })();
+    // Pull the head chunk first so we know where to save the data and how big it may be.
+    const first = await data.next();
+    if (!head) throw new Error("snapshot stream ended before its first chunk");
+    const invalid = invalidRaftMessage(head, this.store.storeId) ?? (head.message?.msgType === MessageType.MsgSnapshot ? undefined : "snapshot stream head is not a snapshot message");
+    if (invalid) throw new Error(`snapshot stream refused: ${invalid}`);
+    const key = snapKeyOf(head);
+    const expected = snapshotIntegrity(RaftSnapshotData.decode(head.message!.snapshot!.data));
+    async function* rest() {
+      if (!first.done) yield first.value;
+      yield* data;
+    }
+    // A short, long or corrupt file is deleted and refused: the sender learns it failed and retries.
+    await this.store.snaps.receive(key, rest(), expected);
+    this.onRaftMessage(head);
+  }
+
+  /** True when [start, end) overlaps an initialized region, or an incoming snapshot, of another id on this store. */
+  overlapsExisting(regionId: bigint, start: Buffer, end: Buffer): boolean {
+    const overlaps = (r: Region) =>
+      (r.endKey.length === 0 || compareBytes(start, r.endKey) < 0) && (end.length === 0 || compareBytes(r.startKey, end) < 0);
+    for (const p of this.store.peers.values()) {
+      if (p.regionId !== regionId && p.storage.isInitialized() && overlaps(p.region)) return true;
+    }
+    this.expirePendingSnapshots(Date.now());
+    for (const [id, pending] of this.pendingSnapshots) {
+      if (id !== regionId && overlaps(pending.region)) return true;
+    }
+    return false;
+  }
+
+  snapshotInstalled(regionId: bigint): void {
+    this.pendingSnapshots.delete(regionId);
+  }
+
+  /** Accepted snapshots raft never installed lapse: their range is free again and their files are deleted. */
+  expirePendingSnapshots(now: number): void {
+    for (const [id, pending] of this.pendingSnapshots) {
+      if (pending.until >= now) continue;
+      this.pendingSnapshots.delete(id);
+      this.store.snaps.removeReceived({ regionId: id, term: pending.term, index: pending.index });
+    }
+  }
+
+  private snapshotAcceptable(peer: Peer, msg: RaftMessage): boolean {
+    const store = this.store;
+    const m: Message = msg.message!;
+    const key = snapKeyOf(msg);
+    const region = RaftSnapshotData.decode(m.snapshot!.data).region!;
+    const refuse = (why: string) => {
+      store.log.info({ region_id: String(region.id), peer_id: String(peer.meta.id) }, why);
+      store.snaps.removeReceived(key); // never installed: do not keep the file
+      return false;
+    };
+    if (!region.peers.some((p) => p.id === peer.meta.id)) return refuse("dropping a snapshot whose region does not include this peer");
+    if (this.overlapsExisting(region.id, region.startKey, region.endKey)) return refuse("dropping a snapshot that overlaps another region here");
+    if (!store.snaps.hasReceived(key)) return false;
+    this.pendingSnapshots.set(region.id, { region, index: key.index, term: key.term, until: Date.now() + PENDING_SNAPSHOT_MS });
+    return true;
+  }
+}
+
+/** The term and vote this store last persisted for a region (zero when it never had a peer of it). */
+export async function persistedHardState(store: Store, regionId: bigint): Promise<HardState> {
+  const buf = await store.opts.raft.getMeta(raftStateKey(regionId));
+  return (buf ? RaftLocalState.decode(buf).hardState : undefined) ?? HardState.create();
+}
+
+export function snapKeyOf(msg: RaftMessage): { regionId: bigint; term: bigint; index: bigint } {
+  const md = msg.message!.snapshot!.metadata!;
+  return { regionId: msg.regionId, term: md.term, index: md.index };
+}
