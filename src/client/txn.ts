@@ -9,7 +9,7 @@ import {
   TxnUndeterminedError,
   UnexpectedKeyError,
 } from "./errors.js";
-import { prewriteEntryBytes } from "./batches.js";
+import { prewriteEntryBytes, splitBySize } from "./batches.js";
 import type { ClientClock } from "./clock.js";
 import type { LockResolver } from "./lock-resolver.js";
 import { LockKeeper, txnLockTtlMs } from "./lock-ttl.js";
@@ -193,10 +193,13 @@ export class Transaction {
     try {
       const groups = await this.d.sender.group(keys, bo);
       const primaryGroup = groups.find((g) => g.keys.some((k) => k.equals(primary)))!;
-      const inPrimary = new Set(primaryGroup.keys.map((k) => k.toString("hex")));
-      await this.prewrite(primaryGroup.keys, primary, byKey, lockTtl, bo);
+      // The primary is the smallest key, so it is in the first batch of its region: that batch goes
+      // alone, and from then on the heartbeat has a primary lock to keep alive while the rest follow.
+      const first = splitBySize(primaryGroup.keys, this.prewriteBytes(byKey, primary))[0]!;
+      const inFirst = new Set(first.map((k) => k.toString("hex")));
+      await this.prewrite(first, primary, byKey, lockTtl, bo);
       keeper.start();
-      const rest = keys.filter((k) => !inPrimary.has(k.toString("hex")));
+      const rest = keys.filter((k) => !inFirst.has(k.toString("hex")));
       if (rest.length > 0) await this.prewrite(rest, primary, byKey, lockTtl, bo);
     } catch (err) {
       this.state = "failed";
@@ -276,8 +279,12 @@ export class Transaction {
         await this.d.resolver.resolveAll(resp.errors.map((e) => ({ lock: e.locked!, key: e.locked!.key })), bo);
         return ks; // the request locked nothing: send the whole batch again after a backoff
       },
-      (k) => prewriteEntryBytes(byKey.get(k.toString("hex"))!, primary),
+      this.prewriteBytes(byKey, primary),
     );
+  }
+
+  private prewriteBytes(byKey: Map<string, Mutation>, primary: Buffer): (key: Buffer) => number {
+    return (k) => prewriteEntryBytes(byKey.get(k.toString("hex"))!, primary);
   }
 
   /** Best-effort BatchRollback of keys this txn may have locked (after a failed commit). */
