@@ -54,6 +54,7 @@ export class Transaction {
   private state: TxnState = "active";
   /** Set once the primary is committed. */
   commitTs: bigint | undefined;
+
   constructor(
     private readonly d: TxnDeps,
     readonly startTs: bigint,
@@ -185,7 +186,7 @@ export class Transaction {
   }
 
   /**
-   * Prewrites every key (the primary's region first; then the primary lock is kept alive by
+   * Prewrites every key (the primary's batch first; from then on the primary lock is kept alive by
    * heartbeats), takes commit_ts and commits the primary: the commit point.
    */
   private async twoPhases(primary: Buffer, keys: Buffer[], byKey: Map<string, Mutation>, txnBytes: number, bo: Backoff, keeper: LockKeeper): Promise<void> {
