@@ -2,15 +2,20 @@
  * Splitting a transaction's keys into requests of bounded size. Each txn request becomes one raft
  * entry on its region's leader; a prewrite of 170,000 keys sent as one request is an entry of
  * ~14 MiB, over the servers' entry limit and close to gRPC's message limit. client-go sends
- * batches of 16 KiB; we choose 1 MiB: a 100 MB txn is ~100 requests, and an estimate off by a
- * factor of 8 still fits the servers' 8 MiB entry limit.
+ * batches of 16 KiB; we choose 1 MiB or 4,096 keys, whichever comes first: a 100 MB txn is ~100
+ * requests, and an estimate off by a factor of 8 still fits the servers' 8 MiB entry limit.
  */
 import type { Mutation } from "../proto/kvrpcpb.js";
 
 /** Estimated raft entry bytes per request. A single key larger than this goes alone. */
 export const TXN_BATCH_BYTES = 1024 * 1024;
+/**
+ * Keys per request: a server spends two engine reads per key, so a request of small keys is
+ * bounded by count too, and answers within an rpc deadline even on a loaded store.
+ */
+export const TXN_BATCH_KEYS = 4096;
 /** Requests of one operation in flight at once, across all regions. */
-export const TXN_BATCHES_IN_FLIGHT = 16;
+export const TXN_BATCHES_IN_FLIGHT = 8;
 
 /** Framing per change in a raft command (cf name, tags, lengths), generously rounded up. */
 const CHANGE_OVERHEAD_BYTES = 32;
@@ -28,14 +33,14 @@ export function finishEntryBytes(key: Buffer): number {
   return 4 * key.length + 3 * CHANGE_OVERHEAD_BYTES;
 }
 
-/** Consecutive runs of `items` whose sizes sum to at most `maxBytes` (an oversized item alone). */
-export function splitBySize<T>(items: readonly T[], sizeOf: (item: T) => number, maxBytes = TXN_BATCH_BYTES): T[][] {
+/** Consecutive runs of at most `maxItems` of `items` whose sizes sum to at most `maxBytes` (an oversized item alone). */
+export function splitBySize<T>(items: readonly T[], sizeOf: (item: T) => number, maxBytes = TXN_BATCH_BYTES, maxItems = TXN_BATCH_KEYS): T[][] {
   const batches: T[][] = [];
   let current: T[] = [];
   let bytes = 0;
   for (const item of items) {
     const size = sizeOf(item);
-    if (current.length > 0 && bytes + size > maxBytes) {
+    if (current.length > 0 && (bytes + size > maxBytes || current.length >= maxItems)) {
       batches.push(current);
       current = [];
       bytes = 0;

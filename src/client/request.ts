@@ -154,8 +154,8 @@ export class RequestSender {
 
   /**
    * Sends `call` for every batch of `keys`: grouped by region, each group split into batches of at
-   * most TXN_BATCH_BYTES by `sizeOf` (the key's estimated share of the raft entry), at most
-   * TXN_BATCHES_IN_FLIGHT at once. A batch that meets a region error or an unreachable store is
+   * most TXN_BATCH_BYTES by `sizeOf` (the key's estimated share of the raft entry) and at most
+   * TXN_BATCH_KEYS keys, at most TXN_BATCHES_IN_FLIGHT at once. A batch that meets a region error or an unreachable store is
    * regrouped and sent again; `handle` sees each good response and may return keys to send again
    * after a backoff (e.g. after resolving locks), or throw to fail the operation (after all batches
    * of the round settled).

@@ -5,7 +5,7 @@
 // TINYKV_TXN_KEYS=170000 runs the shape.
 import { afterEach, describe, expect, it } from "vitest";
 import { KvClient } from "../../src/client/client.js";
-import { TXN_BATCH_BYTES } from "../../src/client/batches.js";
+import { TXN_BATCH_BYTES, TXN_BATCH_KEYS } from "../../src/client/batches.js";
 import { CF_LOCK } from "../../src/kv/engine/index.js";
 import { dumpCf } from "../lab4-txn/txn-server.js";
 import { FakeCluster, peer, region } from "./client-fake-store.js";
@@ -47,6 +47,7 @@ describe("client: a ~13.6 MiB transaction", () => {
     expect(commits.reduce((sum, p) => sum + p.keys.length, 0), "every key committed once").toBe(n);
     expect(Math.max(...prewrites.map((p) => p.bytes)), "largest prewrite request").toBeLessThanOrEqual(TXN_BATCH_BYTES);
     expect(Math.max(...commits.map((p) => p.bytes)), "largest commit request").toBeLessThanOrEqual(TXN_BATCH_BYTES);
+    expect(Math.max(...prewrites.map((p) => p.keys.length), ...commits.map((p) => p.keys.length)), "most keys in one request").toBeLessThanOrEqual(TXN_BATCH_KEYS);
     const writes = c.stores.flatMap((s) => s.txnWriteBytes);
     expect(Math.max(...writes), "largest write batch (raft entry) of the txn").toBeLessThan(RAFT_ENTRY_MAX_BYTES / 4);
     console.log(
