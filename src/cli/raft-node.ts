@@ -3,6 +3,7 @@ import { Engine } from "../kv/engine/index.js";
 import {
   clearPrepareBootstrap,
   clearPreparedRegion,
+  ensureKeyLayout,
   readPrepareBootstrap,
   readStoreIdent,
   SchedulerWorker,
@@ -63,6 +64,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
   try {
     kv = await Engine.open(join(opts.path, "kv"));
     raft = await Engine.open(join(opts.path, "raft"));
+    await ensureKeyLayout(kv);
     const storeId = await ensureStoreIdent(kv, client, opts.path);
     await maybeBootstrapCluster(kv, raft, client, storeId, log);
     await client.putStore({ id: storeId, address: opts.addr });

@@ -12,6 +12,7 @@ import { physicalTime } from "../txn/codec.js";
 import type { Logger } from "../util/logger.js";
 import { errorMessage } from "../util/retry.js";
 import { fatal, quietGrpcUnlessDebug } from "./common.js";
+import { formatOperators, STORE_STATES, StatusApi, type StoreStateName } from "./ctl-status-api.js";
 
 const BIN = "tinykv-ctl";
 
@@ -20,10 +21,16 @@ const COMMANDS = `Commands:
   put <key> <value> [--cf CF]          write one key (raw API)
   delete <key> [--cf CF]               delete one key (raw API)
   scan <start> [end] [--limit N] [--cf CF]
-                                       keys in [start, end) across regions (default limit 100)
+                                       raw keys in [start, end) across regions (default limit 100)
+  scan <start> [end] [--limit N] --txn
+                                       committed transactional keys in [start, end), read at a
+                                       fresh timestamp
   txn <op>...                          one transaction; ops: get <k> | put <k> <v> | delete <k>
                                        e.g. txn put a 1 put b 2 delete c
-  stores                               stores with their region and leader counts
+  stores                               stores with their state, region and leader counts
+  store <id> up|offline|tombstone      change a store's state: offline drains it, tombstone removes
+                                       a drained one (only Offline stores that hold no region)
+  operators                            running and recent scheduler operators, with why each was made
   regions                              regions: range, epoch, peers, leader
   status                               cluster id, stores, regions, a fresh timestamp
   help                                 this list
@@ -38,6 +45,7 @@ A person's tool for a tinykv-ts cluster. With no command it opens an interactive
 
 Flags:
   --scheduler <addrs>   scheduler address(es), comma-separated (default 127.0.0.1:2379)
+  --status <addr>       the scheduler's status API, for operators and store (default 127.0.0.1:2381)
   --timeout <ms>        give up on an operation after this long (default 10000)
   --log-level <level>   client log level on stderr: error, warn, info, debug (default warn)
   -h, --help            show this help
@@ -53,11 +61,13 @@ class UsageError extends Error {
 const CMD_OPTIONS = {
   cf: { type: "string" },
   limit: { type: "string" },
+  txn: { type: "boolean" },
 } as const;
 
 interface CmdFlags {
   cf?: string;
   limit?: string;
+  txn?: boolean;
 }
 
 /** Lazily connects on the first command that needs the cluster. */
@@ -67,6 +77,7 @@ class Session {
 
   constructor(
     readonly scheduler: string,
+    readonly status: StatusApi,
     private readonly timeoutMs: number,
     private readonly log: Logger,
     readonly out: (s: string) => void,
@@ -128,9 +139,11 @@ async function runCommand(s: Session, words: string[], flags: CmdFlags): Promise
       s.out("OK");
       return;
     case "scan": {
-      arity(args, 1, 2, "scan <start> [end] [--limit N] [--cf CF]");
+      arity(args, 1, 2, "scan <start> [end] [--limit N] [--cf CF | --txn]");
+      if (flags.txn && flags.cf !== undefined) throw new UsageError("scan: --txn reads transactional data, which has no --cf");
       const limit = parseLimit(flags.limit);
-      const kvs = await (await s.kv()).scan(parseBytes(args[0]!), parseBytes(args[1] ?? ""), limit, cf);
+      const [start, end] = [parseBytes(args[0]!), parseBytes(args[1] ?? "")];
+      const kvs = flags.txn ? await txnScan(s, start, end, limit) : await (await s.kv()).scan(start, end, limit, cf);
       for (const p of kvs) s.out(`${showBytes(p.key)} => ${showBytes(p.value)}`);
       s.out(`(${kvs.length} pair${kvs.length === 1 ? "" : "s"})`);
       return;
@@ -140,6 +153,13 @@ async function runCommand(s: Session, words: string[], flags: CmdFlags): Promise
     case "stores":
       arity(args, 0, 0, "stores");
       return showStores(s);
+    case "store":
+      arity(args, 2, 2, "store <id> up|offline|tombstone");
+      return setStoreState(s, args[0]!, args[1]!);
+    case "operators":
+      arity(args, 0, 0, "operators");
+      for (const line of formatOperators(await s.status.operators())) s.out(line);
+      return;
     case "regions":
       arity(args, 0, 0, "regions");
       return showRegions(s);
@@ -151,6 +171,16 @@ async function runCommand(s: Session, words: string[], flags: CmdFlags): Promise
       return;
     default:
       throw new UsageError(`unknown command ${JSON.stringify(cmd)} (try help)`);
+  }
+}
+
+/** A read-only transaction: its start_ts is a fresh timestamp, so it sees every commit before it. */
+async function txnScan(s: Session, start: Buffer, end: Buffer, limit: number) {
+  const txn = await (await s.kv()).begin();
+  try {
+    return await txn.scan(start, end, limit);
+  } finally {
+    await txn.rollback();
   }
 }
 
@@ -202,6 +232,23 @@ async function showStores(s: Session): Promise<void> {
       return [st.id.toString(), st.address, StoreState[st.state] ?? String(st.state), String(peers), String(leaders)];
     });
   s.out(table(["ID", "ADDRESS", "STATE", "REGIONS", "LEADERS"], rows).trimEnd());
+  for (const st of stores) {
+    if (st.state !== StoreState.Offline) continue;
+    const left = regions.filter((r) => r.region.peers.some((p) => p.storeId === st.id)).length;
+    s.out(
+      left > 0
+        ? `store ${st.id} is Offline: draining, ${left} region${left === 1 ? "" : "s"} left to move away`
+        : `store ${st.id} is Offline and empty: \`store ${st.id} tombstone\` removes it`,
+    );
+  }
+}
+
+async function setStoreState(s: Session, id: string, state: string): Promise<void> {
+  if (!/^[1-9]\d{0,19}$/.test(id)) throw new UsageError(`store: the id wants a positive integer, got ${JSON.stringify(id)}`);
+  const wanted = state.toLowerCase();
+  if (!(STORE_STATES as readonly string[]).includes(wanted)) throw new UsageError(`store: the state is one of ${STORE_STATES.join(", ")}, got ${JSON.stringify(state)}`);
+  await s.status.setStoreState(BigInt(id), wanted as StoreStateName);
+  s.out(`store ${id} is now ${wanted[0]!.toUpperCase()}${wanted.slice(1)}`);
 }
 
 async function showRegions(s: Session): Promise<void> {
@@ -296,6 +343,7 @@ async function main(): Promise<number> {
       options: {
         ...CMD_OPTIONS,
         scheduler: { type: "string", default: "127.0.0.1:2379" },
+        status: { type: "string", default: "127.0.0.1:2381" },
         timeout: { type: "string", default: "10000" },
         "log-level": { type: "string", default: "warn" },
         help: { type: "boolean", short: "h" },
@@ -316,13 +364,13 @@ async function main(): Promise<number> {
   const level = v["log-level"]!;
   quietGrpcUnlessDebug(level);
   const log = pino({ level, name: BIN, base: undefined }, pino.destination(2));
-  const session = new Session(v.scheduler!, timeoutMs, log, (line) => process.stdout.write(line + "\n"));
+  const session = new Session(v.scheduler!, new StatusApi(v.status!, timeoutMs), timeoutMs, log, (line) => process.stdout.write(line + "\n"));
   try {
     if (parsed.positionals.length === 0) {
-      if (v.cf !== undefined || v.limit !== undefined) fatal(BIN, "--cf and --limit go with a command (see --help)", 2);
+      if (v.cf !== undefined || v.limit !== undefined || v.txn !== undefined) fatal(BIN, "--cf, --limit and --txn go with a command (see --help)", 2);
       return (await shell(session)) > 0 && !process.stdin.isTTY ? 1 : 0;
     }
-    await runCommand(session, parsed.positionals, { cf: v.cf, limit: v.limit });
+    await runCommand(session, parsed.positionals, { cf: v.cf, limit: v.limit, txn: v.txn });
     return 0;
   } catch (err) {
     fatal(BIN, oneLine(err), err instanceof UsageError ? 2 : 1);

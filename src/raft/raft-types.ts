@@ -17,6 +17,12 @@ export interface RaftConfig {
   maxInflightMsgs?: number;
   preVote?: boolean;
   checkQuorum?: boolean;
+  /**
+   * A leader that applies its own removal steps down at once (default). With false, as etcd's
+   * default, it keeps leading the remaining members (heartbeats carry the commit index that
+   * includes its removal) until the host retires it; it accepts no proposals meanwhile.
+   */
+  stepDownOnRemoval?: boolean;
   /** Seeded RNG returning [0,1); defaults to a PRNG seeded by the node id. */
   random?: () => number;
 }

@@ -49,6 +49,7 @@ export class Raft {
   readStates: ReadState[] = [];
   readonly checkQuorum: boolean;
   readonly preVote: boolean;
+  readonly stepDownOnRemoval: boolean;
   readonly maxMsgSize: number;
   readonly maxInflight: number;
   private readonly random: () => number;
@@ -67,6 +68,7 @@ export class Raft {
     if (this.maxInflight <= 0) throw new ErrInvalidConfig("maxInflightMsgs must be greater than 0");
     this.checkQuorum = c.checkQuorum ?? false;
     this.preVote = c.preVote ?? false;
+    this.stepDownOnRemoval = c.stepDownOnRemoval ?? true;
     this.random = c.random ?? seededRandom(Number(BigInt.asUintN(32, c.id * 2654435761n)));
     this.raftLog = new RaftLog(c.storage);
     const { hardState, confState } = c.storage.initialState();
@@ -388,7 +390,7 @@ export class Raft {
   removeNode(id: bigint): void {
     if (!this.prs.delete(id)) return;
     if (this.state !== StateType.Leader) return;
-    if (id === this.id) {
+    if (id === this.id && this.stepDownOnRemoval) {
       // A leader that is no longer a member must not keep leading; the others elect a new one.
       this.becomeFollower(this.term, 0n);
       return;

@@ -3,7 +3,7 @@ import { byId, isSourceSuitable, isTargetSuitable } from "./filters.js";
 import { transferLeaderOperator } from "./op-builder.js";
 import { OpKind, type Operator } from "./operator.js";
 import type { OperatorController } from "./operator-controller.js";
-import { followers, leaderStoreId } from "./region-info.js";
+import { followers, leaderStoreId, type RegionInfo } from "./region-info.js";
 import type { StoreInfo } from "./store-info.js";
 
 export interface BalanceLeaderOptions {
@@ -63,7 +63,7 @@ export class BalanceLeaderScheduler {
         if (s && isTargetSuitable(cluster, s) && (!target || s.leaderCount < target.leaderCount)) target = s;
       }
       if (!target || !this.shouldBalance(source, target)) continue;
-      return balanceOperator(cluster, region, source, target);
+      return this.balanceOperator(cluster, region, source, target, `store ${source.id} leads more regions than store ${target.id}, beyond the tolerance on each side`);
     }
     return undefined;
   }
@@ -76,13 +76,21 @@ export class BalanceLeaderScheduler {
       const sourceId = leaderStoreId(region);
       const source = sourceId === undefined ? undefined : cluster.getStore(sourceId);
       if (!source || !isSourceSuitable(cluster, source) || !this.shouldBalance(source, target)) continue;
-      return balanceOperator(cluster, region, source, target);
+      return this.balanceOperator(cluster, region, source, target, `store ${target.id} leads fewer regions than store ${source.id}, beyond the tolerance on each side`);
     }
     return undefined;
   }
-}
 
-function balanceOperator(cluster: ClusterModel, region: Parameters<typeof transferLeaderOperator>[2], source: StoreInfo, target: StoreInfo): Operator {
-  const desc = `balance-leader: region ${region.meta.id} leader from store ${source.id} to store ${target.id}`;
-  return transferLeaderOperator(cluster, desc, region, source.id, target.id, OpKind.Balance);
+  private balanceOperator(cluster: ClusterModel, region: RegionInfo, source: StoreInfo, target: StoreInfo, why: string): Operator {
+    const desc = `balance-leader: region ${region.meta.id} leader from store ${source.id} to store ${target.id}`;
+    const score = (s: StoreInfo) => ({ storeId: s.id, reported: s.leaderCount, withInfluence: s.leaderCount });
+    return transferLeaderOperator(cluster, desc, region, source.id, target.id, OpKind.Balance).because({
+      scheduler: this.name,
+      why: `${why} (leader counts, tolerance ${this.tolerance})`,
+      source: score(source),
+      target: score(target),
+      regionSize: region.approximateSize,
+      limitsHit: [],
+    });
+  }
 }

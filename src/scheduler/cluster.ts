@@ -1,4 +1,5 @@
 import { Store, StoreState } from "../proto/metapb.js";
+import { realRuntime } from "../util/runtime.js";
 import type { StoreStats } from "../proto/schedulerpb.js";
 import { StaleRegionError } from "./errors.js";
 import { epochOf, isEpochStale, sameRegionInfo, type RegionInfo } from "./region-info.js";
@@ -36,8 +37,8 @@ export class ClusterModel {
   private readonly stores = new Map<bigint, StoreInfo>();
 
   constructor(opts: ClusterOptions = {}) {
-    this.clock = opts.clock ?? Date.now;
-    this.rng = opts.rng ?? Math.random;
+    this.clock = opts.clock ?? realRuntime.now;
+    this.rng = opts.rng ?? realRuntime.random;
     this.maxStoreDownTimeMs = opts.maxStoreDownTimeMs ?? 30 * 60_000;
     this.maxReplicas = opts.maxReplicas ?? 3;
   }

@@ -1,14 +1,18 @@
 import type { Logger } from "../util/logger.js";
+import { realRuntime, type Runtime, type TimerHandle } from "../util/runtime.js";
 import { silentLogger } from "../util/logger.js";
 import { BalanceLeaderScheduler } from "./balance-leader.js";
 import { BalanceRegionScheduler } from "./balance-region.js";
 import type { ClusterModel } from "./cluster.js";
 import type { IdAllocator } from "./id-allocator.js";
+import { addOperatorInfluence } from "./op-influence.js";
 import { OpKind, type Operator } from "./operator.js";
 import type { OperatorController } from "./operator-controller.js";
 import { ReplicaChecker } from "./replica-checker.js";
 
 export interface CoordinatorOptions {
+  /** Timers of the scheduling loop (default: the real ones). */
+  runtime?: Runtime;
   /** How often the loop runs (patrol + due schedulers), ms. TinyKV patrols every 100 ms. */
   tickMs?: number;
   /** Regions the replica checker looks at per tick (TinyKV: 128). */
@@ -42,9 +46,10 @@ export class Coordinator {
   private readonly slots: ScheduleSlot[];
   private readonly replicaChecker = new ReplicaChecker();
   private patrolKey: Buffer = Buffer.alloc(0);
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private running = false;
   private readonly log: Logger;
+  private readonly runtime: Runtime;
 
   constructor(
     private readonly cluster: ClusterModel,
@@ -53,6 +58,7 @@ export class Coordinator {
     private readonly opts: CoordinatorOptions = {},
   ) {
     this.log = opts.log ?? silentLogger;
+    this.runtime = opts.runtime ?? realRuntime;
     this.startedAtMs = cluster.clock();
     const leader = opts.balanceLeader ?? new BalanceLeaderScheduler();
     const region = opts.balanceRegion ?? new BalanceRegionScheduler();
@@ -94,9 +100,12 @@ export class Coordinator {
     // Patrol: the replica checker over the next batch of regions, wrapping around the key space.
     const batch = this.cluster.scanRegions(this.patrolKey, Buffer.alloc(0), this.opts.patrolBatch ?? 128);
     const replicaLimit = this.opts.replicaScheduleLimit ?? 64;
+    const infl = this.oc.influence(this.cluster);
     for (const region of batch) {
       if (this.ids.available() < 8n || this.oc.count(OpKind.Replica) >= replicaLimit) break;
-      if (!this.oc.get(region.meta.id)) add(this.replicaChecker.check(this.cluster, region, () => this.ids.allocSync()));
+      if (this.oc.get(region.meta.id)) continue;
+      const op = this.replicaChecker.check(this.cluster, region, () => this.ids.allocSync(), infl);
+      if (op && add(op)) addOperatorInfluence(infl, op, region);
     }
     const last = batch[batch.length - 1];
     this.patrolKey = !last || last.meta.endKey.length === 0 ? Buffer.alloc(0) : Buffer.from(last.meta.endKey);
@@ -120,15 +129,15 @@ export class Coordinator {
       this.tick()
         .catch((err) => this.log.warn({ err }, "scheduling round failed"))
         .finally(() => {
-          if (this.running) this.timer = setTimeout(loop, this.opts.tickMs ?? 100);
+          if (this.running) this.timer = this.runtime.setTimeout(loop, this.opts.tickMs ?? 100);
         });
     };
-    this.timer = setTimeout(loop, this.opts.tickMs ?? 100);
+    this.timer = this.runtime.setTimeout(loop, this.opts.tickMs ?? 100);
   }
 
   stop(): void {
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
+    this.runtime.clearTimeout(this.timer);
     this.timer = undefined;
   }
 }

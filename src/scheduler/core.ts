@@ -1,4 +1,3 @@
-import { randomInt } from "node:crypto";
 import { Cluster, Region, Store, StoreState } from "../proto/metapb.js";
 import {
   OperatorStatus,
@@ -8,9 +7,10 @@ import {
 } from "../proto/schedulerpb.js";
 import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
+import { realRuntime, type Runtime, type TimerHandle } from "../util/runtime.js";
 import { ClusterModel, type Clock } from "./cluster.js";
 import { Coordinator, type CoordinatorOptions } from "./coordinator.js";
-import { ClusterIdMismatchError, InvalidRequestError, SchedulerError, StaleRegionError } from "./errors.js";
+import { ClusterIdMismatchError, InvalidRequestError, SchedulerError, StaleRegionError, StoreStateError } from "./errors.js";
 import { IdAllocator } from "./id-allocator.js";
 import type { MetaKV } from "./meta-kv.js";
 import { MetaStorage } from "./meta-storage.js";
@@ -18,9 +18,12 @@ import { OperatorController } from "./operator-controller.js";
 import { kindString } from "./operator.js";
 import { epochOf, isEpochStale, newRegionInfo, sizeFromBytes, type RegionInfo } from "./region-info.js";
 import type { StoreInfo } from "./store-info.js";
+import type { StoreLimitOptions } from "./store-limit.js";
 import { TimestampOracle, type TsoTimestamp } from "./tso.js";
 
 export interface CoreOptions {
+  /** Time, timers and randomness (default: the real ones); `clock` and `rng` override parts of it. */
+  runtime?: Runtime;
   clock?: Clock;
   rng?: () => number;
   log?: Logger;
@@ -30,6 +33,8 @@ export interface CoreOptions {
   tsoSaveWindowMs?: number;
   maxStoreDownTimeMs?: number;
   coordinator?: CoordinatorOptions;
+  /** Per-store rate limit on peers added and removed by operators. */
+  storeLimit?: StoreLimitOptions;
   /** Region metadata is flushed to disk at most this often, ms. */
   regionFlushMs?: number;
 }
@@ -47,7 +52,8 @@ export class SchedulerCore {
   private gcSafePoint = 0n;
   private readonly dirtyRegions = new Map<bigint, Region>();
   private readonly deletedRegions = new Set<bigint>();
-  private flushTimer: NodeJS.Timeout | undefined;
+  private flushTimer: TimerHandle | undefined;
+  private readonly runtime: Runtime;
   private flushing: Promise<void> = Promise.resolve();
   private closed = false;
   private metaLock: Promise<void> = Promise.resolve();
@@ -60,24 +66,26 @@ export class SchedulerCore {
     private readonly log: Logger,
     private readonly opts: CoreOptions,
   ) {
+    this.runtime = opts.runtime ?? realRuntime;
     this.cluster = new ClusterModel({
       clock: opts.clock,
-      rng: opts.rng,
+      rng: opts.rng ?? (() => this.runtime.random()),
       maxStoreDownTimeMs: opts.maxStoreDownTimeMs,
       maxReplicas: opts.maxReplicas ?? 3,
     });
-    this.oc = new OperatorController(this.cluster.clock, log);
-    this.coordinator = new Coordinator(this.cluster, this.oc, ids, { log, ...opts.coordinator });
+    this.oc = new OperatorController(this.cluster.clock, log, opts.storeLimit);
+    this.coordinator = new Coordinator(this.cluster, this.oc, ids, { log, runtime: this.runtime, ...opts.coordinator });
   }
 
   /** Loads (or creates) the cluster id and all metadata, reserves ids and a TSO window. */
   static async open(kv: MetaKV, opts: CoreOptions = {}): Promise<SchedulerCore> {
     const log = opts.log ?? silentLogger;
-    const clock = opts.clock ?? Date.now;
+    const runtime = opts.runtime ?? realRuntime;
+    const clock = opts.clock ?? (() => runtime.now());
     const storage = new MetaStorage(kv);
     let clusterId = await storage.loadClusterId();
     if (clusterId === undefined) {
-      clusterId = (BigInt(Math.floor(clock() / 1000)) << 32n) + BigInt(randomInt(0, 2 ** 32 - 1));
+      clusterId = (BigInt(Math.floor(clock() / 1000)) << 32n) + BigInt(Math.floor(runtime.random() * 2 ** 32));
       await storage.saveClusterId(clusterId);
       log.info({ cluster_id: clusterId.toString() }, "created new cluster id");
     }
@@ -110,14 +118,14 @@ export class SchedulerCore {
   /** Starts background work: the scheduling loop and the region metadata flusher. */
   start(): void {
     this.coordinator.start();
-    this.flushTimer = setInterval(() => void this.flushRegions(), this.opts.regionFlushMs ?? 1000);
+    this.flushTimer = this.runtime.setInterval(() => void this.flushRegions(), this.opts.regionFlushMs ?? 1000);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.coordinator.stop();
-    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.runtime.clearInterval(this.flushTimer);
     await this.flushRegions();
     await this.storage.close();
   }
@@ -201,7 +209,11 @@ export class SchedulerCore {
     this.log.info({ store_id: store.id.toString(), address: store.address }, "store registered");
   }
 
-  /** Sets a store's state (operators' tool: offline a store to drain it, tombstone a drained one). */
+  /**
+   * Sets a store's state (operators' tool: offline a store to drain it, tombstone a drained one).
+   * As PD, only an offline store that holds no region may become a tombstone: anything else would
+   * drop replicas the scheduler can no longer move.
+   */
   setStoreState(storeId: bigint, state: StoreState): Promise<void> {
     return this.serial(() => this.doSetStoreState(storeId, state));
   }
@@ -209,6 +221,16 @@ export class SchedulerCore {
   private async doSetStoreState(storeId: bigint, state: StoreState): Promise<void> {
     const s = this.getStore(storeId);
     if (s.isTombstone() && state !== StoreState.Tombstone) throw SchedulerError.storeTombstone(storeId);
+    if (state === StoreState.Tombstone && !s.isTombstone()) {
+      const from = StoreState[s.meta.state] ?? String(s.meta.state);
+      if (!s.isOffline()) {
+        throw new StoreStateError(storeId, from, "Tombstone", "only an Offline store can become a tombstone; set it offline first so its regions move away");
+      }
+      const left = this.cluster.regions.statsOf(storeId).regionCount;
+      if (left > 0) {
+        throw new StoreStateError(storeId, from, "Tombstone", `it still holds ${left} region${left === 1 ? "" : "s"}; wait until the scheduler has moved them all away`);
+      }
+    }
     const meta = Store.create({ ...s.meta, state });
     await this.storage.saveStore(meta);
     this.cluster.putStore(meta);
@@ -251,9 +273,13 @@ export class SchedulerCore {
     const store = this.leaderStoreOf(req);
     if (store.isTombstone()) throw SchedulerError.storeTombstone(store.id);
     if (!req.region || req.region.id === 0n) throw SchedulerError.unknown("invalid request region: region id is 0");
+    // A leader that has not measured its region yet (just elected) reports 0: keep the last known
+    // size, as PD does, so a leader change does not look like data leaving the stores.
+    const reported = sizeFromBytes(req.approximateSize);
+    const known = this.cluster.getRegion(req.region.id);
     const region = newRegionInfo(req.region, req.leader, {
       pendingPeers: req.pendingPeers,
-      approximateSize: sizeFromBytes(req.approximateSize),
+      approximateSize: reported === 0 && known ? known.approximateSize : reported,
     });
     let result;
     try {
@@ -348,7 +374,7 @@ export class SchedulerCore {
     this.requireBootstrapped();
     const s = this.oc.getStatus(regionId);
     if (!s) return undefined;
-    return { desc: s.op.desc, kind: kindString(s.op.kind), status: s.status };
+    return { desc: s.op.describe(), kind: kindString(s.op.kind), status: s.status };
   }
 
 

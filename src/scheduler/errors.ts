@@ -47,6 +47,14 @@ export class InvalidRequestError extends Error {
   }
 }
 
+/** A store state change the scheduler refuses, e.g. tombstoning a store that still holds regions. */
+export class StoreStateError extends InvalidRequestError {
+  constructor(readonly storeId: bigint, readonly from: string, readonly to: string, reason: string) {
+    super(`cannot set store ${storeId} from ${from} to ${to}: ${reason}`, "invalid_argument");
+    this.name = "StoreStateError";
+  }
+}
+
 /** A region heartbeat whose epoch is older than what the scheduler already knows. */
 export class StaleRegionError extends Error {
   constructor(

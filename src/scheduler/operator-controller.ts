@@ -2,8 +2,11 @@ import { OperatorStatus, type RegionHeartbeatResponse } from "../proto/scheduler
 import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
 import type { Clock } from "./cluster.js";
+import type { ClusterModel } from "./cluster.js";
+import { operatorInfluence, type OpInfluence } from "./op-influence.js";
 import { commandFor, Operator, OpKind } from "./operator.js";
 import { epochOf, type RegionInfo } from "./region-info.js";
+import { StoreLimiter, type StoreLimitOptions } from "./store-limit.js";
 
 export interface FinishedOperator {
   op: Operator;
@@ -24,8 +27,21 @@ export class OperatorController {
   private readonly running = new Map<bigint, Operator>();
   private readonly history = new Map<bigint, FinishedOperator>();
   private sink: CommandSink = () => {};
+  /** Per-store rate limit on peers added and removed; every operator added here pays it. */
+  readonly storeLimit: StoreLimiter;
 
-  constructor(private readonly clock: Clock, private readonly log: Logger = silentLogger) {}
+  constructor(
+    private readonly clock: Clock,
+    private readonly log: Logger = silentLogger,
+    storeLimit: StoreLimitOptions = {},
+  ) {
+    this.storeLimit = new StoreLimiter(clock, storeLimit);
+  }
+
+  /** What the running operators will still change on each store (sizes, counts, snapshots). */
+  influence(cluster: ClusterModel): OpInfluence {
+    return operatorInfluence(cluster, this.running.values());
+  }
 
   setSink(sink: CommandSink): void {
     this.sink = sink;
@@ -60,6 +76,10 @@ export class OperatorController {
   add(op: Operator, region?: RegionInfo): boolean {
     if (this.running.has(op.regionId)) return false;
     this.running.set(op.regionId, op);
+    for (const step of op.steps) {
+      if (step.type === "add_peer") this.storeLimit.take(step.toStore, "add-peer");
+      else if (step.type === "remove_peer") this.storeLimit.take(step.fromStore, "remove-peer");
+    }
     this.log.info({ region_id: op.regionId.toString(), op: op.toJSON() }, "operator added");
     if (region) this.dispatch(region);
     return true;

@@ -1,6 +1,7 @@
 import { ConfChangeType } from "../proto/eraftpb.js";
 import { Peer, RegionEpoch } from "../proto/metapb.js";
 import { OperatorStatus, RegionHeartbeatResponse } from "../proto/schedulerpb.js";
+import { decisionJson, decisionSummary, type Decision } from "./decision.js";
 import { epochOf, isPending, leaderStoreId, storePeer, type RegionInfo } from "./region-info.js";
 
 /** Operator kind bit flags, as PD/TinyKV. */
@@ -51,6 +52,8 @@ export function describeStep(step: OpStep): string {
 /** A plan for one region: a list of steps executed in order, each confirmed by region heartbeats. */
 export class Operator {
   status: OperatorStatus = OperatorStatus.RUNNING;
+  /** Why the scheduler made this operator (set by the scheduler that built it). */
+  decision: Decision | undefined;
   private current = 0;
   readonly epoch: RegionEpoch;
 
@@ -67,6 +70,17 @@ export class Operator {
 
   static forRegion(desc: string, region: RegionInfo, kind: number, steps: OpStep[], nowMs: number): Operator {
     return new Operator(desc, region.meta.id, epochOf(region), kind, steps, nowMs);
+  }
+
+  /** Attaches the scheduler's reasons; returns the operator for chaining. */
+  because(decision: Decision): this {
+    this.decision = decision;
+    return this;
+  }
+
+  /** The description with its reasons, for places that only carry text (GetOperator's desc). */
+  describe(): string {
+    return this.decision ? `${this.desc} [${decisionSummary(this.decision)}]` : this.desc;
   }
 
   get length(): number {
@@ -101,6 +115,7 @@ export class Operator {
       current_step: this.current,
       steps: this.steps.map(describeStep),
       created_at_ms: this.createdAtMs,
+      decision: this.decision ? decisionJson(this.decision) : null,
     };
   }
 }

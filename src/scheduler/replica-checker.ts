@@ -1,8 +1,10 @@
 import type { ClusterModel } from "./cluster.js";
+import type { Decision, StoreScore } from "./decision.js";
 import { isStoreUnhealthy, isTargetSuitable } from "./filters.js";
 import { addPeerOperator, movePeerOperator, removePeerOperator } from "./op-builder.js";
+import { OpInfluence } from "./op-influence.js";
 import { OpKind, type Operator } from "./operator.js";
-import { leaderStoreId, storeIdsOf, type RegionInfo } from "./region-info.js";
+import { isPending, leaderStoreId, storeIdsOf, type RegionInfo } from "./region-info.js";
 import type { StoreInfo } from "./store-info.js";
 
 /**
@@ -12,19 +14,33 @@ import type { StoreInfo } from "./store-info.js";
 export class ReplicaChecker {
   readonly name = "replica-checker";
 
-  check(cluster: ClusterModel, region: RegionInfo, allocPeerId: () => bigint): Operator | undefined {
+  /**
+   * `infl` is what running operators will still change: targets are compared with it, so one patrol
+   * that replaces many peers (a store drained) spreads them instead of sending all to one store.
+   */
+  check(cluster: ClusterModel, region: RegionInfo, allocPeerId: () => bigint, infl: OpInfluence = new OpInfluence()): Operator | undefined {
     if (!region.leader || leaderStoreId(region) === undefined) return undefined;
     const max = cluster.maxReplicas;
     const peers = region.meta.peers;
+    const have = `${peers.length} peer${peers.length === 1 ? "" : "s"} for ${max} replicas`;
+    const why = (text: string, source?: StoreInfo, target?: StoreInfo): Decision => ({
+      scheduler: this.name,
+      why: text,
+      source: source && sizeScore(source, infl),
+      target: target && sizeScore(target, infl),
+      regionSize: region.approximateSize,
+      limitsHit: [],
+    });
 
     for (const p of peers) {
       if (!isStoreUnhealthy(cluster, p.storeId)) continue;
+      const state = storeState(cluster, p.storeId);
       if (peers.length > max) {
         const op = removePeerOperator(cluster, `replica-checker: remove peer on unhealthy store ${p.storeId}`, region, p.storeId, OpKind.Replica);
-        if (op) return op;
+        if (op) return op.because(why(`${have} and store ${p.storeId} is ${state}`, cluster.getStore(p.storeId)));
         continue;
       }
-      const target = this.bestTarget(cluster, region);
+      const target = this.bestTarget(cluster, region, infl);
       if (!target) continue;
       return movePeerOperator(
         cluster,
@@ -34,41 +50,72 @@ export class ReplicaChecker {
         target.id,
         allocPeerId(),
         OpKind.Replica,
-      );
+      ).because(why(`store ${p.storeId} is ${state}; store ${target.id} is the healthy store with the least data`, cluster.getStore(p.storeId), target));
     }
 
     if (peers.length < max) {
-      const target = this.bestTarget(cluster, region);
+      const target = this.bestTarget(cluster, region, infl);
       if (!target) return undefined;
-      return addPeerOperator(cluster, `replica-checker: add peer on store ${target.id}`, region, target.id, allocPeerId(), OpKind.Replica);
+      return addPeerOperator(cluster, `replica-checker: add peer on store ${target.id}`, region, target.id, allocPeerId(), OpKind.Replica).because(
+        why(`${have}; store ${target.id} is the healthy store with the least data`, undefined, target),
+      );
     }
 
     if (peers.length > max) {
-      const worst = this.worstPeerStore(cluster, region);
-      if (worst === undefined) return undefined;
-      return removePeerOperator(cluster, `replica-checker: remove extra peer on store ${worst}`, region, worst, OpKind.Replica);
+      const worst = this.worstPeer(cluster, region);
+      if (!worst) return undefined;
+      const op = removePeerOperator(cluster, `replica-checker: remove extra peer on store ${worst.store.id}`, region, worst.store.id, OpKind.Replica);
+      return op?.because(why(`${have}; ${worst.reason}`, worst.store));
     }
     return undefined;
   }
 
-  /** The healthy store without a peer of the region that holds the least data. */
-  private bestTarget(cluster: ClusterModel, region: RegionInfo): StoreInfo | undefined {
+  /** The healthy store without a peer of the region that holds (or will hold) the least data. */
+  private bestTarget(cluster: ClusterModel, region: RegionInfo, infl: OpInfluence): StoreInfo | undefined {
     const holding = storeIdsOf(region);
+    const size = (s: StoreInfo) => s.regionSize + infl.of(s.id).regionSize;
+    const count = (s: StoreInfo) => s.regionCount + infl.of(s.id).regionCount;
     let best: StoreInfo | undefined;
     for (const s of cluster.getStores()) {
       if (holding.has(s.id) || !isTargetSuitable(cluster, s)) continue;
-      if (!best || s.regionSize < best.regionSize || (s.regionSize === best.regionSize && s.regionCount < best.regionCount)) best = s;
+      if (!best || size(s) < size(best) || (size(s) === size(best) && count(s) < count(best))) best = s;
     }
     return best;
   }
 
-  /** The store whose peer to drop: a follower on the store with the most data (the leader only as last resort). */
-  private worstPeerStore(cluster: ClusterModel, region: RegionInfo): bigint | undefined {
+  /**
+   * The peer to drop from an over-replicated region: one still catching up (pending) first, as PD
+   * does, so the region never loses an up-to-date copy while a lagging one stays; otherwise a
+   * follower on the store with the most data, the leader only as a last resort.
+   */
+  private worstPeer(cluster: ClusterModel, region: RegionInfo): { store: StoreInfo; reason: string } | undefined {
     const leader = leaderStoreId(region);
     const candidates = region.meta.peers
-      .map((p) => cluster.getStore(p.storeId))
-      .filter((s): s is StoreInfo => s !== undefined)
-      .sort((a, b) => Number(a.id === leader) - Number(b.id === leader) || b.regionSize - a.regionSize);
-    return candidates[0]?.id;
+      .map((p) => ({ store: cluster.getStore(p.storeId), pending: isPending(region, p.id) }))
+      .filter((c): c is { store: StoreInfo; pending: boolean } => c.store !== undefined)
+      .sort(
+        (a, b) =>
+          Number(b.pending) - Number(a.pending) ||
+          Number(a.store.id === leader) - Number(b.store.id === leader) ||
+          b.store.regionSize - a.store.regionSize,
+      );
+    const worst = candidates[0];
+    if (!worst) return undefined;
+    const reason = worst.pending
+      ? `the peer on store ${worst.store.id} is pending (still catching up)`
+      : `every peer is up to date and store ${worst.store.id} holds the most data among followers`;
+    return { store: worst.store, reason };
   }
+}
+
+function sizeScore(s: StoreInfo, infl: OpInfluence): StoreScore {
+  return { storeId: s.id, reported: s.regionSize, withInfluence: s.regionSize + infl.of(s.id).regionSize };
+}
+
+function storeState(cluster: ClusterModel, storeId: bigint): string {
+  const s = cluster.getStore(storeId);
+  if (!s) return "unknown";
+  if (s.isTombstone()) return "tombstone";
+  if (s.isOffline()) return "offline";
+  return cluster.isStoreDown(s) ? "down" : "up";
 }

@@ -1,4 +1,5 @@
 import { InvalidRequestError } from "./errors.js";
+import { realRuntime } from "../util/runtime.js";
 import type { Clock } from "./cluster.js";
 
 export const PHYSICAL_SHIFT_BITS = 18n;
@@ -39,7 +40,7 @@ export class TimestampOracle {
   private readonly windowMs: number;
 
   constructor(private readonly persist: (ms: number) => Promise<void>, private readonly opts: TsoOptions = {}) {
-    this.clock = opts.clock ?? Date.now;
+    this.clock = opts.clock ?? realRuntime.now;
     this.windowMs = opts.saveWindowMs ?? 3000;
   }
 

@@ -1,3 +1,5 @@
+import { realRuntime } from "./runtime.js";
+
 /** A source of uniform numbers in [0, 1). */
 export type Rng = () => number;
 
@@ -15,5 +17,5 @@ export function mulberry32(seed: number): Rng {
 
 /** A seed for when none is given: printed by whoever uses it, so a run can be replayed. */
 export function randomSeed(): number {
-  return Math.floor(Math.random() * 0xffffffff) >>> 0;
+  return Math.floor(realRuntime.random() * 0xffffffff) >>> 0;
 }

@@ -1,6 +1,8 @@
+import { realRuntime, type Runtime } from "./runtime.js";
+
 /** Sleep that a test or a shutdown can reason about: always resolves, never rejects. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+export function sleep(ms: number, runtime: Runtime = realRuntime): Promise<void> {
+  return new Promise((resolve) => runtime.setTimeout(resolve, ms));
 }
 
 export class DeadlineExceededError extends Error {
@@ -19,11 +21,14 @@ export interface RetryOptions {
   maxBackoffMs?: number;
   /** Return false to stop retrying on this error and rethrow it at once. */
   retryable?: (err: unknown) => boolean;
+  /** Clock, timers and jitter (default: the real ones). */
+  runtime?: Runtime;
 }
 
 /** Retries `fn` with exponential backoff (jittered) until it succeeds or the deadline passes. */
 export async function retryWithBackoff<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
-  const start = Date.now();
+  const runtime = opts.runtime ?? realRuntime;
+  const start = runtime.now();
   let backoff = opts.initialBackoffMs ?? 50;
   const maxBackoff = opts.maxBackoffMs ?? 1000;
   let lastError: unknown;
@@ -34,9 +39,9 @@ export async function retryWithBackoff<T>(fn: (attempt: number) => Promise<T>, o
       lastError = err;
       if (opts.retryable && !opts.retryable(err)) throw err;
     }
-    const left = opts.deadlineMs - (Date.now() - start);
+    const left = opts.deadlineMs - (runtime.now() - start);
     if (left <= 0) throw new DeadlineExceededError(opts.what, opts.deadlineMs, lastError);
-    await sleep(Math.min(left, backoff * (0.5 + Math.random() / 2)));
+    await sleep(Math.min(left, backoff * (0.5 + runtime.random() / 2)), runtime);
     backoff = Math.min(backoff * 2, maxBackoff);
   }
 }

@@ -6,10 +6,11 @@ import {
   TEST_RAFTSTORE_CONFIG,
   writeInitialRegion,
   writeStoreIdent,
+  ensureKeyLayout,
   type RaftstoreConfig,
   type StoreHooks,
 } from "../../src/kv/raftstore/index.js";
-import { RaftStorage, RegionError } from "../../src/kv/storage/index.js";
+import { RaftStorage, rawCf, rawKeyspace, RegionError } from "../../src/kv/storage/index.js";
 import { MemoryNetwork } from "../../src/kv/transport/index.js";
 import type { Context } from "../../src/proto/kvrpcpb.js";
 import type { Region } from "../../src/proto/metapb.js";
@@ -66,6 +67,7 @@ export class TestCluster {
     for (const [id, slot] of this.slots) {
       const kv = await Engine.open(join(slot.dir, "kv"));
       const raft = await Engine.open(join(slot.dir, "raft"));
+      await ensureKeyLayout(kv);
       await writeStoreIdent(kv, 0n, id);
       if (region.peers.some((p) => p.storeId === id)) await writeInitialRegion(kv, raft, region);
       await kv.close();
@@ -157,7 +159,8 @@ export class TestCluster {
   }
 
   /**
-   * Runs `op` against the region's leader, retrying on region errors (not leader, epoch, stale,
+   * Runs `op` against the region's leader (the storage as the txn handlers see it; put, get,
+   * delete and scan below use the raw API's view of it), retrying on region errors (not leader, epoch, stale,
    * timeout) with backoff until the deadline — what a client library does.
    */
   async onLeader<T>(key: Buffer, what: string, op: (storage: RaftStorage, ctx: Context) => Promise<T>, timeoutMs = 15_000): Promise<T> {
@@ -191,18 +194,18 @@ export class TestCluster {
 
   put(key: string | Buffer, value: string | Buffer, cf: CfName = CF_DEFAULT): Promise<void> {
     const k = Buffer.from(key);
-    return this.onLeader(k, `put ${k}`, (s, ctx) => s.write(ctx, [{ kind: "put", cf, key: k, value: Buffer.from(value) }]));
+    return this.onLeader(k, `put ${k}`, (s, ctx) => rawKeyspace(s).write(ctx, [{ kind: "put", cf, key: k, value: Buffer.from(value) }]));
   }
 
   delete(key: string | Buffer, cf: CfName = CF_DEFAULT): Promise<void> {
     const k = Buffer.from(key);
-    return this.onLeader(k, `delete ${k}`, (s, ctx) => s.write(ctx, [{ kind: "delete", cf, key: k }]));
+    return this.onLeader(k, `delete ${k}`, (s, ctx) => rawKeyspace(s).write(ctx, [{ kind: "delete", cf, key: k }]));
   }
 
   get(key: string | Buffer, cf: CfName = CF_DEFAULT): Promise<Buffer | undefined> {
     const k = Buffer.from(key);
     return this.onLeader(k, `get ${k}`, async (s, ctx) => {
-      const reader = await s.reader(ctx);
+      const reader = await rawKeyspace(s).reader(ctx);
       try {
         return await reader.getCF(cf, k);
       } finally {
@@ -221,7 +224,7 @@ export class TestCluster {
       const part = await this.onLeader(cur, `scan from ${cur}`, async (s, ctx) => {
         const reader = await s.reader(ctx);
         const rows: Array<{ key: Buffer; value: Buffer }> = [];
-        const cursor = reader.iterCF(cf);
+        const cursor = reader.iterCF(rawCf(cf));
         try {
           await cursor.seek(cur);
           while (cursor.valid && (stop.length === 0 || Buffer.compare(cursor.key, stop) < 0)) {
@@ -268,8 +271,8 @@ export class TestCluster {
     return lines.join("\n");
   }
 
-  /** Reads a key straight from a store's kv engine (no raft), as TinyKV's MustGetEqual does. */
+  /** Reads a raw key straight from a store's kv engine (no raft), as TinyKV's MustGetEqual does. */
   async engineGet(storeId: bigint, key: string, cf: CfName = CF_DEFAULT): Promise<Buffer | undefined> {
-    return this.engine(storeId)?.get(cf, Buffer.from(key));
+    return this.engine(storeId)?.get(rawCf(cf), Buffer.from(key));
   }
 }

@@ -178,3 +178,25 @@ export async function changePeer(cluster: TestCluster, regionId: bigint, type: C
     },
   );
 }
+
+/** Moves a region's leadership to a store, retrying until it took effect. */
+export async function transferLeader(cluster: TestCluster, regionId: bigint, toStore: bigint): Promise<void> {
+  await waitFor(
+    async () => {
+      if (cluster.leaderOf(regionId) === toStore) return true;
+      const leader = cluster.leaderOf(regionId);
+      const p = leader ? cluster.store(leader)?.peers.get(regionId) : undefined;
+      const target = p?.region.peers.find((x) => x.storeId === toStore);
+      if (!p || !target) return false;
+      const resp = await cluster.store(leader!)!.propose(
+        RaftCmdRequest.fromPartial({
+          header: { regionId, peer: p.meta, regionEpoch: p.region.regionEpoch },
+          adminRequest: { cmdType: AdminCmdType.TransferLeader, transferLeader: { peer: target } },
+        }),
+      );
+      if (resp.header?.error && !resp.header.error.notLeader) throw new Error(`transfer leader of region ${regionId}: ${resp.header.error.message}`);
+      return false;
+    },
+    { timeoutMs: 10_000, intervalMs: 100, message: `leadership of region ${regionId} never moved to store ${toStore}` },
+  );
+}

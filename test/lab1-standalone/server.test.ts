@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { StandaloneStorage } from "../../src/kv/storage/index.js";
+import { rawKeyspace, type Storage } from "../../src/kv/storage/index.js";
 import { MAX_VALUE_BYTES } from "../../src/kv/server/index.js";
 import { startStandaloneServer, type StandaloneNode } from "../../src/cli/standalone-node.js";
 import { CF_DEFAULT, CF_WRITE } from "../../src/kv/engine/index.js";
@@ -13,7 +13,8 @@ const b = (s: string) => Buffer.from(s);
 
 describe("lab1 standalone server over gRPC", () => {
   let dir: ReturnType<typeof tempDir>;
-  let storage: StandaloneStorage;
+  /** The node's storage as the raw API sees it (raw data has its own CFs). */
+  let storage: Storage;
   let node: StandaloneNode;
   let client: TinyKvRpc;
 
@@ -25,7 +26,7 @@ describe("lab1 standalone server over gRPC", () => {
   beforeAll(async () => {
     dir = tempDir();
     node = await startStandaloneServer({ path: dir.path, addr: "127.0.0.1:0", log: silentLogger });
-    storage = node.storage;
+    storage = rawKeyspace(node.storage);
     client = new TinyKvRpc(`127.0.0.1:${node.port}`);
   });
   afterAll(async () => {

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { CF_DEFAULT, Engine } from "../../src/kv/engine/index.js";
+import { rawCf } from "../../src/kv/storage/index.js";
 import { ProcessCluster } from "../harness/processes.js";
 import { waitFor } from "../harness/wait.js";
 
@@ -44,7 +45,7 @@ describe("lab2b raft kv as processes", () => {
     for (const key of acked) expect(await cluster.get(key), `acknowledged ${key} lost`).toBe(`value-${key}`);
 
     // The restarted store caught up (by log or snapshot): once stopped, its own LevelDB holds every
-    // acknowledged write.
+    // acknowledged write (in the raw API's CF).
     const last = acked[acked.length - 1]!;
     const path = join(cluster.stores.get(2)!.path, "kv");
     await waitFor(
@@ -52,7 +53,7 @@ describe("lab2b raft kv as processes", () => {
         await cluster.kill(2, "SIGTERM");
         const engine = await Engine.open(path);
         try {
-          return (await engine.get(CF_DEFAULT, Buffer.from(last)))?.toString() === `value-${last}`;
+          return (await engine.get(rawCf(CF_DEFAULT), Buffer.from(last)))?.toString() === `value-${last}`;
         } finally {
           await engine.close();
           cluster.startStore(2);
@@ -63,7 +64,7 @@ describe("lab2b raft kv as processes", () => {
     await cluster.kill(2, "SIGTERM");
     const engine = await Engine.open(path);
     try {
-      for (const key of acked) expect((await engine.get(CF_DEFAULT, Buffer.from(key)))?.toString(), `store 2 lacks ${key}`).toBe(`value-${key}`);
+      for (const key of acked) expect((await engine.get(rawCf(CF_DEFAULT), Buffer.from(key)))?.toString(), `store 2 lacks ${key}`).toBe(`value-${key}`);
     } finally {
       await engine.close();
     }

@@ -168,3 +168,19 @@ describe("membership changes (3A)", () => {
     expect(rn.applyConfChange(ConfChange.create({ changeType: ConfChangeType.RemoveNode, nodeId: 3n })).nodes).toEqual([1n]);
   });
 });
+
+describe("a leader that applies its own removal, without stepping down", () => {
+  it("keeps leading the remaining members so they learn the commit, and accepts no proposals", () => {
+    const peers = [1n, 2n].map((id) => newTestRaft(id, [1n, 2n], 10, 1, new MemoryStorage(), { stepDownOnRemoval: false }));
+    const n = newNetwork(...peers);
+    n.send(hup(1));
+    const lead = n.raft(1);
+    expect(lead.state).toBe(StateType.Leader);
+    lead.removeNode(1n);
+    expect(lead.state).toBe(StateType.Leader);
+    expect(() => lead.step(msg({ msgType: MT.MsgPropose, entries: [{ data: Buffer.from("x") } as never] }))).toThrow(ErrProposalDropped);
+    for (let i = 0; i < lead.heartbeatTimeout; i++) lead.tick();
+    const beats = readMessages(lead).filter((m) => m.msgType === MT.MsgHeartbeat);
+    expect(beats.map((m) => m.to)).toEqual([2n]);
+  });
+});

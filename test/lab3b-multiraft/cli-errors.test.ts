@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { CF_DEFAULT, Engine } from "../../src/kv/engine/index.js";
 import { SchedulerRpcClient } from "../../src/scheduler/client.js";
 import { spawnNode } from "../harness/processes.js";
 import { freePort } from "../harness/ports.js";
@@ -52,5 +53,21 @@ describe("tinykv-server refuses a data dir of another cluster", () => {
     b.client.close();
     b.proc.child.kill("SIGTERM");
     await b.proc.exited;
+  });
+
+  it("refuses a data dir of the old key layout with one line, exit 1", async () => {
+    // What the previous build left: raw data in CF default and no key-layout marker.
+    const storePath = join(dir.path, "old-layout");
+    const kv = await Engine.open(join(storePath, "kv"));
+    await kv.newBatch().put(CF_DEFAULT, Buffer.from("raw-key"), Buffer.from("raw-value")).write(true);
+    await kv.close();
+    const s = await startScheduler("sched-old-layout");
+    const store = spawnNode("tinykv-server.js", ["--path", storePath, "--addr", `127.0.0.1:${await freePort()}`, "--scheduler", s.addr]);
+    procs.push(store);
+    expect(await store.exited, store.output()).toBe(1);
+    const lines = store.output().trim().split("\n").filter((l) => l.startsWith("tinykv-server: error"));
+    expect(lines, store.output()).toHaveLength(1);
+    expect(lines[0]).toMatch(/cannot open data dir .*old-layout\/kv: it was written by an older tinykv-ts whose raw and transactional keys shared column families/);
+    expect(await s.client.isBootstrapped(), "the refused store bootstrapped nothing").toBe(false);
   });
 });

@@ -334,4 +334,29 @@ describe("tinykv-ctl", () => {
     expect(down.code).toBe(1);
     expect(down.err).toMatch(/^tinykv-ctl: error: cannot reach the scheduler at 127\.0\.0\.1:1: .*\n$/);
   });
+
+  it("scan shows raw data only; scan --txn shows committed transactional data at a fresh timestamp", async () => {
+    const { c } = await twoRegions();
+    const run = await ctl(
+      ["--scheduler", c.scheduler.addr],
+      'txn put a 1 put n 2\nput b raw-b\nscan ""\nscan "" --txn\ntxn put a 3\nscan "" --txn --limit 1\nscan "" --txn --cf lock\n',
+    );
+    expect(run.err).toBe("error: scan: --txn reads transactional data, which has no --cf\n");
+    expect(run.out).toMatch(
+      new RegExp(
+        [
+          String.raw`committed 2 writes \(start_ts \d+, commit_ts \d+\)`,
+          "OK",
+          "b => raw-b",
+          String.raw`\(1 pair\)`,
+          "a => 1",
+          "n => 2",
+          String.raw`\(2 pairs\)`,
+          String.raw`committed 1 write \(start_ts \d+, commit_ts \d+\)`,
+          "a => 3",
+          String.raw`\(1 pair\)`,
+        ].join("\n") + "\n$",
+      ),
+    );
+  });
 });

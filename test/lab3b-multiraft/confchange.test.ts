@@ -1,30 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfChangeType } from "../../src/raft/eraftpb.js";
-import { AdminCmdType, RaftCmdRequest } from "../../src/proto/raft_cmdpb.js";
 import { TestCluster } from "../harness/cluster.js";
-import { changePeer, genericTest } from "../harness/generic.js";
+import { changePeer, genericTest, transferLeader } from "../harness/generic.js";
 import { waitFor } from "../harness/wait.js";
-
-async function transferLeader(cluster: TestCluster, regionId: bigint, toStore: bigint): Promise<void> {
-  await waitFor(
-    async () => {
-      if (cluster.leaderOf(regionId) === toStore) return true;
-      const leader = cluster.leaderOf(regionId);
-      const p = leader ? cluster.store(leader)?.peers.get(regionId) : undefined;
-      const target = p?.region.peers.find((x) => x.storeId === toStore);
-      if (!p || !target) return false;
-      const resp = await cluster.store(leader!)!.propose(
-        RaftCmdRequest.fromPartial({
-          header: { regionId, peer: p.meta, regionEpoch: p.region.regionEpoch },
-          adminRequest: { cmdType: AdminCmdType.TransferLeader, transferLeader: { peer: target } },
-        }),
-      );
-      expect(resp.adminResponse?.cmdType ?? AdminCmdType.TransferLeader).toBe(AdminCmdType.TransferLeader);
-      return false;
-    },
-    { timeoutMs: 10_000, intervalMs: 100, message: `leadership of region ${regionId} never moved to store ${toStore}` },
-  );
-}
 
 async function expectOnStore(cluster: TestCluster, store: bigint, key: string, value: string | undefined): Promise<void> {
   await waitFor(async () => (await cluster.engineGet(store, key))?.toString() === value, {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { CF_DEFAULT } from "../../src/kv/engine/index.js";
 import { isolate } from "../../src/kv/transport/index.js";
-import { RaftStorage, RegionError } from "../../src/kv/storage/index.js";
+import { RaftStorage, rawKeyspace, RegionError } from "../../src/kv/storage/index.js";
 import { TestCluster } from "../harness/cluster.js";
 import { genericTest } from "../harness/generic.js";
 import { waitFor } from "../harness/wait.js";
@@ -40,7 +40,7 @@ describe("lab3b region split", () => {
     expect(split.right.endKey.equals(orig.endKey)).toBe(true);
     // A read of k2 routed to the left region is refused with KeyNotInRegion.
     const leaderStore = await waitFor(() => cluster!.leaderOf(split.left.id), { timeoutMs: 5000, message: "left region has no leader" });
-    const storage = new RaftStorage(cluster.store(leaderStore)!);
+    const storage = rawKeyspace(new RaftStorage(cluster.store(leaderStore)!));
     const reader = await storage.reader({ regionId: split.left.id, regionEpoch: split.left.regionEpoch, peer: cluster.store(leaderStore)!.peerMeta(split.left.id), term: 0n });
     const err = await reader.getCF(CF_DEFAULT, Buffer.from("k2")).then(
       () => undefined,

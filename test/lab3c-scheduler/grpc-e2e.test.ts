@@ -182,11 +182,40 @@ describe("tinyscheduler over gRPC", () => {
     expect(badSplit.message).toMatch(/epoch/);
   });
 
+  const setState = async (sid: bigint, state: string) => {
+    const res = await fetch(`http://${server.statusAddr}/stores/${sid}/state/${state}`, { method: "POST" });
+    return { status: res.status, body: (await res.json()) as { ok?: boolean; error?: string } };
+  };
+
+  it("a store becomes a tombstone only when offline and empty, with a clear error otherwise", async () => {
+    const sid = await client.allocId();
+    await client.putStore({ id: sid, address: "127.0.0.1:20198", state: StoreState.Up });
+    const up = await setState(sid, "tombstone");
+    expect(up.status).toBe(400);
+    expect(up.body.error).toMatch(new RegExp(`store ${sid} from Up to Tombstone: only an Offline store`));
+
+    // The store leads a region: offline, it is drained by the scheduler, not removed.
+    const peer = Peer.create({ id: await client.allocId(), storeId: sid });
+    const rid = await client.allocId();
+    client.regionHeartbeat({ region: region(rid, "zz-tomb-a", "zz-tomb-b", [peer], 10n), leader: peer, pendingPeers: [], approximateSize: 0n });
+    await waitFor("region on the store is known", async () => (await client.getRegionById(rid)) !== undefined);
+    expect((await setState(sid, "offline")).status).toBe(200);
+    const busy = await setState(sid, "tombstone");
+    expect(busy.status).toBe(400);
+    expect(busy.body.error).toMatch(/still holds 1 region; wait until the scheduler has moved them all away/);
+    expect((await client.getAllStores(false)).find((s) => s.id === sid)?.state).toBe(StoreState.Offline);
+
+    // Back up is allowed (a cancelled drain); PD's rule again for the tombstone.
+    expect((await setState(sid, "up")).status).toBe(200);
+    expect((await client.getAllStores(false)).find((s) => s.id === sid)?.state).toBe(StoreState.Up);
+  });
+
   it("tombstone stores: heartbeat and PutStore answer STORE_TOMBSTONE", async () => {
     const sid = await client.allocId();
     await client.putStore({ id: sid, address: "127.0.0.1:20199", state: StoreState.Up });
-    const res = await fetch(`http://${server.statusAddr}/stores/${sid}/state/tombstone`, { method: "POST" });
-    expect(res.status).toBe(200);
+    expect((await setState(sid, "offline")).status).toBe(200);
+    const res = await setState(sid, "tombstone");
+    expect(res.status, res.body.error).toBe(200);
     const hb = await client.storeHeartbeat(StoreStats.create({ storeId: sid })).catch((e) => e);
     expect(hb.type).toBe(ErrorType.STORE_TOMBSTONE);
     const put = await client.putStore({ id: sid, address: "127.0.0.1:20199", state: StoreState.Up }).catch((e) => e);

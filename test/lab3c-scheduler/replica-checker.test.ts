@@ -2,6 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { ReplicaChecker } from "../../src/scheduler/replica-checker.js";
 import { OpKind } from "../../src/scheduler/operator.js";
+import { Peer } from "../../src/proto/metapb.js";
+import { withRegion } from "../../src/scheduler/region-info.js";
 import { MockCluster } from "./mock-cluster.js";
 
 const rc = new ReplicaChecker();
@@ -73,4 +75,50 @@ describe("replica checker", () => {
     tc2.setStoreDown(3);
     expect(rc.check(tc2.cluster, tc2.addLeaderRegion(1, 1, 2, 3), tc2.allocPeerId), "no 4th store to move to").toBeUndefined();
   });
+
+  it("a move cancelled after its add step leaves 4 peers: the one still catching up goes, never a caught-up one", () => {
+    const tc = new MockCluster();
+    tc.addRegionStore(1, 50);
+    tc.addRegionStore(2, 5);
+    tc.addRegionStore(3, 9);
+    tc.addRegionStore(4, 3);
+    const r = tc.addLeaderRegion(1, 1, 2, 3, 4);
+    const onStore4 = r.meta.peers.find((p) => p.storeId === 4n)!;
+    const pending = withRegion(r, { pendingPeers: [Peer.create(onStore4)] });
+    tc.putRegion(pending);
+    const op = rc.check(tc.cluster, pending, tc.allocPeerId)!;
+    expect(op.steps, "store 3 is fullest among followers, but its peer is up to date").toEqual([{ type: "remove_peer", fromStore: 4n }]);
+    expect(op.decision?.scheduler).toBe("replica-checker");
+    expect(op.decision?.why).toMatch(/pending/);
+  });
+
+  it("with several peers catching up, removes one of them and keeps every up-to-date peer", () => {
+    const tc = new MockCluster();
+    for (const s of [1, 2, 3, 4]) tc.addRegionStore(s, 5);
+    tc.updateRegionCount(2, 40); // the fullest store holds a caught-up follower
+    const r = tc.addLeaderRegion(1, 1, 2, 3, 4);
+    const pendingPeers = r.meta.peers.filter((p) => p.storeId === 3n || p.storeId === 4n).map((p) => Peer.create(p));
+    const region = withRegion(r, { pendingPeers });
+    tc.putRegion(region);
+    const removed = (rc.check(tc.cluster, region, tc.allocPeerId)!.steps[0] as { fromStore: bigint }).fromStore;
+    expect([3n, 4n]).toContain(removed);
+  });
+
+  it("draining a store spreads its replicas over the targets instead of sending them all to one", () => {
+    const tc = new MockCluster();
+    for (const s of [1, 2, 3, 5]) tc.addRegionStore(s, 6);
+    tc.addRegionStore(4, 6);
+    tc.setStoreOffline(4);
+    const targets: bigint[] = [];
+    for (let id = 1; id <= 6; id++) {
+      const r = tc.addLeaderRegion(id, 1, 2, 4);
+      // As the coordinator's patrol: each check sees the operators already planned.
+      const op = rc.check(tc.cluster, r, tc.allocPeerId, tc.oc.influence(tc.cluster))!;
+      expect(tc.oc.add(op)).toBe(true);
+      targets.push((op.steps[0] as { toStore: bigint }).toStore);
+    }
+    expect(targets.filter((t) => t === 3n).length, `targets ${targets.join(",")}`).toBe(3);
+    expect(targets.filter((t) => t === 5n).length, `targets ${targets.join(",")}`).toBe(3);
+  });
 });
+

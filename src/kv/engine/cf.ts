@@ -2,12 +2,24 @@
  * Column families are key prefixes, as in TinyKV: a CF key is stored as `<cf>_<key>`.
  * Meta keys (region state, apply state, raft log...) start with 0x01 and so never collide
  * with a CF key, whose first byte is a lowercase letter.
+ *
+ * Two key spaces share the engine and never mix: Percolator's `default`/`lock`/`write` (TinyKV's
+ * layout) and the raw API's own `raw_default`/`raw_lock`/`raw_write`. Clients name only the first
+ * three; the raw API maps them onto its own CFs (src/kv/storage/raw-keyspace.ts), so no raw key
+ * can ever be read, routed or split as a transactional one (src/kv/raftstore/keyspace.ts).
  */
 export const CF_DEFAULT = "default";
 export const CF_LOCK = "lock";
 export const CF_WRITE = "write";
-export const ALL_CFS = [CF_DEFAULT, CF_LOCK, CF_WRITE] as const;
+export const RAW_CF_DEFAULT = "raw_default";
+export const RAW_CF_LOCK = "raw_lock";
+export const RAW_CF_WRITE = "raw_write";
+/** The CF names of the wire (the raw API's `cf` field). */
+export const CLIENT_CFS = [CF_DEFAULT, CF_LOCK, CF_WRITE] as const;
+/** Every CF of the engine: snapshots and range clearing walk all of them. */
+export const ALL_CFS = [CF_DEFAULT, CF_LOCK, CF_WRITE, RAW_CF_DEFAULT, RAW_CF_LOCK, RAW_CF_WRITE] as const;
 export type CfName = (typeof ALL_CFS)[number];
+export type ClientCfName = (typeof CLIENT_CFS)[number];
 
 const prefixes = new Map<string, Buffer>(ALL_CFS.map((cf) => [cf, Buffer.from(`${cf}_`)]));
 /** First key after every key of a CF: `<cf>` followed by the byte after '_'. */
@@ -15,7 +27,7 @@ const upperBounds = new Map<string, Buffer>(ALL_CFS.map((cf) => [cf, Buffer.from
 
 export class UnknownCfError extends Error {
   constructor(readonly cf: string) {
-    super(`unknown column family ${JSON.stringify(cf)} (expected one of ${ALL_CFS.join(", ")})`);
+    super(`unknown column family ${JSON.stringify(cf)} (expected one of ${CLIENT_CFS.join(", ")})`);
     this.name = "UnknownCfError";
   }
 }
@@ -24,11 +36,18 @@ export function isCfName(cf: string): cf is CfName {
   return prefixes.has(cf);
 }
 
-/** Checks a CF name from the wire; the empty string means `default`, as TinyKV clients send it. */
+/** Checks a CF name of a stored command (any engine CF); the empty string means `default`. */
 export function parseCf(cf: string): CfName {
   if (cf === "") return CF_DEFAULT;
   if (!isCfName(cf)) throw new UnknownCfError(cf);
   return cf;
+}
+
+/** Checks a CF name from the wire: only the client names; the empty string means `default`, as TinyKV clients send it. */
+export function parseClientCf(cf: string): ClientCfName {
+  if (cf === "") return CF_DEFAULT;
+  if (!(CLIENT_CFS as readonly string[]).includes(cf)) throw new UnknownCfError(cf);
+  return cf as ClientCfName;
 }
 
 export function cfPrefix(cf: CfName): Buffer {

@@ -29,6 +29,9 @@ export class Inbox {
    */
   private readonly pendingSnapshots = new Map<bigint, { region: Region; index: bigint; term: bigint; until: number }>();
 
+  /** Regions whose destroyed peer's data is still being cleared (with the range, when it had one). */
+  private readonly destroying = new Map<bigint, Region | undefined>();
+
   constructor(private readonly store: Store) {
     this.drops = new DropLog((fields, line) => store.log.warn(fields, line));
   }
@@ -37,7 +40,7 @@ export class Inbox {
     const store = this.store;
     const invalid = invalidRaftMessage(msg, store.storeId);
     if (invalid) {
-      this.drops.drop(invalid, { region_id: String(msg.regionId), from_store: String(msg.fromPeer?.storeId ?? 0n) }, Date.now());
+      this.drops.drop(invalid, { region_id: String(msg.regionId), from_store: String(msg.fromPeer?.storeId ?? 0n) }, store.runtime.now());
       return;
     }
     const m = msg.message!;
@@ -61,6 +64,7 @@ export class Inbox {
       this.sendGc(msg, peer.region);
       return;
     }
+    if (store.loop.isBusy(peer)) return; // installing a snapshot: it answers nothing until done; raft resends
     if (m.msgType === MessageType.MsgSnapshot && !this.snapshotAcceptable(peer, msg)) return;
     peer.rememberPeer(msg.fromPeer);
     try {
@@ -121,7 +125,7 @@ export class Inbox {
         const region: Region = { id: msg.regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 0n, version: 0n }, peers: [] };
         const raftState = RaftLocalState.create({ hardState: { term: hardState.term, vote: hardState.vote, commit: 0n } });
         const storage = new PeerStorage(region, raftState, RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } }), []);
-        store.addPeer(new Peer(store.storeId, msg.toPeer!, storage, store.config));
+        store.addPeer(new Peer(store.storeId, msg.toPeer!, storage, store.config, store.runtime));
         store.log.info({ region_id: String(msg.regionId), peer_id: String(msg.toPeer!.id), term: String(hardState.term) }, "created uninitialized peer from a message");
         return queued;
       })
@@ -135,6 +139,7 @@ export class Inbox {
   }
 
   private mayCreatePeer(msg: RaftMessage): boolean {
+    if (this.destroying.has(msg.regionId)) return false; // the sender retries once the old peer is gone
     const tomb = this.store.tombstones.get(msg.regionId);
     if (tomb && !isEpochStale(tomb.regionEpoch, msg.regionEpoch)) return false; // late message for a region we left
     return !this.overlapsExisting(msg.regionId, msg.startKey, msg.endKey);
@@ -175,11 +180,22 @@ export class Inbox {
     for (const p of this.store.peers.values()) {
       if (p.regionId !== regionId && p.storage.isInitialized() && overlaps(p.region)) return true;
     }
-    this.expirePendingSnapshots(Date.now());
+    for (const [id, r] of this.destroying) {
+      if (id !== regionId && r && overlaps(r)) return true;
+    }
+    this.expirePendingSnapshots(this.store.runtime.now());
     for (const [id, pending] of this.pendingSnapshots) {
       if (id !== regionId && overlaps(pending.region)) return true;
     }
     return false;
+  }
+
+  reserveForDestroy(regionId: bigint, region: Region | undefined): void {
+    this.destroying.set(regionId, region);
+  }
+
+  releaseDestroyed(regionId: bigint): void {
+    this.destroying.delete(regionId);
   }
 
   snapshotInstalled(regionId: bigint): void {
@@ -208,7 +224,7 @@ export class Inbox {
     if (!region.peers.some((p) => p.id === peer.meta.id)) return refuse("dropping a snapshot whose region does not include this peer");
     if (this.overlapsExisting(region.id, region.startKey, region.endKey)) return refuse("dropping a snapshot that overlaps another region here");
     if (!store.snaps.hasReceived(key)) return false;
-    this.pendingSnapshots.set(region.id, { region, index: key.index, term: key.term, until: Date.now() + PENDING_SNAPSHOT_MS });
+    this.pendingSnapshots.set(region.id, { region, index: key.index, term: key.term, until: store.runtime.now() + PENDING_SNAPSHOT_MS });
     return true;
   }
 }

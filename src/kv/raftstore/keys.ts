@@ -2,6 +2,7 @@
  * Meta keys, TinyKV's layout (all integers big-endian uint64):
  *   01 01                       prepare-bootstrap (kv)
  *   01 02                       store ident (kv)
+ *   01 04                       key layout version (kv; keyspace.ts)
  *   01 02 <region> 01 <index>   raft log entry (raft)
  *   01 02 <region> 02           raft local state (raft)
  *   01 02 <region> 03           apply state (kv)
@@ -17,6 +18,7 @@ const REGION_STATE_SUFFIX = 0x01;
 
 export const PREPARE_BOOTSTRAP_KEY = Buffer.from([LOCAL_PREFIX, 0x01]);
 export const STORE_IDENT_KEY = Buffer.from([LOCAL_PREFIX, 0x02]);
+export const KEY_LAYOUT_KEY = Buffer.from([LOCAL_PREFIX, 0x04]);
 export const REGION_META_MIN_KEY = Buffer.from([LOCAL_PREFIX, REGION_META_PREFIX]);
 export const REGION_META_MAX_KEY = Buffer.from([LOCAL_PREFIX, REGION_META_PREFIX + 1]);
 

@@ -7,6 +7,7 @@ import type { RaftCmdRequest, RaftCmdResponse } from "../../proto/raft_cmdpb.js"
 import type { RaftMessage } from "../../proto/raft_serverpb.js";
 import type { EngineSnapshot } from "../engine/index.js";
 import type { RaftstoreConfig } from "./config.js";
+import type { Runtime } from "../../util/runtime.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import type { PeerStorage } from "./peer-storage.js";
 
@@ -64,6 +65,13 @@ export class Peer {
   /** A Ready taken from raft and not yet advanced. */
   pendingReady: Ready | undefined;
   destroyed = false;
+  /**
+   * Set when this peer applied its own removal while leading: it keeps sending heartbeats (they
+   * carry the commit index that includes the removal) until the remaining members hold the
+   * removal, then a little longer, so a survivor of a 2-peer region is never left needing the
+   * vote of a peer that is gone. It serves nothing meanwhile.
+   */
+  retiring: { index: bigint; sinceTick: number; caughtUpTick?: number } | undefined;
   generatingSnapshot = false;
   /** Approximate region size in bytes from the last split check; undefined until measured. */
   approximateSize: number | undefined;
@@ -79,6 +87,7 @@ export class Peer {
     readonly meta: PeerMeta,
     readonly storage: PeerStorage,
     config: RaftstoreConfig,
+    runtime: Runtime,
   ) {
     this.raw = new RawNode({
       id: meta.id,
@@ -90,7 +99,10 @@ export class Peer {
       maxInflightMsgs: config.raftMaxInflightMsgs,
       preVote: true,
       checkQuorum: true,
-      random: seededRandom(Number((storeId * 7919n + meta.id * 104729n + BigInt(Date.now())) % 2147483647n)),
+      // A leader that applies its own removal keeps leading until the others know the commit.
+      stepDownOnRemoval: false,
+      // Election timeouts differ per peer and per start; the runtime's randomness keeps a simulation replayable.
+      random: seededRandom(Math.floor(runtime.random() * 2147483647)),
     });
   }
 
@@ -126,6 +138,25 @@ export class Peer {
 
   rememberPeer(p: PeerMeta | undefined): void {
     if (p && p.id !== 0n && !this.region.peers.some((x) => x.id === p.id)) this.peerCache.set(p.id, { ...p });
+  }
+
+  /** Starts retiring (see `retiring`); answers what waits on it, as a peer that stopped leading would. */
+  retire(removalIndex: bigint, tick: number): void {
+    this.retiring = { index: removalIndex, sinceTick: tick };
+    this.failAll(regionErrors.notLeader(this.regionId));
+  }
+
+  /** A retiring peer may go once it no longer leads, or the others held its removal for `graceTicks`, or `maxTicks` passed. */
+  retirementDone(tick: number, graceTicks: number, maxTicks: number): boolean {
+    const r = this.retiring;
+    if (!r) return false;
+    if (!this.isLeader()) return true;
+    if (r.caughtUpTick === undefined) {
+      let caughtUp = true;
+      for (const [id, pr] of this.raw.raft.prs) if (id !== this.meta.id && pr.match < r.index) caughtUp = false;
+      if (caughtUp) r.caughtUpTick = tick;
+    }
+    return (r.caughtUpTick !== undefined && tick - r.caughtUpTick >= graceTicks) || tick - r.sinceTick >= maxTicks;
   }
 
   applyConfChange(cc: ConfChange): void {

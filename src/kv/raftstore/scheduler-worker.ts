@@ -4,6 +4,7 @@ import type { Peer as PeerMeta } from "../../proto/metapb.js";
 import { AdminCmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
 import type { RegionHeartbeatResponse } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
+import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
 import type { Peer } from "./peer.js";
 import type { Store, StoreHooks } from "./store.js";
 
@@ -14,15 +15,18 @@ import type { Store, StoreHooks } from "./store.js";
  */
 export class SchedulerWorker {
   private store: Store | undefined;
-  private storeTimer: NodeJS.Timeout | undefined;
+  private storeTimer: TimerHandle | undefined;
   private unsubscribe: (() => void) | undefined;
-  private readonly startedAt = Math.floor(Date.now() / 1000);
+  private readonly startedAt: number;
 
   constructor(
     private readonly client: SchedulerRpcClient,
     private readonly dataPath: string,
     private readonly log: Logger,
-  ) {}
+    private readonly runtime: Runtime = realRuntime,
+  ) {
+    this.startedAt = Math.floor(runtime.now() / 1000);
+  }
 
   hooks(): StoreHooks {
     return {
@@ -34,12 +38,12 @@ export class SchedulerWorker {
   start(store: Store, storeHeartbeatMs: number): void {
     this.store = store;
     this.unsubscribe = this.client.onRegionHeartbeatResponse((resp) => this.onOperator(resp));
-    this.storeTimer = setInterval(() => void this.storeHeartbeat(), storeHeartbeatMs);
+    this.storeTimer = this.runtime.setInterval(() => void this.storeHeartbeat(), storeHeartbeatMs);
     void this.storeHeartbeat();
   }
 
   stop(): void {
-    clearInterval(this.storeTimer);
+    this.runtime.clearInterval(this.storeTimer);
     this.unsubscribe?.();
   }
 

@@ -1,24 +1,20 @@
-import type { Ready } from "../../raft/index.js";
-import type { Snapshot } from "../../raft/eraftpb.js";
+import { ErrProposalDropped, type Ready } from "../../raft/index.js";
 import type { Region } from "../../proto/metapb.js";
-import { PeerState, RaftSnapshotData } from "../../proto/raft_serverpb.js";
-import { ALL_CFS, type EngineSnapshot, type WriteBatch } from "../engine/index.js";
+import type { EngineSnapshot } from "../engine/index.js";
 import { applyEntries, type ApplyOutcome } from "./apply.js";
 import { errorResponse, regionErrors } from "./errors.js";
-import { ErrProposalDropped } from "../../raft/index.js";
 import { checkRegionEpoch } from "./epoch.js";
-import { regionCursor } from "./keyspace.js";
-import { applyStateKey, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, raftStateKey } from "./keys.js";
+import { RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM } from "./keys.js";
 import { Peer } from "./peer.js";
 import { initialRaftState, PeerStorage } from "./peer-storage.js";
 import type { Store } from "./store.js";
 import { persistedHardState } from "./inbox.js";
-import { integrityMeta } from "./snap.js";
+import { mergeRange, RegionWorker } from "./region-worker.js";
 
 /**
- * The store loop. One turn handles the Readies of all peers together: snapshots to install,
- * then ONE raft-engine batch with every peer's entries and hard state (fsynced once: group
- * commit), then messages, then ONE kv batch applying every peer's committed entries, then the
+ * The store loop. One turn handles the Readies of all peers together (a Ready carrying a
+ * snapshot waits in the region worker until the snapshot is installed): ONE raft-engine batch
+ * with every peer's entries and hard state (fsynced once: group commit), then messages, then ONE kv batch applying every peer's committed entries, then the
  * callbacks. While a turn awaits the disk, new proposals and messages pile up for the next.
  */
 export class StoreLoop {
@@ -27,7 +23,11 @@ export class StoreLoop {
   private again = false;
   private readonly toDestroy = new Set<Peer>();
 
-  constructor(private readonly store: Store) {}
+  readonly worker: RegionWorker;
+
+  constructor(private readonly store: Store) {
+    this.worker = new RegionWorker(store, () => this.schedule());
+  }
 
   schedule(): void {
     if (this.store.stopped && !this.running) return;
@@ -37,14 +37,17 @@ export class StoreLoop {
     }
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => this.run());
+    this.store.runtime.defer(() => this.run());
   }
 
-  private readonly background = new Set<Promise<void>>();
+  /** Resolves once background work (snapshot install and generation, peer destroy) has finished. */
+  backgroundIdle(): Promise<void> {
+    return this.worker.idle();
+  }
 
-  /** Resolves once background work (snapshot generation) has finished. */
-  async backgroundIdle(): Promise<void> {
-    await Promise.allSettled([...this.background]);
+  /** True while the peer's snapshot installs: it takes no ticks, messages or requests meanwhile. */
+  isBusy(peer: Peer): boolean {
+    return this.worker.isInstalling(peer);
   }
 
   /** Resolves once no turn is running. */
@@ -77,24 +80,24 @@ export class StoreLoop {
 
   private async turn(): Promise<void> {
     const store = this.store;
-    for (const peer of this.toDestroy) await this.destroyPeer(peer);
-    this.toDestroy.clear();
+    for (const peer of this.toDestroy) if (this.worker.destroy(peer)) this.toDestroy.delete(peer);
 
+    // Readies whose snapshot installed in the background since the last turn go first.
+    const work = this.worker.takeInstalled();
+    const taken = new Set(work.map((w) => w.peer));
     for (const peer of store.peers.values()) {
+      if (taken.has(peer) || this.worker.isInstalling(peer)) continue;
       this.proposeQueued(peer);
       this.sendReadIndex(peer);
-    }
-    const work: Array<{ peer: Peer; rd: Ready }> = [];
-    for (const peer of store.peers.values()) {
-      if (peer.raw.hasReady()) work.push({ peer, rd: peer.raw.ready() });
+      if (!peer.raw.hasReady()) continue;
+      const rd = peer.raw.ready();
+      if (rd.snapshot?.metadata && rd.snapshot.metadata.index > 0n) this.worker.startInstall(peer, rd);
+      else work.push({ peer, rd });
     }
     if (work.length === 0 && ![...store.peers.values()].some((p) => p.raftStateDirty || p.pendingLogDelete)) return;
 
-    for (const { peer, rd } of work) {
-      if (rd.snapshot && rd.snapshot.metadata && rd.snapshot.metadata.index > 0n) await this.installSnapshot(peer, rd.snapshot);
-    }
-    // After the installs: their old-log deletions must land in this batch before this turn's
-    // appends, or a later turn would delete entries appended (and acknowledged) now.
+    // Installed snapshots' old-log deletions land in this batch before this turn's appends, or a
+    // later turn would delete entries appended (and acknowledged) now.
     const dirty = [...store.peers.values()].filter((p) => p.raftStateDirty || p.pendingLogDelete);
 
     // 1. Persist: every peer's log entries and hard state in one batch.
@@ -137,7 +140,7 @@ export class StoreLoop {
     const outcomes: Array<{ peer: Peer; outcome: ApplyOutcome }> = [];
     let kvSync = false;
     for (const { peer, rd } of work) {
-      if (rd.committedEntries.length === 0) continue;
+      if (rd.committedEntries.length === 0 || peer.retiring) continue; // a retiring peer applies nothing after its removal
       const outcome = applyEntries(
         {
           storage: peer.storage,
@@ -171,10 +174,13 @@ export class StoreLoop {
       if (!peer.destroyed) peer.raw.advance(rd);
     }
     for (const { peer, outcome } of outcomes) {
-      if (outcome.removedSelf) await this.destroyPeer(peer);
+      if (!outcome.removedSelf) continue;
+      // A leader hands the commit of its own removal to the others before it goes (peer.retiring).
+      if (peer.isLeader() && peer.region.peers.length > 0) peer.retire(peer.storage.appliedIndex, store.tickCount);
+      else if (!this.worker.destroy(peer)) this.toDestroy.add(peer);
     }
     for (const peer of store.peers.values()) {
-      if (peer.storage.snapshotRequested && !peer.generatingSnapshot) this.generateSnapshot(peer);
+      if (peer.storage.snapshotRequested && !peer.generatingSnapshot) this.worker.generate(peer);
     }
     for (const peer of store.peers.values()) if (peer.raw.hasReady()) this.again = true;
   }
@@ -254,7 +260,7 @@ export class StoreLoop {
       { appliedIndex: RAFT_INIT_LOG_INDEX, truncatedState: { index: RAFT_INIT_LOG_INDEX, term: RAFT_INIT_LOG_TERM } },
       [],
     );
-    const peer = new Peer(store.storeId, meta, storage, store.config);
+    const peer = new Peer(store.storeId, meta, storage, store.config, store.runtime);
     peer.raftStateDirty = true;
     store.addPeer(peer);
     // The parent's leader campaigns at once so the new region serves writes without an election timeout.
@@ -262,111 +268,4 @@ export class StoreLoop {
     store.log.info({ region_id: String(region.id), parent: String(parent.regionId) }, "region split: new peer created");
     store.opts.hooks?.onRegionHeartbeat?.(peer);
   }
-
-  private async clearRange(kvWb: WriteBatch, region: Region): Promise<void> {
-    const snap = this.store.opts.kv.snapshot();
-    try {
-      for (const cf of ALL_CFS) {
-        const cursor = regionCursor(snap, cf, region);
-        try {
-          await cursor.seek(region.startKey);
-          while (cursor.valid) {
-            kvWb.delete(cf, cursor.key);
-            await cursor.next();
-          }
-        } finally {
-          await cursor.close();
-        }
-      }
-    } finally {
-      await snap.close();
-    }
-  }
-
-  /** Replaces the region's data with the snapshot's: clear, load, states — one synced kv batch. */
-  private async installSnapshot(peer: Peer, snapshot: Snapshot): Promise<void> {
-    const md = snapshot.metadata!;
-    const data = RaftSnapshotData.decode(snapshot.data);
-    const region = data.region!;
-    const key = { regionId: peer.regionId, term: md.term, index: md.index };
-    const kvWb = this.store.opts.kv.newBatch();
-    if (peer.storage.isInitialized()) await this.clearRange(kvWb, peer.region);
-    await this.clearRange(kvWb, region);
-    await this.store.snaps.loadInto(key, kvWb);
-    const old = peer.storage.resetToSnapshot(region, md.index, md.term);
-    peer.storage.writeApplyState(kvWb);
-    peer.storage.writeRegionState(kvWb);
-    await kvWb.write(true);
-    if (old.oldLast >= old.oldFirst) peer.pendingLogDelete = mergeRange(peer.pendingLogDelete, { from: old.oldFirst - 1n, to: old.oldLast });
-    peer.raftStateDirty = true;
-    this.store.snapshotInstalled(peer.regionId);
-    // Only files at or below this index: a newer snapshot may already be received and accepted.
-    this.store.snaps.cleanup(peer.regionId, undefined, md.index);
-    this.store.log.info({ region_id: String(peer.regionId), index: String(md.index), term: String(md.term) }, "applied snapshot");
-  }
-
-  /** Takes a kv snapshot now (apply state and data agree between turns) and writes the file in the background. */
-  private generateSnapshot(peer: Peer): void {
-    const storage = peer.storage;
-    const index = storage.appliedIndex;
-    const term = storage.term(index);
-    const region = { ...storage.region, peers: storage.region.peers.map((p) => ({ ...p })) };
-    const kvSnap = this.store.opts.kv.snapshot();
-    const key = { regionId: region.id, term, index };
-    peer.generatingSnapshot = true;
-    const work = this.store.snaps
-      .generate(key, kvSnap, region)
-      .then((integrity) => {
-        this.store.snaps.cleanup(region.id, key, undefined, "gen");
-        storage.generated = {
-          region,
-          path: this.store.snaps.genPath(key),
-          snapshot: {
-            data: Buffer.from(RaftSnapshotData.encode({ region, fileSize: BigInt(integrity.size), data: [], meta: integrityMeta(integrity) }).finish()),
-            metadata: { index, term, confState: { nodes: region.peers.map((p) => p.id) } },
-          },
-        };
-        storage.snapshotRequested = false;
-      })
-      .catch((err: unknown) => this.store.log.error({ err, region_id: String(region.id) }, "snapshot generation failed; will retry"))
-      .finally(() => {
-        peer.generatingSnapshot = false;
-        this.background.delete(work);
-        this.schedule();
-        return kvSnap.close();
-      });
-    this.background.add(work);
-  }
-
-  /** Removes a peer from this store: data of its range, its raft log and states; keeps a tombstone. */
-  private async destroyPeer(peer: Peer): Promise<void> {
-    const store = this.store;
-    if (store.peers.get(peer.regionId) !== peer) return;
-    peer.destroyed = true;
-    // The tombstone comes first: a message arriving while the data is being cleared must not
-    // recreate the peer being destroyed.
-    if (peer.storage.isInitialized()) store.tombstones.set(peer.regionId, peer.region);
-    store.peers.delete(peer.regionId);
-    store.snapshotInstalled(peer.regionId);
-    peer.failAll(regionErrors.regionNotFound(peer.regionId));
-    const kvWb = store.opts.kv.newBatch();
-    const raftWb = store.opts.raft.newBatch();
-    if (peer.storage.isInitialized()) {
-      if (!store.overlapsExisting(peer.regionId, peer.region.startKey, peer.region.endKey)) await this.clearRange(kvWb, peer.region);
-      peer.storage.writeRegionState(kvWb, PeerState.Tombstone);
-    }
-    kvWb.deleteMeta(applyStateKey(peer.regionId));
-    peer.storage.deleteLogRange(raftWb, peer.storage.truncatedIndex, peer.storage.lastIndex());
-    raftWb.deleteMeta(raftStateKey(peer.regionId));
-    await kvWb.write(true);
-    await raftWb.write(true);
-    store.snaps.cleanup(peer.regionId);
-    store.log.info({ region_id: String(peer.regionId), peer_id: String(peer.meta.id) }, "peer destroyed");
-  }
-}
-
-/** The union of two raft-log ranges (from, to] still to delete. */
-function mergeRange(a: { from: bigint; to: bigint } | undefined, b: { from: bigint; to: bigint }): { from: bigint; to: bigint } {
-  if (!a) return b;
-  return { from: a.from < b.from ? a.from : b.from, to: a.to > b.to ? a.to : b.to };
 }

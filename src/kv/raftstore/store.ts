@@ -4,6 +4,7 @@ import type { Peer as PeerMeta, Region, RegionEpoch } from "../../proto/metapb.j
 import { AdminCmdType, RaftCmdRequest, RaftCmdResponse, type RaftRequestHeader } from "../../proto/raft_cmdpb.js";
 import { PeerState, RegionLocalState, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
 import type { Logger } from "../../util/logger.js";
+import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
 import type { Engine } from "../engine/index.js";
 import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } from "../transport/transport.js";
 import type { RaftstoreConfig } from "./config.js";
@@ -34,6 +35,8 @@ export interface StoreOptions {
   log: Logger;
   makeTransport(source: SnapshotSource, events: TransportEvents): RaftTransport;
   hooks?: StoreHooks;
+  /** Time, timers and randomness (default: the real ones). */
+  runtime?: Runtime;
 }
 
 export class StoreStoppedError extends Error {
@@ -57,7 +60,8 @@ export class Store implements RaftMessageSink {
   readonly loop: StoreLoop;
   private readonly inbox: Inbox;
   readonly log: Logger;
-  private tickTimer: NodeJS.Timeout | undefined;
+  readonly runtime: Runtime;
+  private tickTimer: TimerHandle | undefined;
   private ticks = 0;
   private splitCheck: Promise<void> | undefined;
   /** Set once every region is loaded: until then messages and requests are refused. */
@@ -66,6 +70,7 @@ export class Store implements RaftMessageSink {
 
   constructor(readonly opts: StoreOptions) {
     this.storeId = opts.storeId;
+    this.runtime = opts.runtime ?? realRuntime;
     this.log = opts.log.child({ store_id: String(opts.storeId) });
     this.snaps = new SnapManager(opts.snapDir);
     this.transport = opts.makeTransport((msg) => this.snapshotSource(msg), {
@@ -110,18 +115,18 @@ export class Store implements RaftMessageSink {
         continue;
       }
       const storage = await PeerStorage.load(this.opts.kv, this.opts.raft, region);
-      this.addPeer(new Peer(this.storeId, meta, storage, this.config));
+      this.addPeer(new Peer(this.storeId, meta, storage, this.config, this.runtime));
     }
     this.started = true;
     this.log.info({ regions: this.peers.size }, "store started");
-    this.tickTimer = setInterval(() => this.onTick(), this.config.raftBaseTickMs);
+    this.tickTimer = this.runtime.setInterval(() => this.onTick(), this.config.raftBaseTickMs);
     this.loop.schedule();
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearInterval(this.tickTimer);
+    this.runtime.clearInterval(this.tickTimer);
     await this.loop.idle();
     await this.splitCheck;
     await this.loop.backgroundIdle();
@@ -133,15 +138,22 @@ export class Store implements RaftMessageSink {
     this.peers.set(peer.regionId, peer);
   }
 
+  /** Ticks since start (the store's clock for per-peer chores). */
+  get tickCount(): number {
+    return this.ticks;
+  }
+
   private onTick(): void {
     if (this.stopped) return;
     this.ticks++;
-    const now = Date.now();
+    const now = this.runtime.now();
     const gcEvery = Math.max(1, Math.round(this.config.raftLogGcTickMs / this.config.raftBaseTickMs));
     const hbEvery = Math.max(1, Math.round(this.config.schedulerHeartbeatTickMs / this.config.raftBaseTickMs));
     const splitEvery = Math.max(1, Math.round(this.config.splitRegionCheckTickMs / this.config.raftBaseTickMs));
     for (const peer of this.peers.values()) {
+      if (this.loop.isBusy(peer)) continue; // frozen while its snapshot installs
       peer.raw.tick();
+      if (peer.retirementDone(this.ticks, 2 * this.config.raftElectionTicks, 10 * this.config.raftElectionTicks)) this.loop.destroyLater(peer);
       peer.expireReads(now);
       if (this.ticks % gcEvery === 0) maybeCompactLog(this, peer);
       if (this.ticks % hbEvery === 0 && peer.isLeader()) this.opts.hooks?.onRegionHeartbeat?.(peer);
@@ -175,6 +187,7 @@ export class Store implements RaftMessageSink {
     }
     const peer = this.peers.get(regionId);
     if (!peer || peer.destroyed) return errorResponse(regionErrors.regionNotFound(regionId));
+    if (peer.retiring) return errorResponse(regionErrors.notLeader(regionId), peer.term); // removed: leads only to hand over
     if (!peer.isLeader()) return errorResponse(peer.notLeaderError(), peer.term);
     if (header?.term && header.term !== 0n && peer.term > header.term + 1n) return errorResponse(regionErrors.staleCommand(), peer.term);
     return peer;
@@ -236,7 +249,7 @@ export class Store implements RaftMessageSink {
     const epochErr = checkRegionEpoch(req, peer.region);
     if (epochErr) return Promise.resolve({ error: epochErr });
     return new Promise((resolve) => {
-      peer.readBatch.push({ deadline: Date.now() + this.config.requestTimeoutMs, req, done: resolve });
+      peer.readBatch.push({ deadline: this.runtime.now() + this.config.requestTimeoutMs, req, done: resolve });
       this.loop.schedule();
     });
   }
@@ -270,6 +283,15 @@ export class Store implements RaftMessageSink {
 
   snapshotInstalled(regionId: bigint): void {
     this.inbox.snapshotInstalled(regionId);
+  }
+
+  /** While a destroyed peer's data is being cleared, its id and range are not to be reused. */
+  reserveForDestroy(regionId: bigint, region: Region | undefined): void {
+    this.inbox.reserveForDestroy(regionId, region);
+  }
+
+  releaseDestroyed(regionId: bigint): void {
+    this.inbox.releaseDestroyed(regionId);
   }
 
   /** The region meta of every initialized peer (for EpochNotMatch answers and status). */

@@ -1,5 +1,5 @@
-import { parseCf, UnknownCfError } from "../engine/index.js";
-import { InvalidArgumentError, RegionError, type Storage } from "../storage/index.js";
+import { parseClientCf, UnknownCfError } from "../engine/index.js";
+import { InvalidArgumentError, rawKeyspace, RegionError, type Storage } from "../storage/index.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import {
   KvPair,
@@ -24,13 +24,20 @@ function rawFailure(err: unknown): { regionError?: RegionErrorPb; error: string 
   throw err; // an internal fault: the service wrapper turns it into a gRPC INTERNAL status
 }
 
-/** The four raw (non-transactional) rpcs, lab 1. Bad input is answered in `error`, nothing written. */
+/**
+ * The four raw (non-transactional) rpcs, lab 1. Bad input is answered in `error`, nothing written.
+ * They see the storage through its raw key space, never Percolator's data (raw-keyspace.ts).
+ */
 export class RawHandlers {
-  constructor(private readonly storage: Storage) {}
+  private readonly storage: Storage;
+
+  constructor(storage: Storage) {
+    this.storage = rawKeyspace(storage);
+  }
 
   async rawGet(req: RawGetRequest): Promise<RawGetResponse> {
     try {
-      const cf = parseCf(req.cf);
+      const cf = parseClientCf(req.cf);
       checkKey(req.key);
       const reader = await this.storage.reader(req.context);
       try {
@@ -46,7 +53,7 @@ export class RawHandlers {
 
   async rawPut(req: RawPutRequest): Promise<RawPutResponse> {
     try {
-      const cf = parseCf(req.cf);
+      const cf = parseClientCf(req.cf);
       checkKey(req.key);
       checkValue(req.value);
       await this.storage.write(req.context, [{ kind: "put", cf, key: req.key, value: req.value }]);
@@ -58,7 +65,7 @@ export class RawHandlers {
 
   async rawDelete(req: RawDeleteRequest): Promise<RawDeleteResponse> {
     try {
-      const cf = parseCf(req.cf);
+      const cf = parseClientCf(req.cf);
       checkKey(req.key);
       await this.storage.write(req.context, [{ kind: "delete", cf, key: req.key }]);
       return RawDeleteResponse.create();
@@ -69,7 +76,7 @@ export class RawHandlers {
 
   async rawScan(req: RawScanRequest): Promise<RawScanResponse> {
     try {
-      const cf = parseCf(req.cf);
+      const cf = parseClientCf(req.cf);
       checkScanLimit(req.limit);
       checkScanRange(req.startKey, req.endKey);
       const reader = await this.storage.reader(req.context);

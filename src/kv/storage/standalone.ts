@@ -1,5 +1,6 @@
 import { Engine, type CfName, type CfCursor, type EngineSnapshot } from "../engine/index.js";
 import type { Context } from "../../proto/kvrpcpb.js";
+import { ensureKeyLayout } from "../raftstore/keyspace.js";
 import type { Modify, Storage, StorageReader } from "./storage.js";
 
 /** Storage on one local LevelDB, no replication: lab 1, and a handy single-node mode. */
@@ -9,7 +10,14 @@ export class StandaloneStorage implements Storage {
   constructor(private readonly path: string) {}
 
   async start(): Promise<void> {
-    this.engine = await Engine.open(this.path);
+    const engine = await Engine.open(this.path);
+    try {
+      await ensureKeyLayout(engine);
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
+    this.engine = engine;
   }
 
   async stop(): Promise<void> {

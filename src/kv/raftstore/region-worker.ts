@@ -1,0 +1,210 @@
+import type { Ready } from "../../raft/index.js";
+import type { Snapshot } from "../../raft/eraftpb.js";
+import type { Region } from "../../proto/metapb.js";
+import { PeerState, RaftSnapshotData } from "../../proto/raft_serverpb.js";
+import { ALL_CFS, type WriteBatch } from "../engine/index.js";
+import { regionErrors } from "./errors.js";
+import { regionCursor } from "./keyspace.js";
+import { applyStateKey, raftStateKey } from "./keys.js";
+import type { Peer } from "./peer.js";
+import { integrityMeta } from "./snap.js";
+import type { Store } from "./store.js";
+
+/** A Ready whose snapshot is being installed; it is persisted, sent and advanced once the install is durable. */
+interface Install {
+  rd: Ready;
+  finished: boolean;
+}
+
+/**
+ * The region-sized jobs of a store, off the store loop (TiKV's region worker): installing a
+ * snapshot, generating one, and destroying a peer's data. Each is one big read and one big
+ * write; run inside a turn they would stall every other region's heartbeats and elections.
+ * While its snapshot installs, a peer is frozen: no ticks, no messages, no new Ready.
+ */
+export class RegionWorker {
+  private readonly tasks = new Set<Promise<void>>();
+  private readonly installs = new Map<Peer, Install>();
+
+  constructor(
+    private readonly store: Store,
+    /** Wakes the store loop (a job finished). */
+    private readonly wake: () => void,
+  ) {}
+
+  isInstalling(peer: Peer): boolean {
+    return this.installs.has(peer);
+  }
+
+  /** Resolves once every job in flight has finished. */
+  async idle(): Promise<void> {
+    while (this.tasks.size > 0) await Promise.allSettled([...this.tasks]);
+  }
+
+  private track(job: Promise<void>, what: string, fatal: boolean): void {
+    const task = job
+      .catch((err: unknown) => {
+        if (!fatal) {
+          this.store.log.error({ err }, `${what} failed; will retry`);
+          return;
+        }
+        // A failed disk write leaves raft and disk out of step: stop serving rather than guess.
+        this.store.log.fatal({ err }, `${what} failed; stopping the store`);
+        void this.store.stop();
+      })
+      .finally(() => {
+        this.tasks.delete(task);
+        this.wake();
+      });
+    this.tasks.add(task);
+  }
+
+  // ---- snapshot install ----
+
+  startInstall(peer: Peer, rd: Ready): void {
+    const install: Install = { rd, finished: false };
+    this.installs.set(peer, install);
+    this.track(
+      this.install(peer, rd.snapshot!).then(() => {
+        install.finished = true;
+      }),
+      `installing a snapshot of region ${peer.regionId}`,
+      true,
+    );
+  }
+
+  /** The Readies whose snapshots are now durable: the loop handles them like any other. */
+  takeInstalled(): Array<{ peer: Peer; rd: Ready }> {
+    const out: Array<{ peer: Peer; rd: Ready }> = [];
+    for (const [peer, install] of this.installs) {
+      if (!install.finished) continue;
+      this.installs.delete(peer);
+      out.push({ peer, rd: install.rd });
+    }
+    return out;
+  }
+
+  /** Replaces the region's data with the snapshot's: clear, load, states — one synced kv batch. */
+  private async install(peer: Peer, snapshot: Snapshot): Promise<void> {
+    const store = this.store;
+    const md = snapshot.metadata!;
+    const region = RaftSnapshotData.decode(snapshot.data).region!;
+    const key = { regionId: peer.regionId, term: md.term, index: md.index };
+    const kvWb = store.opts.kv.newBatch();
+    if (peer.storage.isInitialized()) await this.clearRange(kvWb, peer.region);
+    await this.clearRange(kvWb, region);
+    await store.snaps.loadInto(key, kvWb);
+    const old = peer.storage.resetToSnapshot(region, md.index, md.term);
+    peer.storage.writeApplyState(kvWb);
+    peer.storage.writeRegionState(kvWb);
+    await kvWb.write(true);
+    // The old log goes in the raft batch of the turn that handles this Ready, before its appends.
+    if (old.oldLast >= old.oldFirst) peer.pendingLogDelete = mergeRange(peer.pendingLogDelete, { from: old.oldFirst - 1n, to: old.oldLast });
+    peer.raftStateDirty = true;
+    store.snapshotInstalled(peer.regionId);
+    // Only files at or below this index: a newer snapshot may already be received and accepted.
+    store.snaps.cleanup(peer.regionId, undefined, md.index);
+    store.log.info({ region_id: String(peer.regionId), index: String(md.index), term: String(md.term) }, "applied snapshot");
+  }
+
+  async clearRange(kvWb: WriteBatch, region: Region): Promise<void> {
+    const snap = this.store.opts.kv.snapshot();
+    try {
+      for (const cf of ALL_CFS) {
+        const cursor = regionCursor(snap, cf, region);
+        try {
+          await cursor.seek(region.startKey);
+          while (cursor.valid) {
+            kvWb.delete(cf, cursor.key);
+            await cursor.next();
+          }
+        } finally {
+          await cursor.close();
+        }
+      }
+    } finally {
+      await snap.close();
+    }
+  }
+
+  // ---- snapshot generation ----
+
+  /** Takes a kv snapshot now (apply state and data agree between turns) and writes the file in the background. */
+  generate(peer: Peer): void {
+    const store = this.store;
+    const storage = peer.storage;
+    const index = storage.appliedIndex;
+    const term = storage.term(index);
+    const region = { ...storage.region, peers: storage.region.peers.map((p) => ({ ...p })) };
+    const kvSnap = store.opts.kv.snapshot();
+    const key = { regionId: region.id, term, index };
+    peer.generatingSnapshot = true;
+    const job = store.snaps
+      .generate(key, kvSnap, region)
+      .then((integrity) => {
+        store.snaps.cleanup(region.id, key, undefined, "gen");
+        storage.generated = {
+          region,
+          path: store.snaps.genPath(key),
+          snapshot: {
+            data: Buffer.from(RaftSnapshotData.encode({ region, fileSize: BigInt(integrity.size), data: [], meta: integrityMeta(integrity) }).finish()),
+            metadata: { index, term, confState: { nodes: region.peers.map((p) => p.id) } },
+          },
+        };
+        storage.snapshotRequested = false;
+      })
+      .finally(() => {
+        peer.generatingSnapshot = false;
+        return kvSnap.close();
+      });
+    this.track(job, `generating a snapshot of region ${region.id}`, false);
+  }
+
+  // ---- peer destroy ----
+
+  /**
+   * Removes a peer from this store: at once from the store's view (tombstone first, so a message
+   * arriving meanwhile cannot recreate it), then its data, raft log and states in the
+   * background. Its range and id stay reserved until the data is gone. Returns false while the
+   * peer's snapshot is still installing (the caller asks again next turn).
+   */
+  destroy(peer: Peer): boolean {
+    const store = this.store;
+    if (store.peers.get(peer.regionId) !== peer) return true;
+    if (this.installs.has(peer)) return false;
+    peer.destroyed = true;
+    const initialized = peer.storage.isInitialized();
+    const region = peer.region;
+    if (initialized) store.tombstones.set(peer.regionId, region);
+    store.peers.delete(peer.regionId);
+    store.snapshotInstalled(peer.regionId);
+    store.reserveForDestroy(peer.regionId, initialized ? region : undefined);
+    peer.failAll(regionErrors.regionNotFound(peer.regionId));
+    const job = this.clearPeer(peer, initialized, region).finally(() => store.releaseDestroyed(peer.regionId));
+    this.track(job, `destroying the peer of region ${peer.regionId}`, true);
+    return true;
+  }
+
+  private async clearPeer(peer: Peer, initialized: boolean, region: Region): Promise<void> {
+    const store = this.store;
+    const kvWb = store.opts.kv.newBatch();
+    const raftWb = store.opts.raft.newBatch();
+    if (initialized) {
+      if (!store.overlapsExisting(peer.regionId, region.startKey, region.endKey)) await this.clearRange(kvWb, region);
+      peer.storage.writeRegionState(kvWb, PeerState.Tombstone);
+    }
+    kvWb.deleteMeta(applyStateKey(peer.regionId));
+    peer.storage.deleteLogRange(raftWb, peer.storage.truncatedIndex, peer.storage.lastIndex());
+    raftWb.deleteMeta(raftStateKey(peer.regionId));
+    await kvWb.write(true);
+    await raftWb.write(true);
+    store.snaps.cleanup(peer.regionId);
+    store.log.info({ region_id: String(peer.regionId), peer_id: String(peer.meta.id) }, "peer destroyed");
+  }
+}
+
+/** The union of two raft-log ranges (from, to] still to delete. */
+export function mergeRange(a: { from: bigint; to: bigint } | undefined, b: { from: bigint; to: bigint }): { from: bigint; to: bigint } {
+  if (!a) return b;
+  return { from: a.from < b.from ? a.from : b.from, to: a.to > b.to ? a.to : b.to };
+}
