@@ -2,12 +2,12 @@ import type { Region, Store } from "../proto/metapb.js";
 import { SchedulerRpcClient } from "../scheduler/client.js";
 import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
+import { realRuntime, type Runtime } from "../util/runtime.js";
 import { KvRequestError } from "./errors.js";
 import { LockResolver } from "./lock-resolver.js";
 import { RegionCache } from "./region-cache.js";
 import { Backoff, DEFAULT_RETRY_POLICY, RequestSender, type RetryPolicy } from "./request.js";
 import { toBuf, Transaction, type Bytes, type KvEntry, type TxnDeps } from "./txn.js";
-import { systemClock, type ClientClock } from "./clock.js";
 import { DEFAULT_LOCK_TTL_MS } from "./lock-ttl.js";
 
 /** Pairs per RawScan request: a page stays far below the servers' scan limit and gRPC's message limit. */
@@ -29,8 +29,8 @@ export interface KvClientOptions {
   lockTtlMs?: number;
   /** How often a committing transaction extends its primary lock (KvTxnHeartBeat), ms. Default lockTtlMs / 2. */
   heartbeatIntervalMs?: number;
-  /** Clock and timers of the transaction code. Default: the system clock. */
-  clock?: ClientClock;
+  /** Time and timers of the transaction code (lock TTLs, heartbeats). Default: the real runtime. */
+  runtime?: Runtime;
   /** How long connect() keeps trying to reach the scheduler, ms. Default 10 s. */
   connectTimeoutMs?: number;
   log?: Logger;
@@ -50,7 +50,7 @@ export class KvClient {
   private constructor(
     readonly scheduler: SchedulerRpcClient,
     readonly policy: RetryPolicy,
-    private readonly txnTime: { ttl: TxnDeps["ttl"]; clock: ClientClock },
+    private readonly txnTime: { ttl: TxnDeps["ttl"]; runtime: Runtime },
     rpcTimeoutMs: number,
     private readonly log: Logger,
   ) {
@@ -74,7 +74,7 @@ export class KvClient {
     });
     const baseMs = opts.lockTtlMs ?? DEFAULT_LOCK_TTL_MS;
     const ttl = { baseMs, heartbeatIntervalMs: opts.heartbeatIntervalMs ?? Math.max(1, Math.floor(baseMs / 2)) };
-    return new KvClient(scheduler, policy, { ttl, clock: opts.clock ?? systemClock }, opts.rpcTimeoutMs ?? 3000, log);
+    return new KvClient(scheduler, policy, { ttl, runtime: opts.runtime ?? realRuntime }, opts.rpcTimeoutMs ?? 3000, log);
   }
 
   private backoff(op: string, key?: Buffer): Backoff {
@@ -168,7 +168,7 @@ export class KvClient {
   async begin(): Promise<Transaction> {
     if (this.closed) throw new Error("begin: client is closed");
     // Read the clock before asking for start_ts: the TTL then counts from no later than start_ts.
-    const startedAtMs = this.txnTime.clock.nowMs();
+    const startedAtMs = this.txnTime.runtime.now();
     const startTs = await this.tso();
     return new Transaction(this.txnDeps(), startTs, startedAtMs);
   }

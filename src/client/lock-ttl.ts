@@ -10,7 +10,7 @@
  */
 import type { Logger } from "../util/logger.js";
 import { errorMessage } from "../util/retry.js";
-import type { ClientClock } from "./clock.js";
+import type { Runtime, TimerHandle } from "../util/runtime.js";
 import { KvRequestError } from "./errors.js";
 import { Backoff, type RequestSender, type RetryPolicy } from "./request.js";
 
@@ -37,14 +37,14 @@ export function txnLockTtlMs(baseMs: number, txnBytes: number, elapsedMs: number
 export interface LockKeeperDeps {
   sender: RequestSender;
   policy: RetryPolicy;
-  clock: ClientClock;
+  runtime: Runtime;
   log: Logger;
 }
 
 export interface KeptTxn {
   primary: Buffer;
   startTs: bigint;
-  /** Client clock reading when the txn began. */
+  /** Runtime clock reading when the txn began. */
   startedAtMs: number;
   baseTtlMs: number;
   txnBytes: number;
@@ -58,7 +58,7 @@ export interface KeptTxn {
  * server), or when the TTL would pass the servers' cap.
  */
 export class LockKeeper {
-  private cancelTimer: (() => void) | undefined;
+  private timer: TimerHandle | undefined;
   private stopped = false;
 
   constructor(
@@ -72,19 +72,19 @@ export class LockKeeper {
 
   stop(): void {
     this.stopped = true;
-    this.cancelTimer?.();
-    this.cancelTimer = undefined;
+    this.d.runtime.clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   private schedule(): void {
     if (this.stopped) return;
-    this.cancelTimer = this.d.clock.after(this.txn.intervalMs, () => void this.beat());
+    this.timer = this.d.runtime.setTimeout(() => void this.beat(), this.txn.intervalMs);
   }
 
   private async beat(): Promise<void> {
     if (this.stopped) return;
     const { primary, startTs } = this.txn;
-    const ttl = txnLockTtlMs(this.txn.baseTtlMs, this.txn.txnBytes, this.d.clock.nowMs() - this.txn.startedAtMs);
+    const ttl = txnLockTtlMs(this.txn.baseTtlMs, this.txn.txnBytes, this.d.runtime.now() - this.txn.startedAtMs);
     const fields = { start_ts: startTs.toString(), ttl_ms: ttl.toString() };
     if (ttl >= BigInt(MAX_LOCK_TTL_MS)) {
       this.d.log.warn(fields, "txn has run for the longest lock TTL; heartbeats stop and readers may roll it back");

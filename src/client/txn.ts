@@ -10,10 +10,10 @@ import {
   UnexpectedKeyError,
 } from "./errors.js";
 import { prewriteEntryBytes, splitBySize } from "./batches.js";
-import type { ClientClock } from "./clock.js";
 import type { LockResolver } from "./lock-resolver.js";
 import { LockKeeper, txnLockTtlMs } from "./lock-ttl.js";
 import { Backoff, type RequestSender, type RetryPolicy } from "./request.js";
+import type { Runtime } from "../util/runtime.js";
 
 export type Bytes = string | Buffer | Uint8Array;
 
@@ -34,7 +34,8 @@ export interface TxnDeps {
   policy: RetryPolicy;
   /** Base lock TTL of a small txn and the heartbeat interval, ms (see lock-ttl.ts). */
   ttl: { baseMs: number; heartbeatIntervalMs: number };
-  clock: ClientClock;
+  /** Time and timers of the lock TTL and heartbeat. */
+  runtime: Runtime;
   log: Logger;
 }
 
@@ -59,7 +60,7 @@ export class Transaction {
     private readonly d: TxnDeps,
     readonly startTs: bigint,
     /** Client clock reading at begin(), before start_ts was fetched: lock TTLs count from here. */
-    private readonly startedAtMs = d.clock.nowMs(),
+    private readonly startedAtMs = d.runtime.now(),
   ) {}
 
   get status(): TxnState {
@@ -173,7 +174,7 @@ export class Transaction {
     const bo = new Backoff("txn commit", primary, this.d.policy);
     const txnBytes = muts.reduce((n, m) => n + m.key.length + m.value.length, 0);
     const keeper = new LockKeeper(
-      { sender: this.d.sender, policy: this.d.policy, clock: this.d.clock, log: this.d.log },
+      { sender: this.d.sender, policy: this.d.policy, runtime: this.d.runtime, log: this.d.log },
       { primary, startTs: this.startTs, startedAtMs: this.startedAtMs, baseTtlMs: this.d.ttl.baseMs, txnBytes, intervalMs: this.d.ttl.heartbeatIntervalMs },
     );
     try {
@@ -190,7 +191,7 @@ export class Transaction {
    * heartbeats), takes commit_ts and commits the primary: the commit point.
    */
   private async twoPhases(primary: Buffer, keys: Buffer[], byKey: Map<string, Mutation>, txnBytes: number, bo: Backoff, keeper: LockKeeper): Promise<void> {
-    const lockTtl = txnLockTtlMs(this.d.ttl.baseMs, txnBytes, this.d.clock.nowMs() - this.startedAtMs);
+    const lockTtl = txnLockTtlMs(this.d.ttl.baseMs, txnBytes, this.d.runtime.now() - this.startedAtMs);
     try {
       const groups = await this.d.sender.group(keys, bo);
       const primaryGroup = groups.find((g) => g.keys.some((k) => k.equals(primary)))!;

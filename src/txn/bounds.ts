@@ -5,17 +5,12 @@
  * record at such a ts would make every later prewrite of its key a write conflict, forever.
  */
 import { InvalidArgumentError } from "../kv/storage/index.js";
+import { realRuntime, type Runtime } from "../util/runtime.js";
 import { physicalTime } from "./codec.js";
 
-/** The wall clock the bounds are measured against; injected so that tests and simulations set time. */
-export interface TxnClock {
-  nowMs(): number;
-}
-
-export const systemTxnClock: TxnClock = { nowMs: () => Date.now() };
-
 export interface TxnBounds {
-  clock: TxnClock;
+  /** The store's clock the timestamps are measured against (the injected runtime's). */
+  clock: Pick<Runtime, "now">;
   /** Longest lock TTL a prewrite or heartbeat may set, ms. */
   maxLockTtlMs: bigint;
   /** How far a written timestamp's physical time may be ahead of this store's clock, ms. */
@@ -35,16 +30,17 @@ export const MAX_LOCK_TTL_MS = 3_600_000n;
  */
 export const MAX_TS_AHEAD_MS = 10 * 60 * 1000;
 
-export const DEFAULT_TXN_BOUNDS: TxnBounds = { clock: systemTxnClock, maxLockTtlMs: MAX_LOCK_TTL_MS, maxTsAheadMs: MAX_TS_AHEAD_MS };
+export const DEFAULT_TXN_BOUNDS: TxnBounds = { clock: realRuntime, maxLockTtlMs: MAX_LOCK_TTL_MS, maxTsAheadMs: MAX_TS_AHEAD_MS };
 
 /** Refuses a timestamp the TSO cannot have issued yet (0 is never issued either). */
 export function requireIssuedTs(bounds: TxnBounds, ts: bigint, what: string): void {
   if (ts === 0n) throw new InvalidArgumentError(`${what} must be a TSO timestamp, got 0`);
-  const limit = BigInt(Math.floor(bounds.clock.nowMs() + bounds.maxTsAheadMs));
+  const now = bounds.clock.now();
+  const limit = BigInt(Math.floor(now + bounds.maxTsAheadMs));
   if (physicalTime(ts) > limit) {
     throw new InvalidArgumentError(
       `${what} ${ts} is not a timestamp the TSO has issued: its physical time ${physicalTime(ts)} ms is more than ` +
-        `${bounds.maxTsAheadMs} ms ahead of this store's clock (${bounds.clock.nowMs()} ms)`,
+        `${bounds.maxTsAheadMs} ms ahead of this store's clock (${now} ms)`,
     );
   }
 }
