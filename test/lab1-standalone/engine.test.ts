@@ -1,20 +1,20 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { CF_DEFAULT, CF_LOCK, CF_WRITE, Engine } from "../../src/kv/engine/index.js";
-import { tempDir } from "../harness/wait.js";
+import { CF_DEFAULT, CF_LOCK, CF_WRITE, type Engine } from "../../src/kv/engine/index.js";
+import { ENGINE_BACKENDS, type EngineHome } from "./engine-backends.js";
 
 const b = (s: string) => Buffer.from(s);
 
-describe("lab1 engine", () => {
-  let dir: ReturnType<typeof tempDir>;
+describe.each(ENGINE_BACKENDS)("lab1 engine on $name", (backend) => {
+  let home: EngineHome;
   let engine: Engine;
 
   beforeEach(async () => {
-    dir = tempDir();
-    engine = await Engine.open(dir.path);
+    home = backend.home();
+    engine = await home.open();
   });
   afterEach(async () => {
     await engine.close();
-    dir.cleanup();
+    home.cleanup();
   });
 
   it("keeps column families apart", async () => {
@@ -82,7 +82,41 @@ describe("lab1 engine", () => {
     expect((await engine.get(CF_DEFAULT, b("k1")))?.toString()).toBe("after");
   });
 
+  it("clamps a seek to the cursor's bounds and filters keys it is told to skip", async () => {
+    const batch = engine.newBatch();
+    for (const k of ["a", "b", "c", "d", "e"]) batch.put(CF_DEFAULT, b(k), b(k));
+    await batch.write(false);
+    const snap = engine.snapshot();
+    const ranged = snap.cursor(CF_DEFAULT, b("b"), b("e"), (key) => key.toString() !== "c");
+    await ranged.seek(b(""));
+    expect(ranged.key.toString()).toBe("b");
+    expect((await ranged.take(10)).map((e) => e.key.toString())).toEqual(["b", "d"]);
+    await ranged.seek(b("e"));
+    expect(ranged.valid).toBe(false);
+    await ranged.close();
+    await snap.close();
+  });
+
+  it("keeps meta keys out of every CF and iterates them raw", async () => {
+    const meta = (n: number) => Buffer.from([0x01, 0x02, n]);
+    await engine.newBatch().putMeta(meta(2), b("m2")).putMeta(meta(1), b("m1")).put(CF_DEFAULT, b("k"), b("v")).write(true);
+    expect((await engine.getMeta(meta(1)))?.toString()).toBe("m1");
+    const snap = engine.snapshot().share();
+    await engine.newBatch().deleteMeta(meta(1)).write(true);
+    const raw: string[] = [];
+    for await (const e of snap.rawRange(meta(0), meta(9))) raw.push(e.value.toString());
+    expect(raw).toEqual(["m1", "m2"]);
+    const cursor = snap.cursor(CF_DEFAULT);
+    await cursor.seek(b(""));
+    expect((await cursor.take(10)).map((e) => e.key.toString())).toEqual(["k"]);
+    await cursor.close();
+    await snap.close();
+    expect((await snap.getMeta(meta(1)))?.toString()).toBe("m1"); // one owner left: still open
+    await snap.close();
+    expect(await engine.getMeta(meta(1))).toBeUndefined();
+  });
+
   it("refuses a second open of a locked data dir with a clear error", async () => {
-    await expect(Engine.open(dir.path)).rejects.toThrow(/locked by another process/);
+    await expect(home.open()).rejects.toThrow(/locked by another process/);
   });
 });

@@ -44,8 +44,14 @@ describe("snapshot install off the store loop", () => {
     const peer1 = cluster.store(3n)!.peers.get(1n)!;
     const term = peer1.term;
     let changes = 0;
+    const seen = { sending: 0, incoming: 0, applying: 0 };
     const watch = setInterval(() => {
       if (!peer1.isLeader() || peer1.term !== term) changes++;
+      const here = cluster.store(3n)!.snapshotCounts();
+      const there = cluster.store(leader2)?.snapshotCounts();
+      seen.sending = Math.max(seen.sending, there?.sending ?? 0);
+      seen.incoming = Math.max(seen.incoming, here.receiving);
+      seen.applying = Math.max(seen.applying, here.applying);
     }, 5);
     try {
       removeFilter();
@@ -56,5 +62,7 @@ describe("snapshot install off the store loop", () => {
       clearInterval(watch);
     }
     expect(changes, `region 1 on store 3 lost its leadership during the install\n${cluster.dump()}`).toBe(0);
+    // What the store heartbeats report to the scheduler (its snapshot limits read these).
+    expect(Math.min(seen.sending, seen.incoming, seen.applying), `the sender, receiver and installer each counted the snapshot: ${JSON.stringify(seen)}`).toBeGreaterThanOrEqual(1);
   });
 });

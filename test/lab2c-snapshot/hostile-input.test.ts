@@ -4,6 +4,7 @@
  * them, and no unverified snapshot file stays on disk.
  */
 import { readdirSync } from "node:fs";
+import { crc32 } from "node:zlib";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MessageType, type Message } from "../../src/raft/index.js";
@@ -99,6 +100,37 @@ describe("hostile raft input", () => {
     expect(readdirSync(snapDir).filter((f) => f.startsWith("rev_")), "no received file is kept").toEqual([]);
     await cluster.put("after-snap", "3");
     expect((await cluster.get("after-snap"))?.toString()).toBe("3");
+    expect(store.stopped).toBe(false);
+  });
+
+  function record(cfIndex: number, key: string, value: string): Buffer {
+    const header = Buffer.alloc(9);
+    header[0] = cfIndex;
+    header.writeUInt32BE(key.length, 1);
+    header.writeUInt32BE(value.length, 5);
+    return Buffer.concat([header, Buffer.from(key), Buffer.from(value)]);
+  }
+
+  function snapshotOf(body: Buffer, checksum: number | undefined, range: [string, string]): RaftMessage {
+    const data = RaftSnapshotData.encode({
+      region: { id: 1n, startKey: Buffer.from(range[0]), endKey: Buffer.from(range[1]), regionEpoch: { confVer: 1n, version: 1n }, peers: [{ id: 1n, storeId: 1n }, { id: 2n, storeId: 2n }, { id: 3n, storeId: 3n }] },
+      fileSize: BigInt(body.length),
+      data: [],
+      meta: { cfFiles: checksum === undefined ? [] : [{ cf: "all", size: BigInt(body.length), checksum }] },
+    }).finish();
+    return snapshotHead(Buffer.from(data), 70n);
+  }
+
+  it.each([
+    ["no checksum declared", record(0, "a1", "v"), false, ["a", "b"]],
+    ["a key outside the snapshot's region", record(0, "zzz", "v"), true, ["a", "b"]],
+    ["an unknown CF byte", record(42, "a1", "v"), true, ["a", "b"]],
+  ] as Array<[string, Buffer, boolean, [string, string]]>)("refuses a well-framed snapshot with %s before it can reach an install", async (_what, body, withChecksum, range) => {
+    const store = cluster.store(1n)!;
+    await expect(store.onSnapshot(chunks(snapshotOf(body, withChecksum ? crc32(body) : undefined, range), body))).rejects.toThrow(/snapshot/);
+    const snapDir = join(cluster.slots.get(1n)!.dir, "snap");
+    expect(readdirSync(snapDir).filter((f) => f.startsWith("rev_")), "no received file is kept").toEqual([]);
+    await cluster.put("after-framed", "4");
     expect(store.stopped).toBe(false);
   });
 });

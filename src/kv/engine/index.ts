@@ -1,2 +1,3 @@
 export * from "./cf.js";
 export * from "./engine.js";
+export * from "./sim-disk.js";

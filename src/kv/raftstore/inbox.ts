@@ -5,8 +5,10 @@ import { RaftApplyState, RaftLocalState, RaftSnapshotData, type RaftMessage, typ
 import { compareBytes } from "../../util/bytes.js";
 import { isEpochStale } from "./epoch.js";
 import { raftStateKey } from "./keys.js";
+import { keyInRegion } from "./keyspace.js";
 import { DropLog, invalidRaftMessage } from "./message-checks.js";
 import { isInitialMessage, Peer } from "./peer.js";
+import { isRetirementProbe } from "./retire.js";
 import { PeerStorage } from "./peer-storage.js";
 import { snapshotIntegrity } from "./snap.js";
 import type { Store } from "./store.js";
@@ -64,6 +66,7 @@ export class Inbox {
       this.sendGc(msg, peer.region);
       return;
     }
+    if (isRetirementProbe(m)) return; // the survivor has not applied the removal yet: nothing to answer
     if (store.loop.isBusy(peer)) return; // installing a snapshot: it answers nothing until done; raft resends
     if (m.msgType === MessageType.MsgSnapshot && !this.snapshotAcceptable(peer, msg)) return;
     peer.rememberPeer(msg.fromPeer);
@@ -83,7 +86,8 @@ export class Inbox {
   private answerStaleToTombstone(msg: RaftMessage): boolean {
     const tomb = this.store.tombstones.get(msg.regionId);
     if (!tomb || !isEpochStale(msg.regionEpoch, tomb.regionEpoch)) return false;
-    const vote = msg.message!.msgType === MessageType.MsgRequestVote || msg.message!.msgType === MessageType.MsgRequestPreVote;
+    const m = msg.message!;
+    const vote = m.msgType === MessageType.MsgRequestVote || m.msgType === MessageType.MsgRequestPreVote || isRetirementProbe(m);
     if (vote && !tomb.peers.some((p) => p.storeId === msg.fromPeer!.storeId)) this.sendGc(msg, tomb);
     return true;
   }
@@ -121,7 +125,8 @@ export class Inbox {
       .then((hardState) => {
         const queued = this.creating.get(msg.regionId) ?? [];
         this.creating.delete(msg.regionId);
-        if (store.stopped || store.peers.has(msg.regionId) || !this.mayCreatePeer(msg)) return queued;
+        if (store.stopped) return []; // a stopped store handles nothing more
+        if (store.peers.has(msg.regionId) || !this.mayCreatePeer(msg)) return queued;
         const region: Region = { id: msg.regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 0n, version: 0n }, peers: [] };
         const raftState = RaftLocalState.create({ hardState: { term: hardState.term, vote: hardState.vote, commit: 0n } });
         const storage = new PeerStorage(region, raftState, RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } }), []);
@@ -130,7 +135,8 @@ export class Inbox {
         return queued;
       })
       .then((queued) => {
-        for (const m of queued) this.onRaftMessage(m);
+        // Through the store's door again: it refuses everything once the store stopped.
+        for (const m of queued) store.onRaftMessage(m);
       })
       .catch((err: unknown) => {
         this.creating.delete(msg.regionId);
@@ -145,7 +151,23 @@ export class Inbox {
     return !this.overlapsExisting(msg.regionId, msg.startKey, msg.endKey);
   }
 
+  private receivingSnapshots = 0;
+
+  /** Snapshot streams being received plus snapshots accepted and not yet installed. */
+  incomingSnapshots(): number {
+    return this.receivingSnapshots + this.pendingSnapshots.size;
+  }
+
   async onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
+    this.receivingSnapshots++;
+    try {
+      await this.receiveSnapshot(chunks);
+    } finally {
+      this.receivingSnapshots--;
+    }
+  }
+
+  private async receiveSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
     let head: RaftMessage | undefined;
     const data = (async function* () {
       for await (const chunk of chunks) {
@@ -163,14 +185,18 @@ export class Inbox {
     const invalid = invalidRaftMessage(head, this.store.storeId) ?? (head.message?.msgType === MessageType.MsgSnapshot ? undefined : "snapshot stream head is not a snapshot message");
     if (invalid) throw new Error(`snapshot stream refused: ${invalid}`);
     const key = snapKeyOf(head);
-    const expected = snapshotIntegrity(RaftSnapshotData.decode(head.message!.snapshot!.data));
+    const meta = RaftSnapshotData.decode(head.message!.snapshot!.data);
+    const expected = snapshotIntegrity(meta);
+    const region = meta.region!;
     async function* rest() {
       if (!first.done) yield first.value;
       yield* data;
     }
     // A short, long or corrupt file is deleted and refused: the sender learns it failed and retries.
-    await this.store.snaps.receive(key, rest(), expected);
+    await this.store.snaps.receive(key, rest(), expected, (cf, k) => keyInRegion(cf, k, region));
     this.onRaftMessage(head);
+    // A file its peer did not take (busy, stale, no such peer) is never installed: do not keep it.
+    if (this.pendingSnapshots.get(region.id)?.index !== key.index) this.store.snaps.removeReceived(key);
   }
 
   /** True when [start, end) overlaps an initialized region, or an incoming snapshot, of another id on this store. */
@@ -206,6 +232,8 @@ export class Inbox {
   expirePendingSnapshots(now: number): void {
     for (const [id, pending] of this.pendingSnapshots) {
       if (pending.until >= now) continue;
+      const peer = this.store.peers.get(id);
+      if (peer && this.store.loop.isBusy(peer)) continue; // installing it right now: keep the range and the file
       this.pendingSnapshots.delete(id);
       this.store.snaps.removeReceived({ regionId: id, term: pending.term, index: pending.index });
     }

@@ -46,12 +46,15 @@ export class DropLog {
   ) {}
 
   drop(reason: string, fields: Record<string, unknown>, now: number): void {
-    const seen = this.last.get(reason);
+    // Reasons embed ids and decode errors: throttle by their shape, in a map that stays small.
+    const shape = reason.replace(/\d+/g, "#").slice(0, 48);
+    if (!this.last.has(shape) && this.last.size >= 64) this.last.clear();
+    const seen = this.last.get(shape);
     if (seen && now - seen.at < this.intervalMs) {
       seen.dropped++;
       return;
     }
-    this.last.set(reason, { at: now, dropped: 0 });
+    this.last.set(shape, { at: now, dropped: 0 });
     this.warn({ ...fields, reason, dropped_since_last: seen?.dropped ?? 0 }, "dropped an invalid raft message");
   }
 }

@@ -66,12 +66,13 @@ export class Peer {
   pendingReady: Ready | undefined;
   destroyed = false;
   /**
-   * Set when this peer applied its own removal while leading: it keeps sending heartbeats (they
-   * carry the commit index that includes the removal) until the remaining members hold the
-   * removal, then a little longer, so a survivor of a 2-peer region is never left needing the
-   * vote of a peer that is gone. It serves nothing meanwhile.
+   * Set when this peer applied its own removal while leading. A survivor may not know yet that
+   * the removal committed (in a 2-peer region it would then wait forever for this peer's vote),
+   * so this peer does not vanish: it serves nothing, hands leadership to a survivor that holds
+   * the removal, stays a voter, and asks the survivors until one that applied the removal
+   * answers with a GC message (see retire.ts).
    */
-  retiring: { index: bigint; sinceTick: number; caughtUpTick?: number } | undefined;
+  retiring: { index: bigint; sinceTick: number } | undefined;
   generatingSnapshot = false;
   /** Approximate region size in bytes from the last split check; undefined until measured. */
   approximateSize: number | undefined;
@@ -144,19 +145,6 @@ export class Peer {
   retire(removalIndex: bigint, tick: number): void {
     this.retiring = { index: removalIndex, sinceTick: tick };
     this.failAll(regionErrors.notLeader(this.regionId));
-  }
-
-  /** A retiring peer may go once it no longer leads, or the others held its removal for `graceTicks`, or `maxTicks` passed. */
-  retirementDone(tick: number, graceTicks: number, maxTicks: number): boolean {
-    const r = this.retiring;
-    if (!r) return false;
-    if (!this.isLeader()) return true;
-    if (r.caughtUpTick === undefined) {
-      let caughtUp = true;
-      for (const [id, pr] of this.raw.raft.prs) if (id !== this.meta.id && pr.match < r.index) caughtUp = false;
-      if (caughtUp) r.caughtUpTick = tick;
-    }
-    return (r.caughtUpTick !== undefined && tick - r.caughtUpTick >= graceTicks) || tick - r.sinceTick >= maxTicks;
   }
 
   applyConfChange(cc: ConfChange): void {

@@ -32,6 +32,10 @@ export class RegionWorker {
     private readonly wake: () => void,
   ) {}
 
+  installing(): number {
+    return this.installs.size;
+  }
+
   isInstalling(peer: Peer): boolean {
     return this.installs.has(peer);
   }
@@ -79,7 +83,8 @@ export class RegionWorker {
     for (const [peer, install] of this.installs) {
       if (!install.finished) continue;
       this.installs.delete(peer);
-      out.push({ peer, rd: install.rd });
+      // A peer replaced meanwhile must not persist or send its Ready over its successor's state.
+      if (this.store.peers.get(peer.regionId) === peer && !peer.destroyed) out.push({ peer, rd: install.rd });
     }
     return out;
   }

@@ -73,7 +73,11 @@ export class SchedulerWorker {
       const available = BigInt(fs.bavail) * BigInt(fs.bsize);
       let used = 0;
       for (const p of store.peers.values()) used += p.approximateSize ?? 0;
+      const snaps = store.snapshotCounts();
       await this.client.storeHeartbeat({
+        sendingSnapCount: snaps.sending,
+        receivingSnapCount: snaps.receiving,
+        applyingSnapCount: snaps.applying,
         storeId: store.storeId,
         capacity,
         available,

@@ -122,7 +122,11 @@ export class SnapManager {
    * more bytes than declared stop the stream at once, fewer or a checksum mismatch refuse the
    * file. Nothing unverified is ever renamed into place.
    */
-  async receive(k: SnapKey, chunks: AsyncIterable<Buffer>, expected: SnapshotIntegrity): Promise<void> {
+  async receive(k: SnapKey, chunks: AsyncIterable<Buffer>, expected: SnapshotIntegrity, accept: (cf: CfName, key: Buffer) => boolean): Promise<void> {
+    // Our senders always record a checksum; without one a damaged file could only fail at install.
+    if (expected.checksum === undefined) throw new SnapshotError(k, "the sender declared no checksum");
+    // Every record is parsed and range-checked now, so an accepted file can only fail to install on a disk error.
+    const records = new RecordReader(k);
     // Written aside and renamed into place: a second copy of the same snapshot arriving while
     // the first is being installed must not truncate the file under the installer.
     const path = this.revPath(k);
@@ -135,15 +139,22 @@ export class SnapManager {
         size += chunk.length;
         if (size > expected.size) throw new SnapshotError(k, `more data than the declared ${expected.size} bytes`);
         checksum = crc32(chunk, checksum);
+        for (const r of records.push(chunk)) {
+          if (!accept(r.cf, r.key)) throw new SnapshotError(k, `a ${r.cf} key outside the snapshot's region`);
+        }
         if (!out.write(chunk)) await once(out, "drain");
       }
+      records.finish();
       out.end();
       await once(out, "finish");
       if (size !== expected.size) throw new SnapshotError(k, `received ${size} bytes, the sender declared ${expected.size}`);
-      if (expected.checksum !== undefined && checksum !== expected.checksum) throw new SnapshotError(k, `checksum mismatch (crc32 ${checksum}, declared ${expected.checksum})`);
+      if (checksum !== expected.checksum) throw new SnapshotError(k, `checksum mismatch (crc32 ${checksum}, declared ${expected.checksum})`);
       renameSync(tmp, path);
     } catch (err) {
+      // Wait for the stream to close: a file it is still opening would appear after the rm.
+      const closed = once(out, "close");
       out.destroy();
+      await closed;
       rmSync(tmp, { force: true });
       throw err;
     }
@@ -171,27 +182,16 @@ export class SnapManager {
   /** Reads a received snapshot's records and adds them to `kvWb` as puts. */
   async loadInto(k: SnapKey, kvWb: WriteBatch): Promise<number> {
     if (!this.hasReceived(k)) throw new SnapshotError(k, "data file was not received");
-    let carry: Buffer = Buffer.alloc(0);
-    let records = 0;
+    const records = new RecordReader(k);
+    let n = 0;
     for await (const raw of createReadStream(this.revPath(k), { highWaterMark: CHUNK_BYTES })) {
-      const buf: Buffer = carry.length ? Buffer.concat([carry, raw as Buffer]) : (raw as Buffer);
-      let off = 0;
-      while (buf.length - off >= HEADER_BYTES) {
-        const cf = ALL_CFS[buf[off]!] as CfName | undefined;
-        const kl = buf.readUInt32BE(off + 1);
-        const vl = buf.readUInt32BE(off + 5);
-        if (buf.length - off < HEADER_BYTES + kl + vl) break;
-        if (!cf) throw new SnapshotError(k, `corrupt record: CF index ${buf[off]}`);
-        const key = buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + kl);
-        const value = buf.subarray(off + HEADER_BYTES + kl, off + HEADER_BYTES + kl + vl);
-        kvWb.put(cf, Buffer.from(key), Buffer.from(value));
-        records++;
-        off += HEADER_BYTES + kl + vl;
+      for (const r of records.push(raw as Buffer)) {
+        kvWb.put(r.cf, Buffer.from(r.key), Buffer.from(r.value));
+        n++;
       }
-      carry = buf.subarray(off);
     }
-    if (carry.length > 0) throw new SnapshotError(k, `truncated data file (${carry.length} stray bytes)`);
-    return records;
+    records.finish();
+    return n;
   }
 
   /** Removes snapshot files of a region other than `keep` (and, given `maxIndex`, only those at or below it). */
@@ -205,5 +205,31 @@ export class SnapManager {
       const path = join(this.dir, name);
       if (!keepNames.has(path)) rmSync(path, { force: true });
     }
+  }
+}
+
+/** Parses `cf | keyLen | valueLen | key | value` records from chunks that may split them anywhere. */
+class RecordReader {
+  private carry: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly k: SnapKey) {}
+
+  *push(chunk: Buffer): Generator<{ cf: CfName; key: Buffer; value: Buffer }> {
+    const buf: Buffer = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
+    let off = 0;
+    while (buf.length - off >= HEADER_BYTES) {
+      const cf = ALL_CFS[buf[off]!] as CfName | undefined;
+      if (!cf) throw new SnapshotError(this.k, `corrupt record: CF index ${buf[off]}`);
+      const kl = buf.readUInt32BE(off + 1);
+      const vl = buf.readUInt32BE(off + 5);
+      if (buf.length - off < HEADER_BYTES + kl + vl) break;
+      yield { cf, key: buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + kl), value: buf.subarray(off + HEADER_BYTES + kl, off + HEADER_BYTES + kl + vl) };
+      off += HEADER_BYTES + kl + vl;
+    }
+    this.carry = buf.subarray(off);
+  }
+
+  finish(): void {
+    if (this.carry.length > 0) throw new SnapshotError(this.k, `truncated data file (${this.carry.length} stray bytes)`);
   }
 }

@@ -13,6 +13,7 @@ import { errorResponse, regionErrors } from "./errors.js";
 import { REGION_META_MAX_KEY, REGION_META_MIN_KEY } from "./keys.js";
 import { Inbox, snapKeyOf } from "./inbox.js";
 import { Peer, type ReadOutcome } from "./peer.js";
+import { tickRetiring } from "./retire.js";
 import { PeerStorage } from "./peer-storage.js";
 import { SnapManager } from "./snap.js";
 import { StoreLoop } from "./store-loop.js";
@@ -153,10 +154,10 @@ export class Store implements RaftMessageSink {
     for (const peer of this.peers.values()) {
       if (this.loop.isBusy(peer)) continue; // frozen while its snapshot installs
       peer.raw.tick();
-      if (peer.retirementDone(this.ticks, 2 * this.config.raftElectionTicks, 10 * this.config.raftElectionTicks)) this.loop.destroyLater(peer);
+      if (peer.retiring && tickRetiring(this, peer, this.ticks)) this.loop.destroyLater(peer);
       peer.expireReads(now);
       if (this.ticks % gcEvery === 0) maybeCompactLog(this, peer);
-      if (this.ticks % hbEvery === 0 && peer.isLeader()) this.opts.hooks?.onRegionHeartbeat?.(peer);
+      if (this.ticks % hbEvery === 0 && peer.isLeader() && !peer.retiring) this.opts.hooks?.onRegionHeartbeat?.(peer);
     }
     if (this.ticks % gcEvery === 0) this.inbox.expirePendingSnapshots(now);
     if (this.ticks % splitEvery === 0 && !this.splitCheck) {
@@ -272,8 +273,20 @@ export class Store implements RaftMessageSink {
     await this.inbox.onSnapshot(chunks);
   }
 
-  private snapshotSource(msg: RaftMessage): AsyncIterable<Buffer> {
-    return this.snaps.readGenerated(snapKeyOf(msg));
+  private sendingSnapshots = 0;
+
+  private async *snapshotSource(msg: RaftMessage): AsyncGenerator<Buffer> {
+    this.sendingSnapshots++;
+    try {
+      yield* this.snaps.readGenerated(snapKeyOf(msg));
+    } finally {
+      this.sendingSnapshots--;
+    }
+  }
+
+  /** Snapshots on their way out, on their way in (received or receiving, not installed) and installing: for store heartbeats. */
+  snapshotCounts(): { sending: number; receiving: number; applying: number } {
+    return { sending: this.sendingSnapshots, receiving: this.inbox.incomingSnapshots(), applying: this.loop.worker.installing() };
   }
 
   /** True when [start, end) overlaps an initialized region, or an incoming snapshot, of another id on this store. */
