@@ -2,11 +2,16 @@ import type { Region, Store } from "../proto/metapb.js";
 import { SchedulerRpcClient } from "../scheduler/client.js";
 import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
+import { realRuntime, type Runtime } from "../util/runtime.js";
 import { KvRequestError } from "./errors.js";
 import { LockResolver } from "./lock-resolver.js";
 import { RegionCache } from "./region-cache.js";
 import { Backoff, DEFAULT_RETRY_POLICY, RequestSender, type RetryPolicy } from "./request.js";
-import { toBuf, Transaction, type Bytes, type KvEntry } from "./txn.js";
+import { toBuf, Transaction, type Bytes, type KvEntry, type TxnDeps } from "./txn.js";
+import { DEFAULT_LOCK_TTL_MS } from "./lock-ttl.js";
+
+/** Pairs per RawScan request: a page stays far below the servers' scan limit and gRPC's message limit. */
+const RAW_SCAN_PAGE = 1024;
 
 export interface KvClientOptions {
   /** Scheduler address(es): "host:port", comma-separated string or array. */
@@ -17,8 +22,15 @@ export interface KvClientOptions {
   rpcTimeoutMs?: number;
   /** First and largest backoff between retries, ms. Defaults 10 and 1000. */
   backoff?: { initialMs?: number; maxMs?: number };
-  /** TTL of the locks a transaction's prewrite leaves, ms. Default 3000. */
+  /**
+   * Base TTL of a transaction's locks, ms. Default 3000 (client-go's). A lock's TTL is the time
+   * since begin() plus this base, grown for transactions of 16 KiB or more (see lock-ttl.ts).
+   */
   lockTtlMs?: number;
+  /** How often a committing transaction extends its primary lock (KvTxnHeartBeat), ms. Default lockTtlMs / 2. */
+  heartbeatIntervalMs?: number;
+  /** Time and timers of the transaction code (lock TTLs, heartbeats). Default: the real runtime. */
+  runtime?: Runtime;
   /** How long connect() keeps trying to reach the scheduler, ms. Default 10 s. */
   connectTimeoutMs?: number;
   log?: Logger;
@@ -38,7 +50,7 @@ export class KvClient {
   private constructor(
     readonly scheduler: SchedulerRpcClient,
     readonly policy: RetryPolicy,
-    private readonly lockTtlMs: bigint,
+    private readonly txnTime: { ttl: TxnDeps["ttl"]; runtime: Runtime },
     rpcTimeoutMs: number,
     private readonly log: Logger,
   ) {
@@ -60,7 +72,9 @@ export class KvClient {
       // Inner scheduler retries stay well inside one operation's budget.
       retryDeadlineMs: Math.max(100, Math.min(2000, policy.deadlineMs / 4)),
     });
-    return new KvClient(scheduler, policy, BigInt(opts.lockTtlMs ?? 3000), opts.rpcTimeoutMs ?? 3000, log);
+    const baseMs = opts.lockTtlMs ?? DEFAULT_LOCK_TTL_MS;
+    const ttl = { baseMs, heartbeatIntervalMs: opts.heartbeatIntervalMs ?? Math.max(1, Math.floor(baseMs / 2)) };
+    return new KvClient(scheduler, policy, { ttl, runtime: opts.runtime ?? realRuntime }, opts.rpcTimeoutMs ?? 3000, log);
   }
 
   private backoff(op: string, key?: Buffer): Backoff {
@@ -120,7 +134,7 @@ export class KvClient {
     const bo = this.backoff("raw scan", s);
     let cursor = s;
     while (out.length < limit) {
-      const want = limit - out.length;
+      const want = Math.min(limit - out.length, RAW_SCAN_PAGE);
       const { resp, target } = await this.sender.onKey("RawScan", cursor, bo, (t) => {
         const regionEnd = t.region.endKey;
         const stop = regionEnd.length > 0 && (e.length === 0 || Buffer.compare(regionEnd, e) < 0) ? regionEnd : e;
@@ -135,6 +149,13 @@ export class KvClient {
         if (e.length > 0 && Buffer.compare(kv.key, e) >= 0) continue;
         out.push({ key: kv.key, value: kv.value });
       }
+      const last = resp.kvs[resp.kvs.length - 1];
+      const pageFull = resp.kvs.length >= want && last !== undefined;
+      if (pageFull && (regionEnd.length === 0 || Buffer.compare(last.key, regionEnd) < 0) && (e.length === 0 || Buffer.compare(last.key, e) < 0)) {
+        // A full page: the region may hold more after its last key.
+        cursor = Buffer.concat([last.key, Buffer.alloc(1)]);
+        continue;
+      }
       if (regionEnd.length === 0 || (e.length > 0 && Buffer.compare(regionEnd, e) >= 0)) break;
       cursor = regionEnd;
     }
@@ -146,19 +167,19 @@ export class KvClient {
   /** Starts a transaction reading the snapshot at a fresh TSO timestamp. */
   async begin(): Promise<Transaction> {
     if (this.closed) throw new Error("begin: client is closed");
+    // Read the clock before asking for start_ts: the TTL then counts from no later than start_ts.
+    const startedAtMs = this.txnTime.runtime.now();
     const startTs = await this.tso();
-    return new Transaction(
-      { sender: this.sender, resolver: this.resolver, tso: () => this.tso(), policy: this.policy, lockTtlMs: this.lockTtlMs, log: this.log },
-      startTs,
-    );
+    return new Transaction(this.txnDeps(), startTs, startedAtMs);
+  }
+
+  private txnDeps(): TxnDeps {
+    return { sender: this.sender, resolver: this.resolver, tso: () => this.tso(), policy: this.policy, ...this.txnTime, log: this.log };
   }
 
   /** A read-only view of the snapshot at `ts` (for tools and checkers). */
   snapshotAt(ts: bigint): Transaction {
-    return new Transaction(
-      { sender: this.sender, resolver: this.resolver, tso: () => this.tso(), policy: this.policy, lockTtlMs: this.lockTtlMs, log: this.log },
-      ts,
-    );
+    return new Transaction(this.txnDeps(), ts);
   }
 
   // ---- cluster information (for tinykv-ctl) --------------------------------------------------

@@ -64,6 +64,10 @@ export class TinyKvRpc {
     return this.unary(this.client.kvResolveLock, kv.ResolveLockRequest.fromPartial(req));
   }
 
+  kvTxnHeartBeat(req: Partial<kv.TxnHeartBeatRequest>): Promise<kv.TxnHeartBeatResponse> {
+    return this.unary(this.client.kvTxnHeartBeat, kv.TxnHeartBeatRequest.fromPartial(req));
+  }
+
   close(): void {
     this.client.close();
   }

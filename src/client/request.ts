@@ -9,6 +9,7 @@ import { SchedulerError, SchedulerRpcError } from "../scheduler/client.js";
 import type { Logger } from "../util/logger.js";
 import { DeadlineExceededError, sleep } from "../util/retry.js";
 import { KvDeadlineError, KvRequestError, NoRegionError, RegionRequestError, StoreUnreachableError } from "./errors.js";
+import { finishEntryBytes, settleLimited, splitBySize, TXN_BATCHES_IN_FLIGHT } from "./batches.js";
 import type { RegionCache, RpcTarget } from "./region-cache.js";
 
 export interface RetryPolicy {
@@ -152,10 +153,12 @@ export class RequestSender {
   }
 
   /**
-   * Sends `call` for every region batch of `keys` concurrently. A batch that meets a region error
-   * or an unreachable store is regrouped and sent again; `handle` sees each good response and may
-   * return keys to send again after a backoff (e.g. after resolving locks), or throw to fail the
-   * operation (after all batches of the round settled).
+   * Sends `call` for every batch of `keys`: grouped by region, each group split into batches of at
+   * most TXN_BATCH_BYTES by `sizeOf` (the key's estimated share of the raft entry) and at most
+   * TXN_BATCH_KEYS keys, at most TXN_BATCHES_IN_FLIGHT at once. A batch that meets a region error or an unreachable store is
+   * regrouped and sent again; `handle` sees each good response and may return keys to send again
+   * after a backoff (e.g. after resolving locks), or throw to fail the operation (after all batches
+   * of the round settled).
    */
   async onKeys<R extends RegionResponse>(
     op: string,
@@ -163,17 +166,20 @@ export class RequestSender {
     bo: Backoff,
     call: (t: RpcTarget, keys: Buffer[]) => Promise<R>,
     handle: (t: RpcTarget, keys: Buffer[], resp: R) => Promise<Buffer[] | void> = async () => undefined,
+    sizeOf: (key: Buffer) => number = finishEntryBytes,
   ): Promise<void> {
     let pending = keys;
     while (pending.length > 0) {
-      const groups = await this.group(pending, bo);
-      const results = await Promise.allSettled(
-        groups.map(async (g) => {
+      const groups = (await this.group(pending, bo)).flatMap((g) => splitBySize(g.keys, sizeOf).map((batch) => ({ target: g.target, keys: batch })));
+      const results = await settleLimited(
+        groups,
+        TXN_BATCHES_IN_FLIGHT,
+        async (g) => {
           const r = await this.sendOnce(op, g.target, (t) => call(t, g.keys));
           if (!r.resp) return { again: g.keys, retry: r.retry };
           const again = (await handle(g.target, g.keys, r.resp)) ?? [];
           return { again, retry: again.length > 0 ? { err: new Error(`${op}: ${again.length} keys to retry`), fast: false } : undefined };
-        }),
+        },
       );
       const failed = results.find((r) => r.status === "rejected");
       if (failed) throw (failed as PromiseRejectedResult).reason;

@@ -9,8 +9,11 @@ import {
   TxnUndeterminedError,
   UnexpectedKeyError,
 } from "./errors.js";
+import { prewriteEntryBytes, splitBySize } from "./batches.js";
 import type { LockResolver } from "./lock-resolver.js";
+import { LockKeeper, txnLockTtlMs } from "./lock-ttl.js";
 import { Backoff, type RequestSender, type RetryPolicy } from "./request.js";
+import type { Runtime } from "../util/runtime.js";
 
 export type Bytes = string | Buffer | Uint8Array;
 
@@ -29,9 +32,15 @@ export interface TxnDeps {
   resolver: LockResolver;
   tso: () => Promise<bigint>;
   policy: RetryPolicy;
-  lockTtlMs: bigint;
+  /** Base lock TTL of a small txn and the heartbeat interval, ms (see lock-ttl.ts). */
+  ttl: { baseMs: number; heartbeatIntervalMs: number };
+  /** Time and timers of the lock TTL and heartbeat. */
+  runtime: Runtime;
   log: Logger;
 }
+
+/** Pairs per KvScan request: a page stays far below the servers' scan limit and gRPC's message limit. */
+const SCAN_PAGE = 1024;
 
 type TxnState = "active" | "committing" | "committed" | "rolled back" | "failed";
 
@@ -50,6 +59,8 @@ export class Transaction {
   constructor(
     private readonly d: TxnDeps,
     readonly startTs: bigint,
+    /** Client clock reading at begin(), before start_ts was fetched: lock TTLs count from here. */
+    private readonly startedAtMs = d.runtime.now(),
   ) {}
 
   get status(): TxnState {
@@ -115,7 +126,7 @@ export class Transaction {
     const out: KvEntry[] = [];
     let cursor = start;
     while (out.length < limit) {
-      const want = limit - out.length;
+      const want = Math.min(limit - out.length, SCAN_PAGE);
       const { resp, target } = await this.d.sender.onKey("KvScan", cursor, bo, (t) =>
         t.rpc.kvScan({ context: t.ctx, startKey: cursor, limit: want, version: this.startTs }),
       );
@@ -131,6 +142,11 @@ export class Transaction {
         continue; // scan the region again from the same cursor
       }
       for (const p of mine.slice(0, want)) out.push({ key: p.key, value: p.value });
+      if (resp.pairs.length >= want && mine.length === resp.pairs.length) {
+        // A full page, all of it in range: the region may hold more after its last key.
+        cursor = Buffer.concat([mine[mine.length - 1]!.key, Buffer.alloc(1)]);
+        continue;
+      }
       if (regionEnd.length === 0 || (end.length > 0 && Buffer.compare(regionEnd, end) >= 0)) break;
       cursor = regionEnd;
     }
@@ -156,14 +172,37 @@ export class Transaction {
     const keys = muts.map((m) => m.key);
     const byKey = new Map(muts.map((m) => [m.key.toString("hex"), m]));
     const bo = new Backoff("txn commit", primary, this.d.policy);
+    const txnBytes = muts.reduce((n, m) => n + m.key.length + m.value.length, 0);
+    const keeper = new LockKeeper(
+      { sender: this.d.sender, policy: this.d.policy, runtime: this.d.runtime, log: this.d.log },
+      { primary, startTs: this.startTs, startedAtMs: this.startedAtMs, baseTtlMs: this.d.ttl.baseMs, txnBytes, intervalMs: this.d.ttl.heartbeatIntervalMs },
+    );
+    try {
+      await this.twoPhases(primary, keys, byKey, txnBytes, bo, keeper);
+    } finally {
+      keeper.stop();
+    }
+    this.state = "committed";
+    await this.commitSecondaries(keys.slice(1));
+  }
 
+  /**
+   * Prewrites every key (the primary's batch first; from then on the primary lock is kept alive by
+   * heartbeats), takes commit_ts and commits the primary: the commit point.
+   */
+  private async twoPhases(primary: Buffer, keys: Buffer[], byKey: Map<string, Mutation>, txnBytes: number, bo: Backoff, keeper: LockKeeper): Promise<void> {
+    const lockTtl = txnLockTtlMs(this.d.ttl.baseMs, txnBytes, this.d.runtime.now() - this.startedAtMs);
     try {
       const groups = await this.d.sender.group(keys, bo);
       const primaryGroup = groups.find((g) => g.keys.some((k) => k.equals(primary)))!;
-      const inPrimary = new Set(primaryGroup.keys.map((k) => k.toString("hex")));
-      await this.prewrite(primaryGroup.keys, primary, byKey, bo);
-      const rest = keys.filter((k) => !inPrimary.has(k.toString("hex")));
-      if (rest.length > 0) await this.prewrite(rest, primary, byKey, bo);
+      // The primary is the smallest key, so it is in the first batch of its region: that batch goes
+      // alone, and from then on the heartbeat has a primary lock to keep alive while the rest follow.
+      const first = splitBySize(primaryGroup.keys, this.prewriteBytes(byKey, primary))[0]!;
+      const inFirst = new Set(first.map((k) => k.toString("hex")));
+      await this.prewrite(first, primary, byKey, lockTtl, bo);
+      keeper.start();
+      const rest = keys.filter((k) => !inFirst.has(k.toString("hex")));
+      if (rest.length > 0) await this.prewrite(rest, primary, byKey, lockTtl, bo);
     } catch (err) {
       this.state = "failed";
       await this.cleanup(keys, err);
@@ -197,9 +236,11 @@ export class Transaction {
       throw new TxnUndeterminedError(this.startTs, commitTs, err);
     }
     this.commitTs = commitTs;
-    this.state = "committed";
+  }
 
-    const secondaries = keys.slice(1);
+  /** Commits the secondaries after the commit point, best effort: readers resolve whatever is left. */
+  private async commitSecondaries(secondaries: Buffer[]): Promise<void> {
+    const commitTs = this.commitTs!;
     if (secondaries.length === 0) return;
     try {
       await this.d.sender.onKeys(
@@ -217,7 +258,7 @@ export class Transaction {
   }
 
   /** Prewrites `keys` (grouped by region, concurrently), resolving finished txns' locks and waiting out live ones. */
-  private async prewrite(keys: Buffer[], primary: Buffer, byKey: Map<string, Mutation>, bo: Backoff): Promise<void> {
+  private async prewrite(keys: Buffer[], primary: Buffer, byKey: Map<string, Mutation>, lockTtl: bigint, bo: Backoff): Promise<void> {
     await this.d.sender.onKeys(
       "KvPrewrite",
       keys,
@@ -228,7 +269,7 @@ export class Transaction {
           mutations: ks.map((k) => byKey.get(k.toString("hex"))!),
           primaryLock: primary,
           startVersion: this.startTs,
-          lockTtl: this.d.lockTtlMs,
+          lockTtl,
         }),
       async (_t, ks, resp) => {
         if (resp.errors.length === 0) return;
@@ -240,7 +281,12 @@ export class Transaction {
         await this.d.resolver.resolveAll(resp.errors.map((e) => ({ lock: e.locked!, key: e.locked!.key })), bo);
         return ks; // the request locked nothing: send the whole batch again after a backoff
       },
+      this.prewriteBytes(byKey, primary),
     );
+  }
+
+  private prewriteBytes(byKey: Map<string, Mutation>, primary: Buffer): (key: Buffer) => number {
+    return (k) => prewriteEntryBytes(byKey.get(k.toString("hex"))!, primary);
   }
 
   /** Best-effort BatchRollback of keys this txn may have locked (after a failed commit). */

@@ -163,6 +163,23 @@ export interface ResolveLockResponse {
   error?: KeyError | undefined;
 }
 
+/**
+ * tinykv-ts extension, TiKV's messages and numbers: a running txn keeps its primary lock alive.
+ * The lock's TTL becomes max(current ttl, advise_lock_ttl); the answer carries the TTL in force.
+ */
+export interface TxnHeartBeatRequest {
+  context?: Context | undefined;
+  primaryLock: Buffer;
+  startVersion: bigint;
+  adviseLockTtl: bigint;
+}
+
+export interface TxnHeartBeatResponse {
+  regionError?: Error | undefined;
+  error?: KeyError | undefined;
+  lockTtl: bigint;
+}
+
 /** Utility data types used by the above requests and responses. */
 export interface Context {
   regionId: bigint;
@@ -182,7 +199,19 @@ export interface KeyError {
   locked?: LockInfo | undefined;
   retryable: string;
   abort: string;
-  conflict?: WriteConflict | undefined;
+  conflict?:
+    | WriteConflict
+    | undefined;
+  /**
+   * tinykv-ts extension (TiKV's number): the txn has no lock where one was expected
+   * (answered only by KvTxnHeartBeat, which TinyKV clients never call).
+   */
+  txnNotFound?: TxnNotFound | undefined;
+}
+
+export interface TxnNotFound {
+  startTs: bigint;
+  primaryKey: Buffer;
 }
 
 export interface WriteConflict {
@@ -2095,6 +2124,195 @@ export const ResolveLockResponse: MessageFns<ResolveLockResponse> = {
   },
 };
 
+function createBaseTxnHeartBeatRequest(): TxnHeartBeatRequest {
+  return { context: undefined, primaryLock: Buffer.alloc(0), startVersion: 0n, adviseLockTtl: 0n };
+}
+
+export const TxnHeartBeatRequest: MessageFns<TxnHeartBeatRequest> = {
+  encode(message: TxnHeartBeatRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      Context.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    if (message.primaryLock.length !== 0) {
+      writer.uint32(18).bytes(message.primaryLock);
+    }
+    if (message.startVersion !== 0n) {
+      if (BigInt.asUintN(64, message.startVersion) !== message.startVersion) {
+        throw new globalThis.Error("value provided for field message.startVersion of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.startVersion);
+    }
+    if (message.adviseLockTtl !== 0n) {
+      if (BigInt.asUintN(64, message.adviseLockTtl) !== message.adviseLockTtl) {
+        throw new globalThis.Error("value provided for field message.adviseLockTtl of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.adviseLockTtl);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnHeartBeatRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnHeartBeatRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = Context.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.primaryLock = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.startVersion = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.adviseLockTtl = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TxnHeartBeatRequest>): TxnHeartBeatRequest {
+    return TxnHeartBeatRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnHeartBeatRequest>): TxnHeartBeatRequest {
+    const message = createBaseTxnHeartBeatRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? Context.fromPartial(object.context)
+      : undefined;
+    message.primaryLock = object.primaryLock ?? Buffer.alloc(0);
+    message.startVersion = (object.startVersion !== undefined && object.startVersion !== null)
+      ? BigInt(object.startVersion)
+      : 0n;
+    message.adviseLockTtl = (object.adviseLockTtl !== undefined && object.adviseLockTtl !== null)
+      ? BigInt(object.adviseLockTtl)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseTxnHeartBeatResponse(): TxnHeartBeatResponse {
+  return { regionError: undefined, error: undefined, lockTtl: 0n };
+}
+
+export const TxnHeartBeatResponse: MessageFns<TxnHeartBeatResponse> = {
+  encode(message: TxnHeartBeatResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionError !== undefined) {
+      Error.encode(message.regionError, writer.uint32(10).fork()).join();
+    }
+    if (message.error !== undefined) {
+      KeyError.encode(message.error, writer.uint32(18).fork()).join();
+    }
+    if (message.lockTtl !== 0n) {
+      if (BigInt.asUintN(64, message.lockTtl) !== message.lockTtl) {
+        throw new globalThis.Error("value provided for field message.lockTtl of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.lockTtl);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnHeartBeatResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnHeartBeatResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.regionError = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = KeyError.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.lockTtl = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TxnHeartBeatResponse>): TxnHeartBeatResponse {
+    return TxnHeartBeatResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnHeartBeatResponse>): TxnHeartBeatResponse {
+    const message = createBaseTxnHeartBeatResponse();
+    message.regionError = (object.regionError !== undefined && object.regionError !== null)
+      ? Error.fromPartial(object.regionError)
+      : undefined;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? KeyError.fromPartial(object.error)
+      : undefined;
+    message.lockTtl = (object.lockTtl !== undefined && object.lockTtl !== null) ? BigInt(object.lockTtl) : 0n;
+    return message;
+  },
+};
+
 function createBaseContext(): Context {
   return { regionId: 0n, regionEpoch: undefined, peer: undefined, term: 0n };
 }
@@ -2294,7 +2512,7 @@ export const LockInfo: MessageFns<LockInfo> = {
 };
 
 function createBaseKeyError(): KeyError {
-  return { locked: undefined, retryable: "", abort: "", conflict: undefined };
+  return { locked: undefined, retryable: "", abort: "", conflict: undefined, txnNotFound: undefined };
 }
 
 export const KeyError: MessageFns<KeyError> = {
@@ -2310,6 +2528,9 @@ export const KeyError: MessageFns<KeyError> = {
     }
     if (message.conflict !== undefined) {
       WriteConflict.encode(message.conflict, writer.uint32(34).fork()).join();
+    }
+    if (message.txnNotFound !== undefined) {
+      TxnNotFound.encode(message.txnNotFound, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -2359,6 +2580,14 @@ export const KeyError: MessageFns<KeyError> = {
             message.conflict = WriteConflict.decode(reader, reader.uint32());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.txnNotFound = TxnNotFound.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2384,6 +2613,79 @@ export const KeyError: MessageFns<KeyError> = {
     message.conflict = (object.conflict !== undefined && object.conflict !== null)
       ? WriteConflict.fromPartial(object.conflict)
       : undefined;
+    message.txnNotFound = (object.txnNotFound !== undefined && object.txnNotFound !== null)
+      ? TxnNotFound.fromPartial(object.txnNotFound)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseTxnNotFound(): TxnNotFound {
+  return { startTs: 0n, primaryKey: Buffer.alloc(0) };
+}
+
+export const TxnNotFound: MessageFns<TxnNotFound> = {
+  encode(message: TxnNotFound, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.startTs !== 0n) {
+      if (BigInt.asUintN(64, message.startTs) !== message.startTs) {
+        throw new globalThis.Error("value provided for field message.startTs of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.startTs);
+    }
+    if (message.primaryKey.length !== 0) {
+      writer.uint32(18).bytes(message.primaryKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnNotFound {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnNotFound();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.startTs = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.primaryKey = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TxnNotFound>): TxnNotFound {
+    return TxnNotFound.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnNotFound>): TxnNotFound {
+    const message = createBaseTxnNotFound();
+    message.startTs = (object.startTs !== undefined && object.startTs !== null) ? BigInt(object.startTs) : 0n;
+    message.primaryKey = object.primaryKey ?? Buffer.alloc(0);
     return message;
   },
 };

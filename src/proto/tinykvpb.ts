@@ -43,6 +43,8 @@ import {
   ResolveLockResponse,
   ScanRequest,
   ScanResponse,
+  TxnHeartBeatRequest,
+  TxnHeartBeatResponse,
 } from "./kvrpcpb.js";
 import { Done, RaftMessage, SnapshotChunk } from "./raft_serverpb.js";
 
@@ -118,6 +120,17 @@ export const TinyKvService = {
     requestDeserialize: (value: Buffer): ResolveLockRequest => ResolveLockRequest.decode(value),
     responseSerialize: (value: ResolveLockResponse): Buffer => Buffer.from(ResolveLockResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ResolveLockResponse => ResolveLockResponse.decode(value),
+  },
+  /** tinykv-ts extension (TiKV's rpc): keeps a long transaction's primary lock alive. */
+  kvTxnHeartBeat: {
+    path: "/tinykvpb.TinyKv/KvTxnHeartBeat" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TxnHeartBeatRequest): Buffer => Buffer.from(TxnHeartBeatRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TxnHeartBeatRequest => TxnHeartBeatRequest.decode(value),
+    responseSerialize: (value: TxnHeartBeatResponse): Buffer =>
+      Buffer.from(TxnHeartBeatResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TxnHeartBeatResponse => TxnHeartBeatResponse.decode(value),
   },
   /** RawKV commands. */
   rawGet: {
@@ -196,6 +209,8 @@ export interface TinyKvServer extends UntypedServiceImplementation {
   kvCheckTxnStatus: handleUnaryCall<CheckTxnStatusRequest, CheckTxnStatusResponse>;
   kvBatchRollback: handleUnaryCall<BatchRollbackRequest, BatchRollbackResponse>;
   kvResolveLock: handleUnaryCall<ResolveLockRequest, ResolveLockResponse>;
+  /** tinykv-ts extension (TiKV's rpc): keeps a long transaction's primary lock alive. */
+  kvTxnHeartBeat: handleUnaryCall<TxnHeartBeatRequest, TxnHeartBeatResponse>;
   /** RawKV commands. */
   rawGet: handleUnaryCall<RawGetRequest, RawGetResponse>;
   rawPut: handleUnaryCall<RawPutRequest, RawPutResponse>;
@@ -308,6 +323,22 @@ export interface TinyKvClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ResolveLockResponse) => void,
+  ): ClientUnaryCall;
+  /** tinykv-ts extension (TiKV's rpc): keeps a long transaction's primary lock alive. */
+  kvTxnHeartBeat(
+    request: TxnHeartBeatRequest,
+    callback: (error: ServiceError | null, response: TxnHeartBeatResponse) => void,
+  ): ClientUnaryCall;
+  kvTxnHeartBeat(
+    request: TxnHeartBeatRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TxnHeartBeatResponse) => void,
+  ): ClientUnaryCall;
+  kvTxnHeartBeat(
+    request: TxnHeartBeatRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TxnHeartBeatResponse) => void,
   ): ClientUnaryCall;
   /** RawKV commands. */
   rawGet(

@@ -29,6 +29,17 @@ export class ErrSnapshotTemporarilyUnavailable extends RaftError {
   }
 }
 
+/**
+ * The storage holds these entries only on its disk and is reading them in the background
+ * (raft-rs's LogTemporarilyUnavailable): raft skips this send, and the application calls
+ * RawNode.onEntriesFetched() once storage can serve them.
+ */
+export class ErrLogTemporarilyUnavailable extends RaftError {
+  constructor(readonly lo: bigint, readonly hi: bigint) {
+    super(`entries [${lo}, ${hi}) are being fetched from disk`);
+  }
+}
+
 /** A snapshot older than the one the storage already holds. */
 export class ErrSnapOutOfDate extends RaftError {
   constructor(readonly index: bigint, readonly current: bigint) {

@@ -1,7 +1,7 @@
 // Leader behaviour: heartbeats, log replication (probe/replicate/snapshot flow control),
 // commitment, leader transfer and ReadIndex. Functions take the Raft they act on.
 import { Entry, EntryType, Message, MessageType } from "./eraftpb.js";
-import { ErrCompacted, ErrInvariant, ErrProposalDropped, ErrSnapshotTemporarilyUnavailable } from "./errors.js";
+import { ErrCompacted, ErrInvariant, ErrLogTemporarilyUnavailable, ErrProposalDropped, ErrSnapshotTemporarilyUnavailable } from "./errors.js";
 import { Progress, ProgressState } from "./progress.js";
 import type { Raft } from "./raft.js";
 import { StateType } from "./raft-types.js";
@@ -71,6 +71,11 @@ export function bcastAppend(r: Raft): void {
   for (const id of r.prs.keys()) if (id !== r.id) maybeSendAppend(r, id, true);
 }
 
+/** Storage can serve entries it was reading from disk: send every follower what it still needs. */
+export function sendFetchedEntries(r: Raft): void {
+  for (const id of r.prs.keys()) if (id !== r.id) maybeSendAppend(r, id, false);
+}
+
 export function bcastHeartbeat(r: Raft, ctx?: Buffer): void {
   const context = ctx ?? r.readOnly.lastPendingRequestCtx();
   for (const [id, pr] of r.prs) if (id !== r.id) sendHeartbeat(r, id, pr, context);
@@ -98,6 +103,8 @@ export function maybeSendAppend(r: Raft, to: bigint, sendIfEmpty: boolean): bool
     ents = r.raftLog.entries(pr.next, r.maxMsgSize);
   } catch (e) {
     if (e instanceof ErrCompacted) return sendSnapshot(r, to, pr);
+    // Storage is reading them from disk; onEntriesFetched() sends them.
+    if (e instanceof ErrLogTemporarilyUnavailable) return false;
     throw e;
   }
   if (ents.length === 0 && !sendIfEmpty) return false;

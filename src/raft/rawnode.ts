@@ -15,6 +15,7 @@ import {
 import { ErrInvalidConfig, ErrStepLocalMsg } from "./errors.js";
 import { ProgressState } from "./progress.js";
 import { Raft } from "./raft.js";
+import { sendFetchedEntries } from "./raft-leader.js";
 import { RaftConfig, ReadState, SoftState, StateType } from "./raft-types.js";
 import { hardStateEqual, isEmptyHardState, isLocalMsg, newEntry, newMessage } from "./util.js";
 
@@ -209,6 +210,14 @@ export class RawNode {
     if (rd.committedEntries.length > 0) {
       log.appliedTo(rd.committedEntries[rd.committedEntries.length - 1]!.index);
     }
+  }
+
+  /**
+   * Storage finished reading entries it answered ErrLogTemporarilyUnavailable for: the leader
+   * sends them now (the next ready() carries the messages).
+   */
+  onEntriesFetched(): void {
+    if (this.raft.state === StateType.Leader) sendFetchedEntries(this.raft);
   }
 
   reportUnreachable(id: bigint): void {

@@ -13,7 +13,11 @@ import { limitSize, newEntry } from "./util.js";
 export interface RaftStorage {
   /** The persisted hard state and the membership as of the last applied conf change. */
   initialState(): { hardState: HardState; confState: ConfState };
-  /** Entries [lo, hi); at least one entry even if it is over maxSizeBytes. */
+  /**
+   * Entries [lo, hi); at least one entry even if it is over maxSizeBytes. May throw
+   * ErrLogTemporarilyUnavailable for entries older than the storage keeps in memory, but never
+   * for committed entries not yet applied (raft must hand those to the application).
+   */
   entries(lo: bigint, hi: bigint, maxSizeBytes?: number): Entry[];
   /** Term of entry i; term(firstIndex-1) is the snapshot/truncated term. */
   term(i: bigint): bigint;

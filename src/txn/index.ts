@@ -10,4 +10,6 @@ export { kvPrewrite } from "./commands/prewrite.js";
 export { kvCommit } from "./commands/commit.js";
 export { kvCheckTxnStatus } from "./commands/check-txn-status.js";
 export { kvBatchRollback } from "./commands/batch-rollback.js";
-export { kvResolveLock } from "./commands/resolve-lock.js";
+export { kvResolveLock, RESOLVE_LOCK_BATCH_KEYS } from "./commands/resolve-lock.js";
+export { kvTxnHeartBeat } from "./commands/txn-heartbeat.js";
+export * from "./bounds.js";

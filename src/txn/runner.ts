@@ -5,13 +5,18 @@
  */
 import type { Context } from "../proto/kvrpcpb.js";
 import type { Storage } from "../kv/storage/index.js";
+import { DEFAULT_TXN_BOUNDS, type TxnBounds } from "./bounds.js";
 import { Latches } from "./latches.js";
 import { MvccTxn } from "./mvcc-txn.js";
 
 export class CommandRunner {
   readonly latches = new Latches();
 
-  constructor(readonly storage: Storage) {}
+  constructor(
+    readonly storage: Storage,
+    /** What timestamps and TTLs the commands accept (see bounds.ts). */
+    readonly bounds: TxnBounds = DEFAULT_TXN_BOUNDS,
+  ) {}
 
   /** A read-only command: one snapshot, no latches (a snapshot never sees a half-applied batch). */
   async read<T>(ctx: Context | undefined, ts: bigint, fn: (txn: MvccTxn) => Promise<T>): Promise<T> {

@@ -12,7 +12,7 @@ import { Peer, Region, StoreState } from "../../src/proto/metapb.js";
 import { SchedulerRpcClient } from "../../src/scheduler/client.js";
 import type { SchedulerServer } from "../../src/scheduler/server.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
-import { StandaloneStorage } from "../../src/kv/storage/index.js";
+import { StandaloneStorage, type Storage } from "../../src/kv/storage/index.js";
 import { keyInRange } from "../../src/util/bytes.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { tempDir, waitFor } from "../harness/wait.js";
@@ -37,6 +37,23 @@ const GUARDS: Record<string, Guarded> = {
   kvBatchRollback: { keys: (r: kv.BatchRollbackRequest) => r.keys, reply: (e) => kv.BatchRollbackResponse.create({ regionError: e }) },
   kvCheckTxnStatus: { keys: (r: kv.CheckTxnStatusRequest) => [r.primaryKey], reply: (e) => kv.CheckTxnStatusResponse.create({ regionError: e }) },
   kvResolveLock: { keys: () => [], reply: (e) => kv.ResolveLockResponse.create({ regionError: e }) },
+  kvTxnHeartBeat: { keys: (r: kv.TxnHeartBeatRequest) => [r.primaryLock], reply: (e) => kv.TxnHeartBeatResponse.create({ regionError: e }) },
+};
+
+/** The request message of each guarded rpc, to measure what went over the wire. */
+const REQUEST_TYPES: Record<string, string> = {
+  rawGet: "RawGetRequest",
+  rawPut: "RawPutRequest",
+  rawDelete: "RawDeleteRequest",
+  rawScan: "RawScanRequest",
+  kvGet: "GetRequest",
+  kvScan: "ScanRequest",
+  kvPrewrite: "PrewriteRequest",
+  kvCommit: "CommitRequest",
+  kvBatchRollback: "BatchRollbackRequest",
+  kvCheckTxnStatus: "CheckTxnStatusRequest",
+  kvResolveLock: "ResolveLockRequest",
+  kvTxnHeartBeat: "TxnHeartBeatRequest",
 };
 
 export interface Served {
@@ -46,6 +63,8 @@ export interface Served {
   /** Undefined when served; the region error's kind otherwise. */
   regionError?: string;
   seq: number;
+  /** The request's encoded size. */
+  bytes: number;
 }
 
 let seq = 0;
@@ -55,6 +74,8 @@ export class FakeStore {
   readonly regions = new Map<bigint, { region: Region; leader: Peer | undefined }>();
   /** Every request that reached the store, in arrival order (seq is global across stores). */
   readonly served: Served[] = [];
+  /** rpc → a gate each request of that rpc awaits before it is served (see hold()). */
+  private readonly gates = new Map<string, (req: unknown) => Promise<void>>();
 
   private constructor(
     readonly storeId: bigint,
@@ -62,13 +83,16 @@ export class FakeStore {
     private readonly server: grpc.Server,
     readonly addr: string,
     private readonly cleanup: () => void,
+    /** Bytes (keys + values) of every write batch the txn handlers made: what a raft entry would carry. */
+    readonly txnWriteBytes: number[],
   ) {}
 
   static async start(storeId: bigint): Promise<FakeStore> {
     const dir = tempDir(`tinykv-client-store${storeId}-`);
     const storage = new StandaloneStorage(dir.path);
     await storage.start();
-    const svc = createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), log: silentLogger });
+    const writeBytes: number[] = [];
+    const svc = createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(recordingWrites(storage, writeBytes)), log: silentLogger });
     let store: FakeStore | undefined;
     const handlers = svc as unknown as Record<string, grpc.handleUnaryCall<unknown, unknown>>;
     for (const [rpc, g] of Object.entries(GUARDS)) {
@@ -76,6 +100,7 @@ export class FakeStore {
       handlers[rpc] = (call, callback) => {
         const req = call.request as { context?: kv.Context };
         const keys = g.keys(req);
+        const bytes = (kv as any)[REQUEST_TYPES[rpc]!].encode(call.request).finish().length as number;
         const err = store!.check(req.context, keys);
         store!.served.push({
           rpc,
@@ -83,14 +108,22 @@ export class FakeStore {
           keys: keys.map((k) => k.toString()),
           regionError: err ? Object.keys(err).find((k) => k !== "message" && (err as any)[k] !== undefined) ?? "message" : undefined,
           seq: seq++,
+          bytes,
         });
-        if (err) callback(null, g.reply(err));
-        else inner(call, callback);
+        const gate = store!.gates.get(rpc);
+        const serve = () => (err ? callback(null, g.reply(err)) : inner(call, callback));
+        if (gate) gate(call.request).then(serve, (e: unknown) => callback({ code: 13, details: String(e) } as grpc.ServiceError, null));
+        else serve();
       };
     }
     const { server, port } = await listenTinyKv(svc, "127.0.0.1:0");
-    store = new FakeStore(storeId, storage, server, `127.0.0.1:${port}`, dir.cleanup);
+    store = new FakeStore(storeId, storage, server, `127.0.0.1:${port}`, dir.cleanup, writeBytes);
     return store;
+  }
+
+  /** Makes every `rpc` request wait for `gate(request)` before it is served (a slow or stalled store). */
+  hold(rpc: string, gate: (req: any) => Promise<void>): void {
+    this.gates.set(rpc, gate);
   }
 
   /** Sets this store's view of a region and who leads it (undefined = no leader known). */
@@ -130,6 +163,19 @@ export class FakeStore {
     await this.storage.stop();
     this.cleanup();
   }
+}
+
+/** The storage as the txn handlers see it, recording the size of each write batch. */
+function recordingWrites(inner: StandaloneStorage, sizes: number[]): Storage {
+  return {
+    start: () => inner.start(),
+    stop: () => inner.stop(),
+    reader: (ctx) => inner.reader(ctx),
+    write: (ctx, batch) => {
+      sizes.push(batch.reduce((n, m) => n + m.key.length + (m.kind === "put" ? m.value.length : 0), 0));
+      return inner.write(ctx, batch);
+    },
+  };
 }
 
 export function region(id: bigint, start: string, end: string, peers: Peer[], version = 1n, confVer = 1n): Region {

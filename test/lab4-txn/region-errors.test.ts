@@ -75,6 +75,7 @@ describe("region errors pass through the txn handlers", () => {
       await client.kvCheckTxnStatus({ context, primaryKey: b(1), lockTs: 10n, currentTs: 12n }),
       await client.kvBatchRollback({ context, startVersion: 10n, keys: [b(1)] }),
       await client.kvResolveLock({ context, startVersion: 10n, commitVersion: 0n }),
+      await client.kvTxnHeartBeat({ context, primaryLock: b(1), startVersion: 10n, adviseLockTtl: 100n }),
     ];
     for (const res of responses) expect(res.regionError).toEqual(notLeader);
     expect(await cfLens(inner)).toEqual([1, 0, 0]);

@@ -8,6 +8,15 @@ export interface RaftstoreConfig {
   raftLogGcTickMs: number;
   /** Compact once this many applied entries sit in the log. */
   raftLogGcCountLimit: number;
+  /** ...or once the live log holds this many bytes of entries (TiKV's raft-log-gc-size-limit). */
+  raftLogGcSizeLimit: number;
+  /** A write whose raft command encodes to more bytes is refused before proposing (TiKV's raft-entry-max-size). */
+  raftEntryMaxSize: number;
+  /**
+   * Bytes of applied log entries each peer keeps in memory for followers that are a little
+   * behind; older entries are read back from the raft engine when a follower needs them.
+   */
+  raftEntryCacheSize: number;
   /** Bytes of entries in one append message. */
   raftMaxSizePerMsg: number;
   raftMaxInflightMsgs: number;
@@ -31,6 +40,12 @@ export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   raftElectionTicks: 10,
   raftLogGcTickMs: 10_000,
   raftLogGcCountLimit: 10_000,
+  // TiKV's default: three quarters of the region split size.
+  raftLogGcSizeLimit: 72 * 1024 * 1024,
+  // TiKV's 8 MiB, plus room for the largest key and the command's envelope: a raw put of a
+  // value at the documented 8 MiB limit must fit.
+  raftEntryMaxSize: 8 * 1024 * 1024 + 64 * 1024,
+  raftEntryCacheSize: 8 * 1024 * 1024,
   raftMaxSizePerMsg: 1024 * 1024,
   raftMaxInflightMsgs: 256,
   splitRegionCheckTickMs: 10_000,
@@ -54,6 +69,12 @@ export const TEST_RAFTSTORE_CONFIG: RaftstoreConfig = {
   requestTimeoutMs: 3_000,
 };
 
+/**
+ * The largest raftEntryMaxSize accepted: an entry must fit one store-to-store gRPC message
+ * (16 MiB) with its envelope, or it could never be replicated.
+ */
+export const MAX_RAFT_ENTRY_MAX_SIZE = 15 * 1024 * 1024;
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -73,6 +94,9 @@ export function resolveConfig(partial: Partial<Record<string, unknown>>, base: R
   }
   if (out.raftElectionTicks <= out.raftHeartbeatTicks) {
     throw new ConfigError("raftElectionTicks must be greater than raftHeartbeatTicks");
+  }
+  if (out.raftEntryMaxSize > MAX_RAFT_ENTRY_MAX_SIZE) {
+    throw new ConfigError(`raftEntryMaxSize must be at most ${MAX_RAFT_ENTRY_MAX_SIZE} bytes (one entry must fit a 16 MiB raft message)`);
   }
   if (out.regionSplitSize > out.regionMaxSize) throw new ConfigError("regionSplitSize must not exceed regionMaxSize");
   return out;

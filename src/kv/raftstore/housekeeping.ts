@@ -26,18 +26,22 @@ export async function runSplitChecks(store: Store): Promise<void> {
   }
 }
 
-/** Leader: propose a CompactLog once enough applied entries sit in the log. */
+/** Leader: propose a CompactLog once enough applied entries, or bytes of them, sit in the log. */
 export function maybeCompactLog(store: Store, peer: Peer): void {
   if (!peer.isLeader()) return;
   const storage = peer.storage;
   const applied = storage.appliedIndex;
   const first = storage.firstIndex();
-  if (applied <= first || applied - first < BigInt(store.config.raftLogGcCountLimit)) return;
+  const countLimit = BigInt(store.config.raftLogGcCountLimit);
+  const sizeLimit = store.config.raftLogGcSizeLimit;
+  if (applied <= first || (applied - first < countLimit && storage.logBytes < sizeLimit)) return;
   // Keep what replicating followers still need unless one lags too far (it then gets a snapshot).
   let compactIndex = applied;
   for (const [id, pr] of peer.raw.raft.prs) {
     if (id === peer.meta.id) continue;
-    if (pr.match > first && pr.match < compactIndex && applied - pr.match < BigInt(store.config.raftLogGcCountLimit)) compactIndex = pr.match;
+    if (pr.match <= first || pr.match >= compactIndex || applied - pr.match >= countLimit) continue;
+    if (storage.logBytesBetween(pr.match + 1n, applied + 1n) >= sizeLimit) continue;
+    compactIndex = pr.match;
   }
   if (compactIndex <= first) return;
   const req = RaftCmdRequest.fromPartial({

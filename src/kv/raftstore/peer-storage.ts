@@ -1,9 +1,10 @@
-import { ErrCompacted, ErrSnapshotTemporarilyUnavailable, ErrUnavailable } from "../../raft/errors.js";
+import { ErrCompacted, ErrLogTemporarilyUnavailable, ErrSnapshotTemporarilyUnavailable, ErrUnavailable } from "../../raft/errors.js";
 import type { RaftStorage } from "../../raft/storage.js";
 import { Entry, HardState, type ConfState, type Snapshot } from "../../raft/eraftpb.js";
 import type { Region } from "../../proto/metapb.js";
 import { RaftApplyState, RaftLocalState, RegionLocalState, PeerState } from "../../proto/raft_serverpb.js";
 import type { Engine, WriteBatch } from "../engine/index.js";
+import { entryBytes, RaftLogCache } from "./entry-cache.js";
 import { applyStateKey, raftLogKey, raftStateKey, regionStateKey } from "./keys.js";
 
 /** The raft state of a log that starts empty right after (index, term). */
@@ -24,15 +25,31 @@ export interface GeneratedSnapshot {
   region: Region;
 }
 
+/** Older entries raft asked for, to read from the raft engine (see log-fetch.ts). */
+export interface LogFetchRequest {
+  lo: bigint;
+  /** Exclusive; never above the first cached entry. */
+  hi: bigint;
+  maxSize: number | undefined;
+}
+
+/** Fetched batches kept for raft to pick up; more are dropped (raft asks again). */
+const MAX_FETCHED_BATCHES = 8;
+
 /**
- * Raft's view of one peer's persisted log, over the raft engine, with the live part of the log
- * cached in memory (raft's Storage interface is synchronous, LevelDB is not). The cache is
- * bounded by log GC. Writes go into the store loop's batches; memory is updated as they are
- * queued, and the store only acknowledges raft after the batch is durable.
+ * Raft's view of one peer's persisted log, over the raft engine. Raft's Storage interface is
+ * synchronous and LevelDB is not, so terms of the whole live log and the newest entries (every
+ * unapplied one, applied ones up to a byte budget) are held in memory; older entries are read
+ * back in the background when a follower needs them (ErrLogTemporarilyUnavailable, then
+ * RawNode.onEntriesFetched). Writes go into the store loop's batches; memory is updated as they
+ * are queued, and the store only acknowledges raft after the batch is durable.
  */
 export class PeerStorage implements RaftStorage {
-  /** Entries (truncated.index, lastIndex]; entries[0] has index truncated.index + 1. */
-  private cache: Entry[];
+  /** The live log (truncated.index, lastIndex]: terms and sizes of all, the newest entries. */
+  private log: RaftLogCache;
+  private readonly fetchWanted = new Map<bigint, LogFetchRequest>();
+  private readonly fetching = new Set<bigint>();
+  private readonly fetched = new Map<bigint, Entry[]>();
   /** Set by the snapshot generator; consumed by raft via snapshot(). */
   generated: GeneratedSnapshot | undefined;
   /** Raft asked for a snapshot and none is ready: the store should generate one. */
@@ -44,7 +61,8 @@ export class PeerStorage implements RaftStorage {
     public applyState: RaftApplyState,
     entries: Entry[],
   ) {
-    this.cache = entries;
+    this.log = new RaftLogCache(applyState.truncatedState!.index + 1n);
+    this.log.append(entries);
   }
 
   /** Loads a peer's states and live log from the engines (after a restart or for a new region). */
@@ -62,22 +80,32 @@ export class PeerStorage implements RaftStorage {
     // kv batch (a region created by a split) may still hold an older commit index.
     const hs = raftState.hardState ?? HardState.create();
     if (hs.commit < applyState.appliedIndex) raftState = { ...raftState, hardState: { ...hs, commit: applyState.appliedIndex } };
-    const entries: Entry[] = [];
+    const storage = new PeerStorage(region, raftState, applyState, []);
     if (raftState.lastIndex > truncated.index) {
+      // Only the unapplied entries stay in memory; of the others, raft needs only the terms.
+      const log = new RaftLogCache(truncated.index + 1n);
+      const unapplied: Entry[] = [];
+      let next = truncated.index + 1n;
       const snap = raft.snapshot();
       try {
-        for await (const { value } of snap.rawRange(raftLogKey(region.id, truncated.index + 1n), raftLogKey(region.id, raftState.lastIndex + 1n))) {
-          entries.push(Entry.decode(value));
+        for await (const { value } of snap.rawRange(raftLogKey(region.id, next), raftLogKey(region.id, raftState.lastIndex + 1n))) {
+          const e = Entry.decode(value);
+          if (e.index !== next) break;
+          next++;
+          if (e.index > applyState.appliedIndex) unapplied.push(e);
+          else log.appendUncached(e);
         }
       } finally {
         await snap.close();
       }
-      const expected = Number(raftState.lastIndex - truncated.index);
-      if (entries.length !== expected || (entries.length > 0 && entries[0]!.index !== truncated.index + 1n)) {
-        throw new Error(`region ${region.id}: raft log is corrupt: expected ${expected} entries after ${truncated.index}, found ${entries.length}`);
+      if (next !== raftState.lastIndex + 1n) {
+        const expected = raftState.lastIndex - truncated.index;
+        throw new Error(`region ${region.id}: raft log is corrupt: expected ${expected} entries after ${truncated.index}, found ${next - truncated.index - 1n} in sequence`);
       }
+      log.append(unapplied);
+      storage.log = log;
     }
-    return new PeerStorage(region, raftState, applyState, entries);
+    return storage;
   }
 
   isInitialized(): boolean {
@@ -108,23 +136,25 @@ export class PeerStorage implements RaftStorage {
   entries(lo: bigint, hi: bigint, maxSizeBytes?: number): Entry[] {
     if (lo <= this.truncatedIndex) throw new ErrCompacted(lo, this.truncatedIndex + 1n);
     if (hi > this.raftState.lastIndex + 1n) throw new ErrUnavailable(hi - 1n, this.raftState.lastIndex);
-    const base = this.truncatedIndex + 1n;
-    const out: Entry[] = [];
-    let size = 0;
-    for (let i = Number(lo - base); i < Number(hi - base); i++) {
-      const e = this.cache[i]!;
-      size += e.data.length + 24;
-      if (out.length > 0 && maxSizeBytes !== undefined && size > maxSizeBytes) break;
-      out.push(e);
+    const cacheFirst = this.log.cacheFirst;
+    if (lo >= cacheFirst) return this.log.slice(lo, hi, maxSizeBytes);
+    const fetched = this.fetched.get(lo);
+    if (fetched) {
+      // One use: the follower moves on, and an unused batch must not pin memory.
+      this.fetched.delete(lo);
+      return limitEntries(fetched, hi, maxSizeBytes);
     }
-    return out;
+    if (!this.fetching.has(lo) && !this.fetchWanted.has(lo)) {
+      this.fetchWanted.set(lo, { lo, hi: hi < cacheFirst ? hi : cacheFirst, maxSize: maxSizeBytes });
+    }
+    throw new ErrLogTemporarilyUnavailable(lo, hi);
   }
 
   term(i: bigint): bigint {
     if (i === this.truncatedIndex) return this.truncatedTerm;
     if (i < this.truncatedIndex) throw new ErrCompacted(i, this.truncatedIndex + 1n);
     if (i > this.raftState.lastIndex) throw new ErrUnavailable(i, this.raftState.lastIndex);
-    return this.cache[Number(i - this.truncatedIndex - 1n)]!.term;
+    return this.log.term(i);
   }
 
   firstIndex(): bigint {
@@ -147,6 +177,52 @@ export class PeerStorage implements RaftStorage {
     throw new ErrSnapshotTemporarilyUnavailable(`region ${this.region.id}: snapshot is being generated`);
   }
 
+  // ---- memory bounds and background reads ----
+
+  /** Bytes of every entry in the live log (log GC by size). */
+  get logBytes(): number {
+    return this.log.logBytes;
+  }
+
+  /** Bytes of the entries held in memory. */
+  get cachedBytes(): number {
+    return this.log.cachedBytes;
+  }
+
+  /** Bytes of the live entries [lo, hi). */
+  logBytesBetween(lo: bigint, hi: bigint): number {
+    return this.log.bytesBetween(lo, hi);
+  }
+
+  /**
+   * Drops the oldest cached entries while the cache is over `limitBytes`, only among those both
+   * the store and raft have applied (raft still reads unapplied ones synchronously).
+   */
+  evictEntryCache(raftApplied: bigint, limitBytes: number): void {
+    const applied = this.appliedIndex < raftApplied ? this.appliedIndex : raftApplied;
+    this.log.evict(applied, limitBytes);
+  }
+
+  /** The reads raft asked for since the last call; each is reported back by onFetched or onFetchFailed. */
+  takeFetchRequests(): LogFetchRequest[] {
+    if (this.fetchWanted.size === 0) return [];
+    const reqs = [...this.fetchWanted.values()];
+    this.fetchWanted.clear();
+    for (const r of reqs) this.fetching.add(r.lo);
+    return reqs;
+  }
+
+  onFetched(lo: bigint, entries: Entry[]): void {
+    this.fetching.delete(lo);
+    if (entries.length === 0 || lo <= this.truncatedIndex || entries[0]!.index !== lo) return;
+    this.fetched.set(lo, entries);
+    if (this.fetched.size > MAX_FETCHED_BATCHES) this.fetched.delete(this.fetched.keys().next().value!);
+  }
+
+  onFetchFailed(lo: bigint): void {
+    this.fetching.delete(lo);
+  }
+
   // ---- writes (into the store loop's batches) ----
 
   /** Appends entries (overwriting a conflicting suffix) in the raft batch and the cache. */
@@ -155,11 +231,11 @@ export class PeerStorage implements RaftStorage {
     const first = entries[0]!.index;
     if (first <= this.truncatedIndex) throw new Error(`region ${this.region.id}: append at ${first} is below the truncated index ${this.truncatedIndex}`);
     const oldLast = this.raftState.lastIndex;
+    if (first > oldLast + 1n) throw new Error(`region ${this.region.id}: append at ${first} leaves a gap after the last index ${oldLast}`);
     for (const e of entries) raftWb.putMeta(raftLogKey(this.region.id, e.index), Buffer.from(Entry.encode(e).finish()));
     const newLast = entries[entries.length - 1]!.index;
     for (let i = newLast + 1n; i <= oldLast; i++) raftWb.deleteMeta(raftLogKey(this.region.id, i));
-    this.cache.length = Number(first - this.truncatedIndex - 1n);
-    for (const e of entries) this.cache.push(e);
+    this.log.append(entries);
     this.raftState = { ...this.raftState, lastIndex: newLast, lastTerm: entries[entries.length - 1]!.term };
   }
 
@@ -187,7 +263,8 @@ export class PeerStorage implements RaftStorage {
   compactTo(index: bigint, term: bigint): bigint | undefined {
     const old = this.truncatedIndex;
     if (index <= old || index > this.applyState.appliedIndex) return undefined;
-    this.cache.splice(0, Number(index - old));
+    this.log.compactTo(index);
+    for (const lo of this.fetched.keys()) if (lo <= index) this.fetched.delete(lo);
     this.applyState = { ...this.applyState, truncatedState: { index, term } };
     return old;
   }
@@ -200,10 +277,25 @@ export class PeerStorage implements RaftStorage {
   resetToSnapshot(region: Region, index: bigint, term: bigint): { oldFirst: bigint; oldLast: bigint } {
     const old = { oldFirst: this.truncatedIndex + 1n, oldLast: this.raftState.lastIndex };
     this.region = region;
-    this.cache = [];
+    this.log = new RaftLogCache(index + 1n);
+    this.fetched.clear();
+    this.fetchWanted.clear();
     this.applyState = { appliedIndex: index, truncatedState: { index, term } };
     this.raftState = initialRaftState(this.raftState.hardState, index, term);
     this.generated = undefined;
     return old;
   }
+}
+
+/** The entries of a fetched batch below `hi`, at least one, stopping before maxSize bytes. */
+function limitEntries(entries: Entry[], hi: bigint, maxSize: number | undefined): Entry[] {
+  const out: Entry[] = [];
+  let size = 0;
+  for (const e of entries) {
+    if (e.index >= hi) break;
+    size += entryBytes(e);
+    if (out.length > 0 && maxSize !== undefined && size > maxSize) break;
+    out.push(e);
+  }
+  return out;
 }

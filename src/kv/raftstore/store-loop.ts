@@ -5,6 +5,7 @@ import { applyEntries, type ApplyOutcome } from "./apply.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import { checkRegionEpoch } from "./epoch.js";
 import { RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM } from "./keys.js";
+import { tendRaftLog } from "./log-fetch.js";
 import { Peer } from "./peer.js";
 import { initialRaftState, PeerStorage } from "./peer-storage.js";
 import type { Store } from "./store.js";
@@ -89,6 +90,7 @@ export class StoreLoop {
       if (taken.has(peer) || this.worker.isInstalling(peer)) continue;
       this.proposeQueued(peer);
       this.sendReadIndex(peer);
+      tendRaftLog(store, peer);
       if (!peer.raw.hasReady()) continue;
       const rd = peer.raw.ready();
       if (rd.snapshot?.metadata && rd.snapshot.metadata.index > 0n) this.worker.startInstall(peer, rd);

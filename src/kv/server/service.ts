@@ -44,6 +44,7 @@ export function createTinyKvService(opts: { raw: RawHandlers; txn: TxnHandlers; 
     kvCheckTxnStatus: unary(log, "KvCheckTxnStatus", (r) => txn.kvCheckTxnStatus(r)),
     kvBatchRollback: unary(log, "KvBatchRollback", (r) => txn.kvBatchRollback(r)),
     kvResolveLock: unary(log, "KvResolveLock", (r) => txn.kvResolveLock(r)),
+    kvTxnHeartBeat: unary(log, "KvTxnHeartBeat", (r) => txn.kvTxnHeartBeat(r)),
     rawGet: unary(log, "RawGet", (r) => raw.rawGet(r)),
     rawPut: unary(log, "RawPut", (r) => raw.rawPut(r)),
     rawDelete: unary(log, "RawDelete", (r) => raw.rawDelete(r)),

@@ -6,6 +6,7 @@ import {
   PrewriteResponse,
   ResolveLockResponse,
   ScanResponse,
+  TxnHeartBeatResponse,
   type BatchRollbackRequest,
   type CheckTxnStatusRequest,
   type CommitRequest,
@@ -13,11 +14,12 @@ import {
   type PrewriteRequest,
   type ResolveLockRequest,
   type ScanRequest,
+  type TxnHeartBeatRequest,
 } from "../../proto/kvrpcpb.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import { RegionError, type Storage } from "../storage/index.js";
 import * as txn from "../../txn/index.js";
-import { checkKey, checkScanLimit, checkValue } from "./validate.js";
+import { checkKey, checkKeyLength, checkScanLimit, checkValue } from "./validate.js";
 
 /**
  * Runs a command; a region error becomes the response's `region_error` (the client retries
@@ -36,8 +38,11 @@ async function withRegionError<T>(run: () => Promise<T>, onRegionError: (pb: Reg
 export class TxnHandlers {
   private readonly runner: txn.CommandRunner;
 
-  constructor(readonly storage: Storage) {
-    this.runner = new txn.CommandRunner(storage);
+  constructor(
+    readonly storage: Storage,
+    bounds: txn.TxnBounds = txn.DEFAULT_TXN_BOUNDS,
+  ) {
+    this.runner = new txn.CommandRunner(storage, bounds);
   }
 
   async kvGet(req: GetRequest): Promise<GetResponse> {
@@ -51,6 +56,8 @@ export class TxnHandlers {
   }
 
   async kvPrewrite(req: PrewriteRequest): Promise<PrewriteResponse> {
+    // Every lock of the txn stores the primary key: its size counts once per mutation.
+    checkKeyLength(req.primaryLock, "primary_lock");
     req.mutations.forEach((m, i) => {
       checkKey(m.key, `mutations[${i}].key`);
       checkValue(m.value);
@@ -81,5 +88,10 @@ export class TxnHandlers {
 
   async kvResolveLock(req: ResolveLockRequest): Promise<ResolveLockResponse> {
     return withRegionError(() => txn.kvResolveLock(this.runner, req), (regionError) => ResolveLockResponse.create({ regionError }));
+  }
+
+  async kvTxnHeartBeat(req: TxnHeartBeatRequest): Promise<TxnHeartBeatResponse> {
+    checkKey(req.primaryLock, "primary_lock");
+    return withRegionError(() => txn.kvTxnHeartBeat(this.runner, req), (regionError) => TxnHeartBeatResponse.create({ regionError }));
   }
 }

@@ -3,6 +3,11 @@ import { MAX_KEY_BYTES, MAX_SCAN_LIMIT, MAX_VALUE_BYTES } from "./limits.js";
 
 export function checkKey(key: Uint8Array, what = "key"): void {
   if (key.length === 0) throw new InvalidArgumentError(`${what} must not be empty`);
+  checkKeyLength(key, what);
+}
+
+/** The size limit alone, for a key that may be empty (a prewrite without mutations needs no primary). */
+export function checkKeyLength(key: Uint8Array, what = "key"): void {
   if (key.length > MAX_KEY_BYTES) throw new InvalidArgumentError(`${what} is ${key.length} bytes; the limit is ${MAX_KEY_BYTES}`);
 }
 

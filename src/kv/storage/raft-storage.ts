@@ -1,16 +1,33 @@
 import type { Context } from "../../proto/kvrpcpb.js";
 import type { Region } from "../../proto/metapb.js";
-import { CmdType, type RaftRequestHeader, type Request } from "../../proto/raft_cmdpb.js";
+import { CmdType, RaftCmdRequest, type RaftRequestHeader, type Request } from "../../proto/raft_cmdpb.js";
 import type { CfCursor, CfName, EngineSnapshot } from "../engine/index.js";
 import type { Store } from "../raftstore/store.js";
 import { regionErrors } from "../raftstore/errors.js";
 import { keyInRegion, regionCursor } from "../raftstore/keyspace.js";
-import { InvalidArgumentError, RegionError } from "./errors.js";
+import { InvalidArgumentError, RaftEntryTooLargeError, RegionError } from "./errors.js";
 import type { Modify, Storage, StorageReader } from "./storage.js";
 
 function headerOf(ctx: Context | undefined): RaftRequestHeader {
   if (!ctx || ctx.regionId === 0n) throw new InvalidArgumentError("request context must name a region (context.region_id): this store runs Raft");
   return { regionId: ctx.regionId, peer: ctx.peer, regionEpoch: ctx.regionEpoch, term: ctx.term };
+}
+
+/** Protobuf framing of one put/delete request (tags, lengths, cmd type, cf): a safe upper bound. */
+const REQUEST_OVERHEAD_BYTES = 40;
+const HEADER_OVERHEAD_BYTES = 128;
+
+/**
+ * Refuses a command that would make a raft entry over `limit` bytes: one such entry would
+ * stall replication for every region sharing the stores' streams. The exact encoding is only
+ * computed when the cheap upper bound says it may be over, so the hot path encodes once.
+ */
+function checkEntrySize(cmd: RaftCmdRequest, batch: Modify[], limit: number): void {
+  let bound = HEADER_OVERHEAD_BYTES;
+  for (const m of batch) bound += m.key.length + m.cf.length + REQUEST_OVERHEAD_BYTES + (m.kind === "put" ? m.value.length : 0);
+  if (bound <= limit) return;
+  const size = RaftCmdRequest.encode(cmd).finish().length;
+  if (size > limit) throw new RaftEntryTooLargeError(cmd.header!.regionId, size, limit);
 }
 
 /**
@@ -36,7 +53,9 @@ export class RaftStorage implements Storage {
         : { cmdType: CmdType.Delete, delete: { cf: m.cf, key: m.key }, get: undefined, put: undefined, snap: undefined },
     );
     // A plain object, not fromPartial: this is the write hot path and fromPartial deep-copies.
-    const resp = await this.store.propose({ header, requests, adminRequest: undefined });
+    const cmd: RaftCmdRequest = { header, requests, adminRequest: undefined };
+    checkEntrySize(cmd, batch, this.store.config.raftEntryMaxSize);
+    const resp = await this.store.propose(cmd);
     if (resp.header?.error) throw new RegionError(resp.header.error);
   }
 

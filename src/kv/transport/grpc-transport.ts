@@ -3,12 +3,12 @@ import { MessageType } from "../../proto/eraftpb.js";
 import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
 import { TinyKvClient } from "../../proto/tinykvpb.js";
 import { silentLogger, type Logger } from "../../util/logger.js";
+import { newDestination, type Destination } from "./grpc-destination.js";
 import { InvalidRaftMessageError, SnapshotSendError, StoreNotFoundError, StoreUnreachableError, TransportError } from "./errors.js";
 import { streamSnapshotCall } from "./grpc-snapshot.js";
+import { fitRaftMessage, MAX_RAFT_MESSAGE_BYTES } from "./message-size.js";
 import { SNAPSHOT_CHUNK_BYTES } from "./snapshot-chunks.js";
 import type { RaftTransport, SnapshotSource, StoreResolver, TransportEvents } from "./transport.js";
-
-const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 /**
  * Store-to-store channels: own connection (never shared with client traffic to the same address),
@@ -20,8 +20,8 @@ export const RAFT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.keepalive_time_ms": 3000,
   "grpc.keepalive_timeout_ms": 10_000,
   "grpc.keepalive_permit_without_calls": 1,
-  "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
-  "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+  "grpc.max_send_message_length": MAX_RAFT_MESSAGE_BYTES,
+  "grpc.max_receive_message_length": MAX_RAFT_MESSAGE_BYTES,
 };
 
 export interface GrpcTransportOptions {
@@ -37,6 +37,12 @@ export interface GrpcTransportOptions {
   maxReconnectBackoffMs?: number;
   /** Messages queued per destination while connecting or under backpressure (default 8192); the oldest are dropped beyond. */
   maxQueuedMessages?: number;
+  /** Bytes of messages queued per destination (default 64 MiB); the oldest are dropped beyond. */
+  maxQueuedBytes?: number;
+  /** Bytes written to a destination's stream that gRPC has not sent yet (default 32 MiB); more wait in the queue. */
+  maxInFlightBytes?: number;
+  /** One stream message's limit (default: gRPC's 16 MiB); bigger appends are split, what cannot fit is dropped. */
+  maxMessageBytes?: number;
   /** Concurrent snapshot streams per destination (default 2); up to 8 more wait, the rest fail at once. */
   maxConcurrentSnapshots?: number;
   /** Snapshot data chunk size (default 1 MiB). */
@@ -51,28 +57,7 @@ const MAX_WAITING_SNAPSHOTS = 8;
 /** Raft messages buffered in the grpc-js stream before we wait for 'drain' (its own mark is 16). */
 const RAFT_WRITE_WINDOW = 256;
 const CLOSE_GRACE_MS = 1000;
-
-/** Everything about one destination store. */
-interface Destination {
-  readonly storeId: bigint;
-  addr: string | undefined;
-  client: TinyKvClient | undefined;
-  stream: grpc.ClientWritableStream<RaftMessage> | undefined;
-  /** Settles when the current stream's callback fired. */
-  streamDone: Promise<void>;
-  streamStartedAt: number;
-  connecting: boolean;
-  blocked: boolean;
-  queue: RaftMessage[];
-  /** One message per (region, to-peer) written on the current stream: reported unreachable if it breaks. */
-  inFlight: Map<string, RaftMessage>;
-  backoffMs: number;
-  /** Until then, sends are dropped (reported unreachable) instead of reconnecting. */
-  retryAt: number;
-  overflowing: boolean;
-  snapshotsActive: number;
-  snapshotWaiters: Array<() => void>;
-}
+const OVERSIZE_WARNING_INTERVAL_MS = 10_000;
 
 /**
  * RaftTransport over tinykvpb.TinyKv's client-streaming `Raft` rpc: one long-lived stream per
@@ -91,6 +76,9 @@ export class GrpcTransport implements RaftTransport {
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly maxQueued: number;
+  private readonly maxQueuedBytes: number;
+  private readonly maxInFlightBytes: number;
+  private readonly maxMessageBytes: number;
   private readonly maxSnapshots: number;
   private readonly chunkBytes: number;
   private readonly snapshotTimeoutMs: number;
@@ -103,6 +91,9 @@ export class GrpcTransport implements RaftTransport {
     this.initialBackoffMs = opts.reconnectBackoffMs ?? 100;
     this.maxBackoffMs = Math.max(opts.maxReconnectBackoffMs ?? 3000, this.initialBackoffMs);
     this.maxQueued = opts.maxQueuedMessages ?? 8192;
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
+    this.maxInFlightBytes = opts.maxInFlightBytes ?? 32 * 1024 * 1024;
+    this.maxMessageBytes = Math.min(opts.maxMessageBytes ?? MAX_RAFT_MESSAGE_BYTES, MAX_RAFT_MESSAGE_BYTES);
     this.maxSnapshots = opts.maxConcurrentSnapshots ?? 2;
     this.chunkBytes = opts.snapshotChunkBytes ?? SNAPSHOT_CHUNK_BYTES;
     this.snapshotTimeoutMs = opts.snapshotTimeoutMs ?? 10 * 60_000;
@@ -123,15 +114,35 @@ export class GrpcTransport implements RaftTransport {
       this.unreachable(msg);
       return;
     }
-    dest.queue.push(msg);
-    if (dest.queue.length > this.maxQueued) {
-      this.unreachable(dest.queue.shift()!);
+    const fitted = fitRaftMessage(msg, this.maxMessageBytes);
+    if (fitted.dropped) this.dropOversized(dest, msg, fitted.size);
+    for (const part of fitted.parts) {
+      dest.queue.push(part);
+      dest.queuedBytes += part.size;
+    }
+    // Keep at least the newest message, whatever its size: it alone fits one stream message.
+    while (dest.queue.length > this.maxQueued || (dest.queuedBytes > this.maxQueuedBytes && dest.queue.length > 1)) {
+      const oldest = dest.queue.shift()!;
+      dest.queuedBytes -= oldest.size;
+      this.unreachable(oldest.msg);
       if (!dest.overflowing) {
         dest.overflowing = true;
-        this.log.warn({ to_store: to, max_queued: this.maxQueued }, "raft send queue full: dropping oldest messages");
+        this.log.warn({ to_store: to, max_queued: this.maxQueued, max_queued_bytes: this.maxQueuedBytes }, "raft send queue full: dropping oldest messages");
       }
     }
-    this.flushHandle ??= setImmediate(() => this.flush());
+    if (fitted.parts.length > 0) this.flushHandle ??= setImmediate(() => this.flush());
+  }
+
+  /** A message gRPC would refuse (and fail the stream shared by every region with it): raft hears it was lost. */
+  private dropOversized(dest: Destination, msg: RaftMessage, size: number): void {
+    this.unreachable(msg);
+    const now = Date.now();
+    if (now - dest.lastOversizeWarning < OVERSIZE_WARNING_INTERVAL_MS) return;
+    dest.lastOversizeWarning = now;
+    this.log.warn(
+      { to_store: dest.storeId, region_id: msg.regionId, msg_type: msg.message?.msgType, bytes: size, limit: this.maxMessageBytes },
+      "raft message too large for one stream message: dropped",
+    );
   }
 
   flush(): void {
@@ -149,6 +160,7 @@ export class GrpcTransport implements RaftTransport {
     const ends: Promise<void>[] = [];
     for (const dest of this.dests.values()) {
       dest.queue = []; // stopping: unsent messages are lost as in a crash; raft state is on disk
+      dest.queuedBytes = 0;
       for (const wake of dest.snapshotWaiters.splice(0)) wake();
       const { stream, client } = dest;
       if (stream && client) {
@@ -164,11 +176,7 @@ export class GrpcTransport implements RaftTransport {
   private dest(storeId: bigint): Destination {
     let d = this.dests.get(storeId);
     if (!d) {
-      d = {
-        storeId, addr: undefined, client: undefined, stream: undefined, streamDone: Promise.resolve(),
-        streamStartedAt: 0, connecting: false, blocked: false, queue: [], inFlight: new Map(),
-        backoffMs: this.initialBackoffMs, retryAt: 0, overflowing: false, snapshotsActive: 0, snapshotWaiters: [],
-      };
+      d = newDestination(storeId, this.initialBackoffMs);
       this.dests.set(storeId, d);
     }
     return d;
@@ -189,10 +197,20 @@ export class GrpcTransport implements RaftTransport {
     }
     if (dest.blocked) return;
     while (dest.queue.length > 0) {
-      const msg = dest.queue.shift()!;
+      const { msg, size } = dest.queue[0]!;
+      // In-flight bytes wait for gRPC (and the receiver's flow control) before more are written.
+      if (dest.inFlightBytes > 0 && dest.inFlightBytes + size > this.maxInFlightBytes) {
+        this.stats.backpressureWaits++;
+        dest.blocked = true;
+        return;
+      }
+      dest.queue.shift();
+      dest.queuedBytes -= size;
       dest.inFlight.set(`${msg.regionId}/${msg.toPeer?.id}`, msg);
       this.stats.written++;
-      if (!stream.write(msg) && stream.writableLength >= RAFT_WRITE_WINDOW) {
+      dest.inFlightBytes += size;
+      const written = stream.write(msg, () => this.onWritten(dest, stream, size));
+      if (!written && stream.writableLength >= RAFT_WRITE_WINDOW) {
         this.stats.backpressureWaits++;
         dest.blocked = true;
         stream.once("drain", () => {
@@ -205,6 +223,17 @@ export class GrpcTransport implements RaftTransport {
       }
     }
     dest.overflowing = false;
+  }
+
+  /** A write completed (or failed with its stream): its bytes no longer count as in flight. */
+  private onWritten(dest: Destination, stream: grpc.ClientWritableStream<RaftMessage>, size: number): void {
+    if (dest.stream !== stream) return; // a broken stream's accounting was reset with it
+    dest.inFlightBytes -= size;
+    if (dest.blocked && stream.writableLength < RAFT_WRITE_WINDOW && dest.inFlightBytes + (dest.queue[0]?.size ?? 0) <= this.maxInFlightBytes) {
+      dest.blocked = false;
+      dest.overflowing = false;
+      this.pump(dest);
+    }
   }
 
   private async connect(dest: Destination): Promise<void> {
@@ -228,6 +257,7 @@ export class GrpcTransport implements RaftTransport {
       dest.streamStartedAt = Date.now();
       this.stats.streamsOpened++;
       dest.blocked = false;
+      dest.inFlightBytes = 0;
       dest.inFlight.clear();
       this.log.debug({ to_store: dest.storeId, addr }, "raft stream opened");
     } catch (err) {
@@ -255,6 +285,7 @@ export class GrpcTransport implements RaftTransport {
     dest.stream = undefined;
     dest.client = undefined;
     dest.blocked = false;
+    dest.inFlightBytes = 0;
     client?.close();
     if (this.closed) return;
     this.stats.streamFailures++;
@@ -283,9 +314,10 @@ export class GrpcTransport implements RaftTransport {
   private dropQueued(dest: Destination): void {
     const queued = dest.queue;
     dest.queue = [];
+    dest.queuedBytes = 0;
     // One report per (region, peer) is all raft needs.
     const seen = new Set<string>();
-    for (const msg of queued) {
+    for (const { msg } of queued) {
       const key = `${msg.regionId}/${msg.toPeer?.id}`;
       if (seen.has(key)) continue;
       seen.add(key);

@@ -1,12 +1,13 @@
 /** KvBatchRollback: abort a txn on the given keys (client-initiated, e.g. after a prewrite conflict). */
 import { BatchRollbackResponse, type BatchRollbackRequest } from "../../proto/kvrpcpb.js";
 import type { CommandRunner } from "../runner.js";
-import { requireKeys, requireTs } from "../validate.js";
+import { requireIssuedTs } from "../bounds.js";
+import { requireKeys } from "../validate.js";
 import { rollbackKey } from "./key-actions.js";
 import { uniqueKeys } from "./unique-keys.js";
 
 export async function kvBatchRollback(runner: CommandRunner, req: BatchRollbackRequest): Promise<BatchRollbackResponse> {
-  requireTs(req.startVersion, "start_version");
+  requireIssuedTs(runner.bounds, req.startVersion, "start_version");
   requireKeys(req.keys, "keys");
   const keys = uniqueKeys(req.keys);
   if (keys.length === 0) return BatchRollbackResponse.create();

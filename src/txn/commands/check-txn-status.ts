@@ -9,14 +9,16 @@ import { Action, CheckTxnStatusResponse, type CheckTxnStatusRequest } from "../.
 import { physicalTime } from "../codec.js";
 import { Write, WriteKind } from "../records.js";
 import type { CommandRunner } from "../runner.js";
-import { requireKey, requireTs } from "../validate.js";
+import { requireIssuedTs } from "../bounds.js";
+import { requireKey } from "../validate.js";
 import { removeOwnLock } from "./key-actions.js";
 
 export async function kvCheckTxnStatus(runner: CommandRunner, req: CheckTxnStatusRequest): Promise<CheckTxnStatusResponse> {
   const { primaryKey: key, lockTs, currentTs } = req;
   requireKey(key, "primary_key");
-  requireTs(lockTs, "lock_ts");
-  requireTs(currentTs, "current_ts");
+  requireIssuedTs(runner.bounds, lockTs, "lock_ts");
+  // A current_ts from the future would declare every live lock expired.
+  requireIssuedTs(runner.bounds, currentTs, "current_ts");
 
   return runner.write(req.context, [key], lockTs, async (txn) => {
     const lock = await txn.getLock(key);

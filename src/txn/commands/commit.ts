@@ -1,13 +1,15 @@
 /** KvCommit, Percolator's second phase: turn this txn's locks on the given keys into write records. */
 import { CommitResponse, type CommitRequest } from "../../proto/kvrpcpb.js";
 import type { CommandRunner } from "../runner.js";
-import { requireCommitAfterStart, requireKeys, requireTs } from "../validate.js";
+import { requireIssuedTs } from "../bounds.js";
+import { requireCommitAfterStart, requireKeys } from "../validate.js";
 import { commitKey } from "./key-actions.js";
 import { uniqueKeys } from "./unique-keys.js";
 
 export async function kvCommit(runner: CommandRunner, req: CommitRequest): Promise<CommitResponse> {
-  requireTs(req.startVersion, "start_version");
+  requireIssuedTs(runner.bounds, req.startVersion, "start_version");
   requireCommitAfterStart(req.startVersion, req.commitVersion);
+  requireIssuedTs(runner.bounds, req.commitVersion, "commit_version");
   requireKeys(req.keys, "keys");
   const keys = uniqueKeys(req.keys);
   if (keys.length === 0) return CommitResponse.create();

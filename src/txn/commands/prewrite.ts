@@ -7,12 +7,14 @@ import { KeyError, Op, PrewriteResponse, WriteConflict, type PrewriteRequest } f
 import { InvalidArgumentError } from "../../kv/storage/index.js";
 import { Lock, WriteKind, writeKindFromOp } from "../records.js";
 import type { CommandRunner } from "../runner.js";
-import { requireKey, requireTs } from "../validate.js";
+import { requireIssuedTs, requireLockTtl } from "../bounds.js";
+import { requireKey } from "../validate.js";
 
 export async function kvPrewrite(runner: CommandRunner, req: PrewriteRequest): Promise<PrewriteResponse> {
   const { mutations, startVersion: startTs } = req;
   if (mutations.length === 0) return PrewriteResponse.create();
-  requireTs(startTs, "start_version");
+  requireIssuedTs(runner.bounds, startTs, "start_version");
+  requireLockTtl(runner.bounds, req.lockTtl, "lock_ttl");
   requireKey(req.primaryLock, "primary_lock");
   const kinds = mutations.map((m, i) => {
     requireKey(m.key, `mutations[${i}].key`);

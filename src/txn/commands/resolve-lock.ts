@@ -6,13 +6,20 @@ import { CF_LOCK } from "../../kv/engine/index.js";
 import { ResolveLockResponse, type ResolveLockRequest } from "../../proto/kvrpcpb.js";
 import { Lock } from "../records.js";
 import type { CommandRunner } from "../runner.js";
-import { requireCommitAfterStart, requireTs } from "../validate.js";
+import { requireIssuedTs } from "../bounds.js";
+import { requireCommitAfterStart } from "../validate.js";
 import { commitKey, rollbackKey } from "./key-actions.js";
+
+/** Keys finished per write (TiKV's RESOLVE_LOCK_BATCH_SIZE): at most ~256 x 8 KiB keys per entry. */
+export const RESOLVE_LOCK_BATCH_KEYS = 256;
 
 export async function kvResolveLock(runner: CommandRunner, req: ResolveLockRequest): Promise<ResolveLockResponse> {
   const { startVersion: startTs, commitVersion: commitTs } = req;
-  requireTs(startTs, "start_version");
-  if (commitTs !== 0n) requireCommitAfterStart(startTs, commitTs);
+  requireIssuedTs(runner.bounds, startTs, "start_version");
+  if (commitTs !== 0n) {
+    requireCommitAfterStart(startTs, commitTs);
+    requireIssuedTs(runner.bounds, commitTs, "commit_version");
+  }
 
   // Find the keys first without latches (a snapshot scan of CF lock), then latch exactly those;
   // commitKey/rollbackKey re-read each key under the latch, so a lock that changed meanwhile is
@@ -29,16 +36,22 @@ export async function kvResolveLock(runner: CommandRunner, req: ResolveLockReque
     }
     return found;
   });
-  if (keys.length === 0) return ResolveLockResponse.create();
-
-  return runner.write(req.context, keys, startTs, async (txn) => {
-    for (const key of keys) {
-      const error = commitTs > 0n ? await commitKey(txn, key, commitTs) : await rollbackKey(txn, key);
-      if (error !== undefined) {
-        txn.discardWrites();
-        return ResolveLockResponse.create({ error });
+  // One write per batch of keys, as TiKV does: a large txn's locks in one region would otherwise
+  // become a single raft entry of unbounded size. Each key is finished on its own merits (the
+  // primary's outcome is known), so batches need not be atomic together.
+  for (let i = 0; i < keys.length; i += RESOLVE_LOCK_BATCH_KEYS) {
+    const batch = keys.slice(i, i + RESOLVE_LOCK_BATCH_KEYS);
+    const error = await runner.write(req.context, batch, startTs, async (txn) => {
+      for (const key of batch) {
+        const error = commitTs > 0n ? await commitKey(txn, key, commitTs) : await rollbackKey(txn, key);
+        if (error !== undefined) {
+          txn.discardWrites();
+          return error;
+        }
       }
-    }
-    return ResolveLockResponse.create();
-  });
+      return undefined;
+    });
+    if (error !== undefined) return ResolveLockResponse.create({ error });
+  }
+  return ResolveLockResponse.create();
 }
