@@ -1,7 +1,6 @@
 // The TypeScript client (src/client) against a real tinyscheduler and fake stores that answer the
 // raftstore's region errors: routing, cross-region scans, leader hints, stale epochs, deadlines,
 // 2PC across regions and lock resolution.
-import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { KvClient } from "../../src/client/client.js";
 import { KvDeadlineError, RegionRequestError, StoreUnreachableError, TxnConflictError } from "../../src/client/errors.js";
@@ -10,6 +9,7 @@ import { encodeKey, Lock, Write, WriteKind } from "../../src/txn/index.js";
 import { DeadlineExceededError } from "../../src/util/retry.js";
 import { dumpCf } from "../lab4-txn/txn-server.js";
 import { FakeCluster, peer, region, type FakeStore } from "./client-fake-store.js";
+import { ctl } from "../harness/ctl.js";
 
 let cluster: FakeCluster | undefined;
 let client: KvClient | undefined;
@@ -284,26 +284,6 @@ describe("client: transactions", () => {
   });
 });
 
-/** Runs tinykv-ctl (from source, via tsx) with `stdin` piped in; resolves with its exit code and output. */
-function ctl(args: string[], stdin = ""): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--import", "tsx", "src/cli/tinykv-ctl.ts", ...args], { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    p.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => {
-      p.kill("SIGKILL");
-      reject(new Error(`tinykv-ctl ${args.join(" ")} did not exit within 15 s; stdout: ${out}; stderr: ${err}`));
-    }, 15_000);
-    p.on("error", reject);
-    p.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-    p.stdin.end(stdin);
-  });
-}
 
 describe("tinykv-ctl", () => {
   it("runs commands one-shot and from a piped shell, with clear errors and exit codes", async () => {

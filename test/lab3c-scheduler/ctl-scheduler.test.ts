@@ -1,11 +1,11 @@
 // tinykv-ctl's scheduler commands: operators with the reasons behind them, store states and the
 // tombstone rule, against a real tinyscheduler (status API included).
-import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Peer, Region } from "../../src/proto/metapb.js";
 import { SchedulerRpcClient } from "../../src/scheduler/client.js";
 import type { SchedulerServer } from "../../src/scheduler/server.js";
 import { startScheduler, tempDir, waitFor } from "./helpers.js";
+import { ctl } from "../harness/ctl.js";
 
 let server: SchedulerServer;
 let client: SchedulerRpcClient;
@@ -24,26 +24,6 @@ afterAll(async () => {
   await cleanupDir?.();
 });
 
-/** Runs tinykv-ctl from source with `stdin` piped into its shell. */
-function ctl(args: string[], stdin = ""): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--import", "tsx", "src/cli/tinykv-ctl.ts", ...args], { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    p.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => {
-      p.kill("SIGKILL");
-      reject(new Error(`tinykv-ctl ${args.join(" ")} did not exit within 15 s; stdout: ${out}; stderr: ${err}`));
-    }, 15_000);
-    p.on("error", reject);
-    p.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-    p.stdin.end(stdin);
-  });
-}
 
 describe("tinykv-ctl operators and store states", () => {
   it("shows why each operator was made, store states, and refuses to tombstone a store that is not drained", async () => {

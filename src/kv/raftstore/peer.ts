@@ -1,4 +1,4 @@
-import { RawNode, StateType, seededRandom, type Ready } from "../../raft/index.js";
+import { RawNode, StateType, seededRandom } from "../../raft/index.js";
 import type { ConfChange, Message } from "../../raft/eraftpb.js";
 import { MessageType } from "../../raft/eraftpb.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
@@ -62,8 +62,6 @@ export class Peer {
   pendingLogDelete: { from: bigint; to: bigint } | undefined;
   /** The raft state must be written in the next raft batch even if raft reports no change. */
   raftStateDirty = false;
-  /** A Ready taken from raft and not yet advanced. */
-  pendingReady: Ready | undefined;
   destroyed = false;
   /**
    * Set when this peer applied its own removal while leading. A survivor may not know yet that
@@ -78,7 +76,6 @@ export class Peer {
   approximateSize: number | undefined;
   /** Bytes written since the last split check. */
   sizeDiffHint = 0;
-  lastCompactCheck = 0;
   private readSeq = 0;
   /** Peers seen in messages but not (yet) in the region meta, for addressing replies. */
   private readonly peerCache = new Map<bigint, PeerMeta>();
