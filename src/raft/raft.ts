@@ -77,6 +77,11 @@ export class Raft {
     for (const n of nodes) this.prs.set(n, new Progress(1n, 0n, this.maxInflight));
     if (!isEmptyHardState(hardState)) this.loadState(hardState);
     if (c.applied !== undefined && c.applied > 0n) this.raftLog.appliedTo(c.applied);
+    const log = this.raftLog;
+    this.logger?.info(
+      `${this.id} created: peers (${this.nodes().join(" ")}), term ${this.term}, commit ${log.committed}, ` +
+        `applied ${log.applied}, lastindex ${log.lastIndex()}, lastterm ${log.lastTerm()}`,
+    );
     this.becomeFollower(this.term, 0n);
   }
 
