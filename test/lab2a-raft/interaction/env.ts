@@ -12,7 +12,6 @@ import {
   RawNode,
   RaftConfig,
   SnapshotStatus,
-  raftOf,
 } from "../../../src/raft/testing.js";
 import type { CmdArg, TestCase } from "./datadriven.js";
 import { describeEntry, describeMessage, describeReady, stateName } from "./describe.js";
@@ -53,17 +52,24 @@ export class InteractionEnv {
   private readonly commands: Record<string, (c: TestCase) => void> = {
     "add-nodes": (c) => this.addNodes(c),
     campaign: (c) => this.node(c, 0).rn.campaign(),
-    propose: (c) => this.guard(() => this.node(c, 0).rn.propose(Buffer.from(word(c, 1)))),
+    propose: (c) => {
+      const [n, data] = [this.node(c, 0), Buffer.from(word(c, 1))];
+      this.guard(() => n.rn.propose(data));
+    },
+    "read-index": (c) => {
+      const [n, ctx] = [this.node(c, 0), Buffer.from(word(c, 1))];
+      this.guard(() => n.rn.readIndex(ctx));
+    },
     "propose-conf-change": (c) => this.proposeConfChange(c),
     "transfer-leadership": (c) => this.nodeById(c, intArg(c, "from")).rn.transferLeader(intArg(c, "to")),
     tick: (c) => this.tick(this.node(c, 0), Number(word(c, 1, "1"))),
     "tick-election": (c) => {
       const n = this.node(c, 0);
-      this.tick(n, raftOf(n.rn).randomizedElectionTimeout);
+      this.tick(n, n.rn.raft.randomizedElectionTimeout);
     },
     "tick-heartbeat": (c) => {
       const n = this.node(c, 0);
-      this.tick(n, raftOf(n.rn).heartbeatTimeout);
+      this.tick(n, n.rn.raft.heartbeatTimeout);
     },
     "process-ready": (c) => this.forEach(this.targets(c), "handling Ready", (n) => this.processReady(n)),
     "deliver-msgs": (c) => this.forEach(this.targets(c), "receiving messages", (n) => this.deliverTo(n)),
@@ -155,7 +161,8 @@ export class InteractionEnv {
       changeType: add ? ConfChangeType.AddNode : ConfChangeType.RemoveNode,
       nodeId: BigInt(target.vals[0]),
     });
-    this.guard(() => this.node(c, 0).rn.proposeConfChange(cc));
+    const n = this.node(c, 0);
+    this.guard(() => n.rn.proposeConfChange(cc));
   }
 
   private tick(n: Node, times: number): void {
@@ -225,7 +232,7 @@ export class InteractionEnv {
 
   private raftState(): void {
     for (const n of this.nodes.values()) {
-      const r = raftOf(n.rn);
+      const r = n.rn.raft;
       const role = r.prs.has(n.id) ? "Voter" : "Non-Voter";
       const isolated = this.isolated.has(n.id) ? " (isolated)" : "";
       this.write(`${n.id}: ${stateName(r.state)} (${role}) Term:${r.term} Lead:${r.lead}${isolated}`);
@@ -233,7 +240,7 @@ export class InteractionEnv {
   }
 
   private status(n: Node): void {
-    const r = raftOf(n.rn);
+    const r = n.rn.raft;
     const st = n.rn.basicStatus();
     this.write(`${stateName(st.softState.raftState)} Term:${st.hardState.term} Commit:${st.hardState.commit} Applied:${st.applied}`);
     if (n.rn.isLeader()) this.write("Progress:");
