@@ -158,7 +158,7 @@ export class Network {
 
   raft(id: number | bigint): TestRaft {
     const p = this.peers.get(BigInt(id));
-    if (!(p instanceof TestRaft)) throw new Error(`peer ${id} is not a raft`);
+    if (!(p instanceof TestRaft)) throw new Error(`peer ${id} is not a TestRaft (build it with newTestRaft)`);
     return p;
   }
 
