@@ -13,7 +13,7 @@
 export * from "./eraftpb.js";
 export * from "./errors.js";
 export { MemoryStorage, emptySnapshot } from "./storage.js";
-export type { RaftStorage } from "./storage.js";
+export type { RaftLogStorage } from "./storage.js";
 export { Raft } from "./raft.js";
 export { StateType, CampaignType, VoteResult, CAMPAIGN_TRANSFER } from "./raft-types.js";
 export type { RaftConfig, SoftState, ReadState } from "./raft-types.js";

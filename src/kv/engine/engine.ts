@@ -135,7 +135,7 @@ interface BufferIterator {
   close(): Promise<void>;
 }
 
-export interface KvEntry {
+export interface EngineEntry {
   key: Buffer;
   value: Buffer;
 }
@@ -143,7 +143,7 @@ export interface KvEntry {
 /** A cursor over one CF within [lower, upper), reading from a snapshot. Keys come back without the CF prefix. */
 export class CfCursor {
   private it: BufferIterator;
-  private current: KvEntry | undefined;
+  private current: EngineEntry | undefined;
   private readonly prefixLen: number;
 
   constructor(
@@ -191,8 +191,8 @@ export class CfCursor {
   }
 
   /** Reads up to `limit` entries from the current position on. */
-  async take(limit: number): Promise<KvEntry[]> {
-    const out: KvEntry[] = [];
+  async take(limit: number): Promise<EngineEntry[]> {
+    const out: EngineEntry[] = [];
     while (this.valid && out.length < limit) {
       out.push(this.current!);
       await this.next();
@@ -238,7 +238,7 @@ export class EngineSnapshot {
   }
 
   /** Iterates raw engine keys in [gte, lt) (meta keys), from the snapshot. */
-  async *rawRange(gte: Buffer, lt: Buffer): AsyncGenerator<KvEntry> {
+  async *rawRange(gte: Buffer, lt: Buffer): AsyncGenerator<EngineEntry> {
     for await (const [key, value] of this.db.iterator({ gte, lt, snapshot: this.snap })) yield { key, value };
   }
 

@@ -2,17 +2,11 @@ import * as grpc from "@grpc/grpc-js";
 import type { TinyKvServer } from "../../proto/tinykvpb.js";
 import { Done, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
 import type { Logger } from "../../util/logger.js";
+import type { RaftMessageSink } from "../transport/transport.js";
 import { InvalidArgumentError } from "../storage/index.js";
 import { UnimplementedError } from "./errors.js";
 import type { RawHandlers } from "./raw.js";
 import type { TxnHandlers } from "./txn.js";
-
-/** Where raft traffic from other stores goes (the raftstore); absent in standalone mode. */
-export interface RaftMessageSink {
-  onRaftMessage(msg: RaftMessage): void;
-  /** Receives one snapshot stream: the first chunk carries the message, the rest carry data. */
-  onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void>;
-}
 
 function toStatus(err: unknown): Partial<grpc.StatusObject> {
   if (err instanceof UnimplementedError) return { code: grpc.status.UNIMPLEMENTED, details: err.message };
@@ -33,7 +27,10 @@ function unary<Req, Res>(log: Logger, rpc: string, fn: (req: Req) => Promise<Res
   };
 }
 
-/** Builds the tinykvpb.TinyKv implementation: decode, route, map errors; the logic lives elsewhere. */
+/**
+ * Builds the tinykvpb.TinyKv implementation: decode, route, map errors; the logic lives elsewhere.
+ * `raft` is where raft traffic from other stores goes (the store); absent in standalone mode.
+ */
 export function createTinyKvService(opts: { raw: RawHandlers; txn: TxnHandlers; raft?: RaftMessageSink; log: Logger }): TinyKvServer {
   const { raw, txn, raft, log } = opts;
   return {

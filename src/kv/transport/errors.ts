@@ -16,11 +16,11 @@ export class StoreNotFoundError extends TransportError {
   }
 }
 
-/** A destination store could not be reached, or its stream broke. */
-export class StoreUnreachableError extends TransportError {
+/** A destination store of raft messages could not be reached, or its stream broke (the client library has its own StoreUnreachableError for rpcs). */
+export class DestinationUnreachableError extends TransportError {
   constructor(readonly storeId: bigint, readonly addr: string | undefined, cause?: unknown) {
     super(`store ${storeId}${addr ? ` at ${addr}` : ""} unreachable`, cause);
-    this.name = "StoreUnreachableError";
+    this.name = "DestinationUnreachableError";
   }
 }
 
