@@ -1,7 +1,8 @@
+import { TinyKvError } from "../../util/errors.js";
+
 /** An rpc this server does not serve (yet): answered with gRPC status UNIMPLEMENTED. */
-export class UnimplementedError extends Error {
+export class UnimplementedError extends TinyKvError {
   constructor(readonly rpc: string) {
     super(`${rpc} is not implemented by tinykv-ts`);
-    this.name = "UnimplementedError";
   }
 }

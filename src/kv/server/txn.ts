@@ -29,7 +29,7 @@ async function withRegionError<T>(run: () => Promise<T>, onRegionError: (pb: Reg
   try {
     return await run();
   } catch (err) {
-    if (err instanceof RegionError) return onRegionError(err.pb);
+    if (err instanceof RegionError) return onRegionError(err.toPb());
     throw err;
   }
 }
