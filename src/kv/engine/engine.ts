@@ -1,6 +1,7 @@
 import type { AbstractLevel } from "abstract-level";
 import { ClassicLevel } from "classic-level";
 import { cfKey, cfPrefix, cfRange, type CfName } from "./cf.js";
+import { TinyKvError } from "../../util/errors.js";
 
 /**
  * Any abstract-level store with buffer keys and values and explicit snapshots: classic-level
@@ -21,7 +22,7 @@ export interface BatchWriter {
   close(): Promise<void>;
 }
 
-export class EngineOpenError extends Error {
+export class EngineOpenError extends TinyKvError {
   constructor(readonly path: string, readonly reason: string, options?: { cause?: unknown }) {
     super(`cannot open data dir ${path}: ${reason}`, options);
     this.name = "EngineOpenError";
