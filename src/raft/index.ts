@@ -15,7 +15,7 @@
 export * from "./eraftpb.js";
 export * from "./errors.js";
 export { MemoryStorage, emptySnapshot } from "./storage.js";
-export type { RaftStorage } from "./storage.js";
+export type { RaftLogStorage } from "./storage.js";
 export { StateType } from "./raft-types.js";
 export type { RaftConfig, RaftLogger, SoftState, ReadState } from "./raft-types.js";
 export { RawNode, SnapshotStatus } from "./rawnode.js";

@@ -1,6 +1,6 @@
 // Types shared by the raft files (kept apart from raft.ts so the files that implement parts of
 // Raft can import them without an import cycle at load time).
-import { RaftStorage } from "./storage.js";
+import { RaftLogStorage } from "./storage.js";
 
 export interface RaftConfig {
   id: bigint;
@@ -8,7 +8,7 @@ export interface RaftConfig {
   peers?: bigint[];
   electionTick: number;
   heartbeatTick: number;
-  storage: RaftStorage;
+  storage: RaftLogStorage;
   /** Last applied index on restart. */
   applied?: bigint;
   /** Bytes of entries per MsgAppend (default 1 MiB). */
