@@ -19,7 +19,7 @@ describe("lab3c region heartbeats", () => {
     checkRegions(c, regions);
   });
 
-  it("TestRegionUpdateVersion3C / UpdateVersionAndConfver3C", () => {
+  it("TestRegionUpdateVersion3C / TestRegionUpdateVersionAndConfver3C", () => {
     for (let i = 0; i < regions.length; i++) {
       regions[i] = epoch(regions[i]!, { version: 1n });
       c.processRegionHeartbeat(regions[i]!);
