@@ -19,7 +19,10 @@ describe("lab1 raw scans after raw writes", () => {
     node = await startStandaloneServer({ path: dir.path, addr: "127.0.0.1:0", log: silentLogger });
     client = new TinyKvRpc(`127.0.0.1:${node.port}`);
     const storage = rawKeyspace(node.storage);
-    for (const k of [1, 2, 3, 4]) await storage.write(undefined, [{ kind: "put", cf: CF_DEFAULT, key: Buffer.from([k]), value: Buffer.from([233, k]) }]);
+    for (const k of [1, 2, 3, 4]) {
+      const value = Buffer.from([233, k]);
+      await storage.write(undefined, [{ kind: "put", cf: CF_DEFAULT, key: Buffer.from([k]), value }]);
+    }
   });
   afterEach(async () => {
     client.close();

@@ -11,7 +11,7 @@ describe("lab2b test cluster data dirs", () => {
     cluster = undefined;
   });
 
-  it("TestDifferentDBPath: each of 5 stores has its own kv, raft and snapshot dirs and knows itself by its own id", async () => {
+  it("TestDifferentDBPath: each of 5 stores has its own kv, raft and snapshot dirs and its own store ident", async () => {
     const c = (cluster = new TestCluster({ stores: 5 }));
     await c.start();
     const paths = new Map<string, string>();
@@ -31,7 +31,10 @@ describe("lab2b test cluster data dirs", () => {
     // A write reaches each store's own engine.
     await c.put("k", "v");
     for (const id of c.storeIds) {
-      await waitFor(async () => (await c.engineGet(id, "k"))?.toString() === "v", { timeoutMs: 5_000, message: `store ${id}'s engine never got k` });
+      await waitFor(async () => (await c.engineGet(id, "k"))?.toString() === "v", {
+        timeoutMs: 5_000,
+        message: `store ${id}'s engine never got k`,
+      });
     }
   });
 });

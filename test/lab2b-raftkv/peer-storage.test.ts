@@ -13,10 +13,17 @@ import { TestCluster } from "../harness/cluster.js";
 import { changePeer } from "../harness/generic.js";
 import { tempDir, waitFor } from "../harness/wait.js";
 
-const REGION: Region = { id: 1n, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 1n, version: 1n }, peers: [{ id: 1n, storeId: 1n }] };
+const REGION: Region = {
+  id: 1n,
+  startKey: Buffer.alloc(0),
+  endKey: Buffer.alloc(0),
+  regionEpoch: { confVer: 1n, version: 1n },
+  peers: [{ id: 1n, storeId: 1n }],
+};
 
 /** TinyKV's newTestEntry: one byte of data. */
-const ent = (index: number, term: number): Entry => Entry.create({ index: BigInt(index), term: BigInt(term), data: Buffer.from([0]) });
+const ent = (index: number, term: number): Entry =>
+  Entry.create({ index: BigInt(index), term: BigInt(term), data: Buffer.from([0]) });
 const pairs = (entries: Entry[]): Array<[number, number]> => entries.map((e) => [Number(e.index), Number(e.term)]);
 
 interface Disk {
@@ -45,12 +52,21 @@ async function peerStorageFromEnts(ents: Entry[]): Promise<{ storage: PeerStorag
   const last = ents[ents.length - 1]!;
   const raftWb = disk.raft.newBatch();
   for (const e of ents.slice(1)) raftWb.putMeta(raftLogKey(REGION.id, e.index), Buffer.from(Entry.encode(e).finish()));
-  const raftState = RaftLocalState.create({ hardState: { term: last.term, vote: 0n, commit: last.index }, lastIndex: last.index, lastTerm: last.term });
+  const raftState = RaftLocalState.create({
+    hardState: { term: last.term, vote: 0n, commit: last.index },
+    lastIndex: last.index,
+    lastTerm: last.term,
+  });
   raftWb.putMeta(raftStateKey(REGION.id), Buffer.from(RaftLocalState.encode(raftState).finish()));
   await raftWb.write(true);
-  const applyState = RaftApplyState.create({ appliedIndex: last.index, truncatedState: { index: truncated.index, term: truncated.term } });
-  const kvWb = disk.kv.newBatch().putMeta(applyStateKey(REGION.id), Buffer.from(RaftApplyState.encode(applyState).finish()));
-  kvWb.putMeta(regionStateKey(REGION.id), Buffer.from(RegionLocalState.encode({ state: PeerState.Normal, region: REGION }).finish()));
+  const applyState = RaftApplyState.create({
+    appliedIndex: last.index,
+    truncatedState: { index: truncated.index, term: truncated.term },
+  });
+  const regionState = RegionLocalState.create({ state: PeerState.Normal, region: REGION });
+  const kvWb = disk.kv.newBatch();
+  kvWb.putMeta(applyStateKey(REGION.id), Buffer.from(RaftApplyState.encode(applyState).finish()));
+  kvWb.putMeta(regionStateKey(REGION.id), Buffer.from(RegionLocalState.encode(regionState).finish()));
   await kvWb.write(true);
   return { storage: await PeerStorage.load(disk.kv, disk.raft, REGION), disk };
 }
@@ -72,10 +88,17 @@ async function entries(storage: PeerStorage, disk: Disk, lo: bigint, hi: bigint)
       next = got[got.length - 1]!.index + 1n;
     } catch (err) {
       if (!(err instanceof ErrLogTemporarilyUnavailable) || ++diskReads > 3) throw err;
-      for (const req of storage.takeFetchRequests()) storage.onFetched(req.lo, await readRaftLog(disk.raft, REGION.id, req));
+      for (const req of storage.takeFetchRequests()) {
+        storage.onFetched(req.lo, await readRaftLog(disk.raft, REGION.id, req));
+      }
     }
   }
   return out;
+}
+
+/** The log from index 4 (the first after the truncated index) to the last, as [index, term] pairs. */
+async function logFrom4(storage: PeerStorage, disk: Disk): Promise<Array<[number, number]>> {
+  return pairs(await entries(storage, disk, 4n, storage.lastIndex() + 1n));
 }
 
 /** TinyKV's appendEnts: append and the raft state in one raft-engine batch, written durably. */
@@ -88,7 +111,12 @@ async function appendEnts(storage: PeerStorage, disk: Disk, ents: Entry[]): Prom
 
 describe("lab2b peer storage (TinyKV's peer_storage_test.go)", () => {
   it("TestPeerStorageTerm: the truncated index keeps its term, below it is compacted", async () => {
-    const cases: Array<{ idx: bigint; term?: bigint }> = [{ idx: 2n }, { idx: 3n, term: 3n }, { idx: 4n, term: 4n }, { idx: 5n, term: 5n }];
+    const cases: Array<{ idx: bigint; term?: bigint }> = [
+      { idx: 2n },
+      { idx: 3n, term: 3n },
+      { idx: 4n, term: 4n },
+      { idx: 5n, term: 5n },
+    ];
     for (const c of cases) {
       const { storage } = await peerStorageFromEnts([ent(3, 3), ent(4, 4), ent(5, 5)]);
       if (c.term === undefined) expect(() => storage.term(c.idx), `term(${c.idx})`).toThrow(ErrCompacted);
@@ -133,15 +161,16 @@ describe("lab2b peer storage (TinyKV's peer_storage_test.go)", () => {
         const { storage, disk } = await peerStorageFromEnts([ent(3, 3), ent(4, 4), ent(5, 5)]);
         const live = c.appends.filter((e) => e.index > storage.truncatedIndex);
         if (live.length < c.appends.length) {
-          expect(() => storage.append(c.appends, disk.raft.newBatch()), "entries at or below the truncated index are refused").toThrow(/below the truncated index/);
-          expect(pairs(await entries(storage, disk, 4n, storage.lastIndex() + 1n)), "a refused append changes nothing").toEqual([[4, 4], [5, 5]]);
+          const refused = () => storage.append(c.appends, disk.raft.newBatch());
+          expect(refused, "entries at or below the truncated index are refused").toThrow(/below the truncated index/);
+          expect(await logFrom4(storage, disk), "a refused append changes nothing").toEqual([[4, 4], [5, 5]]);
         }
         await appendEnts(storage, disk, live);
-        expect(pairs(await entries(storage, disk, 4n, storage.lastIndex() + 1n))).toEqual(c.results);
+        expect(await logFrom4(storage, disk)).toEqual(c.results);
         const logKeysOnDisk = (await regionMetaKeys(disk.raft, 0x02, REGION.id)).length - 1; // less the raft state
         expect(logKeysOnDisk, "an overwritten suffix leaves no entries behind on disk").toBe(c.results.length);
         const reloaded = await PeerStorage.load(disk.kv, disk.raft, REGION);
-        expect(pairs(await entries(reloaded, disk, 4n, reloaded.lastIndex() + 1n)), "after a restart").toEqual(c.results);
+        expect(await logFrom4(reloaded, disk), "after a restart").toEqual(c.results);
       });
     }
   });
@@ -175,19 +204,25 @@ describe("lab2b peer storage: clearing a peer's meta", () => {
 
   // TinyKV's clearMeta is a PeerStorage method; here the store clears a peer's meta when it
   // destroys the peer, so the port removes a peer and reads what is left on that store's disks.
-  it("TestPeerStorageClearMeta: a destroyed peer leaves no raft log, raft state or apply state, only its tombstone", async () => {
+  it("TestPeerStorageClearMeta: a destroyed peer leaves no raft log, raft or apply state, only its tombstone", async () => {
     const c = (cluster = new TestCluster({ stores: 3 }));
     await c.start();
     for (let i = 0; i < 4; i++) await c.put(`k${i}`, `v${i}`);
     const removed = 3n;
-    await waitFor(async () => (await c.engineGet(removed, "k3"))?.toString() === "v3", { timeoutMs: 5_000, message: `store ${removed} never applied k3` });
+    await waitFor(async () => (await c.engineGet(removed, "k3"))?.toString() === "v3", {
+      timeoutMs: 5_000,
+      message: `store ${removed} never applied k3`,
+    });
     const raftEngine = () => c.slots.get(removed)!.raft!;
     const kvEngine = () => c.engine(removed)!;
-    const before = (await regionMetaKeys(raftEngine(), 0x02, 1n)).length + (await regionMetaKeys(kvEngine(), 0x02, 1n)).length;
+    /** Raft log entries and raft state (raft engine), apply state (kv engine) of region 1 on that store. */
+    const raftKeys = async () =>
+      (await regionMetaKeys(raftEngine(), 0x02, 1n)).length + (await regionMetaKeys(kvEngine(), 0x02, 1n)).length;
+    const before = await raftKeys();
     expect(before, "log entries, raft state and apply state before the removal").toBeGreaterThanOrEqual(6);
 
     await changePeer(c, 1n, ConfChangeType.RemoveNode, { id: removed, storeId: removed });
-    await waitFor(async () => (await regionMetaKeys(raftEngine(), 0x02, 1n)).length === 0 && (await regionMetaKeys(kvEngine(), 0x02, 1n)).length === 0, {
+    await waitFor(async () => (await raftKeys()) === 0, {
       timeoutMs: 10_000,
       get message() {
         return `store ${removed} still holds raft log or states of region 1 after its peer was removed\n${c.dump()}`;

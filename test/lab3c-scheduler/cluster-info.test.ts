@@ -17,11 +17,11 @@ describe("lab3c cluster info after heartbeats", () => {
   /** Every store's statistics as the store info holds them, next to the region index's own count. */
   function expectStoresInfoMatchRegions(): void {
     for (const s of c.getStores()) {
-      const fromRegions = c.regions.statsOf(s.id);
+      const { leaderCount, regionCount, leaderSize, regionSize } = c.regions.statsOf(s.id);
       expect(
         { leaderCount: s.leaderCount, regionCount: s.regionCount, leaderSize: s.leaderSize, regionSize: s.regionSize },
         `store ${s.id}: store info vs region index`,
-      ).toEqual({ leaderCount: fromRegions.leaderCount, regionCount: fromRegions.regionCount, leaderSize: fromRegions.leaderSize, regionSize: fromRegions.regionSize });
+      ).toEqual({ leaderCount, regionCount, leaderSize, regionSize });
     }
   }
 
@@ -31,7 +31,8 @@ describe("lab3c cluster info after heartbeats", () => {
       regions[i] = withRegion(regions[i]!, { pendingPeers: [pending] });
       c.processRegionHeartbeat(regions[i]!);
       checkRegions(c, regions);
-      expect(c.getStore(pending.storeId)!.pendingPeerCount, `store ${pending.storeId} with region ${i}'s pending peer`).toBe(1);
+      const holder = c.getStore(pending.storeId)!;
+      expect(holder.pendingPeerCount, `store ${holder.id} with region ${i}'s pending peer`).toBe(1);
 
       regions[i] = withRegion(regions[i]!, { pendingPeers: [] });
       c.processRegionHeartbeat(regions[i]!);
@@ -40,14 +41,16 @@ describe("lab3c cluster info after heartbeats", () => {
     for (const s of c.getStores()) expect(s.pendingPeerCount, `store ${s.id} pending peers`).toBe(0);
   });
 
-  it("TestRegionAddBackPeers3C: a region reported with one peer, then again with all three (same epoch), is whole again", () => {
+  it("TestRegionAddBackPeers3C: a region reported with one peer, then with all three (same epoch), is whole again", () => {
     for (let i = 0; i < regions.length; i++) {
       const origin = regions[i]!;
-      regions[i] = withRegion(origin, { meta: Region.create({ ...origin.meta, peers: origin.meta.peers.slice(0, 1) }) });
+      const onePeer = Region.create({ ...origin.meta, peers: origin.meta.peers.slice(0, 1) });
+      regions[i] = withRegion(origin, { meta: onePeer });
       c.processRegionHeartbeat(regions[i]!);
       checkRegions(c, regions);
       for (const p of origin.meta.peers.slice(1)) {
-        expect(c.regions.followerRegions(p.storeId).map((r) => r.meta.id), `store ${p.storeId} lost its peer of region ${i}`).not.toContain(origin.meta.id);
+        const followed = c.regions.followerRegions(p.storeId).map((r) => r.meta.id);
+        expect(followed, `store ${p.storeId} lost its peer of region ${i}`).not.toContain(origin.meta.id);
       }
 
       regions[i] = origin;
