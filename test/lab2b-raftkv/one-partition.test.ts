@@ -96,6 +96,8 @@ describe("lab2b raft kv: partitions", () => {
       expect((await c.engineGet(id, "k1"))?.toString(), `minority store ${id} keeps the old value`).toBe("v1");
     }
 
+    // Check-quorum makes the old leader step down within an election timeout, so the minority's
+    // requests are answered while the partition lasts: the write with StaleCommand, reads NotLeader.
     const put = await minorityPut;
     expect(put.ok, `a write on the old leader in the minority must not succeed (${describeOutcome(put)})`).toBe(false);
     if (!put.ok) expect(put.error, "a region error a client can act on").toBeInstanceOf(RegionError);
