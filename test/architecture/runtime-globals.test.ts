@@ -22,10 +22,8 @@ const PENDING: Record<string, string> = {
   "src/kv/server/server.ts": "gRPC server shutdown grace",
   "src/kv/transport/grpc-snapshot.ts": "gRPC snapshot stream deadline",
   "src/kv/transport/grpc-transport.ts": "gRPC stream reconnect backoff and address resolution deadline",
-  "src/scheduler/client.ts": "gRPC call deadlines and heartbeat stream reopen backoff",
   "src/scheduler/heartbeat-streams.ts": "gRPC stream keep-alive",
   "src/scheduler/server.ts": "gRPC server shutdown grace",
-  "src/scheduler/tso-batcher.ts": "gRPC TSO stream deadline",
 };
 
 function sourceFiles(dir: string): string[] {
