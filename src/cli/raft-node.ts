@@ -7,6 +7,7 @@ import {
   readPrepareBootstrap,
   readStoreIdent,
   SchedulerWorker,
+  fsDiskUsage,
   Store,
   writeInitialRegion,
   writeStoreIdent,
@@ -17,6 +18,7 @@ import { RaftStorage } from "../kv/storage/index.js";
 import { GrpcTransport, type StoreResolver } from "../kv/transport/index.js";
 import type { Region } from "../proto/metapb.js";
 import { ErrorType } from "../proto/schedulerpb.js";
+import type { SchedulerApi } from "../scheduler/api.js";
 import { SchedulerError, SchedulerRpcClient } from "../scheduler/client.js";
 import type { Logger } from "../util/logger.js";
 import { retryWithBackoff } from "../util/retry.js";
@@ -32,7 +34,7 @@ export class ClusterMismatchError extends Error {
 /** Store addresses from the scheduler's GetStore, cached for a minute. */
 class SchedulerResolver implements StoreResolver {
   private readonly cache = new Map<bigint, { addr: string; at: number }>();
-  constructor(private readonly client: SchedulerRpcClient) {}
+  constructor(private readonly client: SchedulerApi) {}
   async resolve(storeId: bigint): Promise<string> {
     const hit = this.cache.get(storeId);
     if (hit && Date.now() - hit.at < 60_000) return hit.addr;
@@ -69,7 +71,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     await maybeBootstrapCluster(kv, raft, client, storeId, log);
     await client.putStore({ id: storeId, address: opts.addr });
 
-    const worker = new SchedulerWorker(client, opts.path, log);
+    const worker = new SchedulerWorker(client, fsDiskUsage(opts.path), log);
     const resolver = new SchedulerResolver(client);
     const store = new Store({
       storeId,
@@ -113,7 +115,7 @@ function listenAddr(addr: string): string {
   return addr;
 }
 
-async function ensureStoreIdent(kv: Engine, client: SchedulerRpcClient, path: string): Promise<bigint> {
+async function ensureStoreIdent(kv: Engine, client: SchedulerApi, path: string): Promise<bigint> {
   const ident = await readStoreIdent(kv);
   if (ident) {
     if (ident.clusterId !== client.clusterId) throw new ClusterMismatchError(path, ident.clusterId, client.clusterId);
@@ -124,7 +126,7 @@ async function ensureStoreIdent(kv: Engine, client: SchedulerRpcClient, path: st
   return storeId;
 }
 
-async function maybeBootstrapCluster(kv: Engine, raft: Engine, client: SchedulerRpcClient, storeId: bigint, log: Logger): Promise<void> {
+async function maybeBootstrapCluster(kv: Engine, raft: Engine, client: SchedulerApi, storeId: bigint, log: Logger): Promise<void> {
   let region: Region | undefined = await readPrepareBootstrap(kv);
   if (!region) {
     if (await client.isBootstrapped()) return;
