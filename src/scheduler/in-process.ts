@@ -41,6 +41,8 @@ interface Life {
 export class InProcessScheduler {
   private life: Life | undefined;
   private lives = 0;
+  /** Known from the first start on: the meta storage keeps it across restarts. */
+  private clusterId: bigint | undefined;
   private readonly log: Logger;
 
   constructor(private readonly opts: InProcessSchedulerOptions) {
@@ -78,6 +80,7 @@ export class InProcessScheduler {
     core.start();
     this.lives++;
     this.life = life;
+    this.clusterId = core.clusterId;
   }
 
   /**
@@ -99,10 +102,10 @@ export class InProcessScheduler {
     await life?.core.close();
   }
 
-  /** A client whose calls cross the simulated link. */
+  /** A client whose calls cross the simulated link (the scheduler must have started once, for the cluster id). */
   connect(name: string, options: { retryDeadlineMs?: number } = {}): InProcessSchedulerClient {
-    if (!this.life) throw new SchedulerRpcError("GetMembers", status.UNAVAILABLE, "scheduler is down");
-    return new InProcessSchedulerClient(this, this.life.core.clusterId, name, options.retryDeadlineMs ?? 2000);
+    if (this.clusterId === undefined) throw new SchedulerRpcError("GetMembers", status.UNAVAILABLE, "scheduler never started");
+    return new InProcessSchedulerClient(this, this.clusterId, name, options.retryDeadlineMs ?? 2000);
   }
 
   latency(): number {
@@ -148,6 +151,7 @@ export class InProcessScheduler {
 export class InProcessSchedulerClient extends SchedulerCalls implements SchedulerApi {
   private readonly subscribers = new Set<(resp: RegionHeartbeatResponse) => void>();
   closed = false;
+  readonly leaderAddr = "in-process";
   protected readonly rpc: SchedulerUnaryCalls;
 
   constructor(
