@@ -63,7 +63,16 @@ export interface SimResult {
 const HANG_MARGIN_MS = 30_000;
 const OP_DEADLINE_MS = 4_000;
 /** Small regions, so the scheduler approves splits and balances peers while the faults run. */
-const SIM_RAFTSTORE = { regionSplitSize: 2 * 1024, regionMaxSize: 3 * 1024 };
+const SIM_RAFTSTORE = {
+  regionSplitSize: 2 * 1024,
+  regionMaxSize: 3 * 1024,
+  // Production-like ticks: simulated time is free, and fewer ticks per simulated second are fewer events.
+  raftBaseTickMs: 100,
+  raftLogGcTickMs: 1_000,
+  splitRegionCheckTickMs: 500,
+  schedulerHeartbeatTickMs: 500,
+  schedulerStoreHeartbeatTickMs: 1_000,
+};
 
 export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const wallStart = performance.now();
@@ -83,7 +92,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   let finalBank: BankRead | undefined;
 
   const log = process.env.CLUSTER_LOG ? createLogger(process.env.CLUSTER_LOG) : silentLogger;
-  const scheduler = new SimScheduler(runtime, log, { coordinator: { prepareTimeoutMs: 2_000 }, maxStoreDownTimeMs: 60_000 }, 500);
+  const scheduler = new SimScheduler(runtime, log, { coordinator: { prepareTimeoutMs: 2_000 }, maxStoreDownTimeMs: 60_000 }, SIM_RAFTSTORE.schedulerStoreHeartbeatTickMs);
   const cluster = new TestCluster({
     stores,
     disk: "sim",
