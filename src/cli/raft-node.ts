@@ -7,7 +7,6 @@ import {
   readPrepareBootstrap,
   readStoreIdent,
   SchedulerWorker,
-  fsDiskUsage,
   Store,
   writeInitialRegion,
   writeStoreIdent,
@@ -71,7 +70,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     await maybeBootstrapCluster(kv, raft, client, storeId, log);
     await client.putStore({ id: storeId, address: opts.addr });
 
-    const worker = new SchedulerWorker(client, fsDiskUsage(opts.path), log);
+    const worker = new SchedulerWorker(client, opts.path, log);
     const resolver = new SchedulerResolver(client);
     const store = new Store({
       storeId,

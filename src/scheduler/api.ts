@@ -20,6 +20,8 @@ export interface OperatorView {
 
 export interface SchedulerApi {
   readonly clusterId: bigint;
+  /** Where the calls go: the leader's host:port (a name for an in-process scheduler). */
+  readonly leaderAddr: string;
   allocId(): Promise<bigint>;
   bootstrap(store: Partial<Store> & { id: bigint }): Promise<void>;
   isBootstrapped(): Promise<boolean>;

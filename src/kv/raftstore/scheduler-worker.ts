@@ -29,14 +29,17 @@ export class SchedulerWorker {
   private storeTimer: TimerHandle | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly startedAt: number;
+  private readonly diskUsage: DiskUsage;
 
   constructor(
     private readonly client: SchedulerApi,
-    private readonly diskUsage: DiskUsage,
+    /** The store's data dir (its file system is measured), or how to measure the disk. */
+    disk: string | DiskUsage,
     private readonly log: Logger,
     private readonly runtime: Runtime = realRuntime,
   ) {
     this.startedAt = Math.floor(runtime.now() / 1000);
+    this.diskUsage = typeof disk === "string" ? fsDiskUsage(disk) : disk;
   }
 
   hooks(): StoreHooks {
