@@ -103,14 +103,10 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     onStoreStarted: (id, store) => scheduler.onStoreStarted(id, store),
   });
   const kvNet = new SimKvNetwork(runtime, (id) => cluster.store(id), log);
-  const policy = { timeoutMs: OP_DEADLINE_MS, rpcTimeoutMs: 1_000, backoff: { initialMs: 10, maxMs: 200 } };
-  const newClient = (name: string) =>
-    KvClient.withScheduler(scheduler.client(name, schedulerRetryDeadlineMs({ deadlineMs: OP_DEADLINE_MS, initialBackoffMs: 10, maxBackoffMs: 200 })), {
-      ...policy,
-      runtime,
-      connectKv: kvNet.connect,
-      log,
-    });
+  const clientOptions = { timeoutMs: OP_DEADLINE_MS, rpcTimeoutMs: 1_000, backoff: { initialMs: 10, maxMs: 200 }, runtime, connectKv: kvNet.connect, log };
+  // Each client has its own scheduler connection (and region cache), retried within its operation budget.
+  const schedulerRetryMs = schedulerRetryDeadlineMs({ deadlineMs: OP_DEADLINE_MS, initialBackoffMs: 10, maxBackoffMs: 200 });
+  const newClient = (name: string) => KvClient.withScheduler(scheduler.client(name, schedulerRetryMs), clientOptions);
   const injector = new FaultInjector(cluster, faultRng, (line) => runtime.note(line));
   let finished = false;
   let clientsStop = false;
