@@ -41,6 +41,8 @@ interface Life {
 export class InProcessScheduler {
   private life: Life | undefined;
   private lives = 0;
+  /** Scheduler commands (operator steps) sent to stores, for the simulation's summary. */
+  commandsSent = 0;
   /** Known from the first start on: the meta storage keeps it across restarts. */
   private clusterId: bigint | undefined;
   private readonly log: Logger;
@@ -135,6 +137,7 @@ export class InProcessScheduler {
   private sendCommand(life: Life, cmd: RegionHeartbeatResponse): boolean {
     const to = cmd.targetPeer ? life.bindings.get(cmd.targetPeer.storeId) : undefined;
     if (!to || to.closed) return false;
+    this.commandsSent++;
     this.deliver(to, RegionHeartbeatResponse.create({ ...cmd, header: { clusterId: life.core.clusterId } }));
     return true;
   }

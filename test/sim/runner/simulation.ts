@@ -52,6 +52,8 @@ export interface SimResult {
   bank: BankStats & { reads: number };
   /** Regions at the end, as the scheduler knows them (splits happened when > 1). */
   regions: number;
+  /** Operator steps (add/remove peer, transfer leader) the scheduler sent to stores. */
+  operatorSteps: number;
   /** Snapshots the network carried: they go through the real file system, outside the determinism. */
   snapshots: number;
   traceHash: string;
@@ -215,6 +217,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     unknownWrites: writes.filter((op) => op.outcome === "unknown").length,
     bank: { ...bank.stats, reads: bank.reads.length },
     regions,
+    operatorSteps: scheduler.host.commandsSent,
     snapshots: cluster.network.stats.snapshotsOk + cluster.network.stats.snapshotsFailed,
     traceHash: runtime.traceHash(),
     traceTail: runtime.traceTail(),
@@ -225,7 +228,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
 /** The failure report: seed, fault schedule, failures, the trace's last lines. */
 export function describeResult(r: SimResult): string {
   const lines = [
-    `seed ${r.seed}: ${r.ok ? "ok" : "FAILED"} (${(r.simulatedMs / 1000).toFixed(1)} simulated s, ${r.events} events, ${r.operations} ops (${r.acknowledgedWrites} acknowledged writes, ${r.unknownWrites} unknown; bank ${r.bank.committed} transfers committed, ${r.bank.conflicts} conflicts, ${r.bank.undetermined} undetermined, ${r.bank.failed} failed, ${r.bank.reads} snapshot reads), ${r.regions} regions, ${r.snapshots} snapshots, ${r.wallMs.toFixed(0)} ms wall)`,
+    `seed ${r.seed}: ${r.ok ? "ok" : "FAILED"} (${(r.simulatedMs / 1000).toFixed(1)} simulated s, ${r.events} events, ${r.operations} ops (${r.acknowledgedWrites} acknowledged writes, ${r.unknownWrites} unknown; bank ${r.bank.committed} transfers committed, ${r.bank.conflicts} conflicts, ${r.bank.undetermined} undetermined, ${r.bank.failed} failed, ${r.bank.reads} snapshot reads), ${r.regions} regions, ${r.operatorSteps} operator steps, ${r.snapshots} snapshots, ${r.wallMs.toFixed(0)} ms wall)`,
     `fault schedule:`,
     ...r.faults.map((f) => `  ${describeFault(f)}`),
     ...r.schedulerCrashes.map((c) => `  ${c.at.toFixed(0)}ms +${c.durationMs.toFixed(0)}ms scheduler-crash`),
