@@ -11,6 +11,7 @@
  * snapshot. The same seed gives the same trace hash.
  */
 import { KvClient, schedulerRetryDeadlineMs } from "../../../src/client/client.js";
+import { BalanceLeaderScheduler } from "../../../src/scheduler/balance-leader.js";
 import { createLogger, silentLogger } from "../../../src/util/logger.js";
 import { mulberry32 } from "../../../src/util/random.js";
 import { sleep } from "../../../src/util/runtime.js";
@@ -94,7 +95,10 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   let finalBank: BankRead | undefined;
 
   const log = process.env.CLUSTER_LOG ? createLogger(process.env.CLUSTER_LOG) : silentLogger;
-  const scheduler = new SimScheduler(runtime, log, { coordinator: { prepareTimeoutMs: 2_000 }, maxStoreDownTimeMs: 60_000 }, SIM_RAFTSTORE.schedulerStoreHeartbeatTickMs);
+  // No leader-count tolerance: with a handful of regions the default (5 each side) would never
+  // move a leader; at 0 the scheduler keeps transferring leaders while the faults run.
+  const coordinator = { prepareTimeoutMs: 2_000, balanceLeader: new BalanceLeaderScheduler({ tolerance: 0 }) };
+  const scheduler = new SimScheduler(runtime, log, { coordinator, maxStoreDownTimeMs: 60_000 }, SIM_RAFTSTORE.schedulerStoreHeartbeatTickMs);
   const cluster = new TestCluster({
     stores,
     disk: "sim",
