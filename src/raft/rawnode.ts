@@ -48,11 +48,18 @@ export interface PeerProgress {
   state: string;
 }
 
-export interface Status {
+/** What any node knows about itself, without the leader's per-follower view. */
+export interface BasicStatus {
   id: bigint;
   hardState: HardState;
   softState: SoftState;
   applied: bigint;
+  /** Target of a leader transfer in progress, 0 if none. */
+  leadTransferee: bigint;
+}
+
+export interface Status extends BasicStatus {
+  /** The leader's view of each member's log; empty on a non-leader. */
   progress: Map<bigint, PeerProgress>;
 }
 
@@ -236,18 +243,31 @@ export class RawNode {
     pr.msgAppFlowPaused = true;
   }
 
-  status(): Status {
+  isLeader(): boolean {
+    return this.raft.state === StateType.Leader;
+  }
+
+  basicStatus(): BasicStatus {
     const r = this.raft;
-    const progress = new Map<bigint, PeerProgress>();
-    if (r.state === StateType.Leader) {
-      for (const [id, pr] of r.prs) progress.set(id, { match: pr.match, next: pr.next, state: pr.state });
-    }
     return {
       id: r.id,
       hardState: r.hardState(),
       softState: r.softState(),
       applied: r.raftLog.applied,
-      progress,
+      leadTransferee: r.leadTransferee,
     };
+  }
+
+  /** A copy of the leader's view of each member's log (itself included); empty on a non-leader. */
+  progress(): Map<bigint, PeerProgress> {
+    const progress = new Map<bigint, PeerProgress>();
+    if (this.isLeader()) {
+      for (const [id, pr] of this.raft.prs) progress.set(id, { match: pr.match, next: pr.next, state: pr.state });
+    }
+    return progress;
+  }
+
+  status(): Status {
+    return { ...this.basicStatus(), progress: this.progress() };
   }
 }

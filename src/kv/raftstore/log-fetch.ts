@@ -28,11 +28,10 @@ export interface LogFetchContext {
  */
 export function tendRaftLog(store: LogFetchContext, peer: Peer, wake: () => void): void {
   if (peer.destroyed) return;
-  const raft = peer.raw.raft;
-  const applied = raft.raftLog.applied;
+  const applied = peer.raw.basicStatus().applied;
   let replicated = applied;
   if (peer.isLeader()) {
-    for (const [id, pr] of raft.prs) if (id !== peer.meta.id && pr.match < replicated) replicated = pr.match;
+    for (const [id, pr] of peer.raw.progress()) if (id !== peer.meta.id && pr.match < replicated) replicated = pr.match;
   }
   peer.storage.evictEntryCache(replicated, 0);
   peer.storage.evictEntryCache(applied, store.config.raftEntryCacheSize);

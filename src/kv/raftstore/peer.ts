@@ -1,4 +1,4 @@
-import { ErrProposalDropped, RawNode, StateType, seededRandom, type Ready } from "../../raft/index.js";
+import { ErrProposalDropped, RawNode, seededRandom, type Ready } from "../../raft/index.js";
 import { ConfChange, ConfChangeType, type Message } from "../../raft/eraftpb.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import type { Peer as PeerMeta, Region } from "../../proto/metapb.js";
@@ -281,16 +281,16 @@ export class Peer {
   }
 
   isLeader(): boolean {
-    return this.raw.raft.state === StateType.Leader;
+    return this.raw.isLeader();
   }
 
   get term(): bigint {
-    return this.raw.raft.term;
+    return this.raw.basicStatus().hardState.term;
   }
 
   /** The leader's metadata, when this peer knows who leads. */
   leader(): PeerMeta | undefined {
-    const lead = this.raw.raft.lead;
+    const lead = this.raw.basicStatus().softState.lead;
     return lead === 0n ? undefined : this.peerById(lead);
   }
 
