@@ -76,7 +76,7 @@ export class ReadQueue {
 
   /**
    * Fails reads past their deadline (a read changes nothing, so the client may simply retry).
-   * Reads not yet sent to raft are left for the next turn, as before.
+   * Reads not yet sent to raft are not expired here: the next turn sends or refuses them.
    */
   expire(now: number, timeout: () => RegionErrorPb): void {
     while (this.waitingApply.length > 0 && this.waitingApply[0]!.waiters.every((w) => w.deadline < now)) {
