@@ -68,7 +68,6 @@ export class Inbox {
     if (store.loop.isBusy(peer)) return; // installing a snapshot: it answers nothing until done; raft resends
     if (m.msgType === MessageType.MsgSnapshot && !this.snapshotAcceptable(peer, msg)) return;
     peer.handle({ type: "raftMessage", from: msg.fromPeer!, message: m });
-    store.loop.schedule();
   }
 
   /**

@@ -26,7 +26,7 @@ export interface LogFetchContext {
  * not grow with the number of regions); those a lagging follower still needs stay within the
  * byte budget. A follower needs none of its applied entries: if it is elected, it reads them back.
  */
-export function tendRaftLog(store: LogFetchContext, peer: Peer, wake: () => void): void {
+export function tendRaftLog(store: LogFetchContext, peer: Peer): void {
   if (peer.destroyed) return;
   const applied = peer.raw.basicStatus().applied;
   let replicated = applied;
@@ -35,10 +35,10 @@ export function tendRaftLog(store: LogFetchContext, peer: Peer, wake: () => void
   }
   peer.storage.evictEntryCache(replicated, 0);
   peer.storage.evictEntryCache(applied, store.config.raftEntryCacheSize);
-  for (const req of peer.storage.takeFetchRequests()) void fetchEntries(store, peer, req, wake);
+  for (const req of peer.storage.takeFetchRequests()) void fetchEntries(store, peer, req);
 }
 
-async function fetchEntries(store: LogFetchContext, peer: Peer, req: LogFetchRequest, wake: () => void): Promise<void> {
+async function fetchEntries(store: LogFetchContext, peer: Peer, req: LogFetchRequest): Promise<void> {
   let entries: Entry[];
   try {
     entries = await readRaftLog(store.raftEngine, peer.regionId, req);
@@ -50,7 +50,6 @@ async function fetchEntries(store: LogFetchContext, peer: Peer, req: LogFetchReq
   }
   if (store.stopped || peer.destroyed || store.peers.get(peer.regionId) !== peer) return;
   peer.handle({ type: "entriesFetched", lo: req.lo, entries });
-  wake();
 }
 
 /** Entries [lo, hi) of a region's raft log from the raft engine: at least one, stopping before maxSize bytes. */

@@ -20,10 +20,12 @@ export interface PeerHost {
   readonly kv: Engine;
   readonly raftEngine: Engine;
   readonly peers: ReadonlyMap<bigint, Peer>;
+  /** Wakes the store loop (see PeerEnv). */
+  wake(): void;
 }
 
 function newPeer(host: PeerHost, meta: PeerMeta, storage: PeerStorage): Peer {
-  return new Peer(host.storeId, meta, storage, { config: host.config, runtime: host.runtime, log: host.log });
+  return new Peer(host.storeId, meta, storage, { config: host.config, runtime: host.runtime, log: host.log, wake: () => host.wake() });
 }
 
 /** Every region this store holds, from the kv engine: live peers, and regions it left (tombstones). */

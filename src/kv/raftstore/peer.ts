@@ -26,6 +26,8 @@ export interface PeerEnv {
   config: RaftstoreConfig;
   runtime: Runtime;
   log: Logger;
+  /** Wakes the store loop: the peer has something for its next turn. */
+  wake(): void;
 }
 
 /**
@@ -45,6 +47,7 @@ export class Peer {
   /** Bytes written since the last split check. */
   private writtenSinceSplitCheck = 0;
   private readonly log: Logger;
+  private readonly wake: () => void;
 
   // The region worker (region-worker.ts) still writes these four directly; everything else
   // goes through `handle`, `deleteLogLater` and `persistRaftStateNextTurn`.
@@ -64,6 +67,7 @@ export class Peer {
   ) {
     const config = env.config;
     this.log = env.log;
+    this.wake = env.wake;
     this.reads = new ReadQueue(meta.id);
     this.raw = new RawNode({
       id: meta.id,
@@ -84,10 +88,12 @@ export class Peer {
 
   // ---- the door ----
 
+  /** Takes one message; the peer wakes the store loop when the message left work for its next turn. */
   handle(msg: PeerMsg): void {
     switch (msg.type) {
       case "raftMessage":
-        return this.step(msg.from, msg.message);
+        this.step(msg.from, msg.message);
+        return this.wake();
       case "command":
       case "read":
         return this.onRequest(msg);
@@ -95,12 +101,14 @@ export class Peer {
         this.raw.tick();
         return this.expireReads(msg.now);
       case "snapshotStatus":
-        return this.raw.reportSnapshot(msg.toPeerId, msg.status);
+        this.raw.reportSnapshot(msg.toPeerId, msg.status);
+        return this.wake();
       case "unreachable":
         return this.raw.reportUnreachable(msg.toPeerId);
       case "entriesFetched":
         this.storage.onFetched(msg.lo, msg.entries);
-        return this.raw.onEntriesFetched();
+        this.raw.onEntriesFetched();
+        return this.wake();
       case "campaign":
         return this.raw.campaign();
       case "destroy":
@@ -118,11 +126,13 @@ export class Peer {
     }
   }
 
+  /** The peer's checks (it leads, at the request's epoch), then the request's policy (`inspectRequest`). */
   private onRequest(msg: Extract<PeerMsg, { type: "command" | "read" }>): void {
     const refusal = this.refusal(msg.req.header) ?? checkRegionEpoch(msg.req, this.region);
     if (msg.type === "read") {
       if (refusal) return msg.done({ error: refusal });
-      return this.reads.add({ deadline: msg.deadline, req: msg.req, done: msg.done });
+      this.reads.add({ deadline: msg.deadline, req: msg.req, done: msg.done });
+      return this.wake();
     }
     const done = msg.done;
     const keyErr = refusal ?? checkKeysInRegion(msg.req, this.region);
@@ -135,7 +145,8 @@ export class Peer {
           return this.proposeConfChange(msg.req, done);
         default:
           // Batched with the other commands of this turn: one append message per follower.
-          return this.proposals.queue({ data: Buffer.from(RaftCmdRequest.encode(msg.req).finish()), done });
+          this.proposals.queue({ data: Buffer.from(RaftCmdRequest.encode(msg.req).finish()), done });
+          return this.wake();
       }
     } catch (err) {
       done(errorResponse(this.droppedError(err), this.term));
@@ -152,6 +163,7 @@ export class Peer {
 
   private transferLeader(req: RaftCmdRequest, done: (resp: RaftCmdResponse) => void): void {
     this.raw.transferLeader(req.adminRequest!.transferLeader!.peer!.id);
+    this.wake();
     done(RaftCmdResponse.fromPartial({ header: {}, adminResponse: { cmdType: AdminCmdType.TransferLeader, transferLeader: {} } }));
   }
 
@@ -163,12 +175,14 @@ export class Peer {
       // leadership over first; the caller retries on the new leader.
       const target = this.region.peers.find((p) => p.id !== this.meta.id);
       if (target) this.raw.transferLeader(target.id);
+      this.wake();
       return done(errorResponse(regionErrors.notLeader(this.regionId, target), this.term));
     }
     this.rememberPeer(change.peer);
     const cc = ConfChange.fromPartial({ changeType: change.changeType, nodeId: change.peer!.id, context: Buffer.from(RaftCmdRequest.encode(req).finish()) });
     const at = this.raw.proposeConfChange(cc);
     this.proposals.inTheLog(at.index, at.term, [{ done }]);
+    this.wake();
   }
 
   /** Raft dropped a proposal (no leader, a transfer under way...): a leader says why, a follower names the leader. */

@@ -116,7 +116,7 @@ export class StoreLoop {
       if (taken.has(peer) || this.ctx.worker.isInstalling(peer)) continue;
       peer.proposeQueued();
       peer.sendReadIndex();
-      tendRaftLog(this.ctx, peer, () => this.schedule());
+      tendRaftLog(this.ctx, peer);
       if (!peer.hasReady()) continue;
       const rd = peer.ready();
       if (rd.snapshot?.metadata && rd.snapshot.metadata.index > 0n) this.ctx.worker.startInstall(peer, rd);

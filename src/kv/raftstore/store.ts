@@ -9,7 +9,7 @@ import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } 
 import type { RaftstoreConfig } from "./config.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import { Inbox, snapKeyOf } from "./inbox.js";
-import { Peer, type PeerMsg, type ReadOutcome } from "./peer.js";
+import { Peer, type ReadOutcome } from "./peer.js";
 import { createSplitPeer, loadPeers } from "./peer-lifecycle.js";
 import { tickRetiring } from "./retire.js";
 import { RegionWorker } from "./region-worker.js";
@@ -85,7 +85,6 @@ export class Store implements RaftMessageSink {
       onUnreachable: (msg) => this.peers.get(msg.regionId)?.handle({ type: "unreachable", toPeerId: msg.toPeer!.id }),
       onSnapshotStatus: (msg, ok) => {
         this.peers.get(msg.regionId)?.handle({ type: "snapshotStatus", toPeerId: msg.toPeer!.id, status: ok ? SnapshotStatus.Finish : SnapshotStatus.Failure });
-        this.loop.schedule();
       },
     });
     this.worker = new RegionWorker(this, () => this.loop.schedule());
@@ -150,6 +149,11 @@ export class Store implements RaftMessageSink {
     await this.worker.idle();
     for (const peer of this.peers.values()) peer.failAll(regionErrors.other(`store ${this.storeId} is stopping`));
     await this.transport.close();
+  }
+
+  /** Wakes the store loop: a peer has something for its next turn. */
+  wake(): void {
+    this.loop.schedule();
   }
 
   addPeer(peer: Peer): void {
@@ -217,17 +221,11 @@ export class Store implements RaftMessageSink {
     return peer;
   }
 
-  /** Hands a request to its peer and wakes the loop, which proposes it (or sends its ReadIndex) in its next turn. */
-  private deliver(peer: Peer, msg: PeerMsg): void {
-    peer.handle(msg);
-    this.loop.schedule();
-  }
-
   /** Proposes a write or an admin command; resolves when it has been applied (or failed). */
   propose(req: RaftCmdRequest): Promise<RaftCmdResponse> {
     const routed = this.route(req.header);
     if (!(routed instanceof Peer)) return Promise.resolve(routed);
-    return new Promise((resolve) => this.deliver(routed, { type: "command", req, done: resolve }));
+    return new Promise((resolve) => routed.handle({ type: "command", req, done: resolve }));
   }
 
   /** A linearizable read: ReadIndex, then a kv snapshot once apply has caught up. */
@@ -236,7 +234,7 @@ export class Store implements RaftMessageSink {
     if (!(routed instanceof Peer)) return Promise.resolve({ error: routed.header!.error! });
     const req: RaftCmdRequest = { header, requests: [], adminRequest: undefined };
     const deadline = this.runtime.now() + this.config.requestTimeoutMs;
-    return new Promise((resolve) => this.deliver(routed, { type: "read", req, deadline, done: resolve }));
+    return new Promise((resolve) => routed.handle({ type: "read", req, deadline, done: resolve }));
   }
 
   // ---- raft messages from other stores ----
