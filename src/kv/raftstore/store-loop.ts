@@ -1,6 +1,5 @@
 import type { Ready } from "../../raft/index.js";
 import type { Region } from "../../proto/metapb.js";
-import type { Logger } from "../../util/logger.js";
 import type { Runtime } from "../../util/runtime.js";
 import type { Engine } from "../engine/index.js";
 import type { RaftTransport } from "../transport/transport.js";
