@@ -13,7 +13,6 @@ import {
   Snapshot,
 } from "./eraftpb.js";
 import { ErrInvalidConfig, ErrStepLocalMsg } from "./errors.js";
-import { ProgressState } from "./progress.js";
 import { Raft } from "./raft.js";
 import { sendFetchedEntries } from "./raft-leader.js";
 import { RaftConfig, ReadState, SoftState, StateType } from "./raft-types.js";
@@ -63,8 +62,12 @@ export interface Status extends BasicStatus {
   progress: Map<bigint, PeerProgress>;
 }
 
+// Set by RawNode's static block, which alone may read the protected core.
+let coreOf: (rn: RawNode) => Raft;
+
 export class RawNode {
-  readonly raft: Raft;
+  /** The core is the library's own business; tests reach it through the testing entry. */
+  protected readonly raft: Raft;
   private prevSoftState: SoftState;
   private prevHardState: HardState;
 
@@ -72,6 +75,10 @@ export class RawNode {
     this.raft = new Raft(config);
     this.prevSoftState = this.raft.softState();
     this.prevHardState = this.raft.hardState();
+  }
+
+  static {
+    coreOf = (rn) => rn.raft;
   }
 
   tick(): void {
@@ -227,20 +234,15 @@ export class RawNode {
     if (this.raft.state === StateType.Leader) sendFetchedEntries(this.raft);
   }
 
+  /** A message to `id` could not be delivered; a leader stops pipelining to it. */
   reportUnreachable(id: bigint): void {
-    const pr = this.raft.prs.get(id);
-    // Pipelined appends to it were probably lost: fall back to probing.
-    if (this.raft.state === StateType.Leader && pr?.state === ProgressState.Replicate) pr.becomeProbe();
+    this.raft.step(newMessage({ msgType: MessageType.MsgUnreachable, from: id }));
   }
 
+  /** How a snapshot sent to `id` ended; a leader then probes it. */
   reportSnapshot(id: bigint, status: SnapshotStatus): void {
-    const pr = this.raft.prs.get(id);
-    if (this.raft.state !== StateType.Leader || !pr || pr.state !== ProgressState.Snapshot) return;
-    // On failure forget the snapshot index so the next probe does not assume it arrived.
-    if (status === SnapshotStatus.Failure) pr.pendingSnapshot = 0n;
-    pr.becomeProbe();
-    // Wait for the follower's answer (or a heartbeat response) before sending more.
-    pr.msgAppFlowPaused = true;
+    const reject = status === SnapshotStatus.Failure;
+    this.raft.step(newMessage({ msgType: MessageType.MsgSnapshotStatus, from: id, reject }));
   }
 
   isLeader(): boolean {
@@ -270,4 +272,9 @@ export class RawNode {
   status(): Status {
     return { ...this.basicStatus(), progress: this.progress() };
   }
+}
+
+/** The Raft behind a RawNode, for the testing entry (index.ts does not export it). */
+export function raftOf(rn: RawNode): Raft {
+  return coreOf(rn);
 }
