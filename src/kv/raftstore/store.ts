@@ -5,7 +5,7 @@ import { AdminCmdType, RaftCmdRequest, RaftCmdResponse, type RaftRequestHeader }
 import { PeerState, RegionLocalState, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
 import type { Logger } from "../../util/logger.js";
 import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
-import type { Engine } from "../engine/index.js";
+import type { Engine, FileLayer } from "../engine/index.js";
 import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } from "../transport/transport.js";
 import type { RaftstoreConfig } from "./config.js";
 import { checkKeysInRegion, checkRegionEpoch } from "./epoch.js";
@@ -32,6 +32,8 @@ export interface StoreOptions {
   kv: Engine;
   raft: Engine;
   snapDir: string;
+  /** Where snapshot files are written (default: the real file system). */
+  snapFiles?: FileLayer;
   config: RaftstoreConfig;
   log: Logger;
   makeTransport(source: SnapshotSource, events: TransportEvents): RaftTransport;
@@ -73,7 +75,7 @@ export class Store implements RaftMessageSink {
     this.storeId = opts.storeId;
     this.runtime = opts.runtime ?? realRuntime;
     this.log = opts.log.child({ store_id: String(opts.storeId) });
-    this.snaps = new SnapManager(opts.snapDir);
+    this.snaps = new SnapManager(opts.snapDir, opts.snapFiles);
     this.transport = opts.makeTransport((msg) => this.snapshotSource(msg), {
       onUnreachable: (msg) => this.peers.get(msg.regionId)?.raw.reportUnreachable(msg.toPeer!.id),
       onSnapshotStatus: (msg, ok) => {
