@@ -135,9 +135,11 @@ export class SnapManager {
     // Every record is parsed and range-checked now, so an accepted file can only fail to install on a disk error.
     const records = new RecordReader(k);
     // Written aside and renamed into place: a second copy of the same snapshot arriving while
-    // the first is being installed must not truncate the file under the installer.
+    // the first is being installed must not truncate the file under the installer. The counter
+    // alone makes the name unique: a store deletes every leftover at start, before it receives
+    // (and no pid in it, so one seed of the simulation names its files alike in every run).
     const path = this.revPath(k);
-    const tmp = `${path}.${process.pid}.${++this.receiving}.tmp`;
+    const tmp = `${path}.${++this.receiving}.tmp`;
     const out: FileWriter = await this.files.create(tmp);
     let size = 0;
     let checksum = 0;

@@ -10,6 +10,7 @@ import { sleep } from "../../../src/util/runtime.js";
 import { TestCluster } from "../../harness/cluster.js";
 import { checkLinearizable, checkNoLostWrites, type RegisterOperation, type Value } from "../checkers/index.js";
 import { FaultInjector, describeFault, drawFaults, type Fault } from "./faults.js";
+import { SIM_RAFTSTORE_CONFIG } from "./config.js";
 import { SimClient } from "./sim-client.js";
 import { SimRuntime } from "./sim-runtime.js";
 
@@ -62,7 +63,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const history: RegisterOperation[] = [];
   const keys = Array.from({ length: opts.keys ?? 4 }, (_, i) => `k${i}`);
 
-  const cluster = new TestCluster({ stores, disk: "sim", runtime, seed: opts.seed });
+  const cluster = new TestCluster({ stores, disk: "sim", runtime, seed: opts.seed, config: SIM_RAFTSTORE_CONFIG });
   const client = new SimClient(cluster, runtime, history);
   const injector = new FaultInjector(cluster, faultRng, (line) => runtime.note(line));
   let finished = false;
