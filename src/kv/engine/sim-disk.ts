@@ -1,7 +1,7 @@
 import { MemoryLevel } from "memory-level";
 import type { Rng } from "../../util/random.js";
 import { Engine, EngineOpenError, WriteBatch, type BatchWriter, type Db } from "./engine.js";
-import { SimFiles } from "./sim-files.js";
+import { SimFileError, SimFiles } from "./sim-files.js";
 
 /**
  * A simulated disk for the deterministic simulation: engines in memory (memory-level) with
@@ -31,6 +31,8 @@ export interface DiskFaults {
   writeLatencyMs?: (write: DiskWrite) => number;
   /** Synced writes to the files it accepts fail with SyncFailedError. */
   failSync?: (file: string) => boolean;
+  /** Writes to the plain files it accepts (paths such as "snap/gen_1_5_9.snap") fail with an I/O error. */
+  failFileWrite?: (path: string) => boolean;
 }
 
 export interface SimDiskOptions {
@@ -97,6 +99,7 @@ export class SimDisk {
       // Without a delay hook (a unit test with no runtime) a file operation completes as a microtask.
       wait: (ms) => (this.opts.delay ? this.opts.delay(ms) : Promise.resolve()),
       syncFault: (file) => (this.faults.failSync?.(file) ? new SyncFailedError(`sim://${this.name}/${file}`) : undefined),
+      writeFault: (path) => (this.faults.failFileWrite?.(path) ? new SimFileError("EIO", `sim://${this.name}/${path}`, "write") : undefined),
     });
   }
 

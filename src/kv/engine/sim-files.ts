@@ -27,16 +27,20 @@ export interface SimFilesHost {
   wait(ms: number): Promise<void>;
   /** The error a failing fsync of `file` raises while that fault is on. */
   syncFault(file: string): Error | undefined;
+  /** The error a failing write to `path` raises while that fault is on. */
+  writeFault(path: string): Error | undefined;
 }
 
-/** A file operation failed as the real one would (e.g. ENOENT: no such file). */
+const REASONS = { ENOENT: "no such file or directory", EIO: "i/o error" } as const;
+
+/** A file operation failed as the real one would: ENOENT (no such file), EIO (a disk fault). */
 export class SimFileError extends Error {
   constructor(
-    readonly code: "ENOENT",
+    readonly code: keyof typeof REASONS,
     readonly path: string,
     op: string,
   ) {
-    super(`${code}: no such file or directory, ${op} '${path}' (simulated disk)`);
+    super(`${code}: ${REASONS[code]}, ${op} '${path}' (simulated disk)`);
     this.name = "SimFileError";
   }
 }
@@ -334,6 +338,8 @@ class SimFileWriter implements FileWriter {
     const copy = Buffer.from(chunk);
     await this.files.io.wait(this.files.io.latencyOf({ file: this.path, sync: false, ops: 1, bytes: copy.length }));
     this.writable();
+    const fault = this.files.io.writeFault(this.path);
+    if (fault) throw fault;
     this.inode.parts.push(copy);
     this.inode.size += copy.length;
   }
