@@ -8,10 +8,10 @@ import {
   ErrStepLocalMsg,
   MemoryStorage,
   MessageType,
-  RawNode,
+  InspectableRawNode as RawNode,
   Ready,
   StateType,
-} from "../../src/raft/index.js";
+} from "../../src/raft/testing.js";
 import { ent, msg } from "./harness.js";
 
 function brief(es: Entry[]): string[] {

@@ -1,4 +1,5 @@
 import { basename, dirname, normalize } from "node:path";
+import { TinyKvError } from "../../util/errors.js";
 import type { Rng } from "../../util/random.js";
 import type { FileLayer, FileWriter } from "./file-layer.js";
 
@@ -34,22 +35,20 @@ export interface SimFilesHost {
 const REASONS = { ENOENT: "no such file or directory", EIO: "i/o error" } as const;
 
 /** A file operation failed as the real one would: ENOENT (no such file), EIO (a disk fault). */
-export class SimFileError extends Error {
+export class SimFileError extends TinyKvError {
   constructor(
     readonly code: keyof typeof REASONS,
     readonly path: string,
     op: string,
   ) {
     super(`${code}: ${REASONS[code]}, ${op} '${path}' (simulated disk)`);
-    this.name = "SimFileError";
   }
 }
 
 /** The process that made this mount crashed (or lost power): its files are gone with it. */
-export class FilesCrashedError extends Error {
+export class FilesCrashedError extends TinyKvError {
   constructor(readonly disk: string) {
     super(`${disk}: the process crashed; file operation refused`);
-    this.name = "FilesCrashedError";
   }
 }
 

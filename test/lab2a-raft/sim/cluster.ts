@@ -10,12 +10,12 @@ import {
   MemoryStorage,
   Message,
   MessageType,
-  RawNode,
+  InspectableRawNode as RawNode,
   Ready,
   SnapshotStatus,
   Snapshot,
   seededRandom,
-} from "../../../src/raft/index.js";
+} from "../../../src/raft/testing.js";
 import { Checker, SafetyViolation, digest, entryKey } from "./checker.js";
 
 export interface SimOptions {
