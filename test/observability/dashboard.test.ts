@@ -7,13 +7,12 @@
  * one the test is skipped with a message saying so.
  */
 import { existsSync, mkdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KvClient } from "../../src/client/index.js";
 import { FAST_STORE_CONFIG, ProcessCluster } from "../harness/processes.js";
-import { freePort } from "../harness/ports.js";
 import { waitFor } from "../harness/wait.js";
+import { addStoreWithDefaultStatus } from "./default-status-stores.js";
 
 const BROWSER_CANDIDATES = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
 const browserPath = BROWSER_CANDIDATES.find((p): p is string => !!p && existsSync(p));
@@ -21,23 +20,6 @@ const ARTIFACTS = join(process.cwd(), "artifacts");
 
 if (!browserPath) {
   console.warn(`dashboard test skipped: no Chromium found (looked at ${BROWSER_CANDIDATES.filter(Boolean).join(", ")}); apt-get install -y chromium`);
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once("error", () => resolve(false));
-    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
-  });
-}
-
-/** A gRPC address whose port + 20 is free too: the scheduler finds a store's metrics there. */
-async function grpcAddrWithDefaultStatus(): Promise<string> {
-  for (let i = 0; i < 50; i++) {
-    const port = await freePort();
-    if (port + 20 <= 65535 && (await portIsFree(port + 20))) return `127.0.0.1:${port}`;
-  }
-  throw new Error("found no free port whose +20 is free as well");
 }
 
 interface Drawn {
@@ -66,12 +48,7 @@ describe.skipIf(!browserPath)("the scheduler's dashboard in headless Chromium", 
 
   beforeAll(async () => {
     await cluster.startScheduler({ status: true });
-    for (const n of [1, 2, 3]) {
-      const addr = await grpcAddrWithDefaultStatus();
-      const port = Number(addr.split(":")[1]);
-      cluster.stores.set(n, { addr, path: join(cluster.dir.path, `store${n}`), statusAddr: `127.0.0.1:${port + 20}` });
-      cluster.startStore(n);
-    }
+    for (const n of [1, 2, 3]) await addStoreWithDefaultStatus(cluster, n);
     const puppeteer = await import("puppeteer-core");
     browser = await puppeteer.launch({ executablePath: browserPath!, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
   }, 60_000);
