@@ -12,7 +12,8 @@ export class MetricsTargetError extends Error {
 export interface MetricsLookup {
   /** The stores the scheduler knows (for a store id's address). */
   stores(): Promise<{ id: bigint; address: string }[]>;
-  timeoutMs: number;
+  /** How long the store's /metrics may take (default 5 s). */
+  timeoutMs?: number;
 }
 
 /**
@@ -70,5 +71,5 @@ export function formatStoreMetrics(statusAddr: string, m: StoreMetricsSummary): 
 
 export async function storeMetricsLines(target: string, lookup: MetricsLookup): Promise<string[]> {
   const statusAddr = await resolveStatusAddr(target, lookup);
-  return formatStoreMetrics(statusAddr, await fetchStoreMetrics(statusAddr, lookup.timeoutMs));
+  return formatStoreMetrics(statusAddr, await fetchStoreMetrics(statusAddr, lookup.timeoutMs ?? 5_000));
 }
