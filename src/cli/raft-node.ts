@@ -20,6 +20,7 @@ import { ErrorType } from "../proto/schedulerpb.js";
 import { SchedulerError, SchedulerRpcClient } from "../scheduler/client.js";
 import type { Logger } from "../util/logger.js";
 import { retryWithBackoff } from "../util/retry.js";
+import { realRuntime, type Runtime } from "../util/runtime.js";
 import type { RunningNode } from "./standalone-node.js";
 
 export class ClusterMismatchError extends Error {
@@ -32,12 +33,12 @@ export class ClusterMismatchError extends Error {
 /** Store addresses from the scheduler's GetStore, cached for a minute. */
 class SchedulerResolver implements StoreResolver {
   private readonly cache = new Map<bigint, { addr: string; at: number }>();
-  constructor(private readonly client: SchedulerRpcClient) {}
+  constructor(private readonly client: SchedulerRpcClient, private readonly runtime: Runtime) {}
   async resolve(storeId: bigint): Promise<string> {
     const hit = this.cache.get(storeId);
-    if (hit && Date.now() - hit.at < 60_000) return hit.addr;
+    if (hit && this.runtime.now() - hit.at < 60_000) return hit.addr;
     const { store } = await this.client.getStore(storeId);
-    this.cache.set(storeId, { addr: store.address, at: Date.now() });
+    this.cache.set(storeId, { addr: store.address, at: this.runtime.now() });
     return store.address;
   }
 }
@@ -58,6 +59,8 @@ export interface RaftNodeOptions {
  */
 export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode & { storeId: bigint }> {
   const { log } = opts;
+  // A real process: the real clock, timers and randomness for every layer it wires.
+  const runtime = realRuntime;
   const client = await SchedulerRpcClient.connect(opts.scheduler, { connectDeadlineMs: opts.schedulerDeadlineMs ?? 30_000, log });
   let kv: Engine | undefined;
   let raft: Engine | undefined;
@@ -69,8 +72,8 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     await maybeBootstrapCluster(kv, raft, client, storeId, log);
     await client.putStore({ id: storeId, address: opts.addr });
 
-    const worker = new SchedulerWorker(client, opts.path, log);
-    const resolver = new SchedulerResolver(client);
+    const worker = new SchedulerWorker(client, opts.path, log, runtime);
+    const resolver = new SchedulerResolver(client, runtime);
     const store = new Store({
       storeId,
       kv,
@@ -78,7 +81,8 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       snapDir: join(opts.path, "snap"),
       config: opts.config,
       log,
-      makeTransport: (snapshotSource, events) => new GrpcTransport({ storeId, resolver, snapshotSource, events, log }),
+      runtime,
+      makeTransport: (snapshotSource, events) => new GrpcTransport({ storeId, resolver, snapshotSource, events, log, runtime }),
       hooks: worker.hooks(),
     });
     await store.start();
@@ -92,7 +96,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       port,
       storeId,
       async stop() {
-        await shutdownGracefully(server);
+        await shutdownGracefully(server, runtime);
         worker.stop();
         await store.stop();
         client.close();

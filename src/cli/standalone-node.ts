@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { StandaloneStorage } from "../kv/storage/index.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, shutdownGracefully, TxnHandlers } from "../kv/server/index.js";
 import type { Logger } from "../util/logger.js";
+import { realRuntime } from "../util/runtime.js";
 
 export interface RunningNode {
   port: number;
@@ -23,7 +24,7 @@ export async function startStandaloneServer(opts: { path: string; addr: string; 
       port,
       storage,
       async stop() {
-        await shutdownGracefully(server);
+        await shutdownGracefully(server, realRuntime);
         await storage.stop();
       },
     };
