@@ -33,6 +33,16 @@ export class EngineOpenError extends Error {
  * `<path>/kv` (user data + apply/region state) and `<path>/raft` (raft log + raft state).
  * `open` gives the real one; `SimDisk.open` an in-memory one with LevelDB's durability model.
  */
+/**
+ * A key after every key the store writes (CF keys start with a lowercase letter, meta keys with
+ * 0x01), present in every engine. classic-level answers a seek that finds no key at or after its
+ * target by walking to the first and then the last key of the whole database; under a snapshot
+ * with newer writes at the tail, LevelDB steps back over every one of them, so each seek past the
+ * end of the last CF (any new key's write-CF lookup in a prewrite) cost milliseconds and a large
+ * transaction went quadratic. With this key present such a seek stops here, outside every range.
+ */
+export const ENGINE_END_KEY = Buffer.from([0xff]);
+
 export class Engine {
   protected constructor(
     readonly path: string,
@@ -46,6 +56,7 @@ export class Engine {
     } catch (err) {
       throw new EngineOpenError(path, describeOpenFailure(err), { cause: err });
     }
+    if ((await db.get(ENGINE_END_KEY)) === undefined) await new WriteBatch(db.batch()).putMeta(ENGINE_END_KEY, Buffer.alloc(0)).write(true);
     return new Engine(path, db);
   }
 
