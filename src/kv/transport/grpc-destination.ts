@@ -31,6 +31,8 @@ export interface StreamLink<Stream, Client> {
   readonly openedAt: number;
   /** Waiting for 'drain' or for in-flight bytes to complete before writing more. */
   blocked: boolean;
+  /** A 'drain' listener is registered (one at a time: a write callback may unblock the stream first). */
+  awaitingDrain: boolean;
   /** Bytes written on this stream whose write has not completed. */
   inFlightBytes: number;
   /** One message per (region, to-peer) written on this stream: reported unreachable if it breaks. */
@@ -143,7 +145,7 @@ export class Destination<Stream, Client> {
   opened(open: { client: Client; stream: Stream; done: Promise<void> }, now: number): boolean {
     if (this.link.kind === "closed") return false;
     if (this.link.kind !== "connecting") throw new InvalidLinkTransitionError(this.storeId, this.link.kind, "opened");
-    this.link = { kind: "connected", ...open, openedAt: now, blocked: false, inFlightBytes: 0, inFlight: new Map() };
+    this.link = { kind: "connected", ...open, openedAt: now, blocked: false, awaitingDrain: false, inFlightBytes: 0, inFlight: new Map() };
     return true;
   }
 

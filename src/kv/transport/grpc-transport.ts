@@ -213,10 +213,13 @@ export class GrpcTransport implements RaftTransport {
       if (!written && stream.writableLength >= RAFT_WRITE_WINDOW) {
         this.stats.backpressureWaits++;
         link.blocked = true;
+        // A write callback may have unblocked the stream before it drained: its listener still waits.
+        if (link.awaitingDrain) return;
+        link.awaitingDrain = true;
         stream.once("drain", () => {
-          const current = dest.linkOf(stream);
-          if (!current) return;
-          current.blocked = false;
+          link.awaitingDrain = false;
+          if (!dest.linkOf(stream)) return;
+          link.blocked = false;
           dest.overflowing = false;
           this.pump(dest);
         });
