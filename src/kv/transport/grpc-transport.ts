@@ -257,7 +257,10 @@ export class GrpcTransport implements RaftTransport {
       });
       // The callback above carries the status; an 'error' event (if any) is the same failure.
       stream.on("error", (err: Error) => this.onStreamBroken(dest, stream, err));
-      dest.opened({ client, stream, done }, this.runtime.now());
+      if (!dest.opened({ client, stream, done }, this.runtime.now())) {
+        client.close(); // closed while dialing
+        return;
+      }
       this.stats.streamsOpened++;
       this.log.debug({ to_store: dest.storeId, addr }, "raft stream opened");
     } catch (err) {
