@@ -1,6 +1,7 @@
 import type { AbstractLevel } from "abstract-level";
 import { ClassicLevel } from "classic-level";
 import { cfKey, cfPrefix, cfRange, type CfName } from "./cf.js";
+import { TinyKvError } from "../../util/errors.js";
 
 /**
  * Any abstract-level store with buffer keys and values and explicit snapshots: classic-level
@@ -21,7 +22,7 @@ export interface BatchWriter {
   close(): Promise<void>;
 }
 
-export class EngineOpenError extends Error {
+export class EngineOpenError extends TinyKvError {
   constructor(readonly path: string, readonly reason: string, options?: { cause?: unknown }) {
     super(`cannot open data dir ${path}: ${reason}`, options);
     this.name = "EngineOpenError";
@@ -146,7 +147,7 @@ interface BufferIterator {
   close(): Promise<void>;
 }
 
-export interface KvEntry {
+export interface EngineEntry {
   key: Buffer;
   value: Buffer;
 }
@@ -154,7 +155,7 @@ export interface KvEntry {
 /** A cursor over one CF within [lower, upper), reading from a snapshot. Keys come back without the CF prefix. */
 export class CfCursor {
   private it: BufferIterator;
-  private current: KvEntry | undefined;
+  private current: EngineEntry | undefined;
   private readonly prefixLen: number;
 
   constructor(
@@ -202,8 +203,8 @@ export class CfCursor {
   }
 
   /** Reads up to `limit` entries from the current position on. */
-  async take(limit: number): Promise<KvEntry[]> {
-    const out: KvEntry[] = [];
+  async take(limit: number): Promise<EngineEntry[]> {
+    const out: EngineEntry[] = [];
     while (this.valid && out.length < limit) {
       out.push(this.current!);
       await this.next();
@@ -249,7 +250,7 @@ export class EngineSnapshot {
   }
 
   /** Iterates raw engine keys in [gte, lt) (meta keys), from the snapshot. */
-  async *rawRange(gte: Buffer, lt: Buffer): AsyncGenerator<KvEntry> {
+  async *rawRange(gte: Buffer, lt: Buffer): AsyncGenerator<EngineEntry> {
     for await (const [key, value] of this.db.iterator({ gte, lt, snapshot: this.snap })) yield { key, value };
   }
 

@@ -1,4 +1,5 @@
 /** Raftstore settings. Defaults suit a real deployment; tests shrink the intervals. */
+import { TinyKvError } from "../../util/errors.js";
 export interface RaftstoreConfig {
   /** One raft tick. */
   raftBaseTickMs: number;
@@ -75,7 +76,7 @@ export const TEST_RAFTSTORE_CONFIG: RaftstoreConfig = {
  */
 export const MAX_RAFT_ENTRY_MAX_SIZE = 15 * 1024 * 1024;
 
-export class ConfigError extends Error {
+export class ConfigError extends TinyKvError {
   constructor(message: string) {
     super(message);
     this.name = "ConfigError";

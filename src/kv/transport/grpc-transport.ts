@@ -5,7 +5,7 @@ import { TinyKvClient } from "../../proto/tinykvpb.js";
 import { silentLogger, type Logger } from "../../util/logger.js";
 import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
 import { Destination, ReconnectBackoff, type LinkFailure, type QueuedMessage } from "./grpc-destination.js";
-import { InvalidRaftMessageError, SnapshotSendError, StoreNotFoundError, StoreUnreachableError, TransportError } from "./errors.js";
+import { InvalidRaftMessageError, SnapshotSendError, StoreNotFoundError, DestinationUnreachableError, TransportError } from "./errors.js";
 import { streamSnapshotCall } from "./grpc-snapshot.js";
 import { fitRaftMessage, MAX_RAFT_MESSAGE_BYTES } from "./message-size.js";
 import { SNAPSHOT_CHUNK_BYTES } from "./snapshot-chunks.js";
@@ -264,7 +264,7 @@ export class GrpcTransport implements RaftTransport {
       this.stats.streamsOpened++;
       this.log.debug({ to_store: dest.storeId, addr }, "raft stream opened");
     } catch (err) {
-      this.report(dest, dest.connectFailed(this.runtime.now(), () => this.runtime.random()), new StoreUnreachableError(dest.storeId, addr, err));
+      this.report(dest, dest.connectFailed(this.runtime.now(), () => this.runtime.random()), new DestinationUnreachableError(dest.storeId, addr, err));
       return;
     }
     this.pump(dest);
@@ -287,7 +287,7 @@ export class GrpcTransport implements RaftTransport {
     if (!failure) return;
     failure.client?.close();
     this.stats.streamFailures++;
-    this.report(dest, failure, new StoreUnreachableError(dest.storeId, addr, cause));
+    this.report(dest, failure, new DestinationUnreachableError(dest.storeId, addr, cause));
   }
 
   /** The destination went down (it now backs off): report what was lost. */
