@@ -12,6 +12,7 @@ import { physicalTime } from "../txn/codec.js";
 import type { Logger } from "../util/logger.js";
 import { errorMessage } from "../util/retry.js";
 import { fatal, quietGrpcUnlessDebug } from "./common.js";
+import { BackupUsageError, runBackupCommand } from "./ctl/backup-command.js";
 import { formatOperators, STORE_STATES, StatusApi, type StoreStateName } from "./ctl-status-api.js";
 
 const BIN = "tinykv-ctl";
@@ -33,6 +34,9 @@ const COMMANDS = `Commands:
   operators                            running and recent scheduler operators, with why each was made
   regions                              regions: range, epoch, peers, leader
   status                               cluster id, stores, regions, a fresh timestamp
+  backup --to DIR                      copy every key into a new DIR: transactional data as of one
+                                       timestamp, raw data region by region (not point-in-time)
+  restore --from DIR                   verify a backup's checksums and load it into an empty cluster
   help                                 this list
   exit                                 leave the shell
 
@@ -62,12 +66,16 @@ const CMD_OPTIONS = {
   cf: { type: "string" },
   limit: { type: "string" },
   txn: { type: "boolean" },
+  to: { type: "string" },
+  from: { type: "string" },
 } as const;
 
 interface CmdFlags {
   cf?: string;
   limit?: string;
   txn?: boolean;
+  to?: string;
+  from?: string;
 }
 
 /** Lazily connects on the first command that needs the cluster. */
@@ -166,6 +174,9 @@ async function runCommand(s: Session, words: string[], flags: CmdFlags): Promise
     case "status":
       arity(args, 0, 0, "status");
       return showStatus(s);
+    case "backup":
+    case "restore":
+      return runBackupCommand(cmd, () => s.kv(), args, flags, s.out);
     case "help":
       s.out(COMMANDS.trimEnd());
       return;
@@ -370,10 +381,10 @@ async function main(): Promise<number> {
       if (v.cf !== undefined || v.limit !== undefined || v.txn !== undefined) fatal(BIN, "--cf, --limit and --txn go with a command (see --help)", 2);
       return (await shell(session)) > 0 && !process.stdin.isTTY ? 1 : 0;
     }
-    await runCommand(session, parsed.positionals, { cf: v.cf, limit: v.limit, txn: v.txn });
+    await runCommand(session, parsed.positionals, { cf: v.cf, limit: v.limit, txn: v.txn, to: v.to, from: v.from });
     return 0;
   } catch (err) {
-    fatal(BIN, oneLine(err), err instanceof UsageError ? 2 : 1);
+    fatal(BIN, oneLine(err), err instanceof UsageError || err instanceof BackupUsageError ? 2 : 1);
   } finally {
     session.close();
   }
