@@ -1,5 +1,5 @@
 /**
- * A client of the simulated cluster: raw puts and gets of small registers through RaftStorage
+ * A client of a simulated TestCluster (no scheduler, no src/client): raw puts and gets of small registers through RaftStorage
  * (as TestCluster.put/get do), on the simulation's clock, recording what it learnt about each
  * operation for the checkers. A write is retried only after an error that proves it was never
  * proposed; once it may be in a log (StaleCommand, a timeout, a store gone mid-request) its
@@ -11,7 +11,7 @@ import type { Context } from "../../../src/proto/kvrpcpb.js";
 import { sleep } from "../../../src/util/runtime.js";
 import type { TestCluster } from "../../harness/cluster.js";
 import type { RegisterOperation } from "../checkers/index.js";
-import type { SimRuntime } from "./sim-runtime.js";
+import type { SimRuntime } from "../runner/sim-runtime.js";
 
 /** One attempt on one store may hang (a partitioned leader keeps a proposal): it gives up after this. */
 const ATTEMPT_TIMEOUT_MS = 1_000;
