@@ -1,7 +1,8 @@
 /**
  * `make sim`: runs SEEDS seeds (from SEED_BASE, default 1) and prints a summary; `SEED=n make sim`
  * replays one seed and prints its fault schedule, trace tail and hash. Exit code 1 if any failed.
- * FAULT_MS / LIVENESS_MS override the fault phase and the liveness bound (simulated ms).
+ * FAULT_MS / LIVENESS_MS override the fault phase and the liveness bound (simulated ms), CLIENTS
+ * the number of KvClients (half registers, half bank).
  */
 import { describeResult, runSimulation, type SimOptions } from "./simulation.js";
 
@@ -18,6 +19,7 @@ async function main(): Promise<number> {
     faultPhaseMs: intEnv("FAULT_MS", 20_000),
     livenessBoundMs: intEnv("LIVENESS_MS", 15_000),
     traceTail: intEnv("TRACE_TAIL", 60),
+    clients: intEnv("CLIENTS", 4),
   };
   if (process.env.SEED !== undefined && process.env.SEED !== "") {
     const r = await runSimulation({ ...base, seed: intEnv("SEED", 0) });
@@ -33,6 +35,9 @@ async function main(): Promise<number> {
   let acknowledged = 0;
   let unknown = 0;
   let snapshots = 0;
+  let transfers = 0;
+  let bankReads = 0;
+  let schedulerCrashes = 0;
   const failed: number[] = [];
   for (let seed = first; seed < first + seeds; seed++) {
     const r = await runSimulation({ ...base, seed });
@@ -42,6 +47,9 @@ async function main(): Promise<number> {
     acknowledged += r.acknowledgedWrites;
     unknown += r.unknownWrites;
     snapshots += r.snapshots;
+    transfers += r.bank.committed;
+    bankReads += r.bank.reads;
+    schedulerCrashes += r.schedulerCrashes.length;
     if (!r.ok) {
       failed.push(seed);
       console.log(describeResult(r));
@@ -52,7 +60,7 @@ async function main(): Promise<number> {
   console.log(
     [
       `seeds: ${seeds} (${first}..${first + seeds - 1}), failed: ${failed.length}${failed.length ? ` [${failed.join(", ")}]` : ""}`,
-      `simulated time: ${(simulatedMs / 1000).toFixed(1)} s, faults: ${faults}, ops checked: ${operations} (${acknowledged} acknowledged writes, ${unknown} writes of unknown outcome), snapshots: ${snapshots}`,
+      `simulated time: ${(simulatedMs / 1000).toFixed(1)} s, faults: ${faults} (+${schedulerCrashes} scheduler crashes), ops checked: ${operations} (${acknowledged} acknowledged writes, ${unknown} writes of unknown outcome, ${transfers} bank transfers, ${bankReads} bank snapshot reads), snapshots: ${snapshots}`,
       `wall time: ${wallS.toFixed(1)} s, speed: ${(simulatedMs / 1000 / wallS).toFixed(1)} simulated s per wall s, ${((seeds / wallS) * 60).toFixed(1)} seeds per minute`,
     ].join("\n"),
   );
