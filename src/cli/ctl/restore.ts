@@ -12,6 +12,19 @@ const TXN_BATCH = 256;
 /** Restore transactions in flight at once. */
 const TXN_CONCURRENCY = 4;
 const RAW_BATCH = 256;
+/** At most one progress line per file this often, so a large restore does not flood stderr. */
+const PROGRESS_EVERY_MS = 1000;
+
+/** Reports `done/total` for one file: the first and last batch always, others at most once a PROGRESS_EVERY_MS. */
+function fileProgress(what: string, total: number, progress: (line: string) => void): (done: number) => void {
+  let last = 0;
+  return (done) => {
+    const now = Date.now();
+    if (done < total && now - last < PROGRESS_EVERY_MS) return;
+    last = now;
+    progress(`restore: ${what} ${done}/${total} keys`);
+  };
+}
 
 export class ClusterNotEmptyError extends Error {
   constructor(what: string, key: Buffer) {
@@ -35,13 +48,14 @@ async function restoreTxnFile(kv: KvClient, dir: string, file: BackupFileEntry, 
   const inFlight = new Set<Promise<void>>();
   let done = 0;
   let failure: unknown;
+  const report = fileProgress("transactional", file.count, progress);
   const commitBatch = (pairs: { key: Buffer; value: Buffer }[]) => {
     const p = (async () => {
       const txn = await kv.begin();
       for (const { key, value } of pairs) txn.put(key, value);
       await txn.commit();
       done += pairs.length;
-      progress(`restore: transactional ${done}/${file.count} keys`);
+      report(done);
     })().catch((err: unknown) => {
       failure ??= err;
     });
@@ -64,11 +78,12 @@ async function restoreTxnFile(kv: KvClient, dir: string, file: BackupFileEntry, 
 async function restoreRawFile(kv: KvClient, dir: string, file: BackupFileEntry, progress: (line: string) => void): Promise<void> {
   let batch: { key: Buffer; value: Buffer }[] = [];
   let done = 0;
+  const report = fileProgress(`raw cf ${file.cf}`, file.count, progress);
   const flush = async () => {
     await kv.batchPut(batch, file.cf);
     done += batch.length;
     batch = [];
-    progress(`restore: raw cf ${file.cf} ${done}/${file.count} keys`);
+    report(done);
   };
   for await (const pair of readPairs(dir, file)) {
     batch.push(pair);
