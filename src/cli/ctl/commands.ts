@@ -6,6 +6,7 @@ import { errorMessage } from "../../util/retry.js";
 import { operatorsCommand, regionsCommand, statusCommand, storeCommand, storesCommand } from "./cluster-commands.js";
 import { helpEntry, UsageError, type CtlCommand, type CtlContext, type CtlFlagOptions, type CtlFlags } from "./command.js";
 import { deleteCommand, getCommand, putCommand, scanCommand, txnCommand } from "./kv-commands.js";
+import { metricsCommand } from "./metrics-command.js";
 
 /** Every command, in the order `help` lists them. */
 const CTL_COMMANDS: readonly CtlCommand[] = [
@@ -17,6 +18,7 @@ const CTL_COMMANDS: readonly CtlCommand[] = [
   storesCommand,
   storeCommand,
   operatorsCommand,
+  metricsCommand,
   regionsCommand,
   statusCommand,
 ];

@@ -4,7 +4,7 @@ import { AdminCmdType, RaftCmdRequest, type RaftCmdResponse, type RaftRequestHea
 import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
 import type { Logger } from "../../util/logger.js";
 import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
-import type { Engine } from "../engine/index.js";
+import type { Engine, FileLayer } from "../engine/index.js";
 import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } from "../transport/transport.js";
 import type { RaftstoreConfig } from "./config.js";
 import { errorResponse, regionErrors } from "./errors.js";
@@ -30,6 +30,8 @@ export interface StoreOptions {
   kv: Engine;
   raft: Engine;
   snapDir: string;
+  /** Where snapshot files are written (default: the real file system). */
+  snapFiles?: FileLayer;
   config: RaftstoreConfig;
   log: Logger;
   makeTransport(source: SnapshotSource, events: TransportEvents): RaftTransport;
@@ -80,7 +82,7 @@ export class Store implements RaftMessageSink {
     this.hooks = options.hooks ?? {};
     this.runtime = options.runtime ?? realRuntime;
     this.log = options.log.child({ store_id: String(options.storeId) });
-    this.snaps = new SnapManager(options.snapDir);
+    this.snaps = new SnapManager(options.snapDir, options.snapFiles);
     this.transport = options.makeTransport((msg) => this.snapshotSource(msg), {
       onUnreachable: (msg) => this.peers.get(msg.regionId)?.handle({ type: "unreachable", toPeerId: msg.toPeer!.id }),
       onSnapshotStatus: (msg, ok) => {
