@@ -10,6 +10,7 @@ function offline(): { ctx: CtlContext; lines: string[] } {
   const lines: string[] = [];
   const ctx: CtlContext = {
     scheduler: "nowhere",
+    timeoutMs: 1,
     status: new StatusApi("127.0.0.1:1", 1),
     kv: () => Promise.reject(new Error("this command should not need the cluster")),
     out: (line) => lines.push(line),

@@ -21,6 +21,8 @@ export interface CtlContext {
   readonly scheduler: string;
   /** The cluster client, connected on first use (commands that need no cluster never connect). */
   kv(): Promise<KvClient>;
+  /** How long one operation may take, ms (--timeout), for commands that make their own requests. */
+  readonly timeoutMs: number;
   /** The scheduler's HTTP status API (operators, store states). */
   readonly status: StatusApi;
   /** Where the command's result goes, one line per call. */

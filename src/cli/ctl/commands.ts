@@ -7,6 +7,7 @@ import { backupCommand, restoreCommand } from "./backup-command.js";
 import { operatorsCommand, regionsCommand, statusCommand, storeCommand, storesCommand } from "./cluster-commands.js";
 import { helpEntry, UsageError, type CtlCommand, type CtlContext, type CtlFlagOptions, type CtlFlags } from "./command.js";
 import { deleteCommand, getCommand, putCommand, scanCommand, txnCommand } from "./kv-commands.js";
+import { metricsCommand } from "./metrics-command.js";
 
 /** Every command, in the order `help` lists them. */
 const CTL_COMMANDS: readonly CtlCommand[] = [
@@ -18,6 +19,7 @@ const CTL_COMMANDS: readonly CtlCommand[] = [
   storesCommand,
   storeCommand,
   operatorsCommand,
+  metricsCommand,
   regionsCommand,
   statusCommand,
   backupCommand,

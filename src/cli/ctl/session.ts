@@ -17,6 +17,7 @@ export interface CtlSessionOptions {
 
 export class CtlSession implements CtlContext {
   readonly scheduler: string;
+  readonly timeoutMs: number;
   readonly status: StatusApi;
   readonly out: (line: string) => void;
   private client: KvClient | undefined;
@@ -24,6 +25,7 @@ export class CtlSession implements CtlContext {
 
   constructor(private readonly opts: CtlSessionOptions) {
     this.scheduler = opts.scheduler;
+    this.timeoutMs = opts.timeoutMs;
     this.status = new StatusApi(opts.statusAddr, opts.timeoutMs);
     this.out = opts.out;
   }
@@ -32,8 +34,8 @@ export class CtlSession implements CtlContext {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= KvClient.connect({
       scheduler: this.scheduler,
-      timeoutMs: this.opts.timeoutMs,
-      connectTimeoutMs: Math.min(this.opts.timeoutMs, 5000),
+      timeoutMs: this.timeoutMs,
+      connectTimeoutMs: Math.min(this.timeoutMs, 5000),
       log: this.opts.log,
     }).then(
       (c) => (this.client = c),
