@@ -19,7 +19,10 @@ import type { Region } from "../proto/metapb.js";
 import { ErrorType } from "../proto/schedulerpb.js";
 import type { SchedulerApi } from "../scheduler/api.js";
 import { SchedulerError, SchedulerRpcClient } from "../scheduler/client.js";
-import { instrumentTinyKv, raftstoreGauges, raftstoreStatus, startStoreStatusServer, StoreMetrics } from "../kv/status/index.js";
+import { instrumentTinyKv, RaftstoreMetrics, raftstoreGauges, raftstoreStatus, startStoreStatusServer, StoreMetrics } from "../kv/status/index.js";
+
+/** TiKV logs a slow request past 1 s; we say 500 ms (the issue's default). */
+export const DEFAULT_SLOW_MS = 500;
 import type { Logger } from "../util/logger.js";
 import { retryWithBackoff } from "../util/retry.js";
 import type { RunningNode } from "./standalone-node.js";
@@ -50,6 +53,8 @@ export interface RaftNodeOptions {
   scheduler: string[];
   config: RaftstoreConfig;
   log: Logger;
+  /** A write slower than this logs its stages (ms; 0 never). Default 500. */
+  slowMs?: number;
   /** Where to serve /metrics and /status (host:port); undefined: no status server. */
   statusAddr?: string;
   /** The address registered with the scheduler (PutStore) for others to dial; default `addr`. */
@@ -78,6 +83,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     const advertiseAddr = opts.advertiseAddr ?? opts.addr;
     await client.putStore({ id: storeId, address: advertiseAddr });
 
+    const metrics = new StoreMetrics({ storeId });
     const worker = new SchedulerWorker(client, opts.path, log);
     const resolver = new SchedulerResolver(client);
     const store = new Store({
@@ -89,11 +95,12 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       log,
       makeTransport: (snapshotSource, events) => new GrpcTransport({ storeId, resolver, snapshotSource, events, log }),
       hooks: worker.hooks(),
+      observer: new RaftstoreMetrics(metrics.registry, log, opts.slowMs ?? DEFAULT_SLOW_MS),
     });
+    metrics.watchStore(raftstoreGauges(store));
     await store.start();
     worker.start(store, opts.config.schedulerStoreHeartbeatTickMs);
     const storage = new RaftStorage(store);
-    const metrics = new StoreMetrics({ storeId, source: raftstoreGauges(store) });
     const service = instrumentTinyKv(createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), raft: store, log }), metrics);
     const { server, port } = await listenTinyKv(service, listenAddr(opts.addr));
     const status = opts.statusAddr ? await startStoreStatusServer(opts.statusAddr, metrics, () => ({ ...raftstoreStatus(store, advertiseAddr), status_addr: opts.advertiseStatusAddr ?? opts.statusAddr })).catch(async (err: unknown) => {
