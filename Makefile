@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: all install build test run clean proto raft-fuzz chaos bench bench-big-txn bench-vs-etcd \
+.PHONY: all install build test test-unit run clean proto raft-fuzz chaos bench bench-big-txn bench-vs-etcd \
         lab1 lab2a lab2b lab2c lab3a lab3b lab3c lab4 standalone soak-memory sim
 
 all: build
@@ -18,6 +18,11 @@ build: install
 
 test: build
 	npx vitest run
+
+# The fast set: the `unit` vitest project (no cluster, no process, no socket; see vitest.config.ts).
+# It runs from source, so it needs no build.
+test-unit: install
+	npx vitest run --project unit
 
 proto:
 	bash scripts/gen-proto.sh

@@ -58,6 +58,10 @@ export interface RaftNodeOptions {
   slowMs?: number;
   /** Where to serve /metrics and /status (host:port); undefined: no status server. */
   statusAddr?: string;
+  /** The address registered with the scheduler (PutStore) for others to dial; default `addr`. */
+  advertiseAddr?: string;
+  /** The status address this store reports in /status; default the bound status address. */
+  advertiseStatusAddr?: string;
   /** How long to keep trying to reach the scheduler before giving up. */
   schedulerDeadlineMs?: number;
 }
@@ -79,7 +83,8 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     await ensureKeyLayout(kv);
     const storeId = await ensureStoreIdent(kv, client, opts.path);
     await maybeBootstrapCluster(kv, raft, client, storeId, log);
-    await client.putStore({ id: storeId, address: opts.addr });
+    const advertiseAddr = opts.advertiseAddr ?? opts.addr;
+    await client.putStore({ id: storeId, address: advertiseAddr });
 
     const metrics = new StoreMetrics({ storeId });
     const worker = new SchedulerWorker(client, opts.path, log, runtime);
@@ -102,7 +107,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     const storage = new RaftStorage(store);
     const service = instrumentTinyKv(createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), raft: store, log }), metrics);
     const { server, port } = await listenTinyKv(service, listenAddr(opts.addr));
-    const status = opts.statusAddr ? await startStoreStatusServer(opts.statusAddr, metrics, () => raftstoreStatus(store, opts.addr)).catch(async (err: unknown) => {
+    const status = opts.statusAddr ? await startStoreStatusServer(opts.statusAddr, metrics, () => ({ ...raftstoreStatus(store, advertiseAddr), status_addr: opts.advertiseStatusAddr ?? opts.statusAddr })).catch(async (err: unknown) => {
       await shutdownGracefully(server, runtime);
       worker.stop();
       await store.stop();
@@ -132,7 +137,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
   }
 }
 
-/** Listen where we advertise; 0.0.0.0 stays as given. */
+/** Listen on --addr as given (0.0.0.0 included); what others dial is the advertise address. */
 function listenAddr(addr: string): string {
   return addr;
 }

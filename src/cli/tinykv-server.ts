@@ -12,16 +12,21 @@ import { readFileSync } from "node:fs";
 import { defaultStatusAddr } from "../kv/status/index.js";
 import { StatusAddressInUseError } from "../util/http-status.js";
 import { checkDisk, describeDiskCheck } from "./check-disk.js";
+import { AdvertiseAddrError, resolveAdvertiseAddr } from "./advertise.js";
 
 const BINARY = "tinykv-server";
 const USAGE = `Usage: tinykv-server [flags]
 
   --path <dir>          data directory (default: data)
-  --addr <host:port>    address to listen on and advertise (default: 127.0.0.1:20160)
+  --addr <host:port>    address to listen on (default: 127.0.0.1:20160; 0.0.0.0:20160 for every interface)
+  --advertise-addr <host:port>  address the scheduler tells other stores and clients to dial
+                        (default: --addr; must be routable, so not 0.0.0.0)
   --scheduler <addrs>   scheduler address(es), comma-separated (default: 127.0.0.1:2379)
   --standalone          serve from one local LevelDB without Raft or a scheduler (lab 1 mode)
   --status-addr <host:port>  Prometheus /metrics and JSON /status; "" disables it
                         (default: the --addr host with the gRPC port + 20, e.g. 127.0.0.1:20180)
+  --advertise-status-addr <host:port>  status address this store reports in /status and its logs
+                        (default: --status-addr)
   --slow-ms <ms>         a write slower than this logs one line with its stages (default 500; 0 never)
   --check-disk          measure synced-write latency of the data dir's disk, say whether it is fit, exit
   --config <file>       JSON file with raftstore settings, e.g. {"raftBaseTickMs": 100} (see README)
@@ -37,6 +42,8 @@ async function main(): Promise<void> {
     standalone: { type: "boolean", default: false },
     config: { type: "string" },
     "status-addr": { type: "string" },
+    "advertise-addr": { type: "string" },
+    "advertise-status-addr": { type: "string" },
     "check-disk": { type: "boolean", default: false },
     "slow-ms": { type: "string", default: "500" },
     "log-level": { type: "string", default: process.env.LOG_LEVEL ?? "info" },
@@ -66,6 +73,9 @@ async function main(): Promise<void> {
     fatal(BINARY, (err as Error).message, 2);
   }
 
+  // Checked before anything starts: a store must never register an address nobody can dial.
+  const advertise = values.standalone ? { advertiseAddr: addr } : advertiseAddrs(values, addr, statusAddr);
+
   // Signals during start-up wait for it to finish, then stop cleanly (engines closed).
   let starting: Promise<RunningNode | undefined> = Promise.resolve(undefined);
   onShutdownSignal(async () => {
@@ -88,9 +98,23 @@ async function main(): Promise<void> {
     }
     const config = loadConfig(values.config as string | undefined);
     const scheduler = (values.scheduler as string).split(",").map((s) => s.trim()).filter(Boolean);
-    const node = await startRaftNode({ path, addr, scheduler, config, log, statusAddr, slowMs });
-    log.info({ addr, status_addr: node.statusAddr, path, store_id: String(node.storeId), scheduler }, "tinykv-server ready");
+    const node = await startRaftNode({ path, addr, scheduler, config, log, statusAddr, slowMs, ...advertise });
+    log.info({ addr, advertise_addr: advertise.advertiseAddr, status_addr: node.statusAddr, path, store_id: String(node.storeId), scheduler }, "tinykv-server ready");
     return node;
+  }
+}
+
+function advertiseAddrs(values: Record<string, unknown>, addr: string, statusAddr: string | undefined): { advertiseAddr: string; advertiseStatusAddr?: string } {
+  try {
+    const advertiseAddr = resolveAdvertiseAddr("--advertise-addr", values["advertise-addr"] as string | undefined, addr, "--addr");
+    const given = values["advertise-status-addr"] as string | undefined;
+    if (!statusAddr) return { advertiseAddr };
+    // A wildcard status listener with no advertise flag is not an error: nothing dials it by name.
+    const advertiseStatusAddr = given === undefined ? statusAddr : resolveAdvertiseAddr("--advertise-status-addr", given, statusAddr, "--status-addr");
+    return { advertiseAddr, advertiseStatusAddr };
+  } catch (err) {
+    if (err instanceof AdvertiseAddrError) fatal(BINARY, err.message, 2);
+    throw err;
   }
 }
 

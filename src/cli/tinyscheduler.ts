@@ -3,6 +3,7 @@ import { AddressInUseError, SchedulerServer } from "../scheduler/server.js";
 import { DataDirLockedError } from "../scheduler/meta-kv.js";
 import { createLogger } from "../util/logger.js";
 import { realRuntime } from "../util/runtime.js";
+import { AdvertiseAddrError, resolveAdvertiseAddr } from "./advertise.js";
 import { fatal, onShutdownSignal, parseFlags, quietGrpcUnlessDebug } from "./common.js";
 
 const USAGE = `Usage: tinyscheduler [flags]
@@ -10,9 +11,12 @@ const USAGE = `Usage: tinyscheduler [flags]
 The tinykv-ts scheduler: TSO, id allocation, bootstrap, region routing and balancing.
 
 Flags:
-  --addr <host:port>         gRPC listen address (default 127.0.0.1:2379)
+  --addr <host:port>         gRPC listen address (default 127.0.0.1:2379; 0.0.0.0:2379 for every interface)
+  --advertise-addr <host:port>  client URL that GetMembers hands to stores and clients
+                             (default --addr; must be routable, so not 0.0.0.0)
   --data-dir <dir>           metadata directory (default data/scheduler)
   --status-addr <host:port>  JSON status API over HTTP; "" disables it (default 127.0.0.1:2381)
+  --advertise-status-addr <host:port>  status address printed at start-up (default --status-addr)
   --log-level <level>        fatal|error|warn|info|debug|trace (default $LOG_LEVEL or info)
   --max-replicas <n>         replicas per region, written at bootstrap (default 3)
   -h, --help                 show this help
@@ -30,6 +34,8 @@ async function main(): Promise<void> {
     addr: { type: "string", default: "127.0.0.1:2379" },
     "data-dir": { type: "string", default: "data/scheduler" },
     "status-addr": { type: "string", default: "127.0.0.1:2381" },
+    "advertise-addr": { type: "string" },
+    "advertise-status-addr": { type: "string" },
     "log-level": { type: "string", default: process.env.LOG_LEVEL ?? "info" },
     "max-replicas": { type: "string", default: "3" },
   });
@@ -40,6 +46,18 @@ async function main(): Promise<void> {
   if (!Number.isInteger(maxReplicas) || maxReplicas < 1) die(`invalid --max-replicas ${JSON.stringify(values["max-replicas"])}`);
   if (!/^[^:]*:\d+$/.test(values.addr!) && !/^\[.*\]:\d+$/.test(values.addr!)) die(`invalid --addr ${JSON.stringify(values.addr)}: want host:port`);
 
+  let advertiseAddr: string | undefined;
+  let advertiseStatusAddr: string | undefined;
+  try {
+    advertiseAddr = resolveAdvertiseAddr("--advertise-addr", values["advertise-addr"], values.addr!, "--addr");
+    // Port 0 (pick one) stays unresolved here; the server then advertises the port it bound.
+    if (advertiseAddr.endsWith(":0")) advertiseAddr = undefined;
+    if (values["advertise-status-addr"] !== undefined) advertiseStatusAddr = resolveAdvertiseAddr("--advertise-status-addr", values["advertise-status-addr"], values["status-addr"]!, "--status-addr");
+  } catch (err) {
+    if (err instanceof AdvertiseAddrError) fatal(BIN, err.message, 2);
+    throw err;
+  }
+
   quietGrpcUnlessDebug(level);
   const log = createLogger(level, "tinyscheduler");
   let server: SchedulerServer;
@@ -47,6 +65,8 @@ async function main(): Promise<void> {
     server = await SchedulerServer.start({
       addr: values.addr!,
       statusAddr: values["status-addr"] || undefined,
+      advertiseAddr,
+      advertiseStatusAddr,
       dataDir: values["data-dir"]!,
       maxReplicas,
       log,
@@ -58,6 +78,7 @@ async function main(): Promise<void> {
   }
   process.stderr.write(
     `tinyscheduler listening on ${server.addr}` +
+      (advertiseAddr && advertiseAddr !== server.addr ? `, advertising ${advertiseAddr}` : "") +
       (server.statusAddr ? `, status on http://${server.statusAddr}` : "") +
       ` (cluster id ${server.clusterId})\n`,
   );

@@ -17,6 +17,10 @@ export interface SchedulerServerOptions extends CoreOptions {
   addr: string;
   /** HTTP status listen address host:port; empty disables it. */
   statusAddr?: string;
+  /** The client URL GetMembers hands out (host:port); default the bound gRPC address. */
+  advertiseAddr?: string;
+  /** The status address reported in the start-up log and by `statusAddr`; default the bound one. */
+  advertiseStatusAddr?: string;
   /** Where metadata lives (classic-level under <dataDir>/meta). Ignored when `kv` is given. */
   dataDir?: string;
   kv?: MetaKV;
@@ -59,7 +63,7 @@ export class SchedulerServer {
       const addr = `${host}:${port}`;
       const streams = new HeartbeatStreams(core.clusterId, core.cluster.clock, runtime, log);
       core.oc.setSink((cmd) => streams.send(cmd));
-      grpc.addService(SchedulerService, createSchedulerService(core, streams, { name: "tinyscheduler", clientUrl: `http://${addr}` }, log));
+      grpc.addService(SchedulerService, createSchedulerService(core, streams, { name: "tinyscheduler", clientUrl: `http://${opts.advertiseAddr ?? addr}` }, log));
       let statusAddr: string | undefined;
       if (opts.statusAddr) {
         http = createStatusServer(core, log);
@@ -71,11 +75,11 @@ export class SchedulerServer {
             throw (err as NodeJS.ErrnoException).code === "EADDRINUSE" ? new AddressInUseError(opts.statusAddr!, "status") : err;
           }),
         ]);
-        statusAddr = `${s.host}:${(http.address() as AddressInfo).port}`;
+        statusAddr = opts.advertiseStatusAddr ?? `${s.host}:${(http.address() as AddressInfo).port}`;
       }
       streams.startKeepAlive();
       core.start();
-      log.info({ addr, status_addr: statusAddr, cluster_id: core.clusterId.toString() }, "tinyscheduler started");
+      log.info({ addr, advertise_addr: opts.advertiseAddr, status_addr: statusAddr, cluster_id: core.clusterId.toString() }, "tinyscheduler started");
       return new SchedulerServer(core, grpc, http, streams, addr, statusAddr, log, runtime);
     } catch (err) {
       grpc.forceShutdown();

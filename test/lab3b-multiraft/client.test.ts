@@ -9,7 +9,8 @@ import { encodeKey, Lock, Write, WriteKind } from "../../src/txn/index.js";
 import { DeadlineExceededError } from "../../src/util/retry.js";
 import { dumpCf } from "../lab4-txn/txn-server.js";
 import { FakeCluster, peer, region, type FakeStore } from "./client-fake-store.js";
-import { ctl } from "../harness/ctl.js";
+import { UsageError } from "../../src/cli/ctl/command.js";
+import { ctl, ctlRun, ctlShell } from "../harness/ctl.js";
 
 let cluster: FakeCluster | undefined;
 let client: KvClient | undefined;
@@ -286,19 +287,36 @@ describe("client: transactions", () => {
 
 
 describe("tinykv-ctl", () => {
-  it("runs commands one-shot and from a piped shell, with clear errors and exit codes", async () => {
+  it("the binary: one-shot commands and a piped shell, with exit codes 0, 1 (failed) and 2 (usage)", async () => {
     const { c } = await twoRegions();
     const sched = ["--scheduler", c.scheduler.addr];
-    const put = await ctl([...sched, "put", "0x00ff", "bin"]);
-    const [usage, shellRun] = await Promise.all([
+    const [put, usage, pipedWithFailure, down] = await Promise.all([
+      ctl([...sched, "put", "0x00ff", "bin"]),
       ctl([...sched, "get"]),
-      ctl(sched, "put apple 1\ntxn put kiwi 2 put zoo 3 get kiwi\ntxn get zoo get kiwi get apple\nget 0x00ff\nscan \"\" b --limit 10\nregions\nstores\nstatus\nget\nexit\nget never-run\n"),
+      ctl(sched, "get 0x00ff\nget\nexit\nget never-run\n"),
+      ctl(["--scheduler", "127.0.0.1:1", "--timeout", "500", "get", "k"]),
     ]);
     expect(put, put.err).toMatchObject({ code: 0, out: "OK\n" });
     expect(usage.code).toBe(2);
     expect(usage.err).toBe("tinykv-ctl: error: usage: get <key> [--cf CF]\n");
+    expect(pipedWithFailure, "a piped shell with a failed command exits 1").toMatchObject({ code: 1, err: "error: usage: get <key> [--cf CF]\n" });
+    expect(pipedWithFailure.out).toMatch(/^(bin|\(not found\))\n$/);
+    expect(down.code).toBe(1);
+    expect(down.err).toMatch(/^tinykv-ctl: error: cannot reach the scheduler at 127\.0\.0\.1:1: .*\n$/);
+  });
 
-    expect(shellRun.code, "a piped shell with a failed command exits 1").toBe(1);
+  it("runs commands from a shell script, with clear errors", async () => {
+    const { c } = await twoRegions();
+    const target = { scheduler: c.scheduler.addr };
+    expect(await ctlRun(target, ["put", "0x00ff", "bin"])).toEqual({ out: "OK\n" });
+    const usage = await ctlRun(target, ["get"]);
+    expect(usage.error).toBeInstanceOf(UsageError);
+    expect(usage.error?.message).toBe("usage: get <key> [--cf CF]");
+    const shellRun = await ctlShell(
+      target,
+      "put apple 1\ntxn put kiwi 2 put zoo 3 get kiwi\ntxn get zoo get kiwi get apple\nget 0x00ff\nscan \"\" b --limit 10\nregions\nstores\nstatus\nget\nexit\nget never-run\n",
+    );
+    expect(shellRun.failures).toBe(1);
     expect(shellRun.err).toBe("error: usage: get <key> [--cf CF]\n");
     const out = shellRun.out;
     expect(out, "a txn reads its own writes; raw and txn data are separate").toMatch(
@@ -310,15 +328,14 @@ describe("tinykv-ctl", () => {
     expect(out).toMatch(/stores: +2 \(2 up\)\nregions: +2\ntso: +\d+ \(20\d\d-/);
     expect(out).not.toContain("never-run");
 
-    const down = await ctl(["--scheduler", "127.0.0.1:1", "--timeout", "500", "get", "k"]);
-    expect(down.code).toBe(1);
-    expect(down.err).toMatch(/^tinykv-ctl: error: cannot reach the scheduler at 127\.0\.0\.1:1: .*\n$/);
+    const down = await ctlRun({ scheduler: "127.0.0.1:1", timeoutMs: 500 }, ["get", "k"]);
+    expect(down.error?.message).toMatch(/^cannot reach the scheduler at 127\.0\.0\.1:1: /);
   });
 
   it("scan shows raw data only; scan --txn shows committed transactional data at a fresh timestamp", async () => {
     const { c } = await twoRegions();
-    const run = await ctl(
-      ["--scheduler", c.scheduler.addr],
+    const run = await ctlShell(
+      { scheduler: c.scheduler.addr },
       'txn put a 1 put n 2\nput b raw-b\nscan ""\nscan "" --txn\ntxn put a 3\nscan "" --txn --limit 1\nscan "" --txn --cf lock\n',
     );
     expect(run.err).toBe("error: scan: --txn reads transactional data, which has no --cf\n");

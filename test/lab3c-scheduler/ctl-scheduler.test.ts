@@ -5,7 +5,8 @@ import { Peer, Region } from "../../src/proto/metapb.js";
 import { SchedulerRpcClient } from "../../src/scheduler/client.js";
 import type { SchedulerServer } from "../../src/scheduler/server.js";
 import { startScheduler, tempDir, waitFor } from "./helpers.js";
-import { ctl } from "../harness/ctl.js";
+import { UsageError } from "../../src/cli/ctl/command.js";
+import { ctlRun, ctlShell } from "../harness/ctl.js";
 
 let server: SchedulerServer;
 let client: SchedulerRpcClient;
@@ -35,8 +36,8 @@ describe("tinykv-ctl operators and store states", () => {
     await waitFor("the replica checker plans a peer for region 11", async () => (await client.getOperator(11n))?.desc.includes("replica-checker"));
     expect((await client.getOperator(11n))!.desc, "GetOperator's desc carries the reasons").toMatch(/\[replica-checker: 1 peer for 3 replicas; store \d is the healthy store/);
 
-    const flags = ["--scheduler", server.addr, "--status", server.statusAddr!];
-    const r = await ctl(flags, "operators\nstore 1 tombstone\nstore 1 offline\nstores\nstore 1 up\nstore 1 gone\n");
+    const target = { scheduler: server.addr, status: server.statusAddr! };
+    const r = await ctlShell(target, "operators\nstore 1 tombstone\nstore 1 offline\nstores\nstore 1 up\nstore 1 gone\n");
     expect(r.out).toMatch(/running operators: 1\nregion 11  RUNNING step 1\/1  replica-checker: add peer on store [23]\n  steps: add peer \d+ on store [23]\n  why: replica-checker: 1 peer for 3 replicas; store [23] is the healthy store with the least data\n/);
     expect(r.err).toContain("error: cannot set store 1 from Up to Tombstone: only an Offline store can become a tombstone; set it offline first so its regions move away\n");
     expect(r.out).toContain("store 1 is now Offline\n");
@@ -44,10 +45,11 @@ describe("tinykv-ctl operators and store states", () => {
     expect(r.out).toContain("store 1 is Offline: draining, 1 region left to move away\n");
     expect(r.out).toContain("store 1 is now Up\n");
     expect(r.err).toContain('error: store: the state is one of up, offline, tombstone, got "gone"\n');
-    expect(r.code, "a piped shell with failed commands exits 1").toBe(1);
+    expect(r.failures, "the refused tombstone and the unknown state fail").toBe(2);
 
-    const noStatus = await ctl(["--scheduler", server.addr, "--status", "127.0.0.1:1", "--timeout", "2000", "operators"]);
-    expect(noStatus.code).toBe(1);
-    expect(noStatus.err).toMatch(/^tinykv-ctl: error: cannot reach the scheduler's status API at 127\.0\.0\.1:1 /);
+    const noStatus = await ctlRun({ scheduler: server.addr, status: "127.0.0.1:1", timeoutMs: 2000 }, ["operators"]);
+    expect(noStatus.error).toBeDefined();
+    expect(noStatus.error).not.toBeInstanceOf(UsageError);
+    expect(noStatus.error?.message).toMatch(/^cannot reach the scheduler's status API at 127\.0\.0\.1:1 /);
   });
 });

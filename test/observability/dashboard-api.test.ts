@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { histogramQuantile, parsePromText, summarizeStoreMetrics } from "../../src/util/prom-text.js";
 import { MetricsTargetError, resolveStatusAddr } from "../../src/cli/ctl-metrics.js";
-import { ProcessCluster, spawnNode } from "../harness/processes.js";
+import { ctlRun } from "../harness/ctl.js";
+import { ProcessCluster } from "../harness/processes.js";
 import { waitFor } from "../harness/wait.js";
 import { addStoreWithDefaultStatus } from "./default-status-stores.js";
 
@@ -58,9 +59,10 @@ describe("the scheduler's dashboard endpoints and tinykv-ctl metrics", () => {
     for (const n of [1, 2, 3]) await addStoreWithDefaultStatus(cluster, n);
   }, 60_000);
   afterAll(() => cluster.shutdown());
-  const ctlBinary = async (args: string[]) => {
-    const p = spawnNode("tinykv-ctl.js", ["--scheduler", cluster.schedulerAddr, "--status", cluster.schedulerStatusAddr, ...args]);
-    return { code: await p.exited, out: p.output() };
+  /** A tinykv-ctl command run in-process: its output, or the error the binary would print (and exit 1 with). */
+  const ctlCommand = async (args: string[]) => {
+    const r = await ctlRun({ scheduler: cluster.schedulerAddr, status: cluster.schedulerStatusAddr }, args);
+    return { failed: r.error !== undefined, out: r.error ? `${r.out}${r.error.message}` : r.out };
   };
   const http = async (path: string) => {
     const res = await fetch(`http://${cluster.schedulerStatusAddr}${path}`);
@@ -96,23 +98,23 @@ describe("the scheduler's dashboard endpoints and tinykv-ctl metrics", () => {
     await cluster.put("b", "2");
     const data = JSON.parse((await http("/dashboard/data")).body) as { regions: { leader_store_id: string | null }[] };
     const leader = data.regions[0]!.leader_store_id!;
-    const byId = await ctlBinary(["metrics", leader]);
-    expect(byId.code, byId.out).toBe(0);
+    const byId = await ctlCommand(["metrics", leader]);
+    expect(byId.failed, byId.out).toBe(false);
     expect(byId.out).toMatch(/^store metrics at http:\/\/127\.0\.0\.1:\d+\/metrics/);
     expect(byId.out).toMatch(/\nregions: \d+ {3}leaders: \d+\n/);
     expect(byId.out).toMatch(/\nrequests: [1-9]\d* {3}latency p50 [\d.]+ ms, p99 [\d.]+ ms, mean [\d.]+ ms\n/);
     expect(byId.out).toMatch(/\n {2}RawPut +ok [1-9]/);
     const statusAddr = cluster.stores.get(1)!.statusAddr;
-    const byAddr = await ctlBinary(["metrics", statusAddr]);
-    expect(byAddr.code, byAddr.out).toBe(0);
+    const byAddr = await ctlCommand(["metrics", statusAddr]);
+    expect(byAddr.failed, byAddr.out).toBe(false);
     expect(byAddr.out).toContain(`store metrics at http://${statusAddr}/metrics`);
   });
 
   it("tinykv-ctl operators shows how each operator ended and why the scheduler made it", async () => {
     // Stores joining one by one make the replica checker add peers to the first region.
     await waitFor(async () => /"SUCCESS"/.test((await http("/operators")).body), { timeoutMs: 30_000, message: "no operator ever finished", intervalMs: 200 });
-    const r = await ctlBinary(["operators"]);
-    expect(r.code, r.out).toBe(0);
+    const r = await ctlCommand(["operators"]);
+    expect(r.failed, r.out).toBe(false);
     expect(r.out).toMatch(/region \d+ {2}SUCCESS {2}replica-checker: add peer on store \d+\n {2}steps: add peer \d+ on store \d+\n {2}why: replica-checker: /);
   });
 });

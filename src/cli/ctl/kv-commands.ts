@@ -1,0 +1,127 @@
+// tinykv-ctl's data commands: raw get/put/delete/scan (optionally in a column family) and one-line
+// transactions.
+import { parseBytes, showBytes } from "../../client/display.js";
+import { arity, helpEntry, plural, stringFlag, UsageError, type CtlCommand, type CtlContext, type CtlFlags } from "./command.js";
+
+const CF_OPTION = { cf: { type: "string" } } as const;
+
+export const getCommand: CtlCommand = {
+  name: "get",
+  help: helpEntry("get <key> [--cf CF]", "read one key (raw API)"),
+  options: CF_OPTION,
+  async run(ctx, args, flags) {
+    arity(args, 1, 1, "get <key> [--cf CF]");
+    const v = await (await ctx.kv()).get(parseBytes(args[0]!), stringFlag(flags, "cf") ?? "");
+    ctx.out(v === undefined ? "(not found)" : showBytes(v));
+  },
+};
+
+export const putCommand: CtlCommand = {
+  name: "put",
+  help: helpEntry("put <key> <value> [--cf CF]", "write one key (raw API)"),
+  options: CF_OPTION,
+  async run(ctx, args, flags) {
+    arity(args, 2, 2, "put <key> <value> [--cf CF]");
+    await (await ctx.kv()).put(parseBytes(args[0]!), parseBytes(args[1]!), stringFlag(flags, "cf") ?? "");
+    ctx.out("OK");
+  },
+};
+
+export const deleteCommand: CtlCommand = {
+  name: "delete",
+  aliases: ["del"],
+  help: helpEntry("delete <key> [--cf CF]", "delete one key (raw API)"),
+  options: CF_OPTION,
+  async run(ctx, args, flags) {
+    arity(args, 1, 1, "delete <key> [--cf CF]");
+    await (await ctx.kv()).delete(parseBytes(args[0]!), stringFlag(flags, "cf") ?? "");
+    ctx.out("OK");
+  },
+};
+
+export const scanCommand: CtlCommand = {
+  name: "scan",
+  help: [
+    helpEntry("scan <start> [end] [--limit N] [--cf CF]", "raw keys in [start, end) across regions (default limit 100)"),
+    helpEntry(
+      "scan <start> [end] [--limit N] --txn",
+      "committed transactional keys in [start, end), read at a",
+      "fresh timestamp",
+    ),
+  ].join("\n"),
+  options: { ...CF_OPTION, limit: { type: "string" }, txn: { type: "boolean" } },
+  async run(ctx, args, flags) {
+    arity(args, 1, 2, "scan <start> [end] [--limit N] [--cf CF | --txn]");
+    const cf = stringFlag(flags, "cf");
+    const txn = flags.txn === true;
+    if (txn && cf !== undefined) throw new UsageError("scan: --txn reads transactional data, which has no --cf");
+    const limit = parseLimit(stringFlag(flags, "limit"));
+    const [start, end] = [parseBytes(args[0]!), parseBytes(args[1] ?? "")];
+    const kvs = txn ? await txnScan(ctx, start, end, limit) : await (await ctx.kv()).scan(start, end, limit, cf ?? "");
+    for (const p of kvs) ctx.out(`${showBytes(p.key)} => ${showBytes(p.value)}`);
+    ctx.out(`(${plural(kvs.length, "pair")})`);
+  },
+};
+
+function parseLimit(s: string | undefined): number {
+  if (s === undefined) return 100;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--limit wants a positive integer, got ${JSON.stringify(s)}`);
+  return n;
+}
+
+/** A read-only transaction: its start_ts is a fresh timestamp, so it sees every commit before it. */
+async function txnScan(ctx: CtlContext, start: Buffer, end: Buffer, limit: number) {
+  const txn = await (await ctx.kv()).begin();
+  try {
+    return await txn.scan(start, end, limit);
+  } finally {
+    await txn.rollback();
+  }
+}
+
+type TxnOp = { op: "get" | "delete"; key: Buffer } | { op: "put"; key: Buffer; value: Buffer };
+
+function parseTxnOps(args: readonly string[]): TxnOp[] {
+  const ops: TxnOp[] = [];
+  for (let i = 0; i < args.length; ) {
+    const op = args[i];
+    if ((op === "get" || op === "delete" || op === "del") && i + 1 < args.length) {
+      ops.push({ op: op === "get" ? "get" : "delete", key: parseBytes(args[i + 1]!) });
+      i += 2;
+    } else if (op === "put" && i + 2 < args.length) {
+      ops.push({ op: "put", key: parseBytes(args[i + 1]!), value: parseBytes(args[i + 2]!) });
+      i += 3;
+    } else throw new UsageError(`txn: bad op at ${JSON.stringify(args.slice(i).join(" "))}; ops are get <k> | put <k> <v> | delete <k>`);
+  }
+  if (ops.length === 0) throw new UsageError("usage: txn <op>...  (ops: get <k> | put <k> <v> | delete <k>)");
+  return ops;
+}
+
+export const txnCommand: CtlCommand = {
+  name: "txn",
+  help: helpEntry("txn <op>...", "one transaction; ops: get <k> | put <k> <v> | delete <k>", "e.g. txn put a 1 put b 2 delete c"),
+  async run(ctx, args: readonly string[], _flags: CtlFlags) {
+    const ops = parseTxnOps(args);
+    const txn = await (await ctx.kv()).begin();
+    let writes = 0;
+    for (const o of ops) {
+      if (o.op === "get") {
+        const v = await txn.get(o.key);
+        ctx.out(`${showBytes(o.key)} => ${v === undefined ? "(not found)" : showBytes(v)}`);
+      } else if (o.op === "put") {
+        txn.put(o.key, o.value);
+        writes++;
+      } else {
+        txn.delete(o.key);
+        writes++;
+      }
+    }
+    if (writes === 0) {
+      await txn.rollback();
+      return;
+    }
+    await txn.commit();
+    ctx.out(`committed ${plural(writes, "write")} (start_ts ${txn.startTs}, commit_ts ${txn.commitTs})`);
+  },
+};
