@@ -116,10 +116,11 @@ export class Dashboard {
   }
 
   private scrapeStores(): Promise<StoreScrape[]> {
-    const now = Date.now();
+    const now = this.core.cluster.clock();
     if (this.lastScrape && now - this.lastScrape.at < SCRAPE_CACHE_MS) return this.lastScrape.result;
     const stores = this.core.cluster.getStores().filter((s) => s.meta.state !== StoreState.Tombstone);
-    const result = Promise.all(stores.map((s) => scrapeStore(s.meta.id.toString(), s.meta.address)));
+    const clock = this.core.cluster.clock;
+    const result = Promise.all(stores.map((s) => scrapeStore(s.meta.id.toString(), s.meta.address, clock)));
     this.lastScrape = { at: now, result };
     return result;
   }
@@ -129,7 +130,7 @@ export class Dashboard {
  * The scheduler knows a store's gRPC address only; its status address is TiKV's default, the gRPC
  * port + 20 (a store started with another --status-addr shows as unreachable here).
  */
-async function scrapeStore(storeId: string, grpcAddr: string): Promise<StoreScrape> {
+async function scrapeStore(storeId: string, grpcAddr: string, clock: () => number): Promise<StoreScrape> {
   let statusAddr = "";
   try {
     statusAddr = defaultStatusAddr(grpcAddr);
@@ -137,8 +138,8 @@ async function scrapeStore(storeId: string, grpcAddr: string): Promise<StoreScra
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const text = await res.text();
     if (text.length > SCRAPE_MAX_BYTES) throw new Error(`answer of ${text.length} bytes is too big for /metrics`);
-    return { store_id: storeId, status_addr: statusAddr, scraped_at_ms: Date.now(), metrics: summarizeStoreMetrics(parsePromText(text)) };
+    return { store_id: storeId, status_addr: statusAddr, scraped_at_ms: clock(), metrics: summarizeStoreMetrics(parsePromText(text)) };
   } catch (err) {
-    return { store_id: storeId, status_addr: statusAddr, scraped_at_ms: Date.now(), error: errorMessage(err) };
+    return { store_id: storeId, status_addr: statusAddr, scraped_at_ms: clock(), error: errorMessage(err) };
   }
 }

@@ -15,6 +15,7 @@ import { tickRetiring } from "./retire.js";
 import { RegionWorker } from "./region-worker.js";
 import { SnapManager } from "./snap.js";
 import { StoreLoop, type LoopContext } from "./store-loop.js";
+import { NO_OBSERVER, type RaftstoreObserver } from "./observer.js";
 import { maybeCompactLog, runSplitChecks } from "./housekeeping.js";
 
 /** Hooks for the scheduler integration (region heartbeats, split ids); all optional. */
@@ -38,6 +39,8 @@ export interface StoreOptions {
   hooks?: StoreHooks;
   /** Time, timers and randomness (default: the real ones). */
   runtime?: Runtime;
+  /** Told the stages of writes and turns (metrics, slow log); default: nobody. */
+  observer?: RaftstoreObserver;
 }
 
 export class StoreStoppedError extends Error {
@@ -66,6 +69,7 @@ export class Store implements RaftMessageSink {
   private readonly inbox: Inbox;
   readonly log: Logger;
   readonly runtime: Runtime;
+  readonly observer: RaftstoreObserver;
   private readonly hooks: StoreHooks;
   private tickTimer: TimerHandle | undefined;
   private ticks = 0;
@@ -81,6 +85,7 @@ export class Store implements RaftMessageSink {
     this.config = options.config;
     this.hooks = options.hooks ?? {};
     this.runtime = options.runtime ?? realRuntime;
+    this.observer = options.observer ?? NO_OBSERVER;
     this.log = options.log.child({ store_id: String(options.storeId) });
     this.snaps = new SnapManager(options.snapDir, options.snapFiles);
     this.transport = options.makeTransport((msg) => this.snapshotSource(msg), {
@@ -116,6 +121,7 @@ export class Store implements RaftMessageSink {
       log: this.log,
       config: this.config,
       runtime: this.runtime,
+      observer: this.observer,
       kv: this.kv,
       raftEngine: this.raftEngine,
       peers: this.peers,
