@@ -30,6 +30,8 @@ export interface ClusterOptions {
   disk?: "leveldb" | "sim";
   /** Clock, timers and randomness for the stores, the network and the simulated disks (default: the real ones). */
   runtime?: Runtime;
+  /** A store's own view of the runtime (e.g. its skewed clock in the simulator); default `runtime`. */
+  storeRuntime?: (storeId: bigint) => Runtime;
 }
 
 interface StoreSlot {
@@ -104,7 +106,7 @@ export class TestCluster {
       log: this.log,
       makeTransport: (source, events) => this.network.transport(id, source, events),
       hooks: this.opts.hooks?.(id) ?? this.mockSchedulerHooks(id),
-      runtime: this.opts.runtime,
+      runtime: this.opts.storeRuntime?.(id) ?? this.opts.runtime,
     });
     slot.store = store;
     this.network.register(id, store);

@@ -134,6 +134,11 @@ export class SimDisk {
     return this.files.get(file)?.pending.length ?? 0;
   }
 
+  /** Open files whose engine refuses writes after a failed fsync (until it is reopened). */
+  filesWithFailedSync(): string[] {
+    return [...this.files.values()].filter((f) => f.engine?.syncFailed).map((f) => f.name);
+  }
+
   /** Names of the files on this disk, in creation order. */
   fileNames(): string[] {
     return [...this.files.keys()];
@@ -170,6 +175,10 @@ class SimEngine extends Engine {
   ) {
     super(path, db);
     this.durable = db.snapshot();
+  }
+
+  get syncFailed(): boolean {
+    return this.failed !== undefined;
   }
 
   override newBatch(): WriteBatch {

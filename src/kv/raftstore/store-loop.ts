@@ -126,7 +126,7 @@ export class StoreLoop {
         peer.raftStateDirty = false;
       }
     }
-    await raftWb.write(mustSync);
+    await raftWb.write(mustSync && !store.config.deliberateBugs?.has("skip-raft-fsync"));
 
     // 2. Send: only now that what the messages promise is durable.
     for (const { peer, rd } of work) {
@@ -209,6 +209,7 @@ export class StoreLoop {
       for (const w of batch) w.done({ error });
       return;
     }
+    if (this.store.config.deliberateBugs?.has("read-without-read-index")) return void peer.readsWaitingApply.push({ index: 0n, waiters: batch });
     const ctx = peer.nextReadContext();
     peer.readsInFlight.set(ctx.toString("hex"), batch);
     peer.raw.readIndex(ctx);

@@ -116,6 +116,7 @@ export class Store implements RaftMessageSink {
         continue;
       }
       const storage = await PeerStorage.load(this.opts.kv, this.opts.raft, region);
+      if (this.config.deliberateBugs?.has("forget-vote-on-restart") && storage.raftState.hardState) storage.raftState.hardState.vote = 0n;
       this.addPeer(new Peer(this.storeId, meta, storage, this.config, this.runtime));
     }
     this.started = true;

@@ -3,6 +3,8 @@
  * replays one seed and prints its fault schedule, trace tail and hash. Exit code 1 if any failed.
  * FAULT_MS / LIVENESS_MS override the fault phase and the liveness bound (simulated ms).
  */
+import { DELIBERATE_BUGS, type DeliberateBug } from "../../../src/util/deliberate-bugs.js";
+import { FAULT_KINDS, type FaultKind } from "./faults.js";
 import { describeResult, runSimulation, type SimOptions } from "./simulation.js";
 
 function intEnv(name: string, fallback: number): number {
@@ -13,11 +15,22 @@ function intEnv(name: string, fallback: number): number {
   return n;
 }
 
+/** A comma-separated list of names from `allowed` (e.g. FAULTS=crash,isolate), or undefined when unset. */
+function listEnv<T extends string>(name: string, allowed: readonly T[]): T[] | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const names = raw.split(",").map((n) => n.trim());
+  for (const n of names) if (!(allowed as readonly string[]).includes(n)) throw new Error(`${name}: unknown name ${JSON.stringify(n)} (known: ${allowed.join(", ")})`);
+  return names as T[];
+}
+
 async function main(): Promise<number> {
   const base: Omit<SimOptions, "seed"> = {
     faultPhaseMs: intEnv("FAULT_MS", 20_000),
     livenessBoundMs: intEnv("LIVENESS_MS", 15_000),
     traceTail: intEnv("TRACE_TAIL", 60),
+    faultKinds: listEnv<FaultKind>("FAULTS", FAULT_KINDS),
+    deliberateBugs: new Set(listEnv<DeliberateBug>("DELIBERATE_BUGS", DELIBERATE_BUGS) ?? []),
   };
   if (process.env.SEED !== undefined && process.env.SEED !== "") {
     const r = await runSimulation({ ...base, seed: intEnv("SEED", 0) });

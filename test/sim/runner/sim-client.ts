@@ -75,7 +75,11 @@ export class SimClient {
     while (this.runtime.elapsedMs < deadline) {
       const region = this.cluster.regionFor(key);
       if (region) {
-        const storeId = hint ?? this.cluster.leaderOf(region.id) ?? region.peers[Math.floor(this.runtime.random() * region.peers.length)]!.storeId;
+        // A client's cache may name any peer that believes it leads (a deposed leader may not know
+        // yet): pick one of them at random, not always the lowest store id.
+        const leaders = region.peers.map((p) => p.storeId).filter((id) => this.cluster.store(id)?.peers.get(region.id)?.isLeader());
+        const candidates = leaders.length > 0 ? leaders : region.peers.map((p) => p.storeId);
+        const storeId = hint ?? candidates[Math.floor(this.runtime.random() * candidates.length)]!;
         hint = undefined;
         const store = this.cluster.store(storeId);
         if (store) {

@@ -96,6 +96,7 @@ export class SimRuntime implements Runtime {
   private readonly rng: Rng;
   private readonly hash: Hash = createHash("sha256");
   private readonly tail: string[] = [];
+  private readonly nodeClocks = new Map<string, NodeClock>();
   /** Events run so far. */
   events = 0;
   /** An event threw: the simulation is broken (code under test must not throw out of a timer). */
@@ -206,6 +207,13 @@ export class SimRuntime implements Runtime {
     }
   }
 
+  /** `name`'s own view of the clock (one per node, made on first use): see NodeClock. */
+  nodeClock(name: string): NodeClock {
+    let clock = this.nodeClocks.get(name);
+    if (!clock) this.nodeClocks.set(name, (clock = new NodeClock(this, name)));
+    return clock;
+  }
+
   /** Lets pending continuations settle without running an event (after a direct call into the code). */
   async settle(): Promise<void> {
     await realSetImmediate();
@@ -223,5 +231,59 @@ export class SimRuntime implements Runtime {
   /** sha256 of every trace line so far; call once, at the end. */
   traceHash(): string {
     return this.hash.copy().digest("hex");
+  }
+}
+
+/**
+ * One node's view of the simulated clock: `now()` is the shared clock plus this node's offset
+ * (a skew, or the sum of the jumps a fault made), as a node's wall clock can be off or be
+ * stepped by NTP. Timers, deferrals and randomness stay on the one queue and stream: a real
+ * node's timers run on a monotonic clock that a wall-clock step does not move.
+ */
+export class NodeClock implements Runtime {
+  /** Added to the shared clock's reading; a clock fault changes it. */
+  private offset = 0;
+
+  constructor(
+    private readonly sim: SimRuntime,
+    readonly name: string,
+  ) {}
+
+  get offsetMs(): number {
+    return this.offset;
+  }
+
+  /** Steps this node's wall clock by `deltaMs` (negative: back in time); noted in the trace. */
+  step(deltaMs: number): void {
+    this.offset += deltaMs;
+    this.sim.note(`clock ${this.name} ${deltaMs >= 0 ? "+" : ""}${deltaMs}ms (offset ${this.offset}ms)`);
+  }
+
+  now(): number {
+    return this.sim.now() + this.offset;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    return this.sim.setTimeout(fn, ms);
+  }
+
+  clearTimeout(handle: TimerHandle | undefined): void {
+    this.sim.clearTimeout(handle);
+  }
+
+  setInterval(fn: () => void, ms: number): TimerHandle {
+    return this.sim.setInterval(fn, ms);
+  }
+
+  clearInterval(handle: TimerHandle | undefined): void {
+    this.sim.clearInterval(handle);
+  }
+
+  defer(fn: () => void): void {
+    this.sim.defer(fn);
+  }
+
+  random(): number {
+    return this.sim.random();
   }
 }

@@ -9,7 +9,8 @@ import { mulberry32 } from "../../../src/util/random.js";
 import { sleep } from "../../../src/util/runtime.js";
 import { TestCluster } from "../../harness/cluster.js";
 import { checkLinearizable, checkNoLostWrites, type RegisterOperation, type Value } from "../checkers/index.js";
-import { FaultInjector, describeFault, drawFaults, type Fault } from "./faults.js";
+import type { DeliberateBugs } from "../../../src/util/deliberate-bugs.js";
+import { FaultInjector, describeFault, drawFaults, type Fault, type FaultKind } from "./faults.js";
 import { SimClient } from "./sim-client.js";
 import { SimRuntime } from "./sim-runtime.js";
 
@@ -24,6 +25,10 @@ export interface SimOptions {
   livenessBoundMs?: number;
   /** Lines of trace kept for the failure report. */
   traceTail?: number;
+  /** The kinds of fault to draw from (default: all). */
+  faultKinds?: readonly FaultKind[];
+  /** Safety switches turned off, to prove the checkers catch what follows (checkers-bite.test.ts). */
+  deliberateBugs?: DeliberateBugs;
 }
 
 export interface SimResult {
@@ -57,14 +62,22 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   // Separate streams, so adding a client op does not shift the fault schedule.
   const faultRng = mulberry32(opts.seed ^ 0x5eed_fa17);
   const workloadRng = mulberry32(opts.seed ^ 0x0c11_e475);
-  const faults = drawFaults(faultRng, stores, 1_000, faultPhaseMs);
+  const faults = drawFaults(faultRng, stores, 1_000, faultPhaseMs, opts.faultKinds);
   const failures: string[] = [];
   const history: RegisterOperation[] = [];
   const keys = Array.from({ length: opts.keys ?? 4 }, (_, i) => `k${i}`);
 
-  const cluster = new TestCluster({ stores, disk: "sim", runtime, seed: opts.seed });
+  const cluster = new TestCluster({
+    stores,
+    disk: "sim",
+    runtime,
+    // Each store reads its own clock, which clock faults skew and step.
+    storeRuntime: (id) => runtime.nodeClock(`store${id}`),
+    seed: opts.seed,
+    config: { deliberateBugs: opts.deliberateBugs },
+  });
   const client = new SimClient(cluster, runtime, history);
-  const injector = new FaultInjector(cluster, faultRng, (line) => runtime.note(line));
+  const injector = new FaultInjector(cluster, faultRng, (line) => runtime.note(line), (id) => runtime.nodeClock(`store${id}`));
   let finished = false;
   let clientsStop = false;
   let acknowledgedWrites = 0;
@@ -131,9 +144,16 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       },
     );
   });
-  await runtime.runUntil(faultPhaseMs + 2 * livenessBoundMs + HANG_MARGIN_MS, () => finished);
+  // A run stops at its first failure, so the trace's tail shows what led to it.
+  await runtime.runUntil(faultPhaseMs + 2 * livenessBoundMs + HANG_MARGIN_MS, () => finished || failures.length > 0);
+  const stoppedAtFailure = !finished && failures.length > 0;
+  const traceTail = runtime.traceTail();
+  const traceHash = runtime.traceHash();
   if (runtime.livelock) failures.push(`livelock: ${runtime.livelock}\n${cluster.dump()}`);
-  else if (!finished) {
+  else if (stoppedAtFailure) {
+    clientsStop = true;
+    await shutDownAfterFailure(runtime, cluster);
+  } else if (!finished) {
     failures.push(`hung: the scenario did not finish by ${runtime.elapsedMs} simulated ms (${runtime.pendingEvents} events queued)\n${cluster.dump()}`);
     clientsStop = true;
   }
@@ -149,10 +169,17 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     acknowledgedWrites,
     unknownWrites: history.filter((op) => op.kind !== "get" && op.outcome === "unknown").length,
     snapshots: cluster.network.stats.snapshotsOk + cluster.network.stats.snapshotsFailed,
-    traceHash: runtime.traceHash(),
-    traceTail: runtime.traceTail(),
+    traceHash,
+    traceTail,
     wallMs: performance.now() - wallStart,
   };
+}
+
+/** Best effort: the stores stop (and the temp dir goes) within a few simulated seconds, or are left. */
+async function shutDownAfterFailure(runtime: SimRuntime, cluster: TestCluster): Promise<void> {
+  let down = false;
+  runtime.schedule("shutdown after failure", 0, () => void cluster.shutdown().then(() => (down = true), () => (down = true)));
+  await runtime.runUntil(runtime.elapsedMs + 5_000, () => down);
 }
 
 /** The failure report: seed, fault schedule, failures, the trace's last lines. */
