@@ -4,8 +4,8 @@
  * the secondary) through the txn layer's commands on each store's CommandRunner, and take
  * snapshot reads of every account. The bank checker requires every snapshot read and the final
  * read to sum to the opening total. It exists so that a deliberate latch bug can be shown to be
- * caught; the only fault is a few ms of disk latency (a run without a bug must pass, so any
- * failure is the bug's).
+ * caught; the only faults are a few ms of disk and network latency (a run without a bug must
+ * pass, so any failure is the bug's).
  */
 import { Op, type Context, type KeyError } from "../../../src/proto/kvrpcpb.js";
 import { type Store } from "../../../src/kv/raftstore/index.js";
@@ -14,6 +14,7 @@ import { CommandRunner, DEFAULT_TXN_BOUNDS, kvBatchRollback, kvCommit, kvGet, kv
 import type { DeliberateBugs } from "../../../src/util/deliberate-bugs.js";
 import { mulberry32 } from "../../../src/util/random.js";
 import { sleep } from "../../../src/util/runtime.js";
+import { reorder } from "../../../src/kv/transport/filters.js";
 import { TestCluster } from "../../harness/cluster.js";
 import { checkBank, type BankRead } from "../checkers/index.js";
 import { SimRuntime } from "./sim-runtime.js";
@@ -34,6 +35,7 @@ export interface BankSimResult {
   failures: string[];
   committed: number;
   aborted: number;
+  secondaryRefusals: number;
   reads: number;
   traceHash: string;
   traceTail: string[];
@@ -43,10 +45,14 @@ const OPENING_BALANCE = 100;
 /** A command that found no leader, or whose leader changed, is retried this long (simulated ms). */
 const COMMAND_DEADLINE_MS = 5_000;
 const LOCK_TTL_MS = 3_000n;
+/** Transfers start in rounds this long apart (simulated ms). */
+const ROUND_MS = 100;
 
 class Bank {
   private readonly runners = new Map<Store, CommandRunner>();
   private logical = 0n;
+  /** Committed transactions whose secondary's commit was refused (with latches held, never). */
+  secondaryRefusals = 0;
   private lastPhysical = 0n;
 
   constructor(
@@ -57,7 +63,7 @@ class Bank {
 
   /** A TSO on the simulated clock: physical ms << 18 | logical, strictly increasing. */
   timestamp(): bigint {
-    const physical = BigInt(this.runtime.now());
+    const physical = BigInt(Math.floor(this.runtime.now()));
     if (physical > this.lastPhysical) [this.lastPhysical, this.logical] = [physical, 0n];
     else this.logical++;
     return (this.lastPhysical << 18n) | this.logical;
@@ -95,11 +101,16 @@ class Bank {
   /** The balances at `ts`, or undefined when a lock hides one (the reader tries again later). */
   async read(accounts: readonly string[], ts: bigint): Promise<Record<string, number> | undefined> {
     const balances: Record<string, number> = {};
-    for (const account of accounts) {
-      const key = Buffer.from(account);
-      const resp = await this.onLeader(key, `get ${account}`, (runner, context) => kvGet(runner, { context, key, version: ts }));
+    // All at once, as a client batching its gets would: one ReadIndex round, not one per account.
+    const responses = await Promise.all(
+      accounts.map((account) => {
+        const key = Buffer.from(account);
+        return this.onLeader(key, `get ${account}`, (runner, context) => kvGet(runner, { context, key, version: ts }));
+      }),
+    );
+    for (const [i, resp] of responses.entries()) {
       if (resp.error) return undefined;
-      balances[account] = resp.notFound ? Number.NaN : Number(resp.value.toString());
+      balances[accounts[i]!] = resp.notFound ? Number.NaN : Number(resp.value.toString());
     }
     return balances;
   }
@@ -132,6 +143,7 @@ class Bank {
     }
     // The primary's commit decided it: the secondary's commit only rolls the decision forward.
     const secondary = await this.onLeader(toKey, `commit ${startTs} secondary`, (runner, context) => kvCommit(runner, { context, startVersion: startTs, commitVersion: commitTs, keys: [toKey] }));
+    if (secondary.error) this.secondaryRefusals++;
     if (secondary.error) this.runtime.note(`txn ${startTs} committed, but its secondary ${to} did not: ${describeKeyError(secondary.error)}`);
     return true;
   }
@@ -171,8 +183,10 @@ export async function runBankSimulation(opts: BankSimOptions): Promise<BankSimRe
 
   const scenario = async (): Promise<void> => {
     await cluster.start();
-    // Disks that take a few ms per write: a command's write is in flight long enough for others to overlap it.
+    // Disks and a network that take a few ms, each message its own: a command's write stays in
+    // flight long enough for another to overlap it, and a read's heartbeat round may overtake it.
     for (const id of cluster.storeIds) cluster.simDisk(id)!.faults.writeLatencyMs = (w) => (w.sync ? 4 : 1);
+    cluster.network.addFilter(reorder(15));
     await bank.open(accounts);
     const stopAt = runtime.elapsedMs + (opts.durationMs ?? 3_000);
     const transfers = Array.from({ length: opts.clients ?? 4 }, async (_, c) => {
@@ -181,7 +195,8 @@ export async function runBankSimulation(opts: BankSimOptions): Promise<BankSimRe
         const to = accounts.filter((a) => a !== from)[Math.floor(rng() * (accounts.length - 1))]!;
         if (await bank.transfer(from, to, (balance) => 1 + Math.floor(rng() * Math.min(balance, 10)))) committed++;
         else aborted++;
-        await sleep(runtime, Math.floor(rng() * 5));
+        // Every client starts its next transfer on the same round boundary: their prewrites contend.
+        await sleep(runtime, ROUND_MS - (runtime.elapsedMs % ROUND_MS));
       }
       runtime.note(`bank client ${c} done`);
     });
@@ -218,7 +233,7 @@ export async function runBankSimulation(opts: BankSimOptions): Promise<BankSimRe
     if (!bankCheck.ok) failures.push(bankCheck.report);
   }
   for (const { line, err } of runtime.eventErrors) failures.push(`event "${line}" threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  return { seed: opts.seed, ok: failures.length === 0, failures, committed, aborted, reads: reads.length, traceHash: runtime.traceHash(), traceTail: runtime.traceTail() };
+  return { seed: opts.seed, ok: failures.length === 0, failures, committed, aborted, secondaryRefusals: bank.secondaryRefusals, reads: reads.length, traceHash: runtime.traceHash(), traceTail: runtime.traceTail() };
 }
 
 export function describeBankResult(r: BankSimResult): string {

@@ -18,7 +18,8 @@ export type FaultKind =
   | "slow-disk"
   | "failing-fsync"
   | "clock-skew"
-  | "clock-jump";
+  | "clock-jump"
+  | "pause";
 
 export const FAULT_KINDS: readonly FaultKind[] = [
   "crash",
@@ -32,6 +33,7 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   "failing-fsync",
   "clock-skew",
   "clock-jump",
+  "pause",
 ];
 
 /** The largest clock skew or step a clock fault draws, either way. */
@@ -84,6 +86,7 @@ export class FaultInjector {
   private readonly failingSyncs = new Set<bigint>();
   /** Clock skews on now, to undo at their end or the heal. */
   private readonly skews = new Map<Fault, NodeClock>();
+  private readonly paused = new Set<NodeClock>();
 
   constructor(
     private readonly cluster: TestCluster,
@@ -143,6 +146,18 @@ export class FaultInjector {
         // A step (NTP, an operator) stays: nothing steps the clock back when the fault "ends".
         this.clockOf(f.store).step(f.clockMs!);
         return async () => {};
+      case "pause": {
+        // A stalled process: its timers hold, and what is sent to it meanwhile is lost.
+        const clock = this.clockOf(f.store);
+        if (clock.paused) return async () => {};
+        clock.pause();
+        this.paused.add(clock);
+        const offNetwork = await this.filter(isolate(f.store));
+        return async () => {
+          await offNetwork();
+          if (this.paused.delete(clock)) clock.resume();
+        };
+      }
       case "isolate":
         return this.filter(isolate(f.store));
       case "one-way":
@@ -170,6 +185,8 @@ export class FaultInjector {
     this.applyDiskLatency();
     for (const [f, clock] of this.skews) clock.step(-f.clockMs!);
     this.skews.clear();
+    for (const clock of this.paused) clock.resume();
+    this.paused.clear();
     const failedSyncs = [...this.failingSyncs].sort((a, b) => Number(a - b));
     this.failingSyncs.clear();
     this.applyFailSync();

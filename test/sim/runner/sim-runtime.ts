@@ -239,10 +239,14 @@ export class SimRuntime implements Runtime {
  * (a skew, or the sum of the jumps a fault made), as a node's wall clock can be off or be
  * stepped by NTP. Timers, deferrals and randomness stay on the one queue and stream: a real
  * node's timers run on a monotonic clock that a wall-clock step does not move.
+ *
+ * A node can also be paused (a stop-the-world GC, a stalled VM): its timers and deferrals that
+ * come due meanwhile are held and run, in order, when it resumes.
  */
 export class NodeClock implements Runtime {
   /** Added to the shared clock's reading; a clock fault changes it. */
   private offset = 0;
+  private held: Array<() => void> | undefined;
 
   constructor(
     private readonly sim: SimRuntime,
@@ -253,10 +257,27 @@ export class NodeClock implements Runtime {
     return this.offset;
   }
 
+  get paused(): boolean {
+    return this.held !== undefined;
+  }
+
   /** Steps this node's wall clock by `deltaMs` (negative: back in time); noted in the trace. */
   step(deltaMs: number): void {
     this.offset += deltaMs;
     this.sim.note(`clock ${this.name} ${deltaMs >= 0 ? "+" : ""}${deltaMs}ms (offset ${this.offset}ms)`);
+  }
+
+  pause(): void {
+    this.held ??= [];
+    this.sim.note(`${this.name} paused`);
+  }
+
+  /** Runs what came due during the pause, oldest first, each as its own event. */
+  resume(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    this.sim.note(`${this.name} resumed (${held.length} held callbacks)`);
+    for (const fn of held) this.sim.defer(fn);
   }
 
   now(): number {
@@ -264,7 +285,12 @@ export class NodeClock implements Runtime {
   }
 
   setTimeout(fn: () => void, ms: number): TimerHandle {
-    return this.sim.setTimeout(fn, ms);
+    const handle = this.sim.setTimeout(() => {
+      if (!this.held) return fn();
+      // Cleared while held: it must not run on resume either.
+      this.held.push(() => void (!(handle as SimTimer).cancelled && fn()));
+    }, ms);
+    return handle;
   }
 
   clearTimeout(handle: TimerHandle | undefined): void {
@@ -272,7 +298,18 @@ export class NodeClock implements Runtime {
   }
 
   setInterval(fn: () => void, ms: number): TimerHandle {
-    return this.sim.setInterval(fn, ms);
+    // A paused process sees one late tick on resume, not every one it missed.
+    let waiting = false;
+    const handle = this.sim.setInterval(() => {
+      if (!this.held) return fn();
+      if (waiting) return;
+      waiting = true;
+      this.held.push(() => {
+        waiting = false;
+        if (!(handle as SimTimer).cancelled) fn();
+      });
+    }, ms);
+    return handle;
   }
 
   clearInterval(handle: TimerHandle | undefined): void {
@@ -280,7 +317,10 @@ export class NodeClock implements Runtime {
   }
 
   defer(fn: () => void): void {
-    this.sim.defer(fn);
+    this.sim.defer(() => {
+      if (this.held) this.held.push(fn);
+      else fn();
+    });
   }
 
   random(): number {
