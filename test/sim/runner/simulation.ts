@@ -8,7 +8,7 @@
 import { mulberry32 } from "../../../src/util/random.js";
 import { sleep } from "../../../src/util/runtime.js";
 import { TestCluster } from "../../harness/cluster.js";
-import { checkLinearizable, checkNoLostWrites, type RegisterOperation, type Value } from "../checkers/index.js";
+import { checkLinearizable, checkNoLostWrites, RaftInvariantChecker, type RegisterOperation, type Value } from "../checkers/index.js";
 import type { DeliberateBugs } from "../../../src/util/deliberate-bugs.js";
 import { FaultInjector, describeFault, drawFaults, type Fault, type FaultKind } from "./faults.js";
 import { SimClient } from "./sim-client.js";
@@ -81,9 +81,12 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   let finished = false;
   let clientsStop = false;
   let acknowledgedWrites = 0;
+  const raft = new RaftInvariantChecker();
 
   const scenario = async (): Promise<void> => {
     await cluster.start();
+    // Election safety: who believes it leads, sampled twice a raft tick (see watchLeaders).
+    runtime.setInterval(() => watchLeaders(cluster, raft, runtime.elapsedMs, failures), LEADER_SAMPLE_MS);
     for (const f of faults) {
       runtime.schedule(`fault ${f.kind}`, f.at - runtime.elapsedMs, () => {
         void injector.begin(f).then((end) => {
@@ -173,6 +176,19 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     traceTail,
     wallMs: performance.now() - wallStart,
   };
+}
+
+const LEADER_SAMPLE_MS = 10;
+
+/** Records every running peer that believes it leads; a second leader of one term is a failure. */
+function watchLeaders(cluster: TestCluster, raft: RaftInvariantChecker, at: number, failures: string[]): void {
+  for (const id of cluster.storeIds) {
+    for (const peer of cluster.store(id)?.peers.values() ?? []) {
+      if (!peer.isLeader()) continue;
+      const violation = raft.observe({ type: "leader", region: Number(peer.regionId), term: Number(peer.term), store: Number(id), peer: Number(peer.meta.id), at });
+      if (violation) failures.push(`raft: ${violation.message}\n${cluster.dump()}`);
+    }
+  }
 }
 
 /** Best effort: the stores stop (and the temp dir goes) within a few simulated seconds, or are left. */
