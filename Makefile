@@ -42,7 +42,7 @@ chaos: build
 # The deterministic simulation of the raftstore (test/sim/runner): SEEDS seeds and a summary, or
 # SEED=n to replay one with its fault schedule, trace tail and trace hash.
 sim: build
-	SEEDS=$${SEEDS:-100} node dist/test/sim/runner/main.js
+	SEEDS=$${SEEDS:-500} node dist/test/sim/runner/main.js
 
 # The issue's 3,000 writes of 1 MiB through a restart of every store; `make test` runs 100.
 # Bounds: measured 315-340 MiB peak while writing (about 30 regions by then, LevelDB's mapped
