@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: all install build test run clean proto raft-fuzz chaos bench bench-vs-etcd \
+.PHONY: all install build test run clean proto raft-fuzz chaos bench bench-big-txn bench-vs-etcd \
         lab1 lab2a lab2b lab2c lab3a lab3b lab3c lab4 standalone soak-memory sim
 
 all: build
@@ -55,6 +55,11 @@ soak-memory: build
 BENCH_ARGS ?= --target tinykv --start-cluster --workload put,get,mixed
 bench: build
 	node dist/bench/run.js $(BENCH_ARGS)
+
+# One store's prewrite + commit of a large transaction through the real txn handlers on LevelDB.
+BIG_TXN_KEYS ?= 30000
+bench-big-txn: build
+	node dist/bench/big-txn.js --keys $(BIG_TXN_KEYS)
 
 bench-vs-etcd: build
 	bash scripts/bench-vs-etcd.sh

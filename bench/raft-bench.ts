@@ -4,7 +4,7 @@
 //
 //   npx tsx bench/raft-bench.ts            (N=1000000, BATCH=1000, 16-byte payloads)
 //   N=200000 BATCH=100 CODEC=1 npx tsx bench/raft-bench.ts
-import { Message, MemoryStorage, RawNode, StateType } from "../src/raft/index.js";
+import { Message, MemoryStorage, RawNode } from "../src/raft/index.js";
 
 const N = Number(process.env.N ?? 1_000_000);
 const BATCH = Number(process.env.BATCH ?? 1000);
@@ -64,7 +64,7 @@ function pump(): void {
 const leader = nodes.get(1n)!;
 leader.rn.campaign();
 pump();
-if (leader.rn.raft.state !== StateType.Leader) throw new Error("node 1 did not become leader");
+if (!leader.rn.isLeader()) throw new Error("node 1 did not become leader");
 
 const payload = Buffer.from("0123456789abcdef");
 const t0 = process.hrtime.bigint();

@@ -18,6 +18,7 @@ import { GrpcTransport, type StoreResolver } from "../kv/transport/index.js";
 import type { Region } from "../proto/metapb.js";
 import { ErrorType } from "../proto/schedulerpb.js";
 import { SchedulerError, SchedulerRpcClient } from "../scheduler/client.js";
+import { instrumentTinyKv, raftstoreGauges, raftstoreStatus, startStoreStatusServer, StoreMetrics } from "../kv/status/index.js";
 import type { Logger } from "../util/logger.js";
 import { retryWithBackoff } from "../util/retry.js";
 import type { RunningNode } from "./standalone-node.js";
@@ -48,6 +49,8 @@ export interface RaftNodeOptions {
   scheduler: string[];
   config: RaftstoreConfig;
   log: Logger;
+  /** Where to serve /metrics and /status (host:port); undefined: no status server. */
+  statusAddr?: string;
   /** How long to keep trying to reach the scheduler before giving up. */
   schedulerDeadlineMs?: number;
 }
@@ -84,14 +87,23 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     await store.start();
     worker.start(store, opts.config.schedulerStoreHeartbeatTickMs);
     const storage = new RaftStorage(store);
-    const service = createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), raft: store, log });
+    const metrics = new StoreMetrics({ storeId, source: raftstoreGauges(store) });
+    const service = instrumentTinyKv(createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), raft: store, log }), metrics);
     const { server, port } = await listenTinyKv(service, listenAddr(opts.addr));
+    const status = opts.statusAddr ? await startStoreStatusServer(opts.statusAddr, metrics, () => raftstoreStatus(store, opts.addr)).catch(async (err: unknown) => {
+      await shutdownGracefully(server);
+      worker.stop();
+      await store.stop();
+      throw err;
+    }) : undefined;
     const kvEngine = kv;
     const raftEngine = raft;
     return {
       port,
       storeId,
+      statusAddr: status?.addr,
       async stop() {
+        await status?.close();
         await shutdownGracefully(server);
         worker.stop();
         await store.stop();

@@ -1,10 +1,13 @@
 import { join } from "node:path";
 import { StandaloneStorage } from "../kv/storage/index.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, shutdownGracefully, TxnHandlers } from "../kv/server/index.js";
+import { instrumentTinyKv, startStoreStatusServer, StoreMetrics } from "../kv/status/index.js";
 import type { Logger } from "../util/logger.js";
 
 export interface RunningNode {
   port: number;
+  /** Where /metrics and /status are served, if anywhere. */
+  statusAddr?: string;
   stop(): Promise<void>;
 }
 
@@ -13,16 +16,25 @@ export interface StandaloneNode extends RunningNode {
 }
 
 /** Builds and starts a standalone store: one LevelDB under `<path>/kv`, the TinyKv service on `addr`. */
-export async function startStandaloneServer(opts: { path: string; addr: string; log: Logger }): Promise<StandaloneNode> {
+export async function startStandaloneServer(opts: { path: string; addr: string; log: Logger; statusAddr?: string }): Promise<StandaloneNode> {
   const storage = new StandaloneStorage(join(opts.path, "kv"));
   await storage.start();
   try {
-    const service = createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), log: opts.log });
+    const metrics = new StoreMetrics({});
+    const service = instrumentTinyKv(createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), log: opts.log }), metrics);
     const { server, port } = await listenTinyKv(service, opts.addr);
+    const status = opts.statusAddr
+      ? await startStoreStatusServer(opts.statusAddr, metrics, () => ({ mode: "standalone", addr: opts.addr })).catch(async (err: unknown) => {
+          await shutdownGracefully(server);
+          throw err;
+        })
+      : undefined;
     return {
       port,
       storage,
+      statusAddr: status?.addr,
       async stop() {
+        await status?.close();
         await shutdownGracefully(server);
         await storage.stop();
       },

@@ -9,6 +9,9 @@ import { startRaftNode, ClusterMismatchError } from "./raft-node.js";
 import { ConfigError, DEFAULT_RAFTSTORE_CONFIG, resolveConfig } from "../kv/raftstore/index.js";
 import { DeadlineExceededError } from "../util/retry.js";
 import { readFileSync } from "node:fs";
+import { defaultStatusAddr } from "../kv/status/index.js";
+import { StatusAddressInUseError } from "../util/http-status.js";
+import { checkDisk, describeDiskCheck } from "./check-disk.js";
 
 const BINARY = "tinykv-server";
 const USAGE = `Usage: tinykv-server [flags]
@@ -17,6 +20,9 @@ const USAGE = `Usage: tinykv-server [flags]
   --addr <host:port>    address to listen on and advertise (default: 127.0.0.1:20160)
   --scheduler <addrs>   scheduler address(es), comma-separated (default: 127.0.0.1:2379)
   --standalone          serve from one local LevelDB without Raft or a scheduler (lab 1 mode)
+  --status-addr <host:port>  Prometheus /metrics and JSON /status; "" disables it
+                        (default: the --addr host with the gRPC port + 20, e.g. 127.0.0.1:20180)
+  --check-disk          measure synced-write latency of the data dir's disk, say whether it is fit, exit
   --config <file>       JSON file with raftstore settings, e.g. {"raftBaseTickMs": 100} (see README)
   --log-level <level>   fatal, error, warn, info, debug (default: info, or $LOG_LEVEL)
   -h, --help            show this help
@@ -29,6 +35,8 @@ async function main(): Promise<void> {
     scheduler: { type: "string", default: "127.0.0.1:2379" },
     standalone: { type: "boolean", default: false },
     config: { type: "string" },
+    "status-addr": { type: "string" },
+    "check-disk": { type: "boolean", default: false },
     "log-level": { type: "string", default: process.env.LOG_LEVEL ?? "info" },
   });
   const path = values.path as string;
@@ -42,6 +50,17 @@ async function main(): Promise<void> {
   } catch (err) {
     fatal(BINARY, `data dir ${path} is not usable: ${(err as Error).message}`);
   }
+  if (values["check-disk"]) {
+    const result = checkDisk(path);
+    process.stdout.write(describeDiskCheck(result) + "\n");
+    process.exit(result.verdict === "fit" ? 0 : 1);
+  }
+  let statusAddr: string | undefined;
+  try {
+    statusAddr = values["status-addr"] === undefined ? defaultStatusAddr(addr) : (values["status-addr"] as string) || undefined;
+  } catch (err) {
+    fatal(BINARY, (err as Error).message, 2);
+  }
 
   // Signals during start-up wait for it to finish, then stop cleanly (engines closed).
   let starting: Promise<RunningNode | undefined> = Promise.resolve(undefined);
@@ -51,7 +70,7 @@ async function main(): Promise<void> {
     await node?.stop();
   });
   starting = start().catch((err: unknown) => {
-    if (err instanceof PortInUseError || err instanceof EngineOpenError || err instanceof ClusterMismatchError) fatal(BINARY, err.message);
+    if (err instanceof PortInUseError || err instanceof StatusAddressInUseError || err instanceof EngineOpenError || err instanceof ClusterMismatchError) fatal(BINARY, err.message);
     if (err instanceof DeadlineExceededError) fatal(BINARY, `cannot reach the scheduler at ${values.scheduler as string}: ${err.message}`);
     throw err;
   });
@@ -59,14 +78,14 @@ async function main(): Promise<void> {
 
   async function start(): Promise<RunningNode> {
     if (values.standalone) {
-      const node = await startStandaloneServer({ path, addr, log });
-      log.info({ addr, path, mode: "standalone" }, "tinykv-server ready");
+      const node = await startStandaloneServer({ path, addr, log, statusAddr });
+      log.info({ addr, status_addr: node.statusAddr, path, mode: "standalone" }, "tinykv-server ready");
       return node;
     }
     const config = loadConfig(values.config as string | undefined);
     const scheduler = (values.scheduler as string).split(",").map((s) => s.trim()).filter(Boolean);
-    const node = await startRaftNode({ path, addr, scheduler, config, log });
-    log.info({ addr, path, store_id: String(node.storeId), scheduler }, "tinykv-server ready");
+    const node = await startRaftNode({ path, addr, scheduler, config, log, statusAddr });
+    log.info({ addr, status_addr: node.statusAddr, path, store_id: String(node.storeId), scheduler }, "tinykv-server ready");
     return node;
   }
 }

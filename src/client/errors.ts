@@ -1,6 +1,8 @@
 import type { Error as RegionErrorPb } from "../proto/errorpb.js";
 import type { KeyError } from "../proto/kvrpcpb.js";
+import { describeRegionError, RegionError } from "../errors/region-error.js";
 import { formatKey } from "../util/bytes.js";
+import { TinyKvError } from "../util/errors.js";
 import { DeadlineExceededError, errorMessage } from "../util/retry.js";
 
 /**
@@ -16,40 +18,43 @@ export class KvDeadlineError extends DeadlineExceededError {
     readonly attempts: number,
     lastError?: unknown,
   ) {
-    super(`${op}${key ? ` ${formatKey(key)}` : ""} (${attempts} attempts)`, deadlineMs, lastError);
-    this.name = "KvDeadlineError";
+    super(`${op}${key ? ` ${formatKey(key)}` : ""} (${attempts} attempts)`, deadlineMs, lastError, { key });
   }
 }
 
 /** A store refused a request as malformed (the response's `error` string, or a non-retryable gRPC status). */
-export class KvRequestError extends Error {
+export class KvRequestError extends TinyKvError {
   constructor(readonly op: string, readonly storeAddr: string, message: string) {
     super(`${op} at ${storeAddr}: ${message}`);
-    this.name = "KvRequestError";
   }
 }
 
 /** The region of a request answered with a region error; the client retries these, so users see them only as `lastError`. */
-export class RegionRequestError extends Error {
+export class RegionRequestError extends TinyKvError {
+  /** The region error as the project's one kind (its wire form is `pb`). */
+  readonly regionError: RegionError;
+
   constructor(readonly op: string, readonly regionId: bigint, readonly storeAddr: string, readonly pb: RegionErrorPb) {
-    super(`${op} on region ${regionId} at ${storeAddr}: ${describeRegionErrorPb(pb)}`);
-    this.name = "RegionRequestError";
+    const regionError = RegionError.fromPb(pb);
+    super(`${op} on region ${regionId} at ${storeAddr}: ${describeRegionError(regionError)}`, {
+      cause: regionError,
+      context: { ...regionError.context, regionId },
+    });
+    this.regionError = regionError;
   }
 }
 
 /** A store could not be reached (gRPC UNAVAILABLE, DEADLINE_EXCEEDED...); retried like a region error. */
-export class StoreUnreachableError extends Error {
+export class StoreUnreachableError extends TinyKvError {
   constructor(readonly op: string, readonly storeAddr: string, readonly code: number | undefined, cause: unknown) {
-    super(`${op}: store ${storeAddr} unreachable: ${errorMessage(cause)}`);
-    this.name = "StoreUnreachableError";
+    super(`${op}: store ${storeAddr} unreachable: ${errorMessage(cause)}`, { cause });
   }
 }
 
 /** The scheduler knows no region for a key (the cluster is not bootstrapped, or heartbeats have not arrived yet). */
-export class NoRegionError extends Error {
+export class NoRegionError extends TinyKvError {
   constructor(readonly key: Buffer) {
-    super(`no region known for key ${formatKey(key)}`);
-    this.name = "NoRegionError";
+    super(`no region known for key ${formatKey(key)}`, { context: { key } });
   }
 }
 
@@ -60,15 +65,14 @@ export type TxnConflictReason = "write-conflict" | "rolled-back" | "aborted";
  * a lock resolver rolled us back (our lock had expired). Nothing of it is visible; the caller may
  * run the whole transaction again with a new start_ts.
  */
-export class TxnConflictError extends Error {
+export class TxnConflictError extends TinyKvError {
   constructor(
     readonly startTs: bigint,
     readonly reason: TxnConflictReason,
     readonly key: Buffer | undefined,
     detail: string,
   ) {
-    super(`txn ${startTs}: ${reason}${key ? ` on ${formatKey(key)}` : ""}: ${detail}`);
-    this.name = "TxnConflictError";
+    super(`txn ${startTs}: ${reason}${key ? ` on ${formatKey(key)}` : ""}: ${detail}`, { context: { key } });
   }
 }
 
@@ -76,26 +80,23 @@ export class TxnConflictError extends Error {
  * The commit of the primary key was sent but its outcome is unknown (the store did not answer
  * before the deadline). The transaction may or may not be committed; a later read decides.
  */
-export class TxnUndeterminedError extends Error {
+export class TxnUndeterminedError extends TinyKvError {
   constructor(readonly startTs: bigint, readonly commitTs: bigint, cause: unknown) {
-    super(`txn ${startTs}: commit at ${commitTs} undetermined: ${errorMessage(cause)}`);
-    this.name = "TxnUndeterminedError";
+    super(`txn ${startTs}: commit at ${commitTs} undetermined: ${errorMessage(cause)}`, { cause });
   }
 }
 
 /** A transaction used after commit() or rollback(). */
-export class TxnStateError extends Error {
+export class TxnStateError extends TinyKvError {
   constructor(readonly startTs: bigint, state: string, op: string) {
     super(`txn ${startTs}: cannot ${op}: transaction is ${state}`);
-    this.name = "TxnStateError";
   }
 }
 
 /** A KeyError the client did not expect at that point (neither a lock nor a conflict). */
-export class UnexpectedKeyError extends Error {
+export class UnexpectedKeyError extends TinyKvError {
   constructor(readonly op: string, readonly keyError: KeyError) {
     super(`${op}: ${describeKeyError(keyError)}`);
-    this.name = "UnexpectedKeyError";
   }
 }
 
@@ -107,20 +108,9 @@ export function describeKeyError(e: KeyError): string {
   return "empty key error";
 }
 
-export function describeRegionErrorPb(pb: RegionErrorPb): string {
-  if (pb.notLeader) return `not leader (hint: ${pb.notLeader.leader ? `peer ${pb.notLeader.leader.id} on store ${pb.notLeader.leader.storeId}` : "none"})`;
-  if (pb.epochNotMatch) return `epoch not match (${pb.epochNotMatch.currentRegions.length} current regions)`;
-  if (pb.keyNotInRegion) return `key ${formatKey(pb.keyNotInRegion.key)} not in region`;
-  if (pb.regionNotFound) return "region not found";
-  if (pb.staleCommand) return "stale command";
-  if (pb.storeNotMatch) return `store not match (request for ${pb.storeNotMatch.requestStoreId}, store is ${pb.storeNotMatch.actualStoreId})`;
-  return pb.message || "region error";
-}
-
 /** A key is locked by another transaction that is still alive (the reader keeps backing off until its TTL ends). */
-export class KeyLockedError extends Error {
+export class KeyLockedError extends TinyKvError {
   constructor(readonly key: Buffer, readonly lockTs: bigint, readonly primary: Buffer, readonly ttlMs: bigint) {
-    super(`key ${formatKey(key)} is locked by txn ${lockTs} (primary ${formatKey(primary)}, ttl ${ttlMs} ms)`);
-    this.name = "KeyLockedError";
+    super(`key ${formatKey(key)} is locked by txn ${lockTs} (primary ${formatKey(primary)}, ttl ${ttlMs} ms)`, { context: { key } });
   }
 }

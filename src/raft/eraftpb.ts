@@ -14,7 +14,7 @@ export enum EntryType {
 }
 
 /**
- * Numbers 0..12 are TinyKV's. 13..16 are tinykv-ts extensions (PreVote, ReadIndex);
+ * Numbers 0..12 are TinyKV's. 13..18 are tinykv-ts extensions (PreVote, ReadIndex, local reports);
  * a TinyKV peer never sends them.
  */
 export enum MessageType {
@@ -34,6 +34,12 @@ export enum MessageType {
   MsgRequestPreVoteResponse = 14,
   MsgReadIndex = 15,
   MsgReadIndexResponse = 16,
+  /**
+   * MsgUnreachable - Local only, never sent: the application tells the leader a follower was unreachable, or
+   * how a snapshot it sent ended (reject = failure). A peer that receives one refuses it.
+   */
+  MsgUnreachable = 17,
+  MsgSnapshotStatus = 18,
   UNRECOGNIZED = -1,
 }
 

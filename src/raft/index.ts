@@ -10,16 +10,16 @@
 // Bootstrap: a node added to a running group starts with empty storage and no peers and must be
 // caught up by a snapshot (whose ConfState tells it the membership), so the initial members
 // should start from a snapshot at an index > 0 (TinyKV uses index 5, term 5), not from index 0.
+//
+// The core (Raft, RaftLog, Progress) stays behind RawNode; tests reach it through testing.ts.
 export * from "./eraftpb.js";
 export * from "./errors.js";
 export { MemoryStorage, emptySnapshot } from "./storage.js";
-export type { RaftStorage } from "./storage.js";
-export { Raft } from "./raft.js";
-export { StateType, CampaignType, VoteResult, CAMPAIGN_TRANSFER } from "./raft-types.js";
-export type { RaftConfig, SoftState, ReadState } from "./raft-types.js";
+export type { RaftLogStorage } from "./storage.js";
+export { StateType } from "./raft-types.js";
+export type { RaftConfig, RaftLogger, SoftState, ReadState } from "./raft-types.js";
 export { RawNode, SnapshotStatus } from "./rawnode.js";
-export type { Ready, Status, PeerProgress } from "./rawnode.js";
-export { Progress, ProgressState, Inflights } from "./progress.js";
-export { RaftLog } from "./raft-log.js";
+export type { Ready, BasicStatus, Status, PeerProgress } from "./rawnode.js";
+export { majority } from "./quorum.js";
 export { seededRandom } from "./random.js";
 export { newMessage, newEntry } from "./util.js";

@@ -1,11 +1,10 @@
-// Follower and (pre-)candidate behaviour: accepting appends, heartbeats and snapshots, counting
-// votes, forwarding requests that only the leader can serve.
+// Follower behaviour: accepting appends, heartbeats and snapshots (a candidate that hears from a
+// leader uses the same handlers), forwarding requests that only the leader can serve.
 import { Message, MessageType } from "./eraftpb.js";
 import { ErrInvariant, ErrProposalDropped } from "./errors.js";
 import { Progress } from "./progress.js";
 import type { Raft } from "./raft.js";
-import { CampaignType, StateType, VoteResult } from "./raft-types.js";
-import * as leader from "./raft-leader.js";
+import { CampaignType } from "./raft-types.js";
 import { minBig, newMessage } from "./util.js";
 
 export function stepFollower(r: Raft, m: Message): void {
@@ -43,45 +42,6 @@ export function stepFollower(r: Raft, m: Message): void {
       return;
     default:
       return;
-  }
-}
-
-export function stepCandidate(r: Raft, m: Message): void {
-  const myVoteResp =
-    r.state === StateType.PreCandidate
-      ? MessageType.MsgRequestPreVoteResponse
-      : MessageType.MsgRequestVoteResponse;
-  switch (m.msgType) {
-    case MessageType.MsgPropose:
-      throw new ErrProposalDropped("no leader (election in progress)");
-    case MessageType.MsgAppend:
-      r.becomeFollower(m.term, m.from);
-      handleAppendEntries(r, m);
-      return;
-    case MessageType.MsgHeartbeat:
-      r.becomeFollower(m.term, m.from);
-      handleHeartbeat(r, m);
-      return;
-    case MessageType.MsgSnapshot:
-      r.becomeFollower(m.term, m.from);
-      handleSnapshot(r, m);
-      return;
-    case myVoteResp: {
-      const res = r.poll(m.from, m.msgType, !m.reject);
-      if (res === VoteResult.Won) {
-        if (r.state === StateType.PreCandidate) {
-          r.campaign(CampaignType.Election);
-        } else {
-          r.becomeLeader();
-          leader.bcastAppend(r);
-        }
-      } else if (res === VoteResult.Lost) {
-        r.becomeFollower(r.term, 0n);
-      }
-      return;
-    }
-    default:
-      return; // MsgTimeoutNow, stale responses, reads without a leader: dropped
   }
 }
 

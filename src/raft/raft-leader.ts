@@ -3,6 +3,7 @@
 import { Entry, EntryType, Message, MessageType } from "./eraftpb.js";
 import { ErrCompacted, ErrInvariant, ErrLogTemporarilyUnavailable, ErrProposalDropped, ErrSnapshotTemporarilyUnavailable } from "./errors.js";
 import { Progress, ProgressState } from "./progress.js";
+import { committedIndex, hasMajority, majority } from "./quorum.js";
 import type { Raft } from "./raft.js";
 import { StateType } from "./raft-types.js";
 import { minBig, newMessage } from "./util.js";
@@ -14,11 +15,15 @@ export function tickHeartbeat(r: Raft): void {
     r.electionElapsed = 0;
     if (r.checkQuorum && !quorumActive(r)) {
       // We cannot reach a quorum: stop serving as leader so clients look elsewhere.
+      r.logger?.info(`${r.id} stepped down to follower since quorum is not active`);
       r.becomeFollower(r.term, 0n);
       return;
     }
     // A transfer that did not finish within an election timeout is abandoned.
-    if (r.leadTransferee !== 0n) r.leadTransferee = 0n;
+    if (r.leadTransferee !== 0n) {
+      r.logger?.info(`${r.id} abandoned the leader transfer to ${r.leadTransferee}: it did not finish within an election timeout`);
+      r.leadTransferee = 0n;
+    }
   }
   if (r.state !== StateType.Leader) return;
   if (r.heartbeatElapsed >= r.heartbeatTimeout) {
@@ -29,12 +34,9 @@ export function tickHeartbeat(r: Raft): void {
 
 /** True if a quorum (the leader included) was heard from since the last call; resets the marks. */
 function quorumActive(r: Raft): boolean {
-  let active = 0;
-  for (const [id, pr] of r.prs) {
-    if (id === r.id || pr.recentActive) active++;
-    if (id !== r.id) pr.recentActive = false;
-  }
-  return active >= r.quorum();
+  const active = hasMajority(r.prs.keys(), (id) => id === r.id || r.prs.get(id)!.recentActive, r.prs.size);
+  for (const [id, pr] of r.prs) if (id !== r.id) pr.recentActive = false;
+  return active;
 }
 
 /** Appends entries at the leader's term and counts the leader's own copy. */
@@ -47,24 +49,13 @@ export function appendEntries(r: Raft, es: Entry[]): void {
   const last = r.raftLog.append(es);
   r.prs.get(r.id)?.maybeUpdate(last);
   // Followers cannot hold entries beyond ours, so only a one-member quorum commits here.
-  if (r.quorum() === 1 && maybeCommit(r)) releasePendingReadIndexMessages(r);
+  if (majority(r.prs.size) === 1 && maybeCommit(r)) releasePendingReadIndexMessages(r);
 }
 
 /** Advances the commit index to the highest index a quorum holds, if it is of this term. */
 export function maybeCommit(r: Raft): boolean {
   if (r.prs.size === 0) return false;
-  // The quorum-th largest match index is held by a quorum (insertion sort: clusters are small).
-  const matches: bigint[] = [];
-  for (const pr of r.prs.values()) {
-    let i = matches.length;
-    matches.push(pr.match);
-    while (i > 0 && matches[i - 1]! < pr.match) {
-      matches[i] = matches[i - 1]!;
-      i--;
-    }
-    matches[i] = pr.match;
-  }
-  return r.raftLog.maybeCommit(matches[r.quorum() - 1]!, r.term);
+  return r.raftLog.maybeCommit(committedIndex([...r.prs.values()].map((pr) => pr.match)), r.term);
 }
 
 export function bcastAppend(r: Raft): void {
@@ -164,6 +155,13 @@ export function stepLeader(r: Raft, m: Message): void {
     case MessageType.MsgHeartbeatResponse:
       handleHeartbeatResponse(r, pr, m);
       return;
+    case MessageType.MsgUnreachable:
+      // Pipelined appends to it were probably lost: fall back to probing.
+      if (pr.state === ProgressState.Replicate) pr.becomeProbe();
+      return;
+    case MessageType.MsgSnapshotStatus:
+      handleSnapshotStatus(r, pr, m);
+      return;
     default:
       return; // e.g. late vote responses
   }
@@ -242,10 +240,19 @@ function handleHeartbeatResponse(r: Raft, pr: Progress, m: Message): void {
   if (m.context.length === 0) return;
   const acks = r.readOnly.recvAck(m.from, m.context);
   if (!acks) return;
-  let n = 0;
-  for (const id of acks) if (r.prs.has(id)) n++;
-  if (n < r.quorum()) return;
+  if (!hasMajority(acks, (id) => r.prs.has(id), r.prs.size)) return;
   for (const rs of r.readOnly.advance(m.context)) respondToReadIndex(r, rs.req, rs.index);
+}
+
+/** The application reports how a snapshot it sent ended (reject = it failed). */
+function handleSnapshotStatus(r: Raft, pr: Progress, m: Message): void {
+  if (pr.state !== ProgressState.Snapshot) return;
+  // On failure forget the snapshot index so the next probe does not assume it arrived.
+  if (m.reject) pr.pendingSnapshot = 0n;
+  r.logger?.info(`${r.id} snapshot to ${m.from} ${m.reject ? "failed" : "finished"}; probing it from ${pr.match + 1n}`);
+  pr.becomeProbe();
+  // Wait for the follower's answer (or a heartbeat response) before sending more.
+  pr.msgAppFlowPaused = true;
 }
 
 function handleTransferLeader(r: Raft, transferee: bigint): void {
@@ -258,6 +265,7 @@ function handleTransferLeader(r: Raft, transferee: bigint): void {
   }
   if (transferee === r.id) return; // already leader; also cancels a pending transfer
   // The transfer must finish within an election timeout.
+  r.logger?.info(`${r.id} [term ${r.term}] starts to transfer leadership to ${transferee}`);
   r.electionElapsed = 0;
   r.leadTransferee = transferee;
   if (pr.match === r.raftLog.lastIndex()) sendTimeoutNow(r, transferee);

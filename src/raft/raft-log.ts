@@ -2,12 +2,12 @@
 // Indexes: [firstIndex-1 = snapshot index] [stable entries ...] [unstable entries ...] lastIndex.
 import { Entry, Snapshot } from "./eraftpb.js";
 import { ErrCompacted, ErrInvariant, ErrUnavailable } from "./errors.js";
-import { RaftStorage } from "./storage.js";
+import { RaftLogStorage } from "./storage.js";
 import { Unstable } from "./unstable.js";
 import { limitSize, maxBig, minBig } from "./util.js";
 
 export class RaftLog {
-  readonly storage: RaftStorage;
+  readonly storage: RaftLogStorage;
   readonly unstable: Unstable;
   /** Highest index known to be stored on a quorum. */
   committed: bigint;
@@ -16,7 +16,7 @@ export class RaftLog {
   /** Highest index the application acknowledged as applied. */
   applied: bigint;
 
-  constructor(storage: RaftStorage) {
+  constructor(storage: RaftLogStorage) {
     this.storage = storage;
     const first = storage.firstIndex();
     this.unstable = new Unstable(storage.lastIndex() + 1n);

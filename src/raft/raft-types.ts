@@ -1,6 +1,6 @@
 // Types shared by the raft files (kept apart from raft.ts so the files that implement parts of
 // Raft can import them without an import cycle at load time).
-import { RaftStorage } from "./storage.js";
+import { RaftLogStorage } from "./storage.js";
 
 export interface RaftConfig {
   id: bigint;
@@ -8,7 +8,7 @@ export interface RaftConfig {
   peers?: bigint[];
   electionTick: number;
   heartbeatTick: number;
-  storage: RaftStorage;
+  storage: RaftLogStorage;
   /** Last applied index on restart. */
   applied?: bigint;
   /** Bytes of entries per MsgAppend (default 1 MiB). */
@@ -25,6 +25,13 @@ export interface RaftConfig {
   stepDownOnRemoval?: boolean;
   /** Seeded RNG returning [0,1); defaults to a PRNG seeded by the node id. */
   random?: () => number;
+  /** Hears about elections, role changes and membership changes, one line each (off by default). */
+  logger?: RaftLogger;
+}
+
+/** A trace of what a Raft decided and why; the interaction tests print it between the Readys. */
+export interface RaftLogger {
+  info(line: string): void;
 }
 
 export enum StateType {
@@ -53,8 +60,3 @@ export enum CampaignType {
 /** Context of vote requests from a MsgTimeoutNow campaign: voters bypass their leader lease. */
 export const CAMPAIGN_TRANSFER = Buffer.from("CampaignTransfer");
 
-export enum VoteResult {
-  Pending,
-  Won,
-  Lost,
-}

@@ -1,5 +1,6 @@
-// The Raft state machine: terms, elections and message dispatch. Leader-side replication lives
-// in raft-leader.ts, follower/candidate handling in raft-follower.ts; both operate on this class.
+// The Raft state machine: terms, role transitions, voting and message dispatch. Each role's
+// behaviour lives with it (raft-leader.ts, raft-candidate.ts, raft-follower.ts) and operates on
+// this class; quorum arithmetic is in quorum.ts.
 // Pure: no I/O, no timers; output accumulates in msgs/readStates and the log's unstable tail.
 import { ConfState, EntryType, HardState, Message, MessageType } from "./eraftpb.js";
 import { ErrInvalidConfig, ErrInvariant } from "./errors.js";
@@ -8,20 +9,18 @@ import { RaftLog } from "./raft-log.js";
 import { ReadOnly } from "./read-only.js";
 import { seededRandom } from "./random.js";
 import { isEmptyHardState, newMessage, voteRespType } from "./util.js";
+import * as candidate from "./raft-candidate.js";
 import * as follower from "./raft-follower.js";
 import * as leader from "./raft-leader.js";
 import {
   CAMPAIGN_TRANSFER,
   CampaignType,
   RaftConfig,
+  RaftLogger,
   ReadState,
   SoftState,
   StateType,
-  VoteResult,
 } from "./raft-types.js";
-
-export { CAMPAIGN_TRANSFER, CampaignType, StateType, VoteResult };
-export type { RaftConfig, ReadState, SoftState };
 
 export class Raft {
   readonly id: bigint;
@@ -52,6 +51,7 @@ export class Raft {
   readonly stepDownOnRemoval: boolean;
   readonly maxMsgSize: number;
   readonly maxInflight: number;
+  readonly logger: RaftLogger | undefined;
   private readonly random: () => number;
 
   constructor(c: RaftConfig) {
@@ -70,12 +70,18 @@ export class Raft {
     this.preVote = c.preVote ?? false;
     this.stepDownOnRemoval = c.stepDownOnRemoval ?? true;
     this.random = c.random ?? seededRandom(Number(BigInt.asUintN(32, c.id * 2654435761n)));
+    this.logger = c.logger;
     this.raftLog = new RaftLog(c.storage);
     const { hardState, confState } = c.storage.initialState();
     const nodes = confState.nodes.length > 0 ? confState.nodes : (c.peers ?? []);
     for (const n of nodes) this.prs.set(n, new Progress(1n, 0n, this.maxInflight));
     if (!isEmptyHardState(hardState)) this.loadState(hardState);
     if (c.applied !== undefined && c.applied > 0n) this.raftLog.appliedTo(c.applied);
+    const log = this.raftLog;
+    this.logger?.info(
+      `${this.id} created: peers (${this.nodes().join(" ")}), term ${this.term}, commit ${log.committed}, ` +
+        `applied ${log.applied}, lastindex ${log.lastIndex()}, lastterm ${log.lastTerm()}`,
+    );
     this.becomeFollower(this.term, 0n);
   }
 
@@ -105,10 +111,6 @@ export class Raft {
 
   confState(): ConfState {
     return { nodes: this.nodes() };
-  }
-
-  quorum(): number {
-    return Math.floor(this.prs.size / 2) + 1;
   }
 
   /** Queues a message, stamping from and (for non-vote messages) the current term. */
@@ -185,6 +187,7 @@ export class Raft {
     this.reset(term);
     this.lead = lead;
     this.state = StateType.Follower;
+    this.logger?.info(`${this.id} became follower at term ${this.term}`);
   }
 
   becomeCandidate(): void {
@@ -192,6 +195,7 @@ export class Raft {
     this.reset(this.term + 1n);
     this.vote = this.id;
     this.state = StateType.Candidate;
+    this.logger?.info(`${this.id} became candidate at term ${this.term}`);
   }
 
   /** PreVote: campaign without bumping the term or voting, so a lost node cannot disrupt. */
@@ -200,6 +204,7 @@ export class Raft {
     this.votes = new Map();
     this.lead = 0n;
     this.state = StateType.PreCandidate;
+    this.logger?.info(`${this.id} became pre-candidate at term ${this.term}`);
   }
 
   becomeLeader(): void {
@@ -207,6 +212,7 @@ export class Raft {
     this.reset(this.term);
     this.lead = this.id;
     this.state = StateType.Leader;
+    this.logger?.info(`${this.id} became leader at term ${this.term}`);
     this.prs.get(this.id)?.becomeReplicate();
     // Entries after this point may contain an unapplied conf change; refuse new ones until
     // everything up to here is applied.
@@ -220,8 +226,12 @@ export class Raft {
   hup(t: CampaignType): void {
     if (this.state === StateType.Leader) return;
     if (!this.promotable()) return;
-    if (this.hasUnappliedConfChanges()) return;
-    this.campaign(t);
+    if (this.hasUnappliedConfChanges()) {
+      this.logger?.info(`${this.id} cannot campaign at term ${this.term}: a committed conf change is not applied yet`);
+      return;
+    }
+    this.logger?.info(`${this.id} is starting a new election at term ${this.term}`);
+    candidate.campaign(this, t);
   }
 
   /** A committed but unapplied conf change may change who votes; wait until it is applied. */
@@ -233,48 +243,6 @@ export class Raft {
       if (e.entryType === EntryType.EntryConfChange) return true;
     }
     return false;
-  }
-
-  campaign(t: CampaignType): void {
-    let term: bigint;
-    let voteMsg: MessageType;
-    if (t === CampaignType.PreElection) {
-      this.becomePreCandidate();
-      voteMsg = MessageType.MsgRequestPreVote;
-      term = this.term + 1n; // the term we would campaign at; ours stays unchanged
-    } else {
-      this.becomeCandidate();
-      voteMsg = MessageType.MsgRequestVote;
-      term = this.term;
-    }
-    if (this.poll(this.id, voteRespType(voteMsg), true) === VoteResult.Won) {
-      if (t === CampaignType.PreElection) this.campaign(CampaignType.Election);
-      else this.becomeLeader();
-      return;
-    }
-    const index = this.raftLog.lastIndex();
-    const logTerm = this.raftLog.lastTerm();
-    const context = t === CampaignType.Transfer ? CAMPAIGN_TRANSFER : undefined;
-    for (const id of this.nodes()) {
-      if (id === this.id) continue;
-      this.send(newMessage({ msgType: voteMsg, to: id, term, index, logTerm, context }));
-    }
-  }
-
-  /** Records a vote and tallies the members' votes. */
-  poll(id: bigint, _t: MessageType, granted: boolean): VoteResult {
-    if (!this.votes.has(id)) this.votes.set(id, granted);
-    let yes = 0;
-    let no = 0;
-    for (const member of this.prs.keys()) {
-      const v = this.votes.get(member);
-      if (v === true) yes++;
-      else if (v === false) no++;
-    }
-    const q = this.quorum();
-    if (yes >= q) return VoteResult.Won;
-    if (this.prs.size - no < q) return VoteResult.Lost;
-    return VoteResult.Pending;
   }
 
   // ---- step --------------------------------------------------------------------------------
@@ -289,8 +257,17 @@ export class Raft {
         const inLease =
           this.checkQuorum && this.lead !== 0n && this.electionElapsed < this.electionTimeout;
         // We heard from a live leader recently: a vote request is from a disruptive node.
-        if (!force && inLease) return;
+        if (!force && inLease) {
+          this.logger?.info(
+            `${this.id} [term: ${this.term}] ignored ${MessageType[m.msgType]} from ${m.from} [term: ${m.term}]: ` +
+              `lease of leader ${this.lead} is not expired (${this.electionTimeout - this.electionElapsed} ticks left)`,
+          );
+          return;
+        }
       }
+      this.logger?.info(
+        `${this.id} [term: ${this.term}] received a ${MessageType[m.msgType]} message with higher term from ${m.from} [term: ${m.term}]`,
+      );
       if (m.msgType === MessageType.MsgRequestPreVote) {
         // Never change term in response to a PreVote.
       } else if (m.msgType === MessageType.MsgRequestPreVoteResponse && !m.reject) {
@@ -334,7 +311,7 @@ export class Raft {
         return;
       case StateType.Candidate:
       case StateType.PreCandidate:
-        follower.stepCandidate(this, m);
+        candidate.stepCandidate(this, m);
         return;
       case StateType.Follower:
         follower.stepFollower(this, m);
@@ -348,7 +325,12 @@ export class Raft {
       (this.vote === 0n && this.lead === 0n) ||
       (m.msgType === MessageType.MsgRequestPreVote && m.term > this.term);
     const respType = voteRespType(m.msgType);
-    if (canVote && this.raftLog.isUpToDate(m.index, m.logTerm)) {
+    const granted = canVote && this.raftLog.isUpToDate(m.index, m.logTerm);
+    this.logger?.info(
+      `${this.id} [logterm: ${this.raftLog.lastTerm()}, index: ${this.raftLog.lastIndex()}, vote: ${this.vote}] ` +
+        `${granted ? "cast" : "rejected"} ${MessageType[m.msgType]} from ${m.from} [logterm: ${m.logTerm}, index: ${m.index}] at term ${this.term}`,
+    );
+    if (granted) {
       this.send(newMessage({ msgType: respType, to: m.from, term: m.term }));
       if (m.msgType === MessageType.MsgRequestVote) {
         this.electionElapsed = 0;
@@ -359,24 +341,6 @@ export class Raft {
     }
   }
 
-  // ---- delegations the course tests poke ---------------------------------------------------
-
-  sendAppend(to: bigint): boolean {
-    return leader.maybeSendAppend(this, to, true);
-  }
-
-  handleAppendEntries(m: Message): void {
-    follower.handleAppendEntries(this, m);
-  }
-
-  handleHeartbeat(m: Message): void {
-    follower.handleHeartbeat(this, m);
-  }
-
-  handleSnapshot(m: Message): void {
-    follower.handleSnapshot(this, m);
-  }
-
   // ---- membership --------------------------------------------------------------------------
 
   addNode(id: bigint): void {
@@ -385,10 +349,12 @@ export class Raft {
     // A node just added gets one check-quorum round of grace before it counts as inactive.
     pr.recentActive = true;
     this.prs.set(id, pr);
+    this.logger?.info(`${this.id} added ${id} to the configuration`);
   }
 
   removeNode(id: bigint): void {
     if (!this.prs.delete(id)) return;
+    this.logger?.info(`${this.id} removed ${id} from the configuration`);
     if (this.state !== StateType.Leader) return;
     if (id === this.id && this.stepDownOnRemoval) {
       // A leader that is no longer a member must not keep leading; the others elect a new one.
@@ -402,5 +368,4 @@ export class Raft {
       leader.bcastAppend(this);
     }
   }
-
 }

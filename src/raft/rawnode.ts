@@ -13,7 +13,6 @@ import {
   Snapshot,
 } from "./eraftpb.js";
 import { ErrInvalidConfig, ErrStepLocalMsg } from "./errors.js";
-import { ProgressState } from "./progress.js";
 import { Raft } from "./raft.js";
 import { sendFetchedEntries } from "./raft-leader.js";
 import { RaftConfig, ReadState, SoftState, StateType } from "./raft-types.js";
@@ -48,16 +47,27 @@ export interface PeerProgress {
   state: string;
 }
 
-export interface Status {
+/** What any node knows about itself, without the leader's per-follower view. */
+export interface BasicStatus {
   id: bigint;
   hardState: HardState;
   softState: SoftState;
   applied: bigint;
+  /** Target of a leader transfer in progress, 0 if none. */
+  leadTransferee: bigint;
+}
+
+export interface Status extends BasicStatus {
+  /** The leader's view of each member's log; empty on a non-leader. */
   progress: Map<bigint, PeerProgress>;
 }
 
+// Set by RawNode's static block, which alone may read the protected core.
+let coreOf: (rn: RawNode) => Raft;
+
 export class RawNode {
-  readonly raft: Raft;
+  /** The core is the library's own business; tests reach it through the testing entry. */
+  protected readonly raft: Raft;
   private prevSoftState: SoftState;
   private prevHardState: HardState;
 
@@ -65,6 +75,10 @@ export class RawNode {
     this.raft = new Raft(config);
     this.prevSoftState = this.raft.softState();
     this.prevHardState = this.raft.hardState();
+  }
+
+  static {
+    coreOf = (rn) => rn.raft;
   }
 
   tick(): void {
@@ -220,34 +234,47 @@ export class RawNode {
     if (this.raft.state === StateType.Leader) sendFetchedEntries(this.raft);
   }
 
+  /** A message to `id` could not be delivered; a leader stops pipelining to it. */
   reportUnreachable(id: bigint): void {
-    const pr = this.raft.prs.get(id);
-    // Pipelined appends to it were probably lost: fall back to probing.
-    if (this.raft.state === StateType.Leader && pr?.state === ProgressState.Replicate) pr.becomeProbe();
+    this.raft.step(newMessage({ msgType: MessageType.MsgUnreachable, from: id }));
   }
 
+  /** How a snapshot sent to `id` ended; a leader then probes it. */
   reportSnapshot(id: bigint, status: SnapshotStatus): void {
-    const pr = this.raft.prs.get(id);
-    if (this.raft.state !== StateType.Leader || !pr || pr.state !== ProgressState.Snapshot) return;
-    // On failure forget the snapshot index so the next probe does not assume it arrived.
-    if (status === SnapshotStatus.Failure) pr.pendingSnapshot = 0n;
-    pr.becomeProbe();
-    // Wait for the follower's answer (or a heartbeat response) before sending more.
-    pr.msgAppFlowPaused = true;
+    const reject = status === SnapshotStatus.Failure;
+    this.raft.step(newMessage({ msgType: MessageType.MsgSnapshotStatus, from: id, reject }));
   }
 
-  status(): Status {
+  isLeader(): boolean {
+    return this.raft.state === StateType.Leader;
+  }
+
+  basicStatus(): BasicStatus {
     const r = this.raft;
-    const progress = new Map<bigint, PeerProgress>();
-    if (r.state === StateType.Leader) {
-      for (const [id, pr] of r.prs) progress.set(id, { match: pr.match, next: pr.next, state: pr.state });
-    }
     return {
       id: r.id,
       hardState: r.hardState(),
       softState: r.softState(),
       applied: r.raftLog.applied,
-      progress,
+      leadTransferee: r.leadTransferee,
     };
   }
+
+  /** A copy of the leader's view of each member's log (itself included); empty on a non-leader. */
+  progress(): Map<bigint, PeerProgress> {
+    const progress = new Map<bigint, PeerProgress>();
+    if (this.isLeader()) {
+      for (const [id, pr] of this.raft.prs) progress.set(id, { match: pr.match, next: pr.next, state: pr.state });
+    }
+    return progress;
+  }
+
+  status(): Status {
+    return { ...this.basicStatus(), progress: this.progress() };
+  }
+}
+
+/** The Raft behind a RawNode, for the testing entry (index.ts does not export it). */
+export function raftOf(rn: RawNode): Raft {
+  return coreOf(rn);
 }

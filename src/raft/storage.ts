@@ -10,7 +10,7 @@ import {
 } from "./errors.js";
 import { limitSize, newEntry } from "./util.js";
 
-export interface RaftStorage {
+export interface RaftLogStorage {
   /** The persisted hard state and the membership as of the last applied conf change. */
   initialState(): { hardState: HardState; confState: ConfState };
   /**
@@ -31,7 +31,7 @@ export function emptySnapshot(): Snapshot {
   return { data: Buffer.alloc(0), metadata: { confState: { nodes: [] }, index: 0n, term: 0n } };
 }
 
-export class MemoryStorage implements RaftStorage {
+export class MemoryStorage implements RaftLogStorage {
   private hardState: HardState = { term: 0n, vote: 0n, commit: 0n };
   private snap: Snapshot = emptySnapshot();
   private confState: ConfState = { nodes: [] };

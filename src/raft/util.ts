@@ -48,7 +48,13 @@ export function limitSize(ents: Entry[], maxSize: number): Entry[] {
 }
 
 export function isLocalMsg(t: MessageType): boolean {
-  return t === MessageType.MsgHup || t === MessageType.MsgBeat || t === MessageType.MsgPropose;
+  return (
+    t === MessageType.MsgHup ||
+    t === MessageType.MsgBeat ||
+    t === MessageType.MsgPropose ||
+    t === MessageType.MsgUnreachable ||
+    t === MessageType.MsgSnapshotStatus
+  );
 }
 
 export function isResponseMsg(t: MessageType): boolean {

@@ -27,6 +27,7 @@ export class OperatorController {
   private readonly running = new Map<bigint, Operator>();
   private readonly history = new Map<bigint, FinishedOperator>();
   private sink: CommandSink = () => {};
+  private readonly finishListeners = new Set<(op: Operator, status: OperatorStatus) => void>();
   /** Per-store rate limit on peers added and removed; every operator added here pays it. */
   readonly storeLimit: StoreLimiter;
 
@@ -45,6 +46,12 @@ export class OperatorController {
 
   setSink(sink: CommandSink): void {
     this.sink = sink;
+  }
+
+  /** Calls `listener` as each operator ends (metrics); returns the unsubscribe. */
+  onFinish(listener: (op: Operator, status: OperatorStatus) => void): () => void {
+    this.finishListeners.add(listener);
+    return () => this.finishListeners.delete(listener);
   }
 
   get(regionId: bigint): Operator | undefined {
@@ -95,6 +102,7 @@ export class OperatorController {
     this.history.set(regionId, { op, status, finishedAtMs: this.clock() });
     if (this.history.size > HISTORY_LIMIT) this.history.delete(this.history.keys().next().value!);
     this.log.info({ region_id: regionId.toString(), status: OperatorStatus[status], desc: op.desc }, "operator finished");
+    for (const listener of this.finishListeners) listener(op, status);
   }
 
   /**

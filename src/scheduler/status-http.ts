@@ -6,6 +6,7 @@ import type { SchedulerCore } from "./core.js";
 import { SchedulerError, InvalidRequestError } from "./errors.js";
 import type { RegionInfo } from "./region-info.js";
 import { composeTs } from "./tso.js";
+import { SchedulerMetrics } from "./metrics.js";
 
 function regionJson(r: RegionInfo): Record<string, unknown> {
   return {
@@ -63,16 +64,27 @@ export function statusJson(core: SchedulerCore, path: string): unknown {
 const STATES: Record<string, StoreState> = { up: StoreState.Up, offline: StoreState.Offline, tombstone: StoreState.Tombstone };
 
 /**
- * JSON status over HTTP: GET /status, /stores, /regions, /operators, /tso.
+ * JSON status over HTTP: GET /status, /stores, /regions, /operators, /tso; Prometheus GET /metrics.
  * POST /stores/<id>/state/<up|offline|tombstone> changes a store's state (drain / remove a store).
  */
 export function createStatusServer(core: SchedulerCore, log: Logger): Server {
+  const metrics = new SchedulerMetrics(core);
   const send = (res: ServerResponse, code: number, body: unknown) => {
     res.writeHead(code, { "content-type": "application/json" });
     res.end(JSON.stringify(body, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n");
   };
   return createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? "/", "http://x").pathname.replace(/\/+$/, "") || "/";
+    if (req.method === "GET" && path === "/metrics") {
+      metrics.text().then(
+        (text) => {
+          res.writeHead(200, { "content-type": metrics.registry.contentType });
+          res.end(text);
+        },
+        (err: unknown) => send(res, 500, { error: (err as Error).message }),
+      );
+      return;
+    }
     if (req.method === "GET") {
       const body = statusJson(core, path);
       return body === undefined ? send(res, 404, { error: `unknown path ${path}` }) : send(res, 200, body);

@@ -4,6 +4,7 @@
  * so that keys sort by user key ascending and, within a key, by timestamp descending
  * (newest version first), which lets a single seek find "the newest version <= ts".
  */
+import { TinyKvError } from "../util/errors.js";
 
 /** The largest timestamp: a read at TsMax sees every committed version. */
 export const TsMax = 0xffff_ffff_ffff_ffffn;
@@ -18,10 +19,9 @@ export function physicalTime(ts: bigint): bigint {
 }
 
 /** A key read from the write or default CF that is not a valid encoded MVCC key. */
-export class KeyDecodeError extends Error {
+export class KeyDecodeError extends TinyKvError {
   constructor(readonly encoded: Uint8Array, reason: string) {
-    super(`cannot decode MVCC key 0x${Buffer.from(encoded).toString("hex")}: ${reason}`);
-    this.name = "KeyDecodeError";
+    super(`cannot decode MVCC key 0x${Buffer.from(encoded).toString("hex")}: ${reason}`, { context: { key: encoded } });
   }
 }
 

@@ -8,12 +8,12 @@ import type { Modify, StorageReader } from "../kv/storage/index.js";
 import { decodeTimestamp, encodeBytes, encodeKey, isVersionOf, TsMax } from "./codec.js";
 import { Lock, Write, WriteKind } from "./records.js";
 import { formatKey } from "../util/bytes.js";
+import { TinyKvError } from "../util/errors.js";
 
 /** A Put write record whose value is not in CF default: the data is damaged, never "not found". */
-export class MissingValueError extends Error {
+export class MissingValueError extends TinyKvError {
   constructor(readonly key: Uint8Array, readonly startTs: bigint) {
-    super(`the value of key ${formatKey(key)} written by txn ${startTs} is missing from CF default`);
-    this.name = "MissingValueError";
+    super(`the value of key ${formatKey(key)} written by txn ${startTs} is missing from CF default`, { context: { key } });
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { LockInfo, Op } from "../proto/kvrpcpb.js";
 import { InvalidArgumentError } from "../kv/storage/index.js";
+import { TinyKvError } from "../util/errors.js";
 import { TsMax } from "./codec.js";
 
 export enum WriteKind {
@@ -14,10 +15,9 @@ export enum WriteKind {
 }
 
 /** A stored lock or write record that does not parse: on-disk corruption or a foreign writer. */
-export class RecordDecodeError extends Error {
+export class RecordDecodeError extends TinyKvError {
   constructor(what: string, bytes: Uint8Array, reason: string) {
     super(`cannot decode ${what} record 0x${Buffer.from(bytes).toString("hex")}: ${reason}`);
-    this.name = "RecordDecodeError";
   }
 }
 

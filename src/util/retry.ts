@@ -1,3 +1,4 @@
+import { TinyKvError, type ErrorContext } from "./errors.js";
 import { realRuntime, type Runtime } from "./runtime.js";
 
 /** Sleep that a test or a shutdown can reason about: always resolves, never rejects. */
@@ -5,10 +6,9 @@ export function sleep(ms: number, runtime: Runtime = realRuntime): Promise<void>
   return new Promise((resolve) => runtime.setTimeout(resolve, ms));
 }
 
-export class DeadlineExceededError extends Error {
-  constructor(what: string, readonly deadlineMs: number, readonly lastError?: unknown) {
-    super(`${what}: gave up after ${deadlineMs} ms${lastError ? `: ${errorMessage(lastError)}` : ""}`);
-    this.name = "DeadlineExceededError";
+export class DeadlineExceededError extends TinyKvError {
+  constructor(what: string, readonly deadlineMs: number, readonly lastError?: unknown, context?: ErrorContext) {
+    super(`${what}: gave up after ${deadlineMs} ms${lastError ? `: ${errorMessage(lastError)}` : ""}`, { cause: lastError, context });
   }
 }
 

@@ -17,6 +17,7 @@ import type { Region } from "../../src/proto/metapb.js";
 import { keyInRange } from "../../src/util/bytes.js";
 import { silentLogger, createLogger, type Logger } from "../../src/util/logger.js";
 import { realRuntime, sleep, type Runtime } from "../../src/util/runtime.js";
+import { raftOf } from "../../src/raft/testing.js";
 import { tempDir } from "./wait.js";
 
 export interface ClusterOptions {
@@ -294,7 +295,7 @@ export class TestCluster {
         continue;
       }
       for (const p of slot.store.peers.values()) {
-        const r = p.raw.raft;
+        const r = raftOf(p.raw);
         const ep = p.region.regionEpoch;
         lines.push(
           `store ${id} region ${p.regionId} peer ${p.meta.id}: state=${r.state} term=${r.term} lead=${r.lead} ` +

@@ -42,30 +42,36 @@ export class ProcessCluster {
   readonly dir = tempDir("tinykv-proc-");
   schedulerAddr = "";
   scheduler: Proc | undefined;
-  readonly stores = new Map<number, { addr: string; path: string; proc?: Proc }>();
+  readonly stores = new Map<number, { addr: string; path: string; statusAddr: string; proc?: Proc }>();
   private configPath = "";
   client: SchedulerRpcClient | undefined;
   private readonly rpcs = new Map<string, TinyKvRpc>();
 
   constructor(private readonly storeConfig: Record<string, number> = FAST_STORE_CONFIG) {}
 
-  async startScheduler(): Promise<void> {
+  /** The scheduler's status address when started with `status` ("" otherwise). */
+  schedulerStatusAddr = "";
+
+  async startScheduler(opts: { status?: boolean } = {}): Promise<void> {
     this.schedulerAddr = `127.0.0.1:${await freePort()}`;
-    this.scheduler = spawnNode("tinyscheduler.js", ["--addr", this.schedulerAddr, "--data-dir", join(this.dir.path, "scheduler"), "--status-addr", ""]);
+    this.schedulerStatusAddr = opts.status ? `127.0.0.1:${await freePort()}` : "";
+    this.scheduler = spawnNode("tinyscheduler.js", ["--addr", this.schedulerAddr, "--data-dir", join(this.dir.path, "scheduler"), "--status-addr", this.schedulerStatusAddr]);
     this.configPath = join(this.dir.path, "store-config.json");
     writeFileSync(this.configPath, JSON.stringify(this.storeConfig));
     this.client = await SchedulerRpcClient.connect(this.schedulerAddr, { connectDeadlineMs: 15_000 });
   }
 
-  async addStore(n: number): Promise<void> {
+  /** Starts store `n`; with `status`, it serves /metrics and /status on a free port (statusAddr). */
+  async addStore(n: number, opts: { status?: boolean } = {}): Promise<void> {
     const addr = `127.0.0.1:${await freePort()}`;
-    this.stores.set(n, { addr, path: join(this.dir.path, `store${n}`) });
+    const statusAddr = opts.status ? `127.0.0.1:${await freePort()}` : "";
+    this.stores.set(n, { addr, path: join(this.dir.path, `store${n}`), statusAddr });
     this.startStore(n);
   }
 
   startStore(n: number): void {
     const s = this.stores.get(n)!;
-    s.proc = spawnNode("tinykv-server.js", ["--path", s.path, "--addr", s.addr, "--scheduler", this.schedulerAddr, "--config", this.configPath]);
+    s.proc = spawnNode("tinykv-server.js", ["--path", s.path, "--addr", s.addr, "--status-addr", s.statusAddr, "--scheduler", this.schedulerAddr, "--config", this.configPath]);
   }
 
   async kill(n: number, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {

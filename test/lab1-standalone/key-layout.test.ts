@@ -53,7 +53,7 @@ describe("a data dir written with the old key layout", () => {
   it("makes tinykv-server exit 1 with one error line", async () => {
     const old = join(dir.path, "old-process");
     await writeOldLayoutDir(old);
-    const child = spawn(process.execPath, [SERVER, "--standalone", `--path=${old}`, `--addr=127.0.0.1:${await freePort()}`, "--log-level=warn"], {
+    const child = spawn(process.execPath, [SERVER, "--standalone", "--status-addr=", `--path=${old}`, `--addr=127.0.0.1:${await freePort()}`, "--log-level=warn"], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     children.push(child);

@@ -8,7 +8,7 @@ import { freePort } from "../harness/ports.js";
 const SERVER = fileURLToPath(new URL("../../dist/src/cli/tinykv-server.js", import.meta.url));
 
 function start(args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [SERVER, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [SERVER, "--status-addr=", ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (out += d));

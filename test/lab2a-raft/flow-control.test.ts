@@ -1,7 +1,7 @@
 // Replication flow control: probe one message at a time, pipeline a bounded window, bound bytes
 // per append, fast backtracking with reject hints.
 import { describe, expect, it } from "vitest";
-import { MemoryStorage, MessageType as MT, ProgressState } from "../../src/raft/index.js";
+import { MemoryStorage, MessageType as MT, ProgressState } from "../../src/raft/testing.js";
 import { commitNoopEntry, ent, ids, msg, newTestRaft, prop, readMessages } from "./harness.js";
 
 function leader(opts = {}) {

@@ -11,10 +11,12 @@ import {
   Raft,
   RaftConfig,
   StateType,
+  follower,
+  leader,
   newEntry,
   newMessage,
   seededRandom,
-} from "../../src/raft/index.js";
+} from "../../src/raft/testing.js";
 
 export { StateType, MessageType, EntryType };
 
@@ -24,6 +26,25 @@ export function ids(n: number): bigint[] {
   return Array.from({ length: n }, (_, i) => BigInt(i + 1));
 }
 
+/** A Raft with the handlers the course's tests call directly, outside of step(). */
+export class TestRaft extends Raft {
+  sendAppend(to: bigint): boolean {
+    return leader.maybeSendAppend(this, to, true);
+  }
+
+  handleAppendEntries(m: Message): void {
+    follower.handleAppendEntries(this, m);
+  }
+
+  handleHeartbeat(m: Message): void {
+    follower.handleHeartbeat(this, m);
+  }
+
+  handleSnapshot(m: Message): void {
+    follower.handleSnapshot(this, m);
+  }
+}
+
 export function newTestRaft(
   id: bigint,
   peers: bigint[],
@@ -31,8 +52,8 @@ export function newTestRaft(
   heartbeat: number,
   storage: MemoryStorage = new MemoryStorage(),
   opts: Options = {},
-): Raft {
-  return new Raft({ id, peers, electionTick: election, heartbeatTick: heartbeat, storage, ...opts });
+): TestRaft {
+  return new TestRaft({ id, peers, electionTick: election, heartbeatTick: heartbeat, storage, ...opts });
 }
 
 export function msg(m: Partial<Message> & { msgType: MessageType }): Message {
@@ -75,7 +96,7 @@ export function acceptAndReply(m: Message): Message {
 }
 
 /** Makes a freshly made leader commit its no-op entry by acknowledging it from every follower. */
-export function commitNoopEntry(r: Raft, s: MemoryStorage): void {
+export function commitNoopEntry(r: TestRaft, s: MemoryStorage): void {
   if (r.state !== StateType.Leader) throw new Error("it should only be used when it is the leader");
   if (r.msgs.length === 0) for (const id of r.prs.keys()) if (id !== r.id) r.sendAppend(id);
   for (const m of readMessages(r)) {
@@ -135,9 +156,9 @@ export class Network {
     });
   }
 
-  raft(id: number | bigint): Raft {
+  raft(id: number | bigint): TestRaft {
     const p = this.peers.get(BigInt(id));
-    if (!(p instanceof Raft)) throw new Error(`peer ${id} is not a raft`);
+    if (!(p instanceof TestRaft)) throw new Error(`peer ${id} is not a TestRaft (build it with newTestRaft)`);
     return p;
   }
 
@@ -222,7 +243,7 @@ export function prop(id: number | bigint, data = "somedata"): Message {
 }
 
 /** A raft whose storage already holds entries with the given terms (indexes 1..n). */
-export function entsWithConfig(opts: Options, ...terms: number[]): (id: bigint, peers: bigint[]) => Raft {
+export function entsWithConfig(opts: Options, ...terms: number[]): (id: bigint, peers: bigint[]) => TestRaft {
   return (id, peers) => {
     const s = new MemoryStorage();
     s.append(terms.map((t, i) => ent(i + 1, t)));
@@ -233,7 +254,7 @@ export function entsWithConfig(opts: Options, ...terms: number[]): (id: bigint, 
 }
 
 /** A raft that voted for vote in term and has an empty log. */
-export function votedWithConfig(opts: Options, vote: bigint, term: bigint): (id: bigint, peers: bigint[]) => Raft {
+export function votedWithConfig(opts: Options, vote: bigint, term: bigint): (id: bigint, peers: bigint[]) => TestRaft {
   return (id, peers) => {
     const s = new MemoryStorage();
     s.setHardState({ vote, term, commit: 0n });
@@ -245,7 +266,7 @@ export function votedWithConfig(opts: Options, vote: bigint, term: bigint): (id:
 }
 
 /** A raft that holds exactly the given entries (in storage) and the given term. */
-export function raftWithLog(id: bigint, peers: bigint[], entries: Entry[], term: bigint, opts: Options = {}): Raft {
+export function raftWithLog(id: bigint, peers: bigint[], entries: Entry[], term: bigint, opts: Options = {}): TestRaft {
   const s = new MemoryStorage();
   s.append(entries);
   s.setHardState({ term, vote: 0n, commit: 0n });

@@ -1,6 +1,7 @@
 // PreVote and CheckQuorum (beyond TinyKV; etcd's rules).
 import { describe, expect, it } from "vitest";
-import { MemoryStorage, MessageType as MT, Raft } from "../../src/raft/index.js";
+import { MemoryStorage, MessageType as MT } from "../../src/raft/testing.js";
+import type { TestRaft as Raft } from "./harness.js";
 import {
   Options,
   StateType,

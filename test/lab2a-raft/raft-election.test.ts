@@ -1,6 +1,7 @@
 // Raft elections in small networks (course 2AA, after raft_test.go).
 import { describe, expect, it } from "vitest";
-import { MemoryStorage, MessageType as MT, Raft } from "../../src/raft/index.js";
+import { MemoryStorage, MessageType as MT } from "../../src/raft/testing.js";
+import type { TestRaft as Raft } from "./harness.js";
 import {
   StateType,
   beat,

@@ -1,6 +1,6 @@
 // The Raft paper's election rules (§5.1, §5.2), one rule per test (course 2AA).
 import { describe, expect, it } from "vitest";
-import { MemoryStorage, Raft } from "../../src/raft/index.js";
+import { MemoryStorage, Raft } from "../../src/raft/testing.js";
 import { MessageType, StateType, hup, ids, msg, newTestRaft, readMessages } from "./harness.js";
 
 function updateTermFromMessage(state: StateType): void {

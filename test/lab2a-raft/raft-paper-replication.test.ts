@@ -1,6 +1,6 @@
 // The Raft paper's replication and safety rules (§5.3, §5.4), one rule per test (course 2AB).
 import { describe, expect, it } from "vitest";
-import { Entry, MemoryStorage, Message } from "../../src/raft/index.js";
+import { Entry, MemoryStorage, Message } from "../../src/raft/testing.js";
 import {
   MessageType,
   StateType,

@@ -1,6 +1,6 @@
 // Raft log replication in small networks (course 2AB, after raft_test.go).
 import { describe, expect, it } from "vitest";
-import { Entry, MemoryStorage, Message, MessageType as MT, ProgressState, Raft } from "../../src/raft/index.js";
+import { Entry, MemoryStorage, Message, MessageType as MT, ProgressState, Raft } from "../../src/raft/testing.js";
 import {
   StateType,
   beat,

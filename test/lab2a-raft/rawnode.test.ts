@@ -11,7 +11,7 @@ import {
   RawNode,
   Ready,
   StateType,
-} from "../../src/raft/index.js";
+} from "../../src/raft/testing.js";
 import { ent, msg } from "./harness.js";
 
 function brief(es: Entry[]): string[] {

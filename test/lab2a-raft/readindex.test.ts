@@ -1,6 +1,7 @@
 // ReadIndex: linearizable reads confirmed by a heartbeat round instead of a log write.
 import { describe, expect, it } from "vitest";
-import { MemoryStorage, MessageType as MT, Raft } from "../../src/raft/index.js";
+import { MemoryStorage, MessageType as MT } from "../../src/raft/testing.js";
+import type { TestRaft as Raft } from "./harness.js";
 import { StateType, ent, hup, ids, msg, newNetwork, newTestRaft, prop, readMessages } from "./harness.js";
 
 function read(id: bigint, ctx: string) {

@@ -1,6 +1,6 @@
 // MemoryStorage semantics the raftstore's own storage must share.
 import { describe, expect, it } from "vitest";
-import { ErrCompacted, ErrSnapOutOfDate, ErrUnavailable, MemoryStorage } from "../../src/raft/index.js";
+import { ErrCompacted, ErrSnapOutOfDate, ErrUnavailable, MemoryStorage } from "../../src/raft/testing.js";
 import { ent } from "./harness.js";
 
 function storageWith(...terms: [number, number][]): MemoryStorage {

@@ -11,7 +11,7 @@ import {
   Ready,
   StateType,
   newEntry,
-} from "../../src/raft/index.js";
+} from "../../src/raft/testing.js";
 import { commitNoopEntry, hup, msg, newNetwork, newTestRaft, nextEnts, prop, readMessages } from "../lab2a-raft/harness.js";
 
 function ccEntry(changeType: ConfChangeType, nodeId: bigint) {

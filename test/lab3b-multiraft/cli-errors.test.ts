@@ -34,7 +34,7 @@ describe("tinykv-server refuses a data dir of another cluster", () => {
     const storePath = join(dir.path, "store");
     const a = await startScheduler("sched-a");
     const storeAddr = `127.0.0.1:${await freePort()}`;
-    const store = spawnNode("tinykv-server.js", ["--path", storePath, "--addr", storeAddr, "--scheduler", a.addr]);
+    const store = spawnNode("tinykv-server.js", ["--status-addr", "", "--path", storePath, "--addr", storeAddr, "--scheduler", a.addr]);
     procs.push(store);
     await waitFor(async () => (await a.client.getAllStores()).length === 1, { timeoutMs: 20_000, message: `the store never registered\n${store.output()}` });
     store.child.kill("SIGTERM");
@@ -44,7 +44,7 @@ describe("tinykv-server refuses a data dir of another cluster", () => {
     await a.proc.exited;
 
     const b = await startScheduler("sched-b");
-    const again = spawnNode("tinykv-server.js", ["--path", storePath, "--addr", storeAddr, "--scheduler", b.addr]);
+    const again = spawnNode("tinykv-server.js", ["--status-addr", "", "--path", storePath, "--addr", storeAddr, "--scheduler", b.addr]);
     procs.push(again);
     expect(await again.exited).toBe(1);
     const lines = again.output().trim().split("\n").filter((l) => l.startsWith("tinykv-server: error"));
@@ -62,7 +62,7 @@ describe("tinykv-server refuses a data dir of another cluster", () => {
     await kv.newBatch().put(CF_DEFAULT, Buffer.from("raw-key"), Buffer.from("raw-value")).write(true);
     await kv.close();
     const s = await startScheduler("sched-old-layout");
-    const store = spawnNode("tinykv-server.js", ["--path", storePath, "--addr", `127.0.0.1:${await freePort()}`, "--scheduler", s.addr]);
+    const store = spawnNode("tinykv-server.js", ["--status-addr", "", "--path", storePath, "--addr", `127.0.0.1:${await freePort()}`, "--scheduler", s.addr]);
     procs.push(store);
     expect(await store.exited, store.output()).toBe(1);
     const lines = store.output().trim().split("\n").filter((l) => l.startsWith("tinykv-server: error"));

@@ -4,83 +4,14 @@ import { Peer, Region, StoreState } from "../../src/proto/metapb.js";
 import { ClusterModel } from "../../src/scheduler/cluster.js";
 import { StaleRegionError } from "../../src/scheduler/errors.js";
 import { newRegionInfo, withRegion, type RegionInfo } from "../../src/scheduler/region-info.js";
-
-const enc = (r: Region): string => Buffer.from(Region.encode(r).finish()).toString("hex");
-
-const N_STORES = 3;
-const N_REGIONS = 3;
-
-function fixtureRegions(): RegionInfo[] {
-  const out: RegionInfo[] = [];
-  for (let i = 0; i < N_REGIONS; i++) {
-    const peers = [0, 1, 2].map((j) => Peer.create({ id: BigInt(3 * i + j), storeId: BigInt((i + j) % N_STORES) }));
-    const meta = Region.create({
-      id: BigInt(i),
-      startKey: Buffer.from([i]),
-      endKey: Buffer.from([i + 1]),
-      regionEpoch: { confVer: 2n, version: 2n },
-      peers,
-    });
-    out.push(newRegionInfo(meta, peers[0]));
-  }
-  return out;
-}
-
-function epoch(r: RegionInfo, d: { version?: bigint; confVer?: bigint }): RegionInfo {
-  const e = r.meta.regionEpoch!;
-  return withRegion(r, {
-    meta: Region.create({ ...r.meta, regionEpoch: { version: e.version + (d.version ?? 0n), confVer: e.confVer + (d.confVer ?? 0n) } }),
-  });
-}
-
-/** Checks the cluster's view matches `regions` (by id and by key) and store stats match the tree. */
-function checkRegions(c: ClusterModel, regions: RegionInfo[]): void {
-  for (const r of regions) {
-    const byId = c.getRegion(r.meta.id);
-    expect(byId, `region ${r.meta.id} by id`).toBeDefined();
-    expect(enc(byId!.meta), `region ${r.meta.id} meta`).toEqual(enc(r.meta));
-    expect(byId!.leader?.id).toBe(r.leader?.id);
-    expect(c.getRegionByKey(r.meta.startKey)?.meta.id, `region ${r.meta.id} by key`).toBe(r.meta.id);
-  }
-  const expected = new Map<bigint, { leaders: number; regions: number; pending: number; leaderSize: number; regionSize: number }>();
-  for (const r of c.regions.all()) {
-    for (const p of r.meta.peers) {
-      const e = expected.get(p.storeId) ?? { leaders: 0, regions: 0, pending: 0, leaderSize: 0, regionSize: 0 };
-      e.regions++;
-      e.regionSize += r.approximateSize;
-      if (r.leader?.storeId === p.storeId) {
-        e.leaders++;
-        e.leaderSize += r.approximateSize;
-      }
-      if (r.pendingPeers.some((pp) => pp.id === p.id)) e.pending++;
-      expected.set(p.storeId, e);
-    }
-  }
-  for (const s of c.getStores()) {
-    const e = expected.get(s.id) ?? { leaders: 0, regions: 0, pending: 0, leaderSize: 0, regionSize: 0 };
-    expect({ id: s.id, l: s.leaderCount, r: s.regionCount, p: s.pendingPeerCount, ls: s.leaderSize, rs: s.regionSize }).toEqual({
-      id: s.id,
-      l: e.leaders,
-      r: e.regions,
-      p: e.pending,
-      ls: e.leaderSize,
-      rs: e.regionSize,
-    });
-  }
-}
+import { checkRegions, epoch, setUpTestCluster } from "./heartbeat-fixture.js";
 
 describe("lab3c region heartbeats", () => {
   let c: ClusterModel;
   let regions: RegionInfo[];
 
   beforeEach(() => {
-    c = new ClusterModel();
-    for (let i = 0; i < N_STORES; i++) c.putStore({ id: BigInt(i), address: `s${i}`, state: StoreState.Up });
-    regions = fixtureRegions();
-    for (let i = 0; i < regions.length; i++) {
-      c.processRegionHeartbeat(regions[i]!);
-      checkRegions(c, regions.slice(0, i + 1));
-    }
+    ({ c, regions } = setUpTestCluster());
   });
 
   it("TestRegionNotUpdate3C: identical heartbeats succeed and change nothing", () => {
@@ -88,7 +19,7 @@ describe("lab3c region heartbeats", () => {
     checkRegions(c, regions);
   });
 
-  it("TestRegionUpdateVersion3C / UpdateVersionAndConfver3C", () => {
+  it("TestRegionUpdateVersion3C / TestRegionUpdateVersionAndConfver3C", () => {
     for (let i = 0; i < regions.length; i++) {
       regions[i] = epoch(regions[i]!, { version: 1n });
       c.processRegionHeartbeat(regions[i]!);
@@ -120,7 +51,7 @@ describe("lab3c region heartbeats", () => {
     }
   });
 
-  it("TestRegionAddPendingPeer3C / RemovePendingPeer3C: pending-peer counts follow", () => {
+  it("TestRegionAddPendingPeer3C: pending-peer counts follow, and drop to 0 once all clear", () => {
     for (let i = 0; i < regions.length; i++) {
       const r = regions[i]!;
       const pending = r.meta.peers[1]!;
@@ -137,7 +68,7 @@ describe("lab3c region heartbeats", () => {
     for (const s of c.getStores()) expect(s.pendingPeerCount, `store ${s.id} pending peers`).toBe(0);
   });
 
-  it("TestRegionRemovePeers3C / AddBackPeers3C: peer list shrink and restore (same epoch)", () => {
+  it("TestRegionRemovePeers3C: peer lists shrink, then all grow back (same epoch)", () => {
     const orig = [...regions];
     for (let i = 0; i < regions.length; i++) {
       regions[i] = withRegion(regions[i]!, { meta: Region.create({ ...regions[i]!.meta, peers: regions[i]!.meta.peers.slice(0, 1) }) });
@@ -163,7 +94,7 @@ describe("lab3c region heartbeats", () => {
     expect(c.getStore(regions[0]!.meta.peers[1]!.storeId)!.leaderSize).toBeGreaterThan(0);
   });
 
-  it("TestRegionCounts3C / GetStoresInfo3C: every store holds 3 regions, 1 leader", () => {
+  it("TestRegionCounts3C: every store holds 3 regions, 1 leader", () => {
     for (const s of c.getStores()) {
       expect(s.regionCount).toBe(3);
       expect(s.leaderCount).toBe(1);

@@ -8,6 +8,7 @@
  * three; the raw API maps them onto its own CFs (src/kv/storage/raw-keyspace.ts), so no raw key
  * can ever be read, routed or split as a transactional one (src/kv/raftstore/keyspace.ts).
  */
+import { TinyKvError } from "../../util/errors.js";
 export const CF_DEFAULT = "default";
 export const CF_LOCK = "lock";
 export const CF_WRITE = "write";
@@ -25,7 +26,7 @@ const prefixes = new Map<string, Buffer>(ALL_CFS.map((cf) => [cf, Buffer.from(`$
 /** First key after every key of a CF: `<cf>` followed by the byte after '_'. */
 const upperBounds = new Map<string, Buffer>(ALL_CFS.map((cf) => [cf, Buffer.from(`${cf}\x60`)]));
 
-export class UnknownCfError extends Error {
+export class UnknownCfError extends TinyKvError {
   constructor(readonly cf: string) {
     super(`unknown column family ${JSON.stringify(cf)} (expected one of ${CLIENT_CFS.join(", ")})`);
     this.name = "UnknownCfError";

@@ -1,6 +1,7 @@
 import type { AbstractLevel } from "abstract-level";
 import { ClassicLevel } from "classic-level";
 import { cfKey, cfPrefix, cfRange, type CfName } from "./cf.js";
+import { TinyKvError } from "../../util/errors.js";
 
 /**
  * Any abstract-level store with buffer keys and values and explicit snapshots: classic-level
@@ -21,7 +22,7 @@ export interface BatchWriter {
   close(): Promise<void>;
 }
 
-export class EngineOpenError extends Error {
+export class EngineOpenError extends TinyKvError {
   constructor(readonly path: string, readonly reason: string, options?: { cause?: unknown }) {
     super(`cannot open data dir ${path}: ${reason}`, options);
     this.name = "EngineOpenError";
@@ -33,6 +34,16 @@ export class EngineOpenError extends Error {
  * `<path>/kv` (user data + apply/region state) and `<path>/raft` (raft log + raft state).
  * `open` gives the real one; `SimDisk.open` an in-memory one with LevelDB's durability model.
  */
+/**
+ * A key after every key the store writes (CF keys start with a lowercase letter, meta keys with
+ * 0x01), present in every engine. classic-level answers a seek that finds no key at or after its
+ * target by walking to the first and then the last key of the whole database; under a snapshot
+ * with newer writes at the tail, LevelDB steps back over every one of them, so each seek past the
+ * end of the last CF (any new key's write-CF lookup in a prewrite) cost milliseconds and a large
+ * transaction went quadratic. With this key present such a seek stops here, outside every range.
+ */
+export const ENGINE_END_KEY = Buffer.from([0xff]);
+
 export class Engine {
   protected constructor(
     readonly path: string,
@@ -46,6 +57,7 @@ export class Engine {
     } catch (err) {
       throw new EngineOpenError(path, describeOpenFailure(err), { cause: err });
     }
+    if ((await db.get(ENGINE_END_KEY)) === undefined) await new WriteBatch(db.batch()).putMeta(ENGINE_END_KEY, Buffer.alloc(0)).write(true);
     return new Engine(path, db);
   }
 
@@ -135,7 +147,7 @@ interface BufferIterator {
   close(): Promise<void>;
 }
 
-export interface KvEntry {
+export interface EngineEntry {
   key: Buffer;
   value: Buffer;
 }
@@ -143,7 +155,7 @@ export interface KvEntry {
 /** A cursor over one CF within [lower, upper), reading from a snapshot. Keys come back without the CF prefix. */
 export class CfCursor {
   private it: BufferIterator;
-  private current: KvEntry | undefined;
+  private current: EngineEntry | undefined;
   private readonly prefixLen: number;
 
   constructor(
@@ -191,8 +203,8 @@ export class CfCursor {
   }
 
   /** Reads up to `limit` entries from the current position on. */
-  async take(limit: number): Promise<KvEntry[]> {
-    const out: KvEntry[] = [];
+  async take(limit: number): Promise<EngineEntry[]> {
+    const out: EngineEntry[] = [];
     while (this.valid && out.length < limit) {
       out.push(this.current!);
       await this.next();
@@ -238,7 +250,7 @@ export class EngineSnapshot {
   }
 
   /** Iterates raw engine keys in [gte, lt) (meta keys), from the snapshot. */
-  async *rawRange(gte: Buffer, lt: Buffer): AsyncGenerator<KvEntry> {
+  async *rawRange(gte: Buffer, lt: Buffer): AsyncGenerator<EngineEntry> {
     for await (const [key, value] of this.db.iterator({ gte, lt, snapshot: this.snap })) yield { key, value };
   }
 

@@ -1,6 +1,7 @@
 import { MemoryLevel } from "memory-level";
 import type { Rng } from "../../util/random.js";
 import { Engine, EngineOpenError, WriteBatch, type BatchWriter, type Db } from "./engine.js";
+import { TinyKvError } from "../../util/errors.js";
 
 /**
  * A simulated disk for the deterministic simulation: engines in memory (memory-level) with
@@ -51,7 +52,7 @@ export interface PowerLossReport {
 }
 
 /** An fsync failed. As LevelDB after a failed log sync, the engine refuses every later write until reopened. */
-export class SyncFailedError extends Error {
+export class SyncFailedError extends TinyKvError {
   constructor(readonly path: string, readonly afterEarlierFailure = false) {
     super(afterEarlierFailure ? `${path}: write refused after an earlier fsync failure (reopen to recover)` : `${path}: fsync failed`);
     this.name = "SyncFailedError";
@@ -59,7 +60,7 @@ export class SyncFailedError extends Error {
 }
 
 /** The engine's process crashed (or the power went) while a write was in flight or after it. */
-export class EngineCrashedError extends Error {
+export class EngineCrashedError extends TinyKvError {
   constructor(readonly path: string) {
     super(`${path}: the engine crashed; the write did not complete`);
     this.name = "EngineCrashedError";

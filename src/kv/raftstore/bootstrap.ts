@@ -3,8 +3,9 @@ import { PeerState, RaftApplyState, RaftLocalState, RegionLocalState, StoreIdent
 import type { Engine } from "../engine/index.js";
 import { applyStateKey, PREPARE_BOOTSTRAP_KEY, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, raftStateKey, regionStateKey, STORE_IDENT_KEY } from "./keys.js";
 import { initialRaftState } from "./peer-storage.js";
+import { TinyKvError } from "../../util/errors.js";
 
-export class BootstrapError extends Error {
+export class BootstrapError extends TinyKvError {
   constructor(message: string) {
     super(message);
     this.name = "BootstrapError";

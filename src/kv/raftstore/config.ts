@@ -1,6 +1,7 @@
 import type { DeliberateBugs } from "../../util/deliberate-bugs.js";
 
 /** Raftstore settings. Defaults suit a real deployment; tests shrink the intervals. */
+import { TinyKvError } from "../../util/errors.js";
 export interface RaftstoreConfig {
   /** One raft tick. */
   raftBaseTickMs: number;
@@ -79,7 +80,7 @@ export const TEST_RAFTSTORE_CONFIG: RaftstoreConfig = {
  */
 export const MAX_RAFT_ENTRY_MAX_SIZE = 15 * 1024 * 1024;
 
-export class ConfigError extends Error {
+export class ConfigError extends TinyKvError {
   constructor(message: string) {
     super(message);
     this.name = "ConfigError";

@@ -1,36 +1,22 @@
-import { Error as RegionErrorPb } from "../../proto/errorpb.js";
+import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import type { Peer, Region } from "../../proto/metapb.js";
 import { RaftCmdResponse } from "../../proto/raft_cmdpb.js";
+import { RegionError } from "../../errors/region-error.js";
 
-/** Builders for the region errors a raftstore answers with (errorpb.Error), TinyKV's mapping. */
+/**
+ * The region errors a raftstore answers with, in the wire form its RaftCmdResponse header
+ * carries. They are RegionError's builders (the one kind, src/errors), so their messages and
+ * fields are defined once for the raftstore, the server and the client.
+ */
 export const regionErrors = {
-  notLeader(regionId: bigint, leader?: Peer): RegionErrorPb {
-    return RegionErrorPb.fromPartial({ message: `peer is not leader for region ${regionId}`, notLeader: { regionId, leader } });
-  },
-  regionNotFound(regionId: bigint): RegionErrorPb {
-    return RegionErrorPb.fromPartial({ message: "region is not found", regionNotFound: { regionId } });
-  },
-  keyNotInRegion(key: Buffer, region: Region): RegionErrorPb {
-    return RegionErrorPb.fromPartial({
-      message: `key is not in region ${region.id}`,
-      keyNotInRegion: { key, regionId: region.id, startKey: region.startKey, endKey: region.endKey },
-    });
-  },
-  epochNotMatch(message: string, currentRegions: Region[]): RegionErrorPb {
-    return RegionErrorPb.fromPartial({ message, epochNotMatch: { currentRegions } });
-  },
-  staleCommand(message = "stale command"): RegionErrorPb {
-    return RegionErrorPb.fromPartial({ message, staleCommand: {} });
-  },
-  storeNotMatch(requestStoreId: bigint, actualStoreId: bigint): RegionErrorPb {
-    return RegionErrorPb.fromPartial({
-      message: `store not match: request for store ${requestStoreId}, this is store ${actualStoreId}`,
-      storeNotMatch: { requestStoreId, actualStoreId },
-    });
-  },
-  other(message: string): RegionErrorPb {
-    return RegionErrorPb.fromPartial({ message });
-  },
+  notLeader: (regionId: bigint, leader?: Peer): RegionErrorPb => RegionError.notLeader(regionId, leader).toPb(),
+  regionNotFound: (regionId: bigint): RegionErrorPb => RegionError.regionNotFound(regionId).toPb(),
+  keyNotInRegion: (key: Buffer, region: Region): RegionErrorPb => RegionError.keyNotInRegion(key, region).toPb(),
+  epochNotMatch: (message: string, currentRegions: Region[]): RegionErrorPb => RegionError.epochNotMatch(message, currentRegions).toPb(),
+  staleCommand: (message?: string): RegionErrorPb => RegionError.staleCommand(message).toPb(),
+  storeNotMatch: (requestStoreId: bigint, actualStoreId: bigint): RegionErrorPb =>
+    RegionError.storeNotMatch(requestStoreId, actualStoreId).toPb(),
+  other: (message: string): RegionErrorPb => RegionError.other(message).toPb(),
 };
 
 export function errorResponse(error: RegionErrorPb, currentTerm = 0n): RaftCmdResponse {

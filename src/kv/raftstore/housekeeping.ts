@@ -37,7 +37,7 @@ export function maybeCompactLog(store: Store, peer: Peer): void {
   if (applied <= first || (applied - first < countLimit && storage.logBytes < sizeLimit)) return;
   // Keep what replicating followers still need unless one lags too far (it then gets a snapshot).
   let compactIndex = applied;
-  for (const [id, pr] of peer.raw.raft.prs) {
+  for (const [id, pr] of peer.raw.progress()) {
     if (id === peer.meta.id) continue;
     if (pr.match <= first || pr.match >= compactIndex || applied - pr.match >= countLimit) continue;
     if (storage.logBytesBetween(pr.match + 1n, applied + 1n) >= sizeLimit) continue;

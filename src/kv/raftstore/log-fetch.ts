@@ -18,11 +18,10 @@ import type { Store } from "./store.js";
  */
 export function tendRaftLog(store: Store, peer: Peer): void {
   if (peer.destroyed) return;
-  const raft = peer.raw.raft;
-  const applied = raft.raftLog.applied;
+  const applied = peer.raw.basicStatus().applied;
   let replicated = applied;
   if (peer.isLeader()) {
-    for (const [id, pr] of raft.prs) if (id !== peer.meta.id && pr.match < replicated) replicated = pr.match;
+    for (const [id, pr] of peer.raw.progress()) if (id !== peer.meta.id && pr.match < replicated) replicated = pr.match;
   }
   peer.storage.evictEntryCache(replicated, 0);
   peer.storage.evictEntryCache(applied, store.config.raftEntryCacheSize);

@@ -1,5 +1,5 @@
 import { ErrCompacted, ErrLogTemporarilyUnavailable, ErrSnapshotTemporarilyUnavailable, ErrUnavailable } from "../../raft/errors.js";
-import type { RaftStorage } from "../../raft/storage.js";
+import type { RaftLogStorage } from "../../raft/storage.js";
 import { Entry, HardState, type ConfState, type Snapshot } from "../../raft/eraftpb.js";
 import type { Region } from "../../proto/metapb.js";
 import { RaftApplyState, RaftLocalState, RegionLocalState, PeerState } from "../../proto/raft_serverpb.js";
@@ -44,7 +44,7 @@ const MAX_FETCHED_BATCHES = 8;
  * RawNode.onEntriesFetched). Writes go into the store loop's batches; memory is updated as they
  * are queued, and the store only acknowledges raft after the batch is durable.
  */
-export class PeerStorage implements RaftStorage {
+export class PeerStorage implements RaftLogStorage {
   /** The live log (truncated.index, lastIndex]: terms and sizes of all, the newest entries. */
   private log: RaftLogCache;
   private readonly fetchWanted = new Map<bigint, LogFetchRequest>();
@@ -124,7 +124,7 @@ export class PeerStorage implements RaftStorage {
     return this.applyState.appliedIndex;
   }
 
-  // ---- RaftStorage ----
+  // ---- RaftLogStorage ----
 
   initialState(): { hardState: HardState; confState: ConfState } {
     return {

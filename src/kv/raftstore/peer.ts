@@ -1,4 +1,4 @@
-import { RawNode, StateType, seededRandom } from "../../raft/index.js";
+import { RawNode, seededRandom } from "../../raft/index.js";
 import type { ConfChange, Message } from "../../raft/eraftpb.js";
 import { MessageType } from "../../raft/eraftpb.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
@@ -113,16 +113,16 @@ export class Peer {
   }
 
   isLeader(): boolean {
-    return this.raw.raft.state === StateType.Leader;
+    return this.raw.isLeader();
   }
 
   get term(): bigint {
-    return this.raw.raft.term;
+    return this.raw.basicStatus().hardState.term;
   }
 
   /** The leader's metadata, when this peer knows who leads. */
   leader(): PeerMeta | undefined {
-    const lead = this.raw.raft.lead;
+    const lead = this.raw.basicStatus().softState.lead;
     return lead === 0n ? undefined : this.peerById(lead);
   }
 

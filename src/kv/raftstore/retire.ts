@@ -1,4 +1,4 @@
-import { MessageType, type Message } from "../../raft/index.js";
+import { MessageType, majority, type Message } from "../../raft/index.js";
 import type { RaftMessage } from "../../proto/raft_serverpb.js";
 import type { Peer } from "./peer.js";
 import type { Store } from "./store.js";
@@ -35,7 +35,7 @@ export function tickRetiring(store: Store, peer: Peer, tick: number): boolean {
 }
 
 function handOver(peer: Peer, removalIndex: bigint): void {
-  const prs = peer.raw.raft.prs;
+  const prs = peer.raw.progress();
   let holders = 0;
   let best: { id: bigint; match: bigint } | undefined;
   for (const [id, pr] of prs) {
@@ -43,7 +43,7 @@ function handOver(peer: Peer, removalIndex: bigint): void {
     if (pr.match >= removalIndex) holders++;
     if (!best || pr.match > best.match) best = { id, match: pr.match };
   }
-  const quorum = Math.floor(prs.size / 2) + 1;
+  const quorum = majority(prs.size);
   if (best && holders >= quorum) peer.raw.transferLeader(best.id);
 }
 

@@ -51,7 +51,7 @@ export class SchedulerWorker {
     if (!peer.isLeader() || !peer.storage.isInitialized()) return;
     const truncated = peer.storage.truncatedIndex;
     const pendingPeers: PeerMeta[] = [];
-    for (const [id, pr] of peer.raw.raft.prs) {
+    for (const [id, pr] of peer.raw.progress()) {
       if (id === peer.meta.id || pr.match >= truncated) continue;
       const meta = peer.peerById(id);
       if (meta) pendingPeers.push(meta);

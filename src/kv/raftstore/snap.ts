@@ -6,6 +6,7 @@ import { ALL_CFS, type CfName, type EngineSnapshot, type WriteBatch } from "../e
 import type { Region } from "../../proto/metapb.js";
 import type { RaftSnapshotData } from "../../proto/raft_serverpb.js";
 import { regionCursor } from "./keyspace.js";
+import { TinyKvError } from "../../util/errors.js";
 
 /**
  * Snapshot files. A region snapshot is a file of records `cf(1) | keyLen(4) | valueLen(4) | key | value`
@@ -19,9 +20,9 @@ export interface SnapKey {
   index: bigint;
 }
 
-export class SnapshotError extends Error {
+export class SnapshotError extends TinyKvError {
   constructor(readonly key: SnapKey, reason: string) {
-    super(`snapshot of region ${key.regionId} at ${key.term}/${key.index}: ${reason}`);
+    super(`snapshot of region ${key.regionId} at ${key.term}/${key.index}: ${reason}`, { context: { regionId: key.regionId, term: key.term } });
     this.name = "SnapshotError";
   }
 }

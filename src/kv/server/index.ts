@@ -1,4 +1,6 @@
 export * from "./errors.js";
+export * from "./grpc-status.js";
+export * from "./key-error.js";
 export * from "./limits.js";
 export * from "./raw.js";
 export * from "./txn.js";

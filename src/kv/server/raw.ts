@@ -19,7 +19,7 @@ import { checkKey, checkScanLimit, checkScanRange, checkValue } from "./validate
  * a region error (retry elsewhere) or a plain error string (bad input).
  */
 function rawFailure(err: unknown): { regionError?: RegionErrorPb; error: string } {
-  if (err instanceof RegionError) return { regionError: err.pb, error: "" };
+  if (err instanceof RegionError) return { regionError: err.toPb(), error: "" };
   if (err instanceof InvalidArgumentError || err instanceof UnknownCfError) return { error: err.message };
   throw err; // an internal fault: the service wrapper turns it into a gRPC INTERNAL status
 }

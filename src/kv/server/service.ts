@@ -2,30 +2,20 @@ import * as grpc from "@grpc/grpc-js";
 import type { TinyKvServer } from "../../proto/tinykvpb.js";
 import { Done, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
 import type { Logger } from "../../util/logger.js";
-import { InvalidArgumentError } from "../storage/index.js";
-import { UnimplementedError } from "./errors.js";
+import type { RaftMessageSink } from "../transport/transport.js";
+import { SnapshotAbortedError, UnimplementedError } from "./errors.js";
+import { toGrpcStatus } from "./grpc-status.js";
 import type { RawHandlers } from "./raw.js";
 import type { TxnHandlers } from "./txn.js";
 
-/** Where raft traffic from other stores goes (the raftstore); absent in standalone mode. */
-export interface RaftMessageSink {
-  onRaftMessage(msg: RaftMessage): void;
-  /** Receives one snapshot stream: the first chunk carries the message, the rest carry data. */
-  onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void>;
-}
-
-function toStatus(err: unknown): Partial<grpc.StatusObject> {
-  if (err instanceof UnimplementedError) return { code: grpc.status.UNIMPLEMENTED, details: err.message };
-  if (err instanceof InvalidArgumentError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
-  return { code: grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err) };
-}
+const NO_RAFT = "this store runs in standalone mode: no raft";
 
 function unary<Req, Res>(log: Logger, rpc: string, fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     fn(call.request).then(
       (res) => callback(null, res),
       (err: unknown) => {
-        const status = toStatus(err);
+        const status = toGrpcStatus(err);
         if (status.code === grpc.status.INTERNAL) log.error({ err, rpc }, "rpc failed");
         callback(status, null);
       },
@@ -33,7 +23,10 @@ function unary<Req, Res>(log: Logger, rpc: string, fn: (req: Req) => Promise<Res
   };
 }
 
-/** Builds the tinykvpb.TinyKv implementation: decode, route, map errors; the logic lives elsewhere. */
+/**
+ * Builds the tinykvpb.TinyKv implementation: decode, route, map errors; the logic lives elsewhere.
+ * `raft` is where raft traffic from other stores goes (the store); absent in standalone mode.
+ */
 export function createTinyKvService(opts: { raw: RawHandlers; txn: TxnHandlers; raft?: RaftMessageSink; log: Logger }): TinyKvServer {
   const { raw, txn, raft, log } = opts;
   return {
@@ -54,7 +47,7 @@ export function createTinyKvService(opts: { raw: RawHandlers; txn: TxnHandlers; 
     }),
     raft: (call, callback) => {
       if (!raft) {
-        callback({ code: grpc.status.UNIMPLEMENTED, details: "this store runs in standalone mode: no raft" }, null);
+        callback(toGrpcStatus(new UnimplementedError("Raft", NO_RAFT)), null);
         return;
       }
       call.on("data", (msg: RaftMessage) => raft.onRaftMessage(msg));
@@ -64,12 +57,12 @@ export function createTinyKvService(opts: { raw: RawHandlers; txn: TxnHandlers; 
     },
     snapshot: (call, callback) => {
       if (!raft) {
-        callback({ code: grpc.status.UNIMPLEMENTED, details: "this store runs in standalone mode: no raft" }, null);
+        callback(toGrpcStatus(new UnimplementedError("Snapshot", NO_RAFT)), null);
         return;
       }
       raft.onSnapshot(call as AsyncIterable<SnapshotChunk>).then(
         () => callback(null, Done.create()),
-        (err: unknown) => callback({ code: grpc.status.ABORTED, details: err instanceof Error ? err.message : String(err) }, null),
+        (err: unknown) => callback(toGrpcStatus(new SnapshotAbortedError(err)), null),
       );
     },
   };

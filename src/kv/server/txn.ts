@@ -3,6 +3,7 @@ import {
   CheckTxnStatusResponse,
   CommitResponse,
   GetResponse,
+  KvPair,
   PrewriteResponse,
   ResolveLockResponse,
   ScanResponse,
@@ -15,10 +16,12 @@ import {
   type ResolveLockRequest,
   type ScanRequest,
   type TxnHeartBeatRequest,
+  type KeyError,
 } from "../../proto/kvrpcpb.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import { RegionError, type Storage } from "../storage/index.js";
 import * as txn from "../../txn/index.js";
+import { keyErrorOf } from "./key-error.js";
 import { checkKey, checkKeyLength, checkScanLimit, checkValue } from "./validate.js";
 
 /**
@@ -29,12 +32,19 @@ async function withRegionError<T>(run: () => Promise<T>, onRegionError: (pb: Reg
   try {
     return await run();
   } catch (err) {
-    if (err instanceof RegionError) return onRegionError(err.pb);
+    if (err instanceof RegionError) return onRegionError(err.toPb());
     throw err;
   }
 }
 
-/** The transactional rpcs (lab 4): size limits here, Percolator in src/txn. */
+function keyErrorOfFirst(result: txn.KeysResult): KeyError | undefined {
+  return result.error === undefined ? undefined : keyErrorOf(result.error);
+}
+
+/**
+ * The transactional rpcs (lab 4): size limits here, Percolator in src/txn. Commands answer in
+ * their own terms; the responses, and the KeyError of every refusal (keyErrorOf), are built here.
+ */
 export class TxnHandlers {
   private readonly runner: txn.CommandRunner;
 
@@ -47,12 +57,28 @@ export class TxnHandlers {
 
   async kvGet(req: GetRequest): Promise<GetResponse> {
     checkKey(req.key);
-    return withRegionError(() => txn.kvGet(this.runner, req), (regionError) => GetResponse.create({ regionError }));
+    return withRegionError(
+      async () => {
+        const got = await txn.kvGet(this.runner, req);
+        if ("error" in got) return GetResponse.create({ error: keyErrorOf(got.error) });
+        return got.value === undefined ? GetResponse.create({ notFound: true }) : GetResponse.create({ value: got.value });
+      },
+      (regionError) => GetResponse.create({ regionError }),
+    );
   }
 
   async kvScan(req: ScanRequest): Promise<ScanResponse> {
     if (req.limit > 0) checkScanLimit(req.limit); // limit 0 is answered with no pairs, as TinyKV does
-    return withRegionError(() => txn.kvScan(this.runner, req), (regionError) => ScanResponse.create({ regionError }));
+    return withRegionError(
+      async () => {
+        const items = await txn.kvScan(this.runner, req);
+        const pairs = items.map((item) =>
+          "error" in item ? KvPair.create({ key: item.key, error: keyErrorOf(item.error) }) : KvPair.create(item),
+        );
+        return ScanResponse.create({ pairs });
+      },
+      (regionError) => ScanResponse.create({ regionError }),
+    );
   }
 
   async kvPrewrite(req: PrewriteRequest): Promise<PrewriteResponse> {
@@ -62,18 +88,24 @@ export class TxnHandlers {
       checkKey(m.key, `mutations[${i}].key`);
       checkValue(m.value);
     });
-    return withRegionError(() => txn.kvPrewrite(this.runner, req), (regionError) => PrewriteResponse.create({ regionError }));
+    return withRegionError(
+      async () => PrewriteResponse.create({ errors: (await txn.kvPrewrite(this.runner, req)).errors.map(keyErrorOf) }),
+      (regionError) => PrewriteResponse.create({ regionError }),
+    );
   }
 
   async kvCommit(req: CommitRequest): Promise<CommitResponse> {
     req.keys.forEach((k, i) => checkKey(k, `keys[${i}]`));
-    return withRegionError(() => txn.kvCommit(this.runner, req), (regionError) => CommitResponse.create({ regionError }));
+    return withRegionError(
+      async () => CommitResponse.create({ error: keyErrorOfFirst(await txn.kvCommit(this.runner, req)) }),
+      (regionError) => CommitResponse.create({ regionError }),
+    );
   }
 
   async kvCheckTxnStatus(req: CheckTxnStatusRequest): Promise<CheckTxnStatusResponse> {
     checkKey(req.primaryKey, "primary_key");
     return withRegionError(
-      () => txn.kvCheckTxnStatus(this.runner, req),
+      async () => CheckTxnStatusResponse.create(await txn.kvCheckTxnStatus(this.runner, req)),
       (regionError) => CheckTxnStatusResponse.create({ regionError }),
     );
   }
@@ -81,17 +113,26 @@ export class TxnHandlers {
   async kvBatchRollback(req: BatchRollbackRequest): Promise<BatchRollbackResponse> {
     req.keys.forEach((k, i) => checkKey(k, `keys[${i}]`));
     return withRegionError(
-      () => txn.kvBatchRollback(this.runner, req),
+      async () => BatchRollbackResponse.create({ error: keyErrorOfFirst(await txn.kvBatchRollback(this.runner, req)) }),
       (regionError) => BatchRollbackResponse.create({ regionError }),
     );
   }
 
   async kvResolveLock(req: ResolveLockRequest): Promise<ResolveLockResponse> {
-    return withRegionError(() => txn.kvResolveLock(this.runner, req), (regionError) => ResolveLockResponse.create({ regionError }));
+    return withRegionError(
+      async () => ResolveLockResponse.create({ error: keyErrorOfFirst(await txn.kvResolveLock(this.runner, req)) }),
+      (regionError) => ResolveLockResponse.create({ regionError }),
+    );
   }
 
   async kvTxnHeartBeat(req: TxnHeartBeatRequest): Promise<TxnHeartBeatResponse> {
     checkKey(req.primaryLock, "primary_lock");
-    return withRegionError(() => txn.kvTxnHeartBeat(this.runner, req), (regionError) => TxnHeartBeatResponse.create({ regionError }));
+    return withRegionError(
+      async () => {
+        const beat = await txn.kvTxnHeartBeat(this.runner, req);
+        return "error" in beat ? TxnHeartBeatResponse.create({ error: keyErrorOf(beat.error) }) : TxnHeartBeatResponse.create(beat);
+      },
+      (regionError) => TxnHeartBeatResponse.create({ regionError }),
+    );
   }
 }

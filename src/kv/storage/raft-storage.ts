@@ -3,7 +3,6 @@ import type { Region } from "../../proto/metapb.js";
 import { CmdType, RaftCmdRequest, type RaftRequestHeader, type Request } from "../../proto/raft_cmdpb.js";
 import type { CfCursor, CfName, EngineSnapshot } from "../engine/index.js";
 import type { Store } from "../raftstore/store.js";
-import { regionErrors } from "../raftstore/errors.js";
 import { keyInRegion, regionCursor } from "../raftstore/keyspace.js";
 import { InvalidArgumentError, RaftEntryTooLargeError, RegionError } from "./errors.js";
 import type { Modify, Storage, StorageReader } from "./storage.js";
@@ -56,12 +55,12 @@ export class RaftStorage implements Storage {
     const cmd: RaftCmdRequest = { header, requests, adminRequest: undefined };
     checkEntrySize(cmd, batch, this.store.config.raftEntryMaxSize);
     const resp = await this.store.propose(cmd);
-    if (resp.header?.error) throw new RegionError(resp.header.error);
+    if (resp.header?.error) throw RegionError.fromPb(resp.header.error, { term: resp.header.currentTerm === 0n ? undefined : resp.header.currentTerm });
   }
 
   async reader(ctx: Context | undefined): Promise<StorageReader> {
     const outcome = await this.store.read(headerOf(ctx));
-    if ("error" in outcome) throw new RegionError(outcome.error);
+    if ("error" in outcome) throw RegionError.fromPb(outcome.error);
     return new RegionReader(outcome.snapshot, outcome.region);
   }
 }
@@ -75,7 +74,7 @@ export class RegionReader implements StorageReader {
 
   async getCF(cf: CfName, key: Uint8Array): Promise<Buffer | undefined> {
     if (!keyInRegion(cf, Buffer.from(key.buffer, key.byteOffset, key.byteLength), this.region)) {
-      throw new RegionError(regionErrors.keyNotInRegion(Buffer.from(key), this.region));
+      throw RegionError.keyNotInRegion(Buffer.from(key), this.region);
     }
     return this.snap.get(cf, key);
   }

@@ -4,7 +4,7 @@ import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
 import { TinyKvClient } from "../../proto/tinykvpb.js";
 import { silentLogger, type Logger } from "../../util/logger.js";
 import { newDestination, type Destination } from "./grpc-destination.js";
-import { InvalidRaftMessageError, SnapshotSendError, StoreNotFoundError, StoreUnreachableError, TransportError } from "./errors.js";
+import { InvalidRaftMessageError, SnapshotSendError, StoreNotFoundError, DestinationUnreachableError, TransportError } from "./errors.js";
 import { streamSnapshotCall } from "./grpc-snapshot.js";
 import { fitRaftMessage, MAX_RAFT_MESSAGE_BYTES } from "./message-size.js";
 import { SNAPSHOT_CHUNK_BYTES } from "./snapshot-chunks.js";
@@ -261,7 +261,7 @@ export class GrpcTransport implements RaftTransport {
       dest.inFlight.clear();
       this.log.debug({ to_store: dest.storeId, addr }, "raft stream opened");
     } catch (err) {
-      this.fail(dest, new StoreUnreachableError(dest.storeId, addr, err));
+      this.fail(dest, new DestinationUnreachableError(dest.storeId, addr, err));
       return;
     } finally {
       dest.connecting = false;
@@ -290,7 +290,7 @@ export class GrpcTransport implements RaftTransport {
     if (this.closed) return;
     this.stats.streamFailures++;
     if (Date.now() - dest.streamStartedAt >= this.maxBackoffMs) dest.backoffMs = this.initialBackoffMs;
-    this.fail(dest, new StoreUnreachableError(dest.storeId, dest.addr, cause));
+    this.fail(dest, new DestinationUnreachableError(dest.storeId, dest.addr, cause));
   }
 
   /** The destination is down: report what is lost, back off, re-resolve the address next time. */

@@ -1,7 +1,7 @@
 import { RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
 import { MessageType } from "../../proto/eraftpb.js";
 import { silentLogger, type Logger } from "../../util/logger.js";
-import { InvalidRaftMessageError, SnapshotSendError, StoreUnreachableError } from "./errors.js";
+import { InvalidRaftMessageError, SnapshotSendError, DestinationUnreachableError } from "./errors.js";
 import type { Envelope, MessageFilter } from "./filters.js";
 import { mulberry32, randomSeed, type Rng } from "../../util/random.js";
 import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
@@ -198,7 +198,7 @@ export class MemoryNetwork {
   /** Fails the stream if the receiver stops (unregisters or is replaced) mid-snapshot. */
   private async *guardedChunks(env: Envelope, sink: RaftMessageSink, inner: AsyncIterable<SnapshotChunk>): AsyncGenerator<SnapshotChunk> {
     for await (const chunk of inner) {
-      if (this.closed || this.sinks.get(env.to) !== sink) throw new StoreUnreachableError(env.to, undefined, "store stopped during a snapshot");
+      if (this.closed || this.sinks.get(env.to) !== sink) throw new DestinationUnreachableError(env.to, undefined, "store stopped during a snapshot");
       yield chunk;
     }
   }

@@ -5,7 +5,7 @@
  * no record either, a rollback record is written (LockNotExistRollback) so that the txn's prewrite,
  * if still in flight, can never succeed later.
  */
-import { Action, CheckTxnStatusResponse, type CheckTxnStatusRequest } from "../../proto/kvrpcpb.js";
+import { Action, type CheckTxnStatusRequest } from "../../proto/kvrpcpb.js";
 import { physicalTime } from "../codec.js";
 import { Write, WriteKind } from "../records.js";
 import type { CommandRunner } from "../runner.js";
@@ -13,7 +13,16 @@ import { requireIssuedTs } from "../bounds.js";
 import { requireKey } from "../validate.js";
 import { removeOwnLock } from "./key-actions.js";
 
-export async function kvCheckTxnStatus(runner: CommandRunner, req: CheckTxnStatusRequest): Promise<CheckTxnStatusResponse> {
+/** What was found (and done): a live lock's TTL, or the commit ts (0: rolled back) of a finished txn. */
+export interface TxnStatus {
+  action: Action;
+  lockTtl: bigint;
+  commitVersion: bigint;
+}
+
+const status = (action: Action, lockTtl = 0n, commitVersion = 0n): TxnStatus => ({ action, lockTtl, commitVersion });
+
+export async function kvCheckTxnStatus(runner: CommandRunner, req: CheckTxnStatusRequest): Promise<TxnStatus> {
   const { primaryKey: key, lockTs, currentTs } = req;
   requireKey(key, "primary_key");
   requireIssuedTs(runner.bounds, lockTs, "lock_ts");
@@ -27,16 +36,16 @@ export async function kvCheckTxnStatus(runner: CommandRunner, req: CheckTxnStatu
       if (physicalTime(lock.ts) + lock.ttl <= physicalTime(currentTs)) {
         removeOwnLock(txn, key, lock);
         txn.putWrite(key, lockTs, new Write(lockTs, WriteKind.Rollback));
-        return CheckTxnStatusResponse.create({ action: Action.TTLExpireRollback });
+        return status(Action.TTLExpireRollback);
       }
-      return CheckTxnStatusResponse.create({ lockTtl: lock.ttl, action: Action.NoAction });
+      return status(Action.NoAction, lock.ttl);
     }
     const own = await txn.currentWrite(key);
     if (own !== undefined) {
       const committed = own.write.kind !== WriteKind.Rollback;
-      return CheckTxnStatusResponse.create({ commitVersion: committed ? own.commitTs : 0n, action: Action.NoAction });
+      return status(Action.NoAction, 0n, committed ? own.commitTs : 0n);
     }
     txn.putWrite(key, lockTs, new Write(lockTs, WriteKind.Rollback));
-    return CheckTxnStatusResponse.create({ action: Action.LockNotExistRollback });
+    return status(Action.LockNotExistRollback);
   });
 }

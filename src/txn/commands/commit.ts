@@ -1,18 +1,19 @@
 /** KvCommit, Percolator's second phase: turn this txn's locks on the given keys into write records. */
-import { CommitResponse, type CommitRequest } from "../../proto/kvrpcpb.js";
+import type { CommitRequest } from "../../proto/kvrpcpb.js";
+import type { KeysResult } from "../errors.js";
 import type { CommandRunner } from "../runner.js";
 import { requireIssuedTs } from "../bounds.js";
 import { requireCommitAfterStart, requireKeys } from "../validate.js";
 import { commitKey } from "./key-actions.js";
 import { uniqueKeys } from "./unique-keys.js";
 
-export async function kvCommit(runner: CommandRunner, req: CommitRequest): Promise<CommitResponse> {
+export async function kvCommit(runner: CommandRunner, req: CommitRequest): Promise<KeysResult> {
   requireIssuedTs(runner.bounds, req.startVersion, "start_version");
   requireCommitAfterStart(req.startVersion, req.commitVersion);
   requireIssuedTs(runner.bounds, req.commitVersion, "commit_version");
   requireKeys(req.keys, "keys");
   const keys = uniqueKeys(req.keys);
-  if (keys.length === 0) return CommitResponse.create();
+  if (keys.length === 0) return {};
 
   return runner.write(req.context, keys, req.startVersion, async (txn) => {
     for (const key of keys) {
@@ -20,9 +21,9 @@ export async function kvCommit(runner: CommandRunner, req: CommitRequest): Promi
       if (error !== undefined) {
         // All or nothing per request: the client retries or aborts the whole commit.
         txn.discardWrites();
-        return CommitResponse.create({ error });
+        return { error };
       }
     }
-    return CommitResponse.create();
+    return {};
   });
 }

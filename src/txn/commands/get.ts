@@ -1,17 +1,20 @@
 /** KvGet: the value of one key at a snapshot timestamp, unless an older lock may hide a newer commit. */
-import { GetResponse, KeyError, type GetRequest } from "../../proto/kvrpcpb.js";
+import type { GetRequest } from "../../proto/kvrpcpb.js";
+import type { TxnKeyError } from "../errors.js";
 import type { CommandRunner } from "../runner.js";
 import { requireKey, requireTs } from "../validate.js";
 
-export async function kvGet(runner: CommandRunner, req: GetRequest): Promise<GetResponse> {
+/** The visible value (undefined: not found), or the lock that keeps the read from deciding. */
+export type GetResult = { value: Buffer | undefined } | { error: TxnKeyError };
+
+export async function kvGet(runner: CommandRunner, req: GetRequest): Promise<GetResult> {
   requireKey(req.key, "key");
   requireTs(req.version, "version");
   return runner.read(req.context, req.version, async (txn) => {
     const lock = await txn.getLock(req.key);
     if (lock !== undefined && lock.blocksRead(req.key, req.version)) {
-      return GetResponse.create({ error: KeyError.create({ locked: lock.info(req.key) }) });
+      return { error: { kind: "KeyIsLocked", key: req.key, lock } };
     }
-    const value = await txn.getValue(req.key);
-    return value === undefined ? GetResponse.create({ notFound: true }) : GetResponse.create({ value });
+    return { value: await txn.getValue(req.key) };
   });
 }

@@ -3,8 +3,9 @@
  * known: commit them at commit_version (> 0), or roll them back (commit_version == 0).
  */
 import { CF_LOCK } from "../../kv/engine/index.js";
-import { ResolveLockResponse, type ResolveLockRequest } from "../../proto/kvrpcpb.js";
+import type { ResolveLockRequest } from "../../proto/kvrpcpb.js";
 import { Lock } from "../records.js";
+import type { KeysResult } from "../errors.js";
 import type { CommandRunner } from "../runner.js";
 import { requireIssuedTs } from "../bounds.js";
 import { requireCommitAfterStart } from "../validate.js";
@@ -13,7 +14,7 @@ import { commitKey, rollbackKey } from "./key-actions.js";
 /** Keys finished per write (TiKV's RESOLVE_LOCK_BATCH_SIZE): at most ~256 x 8 KiB keys per entry. */
 export const RESOLVE_LOCK_BATCH_KEYS = 256;
 
-export async function kvResolveLock(runner: CommandRunner, req: ResolveLockRequest): Promise<ResolveLockResponse> {
+export async function kvResolveLock(runner: CommandRunner, req: ResolveLockRequest): Promise<KeysResult> {
   const { startVersion: startTs, commitVersion: commitTs } = req;
   requireIssuedTs(runner.bounds, startTs, "start_version");
   if (commitTs !== 0n) {
@@ -51,7 +52,7 @@ export async function kvResolveLock(runner: CommandRunner, req: ResolveLockReque
       }
       return undefined;
     });
-    if (error !== undefined) return ResolveLockResponse.create({ error });
+    if (error !== undefined) return { error };
   }
-  return ResolveLockResponse.create();
+  return {};
 }

@@ -4,14 +4,17 @@
  * grows: max(lock ttl, advise_lock_ttl). No lock of this txn on the key means it was committed or
  * rolled back already: answered TxnNotFound, and the client stops its heartbeat.
  */
-import { KeyError, TxnHeartBeatResponse, TxnNotFound, type TxnHeartBeatRequest } from "../../proto/kvrpcpb.js";
-import { formatKey } from "../../util/bytes.js";
+import type { TxnHeartBeatRequest } from "../../proto/kvrpcpb.js";
 import { requireIssuedTs, requireLockTtl } from "../bounds.js";
+import type { TxnKeyError } from "../errors.js";
 import { Lock } from "../records.js";
 import type { CommandRunner } from "../runner.js";
 import { requireKey } from "../validate.js";
 
-export async function kvTxnHeartBeat(runner: CommandRunner, req: TxnHeartBeatRequest): Promise<TxnHeartBeatResponse> {
+/** The primary lock's TTL after the heartbeat, or why the txn has none. */
+export type HeartBeatResult = { lockTtl: bigint } | { error: TxnKeyError };
+
+export async function kvTxnHeartBeat(runner: CommandRunner, req: TxnHeartBeatRequest): Promise<HeartBeatResult> {
   const { primaryLock: key, startVersion: startTs, adviseLockTtl } = req;
   requireKey(key, "primary_lock");
   requireIssuedTs(runner.bounds, startTs, "start_version");
@@ -20,16 +23,10 @@ export async function kvTxnHeartBeat(runner: CommandRunner, req: TxnHeartBeatReq
   return runner.write(req.context, [key], startTs, async (txn) => {
     const lock = await txn.getLock(key);
     if (lock === undefined || lock.ts !== startTs) {
-      return TxnHeartBeatResponse.create({
-        error: KeyError.create({
-          txnNotFound: TxnNotFound.create({ startTs, primaryKey: key }),
-          // For clients that know only TinyKV's KeyError fields: the txn is over, stop.
-          abort: `txn ${startTs} has no lock on ${formatKey(key)}: it is committed or rolled back`,
-        }),
-      });
+      return { error: { kind: "TxnNotFound", key, startTs } };
     }
-    if (lock.ttl >= adviseLockTtl) return TxnHeartBeatResponse.create({ lockTtl: lock.ttl });
+    if (lock.ttl >= adviseLockTtl) return { lockTtl: lock.ttl };
     txn.putLock(key, new Lock(lock.primary, lock.ts, adviseLockTtl, lock.kind));
-    return TxnHeartBeatResponse.create({ lockTtl: adviseLockTtl });
+    return { lockTtl: adviseLockTtl };
   });
 }

@@ -1,6 +1,6 @@
 // Safety checks for the randomized simulation. Every violation throws SafetyViolation with the
 // rule and the evidence; the driver adds the seed.
-import { Entry, Raft, StateType } from "../../../src/raft/index.js";
+import { Entry, Raft, StateType } from "../../../src/raft/testing.js";
 
 export class SafetyViolation extends Error {}
 

@@ -15,7 +15,7 @@ import {
   SnapshotStatus,
   Snapshot,
   seededRandom,
-} from "../../../src/raft/index.js";
+} from "../../../src/raft/testing.js";
 import { Checker, SafetyViolation, digest, entryKey } from "./checker.js";
 
 export interface SimOptions {

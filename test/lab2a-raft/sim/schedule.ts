@@ -1,6 +1,6 @@
 // One randomized schedule of the Raft simulation (driven by simulation.test.ts; importable by a
 // debugging script to replay a seed with extra logging).
-import { ConfChangeType, StateType, seededRandom } from "../../../src/raft/index.js";
+import { ConfChangeType, StateType, seededRandom } from "../../../src/raft/testing.js";
 import { SimCluster, SimNode, SimOptions } from "./cluster.js";
 
 const HEAL_ROUNDS = 300;

@@ -7,10 +7,10 @@
  * caught; the only faults are a few ms of disk and network latency (a run without a bug must
  * pass, so any failure is the bug's).
  */
-import { Op, type Context, type KeyError } from "../../../src/proto/kvrpcpb.js";
+import { Op, type Context } from "../../../src/proto/kvrpcpb.js";
 import { type Store } from "../../../src/kv/raftstore/index.js";
 import { RaftStorage, RegionError } from "../../../src/kv/storage/index.js";
-import { CommandRunner, DEFAULT_TXN_BOUNDS, kvBatchRollback, kvCommit, kvGet, kvPrewrite } from "../../../src/txn/index.js";
+import { CommandRunner, DEFAULT_TXN_BOUNDS, kvBatchRollback, kvCommit, kvGet, kvPrewrite, type TxnKeyError } from "../../../src/txn/index.js";
 import type { DeliberateBugs } from "../../../src/util/deliberate-bugs.js";
 import { mulberry32 } from "../../../src/util/random.js";
 import { sleep } from "../../../src/util/runtime.js";
@@ -109,8 +109,8 @@ class Bank {
       }),
     );
     for (const [i, resp] of responses.entries()) {
-      if (resp.error) return undefined;
-      balances[accounts[i]!] = resp.notFound ? Number.NaN : Number(resp.value.toString());
+      if ("error" in resp) return undefined;
+      balances[accounts[i]!] = resp.value === undefined ? Number.NaN : Number(resp.value.toString());
     }
     return balances;
   }
@@ -162,10 +162,8 @@ class Bank {
   }
 }
 
-function describeKeyError(e: KeyError): string {
-  if (e.locked) return `locked by txn ${e.locked.lockVersion}`;
-  if (e.conflict) return `write conflict with ${e.conflict.conflictTs}`;
-  return e.retryable || e.abort || "key error";
+function describeKeyError(e: TxnKeyError): string {
+  return `${e.kind} on ${e.key.toString()}`;
 }
 
 export async function runBankSimulation(opts: BankSimOptions): Promise<BankSimResult> {

@@ -1,0 +1,4 @@
+export * from "./store-metrics.js";
+export * from "./grpc-metrics.js";
+export * from "./status-server.js";
+export * from "./store-source.js";

@@ -1,0 +1,34 @@
+import type { Store } from "../raftstore/index.js";
+import type { StoreGaugeSource } from "./store-metrics.js";
+
+/** The gauges' view of a running raftstore. */
+export function raftstoreGauges(store: Store): StoreGaugeSource {
+  return {
+    regionCount: () => store.peers.size,
+    leaderCount: () => {
+      let n = 0;
+      for (const peer of store.peers.values()) if (peer.isLeader()) n++;
+      return n;
+    },
+    snapshotCounts: () => store.snapshotCounts(),
+  };
+}
+
+/** The JSON `/status` of a raftstore: who it is and what it hosts. */
+export function raftstoreStatus(store: Store, addr: string): Record<string, unknown> {
+  return {
+    store_id: store.storeId.toString(),
+    addr,
+    regions: store.regions().map((r) => {
+      const peer = store.peers.get(r.id);
+      return {
+        id: r.id.toString(),
+        start_key: r.startKey.toString("hex"),
+        end_key: r.endKey.toString("hex"),
+        leader: peer?.isLeader() ?? false,
+        peers: r.peers.map((p) => ({ id: p.id.toString(), store_id: p.storeId.toString() })),
+      };
+    }),
+    snapshots: store.snapshotCounts(),
+  };
+}

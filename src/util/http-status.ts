@@ -1,0 +1,67 @@
+/**
+ * The small HTTP server behind a process's status address (/metrics, JSON status): listen, and
+ * say plainly when the port is taken.
+ */
+import { once } from "node:events";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export class StatusAddressInUseError extends Error {
+  constructor(readonly addr: string) {
+    super(`cannot listen on status address ${addr}: address in use (pass --status-addr to pick another, or "" to disable it)`);
+    this.name = "StatusAddressInUseError";
+  }
+}
+
+export type StatusRoute = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+export interface RunningStatusServer {
+  /** host:port it listens on (the port resolved when 0 was asked). */
+  addr: string;
+  close(): Promise<void>;
+}
+
+/** "host:port" -> parts; the port must be a number. */
+export function splitStatusAddr(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(":");
+  const port = Number(addr.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`status address ${JSON.stringify(addr)} is not host:port`);
+  return { host: addr.slice(0, i).replace(/^\[(.*)\]$/, "$1"), port };
+}
+
+/** Serves GET routes by path; anything else is 404 (or 405 for another method). */
+export async function listenStatus(addr: string, routes: Record<string, StatusRoute>): Promise<RunningStatusServer> {
+  const { host, port } = splitStatusAddr(addr);
+  const server: Server = createServer((req, res) => {
+    const path = new URL(req.url ?? "/", "http://x").pathname;
+    const route = routes[path];
+    if (!route) return sendText(res, 404, `unknown path ${path}; try ${Object.keys(routes).join(", ")}\n`);
+    if (req.method !== "GET" && req.method !== "HEAD") return sendText(res, 405, `${req.method} not allowed on ${path}\n`);
+    Promise.resolve(route(req, res)).catch((err: unknown) => sendText(res, 500, `${err instanceof Error ? err.message : String(err)}\n`));
+  });
+  server.listen(port, host);
+  try {
+    // once() rejects with the server's 'error' (EADDRINUSE...) while it waits for 'listening'.
+    await once(server, "listening");
+  } catch (err) {
+    throw (err as NodeJS.ErrnoException).code === "EADDRINUSE" ? new StatusAddressInUseError(addr) : err;
+  }
+  const bound = (server.address() as AddressInfo).port;
+  return {
+    addr: `${host.includes(":") ? `[${host}]` : host}:${bound}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+export function sendText(res: ServerResponse, code: number, body: string, contentType = "text/plain; charset=utf-8"): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res.writeHead(code, { "content-type": contentType });
+  res.end(body);
+}
+
+export function sendJson(res: ServerResponse, code: number, body: unknown): void {
+  sendText(res, code, JSON.stringify(body, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n", "application/json");
+}
