@@ -14,6 +14,6 @@ import { Raft } from "./raft.js";
 import { RawNode as PublicRawNode } from "./rawnode.js";
 
 /** A RawNode whose core is in view (`rn.raft`), for tests that drive one and inspect the other. */
-export class RawNode extends PublicRawNode {
+export class InspectableRawNode extends PublicRawNode {
   declare readonly raft: Raft;
 }

@@ -1,7 +1,7 @@
 // Unreachable and snapshot-status reports are local inputs: the application steps them through
 // RawNode's report methods; a peer on the network cannot send them.
 import { describe, expect, it } from "vitest";
-import { ErrStepLocalMsg, MemoryStorage, MessageType, RawNode, newMessage } from "../../src/raft/testing.js";
+import { ErrStepLocalMsg, MemoryStorage, MessageType, InspectableRawNode as RawNode, newMessage } from "../../src/raft/testing.js";
 
 describe("local reports", () => {
   it("RawNode.step refuses MsgUnreachable and MsgSnapshotStatus from the network", () => {

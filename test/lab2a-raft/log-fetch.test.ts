@@ -1,7 +1,7 @@
 // Entries the application keeps only on disk: raft skips the send while storage reads them
 // (ErrLogTemporarilyUnavailable) and sends them once told they are in (onEntriesFetched).
 import { describe, expect, it } from "vitest";
-import { ErrLogTemporarilyUnavailable, MemoryStorage, MessageType, RawNode, type Entry, type Message } from "../../src/raft/testing.js";
+import { ErrLogTemporarilyUnavailable, MemoryStorage, MessageType, InspectableRawNode as RawNode, type Entry, type Message } from "../../src/raft/testing.js";
 import { msg } from "./harness.js";
 
 class DiskBackedStorage extends MemoryStorage {

@@ -8,7 +8,7 @@ import {
   ErrStepLocalMsg,
   MemoryStorage,
   MessageType,
-  RawNode,
+  InspectableRawNode as RawNode,
   Ready,
   StateType,
 } from "../../src/raft/testing.js";

@@ -1,6 +1,6 @@
 // Snapshots: install, ignore, provide, catch up a slow node (course 2C), plus flow control.
 import { describe, expect, it } from "vitest";
-import { MemoryStorage, MessageType as MT, ProgressState, Snapshot, SnapshotStatus, RawNode } from "../../src/raft/testing.js";
+import { MemoryStorage, MessageType as MT, ProgressState, Snapshot, SnapshotStatus, InspectableRawNode as RawNode } from "../../src/raft/testing.js";
 import { StateType, beat, ent, hup, msg, newNetwork, newTestRaft, nextEnts, prop, readMessages } from "./harness.js";
 
 function snap(index: bigint, term: bigint, nodes: bigint[]): Snapshot {

@@ -7,7 +7,7 @@ import {
   ErrProposalDropped,
   MemoryStorage,
   MessageType as MT,
-  RawNode,
+  InspectableRawNode as RawNode,
   Ready,
   StateType,
   newEntry,

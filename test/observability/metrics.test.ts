@@ -112,7 +112,9 @@ describe("a cluster's /metrics: stores and the scheduler", () => {
       (sum, t) => sum + (sample(t, "tinykv_grpc_requests_total", { method: "RawPut", outcome: "ok" }) ?? 0),
       0,
     );
-    expect(rawPuts, (await Promise.all(storeStatus.map((a) => scrape(a)))).join("\n").split("\n").filter((l) => l.startsWith("tinykv_grpc")).join("\n")).toBeGreaterThanOrEqual(1);
+    const dbg = [...cluster.stores.values()].map((s) => `${s.addr} status ${s.statusAddr}`).join("; ");
+    const all = (await Promise.all(storeStatus.map((a) => scrape(a)))).map((t) => t.split("\n").filter((l) => l.startsWith("tinykv_")).join("\n")).join("\n---\n");
+    expect(rawPuts, `${dbg}\n${all}`).toBeGreaterThanOrEqual(1);
     const sched = await waitFor(
       async () => {
         const t = await scrape(cluster.schedulerStatusAddr);

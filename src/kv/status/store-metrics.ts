@@ -43,7 +43,7 @@ export class StoreMetrics {
     if (!source) return;
     new Gauge({
       name: "tinykv_store_regions",
-      help: "Region peers hosted by this store",
+      help: "Regions this store holds data of (initialized peers)",
       registers,
       collect() {
         this.set(source.regionCount());

@@ -4,7 +4,8 @@ import type { StoreGaugeSource } from "./store-metrics.js";
 /** The gauges' view of a running raftstore. */
 export function raftstoreGauges(store: Store): StoreGaugeSource {
   return {
-    regionCount: () => store.peers.size,
+    // Initialized peers: a peer still waiting for its first snapshot holds no data yet.
+    regionCount: () => store.regions().length,
     leaderCount: () => {
       let n = 0;
       for (const peer of store.peers.values()) if (peer.isLeader()) n++;

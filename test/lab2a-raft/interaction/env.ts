@@ -9,7 +9,7 @@ import {
   EntryType,
   MemoryStorage,
   Message,
-  RawNode,
+  InspectableRawNode as RawNode,
   RaftConfig,
   SnapshotStatus,
 } from "../../../src/raft/testing.js";

@@ -10,7 +10,7 @@ import {
   MemoryStorage,
   Message,
   MessageType,
-  RawNode,
+  InspectableRawNode as RawNode,
   Ready,
   SnapshotStatus,
   Snapshot,
