@@ -72,8 +72,8 @@ async function main(): Promise<number> {
     runHash.update(`${seed} ${r.traceHash}\n`);
     if (!r.ok) {
       failed.push(seed);
-      console.log(describeResult(r));
       console.log(`replay: SEED=${seed}${replayEnv()} make sim`);
+      console.log(describeResult(r));
     } else console.log(`seed ${seed} ok ${(r.simulatedMs / 1000).toFixed(1)} sim s ${r.wallMs.toFixed(0)} ms trace hash: ${r.traceHash}`);
   }
   const wallS = (performance.now() - wallStart) / 1000;
