@@ -3,6 +3,7 @@
 // that exposes it. Seeds run in order and the test stops at the first failing one, so a bite
 // costs a few runs. A run that fails prints its report (seed, faults, trace tail, the smallest
 // failing piece of history); replay one with `SEED=<n> DELIBERATE_BUGS=<bug> FAULTS=<kinds> make sim`.
+// The fourth bug, forget-vote-on-restart, needs a scripted schedule: forget-vote.test.ts.
 import { describe, expect, it } from "vitest";
 import type { DeliberateBug } from "../../../src/util/deliberate-bugs.js";
 import { describeBankResult, runBankSimulation } from "./bank-sim.js";
