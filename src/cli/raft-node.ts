@@ -17,6 +17,7 @@ import { RaftStorage } from "../kv/storage/index.js";
 import { GrpcTransport, type StoreResolver } from "../kv/transport/index.js";
 import type { Region } from "../proto/metapb.js";
 import { ErrorType } from "../proto/schedulerpb.js";
+import type { SchedulerApi } from "../scheduler/api.js";
 import { SchedulerError, SchedulerRpcClient } from "../scheduler/client.js";
 import { instrumentTinyKv, raftstoreGauges, raftstoreStatus, startStoreStatusServer, StoreMetrics } from "../kv/status/index.js";
 import type { Logger } from "../util/logger.js";
@@ -33,7 +34,7 @@ export class ClusterMismatchError extends Error {
 /** Store addresses from the scheduler's GetStore, cached for a minute. */
 class SchedulerResolver implements StoreResolver {
   private readonly cache = new Map<bigint, { addr: string; at: number }>();
-  constructor(private readonly client: SchedulerRpcClient) {}
+  constructor(private readonly client: SchedulerApi) {}
   async resolve(storeId: bigint): Promise<string> {
     const hit = this.cache.get(storeId);
     if (hit && Date.now() - hit.at < 60_000) return hit.addr;
@@ -125,7 +126,7 @@ function listenAddr(addr: string): string {
   return addr;
 }
 
-async function ensureStoreIdent(kv: Engine, client: SchedulerRpcClient, path: string): Promise<bigint> {
+async function ensureStoreIdent(kv: Engine, client: SchedulerApi, path: string): Promise<bigint> {
   const ident = await readStoreIdent(kv);
   if (ident) {
     if (ident.clusterId !== client.clusterId) throw new ClusterMismatchError(path, ident.clusterId, client.clusterId);
@@ -136,7 +137,7 @@ async function ensureStoreIdent(kv: Engine, client: SchedulerRpcClient, path: st
   return storeId;
 }
 
-async function maybeBootstrapCluster(kv: Engine, raft: Engine, client: SchedulerRpcClient, storeId: bigint, log: Logger): Promise<void> {
+async function maybeBootstrapCluster(kv: Engine, raft: Engine, client: SchedulerApi, storeId: bigint, log: Logger): Promise<void> {
   let region: Region | undefined = await readPrepareBootstrap(kv);
   if (!region) {
     if (await client.isBootstrapped()) return;

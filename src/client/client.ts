@@ -1,11 +1,13 @@
 import type { Region, Store } from "../proto/metapb.js";
+import type { SchedulerApi } from "../scheduler/api.js";
 import { SchedulerRpcClient } from "../scheduler/client.js";
 import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
 import { realRuntime, type Runtime } from "../util/runtime.js";
 import { KvRequestError } from "./errors.js";
 import { LockResolver } from "./lock-resolver.js";
-import { RegionCache } from "./region-cache.js";
+import type { KvConnectionFactory } from "./kv-connection.js";
+import { grpcKvConnection, RegionCache } from "./region-cache.js";
 import { Backoff, DEFAULT_RETRY_POLICY, RequestSender, type RetryPolicy } from "./request.js";
 import { toBuf, Transaction, type Bytes, type KvEntry, type TxnDeps } from "./txn.js";
 import { DEFAULT_LOCK_TTL_MS } from "./lock-ttl.js";
@@ -29,11 +31,26 @@ export interface KvClientOptions {
   lockTtlMs?: number;
   /** How often a committing transaction extends its primary lock (KvTxnHeartBeat), ms. Default lockTtlMs / 2. */
   heartbeatIntervalMs?: number;
-  /** Time and timers of the transaction code (lock TTLs, heartbeats). Default: the real runtime. */
+  /** Time, timers and jitter: deadlines, backoff, lock TTLs, heartbeats. Default: the real runtime. */
   runtime?: Runtime;
+  /** How to reach a store's TinyKv service (default: gRPC). */
+  connectKv?: KvConnectionFactory;
   /** How long connect() keeps trying to reach the scheduler, ms. Default 10 s. */
   connectTimeoutMs?: number;
   log?: Logger;
+}
+
+function retryPolicyOf(opts: Omit<KvClientOptions, "scheduler">): RetryPolicy {
+  return {
+    deadlineMs: opts.timeoutMs ?? DEFAULT_RETRY_POLICY.deadlineMs,
+    initialBackoffMs: opts.backoff?.initialMs ?? DEFAULT_RETRY_POLICY.initialBackoffMs,
+    maxBackoffMs: opts.backoff?.maxMs ?? DEFAULT_RETRY_POLICY.maxBackoffMs,
+  };
+}
+
+/** Inner scheduler retries stay well inside one operation's budget. */
+export function schedulerRetryDeadlineMs(policy: RetryPolicy): number {
+  return Math.max(100, Math.min(2000, policy.deadlineMs / 4));
 }
 
 /**
@@ -48,38 +65,50 @@ export class KvClient {
   private closed = false;
 
   private constructor(
-    readonly scheduler: SchedulerRpcClient,
+    readonly scheduler: SchedulerApi,
     readonly policy: RetryPolicy,
     private readonly txnTime: { ttl: TxnDeps["ttl"]; runtime: Runtime },
     rpcTimeoutMs: number,
     private readonly log: Logger,
+    connectKv: KvConnectionFactory,
   ) {
-    this.cache = new RegionCache(scheduler, rpcTimeoutMs, log);
+    this.cache = new RegionCache(scheduler, rpcTimeoutMs, log, connectKv);
     this.sender = new RequestSender(this.cache, log);
     this.resolver = new LockResolver(this.sender, () => this.tso(), log);
   }
 
+  /** Connects to the scheduler at `opts.scheduler` (gRPC), then routes through it. */
   static async connect(opts: KvClientOptions): Promise<KvClient> {
-    const log = opts.log ?? silentLogger;
-    const policy: RetryPolicy = {
-      deadlineMs: opts.timeoutMs ?? DEFAULT_RETRY_POLICY.deadlineMs,
-      initialBackoffMs: opts.backoff?.initialMs ?? DEFAULT_RETRY_POLICY.initialBackoffMs,
-      maxBackoffMs: opts.backoff?.maxMs ?? DEFAULT_RETRY_POLICY.maxBackoffMs,
-    };
+    const policy = retryPolicyOf(opts);
     const scheduler = await SchedulerRpcClient.connect(opts.scheduler, {
-      log,
+      log: opts.log,
       connectDeadlineMs: opts.connectTimeoutMs ?? 10_000,
-      // Inner scheduler retries stay well inside one operation's budget.
-      retryDeadlineMs: Math.max(100, Math.min(2000, policy.deadlineMs / 4)),
+      retryDeadlineMs: schedulerRetryDeadlineMs(policy),
+      runtime: opts.runtime,
     });
+    return KvClient.withScheduler(scheduler, opts);
+  }
+
+  /**
+   * A client over a scheduler connection made elsewhere (e.g. the simulation's in-process one,
+   * whose retry deadline should be schedulerRetryDeadlineMs of the policy). close() closes it.
+   */
+  static withScheduler(scheduler: SchedulerApi, opts: Omit<KvClientOptions, "scheduler">): KvClient {
     const baseMs = opts.lockTtlMs ?? DEFAULT_LOCK_TTL_MS;
     const ttl = { baseMs, heartbeatIntervalMs: opts.heartbeatIntervalMs ?? Math.max(1, Math.floor(baseMs / 2)) };
-    return new KvClient(scheduler, policy, { ttl, runtime: opts.runtime ?? realRuntime }, opts.rpcTimeoutMs ?? 3000, log);
+    return new KvClient(
+      scheduler,
+      retryPolicyOf(opts),
+      { ttl, runtime: opts.runtime ?? realRuntime },
+      opts.rpcTimeoutMs ?? 3000,
+      opts.log ?? silentLogger,
+      opts.connectKv ?? grpcKvConnection,
+    );
   }
 
   private backoff(op: string, key?: Buffer): Backoff {
     if (this.closed) throw new Error(`${op}: client is closed`);
-    return new Backoff(op, key, this.policy);
+    return new Backoff(op, key, this.policy, this.txnTime.runtime);
   }
 
   /** A fresh timestamp from the scheduler's TSO. */
@@ -96,16 +125,26 @@ export class KvClient {
     return resp.notFound ? undefined : resp.value;
   }
 
+  /**
+   * Writes one pair. Retried while it surely did not apply (NotLeader, epoch errors, a store not
+   * reached); once it may have (StaleCommand, no answer in time) it throws KvOutcomeUnknownError
+   * instead of sending it again.
+   */
   async put(key: Bytes, value: Bytes, cf = ""): Promise<void> {
     const k = toBuf(key);
     const v = toBuf(value);
-    const { resp, target } = await this.sender.onKey("RawPut", k, this.backoff("raw put", k), (t) => t.rpc.rawPut({ context: t.ctx, key: k, value: v, cf }));
+    const { resp, target } = await this.sender.onKey("RawPut", k, this.backoff("raw put", k), (t) => t.rpc.rawPut({ context: t.ctx, key: k, value: v, cf }), {
+      once: true,
+    });
     if (resp.error) throw new KvRequestError("RawPut", target.addr, resp.error);
   }
 
+  /** Deletes one key; retried as put() is, and KvOutcomeUnknownError when it may or may not have applied. */
   async delete(key: Bytes, cf = ""): Promise<void> {
     const k = toBuf(key);
-    const { resp, target } = await this.sender.onKey("RawDelete", k, this.backoff("raw delete", k), (t) => t.rpc.rawDelete({ context: t.ctx, key: k, cf }));
+    const { resp, target } = await this.sender.onKey("RawDelete", k, this.backoff("raw delete", k), (t) => t.rpc.rawDelete({ context: t.ctx, key: k, cf }), {
+      once: true,
+    });
     if (resp.error) throw new KvRequestError("RawDelete", target.addr, resp.error);
   }
 

@@ -1,6 +1,8 @@
 import * as grpc from "@grpc/grpc-js";
 import * as kv from "../proto/kvrpcpb.js";
 import { TinyKvClient } from "../proto/tinykvpb.js";
+import { realRuntime, type Runtime } from "../util/runtime.js";
+import type { KvConnection } from "./kv-connection.js";
 
 /** Default per-call deadline of the promise client. */
 export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
@@ -12,13 +14,15 @@ type Method<Req, Res> = (req: Req, metadata: grpc.Metadata, options: Partial<grp
  * A promise-based client of one tinykv-server's TinyKv service. Requests are partial
  * messages: unset fields take their protobuf defaults.
  */
-export class TinyKvRpc {
+export class TinyKvRpc implements KvConnection {
   readonly client: TinyKvClient;
 
   constructor(
     readonly addr: string,
     private readonly timeoutMs = DEFAULT_RPC_TIMEOUT_MS,
     options: grpc.ClientOptions = {},
+    /** The clock of call deadlines. */
+    private readonly runtime: Runtime = realRuntime,
   ) {
     this.client = new TinyKvClient(addr, grpc.credentials.createInsecure(), { "grpc.enable_channelz": 0, ...options });
   }
@@ -26,7 +30,7 @@ export class TinyKvRpc {
   private unary<Req, Res>(method: unknown, req: Req): Promise<Res> {
     const m = method as Method<Req, Res>;
     return new Promise((resolve, reject) => {
-      m.call(this.client, req, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => (err ? reject(err) : resolve(res)));
+      m.call(this.client, req, new grpc.Metadata(), { deadline: this.runtime.now() + this.timeoutMs }, (err, res) => (err ? reject(err) : resolve(res)));
     });
   }
 

@@ -91,7 +91,7 @@ export class LockKeeper {
       return;
     }
     // One interval is all a heartbeat may take: the next one tries again.
-    const bo = new Backoff("txn heartbeat", primary, { ...this.d.policy, deadlineMs: this.txn.intervalMs });
+    const bo = new Backoff("txn heartbeat", primary, { ...this.d.policy, deadlineMs: this.txn.intervalMs }, this.d.runtime);
     try {
       const { resp } = await this.d.sender.onKey("KvTxnHeartBeat", primary, bo, (t) =>
         t.rpc.kvTxnHeartBeat({ context: t.ctx, primaryLock: primary, startVersion: startTs, adviseLockTtl: ttl }),

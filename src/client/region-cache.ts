@@ -1,12 +1,16 @@
 import type { Error as RegionErrorPb } from "../proto/errorpb.js";
 import type { Context } from "../proto/kvrpcpb.js";
 import type { Peer, Region } from "../proto/metapb.js";
-import type { SchedulerRpcClient } from "../scheduler/client.js";
+import type { SchedulerApi } from "../scheduler/api.js";
 import { keyInRange } from "../util/bytes.js";
 import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
 import { NoRegionError } from "./errors.js";
+import type { KvConnection, KvConnectionFactory } from "./kv-connection.js";
 import { TinyKvRpc } from "./kv-rpc.js";
+
+/** gRPC connections (the default). */
+export const grpcKvConnection: KvConnectionFactory = (addr, timeoutMs) => new TinyKvRpc(addr, timeoutMs);
 
 /** A region as the client knows it, with the peer it currently sends requests to. */
 export interface CachedRegion {
@@ -24,27 +28,28 @@ export interface RpcTarget {
   region: Region;
   peer: Peer;
   addr: string;
-  rpc: TinyKvRpc;
+  rpc: KvConnection;
   ctx: Context;
 }
 
 /**
  * The client's view of the cluster's routing: regions sorted by start key (fed by the scheduler,
- * corrected by the region errors stores answer), store addresses, and one TinyKvRpc per store
+ * corrected by the region errors stores answer), store addresses, and one connection per store
  * address. Region ranges are raw user keys.
  */
 export class RegionCache {
   /** Sorted by start key; ranges do not overlap. */
   private regions: CachedRegion[] = [];
   private readonly storeAddrs = new Map<bigint, string>();
-  private readonly rpcs = new Map<string, TinyKvRpc>();
+  private readonly rpcs = new Map<string, KvConnection>();
   /** Scheduler lookups in flight, by key (hex): concurrent misses on one key share one GetRegion. */
   private readonly lookups = new Map<string, Promise<CachedRegion>>();
 
   constructor(
-    private readonly scheduler: SchedulerRpcClient,
+    private readonly scheduler: SchedulerApi,
     private readonly rpcTimeoutMs: number,
     private readonly log: Logger = silentLogger,
+    private readonly connect: KvConnectionFactory = grpcKvConnection,
   ) {}
 
   /** Cached regions in key order (a copy), for tools and tests. */
@@ -136,11 +141,11 @@ export class RegionCache {
     return store.address;
   }
 
-  /** The shared TinyKvRpc of a store address (created on first use). */
-  rpcFor(addr: string): TinyKvRpc {
+  /** The shared connection to a store address (created on first use). */
+  rpcFor(addr: string): KvConnection {
     let rpc = this.rpcs.get(addr);
     if (!rpc) {
-      rpc = new TinyKvRpc(addr, this.rpcTimeoutMs);
+      rpc = this.connect(addr, this.rpcTimeoutMs);
       this.rpcs.set(addr, rpc);
     }
     return rpc;

@@ -8,8 +8,10 @@ import type { Error as RegionErrorPb } from "../proto/errorpb.js";
 import { SchedulerError, SchedulerRpcError } from "../scheduler/client.js";
 import type { Logger } from "../util/logger.js";
 import { DeadlineExceededError, sleep } from "../util/retry.js";
+import { realRuntime, type Runtime } from "../util/runtime.js";
 import { KvDeadlineError, KvRequestError, NoRegionError, RegionRequestError, StoreUnreachableError } from "./errors.js";
 import { finishEntryBytes, settleLimited, splitBySize, TXN_BATCHES_IN_FLIGHT } from "./batches.js";
+import { KvOutcomeUnknownError } from "./outcome.js";
 import type { RegionCache, RpcTarget } from "./region-cache.js";
 
 export interface RetryPolicy {
@@ -26,7 +28,7 @@ const MAX_FAST_RETRIES = 3;
 
 /** The retry budget of one operation: a deadline, the attempts so far and the next backoff. */
 export class Backoff {
-  readonly startedAt = Date.now();
+  readonly startedAt: number;
   attempts = 0;
   private nextMs: number;
   private fastInRow = 0;
@@ -35,12 +37,15 @@ export class Backoff {
     readonly op: string,
     readonly key: Buffer | undefined,
     readonly policy: RetryPolicy,
+    /** Clock, sleeps and jitter. */
+    readonly runtime: Runtime = realRuntime,
   ) {
     this.nextMs = policy.initialBackoffMs;
+    this.startedAt = runtime.now();
   }
 
   remainingMs(): number {
-    return this.policy.deadlineMs - (Date.now() - this.startedAt);
+    return this.policy.deadlineMs - (this.runtime.now() - this.startedAt);
   }
 
   private giveUpIfLate(err: unknown): void {
@@ -52,7 +57,7 @@ export class Backoff {
     this.attempts++;
     this.fastInRow = 0;
     this.giveUpIfLate(err);
-    await sleep(Math.min(this.remainingMs(), this.nextMs * (0.5 + Math.random() / 2)));
+    await sleep(Math.min(this.remainingMs(), this.nextMs * (0.5 + this.runtime.random() / 2)), this.runtime);
     this.nextMs = Math.min(this.nextMs * 2, this.policy.maxBackoffMs);
     this.giveUpIfLate(err);
   }
@@ -106,9 +111,14 @@ export class RequestSender {
 
   /**
    * Sends one request; undefined means "retry" (the cache was updated and the backoff waited),
-   * otherwise the response, free of region errors.
+   * otherwise the response, free of region errors. `ambiguous` marks a failure after which the
+   * request may still apply (StaleCommand, no answer before the rpc deadline).
    */
-  private async sendOnce<R extends RegionResponse>(op: string, t: RpcTarget, call: (t: RpcTarget) => Promise<R>): Promise<{ resp?: R; retry?: { err: Error; fast: boolean } }> {
+  private async sendOnce<R extends RegionResponse>(
+    op: string,
+    t: RpcTarget,
+    call: (t: RpcTarget) => Promise<R>,
+  ): Promise<{ resp?: R; retry?: { err: Error; fast: boolean; ambiguous: boolean } }> {
     let resp: R;
     try {
       resp = await call(t);
@@ -116,27 +126,39 @@ export class RequestSender {
       const code = grpcCode(err);
       if (code !== undefined && UNREACHABLE.has(code)) {
         this.cache.onSendFail(t);
-        return { retry: { err: new StoreUnreachableError(op, t.addr, code, err), fast: false } };
+        return { retry: { err: new StoreUnreachableError(op, t.addr, code, err), fast: false, ambiguous: code === status.DEADLINE_EXCEEDED } };
       }
       if (code !== undefined) throw new KvRequestError(op, t.addr, `${status[code] ?? code}: ${(err as ServiceError).details}`);
       throw err;
     }
     if (resp.regionError) {
       const fast = this.cache.onRegionError(t, resp.regionError);
-      return { retry: { err: new RegionRequestError(op, t.region.id, t.addr, resp.regionError), fast } };
+      return { retry: { err: new RegionRequestError(op, t.region.id, t.addr, resp.regionError), fast, ambiguous: resp.regionError.staleCommand !== undefined } };
     }
     this.cache.onSuccess(t);
     return { resp };
   }
 
-  /** One request for the region of `key`, retried on region errors and unreachable stores. */
-  async onKey<R extends RegionResponse>(op: string, key: Buffer, bo: Backoff, call: (t: RpcTarget) => Promise<R>): Promise<{ resp: R; target: RpcTarget }> {
+  /**
+   * One request for the region of `key`, retried on region errors and unreachable stores. With
+   * `once` (a write that is not idempotent, as a raw put), a failure after which the request may
+   * still apply is not retried: it throws KvOutcomeUnknownError.
+   */
+  async onKey<R extends RegionResponse>(
+    op: string,
+    key: Buffer,
+    bo: Backoff,
+    call: (t: RpcTarget) => Promise<R>,
+    opts: { once?: boolean } = {},
+  ): Promise<{ resp: R; target: RpcTarget }> {
     for (;;) {
       const target = await this.locate(key, bo);
       const r = await this.sendOnce(op, target, call);
       if (r.resp) return { resp: r.resp, target };
-      this.log.debug({ op, region_id: target.region.id.toString(), err: r.retry!.err.message }, "retrying");
-      await bo.retry(r.retry!.err, r.retry!.fast);
+      const retry = r.retry!;
+      if (opts.once && retry.ambiguous) throw new KvOutcomeUnknownError(op, key, target.addr, retry.err);
+      this.log.debug({ op, region_id: target.region.id.toString(), err: retry.err.message }, "retrying");
+      await bo.retry(retry.err, retry.fast);
     }
   }
 
@@ -178,7 +200,7 @@ export class RequestSender {
           const r = await this.sendOnce(op, g.target, (t) => call(t, g.keys));
           if (!r.resp) return { again: g.keys, retry: r.retry };
           const again = (await handle(g.target, g.keys, r.resp)) ?? [];
-          return { again, retry: again.length > 0 ? { err: new Error(`${op}: ${again.length} keys to retry`), fast: false } : undefined };
+          return { again, retry: again.length > 0 ? { err: new Error(`${op}: ${again.length} keys to retry`), fast: false, ambiguous: false } : undefined };
         },
       );
       const failed = results.find((r) => r.status === "rejected");
@@ -187,7 +209,7 @@ export class RequestSender {
       let lastErr: Error | undefined;
       let fast = true;
       for (const r of results) {
-        const v = (r as PromiseFulfilledResult<{ again: Buffer[]; retry?: { err: Error; fast: boolean } }>).value;
+        const v = (r as PromiseFulfilledResult<{ again: Buffer[]; retry?: { err: Error; fast: boolean; ambiguous?: boolean } }>).value;
         pending.push(...v.again);
         if (v.retry) {
           lastErr = v.retry.err;

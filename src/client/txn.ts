@@ -89,7 +89,7 @@ export class Transaction {
     const k = toBuf(key);
     const own = this.buffer.get(k.toString("hex"));
     if (own) return own.op === Op.Put ? own.value : undefined;
-    const bo = new Backoff("txn get", k, this.d.policy);
+    const bo = new Backoff("txn get", k, this.d.policy, this.d.runtime);
     for (;;) {
       const { resp } = await this.d.sender.onKey("KvGet", k, bo, (t) => t.rpc.kvGet({ context: t.ctx, key: k, version: this.startTs }));
       const lock = resp.error?.locked;
@@ -122,7 +122,7 @@ export class Transaction {
 
   /** KvScan region by region from `start`, resolving locks met on the way. */
   private async snapshotScan(start: Buffer, end: Buffer, limit: number): Promise<KvEntry[]> {
-    const bo = new Backoff("txn scan", start, this.d.policy);
+    const bo = new Backoff("txn scan", start, this.d.policy, this.d.runtime);
     const out: KvEntry[] = [];
     let cursor = start;
     while (out.length < limit) {
@@ -171,7 +171,7 @@ export class Transaction {
     const primary = muts[0]!.key;
     const keys = muts.map((m) => m.key);
     const byKey = new Map(muts.map((m) => [m.key.toString("hex"), m]));
-    const bo = new Backoff("txn commit", primary, this.d.policy);
+    const bo = new Backoff("txn commit", primary, this.d.policy, this.d.runtime);
     const txnBytes = muts.reduce((n, m) => n + m.key.length + m.value.length, 0);
     const keeper = new LockKeeper(
       { sender: this.d.sender, policy: this.d.policy, runtime: this.d.runtime, log: this.d.log },
@@ -246,7 +246,7 @@ export class Transaction {
       await this.d.sender.onKeys(
         "KvCommit(secondaries)",
         secondaries,
-        new Backoff("txn commit secondaries", secondaries[0], this.d.policy),
+        new Backoff("txn commit secondaries", secondaries[0], this.d.policy, this.d.runtime),
         (t, ks) => t.rpc.kvCommit({ context: t.ctx, startVersion: this.startTs, commitVersion: commitTs, keys: ks }),
         async (_t, _ks, resp) => {
           if (resp.error) throw new UnexpectedKeyError("KvCommit(secondaries)", resp.error);
@@ -292,7 +292,7 @@ export class Transaction {
   /** Best-effort BatchRollback of keys this txn may have locked (after a failed commit). */
   private async cleanup(keys: Buffer[], cause: unknown): Promise<void> {
     if (keys.length === 0) return;
-    const bo = new Backoff("txn rollback", keys[0], { ...this.d.policy, deadlineMs: Math.min(this.d.policy.deadlineMs, 5000) });
+    const bo = new Backoff("txn rollback", keys[0], { ...this.d.policy, deadlineMs: Math.min(this.d.policy.deadlineMs, 5000) }, this.d.runtime);
     try {
       await this.d.sender.onKeys(
         "KvBatchRollback",

@@ -1,24 +1,22 @@
-import { credentials, Metadata, status, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
-import { Cluster, Peer, Region, Store } from "../proto/metapb.js";
+import { credentials, Metadata, status, type CallOptions, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import {
-  ErrorType,
-  OperatorStatus,
   RegionHeartbeatRequest,
   SchedulerClient,
-  StoreStats,
   type GetMembersResponse,
-  type GetRegionResponse,
   type RegionHeartbeatResponse,
-  type ResponseHeader,
   type TsoRequest,
   type TsoResponse,
 } from "../proto/schedulerpb.js";
 import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
 import { retryWithBackoff } from "../util/retry.js";
+import { realRuntime, type Runtime } from "../util/runtime.js";
+import type { SchedulerApi, SchedulerUnaryCalls } from "./api.js";
 import { SchedulerError } from "./errors.js";
+import { SchedulerCalls } from "./scheduler-calls.js";
 import { TsoBatcher } from "./tso-batcher.js";
 
+export type { RegionWithLeader, SchedulerApi } from "./api.js";
 export { SchedulerError };
 
 /** A gRPC-level failure of one scheduler call (the status code tells what: UNAVAILABLE, FAILED_PRECONDITION...). */
@@ -37,25 +35,16 @@ export interface SchedulerRpcClientOptions {
   /** Total time to keep retrying a unary call that failed with UNAVAILABLE / DEADLINE_EXCEEDED, ms. */
   retryDeadlineMs?: number;
   log?: Logger;
+  /** Deadlines, backoff and jitter (default: the real clock). */
+  runtime?: Runtime;
 }
 
-export interface RegionWithLeader {
-  region: Region;
-  leader?: Peer;
-}
 
 type Callback<T> = (err: ServiceError | null, resp: T) => void;
-type UnaryMethod<Req, Resp> = (req: Req, md: Metadata, opts: { deadline: Date }, cb: Callback<Resp>) => unknown;
+/** One call of a generated client method, given the metadata, the call options and the callback. */
+type Invoke<Resp> = (md: Metadata, opts: CallOptions, cb: Callback<Resp>) => unknown;
 
-/** gRPC method name -> generated client method, where lower-casing the first letter is not enough. */
-const METHOD_KEYS: Record<string, string> = {
-  AllocID: "allocId",
-  GetRegionByID: "getRegionById",
-  GetGCSafePoint: "getGcSafePoint",
-  UpdateGCSafePoint: "updateGcSafePoint",
-};
-
-const RETRYABLE = new Set([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
+export const RETRYABLE_SCHEDULER_CODES: ReadonlySet<status> = new Set([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
 
 /** "http://host:port" | "host:port" -> "host:port". */
 export function hostPort(url: string): string {
@@ -64,32 +53,54 @@ export function hostPort(url: string): string {
   return s;
 }
 
-function checkHeader(method: string, h: ResponseHeader | undefined): void {
-  const e = h?.error;
-  if (e && e.type !== ErrorType.OK) throw new SchedulerError(e.type, `${method}: ${e.message}`);
-}
-
 /**
  * Typed promise client of the schedulerpb.Scheduler service, for stores and the client library.
  * Finds the leader with GetMembers, then sends the cluster id in every request header.
  * TSO calls share one bidi stream and are batched; region heartbeats share another, re-opened with
  * backoff after errors.
  */
-export class SchedulerRpcClient {
+export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
   private readonly handlers = new Set<(resp: RegionHeartbeatResponse) => void>();
   private hbStream: ClientDuplexStream<RegionHeartbeatRequest, RegionHeartbeatResponse> | undefined;
   private hbBackoffMs = 0;
   private hbNextOpenAt = 0;
   private readonly tsoBatcher: TsoBatcher;
   private closed = false;
+  private readonly runtime: Runtime;
+  /** Every unary rpc through the generated client's own method: a wrong name or type fails to compile. */
+  protected readonly rpc: SchedulerUnaryCalls;
 
   private constructor(
     private readonly client: SchedulerClient,
     readonly clusterId: bigint,
     readonly leaderAddr: string,
-    private readonly opts: Required<Omit<SchedulerRpcClientOptions, "log">> & { log: Logger },
+    private readonly opts: Required<Omit<SchedulerRpcClientOptions, "log" | "runtime">> & { log: Logger; runtime: Runtime },
   ) {
-    this.tsoBatcher = new TsoBatcher(() => this.openTsoStream(), clusterId, opts.timeoutMs);
+    super();
+    this.runtime = opts.runtime;
+    this.tsoBatcher = new TsoBatcher(() => this.openTsoStream(), clusterId, opts.timeoutMs, opts.runtime);
+    const c = client;
+    this.rpc = {
+      getMembers: (req) => this.unary("GetMembers", (md, o, cb) => c.getMembers(req, md, o, cb)),
+      bootstrap: (req) => this.unary("Bootstrap", (md, o, cb) => c.bootstrap(req, md, o, cb)),
+      isBootstrapped: (req) => this.unary("IsBootstrapped", (md, o, cb) => c.isBootstrapped(req, md, o, cb)),
+      allocId: (req) => this.unary("AllocID", (md, o, cb) => c.allocId(req, md, o, cb)),
+      getStore: (req) => this.unary("GetStore", (md, o, cb) => c.getStore(req, md, o, cb)),
+      putStore: (req) => this.unary("PutStore", (md, o, cb) => c.putStore(req, md, o, cb)),
+      getAllStores: (req) => this.unary("GetAllStores", (md, o, cb) => c.getAllStores(req, md, o, cb)),
+      storeHeartbeat: (req) => this.unary("StoreHeartbeat", (md, o, cb) => c.storeHeartbeat(req, md, o, cb)),
+      getRegion: (req) => this.unary("GetRegion", (md, o, cb) => c.getRegion(req, md, o, cb)),
+      getPrevRegion: (req) => this.unary("GetPrevRegion", (md, o, cb) => c.getPrevRegion(req, md, o, cb)),
+      getRegionById: (req) => this.unary("GetRegionByID", (md, o, cb) => c.getRegionById(req, md, o, cb)),
+      scanRegions: (req) => this.unary("ScanRegions", (md, o, cb) => c.scanRegions(req, md, o, cb)),
+      askSplit: (req) => this.unary("AskSplit", (md, o, cb) => c.askSplit(req, md, o, cb)),
+      getClusterConfig: (req) => this.unary("GetClusterConfig", (md, o, cb) => c.getClusterConfig(req, md, o, cb)),
+      putClusterConfig: (req) => this.unary("PutClusterConfig", (md, o, cb) => c.putClusterConfig(req, md, o, cb)),
+      scatterRegion: (req) => this.unary("ScatterRegion", (md, o, cb) => c.scatterRegion(req, md, o, cb)),
+      getGcSafePoint: (req) => this.unary("GetGCSafePoint", (md, o, cb) => c.getGcSafePoint(req, md, o, cb)),
+      updateGcSafePoint: (req) => this.unary("UpdateGCSafePoint", (md, o, cb) => c.updateGcSafePoint(req, md, o, cb)),
+      getOperator: (req) => this.unary("GetOperator", (md, o, cb) => c.getOperator(req, md, o, cb)),
+    };
   }
 
   /** Asks each address for the members (bounded retries with backoff), then talks to the leader. */
@@ -101,6 +112,7 @@ export class SchedulerRpcClient {
       connectDeadlineMs: options.connectDeadlineMs ?? 10_000,
       retryDeadlineMs: options.retryDeadlineMs ?? 5000,
       log: options.log ?? silentLogger,
+      runtime: options.runtime ?? realRuntime,
     };
     return retryWithBackoff(
       async (attempt) => {
@@ -108,7 +120,7 @@ export class SchedulerRpcClient {
         const probe = new SchedulerClient(addr, credentials.createInsecure());
         try {
           const resp = await new Promise<GetMembersResponse>((resolve, reject) =>
-            probe.getMembers({}, new Metadata(), { deadline: new Date(Date.now() + opts.timeoutMs) }, (err, r) =>
+            probe.getMembers({}, new Metadata(), { deadline: new Date(opts.runtime.now() + opts.timeoutMs) }, (err, r) =>
               err ? reject(new SchedulerRpcError("GetMembers", err.code, err.details)) : resolve(r),
             ),
           );
@@ -125,135 +137,27 @@ export class SchedulerRpcClient {
           throw err;
         }
       },
-      { what: `connect to scheduler at ${list.join(",")}`, deadlineMs: opts.connectDeadlineMs, initialBackoffMs: 100, maxBackoffMs: 1000 },
+      { what: `connect to scheduler at ${list.join(",")}`, deadlineMs: opts.connectDeadlineMs, initialBackoffMs: 100, maxBackoffMs: 1000, runtime: opts.runtime },
     );
   }
 
-  private get header() {
-    return { clusterId: this.clusterId };
-  }
-
   /** One unary call with a deadline, retried on UNAVAILABLE/DEADLINE_EXCEEDED within the retry budget. */
-  private call<Req, Resp extends { header?: ResponseHeader }>(method: string, req: Req): Promise<Resp> {
-    const key = METHOD_KEYS[method] ?? method.charAt(0).toLowerCase() + method.slice(1);
-    const fn = (this.client as unknown as Record<string, UnaryMethod<Req, Resp>>)[key]!;
+  private unary<Resp>(rpcName: string, invoke: Invoke<Resp>): Promise<Resp> {
     const once = () =>
       new Promise<Resp>((resolve, reject) => {
-        if (this.closed) return reject(new SchedulerRpcError(method, status.CANCELLED, "client closed"));
-        fn.call(this.client, req, new Metadata(), { deadline: new Date(Date.now() + this.opts.timeoutMs) }, (err, resp) => {
-          if (err) return reject(new SchedulerRpcError(method, err.code, err.details));
-          try {
-            checkHeader(method, resp.header);
-            resolve(resp);
-          } catch (e) {
-            reject(e);
-          }
-        });
+        if (this.closed) return reject(new SchedulerRpcError(rpcName, status.CANCELLED, "client closed"));
+        invoke(new Metadata(), { deadline: new Date(this.runtime.now() + this.opts.timeoutMs) }, (err, resp) =>
+          err ? reject(new SchedulerRpcError(rpcName, err.code, err.details)) : resolve(resp),
+        );
       });
     return retryWithBackoff(once, {
-      what: `scheduler ${method}`,
+      what: `scheduler ${rpcName}`,
       deadlineMs: this.opts.retryDeadlineMs,
       initialBackoffMs: 50,
       maxBackoffMs: 1000,
-      retryable: (err) => err instanceof SchedulerRpcError && RETRYABLE.has(err.code) && !this.closed,
+      retryable: (err) => err instanceof SchedulerRpcError && RETRYABLE_SCHEDULER_CODES.has(err.code) && !this.closed,
+      runtime: this.runtime,
     });
-  }
-
-  async allocId(): Promise<bigint> {
-    return (await this.call<object, { header?: ResponseHeader; id: bigint }>("AllocID", { header: this.header })).id;
-  }
-
-  async bootstrap(store: Partial<Store> & { id: bigint }): Promise<void> {
-    await this.call("Bootstrap", { header: this.header, store: Store.create(store) });
-  }
-
-  async isBootstrapped(): Promise<boolean> {
-    return (await this.call<object, { header?: ResponseHeader; bootstrapped: boolean }>("IsBootstrapped", { header: this.header })).bootstrapped;
-  }
-
-  async putStore(store: Partial<Store> & { id: bigint }): Promise<void> {
-    await this.call("PutStore", { header: this.header, store: Store.create(store) });
-  }
-
-  async getStore(storeId: bigint): Promise<{ store: Store; stats?: StoreStats }> {
-    const r = await this.call<object, { header?: ResponseHeader; store?: Store; stats?: StoreStats }>("GetStore", { header: this.header, storeId });
-    if (!r.store) throw new SchedulerError(ErrorType.UNKNOWN, `GetStore: store ${storeId} missing in response`);
-    return { store: r.store, stats: r.stats };
-  }
-
-  async getAllStores(excludeTombstoneStores = false): Promise<Store[]> {
-    return (await this.call<object, { header?: ResponseHeader; stores: Store[] }>("GetAllStores", { header: this.header, excludeTombstoneStores })).stores;
-  }
-
-  async storeHeartbeat(stats: Partial<StoreStats> & { storeId: bigint }): Promise<void> {
-    await this.call("StoreHeartbeat", { header: this.header, stats: StoreStats.create(stats as never) });
-  }
-
-  private static region(r: GetRegionResponse): RegionWithLeader | undefined {
-    if (!r.region) return undefined;
-    return { region: r.region, leader: r.leader && r.leader.id !== 0n ? r.leader : undefined };
-  }
-
-  /** The region containing `key`, or undefined when the scheduler knows none. */
-  async getRegion(key: Uint8Array): Promise<RegionWithLeader | undefined> {
-    return SchedulerRpcClient.region(await this.call("GetRegion", { header: this.header, regionKey: Buffer.from(key) }));
-  }
-
-  async getPrevRegion(key: Uint8Array): Promise<RegionWithLeader | undefined> {
-    return SchedulerRpcClient.region(await this.call("GetPrevRegion", { header: this.header, regionKey: Buffer.from(key) }));
-  }
-
-  async getRegionById(regionId: bigint): Promise<RegionWithLeader | undefined> {
-    return SchedulerRpcClient.region(await this.call("GetRegionByID", { header: this.header, regionId }));
-  }
-
-  /** Regions overlapping [start, end) in key order; empty end = +inf, limit <= 0 = no limit. */
-  async scanRegions(start: Uint8Array, end: Uint8Array = Buffer.alloc(0), limit = 0): Promise<RegionWithLeader[]> {
-    const r = await this.call<object, { header?: ResponseHeader; regions: Region[]; leaders: Peer[] }>("ScanRegions", {
-      header: this.header,
-      startKey: Buffer.from(start),
-      endKey: Buffer.from(end),
-      limit,
-    });
-    return r.regions.map((region, i) => {
-      const l = r.leaders[i];
-      return { region, leader: l && l.id !== 0n ? l : undefined };
-    });
-  }
-
-  async askSplit(region: Region): Promise<{ newRegionId: bigint; newPeerIds: bigint[] }> {
-    const r = await this.call<object, { header?: ResponseHeader; newRegionId: bigint; newPeerIds: bigint[] }>("AskSplit", {
-      header: this.header,
-      region: Region.create(region),
-    });
-    return { newRegionId: r.newRegionId, newPeerIds: r.newPeerIds };
-  }
-
-  async getClusterConfig(): Promise<Cluster> {
-    const r = await this.call<object, { header?: ResponseHeader; cluster?: Cluster }>("GetClusterConfig", { header: this.header });
-    return r.cluster ?? Cluster.create();
-  }
-
-  async putClusterConfig(cluster: Partial<Cluster> & { maxPeerCount: number }): Promise<void> {
-    await this.call("PutClusterConfig", { header: this.header, cluster: Cluster.create(cluster) });
-  }
-
-  async getGcSafePoint(): Promise<bigint> {
-    return (await this.call<object, { header?: ResponseHeader; safePoint: bigint }>("GetGCSafePoint", { header: this.header })).safePoint;
-  }
-
-  async updateGcSafePoint(safePoint: bigint): Promise<bigint> {
-    return (await this.call<object, { header?: ResponseHeader; newSafePoint: bigint }>("UpdateGCSafePoint", { header: this.header, safePoint })).newSafePoint;
-  }
-
-  async getOperator(regionId: bigint): Promise<{ desc: string; kind: string; status: OperatorStatus } | undefined> {
-    try {
-      const r = await this.call<object, { header?: ResponseHeader; desc: Buffer; kind: Buffer; status: OperatorStatus }>("GetOperator", { header: this.header, regionId });
-      return { desc: r.desc.toString(), kind: r.kind.toString(), status: r.status };
-    } catch (err) {
-      if (err instanceof SchedulerError && err.type === ErrorType.REGION_NOT_FOUND) return undefined;
-      throw err;
-    }
   }
 
   /** `count` consecutive timestamps; resolves to the first (the batch is first .. first+count-1). */
@@ -274,7 +178,7 @@ export class SchedulerRpcClient {
   regionHeartbeat(req: Omit<RegionHeartbeatRequest, "header"> | RegionHeartbeatRequest): boolean {
     if (this.closed) return false;
     if (!this.hbStream) {
-      if (Date.now() < this.hbNextOpenAt) return false;
+      if (this.runtime.now() < this.hbNextOpenAt) return false;
       this.openHeartbeatStream();
     }
     this.hbStream!.write(RegionHeartbeatRequest.create({ ...req, header: this.header }));
@@ -304,7 +208,7 @@ export class SchedulerRpcClient {
       if (this.hbStream !== stream) return;
       this.hbStream = undefined;
       this.hbBackoffMs = Math.min(5000, this.hbBackoffMs === 0 ? 100 : this.hbBackoffMs * 2);
-      this.hbNextOpenAt = Date.now() + this.hbBackoffMs;
+      this.hbNextOpenAt = this.runtime.now() + this.hbBackoffMs;
       if (err && !this.closed) this.opts.log.warn({ err: err.message, retry_in_ms: this.hbBackoffMs }, "region heartbeat stream failed");
     };
     stream.on("error", (err) => drop(err));

@@ -1,5 +1,6 @@
 import { status, type ClientDuplexStream } from "@grpc/grpc-js";
 import { ErrorType, TsoRequest, type TsoResponse } from "../proto/schedulerpb.js";
+import { realRuntime, type Runtime, type TimerHandle } from "../util/runtime.js";
 import { SchedulerError } from "./errors.js";
 import { MAX_LOGICAL, PHYSICAL_SHIFT_BITS } from "./tso.js";
 
@@ -18,7 +19,23 @@ export class TsoStreamError extends Error {
 }
 
 /** Largest batch one TsoRequest asks for (well below the 2^18 logical space of one ms). */
-const MAX_BATCH = MAX_LOGICAL / 4;
+export const MAX_TSO_BATCH = MAX_LOGICAL / 4;
+
+/**
+ * The first of the `count` timestamps a TsoResponse grants: the response carries the last one
+ * (physical, logical), so the batch is last - count + 1 .. last.
+ */
+export function firstTimestampOf(resp: TsoResponse, count: number): bigint {
+  const physical = resp.timestamp?.physical ?? 0n;
+  const lastLogical = resp.timestamp?.logical ?? 0n;
+  return (physical << PHYSICAL_SHIFT_BITS) + lastLogical - BigInt(count) + 1n;
+}
+
+/** Rejects a count the scheduler would refuse, before anything is sent. */
+export function checkTsoCount(count: number): RangeError | undefined {
+  if (!Number.isInteger(count) || count < 1 || count > MAX_TSO_BATCH) return new RangeError(`tso count must be in [1, ${MAX_TSO_BATCH}], got ${count}`);
+  return undefined;
+}
 
 /**
  * Client side of the Tso bidi stream: callers queue, and whenever no request is in flight every
@@ -30,19 +47,19 @@ export class TsoBatcher {
   private stream: ClientDuplexStream<TsoRequest, TsoResponse> | undefined;
   private queue: Waiter[] = [];
   private inflight: Waiter[] | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private closed = false;
 
   constructor(
     private readonly open: () => ClientDuplexStream<TsoRequest, TsoResponse>,
     private readonly clusterId: bigint,
     private readonly timeoutMs: number,
+    private readonly runtime: Runtime = realRuntime,
   ) {}
 
   get(count: number): Promise<bigint> {
-    if (!Number.isInteger(count) || count < 1 || count > MAX_BATCH) {
-      return Promise.reject(new RangeError(`tso count must be in [1, ${MAX_BATCH}], got ${count}`));
-    }
+    const bad = checkTsoCount(count);
+    if (bad) return Promise.reject(bad);
     if (this.closed) return Promise.reject(new TsoStreamError("client closed", status.CANCELLED));
     return new Promise((resolve, reject) => {
       this.queue.push({ count, resolve, reject });
@@ -54,14 +71,14 @@ export class TsoBatcher {
     if (this.inflight || this.queue.length === 0 || this.closed) return;
     const batch: Waiter[] = [];
     let total = 0;
-    while (this.queue.length > 0 && total + this.queue[0]!.count <= MAX_BATCH) {
+    while (this.queue.length > 0 && total + this.queue[0]!.count <= MAX_TSO_BATCH) {
       const w = this.queue.shift()!;
       batch.push(w);
       total += w.count;
     }
     this.inflight = batch;
     const stream = this.ensureStream();
-    this.timer = setTimeout(() => this.fail(stream, new TsoStreamError(`no response within ${this.timeoutMs} ms`, status.DEADLINE_EXCEEDED)), this.timeoutMs);
+    this.timer = this.runtime.setTimeout(() => this.fail(stream, new TsoStreamError(`no response within ${this.timeoutMs} ms`, status.DEADLINE_EXCEEDED)), this.timeoutMs);
     stream.write(TsoRequest.create({ header: { clusterId: this.clusterId }, count: total }));
   }
 
@@ -80,7 +97,7 @@ export class TsoBatcher {
   private onResponse(stream: ClientDuplexStream<TsoRequest, TsoResponse>, resp: TsoResponse): void {
     const batch = this.inflight;
     if (stream !== this.stream || !batch) return;
-    clearTimeout(this.timer);
+    this.runtime.clearTimeout(this.timer);
     this.inflight = undefined;
     const err = resp.header?.error;
     if (err && err.type !== ErrorType.OK) {
@@ -88,9 +105,7 @@ export class TsoBatcher {
       for (const w of batch) w.reject(e);
     } else {
       const total = batch.reduce((n, w) => n + w.count, 0);
-      const physical = resp.timestamp?.physical ?? 0n;
-      const lastLogical = resp.timestamp?.logical ?? 0n;
-      let next = (physical << PHYSICAL_SHIFT_BITS) + lastLogical - BigInt(total) + 1n;
+      let next = firstTimestampOf(resp, total);
       for (const w of batch) {
         w.resolve(next);
         next += BigInt(w.count);
@@ -101,7 +116,7 @@ export class TsoBatcher {
 
   private fail(stream: ClientDuplexStream<TsoRequest, TsoResponse>, err: Error): void {
     if (stream !== this.stream) return;
-    clearTimeout(this.timer);
+    this.runtime.clearTimeout(this.timer);
     this.stream = undefined;
     stream.cancel();
     const batch = this.inflight ?? [];
@@ -113,7 +128,7 @@ export class TsoBatcher {
 
   close(): void {
     this.closed = true;
-    clearTimeout(this.timer);
+    this.runtime.clearTimeout(this.timer);
     const err = new TsoStreamError("client closed", status.CANCELLED);
     for (const w of [...(this.inflight ?? []), ...this.queue]) w.reject(err);
     this.inflight = undefined;

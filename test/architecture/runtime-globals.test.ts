@@ -15,17 +15,13 @@ const GLOBALS = /(?<![\w.])(setTimeout|setInterval|setImmediate|clearTimeout|cle
 const ALLOWED: Record<string, string> = {
   "src/util/runtime.ts": "the real runtime itself",
 };
-/** Not yet migrated: the gRPC edges (real sockets have real deadlines) and the client library. */
+/** Not yet migrated: the gRPC edges (real sockets have real deadlines). */
 const PENDING: Record<string, string> = {
-  "src/client/kv-rpc.ts": "gRPC call deadlines",
-  "src/client/request.ts": "client backoff and deadlines",
   "src/kv/server/server.ts": "gRPC server shutdown grace",
   "src/kv/transport/grpc-snapshot.ts": "gRPC snapshot stream deadline",
   "src/kv/transport/grpc-transport.ts": "gRPC stream reconnect backoff and address resolution deadline",
-  "src/scheduler/client.ts": "gRPC call deadlines and heartbeat stream reopen backoff",
   "src/scheduler/heartbeat-streams.ts": "gRPC stream keep-alive",
   "src/scheduler/server.ts": "gRPC server shutdown grace",
-  "src/scheduler/tso-batcher.ts": "gRPC TSO stream deadline",
 };
 
 function sourceFiles(dir: string): string[] {

@@ -27,6 +27,8 @@ export interface ClusterOptions {
   /** Region 1 starts on stores 1..regionStores (default: every store); the others start empty. */
   regionStores?: number;
   hooks?: (storeId: bigint) => StoreHooks;
+  /** Called after each (re)start of a store, e.g. to start its scheduler worker. */
+  onStoreStarted?: (storeId: bigint, store: Store) => void;
   /** Where the stores' engines live: real LevelDB in temp dirs (default) or a simulated disk per store. */
   disk?: "leveldb" | "sim";
   /** Clock, timers and randomness for the stores, the network and the simulated disks (default: the real ones). */
@@ -112,6 +114,7 @@ export class TestCluster {
     slot.store = store;
     this.network.register(id, store);
     await store.start();
+    this.opts.onStoreStarted?.(id, store);
   }
 
   private nextId = 1000n;

@@ -14,7 +14,7 @@ describe("peer creation racing a store stop", () => {
     await c.start();
     try {
       const store = c.store(4n)!;
-      const raft = store.opts.raft as unknown as { getMeta(k: Buffer): Promise<Buffer | undefined> };
+      const raft = store.raftEngine as unknown as { getMeta(k: Buffer): Promise<Buffer | undefined> };
       let reads = 0;
       const getMeta = raft.getMeta.bind(raft);
       raft.getMeta = (k) => {

@@ -53,7 +53,7 @@ describe("stale peers", () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     let clearing = false;
-    const loop = store3.loop.worker as unknown as { clearRange: (...args: unknown[]) => Promise<void> };
+    const loop = store3.worker as unknown as { clearRange: (...args: unknown[]) => Promise<void> };
     const clearRange = loop.clearRange.bind(loop);
     loop.clearRange = async (...args: unknown[]) => {
       clearing = true;

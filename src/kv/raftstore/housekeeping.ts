@@ -1,24 +1,33 @@
-import { AdminCmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
+import { AdminCmdType, RaftCmdRequest, type RaftCmdResponse } from "../../proto/raft_cmdpb.js";
+import type { Logger } from "../../util/logger.js";
+import type { Engine } from "../engine/index.js";
+import type { RaftstoreConfig } from "./config.js";
 import type { Peer } from "./peer.js";
 import { checkSplit } from "./split-check.js";
-import type { Store } from "./store.js";
 
 // Periodic per-store chores driven by the store's tick: split checks and raft log GC.
 
+/** What the split checker needs of its store. */
+export interface SplitCheckContext {
+  readonly stopped: boolean;
+  readonly log: Logger;
+  readonly config: RaftstoreConfig;
+  readonly kv: Engine;
+  readonly peers: ReadonlyMap<bigint, Peer>;
+}
+
 /** Leaders whose region grew enough since the last check are scanned, one region at a time. */
-export async function runSplitChecks(store: Store): Promise<void> {
-  if (!store.opts.hooks?.onSplitKey) return;
+export async function runSplitChecks(store: SplitCheckContext, onSplitKey: (peer: Peer, splitKey: Buffer) => void): Promise<void> {
   try {
     for (const peer of [...store.peers.values()]) {
       if (store.stopped) return;
       if (!peer.isLeader() || peer.destroyed) continue;
-      if (peer.approximateSize !== undefined && peer.sizeDiffHint < store.config.regionSplitSize / 8) continue;
+      if (!peer.splitCheckDue(store.config.regionSplitSize / 8)) continue;
       const region = peer.region;
-      const result = await checkSplit(store.opts.kv, region, store.config.regionSplitSize, store.config.regionMaxSize);
-      peer.approximateSize = result.approximateSize;
-      peer.sizeDiffHint = 0;
+      const result = await checkSplit(store.kv, region, store.config.regionSplitSize, store.config.regionMaxSize);
+      peer.splitChecked(result.approximateSize);
       if (result.splitKey && peer.isLeader() && peer.region.regionEpoch!.version === region.regionEpoch!.version) {
-        store.opts.hooks.onSplitKey(peer, result.splitKey);
+        onSplitKey(peer, result.splitKey);
       }
     }
   } catch (err) {
@@ -26,8 +35,14 @@ export async function runSplitChecks(store: Store): Promise<void> {
   }
 }
 
+/** What log GC needs of its store. */
+export interface LogGcContext {
+  readonly config: RaftstoreConfig;
+  propose(req: RaftCmdRequest): Promise<RaftCmdResponse>;
+}
+
 /** Leader: propose a CompactLog once enough applied entries, or bytes of them, sit in the log. */
-export function maybeCompactLog(store: Store, peer: Peer): void {
+export function maybeCompactLog(store: LogGcContext, peer: Peer): void {
   if (!peer.isLeader()) return;
   const storage = peer.storage;
   const applied = storage.appliedIndex;

@@ -1,15 +1,13 @@
 import { MessageType, type Message } from "../../raft/index.js";
-import { HardState } from "../../raft/eraftpb.js";
 import type { Region } from "../../proto/metapb.js";
-import { RaftApplyState, RaftLocalState, RaftSnapshotData, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
+import { RaftSnapshotData, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
 import { compareBytes } from "../../util/bytes.js";
 import { isEpochStale } from "./epoch.js";
-import { raftStateKey } from "./keys.js";
 import { keyInRegion } from "./keyspace.js";
 import { DropLog, invalidRaftMessage } from "./message-checks.js";
-import { isInitialMessage, Peer } from "./peer.js";
+import { isInitialMessage, type Peer } from "./peer.js";
+import { createUninitializedPeer, persistedHardState } from "./peer-lifecycle.js";
 import { isRetirementProbe } from "./retire.js";
-import { PeerStorage } from "./peer-storage.js";
 import { snapshotIntegrity } from "./snap.js";
 import type { Store } from "./store.js";
 
@@ -69,13 +67,7 @@ export class Inbox {
     if (isRetirementProbe(m)) return; // the survivor has not applied the removal yet: nothing to answer
     if (store.loop.isBusy(peer)) return; // installing a snapshot: it answers nothing until done; raft resends
     if (m.msgType === MessageType.MsgSnapshot && !this.snapshotAcceptable(peer, msg)) return;
-    peer.rememberPeer(msg.fromPeer);
-    try {
-      peer.raw.step(m);
-    } catch (err) {
-      store.log.debug({ err, region_id: String(msg.regionId) }, "raft refused a message");
-    }
-    store.loop.schedule();
+    peer.handle({ type: "raftMessage", from: msg.fromPeer!, message: m });
   }
 
   /**
@@ -121,17 +113,13 @@ export class Inbox {
     }
     if (!this.mayCreatePeer(msg)) return;
     this.creating.set(msg.regionId, [msg]);
-    void persistedHardState(store, msg.regionId)
+    void persistedHardState(store.raftEngine, msg.regionId)
       .then((hardState) => {
         const queued = this.creating.get(msg.regionId) ?? [];
         this.creating.delete(msg.regionId);
         if (store.stopped) return []; // a stopped store handles nothing more
         if (store.peers.has(msg.regionId) || !this.mayCreatePeer(msg)) return queued;
-        const region: Region = { id: msg.regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 0n, version: 0n }, peers: [] };
-        const raftState = RaftLocalState.create({ hardState: { term: hardState.term, vote: hardState.vote, commit: 0n } });
-        const storage = new PeerStorage(region, raftState, RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } }), []);
-        store.addPeer(new Peer(store.storeId, msg.toPeer!, storage, store.config, store.runtime));
-        store.log.info({ region_id: String(msg.regionId), peer_id: String(msg.toPeer!.id), term: String(hardState.term) }, "created uninitialized peer from a message");
+        store.addPeer(createUninitializedPeer(store, msg.regionId, msg.toPeer!, hardState));
         return queued;
       })
       .then((queued) => {
@@ -255,12 +243,6 @@ export class Inbox {
     this.pendingSnapshots.set(region.id, { region, index: key.index, term: key.term, until: store.runtime.now() + PENDING_SNAPSHOT_MS });
     return true;
   }
-}
-
-/** The term and vote this store last persisted for a region (zero when it never had a peer of it). */
-export async function persistedHardState(store: Store, regionId: bigint): Promise<HardState> {
-  const buf = await store.opts.raft.getMeta(raftStateKey(regionId));
-  return (buf ? RaftLocalState.decode(buf).hardState : undefined) ?? HardState.create();
 }
 
 export function snapKeyOf(msg: RaftMessage): { regionId: bigint; term: bigint; index: bigint } {

@@ -2,9 +2,19 @@ import { Entry } from "../../raft/eraftpb.js";
 import type { Engine } from "../engine/index.js";
 import { entryBytes } from "./entry-cache.js";
 import { raftLogKey } from "./keys.js";
+import type { Logger } from "../../util/logger.js";
+import type { RaftstoreConfig } from "./config.js";
 import type { Peer } from "./peer.js";
 import type { LogFetchRequest } from "./peer-storage.js";
-import type { Store } from "./store.js";
+
+/** What tending a peer's raft log needs of its store. */
+export interface LogFetchContext {
+  readonly stopped: boolean;
+  readonly log: Logger;
+  readonly config: RaftstoreConfig;
+  readonly raftEngine: Engine;
+  readonly peers: ReadonlyMap<bigint, Peer>;
+}
 
 // The memory side of a peer's raft log: its entry cache stays within raftEntryCacheSize, and
 // entries older than the cache are read from the raft engine in the background when a follower
@@ -16,7 +26,7 @@ import type { Store } from "./store.js";
  * not grow with the number of regions); those a lagging follower still needs stay within the
  * byte budget. A follower needs none of its applied entries: if it is elected, it reads them back.
  */
-export function tendRaftLog(store: Store, peer: Peer): void {
+export function tendRaftLog(store: LogFetchContext, peer: Peer): void {
   if (peer.destroyed) return;
   const applied = peer.raw.basicStatus().applied;
   let replicated = applied;
@@ -28,10 +38,10 @@ export function tendRaftLog(store: Store, peer: Peer): void {
   for (const req of peer.storage.takeFetchRequests()) void fetchEntries(store, peer, req);
 }
 
-async function fetchEntries(store: Store, peer: Peer, req: LogFetchRequest): Promise<void> {
+async function fetchEntries(store: LogFetchContext, peer: Peer, req: LogFetchRequest): Promise<void> {
   let entries: Entry[];
   try {
-    entries = await readRaftLog(store.opts.raft, peer.regionId, req);
+    entries = await readRaftLog(store.raftEngine, peer.regionId, req);
   } catch (err) {
     peer.storage.onFetchFailed(req.lo);
     // Raft asks again on the follower's next heartbeat response; a stopping store closed the engine.
@@ -39,9 +49,7 @@ async function fetchEntries(store: Store, peer: Peer, req: LogFetchRequest): Pro
     return;
   }
   if (store.stopped || peer.destroyed || store.peers.get(peer.regionId) !== peer) return;
-  peer.storage.onFetched(req.lo, entries);
-  peer.raw.onEntriesFetched();
-  store.loop.schedule();
+  peer.handle({ type: "entriesFetched", lo: req.lo, entries });
 }
 
 /** Entries [lo, hi) of a region's raft log from the raft engine: at least one, stopping before maxSize bytes. */

@@ -1,92 +1,78 @@
-import { RawNode, seededRandom } from "../../raft/index.js";
-import type { ConfChange, Message } from "../../raft/eraftpb.js";
-import { MessageType } from "../../raft/eraftpb.js";
+import { ErrProposalDropped, RawNode, seededRandom, type Ready } from "../../raft/index.js";
+import { ConfChange, ConfChangeType, type Message } from "../../raft/eraftpb.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import type { Peer as PeerMeta, Region } from "../../proto/metapb.js";
-import type { RaftCmdRequest, RaftCmdResponse } from "../../proto/raft_cmdpb.js";
+import { AdminCmdType, RaftCmdRequest, RaftCmdResponse, type RaftRequestHeader } from "../../proto/raft_cmdpb.js";
 import type { RaftMessage } from "../../proto/raft_serverpb.js";
-import type { EngineSnapshot } from "../engine/index.js";
-import type { RaftstoreConfig } from "./config.js";
+import type { EngineSnapshot, WriteBatch } from "../engine/index.js";
+import type { Logger } from "../../util/logger.js";
 import type { Runtime } from "../../util/runtime.js";
+import type { ApplyOutcome, ApplyTarget } from "./apply.js";
+import type { DeliberateBugs } from "../../util/deliberate-bugs.js";
+import type { RaftstoreConfig } from "./config.js";
+import { checkKeysInRegion, checkRegionEpoch } from "./epoch.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import type { PeerStorage } from "./peer-storage.js";
+import { inspectRequest, isInitialMessage, type PeerMsg } from "./peer-msg.js";
+import { Proposals } from "./proposals.js";
+import { ReadQueue, type ReadWaiter } from "./reads.js";
+import { mergeRange } from "./region-worker.js";
 
-/**
- * A write whose entry is in the log, waiting for it to apply, matched by index and term. It has
- * no deadline: only its apply (or StaleCommand, when the outcome becomes unknown) answers it.
- */
-export interface Proposal {
-  index: bigint;
-  term: bigint;
-  done(resp: RaftCmdResponse): void;
-}
+export type { Proposal } from "./proposals.js";
+export type { ReadOutcome, ReadWaiter } from "./reads.js";
+export { inspectRequest, isInitialMessage, type PeerMsg, type RequestPolicy } from "./peer-msg.js";
 
-/** What a linearizable read gets: the region and a kv snapshot taken after `applied >= readIndex`. */
-export type ReadOutcome = { error: RegionErrorPb } | { region: Region; snapshot: EngineSnapshot };
-
-export interface ReadWaiter {
-  deadline: number;
-  /** The request, re-checked against the region when the read is served (a split may have happened meanwhile). */
-  req: RaftCmdRequest;
-  done(outcome: ReadOutcome): void;
-}
-
-/**
- * A message that may create a peer on a store that has none for its region: a (pre-)vote, or the
- * first heartbeat of a new leader (commit 0). Such messages carry the region's range.
- */
-export function isInitialMessage(m: Message): boolean {
-  return (
-    m.msgType === MessageType.MsgRequestVote ||
-    m.msgType === MessageType.MsgRequestPreVote ||
-    (m.msgType === MessageType.MsgHeartbeat && m.commit === 0n)
-  );
+/** What a peer takes from its store at creation. */
+export interface PeerEnv {
+  config: RaftstoreConfig;
+  runtime: Runtime;
+  log: Logger;
+  /** Wakes the store loop: the peer has something for its next turn. */
+  wake(): void;
 }
 
 /**
  * One replica of one region on this store: its raft node, its storage, and the requests
- * waiting on it. All mutation happens on the store loop; the peer itself does no I/O.
+ * waiting on it. Everything it receives comes through `handle`; the store loop drives its
+ * Readies. All mutation happens on the store loop; the peer itself does no I/O.
  */
 export class Peer {
   readonly raw: RawNode;
-  proposals: Proposal[] = [];
-  /** Normal commands waiting for the next turn, proposed together as one batch of entries. */
-  proposeQueue: Array<{ data: Buffer; done(resp: RaftCmdResponse): void }> = [];
-  /** Reads that arrived since the last turn: one ReadIndex serves them all. */
-  readBatch: ReadWaiter[] = [];
-  /** ReadIndex requests sent to raft, by context. */
-  readsInFlight = new Map<string, ReadWaiter[]>();
-  /** Reads whose read index is known, waiting for apply to reach it. */
-  readsWaitingApply: Array<{ index: bigint; waiters: ReadWaiter[] }> = [];
-  /** Raft log entries (from, to] to delete in the next raft batch (after a CompactLog). */
+  private readonly proposals = new Proposals();
+  private readonly reads: ReadQueue;
+  /** Peers seen in messages but not (yet) in the region meta, for addressing replies. */
+  private readonly peerCache = new Map<bigint, PeerMeta>();
+  private retirement: { index: bigint; sinceTick: number } | undefined;
+  /** Approximate region size in bytes from the last split check; undefined until measured. */
+  private measuredSize: number | undefined;
+  /** Bytes written since the last split check. */
+  private writtenSinceSplitCheck = 0;
+  private readonly log: Logger;
+  private readonly wake: () => void;
+
+  // The region worker (region-worker.ts) still writes these four directly; everything else
+  // goes through `handle`, `deleteLogLater` and `persistRaftStateNextTurn`.
+  /** Raft log entries (from, to] to delete in the next raft batch (after a CompactLog or a snapshot). */
   pendingLogDelete: { from: bigint; to: bigint } | undefined;
   /** The raft state must be written in the next raft batch even if raft reports no change. */
   raftStateDirty = false;
+  /** Set once the peer left this store (see the "destroy" message). */
   destroyed = false;
-  /**
-   * Set when this peer applied its own removal while leading. A survivor may not know yet that
-   * the removal committed (in a 2-peer region it would then wait forever for this peer's vote),
-   * so this peer does not vanish: it serves nothing, hands leadership to a survivor that holds
-   * the removal, stays a voter, and asks the survivors until one that applied the removal
-   * answers with a GC message (see retire.ts).
-   */
-  retiring: { index: bigint; sinceTick: number } | undefined;
   generatingSnapshot = false;
-  /** Approximate region size in bytes from the last split check; undefined until measured. */
-  approximateSize: number | undefined;
-  /** Bytes written since the last split check. */
-  sizeDiffHint = 0;
-  private readSeq = 0;
-  /** Peers seen in messages but not (yet) in the region meta, for addressing replies. */
-  private readonly peerCache = new Map<bigint, PeerMeta>();
+  /** Test-only safety switches turned off (util/deliberate-bugs.ts). */
+  private readonly deliberateBugs: DeliberateBugs | undefined;
 
   constructor(
     readonly storeId: bigint,
     readonly meta: PeerMeta,
     readonly storage: PeerStorage,
-    config: RaftstoreConfig,
-    runtime: Runtime,
+    env: PeerEnv,
   ) {
+    const config = env.config;
+    this.deliberateBugs = config.deliberateBugs;
+    this.log = env.log;
+    this.wake = env.wake;
+    this.reads = new ReadQueue(meta.id);
     this.raw = new RawNode({
       id: meta.id,
       electionTick: config.raftElectionTicks,
@@ -100,9 +86,210 @@ export class Peer {
       // A leader that applies its own removal keeps leading until the others know the commit.
       stepDownOnRemoval: false,
       // Election timeouts differ per peer and per start; the runtime's randomness keeps a simulation replayable.
-      random: seededRandom(Math.floor(runtime.random() * 2147483647)),
+      random: seededRandom(Math.floor(env.runtime.random() * 2147483647)),
     });
   }
+
+  // ---- the door ----
+
+  /** Takes one message; the peer wakes the store loop when the message left work for its next turn. */
+  handle(msg: PeerMsg): void {
+    switch (msg.type) {
+      case "raftMessage":
+        this.step(msg.from, msg.message);
+        return this.wake();
+      case "command":
+      case "read":
+        return this.onRequest(msg);
+      case "tick":
+        this.raw.tick();
+        return this.expireReads(msg.now);
+      case "snapshotStatus":
+        this.raw.reportSnapshot(msg.toPeerId, msg.status);
+        return this.wake();
+      case "unreachable":
+        return this.raw.reportUnreachable(msg.toPeerId);
+      case "entriesFetched":
+        this.storage.onFetched(msg.lo, msg.entries);
+        this.raw.onEntriesFetched();
+        return this.wake();
+      case "campaign":
+        return this.raw.campaign();
+      case "destroy":
+        this.destroyed = true;
+        return this.failAll(regionErrors.regionNotFound(this.regionId));
+    }
+  }
+
+  private step(from: PeerMeta, m: Message): void {
+    this.rememberPeer(from);
+    try {
+      this.raw.step(m);
+    } catch (err) {
+      this.log.debug({ err, region_id: String(this.regionId) }, "raft refused a message");
+    }
+  }
+
+  /** The peer's checks (it leads, at the request's epoch), then the request's policy (`inspectRequest`). */
+  private onRequest(msg: Extract<PeerMsg, { type: "command" | "read" }>): void {
+    const refusal = this.refusal(msg.req.header) ?? checkRegionEpoch(msg.req, this.region);
+    if (msg.type === "read") {
+      if (refusal) return msg.done({ error: refusal });
+      this.reads.add({ deadline: msg.deadline, req: msg.req, done: msg.done });
+      return this.wake();
+    }
+    const done = msg.done;
+    const keyErr = refusal ?? checkKeysInRegion(msg.req, this.region);
+    if (keyErr) return done(errorResponse(keyErr, this.term));
+    try {
+      switch (inspectRequest(msg)) {
+        case "transferLeader":
+          return this.transferLeader(msg.req, done);
+        case "proposeConfChange":
+          return this.proposeConfChange(msg.req, done);
+        default:
+          // Batched with the other commands of this turn: one append message per follower.
+          this.proposals.queue({ data: Buffer.from(RaftCmdRequest.encode(msg.req).finish()), done });
+          return this.wake();
+      }
+    } catch (err) {
+      done(errorResponse(this.droppedError(err), this.term));
+    }
+  }
+
+  /** Why this peer does not take a request addressed to its region, if it does not. */
+  private refusal(header: RaftRequestHeader | undefined): RegionErrorPb | undefined {
+    if (this.retirement) return regionErrors.notLeader(this.regionId); // removed: leads only to hand over
+    if (!this.isLeader()) return this.notLeaderError();
+    if (header?.term && header.term !== 0n && this.term > header.term + 1n) return regionErrors.staleCommand();
+    return undefined;
+  }
+
+  private transferLeader(req: RaftCmdRequest, done: (resp: RaftCmdResponse) => void): void {
+    this.raw.transferLeader(req.adminRequest!.transferLeader!.peer!.id);
+    this.wake();
+    done(RaftCmdResponse.fromPartial({ header: {}, adminResponse: { cmdType: AdminCmdType.TransferLeader, transferLeader: {} } }));
+  }
+
+  private proposeConfChange(req: RaftCmdRequest, done: (resp: RaftCmdResponse) => void): void {
+    const change = req.adminRequest!.changePeer!;
+    if (change.changeType === ConfChangeType.RemoveNode && change.peer?.id === this.meta.id) {
+      // A leader that removes itself may destroy itself before any follower learns the
+      // removal committed; with two peers that leaves one voter that can never win. Hand
+      // leadership over first; the caller retries on the new leader.
+      const target = this.region.peers.find((p) => p.id !== this.meta.id);
+      if (target) this.raw.transferLeader(target.id);
+      this.wake();
+      return done(errorResponse(regionErrors.notLeader(this.regionId, target), this.term));
+    }
+    this.rememberPeer(change.peer);
+    const cc = ConfChange.fromPartial({ changeType: change.changeType, nodeId: change.peer!.id, context: Buffer.from(RaftCmdRequest.encode(req).finish()) });
+    const at = this.raw.proposeConfChange(cc);
+    this.proposals.inTheLog(at.index, at.term, [{ done }]);
+    this.wake();
+  }
+
+  /** Raft dropped a proposal (no leader, a transfer under way...): a leader says why, a follower names the leader. */
+  private droppedError(err: unknown): RegionErrorPb {
+    if (!(err instanceof ErrProposalDropped)) throw err;
+    return this.isLeader() ? regionErrors.other(err.message) : this.notLeaderError();
+  }
+
+  // ---- what the store loop does with the peer each turn ----
+
+  /** Proposes the commands queued since the last turn as one batch of entries. */
+  proposeQueued(): void {
+    const batch = this.proposals.takeQueued();
+    if (batch.length === 0) return;
+    try {
+      const { firstIndex, term } = this.raw.proposeBatch(batch.map((p) => p.data));
+      this.proposals.inTheLog(firstIndex, term, batch);
+    } catch (err) {
+      const error = this.droppedError(err);
+      for (const p of batch) p.done(errorResponse(error, this.term));
+    }
+  }
+
+  /** Sends the reads that arrived since the last turn to raft as one ReadIndex. */
+  sendReadIndex(): void {
+    const batch = this.reads.takeArrived();
+    if (batch.length === 0) return;
+    if (!this.isLeader()) {
+      const error = this.notLeaderError();
+      for (const w of batch) w.done({ error });
+      return;
+    }
+    if (this.deliberateBugs?.has("read-without-read-index")) return this.reads.confirmed([{ index: 0n, requestCtx: this.reads.sent(batch) }]);
+    this.raw.readIndex(this.reads.sent(batch));
+  }
+
+  hasReady(): boolean {
+    return this.raw.hasReady();
+  }
+
+  ready(): Ready {
+    return this.raw.ready();
+  }
+
+  advance(rd: Ready): void {
+    this.raw.advance(rd);
+  }
+
+  /** True when the next raft batch must carry something for this peer even without a Ready. */
+  needsPersist(): boolean {
+    return this.raftStateDirty || this.pendingLogDelete !== undefined;
+  }
+
+  /** Puts this peer's log deletions, new entries and raft state (as `rd` changes them) in the raft batch. */
+  persist(raftWb: WriteBatch, rd: Ready | undefined): void {
+    if (this.pendingLogDelete) {
+      this.storage.deleteLogRange(raftWb, this.pendingLogDelete.from, this.pendingLogDelete.to);
+      this.pendingLogDelete = undefined;
+    }
+    if (rd) {
+      this.storage.append(rd.entries, raftWb);
+      if (rd.hardState) this.storage.setHardState(rd.hardState);
+    }
+    if ((rd && (rd.entries.length > 0 || rd.hardState)) || this.raftStateDirty) {
+      this.storage.writeRaftState(raftWb);
+      this.raftStateDirty = false;
+    }
+  }
+
+  /** The raft log entries (from, to] go in the next raft batch, with the raft state. */
+  deleteLogLater(range: { from: bigint; to: bigint }): void {
+    this.pendingLogDelete = mergeRange(this.pendingLogDelete, range);
+    this.raftStateDirty = true;
+  }
+
+  /** The raft state goes in the next raft batch even if raft reports no change (a new peer). */
+  persistRaftStateNextTurn(): void {
+    this.raftStateDirty = true;
+  }
+
+  /** What apply needs of this peer; `hasInitializedRegion` answers for the whole store. */
+  applyTarget(hasInitializedRegion: (regionId: bigint) => boolean): ApplyTarget {
+    return { storage: this.storage, selfPeerId: this.meta.id, applyConfChange: (cc) => this.raw.applyConfChange(cc), hasInitializedRegion };
+  }
+
+  /** Answers the proposals an apply settled and keeps its log compaction for the next raft batch. */
+  applied(outcome: ApplyOutcome): void {
+    for (const { index, term, resp } of outcome.responses) this.proposals.finish(index, term, resp, this.term);
+    if (outcome.compacted) this.deleteLogLater(outcome.compacted);
+  }
+
+  /** Bytes of keys and values this peer's apply just wrote: a hint for the split checker. */
+  wrote(bytes: number): void {
+    this.writtenSinceSplitCheck += bytes;
+  }
+
+  /** Raft confirmed read indexes in a Ready: serve every read whose index is now applied. */
+  serveReads(rd: Ready, takeSnapshot: () => EngineSnapshot): void {
+    this.reads.confirmed(rd.readStates);
+    this.reads.serve(this.storage.appliedIndex, this.region, takeSnapshot);
+  }
+
+  // ---- what the peer tells about itself ----
 
   get regionId(): bigint {
     return this.storage.region.id;
@@ -134,25 +321,45 @@ export class Peer {
     return this.region.peers.find((p) => p.id === id) ?? this.peerCache.get(id);
   }
 
-  rememberPeer(p: PeerMeta | undefined): void {
+  private rememberPeer(p: PeerMeta | undefined): void {
     if (p && p.id !== 0n && !this.region.peers.some((x) => x.id === p.id)) this.peerCache.set(p.id, { ...p });
+  }
+
+  /**
+   * Set when this peer applied its own removal while leading. A survivor may not know yet that
+   * the removal committed (in a 2-peer region it would then wait forever for this peer's vote),
+   * so this peer does not vanish: it serves nothing, hands leadership to a survivor that holds
+   * the removal, stays a voter, and asks the survivors until one that applied the removal
+   * answers with a GC message (see retire.ts).
+   */
+  get retiring(): Readonly<{ index: bigint; sinceTick: number }> | undefined {
+    return this.retirement;
   }
 
   /** Starts retiring (see `retiring`); answers what waits on it, as a peer that stopped leading would. */
   retire(removalIndex: bigint, tick: number): void {
-    this.retiring = { index: removalIndex, sinceTick: tick };
+    this.retirement = { index: removalIndex, sinceTick: tick };
     this.failAll(regionErrors.notLeader(this.regionId));
   }
 
-  applyConfChange(cc: ConfChange): void {
-    this.raw.applyConfChange(cc);
+  /** Approximate region size in bytes from the last split check; undefined until measured. */
+  get approximateSize(): number | undefined {
+    return this.measuredSize;
   }
 
-  nextReadContext(): Buffer {
-    const ctx = Buffer.allocUnsafe(16);
-    ctx.writeBigUInt64BE(this.meta.id, 0);
-    ctx.writeBigUInt64BE(BigInt(++this.readSeq), 8);
-    return ctx;
+  /** True when the region was never measured or enough was written since its last split check. */
+  splitCheckDue(minWrittenBytes: number): boolean {
+    return this.measuredSize === undefined || this.writtenSinceSplitCheck >= minWrittenBytes;
+  }
+
+  splitChecked(approximateSize: number): void {
+    this.measuredSize = approximateSize;
+    this.writtenSinceSplitCheck = 0;
+  }
+
+  /** True when raft asked for a snapshot and none is being generated. */
+  wantsSnapshotGenerated(): boolean {
+    return this.storage.snapshotRequested && !this.generatingSnapshot;
   }
 
   /** Wraps a raft message in the store-to-store envelope; undefined when the target is unknown. */
@@ -173,62 +380,18 @@ export class Peer {
     };
   }
 
-  /** Answers the proposals that `(index, term)` settles: earlier ones were lost (stale), a term mismatch is stale. */
-  finishProposal(index: bigint, term: bigint, resp: RaftCmdResponse): void {
-    while (this.proposals.length > 0) {
-      const p = this.proposals[0]!;
-      if (p.index > index) return;
-      this.proposals.shift();
-      if (p.index === index && p.term === term) {
-        p.done(resp);
-        return;
-      }
-      p.done(errorResponse(regionErrors.staleCommand(), this.term));
-    }
-  }
-
-  /**
-   * Proposals from an earlier term can no longer be matched in index order (the new term's log
-   * may reuse their indexes); a leader that lost and regained leadership between two turns
-   * fails them before recording new ones. Their outcome is unknown to the client, as on any
-   * leader change.
-   */
-  dropProposalsOfOtherTerms(term: bigint): void {
-    if (this.proposals.length === 0 || this.proposals[this.proposals.length - 1]!.term === term) return;
-    const stale = this.proposals.filter((p) => p.term !== term);
-    this.proposals = this.proposals.filter((p) => p.term === term);
-    for (const p of stale) p.done(errorResponse(regionErrors.staleCommand(), this.term));
-  }
-
   /**
    * Answers every waiting request: leadership lost, peer destroyed or store stopping. Requests
    * never proposed get `error` (safe to retry); proposals already in the log get StaleCommand,
    * because their entries may still commit under another leader and the outcome is unknown.
    */
   failAll(error: RegionErrorPb): void {
-    const unknown = regionErrors.staleCommand(`${error.message}: the command is in the raft log and its outcome is unknown`);
-    for (const p of this.proposals.splice(0)) p.done(errorResponse(unknown, this.term));
-    for (const p of this.proposeQueue.splice(0)) p.done(errorResponse(error, this.term));
-    for (const w of this.readBatch.splice(0)) w.done({ error });
-    for (const ws of this.readsInFlight.values()) for (const w of ws) w.done({ error });
-    this.readsInFlight.clear();
-    for (const { waiters } of this.readsWaitingApply.splice(0)) for (const w of waiters) w.done({ error });
+    this.proposals.failAll(error, this.term);
+    this.reads.failAll(error);
   }
 
-  /**
-   * Fails reads past their deadline (a read changes nothing, so the client may simply retry).
-   * Proposals are never expired: their entries are in the log and can still apply.
-   */
-  expireReads(now: number): void {
-    const timeout = () => regionErrors.other(`region ${this.regionId}: read timed out on peer ${this.meta.id}`);
-    while (this.readsWaitingApply.length > 0 && this.readsWaitingApply[0]!.waiters.every((w) => w.deadline < now)) {
-      for (const w of this.readsWaitingApply.shift()!.waiters) w.done({ error: timeout() });
-    }
-    for (const [ctx, ws] of this.readsInFlight) {
-      if (ws.every((w) => w.deadline < now)) {
-        this.readsInFlight.delete(ctx);
-        for (const w of ws) w.done({ error: timeout() });
-      }
-    }
+  /** Fails reads past their deadline. Proposals are never expired: their entries are in the log and can still apply. */
+  private expireReads(now: number): void {
+    this.reads.expire(now, () => regionErrors.other(`region ${this.regionId}: read timed out on peer ${this.meta.id}`));
   }
 }

@@ -1,5 +1,5 @@
 import { statfs } from "node:fs/promises";
-import type { SchedulerRpcClient } from "../../scheduler/client.js";
+import type { SchedulerApi } from "../../scheduler/api.js";
 import type { Peer as PeerMeta } from "../../proto/metapb.js";
 import { AdminCmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
 import type { RegionHeartbeatResponse } from "../../proto/schedulerpb.js";
@@ -13,19 +13,33 @@ import type { Store, StoreHooks } from "./store.js";
  * peers and approximate size), store heartbeats, split ids (AskSplit), and the operators the
  * scheduler sends back (add/remove peer, transfer leader), proposed as admin commands.
  */
+/** Capacity and free space of the disk a store's data lives on, bytes. */
+export type DiskUsage = () => Promise<{ capacity: bigint; available: bigint }>;
+
+/** The file system's view of `path` (statfs). */
+export function fsDiskUsage(path: string): DiskUsage {
+  return async () => {
+    const fs = await statfs(path);
+    return { capacity: BigInt(fs.blocks) * BigInt(fs.bsize), available: BigInt(fs.bavail) * BigInt(fs.bsize) };
+  };
+}
+
 export class SchedulerWorker {
   private store: Store | undefined;
   private storeTimer: TimerHandle | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly startedAt: number;
+  private readonly diskUsage: DiskUsage;
 
   constructor(
-    private readonly client: SchedulerRpcClient,
-    private readonly dataPath: string,
+    private readonly client: SchedulerApi,
+    /** The store's data dir (its file system is measured), or how to measure the disk. */
+    disk: string | DiskUsage,
     private readonly log: Logger,
     private readonly runtime: Runtime = realRuntime,
   ) {
     this.startedAt = Math.floor(runtime.now() / 1000);
+    this.diskUsage = typeof disk === "string" ? fsDiskUsage(disk) : disk;
   }
 
   hooks(): StoreHooks {
@@ -66,11 +80,14 @@ export class SchedulerWorker {
 
   private async storeHeartbeat(): Promise<void> {
     const store = this.store;
-    if (!store || store.stopped) return;
+    if (!store) return;
+    if (store.stopped) {
+      // The store stopped without telling us (a crash): this worker's life ends with it.
+      this.stop();
+      return;
+    }
     try {
-      const fs = await statfs(this.dataPath);
-      const capacity = BigInt(fs.blocks) * BigInt(fs.bsize);
-      const available = BigInt(fs.bavail) * BigInt(fs.bsize);
+      const { capacity, available } = await this.diskUsage();
       let used = 0;
       for (const p of store.peers.values()) used += p.approximateSize ?? 0;
       const snaps = store.snapshotCounts();
@@ -105,7 +122,7 @@ export class SchedulerWorker {
 
   private onOperator(resp: RegionHeartbeatResponse): void {
     const store = this.store;
-    if (!store || (!resp.changePeer && !resp.transferLeader)) return;
+    if (!store || store.stopped || (!resp.changePeer && !resp.transferLeader)) return;
     const header = { regionId: resp.regionId, peer: resp.targetPeer, regionEpoch: resp.regionEpoch };
     const req = resp.changePeer
       ? RaftCmdRequest.fromPartial({

@@ -1,22 +1,20 @@
-import { ErrProposalDropped, SnapshotStatus } from "../../raft/index.js";
-import { ConfChange, ConfChangeType } from "../../raft/eraftpb.js";
+import { SnapshotStatus } from "../../raft/index.js";
 import type { Peer as PeerMeta, Region, RegionEpoch } from "../../proto/metapb.js";
-import { AdminCmdType, RaftCmdRequest, RaftCmdResponse, type RaftRequestHeader } from "../../proto/raft_cmdpb.js";
-import { PeerState, RegionLocalState, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
+import { AdminCmdType, RaftCmdRequest, type RaftCmdResponse, type RaftRequestHeader } from "../../proto/raft_cmdpb.js";
+import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
 import type { Logger } from "../../util/logger.js";
 import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
 import type { Engine } from "../engine/index.js";
 import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } from "../transport/transport.js";
 import type { RaftstoreConfig } from "./config.js";
-import { checkKeysInRegion, checkRegionEpoch } from "./epoch.js";
 import { errorResponse, regionErrors } from "./errors.js";
-import { REGION_META_MAX_KEY, REGION_META_MIN_KEY } from "./keys.js";
 import { Inbox, snapKeyOf } from "./inbox.js";
 import { Peer, type ReadOutcome } from "./peer.js";
+import { createSplitPeer, loadPeers } from "./peer-lifecycle.js";
 import { tickRetiring } from "./retire.js";
-import { PeerStorage } from "./peer-storage.js";
+import { RegionWorker } from "./region-worker.js";
 import { SnapManager } from "./snap.js";
-import { StoreLoop } from "./store-loop.js";
+import { StoreLoop, type LoopContext } from "./store-loop.js";
 import { maybeCompactLog, runSplitChecks } from "./housekeeping.js";
 
 /** Hooks for the scheduler integration (region heartbeats, split ids); all optional. */
@@ -58,67 +56,84 @@ export class Store implements RaftMessageSink {
   readonly tombstones = new Map<bigint, Region>();
   readonly snaps: SnapManager;
   readonly transport: RaftTransport;
+  readonly worker: RegionWorker;
   readonly loop: StoreLoop;
+  readonly kv: Engine;
+  readonly raftEngine: Engine;
+  readonly config: RaftstoreConfig;
   private readonly inbox: Inbox;
   readonly log: Logger;
   readonly runtime: Runtime;
+  private readonly hooks: StoreHooks;
   private tickTimer: TimerHandle | undefined;
   private ticks = 0;
   private splitCheck: Promise<void> | undefined;
   /** Set once every region is loaded: until then messages and requests are refused. */
   private started = false;
-  stopped = false;
+  private stopping = false;
 
-  constructor(readonly opts: StoreOptions) {
-    this.storeId = opts.storeId;
-    this.runtime = opts.runtime ?? realRuntime;
-    this.log = opts.log.child({ store_id: String(opts.storeId) });
-    this.snaps = new SnapManager(opts.snapDir);
-    this.transport = opts.makeTransport((msg) => this.snapshotSource(msg), {
-      onUnreachable: (msg) => this.peers.get(msg.regionId)?.raw.reportUnreachable(msg.toPeer!.id),
+  constructor(private readonly options: StoreOptions) {
+    this.storeId = options.storeId;
+    this.kv = options.kv;
+    this.raftEngine = options.raft;
+    this.config = options.config;
+    this.hooks = options.hooks ?? {};
+    this.runtime = options.runtime ?? realRuntime;
+    this.log = options.log.child({ store_id: String(options.storeId) });
+    this.snaps = new SnapManager(options.snapDir);
+    this.transport = options.makeTransport((msg) => this.snapshotSource(msg), {
+      onUnreachable: (msg) => this.peers.get(msg.regionId)?.handle({ type: "unreachable", toPeerId: msg.toPeer!.id }),
       onSnapshotStatus: (msg, ok) => {
-        this.peers.get(msg.regionId)?.raw.reportSnapshot(msg.toPeer!.id, ok ? SnapshotStatus.Finish : SnapshotStatus.Failure);
-        this.loop.schedule();
+        this.peers.get(msg.regionId)?.handle({ type: "snapshotStatus", toPeerId: msg.toPeer!.id, status: ok ? SnapshotStatus.Finish : SnapshotStatus.Failure });
       },
     });
-    this.loop = new StoreLoop(this);
+    this.worker = new RegionWorker(this, () => this.loop.schedule());
+    this.loop = new StoreLoop(this.loopContext());
     this.inbox = new Inbox(this);
   }
 
-  get config(): RaftstoreConfig {
-    return this.opts.config;
+  /**
+   * The engines, for the region worker (region-worker.ts), which still reads them here; the
+   * rest of the options stay private. Use `kv` and `raftEngine`.
+   * @deprecated
+   */
+  get opts(): Pick<StoreOptions, "kv" | "raft"> {
+    return { kv: this.options.kv, raft: this.options.raft };
+  }
+
+  get stopped(): boolean {
+    return this.stopping;
+  }
+
+  private loopContext(): LoopContext {
+    const store = this;
+    return {
+      get stopped() {
+        return store.stopping;
+      },
+      log: this.log,
+      config: this.config,
+      runtime: this.runtime,
+      kv: this.kv,
+      raftEngine: this.raftEngine,
+      peers: this.peers,
+      transport: this.transport,
+      worker: this.worker,
+      get tickCount() {
+        return store.ticks;
+      },
+      createSplitPeer: (parent, region) => this.startSplitPeer(parent, region),
+      regionChanged: (peer) => this.hooks.onRegionHeartbeat?.(peer),
+      stop: () => this.stop(),
+    };
   }
 
   /** Loads every region of this store from the kv engine and starts ticking. */
   async start(): Promise<void> {
     this.snaps.removeAllReceived();
-    const snap = this.opts.kv.snapshot();
-    const regions: Array<{ state: PeerState; region: Region }> = [];
-    try {
-      for await (const { value } of snap.rawRange(REGION_META_MIN_KEY, REGION_META_MAX_KEY)) {
-        const st = RegionLocalState.decode(value);
-        regions.push({ state: st.state, region: st.region! });
-      }
-    } finally {
-      await snap.close();
-    }
-    for (const { state, region } of regions) {
-      if (state === PeerState.Tombstone) {
-        this.tombstones.set(region.id, region);
-        continue;
-      }
-      const meta = region.peers.find((p) => p.storeId === this.storeId);
-      if (!meta) {
-        // This store applied its own removal and crashed before destroying the peer: treat the
-        // region as left, so late messages for the old peer cannot create a new one.
-        this.log.warn({ region_id: String(region.id) }, "region state without a peer on this store: treating it as removed");
-        this.tombstones.set(region.id, region);
-        continue;
-      }
-      const storage = await PeerStorage.load(this.opts.kv, this.opts.raft, region);
-      if (this.config.deliberateBugs?.has("forget-vote-on-restart") && storage.raftState.hardState) storage.raftState.hardState.vote = 0n;
-      this.addPeer(new Peer(this.storeId, meta, storage, this.config, this.runtime));
-    }
+    const { peers, tombstones } = await loadPeers(this);
+    for (const region of tombstones) this.tombstones.set(region.id, region);
+    for (const peer of peers) this.addPeer(peer);
     this.started = true;
     this.log.info({ regions: this.peers.size }, "store started");
     this.tickTimer = this.runtime.setInterval(() => this.onTick(), this.config.raftBaseTickMs);
@@ -126,18 +141,32 @@ export class Store implements RaftMessageSink {
   }
 
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
+    if (this.stopping) return;
+    this.stopping = true;
     this.runtime.clearInterval(this.tickTimer);
     await this.loop.idle();
     await this.splitCheck;
-    await this.loop.backgroundIdle();
+    await this.worker.idle();
     for (const peer of this.peers.values()) peer.failAll(regionErrors.other(`store ${this.storeId} is stopping`));
     await this.transport.close();
   }
 
+  /** Wakes the store loop: a peer has something for its next turn. */
+  wake(): void {
+    this.loop.schedule();
+  }
+
   addPeer(peer: Peer): void {
     this.peers.set(peer.regionId, peer);
+  }
+
+  /** A split created a region with a peer here: start it; the parent's leader campaigns at once so it serves without an election timeout. */
+  private async startSplitPeer(parent: Peer, region: Region): Promise<void> {
+    const peer = await createSplitPeer(this, parent, region);
+    if (!peer) return;
+    this.addPeer(peer);
+    if (parent.isLeader()) peer.handle({ type: "campaign" });
+    this.hooks.onRegionHeartbeat?.(peer);
   }
 
   /** Ticks since start (the store's clock for per-peer chores). */
@@ -146,7 +175,7 @@ export class Store implements RaftMessageSink {
   }
 
   private onTick(): void {
-    if (this.stopped) return;
+    if (this.stopping) return;
     this.ticks++;
     const now = this.runtime.now();
     const gcEvery = Math.max(1, Math.round(this.config.raftLogGcTickMs / this.config.raftBaseTickMs));
@@ -154,15 +183,15 @@ export class Store implements RaftMessageSink {
     const splitEvery = Math.max(1, Math.round(this.config.splitRegionCheckTickMs / this.config.raftBaseTickMs));
     for (const peer of this.peers.values()) {
       if (this.loop.isBusy(peer)) continue; // frozen while its snapshot installs
-      peer.raw.tick();
+      peer.handle({ type: "tick", now });
       if (peer.retiring && tickRetiring(this, peer, this.ticks)) this.loop.destroyLater(peer);
-      peer.expireReads(now);
       if (this.ticks % gcEvery === 0) maybeCompactLog(this, peer);
-      if (this.ticks % hbEvery === 0 && peer.isLeader() && !peer.retiring) this.opts.hooks?.onRegionHeartbeat?.(peer);
+      if (this.ticks % hbEvery === 0 && peer.isLeader() && !peer.retiring) this.hooks.onRegionHeartbeat?.(peer);
     }
     if (this.ticks % gcEvery === 0) this.inbox.expirePendingSnapshots(now);
-    if (this.ticks % splitEvery === 0 && !this.splitCheck) {
-      this.splitCheck = runSplitChecks(this).finally(() => (this.splitCheck = undefined));
+    const onSplitKey = this.hooks.onSplitKey;
+    if (onSplitKey && this.ticks % splitEvery === 0 && !this.splitCheck) {
+      this.splitCheck = runSplitChecks(this, onSplitKey).finally(() => (this.splitCheck = undefined));
     }
     this.loop.schedule();
   }
@@ -180,18 +209,15 @@ export class Store implements RaftMessageSink {
 
   // ---- requests ----
 
-  /** Routes a command to the region's leader peer; checks done before proposing mirror TinyKV's order. */
+  /** The peer a request for a region goes to; the store's checks, before the peer's own (`Peer.handle`), in TinyKV's order. */
   private route(header: RaftRequestHeader | undefined): Peer | RaftCmdResponse {
-    if (this.stopped || !this.started) return errorResponse(regionErrors.other(`store ${this.storeId} is not serving (starting or stopping)`));
+    if (this.stopping || !this.started) return errorResponse(regionErrors.other(`store ${this.storeId} is not serving (starting or stopping)`));
     const regionId = header?.regionId ?? 0n;
     if (header?.peer && header.peer.storeId !== 0n && header.peer.storeId !== this.storeId) {
       return errorResponse(regionErrors.storeNotMatch(header.peer.storeId, this.storeId));
     }
     const peer = this.peers.get(regionId);
     if (!peer || peer.destroyed) return errorResponse(regionErrors.regionNotFound(regionId));
-    if (peer.retiring) return errorResponse(regionErrors.notLeader(regionId), peer.term); // removed: leads only to hand over
-    if (!peer.isLeader()) return errorResponse(peer.notLeaderError(), peer.term);
-    if (header?.term && header.term !== 0n && peer.term > header.term + 1n) return errorResponse(regionErrors.staleCommand(), peer.term);
     return peer;
   }
 
@@ -199,68 +225,23 @@ export class Store implements RaftMessageSink {
   propose(req: RaftCmdRequest): Promise<RaftCmdResponse> {
     const routed = this.route(req.header);
     if (!(routed instanceof Peer)) return Promise.resolve(routed);
-    const peer = routed;
-    const epochErr = checkRegionEpoch(req, peer.region) ?? checkKeysInRegion(req, peer.region);
-    if (epochErr) return Promise.resolve(errorResponse(epochErr, peer.term));
-    return new Promise((resolve) => {
-      try {
-        const admin = req.adminRequest;
-        let at: { index: bigint; term: bigint };
-        if (admin?.cmdType === AdminCmdType.TransferLeader) {
-          peer.raw.transferLeader(admin.transferLeader!.peer!.id);
-          this.loop.schedule();
-          resolve(RaftCmdResponse.fromPartial({ header: {}, adminResponse: { cmdType: AdminCmdType.TransferLeader, transferLeader: {} } }));
-          return;
-        } else if (admin?.cmdType === AdminCmdType.ChangePeer) {
-          const change = admin.changePeer!;
-          if (change.changeType === ConfChangeType.RemoveNode && change.peer?.id === peer.meta.id) {
-            // A leader that removes itself may destroy itself before any follower learns the
-            // removal committed; with two peers that leaves one voter that can never win. Hand
-            // leadership over first; the caller retries on the new leader.
-            const target = peer.region.peers.find((p) => p.id !== peer.meta.id);
-            if (target) peer.raw.transferLeader(target.id);
-            this.loop.schedule();
-            resolve(errorResponse(regionErrors.notLeader(peer.regionId, target), peer.term));
-            return;
-          }
-          peer.rememberPeer(change.peer);
-          const cc = ConfChange.fromPartial({ changeType: change.changeType, nodeId: change.peer!.id, context: Buffer.from(RaftCmdRequest.encode(req).finish()) });
-          at = peer.raw.proposeConfChange(cc);
-        } else {
-          // Batched with the other commands of this turn: one append message per follower.
-          peer.proposeQueue.push({ data: Buffer.from(RaftCmdRequest.encode(req).finish()), done: resolve });
-          this.loop.schedule();
-          return;
-        }
-        peer.dropProposalsOfOtherTerms(at.term);
-        peer.proposals.push({ index: at.index, term: at.term, done: resolve });
-        this.loop.schedule();
-      } catch (err) {
-        if (!(err instanceof ErrProposalDropped)) throw err;
-        resolve(errorResponse(peer.isLeader() ? regionErrors.other(err.message) : peer.notLeaderError(), peer.term));
-      }
-    });
+    return new Promise((resolve) => routed.handle({ type: "command", req, done: resolve }));
   }
 
   /** A linearizable read: ReadIndex, then a kv snapshot once apply has caught up. */
   read(header: RaftRequestHeader | undefined): Promise<ReadOutcome> {
     const routed = this.route(header);
     if (!(routed instanceof Peer)) return Promise.resolve({ error: routed.header!.error! });
-    const peer = routed;
     const req: RaftCmdRequest = { header, requests: [], adminRequest: undefined };
-    const epochErr = checkRegionEpoch(req, peer.region);
-    if (epochErr) return Promise.resolve({ error: epochErr });
-    return new Promise((resolve) => {
-      peer.readBatch.push({ deadline: this.runtime.now() + this.config.requestTimeoutMs, req, done: resolve });
-      this.loop.schedule();
-    });
+    const deadline = this.runtime.now() + this.config.requestTimeoutMs;
+    return new Promise((resolve) => routed.handle({ type: "read", req, deadline, done: resolve }));
   }
 
   // ---- raft messages from other stores ----
 
   onRaftMessage(msg: RaftMessage): void {
     // Before start() has loaded every region a message could create a duplicate, empty peer.
-    if (!this.started || this.stopped) return;
+    if (!this.started || this.stopping) return;
     try {
       this.inbox.onRaftMessage(msg);
     } catch (err) {
@@ -270,7 +251,7 @@ export class Store implements RaftMessageSink {
   }
 
   async onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
-    if (!this.started || this.stopped) throw new StoreStoppedError(this.storeId);
+    if (!this.started || this.stopping) throw new StoreStoppedError(this.storeId);
     await this.inbox.onSnapshot(chunks);
   }
 
@@ -287,7 +268,7 @@ export class Store implements RaftMessageSink {
 
   /** Snapshots on their way out, on their way in (received or receiving, not installed) and installing: for store heartbeats. */
   snapshotCounts(): { sending: number; receiving: number; applying: number } {
-    return { sending: this.sendingSnapshots, receiving: this.inbox.incomingSnapshots(), applying: this.loop.worker.installing() };
+    return { sending: this.sendingSnapshots, receiving: this.inbox.incomingSnapshots(), applying: this.worker.installing() };
   }
 
   /** True when [start, end) overlaps an initialized region, or an incoming snapshot, of another id on this store. */

@@ -1,10 +1,10 @@
 /**
  * `make sim`: runs SEEDS seeds (from SEED_BASE, default 1) and prints a summary; `SEED=n make sim`
  * replays one seed and prints its fault schedule, trace tail and hash. Exit code 1 if any failed.
- * FAULT_MS / LIVENESS_MS override the fault phase and the liveness bound (simulated ms); FAULTS
- * (comma-separated kinds) narrows the fault mix; DELIBERATE_BUGS turns safety switches off
- * (test-only: see src/util/deliberate-bugs.ts). Every seed's line, and the summary, end with a
- * trace hash.
+ * FAULT_MS / LIVENESS_MS override the fault phase and the liveness bound (simulated ms), CLIENTS
+ * the number of KvClients (half registers, half bank); FAULTS (comma-separated kinds) narrows the
+ * fault mix; DELIBERATE_BUGS turns safety switches off (test-only: src/util/deliberate-bugs.ts).
+ * Every seed's line, and the summary, end with a trace hash.
  */
 import { createHash } from "node:crypto";
 import { DELIBERATE_BUGS, type DeliberateBug } from "../../../src/util/deliberate-bugs.js";
@@ -30,7 +30,7 @@ function listEnv<T extends string>(name: string, allowed: readonly T[]): T[] | u
 
 /** The settings a replay needs besides the seed (the fault kinds, bugs and phase lengths this run used). */
 function replayEnv(): string {
-  return ["FAULTS", "DELIBERATE_BUGS", "FAULT_MS", "LIVENESS_MS"]
+  return ["FAULTS", "DELIBERATE_BUGS", "FAULT_MS", "LIVENESS_MS", "CLIENTS"]
     .filter((name) => process.env[name])
     .map((name) => ` ${name}=${process.env[name]}`)
     .join("");
@@ -41,6 +41,7 @@ async function main(): Promise<number> {
     faultPhaseMs: intEnv("FAULT_MS", 20_000),
     livenessBoundMs: intEnv("LIVENESS_MS", 15_000),
     traceTail: intEnv("TRACE_TAIL", 60),
+    clients: intEnv("CLIENTS", 4),
     faultKinds: listEnv<FaultKind>("FAULTS", FAULT_KINDS),
     deliberateBugs: new Set(listEnv<DeliberateBug>("DELIBERATE_BUGS", DELIBERATE_BUGS) ?? []),
   };
@@ -58,6 +59,9 @@ async function main(): Promise<number> {
   let acknowledged = 0;
   let unknown = 0;
   let snapshots = 0;
+  let transfers = 0;
+  let bankReads = 0;
+  let schedulerCrashes = 0;
   const failed: number[] = [];
   // The run's own trace hash: over every seed's, in order (one seed's differs: so does this).
   const runHash = createHash("sha256");
@@ -69,6 +73,9 @@ async function main(): Promise<number> {
     acknowledged += r.acknowledgedWrites;
     unknown += r.unknownWrites;
     snapshots += r.snapshots;
+    transfers += r.bank.committed;
+    bankReads += r.bank.reads;
+    schedulerCrashes += r.schedulerCrashes.length;
     runHash.update(`${seed} ${r.traceHash}\n`);
     if (!r.ok) {
       failed.push(seed);
@@ -80,7 +87,7 @@ async function main(): Promise<number> {
   console.log(
     [
       `seeds: ${seeds} (${first}..${first + seeds - 1}), failed: ${failed.length}${failed.length ? ` [${failed.join(", ")}]` : ""}`,
-      `simulated time: ${(simulatedMs / 1000).toFixed(1)} s, faults: ${faults}, ops checked: ${operations} (${acknowledged} acknowledged writes, ${unknown} writes of unknown outcome), snapshots: ${snapshots}`,
+      `simulated time: ${(simulatedMs / 1000).toFixed(1)} s, faults: ${faults} (+${schedulerCrashes} scheduler crashes), ops checked: ${operations} (${acknowledged} acknowledged writes, ${unknown} writes of unknown outcome, ${transfers} bank transfers, ${bankReads} bank snapshot reads), snapshots: ${snapshots}`,
       `wall time: ${wallS.toFixed(1)} s, speed: ${(simulatedMs / 1000 / wallS).toFixed(1)} simulated s per wall s, ${((seeds / wallS) * 60).toFixed(1)} seeds per minute`,
       `trace hash: ${runHash.digest("hex")}`,
     ].join("\n"),

@@ -131,7 +131,7 @@ export class SimRuntime implements Runtime {
   }
 
   setInterval(fn: () => void, ms: number): TimerHandle {
-    const timer = new SimTimer(++this.timerIds, Math.max(1, ms));
+    const timer = new SimTimer(++this.timerIds, Math.max(1, Math.ceil(ms)));
     this.push("interval", `i${timer.id}`, timer.intervalMs!, fn, timer);
     return timer;
   }
@@ -159,7 +159,8 @@ export class SimRuntime implements Runtime {
   }
 
   private push(kind: EventKind, label: string, ms: number, fn: () => void, handle?: SimTimer): void {
-    this.queue.push({ at: this.clock + ms, seq: ++this.seq, kind, label, fn, handle });
+    // Whole milliseconds, as Node's timers coerce their delay: now() stays an integer like Date.now().
+    this.queue.push({ at: this.clock + Math.ceil(ms), seq: ++this.seq, kind, label, fn, handle });
   }
 
   private record(line: string): void {

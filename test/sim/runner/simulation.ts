@@ -1,24 +1,37 @@
 /**
- * One seeded run of the real raftstore: 3 stores on simulated disks and the in-memory network,
- * all on one SimRuntime; clients put and get small registers while faults drawn from the seed
- * come and go; then everything heals, every key must take a write within a bounded simulated
- * time (liveness), and the checkers look at the history (no acknowledged write lost; per-key
- * linearizability). The same seed gives the same trace hash.
+ * One seeded run of the whole cluster: N stores on simulated disks and the in-memory network,
+ * the real scheduler (in process, its metadata on a simulated disk, balance and replica checkers
+ * on, small regions so it approves splits and moves peers) and several real KvClients, all on
+ * one SimRuntime. Half the clients put and get registers (raw API), half move money between bank
+ * accounts in transactions and read every account in one snapshot. Faults drawn from the seed
+ * come and go (stores crash and lose power, the network partitions and misbehaves, disks slow
+ * down, the scheduler crashes); then everything heals, every register must take a write and the
+ * bank must be read within a bounded simulated time (liveness), and the checkers look at the
+ * histories: no acknowledged write lost, per-key linearizability, the bank's total in every
+ * snapshot. The same seed gives the same trace hash.
  */
+import { KvClient, schedulerRetryDeadlineMs } from "../../../src/client/client.js";
+import { BalanceLeaderScheduler } from "../../../src/scheduler/balance-leader.js";
+import { createLogger, silentLogger } from "../../../src/util/logger.js";
 import { mulberry32 } from "../../../src/util/random.js";
 import { sleep } from "../../../src/util/runtime.js";
 import { TestCluster } from "../../harness/cluster.js";
-import { checkLinearizable, checkNoLostWrites, RaftInvariantChecker, type RegisterOperation, type Value } from "../checkers/index.js";
+import { checkBank, checkLinearizable, checkNoLostWrites, type BankRead, type Value } from "../checkers/index.js";
 import type { DeliberateBugs } from "../../../src/util/deliberate-bugs.js";
+import { RaftInvariantChecker } from "../checkers/index.js";
 import { FaultInjector, describeFault, drawFaults, type Fault, type FaultKind } from "./faults.js";
-import { SimClient } from "./sim-client.js";
+import { SimKvNetwork } from "./sim-kv.js";
 import { SimRuntime } from "./sim-runtime.js";
+import { drawSchedulerCrashes, SimScheduler, type SchedulerCrash } from "./sim-scheduler.js";
+import { BankWorkload, RegisterWorkload, type BankStats } from "./workloads.js";
 
 export interface SimOptions {
   seed: number;
   stores?: number;
+  /** KvClients; the even ones run the register workload, the odd ones the bank (default 4). */
   clients?: number;
   keys?: number;
+  accounts?: number;
   /** Simulated ms of faults (default 20 s). */
   faultPhaseMs?: number;
   /** After the heal, every key must take a write within this (simulated ms, default 15 s). */
@@ -36,12 +49,18 @@ export interface SimResult {
   ok: boolean;
   failures: string[];
   faults: Fault[];
+  schedulerCrashes: SchedulerCrash[];
   simulatedMs: number;
   events: number;
   operations: number;
   acknowledgedWrites: number;
-  /** Writes whose outcome the client could not learn (timeouts, StaleCommand, a store gone). */
+  /** Writes whose outcome the client could not learn (StaleCommand, no answer in time). */
   unknownWrites: number;
+  bank: BankStats & { reads: number };
+  /** Regions at the end, as the scheduler knows them (splits happened when > 1). */
+  regions: number;
+  /** Operator steps (add/remove peer, transfer leader) the scheduler sent to stores. */
+  operatorSteps: number;
   /** Snapshots the network carried: they go through the real file system, outside the determinism. */
   snapshots: number;
   traceHash: string;
@@ -52,6 +71,17 @@ export interface SimResult {
 /** Past this the run is abandoned as hung (simulated ms after the liveness bound). */
 const HANG_MARGIN_MS = 30_000;
 const OP_DEADLINE_MS = 4_000;
+/** Small regions, so the scheduler approves splits and balances peers while the faults run. */
+const SIM_RAFTSTORE = {
+  regionSplitSize: 2 * 1024,
+  regionMaxSize: 3 * 1024,
+  // Production-like ticks: simulated time is free, and fewer ticks per simulated second are fewer events.
+  raftBaseTickMs: 100,
+  raftLogGcTickMs: 1_000,
+  splitRegionCheckTickMs: 500,
+  schedulerHeartbeatTickMs: 500,
+  schedulerStoreHeartbeatTickMs: 1_000,
+};
 
 export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const wallStart = performance.now();
@@ -62,11 +92,19 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   // Separate streams, so adding a client op does not shift the fault schedule.
   const faultRng = mulberry32(opts.seed ^ 0x5eed_fa17);
   const workloadRng = mulberry32(opts.seed ^ 0x0c11_e475);
+  const schedulerRng = mulberry32(opts.seed ^ 0x5c4e_d01e);
   const faults = drawFaults(faultRng, stores, 1_000, faultPhaseMs, opts.faultKinds);
+  const schedulerCrashes = drawSchedulerCrashes(schedulerRng, 2_000, faultPhaseMs);
   const failures: string[] = [];
-  const history: RegisterOperation[] = [];
-  const keys = Array.from({ length: opts.keys ?? 4 }, (_, i) => `k${i}`);
+  const registers = new RegisterWorkload(runtime, opts.keys ?? 4);
+  const bank = new BankWorkload(runtime, opts.accounts ?? 4);
+  let finalBank: BankRead | undefined;
 
+  const log = process.env.CLUSTER_LOG ? createLogger(process.env.CLUSTER_LOG) : silentLogger;
+  // No leader-count tolerance: with a handful of regions the default (5 each side) would never
+  // move a leader; at 0 the scheduler keeps transferring leaders while the faults run.
+  const coordinator = { prepareTimeoutMs: 2_000, balanceLeader: new BalanceLeaderScheduler({ tolerance: 0 }) };
+  const scheduler = new SimScheduler(runtime, log, { coordinator, maxStoreDownTimeMs: 60_000 }, SIM_RAFTSTORE.schedulerStoreHeartbeatTickMs);
   const cluster = new TestCluster({
     stores,
     disk: "sim",
@@ -74,70 +112,96 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     // Each store reads its own clock, which clock faults skew and step.
     storeRuntime: (id) => runtime.nodeClock(`store${id}`),
     seed: opts.seed,
-    config: { deliberateBugs: opts.deliberateBugs },
+    config: { ...SIM_RAFTSTORE, deliberateBugs: opts.deliberateBugs },
+    hooks: (id) => scheduler.hooksFor(id),
+    onStoreStarted: (id, store) => scheduler.onStoreStarted(id, store),
   });
-  const client = new SimClient(cluster, runtime, history);
+  const kvNet = new SimKvNetwork(runtime, (id) => cluster.store(id), log);
+  const clientOptions = { timeoutMs: OP_DEADLINE_MS, rpcTimeoutMs: 1_000, backoff: { initialMs: 10, maxMs: 200 }, runtime, connectKv: kvNet.connect, log };
+  // Each client has its own scheduler connection (and region cache), retried within its operation budget.
+  const schedulerRetryMs = schedulerRetryDeadlineMs({ deadlineMs: OP_DEADLINE_MS, initialBackoffMs: 10, maxBackoffMs: 200 });
+  const newClient = (name: string) => KvClient.withScheduler(scheduler.client(name, schedulerRetryMs), clientOptions);
   const injector = new FaultInjector(cluster, faultRng, (line) => runtime.note(line), (id) => runtime.nodeClock(`store${id}`));
+  const raft = new RaftInvariantChecker();
   let finished = false;
   let clientsStop = false;
-  let acknowledgedWrites = 0;
-  const raft = new RaftInvariantChecker();
 
   const scenario = async (): Promise<void> => {
+    await scheduler.bootstrap(cluster.storeIds);
     await cluster.start();
     // Election safety: who believes it leads, sampled twice a raft tick (see watchLeaders).
     runtime.setInterval(() => watchLeaders(cluster, raft, runtime.elapsedMs, failures), LEADER_SAMPLE_MS);
+    const checker = newClient("checker");
+    if (!(await bank.open(checker, livenessBoundMs))) failures.push(`the bank's accounts could not be opened within ${livenessBoundMs} ms`);
     for (const f of faults) {
       runtime.schedule(`fault ${f.kind}`, f.at - runtime.elapsedMs, () => {
-        void injector.begin(f).then((end) => {
-          runtime.schedule(`fault end ${f.kind}`, f.durationMs, () => void end().catch((err) => failures.push(`ending ${describeFault(f)}: ${String(err)}`)));
-        }, (err) => failures.push(`starting ${describeFault(f)}: ${String(err)}`));
+        void injector.begin(f).then(
+          (end) => {
+            runtime.schedule(`fault end ${f.kind}`, f.durationMs, () => void end().catch((err) => failures.push(`ending ${describeFault(f)}: ${String(err)}`)));
+          },
+          (err) => failures.push(`starting ${describeFault(f)}: ${String(err)}`),
+        );
       });
     }
-    let seq = 0;
-    const clients = Array.from({ length: opts.clients ?? 3 }, async (_, c) => {
+    for (const c of schedulerCrashes) {
+      runtime.schedule("fault scheduler-crash", Math.max(0, c.at - runtime.elapsedMs), () => {
+        runtime.note(`fault on: scheduler crash for ${c.durationMs} ms`);
+        void scheduler.crash().then(() => runtime.schedule("fault end scheduler-crash", c.durationMs, () => void scheduler.restart().catch((err) => failures.push(`scheduler restart: ${String(err)}`))));
+      });
+    }
+    const clients = Array.from({ length: opts.clients ?? 4 }, async (_, c) => {
+      const client = newClient(`client${c}`);
       while (!clientsStop) {
-        const key = keys[Math.floor(workloadRng() * keys.length)]!;
-        if (workloadRng() < 0.6) await client.put(c, key, `c${c}-${++seq}`, OP_DEADLINE_MS);
-        else await client.get(c, key, OP_DEADLINE_MS);
+        if (c % 2 === 0) await registers.step(c, client, workloadRng);
+        else await bank.step(c, client, workloadRng);
         await sleep(runtime, Math.floor(workloadRng() * 50));
       }
+      client.close();
     });
     await sleep(runtime, faultPhaseMs - runtime.elapsedMs);
     await injector.healAll();
+    if (!scheduler.host.running) await scheduler.restart();
+    runtime.note("heal: scheduler up");
     const healedAt = runtime.elapsedMs;
-    // Liveness: each key takes a fresh acknowledged write within the bound.
-    for (const key of keys) {
+    // Liveness: each register takes a fresh acknowledged write, and the bank is read, within the bound.
+    for (const key of registers.keys) {
       for (;;) {
-        const left = healedAt + livenessBoundMs - runtime.elapsedMs;
-        if (left <= 0) {
+        if (healedAt + livenessBoundMs - runtime.elapsedMs <= 0) {
           failures.push(`liveness: key ${key} took no write within ${livenessBoundMs} ms of the heal\n${cluster.dump()}`);
           break;
         }
-        const op = await client.put(-1, key, `heal-${key}`, left);
-        if (op.outcome === "ok") break;
+        if ((await registers.put(-1, checker, key, `heal-${key}`)).outcome === "ok") break;
       }
     }
     clientsStop = true;
     await Promise.all(clients);
     const finalRead = new Map<string, Value>();
-    for (const key of keys) {
-      const op = await client.get(-1, key, livenessBoundMs);
+    for (const key of registers.keys) {
+      const op = await registers.get(-1, checker, key);
       if (op.outcome === "ok") finalRead.set(key, op.value ?? null);
-      else failures.push(`final read of ${key} did not succeed within ${livenessBoundMs} ms`);
+      else failures.push(`final read of ${key} did not succeed`);
     }
-    if (finalRead.size === keys.length) {
-      const lost = checkNoLostWrites(history, finalRead);
-      acknowledgedWrites = lost.acknowledgedWrites;
+    while (!finalBank && runtime.elapsedMs < healedAt + 2 * livenessBoundMs) finalBank = await bank.read(-1, checker);
+    if (!finalBank) failures.push(`liveness: the bank could not be read within ${2 * livenessBoundMs} ms of the heal`);
+    if (finalRead.size === registers.keys.length) {
+      const lost = checkNoLostWrites(registers.history, finalRead);
       if (!lost.ok) failures.push(lost.report);
     }
-    const lin = checkLinearizable(history);
+    const lin = checkLinearizable(registers.history);
     if (lin.verdict === "illegal") failures.push(lin.report);
+    if (finalBank) {
+      const b = checkBank({ accounts: bank.accounts, total: bank.total, reads: bank.reads, final: finalBank });
+      if (!b.ok) failures.push(b.report);
+    }
     const net = cluster.network.stats;
-    runtime.note(`network sent=${net.sent} delivered=${net.delivered} dropped=${net.dropped} duplicated=${net.duplicated} snapshots=${net.snapshotsOk}/${net.snapshotsFailed}`);
+    runtime.note(`network sent=${net.sent} delivered=${net.delivered} dropped=${net.dropped} duplicated=${net.duplicated} snapshots=${net.snapshotsOk}/${net.snapshotsFailed} client calls=${kvNet.calls}`);
+    regions = scheduler.host.core?.cluster.regions.size ?? 0;
+    checker.close();
+    await scheduler.stop();
     await cluster.shutdown();
   };
 
+  let regions = 0;
   runtime.schedule("scenario", 0, () => {
     scenario().then(
       () => (finished = true),
@@ -148,7 +212,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     );
   });
   // A run stops at its first failure, so the trace's tail shows what led to it.
-  await runtime.runUntil(faultPhaseMs + 2 * livenessBoundMs + HANG_MARGIN_MS, () => finished || failures.length > 0);
+  await runtime.runUntil(faultPhaseMs + 3 * livenessBoundMs + HANG_MARGIN_MS, () => finished || failures.length > 0);
   const stoppedAtFailure = !finished && failures.length > 0;
   const traceTail = runtime.traceTail();
   const traceHash = runtime.traceHash();
@@ -161,16 +225,21 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     clientsStop = true;
   }
   for (const { line, err } of runtime.eventErrors) failures.push(`event "${line}" threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  const writes = registers.history.filter((op) => op.kind !== "get");
   return {
     seed: opts.seed,
     ok: failures.length === 0,
     failures,
     faults,
+    schedulerCrashes,
     simulatedMs: runtime.elapsedMs,
     events: runtime.events,
-    operations: history.length,
-    acknowledgedWrites,
-    unknownWrites: history.filter((op) => op.kind !== "get" && op.outcome === "unknown").length,
+    operations: registers.history.length + bank.reads.length + bank.stats.committed,
+    acknowledgedWrites: writes.filter((op) => op.outcome === "ok").length,
+    unknownWrites: writes.filter((op) => op.outcome === "unknown").length,
+    bank: { ...bank.stats, reads: bank.reads.length },
+    regions,
+    operatorSteps: scheduler.host.commandsSent,
     snapshots: cluster.network.stats.snapshotsOk + cluster.network.stats.snapshotsFailed,
     traceHash,
     traceTail,
@@ -201,9 +270,10 @@ async function shutDownAfterFailure(runtime: SimRuntime, cluster: TestCluster): 
 /** The failure report: seed, fault schedule, failures, the trace's last lines. */
 export function describeResult(r: SimResult): string {
   const lines = [
-    `seed ${r.seed}: ${r.ok ? "ok" : "FAILED"} (${(r.simulatedMs / 1000).toFixed(1)} simulated s, ${r.events} events, ${r.operations} ops (${r.acknowledgedWrites} acknowledged writes, ${r.unknownWrites} unknown), ${r.snapshots} snapshots, ${r.wallMs.toFixed(0)} ms wall)`,
+    `seed ${r.seed}: ${r.ok ? "ok" : "FAILED"} (${(r.simulatedMs / 1000).toFixed(1)} simulated s, ${r.events} events, ${r.operations} ops (${r.acknowledgedWrites} acknowledged writes, ${r.unknownWrites} unknown; bank ${r.bank.committed} transfers committed, ${r.bank.conflicts} conflicts, ${r.bank.undetermined} undetermined, ${r.bank.failed} failed, ${r.bank.reads} snapshot reads), ${r.regions} regions, ${r.operatorSteps} operator steps, ${r.snapshots} snapshots, ${r.wallMs.toFixed(0)} ms wall)`,
     `fault schedule:`,
     ...r.faults.map((f) => `  ${describeFault(f)}`),
+    ...r.schedulerCrashes.map((c) => `  ${c.at.toFixed(0)}ms +${c.durationMs.toFixed(0)}ms scheduler-crash`),
   ];
   if (!r.ok) lines.push("failures:", ...r.failures.map((f) => `  ${f}`));
   lines.push("trace tail:", ...r.traceTail.map((l) => `  ${l}`), `trace hash: ${r.traceHash}`);

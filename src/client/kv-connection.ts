@@ -1,0 +1,27 @@
+import type * as kv from "../proto/kvrpcpb.js";
+
+/**
+ * One store's TinyKv service as the client uses it: TinyKvRpc over gRPC, or, in the
+ * deterministic simulation, the store's service handlers in the same process. Requests are
+ * partial messages (unset fields take their protobuf defaults). A failure to reach the store
+ * rejects with an error carrying a gRPC status `code` (UNAVAILABLE, DEADLINE_EXCEEDED...).
+ */
+export interface KvConnection {
+  readonly addr: string;
+  rawGet(req: Partial<kv.RawGetRequest>): Promise<kv.RawGetResponse>;
+  rawPut(req: Partial<kv.RawPutRequest>): Promise<kv.RawPutResponse>;
+  rawDelete(req: Partial<kv.RawDeleteRequest>): Promise<kv.RawDeleteResponse>;
+  rawScan(req: Partial<kv.RawScanRequest>): Promise<kv.RawScanResponse>;
+  kvGet(req: Partial<kv.GetRequest>): Promise<kv.GetResponse>;
+  kvScan(req: Partial<kv.ScanRequest>): Promise<kv.ScanResponse>;
+  kvPrewrite(req: Partial<kv.PrewriteRequest>): Promise<kv.PrewriteResponse>;
+  kvCommit(req: Partial<kv.CommitRequest>): Promise<kv.CommitResponse>;
+  kvCheckTxnStatus(req: Partial<kv.CheckTxnStatusRequest>): Promise<kv.CheckTxnStatusResponse>;
+  kvBatchRollback(req: Partial<kv.BatchRollbackRequest>): Promise<kv.BatchRollbackResponse>;
+  kvResolveLock(req: Partial<kv.ResolveLockRequest>): Promise<kv.ResolveLockResponse>;
+  kvTxnHeartBeat(req: Partial<kv.TxnHeartBeatRequest>): Promise<kv.TxnHeartBeatResponse>;
+  close(): void;
+}
+
+/** Makes the connection to a store address; `timeoutMs` is the deadline of each call. */
+export type KvConnectionFactory = (addr: string, timeoutMs: number) => KvConnection;

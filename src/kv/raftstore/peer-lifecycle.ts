@@ -1,0 +1,128 @@
+import { HardState } from "../../raft/eraftpb.js";
+import type { Peer as PeerMeta, Region } from "../../proto/metapb.js";
+import { PeerState, RaftApplyState, RaftLocalState, RegionLocalState } from "../../proto/raft_serverpb.js";
+import type { Logger } from "../../util/logger.js";
+import type { Runtime } from "../../util/runtime.js";
+import type { Engine } from "../engine/index.js";
+import type { RaftstoreConfig } from "./config.js";
+import { RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, raftStateKey, REGION_META_MAX_KEY, REGION_META_MIN_KEY } from "./keys.js";
+import { Peer } from "./peer.js";
+import { initialRaftState, PeerStorage } from "./peer-storage.js";
+
+// Where peers come from (a restart, a message, a split) and how they go (the destroy queue).
+
+/** What creating a peer needs of its store. */
+export interface PeerHost {
+  readonly storeId: bigint;
+  readonly config: RaftstoreConfig;
+  readonly runtime: Runtime;
+  readonly log: Logger;
+  readonly kv: Engine;
+  readonly raftEngine: Engine;
+  readonly peers: ReadonlyMap<bigint, Peer>;
+  /** Wakes the store loop (see PeerEnv). */
+  wake(): void;
+}
+
+function newPeer(host: PeerHost, meta: PeerMeta, storage: PeerStorage): Peer {
+  return new Peer(host.storeId, meta, storage, { config: host.config, runtime: host.runtime, log: host.log, wake: () => host.wake() });
+}
+
+/** Every region this store holds, from the kv engine: live peers, and regions it left (tombstones). */
+export async function loadPeers(host: PeerHost): Promise<{ peers: Peer[]; tombstones: Region[] }> {
+  const snap = host.kv.snapshot();
+  const regions: Array<{ state: PeerState; region: Region }> = [];
+  try {
+    for await (const { value } of snap.rawRange(REGION_META_MIN_KEY, REGION_META_MAX_KEY)) {
+      const st = RegionLocalState.decode(value);
+      regions.push({ state: st.state, region: st.region! });
+    }
+  } finally {
+    await snap.close();
+  }
+  const out: { peers: Peer[]; tombstones: Region[] } = { peers: [], tombstones: [] };
+  for (const { state, region } of regions) {
+    if (state === PeerState.Tombstone) {
+      out.tombstones.push(region);
+      continue;
+    }
+    const meta = region.peers.find((p) => p.storeId === host.storeId);
+    if (!meta) {
+      // This store applied its own removal and crashed before destroying the peer: treat the
+      // region as left, so late messages for the old peer cannot create a new one.
+      host.log.warn({ region_id: String(region.id) }, "region state without a peer on this store: treating it as removed");
+      out.tombstones.push(region);
+      continue;
+    }
+    const storage = await PeerStorage.load(host.kv, host.raftEngine, region);
+    if (host.config.deliberateBugs?.has("forget-vote-on-restart") && storage.raftState.hardState) storage.raftState.hardState.vote = 0n;
+    out.peers.push(newPeer(host, meta, storage));
+  }
+  return out;
+}
+
+/** The term and vote this store last persisted for a region (zero when it never had a peer of it). */
+export async function persistedHardState(raftEngine: Engine, regionId: bigint): Promise<HardState> {
+  const buf = await raftEngine.getMeta(raftStateKey(regionId));
+  return (buf ? RaftLocalState.decode(buf).hardState : undefined) ?? HardState.create();
+}
+
+/** An uninitialized peer, created by a message, that waits for a snapshot; it keeps the term and vote persisted for its region. */
+export function createUninitializedPeer(host: PeerHost, regionId: bigint, meta: PeerMeta, hardState: HardState): Peer {
+  const region: Region = { id: regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 0n, version: 0n }, peers: [] };
+  const raftState = RaftLocalState.create({ hardState: { term: hardState.term, vote: hardState.vote, commit: 0n } });
+  const storage = new PeerStorage(region, raftState, RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } }), []);
+  const peer = newPeer(host, meta, storage);
+  host.log.info({ region_id: String(regionId), peer_id: String(meta.id), term: String(hardState.term) }, "created uninitialized peer from a message");
+  return peer;
+}
+
+/**
+ * The peer of a region a split created, replacing an uninitialized peer of it (which is
+ * destroyed); undefined when the region already caught up here by snapshot or has no peer here.
+ */
+export async function createSplitPeer(host: PeerHost, parent: Peer, region: Region): Promise<Peer | undefined> {
+  // An uninitialized peer of the new region may have voted here, perhaps before a restart.
+  const persisted = host.peers.has(region.id) ? undefined : await persistedHardState(host.raftEngine, region.id);
+  const existing = host.peers.get(region.id);
+  if (existing?.storage.isInitialized()) return undefined; // it already caught up by snapshot
+  existing?.handle({ type: "destroy" });
+  const meta = region.peers.find((p) => p.storeId === host.storeId);
+  if (!meta) return undefined;
+  const storage = new PeerStorage(
+    region,
+    // Keep the replaced uninitialized peer's term and vote: it may have voted in this region.
+    initialRaftState(existing?.storage.raftState.hardState ?? persisted, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM),
+    { appliedIndex: RAFT_INIT_LOG_INDEX, truncatedState: { index: RAFT_INIT_LOG_INDEX, term: RAFT_INIT_LOG_TERM } },
+    [],
+  );
+  const peer = newPeer(host, meta, storage);
+  peer.persistRaftStateNextTurn();
+  host.log.info({ region_id: String(region.id), parent: String(parent.regionId) }, "region split: new peer created");
+  return peer;
+}
+
+/**
+ * Peers to destroy. The region worker removes a peer from the store at once and clears its data
+ * in the background, except while the peer's snapshot installs: that peer waits for a later turn.
+ */
+export class DestroyQueue {
+  private readonly waiting = new Set<Peer>();
+
+  constructor(private readonly worker: { destroy(peer: Peer): boolean }) {}
+
+  /** Destroys the peer now, or on a later turn if its snapshot is installing. */
+  destroy(peer: Peer): void {
+    if (!this.worker.destroy(peer)) this.waiting.add(peer);
+  }
+
+  /** Destroys the peer on the next turn. */
+  later(peer: Peer): void {
+    this.waiting.add(peer);
+  }
+
+  /** Destroys the waiting peers whose snapshot is no longer installing. */
+  retry(): void {
+    for (const peer of this.waiting) if (this.worker.destroy(peer)) this.waiting.delete(peer);
+  }
+}

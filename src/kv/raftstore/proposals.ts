@@ -1,0 +1,77 @@
+import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
+import type { RaftCmdResponse } from "../../proto/raft_cmdpb.js";
+import { errorResponse, regionErrors } from "./errors.js";
+
+/**
+ * A write whose entry is in the log, waiting for it to apply, matched by index and term. It has
+ * no deadline: only its apply (or StaleCommand, when the outcome becomes unknown) answers it.
+ */
+export interface Proposal {
+  index: bigint;
+  term: bigint;
+  done(resp: RaftCmdResponse): void;
+}
+
+/** A normal command waiting for the next turn, proposed together with the others as one batch. */
+export interface QueuedCommand {
+  data: Buffer;
+  done(resp: RaftCmdResponse): void;
+}
+
+/** One peer's writes: queued for the next turn, then in the log until their entry applies. */
+export class Proposals {
+  private inLog: Proposal[] = [];
+  private queued: QueuedCommand[] = [];
+
+  queue(command: QueuedCommand): void {
+    this.queued.push(command);
+  }
+
+  /** The commands queued since the last turn, removed from the queue. */
+  takeQueued(): QueuedCommand[] {
+    return this.queued.splice(0);
+  }
+
+  /** Records proposals whose entries start at `firstIndex` in `term`, in order. */
+  inTheLog(firstIndex: bigint, term: bigint, commands: ReadonlyArray<{ done(resp: RaftCmdResponse): void }>): void {
+    this.dropOtherTerms(term);
+    commands.forEach((c, i) => this.inLog.push({ index: firstIndex + BigInt(i), term, done: c.done }));
+  }
+
+  /** Answers the proposals that `(index, term)` settles: earlier ones were lost (stale), a term mismatch is stale. */
+  finish(index: bigint, term: bigint, resp: RaftCmdResponse, currentTerm: bigint): void {
+    while (this.inLog.length > 0) {
+      const p = this.inLog[0]!;
+      if (p.index > index) return;
+      this.inLog.shift();
+      if (p.index === index && p.term === term) {
+        p.done(resp);
+        return;
+      }
+      p.done(errorResponse(regionErrors.staleCommand(), currentTerm));
+    }
+  }
+
+  /**
+   * Answers every waiting write: those never proposed get `error` (safe to retry); those in the
+   * log get StaleCommand, because their entries may still commit under another leader.
+   */
+  failAll(error: RegionErrorPb, currentTerm: bigint): void {
+    const unknown = regionErrors.staleCommand(`${error.message}: the command is in the raft log and its outcome is unknown`);
+    for (const p of this.inLog.splice(0)) p.done(errorResponse(unknown, currentTerm));
+    for (const p of this.queued.splice(0)) p.done(errorResponse(error, currentTerm));
+  }
+
+  /**
+   * Proposals from an earlier term can no longer be matched in index order (the new term's log
+   * may reuse their indexes); a leader that lost and regained leadership between two turns
+   * fails them before recording new ones. Their outcome is unknown to the client, as on any
+   * leader change.
+   */
+  private dropOtherTerms(term: bigint): void {
+    if (this.inLog.length === 0 || this.inLog[this.inLog.length - 1]!.term === term) return;
+    const stale = this.inLog.filter((p) => p.term !== term);
+    this.inLog = this.inLog.filter((p) => p.term === term);
+    for (const p of stale) p.done(errorResponse(regionErrors.staleCommand(), term));
+  }
+}

@@ -1,0 +1,99 @@
+import type { ReadState } from "../../raft/index.js";
+import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
+import type { Region } from "../../proto/metapb.js";
+import type { RaftCmdRequest } from "../../proto/raft_cmdpb.js";
+import type { EngineSnapshot } from "../engine/index.js";
+import { checkRegionEpoch } from "./epoch.js";
+
+/** What a linearizable read gets: the region and a kv snapshot taken after `applied >= readIndex`. */
+export type ReadOutcome = { error: RegionErrorPb } | { region: Region; snapshot: EngineSnapshot };
+
+export interface ReadWaiter {
+  deadline: number;
+  /** The request, re-checked against the region when the read is served (a split may have happened meanwhile). */
+  req: RaftCmdRequest;
+  done(outcome: ReadOutcome): void;
+}
+
+/**
+ * One peer's linearizable reads, in three stages: arrived since the last turn (one ReadIndex
+ * serves them all), ReadIndex sent to raft (by context), read index known and waiting for apply.
+ */
+export class ReadQueue {
+  private arrived: ReadWaiter[] = [];
+  private readonly inFlight = new Map<string, ReadWaiter[]>();
+  private readonly waitingApply: Array<{ index: bigint; waiters: ReadWaiter[] }> = [];
+  private seq = 0;
+
+  constructor(private readonly peerId: bigint) {}
+
+  add(waiter: ReadWaiter): void {
+    this.arrived.push(waiter);
+  }
+
+  /** The reads that arrived since the last turn, removed from the queue (empty when none). */
+  takeArrived(): ReadWaiter[] {
+    return this.arrived.splice(0);
+  }
+
+  /** Records a batch sent to raft as one ReadIndex; returns the context that raft echoes back. */
+  sent(batch: ReadWaiter[]): Buffer {
+    const ctx = Buffer.allocUnsafe(16);
+    ctx.writeBigUInt64BE(this.peerId, 0);
+    ctx.writeBigUInt64BE(BigInt(++this.seq), 8);
+    this.inFlight.set(ctx.toString("hex"), batch);
+    return ctx;
+  }
+
+  /** Raft confirmed read indexes: their batches now wait for apply to reach them. */
+  confirmed(states: ReadonlyArray<ReadState>): void {
+    for (const rs of states) {
+      const key = rs.requestCtx.toString("hex");
+      const waiters = this.inFlight.get(key);
+      if (!waiters) continue;
+      this.inFlight.delete(key);
+      this.waitingApply.push({ index: rs.index, waiters });
+    }
+  }
+
+  /** Serves the batches whose read index is applied, each batch from one kv snapshot. */
+  serve(applied: bigint, region: Region, takeSnapshot: () => EngineSnapshot): void {
+    while (this.waitingApply.length > 0 && this.waitingApply[0]!.index <= applied) {
+      const { waiters } = this.waitingApply.shift()!;
+      let snapshot: EngineSnapshot | undefined;
+      for (const w of waiters) {
+        const epochErr = checkRegionEpoch(w.req, region);
+        if (epochErr) {
+          w.done({ error: epochErr });
+        } else {
+          // One snapshot for the whole batch: every reader holds a share and closes it.
+          snapshot = snapshot ? snapshot.share() : takeSnapshot();
+          w.done({ region, snapshot });
+        }
+      }
+    }
+  }
+
+  /**
+   * Fails reads past their deadline (a read changes nothing, so the client may simply retry).
+   * Reads not yet sent to raft are not expired here: the next turn sends or refuses them.
+   */
+  expire(now: number, timeout: () => RegionErrorPb): void {
+    while (this.waitingApply.length > 0 && this.waitingApply[0]!.waiters.every((w) => w.deadline < now)) {
+      for (const w of this.waitingApply.shift()!.waiters) w.done({ error: timeout() });
+    }
+    for (const [ctx, ws] of this.inFlight) {
+      if (ws.every((w) => w.deadline < now)) {
+        this.inFlight.delete(ctx);
+        for (const w of ws) w.done({ error: timeout() });
+      }
+    }
+  }
+
+  failAll(error: RegionErrorPb): void {
+    for (const w of this.arrived.splice(0)) w.done({ error });
+    for (const ws of this.inFlight.values()) for (const w of ws) w.done({ error });
+    this.inFlight.clear();
+    for (const { waiters } of this.waitingApply.splice(0)) for (const w of waiters) w.done({ error });
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * What the simulated clients do, through the real KvClient: registers (raw puts and gets, each
+ * outcome classified for the linearizability checker) and a bank (transfers in transactions,
+ * snapshot reads of every account, for the bank checker).
+ */
+import { KvDeadlineError, TxnConflictError, TxnUndeterminedError, type KvClient } from "../../../src/client/index.js";
+import type { Rng } from "../../../src/util/random.js";
+import { errorMessage } from "../../../src/util/retry.js";
+import type { BankRead, RegisterOperation } from "../checkers/index.js";
+import type { SimRuntime } from "./sim-runtime.js";
+
+const REGISTER_PREFIX = "reg/";
+/** Register values are padded so a few keys fill a small region: splits happen. */
+const REGISTER_PAD = "x".repeat(120);
+
+/**
+ * Raw puts and gets of registers. A put is "ok" when acknowledged, "failed" when the client
+ * proved it never applied (KvDeadlineError: every attempt was refused or not delivered), and
+ * "unknown" otherwise (KvOutcomeUnknownError: StaleCommand or no answer; anything unexpected).
+ */
+export class RegisterWorkload {
+  readonly history: RegisterOperation[] = [];
+  readonly keys: string[];
+  private seq = 0;
+
+  constructor(
+    private readonly runtime: SimRuntime,
+    keys: number,
+  ) {
+    this.keys = Array.from({ length: keys }, (_, i) => `k${i}`);
+  }
+
+  async put(c: number, client: KvClient, key: string, value = `c${c}-${++this.seq}`): Promise<RegisterOperation> {
+    const op: RegisterOperation = { client: c, kind: "put", key, value, call: this.runtime.elapsedMs, outcome: "unknown" };
+    this.history.push(op);
+    try {
+      await client.put(REGISTER_PREFIX + key, value + REGISTER_PAD);
+      op.outcome = "ok";
+      op.return = this.runtime.elapsedMs;
+    } catch (err) {
+      op.outcome = err instanceof KvDeadlineError ? "failed" : "unknown";
+      this.runtime.note(`c${c} put ${key}: ${errorMessage(err)}`);
+    }
+    this.runtime.note(`c${c} put ${key}=${value} ${op.outcome}`);
+    return op;
+  }
+
+  async get(c: number, client: KvClient, key: string): Promise<RegisterOperation> {
+    const op: RegisterOperation = { client: c, kind: "get", key, call: this.runtime.elapsedMs, outcome: "unknown" };
+    try {
+      const v = await client.get(REGISTER_PREFIX + key);
+      op.value = v === undefined ? null : v.toString().slice(0, v.length - REGISTER_PAD.length);
+      op.outcome = "ok";
+      op.return = this.runtime.elapsedMs;
+      // A failed read tells nothing: only successful ones go into the history.
+      this.history.push(op);
+    } catch (err) {
+      this.runtime.note(`c${c} get ${key}: ${errorMessage(err)}`);
+    }
+    this.runtime.note(`c${c} get ${key} ${op.outcome}${op.outcome === "ok" ? `=${op.value ?? "nil"}` : ""}`);
+    return op;
+  }
+
+  async step(c: number, client: KvClient, rng: Rng): Promise<void> {
+    const key = this.keys[Math.floor(rng() * this.keys.length)]!;
+    if (rng() < 0.6) await this.put(c, client, key);
+    else await this.get(c, client, key);
+  }
+}
+
+export interface BankStats {
+  committed: number;
+  conflicts: number;
+  undetermined: number;
+  failed: number;
+}
+
+/** Transfers between accounts in transactions; every snapshot read must sum to the total. */
+export class BankWorkload {
+  readonly accounts: string[];
+  readonly total: number;
+  readonly reads: BankRead[] = [];
+  readonly stats: BankStats = { committed: 0, conflicts: 0, undetermined: 0, failed: 0 };
+
+  constructor(
+    private readonly runtime: SimRuntime,
+    accounts: number,
+    private readonly initialBalance = 100,
+  ) {
+    this.accounts = Array.from({ length: accounts }, (_, i) => `acct${i}`);
+    this.total = accounts * initialBalance;
+  }
+
+  private key(account: string): string {
+    return `bank/${account}`;
+  }
+
+  /** Opens every account in one transaction; tries until it commits or `deadlineMs` passes. */
+  async open(client: KvClient, deadlineMs: number): Promise<boolean> {
+    const until = this.runtime.elapsedMs + deadlineMs;
+    while (this.runtime.elapsedMs < until) {
+      try {
+        const t = await client.begin();
+        for (const a of this.accounts) t.put(this.key(a), String(this.initialBalance));
+        await t.commit();
+        return true;
+      } catch (err) {
+        // Undetermined: a read decides; open() is only ever run before any transfer, so a retry that
+        // writes the same balances again is harmless.
+        this.runtime.note(`bank open: ${errorMessage(err)}`);
+      }
+    }
+    return false;
+  }
+
+  async transfer(c: number, client: KvClient, rng: Rng): Promise<void> {
+    const from = this.accounts[Math.floor(rng() * this.accounts.length)]!;
+    const to = this.accounts[(this.accounts.indexOf(from) + 1 + Math.floor(rng() * (this.accounts.length - 1))) % this.accounts.length]!;
+    const want = 1 + Math.floor(rng() * 20);
+    try {
+      const t = await client.begin();
+      const a = Number((await t.get(this.key(from)))?.toString() ?? "NaN");
+      const b = Number((await t.get(this.key(to)))?.toString() ?? "NaN");
+      const amount = Math.min(want, a);
+      if (!(amount > 0) || Number.isNaN(b)) {
+        await t.rollback();
+        return;
+      }
+      t.put(this.key(from), String(a - amount));
+      t.put(this.key(to), String(b + amount));
+      await t.commit();
+      this.stats.committed++;
+      this.runtime.note(`c${c} transfer ${amount} ${from}->${to} committed`);
+    } catch (err) {
+      if (err instanceof TxnConflictError) this.stats.conflicts++;
+      else if (err instanceof TxnUndeterminedError) this.stats.undetermined++;
+      else this.stats.failed++;
+      this.runtime.note(`c${c} transfer ${from}->${to}: ${errorMessage(err)}`);
+    }
+  }
+
+  /** Reads every account in one snapshot; undefined when the read did not finish. */
+  async read(c: number, client: KvClient): Promise<BankRead | undefined> {
+    try {
+      const t = await client.begin();
+      const balances: Record<string, number> = {};
+      for (const a of this.accounts) {
+        const v = await t.get(this.key(a));
+        // A missing account is recorded as missing: the checker reports it.
+        if (v !== undefined) balances[a] = Number(v.toString());
+      }
+      await t.rollback();
+      return { client: c, at: this.runtime.elapsedMs, balances };
+    } catch (err) {
+      this.runtime.note(`c${c} bank read: ${errorMessage(err)}`);
+      return undefined;
+    }
+  }
+
+  async step(c: number, client: KvClient, rng: Rng): Promise<void> {
+    if (rng() < 0.7) {
+      await this.transfer(c, client, rng);
+      return;
+    }
+    const r = await this.read(c, client);
+    if (r) this.reads.push(r);
+  }
+}
