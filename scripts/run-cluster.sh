@@ -42,6 +42,7 @@ done
 
 cat <<INFO
 tinykv-ts local cluster
+  dashboard   http://127.0.0.1:2381/
   scheduler   127.0.0.1:2379   (status: http://127.0.0.1:2381/status, metrics: http://127.0.0.1:2381/metrics)
 $(for i in $(seq 1 "$STORES"); do echo "  store $i     127.0.0.1:$((20160 + i - 1))   data: $DATA/store$i   metrics: http://127.0.0.1:$((20180 + i - 1))/metrics"; done)
   logs        $DATA/logs/

@@ -19,9 +19,13 @@ import type { Region } from "../proto/metapb.js";
 import { ErrorType } from "../proto/schedulerpb.js";
 import type { SchedulerApi } from "../scheduler/api.js";
 import { SchedulerError, SchedulerRpcClient } from "../scheduler/client.js";
-import { instrumentTinyKv, raftstoreGauges, raftstoreStatus, startStoreStatusServer, StoreMetrics } from "../kv/status/index.js";
+import { instrumentTinyKv, RaftstoreMetrics, raftstoreGauges, raftstoreStatus, startStoreStatusServer, StoreMetrics } from "../kv/status/index.js";
+
+/** TiKV logs a slow request past 1 s; we say 500 ms (the default). */
+export const DEFAULT_SLOW_MS = 500;
 import type { Logger } from "../util/logger.js";
 import { retryWithBackoff } from "../util/retry.js";
+import { realRuntime, type Runtime } from "../util/runtime.js";
 import type { RunningNode } from "./standalone-node.js";
 
 export class ClusterMismatchError extends Error {
@@ -34,12 +38,12 @@ export class ClusterMismatchError extends Error {
 /** Store addresses from the scheduler's GetStore, cached for a minute. */
 class SchedulerResolver implements StoreResolver {
   private readonly cache = new Map<bigint, { addr: string; at: number }>();
-  constructor(private readonly client: SchedulerApi) {}
+  constructor(private readonly client: SchedulerApi, private readonly runtime: Runtime) {}
   async resolve(storeId: bigint): Promise<string> {
     const hit = this.cache.get(storeId);
-    if (hit && Date.now() - hit.at < 60_000) return hit.addr;
+    if (hit && this.runtime.now() - hit.at < 60_000) return hit.addr;
     const { store } = await this.client.getStore(storeId);
-    this.cache.set(storeId, { addr: store.address, at: Date.now() });
+    this.cache.set(storeId, { addr: store.address, at: this.runtime.now() });
     return store.address;
   }
 }
@@ -50,6 +54,8 @@ export interface RaftNodeOptions {
   scheduler: string[];
   config: RaftstoreConfig;
   log: Logger;
+  /** A write slower than this logs its stages (ms; 0 never). Default 500. */
+  slowMs?: number;
   /** Where to serve /metrics and /status (host:port); undefined: no status server. */
   statusAddr?: string;
   /** How long to keep trying to reach the scheduler before giving up. */
@@ -62,6 +68,8 @@ export interface RaftNodeOptions {
  */
 export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode & { storeId: bigint }> {
   const { log } = opts;
+  // A real process: the real clock, timers and randomness for every layer it wires.
+  const runtime = realRuntime;
   const client = await SchedulerRpcClient.connect(opts.scheduler, { connectDeadlineMs: opts.schedulerDeadlineMs ?? 30_000, log });
   let kv: Engine | undefined;
   let raft: Engine | undefined;
@@ -73,8 +81,9 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     await maybeBootstrapCluster(kv, raft, client, storeId, log);
     await client.putStore({ id: storeId, address: opts.addr });
 
-    const worker = new SchedulerWorker(client, opts.path, log);
-    const resolver = new SchedulerResolver(client);
+    const metrics = new StoreMetrics({ storeId });
+    const worker = new SchedulerWorker(client, opts.path, log, runtime);
+    const resolver = new SchedulerResolver(client, runtime);
     const store = new Store({
       storeId,
       kv,
@@ -82,17 +91,19 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       snapDir: join(opts.path, "snap"),
       config: opts.config,
       log,
-      makeTransport: (snapshotSource, events) => new GrpcTransport({ storeId, resolver, snapshotSource, events, log }),
+      runtime,
+      makeTransport: (snapshotSource, events) => new GrpcTransport({ storeId, resolver, snapshotSource, events, log, runtime }),
       hooks: worker.hooks(),
+      observer: new RaftstoreMetrics(metrics.registry, log, opts.slowMs ?? DEFAULT_SLOW_MS),
     });
+    metrics.watchStore(raftstoreGauges(store));
     await store.start();
     worker.start(store, opts.config.schedulerStoreHeartbeatTickMs);
     const storage = new RaftStorage(store);
-    const metrics = new StoreMetrics({ storeId, source: raftstoreGauges(store) });
     const service = instrumentTinyKv(createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), raft: store, log }), metrics);
     const { server, port } = await listenTinyKv(service, listenAddr(opts.addr));
     const status = opts.statusAddr ? await startStoreStatusServer(opts.statusAddr, metrics, () => raftstoreStatus(store, opts.addr)).catch(async (err: unknown) => {
-      await shutdownGracefully(server);
+      await shutdownGracefully(server, runtime);
       worker.stop();
       await store.stop();
       throw err;
@@ -105,7 +116,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       statusAddr: status?.addr,
       async stop() {
         await status?.close();
-        await shutdownGracefully(server);
+        await shutdownGracefully(server, runtime);
         worker.stop();
         await store.stop();
         client.close();

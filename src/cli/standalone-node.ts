@@ -3,6 +3,7 @@ import { StandaloneStorage } from "../kv/storage/index.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, shutdownGracefully, TxnHandlers } from "../kv/server/index.js";
 import { instrumentTinyKv, startStoreStatusServer, StoreMetrics } from "../kv/status/index.js";
 import type { Logger } from "../util/logger.js";
+import { realRuntime } from "../util/runtime.js";
 
 export interface RunningNode {
   port: number;
@@ -25,7 +26,7 @@ export async function startStandaloneServer(opts: { path: string; addr: string; 
     const { server, port } = await listenTinyKv(service, opts.addr);
     const status = opts.statusAddr
       ? await startStoreStatusServer(opts.statusAddr, metrics, () => ({ mode: "standalone", addr: opts.addr })).catch(async (err: unknown) => {
-          await shutdownGracefully(server);
+          await shutdownGracefully(server, realRuntime);
           throw err;
         })
       : undefined;
@@ -35,7 +36,7 @@ export async function startStandaloneServer(opts: { path: string; addr: string; 
       statusAddr: status?.addr,
       async stop() {
         await status?.close();
-        await shutdownGracefully(server);
+        await shutdownGracefully(server, realRuntime);
         await storage.stop();
       },
     };

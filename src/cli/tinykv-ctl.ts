@@ -12,6 +12,7 @@ import { physicalTime } from "../txn/codec.js";
 import type { Logger } from "../util/logger.js";
 import { errorMessage } from "../util/retry.js";
 import { fatal, quietGrpcUnlessDebug } from "./common.js";
+import { storeMetricsLines } from "./ctl-metrics.js";
 import { formatOperators, STORE_STATES, StatusApi, type StoreStateName } from "./ctl-status-api.js";
 
 const BIN = "tinykv-ctl";
@@ -31,6 +32,8 @@ const COMMANDS = `Commands:
   store <id> up|offline|tombstone      change a store's state: offline drains it, tombstone removes
                                        a drained one (only Offline stores that hold no region)
   operators                            running and recent scheduler operators, with why each was made
+  metrics <store-id|host:port>         a store's /metrics in short: requests by method and outcome,
+                                       p99 latency, regions, leaders (host:port: its status address)
   regions                              regions: range, epoch, peers, leader
   status                               cluster id, stores, regions, a fresh timestamp
   help                                 this list
@@ -78,7 +81,7 @@ class Session {
   constructor(
     readonly scheduler: string,
     readonly status: StatusApi,
-    private readonly timeoutMs: number,
+    readonly timeoutMs: number,
     private readonly log: Logger,
     readonly out: (s: string) => void,
   ) {}
@@ -159,6 +162,10 @@ async function runCommand(s: Session, words: string[], flags: CmdFlags): Promise
     case "operators":
       arity(args, 0, 0, "operators");
       for (const line of formatOperators(await s.status.operators())) s.out(line);
+      return;
+    case "metrics":
+      arity(args, 1, 1, "metrics <store-id|host:port>");
+      for (const line of await storeMetricsLines(args[0]!, { stores: async () => (await s.kv()).getAllStores(), timeoutMs: s.timeoutMs })) s.out(line);
       return;
     case "regions":
       arity(args, 0, 0, "regions");

@@ -22,6 +22,7 @@ const USAGE = `Usage: tinykv-server [flags]
   --standalone          serve from one local LevelDB without Raft or a scheduler (lab 1 mode)
   --status-addr <host:port>  Prometheus /metrics and JSON /status; "" disables it
                         (default: the --addr host with the gRPC port + 20, e.g. 127.0.0.1:20180)
+  --slow-ms <ms>         a write slower than this logs one line with its stages (default 500; 0 never)
   --check-disk          measure synced-write latency of the data dir's disk, say whether it is fit, exit
   --config <file>       JSON file with raftstore settings, e.g. {"raftBaseTickMs": 100} (see README)
   --log-level <level>   fatal, error, warn, info, debug (default: info, or $LOG_LEVEL)
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
     config: { type: "string" },
     "status-addr": { type: "string" },
     "check-disk": { type: "boolean", default: false },
+    "slow-ms": { type: "string", default: "500" },
     "log-level": { type: "string", default: process.env.LOG_LEVEL ?? "info" },
   });
   const path = values.path as string;
@@ -55,6 +57,8 @@ async function main(): Promise<void> {
     process.stdout.write(describeDiskCheck(result) + "\n");
     process.exit(result.verdict === "fit" ? 0 : 1);
   }
+  const slowMs = Number(values["slow-ms"]);
+  if (!Number.isSafeInteger(slowMs) || slowMs < 0) fatal(BINARY, `--slow-ms must be a non-negative integer of ms, got ${JSON.stringify(values["slow-ms"])}`, 2);
   let statusAddr: string | undefined;
   try {
     statusAddr = values["status-addr"] === undefined ? defaultStatusAddr(addr) : (values["status-addr"] as string) || undefined;
@@ -84,7 +88,7 @@ async function main(): Promise<void> {
     }
     const config = loadConfig(values.config as string | undefined);
     const scheduler = (values.scheduler as string).split(",").map((s) => s.trim()).filter(Boolean);
-    const node = await startRaftNode({ path, addr, scheduler, config, log, statusAddr });
+    const node = await startRaftNode({ path, addr, scheduler, config, log, statusAddr, slowMs });
     log.info({ addr, status_addr: node.statusAddr, path, store_id: String(node.storeId), scheduler }, "tinykv-server ready");
     return node;
   }

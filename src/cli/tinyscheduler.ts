@@ -2,6 +2,7 @@
 import { AddressInUseError, SchedulerServer } from "../scheduler/server.js";
 import { DataDirLockedError } from "../scheduler/meta-kv.js";
 import { createLogger } from "../util/logger.js";
+import { realRuntime } from "../util/runtime.js";
 import { fatal, onShutdownSignal, parseFlags, quietGrpcUnlessDebug } from "./common.js";
 
 const USAGE = `Usage: tinyscheduler [flags]
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
       dataDir: values["data-dir"]!,
       maxReplicas,
       log,
+      runtime: realRuntime,
     });
   } catch (err) {
     if (err instanceof AddressInUseError || err instanceof DataDirLockedError) die(err.message);

@@ -48,6 +48,8 @@ export class SchedulerCore {
   readonly cluster: ClusterModel;
   readonly oc: OperatorController;
   readonly coordinator: Coordinator;
+  /** Requests served since start, for the metrics (counted where they are handled). */
+  readonly served = { regionHeartbeats: 0, storeHeartbeats: 0, tsoRequests: 0, timestamps: 0 };
   private config: Cluster | undefined;
   private gcSafePoint = 0n;
   private readonly dirtyRegions = new Map<bigint, Region>();
@@ -177,6 +179,8 @@ export class SchedulerCore {
   }
 
   nextTimestamp(count: number): Promise<TsoTimestamp> {
+    this.served.tsoRequests++;
+    this.served.timestamps += count;
     return this.tso.next(count);
   }
 
@@ -252,6 +256,7 @@ export class SchedulerCore {
     if (!s) throw new InvalidRequestError(`store ${stats.storeId} not found`);
     if (s.isTombstone()) throw SchedulerError.storeTombstone(stats.storeId);
     this.cluster.storeHeartbeat(stats);
+    this.served.storeHeartbeats++;
   }
 
   // ---- regions ----
@@ -270,6 +275,7 @@ export class SchedulerCore {
   }
 
   handleRegionHeartbeat(req: RegionHeartbeatRequest): RegionInfo {
+    this.served.regionHeartbeats++;
     const store = this.leaderStoreOf(req);
     if (store.isTombstone()) throw SchedulerError.storeTombstone(store.id);
     if (!req.region || req.region.id === 0n) throw SchedulerError.unknown("invalid request region: region id is 0");

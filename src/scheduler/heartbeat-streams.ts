@@ -1,6 +1,7 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { RegionHeartbeatResponse, type RegionHeartbeatRequest } from "../proto/schedulerpb.js";
 import type { Logger } from "../util/logger.js";
+import type { Runtime, TimerHandle } from "../util/runtime.js";
 
 export type HeartbeatStream = ServerDuplexStream<RegionHeartbeatRequest, RegionHeartbeatResponse>;
 
@@ -14,9 +15,14 @@ export const REBIND_INTERVAL_MS = 60_000;
  */
 export class HeartbeatStreams {
   private readonly byStore = new Map<bigint, { stream: HeartbeatStream; boundAtMs: number }>();
-  private keepAlive: NodeJS.Timeout | undefined;
+  private keepAlive: TimerHandle | undefined;
 
-  constructor(private readonly clusterId: bigint, private readonly clock: () => number, private readonly log: Logger) {}
+  constructor(
+    private readonly clusterId: bigint,
+    private readonly clock: () => number,
+    private readonly runtime: Runtime,
+    private readonly log: Logger,
+  ) {}
 
   /** Binds `stream` for `storeId` if nothing is bound, or the binding is older than the rebind interval. */
   bind(storeId: bigint, stream: HeartbeatStream): void {
@@ -46,16 +52,16 @@ export class HeartbeatStreams {
   }
 
   startKeepAlive(): void {
-    this.keepAlive = setInterval(() => {
+    // Cleared by closeAll(), which SchedulerServer.stop() calls, so it never holds the process open.
+    this.keepAlive = this.runtime.setInterval(() => {
       for (const b of this.byStore.values()) {
         if (!b.stream.destroyed) b.stream.write(RegionHeartbeatResponse.create({ header: { clusterId: this.clusterId } }));
       }
     }, REBIND_INTERVAL_MS);
-    this.keepAlive.unref();
   }
 
   closeAll(): void {
-    if (this.keepAlive) clearInterval(this.keepAlive);
+    this.runtime.clearInterval(this.keepAlive);
     for (const b of this.byStore.values()) if (!b.stream.destroyed) b.stream.end();
     this.byStore.clear();
   }

@@ -21,6 +21,21 @@ export class SchedulerMetrics {
       registers,
     });
     this.unsubscribe = core.oc.onFinish((op, status) => operators.inc({ kind: kindString(op.kind), outcome: OperatorStatus[status] ?? String(status) }));
+    const served = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          // The core counts; the counter shows its total (reset + inc keeps it a counter).
+          this.reset();
+          this.inc(read());
+        },
+      });
+    served("tinykv_scheduler_region_heartbeats_total", "Region heartbeats received", () => core.served.regionHeartbeats);
+    served("tinykv_scheduler_store_heartbeats_total", "Store heartbeats accepted", () => core.served.storeHeartbeats);
+    served("tinykv_scheduler_tso_requests_total", "TSO requests served (one per batch a client sends)", () => core.served.tsoRequests);
+    served("tinykv_scheduler_tso_timestamps_total", "Timestamps handed out", () => core.served.timestamps);
     new Gauge({
       name: "tinykv_scheduler_operators_running",
       help: "Operators in flight",

@@ -5,6 +5,7 @@ import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { SchedulerService } from "../proto/schedulerpb.js";
 import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
+import { realRuntime, type Runtime } from "../util/runtime.js";
 import { SchedulerCore, type CoreOptions } from "./core.js";
 import { HeartbeatStreams } from "./heartbeat-streams.js";
 import { LevelMetaKV, type MetaKV } from "./meta-kv.js";
@@ -41,20 +42,22 @@ export class SchedulerServer {
     readonly addr: string,
     readonly statusAddr: string | undefined,
     private readonly log: Logger,
+    private readonly runtime: Runtime,
   ) {}
 
   static async start(opts: SchedulerServerOptions): Promise<SchedulerServer> {
     const log = opts.log ?? silentLogger;
+    const runtime = opts.runtime ?? realRuntime;
     const kv = opts.kv ?? (await LevelMetaKV.open(opts.dataDir ?? "data/scheduler"));
     let core: SchedulerCore | undefined;
     const grpc = new Server({ "grpc.max_receive_message_length": 10 * 1024 * 1024 });
     let http: HttpServer | undefined;
     try {
-      core = await SchedulerCore.open(kv, { ...opts, log });
+      core = await SchedulerCore.open(kv, { ...opts, log, runtime });
       const { host } = splitHostPort(opts.addr);
       const port = await bindGrpc(grpc, opts.addr);
       const addr = `${host}:${port}`;
-      const streams = new HeartbeatStreams(core.clusterId, core.cluster.clock, log);
+      const streams = new HeartbeatStreams(core.clusterId, core.cluster.clock, runtime, log);
       core.oc.setSink((cmd) => streams.send(cmd));
       grpc.addService(SchedulerService, createSchedulerService(core, streams, { name: "tinyscheduler", clientUrl: `http://${addr}` }, log));
       let statusAddr: string | undefined;
@@ -73,7 +76,7 @@ export class SchedulerServer {
       streams.startKeepAlive();
       core.start();
       log.info({ addr, status_addr: statusAddr, cluster_id: core.clusterId.toString() }, "tinyscheduler started");
-      return new SchedulerServer(core, grpc, http, streams, addr, statusAddr, log);
+      return new SchedulerServer(core, grpc, http, streams, addr, statusAddr, log, runtime);
     } catch (err) {
       grpc.forceShutdown();
       http?.close();
@@ -91,12 +94,12 @@ export class SchedulerServer {
   async stop(): Promise<void> {
     this.streams.closeAll();
     await new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
+      const t = this.runtime.setTimeout(() => {
         this.grpc.forceShutdown();
         resolve();
       }, 2000);
       this.grpc.tryShutdown(() => {
-        clearTimeout(t);
+        this.runtime.clearTimeout(t);
         resolve();
       });
     });

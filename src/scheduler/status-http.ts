@@ -6,6 +6,7 @@ import type { SchedulerCore } from "./core.js";
 import { SchedulerError, InvalidRequestError } from "./errors.js";
 import type { RegionInfo } from "./region-info.js";
 import { composeTs } from "./tso.js";
+import { Dashboard } from "./dashboard-http.js";
 import { SchedulerMetrics } from "./metrics.js";
 
 function regionJson(r: RegionInfo): Record<string, unknown> {
@@ -35,7 +36,6 @@ export function statusJson(core: SchedulerCore, path: string): unknown {
     return { physical: last.physical, logical: last.logical, ts: composeTs(last).toString(), saved_high_water_ms: core.tso.savedHighWater() };
   };
   switch (path) {
-    case "/":
     case "/status":
       return {
         cluster_id: core.clusterId.toString(),
@@ -64,11 +64,13 @@ export function statusJson(core: SchedulerCore, path: string): unknown {
 const STATES: Record<string, StoreState> = { up: StoreState.Up, offline: StoreState.Offline, tombstone: StoreState.Tombstone };
 
 /**
- * JSON status over HTTP: GET /status, /stores, /regions, /operators, /tso; Prometheus GET /metrics.
+ * JSON status over HTTP: GET /status, /stores, /regions, /operators, /tso; Prometheus GET /metrics;
+ * the live dashboard at GET / (its data at /dashboard/data).
  * POST /stores/<id>/state/<up|offline|tombstone> changes a store's state (drain / remove a store).
  */
 export function createStatusServer(core: SchedulerCore, log: Logger): Server {
   const metrics = new SchedulerMetrics(core);
+  const dashboard = new Dashboard(core);
   const send = (res: ServerResponse, code: number, body: unknown) => {
     res.writeHead(code, { "content-type": "application/json" });
     res.end(JSON.stringify(body, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n");
@@ -86,6 +88,7 @@ export function createStatusServer(core: SchedulerCore, log: Logger): Server {
       return;
     }
     if (req.method === "GET") {
+      if (dashboard.serve(path, res, (code, body) => send(res, code, body))) return;
       const body = statusJson(core, path);
       return body === undefined ? send(res, 404, { error: `unknown path ${path}` }) : send(res, 200, body);
     }

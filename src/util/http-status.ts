@@ -29,6 +29,20 @@ export function splitStatusAddr(addr: string): { host: string; port: number } {
   return { host: addr.slice(0, i).replace(/^\[(.*)\]$/, "$1"), port };
 }
 
+/** TiKV's offset from a store's gRPC port to its status port (20160 -> 20180). */
+export const STATUS_PORT_OFFSET = 20;
+
+/** The default status address of a store listening on `grpcAddr`. */
+export function defaultStatusAddr(grpcAddr: string): string {
+  const i = grpcAddr.lastIndexOf(":");
+  const port = Number(grpcAddr.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port + STATUS_PORT_OFFSET > 65535) {
+    throw new Error(`cannot derive a status address from ${JSON.stringify(grpcAddr)}; pass --status-addr`);
+  }
+  // An ephemeral gRPC port (0) gets an ephemeral status port.
+  return `${grpcAddr.slice(0, i)}:${port === 0 ? 0 : port + STATUS_PORT_OFFSET}`;
+}
+
 /** Serves GET routes by path; anything else is 404 (or 405 for another method). */
 export async function listenStatus(addr: string, routes: Record<string, StatusRoute>): Promise<RunningStatusServer> {
   const { host, port } = splitStatusAddr(addr);

@@ -9,6 +9,7 @@ import {
   ensureKeyLayout,
   type RaftstoreConfig,
   type StoreHooks,
+  type RaftstoreObserver,
 } from "../../src/kv/raftstore/index.js";
 import { RaftStorage, rawCf, rawKeyspace, RegionError } from "../../src/kv/storage/index.js";
 import { MemoryNetwork } from "../../src/kv/transport/index.js";
@@ -29,6 +30,8 @@ export interface ClusterOptions {
   hooks?: (storeId: bigint) => StoreHooks;
   /** Called after each (re)start of a store, e.g. to start its scheduler worker. */
   onStoreStarted?: (storeId: bigint, store: Store) => void;
+  /** Told each store's write and turn stages (metrics tests). */
+  observer?: (storeId: bigint) => RaftstoreObserver;
   /** Where the stores' engines live: real LevelDB in temp dirs (default) or a simulated disk per store. */
   disk?: "leveldb" | "sim";
   /** Clock, timers and randomness for the stores, the network and the simulated disks (default: the real ones). */
@@ -104,12 +107,14 @@ export class TestCluster {
       storeId: id,
       kv: slot.kv,
       raft: slot.raft,
-      snapDir: join(slot.dir, "snap"),
+      snapDir: slot.simDisk ? "snap" : join(slot.dir, "snap"),
+      snapFiles: slot.simDisk?.files.mount(),
       config: this.config,
       log: this.log,
       makeTransport: (source, events) => this.network.transport(id, source, events),
       hooks: this.opts.hooks?.(id) ?? this.mockSchedulerHooks(id),
       runtime: this.opts.storeRuntime?.(id) ?? this.opts.runtime,
+      observer: this.opts.observer?.(id),
     });
     slot.store = store;
     this.network.register(id, store);

@@ -136,4 +136,26 @@ describe("lab2b transport bounds over gRPC", () => {
     expect(t.stats.backpressureWaits).toBeGreaterThan(0);
     expect(sender.unreachable).toHaveLength(0);
   });
+
+  it("under backpressure a stream holds at most one 'drain' listener (no listener-leak warning)", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => {
+      if (w.name === "MaxListenersExceededWarning") warnings.push(w);
+    };
+    process.on("warning", onWarning);
+    try {
+      const { t, receiver, sender } = await pair();
+      const payload = Buffer.alloc(8 * 1024, 5);
+      for (let i = 0; i < 3000; i++) t.send(append(1n, i, [{ index: i + 1, data: payload }]));
+      t.flush();
+      await waitFor(() => receiver.msgs.length === 3000, { timeoutMs: 20_000, message: `3000 messages delivered (got ${receiver.msgs.length})` });
+      expect(t.stats.backpressureWaits).toBeGreaterThan(0);
+      expect(sender.unreachable).toHaveLength(0);
+      // The warning is emitted on the next tick after the 11th listener; give it one.
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.map((w) => w.message)).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
 });

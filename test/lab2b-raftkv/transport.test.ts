@@ -10,6 +10,7 @@ import {
   StaticResolver, type GrpcTransportOptions, type RaftMessageSink, type RaftTransport, type SnapshotSource, type TransportEvents,
 } from "../../src/kv/transport/index.js";
 import { silentLogger } from "../../src/util/logger.js";
+import { realRuntime } from "../../src/util/runtime.js";
 import { freePort } from "../harness/ports.js";
 import { tempDir, waitFor } from "../harness/wait.js";
 
@@ -323,7 +324,11 @@ describe("lab2b transport: gRPC between stores", () => {
   it("sends to an unresolvable or dead store report onUnreachable and never throw; snapshots report failure", async () => {
     const deadPort = await freePort();
     const resolver = new StaticResolver([[7n, `127.0.0.1:${deadPort}`]]);
-    const a = transport(1n, resolver, bufferSource(Buffer.alloc(10), 5));
+    // The transport's clock stands still, so its first backoff never ends: the sends below are
+    // surely "during backoff" however slow this machine is (with a real clock a 25-50 ms wait
+    // could pass before them, and 50 queued sends to one peer are reported once).
+    const frozenAt = Date.now();
+    const a = transport(1n, resolver, bufferSource(Buffer.alloc(10), 5), { runtime: { ...realRuntime, now: () => frozenAt } });
     expect(() => {
       sendAll(a.t, 1n, 9n, 3); // no address for store 9
       sendAll(a.t, 1n, 7n, 3); // nothing listens at store 7's address

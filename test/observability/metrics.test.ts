@@ -123,6 +123,8 @@ describe("a cluster's /metrics: stores and the scheduler", () => {
       { timeoutMs: 30_000, message: "the scheduler counting 3 stores up" },
     );
     expect(sample(sched, "tinykv_scheduler_regions")).toBeGreaterThanOrEqual(1);
+    expect(sample(sched, "tinykv_scheduler_region_heartbeats_total")).toBeGreaterThanOrEqual(1);
+    expect(sample(sched, "tinykv_scheduler_store_heartbeats_total")).toBeGreaterThanOrEqual(3);
     expect(seriesNamed(sched, "process_resident_memory_bytes")).toHaveLength(1);
     const storeJson = JSON.parse(await scrape(storeStatus[0]!, "/status")) as { regions: unknown[] };
     expect(storeJson.regions.length).toBeGreaterThanOrEqual(1);

@@ -1,6 +1,7 @@
 import { MemoryLevel } from "memory-level";
 import type { Rng } from "../../util/random.js";
 import { Engine, EngineOpenError, WriteBatch, type BatchWriter, type Db } from "./engine.js";
+import { SimFileError, SimFiles } from "./sim-files.js";
 import { TinyKvError } from "../../util/errors.js";
 
 /**
@@ -10,7 +11,8 @@ import { TinyKvError } from "../../util/errors.js";
  * power loss keeps a seeded prefix of them and loses the rest (so what is lost is always a
  * suffix, in whole batches, as LevelDB drops a torn tail of its write-ahead log). No timers or
  * randomness of its own: latency goes through the injected `delay`, choices through the `Rng`
- * the simulator passes to `powerLoss`.
+ * the simulator passes to `powerLoss`. Plain files (snapshot files) live next to the engines in
+ * `files` (see sim-files.ts for their durability model) and share their crashes and power losses.
  */
 
 type Op = { type: "put"; key: Buffer; value: Buffer } | { type: "del"; key: Buffer };
@@ -30,6 +32,8 @@ export interface DiskFaults {
   writeLatencyMs?: (write: DiskWrite) => number;
   /** Synced writes to the files it accepts fail with SyncFailedError. */
   failSync?: (file: string) => boolean;
+  /** Writes to the plain files it accepts (paths such as "snap/gen_1_5_9.snap") fail with an I/O error. */
+  failFileWrite?: (path: string) => boolean;
 }
 
 export interface SimDiskOptions {
@@ -43,7 +47,10 @@ export interface SimDiskOptions {
   faults?: DiskFaults;
 }
 
-/** What a power loss did to one file: how many unsynced batches it had, kept and lost. */
+/**
+ * What a power loss did to one file: how many unsynced batches an engine had, kept and lost (for
+ * a plain file: unsynced bytes; for the directory entries: unsynced names).
+ */
 export interface PowerLossReport {
   file: string;
   unsynced: number;
@@ -80,20 +87,30 @@ interface SimFile {
 export class SimDisk {
   readonly name: string;
   faults: DiskFaults;
-  private readonly files = new Map<string, SimFile>();
+  /** Plain files (snapshot files): `files.mount()` is a store's file layer. */
+  readonly files: SimFiles;
+  private readonly dbs = new Map<string, SimFile>();
 
   constructor(private readonly opts: SimDiskOptions = {}) {
     this.name = opts.name ?? "simdisk";
     this.faults = opts.faults ?? {};
+    this.files = new SimFiles({
+      name: this.name,
+      latencyOf: (write) => this.latencyOf(write),
+      // Without a delay hook (a unit test with no runtime) a file operation completes as a microtask.
+      wait: (ms) => (this.opts.delay ? this.opts.delay(ms) : Promise.resolve()),
+      syncFault: (file) => (this.faults.failSync?.(file) ? new SyncFailedError(`sim://${this.name}/${file}`) : undefined),
+      writeFault: (path) => (this.faults.failFileWrite?.(path) ? new SimFileError("EIO", `sim://${this.name}/${path}`, "write") : undefined),
+    });
   }
 
   /** Opens (or creates) a file from what survived; a second open of an open file fails as a LevelDB lock does. */
   async open(file: string): Promise<Engine> {
     const path = `sim://${this.name}/${file}`;
-    let f = this.files.get(file);
+    let f = this.dbs.get(file);
     if (!f) {
       f = { name: file, image: [], pending: [], engine: undefined };
-      this.files.set(file, f);
+      this.dbs.set(file, f);
     }
     if (f.engine) throw new EngineOpenError(path, "it is locked by another process (simulated disk)");
     const db: Db = new MemoryLevel<Buffer, Buffer>({ keyEncoding: "buffer", valueEncoding: "buffer" });
@@ -110,39 +127,41 @@ export class SimDisk {
 
   /** The process dies: open engines close at once, in-flight writes fail; the page cache (unsynced writes) survives. */
   async crash(): Promise<void> {
-    for (const f of this.files.values()) await f.engine?.halt();
+    this.files.crash();
+    for (const f of this.dbs.values()) await f.engine?.halt();
   }
 
   /**
    * The power goes: open engines crash and every file keeps only a seeded prefix of its
    * unsynced batches (anything from none to all of them). Files are visited in creation order,
-   * so one rng sequence gives one outcome.
+   * so one rng sequence gives one outcome; the plain files come after the engines.
    */
   async powerLoss(rng: Rng): Promise<PowerLossReport[]> {
     await this.crash();
     const report: PowerLossReport[] = [];
-    for (const f of this.files.values()) {
+    for (const f of this.dbs.values()) {
       const unsynced = f.pending.length;
       const kept = unsynced === 0 ? 0 : Math.floor(rng() * (unsynced + 1));
       f.pending.length = kept;
       report.push({ file: f.name, unsynced, kept, lost: unsynced - kept });
     }
+    report.push(...this.files.powerLoss(rng));
     return report;
   }
 
   /** Batches written to `file` since its last sync: what a power loss now could lose. */
   unsyncedBatches(file: string): number {
-    return this.files.get(file)?.pending.length ?? 0;
+    return this.dbs.get(file)?.pending.length ?? 0;
   }
 
   /** Open files whose engine refuses writes after a failed fsync (until it is reopened). */
   filesWithFailedSync(): string[] {
-    return [...this.files.values()].filter((f) => f.engine?.syncFailed).map((f) => f.name);
+    return [...this.dbs.values()].filter((f) => f.engine?.syncFailed).map((f) => f.name);
   }
 
-  /** Names of the files on this disk, in creation order. */
+  /** Names of the engines' files on this disk, in creation order. */
   fileNames(): string[] {
-    return [...this.files.keys()];
+    return [...this.dbs.keys()];
   }
 
   /** @internal How long a write waits, per the latency fault; 0 without one. */

@@ -10,3 +10,4 @@ export * from "./bootstrap.js";
 export * from "./split-check.js";
 export * from "./scheduler-worker.js";
 export * from "./keyspace.js";
+export * from "./observer.js";

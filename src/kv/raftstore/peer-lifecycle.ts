@@ -6,6 +6,7 @@ import type { Runtime } from "../../util/runtime.js";
 import type { Engine } from "../engine/index.js";
 import type { RaftstoreConfig } from "./config.js";
 import { RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, raftStateKey, REGION_META_MAX_KEY, REGION_META_MIN_KEY } from "./keys.js";
+import type { RaftstoreObserver } from "./observer.js";
 import { Peer } from "./peer.js";
 import { initialRaftState, PeerStorage } from "./peer-storage.js";
 
@@ -17,6 +18,7 @@ export interface PeerHost {
   readonly config: RaftstoreConfig;
   readonly runtime: Runtime;
   readonly log: Logger;
+  readonly observer: RaftstoreObserver;
   readonly kv: Engine;
   readonly raftEngine: Engine;
   readonly peers: ReadonlyMap<bigint, Peer>;
@@ -25,7 +27,7 @@ export interface PeerHost {
 }
 
 function newPeer(host: PeerHost, meta: PeerMeta, storage: PeerStorage): Peer {
-  return new Peer(host.storeId, meta, storage, { config: host.config, runtime: host.runtime, log: host.log, wake: () => host.wake() });
+  return new Peer(host.storeId, meta, storage, { config: host.config, runtime: host.runtime, log: host.log, observer: host.observer, wake: () => host.wake() });
 }
 
 /** Every region this store holds, from the kv engine: live peers, and regions it left (tombstones). */

@@ -17,6 +17,7 @@ import { inspectRequest, isInitialMessage, type PeerMsg } from "./peer-msg.js";
 import { Proposals } from "./proposals.js";
 import { ReadQueue, type ReadWaiter } from "./reads.js";
 import { mergeRange } from "./region-worker.js";
+import { NO_OBSERVER, type RaftstoreObserver } from "./observer.js";
 
 export type { Proposal } from "./proposals.js";
 export type { ReadOutcome, ReadWaiter } from "./reads.js";
@@ -29,6 +30,8 @@ export interface PeerEnv {
   log: Logger;
   /** Wakes the store loop: the peer has something for its next turn. */
   wake(): void;
+  /** Told each write's stages (metrics, slow log); default: nobody. */
+  observer?: RaftstoreObserver;
 }
 
 /**
@@ -49,6 +52,7 @@ export class Peer {
   private writtenSinceSplitCheck = 0;
   private readonly log: Logger;
   private readonly wake: () => void;
+  private readonly observer: RaftstoreObserver;
 
   // The region worker (region-worker.ts) still writes these four directly; everything else
   // goes through `handle`, `deleteLogLater` and `persistRaftStateNextTurn`.
@@ -72,6 +76,7 @@ export class Peer {
     this.deliberateBugs = config.deliberateBugs;
     this.log = env.log;
     this.wake = env.wake;
+    this.observer = env.observer ?? NO_OBSERVER;
     this.reads = new ReadQueue(meta.id);
     this.raw = new RawNode({
       id: meta.id,
@@ -149,12 +154,31 @@ export class Peer {
           return this.proposeConfChange(msg.req, done);
         default:
           // Batched with the other commands of this turn: one append message per follower.
-          this.proposals.queue({ data: Buffer.from(RaftCmdRequest.encode(msg.req).finish()), done });
+          this.queueWrite(msg.req, done);
           return this.wake();
       }
     } catch (err) {
       done(errorResponse(this.droppedError(err), this.term));
     }
+  }
+
+  private queueWrite(req: RaftCmdRequest, done: (resp: RaftCmdResponse) => void): void {
+    const timeline = this.observer.write(this.regionId);
+    this.proposals.queue({
+      data: Buffer.from(RaftCmdRequest.encode(req).finish()),
+      timeline,
+      done: (resp) => {
+        const error = resp.header?.error;
+        timeline.answered(!error ? "applied" : error.staleCommand ? "stale" : "refused");
+        done(resp);
+      },
+    });
+  }
+
+  /** Raft committed entries up to the last one of this Ready: tells the writes there. */
+  committed(rd: Ready): void {
+    const last = rd.committedEntries[rd.committedEntries.length - 1];
+    if (last) this.proposals.committedUpTo(last.index);
   }
 
   /** Why this peer does not take a request addressed to its region, if it does not. */

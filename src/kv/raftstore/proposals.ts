@@ -1,6 +1,7 @@
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import type { RaftCmdResponse } from "../../proto/raft_cmdpb.js";
 import { errorResponse, regionErrors } from "./errors.js";
+import type { WriteTimeline } from "./observer.js";
 
 /**
  * A write whose entry is in the log, waiting for it to apply, matched by index and term. It has
@@ -10,12 +11,16 @@ export interface Proposal {
   index: bigint;
   term: bigint;
   done(resp: RaftCmdResponse): void;
+  timeline?: WriteTimeline;
+  /** Raft reported its entry committed (told to the timeline once). */
+  committed?: boolean;
 }
 
 /** A normal command waiting for the next turn, proposed together with the others as one batch. */
 export interface QueuedCommand {
   data: Buffer;
   done(resp: RaftCmdResponse): void;
+  timeline?: WriteTimeline;
 }
 
 /** One peer's writes: queued for the next turn, then in the log until their entry applies. */
@@ -33,9 +38,22 @@ export class Proposals {
   }
 
   /** Records proposals whose entries start at `firstIndex` in `term`, in order. */
-  inTheLog(firstIndex: bigint, term: bigint, commands: ReadonlyArray<{ done(resp: RaftCmdResponse): void }>): void {
+  inTheLog(firstIndex: bigint, term: bigint, commands: ReadonlyArray<{ done(resp: RaftCmdResponse): void; timeline?: WriteTimeline }>): void {
     this.dropOtherTerms(term);
-    commands.forEach((c, i) => this.inLog.push({ index: firstIndex + BigInt(i), term, done: c.done }));
+    commands.forEach((c, i) => {
+      c.timeline?.proposed();
+      this.inLog.push({ index: firstIndex + BigInt(i), term, done: c.done, timeline: c.timeline });
+    });
+  }
+
+  /** Raft committed the log up to `index`: the writes there reached their commit stage. */
+  committedUpTo(index: bigint): void {
+    for (const p of this.inLog) {
+      if (p.index > index) return;
+      if (p.committed) continue;
+      p.committed = true;
+      p.timeline?.committed();
+    }
   }
 
   /** Answers the proposals that `(index, term)` settles: earlier ones were lost (stale), a term mismatch is stale. */

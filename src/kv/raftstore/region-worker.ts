@@ -10,6 +10,9 @@ import type { Peer } from "./peer.js";
 import { integrityMeta } from "./snap.js";
 import type { Store } from "./store.js";
 
+/** A failed snapshot generation is retried after this, doubling per failure in a row up to the max. */
+const GENERATE_RETRY_MS = { first: 100, max: 5_000 };
+
 /** A Ready whose snapshot is being installed; it is persisted, sent and advanced once the install is durable. */
 interface Install {
   rd: Ready;
@@ -25,6 +28,8 @@ interface Install {
 export class RegionWorker {
   private readonly tasks = new Set<Promise<void>>();
   private readonly installs = new Map<Peer, Install>();
+  /** Regions whose last snapshot generation failed: failures in a row, and when to try again. */
+  private readonly generateBackoff = new Map<bigint, { failures: number; retryAt: number }>();
 
   constructor(
     private readonly store: Store,
@@ -134,9 +139,15 @@ export class RegionWorker {
 
   // ---- snapshot generation ----
 
-  /** Takes a kv snapshot now (apply state and data agree between turns) and writes the file in the background. */
+  /**
+   * Takes a kv snapshot now (apply state and data agree between turns) and writes the file in
+   * the background. After a failure (a disk error) the region waits out a backoff first; raft
+   * keeps asking for as long as a follower needs the snapshot, which bounds the retries.
+   */
   generate(peer: Peer): void {
     const store = this.store;
+    const backoff = this.generateBackoff.get(peer.regionId);
+    if (backoff && store.runtime.now() < backoff.retryAt) return;
     const storage = peer.storage;
     const index = storage.appliedIndex;
     const term = storage.term(index);
@@ -157,6 +168,14 @@ export class RegionWorker {
           },
         };
         storage.snapshotRequested = false;
+        this.generateBackoff.delete(region.id);
+      })
+      .catch((err: unknown) => {
+        const failures = (backoff?.failures ?? 0) + 1;
+        const waitMs = Math.min(GENERATE_RETRY_MS.max, GENERATE_RETRY_MS.first * 2 ** (failures - 1));
+        this.generateBackoff.set(region.id, { failures, retryAt: store.runtime.now() + waitMs });
+        store.runtime.setTimeout(this.wake, waitMs);
+        throw err;
       })
       .finally(() => {
         peer.generatingSnapshot = false;
@@ -178,6 +197,7 @@ export class RegionWorker {
     if (store.peers.get(peer.regionId) !== peer) return true;
     if (this.installs.has(peer)) return false;
     peer.destroyed = true;
+    this.generateBackoff.delete(peer.regionId);
     const initialized = peer.storage.isInitialized();
     const region = peer.region;
     if (initialized) store.tombstones.set(peer.regionId, region);

@@ -1,8 +1,6 @@
-import { createReadStream, createWriteStream, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
-import { once } from "node:events";
 import { crc32 } from "node:zlib";
 import { join } from "node:path";
-import { ALL_CFS, type CfName, type EngineSnapshot, type WriteBatch } from "../engine/index.js";
+import { ALL_CFS, realFileLayer, type CfName, type EngineSnapshot, type FileLayer, type FileWriter, type WriteBatch } from "../engine/index.js";
 import type { Region } from "../../proto/metapb.js";
 import type { RaftSnapshotData } from "../../proto/raft_serverpb.js";
 import { regionCursor } from "./keyspace.js";
@@ -13,6 +11,13 @@ import { TinyKvError } from "../../util/errors.js";
  * for every key of the region's range in each CF, taken from one consistent kv engine snapshot.
  * Files are written and read as streams, so memory stays bounded whatever the region's size.
  * The sender keeps `gen_<region>_<term>_<index>.snap`; the receiver writes `rev_...`.
+ * The files go through an injected FileLayer (the real file system, or the simulation's disk).
+ *
+ * Neither kind is fsynced: no file has to outlive the process that wrote it. A generated file
+ * is only known to the in-memory state of its peer (lost with the process, regenerated on
+ * demand); a received one is read into one synced kv batch before raft hears it is installed,
+ * and files left by an earlier run are deleted at start. A power loss that tears either kind
+ * costs disk space, never data.
  */
 export interface SnapKey {
   regionId: bigint;
@@ -47,14 +52,17 @@ export function integrityMeta(integrity: SnapshotIntegrity): RaftSnapshotData["m
 }
 
 const HEADER_BYTES = 9;
-/** Flush the write stream buffer roughly every this many bytes. */
+/** Write and read in chunks of about this many bytes. */
 const CHUNK_BYTES = 1024 * 1024;
 
 export class SnapManager {
   private receiving = 0;
 
-  constructor(readonly dir: string) {
-    mkdirSync(dir, { recursive: true });
+  constructor(
+    readonly dir: string,
+    private readonly files: FileLayer = realFileLayer,
+  ) {
+    files.mkdir(dir);
   }
 
   genPath(k: SnapKey): string {
@@ -68,7 +76,7 @@ export class SnapManager {
   /** Writes the region's data from `snap` into the generation file; returns its size and checksum. */
   async generate(k: SnapKey, snap: EngineSnapshot, region: Region): Promise<SnapshotIntegrity & { checksum: number }> {
     const path = this.genPath(k);
-    const out = createWriteStream(path);
+    const out = await this.files.create(path);
     let size = 0;
     let checksum = 0;
     let pending: Buffer[] = [];
@@ -79,7 +87,7 @@ export class SnapManager {
       checksum = crc32(chunk, checksum);
       pending = [];
       pendingBytes = 0;
-      if (!out.write(chunk)) await once(out, "drain");
+      await out.write(chunk);
     };
     try {
       for (let cfIndex = 0; cfIndex < ALL_CFS.length; cfIndex++) {
@@ -103,11 +111,10 @@ export class SnapManager {
         }
       }
       await flush();
-      out.end();
-      await once(out, "finish");
+      await out.close();
     } catch (err) {
-      out.destroy();
-      rmSync(path, { force: true });
+      await out.abort();
+      this.files.remove(path);
       throw err;
     }
     return { size, checksum };
@@ -115,7 +122,7 @@ export class SnapManager {
 
   /** The bytes of a generated snapshot, as chunks, for the transport. */
   async *readGenerated(k: SnapKey): AsyncGenerator<Buffer> {
-    for await (const chunk of createReadStream(this.genPath(k), { highWaterMark: CHUNK_BYTES })) yield chunk as Buffer;
+    yield* this.files.read(this.genPath(k), CHUNK_BYTES);
   }
 
   /**
@@ -129,10 +136,12 @@ export class SnapManager {
     // Every record is parsed and range-checked now, so an accepted file can only fail to install on a disk error.
     const records = new RecordReader(k);
     // Written aside and renamed into place: a second copy of the same snapshot arriving while
-    // the first is being installed must not truncate the file under the installer.
+    // the first is being installed must not truncate the file under the installer. The counter
+    // alone makes the name unique: a store deletes every leftover at start, before it receives
+    // (and no pid in it, so one seed of the simulation names its files alike in every run).
     const path = this.revPath(k);
-    const tmp = `${path}.${process.pid}.${++this.receiving}.tmp`;
-    const out = createWriteStream(tmp);
+    const tmp = `${path}.${++this.receiving}.tmp`;
+    const out: FileWriter = await this.files.create(tmp);
     let size = 0;
     let checksum = 0;
     try {
@@ -143,40 +152,32 @@ export class SnapManager {
         for (const r of records.push(chunk)) {
           if (!accept(r.cf, r.key)) throw new SnapshotError(k, `a ${r.cf} key outside the snapshot's region`);
         }
-        if (!out.write(chunk)) await once(out, "drain");
+        await out.write(chunk);
       }
       records.finish();
-      out.end();
-      await once(out, "finish");
+      await out.close();
       if (size !== expected.size) throw new SnapshotError(k, `received ${size} bytes, the sender declared ${expected.size}`);
       if (checksum !== expected.checksum) throw new SnapshotError(k, `checksum mismatch (crc32 ${checksum}, declared ${expected.checksum})`);
-      renameSync(tmp, path);
+      this.files.rename(tmp, path);
     } catch (err) {
-      // Wait for the stream to close: a file it is still opening would appear after the rm.
-      const closed = once(out, "close");
-      out.destroy();
-      await closed;
-      rmSync(tmp, { force: true });
+      await out.abort();
+      this.files.remove(tmp);
       throw err;
     }
   }
 
   hasReceived(k: SnapKey): boolean {
-    try {
-      return statSync(this.revPath(k)).isFile();
-    } catch {
-      return false; // no such file: not received (yet)
-    }
+    return this.files.stat(this.revPath(k)) !== undefined;
   }
 
   removeReceived(k: SnapKey): void {
-    rmSync(this.revPath(k), { force: true });
+    this.files.remove(this.revPath(k));
   }
 
   /** Received files left by an earlier run: never installed (the sender resends what is still needed). */
   removeAllReceived(): void {
-    for (const name of readdirSync(this.dir)) {
-      if (/^rev_\d+_\d+_\d+\.snap(\..*\.tmp)?$/.test(name)) rmSync(join(this.dir, name), { force: true });
+    for (const name of this.files.list(this.dir)) {
+      if (/^rev_\d+_\d+_\d+\.snap(\..*\.tmp)?$/.test(name)) this.files.remove(join(this.dir, name));
     }
   }
 
@@ -185,8 +186,8 @@ export class SnapManager {
     if (!this.hasReceived(k)) throw new SnapshotError(k, "data file was not received");
     const records = new RecordReader(k);
     let n = 0;
-    for await (const raw of createReadStream(this.revPath(k), { highWaterMark: CHUNK_BYTES })) {
-      for (const r of records.push(raw as Buffer)) {
+    for await (const raw of this.files.read(this.revPath(k), CHUNK_BYTES)) {
+      for (const r of records.push(raw)) {
         kvWb.put(r.cf, Buffer.from(r.key), Buffer.from(r.value));
         n++;
       }
@@ -198,13 +199,13 @@ export class SnapManager {
   /** Removes snapshot files of a region other than `keep` (and, given `maxIndex`, only those at or below it). */
   cleanup(regionId: bigint, keep?: SnapKey, maxIndex?: bigint, only?: "gen" | "rev"): void {
     const keepNames = keep ? new Set([this.genPath(keep), this.revPath(keep)]) : new Set<string>();
-    for (const name of readdirSync(this.dir)) {
+    for (const name of this.files.list(this.dir)) {
       const m = /^(gen|rev)_(\d+)_(\d+)_(\d+)\.snap$/.exec(name);
       if (!m || BigInt(m[2]!) !== regionId) continue;
       if (maxIndex !== undefined && BigInt(m[4]!) > maxIndex) continue;
       if (only !== undefined && m[1] !== only) continue;
       const path = join(this.dir, name);
-      if (!keepNames.has(path)) rmSync(path, { force: true });
+      if (!keepNames.has(path)) this.files.remove(path);
     }
   }
 }

@@ -8,10 +8,12 @@ import { tendRaftLog, type LogFetchContext } from "./log-fetch.js";
 import type { Peer } from "./peer.js";
 import { DestroyQueue } from "./peer-lifecycle.js";
 import type { RegionWorker } from "./region-worker.js";
+import type { RaftstoreObserver, TurnTimeline } from "./observer.js";
 
 /** What the store loop needs of its store. */
 export interface LoopContext extends LogFetchContext {
   readonly runtime: Pick<Runtime, "defer">;
+  readonly observer: RaftstoreObserver;
   readonly kv: Engine;
   readonly transport: Pick<RaftTransport, "send" | "flush">;
   readonly worker: RegionWorker;
@@ -100,10 +102,12 @@ export class StoreLoop {
     this.destroys.retry();
     const work = this.collectReadies();
     if (work.length === 0 && ![...this.ctx.peers.values()].some((p) => p.needsPersist())) return;
-    await this.persist(work);
+    const turn = this.ctx.observer.turn();
+    await this.persist(work, turn);
     this.send(work);
-    const applied = await this.apply(work);
+    const applied = await this.apply(work, turn);
     await this.respond(work, applied);
+    turn.done();
   }
 
   /** Proposes what arrived since the last turn and takes every peer's Ready; a snapshot Ready goes to the region worker. */
@@ -118,6 +122,7 @@ export class StoreLoop {
       tendRaftLog(this.ctx, peer);
       if (!peer.hasReady()) continue;
       const rd = peer.ready();
+      peer.committed(rd);
       if (rd.snapshot?.metadata && rd.snapshot.metadata.index > 0n) this.ctx.worker.startInstall(peer, rd);
       else work.push({ peer, rd });
     }
@@ -125,15 +130,22 @@ export class StoreLoop {
   }
 
   /** Every peer's log entries and hard state in one raft batch, synced when any Ready asks. */
-  private async persist(work: Work[]): Promise<void> {
+  private async persist(work: Work[], turn: TurnTimeline): Promise<void> {
     const raftWb = this.ctx.raftEngine.newBatch();
     const readies = new Map(work.map((w) => [w.peer, w.rd]));
     // Peers without a Ready may still have a log deletion or raft state to write (an installed
     // snapshot's old log, a compaction, a new peer); a deletion lands before the same peer's
     // appends, or a later turn would delete entries appended (and acknowledged) now.
     for (const peer of this.ctx.peers.values()) if (!readies.has(peer) && peer.needsPersist()) peer.persist(raftWb, undefined);
-    for (const { peer, rd } of work) peer.persist(raftWb, rd);
-    await raftWb.write(work.some((w) => w.rd.mustSync) && !this.ctx.config.deliberateBugs?.has("skip-raft-fsync"));
+    let entries = 0;
+    for (const { peer, rd } of work) {
+      peer.persist(raftWb, rd);
+      entries += rd.entries.length;
+    }
+    const sync = work.some((w) => w.rd.mustSync) && !this.ctx.config.deliberateBugs?.has("skip-raft-fsync");
+    turn.persistStarted();
+    await raftWb.write(sync);
+    turn.persisted(work.length, entries, sync);
   }
 
   /** Messages go out only now that what they promise is durable. */
@@ -148,7 +160,7 @@ export class StoreLoop {
   }
 
   /** Every peer's committed entries in one kv batch, with their apply states. */
-  private async apply(work: Work[]): Promise<Applied[]> {
+  private async apply(work: Work[], turn: TurnTimeline): Promise<Applied[]> {
     const kvWb = this.ctx.kv.newBatch();
     const applied: Applied[] = [];
     const hasInitializedRegion = (id: bigint) => this.ctx.peers.get(id)?.storage.isInitialized() ?? false;
@@ -158,7 +170,9 @@ export class StoreLoop {
       peer.wrote(outcome.writtenBytes);
       applied.push({ peer, outcome });
     }
+    turn.applyStarted();
     await kvWb.write(applied.some((a) => a.outcome.needsSync));
+    turn.applied(work.reduce((n, w) => n + (w.peer.retiring ? 0 : w.rd.committedEntries.length), 0));
     return applied;
   }
 

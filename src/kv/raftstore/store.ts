@@ -4,7 +4,7 @@ import { AdminCmdType, RaftCmdRequest, type RaftCmdResponse, type RaftRequestHea
 import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
 import type { Logger } from "../../util/logger.js";
 import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
-import type { Engine } from "../engine/index.js";
+import type { Engine, FileLayer } from "../engine/index.js";
 import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } from "../transport/transport.js";
 import type { RaftstoreConfig } from "./config.js";
 import { errorResponse, regionErrors } from "./errors.js";
@@ -15,6 +15,7 @@ import { tickRetiring } from "./retire.js";
 import { RegionWorker } from "./region-worker.js";
 import { SnapManager } from "./snap.js";
 import { StoreLoop, type LoopContext } from "./store-loop.js";
+import { NO_OBSERVER, type RaftstoreObserver } from "./observer.js";
 import { maybeCompactLog, runSplitChecks } from "./housekeeping.js";
 
 /** Hooks for the scheduler integration (region heartbeats, split ids); all optional. */
@@ -30,12 +31,16 @@ export interface StoreOptions {
   kv: Engine;
   raft: Engine;
   snapDir: string;
+  /** Where snapshot files are written (default: the real file system). */
+  snapFiles?: FileLayer;
   config: RaftstoreConfig;
   log: Logger;
   makeTransport(source: SnapshotSource, events: TransportEvents): RaftTransport;
   hooks?: StoreHooks;
   /** Time, timers and randomness (default: the real ones). */
   runtime?: Runtime;
+  /** Told the stages of writes and turns (metrics, slow log); default: nobody. */
+  observer?: RaftstoreObserver;
 }
 
 export class StoreStoppedError extends Error {
@@ -64,6 +69,7 @@ export class Store implements RaftMessageSink {
   private readonly inbox: Inbox;
   readonly log: Logger;
   readonly runtime: Runtime;
+  readonly observer: RaftstoreObserver;
   private readonly hooks: StoreHooks;
   private tickTimer: TimerHandle | undefined;
   private ticks = 0;
@@ -79,8 +85,9 @@ export class Store implements RaftMessageSink {
     this.config = options.config;
     this.hooks = options.hooks ?? {};
     this.runtime = options.runtime ?? realRuntime;
+    this.observer = options.observer ?? NO_OBSERVER;
     this.log = options.log.child({ store_id: String(options.storeId) });
-    this.snaps = new SnapManager(options.snapDir);
+    this.snaps = new SnapManager(options.snapDir, options.snapFiles);
     this.transport = options.makeTransport((msg) => this.snapshotSource(msg), {
       onUnreachable: (msg) => this.peers.get(msg.regionId)?.handle({ type: "unreachable", toPeerId: msg.toPeer!.id }),
       onSnapshotStatus: (msg, ok) => {
@@ -114,6 +121,7 @@ export class Store implements RaftMessageSink {
       log: this.log,
       config: this.config,
       runtime: this.runtime,
+      observer: this.observer,
       kv: this.kv,
       raftEngine: this.raftEngine,
       peers: this.peers,

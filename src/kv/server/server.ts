@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { TinyKvService, type TinyKvServer } from "../../proto/tinykvpb.js";
+import type { Runtime } from "../../util/runtime.js";
 import { MAX_GRPC_MESSAGE_BYTES } from "./limits.js";
 
 export class PortInUseError extends Error {
@@ -35,14 +36,14 @@ export function bindAsync(server: grpc.Server, addr: string): Promise<number> {
 }
 
 /** Stops taking new calls, lets in-flight ones finish (up to graceMs), then forces the rest. */
-export function shutdownGracefully(server: grpc.Server, graceMs = 5000): Promise<void> {
+export function shutdownGracefully(server: grpc.Server, runtime: Runtime, graceMs = 5000): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => {
+    const timer = runtime.setTimeout(() => {
       server.forceShutdown();
       resolve();
     }, graceMs);
     server.tryShutdown(() => {
-      clearTimeout(timer);
+      runtime.clearTimeout(timer);
       resolve();
     });
   });

@@ -22,7 +22,7 @@ export class StoreMetrics {
   private readonly requests: Counter<"method" | "outcome">;
   private readonly duration: Histogram<"method">;
 
-  constructor(opts: { storeId?: bigint; source?: StoreGaugeSource; registry?: Registry }) {
+  constructor(opts: { storeId?: bigint; registry?: Registry }) {
     this.registry = opts.registry ?? processRegistry();
     if (opts.storeId !== undefined) this.registry.setDefaultLabels({ store_id: opts.storeId.toString() });
     const registers = [this.registry];
@@ -39,8 +39,11 @@ export class StoreMetrics {
       buckets: LATENCY_BUCKETS_SECONDS,
       registers,
     });
-    const source = opts.source;
-    if (!source) return;
+  }
+
+  /** The gauges read from a running store at scrape time. */
+  watchStore(source: StoreGaugeSource): void {
+    const registers = [this.registry];
     new Gauge({
       name: "tinykv_store_regions",
       help: "Regions this store holds data of (initialized peers)",

@@ -2,6 +2,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { Metadata } from "@grpc/grpc-js";
 import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
 import type { TinyKvClient } from "../../proto/tinykvpb.js";
+import type { Runtime } from "../../util/runtime.js";
 import { snapshotChunks } from "./snapshot-chunks.js";
 import type { SnapshotSource } from "./transport.js";
 
@@ -14,6 +15,8 @@ export interface SnapshotCallOptions {
   source: SnapshotSource;
   chunkBytes: number;
   timeoutMs: number;
+  /** The deadline is measured from its clock (gRPC enforces it on the real one). */
+  runtime: Runtime;
   /** Gets the call as soon as it exists (so a closing transport can cancel it). */
   onCall?: (call: grpc.ClientWritableStream<SnapshotChunk>) => void;
 }
@@ -26,7 +29,7 @@ export function streamSnapshotCall(opts: SnapshotCallOptions): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     let sent = 0;
     let status: grpc.StatusObject | undefined;
-    const c = opts.client.snapshot(new Metadata(), { deadline: Date.now() + opts.timeoutMs }, (err) =>
+    const c = opts.client.snapshot(new Metadata(), { deadline: new Date(opts.runtime.now() + opts.timeoutMs) }, (err) =>
       err ? reject(err) : resolve(sent),
     );
     opts.onCall?.(c);

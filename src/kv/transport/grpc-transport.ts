@@ -3,7 +3,8 @@ import { MessageType } from "../../proto/eraftpb.js";
 import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
 import { TinyKvClient } from "../../proto/tinykvpb.js";
 import { silentLogger, type Logger } from "../../util/logger.js";
-import { newDestination, type Destination } from "./grpc-destination.js";
+import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
+import { Destination, ReconnectBackoff, type LinkFailure, type QueuedMessage } from "./grpc-destination.js";
 import { InvalidRaftMessageError, SnapshotSendError, StoreNotFoundError, DestinationUnreachableError, TransportError } from "./errors.js";
 import { streamSnapshotCall } from "./grpc-snapshot.js";
 import { fitRaftMessage, MAX_RAFT_MESSAGE_BYTES } from "./message-size.js";
@@ -31,6 +32,8 @@ export interface GrpcTransportOptions {
   snapshotSource: SnapshotSource;
   events?: TransportEvents;
   log?: Logger;
+  /** Time, timers, deferral and the backoff's jitter (default: the real runtime). */
+  runtime?: Runtime;
   /** First reconnect backoff after a stream failure (default 100 ms); doubles, jittered, up to the max. */
   reconnectBackoffMs?: number;
   /** Backoff cap (default 3000 ms). */
@@ -59,6 +62,9 @@ const RAFT_WRITE_WINDOW = 256;
 const CLOSE_GRACE_MS = 1000;
 const OVERSIZE_WARNING_INTERVAL_MS = 10_000;
 
+type RaftStream = grpc.ClientWritableStream<RaftMessage>;
+type RaftDestination = Destination<RaftStream, TinyKvClient>;
+
 /**
  * RaftTransport over tinykvpb.TinyKv's client-streaming `Raft` rpc: one long-lived stream per
  * destination store on its own channel, batched writes on flush, bounded queues, lazy reconnect
@@ -68,10 +74,11 @@ const OVERSIZE_WARNING_INTERVAL_MS = 10_000;
 export class GrpcTransport implements RaftTransport {
   /** Counters for tests and metrics. */
   readonly stats = { written: 0, dropped: 0, streamsOpened: 0, streamFailures: 0, backpressureWaits: 0 };
-  private readonly dests = new Map<bigint, Destination>();
+  private readonly dests = new Map<bigint, RaftDestination>();
   private readonly snapshotCalls = new Set<grpc.ClientWritableStream<SnapshotChunk>>();
   private readonly snapshotTasks = new Set<Promise<void>>();
   private readonly log: Logger;
+  private readonly runtime: Runtime;
   private readonly events: TransportEvents;
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
@@ -82,11 +89,13 @@ export class GrpcTransport implements RaftTransport {
   private readonly maxSnapshots: number;
   private readonly chunkBytes: number;
   private readonly snapshotTimeoutMs: number;
-  private flushHandle: NodeJS.Immediate | undefined;
+  /** A deferred flush is pending (flush() and close() cancel it by clearing this). */
+  private flushScheduled = false;
   private closed = false;
 
   constructor(private readonly opts: GrpcTransportOptions) {
     this.log = (opts.log ?? silentLogger).child({ store_id: opts.storeId, component: "transport" });
+    this.runtime = opts.runtime ?? realRuntime;
     this.events = opts.events ?? {};
     this.initialBackoffMs = opts.reconnectBackoffMs ?? 100;
     this.maxBackoffMs = Math.max(opts.maxReconnectBackoffMs ?? 3000, this.initialBackoffMs);
@@ -110,33 +119,31 @@ export class GrpcTransport implements RaftTransport {
       void task.finally(() => this.snapshotTasks.delete(task));
       return;
     }
-    if (!dest.stream && !dest.connecting && Date.now() < dest.retryAt) {
+    if (dest.isBackingOff(this.runtime.now())) {
       this.unreachable(msg);
       return;
     }
     const fitted = fitRaftMessage(msg, this.maxMessageBytes);
     if (fitted.dropped) this.dropOversized(dest, msg, fitted.size);
-    for (const part of fitted.parts) {
-      dest.queue.push(part);
-      dest.queuedBytes += part.size;
+    // The queue keeps at least the newest message, whatever its size: it alone fits one stream message.
+    const overflow = dest.enqueue(fitted.parts, { maxMessages: this.maxQueued, maxBytes: this.maxQueuedBytes });
+    for (const oldest of overflow) this.unreachable(oldest.msg);
+    if (overflow.length > 0 && !dest.overflowing) {
+      dest.overflowing = true;
+      this.log.warn({ to_store: to, max_queued: this.maxQueued, max_queued_bytes: this.maxQueuedBytes }, "raft send queue full: dropping oldest messages");
     }
-    // Keep at least the newest message, whatever its size: it alone fits one stream message.
-    while (dest.queue.length > this.maxQueued || (dest.queuedBytes > this.maxQueuedBytes && dest.queue.length > 1)) {
-      const oldest = dest.queue.shift()!;
-      dest.queuedBytes -= oldest.size;
-      this.unreachable(oldest.msg);
-      if (!dest.overflowing) {
-        dest.overflowing = true;
-        this.log.warn({ to_store: to, max_queued: this.maxQueued, max_queued_bytes: this.maxQueuedBytes }, "raft send queue full: dropping oldest messages");
-      }
+    if (fitted.parts.length > 0 && !this.flushScheduled) {
+      this.flushScheduled = true;
+      this.runtime.defer(() => {
+        if (this.flushScheduled) this.flush();
+      });
     }
-    if (fitted.parts.length > 0) this.flushHandle ??= setImmediate(() => this.flush());
   }
 
   /** A message gRPC would refuse (and fail the stream shared by every region with it): raft hears it was lost. */
-  private dropOversized(dest: Destination, msg: RaftMessage, size: number): void {
+  private dropOversized(dest: RaftDestination, msg: RaftMessage, size: number): void {
     this.unreachable(msg);
-    const now = Date.now();
+    const now = this.runtime.now();
     if (now - dest.lastOversizeWarning < OVERSIZE_WARNING_INTERVAL_MS) return;
     dest.lastOversizeWarning = now;
     this.log.warn(
@@ -146,76 +153,73 @@ export class GrpcTransport implements RaftTransport {
   }
 
   flush(): void {
-    if (this.flushHandle) clearImmediate(this.flushHandle);
-    this.flushHandle = undefined;
-    for (const dest of this.dests.values()) if (dest.queue.length > 0) this.pump(dest);
+    this.flushScheduled = false;
+    for (const dest of this.dests.values()) if (dest.queueLength > 0) this.pump(dest);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.flushHandle) clearImmediate(this.flushHandle);
-    this.flushHandle = undefined;
+    this.flushScheduled = false;
     for (const call of this.snapshotCalls) call.cancel();
     const ends: Promise<void>[] = [];
     for (const dest of this.dests.values()) {
-      dest.queue = []; // stopping: unsent messages are lost as in a crash; raft state is on disk
-      dest.queuedBytes = 0;
+      // Stopping: unsent messages are lost as in a crash; raft state is on disk.
+      const link = dest.close();
       for (const wake of dest.snapshotWaiters.splice(0)) wake();
-      const { stream, client } = dest;
-      if (stream && client) {
-        stream.end();
-        ends.push(withGrace(dest.streamDone, CLOSE_GRACE_MS).then(() => client.close()));
-      } else {
-        client?.close();
+      if (link) {
+        link.stream.end();
+        ends.push(this.withGrace(link.done, CLOSE_GRACE_MS).then(() => link.client.close()));
       }
     }
     await Promise.all([...ends, ...this.snapshotTasks]);
   }
 
-  private dest(storeId: bigint): Destination {
+  private dest(storeId: bigint): RaftDestination {
     let d = this.dests.get(storeId);
     if (!d) {
-      d = newDestination(storeId, this.initialBackoffMs);
+      d = new Destination(storeId, new ReconnectBackoff(this.initialBackoffMs, this.maxBackoffMs));
       this.dests.set(storeId, d);
     }
     return d;
   }
 
   /** Writes queued messages in order until the stream pushes back; connects first if needed. */
-  private pump(dest: Destination): void {
+  private pump(dest: RaftDestination): void {
     if (this.closed) return;
-    const stream = dest.stream;
-    if (!stream) {
-      if (dest.connecting) return;
-      if (Date.now() < dest.retryAt) {
-        this.dropQueued(dest);
-        return;
-      }
-      void this.connect(dest);
+    const state = dest.state;
+    if (state.kind !== "connected") {
+      const now = this.runtime.now();
+      if (dest.isBackingOff(now)) this.dropQueued(dest.takeQueued());
+      else if (dest.canConnect(now)) void this.connect(dest);
       return;
     }
-    if (dest.blocked) return;
-    while (dest.queue.length > 0) {
-      const { msg, size } = dest.queue[0]!;
+    const link = state;
+    const stream = link.stream;
+    if (link.blocked) return;
+    for (let next = dest.peek(); next; next = dest.peek()) {
+      const { msg, size } = next;
       // In-flight bytes wait for gRPC (and the receiver's flow control) before more are written.
-      if (dest.inFlightBytes > 0 && dest.inFlightBytes + size > this.maxInFlightBytes) {
+      if (link.inFlightBytes > 0 && link.inFlightBytes + size > this.maxInFlightBytes) {
         this.stats.backpressureWaits++;
-        dest.blocked = true;
+        link.blocked = true;
         return;
       }
-      dest.queue.shift();
-      dest.queuedBytes -= size;
-      dest.inFlight.set(`${msg.regionId}/${msg.toPeer?.id}`, msg);
+      dest.shift();
+      link.inFlight.set(`${msg.regionId}/${msg.toPeer?.id}`, msg);
       this.stats.written++;
-      dest.inFlightBytes += size;
+      link.inFlightBytes += size;
       const written = stream.write(msg, () => this.onWritten(dest, stream, size));
       if (!written && stream.writableLength >= RAFT_WRITE_WINDOW) {
         this.stats.backpressureWaits++;
-        dest.blocked = true;
+        link.blocked = true;
+        // A write callback may have unblocked the stream before it drained: its listener still waits.
+        if (link.awaitingDrain) return;
+        link.awaitingDrain = true;
         stream.once("drain", () => {
-          if (dest.stream !== stream) return;
-          dest.blocked = false;
+          link.awaitingDrain = false;
+          if (!dest.linkOf(stream)) return;
+          link.blocked = false;
           dest.overflowing = false;
           this.pump(dest);
         });
@@ -226,18 +230,19 @@ export class GrpcTransport implements RaftTransport {
   }
 
   /** A write completed (or failed with its stream): its bytes no longer count as in flight. */
-  private onWritten(dest: Destination, stream: grpc.ClientWritableStream<RaftMessage>, size: number): void {
-    if (dest.stream !== stream) return; // a broken stream's accounting was reset with it
-    dest.inFlightBytes -= size;
-    if (dest.blocked && stream.writableLength < RAFT_WRITE_WINDOW && dest.inFlightBytes + (dest.queue[0]?.size ?? 0) <= this.maxInFlightBytes) {
-      dest.blocked = false;
+  private onWritten(dest: RaftDestination, stream: RaftStream, size: number): void {
+    const link = dest.linkOf(stream);
+    if (!link) return; // a broken stream's accounting went with it
+    link.inFlightBytes -= size;
+    if (link.blocked && stream.writableLength < RAFT_WRITE_WINDOW && link.inFlightBytes + (dest.peek()?.size ?? 0) <= this.maxInFlightBytes) {
+      link.blocked = false;
       dest.overflowing = false;
       this.pump(dest);
     }
   }
 
-  private async connect(dest: Destination): Promise<void> {
-    dest.connecting = true;
+  private async connect(dest: RaftDestination): Promise<void> {
+    dest.beginConnect(this.runtime.now());
     let addr = dest.addr;
     try {
       addr ??= await this.resolve(dest.storeId);
@@ -245,26 +250,22 @@ export class GrpcTransport implements RaftTransport {
       dest.addr = addr;
       const client = new TinyKvClient(addr, grpc.credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
       let settle!: () => void;
-      dest.streamDone = new Promise<void>((r) => (settle = r));
+      const done = new Promise<void>((r) => (settle = r));
       const stream = client.raft((err) => {
         settle();
         this.onStreamBroken(dest, stream, err ?? "the peer ended the stream");
       });
       // The callback above carries the status; an 'error' event (if any) is the same failure.
       stream.on("error", (err: Error) => this.onStreamBroken(dest, stream, err));
-      dest.client = client;
-      dest.stream = stream;
-      dest.streamStartedAt = Date.now();
+      if (!dest.opened({ client, stream, done }, this.runtime.now())) {
+        client.close(); // closed while dialing
+        return;
+      }
       this.stats.streamsOpened++;
-      dest.blocked = false;
-      dest.inFlightBytes = 0;
-      dest.inFlight.clear();
       this.log.debug({ to_store: dest.storeId, addr }, "raft stream opened");
     } catch (err) {
-      this.fail(dest, new DestinationUnreachableError(dest.storeId, addr, err));
+      this.report(dest, dest.connectFailed(this.runtime.now(), () => this.runtime.random()), new DestinationUnreachableError(dest.storeId, addr, err));
       return;
-    } finally {
-      dest.connecting = false;
     }
     this.pump(dest);
   }
@@ -272,49 +273,36 @@ export class GrpcTransport implements RaftTransport {
   /** The resolver, with a deadline: a hung resolver must not hold a destination in "connecting" forever. */
   private resolve(storeId: bigint): Promise<string> {
     const ms = this.opts.resolveTimeoutMs ?? 5000;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: TimerHandle | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreNotFoundError(storeId, `address resolution timed out after ${ms} ms`)), ms);
+      timer = this.runtime.setTimeout(() => reject(new StoreNotFoundError(storeId, `address resolution timed out after ${ms} ms`)), ms);
     });
-    return Promise.race([this.opts.resolver.resolve(storeId), timeout]).finally(() => clearTimeout(timer));
+    return Promise.race([this.opts.resolver.resolve(storeId), timeout]).finally(() => this.runtime.clearTimeout(timer));
   }
 
-  private onStreamBroken(dest: Destination, stream: grpc.ClientWritableStream<RaftMessage>, cause: unknown): void {
-    if (dest.stream !== stream) return; // already handled (callback and 'error' both fire)
-    const client = dest.client;
-    dest.stream = undefined;
-    dest.client = undefined;
-    dest.blocked = false;
-    dest.inFlightBytes = 0;
-    client?.close();
-    if (this.closed) return;
+  private onStreamBroken(dest: RaftDestination, stream: RaftStream, cause: unknown): void {
+    const addr = dest.addr;
+    // Undefined when already handled (callback and 'error' both fire) or the transport is closing.
+    const failure = dest.streamBroken(stream, this.runtime.now(), () => this.runtime.random());
+    if (!failure) return;
+    failure.client?.close();
     this.stats.streamFailures++;
-    if (Date.now() - dest.streamStartedAt >= this.maxBackoffMs) dest.backoffMs = this.initialBackoffMs;
-    this.fail(dest, new DestinationUnreachableError(dest.storeId, dest.addr, cause));
+    this.report(dest, failure, new DestinationUnreachableError(dest.storeId, addr, cause));
   }
 
-  /** The destination is down: report what is lost, back off, re-resolve the address next time. */
-  private fail(dest: Destination, err: TransportError): void {
+  /** The destination went down (it now backs off): report what was lost. */
+  private report(dest: RaftDestination, failure: LinkFailure<TinyKvClient> | undefined, err: TransportError): void {
+    if (!failure) return; // closed meanwhile: nobody to tell
+    for (const msg of failure.inFlight) this.unreachable(msg);
+    this.dropQueued(failure.queued);
     // Only the first failure after a healthy stream is worth a warning; a store that stays
     // down would otherwise fill the log with one line per reconnect attempt.
-    const firstFailure = dest.backoffMs === this.initialBackoffMs;
-    const wait = Math.round(dest.backoffMs * (0.5 + Math.random() / 2));
-    dest.retryAt = Date.now() + wait;
-    dest.backoffMs = Math.min(dest.backoffMs * 2, this.maxBackoffMs);
-    dest.addr = undefined;
-    const lost = dest.inFlight.size + dest.queue.length;
-    for (const msg of dest.inFlight.values()) this.unreachable(msg);
-    dest.inFlight.clear();
-    this.dropQueued(dest);
-    const fields = { to_store: String(dest.storeId), error: err.message, backoff_ms: wait, lost };
-    if (firstFailure) this.log.warn(fields, "raft stream to store failed");
+    const fields = { to_store: String(dest.storeId), error: err.message, backoff_ms: failure.waitMs, lost: failure.inFlight.length + failure.queued.length };
+    if (failure.firstFailure) this.log.warn(fields, "raft stream to store failed");
     else this.log.debug(fields, "raft stream to store still failing");
   }
 
-  private dropQueued(dest: Destination): void {
-    const queued = dest.queue;
-    dest.queue = [];
-    dest.queuedBytes = 0;
+  private dropQueued(queued: readonly QueuedMessage[]): void {
     // One report per (region, peer) is all raft needs.
     const seen = new Set<string>();
     for (const { msg } of queued) {
@@ -332,7 +320,7 @@ export class GrpcTransport implements RaftTransport {
     });
   }
 
-  private async sendSnapshot(dest: Destination, msg: RaftMessage): Promise<void> {
+  private async sendSnapshot(dest: RaftDestination, msg: RaftMessage): Promise<void> {
     if (dest.snapshotsActive >= this.maxSnapshots) {
       if (dest.snapshotWaiters.length >= MAX_WAITING_SNAPSHOTS) {
         this.log.warn({ to_store: dest.storeId, region_id: msg.regionId }, "too many snapshots queued for store: failing this one");
@@ -343,10 +331,10 @@ export class GrpcTransport implements RaftTransport {
       if (this.closed) return;
     }
     dest.snapshotsActive++;
-    const started = Date.now();
+    const started = this.runtime.now();
     try {
       const bytes = await this.streamSnapshot(dest, msg);
-      this.log.info({ to_store: dest.storeId, region_id: msg.regionId, bytes, ms: Date.now() - started }, "snapshot sent");
+      this.log.info({ to_store: dest.storeId, region_id: msg.regionId, bytes, ms: this.runtime.now() - started }, "snapshot sent");
       this.snapshotStatus(msg, true);
     } catch (err) {
       if (!this.closed) this.log.warn({ err, to_store: dest.storeId, region_id: msg.regionId }, "snapshot send failed");
@@ -358,7 +346,7 @@ export class GrpcTransport implements RaftTransport {
   }
 
   /** One Snapshot call on its own connection; resolves with the data bytes sent once the peer answered Done. */
-  private async streamSnapshot(dest: Destination, msg: RaftMessage): Promise<number> {
+  private async streamSnapshot(dest: RaftDestination, msg: RaftMessage): Promise<number> {
     const fail = (cause: unknown) => new SnapshotSendError(dest.storeId, msg.regionId, cause);
     let addr = dest.addr;
     try {
@@ -371,7 +359,7 @@ export class GrpcTransport implements RaftTransport {
     let call: grpc.ClientWritableStream<SnapshotChunk> | undefined;
     try {
       return await streamSnapshotCall({
-        client, msg, source: this.opts.snapshotSource, chunkBytes: this.chunkBytes, timeoutMs: this.snapshotTimeoutMs,
+        client, msg, source: this.opts.snapshotSource, chunkBytes: this.chunkBytes, timeoutMs: this.snapshotTimeoutMs, runtime: this.runtime,
         onCall: (c) => {
           call = c;
           this.snapshotCalls.add(c);
@@ -385,16 +373,16 @@ export class GrpcTransport implements RaftTransport {
     }
   }
 
+  /** Waits for `p`, but no longer than `ms`. */
+  private withGrace(p: Promise<void>, ms: number): Promise<void> {
+    let timer: TimerHandle | undefined;
+    const timeout = new Promise<void>((r) => (timer = this.runtime.setTimeout(r, ms)));
+    return Promise.race([p, timeout]).finally(() => this.runtime.clearTimeout(timer));
+  }
+
   private snapshotStatus(msg: RaftMessage, ok: boolean): void {
     queueMicrotask(() => {
       if (!this.closed) this.events.onSnapshotStatus?.(msg, ok);
     });
   }
-}
-
-/** Waits for `p`, but no longer than `ms`. */
-function withGrace(p: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((r) => (timer = setTimeout(r, ms)));
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

@@ -20,6 +20,7 @@ import { checkBank, checkLinearizable, checkNoLostWrites, type BankRead, type Va
 import type { DeliberateBugs } from "../../../src/util/deliberate-bugs.js";
 import { RaftInvariantChecker } from "../checkers/index.js";
 import { FaultInjector, describeFault, drawFaults, type Fault, type FaultKind } from "./faults.js";
+import { SIM_RAFTSTORE_CONFIG as SIM_RAFTSTORE } from "./config.js";
 import { SimKvNetwork } from "./sim-kv.js";
 import { SimRuntime } from "./sim-runtime.js";
 import { drawSchedulerCrashes, SimScheduler, type SchedulerCrash } from "./sim-scheduler.js";
@@ -72,17 +73,6 @@ export interface SimResult {
 const HANG_MARGIN_MS = 30_000;
 const OP_DEADLINE_MS = 4_000;
 /** Small regions, so the scheduler approves splits and balances peers while the faults run. */
-const SIM_RAFTSTORE = {
-  regionSplitSize: 2 * 1024,
-  regionMaxSize: 3 * 1024,
-  // Production-like ticks: simulated time is free, and fewer ticks per simulated second are fewer events.
-  raftBaseTickMs: 100,
-  raftLogGcTickMs: 1_000,
-  splitRegionCheckTickMs: 500,
-  schedulerHeartbeatTickMs: 500,
-  schedulerStoreHeartbeatTickMs: 1_000,
-};
-
 export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const wallStart = performance.now();
   const stores = opts.stores ?? 3;

@@ -1,0 +1,99 @@
+/**
+ * The raftstore's stages as Prometheus series, and the slow log: a write slower than `slowMs`
+ * logs one line with its stages (queued until proposed, proposed until committed, committed
+ * until answered) and its region. Durations come from process.hrtime: observation only, never
+ * behaviour, so the raftstore itself reads no clock for them.
+ */
+import type { RaftstoreObserver, TurnTimeline, WriteOutcome, WriteTimeline } from "../raftstore/observer.js";
+import type { Logger } from "../../util/logger.js";
+import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, type Registry } from "../../util/metrics.js";
+
+const nowNs = (): bigint => process.hrtime.bigint();
+const seconds = (fromNs: bigint, toNs: bigint): number => Number(toNs - fromNs) / 1e9;
+const COUNT_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
+
+export class RaftstoreMetrics implements RaftstoreObserver {
+  private readonly stage: Histogram<"stage">;
+  private readonly writes: Counter<"outcome">;
+  private readonly turnSeconds: Histogram;
+  private readonly fsyncSeconds: Histogram;
+  private readonly applyWriteSeconds: Histogram;
+  private readonly turnEntries: Histogram;
+  private readonly turnApplied: Histogram;
+  private readonly turnReadies: Histogram;
+
+  constructor(
+    registry: Registry,
+    private readonly log: Logger,
+    /** A write answered later than this logs its stages (0: never). */
+    private readonly slowMs: number,
+  ) {
+    const registers = [registry];
+    this.stage = new Histogram({
+      name: "tinykv_raftstore_write_stage_duration_seconds",
+      help: "A write's time in each stage on its leader: propose (arrival until its entry is appended), commit (until raft commits it), apply (until it is applied and answered)",
+      labelNames: ["stage"],
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers,
+    });
+    this.writes = new Counter({ name: "tinykv_raftstore_writes_total", help: "Writes answered, by outcome (applied, stale, refused)", labelNames: ["outcome"], registers });
+    this.turnSeconds = new Histogram({ name: "tinykv_raftstore_turn_duration_seconds", help: "One store-loop turn: persist, send, apply, respond", buckets: LATENCY_BUCKETS_SECONDS, registers });
+    this.fsyncSeconds = new Histogram({ name: "tinykv_raft_engine_write_duration_seconds", help: "The raft engine's batch write of one turn (synced: group commit)", labelNames: ["sync"], buckets: LATENCY_BUCKETS_SECONDS, registers });
+    this.applyWriteSeconds = new Histogram({ name: "tinykv_kv_engine_apply_write_duration_seconds", help: "The kv engine's batch write of one turn's applied entries", buckets: LATENCY_BUCKETS_SECONDS, registers });
+    this.turnReadies = new Histogram({ name: "tinykv_raftstore_turn_readies", help: "Peers with a Ready in one turn", buckets: COUNT_BUCKETS, registers });
+    this.turnEntries = new Histogram({ name: "tinykv_raftstore_turn_log_entries", help: "Log entries persisted in one turn's raft batch", buckets: COUNT_BUCKETS, registers });
+    this.turnApplied = new Histogram({ name: "tinykv_raftstore_turn_applied_entries", help: "Committed entries applied in one turn's kv batch", buckets: COUNT_BUCKETS, registers });
+  }
+
+  write(regionId: bigint): WriteTimeline {
+    const arrived = nowNs();
+    let proposed: bigint | undefined;
+    let committed: bigint | undefined;
+    return {
+      proposed: () => {
+        proposed = nowNs();
+        this.stage.observe({ stage: "propose" }, seconds(arrived, proposed));
+      },
+      committed: () => {
+        committed = nowNs();
+        if (proposed !== undefined) this.stage.observe({ stage: "commit" }, seconds(proposed, committed));
+      },
+      answered: (outcome: WriteOutcome) => {
+        const answered = nowNs();
+        this.writes.inc({ outcome });
+        if (committed !== undefined) this.stage.observe({ stage: "apply" }, seconds(committed, answered));
+        const totalMs = seconds(arrived, answered) * 1000;
+        if (this.slowMs > 0 && totalMs >= this.slowMs) {
+          const ms = (from: bigint | undefined, to: bigint | undefined) => (from !== undefined && to !== undefined ? Math.round(seconds(from, to) * 1e4) / 10 : null);
+          this.log.warn(
+            { region_id: String(regionId), outcome, total_ms: Math.round(totalMs * 10) / 10, queued_ms: ms(arrived, proposed), commit_ms: ms(proposed, committed), apply_ms: ms(committed, answered) },
+            "slow write",
+          );
+        }
+      },
+    };
+  }
+
+  turn(): TurnTimeline {
+    const start = nowNs();
+    let mark = start;
+    return {
+      persistStarted: () => {
+        mark = nowNs();
+      },
+      persisted: (readies, entries, synced) => {
+        this.fsyncSeconds.observe({ sync: String(synced) }, seconds(mark, nowNs()));
+        this.turnReadies.observe(readies);
+        this.turnEntries.observe(entries);
+      },
+      applyStarted: () => {
+        mark = nowNs();
+      },
+      applied: (entries) => {
+        this.applyWriteSeconds.observe(seconds(mark, nowNs()));
+        this.turnApplied.observe(entries);
+      },
+      done: () => this.turnSeconds.observe(seconds(start, nowNs())),
+    };
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The raftstore's stages as a user of /metrics sees them (write stages, turns, the raft
+ * engine's group-commit write), and the slow log: one line per slow write with its stages.
+ */
+import { Writable } from "node:stream";
+import { pino } from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { RaftstoreMetrics } from "../../src/kv/status/index.js";
+import { delay } from "../../src/kv/transport/filters.js";
+import { Registry } from "../../src/util/metrics.js";
+import { TestCluster } from "../harness/cluster.js";
+
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+describe("raftstore metrics and the slow log", () => {
+  let cluster: TestCluster | undefined;
+  afterEach(async () => {
+    await cluster?.shutdown();
+    cluster = undefined;
+  });
+
+  it("every acknowledged write passes the propose, commit and apply stages; a slow one logs its stages", async () => {
+    const registries = new Map<bigint, Registry>();
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(l) as Record<string, unknown>);
+        done();
+      },
+    });
+    const log = pino({ level: "warn" }, sink);
+    cluster = new TestCluster({
+      stores: 3,
+      observer: (id) => {
+        const registry = new Registry();
+        registries.set(id, registry);
+        return new RaftstoreMetrics(registry, log, 30);
+      },
+    });
+    await cluster.start();
+    for (let i = 0; i < 10; i++) await cluster.put(`k${i}`, `v${i}`);
+    const texts = await Promise.all([...registries.values()].map((r) => r.metrics()));
+    const all = texts.join("\n");
+    expect(sample(all, "tinykv_raftstore_writes_total", { outcome: "applied" })).toBeGreaterThanOrEqual(10);
+    for (const stage of ["propose", "commit", "apply"]) {
+      expect(sample(all, "tinykv_raftstore_write_stage_duration_seconds_count", { stage }), stage).toBeGreaterThanOrEqual(10);
+    }
+    expect(sample(all, "tinykv_raft_engine_write_duration_seconds_count", { sync: "true" })).toBeGreaterThan(0);
+    expect(sample(all, "tinykv_raftstore_turn_duration_seconds_count")).toBeGreaterThan(0);
+    expect(sample(all, "tinykv_raftstore_turn_log_entries_sum")).toBeGreaterThanOrEqual(10);
+
+    // Followers' acknowledgements 40-60 ms late: the write waits past the 30 ms slow threshold in its commit stage.
+    const before = lines.length;
+    const remove = cluster.network.addFilter(delay(40, 60));
+    await cluster.put("slow", "v");
+    remove();
+    const slow = lines.slice(before).filter((l) => l.msg === "slow write");
+    expect(slow.length, JSON.stringify(lines.slice(before))).toBeGreaterThanOrEqual(1);
+    const line = slow[0]!;
+    expect(line.outcome).toBe("applied");
+    expect(typeof line.region_id).toBe("string");
+    expect(line.total_ms as number).toBeGreaterThanOrEqual(30);
+    expect(line.commit_ms as number).toBeGreaterThanOrEqual(30);
+    expect(typeof line.queued_ms).toBe("number");
+    expect(typeof line.apply_ms).toBe("number");
+  });
+});
