@@ -40,8 +40,8 @@ chaos: build
 	  test/lab2b-raftkv/generic.test.ts test/lab2c-snapshot test/lab3b-multiraft/confchange.test.ts test/lab3b-multiraft/split.test.ts
 
 # The deterministic simulation of the raftstore (test/sim/runner): SEEDS seeds and a summary, or
-# SEED=n to replay one with its fault schedule, trace tail and trace hash. 500 seeds: about 2 s
-# a seed on a quiet 2-core machine (15-20 min); measured 12 s a seed with the machine loaded.
+# SEED=n to replay one with its fault schedule, trace tail and trace hash. Measured on the 2-core
+# machine while others used it: about 4 s a seed, so the default 500 seeds take about 35 minutes.
 sim: build
 	SEEDS=$${SEEDS:-500} node dist/test/sim/runner/main.js
 
