@@ -5,8 +5,9 @@
  */
 import type { Context } from "../proto/kvrpcpb.js";
 import type { Storage } from "../kv/storage/index.js";
+import type { DeliberateBugs } from "../util/deliberate-bugs.js";
 import { DEFAULT_TXN_BOUNDS, type TxnBounds } from "./bounds.js";
-import { Latches } from "./latches.js";
+import { Latches, type LatchGuard } from "./latches.js";
 import { MvccTxn } from "./mvcc-txn.js";
 
 export class CommandRunner {
@@ -16,6 +17,8 @@ export class CommandRunner {
     readonly storage: Storage,
     /** What timestamps and TTLs the commands accept (see bounds.ts). */
     readonly bounds: TxnBounds = DEFAULT_TXN_BOUNDS,
+    /** Test-only safety switches turned off (util/deliberate-bugs.ts); never set in production. */
+    private readonly deliberateBugs?: DeliberateBugs,
   ) {}
 
   /** A read-only command: one snapshot, no latches (a snapshot never sees a half-applied batch). */
@@ -35,7 +38,7 @@ export class CommandRunner {
    * batch before the latches are released; a thrown error writes nothing.
    */
   async write<T>(ctx: Context | undefined, keys: readonly Uint8Array[], ts: bigint, fn: (txn: MvccTxn) => Promise<T>): Promise<T> {
-    const guard = await this.latches.acquire(keys);
+    let guard: LatchGuard | undefined = await this.latches.acquire(keys);
     try {
       const reader = await this.storage.reader(ctx);
       const txn = new MvccTxn(reader, ts);
@@ -46,10 +49,14 @@ export class CommandRunner {
         await txn.close();
         await reader.close();
       }
+      if (this.deliberateBugs?.has("release-latches-before-apply")) {
+        guard.release();
+        guard = undefined;
+      }
       if (txn.writes.length > 0) await this.storage.write(ctx, [...txn.writes]);
       return result;
     } finally {
-      guard.release();
+      guard?.release();
     }
   }
 }

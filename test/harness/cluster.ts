@@ -36,6 +36,8 @@ export interface ClusterOptions {
   disk?: "leveldb" | "sim";
   /** Clock, timers and randomness for the stores, the network and the simulated disks (default: the real ones). */
   runtime?: Runtime;
+  /** A store's own view of the runtime (e.g. its skewed clock in the simulator); default `runtime`. */
+  storeRuntime?: (storeId: bigint) => Runtime;
 }
 
 interface StoreSlot {
@@ -111,7 +113,7 @@ export class TestCluster {
       log: this.log,
       makeTransport: (source, events) => this.network.transport(id, source, events),
       hooks: this.opts.hooks?.(id) ?? this.mockSchedulerHooks(id),
-      runtime: this.opts.runtime,
+      runtime: this.opts.storeRuntime?.(id) ?? this.opts.runtime,
       observer: this.opts.observer?.(id),
     });
     slot.store = store;
@@ -168,8 +170,10 @@ export class TestCluster {
     return this.slots.get(id)?.simDisk;
   }
 
+  /** The running store `id`; one that stopped itself (a disk error) is gone, as its process would be. */
   store(id: bigint): Store | undefined {
-    return this.slots.get(id)?.store;
+    const store = this.slots.get(id)?.store;
+    return store?.stopped ? undefined : store;
   }
 
   engine(id: bigint): Engine | undefined {
@@ -185,8 +189,8 @@ export class TestCluster {
   /** The newest region containing `key` as the running stores know it (the harness's "scheduler"). */
   regionFor(key: Buffer): Region | undefined {
     let best: Region | undefined;
-    for (const slot of this.slots.values()) {
-      for (const r of slot.store?.regions() ?? []) {
+    for (const id of this.slots.keys()) {
+      for (const r of this.store(id)?.regions() ?? []) {
         if (!keyInRange(key, r.startKey, r.endKey)) continue;
         if (!best || r.regionEpoch!.version > best.regionEpoch!.version || (r.regionEpoch!.version === best.regionEpoch!.version && r.regionEpoch!.confVer > best.regionEpoch!.confVer)) best = r;
       }
@@ -196,7 +200,7 @@ export class TestCluster {
 
   /** The store whose peer of `regionId` is leader, if any. */
   leaderOf(regionId: bigint): bigint | undefined {
-    for (const [id, slot] of this.slots) if (slot.store?.peers.get(regionId)?.isLeader()) return id;
+    for (const id of this.slots.keys()) if (this.store(id)?.peers.get(regionId)?.isLeader()) return id;
     return undefined;
   }
 

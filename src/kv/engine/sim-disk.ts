@@ -154,6 +154,11 @@ export class SimDisk {
     return this.dbs.get(file)?.pending.length ?? 0;
   }
 
+  /** Open files whose engine refuses writes after a failed fsync (until it is reopened). */
+  filesWithFailedSync(): string[] {
+    return [...this.dbs.values()].filter((f) => f.engine?.syncFailed).map((f) => f.name);
+  }
+
   /** Names of the engines' files on this disk, in creation order. */
   fileNames(): string[] {
     return [...this.dbs.keys()];
@@ -190,6 +195,10 @@ class SimEngine extends Engine {
   ) {
     super(path, db);
     this.durable = db.snapshot();
+  }
+
+  get syncFailed(): boolean {
+    return this.failed !== undefined;
   }
 
   override newBatch(): WriteBatch {

@@ -1,3 +1,5 @@
+import type { DeliberateBugs } from "../../util/deliberate-bugs.js";
+
 /** Raftstore settings. Defaults suit a real deployment; tests shrink the intervals. */
 import { TinyKvError } from "../../util/errors.js";
 export interface RaftstoreConfig {
@@ -33,6 +35,8 @@ export interface RaftstoreConfig {
    * deadline: once in the log, only their apply or a StaleCommand answers them.
    */
   requestTimeoutMs: number;
+  /** Test-only safety switches turned off (see util/deliberate-bugs.ts); never set in production. */
+  deliberateBugs?: DeliberateBugs;
 }
 
 export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {

@@ -57,6 +57,7 @@ export async function loadPeers(host: PeerHost): Promise<{ peers: Peer[]; tombst
       continue;
     }
     const storage = await PeerStorage.load(host.kv, host.raftEngine, region);
+    if (host.config.deliberateBugs?.has("forget-vote-on-restart") && storage.raftState.hardState) storage.raftState.hardState.vote = 0n;
     out.peers.push(newPeer(host, meta, storage));
   }
   return out;

@@ -8,6 +8,7 @@ import type { EngineSnapshot, WriteBatch } from "../engine/index.js";
 import type { Logger } from "../../util/logger.js";
 import type { Runtime } from "../../util/runtime.js";
 import type { ApplyOutcome, ApplyTarget } from "./apply.js";
+import type { DeliberateBugs } from "../../util/deliberate-bugs.js";
 import type { RaftstoreConfig } from "./config.js";
 import { checkKeysInRegion, checkRegionEpoch } from "./epoch.js";
 import { errorResponse, regionErrors } from "./errors.js";
@@ -62,6 +63,8 @@ export class Peer {
   /** Set once the peer left this store (see the "destroy" message). */
   destroyed = false;
   generatingSnapshot = false;
+  /** Test-only safety switches turned off (util/deliberate-bugs.ts). */
+  private readonly deliberateBugs: DeliberateBugs | undefined;
 
   constructor(
     readonly storeId: bigint,
@@ -70,6 +73,7 @@ export class Peer {
     env: PeerEnv,
   ) {
     const config = env.config;
+    this.deliberateBugs = config.deliberateBugs;
     this.log = env.log;
     this.wake = env.wake;
     this.observer = env.observer ?? NO_OBSERVER;
@@ -239,6 +243,7 @@ export class Peer {
       for (const w of batch) w.done({ error });
       return;
     }
+    if (this.deliberateBugs?.has("read-without-read-index")) return this.reads.confirmed([{ index: 0n, requestCtx: this.reads.sent(batch) }]);
     this.raw.readIndex(this.reads.sent(batch));
   }
 

@@ -142,7 +142,7 @@ export class StoreLoop {
       peer.persist(raftWb, rd);
       entries += rd.entries.length;
     }
-    const sync = work.some((w) => w.rd.mustSync);
+    const sync = work.some((w) => w.rd.mustSync) && !this.ctx.config.deliberateBugs?.has("skip-raft-fsync");
     turn.persistStarted();
     await raftWb.write(sync);
     turn.persisted(work.length, entries, sync);

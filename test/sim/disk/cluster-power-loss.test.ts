@@ -137,7 +137,7 @@ describe("simulated disk under a cluster: power loss", () => {
       await work.ackMore(20, context);
       const victim = cluster.leaderOf(1n) ?? 1n;
       cluster.simDisk(victim)!.faults.failSync = (file) => file === "raft";
-      await waitFor(() => cluster!.store(victim)!.stopped, { timeoutMs: 10_000, message: `${context}: store ${victim} kept running on a disk whose fsync fails` });
+      await waitFor(() => cluster!.slots.get(victim)!.store?.stopped, { timeoutMs: 10_000, message: `${context}: store ${victim} kept running on a disk whose fsync fails` });
       // The process would exit here; the harness takes the stopped store off the network.
       await cluster.stopStore(victim);
       await work.ackMore(20, `${context}, store ${victim} stopped`);

@@ -2,8 +2,13 @@
  * `make sim`: runs SEEDS seeds (from SEED_BASE, default 1) and prints a summary; `SEED=n make sim`
  * replays one seed and prints its fault schedule, trace tail and hash. Exit code 1 if any failed.
  * FAULT_MS / LIVENESS_MS override the fault phase and the liveness bound (simulated ms), CLIENTS
- * the number of KvClients (half registers, half bank).
+ * the number of KvClients (half registers, half bank); FAULTS (comma-separated kinds) narrows the
+ * fault mix; DELIBERATE_BUGS turns safety switches off (test-only: src/util/deliberate-bugs.ts).
+ * Every seed's line, and the summary, end with a trace hash.
  */
+import { createHash } from "node:crypto";
+import { DELIBERATE_BUGS, type DeliberateBug } from "../../../src/util/deliberate-bugs.js";
+import { FAULT_KINDS, type FaultKind } from "./faults.js";
 import { describeResult, runSimulation, type SimOptions } from "./simulation.js";
 
 function intEnv(name: string, fallback: number): number {
@@ -14,19 +19,38 @@ function intEnv(name: string, fallback: number): number {
   return n;
 }
 
+/** A comma-separated list of names from `allowed` (e.g. FAULTS=crash,isolate), or undefined when unset. */
+function listEnv<T extends string>(name: string, allowed: readonly T[]): T[] | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const names = raw.split(",").map((n) => n.trim());
+  for (const n of names) if (!(allowed as readonly string[]).includes(n)) throw new Error(`${name}: unknown name ${JSON.stringify(n)} (known: ${allowed.join(", ")})`);
+  return names as T[];
+}
+
+/** The settings a replay needs besides the seed (the fault kinds, bugs and phase lengths this run used). */
+function replayEnv(): string {
+  return ["FAULTS", "DELIBERATE_BUGS", "FAULT_MS", "LIVENESS_MS", "CLIENTS"]
+    .filter((name) => process.env[name])
+    .map((name) => ` ${name}=${process.env[name]}`)
+    .join("");
+}
+
 async function main(): Promise<number> {
   const base: Omit<SimOptions, "seed"> = {
     faultPhaseMs: intEnv("FAULT_MS", 20_000),
     livenessBoundMs: intEnv("LIVENESS_MS", 15_000),
     traceTail: intEnv("TRACE_TAIL", 60),
     clients: intEnv("CLIENTS", 4),
+    faultKinds: listEnv<FaultKind>("FAULTS", FAULT_KINDS),
+    deliberateBugs: new Set(listEnv<DeliberateBug>("DELIBERATE_BUGS", DELIBERATE_BUGS) ?? []),
   };
   if (process.env.SEED !== undefined && process.env.SEED !== "") {
     const r = await runSimulation({ ...base, seed: intEnv("SEED", 0) });
     console.log(describeResult(r));
     return r.ok ? 0 : 1;
   }
-  const seeds = intEnv("SEEDS", 100);
+  const seeds = intEnv("SEEDS", 500);
   const first = intEnv("SEED_BASE", 1);
   const wallStart = performance.now();
   let simulatedMs = 0;
@@ -39,6 +63,8 @@ async function main(): Promise<number> {
   let bankReads = 0;
   let schedulerCrashes = 0;
   const failed: number[] = [];
+  // The run's own trace hash: over every seed's, in order (one seed's differs: so does this).
+  const runHash = createHash("sha256");
   for (let seed = first; seed < first + seeds; seed++) {
     const r = await runSimulation({ ...base, seed });
     simulatedMs += r.simulatedMs;
@@ -50,11 +76,12 @@ async function main(): Promise<number> {
     transfers += r.bank.committed;
     bankReads += r.bank.reads;
     schedulerCrashes += r.schedulerCrashes.length;
+    runHash.update(`${seed} ${r.traceHash}\n`);
     if (!r.ok) {
       failed.push(seed);
+      console.log(`replay: SEED=${seed}${replayEnv()} make sim`);
       console.log(describeResult(r));
-      console.log(`replay: SEED=${seed} make sim`);
-    } else if (process.env.SIM_VERBOSE) console.log(`seed ${seed} ok ${(r.simulatedMs / 1000).toFixed(1)} sim s ${r.wallMs.toFixed(0)} ms trace hash: ${r.traceHash}`);
+    } else console.log(`seed ${seed} ok ${(r.simulatedMs / 1000).toFixed(1)} sim s ${r.wallMs.toFixed(0)} ms trace hash: ${r.traceHash}`);
   }
   const wallS = (performance.now() - wallStart) / 1000;
   console.log(
@@ -62,6 +89,7 @@ async function main(): Promise<number> {
       `seeds: ${seeds} (${first}..${first + seeds - 1}), failed: ${failed.length}${failed.length ? ` [${failed.join(", ")}]` : ""}`,
       `simulated time: ${(simulatedMs / 1000).toFixed(1)} s, faults: ${faults} (+${schedulerCrashes} scheduler crashes), ops checked: ${operations} (${acknowledged} acknowledged writes, ${unknown} writes of unknown outcome, ${transfers} bank transfers, ${bankReads} bank snapshot reads), snapshots: ${snapshots}`,
       `wall time: ${wallS.toFixed(1)} s, speed: ${(simulatedMs / 1000 / wallS).toFixed(1)} simulated s per wall s, ${((seeds / wallS) * 60).toFixed(1)} seeds per minute`,
+      `trace hash: ${runHash.digest("hex")}`,
     ].join("\n"),
   );
   return failed.length === 0 ? 0 : 1;

@@ -96,6 +96,7 @@ export class SimRuntime implements Runtime {
   private readonly rng: Rng;
   private readonly hash: Hash = createHash("sha256");
   private readonly tail: string[] = [];
+  private readonly nodeClocks = new Map<string, NodeClock>();
   /** Events run so far. */
   events = 0;
   /** An event threw: the simulation is broken (code under test must not throw out of a timer). */
@@ -207,6 +208,13 @@ export class SimRuntime implements Runtime {
     }
   }
 
+  /** `name`'s own view of the clock (one per node, made on first use): see NodeClock. */
+  nodeClock(name: string): NodeClock {
+    let clock = this.nodeClocks.get(name);
+    if (!clock) this.nodeClocks.set(name, (clock = new NodeClock(this, name)));
+    return clock;
+  }
+
   /** Lets pending continuations settle without running an event (after a direct call into the code). */
   async settle(): Promise<void> {
     await realSetImmediate();
@@ -224,5 +232,99 @@ export class SimRuntime implements Runtime {
   /** sha256 of every trace line so far; call once, at the end. */
   traceHash(): string {
     return this.hash.copy().digest("hex");
+  }
+}
+
+/**
+ * One node's view of the simulated clock: `now()` is the shared clock plus this node's offset
+ * (a skew, or the sum of the jumps a fault made), as a node's wall clock can be off or be
+ * stepped by NTP. Timers, deferrals and randomness stay on the one queue and stream: a real
+ * node's timers run on a monotonic clock that a wall-clock step does not move.
+ *
+ * A node can also be paused (a stop-the-world GC, a stalled VM): its timers and deferrals that
+ * come due meanwhile are held and run, in order, when it resumes.
+ */
+export class NodeClock implements Runtime {
+  /** Added to the shared clock's reading; a clock fault changes it. */
+  private offset = 0;
+  private held: Array<() => void> | undefined;
+
+  constructor(
+    private readonly sim: SimRuntime,
+    readonly name: string,
+  ) {}
+
+  get offsetMs(): number {
+    return this.offset;
+  }
+
+  get paused(): boolean {
+    return this.held !== undefined;
+  }
+
+  /** Steps this node's wall clock by `deltaMs` (negative: back in time); noted in the trace. */
+  step(deltaMs: number): void {
+    this.offset += deltaMs;
+    this.sim.note(`clock ${this.name} ${deltaMs >= 0 ? "+" : ""}${deltaMs}ms (offset ${this.offset}ms)`);
+  }
+
+  pause(): void {
+    this.held ??= [];
+    this.sim.note(`${this.name} paused`);
+  }
+
+  /** Runs what came due during the pause, oldest first, each as its own event. */
+  resume(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    this.sim.note(`${this.name} resumed (${held.length} held callbacks)`);
+    for (const fn of held) this.sim.defer(fn);
+  }
+
+  now(): number {
+    return this.sim.now() + this.offset;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const handle = this.sim.setTimeout(() => {
+      if (!this.held) return fn();
+      // Cleared while held: it must not run on resume either.
+      this.held.push(() => void (!(handle as SimTimer).cancelled && fn()));
+    }, ms);
+    return handle;
+  }
+
+  clearTimeout(handle: TimerHandle | undefined): void {
+    this.sim.clearTimeout(handle);
+  }
+
+  setInterval(fn: () => void, ms: number): TimerHandle {
+    // A paused process sees one late tick on resume, not every one it missed.
+    let waiting = false;
+    const handle = this.sim.setInterval(() => {
+      if (!this.held) return fn();
+      if (waiting) return;
+      waiting = true;
+      this.held.push(() => {
+        waiting = false;
+        if (!(handle as SimTimer).cancelled) fn();
+      });
+    }, ms);
+    return handle;
+  }
+
+  clearInterval(handle: TimerHandle | undefined): void {
+    this.sim.clearInterval(handle);
+  }
+
+  defer(fn: () => void): void {
+    this.sim.defer(() => {
+      if (this.held) this.held.push(fn);
+      else fn();
+    });
+  }
+
+  random(): number {
+    return this.sim.random();
   }
 }

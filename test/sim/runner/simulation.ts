@@ -17,7 +17,9 @@ import { mulberry32 } from "../../../src/util/random.js";
 import { sleep } from "../../../src/util/runtime.js";
 import { TestCluster } from "../../harness/cluster.js";
 import { checkBank, checkLinearizable, checkNoLostWrites, type BankRead, type Value } from "../checkers/index.js";
-import { FaultInjector, describeFault, drawFaults, type Fault } from "./faults.js";
+import type { DeliberateBugs } from "../../../src/util/deliberate-bugs.js";
+import { RaftInvariantChecker } from "../checkers/index.js";
+import { FaultInjector, describeFault, drawFaults, type Fault, type FaultKind } from "./faults.js";
 import { SIM_RAFTSTORE_CONFIG as SIM_RAFTSTORE } from "./config.js";
 import { SimKvNetwork } from "./sim-kv.js";
 import { SimRuntime } from "./sim-runtime.js";
@@ -37,6 +39,10 @@ export interface SimOptions {
   livenessBoundMs?: number;
   /** Lines of trace kept for the failure report. */
   traceTail?: number;
+  /** The kinds of fault to draw from (default: all). */
+  faultKinds?: readonly FaultKind[];
+  /** Safety switches turned off, to prove the checkers catch what follows (checkers-bite.test.ts). */
+  deliberateBugs?: DeliberateBugs;
 }
 
 export interface SimResult {
@@ -77,7 +83,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const faultRng = mulberry32(opts.seed ^ 0x5eed_fa17);
   const workloadRng = mulberry32(opts.seed ^ 0x0c11_e475);
   const schedulerRng = mulberry32(opts.seed ^ 0x5c4e_d01e);
-  const faults = drawFaults(faultRng, stores, 1_000, faultPhaseMs);
+  const faults = drawFaults(faultRng, stores, 1_000, faultPhaseMs, opts.faultKinds);
   const schedulerCrashes = drawSchedulerCrashes(schedulerRng, 2_000, faultPhaseMs);
   const failures: string[] = [];
   const registers = new RegisterWorkload(runtime, opts.keys ?? 4);
@@ -93,8 +99,10 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     stores,
     disk: "sim",
     runtime,
+    // Each store reads its own clock, which clock faults skew and step.
+    storeRuntime: (id) => runtime.nodeClock(`store${id}`),
     seed: opts.seed,
-    config: SIM_RAFTSTORE,
+    config: { ...SIM_RAFTSTORE, deliberateBugs: opts.deliberateBugs },
     hooks: (id) => scheduler.hooksFor(id),
     onStoreStarted: (id, store) => scheduler.onStoreStarted(id, store),
   });
@@ -103,13 +111,16 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   // Each client has its own scheduler connection (and region cache), retried within its operation budget.
   const schedulerRetryMs = schedulerRetryDeadlineMs({ deadlineMs: OP_DEADLINE_MS, initialBackoffMs: 10, maxBackoffMs: 200 });
   const newClient = (name: string) => KvClient.withScheduler(scheduler.client(name, schedulerRetryMs), clientOptions);
-  const injector = new FaultInjector(cluster, faultRng, (line) => runtime.note(line));
+  const injector = new FaultInjector(cluster, faultRng, (line) => runtime.note(line), (id) => runtime.nodeClock(`store${id}`));
+  const raft = new RaftInvariantChecker();
   let finished = false;
   let clientsStop = false;
 
   const scenario = async (): Promise<void> => {
     await scheduler.bootstrap(cluster.storeIds);
     await cluster.start();
+    // Election safety: who believes it leads, sampled twice a raft tick (see watchLeaders).
+    runtime.setInterval(() => watchLeaders(cluster, raft, runtime.elapsedMs, failures), LEADER_SAMPLE_MS);
     const checker = newClient("checker");
     if (!(await bank.open(checker, livenessBoundMs))) failures.push(`the bank's accounts could not be opened within ${livenessBoundMs} ms`);
     for (const f of faults) {
@@ -190,9 +201,16 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       },
     );
   });
-  await runtime.runUntil(faultPhaseMs + 3 * livenessBoundMs + HANG_MARGIN_MS, () => finished);
+  // A run stops at its first failure, so the trace's tail shows what led to it.
+  await runtime.runUntil(faultPhaseMs + 3 * livenessBoundMs + HANG_MARGIN_MS, () => finished || failures.length > 0);
+  const stoppedAtFailure = !finished && failures.length > 0;
+  const traceTail = runtime.traceTail();
+  const traceHash = runtime.traceHash();
   if (runtime.livelock) failures.push(`livelock: ${runtime.livelock}\n${cluster.dump()}`);
-  else if (!finished) {
+  else if (stoppedAtFailure) {
+    clientsStop = true;
+    await shutDownAfterFailure(runtime, cluster);
+  } else if (!finished) {
     failures.push(`hung: the scenario did not finish by ${runtime.elapsedMs} simulated ms (${runtime.pendingEvents} events queued)\n${cluster.dump()}`);
     clientsStop = true;
   }
@@ -213,10 +231,30 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     regions,
     operatorSteps: scheduler.host.commandsSent,
     snapshots: cluster.network.stats.snapshotsOk + cluster.network.stats.snapshotsFailed,
-    traceHash: runtime.traceHash(),
-    traceTail: runtime.traceTail(),
+    traceHash,
+    traceTail,
     wallMs: performance.now() - wallStart,
   };
+}
+
+const LEADER_SAMPLE_MS = 10;
+
+/** Records every running peer that believes it leads; a second leader of one term is a failure. */
+function watchLeaders(cluster: TestCluster, raft: RaftInvariantChecker, at: number, failures: string[]): void {
+  for (const id of cluster.storeIds) {
+    for (const peer of cluster.store(id)?.peers.values() ?? []) {
+      if (!peer.isLeader()) continue;
+      const violation = raft.observe({ type: "leader", region: Number(peer.regionId), term: Number(peer.term), store: Number(id), peer: Number(peer.meta.id), at });
+      if (violation) failures.push(`raft: ${violation.message}\n${cluster.dump()}`);
+    }
+  }
+}
+
+/** Best effort: the stores stop (and the temp dir goes) within a few simulated seconds, or are left. */
+async function shutDownAfterFailure(runtime: SimRuntime, cluster: TestCluster): Promise<void> {
+  let down = false;
+  runtime.schedule("shutdown after failure", 0, () => void cluster.shutdown().then(() => (down = true), () => (down = true)));
+  await runtime.runUntil(runtime.elapsedMs + 5_000, () => down);
 }
 
 /** The failure report: seed, fault schedule, failures, the trace's last lines. */
