@@ -54,6 +54,8 @@ export interface RaftNodeOptions {
   scheduler: string[];
   config: RaftstoreConfig;
   log: Logger;
+  /** The store stopped itself after a disk error: the process should exit (tinykv-server does). */
+  onFatal?: (err: unknown) => void;
   /** A write slower than this logs its stages (ms; 0 never). Default 500. */
   slowMs?: number;
   /** Where to serve /metrics and /status (host:port); undefined: no status server. */
@@ -100,6 +102,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       makeTransport: (snapshotSource, events) => new GrpcTransport({ storeId, resolver, snapshotSource, events, log, runtime }),
       hooks: worker.hooks(),
       observer: new RaftstoreMetrics(metrics.registry, log, opts.slowMs ?? DEFAULT_SLOW_MS),
+      onFatal: opts.onFatal,
     });
     metrics.watchStore(raftstoreGauges(store));
     await store.start();

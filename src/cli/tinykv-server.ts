@@ -98,7 +98,7 @@ async function main(): Promise<void> {
     }
     const config = loadConfig(values.config as string | undefined);
     const scheduler = (values.scheduler as string).split(",").map((s) => s.trim()).filter(Boolean);
-    const node = await startRaftNode({ path, addr, scheduler, config, log, statusAddr, slowMs, ...advertise });
+    const node = await startRaftNode({ path, addr, scheduler, config, log, statusAddr, slowMs, ...advertise, onFatal: exitOnDiskError });
     log.info({ addr, advertise_addr: advertise.advertiseAddr, status_addr: node.statusAddr, path, store_id: String(node.storeId), scheduler }, "tinykv-server ready");
     return node;
   }
@@ -116,6 +116,11 @@ function advertiseAddrs(values: Record<string, unknown>, addr: string, statusAdd
     if (err instanceof AdvertiseAddrError) fatal(BINARY, err.message, 2);
     throw err;
   }
+}
+
+/** The store stopped itself after a disk error: exit, so the scheduler sees it gone (no zombie answering errors). */
+function exitOnDiskError(err: unknown): never {
+  fatal(BINARY, `the store stopped after a disk error: ${err instanceof Error ? err.message : String(err)}`);
 }
 
 function loadConfig(file: string | undefined) {

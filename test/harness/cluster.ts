@@ -30,6 +30,8 @@ export interface ClusterOptions {
   hooks?: (storeId: bigint) => StoreHooks;
   /** Called after each (re)start of a store, e.g. to start its scheduler worker. */
   onStoreStarted?: (storeId: bigint, store: Store) => void;
+  /** Told when a store stopped itself after a disk error. */
+  onStoreFatal?: (storeId: bigint, err: unknown) => void;
   /** Told each store's write and turn stages (metrics tests). */
   observer?: (storeId: bigint) => RaftstoreObserver;
   /** Where the stores' engines live: real LevelDB in temp dirs (default) or a simulated disk per store. */
@@ -115,6 +117,7 @@ export class TestCluster {
       hooks: this.opts.hooks?.(id) ?? this.mockSchedulerHooks(id),
       runtime: this.opts.storeRuntime?.(id) ?? this.opts.runtime,
       observer: this.opts.observer?.(id),
+      onFatal: (err) => this.opts.onStoreFatal?.(id, err),
     });
     slot.store = store;
     this.network.register(id, store);

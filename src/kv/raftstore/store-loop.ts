@@ -23,8 +23,8 @@ export interface LoopContext extends LogFetchContext {
   createSplitPeer(parent: Peer, region: Region): Promise<void>;
   /** A leader's region changed or it became leader: tell the scheduler. */
   regionChanged(peer: Peer): void;
-  /** Stops the store after a failed disk write. */
-  stop(): Promise<void>;
+  /** Stops the store after a failed disk write (and tells whoever runs it). */
+  fail(err: unknown): Promise<void>;
 }
 
 interface Work {
@@ -87,7 +87,7 @@ export class StoreLoop {
       .catch((err: unknown) => {
         // A failed disk write leaves raft and disk out of step: stop serving rather than guess.
         this.ctx.log.fatal({ err }, "store loop failed; stopping the store");
-        void this.ctx.stop();
+        void this.ctx.fail(err);
       })
       .finally(() => {
         this.running = undefined;

@@ -39,6 +39,8 @@ export interface StoreOptions {
   hooks?: StoreHooks;
   /** Time, timers and randomness (default: the real ones). */
   runtime?: Runtime;
+  /** Called once the store has stopped itself after a disk error (a process exits on it). */
+  onFatal?: (err: unknown) => void;
   /** Told the stages of writes and turns (metrics, slow log); default: nobody. */
   observer?: RaftstoreObserver;
 }
@@ -132,7 +134,7 @@ export class Store implements RaftMessageSink {
       },
       createSplitPeer: (parent, region) => this.startSplitPeer(parent, region),
       regionChanged: (peer) => this.hooks.onRegionHeartbeat?.(peer),
-      stop: () => this.stop(),
+      fail: (err) => this.fail(err),
     };
   }
 
@@ -157,6 +159,16 @@ export class Store implements RaftMessageSink {
     await this.worker.idle();
     for (const peer of this.peers.values()) peer.failAll(regionErrors.other(`store ${this.storeId} is stopping`));
     await this.transport.close();
+  }
+
+  /**
+   * The disk failed under the store loop: raft and disk may be out of step, so the store stops
+   * serving, and whoever runs it is told (tinykv-server exits rather than linger answering
+   * errors while the scheduler still counts it as up).
+   */
+  private async fail(err: unknown): Promise<void> {
+    await this.stop();
+    this.options.onFatal?.(err);
   }
 
   /** Wakes the store loop: a peer has something for its next turn. */

@@ -16,7 +16,8 @@ describe("a store whose fsyncs fail", () => {
   });
 
   it("stops serving, the others serve on, and after a restart it catches up with no acknowledged write lost", async () => {
-    const c = (cluster = new TestCluster({ stores: 3, disk: "sim", seed: 1 }));
+    const fatal: Array<{ id: bigint; err: unknown }> = [];
+    const c = (cluster = new TestCluster({ stores: 3, disk: "sim", seed: 1, onStoreFatal: (id, err) => fatal.push({ id, err }) }));
     await c.start();
     await c.put("before", "1");
     const leader = await waitFor(() => c.leaderOf(1n), { timeoutMs: 10_000, message: "region 1 elects a leader" });
@@ -27,6 +28,10 @@ describe("a store whose fsyncs fail", () => {
     await c.put("during", "2");
     await waitFor(() => failed.stopped, { timeoutMs: 10_000, message: `store ${leader} stops after its fsync failed` });
     expect(disk.filesWithFailedSync().length, "a sync was attempted and failed").toBeGreaterThan(0);
+    // Whoever runs the store hears of it (tinykv-server exits), not only the store's own log.
+    await waitFor(() => fatal.length > 0, { timeoutMs: 10_000, message: `store ${leader}'s runner is told it stopped on a disk error` });
+    expect(fatal.map((f) => f.id)).toEqual([leader]);
+    expect(String(fatal[0]!.err)).toMatch(/sync/i);
     const outcome = await failed.read({ regionId: 1n, peer: failed.peerMeta(1n), regionEpoch: undefined, term: 0n });
     expect("error" in outcome && outcome.error.message, "the stopped store refuses a read").toMatch(/not serving/);
 
