@@ -54,15 +54,12 @@ export class Peer {
   private readonly wake: () => void;
   private readonly observer: RaftstoreObserver;
 
-  // The region worker (region-worker.ts) still writes these four directly; everything else
-  // goes through `handle`, `deleteLogLater` and `persistRaftStateNextTurn`.
   /** Raft log entries (from, to] to delete in the next raft batch (after a CompactLog or a snapshot). */
-  pendingLogDelete: { from: bigint; to: bigint } | undefined;
+  private pendingLogDelete: { from: bigint; to: bigint } | undefined;
   /** The raft state must be written in the next raft batch even if raft reports no change. */
-  raftStateDirty = false;
-  /** Set once the peer left this store (see the "destroy" message). */
-  destroyed = false;
-  generatingSnapshot = false;
+  private raftStateDirty = false;
+  private left = false;
+  private generatingSnapshot = false;
   /** Test-only safety switches turned off (util/deliberate-bugs.ts). */
   private readonly deliberateBugs: DeliberateBugs | undefined;
 
@@ -121,7 +118,7 @@ export class Peer {
       case "campaign":
         return this.raw.campaign();
       case "destroy":
-        this.destroyed = true;
+        this.left = true;
         return this.failAll(regionErrors.regionNotFound(this.regionId));
     }
   }
@@ -284,6 +281,16 @@ export class Peer {
   deleteLogLater(range: { from: bigint; to: bigint }): void {
     this.pendingLogDelete = mergeRange(this.pendingLogDelete, range);
     this.raftStateDirty = true;
+  }
+
+  /** Set once the peer left this store (the "destroy" message). */
+  get destroyed(): boolean {
+    return this.left;
+  }
+
+  /** The region worker is generating (true) or done generating (false) this peer's snapshot. */
+  snapshotGeneration(running: boolean): void {
+    this.generatingSnapshot = running;
   }
 
   /** The raft state goes in the next raft batch even if raft reports no change (a new peer). */

@@ -3,7 +3,6 @@ import type { Snapshot } from "../../raft/eraftpb.js";
 import type { Region } from "../../proto/metapb.js";
 import { PeerState, RaftSnapshotData } from "../../proto/raft_serverpb.js";
 import { ALL_CFS, type WriteBatch } from "../engine/index.js";
-import { regionErrors } from "./errors.js";
 import { regionCursor } from "./keyspace.js";
 import { applyStateKey, raftStateKey } from "./keys.js";
 import type { Peer } from "./peer.js";
@@ -100,7 +99,7 @@ export class RegionWorker {
     const md = snapshot.metadata!;
     const region = RaftSnapshotData.decode(snapshot.data).region!;
     const key = { regionId: peer.regionId, term: md.term, index: md.index };
-    const kvWb = store.opts.kv.newBatch();
+    const kvWb = store.kv.newBatch();
     if (peer.storage.isInitialized()) await this.clearRange(kvWb, peer.region);
     await this.clearRange(kvWb, region);
     await store.snaps.loadInto(key, kvWb);
@@ -109,8 +108,8 @@ export class RegionWorker {
     peer.storage.writeRegionState(kvWb);
     await kvWb.write(true);
     // The old log goes in the raft batch of the turn that handles this Ready, before its appends.
-    if (old.oldLast >= old.oldFirst) peer.pendingLogDelete = mergeRange(peer.pendingLogDelete, { from: old.oldFirst - 1n, to: old.oldLast });
-    peer.raftStateDirty = true;
+    if (old.oldLast >= old.oldFirst) peer.deleteLogLater({ from: old.oldFirst - 1n, to: old.oldLast });
+    else peer.persistRaftStateNextTurn();
     store.snapshotInstalled(peer.regionId);
     // Only files at or below this index: a newer snapshot may already be received and accepted.
     store.snaps.cleanup(peer.regionId, undefined, md.index);
@@ -118,7 +117,7 @@ export class RegionWorker {
   }
 
   async clearRange(kvWb: WriteBatch, region: Region): Promise<void> {
-    const snap = this.store.opts.kv.snapshot();
+    const snap = this.store.kv.snapshot();
     try {
       for (const cf of ALL_CFS) {
         const cursor = regionCursor(snap, cf, region);
@@ -152,9 +151,9 @@ export class RegionWorker {
     const index = storage.appliedIndex;
     const term = storage.term(index);
     const region = { ...storage.region, peers: storage.region.peers.map((p) => ({ ...p })) };
-    const kvSnap = store.opts.kv.snapshot();
+    const kvSnap = store.kv.snapshot();
     const key = { regionId: region.id, term, index };
-    peer.generatingSnapshot = true;
+    peer.snapshotGeneration(true);
     const job = store.snaps
       .generate(key, kvSnap, region)
       .then((integrity) => {
@@ -178,7 +177,7 @@ export class RegionWorker {
         throw err;
       })
       .finally(() => {
-        peer.generatingSnapshot = false;
+        peer.snapshotGeneration(false);
         return kvSnap.close();
       });
     this.track(job, `generating a snapshot of region ${region.id}`, false);
@@ -196,7 +195,8 @@ export class RegionWorker {
     const store = this.store;
     if (store.peers.get(peer.regionId) !== peer) return true;
     if (this.installs.has(peer)) return false;
-    peer.destroyed = true;
+    // Marks it destroyed and answers what waits on it (RegionNotFound, or StaleCommand once in the log).
+    peer.handle({ type: "destroy" });
     this.generateBackoff.delete(peer.regionId);
     const initialized = peer.storage.isInitialized();
     const region = peer.region;
@@ -204,7 +204,6 @@ export class RegionWorker {
     store.peers.delete(peer.regionId);
     store.snapshotInstalled(peer.regionId);
     store.reserveForDestroy(peer.regionId, initialized ? region : undefined);
-    peer.failAll(regionErrors.regionNotFound(peer.regionId));
     const job = this.clearPeer(peer, initialized, region).finally(() => store.releaseDestroyed(peer.regionId));
     this.track(job, `destroying the peer of region ${peer.regionId}`, true);
     return true;
@@ -212,8 +211,8 @@ export class RegionWorker {
 
   private async clearPeer(peer: Peer, initialized: boolean, region: Region): Promise<void> {
     const store = this.store;
-    const kvWb = store.opts.kv.newBatch();
-    const raftWb = store.opts.raft.newBatch();
+    const kvWb = store.kv.newBatch();
+    const raftWb = store.raftEngine.newBatch();
     if (initialized) {
       if (!store.overlapsExisting(peer.regionId, region.startKey, region.endKey)) await this.clearRange(kvWb, region);
       peer.storage.writeRegionState(kvWb, PeerState.Tombstone);

@@ -101,15 +101,6 @@ export class Store implements RaftMessageSink {
     this.inbox = new Inbox(this);
   }
 
-  /**
-   * The engines, for the region worker (region-worker.ts), which still reads them here; the
-   * rest of the options stay private. Use `kv` and `raftEngine`.
-   * @deprecated
-   */
-  get opts(): Pick<StoreOptions, "kv" | "raft"> {
-    return { kv: this.options.kv, raft: this.options.raft };
-  }
-
   get stopped(): boolean {
     return this.stopping;
   }
