@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { TinyKvRpc } from "../../src/client/kv-rpc.js";
-import { SchedulerRpcClient } from "../../src/scheduler/client.js";
+import { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
 import type { Peer, Region } from "../../src/proto/metapb.js";
 import type { Error as RegionError } from "../../src/proto/errorpb.js";
 import type { Context, KeyError } from "../../src/proto/kvrpcpb.js";

@@ -18,7 +18,7 @@ import { GrpcTransport, type StoreResolver } from "../kv/transport/index.js";
 import type { Region } from "../proto/metapb.js";
 import { ErrorType } from "../proto/schedulerpb.js";
 import type { SchedulerApi } from "../scheduler/api.js";
-import { SchedulerError, SchedulerRpcClient } from "../scheduler/client.js";
+import { SchedulerError, SchedulerRpcClient } from "../scheduler/client/client.js";
 import { instrumentTinyKv, RaftstoreMetrics, raftstoreGauges, raftstoreStatus, startStoreStatusServer, StoreMetrics } from "../kv/status/index.js";
 
 /** TiKV logs a slow request past 1 s; we say 500 ms (the default). */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { AddressInUseError, SchedulerServer } from "../scheduler/server.js";
-import { DataDirLockedError } from "../scheduler/meta-kv.js";
+import { AddressInUseError, SchedulerServer } from "../scheduler/server/server.js";
+import { DataDirLockedError } from "../scheduler/core/meta-kv.js";
 import { createLogger } from "../util/logger.js";
 import { realRuntime } from "../util/runtime.js";
 import { AdvertiseAddrError, resolveAdvertiseAddr } from "./advertise.js";

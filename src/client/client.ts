@@ -1,6 +1,6 @@
 import type { Region, Store } from "../proto/metapb.js";
 import type { SchedulerApi } from "../scheduler/api.js";
-import { SchedulerRpcClient } from "../scheduler/client.js";
+import { SchedulerRpcClient } from "../scheduler/client/client.js";
 import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
 import { realRuntime, type Runtime } from "../util/runtime.js";

@@ -5,7 +5,7 @@
  */
 import { status, type ServiceError } from "@grpc/grpc-js";
 import type { Error as RegionErrorPb } from "../proto/errorpb.js";
-import { SchedulerError, SchedulerRpcError } from "../scheduler/client.js";
+import { SchedulerError, SchedulerRpcError } from "../scheduler/client/client.js";
 import type { Logger } from "../util/logger.js";
 import { DeadlineExceededError, sleep } from "../util/retry.js";
 import { realRuntime, type Runtime } from "../util/runtime.js";

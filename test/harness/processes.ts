@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TinyKvRpc } from "../../src/client/kv-rpc.js";
-import { SchedulerRpcClient } from "../../src/scheduler/client.js";
+import { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
 import { freePort } from "./ports.js";
 import { tempDir, waitFor } from "./wait.js";
 

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CF_DEFAULT, Engine } from "../../src/kv/engine/index.js";
-import { SchedulerRpcClient } from "../../src/scheduler/client.js";
+import { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
 import { spawnNode } from "../harness/processes.js";
 import { freePort } from "../harness/ports.js";
 import { tempDir, waitFor } from "../harness/wait.js";

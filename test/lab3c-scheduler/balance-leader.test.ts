@@ -1,7 +1,7 @@
 // balance-leader (TinyKV testBalanceLeaderSchedulerSuite scenarios).
 import { describe, expect, it } from "vitest";
-import { BalanceLeaderScheduler } from "../../src/scheduler/balance-leader.js";
-import { OpKind } from "../../src/scheduler/operator.js";
+import { BalanceLeaderScheduler } from "../../src/scheduler/schedulers/balance-leader.js";
+import { OpKind } from "../../src/scheduler/schedule/operator.js";
 import { MockCluster } from "./mock-cluster.js";
 
 // The mock cluster's tolerance: TinyKV's mock options use a tolerant size ratio of 2.5 (int 2).

@@ -1,10 +1,10 @@
 // Lab 3C balance-region (TinyKV scheduler/server/schedulers/balance_test.go, *3C cases).
 import { describe, expect, it } from "vitest";
 import { Peer } from "../../src/proto/metapb.js";
-import { BalanceRegionScheduler } from "../../src/scheduler/balance-region.js";
-import { OpKind, type Operator } from "../../src/scheduler/operator.js";
-import { withRegion } from "../../src/scheduler/region-info.js";
-import { OperatorController } from "../../src/scheduler/operator-controller.js";
+import { BalanceRegionScheduler } from "../../src/scheduler/schedulers/balance-region.js";
+import { OpKind, type Operator } from "../../src/scheduler/schedule/operator.js";
+import { withRegion } from "../../src/scheduler/core/region-info.js";
+import { OperatorController } from "../../src/scheduler/schedule/operator-controller.js";
 import { MockCluster } from "./mock-cluster.js";
 
 function checkTransferPeer(op: Operator | undefined, source: number, target: number): void {

@@ -5,12 +5,12 @@
 import { ConfChangeType } from "../../src/proto/eraftpb.js";
 import { Peer, Region, StoreState } from "../../src/proto/metapb.js";
 import { StoreStats, type RegionHeartbeatResponse } from "../../src/proto/schedulerpb.js";
-import { BalanceRegionScheduler, type BalanceRegionOptions } from "../../src/scheduler/balance-region.js";
-import { ClusterModel } from "../../src/scheduler/cluster.js";
-import { Coordinator } from "../../src/scheduler/coordinator.js";
-import { IdAllocator } from "../../src/scheduler/id-allocator.js";
-import { OperatorController } from "../../src/scheduler/operator-controller.js";
-import { newRegionInfo } from "../../src/scheduler/region-info.js";
+import { BalanceRegionScheduler, type BalanceRegionOptions } from "../../src/scheduler/schedulers/balance-region.js";
+import { ClusterModel } from "../../src/scheduler/core/cluster.js";
+import { Coordinator } from "../../src/scheduler/schedule/coordinator.js";
+import { IdAllocator } from "../../src/scheduler/core/id-allocator.js";
+import { OperatorController } from "../../src/scheduler/schedule/operator-controller.js";
+import { newRegionInfo } from "../../src/scheduler/core/region-info.js";
 
 export interface SimOptions {
   seed: number;

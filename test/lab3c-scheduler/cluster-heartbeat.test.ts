@@ -1,9 +1,9 @@
 // Lab 3C: region heartbeat processing (TinyKV scheduler/server/cluster_test.go, *3C cases).
 import { beforeEach, describe, expect, it } from "vitest";
 import { Peer, Region, StoreState } from "../../src/proto/metapb.js";
-import { ClusterModel } from "../../src/scheduler/cluster.js";
+import { ClusterModel } from "../../src/scheduler/core/cluster.js";
 import { StaleRegionError } from "../../src/scheduler/errors.js";
-import { newRegionInfo, withRegion, type RegionInfo } from "../../src/scheduler/region-info.js";
+import { newRegionInfo, withRegion, type RegionInfo } from "../../src/scheduler/core/region-info.js";
 import { checkRegions, epoch, setUpTestCluster } from "./heartbeat-fixture.js";
 
 describe("lab3c region heartbeats", () => {

@@ -2,8 +2,8 @@
 // tombstone rule, against a real tinyscheduler (status API included).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Peer, Region } from "../../src/proto/metapb.js";
-import { SchedulerRpcClient } from "../../src/scheduler/client.js";
-import type { SchedulerServer } from "../../src/scheduler/server.js";
+import { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
+import type { SchedulerServer } from "../../src/scheduler/server/server.js";
 import { startScheduler, tempDir, waitFor } from "./helpers.js";
 import { UsageError } from "../../src/cli/ctl/command.js";
 import { ctlRun, ctlShell } from "../harness/ctl.js";

@@ -11,8 +11,8 @@ import {
   StoreStats,
   type RegionHeartbeatResponse,
 } from "../../src/proto/schedulerpb.js";
-import { SchedulerError, SchedulerRpcClient, SchedulerRpcError } from "../../src/scheduler/client.js";
-import type { SchedulerServer } from "../../src/scheduler/server.js";
+import { SchedulerError, SchedulerRpcClient, SchedulerRpcError } from "../../src/scheduler/client/client.js";
+import type { SchedulerServer } from "../../src/scheduler/server/server.js";
 import { startScheduler, tempDir, waitFor } from "./helpers.js";
 
 let server: SchedulerServer;

@@ -2,8 +2,8 @@
 // shared by the lab 3C heartbeat tests.
 import { expect } from "vitest";
 import { Peer, Region, StoreState } from "../../src/proto/metapb.js";
-import { ClusterModel } from "../../src/scheduler/cluster.js";
-import { newRegionInfo, withRegion, type RegionInfo } from "../../src/scheduler/region-info.js";
+import { ClusterModel } from "../../src/scheduler/core/cluster.js";
+import { newRegionInfo, withRegion, type RegionInfo } from "../../src/scheduler/core/region-info.js";
 
 export const enc = (r: Region): string => Buffer.from(Region.encode(r).finish()).toString("hex");
 

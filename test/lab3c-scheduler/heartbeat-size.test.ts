@@ -2,8 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { Peer, Region, Store } from "../../src/proto/metapb.js";
 import { RegionHeartbeatRequest } from "../../src/proto/schedulerpb.js";
-import { SchedulerCore } from "../../src/scheduler/core.js";
-import { MemoryMetaKV } from "../../src/scheduler/meta-kv.js";
+import { SchedulerCore } from "../../src/scheduler/core/core.js";
+import { MemoryMetaKV } from "../../src/scheduler/core/meta-kv.js";
 
 describe("region heartbeat sizes", () => {
   it("a heartbeat reporting size 0 keeps the region's last known size; a real size replaces it", async () => {

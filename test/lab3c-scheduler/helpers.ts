@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SchedulerServer, type SchedulerServerOptions } from "../../src/scheduler/server.js";
+import { SchedulerServer, type SchedulerServerOptions } from "../../src/scheduler/server/server.js";
 
 export async function tempDir(prefix = "tinyscheduler-"): Promise<{ path: string; cleanup: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));

@@ -1,9 +1,9 @@
 // A mock cluster in the style of TinyKV's mockcluster: store statistics are set directly and
 // regions are put without recomputing them, so scheduler tests control every number.
 import { Peer, Region, StoreState } from "../../src/proto/metapb.js";
-import { ClusterModel } from "../../src/scheduler/cluster.js";
-import { OperatorController } from "../../src/scheduler/operator-controller.js";
-import { newRegionInfo, type RegionInfo } from "../../src/scheduler/region-info.js";
+import { ClusterModel } from "../../src/scheduler/core/cluster.js";
+import { OperatorController } from "../../src/scheduler/schedule/operator-controller.js";
+import { newRegionInfo, type RegionInfo } from "../../src/scheduler/core/region-info.js";
 
 export class MockCluster {
   now = 1_700_000_000_000;

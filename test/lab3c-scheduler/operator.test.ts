@@ -3,11 +3,11 @@ import { describe, expect, it } from "vitest";
 import { ConfChangeType } from "../../src/proto/eraftpb.js";
 import { Peer, Region } from "../../src/proto/metapb.js";
 import { OperatorStatus, type RegionHeartbeatResponse } from "../../src/proto/schedulerpb.js";
-import { Coordinator } from "../../src/scheduler/coordinator.js";
-import { IdAllocator } from "../../src/scheduler/id-allocator.js";
-import { movePeerOperator } from "../../src/scheduler/op-builder.js";
-import { REGION_OPERATOR_TIMEOUT_MS } from "../../src/scheduler/operator.js";
-import { withRegion, type RegionInfo } from "../../src/scheduler/region-info.js";
+import { Coordinator } from "../../src/scheduler/schedule/coordinator.js";
+import { IdAllocator } from "../../src/scheduler/core/id-allocator.js";
+import { movePeerOperator } from "../../src/scheduler/schedule/op-builder.js";
+import { REGION_OPERATOR_TIMEOUT_MS } from "../../src/scheduler/schedule/operator.js";
+import { withRegion, type RegionInfo } from "../../src/scheduler/core/region-info.js";
 import { MockCluster } from "./mock-cluster.js";
 
 function applyAdd(r: RegionInfo, cmd: RegionHeartbeatResponse, pending = false): RegionInfo {

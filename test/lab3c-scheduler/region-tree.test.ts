@@ -1,8 +1,8 @@
 // Region routing: lookup by key, previous region, scan, overlap eviction.
 import { describe, expect, it } from "vitest";
 import { Region } from "../../src/proto/metapb.js";
-import { RegionTree } from "../../src/scheduler/region-tree.js";
-import { newRegionInfo } from "../../src/scheduler/region-info.js";
+import { RegionTree } from "../../src/scheduler/core/region-tree.js";
+import { newRegionInfo } from "../../src/scheduler/core/region-info.js";
 
 const r = (id: number, start: string, end: string) =>
   newRegionInfo(Region.create({ id: BigInt(id), startKey: Buffer.from(start), endKey: Buffer.from(end), regionEpoch: { version: 1n, confVer: 1n } }));

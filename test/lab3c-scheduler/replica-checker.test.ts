@@ -1,9 +1,9 @@
 // Replica checker: too few peers, too many peers, peers on offline / down / removed stores.
 import { describe, expect, it } from "vitest";
-import { ReplicaChecker } from "../../src/scheduler/replica-checker.js";
-import { OpKind } from "../../src/scheduler/operator.js";
+import { ReplicaChecker } from "../../src/scheduler/schedulers/replica-checker.js";
+import { OpKind } from "../../src/scheduler/schedule/operator.js";
 import { Peer } from "../../src/proto/metapb.js";
-import { withRegion } from "../../src/scheduler/region-info.js";
+import { withRegion } from "../../src/scheduler/core/region-info.js";
 import { MockCluster } from "./mock-cluster.js";
 
 const rc = new ReplicaChecker();

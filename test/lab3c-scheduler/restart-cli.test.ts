@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { Peer, Region, StoreState } from "../../src/proto/metapb.js";
-import { SchedulerRpcClient } from "../../src/scheduler/client.js";
+import { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
 import { startScheduler, tempDir, waitFor } from "./helpers.js";
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];

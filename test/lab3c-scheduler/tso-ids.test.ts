@@ -2,11 +2,11 @@
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { SchedulerClient, TsoRequest, type TsoResponse } from "../../src/proto/schedulerpb.js";
-import { SchedulerRpcClient } from "../../src/scheduler/client.js";
-import { IdAllocator } from "../../src/scheduler/id-allocator.js";
-import { MemoryMetaKV } from "../../src/scheduler/meta-kv.js";
-import { MetaStorage } from "../../src/scheduler/meta-storage.js";
-import { composeTs, MAX_LOGICAL, TimestampOracle } from "../../src/scheduler/tso.js";
+import { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
+import { IdAllocator } from "../../src/scheduler/core/id-allocator.js";
+import { MemoryMetaKV } from "../../src/scheduler/core/meta-kv.js";
+import { MetaStorage } from "../../src/scheduler/core/meta-storage.js";
+import { composeTs, MAX_LOGICAL, TimestampOracle } from "../../src/scheduler/tso/tso.js";
 import { startScheduler, tempDir } from "./helpers.js";
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];

@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { KvClient } from "../../src/client/client.js";
-import { SchedulerRpcClient } from "../../src/scheduler/client.js";
+import { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
 import { FAST_STORE_CONFIG, spawnNode, type Proc } from "../harness/processes.js";
 import { freePort } from "../harness/ports.js";
 import { tempDir, waitFor } from "../harness/wait.js";

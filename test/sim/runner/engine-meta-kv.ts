@@ -1,5 +1,5 @@
 import type { Engine } from "../../../src/kv/engine/index.js";
-import type { MetaKV } from "../../../src/scheduler/meta-kv.js";
+import type { MetaKV } from "../../../src/scheduler/core/meta-kv.js";
 
 /**
  * The scheduler's metadata on a store engine's raw key space (meta keys, utf8): what the

@@ -6,8 +6,8 @@
 import { SimDisk } from "../../../src/kv/engine/index.js";
 import { SchedulerWorker, type Store, type StoreHooks } from "../../../src/kv/raftstore/index.js";
 import { Store as StoreMeta } from "../../../src/proto/metapb.js";
-import type { CoreOptions } from "../../../src/scheduler/core.js";
-import { InProcessScheduler, type InProcessSchedulerClient } from "../../../src/scheduler/in-process.js";
+import type { CoreOptions } from "../../../src/scheduler/core/core.js";
+import { InProcessScheduler, type InProcessSchedulerClient } from "../../../src/scheduler/server/in-process.js";
 import type { Logger } from "../../../src/util/logger.js";
 import type { Rng } from "../../../src/util/random.js";
 import { sleep, type Runtime } from "../../../src/util/runtime.js";

@@ -11,7 +11,7 @@
  * snapshot. The same seed gives the same trace hash.
  */
 import { KvClient, schedulerRetryDeadlineMs } from "../../../src/client/client.js";
-import { BalanceLeaderScheduler } from "../../../src/scheduler/balance-leader.js";
+import { BalanceLeaderScheduler } from "../../../src/scheduler/schedulers/balance-leader.js";
 import { createLogger, silentLogger } from "../../../src/util/logger.js";
 import { mulberry32 } from "../../../src/util/random.js";
 import { sleep } from "../../../src/util/runtime.js";

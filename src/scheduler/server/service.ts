@@ -1,8 +1,8 @@
 import { status, type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServerDuplexStream } from "@grpc/grpc-js";
-import type { RegionHeartbeatRequest, SchedulerServer, TsoRequest, TsoResponse } from "../proto/schedulerpb.js";
-import type { Logger } from "../util/logger.js";
-import type { SchedulerCore } from "./core.js";
-import { ClusterIdMismatchError, InvalidRequestError, SchedulerError } from "./errors.js";
+import type { RegionHeartbeatRequest, SchedulerServer, TsoRequest, TsoResponse } from "../../proto/schedulerpb.js";
+import type { Logger } from "../../util/logger.js";
+import type { SchedulerCore } from "../core/core.js";
+import { ClusterIdMismatchError, InvalidRequestError, SchedulerError } from "../errors.js";
 import { createSchedulerHandlers } from "./handlers.js";
 import type { HeartbeatStream, HeartbeatStreams } from "./heartbeat-streams.js";
 

@@ -1,4 +1,4 @@
-import type { Clock } from "./cluster.js";
+import type { Clock } from "../core/cluster.js";
 
 export interface StoreLimitOptions {
   /** Peers a store may gain (and, separately, lose) per minute (PD's store limit). */

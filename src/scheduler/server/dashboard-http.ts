@@ -6,13 +6,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import type { ServerResponse } from "node:http";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { dirname, join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parsePromText, summarizeStoreMetrics, type StoreMetricsSummary } from "../util/prom-text.js";
-import { StoreState } from "../proto/metapb.js";
-import { defaultStatusAddr } from "../util/http-status.js";
-import { errorMessage } from "../util/retry.js";
-import type { SchedulerCore } from "./core.js";
+import { parsePromText, summarizeStoreMetrics, type StoreMetricsSummary } from "../../util/prom-text.js";
+import { StoreState } from "../../proto/metapb.js";
+import { defaultStatusAddr } from "../../util/http-status.js";
+import { errorMessage } from "../../util/retry.js";
+import type { SchedulerCore } from "../core/core.js";
 
 /** A store's /metrics can take this long before the page shows it as unreachable. */
 const SCRAPE_TIMEOUT_MS = 1_000;
@@ -33,7 +33,8 @@ export interface StoreScrape {
 /** Where the page's files are: beside this module in the source tree, also when run from dist. */
 function findDashboardDir(): string | undefined {
   const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, "dashboard"), join(here, "..", "..", "..", "src", "scheduler", "dashboard")];
+  // Run from dist/, the page's files are still in the source tree: the same path without dist/.
+  const candidates = [join(here, "dashboard"), join(here.replace(`${sep}dist${sep}`, sep), "dashboard")];
   return candidates.find((d) => existsSync(join(d, "index.html")));
 }
 

@@ -1,11 +1,11 @@
-import { OperatorStatus, type RegionHeartbeatResponse } from "../proto/schedulerpb.js";
-import type { Logger } from "../util/logger.js";
-import { silentLogger } from "../util/logger.js";
-import type { Clock } from "./cluster.js";
-import type { ClusterModel } from "./cluster.js";
+import { OperatorStatus, type RegionHeartbeatResponse } from "../../proto/schedulerpb.js";
+import type { Logger } from "../../util/logger.js";
+import { silentLogger } from "../../util/logger.js";
+import type { Clock } from "../core/cluster.js";
+import type { ClusterModel } from "../core/cluster.js";
 import { operatorInfluence, type OpInfluence } from "./op-influence.js";
 import { commandFor, Operator, OpKind } from "./operator.js";
-import { epochOf, type RegionInfo } from "./region-info.js";
+import { epochOf, type RegionInfo } from "../core/region-info.js";
 import { StoreLimiter, type StoreLimitOptions } from "./store-limit.js";
 
 export interface FinishedOperator {

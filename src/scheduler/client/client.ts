@@ -6,17 +6,17 @@ import {
   type RegionHeartbeatResponse,
   type TsoRequest,
   type TsoResponse,
-} from "../proto/schedulerpb.js";
-import type { Logger } from "../util/logger.js";
-import { silentLogger } from "../util/logger.js";
-import { retryWithBackoff } from "../util/retry.js";
-import { realRuntime, type Runtime } from "../util/runtime.js";
-import type { SchedulerApi, SchedulerUnaryCalls } from "./api.js";
-import { SchedulerError } from "./errors.js";
+} from "../../proto/schedulerpb.js";
+import type { Logger } from "../../util/logger.js";
+import { silentLogger } from "../../util/logger.js";
+import { retryWithBackoff } from "../../util/retry.js";
+import { realRuntime, type Runtime } from "../../util/runtime.js";
+import type { SchedulerApi, SchedulerUnaryCalls } from "../api.js";
+import { SchedulerError } from "../errors.js";
 import { SchedulerCalls } from "./scheduler-calls.js";
 import { TsoBatcher } from "./tso-batcher.js";
 
-export type { RegionWithLeader, SchedulerApi } from "./api.js";
+export type { RegionWithLeader, SchedulerApi } from "../api.js";
 export { SchedulerError };
 
 /** A gRPC-level failure of one scheduler call (the status code tells what: UNAVAILABLE, FAILED_PRECONDITION...). */

@@ -1,8 +1,8 @@
 import { status, type ClientDuplexStream } from "@grpc/grpc-js";
-import { ErrorType, TsoRequest, type TsoResponse } from "../proto/schedulerpb.js";
-import { realRuntime, type Runtime, type TimerHandle } from "../util/runtime.js";
-import { SchedulerError } from "./errors.js";
-import { MAX_LOGICAL, PHYSICAL_SHIFT_BITS } from "./tso.js";
+import { ErrorType, TsoRequest, type TsoResponse } from "../../proto/schedulerpb.js";
+import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
+import { SchedulerError } from "../errors.js";
+import { MAX_LOGICAL, PHYSICAL_SHIFT_BITS } from "../tso/tso.js";
 
 interface Waiter {
   count: number;

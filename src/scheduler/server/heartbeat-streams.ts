@@ -1,7 +1,7 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
-import { RegionHeartbeatResponse, type RegionHeartbeatRequest } from "../proto/schedulerpb.js";
-import type { Logger } from "../util/logger.js";
-import type { Runtime, TimerHandle } from "../util/runtime.js";
+import { RegionHeartbeatResponse, type RegionHeartbeatRequest } from "../../proto/schedulerpb.js";
+import type { Logger } from "../../util/logger.js";
+import type { Runtime, TimerHandle } from "../../util/runtime.js";
 
 export type HeartbeatStream = ServerDuplexStream<RegionHeartbeatRequest, RegionHeartbeatResponse>;
 

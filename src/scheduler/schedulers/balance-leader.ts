@@ -1,10 +1,10 @@
-import type { ClusterModel } from "./cluster.js";
-import { byId, isSourceSuitable, isTargetSuitable } from "./filters.js";
-import { transferLeaderOperator } from "./op-builder.js";
-import { OpKind, type Operator } from "./operator.js";
-import type { OperatorController } from "./operator-controller.js";
-import { followers, leaderStoreId, type RegionInfo } from "./region-info.js";
-import type { StoreInfo } from "./store-info.js";
+import type { ClusterModel } from "../core/cluster.js";
+import { byId, isSourceSuitable, isTargetSuitable } from "../schedule/filters.js";
+import { transferLeaderOperator } from "../schedule/op-builder.js";
+import { OpKind, type Operator } from "../schedule/operator.js";
+import type { OperatorController } from "../schedule/operator-controller.js";
+import { followers, leaderStoreId, type RegionInfo } from "../core/region-info.js";
+import type { StoreInfo } from "../core/store-info.js";
 
 export interface BalanceLeaderOptions {
   /** Max running leader operators (TinyKV leader-schedule-limit, 4). */

@@ -1,5 +1,5 @@
-import { Store, StoreState } from "../proto/metapb.js";
-import { StoreStats } from "../proto/schedulerpb.js";
+import { Store, StoreState } from "../../proto/metapb.js";
+import { StoreStats } from "../../proto/schedulerpb.js";
 
 /** What the scheduler knows about one store: meta, last reported stats, and region statistics. */
 export class StoreInfo {

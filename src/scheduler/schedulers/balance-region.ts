@@ -1,12 +1,12 @@
-import type { ClusterModel } from "./cluster.js";
-import { noteLimit, type Decision, type StoreScore } from "./decision.js";
-import { byId, isSourceSuitable, isTargetSuitable } from "./filters.js";
-import { movePeerOperator } from "./op-builder.js";
-import { scoreSize, type OpInfluence } from "./op-influence.js";
-import { OpKind, type Operator } from "./operator.js";
-import type { OperatorController } from "./operator-controller.js";
-import { leaderStoreId, storeIdsOf, type RegionInfo } from "./region-info.js";
-import type { StoreInfo } from "./store-info.js";
+import type { ClusterModel } from "../core/cluster.js";
+import { noteLimit, type Decision, type StoreScore } from "../schedule/decision.js";
+import { byId, isSourceSuitable, isTargetSuitable } from "../schedule/filters.js";
+import { movePeerOperator } from "../schedule/op-builder.js";
+import { scoreSize, type OpInfluence } from "../schedule/op-influence.js";
+import { OpKind, type Operator } from "../schedule/operator.js";
+import type { OperatorController } from "../schedule/operator-controller.js";
+import { leaderStoreId, storeIdsOf, type RegionInfo } from "../core/region-info.js";
+import type { StoreInfo } from "../core/store-info.js";
 
 export interface BalanceRegionOptions {
   /** Max running region operators (TinyKV region-schedule-limit, 2048). */

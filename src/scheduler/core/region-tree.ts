@@ -1,4 +1,4 @@
-import { compareBytes } from "../util/bytes.js";
+import { compareBytes } from "../../util/bytes.js";
 import type { RegionInfo } from "./region-info.js";
 
 /**

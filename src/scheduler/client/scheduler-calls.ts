@@ -1,7 +1,7 @@
-import { Cluster, Region, Store, type Peer } from "../proto/metapb.js";
-import { ErrorType, StoreStats, type GetRegionResponse, type ResponseHeader } from "../proto/schedulerpb.js";
-import type { OperatorView, RegionWithLeader, SchedulerUnaryCalls } from "./api.js";
-import { SchedulerError } from "./errors.js";
+import { Cluster, Region, Store, type Peer } from "../../proto/metapb.js";
+import { ErrorType, StoreStats, type GetRegionResponse, type ResponseHeader } from "../../proto/schedulerpb.js";
+import type { OperatorView, RegionWithLeader, SchedulerUnaryCalls } from "../api.js";
+import { SchedulerError } from "../errors.js";
 
 /** Throws the response header's error as a SchedulerError; returns the response otherwise. */
 export function checkResponseHeader<R extends { header?: ResponseHeader | undefined }>(rpc: string, resp: R): R {

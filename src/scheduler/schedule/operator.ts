@@ -1,8 +1,8 @@
-import { ConfChangeType } from "../proto/eraftpb.js";
-import { Peer, RegionEpoch } from "../proto/metapb.js";
-import { OperatorStatus, RegionHeartbeatResponse } from "../proto/schedulerpb.js";
+import { ConfChangeType } from "../../proto/eraftpb.js";
+import { Peer, RegionEpoch } from "../../proto/metapb.js";
+import { OperatorStatus, RegionHeartbeatResponse } from "../../proto/schedulerpb.js";
 import { decisionJson, decisionSummary, type Decision } from "./decision.js";
-import { epochOf, isPending, leaderStoreId, storePeer, type RegionInfo } from "./region-info.js";
+import { epochOf, isPending, leaderStoreId, storePeer, type RegionInfo } from "../core/region-info.js";
 
 /** Operator kind bit flags, as PD/TinyKV. */
 export const OpKind = {

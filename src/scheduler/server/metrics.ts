@@ -2,11 +2,11 @@
  * The scheduler's Prometheus series: operators by kind and outcome as they end, and, read when
  * scraped, stores by state, regions, running operators and the TSO's last physical time.
  */
-import { StoreState } from "../proto/metapb.js";
-import { OperatorStatus } from "../proto/schedulerpb.js";
-import { Counter, Gauge, processRegistry, type Registry } from "../util/metrics.js";
-import type { SchedulerCore } from "./core.js";
-import { kindString } from "./operator.js";
+import { StoreState } from "../../proto/metapb.js";
+import { OperatorStatus } from "../../proto/schedulerpb.js";
+import { Counter, Gauge, processRegistry, type Registry } from "../../util/metrics.js";
+import type { SchedulerCore } from "../core/core.js";
+import { kindString } from "../schedule/operator.js";
 
 export class SchedulerMetrics {
   readonly registry: Registry = processRegistry();

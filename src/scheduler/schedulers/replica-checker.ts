@@ -1,11 +1,11 @@
-import type { ClusterModel } from "./cluster.js";
-import type { Decision, StoreScore } from "./decision.js";
-import { isStoreUnhealthy, isTargetSuitable } from "./filters.js";
-import { addPeerOperator, movePeerOperator, removePeerOperator } from "./op-builder.js";
-import { OpInfluence } from "./op-influence.js";
-import { OpKind, type Operator } from "./operator.js";
-import { isPending, leaderStoreId, storeIdsOf, type RegionInfo } from "./region-info.js";
-import type { StoreInfo } from "./store-info.js";
+import type { ClusterModel } from "../core/cluster.js";
+import type { Decision, StoreScore } from "../schedule/decision.js";
+import { isStoreUnhealthy, isTargetSuitable } from "../schedule/filters.js";
+import { addPeerOperator, movePeerOperator, removePeerOperator } from "../schedule/op-builder.js";
+import { OpInfluence } from "../schedule/op-influence.js";
+import { OpKind, type Operator } from "../schedule/operator.js";
+import { isPending, leaderStoreId, storeIdsOf, type RegionInfo } from "../core/region-info.js";
+import type { StoreInfo } from "../core/store-info.js";
 
 /**
  * Keeps every region at max_replicas healthy peers: replaces peers on offline/removed/down stores,

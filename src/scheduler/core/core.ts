@@ -1,25 +1,25 @@
-import { Cluster, Region, Store, StoreState } from "../proto/metapb.js";
+import { Cluster, Region, Store, StoreState } from "../../proto/metapb.js";
 import {
   OperatorStatus,
   type RegionHeartbeatRequest,
   type RequestHeader,
   type StoreStats,
-} from "../proto/schedulerpb.js";
-import type { Logger } from "../util/logger.js";
-import { silentLogger } from "../util/logger.js";
-import { realRuntime, type Runtime, type TimerHandle } from "../util/runtime.js";
+} from "../../proto/schedulerpb.js";
+import type { Logger } from "../../util/logger.js";
+import { silentLogger } from "../../util/logger.js";
+import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
 import { ClusterModel, type Clock } from "./cluster.js";
-import { Coordinator, type CoordinatorOptions } from "./coordinator.js";
-import { ClusterIdMismatchError, InvalidRequestError, SchedulerError, StaleRegionError, StoreStateError } from "./errors.js";
+import { Coordinator, type CoordinatorOptions } from "../schedule/coordinator.js";
+import { ClusterIdMismatchError, InvalidRequestError, SchedulerError, StaleRegionError, StoreStateError } from "../errors.js";
 import { IdAllocator } from "./id-allocator.js";
 import type { MetaKV } from "./meta-kv.js";
 import { MetaStorage } from "./meta-storage.js";
-import { OperatorController } from "./operator-controller.js";
-import { kindString } from "./operator.js";
+import { OperatorController } from "../schedule/operator-controller.js";
+import { kindString } from "../schedule/operator.js";
 import { epochOf, isEpochStale, newRegionInfo, sizeFromBytes, type RegionInfo } from "./region-info.js";
 import type { StoreInfo } from "./store-info.js";
-import type { StoreLimitOptions } from "./store-limit.js";
-import { TimestampOracle, type TsoTimestamp } from "./tso.js";
+import type { StoreLimitOptions } from "../schedule/store-limit.js";
+import { TimestampOracle, type TsoTimestamp } from "../tso/tso.js";
 
 export interface CoreOptions {
   /** Time, timers and randomness (default: the real ones); `clock` and `rng` override parts of it. */

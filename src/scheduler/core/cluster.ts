@@ -1,7 +1,7 @@
-import { Store, StoreState } from "../proto/metapb.js";
-import { realRuntime } from "../util/runtime.js";
-import type { StoreStats } from "../proto/schedulerpb.js";
-import { StaleRegionError } from "./errors.js";
+import { Store, StoreState } from "../../proto/metapb.js";
+import { realRuntime } from "../../util/runtime.js";
+import type { StoreStats } from "../../proto/schedulerpb.js";
+import { StaleRegionError } from "../errors.js";
 import { epochOf, isEpochStale, sameRegionInfo, type RegionInfo } from "./region-info.js";
 import { RegionIndex, type Rng } from "./regions.js";
 import { StoreInfo } from "./store-info.js";

@@ -1,6 +1,6 @@
-import { InvalidRequestError } from "./errors.js";
-import { realRuntime } from "../util/runtime.js";
-import type { Clock } from "./cluster.js";
+import { InvalidRequestError } from "../errors.js";
+import { realRuntime } from "../../util/runtime.js";
+import type { Clock } from "../core/cluster.js";
 
 export const PHYSICAL_SHIFT_BITS = 18n;
 export const MAX_LOGICAL = 1 << 18;

@@ -1,5 +1,5 @@
-import type { ClusterModel } from "./cluster.js";
-import type { StoreInfo } from "./store-info.js";
+import type { ClusterModel } from "../core/cluster.js";
+import type { StoreInfo } from "../core/store-info.js";
 
 /** A store that may give away peers or leaders: not removed and not down. */
 export function isSourceSuitable(cluster: ClusterModel, s: StoreInfo): boolean {

@@ -6,19 +6,19 @@
  * from its metadata storage, as a tinyscheduler process restart does.
  */
 import { status } from "@grpc/grpc-js";
-import { RegionHeartbeatResponse, type RegionHeartbeatRequest } from "../proto/schedulerpb.js";
-import type { Logger } from "../util/logger.js";
-import { silentLogger } from "../util/logger.js";
-import { retryWithBackoff } from "../util/retry.js";
-import { sleep, type Runtime } from "../util/runtime.js";
-import type { SchedulerApi, SchedulerUnaryCalls } from "./api.js";
-import { RETRYABLE_SCHEDULER_CODES, SchedulerRpcError } from "./client.js";
-import { SchedulerCore, type CoreOptions } from "./core.js";
+import { RegionHeartbeatResponse, type RegionHeartbeatRequest } from "../../proto/schedulerpb.js";
+import type { Logger } from "../../util/logger.js";
+import { silentLogger } from "../../util/logger.js";
+import { retryWithBackoff } from "../../util/retry.js";
+import { sleep, type Runtime } from "../../util/runtime.js";
+import type { SchedulerApi, SchedulerUnaryCalls } from "../api.js";
+import { RETRYABLE_SCHEDULER_CODES, SchedulerRpcError } from "../client/client.js";
+import { SchedulerCore, type CoreOptions } from "../core/core.js";
 import { createSchedulerHandlers, type SchedulerHandlers } from "./handlers.js";
-import type { MetaKV } from "./meta-kv.js";
-import { SchedulerCalls, checkResponseHeader } from "./scheduler-calls.js";
+import type { MetaKV } from "../core/meta-kv.js";
+import { SchedulerCalls, checkResponseHeader } from "../client/scheduler-calls.js";
 import { toGrpcError } from "./service.js";
-import { checkTsoCount, firstTimestampOf } from "./tso-batcher.js";
+import { checkTsoCount, firstTimestampOf } from "../client/tso-batcher.js";
 
 export interface InProcessSchedulerOptions {
   runtime: Runtime;

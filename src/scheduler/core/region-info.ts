@@ -1,4 +1,4 @@
-import { Peer, Region, RegionEpoch } from "../proto/metapb.js";
+import { Peer, Region, RegionEpoch } from "../../proto/metapb.js";
 
 /** What the scheduler knows about one region: its meta, leader, pending peers and size. */
 export interface RegionInfo {

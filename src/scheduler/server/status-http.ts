@@ -1,11 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { StoreState } from "../proto/metapb.js";
-import type { Logger } from "../util/logger.js";
-import { formatKey } from "../util/bytes.js";
-import type { SchedulerCore } from "./core.js";
-import { SchedulerError, InvalidRequestError } from "./errors.js";
-import type { RegionInfo } from "./region-info.js";
-import { composeTs } from "./tso.js";
+import { StoreState } from "../../proto/metapb.js";
+import type { Logger } from "../../util/logger.js";
+import { formatKey } from "../../util/bytes.js";
+import type { SchedulerCore } from "../core/core.js";
+import { SchedulerError, InvalidRequestError } from "../errors.js";
+import type { RegionInfo } from "../core/region-info.js";
+import { composeTs } from "../tso/tso.js";
 import { Dashboard } from "./dashboard-http.js";
 import { SchedulerMetrics } from "./metrics.js";
 

@@ -1,7 +1,7 @@
-import type { ClusterModel } from "./cluster.js";
+import type { ClusterModel } from "../core/cluster.js";
 import { isTargetSuitable } from "./filters.js";
 import { Operator, OpKind, type OpStep } from "./operator.js";
-import { followers, leaderStoreId, type RegionInfo } from "./region-info.js";
+import { followers, leaderStoreId, type RegionInfo } from "../core/region-info.js";
 
 /** Picks the follower store (other than `exclude`) best able to take the leader: healthy, fewest leaders. */
 export function pickLeaderTarget(cluster: ClusterModel, region: RegionInfo, exclude: bigint): bigint | undefined {

@@ -1,5 +1,5 @@
-import { Cluster, Region, Store } from "../proto/metapb.js";
-import { CorruptMetadataError } from "./errors.js";
+import { Cluster, Region, Store } from "../../proto/metapb.js";
+import { CorruptMetadataError } from "../errors.js";
 import type { MetaKV } from "./meta-kv.js";
 
 const K = {

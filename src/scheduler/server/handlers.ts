@@ -3,7 +3,7 @@
  * response; a header error (SchedulerError) is answered in the response header, anything else is
  * thrown for the carrier to map (gRPC status in service.ts, the simulated network in-process).
  */
-import { Peer, Region } from "../proto/metapb.js";
+import { Peer, Region } from "../../proto/metapb.js";
 import {
   AllocIDResponse,
   AskSplitResponse,
@@ -29,11 +29,11 @@ import {
   type RequestHeader,
   type ResponseHeader,
   type TsoRequest,
-} from "../proto/schedulerpb.js";
-import type { SchedulerUnaryCalls } from "./api.js";
-import type { SchedulerCore } from "./core.js";
-import { SchedulerError } from "./errors.js";
-import type { RegionInfo } from "./region-info.js";
+} from "../../proto/schedulerpb.js";
+import type { SchedulerUnaryCalls } from "../api.js";
+import type { SchedulerCore } from "../core/core.js";
+import { SchedulerError } from "../errors.js";
+import type { RegionInfo } from "../core/region-info.js";
 
 interface Factory<T> {
   create(base?: object): T;
