@@ -76,11 +76,32 @@ export class StoreMetrics {
 
   /** Starts timing one request; call the result with its outcome when it is answered. */
   startRequest(method: string): (outcome: RequestOutcome) => void {
-    const end = this.duration.startTimer({ method });
+    const series = this.seriesOf(method);
+    const end = series.duration.startTimer();
     return (outcome) => {
       end();
-      this.requests.inc({ method, outcome });
+      series.outcome(outcome).inc();
     };
+  }
+
+  /** Each method's label children, bound once: a request does no label hashing. */
+  private readonly byMethod = new Map<string, { duration: ReturnType<Histogram<"method">["labels"]>; outcome: (o: RequestOutcome) => ReturnType<Counter<"method" | "outcome">["labels"]> }>();
+
+  private seriesOf(method: string) {
+    let series = this.byMethod.get(method);
+    if (!series) {
+      const outcomes = new Map<RequestOutcome, ReturnType<Counter<"method" | "outcome">["labels"]>>();
+      series = {
+        duration: this.duration.labels(method),
+        outcome: (o) => {
+          let child = outcomes.get(o);
+          if (!child) outcomes.set(o, (child = this.requests.labels(method, o)));
+          return child;
+        },
+      };
+      this.byMethod.set(method, series);
+    }
+    return series;
   }
 
   text(): Promise<string> {
