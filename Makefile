@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: all install build test test-unit run clean proto raft-fuzz chaos bench bench-big-txn bench-vs-etcd \
+.PHONY: all install build test test-unit lint format run clean proto raft-fuzz chaos bench bench-big-txn bench-vs-etcd \
         lab1 lab2a lab2b lab2c lab3a lab3b lab3c lab4 standalone soak-memory sim
 
 all: build
@@ -26,6 +26,13 @@ test-unit: install
 
 proto:
 	bash scripts/gen-proto.sh
+
+# Biome: the formatter (120 columns) and the linter (biome.json; src/proto is generated and left out).
+lint: install
+	npx biome check .
+
+format: install
+	npx biome check --write .
 
 run: build
 	bash scripts/run-cluster.sh

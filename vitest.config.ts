@@ -40,7 +40,10 @@ export default defineConfig({
     reporters: ["default"],
     projects: [
       { extends: true, test: { name: "unit", include: UNIT_TESTS } },
-      { extends: true, test: { name: "cluster", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, ...UNIT_TESTS] } },
+      {
+        extends: true,
+        test: { name: "cluster", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, ...UNIT_TESTS] },
+      },
     ],
   },
 });

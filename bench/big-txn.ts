@@ -15,7 +15,9 @@ import { TxnHandlers } from "../src/kv/server/index.js";
 import { StandaloneStorage } from "../src/kv/storage/index.js";
 import { Op } from "../src/proto/kvrpcpb.js";
 
-const { values: a } = parseArgs({ options: { keys: { type: "string", default: "30000" }, "value-size": { type: "string", default: "70" } } });
+const { values: a } = parseArgs({
+  options: { keys: { type: "string", default: "30000" }, "value-size": { type: "string", default: "70" } },
+});
 const keys = Number(a.keys);
 const valueSize = Number(a["value-size"]);
 if (!Number.isSafeInteger(keys) || keys < 1 || !Number.isSafeInteger(valueSize) || valueSize < 0) {
@@ -32,7 +34,8 @@ const primary = keyOf(0);
 const startTs = BigInt(Date.now()) << 18n;
 const value = Buffer.alloc(valueSize, 0x76);
 const batches: number[][] = [];
-for (let i = 0; i < keys; i += TXN_BATCH_KEYS) batches.push(Array.from({ length: Math.min(TXN_BATCH_KEYS, keys - i) }, (_, j) => i + j));
+for (let i = 0; i < keys; i += TXN_BATCH_KEYS)
+  batches.push(Array.from({ length: Math.min(TXN_BATCH_KEYS, keys - i) }, (_, j) => i + j));
 
 const t0 = performance.now();
 const prewrite = await settleLimited(batches, TXN_BATCHES_IN_FLIGHT, async (batch) => {
@@ -43,7 +46,8 @@ const prewrite = await settleLimited(batches, TXN_BATCHES_IN_FLIGHT, async (batc
     startVersion: startTs,
     lockTtl: 60_000n,
   });
-  if (resp.errors.length > 0 || resp.regionError) throw new Error(`prewrite refused: ${JSON.stringify(resp.errors[0] ?? resp.regionError)}`);
+  if (resp.errors.length > 0 || resp.regionError)
+    throw new Error(`prewrite refused: ${JSON.stringify(resp.errors[0] ?? resp.regionError)}`);
 });
 const prewriteMs = performance.now() - t0;
 const failed = prewrite.find((r) => r.status === "rejected");
@@ -53,6 +57,8 @@ await settleLimited(batches, TXN_BATCHES_IN_FLIGHT, (batch) =>
   handlers.kvCommit({ context: undefined, keys: batch.map(keyOf), startVersion: startTs, commitVersion: startTs + 1n }),
 );
 const commitMs = performance.now() - t1;
-console.log(`keys ${keys}, value ${valueSize} B: prewrite ${prewriteMs.toFixed(0)} ms, commit ${commitMs.toFixed(0)} ms (${((prewriteMs + commitMs) / keys * 1000).toFixed(0)} us/key)`);
+console.log(
+  `keys ${keys}, value ${valueSize} B: prewrite ${prewriteMs.toFixed(0)} ms, commit ${commitMs.toFixed(0)} ms (${(((prewriteMs + commitMs) / keys) * 1000).toFixed(0)} us/key)`,
+);
 await storage.stop();
 rmSync(dir, { recursive: true, force: true });

@@ -3,7 +3,8 @@
  * temp data dirs, and stops it (SIGTERM, then SIGKILL after a grace period). Logs go to files
  * in the temp dir, which is kept when --keep-data is given or the start fails.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createWriteStream, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -77,7 +78,11 @@ function cluster(dir: string, children: Child[], endpoints: string[]): LocalClus
     dir,
     pids: Object.fromEntries(children.map((c) => [c.name, c.proc.pid ?? -1])),
     exited: () =>
-      Object.fromEntries(children.filter((c) => c.proc.exitCode !== null || c.proc.signalCode !== null).map((c) => [c.name, String(c.proc.exitCode ?? c.proc.signalCode)])),
+      Object.fromEntries(
+        children
+          .filter((c) => c.proc.exitCode !== null || c.proc.signalCode !== null)
+          .map((c) => [c.name, String(c.proc.exitCode ?? c.proc.signalCode)]),
+      ),
     async stop(keepData = false) {
       await stopAll(children);
       if (!keepData) rmSync(dir, { recursive: true, force: true });
@@ -89,7 +94,9 @@ function cluster(dir: string, children: Child[], endpoints: string[]): LocalClus
 export function watchEarlyExit(lc: LocalCluster, children: Child[]): Promise<never> {
   return new Promise((_, rej) => {
     for (const c of children)
-      void c.exited.then((code) => rej(new Error(`${c.name} exited early (code ${code}); see ${join(lc.dir, c.name + ".log")}`)));
+      void c.exited.then((code) =>
+        rej(new Error(`${c.name} exited early (code ${code}); see ${join(lc.dir, c.name + ".log")}`)),
+      );
   });
 }
 
@@ -122,7 +129,11 @@ export async function startEtcd(o: EtcdClusterOptions): Promise<{ cluster: Local
       `--log-level=warn`,
     ]),
   );
-  const lc = cluster(dir, children, names.map((_, i) => `127.0.0.1:${o.clientPort + i}`));
+  const lc = cluster(
+    dir,
+    children,
+    names.map((_, i) => `127.0.0.1:${o.clientPort + i}`),
+  );
   return { cluster: lc, died: watchEarlyExit(lc, children) };
 }
 
@@ -147,20 +158,41 @@ export interface TinyKvClusterOptions {
   config?: string;
 }
 
-export async function startTinyKv(o: TinyKvClusterOptions): Promise<{ cluster: LocalCluster; died: Promise<never>; scheduler: string }> {
+export async function startTinyKv(
+  o: TinyKvClusterOptions,
+): Promise<{ cluster: LocalCluster; died: Promise<never>; scheduler: string }> {
   await assertPortsFree([o.schedulerPort, ...Array.from({ length: o.stores }, (_, i) => o.storePort + i)]);
   const root = repoRoot();
   const dir = mkdtempSync(join(tmpdir(), "bench-tinykv-"));
   const scheduler = `127.0.0.1:${o.schedulerPort}`;
   const env = { ...process.env, LOG_LEVEL: o.logLevel };
   const children: Child[] = [
-    start(dir, "scheduler", process.execPath, [join(root, "dist/src/cli/tinyscheduler.js"), `--addr=${scheduler}`, `--data-dir=${join(dir, "scheduler")}`, "--status-addr=", `--log-level=${o.logLevel}`], env),
+    start(
+      dir,
+      "scheduler",
+      process.execPath,
+      [
+        join(root, "dist/src/cli/tinyscheduler.js"),
+        `--addr=${scheduler}`,
+        `--data-dir=${join(dir, "scheduler")}`,
+        "--status-addr=",
+        `--log-level=${o.logLevel}`,
+      ],
+      env,
+    ),
   ];
   // The first store bootstraps the cluster; give the scheduler a moment to listen first.
   await sleep(300);
   for (let i = 0; i < o.stores; i++) {
     const prof = o.profileStores?.includes(i + 1) ? ["--cpu-prof", `--cpu-prof-dir=${o.profDir ?? dir}`] : [];
-    const args = [...prof, join(root, "dist/src/cli/tinykv-server.js"), `--path=${join(dir, `store${i + 1}`)}`, `--addr=127.0.0.1:${o.storePort + i}`, `--scheduler=${scheduler}`, `--log-level=${o.logLevel}`];
+    const args = [
+      ...prof,
+      join(root, "dist/src/cli/tinykv-server.js"),
+      `--path=${join(dir, `store${i + 1}`)}`,
+      `--addr=127.0.0.1:${o.storePort + i}`,
+      `--scheduler=${scheduler}`,
+      `--log-level=${o.logLevel}`,
+    ];
     if (o.config) args.push(`--config=${o.config}`);
     children.push(start(dir, `store${i + 1}`, process.execPath, args, env));
     if (i === 0) await sleep(500);

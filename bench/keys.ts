@@ -24,16 +24,16 @@ export function uniform(n: number): KeyChooser {
  */
 export function zipfian(n: number, theta = 0.99): KeyChooser {
   let zetan = 0;
-  for (let i = 1; i <= n; i++) zetan += 1 / Math.pow(i, theta);
-  const zeta2 = 1 + 1 / Math.pow(2, theta);
+  for (let i = 1; i <= n; i++) zetan += 1 / i ** theta;
+  const zeta2 = 1 + 1 / 2 ** theta;
   const alpha = 1 / (1 - theta);
-  const eta = (1 - Math.pow(2 / n, 1 - theta)) / (1 - zeta2 / zetan);
+  const eta = (1 - (2 / n) ** (1 - theta)) / (1 - zeta2 / zetan);
   const rank = (): number => {
     const u = Math.random();
     const uz = u * zetan;
     if (uz < 1) return 0;
-    if (uz < 1 + Math.pow(0.5, theta)) return 1;
-    return Math.min(n - 1, Math.floor(n * Math.pow(eta * u - eta + 1, alpha)));
+    if (uz < 1 + 0.5 ** theta) return 1;
+    return Math.min(n - 1, Math.floor(n * (eta * u - eta + 1) ** alpha));
   };
   return { next: () => Number(fnv64(rank()) % BigInt(n)) };
 }

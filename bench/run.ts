@@ -6,17 +6,20 @@
  */
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
-import { createHistogram, type RecordableHistogram } from "node:perf_hooks";
+import type { RecordableHistogram } from "node:perf_hooks";
+import { createHistogram } from "node:perf_hooks";
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { createDriver, type Target } from "./drivers/index.js";
+import type { Target } from "./drivers/index.js";
+import { createDriver } from "./drivers/index.js";
 import { TinyKvRawDriver } from "./drivers/tinykv-raw.js";
 import type { DriverOptions } from "./drivers/types.js";
 import { KEY_PREFIX } from "./keys.js";
 import { busyShare, cpuSample, procsCpuSeconds } from "./machine.js";
-import { startEtcd, startTinyKv, type LocalCluster } from "./cluster.js";
+import type { LocalCluster } from "./cluster.js";
+import { startEtcd, startTinyKv } from "./cluster.js";
 import type { FromWorker, OpKind, ToWorker, WorkerConfig, Workload } from "./worker.js";
 
 const USAGE = `Usage: node dist/bench/run.js [flags]
@@ -177,7 +180,21 @@ function rowOf(workload: string, h: RecordableHistogram, errors: Record<string, 
 }
 
 export function table(rows: Row[]): string {
-  const head = ["target", "workload", "ops/s", "p50 ms", "p99 ms", "p999 ms", "max ms", "errors", "client cpu", "cli ms/op", "srv ms/op", "box busy", "others"];
+  const head = [
+    "target",
+    "workload",
+    "ops/s",
+    "p50 ms",
+    "p99 ms",
+    "p999 ms",
+    "max ms",
+    "errors",
+    "client cpu",
+    "cli ms/op",
+    "srv ms/op",
+    "box busy",
+    "others",
+  ];
   const body = rows.map((r) => [
     r.target,
     r.workload,
@@ -194,8 +211,13 @@ export function table(rows: Row[]): string {
     r.otherCpuCores === undefined ? "" : r.otherCpuCores.toFixed(2),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]) => "| " + cells.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(" | ") + " |";
-  return [line(head), "|" + w.map((n, i) => (i < 2 ? "-".repeat(n + 1) + "-" : "-".repeat(n + 1) + ":")).join("|") + "|", ...body.map(line)].join("\n");
+  const line = (cells: string[]) =>
+    "| " + cells.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(" | ") + " |";
+  return [
+    line(head),
+    "|" + w.map((n, i) => (i < 2 ? "-".repeat(n + 1) + "-" : "-".repeat(n + 1) + ":")).join("|") + "|",
+    ...body.map(line),
+  ].join("\n");
 }
 
 class WorkerHandle {
@@ -255,7 +277,11 @@ async function waitEtcdReady(endpoints: string[], deadlineMs: number, died?: Pro
 
 async function main(): Promise<void> {
   let lc: LocalCluster | undefined;
-  let endpoints = a.endpoints ? a.endpoints.split(",").map((s) => s.trim()) : target === "etcd" ? [0, 1, 2].map((i) => `127.0.0.1:${etcdPort + i}`) : ["127.0.0.1:2379"];
+  let endpoints = a.endpoints
+    ? a.endpoints.split(",").map((s) => s.trim())
+    : target === "etcd"
+      ? [0, 1, 2].map((i) => `127.0.0.1:${etcdPort + i}`)
+      : ["127.0.0.1:2379"];
   const handles: WorkerHandle[] = [];
   let stopping = false;
   const cleanup = async () => {
@@ -281,7 +307,9 @@ async function main(): Promise<void> {
     const idleBusy = busyShare(before, cpuSample());
     if (idleBusy !== undefined) {
       const pct = Math.round(idleBusy * 100);
-      process.stderr.write(`machine busy before the run: ${pct}% of ${cpus().length} CPUs${pct > 15 ? " -- other processes are running; expect low, noisy numbers" : ""}\n`);
+      process.stderr.write(
+        `machine busy before the run: ${pct}% of ${cpus().length} CPUs${pct > 15 ? " -- other processes are running; expect low, noisy numbers" : ""}\n`,
+      );
     }
     if (a["start-cluster"]) {
       if (target === "etcd") {
@@ -296,15 +324,22 @@ async function main(): Promise<void> {
           schedulerPort: num(a["scheduler-port"], "scheduler-port", 1),
           storePort: num(a["store-port"], "store-port", 1),
           stores: 3,
-          profileStores: a["profile-store"] ? a["profile-store"].split(",").map((x) => num(x, "profile-store", 1)) : undefined,
+          profileStores: a["profile-store"]
+            ? a["profile-store"].split(",").map((x) => num(x, "profile-store", 1))
+            : undefined,
           profDir: a["prof-dir"],
           logLevel: a["server-log-level"]!,
           config: a["server-config"],
         });
         lc = cluster;
         endpoints = [scheduler];
-        process.stderr.write(`started tinyscheduler + 3 tinykv-server (${JSON.stringify(cluster.pids)}) in ${cluster.dir}\n`);
-        const d = await Promise.race([TinyKvRawDriver.connect({ endpoints, channels: 1, timeoutMs: 2000, keyPrefix: KEY_PREFIX }), died]);
+        process.stderr.write(
+          `started tinyscheduler + 3 tinykv-server (${JSON.stringify(cluster.pids)}) in ${cluster.dir}\n`,
+        );
+        const d = await Promise.race([
+          TinyKvRawDriver.connect({ endpoints, channels: 1, timeoutMs: 2000, keyPrefix: KEY_PREFIX }),
+          died,
+        ]);
         try {
           const leader = await Promise.race([d.waitReady(3, 60_000, Buffer.from("bench/ready")), died]);
           process.stderr.write(`region leader: store ${leader.storeId} at ${leader.addr}\n`);
@@ -320,9 +355,23 @@ async function main(): Promise<void> {
     const driver: DriverOptions = { endpoints, channels, timeoutMs, keyPrefix: KEY_PREFIX };
     for (let i = 0; i < workers; i++) {
       const share = Math.floor(concurrency / workers) + (i < concurrency % workers ? 1 : 0);
-      handles.push(new WorkerHandle({ index: i, target, tinykvDriver, driver, concurrency: share, keys, valueSize, distribution, scanLimit, readRatio }));
+      handles.push(
+        new WorkerHandle({
+          index: i,
+          target,
+          tinykvDriver,
+          driver,
+          concurrency: share,
+          keys,
+          valueSize,
+          distribution,
+          scanLimit,
+          readRatio,
+        }),
+      );
     }
-    for (const m of await Promise.all(handles.map((h) => h.request(null, 30_000)))) if (m.type !== "ready") throw new Error(m.type === "fatal" ? m.message : "worker failed");
+    for (const m of await Promise.all(handles.map((h) => h.request(null, 30_000))))
+      if (m.type !== "ready") throw new Error(m.type === "fatal" ? m.message : "worker failed");
 
     const rows: Row[] = [];
     let loaded = a["skip-load"];
@@ -333,8 +382,19 @@ async function main(): Promise<void> {
         const per = Math.ceil(keys / workers);
         let done = 0;
         for (const h of handles) h.onLoadProgress = (n) => (done += n);
-        const lp = setInterval(() => process.stderr.write(`[load] ${((Date.now() - lt) / 1000).toFixed(0).padStart(3)}s ${done}/${keys} keys\n`), 1000);
-        const res = await Promise.all(handles.map((h, i) => h.request({ cmd: "load", from: i * per, to: Math.min(keys, (i + 1) * per), deadlineAt: Date.now() + 300_000 }, 310_000)));
+        const lp = setInterval(
+          () =>
+            process.stderr.write(`[load] ${((Date.now() - lt) / 1000).toFixed(0).padStart(3)}s ${done}/${keys} keys\n`),
+          1000,
+        );
+        const res = await Promise.all(
+          handles.map((h, i) =>
+            h.request(
+              { cmd: "load", from: i * per, to: Math.min(keys, (i + 1) * per), deadlineAt: Date.now() + 300_000 },
+              310_000,
+            ),
+          ),
+        );
         clearInterval(lp);
         let ok = 0;
         const errs: Record<string, number> = {};
@@ -343,7 +403,9 @@ async function main(): Promise<void> {
           ok += m.ok;
           for (const [k, n] of Object.entries(m.errors)) errs[k] = (errs[k] ?? 0) + n;
         }
-        process.stderr.write(`loaded ${ok}/${keys} keys in ${((Date.now() - lt) / 1000).toFixed(1)} s${Object.keys(errs).length ? ` errors ${JSON.stringify(errs)}` : ""}\n`);
+        process.stderr.write(
+          `loaded ${ok}/${keys} keys in ${((Date.now() - lt) / 1000).toFixed(1)} s${Object.keys(errs).length ? ` errors ${JSON.stringify(errs)}` : ""}\n`,
+        );
         if (ok < keys) throw new Error(`load incomplete: ${ok}/${keys}`);
         loaded = true;
       }
@@ -359,19 +421,41 @@ async function main(): Promise<void> {
     }
 
     // Keep the logs of a run with errors (write conflicts of the txn workload are expected, not errors of the store).
-    if (lc && rows.some((r) => Object.keys(r.errorKinds).some((k) => !k.startsWith("txn conflict")))) a["keep-data"] = true;
+    if (lc && rows.some((r) => Object.keys(r.errorKinds).some((k) => !k.startsWith("txn conflict"))))
+      a["keep-data"] = true;
     const out = table(rows);
     process.stdout.write(`\n${out}\n`);
     const errorRows = rows.filter((r) => r.errors > 0);
-    for (const r of errorRows) process.stdout.write(`errors in ${r.target} ${r.workload}: ${JSON.stringify(r.errorKinds)}\n`);
+    for (const r of errorRows)
+      process.stdout.write(`errors in ${r.target} ${r.workload}: ${JSON.stringify(r.errorKinds)}\n`);
     for (const r of rows)
       if (r.serverCpuMsPerOpByProc)
-        process.stdout.write(`server CPU ms/op by process, ${r.workload}: ${Object.entries(r.serverCpuMsPerOpByProc).map(([n, v]) => `${n} ${v.toFixed(3)}`).join(", ")}\n`);
+        process.stdout.write(
+          `server CPU ms/op by process, ${r.workload}: ${Object.entries(r.serverCpuMsPerOpByProc)
+            .map(([n, v]) => `${n} ${v.toFixed(3)}`)
+            .join(", ")}\n`,
+        );
     if (a.json) {
       const doc = {
         target,
         when: new Date().toISOString(),
-        config: { workloads, tinykvDriver: target === "tinykv" ? tinykvDriver : undefined, concurrency, workers, channels, keys, valueSize, distribution, readRatio, scanLimit, durationS, warmupS, timeoutMs, endpoints, startCluster: a["start-cluster"] },
+        config: {
+          workloads,
+          tinykvDriver: target === "tinykv" ? tinykvDriver : undefined,
+          concurrency,
+          workers,
+          channels,
+          keys,
+          valueSize,
+          distribution,
+          readRatio,
+          scanLimit,
+          durationS,
+          warmupS,
+          timeoutMs,
+          endpoints,
+          startCluster: a["start-cluster"],
+        },
         machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, loadavg: loadavg() },
         results: rows,
       };
@@ -419,7 +503,14 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[], procs: R
   const endAt = warmupEndAt + durationS * 1000;
   const label = `${target} ${workload}`;
   let lastTick = start;
-  let cpuAtWarmupEnd: { cpu: NodeJS.CpuUsage; box: ReturnType<typeof cpuSample>; srv: number | undefined; byProc: Record<string, number | undefined> } | undefined;
+  let cpuAtWarmupEnd:
+    | {
+        cpu: NodeJS.CpuUsage;
+        box: ReturnType<typeof cpuSample>;
+        srv: number | undefined;
+        byProc: Record<string, number | undefined>;
+      }
+    | undefined;
   let cpuAtEnd: typeof cpuAtWarmupEnd;
   const snap = () => ({
     cpu: process.cpuUsage(),
@@ -438,14 +529,22 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[], procs: R
     const el = (t - start) / 1000;
     const phase = t < warmupEndAt ? "warmup" : t < endAt ? "run" : "drain";
     const rate = (secHist.count / ((t - lastTick) / 1000)).toFixed(0);
-    const p = secHist.count ? ` p50=${fmtMs(secHist.percentile(50))} p99=${fmtMs(secHist.percentile(99))} max=${fmtMs(secHist.max)} ms` : "";
-    process.stderr.write(`[${label}] ${el.toFixed(0).padStart(3)}s ${phase.padEnd(6)} ops/s=${rate.padStart(6)}${p} errors=${secErrors} (total ${measuredErrors})${busy === undefined ? "" : ` box=${Math.round(busy * 100)}%`}\n`);
+    const p = secHist.count
+      ? ` p50=${fmtMs(secHist.percentile(50))} p99=${fmtMs(secHist.percentile(99))} max=${fmtMs(secHist.max)} ms`
+      : "";
+    process.stderr.write(
+      `[${label}] ${el.toFixed(0).padStart(3)}s ${phase.padEnd(6)} ops/s=${rate.padStart(6)}${p} errors=${secErrors} (total ${measuredErrors})${busy === undefined ? "" : ` box=${Math.round(busy * 100)}%`}\n`,
+    );
     secHist = newHist();
     secErrors = 0;
     lastTick = t;
   }, 1000);
   try {
-    const res = await Promise.all(handles.map((h) => h.request({ cmd: "run", workload, warmupEndAt, endAt }, warmupS * 1000 + durationS * 1000 + timeoutMs + 10_000)));
+    const res = await Promise.all(
+      handles.map((h) =>
+        h.request({ cmd: "run", workload, warmupEndAt, endAt }, warmupS * 1000 + durationS * 1000 + timeoutMs + 10_000),
+      ),
+    );
     for (const m of res) if (m.type !== "done") throw new Error(m.type === "fatal" ? m.message : "run failed");
   } finally {
     clearInterval(progress);
@@ -459,7 +558,8 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[], procs: R
     rows[0]!.machineBusy = busyShare(cpuAtWarmupEnd.box, cpuAtEnd.box);
     if (total.count > 0) {
       rows[0]!.clientCpuMsPerOp = (used * 1000) / total.count;
-      if (cpuAtEnd.srv !== undefined && cpuAtWarmupEnd.srv !== undefined) rows[0]!.serverCpuMsPerOp = ((cpuAtEnd.srv - cpuAtWarmupEnd.srv) * 1000) / total.count;
+      if (cpuAtEnd.srv !== undefined && cpuAtWarmupEnd.srv !== undefined)
+        rows[0]!.serverCpuMsPerOp = ((cpuAtEnd.srv - cpuAtWarmupEnd.srv) * 1000) / total.count;
       if (serverPids.length > 0) {
         const by: Record<string, number> = {};
         let all = true;
@@ -474,7 +574,10 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[], procs: R
         if (!all) rows[0]!.serverCpuMsPerOp = undefined;
         const busy = rows[0]!.machineBusy;
         if (all && busy !== undefined && cpuAtEnd.srv !== undefined && cpuAtWarmupEnd.srv !== undefined)
-          rows[0]!.otherCpuCores = Math.max(0, busy * cpus().length - used / durationS - (cpuAtEnd.srv - cpuAtWarmupEnd.srv) / durationS);
+          rows[0]!.otherCpuCores = Math.max(
+            0,
+            busy * cpus().length - used / durationS - (cpuAtEnd.srv - cpuAtWarmupEnd.srv) / durationS,
+          );
       }
     }
   }
@@ -485,7 +588,9 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[], procs: R
 main().then(
   () => process.exit(0),
   (err) => {
-    process.stderr.write(`bench: ${process.env.BENCH_DEBUG ? ((err as Error).stack ?? err) : ((err as Error).message ?? err)}\n`);
+    process.stderr.write(
+      `bench: ${process.env.BENCH_DEBUG ? ((err as Error).stack ?? err) : ((err as Error).message ?? err)}\n`,
+    );
     process.exitCode = 1;
     setTimeout(() => process.exit(1), 100).unref();
   },

@@ -4,9 +4,12 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { performance } from "node:perf_hooks";
-import { createDriver, type Target, type TinyKvDriverKind } from "./drivers/index.js";
-import { errorLabel, type Driver, type DriverOptions } from "./drivers/types.js";
-import { chooser, keyOf, type Distribution } from "./keys.js";
+import type { Target, TinyKvDriverKind } from "./drivers/index.js";
+import { createDriver } from "./drivers/index.js";
+import type { Driver, DriverOptions } from "./drivers/types.js";
+import { errorLabel } from "./drivers/types.js";
+import type { Distribution } from "./keys.js";
+import { chooser, keyOf } from "./keys.js";
 
 export type Workload = "put" | "get" | "mixed" | "scan" | "txn";
 export type OpKind = "put" | "get" | "scan" | "txn";
@@ -105,7 +108,10 @@ async function main(): Promise<void> {
     let warm = new Batch();
     let meas = new Batch();
     const flush = () => {
-      for (const [b, measured] of [[warm, false], [meas, true]] as const) {
+      for (const [b, measured] of [
+        [warm, false],
+        [meas, true],
+      ] as const) {
         if (b.empty) continue;
         const lat: Partial<Record<OpKind, Float64Array>> = {};
         const transfer: ArrayBuffer[] = [];

@@ -3,7 +3,8 @@ import * as protoLoader from "@grpc/proto-loader";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
-import { CHANNEL_OPTIONS, type Driver, type DriverOptions } from "./types.js";
+import type { Driver, DriverOptions } from "./types.js";
+import { CHANNEL_OPTIONS } from "./types.js";
 
 /** Finds bench/etcd/rpc.proto from either bench/drivers/*.ts (tsx) or dist/bench/drivers/*.js. */
 function protoPath(): string {
@@ -18,7 +19,12 @@ function protoPath(): string {
   throw new Error("cannot find bench/etcd/rpc.proto");
 }
 
-type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => void;
+type Unary = (
+  req: object,
+  md: grpc.Metadata,
+  opts: grpc.CallOptions,
+  cb: (err: grpc.ServiceError | null, res: any) => void,
+) => void;
 interface KvClient extends grpc.Client {
   Put: Unary;
   Range: Unary;
@@ -55,7 +61,8 @@ export class EtcdDriver implements Driver {
   constructor(private readonly opts: DriverOptions) {
     const Ctor = kvClientCtor();
     for (let c = 0; c < opts.channels; c++)
-      for (const ep of opts.endpoints) this.clients.push(new Ctor(ep, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, "bench.channel": c }));
+      for (const ep of opts.endpoints)
+        this.clients.push(new Ctor(ep, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, "bench.channel": c }));
     this.next = Math.floor(Math.random() * this.clients.length);
     this.rangeEnd = prefixEnd(opts.keyPrefix);
   }
@@ -63,7 +70,9 @@ export class EtcdDriver implements Driver {
   private call(method: "Put" | "Range", req: object): Promise<any> {
     const client = this.clients[this.next++ % this.clients.length]!;
     return new Promise((resolve, reject) => {
-      client[method](req, new grpc.Metadata(), { deadline: Date.now() + this.opts.timeoutMs }, (err, res) => (err ? reject(err) : resolve(res)));
+      client[method](req, new grpc.Metadata(), { deadline: Date.now() + this.opts.timeoutMs }, (err, res) =>
+        err ? reject(err) : resolve(res),
+      );
     });
   }
 

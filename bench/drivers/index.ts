@@ -8,7 +8,11 @@ export type Target = "tinykv" | "etcd";
 export type TinyKvDriverKind = "client" | "raw";
 
 /** The one place that picks the implementation of each target. */
-export async function createDriver(target: Target, opts: DriverOptions, tinykv: TinyKvDriverKind = "client"): Promise<Driver> {
+export async function createDriver(
+  target: Target,
+  opts: DriverOptions,
+  tinykv: TinyKvDriverKind = "client",
+): Promise<Driver> {
   if (target === "etcd") return new EtcdDriver(opts);
   return tinykv === "raw" ? TinyKvRawDriver.connect(opts) : TinyKvClientDriver.connect(opts);
 }

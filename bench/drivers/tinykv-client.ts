@@ -1,5 +1,6 @@
 import { KvClient, TxnConflictError } from "../../src/client/index.js";
-import { BenchOpError, type Driver, type DriverOptions } from "./types.js";
+import type { Driver, DriverOptions } from "./types.js";
+import { BenchOpError } from "./types.js";
 
 function prefixEnd(prefix: string): Buffer {
   const b = Buffer.from(prefix);
@@ -24,7 +25,11 @@ export class TinyKvClientDriver implements Driver {
   }
 
   static async connect(opts: DriverOptions): Promise<TinyKvClientDriver> {
-    const c = await KvClient.connect({ scheduler: opts.endpoints, timeoutMs: opts.timeoutMs, rpcTimeoutMs: Math.min(3000, opts.timeoutMs) });
+    const c = await KvClient.connect({
+      scheduler: opts.endpoints,
+      timeoutMs: opts.timeoutMs,
+      rpcTimeoutMs: Math.min(3000, opts.timeoutMs),
+    });
     return new TinyKvClientDriver(c, opts);
   }
 

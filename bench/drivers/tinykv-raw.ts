@@ -5,7 +5,8 @@ import type { Peer, Region } from "../../src/proto/metapb.js";
 import type { Error as RegionError } from "../../src/proto/errorpb.js";
 import type { Context, KeyError } from "../../src/proto/kvrpcpb.js";
 import { Op } from "../../src/proto/kvrpcpb.js";
-import { BenchOpError, CHANNEL_OPTIONS, type Driver, type DriverOptions } from "./types.js";
+import type { Driver, DriverOptions } from "./types.js";
+import { BenchOpError, CHANNEL_OPTIONS } from "./types.js";
 
 /**
  * tinykv through raw TinyKv rpcs plus a small region cache (region -> leader -> store address),
@@ -49,7 +50,10 @@ export class TinyKvRawDriver implements Driver {
   ) {}
 
   static async connect(opts: DriverOptions): Promise<TinyKvRawDriver> {
-    const sched = await SchedulerRpcClient.connect(opts.endpoints, { timeoutMs: Math.min(2000, opts.timeoutMs), retryDeadlineMs: opts.timeoutMs });
+    const sched = await SchedulerRpcClient.connect(opts.endpoints, {
+      timeoutMs: Math.min(2000, opts.timeoutMs),
+      retryDeadlineMs: opts.timeoutMs,
+    });
     return new TinyKvRawDriver(sched, opts);
   }
 
@@ -57,7 +61,8 @@ export class TinyKvRawDriver implements Driver {
     let e = this.rpcs.get(addr);
     if (!e) {
       e = { list: [], next: 0 };
-      for (let c = 0; c < this.opts.channels; c++) e.list.push(new TinyKvRpc(addr, this.opts.timeoutMs, { ...CHANNEL_OPTIONS, "bench.channel": c }));
+      for (let c = 0; c < this.opts.channels; c++)
+        e.list.push(new TinyKvRpc(addr, this.opts.timeoutMs, { ...CHANNEL_OPTIONS, "bench.channel": c }));
       this.rpcs.set(addr, e);
     }
     return e.list[e.next++ % e.list.length]!;
@@ -95,7 +100,11 @@ export class TinyKvRawDriver implements Driver {
   private forget(region: Region): void {
     for (let i = this.locs.length - 1; i >= 0; i--) {
       const r = this.locs[i]!.region;
-      if (r.id === region.id || (Buffer.compare(r.startKey, region.endKey) < 0 || region.endKey.length === 0) && (r.endKey.length === 0 || Buffer.compare(region.startKey, r.endKey) < 0))
+      if (
+        r.id === region.id ||
+        ((Buffer.compare(r.startKey, region.endKey) < 0 || region.endKey.length === 0) &&
+          (r.endKey.length === 0 || Buffer.compare(region.startKey, r.endKey) < 0))
+      )
         this.locs.splice(i, 1);
     }
   }
@@ -113,7 +122,10 @@ export class TinyKvRawDriver implements Driver {
   }
 
   /** Runs `fn` against the leader of `key`'s region, retrying region errors within the deadline. */
-  private async withRegion<R extends { regionError?: RegionError | undefined }>(key: Buffer, fn: (rpc: TinyKvRpc, ctx: Context, loc: Loc) => Promise<R>): Promise<R> {
+  private async withRegion<R extends { regionError?: RegionError | undefined }>(
+    key: Buffer,
+    fn: (rpc: TinyKvRpc, ctx: Context, loc: Loc) => Promise<R>,
+  ): Promise<R> {
     const deadline = Date.now() + this.opts.timeoutMs;
     let last = "";
     for (let attempt = 0; attempt < MAX_ATTEMPTS && Date.now() < deadline; attempt++) {
@@ -140,7 +152,17 @@ export class TinyKvRawDriver implements Driver {
       }
       if (!res.regionError) return res;
       const e = res.regionError;
-      last = e.notLeader ? "not leader" : e.epochNotMatch ? "epoch not match" : e.regionNotFound ? "region not found" : e.keyNotInRegion ? "key not in region" : e.staleCommand ? "stale command" : e.message.slice(0, 40) || "region error";
+      last = e.notLeader
+        ? "not leader"
+        : e.epochNotMatch
+          ? "epoch not match"
+          : e.regionNotFound
+            ? "region not found"
+            : e.keyNotInRegion
+              ? "key not in region"
+              : e.staleCommand
+                ? "stale command"
+                : e.message.slice(0, 40) || "region error";
       await this.onRegionError(loc, e);
     }
     throw new BenchOpError(`region: ${last}`, `gave up after retries: ${last}`);
@@ -158,7 +180,9 @@ export class TinyKvRawDriver implements Driver {
   }
 
   async scan(start: Buffer, limit: number): Promise<number> {
-    const res = await this.withRegion(start, (rpc, context, loc) => rpc.rawScan({ context, startKey: start, limit, cf: "default", endKey: loc.region.endKey }));
+    const res = await this.withRegion(start, (rpc, context, loc) =>
+      rpc.rawScan({ context, startKey: start, limit, cf: "default", endKey: loc.region.endKey }),
+    );
     if (res.error) throw new BenchOpError(`scan: ${res.error.slice(0, 40)}`, res.error);
     return res.kvs.length;
   }
@@ -172,14 +196,24 @@ export class TinyKvRawDriver implements Driver {
     value.copy(next);
     if (g.value.length >= 8) next.writeBigUInt64BE(g.value.readBigUInt64BE(0) + 1n, 0);
     const p = await this.withRegion(key, (rpc, context) =>
-      rpc.kvPrewrite({ context, mutations: [{ op: Op.Put, key, value: next }], primaryLock: key, startVersion: startTs, lockTtl: LOCK_TTL_MS }),
+      rpc.kvPrewrite({
+        context,
+        mutations: [{ op: Op.Put, key, value: next }],
+        primaryLock: key,
+        startVersion: startTs,
+        lockTtl: LOCK_TTL_MS,
+      }),
     );
     if (p.errors.length > 0) {
-      await this.withRegion(key, (rpc, context) => rpc.kvBatchRollback({ context, startVersion: startTs, keys: [key] })).catch(() => {});
+      await this.withRegion(key, (rpc, context) =>
+        rpc.kvBatchRollback({ context, startVersion: startTs, keys: [key] }),
+      ).catch(() => {});
       throw new BenchOpError(keyErrorLabel(p.errors[0]!), "prewrite failed");
     }
     const commitTs = await this.sched.tso();
-    const c = await this.withRegion(key, (rpc, context) => rpc.kvCommit({ context, startVersion: startTs, keys: [key], commitVersion: commitTs }));
+    const c = await this.withRegion(key, (rpc, context) =>
+      rpc.kvCommit({ context, startVersion: startTs, keys: [key], commitVersion: commitTs }),
+    );
     if (c.error) throw new BenchOpError(keyErrorLabel(c.error), "commit failed");
   }
 

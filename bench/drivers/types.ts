@@ -27,7 +27,10 @@ export interface DriverOptions {
 
 /** Thrown for an application-level failure (a conflict, a region error after retries, ...). */
 export class BenchOpError extends Error {
-  constructor(readonly kind: string, message: string) {
+  constructor(
+    readonly kind: string,
+    message: string,
+  ) {
     super(message);
     this.name = "BenchOpError";
   }
@@ -45,11 +48,21 @@ export function errorLabel(err: unknown): string {
   if (err instanceof BenchOpError) return err.kind;
   const e = err as { code?: unknown; details?: unknown; message?: unknown };
   if (typeof e?.code === "number" && typeof e.details === "string") {
-    const names: Record<number, string> = { 1: "CANCELLED", 2: "UNKNOWN", 4: "DEADLINE_EXCEEDED", 8: "RESOURCE_EXHAUSTED", 13: "INTERNAL", 14: "UNAVAILABLE" };
+    const names: Record<number, string> = {
+      1: "CANCELLED",
+      2: "UNKNOWN",
+      4: "DEADLINE_EXCEEDED",
+      8: "RESOURCE_EXHAUSTED",
+      13: "INTERNAL",
+      14: "UNAVAILABLE",
+    };
     return `grpc ${names[e.code] ?? e.code}: ${String(e.details).slice(0, 60)}`;
   }
   // Library errors: class name (+ reason), without per-key details, so the table groups them.
   const name = (err as Error)?.name;
-  if (name && name !== "Error") return (err as { reason?: string }).reason ? `${name}: ${(err as { reason?: string }).reason}` : name;
-  return String(e?.message ?? err).replace(/[0-9a-f]{6,}/gi, "#").slice(0, 80);
+  if (name && name !== "Error")
+    return (err as { reason?: string }).reason ? `${name}: ${(err as { reason?: string }).reason}` : name;
+  return String(e?.message ?? err)
+    .replace(/[0-9a-f]{6,}/gi, "#")
+    .slice(0, 80);
 }

@@ -1,4 +1,5 @@
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import type { ParseArgsConfig } from "node:util";
+import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 
 /** grpc-js prints its own multi-line errors to stderr; our binaries report failures themselves. */
@@ -44,7 +45,9 @@ export function onShutdownSignal(stop: () => Promise<void>): void {
     stop().then(
       () => process.exit(0),
       (err: unknown) => {
-        process.stderr.write(`error during shutdown after ${signal}: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.stderr.write(
+          `error during shutdown after ${signal}: ${err instanceof Error ? err.message : String(err)}\n`,
+        );
         process.exit(1);
       },
     );

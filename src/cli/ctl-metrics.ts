@@ -1,7 +1,8 @@
 // `tinykv-ctl metrics <store-id|host:port>`: a short summary of one store's Prometheus /metrics —
 // requests by method and outcome, a p99 latency estimate, regions and leaders.
 import { defaultStatusAddr } from "../util/http-status.js";
-import { histogramQuantile, parsePromText, summarizeStoreMetrics, type StoreMetricsSummary } from "../util/prom-text.js";
+import type { StoreMetricsSummary } from "../util/prom-text.js";
+import { histogramQuantile, parsePromText, summarizeStoreMetrics } from "../util/prom-text.js";
 import { errorMessage } from "../util/retry.js";
 
 /** The target named neither a store id nor a host:port. */
@@ -28,7 +29,9 @@ export async function resolveStatusAddr(target: string, lookup: MetricsLookup): 
     return defaultStatusAddr(grpc);
   }
   if (/^[^\s/:]+:\d{1,5}$/.test(target) || /^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(target)) return target;
-  throw new MetricsTargetError(`metrics: want a store id or the store's status host:port, got ${JSON.stringify(target)}`);
+  throw new MetricsTargetError(
+    `metrics: want a store id or the store's status host:port, got ${JSON.stringify(target)}`,
+  );
 }
 
 export async function fetchStoreMetrics(statusAddr: string, timeoutMs: number): Promise<StoreMetricsSummary> {
@@ -36,7 +39,9 @@ export async function fetchStoreMetrics(statusAddr: string, timeoutMs: number): 
   try {
     res = await fetch(`http://${statusAddr}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
-    throw new Error(`cannot reach the store's status address ${statusAddr} (tinykv-server --status-addr): ${errorMessage(err)}`);
+    throw new Error(
+      `cannot reach the store's status address ${statusAddr} (tinykv-server --status-addr): ${errorMessage(err)}`,
+    );
   }
   if (!res.ok) throw new Error(`GET /metrics on ${statusAddr}: HTTP ${res.status}`);
   return summarizeStoreMetrics(parsePromText(await res.text()));
@@ -51,7 +56,9 @@ export function formatStoreMetrics(statusAddr: string, m: StoreMetricsSummary): 
   const lines = [`store metrics at http://${statusAddr}/metrics (counts since the store started)`];
   lines.push(`regions: ${m.regions ?? "-"}   leaders: ${m.leaders ?? "-"}`);
   const mean = m.latencyCount > 0 ? m.latencySumSeconds / m.latencyCount : undefined;
-  lines.push(`requests: ${m.requestsTotal}   latency p50 ${ms(histogramQuantile(0.5, m.latencyBuckets))}, p99 ${ms(histogramQuantile(0.99, m.latencyBuckets))}, mean ${ms(mean)}`);
+  lines.push(
+    `requests: ${m.requestsTotal}   latency p50 ${ms(histogramQuantile(0.5, m.latencyBuckets))}, p99 ${ms(histogramQuantile(0.99, m.latencyBuckets))}, mean ${ms(mean)}`,
+  );
   const byMethod = new Map<string, Map<string, number>>();
   for (const r of m.requests) {
     if (r.count === 0) continue;

@@ -37,7 +37,10 @@ interface OperatorJson {
 }
 
 export class StatusApi {
-  constructor(readonly addr: string, private readonly timeoutMs: number) {}
+  constructor(
+    readonly addr: string,
+    private readonly timeoutMs: number,
+  ) {}
 
   private async request(method: "GET" | "POST", path: string): Promise<unknown> {
     const url = `http://${this.addr}${path}`;
@@ -45,13 +48,17 @@ export class StatusApi {
     try {
       res = await fetch(url, { method, signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
-      throw new Error(`cannot reach the scheduler's status API at ${this.addr} (tinyscheduler --status-addr; set --status): ${errorMessage(err)}`);
+      throw new Error(
+        `cannot reach the scheduler's status API at ${this.addr} (tinyscheduler --status-addr; set --status): ${errorMessage(err)}`,
+      );
     }
     let body: unknown;
     try {
       body = await res.json();
     } catch (err) {
-      throw new Error(`the status API at ${this.addr} answered ${method} ${path} with HTTP ${res.status} and no JSON: ${errorMessage(err)}`);
+      throw new Error(
+        `the status API at ${this.addr} answered ${method} ${path} with HTTP ${res.status} and no JSON: ${errorMessage(err)}`,
+      );
     }
     if (!res.ok) {
       const msg = isRecord(body) && typeof body.error === "string" ? body.error : `HTTP ${res.status}`;
@@ -77,7 +84,8 @@ export class StatusApi {
 export function formatOperators(ops: { running: OperatorJson[]; recent: OperatorJson[] }): string[] {
   const lines: string[] = [];
   const show = (op: OperatorJson) => {
-    const step = op.status === "RUNNING" ? ` step ${Math.min(op.current_step + 1, op.steps.length)}/${op.steps.length}` : "";
+    const step =
+      op.status === "RUNNING" ? ` step ${Math.min(op.current_step + 1, op.steps.length)}/${op.steps.length}` : "";
     lines.push(`region ${op.region_id}  ${op.status}${step}  ${op.desc}`);
     lines.push(`  steps: ${op.steps.join(" -> ")}`);
     const d = op.decision;
@@ -85,7 +93,8 @@ export function formatOperators(ops: { running: OperatorJson[]; recent: Operator
     lines.push(`  why: ${d.scheduler}: ${d.why}`);
     const figures: string[] = [];
     const score = (label: string, s: StoreScoreJson) =>
-      `${label} store ${s.store_id} score ${s.score}` + (s.score !== s.reported_score ? ` (reported ${s.reported_score})` : "");
+      `${label} store ${s.store_id} score ${s.score}` +
+      (s.score !== s.reported_score ? ` (reported ${s.reported_score})` : "");
     if (d.source) figures.push(score("source", d.source));
     if (d.target) figures.push(score("target", d.target));
     if (d.region_size_mib !== null) figures.push(`region size ${d.region_size_mib} MiB`);
@@ -97,7 +106,9 @@ export function formatOperators(ops: { running: OperatorJson[]; recent: Operator
   ops.running.forEach(show);
   // The newest endings are the interesting ones; the history holds up to 1024.
   const recent = ops.recent.slice(-20);
-  lines.push(`recently finished: ${ops.recent.length}${recent.length < ops.recent.length ? ` (last ${recent.length} shown)` : ""}`);
+  lines.push(
+    `recently finished: ${ops.recent.length}${recent.length < ops.recent.length ? ` (last ${recent.length} shown)` : ""}`,
+  );
   recent.forEach(show);
   return lines;
 }
@@ -114,6 +125,7 @@ function isOperator(v: unknown): v is OperatorJson {
     typeof v.status === "string" &&
     typeof v.current_step === "number" &&
     Array.isArray(v.steps) &&
-    (v.decision === null || (isRecord(v.decision) && typeof v.decision.why === "string" && Array.isArray(v.decision.limits_hit)))
+    (v.decision === null ||
+      (isRecord(v.decision) && typeof v.decision.why === "string" && Array.isArray(v.decision.limits_hit)))
   );
 }

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { Engine } from "../kv/engine/index.js";
+import type { RaftstoreConfig } from "../kv/raftstore/index.js";
 import {
   clearPrepareBootstrap,
   clearPreparedRegion,
@@ -10,22 +11,30 @@ import {
   Store,
   writeInitialRegion,
   writeStoreIdent,
-  type RaftstoreConfig,
 } from "../kv/raftstore/index.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, shutdownGracefully, TxnHandlers } from "../kv/server/index.js";
 import { RaftStorage } from "../kv/storage/index.js";
-import { GrpcTransport, type StoreResolver } from "../kv/transport/index.js";
+import type { StoreResolver } from "../kv/transport/index.js";
+import { GrpcTransport } from "../kv/transport/index.js";
 import type { Region } from "../proto/metapb.js";
 import { ErrorType } from "../proto/schedulerpb.js";
 import type { SchedulerApi } from "../scheduler/api.js";
 import { SchedulerError, SchedulerRpcClient } from "../scheduler/client/client.js";
-import { instrumentTinyKv, RaftstoreMetrics, raftstoreGauges, raftstoreStatus, startStoreStatusServer, StoreMetrics } from "../kv/status/index.js";
+import {
+  instrumentTinyKv,
+  RaftstoreMetrics,
+  raftstoreGauges,
+  raftstoreStatus,
+  startStoreStatusServer,
+  StoreMetrics,
+} from "../kv/status/index.js";
 
 /** TiKV logs a slow request past 1 s; we say 500 ms (the default). */
 export const DEFAULT_SLOW_MS = 500;
 import type { Logger } from "../util/logger.js";
 import { retryWithBackoff } from "../util/retry.js";
-import { realRuntime, type Runtime } from "../util/runtime.js";
+import type { Runtime } from "../util/runtime.js";
+import { realRuntime } from "../util/runtime.js";
 import type { RunningNode } from "./standalone-node.js";
 
 export class ClusterMismatchError extends Error {
@@ -38,7 +47,10 @@ export class ClusterMismatchError extends Error {
 /** Store addresses from the scheduler's GetStore, cached for a minute. */
 class SchedulerResolver implements StoreResolver {
   private readonly cache = new Map<bigint, { addr: string; at: number }>();
-  constructor(private readonly client: SchedulerApi, private readonly runtime: Runtime) {}
+  constructor(
+    private readonly client: SchedulerApi,
+    private readonly runtime: Runtime,
+  ) {}
   async resolve(storeId: bigint): Promise<string> {
     const hit = this.cache.get(storeId);
     if (hit && this.runtime.now() - hit.at < 60_000) return hit.addr;
@@ -76,7 +88,10 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
   const { log } = opts;
   // A real process: the real clock, timers and randomness for every layer it wires.
   const runtime = realRuntime;
-  const client = await SchedulerRpcClient.connect(opts.scheduler, { connectDeadlineMs: opts.schedulerDeadlineMs ?? 30_000, log });
+  const client = await SchedulerRpcClient.connect(opts.scheduler, {
+    connectDeadlineMs: opts.schedulerDeadlineMs ?? 30_000,
+    log,
+  });
   let kv: Engine | undefined;
   let raft: Engine | undefined;
   try {
@@ -99,7 +114,8 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       config: opts.config,
       log,
       runtime,
-      makeTransport: (snapshotSource, events) => new GrpcTransport({ storeId, resolver, snapshotSource, events, log, runtime }),
+      makeTransport: (snapshotSource, events) =>
+        new GrpcTransport({ storeId, resolver, snapshotSource, events, log, runtime }),
       hooks: worker.hooks(),
       observer: new RaftstoreMetrics(metrics.registry, log, opts.slowMs ?? DEFAULT_SLOW_MS),
       onFatal: opts.onFatal,
@@ -108,14 +124,22 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     await store.start();
     worker.start(store, opts.config.schedulerStoreHeartbeatTickMs);
     const storage = new RaftStorage(store);
-    const service = instrumentTinyKv(createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), raft: store, log }), metrics);
+    const service = instrumentTinyKv(
+      createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), raft: store, log }),
+      metrics,
+    );
     const { server, port } = await listenTinyKv(service, listenAddr(opts.addr));
-    const status = opts.statusAddr ? await startStoreStatusServer(opts.statusAddr, metrics, () => ({ ...raftstoreStatus(store, advertiseAddr), status_addr: opts.advertiseStatusAddr ?? opts.statusAddr })).catch(async (err: unknown) => {
-      await shutdownGracefully(server, runtime);
-      worker.stop();
-      await store.stop();
-      throw err;
-    }) : undefined;
+    const status = opts.statusAddr
+      ? await startStoreStatusServer(opts.statusAddr, metrics, () => ({
+          ...raftstoreStatus(store, advertiseAddr),
+          status_addr: opts.advertiseStatusAddr ?? opts.statusAddr,
+        })).catch(async (err: unknown) => {
+          await shutdownGracefully(server, runtime);
+          worker.stop();
+          await store.stop();
+          throw err;
+        })
+      : undefined;
     const kvEngine = kv;
     const raftEngine = raft;
     return {
@@ -156,13 +180,25 @@ async function ensureStoreIdent(kv: Engine, client: SchedulerApi, path: string):
   return storeId;
 }
 
-async function maybeBootstrapCluster(kv: Engine, raft: Engine, client: SchedulerApi, storeId: bigint, log: Logger): Promise<void> {
+async function maybeBootstrapCluster(
+  kv: Engine,
+  raft: Engine,
+  client: SchedulerApi,
+  storeId: bigint,
+  log: Logger,
+): Promise<void> {
   let region: Region | undefined = await readPrepareBootstrap(kv);
   if (!region) {
     if (await client.isBootstrapped()) return;
     const regionId = await client.allocId();
     const peerId = await client.allocId();
-    region = { id: regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 1n, version: 1n }, peers: [{ id: peerId, storeId }] };
+    region = {
+      id: regionId,
+      startKey: Buffer.alloc(0),
+      endKey: Buffer.alloc(0),
+      regionEpoch: { confVer: 1n, version: 1n },
+      peers: [{ id: peerId, storeId }],
+    };
     await writeInitialRegion(kv, raft, region, true);
   }
   let outcomeUnknown = false;
@@ -176,10 +212,17 @@ async function maybeBootstrapCluster(kv: Engine, raft: Engine, client: Scheduler
           throw err;
         }
       },
-      { what: "bootstrap the cluster", deadlineMs: 30_000, retryable: (err) => !(err instanceof SchedulerError && err.type === ErrorType.ALREADY_BOOTSTRAPPED) },
+      {
+        what: "bootstrap the cluster",
+        deadlineMs: 30_000,
+        retryable: (err) => !(err instanceof SchedulerError && err.type === ErrorType.ALREADY_BOOTSTRAPPED),
+      },
     );
     await clearPrepareBootstrap(kv);
-    log.info({ region_id: String(region.id), store_id: String(storeId) }, "bootstrapped the cluster with its first region");
+    log.info(
+      { region_id: String(region.id), store_id: String(storeId) },
+      "bootstrapped the cluster with its first region",
+    );
   } catch (err) {
     if (!(err instanceof SchedulerError && err.type === ErrorType.ALREADY_BOOTSTRAPPED)) throw err;
     const first = await client.getRegion(Buffer.alloc(0));

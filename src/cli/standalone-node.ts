@@ -17,18 +17,28 @@ export interface StandaloneNode extends RunningNode {
 }
 
 /** Builds and starts a standalone store: one LevelDB under `<path>/kv`, the TinyKv service on `addr`. */
-export async function startStandaloneServer(opts: { path: string; addr: string; log: Logger; statusAddr?: string }): Promise<StandaloneNode> {
+export async function startStandaloneServer(opts: {
+  path: string;
+  addr: string;
+  log: Logger;
+  statusAddr?: string;
+}): Promise<StandaloneNode> {
   const storage = new StandaloneStorage(join(opts.path, "kv"));
   await storage.start();
   try {
     const metrics = new StoreMetrics({});
-    const service = instrumentTinyKv(createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), log: opts.log }), metrics);
+    const service = instrumentTinyKv(
+      createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), log: opts.log }),
+      metrics,
+    );
     const { server, port } = await listenTinyKv(service, opts.addr);
     const status = opts.statusAddr
-      ? await startStoreStatusServer(opts.statusAddr, metrics, () => ({ mode: "standalone", addr: opts.addr })).catch(async (err: unknown) => {
-          await shutdownGracefully(server, realRuntime);
-          throw err;
-        })
+      ? await startStoreStatusServer(opts.statusAddr, metrics, () => ({ mode: "standalone", addr: opts.addr })).catch(
+          async (err: unknown) => {
+            await shutdownGracefully(server, realRuntime);
+            throw err;
+          },
+        )
       : undefined;
     return {
       port,

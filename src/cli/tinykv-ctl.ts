@@ -9,7 +9,8 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { errorMessage } from "../util/retry.js";
 import { fatal, quietGrpcUnlessDebug } from "./common.js";
-import { UsageError, type CtlFlags } from "./ctl/command.js";
+import type { CtlFlags } from "./ctl/command.js";
+import { UsageError } from "./ctl/command.js";
 import { ctlCommands } from "./ctl/commands.js";
 import { CtlSession } from "./ctl/session.js";
 import { oneLine, runShell } from "./ctl/shell.js";
@@ -57,14 +58,16 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const timeoutMs = Number(timeout);
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) fatal(BIN, `--timeout wants a positive number of ms, got ${JSON.stringify(timeout)}`, 2);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0)
+    fatal(BIN, `--timeout wants a positive number of ms, got ${JSON.stringify(timeout)}`, 2);
   quietGrpcUnlessDebug(level as string);
   const log = pino({ level: level as string, name: BIN, base: undefined }, pino.destination(2));
   const out = (line: string) => process.stdout.write(line + "\n");
   const session = new CtlSession({ scheduler: scheduler as string, statusAddr: status as string, timeoutMs, log, out });
   try {
     if (parsed.positionals.length === 0) {
-      if (Object.values(commandFlags).some((v) => v !== undefined)) fatal(BIN, `${listFlags(Object.keys(ctlCommands.options))} go with a command (see --help)`, 2);
+      if (Object.values(commandFlags).some((v) => v !== undefined))
+        fatal(BIN, `${listFlags(Object.keys(ctlCommands.options))} go with a command (see --help)`, 2);
       const tty = Boolean(process.stdin.isTTY);
       const failures = await runShell(session, ctlCommands, {
         input: process.stdin,

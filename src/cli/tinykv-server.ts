@@ -4,7 +4,8 @@ import { EngineOpenError } from "../kv/engine/index.js";
 import { PortInUseError } from "../kv/server/index.js";
 import { createLogger } from "../util/logger.js";
 import { fatal, onShutdownSignal, parseFlags, quietGrpcUnlessDebug } from "./common.js";
-import { startStandaloneServer, type RunningNode } from "./standalone-node.js";
+import type { RunningNode } from "./standalone-node.js";
+import { startStandaloneServer } from "./standalone-node.js";
 import { startRaftNode, ClusterMismatchError } from "./raft-node.js";
 import { ConfigError, DEFAULT_RAFTSTORE_CONFIG, resolveConfig } from "../kv/raftstore/index.js";
 import { DeadlineExceededError } from "../util/retry.js";
@@ -65,10 +66,12 @@ async function main(): Promise<void> {
     process.exit(result.verdict === "fit" ? 0 : 1);
   }
   const slowMs = Number(values["slow-ms"]);
-  if (!Number.isSafeInteger(slowMs) || slowMs < 0) fatal(BINARY, `--slow-ms must be a non-negative integer of ms, got ${JSON.stringify(values["slow-ms"])}`, 2);
+  if (!Number.isSafeInteger(slowMs) || slowMs < 0)
+    fatal(BINARY, `--slow-ms must be a non-negative integer of ms, got ${JSON.stringify(values["slow-ms"])}`, 2);
   let statusAddr: string | undefined;
   try {
-    statusAddr = values["status-addr"] === undefined ? defaultStatusAddr(addr) : (values["status-addr"] as string) || undefined;
+    statusAddr =
+      values["status-addr"] === undefined ? defaultStatusAddr(addr) : (values["status-addr"] as string) || undefined;
   } catch (err) {
     fatal(BINARY, (err as Error).message, 2);
   }
@@ -84,8 +87,15 @@ async function main(): Promise<void> {
     await node?.stop();
   });
   starting = start().catch((err: unknown) => {
-    if (err instanceof PortInUseError || err instanceof StatusAddressInUseError || err instanceof EngineOpenError || err instanceof ClusterMismatchError) fatal(BINARY, err.message);
-    if (err instanceof DeadlineExceededError) fatal(BINARY, `cannot reach the scheduler at ${values.scheduler as string}: ${err.message}`);
+    if (
+      err instanceof PortInUseError ||
+      err instanceof StatusAddressInUseError ||
+      err instanceof EngineOpenError ||
+      err instanceof ClusterMismatchError
+    )
+      fatal(BINARY, err.message);
+    if (err instanceof DeadlineExceededError)
+      fatal(BINARY, `cannot reach the scheduler at ${values.scheduler as string}: ${err.message}`);
     throw err;
   });
   await starting;
@@ -97,20 +107,55 @@ async function main(): Promise<void> {
       return node;
     }
     const config = loadConfig(values.config as string | undefined);
-    const scheduler = (values.scheduler as string).split(",").map((s) => s.trim()).filter(Boolean);
-    const node = await startRaftNode({ path, addr, scheduler, config, log, statusAddr, slowMs, ...advertise, onFatal: exitOnDiskError });
-    log.info({ addr, advertise_addr: advertise.advertiseAddr, status_addr: node.statusAddr, path, store_id: String(node.storeId), scheduler }, "tinykv-server ready");
+    const scheduler = (values.scheduler as string)
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const node = await startRaftNode({
+      path,
+      addr,
+      scheduler,
+      config,
+      log,
+      statusAddr,
+      slowMs,
+      ...advertise,
+      onFatal: exitOnDiskError,
+    });
+    log.info(
+      {
+        addr,
+        advertise_addr: advertise.advertiseAddr,
+        status_addr: node.statusAddr,
+        path,
+        store_id: String(node.storeId),
+        scheduler,
+      },
+      "tinykv-server ready",
+    );
     return node;
   }
 }
 
-function advertiseAddrs(values: Record<string, unknown>, addr: string, statusAddr: string | undefined): { advertiseAddr: string; advertiseStatusAddr?: string } {
+function advertiseAddrs(
+  values: Record<string, unknown>,
+  addr: string,
+  statusAddr: string | undefined,
+): { advertiseAddr: string; advertiseStatusAddr?: string } {
   try {
-    const advertiseAddr = resolveAdvertiseAddr("--advertise-addr", values["advertise-addr"] as string | undefined, addr, "--addr");
+    const advertiseAddr = resolveAdvertiseAddr(
+      "--advertise-addr",
+      values["advertise-addr"] as string | undefined,
+      addr,
+      "--addr",
+    );
     const given = values["advertise-status-addr"] as string | undefined;
     if (!statusAddr) return { advertiseAddr };
     // A wildcard status listener with no advertise flag is not an error: nothing dials it by name.
-    const advertiseStatusAddr = given === undefined ? statusAddr : resolveAdvertiseAddr("--advertise-status-addr", given, statusAddr, "--status-addr");
+    const advertiseStatusAddr =
+      given === undefined
+        ? statusAddr
+        : resolveAdvertiseAddr("--advertise-status-addr", given, statusAddr, "--status-addr");
     return { advertiseAddr, advertiseStatusAddr };
   } catch (err) {
     if (err instanceof AdvertiseAddrError) fatal(BINARY, err.message, 2);
@@ -131,7 +176,8 @@ function loadConfig(file: string | undefined) {
   } catch (err) {
     fatal(BINARY, `cannot read --config ${file}: ${(err as Error).message}`);
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) fatal(BINARY, `--config ${file} must hold a JSON object`);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    fatal(BINARY, `--config ${file} must hold a JSON object`);
   try {
     return resolveConfig(parsed as Record<string, unknown>);
   } catch (err) {

@@ -43,8 +43,10 @@ async function main(): Promise<void> {
   const level = values["log-level"]!.toLowerCase();
   if (!LEVELS.has(level)) die(`invalid --log-level ${JSON.stringify(level)}`);
   const maxReplicas = Number(values["max-replicas"]);
-  if (!Number.isInteger(maxReplicas) || maxReplicas < 1) die(`invalid --max-replicas ${JSON.stringify(values["max-replicas"])}`);
-  if (!/^[^:]*:\d+$/.test(values.addr!) && !/^\[.*\]:\d+$/.test(values.addr!)) die(`invalid --addr ${JSON.stringify(values.addr)}: want host:port`);
+  if (!Number.isInteger(maxReplicas) || maxReplicas < 1)
+    die(`invalid --max-replicas ${JSON.stringify(values["max-replicas"])}`);
+  if (!/^[^:]*:\d+$/.test(values.addr!) && !/^\[.*\]:\d+$/.test(values.addr!))
+    die(`invalid --addr ${JSON.stringify(values.addr)}: want host:port`);
 
   let advertiseAddr: string | undefined;
   let advertiseStatusAddr: string | undefined;
@@ -52,7 +54,13 @@ async function main(): Promise<void> {
     advertiseAddr = resolveAdvertiseAddr("--advertise-addr", values["advertise-addr"], values.addr!, "--addr");
     // Port 0 (pick one) stays unresolved here; the server then advertises the port it bound.
     if (advertiseAddr.endsWith(":0")) advertiseAddr = undefined;
-    if (values["advertise-status-addr"] !== undefined) advertiseStatusAddr = resolveAdvertiseAddr("--advertise-status-addr", values["advertise-status-addr"], values["status-addr"]!, "--status-addr");
+    if (values["advertise-status-addr"] !== undefined)
+      advertiseStatusAddr = resolveAdvertiseAddr(
+        "--advertise-status-addr",
+        values["advertise-status-addr"],
+        values["status-addr"]!,
+        "--status-addr",
+      );
   } catch (err) {
     if (err instanceof AdvertiseAddrError) fatal(BIN, err.message, 2);
     throw err;

@@ -34,7 +34,12 @@ export function finishEntryBytes(key: Buffer): number {
 }
 
 /** Consecutive runs of at most `maxItems` of `items` whose sizes sum to at most `maxBytes` (an oversized item alone). */
-export function splitBySize<T>(items: readonly T[], sizeOf: (item: T) => number, maxBytes = TXN_BATCH_BYTES, maxItems = TXN_BATCH_KEYS): T[][] {
+export function splitBySize<T>(
+  items: readonly T[],
+  sizeOf: (item: T) => number,
+  maxBytes = TXN_BATCH_BYTES,
+  maxItems = TXN_BATCH_KEYS,
+): T[][] {
   const batches: T[][] = [];
   let current: T[] = [];
   let bytes = 0;
@@ -53,7 +58,11 @@ export function splitBySize<T>(items: readonly T[], sizeOf: (item: T) => number,
 }
 
 /** Promise.allSettled over `items` with at most `limit` calls of `fn` running at once. */
-export async function settleLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
+export async function settleLimited<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<PromiseSettledResult<R>[]> {
   const results: PromiseSettledResult<R>[] = new Array(items.length);
   let next = 0;
   const worker = async () => {

@@ -3,13 +3,16 @@ import type { SchedulerApi } from "../scheduler/api.js";
 import { SchedulerRpcClient } from "../scheduler/client/client.js";
 import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
-import { realRuntime, type Runtime } from "../util/runtime.js";
+import type { Runtime } from "../util/runtime.js";
+import { realRuntime } from "../util/runtime.js";
 import { KvRequestError } from "./errors.js";
 import { LockResolver } from "./lock-resolver.js";
 import type { KvConnectionFactory } from "./kv-connection.js";
 import { grpcKvConnection, RegionCache } from "./region-cache.js";
-import { Backoff, DEFAULT_RETRY_POLICY, RequestSender, type RetryPolicy } from "./request.js";
-import { toBuf, Transaction, type Bytes, type KvEntry, type TxnDeps } from "./txn.js";
+import type { RetryPolicy } from "./request.js";
+import { Backoff, DEFAULT_RETRY_POLICY, RequestSender } from "./request.js";
+import type { Bytes, KvEntry, TxnDeps } from "./txn.js";
+import { toBuf, Transaction } from "./txn.js";
 import { DEFAULT_LOCK_TTL_MS } from "./lock-ttl.js";
 
 /** Pairs per RawScan request: a page stays far below the servers' scan limit and gRPC's message limit. */
@@ -120,7 +123,9 @@ export class KvClient {
 
   async get(key: Bytes, cf = ""): Promise<Buffer | undefined> {
     const k = toBuf(key);
-    const { resp, target } = await this.sender.onKey("RawGet", k, this.backoff("raw get", k), (t) => t.rpc.rawGet({ context: t.ctx, key: k, cf }));
+    const { resp, target } = await this.sender.onKey("RawGet", k, this.backoff("raw get", k), (t) =>
+      t.rpc.rawGet({ context: t.ctx, key: k, cf }),
+    );
     if (resp.error) throw new KvRequestError("RawGet", target.addr, resp.error);
     return resp.notFound ? undefined : resp.value;
   }
@@ -133,18 +138,30 @@ export class KvClient {
   async put(key: Bytes, value: Bytes, cf = ""): Promise<void> {
     const k = toBuf(key);
     const v = toBuf(value);
-    const { resp, target } = await this.sender.onKey("RawPut", k, this.backoff("raw put", k), (t) => t.rpc.rawPut({ context: t.ctx, key: k, value: v, cf }), {
-      once: true,
-    });
+    const { resp, target } = await this.sender.onKey(
+      "RawPut",
+      k,
+      this.backoff("raw put", k),
+      (t) => t.rpc.rawPut({ context: t.ctx, key: k, value: v, cf }),
+      {
+        once: true,
+      },
+    );
     if (resp.error) throw new KvRequestError("RawPut", target.addr, resp.error);
   }
 
   /** Deletes one key; retried as put() is, and KvOutcomeUnknownError when it may or may not have applied. */
   async delete(key: Bytes, cf = ""): Promise<void> {
     const k = toBuf(key);
-    const { resp, target } = await this.sender.onKey("RawDelete", k, this.backoff("raw delete", k), (t) => t.rpc.rawDelete({ context: t.ctx, key: k, cf }), {
-      once: true,
-    });
+    const { resp, target } = await this.sender.onKey(
+      "RawDelete",
+      k,
+      this.backoff("raw delete", k),
+      (t) => t.rpc.rawDelete({ context: t.ctx, key: k, cf }),
+      {
+        once: true,
+      },
+    );
     if (resp.error) throw new KvRequestError("RawDelete", target.addr, resp.error);
   }
 
@@ -190,7 +207,11 @@ export class KvClient {
       }
       const last = resp.kvs[resp.kvs.length - 1];
       const pageFull = resp.kvs.length >= want && last !== undefined;
-      if (pageFull && (regionEnd.length === 0 || Buffer.compare(last.key, regionEnd) < 0) && (e.length === 0 || Buffer.compare(last.key, e) < 0)) {
+      if (
+        pageFull &&
+        (regionEnd.length === 0 || Buffer.compare(last.key, regionEnd) < 0) &&
+        (e.length === 0 || Buffer.compare(last.key, e) < 0)
+      ) {
         // A full page: the region may hold more after its last key.
         cursor = Buffer.concat([last.key, Buffer.alloc(1)]);
         continue;
@@ -213,7 +234,14 @@ export class KvClient {
   }
 
   private txnDeps(): TxnDeps {
-    return { sender: this.sender, resolver: this.resolver, tso: () => this.tso(), policy: this.policy, ...this.txnTime, log: this.log };
+    return {
+      sender: this.sender,
+      resolver: this.resolver,
+      tso: () => this.tso(),
+      policy: this.policy,
+      ...this.txnTime,
+      log: this.log,
+    };
   }
 
   /** A read-only view of the snapshot at `ts` (for tools and checkers). */

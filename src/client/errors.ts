@@ -24,7 +24,11 @@ export class KvDeadlineError extends DeadlineExceededError {
 
 /** A store refused a request as malformed (the response's `error` string, or a non-retryable gRPC status). */
 export class KvRequestError extends TinyKvError {
-  constructor(readonly op: string, readonly storeAddr: string, message: string) {
+  constructor(
+    readonly op: string,
+    readonly storeAddr: string,
+    message: string,
+  ) {
     super(`${op} at ${storeAddr}: ${message}`);
   }
 }
@@ -34,7 +38,12 @@ export class RegionRequestError extends TinyKvError {
   /** The region error as the project's one kind (its wire form is `pb`). */
   readonly regionError: RegionError;
 
-  constructor(readonly op: string, readonly regionId: bigint, readonly storeAddr: string, readonly pb: RegionErrorPb) {
+  constructor(
+    readonly op: string,
+    readonly regionId: bigint,
+    readonly storeAddr: string,
+    readonly pb: RegionErrorPb,
+  ) {
     const regionError = RegionError.fromPb(pb);
     super(`${op} on region ${regionId} at ${storeAddr}: ${describeRegionError(regionError)}`, {
       cause: regionError,
@@ -46,7 +55,12 @@ export class RegionRequestError extends TinyKvError {
 
 /** A store could not be reached (gRPC UNAVAILABLE, DEADLINE_EXCEEDED...); retried like a region error. */
 export class StoreUnreachableError extends TinyKvError {
-  constructor(readonly op: string, readonly storeAddr: string, readonly code: number | undefined, cause: unknown) {
+  constructor(
+    readonly op: string,
+    readonly storeAddr: string,
+    readonly code: number | undefined,
+    cause: unknown,
+  ) {
     super(`${op}: store ${storeAddr} unreachable: ${errorMessage(cause)}`, { cause });
   }
 }
@@ -81,27 +95,39 @@ export class TxnConflictError extends TinyKvError {
  * before the deadline). The transaction may or may not be committed; a later read decides.
  */
 export class TxnUndeterminedError extends TinyKvError {
-  constructor(readonly startTs: bigint, readonly commitTs: bigint, cause: unknown) {
+  constructor(
+    readonly startTs: bigint,
+    readonly commitTs: bigint,
+    cause: unknown,
+  ) {
     super(`txn ${startTs}: commit at ${commitTs} undetermined: ${errorMessage(cause)}`, { cause });
   }
 }
 
 /** A transaction used after commit() or rollback(). */
 export class TxnStateError extends TinyKvError {
-  constructor(readonly startTs: bigint, state: string, op: string) {
+  constructor(
+    readonly startTs: bigint,
+    state: string,
+    op: string,
+  ) {
     super(`txn ${startTs}: cannot ${op}: transaction is ${state}`);
   }
 }
 
 /** A KeyError the client did not expect at that point (neither a lock nor a conflict). */
 export class UnexpectedKeyError extends TinyKvError {
-  constructor(readonly op: string, readonly keyError: KeyError) {
+  constructor(
+    readonly op: string,
+    readonly keyError: KeyError,
+  ) {
     super(`${op}: ${describeKeyError(keyError)}`);
   }
 }
 
 export function describeKeyError(e: KeyError): string {
-  if (e.locked) return `locked by txn ${e.locked.lockVersion} (primary ${formatKey(e.locked.primaryLock)}, ttl ${e.locked.lockTtl} ms)`;
+  if (e.locked)
+    return `locked by txn ${e.locked.lockVersion} (primary ${formatKey(e.locked.primaryLock)}, ttl ${e.locked.lockTtl} ms)`;
   if (e.conflict) return `write conflict on ${formatKey(e.conflict.key)}: committed at ${e.conflict.conflictTs}`;
   if (e.abort) return `abort: ${e.abort}`;
   if (e.retryable) return `retryable: ${e.retryable}`;
@@ -110,7 +136,14 @@ export function describeKeyError(e: KeyError): string {
 
 /** A key is locked by another transaction that is still alive (the reader keeps backing off until its TTL ends). */
 export class KeyLockedError extends TinyKvError {
-  constructor(readonly key: Buffer, readonly lockTs: bigint, readonly primary: Buffer, readonly ttlMs: bigint) {
-    super(`key ${formatKey(key)} is locked by txn ${lockTs} (primary ${formatKey(primary)}, ttl ${ttlMs} ms)`, { context: { key } });
+  constructor(
+    readonly key: Buffer,
+    readonly lockTs: bigint,
+    readonly primary: Buffer,
+    readonly ttlMs: bigint,
+  ) {
+    super(`key ${formatKey(key)} is locked by txn ${lockTs} (primary ${formatKey(primary)}, ttl ${ttlMs} ms)`, {
+      context: { key },
+    });
   }
 }

@@ -1,14 +1,20 @@
 import * as grpc from "@grpc/grpc-js";
 import * as kv from "../proto/kvrpcpb.js";
 import { TinyKvClient } from "../proto/tinykvpb.js";
-import { realRuntime, type Runtime } from "../util/runtime.js";
+import type { Runtime } from "../util/runtime.js";
+import { realRuntime } from "../util/runtime.js";
 import type { KvConnection } from "./kv-connection.js";
 
 /** Default per-call deadline of the promise client. */
 export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
 
 type Callback<Res> = (err: grpc.ServiceError | null, res: Res) => void;
-type Method<Req, Res> = (req: Req, metadata: grpc.Metadata, options: Partial<grpc.CallOptions>, cb: Callback<Res>) => grpc.ClientUnaryCall;
+type Method<Req, Res> = (
+  req: Req,
+  metadata: grpc.Metadata,
+  options: Partial<grpc.CallOptions>,
+  cb: Callback<Res>,
+) => grpc.ClientUnaryCall;
 
 /**
  * A promise-based client of one tinykv-server's TinyKv service. Requests are partial
@@ -30,7 +36,9 @@ export class TinyKvRpc implements KvConnection {
   private unary<Req, Res>(method: unknown, req: Req): Promise<Res> {
     const m = method as Method<Req, Res>;
     return new Promise((resolve, reject) => {
-      m.call(this.client, req, new grpc.Metadata(), { deadline: this.runtime.now() + this.timeoutMs }, (err, res) => (err ? reject(err) : resolve(res)));
+      m.call(this.client, req, new grpc.Metadata(), { deadline: this.runtime.now() + this.timeoutMs }, (err, res) =>
+        err ? reject(err) : resolve(res),
+      );
     });
   }
 

@@ -36,7 +36,10 @@ export class LockResolver {
       if (resp.lockTtl > 0n) return false;
       commitTs = resp.commitVersion;
       this.remember(startTs, commitTs);
-      this.log.debug({ lock_ts: startTs.toString(), commit_ts: commitTs.toString(), action: resp.action }, "txn status checked");
+      this.log.debug(
+        { lock_ts: startTs.toString(), commit_ts: commitTs.toString(), action: resp.action },
+        "txn status checked",
+      );
     }
     const target = lock.key.length > 0 ? lock.key : key;
     const { resp } = await this.sender.onKey("KvResolveLock", target, bo, (t) =>

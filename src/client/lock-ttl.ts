@@ -12,7 +12,8 @@ import type { Logger } from "../util/logger.js";
 import { errorMessage } from "../util/retry.js";
 import type { Runtime, TimerHandle } from "../util/runtime.js";
 import { KvRequestError } from "./errors.js";
-import { Backoff, type RequestSender, type RetryPolicy } from "./request.js";
+import type { RequestSender, RetryPolicy } from "./request.js";
+import { Backoff } from "./request.js";
 
 /** client-go's defaultLockTTL: the base TTL of a small transaction, ms. */
 export const DEFAULT_LOCK_TTL_MS = 3000;
@@ -91,7 +92,12 @@ export class LockKeeper {
       return;
     }
     // One interval is all a heartbeat may take: the next one tries again.
-    const bo = new Backoff("txn heartbeat", primary, { ...this.d.policy, deadlineMs: this.txn.intervalMs }, this.d.runtime);
+    const bo = new Backoff(
+      "txn heartbeat",
+      primary,
+      { ...this.d.policy, deadlineMs: this.txn.intervalMs },
+      this.d.runtime,
+    );
     try {
       const { resp } = await this.d.sender.onKey("KvTxnHeartBeat", primary, bo, (t) =>
         t.rpc.kvTxnHeartBeat({ context: t.ctx, primaryLock: primary, startVersion: startTs, adviseLockTtl: ttl }),

@@ -115,7 +115,9 @@ export class RegionCache {
     const end = region.endKey;
     this.regions = this.regions.filter((c) => {
       const r = c.region;
-      const overlaps = (end.length === 0 || Buffer.compare(r.startKey, end) < 0) && (r.endKey.length === 0 || Buffer.compare(start, r.endKey) < 0);
+      const overlaps =
+        (end.length === 0 || Buffer.compare(r.startKey, end) < 0) &&
+        (r.endKey.length === 0 || Buffer.compare(start, r.endKey) < 0);
       return !overlaps && r.id !== region.id;
     });
     const at = this.floor(start) + 1;
@@ -220,7 +222,10 @@ export class RegionCache {
       const current = err.epochNotMatch.currentRegions;
       if (current.length === 0) this.invalidate(id);
       else for (const r of current) this.insert(r, r.id === id ? t.peer : undefined, true);
-      this.log.debug({ region_id: id.toString(), current: current.map((r) => r.id.toString()) }, "epoch not match: cache updated");
+      this.log.debug(
+        { region_id: id.toString(), current: current.map((r) => r.id.toString()) },
+        "epoch not match: cache updated",
+      );
       return current.length > 0;
     }
     if (err.storeNotMatch) {

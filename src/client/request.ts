@@ -3,12 +3,14 @@
  * on a region error or an unreachable store update the region cache and try again, with jittered
  * exponential backoff, until the operation's deadline.
  */
-import { status, type ServiceError } from "@grpc/grpc-js";
+import type { ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import type { Error as RegionErrorPb } from "../proto/errorpb.js";
 import { SchedulerError, SchedulerRpcError } from "../scheduler/client/client.js";
 import type { Logger } from "../util/logger.js";
 import { DeadlineExceededError, sleep } from "../util/retry.js";
-import { realRuntime, type Runtime } from "../util/runtime.js";
+import type { Runtime } from "../util/runtime.js";
+import { realRuntime } from "../util/runtime.js";
 import { KvDeadlineError, KvRequestError, NoRegionError, RegionRequestError, StoreUnreachableError } from "./errors.js";
 import { finishEntryBytes, settleLimited, splitBySize, TXN_BATCHES_IN_FLIGHT } from "./batches.js";
 import { KvOutcomeUnknownError } from "./outcome.js";
@@ -49,7 +51,8 @@ export class Backoff {
   }
 
   private giveUpIfLate(err: unknown): void {
-    if (this.remainingMs() <= 0) throw new KvDeadlineError(this.op, this.key, this.policy.deadlineMs, this.attempts, err);
+    if (this.remainingMs() <= 0)
+      throw new KvDeadlineError(this.op, this.key, this.policy.deadlineMs, this.attempts, err);
   }
 
   /** Sleeps before the next attempt (jittered, doubling up to the max); throws KvDeadlineError when out of time. */
@@ -83,7 +86,8 @@ function grpcCode(err: unknown): number | undefined {
 
 /** Failures to find a region that may heal by themselves (scheduler restarting, heartbeats not in yet). */
 function locateRetryable(err: unknown): boolean {
-  if (err instanceof NoRegionError || err instanceof SchedulerError || err instanceof DeadlineExceededError) return true;
+  if (err instanceof NoRegionError || err instanceof SchedulerError || err instanceof DeadlineExceededError)
+    return true;
   return err instanceof SchedulerRpcError && (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED);
 }
 
@@ -126,14 +130,27 @@ export class RequestSender {
       const code = grpcCode(err);
       if (code !== undefined && UNREACHABLE.has(code)) {
         this.cache.onSendFail(t);
-        return { retry: { err: new StoreUnreachableError(op, t.addr, code, err), fast: false, ambiguous: code === status.DEADLINE_EXCEEDED } };
+        return {
+          retry: {
+            err: new StoreUnreachableError(op, t.addr, code, err),
+            fast: false,
+            ambiguous: code === status.DEADLINE_EXCEEDED,
+          },
+        };
       }
-      if (code !== undefined) throw new KvRequestError(op, t.addr, `${status[code] ?? code}: ${(err as ServiceError).details}`);
+      if (code !== undefined)
+        throw new KvRequestError(op, t.addr, `${status[code] ?? code}: ${(err as ServiceError).details}`);
       throw err;
     }
     if (resp.regionError) {
       const fast = this.cache.onRegionError(t, resp.regionError);
-      return { retry: { err: new RegionRequestError(op, t.region.id, t.addr, resp.regionError), fast, ambiguous: resp.regionError.staleCommand !== undefined } };
+      return {
+        retry: {
+          err: new RegionRequestError(op, t.region.id, t.addr, resp.regionError),
+          fast,
+          ambiguous: resp.regionError.staleCommand !== undefined,
+        },
+      };
     }
     this.cache.onSuccess(t);
     return { resp };
@@ -192,24 +209,30 @@ export class RequestSender {
   ): Promise<void> {
     let pending = keys;
     while (pending.length > 0) {
-      const groups = (await this.group(pending, bo)).flatMap((g) => splitBySize(g.keys, sizeOf).map((batch) => ({ target: g.target, keys: batch })));
-      const results = await settleLimited(
-        groups,
-        TXN_BATCHES_IN_FLIGHT,
-        async (g) => {
-          const r = await this.sendOnce(op, g.target, (t) => call(t, g.keys));
-          if (!r.resp) return { again: g.keys, retry: r.retry };
-          const again = (await handle(g.target, g.keys, r.resp)) ?? [];
-          return { again, retry: again.length > 0 ? { err: new Error(`${op}: ${again.length} keys to retry`), fast: false, ambiguous: false } : undefined };
-        },
+      const groups = (await this.group(pending, bo)).flatMap((g) =>
+        splitBySize(g.keys, sizeOf).map((batch) => ({ target: g.target, keys: batch })),
       );
+      const results = await settleLimited(groups, TXN_BATCHES_IN_FLIGHT, async (g) => {
+        const r = await this.sendOnce(op, g.target, (t) => call(t, g.keys));
+        if (!r.resp) return { again: g.keys, retry: r.retry };
+        const again = (await handle(g.target, g.keys, r.resp)) ?? [];
+        return {
+          again,
+          retry:
+            again.length > 0
+              ? { err: new Error(`${op}: ${again.length} keys to retry`), fast: false, ambiguous: false }
+              : undefined,
+        };
+      });
       const failed = results.find((r) => r.status === "rejected");
       if (failed) throw (failed as PromiseRejectedResult).reason;
       pending = [];
       let lastErr: Error | undefined;
       let fast = true;
       for (const r of results) {
-        const v = (r as PromiseFulfilledResult<{ again: Buffer[]; retry?: { err: Error; fast: boolean; ambiguous?: boolean } }>).value;
+        const v = (
+          r as PromiseFulfilledResult<{ again: Buffer[]; retry?: { err: Error; fast: boolean; ambiguous?: boolean } }>
+        ).value;
         pending.push(...v.again);
         if (v.retry) {
           lastErr = v.retry.err;

@@ -1,4 +1,5 @@
-import { Op, type KvPair, type Mutation } from "../proto/kvrpcpb.js";
+import type { KvPair, Mutation } from "../proto/kvrpcpb.js";
+import { Op } from "../proto/kvrpcpb.js";
 import type { Logger } from "../util/logger.js";
 import { errorMessage } from "../util/retry.js";
 import {
@@ -12,7 +13,8 @@ import {
 import { prewriteEntryBytes, splitBySize } from "./batches.js";
 import type { LockResolver } from "./lock-resolver.js";
 import { LockKeeper, txnLockTtlMs } from "./lock-ttl.js";
-import { Backoff, type RequestSender, type RetryPolicy } from "./request.js";
+import type { RequestSender, RetryPolicy } from "./request.js";
+import { Backoff } from "./request.js";
 import type { Runtime } from "../util/runtime.js";
 
 export type Bytes = string | Buffer | Uint8Array;
@@ -44,7 +46,8 @@ const SCAN_PAGE = 1024;
 
 type TxnState = "active" | "committing" | "committed" | "rolled back" | "failed";
 
-const inRange = (key: Buffer, start: Buffer, end: Buffer) => Buffer.compare(key, start) >= 0 && (end.length === 0 || Buffer.compare(key, end) < 0);
+const inRange = (key: Buffer, start: Buffer, end: Buffer) =>
+  Buffer.compare(key, start) >= 0 && (end.length === 0 || Buffer.compare(key, end) < 0);
 
 /**
  * A Percolator transaction: reads see the snapshot at start_ts (plus this txn's own writes),
@@ -91,7 +94,9 @@ export class Transaction {
     if (own) return own.op === Op.Put ? own.value : undefined;
     const bo = new Backoff("txn get", k, this.d.policy, this.d.runtime);
     for (;;) {
-      const { resp } = await this.d.sender.onKey("KvGet", k, bo, (t) => t.rpc.kvGet({ context: t.ctx, key: k, version: this.startTs }));
+      const { resp } = await this.d.sender.onKey("KvGet", k, bo, (t) =>
+        t.rpc.kvGet({ context: t.ctx, key: k, version: this.startTs }),
+      );
       const lock = resp.error?.locked;
       if (lock) {
         const done = await this.d.resolver.resolve(lock, k, bo);
@@ -131,7 +136,9 @@ export class Transaction {
         t.rpc.kvScan({ context: t.ctx, startKey: cursor, limit: want, version: this.startTs }),
       );
       const regionEnd = target.region.endKey;
-      const mine = resp.pairs.filter((p: KvPair) => inRange(p.key, cursor, end) && (regionEnd.length === 0 || Buffer.compare(p.key, regionEnd) < 0));
+      const mine = resp.pairs.filter(
+        (p: KvPair) => inRange(p.key, cursor, end) && (regionEnd.length === 0 || Buffer.compare(p.key, regionEnd) < 0),
+      );
       const locked = mine.filter((p) => p.error?.locked).map((p) => ({ lock: p.error!.locked!, key: p.key }));
       const bad = mine.find((p) => p.error && !p.error.locked);
       if (bad) throw new UnexpectedKeyError(`KvScan at ${bad.key.toString("hex")}`, bad.error!);
@@ -175,7 +182,14 @@ export class Transaction {
     const txnBytes = muts.reduce((n, m) => n + m.key.length + m.value.length, 0);
     const keeper = new LockKeeper(
       { sender: this.d.sender, policy: this.d.policy, runtime: this.d.runtime, log: this.d.log },
-      { primary, startTs: this.startTs, startedAtMs: this.startedAtMs, baseTtlMs: this.d.ttl.baseMs, txnBytes, intervalMs: this.d.ttl.heartbeatIntervalMs },
+      {
+        primary,
+        startTs: this.startTs,
+        startedAtMs: this.startedAtMs,
+        baseTtlMs: this.d.ttl.baseMs,
+        txnBytes,
+        intervalMs: this.d.ttl.heartbeatIntervalMs,
+      },
     );
     try {
       await this.twoPhases(primary, keys, byKey, txnBytes, bo, keeper);
@@ -190,7 +204,14 @@ export class Transaction {
    * Prewrites every key (the primary's batch first; from then on the primary lock is kept alive by
    * heartbeats), takes commit_ts and commits the primary: the commit point.
    */
-  private async twoPhases(primary: Buffer, keys: Buffer[], byKey: Map<string, Mutation>, txnBytes: number, bo: Backoff, keeper: LockKeeper): Promise<void> {
+  private async twoPhases(
+    primary: Buffer,
+    keys: Buffer[],
+    byKey: Map<string, Mutation>,
+    txnBytes: number,
+    bo: Backoff,
+    keeper: LockKeeper,
+  ): Promise<void> {
     const lockTtl = txnLockTtlMs(this.d.ttl.baseMs, txnBytes, this.d.runtime.now() - this.startedAtMs);
     try {
       const groups = await this.d.sender.group(keys, bo);
@@ -224,7 +245,8 @@ export class Transaction {
         bo,
         (t, ks) => t.rpc.kvCommit({ context: t.ctx, startVersion: this.startTs, commitVersion: commitTs, keys: ks }),
         async (_t, _ks, resp) => {
-          if (resp.error) throw new TxnConflictError(this.startTs, "rolled-back", primary, describeKeyError(resp.error));
+          if (resp.error)
+            throw new TxnConflictError(this.startTs, "rolled-back", primary, describeKeyError(resp.error));
         },
       );
     } catch (err) {
@@ -253,12 +275,21 @@ export class Transaction {
         },
       );
     } catch (err) {
-      this.d.log.warn({ start_ts: this.startTs.toString(), commit_ts: commitTs.toString(), err: errorMessage(err) }, "committing secondaries failed; readers will resolve their locks");
+      this.d.log.warn(
+        { start_ts: this.startTs.toString(), commit_ts: commitTs.toString(), err: errorMessage(err) },
+        "committing secondaries failed; readers will resolve their locks",
+      );
     }
   }
 
   /** Prewrites `keys` (grouped by region, concurrently), resolving finished txns' locks and waiting out live ones. */
-  private async prewrite(keys: Buffer[], primary: Buffer, byKey: Map<string, Mutation>, lockTtl: bigint, bo: Backoff): Promise<void> {
+  private async prewrite(
+    keys: Buffer[],
+    primary: Buffer,
+    byKey: Map<string, Mutation>,
+    lockTtl: bigint,
+    bo: Backoff,
+  ): Promise<void> {
     await this.d.sender.onKeys(
       "KvPrewrite",
       keys,
@@ -278,7 +309,10 @@ export class Transaction {
           const reason = refused.conflict ? "write-conflict" : "aborted";
           throw new TxnConflictError(this.startTs, reason, refused.conflict?.key, describeKeyError(refused));
         }
-        await this.d.resolver.resolveAll(resp.errors.map((e) => ({ lock: e.locked!, key: e.locked!.key })), bo);
+        await this.d.resolver.resolveAll(
+          resp.errors.map((e) => ({ lock: e.locked!, key: e.locked!.key })),
+          bo,
+        );
         return ks; // the request locked nothing: send the whole batch again after a backoff
       },
       this.prewriteBytes(byKey, primary),
@@ -292,7 +326,12 @@ export class Transaction {
   /** Best-effort BatchRollback of keys this txn may have locked (after a failed commit). */
   private async cleanup(keys: Buffer[], cause: unknown): Promise<void> {
     if (keys.length === 0) return;
-    const bo = new Backoff("txn rollback", keys[0], { ...this.d.policy, deadlineMs: Math.min(this.d.policy.deadlineMs, 5000) }, this.d.runtime);
+    const bo = new Backoff(
+      "txn rollback",
+      keys[0],
+      { ...this.d.policy, deadlineMs: Math.min(this.d.policy.deadlineMs, 5000) },
+      this.d.runtime,
+    );
     try {
       await this.d.sender.onKeys(
         "KvBatchRollback",

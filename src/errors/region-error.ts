@@ -100,7 +100,11 @@ export class RegionError extends TinyKvError {
     const kind = regionErrorKindOf(pb);
     super(pb.message || describeRegionError(pb), {
       cause: opts.cause,
-      context: { regionId: regionIdOf(kind), key: kind.kind === "KeyNotInRegion" ? kind.key : undefined, term: opts.term },
+      context: {
+        regionId: regionIdOf(kind),
+        key: kind.kind === "KeyNotInRegion" ? kind.key : undefined,
+        term: opts.term,
+      },
     });
     this.kind = kind;
     this.pb = pb;

@@ -10,14 +10,20 @@ export class RaftError extends Error {
 
 /** The requested index is at or below the storage's snapshot/truncated index. */
 export class ErrCompacted extends RaftError {
-  constructor(readonly index: bigint, readonly firstIndex: bigint) {
+  constructor(
+    readonly index: bigint,
+    readonly firstIndex: bigint,
+  ) {
     super(`requested index ${index} is unavailable due to compaction (first index ${firstIndex})`);
   }
 }
 
 /** The requested index is beyond the last index the storage holds. */
 export class ErrUnavailable extends RaftError {
-  constructor(readonly index: bigint, readonly lastIndex: bigint) {
+  constructor(
+    readonly index: bigint,
+    readonly lastIndex: bigint,
+  ) {
     super(`requested index ${index} is unavailable (last index ${lastIndex})`);
   }
 }
@@ -35,14 +41,20 @@ export class ErrSnapshotTemporarilyUnavailable extends RaftError {
  * RawNode.onEntriesFetched() once storage can serve them.
  */
 export class ErrLogTemporarilyUnavailable extends RaftError {
-  constructor(readonly lo: bigint, readonly hi: bigint) {
+  constructor(
+    readonly lo: bigint,
+    readonly hi: bigint,
+  ) {
     super(`entries [${lo}, ${hi}) are being fetched from disk`);
   }
 }
 
 /** A snapshot older than the one the storage already holds. */
 export class ErrSnapOutOfDate extends RaftError {
-  constructor(readonly index: bigint, readonly current: bigint) {
+  constructor(
+    readonly index: bigint,
+    readonly current: bigint,
+  ) {
     super(`snapshot index ${index} is out of date (storage already at ${current})`);
   }
 }

@@ -79,7 +79,7 @@ export class Progress {
     if (this.state === ProgressState.Snapshot) {
       const pending = this.pendingSnapshot;
       this.resetState(ProgressState.Probe);
-      this.next = (this.match + 1n > pending + 1n ? this.match + 1n : pending + 1n);
+      this.next = this.match + 1n > pending + 1n ? this.match + 1n : pending + 1n;
     } else {
       this.resetState(ProgressState.Probe);
       this.next = this.match + 1n;

@@ -1,6 +1,7 @@
 // Candidate and pre-candidate behaviour: asking for votes, counting them, and giving up when a
 // leader shows itself or the election is lost.
-import { Message, MessageType } from "./eraftpb.js";
+import type { Message } from "./eraftpb.js";
+import { MessageType } from "./eraftpb.js";
 import { ErrProposalDropped } from "./errors.js";
 import { VoteResult, voteResult } from "./quorum.js";
 import type { Raft } from "./raft.js";
@@ -32,7 +33,9 @@ export function campaign(r: Raft, t: CampaignType): void {
   const context = t === CampaignType.Transfer ? CAMPAIGN_TRANSFER : undefined;
   for (const id of r.nodes()) {
     if (id === r.id) continue;
-    r.logger?.info(`${r.id} [logterm: ${logTerm}, index: ${index}] sent ${MessageType[voteMsg]} request to ${id} at term ${term}`);
+    r.logger?.info(
+      `${r.id} [logterm: ${logTerm}, index: ${index}] sent ${MessageType[voteMsg]} request to ${id} at term ${term}`,
+    );
     r.send(newMessage({ msgType: voteMsg, to: id, term, index, logTerm, context }));
   }
 }

@@ -1,6 +1,7 @@
 // Follower behaviour: accepting appends, heartbeats and snapshots (a candidate that hears from a
 // leader uses the same handlers), forwarding requests that only the leader can serve.
-import { Message, MessageType } from "./eraftpb.js";
+import type { Message } from "./eraftpb.js";
+import { MessageType } from "./eraftpb.js";
 import { ErrInvariant, ErrProposalDropped } from "./errors.js";
 import { Progress } from "./progress.js";
 import type { Raft } from "./raft.js";

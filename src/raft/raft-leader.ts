@@ -1,8 +1,16 @@
 // Leader behaviour: heartbeats, log replication (probe/replicate/snapshot flow control),
 // commitment, leader transfer and ReadIndex. Functions take the Raft they act on.
-import { Entry, EntryType, Message, MessageType } from "./eraftpb.js";
-import { ErrCompacted, ErrInvariant, ErrLogTemporarilyUnavailable, ErrProposalDropped, ErrSnapshotTemporarilyUnavailable } from "./errors.js";
-import { Progress, ProgressState } from "./progress.js";
+import type { Entry, Message } from "./eraftpb.js";
+import { EntryType, MessageType } from "./eraftpb.js";
+import {
+  ErrCompacted,
+  ErrInvariant,
+  ErrLogTemporarilyUnavailable,
+  ErrProposalDropped,
+  ErrSnapshotTemporarilyUnavailable,
+} from "./errors.js";
+import type { Progress } from "./progress.js";
+import { ProgressState } from "./progress.js";
 import { committedIndex, hasMajority, majority } from "./quorum.js";
 import type { Raft } from "./raft.js";
 import { StateType } from "./raft-types.js";
@@ -21,7 +29,9 @@ export function tickHeartbeat(r: Raft): void {
     }
     // A transfer that did not finish within an election timeout is abandoned.
     if (r.leadTransferee !== 0n) {
-      r.logger?.info(`${r.id} abandoned the leader transfer to ${r.leadTransferee}: it did not finish within an election timeout`);
+      r.logger?.info(
+        `${r.id} abandoned the leader transfer to ${r.leadTransferee}: it did not finish within an election timeout`,
+      );
       r.leadTransferee = 0n;
     }
   }
@@ -178,9 +188,7 @@ function propose(r: Raft, m: Message): void {
   for (let i = 0; i < m.entries.length; i++) {
     if (m.entries[i]!.entryType !== EntryType.EntryConfChange) continue;
     if (confIndex !== 0n || r.pendingConfIndex > r.raftLog.applied) {
-      throw new ErrProposalDropped(
-        `conf change pending at index ${r.pendingConfIndex} (applied ${r.raftLog.applied})`,
-      );
+      throw new ErrProposalDropped(`conf change pending at index ${r.pendingConfIndex} (applied ${r.raftLog.applied})`);
     }
     // A membership change must follow a committed entry of this leader's term: otherwise a
     // change from an older leader that this one has not seen could combine with it into two

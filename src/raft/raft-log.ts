@@ -1,8 +1,8 @@
 // The raft log as raft sees it: the application's stable storage followed by the unstable tail.
 // Indexes: [firstIndex-1 = snapshot index] [stable entries ...] [unstable entries ...] lastIndex.
-import { Entry, Snapshot } from "./eraftpb.js";
+import type { Entry, Snapshot } from "./eraftpb.js";
 import { ErrCompacted, ErrInvariant, ErrUnavailable } from "./errors.js";
-import { RaftLogStorage } from "./storage.js";
+import type { RaftLogStorage } from "./storage.js";
 import { Unstable } from "./unstable.js";
 import { limitSize, maxBig, minBig } from "./util.js";
 

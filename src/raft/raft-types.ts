@@ -1,6 +1,6 @@
 // Types shared by the raft files (kept apart from raft.ts so the files that implement parts of
 // Raft can import them without an import cycle at load time).
-import { RaftLogStorage } from "./storage.js";
+import type { RaftLogStorage } from "./storage.js";
 
 export interface RaftConfig {
   id: bigint;
@@ -59,4 +59,3 @@ export enum CampaignType {
 
 /** Context of vote requests from a MsgTimeoutNow campaign: voters bypass their leader lease. */
 export const CAMPAIGN_TRANSFER = Buffer.from("CampaignTransfer");
-

@@ -2,7 +2,8 @@
 // behaviour lives with it (raft-leader.ts, raft-candidate.ts, raft-follower.ts) and operates on
 // this class; quorum arithmetic is in quorum.ts.
 // Pure: no I/O, no timers; output accumulates in msgs/readStates and the log's unstable tail.
-import { ConfState, EntryType, HardState, Message, MessageType } from "./eraftpb.js";
+import type { ConfState, HardState, Message } from "./eraftpb.js";
+import { EntryType, MessageType } from "./eraftpb.js";
 import { ErrInvalidConfig, ErrInvariant } from "./errors.js";
 import { Progress } from "./progress.js";
 import { RaftLog } from "./raft-log.js";
@@ -12,15 +13,8 @@ import { isEmptyHardState, newMessage, voteRespType } from "./util.js";
 import * as candidate from "./raft-candidate.js";
 import * as follower from "./raft-follower.js";
 import * as leader from "./raft-leader.js";
-import {
-  CAMPAIGN_TRANSFER,
-  CampaignType,
-  RaftConfig,
-  RaftLogger,
-  ReadState,
-  SoftState,
-  StateType,
-} from "./raft-types.js";
+import type { RaftConfig, RaftLogger, ReadState, SoftState } from "./raft-types.js";
+import { CAMPAIGN_TRANSFER, CampaignType, StateType } from "./raft-types.js";
 
 export class Raft {
   readonly id: bigint;
@@ -152,8 +146,7 @@ export class Raft {
   }
 
   resetRandomizedElectionTimeout(): void {
-    this.randomizedElectionTimeout =
-      this.electionTimeout + Math.floor(this.random() * this.electionTimeout);
+    this.randomizedElectionTimeout = this.electionTimeout + Math.floor(this.random() * this.electionTimeout);
   }
 
   /** A node may campaign only while it is a member and has no snapshot left to install. */
@@ -254,8 +247,7 @@ export class Raft {
       const isVote = m.msgType === MessageType.MsgRequestVote || m.msgType === MessageType.MsgRequestPreVote;
       if (isVote) {
         const force = m.context.equals(CAMPAIGN_TRANSFER);
-        const inLease =
-          this.checkQuorum && this.lead !== 0n && this.electionElapsed < this.electionTimeout;
+        const inLease = this.checkQuorum && this.lead !== 0n && this.electionElapsed < this.electionTimeout;
         // We heard from a live leader recently: a vote request is from a disruptive node.
         if (!force && inLease) {
           this.logger?.info(

@@ -1,21 +1,13 @@
 // The application's handle on a Raft: feeds it ticks and messages and collects its output as a
 // Ready. The application persists Ready.entries/hardState/snapshot, then sends the messages,
 // applies committedEntries, and calls advance(rd).
-import {
-  ConfChange,
-  ConfChangeType,
-  ConfState,
-  Entry,
-  EntryType,
-  HardState,
-  Message,
-  MessageType,
-  Snapshot,
-} from "./eraftpb.js";
+import type { ConfState, Entry, HardState, Message, Snapshot } from "./eraftpb.js";
+import { ConfChange, ConfChangeType, EntryType, MessageType } from "./eraftpb.js";
 import { ErrInvalidConfig, ErrStepLocalMsg } from "./errors.js";
 import { Raft } from "./raft.js";
 import { sendFetchedEntries } from "./raft-leader.js";
-import { RaftConfig, ReadState, SoftState, StateType } from "./raft-types.js";
+import type { RaftConfig, ReadState, SoftState } from "./raft-types.js";
+import { StateType } from "./raft-types.js";
 import { hardStateEqual, isEmptyHardState, isLocalMsg, newEntry, newMessage } from "./util.js";
 
 export interface Ready {
@@ -91,9 +83,7 @@ export class RawNode {
 
   /** Appends data to the leader's log; throws ErrProposalDropped if this node cannot. */
   propose(data: Buffer): { index: bigint; term: bigint } {
-    this.raft.step(
-      newMessage({ msgType: MessageType.MsgPropose, from: this.raft.id, entries: [newEntry({ data })] }),
-    );
+    this.raft.step(newMessage({ msgType: MessageType.MsgPropose, from: this.raft.id, entries: [newEntry({ data })] }));
     return { index: this.raft.raftLog.lastIndex(), term: this.raft.term };
   }
 
@@ -105,7 +95,11 @@ export class RawNode {
     if (datas.length === 0) throw new ErrInvalidConfig("proposeBatch needs at least one entry");
     const first = this.raft.raftLog.lastIndex() + 1n;
     this.raft.step(
-      newMessage({ msgType: MessageType.MsgPropose, from: this.raft.id, entries: datas.map((data) => newEntry({ data })) }),
+      newMessage({
+        msgType: MessageType.MsgPropose,
+        from: this.raft.id,
+        entries: datas.map((data) => newEntry({ data })),
+      }),
     );
     return { firstIndex: first, term: this.raft.term };
   }

@@ -1,6 +1,6 @@
 // Pending ReadIndex requests on the leader: each waits until a quorum acknowledged a heartbeat
 // carrying its context, which proves the leader was still the leader when the read arrived.
-import { Message } from "./eraftpb.js";
+import type { Message } from "./eraftpb.js";
 
 export interface ReadIndexStatus {
   req: Message;

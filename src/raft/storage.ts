@@ -1,6 +1,6 @@
 // The application's persisted log as raft sees it, and an in-memory implementation
 // (etcd/TinyKV style: ents[0] is a dummy entry holding the snapshot's index and term).
-import { ConfState, Entry, HardState, Snapshot } from "./eraftpb.js";
+import type { ConfState, Entry, HardState, Snapshot } from "./eraftpb.js";
 import {
   ErrCompacted,
   ErrInvalidConfig,

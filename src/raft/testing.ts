@@ -10,7 +10,7 @@ export { raftOf } from "./rawnode.js";
 export * as follower from "./raft-follower.js";
 export * as leader from "./raft-leader.js";
 
-import { Raft } from "./raft.js";
+import type { Raft } from "./raft.js";
 import { RawNode as PublicRawNode } from "./rawnode.js";
 
 /** A RawNode whose core is in view (`rn.raft`), for tests that drive one and inspect the other. */

@@ -1,7 +1,7 @@
 // Entries and a snapshot that raft holds but the application has not yet persisted.
 // entries[i] has index offset+i. "In progress" marks what a Ready already handed out, so a
 // second Ready (before advance) does not hand it out again.
-import { Entry, Snapshot } from "./eraftpb.js";
+import type { Entry, Snapshot } from "./eraftpb.js";
 import { ErrInvariant } from "./errors.js";
 
 export class Unstable {

@@ -1,5 +1,6 @@
 // Small helpers shared by the raft files: message construction, size limits, message classes.
-import { Entry, EntryType, HardState, Message, MessageType } from "./eraftpb.js";
+import type { Entry, HardState, Message } from "./eraftpb.js";
+import { EntryType, MessageType } from "./eraftpb.js";
 
 const EMPTY = Buffer.alloc(0);
 
@@ -68,9 +69,7 @@ export function isResponseMsg(t: MessageType): boolean {
 }
 
 export function voteRespType(t: MessageType): MessageType {
-  return t === MessageType.MsgRequestVote
-    ? MessageType.MsgRequestVoteResponse
-    : MessageType.MsgRequestPreVoteResponse;
+  return t === MessageType.MsgRequestVote ? MessageType.MsgRequestVoteResponse : MessageType.MsgRequestPreVoteResponse;
 }
 
 export function hardStateEqual(a: HardState, b: HardState): boolean {

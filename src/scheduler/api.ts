@@ -5,7 +5,13 @@
  */
 import type { handleUnaryCall } from "@grpc/grpc-js";
 import type { Cluster, Peer, Region, Store } from "../proto/metapb.js";
-import type { OperatorStatus, RegionHeartbeatRequest, RegionHeartbeatResponse, SchedulerServer, StoreStats } from "../proto/schedulerpb.js";
+import type {
+  OperatorStatus,
+  RegionHeartbeatRequest,
+  RegionHeartbeatResponse,
+  SchedulerServer,
+  StoreStats,
+} from "../proto/schedulerpb.js";
 
 export interface RegionWithLeader {
   region: Region;
@@ -59,8 +65,10 @@ export type SchedulerUnaryRpc = {
   [K in keyof SchedulerRpcs]: SchedulerRpcs[K] extends handleUnaryCall<infer _Req, infer _Resp> ? K : never;
 }[keyof SchedulerRpcs];
 
-export type RequestOf<K extends SchedulerUnaryRpc> = SchedulerRpcs[K] extends handleUnaryCall<infer Req, infer _Resp> ? Req : never;
-export type ResponseOf<K extends SchedulerUnaryRpc> = SchedulerRpcs[K] extends handleUnaryCall<infer _Req, infer Resp> ? Resp : never;
+export type RequestOf<K extends SchedulerUnaryRpc> =
+  SchedulerRpcs[K] extends handleUnaryCall<infer Req, infer _Resp> ? Req : never;
+export type ResponseOf<K extends SchedulerUnaryRpc> =
+  SchedulerRpcs[K] extends handleUnaryCall<infer _Req, infer Resp> ? Resp : never;
 
 /**
  * The scheduler's unary rpcs as promise functions, typed by the generated service: a request of

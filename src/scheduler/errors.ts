@@ -5,7 +5,10 @@ import { ErrorType } from "../proto/schedulerpb.js";
  * The client library raises the same class when it reads such a header.
  */
 export class SchedulerError extends Error {
-  constructor(readonly type: ErrorType, message: string) {
+  constructor(
+    readonly type: ErrorType,
+    message: string,
+  ) {
     super(message);
     this.name = "SchedulerError";
   }
@@ -33,7 +36,10 @@ export class SchedulerError extends Error {
 
 /** The caller's cluster id differs from ours (gRPC FAILED_PRECONDITION on the wire). */
 export class ClusterIdMismatchError extends Error {
-  constructor(readonly expected: bigint, readonly got: bigint) {
+  constructor(
+    readonly expected: bigint,
+    readonly got: bigint,
+  ) {
     super(`mismatch cluster id, need ${expected} but got ${got}`);
     this.name = "ClusterIdMismatchError";
   }
@@ -41,7 +47,10 @@ export class ClusterIdMismatchError extends Error {
 
 /** A request that is malformed or names something that does not exist (gRPC UNKNOWN / INVALID_ARGUMENT). */
 export class InvalidRequestError extends Error {
-  constructor(message: string, readonly grpcCode: "unknown" | "invalid_argument" = "unknown") {
+  constructor(
+    message: string,
+    readonly grpcCode: "unknown" | "invalid_argument" = "unknown",
+  ) {
     super(message);
     this.name = "InvalidRequestError";
   }
@@ -49,7 +58,12 @@ export class InvalidRequestError extends Error {
 
 /** A store state change the scheduler refuses, e.g. tombstoning a store that still holds regions. */
 export class StoreStateError extends InvalidRequestError {
-  constructor(readonly storeId: bigint, readonly from: string, readonly to: string, reason: string) {
+  constructor(
+    readonly storeId: bigint,
+    readonly from: string,
+    readonly to: string,
+    reason: string,
+  ) {
     super(`cannot set store ${storeId} from ${from} to ${to}: ${reason}`, "invalid_argument");
     this.name = "StoreStateError";
   }
@@ -72,7 +86,10 @@ export class StaleRegionError extends Error {
 
 /** Metadata on disk that cannot be decoded or contradicts itself. */
 export class CorruptMetadataError extends Error {
-  constructor(readonly key: string, message: string) {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
     super(`corrupt scheduler metadata at ${key}: ${message}`);
     this.name = "CorruptMetadataError";
   }

@@ -5,7 +5,8 @@
  * record at such a ts would make every later prewrite of its key a write conflict, forever.
  */
 import { InvalidArgumentError } from "../kv/storage/index.js";
-import { realRuntime, type Runtime } from "../util/runtime.js";
+import type { Runtime } from "../util/runtime.js";
+import { realRuntime } from "../util/runtime.js";
 import { physicalTime } from "./codec.js";
 
 export interface TxnBounds {
@@ -30,7 +31,11 @@ export const MAX_LOCK_TTL_MS = 3_600_000n;
  */
 export const MAX_TS_AHEAD_MS = 10 * 60 * 1000;
 
-export const DEFAULT_TXN_BOUNDS: TxnBounds = { clock: realRuntime, maxLockTtlMs: MAX_LOCK_TTL_MS, maxTsAheadMs: MAX_TS_AHEAD_MS };
+export const DEFAULT_TXN_BOUNDS: TxnBounds = {
+  clock: realRuntime,
+  maxLockTtlMs: MAX_LOCK_TTL_MS,
+  maxTsAheadMs: MAX_TS_AHEAD_MS,
+};
 
 /** Refuses a timestamp the TSO cannot have issued yet (0 is never issued either). */
 export function requireIssuedTs(bounds: TxnBounds, ts: bigint, what: string): void {

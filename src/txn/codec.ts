@@ -20,7 +20,10 @@ export function physicalTime(ts: bigint): bigint {
 
 /** A key read from the write or default CF that is not a valid encoded MVCC key. */
 export class KeyDecodeError extends TinyKvError {
-  constructor(readonly encoded: Uint8Array, reason: string) {
+  constructor(
+    readonly encoded: Uint8Array,
+    reason: string,
+  ) {
     super(`cannot decode MVCC key 0x${Buffer.from(encoded).toString("hex")}: ${reason}`, { context: { key: encoded } });
   }
 }

@@ -3,7 +3,8 @@
  * writes as `Modify[]`, which the command runner applies in a single atomic `storage.write`.
  * It knows the three CFs' layouts; it knows nothing about Percolator's rules (the commands do).
  */
-import { CF_DEFAULT, CF_LOCK, CF_WRITE, type CfCursor } from "../kv/engine/index.js";
+import type { CfCursor } from "../kv/engine/index.js";
+import { CF_DEFAULT, CF_LOCK, CF_WRITE } from "../kv/engine/index.js";
 import type { Modify, StorageReader } from "../kv/storage/index.js";
 import { decodeTimestamp, encodeBytes, encodeKey, isVersionOf, TsMax } from "./codec.js";
 import { Lock, Write, WriteKind } from "./records.js";
@@ -12,8 +13,13 @@ import { TinyKvError } from "../util/errors.js";
 
 /** A Put write record whose value is not in CF default: the data is damaged, never "not found". */
 export class MissingValueError extends TinyKvError {
-  constructor(readonly key: Uint8Array, readonly startTs: bigint) {
-    super(`the value of key ${formatKey(key)} written by txn ${startTs} is missing from CF default`, { context: { key } });
+  constructor(
+    readonly key: Uint8Array,
+    readonly startTs: bigint,
+  ) {
+    super(`the value of key ${formatKey(key)} written by txn ${startTs} is missing from CF default`, {
+      context: { key },
+    });
   }
 }
 

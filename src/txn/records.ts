@@ -83,7 +83,12 @@ export class Lock {
 
   /** The wire form a client needs to resolve this lock. */
   info(key: Uint8Array): LockInfo {
-    return LockInfo.create({ primaryLock: this.primary, lockVersion: this.ts, key: Buffer.from(key), lockTtl: this.ttl });
+    return LockInfo.create({
+      primaryLock: this.primary,
+      lockVersion: this.ts,
+      key: Buffer.from(key),
+      lockTtl: this.ttl,
+    });
   }
 }
 

@@ -6,8 +6,10 @@
 import type { Context } from "../proto/kvrpcpb.js";
 import type { Storage } from "../kv/storage/index.js";
 import type { DeliberateBugs } from "../util/deliberate-bugs.js";
-import { DEFAULT_TXN_BOUNDS, type TxnBounds } from "./bounds.js";
-import { Latches, type LatchGuard } from "./latches.js";
+import type { TxnBounds } from "./bounds.js";
+import { DEFAULT_TXN_BOUNDS } from "./bounds.js";
+import type { LatchGuard } from "./latches.js";
+import { Latches } from "./latches.js";
 import { MvccTxn } from "./mvcc-txn.js";
 
 export class CommandRunner {
@@ -37,7 +39,12 @@ export class CommandRunner {
    * A command that may write `keys`. Whatever `fn` leaves buffered in the txn is written in one
    * batch before the latches are released; a thrown error writes nothing.
    */
-  async write<T>(ctx: Context | undefined, keys: readonly Uint8Array[], ts: bigint, fn: (txn: MvccTxn) => Promise<T>): Promise<T> {
+  async write<T>(
+    ctx: Context | undefined,
+    keys: readonly Uint8Array[],
+    ts: bigint,
+    fn: (txn: MvccTxn) => Promise<T>,
+  ): Promise<T> {
     let guard: LatchGuard | undefined = await this.latches.acquire(keys);
     try {
       const reader = await this.storage.reader(ctx);

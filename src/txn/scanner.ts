@@ -3,13 +3,16 @@
  * value, or the lock that blocks reading it. Keys come from both CF write (committed versions) and
  * CF lock (a key whose first version is only prewritten must still report its lock), merged.
  */
-import { CF_LOCK, CF_WRITE, type CfCursor } from "../kv/engine/index.js";
+import type { CfCursor } from "../kv/engine/index.js";
+import { CF_LOCK, CF_WRITE } from "../kv/engine/index.js";
 import type { StorageReader } from "../kv/storage/index.js";
 import { decodeUserKey, encodeBytes, encodeKey, isVersionOf } from "./codec.js";
 import { readCommittedValue } from "./mvcc-txn.js";
 import { Lock, Write, WriteKind } from "./records.js";
 
-export type ScanItem = { key: Buffer; value: Buffer; lock?: undefined } | { key: Buffer; lock: Lock; value?: undefined };
+export type ScanItem =
+  | { key: Buffer; value: Buffer; lock?: undefined }
+  | { key: Buffer; lock: Lock; value?: undefined };
 
 export class MvccScanner {
   private readonly locks: CfCursor;
@@ -37,7 +40,13 @@ export class MvccScanner {
       const writeKey = this.writes.valid ? decodeUserKey(this.writes.key) : undefined;
       if (lockKey === undefined && writeKey === undefined) return undefined;
       const key = Buffer.from(
-        lockKey === undefined ? writeKey! : writeKey === undefined ? lockKey : Buffer.compare(lockKey, writeKey) <= 0 ? lockKey : writeKey,
+        lockKey === undefined
+          ? writeKey!
+          : writeKey === undefined
+            ? lockKey
+            : Buffer.compare(lockKey, writeKey) <= 0
+              ? lockKey
+              : writeKey,
       );
 
       let lock: Lock | undefined;

@@ -14,6 +14,11 @@ export type DeliberateBug =
   /** A transactional command releases its latches before its write has applied. */
   | "release-latches-before-apply";
 
-export const DELIBERATE_BUGS: readonly DeliberateBug[] = ["read-without-read-index", "skip-raft-fsync", "forget-vote-on-restart", "release-latches-before-apply"];
+export const DELIBERATE_BUGS: readonly DeliberateBug[] = [
+  "read-without-read-index",
+  "skip-raft-fsync",
+  "forget-vote-on-restart",
+  "release-latches-before-apply",
+];
 
 export type DeliberateBugs = ReadonlySet<DeliberateBug>;

@@ -3,12 +3,15 @@
  * say plainly when the port is taken.
  */
 import { once } from "node:events";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export class StatusAddressInUseError extends Error {
   constructor(readonly addr: string) {
-    super(`cannot listen on status address ${addr}: address in use (pass --status-addr to pick another, or "" to disable it)`);
+    super(
+      `cannot listen on status address ${addr}: address in use (pass --status-addr to pick another, or "" to disable it)`,
+    );
     this.name = "StatusAddressInUseError";
   }
 }
@@ -25,7 +28,8 @@ export interface RunningStatusServer {
 export function splitStatusAddr(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(":");
   const port = Number(addr.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`status address ${JSON.stringify(addr)} is not host:port`);
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`status address ${JSON.stringify(addr)} is not host:port`);
   return { host: addr.slice(0, i).replace(/^\[(.*)\]$/, "$1"), port };
 }
 
@@ -50,8 +54,11 @@ export async function listenStatus(addr: string, routes: Record<string, StatusRo
     const path = new URL(req.url ?? "/", "http://x").pathname;
     const route = routes[path];
     if (!route) return sendText(res, 404, `unknown path ${path}; try ${Object.keys(routes).join(", ")}\n`);
-    if (req.method !== "GET" && req.method !== "HEAD") return sendText(res, 405, `${req.method} not allowed on ${path}\n`);
-    Promise.resolve(route(req, res)).catch((err: unknown) => sendText(res, 500, `${err instanceof Error ? err.message : String(err)}\n`));
+    if (req.method !== "GET" && req.method !== "HEAD")
+      return sendText(res, 405, `${req.method} not allowed on ${path}\n`);
+    Promise.resolve(route(req, res)).catch((err: unknown) =>
+      sendText(res, 500, `${err instanceof Error ? err.message : String(err)}\n`),
+    );
   });
   server.listen(port, host);
   try {
@@ -67,7 +74,12 @@ export async function listenStatus(addr: string, routes: Record<string, StatusRo
   };
 }
 
-export function sendText(res: ServerResponse, code: number, body: string, contentType = "text/plain; charset=utf-8"): void {
+export function sendText(
+  res: ServerResponse,
+  code: number,
+  body: string,
+  contentType = "text/plain; charset=utf-8",
+): void {
   if (res.headersSent) {
     res.end();
     return;
@@ -77,5 +89,10 @@ export function sendText(res: ServerResponse, code: number, body: string, conten
 }
 
 export function sendJson(res: ServerResponse, code: number, body: unknown): void {
-  sendText(res, code, JSON.stringify(body, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n", "application/json");
+  sendText(
+    res,
+    code,
+    JSON.stringify(body, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n",
+    "application/json",
+  );
 }

@@ -8,7 +8,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 export { Counter, Gauge, Histogram, Registry };
 
 /** Latency buckets in seconds: 0.25 ms to 10 s, dense where a healthy store's requests sit. */
-export const LATENCY_BUCKETS_SECONDS = [0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 10];
+export const LATENCY_BUCKETS_SECONDS = [
+  0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 10,
+];
 
 /** A registry with the process collectors (`process_*`, `nodejs_*`) on it. */
 export function processRegistry(): Registry {

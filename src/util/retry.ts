@@ -1,5 +1,7 @@
-import { TinyKvError, type ErrorContext } from "./errors.js";
-import { realRuntime, type Runtime } from "./runtime.js";
+import type { ErrorContext } from "./errors.js";
+import { TinyKvError } from "./errors.js";
+import type { Runtime } from "./runtime.js";
+import { realRuntime } from "./runtime.js";
 
 /** Sleep that a test or a shutdown can reason about: always resolves, never rejects. */
 export function sleep(ms: number, runtime: Runtime = realRuntime): Promise<void> {
@@ -7,8 +9,16 @@ export function sleep(ms: number, runtime: Runtime = realRuntime): Promise<void>
 }
 
 export class DeadlineExceededError extends TinyKvError {
-  constructor(what: string, readonly deadlineMs: number, readonly lastError?: unknown, context?: ErrorContext) {
-    super(`${what}: gave up after ${deadlineMs} ms${lastError ? `: ${errorMessage(lastError)}` : ""}`, { cause: lastError, context });
+  constructor(
+    what: string,
+    readonly deadlineMs: number,
+    readonly lastError?: unknown,
+    context?: ErrorContext,
+  ) {
+    super(`${what}: gave up after ${deadlineMs} ms${lastError ? `: ${errorMessage(lastError)}` : ""}`, {
+      cause: lastError,
+      context,
+    });
   }
 }
 

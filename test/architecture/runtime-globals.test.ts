@@ -10,7 +10,8 @@ import { describe, expect, it } from "vitest";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const SRC = join(ROOT, "src");
-const GLOBALS = /(?<![\w.])(setTimeout|setInterval|setImmediate|clearTimeout|clearInterval|clearImmediate)\s*\(|\bDate\.now\s*\(|\bMath\.random\s*\(|\bperformance\.now\s*\(|new Date\(\s*\)/;
+const GLOBALS =
+  /(?<![\w.])(setTimeout|setInterval|setImmediate|clearTimeout|clearInterval|clearImmediate)\s*\(|\bDate\.now\s*\(|\bMath\.random\s*\(|\bperformance\.now\s*\(|new Date\(\s*\)/;
 
 const ALLOWED: Record<string, string> = {
   "src/util/runtime.ts": "the real runtime itself",

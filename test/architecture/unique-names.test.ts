@@ -40,7 +40,9 @@ describe("names under src/", () => {
   it("no two exported classes or interfaces of hand-written files share a name", () => {
     const names = declarations();
     expect(names.size, "the scan found no declarations: is the pattern still right?").toBeGreaterThan(100);
-    const repeated = [...names].filter(([, files]) => files.length > 1).map(([name, files]) => `${name} (${files.join(", ")})`);
+    const repeated = [...names]
+      .filter(([, files]) => files.length > 1)
+      .map(([name, files]) => `${name} (${files.join(", ")})`);
     expect(repeated, `rename one side to say what it is: ${repeated.join("; ")}`).toEqual([]);
   });
 });

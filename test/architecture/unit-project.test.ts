@@ -54,7 +54,11 @@ describe("the unit test project", () => {
   const SELF = relative(ROOT, import.meta.filename);
 
   it("every pattern names at least one file", () => {
-    for (const [i, glob] of UNIT_TESTS.entries()) expect(unitFiles.some((f) => patterns[i]!.test(f)), glob).toBe(true);
+    for (const [i, glob] of UNIT_TESTS.entries())
+      expect(
+        unitFiles.some((f) => patterns[i]!.test(f)),
+        glob,
+      ).toBe(true);
   });
 
   it("starts no cluster, process or socket", () => {
@@ -63,7 +67,9 @@ describe("the unit test project", () => {
       for (const used of withLocalImports(file)) {
         const text = readFileSync(join(ROOT, used), "utf8");
         const rules = used === file ? FORBIDDEN : FORBIDDEN.slice(0, 1);
-        for (const [re, what] of rules) if (re.test(text)) offences.push(`${file}${used === file ? "" : ` (via ${used})`}: ${what} (${re.exec(text)![0]})`);
+        for (const [re, what] of rules)
+          if (re.test(text))
+            offences.push(`${file}${used === file ? "" : ` (via ${used})`}: ${what} (${re.exec(text)![0]})`);
       }
     }
     expect(offences, "move these to the cluster project (remove them from UNIT_TESTS)").toEqual([]);

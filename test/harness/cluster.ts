@@ -1,23 +1,25 @@
 import { join } from "node:path";
-import { Engine, SimDisk, type PowerLossReport } from "../../src/kv/engine/index.js";
-import { CF_DEFAULT, type CfName } from "../../src/kv/engine/index.js";
+import type { PowerLossReport } from "../../src/kv/engine/index.js";
+import { Engine, SimDisk } from "../../src/kv/engine/index.js";
+import type { CfName } from "../../src/kv/engine/index.js";
+import { CF_DEFAULT } from "../../src/kv/engine/index.js";
+import type { RaftstoreConfig, StoreHooks, RaftstoreObserver } from "../../src/kv/raftstore/index.js";
 import {
   Store,
   TEST_RAFTSTORE_CONFIG,
   writeInitialRegion,
   writeStoreIdent,
   ensureKeyLayout,
-  type RaftstoreConfig,
-  type StoreHooks,
-  type RaftstoreObserver,
 } from "../../src/kv/raftstore/index.js";
 import { RaftStorage, rawCf, rawKeyspace, RegionError } from "../../src/kv/storage/index.js";
 import { MemoryNetwork } from "../../src/kv/transport/index.js";
 import type { Context } from "../../src/proto/kvrpcpb.js";
 import type { Region } from "../../src/proto/metapb.js";
 import { keyInRange } from "../../src/util/bytes.js";
-import { silentLogger, createLogger, type Logger } from "../../src/util/logger.js";
-import { realRuntime, sleep, type Runtime } from "../../src/util/runtime.js";
+import type { Logger } from "../../src/util/logger.js";
+import { silentLogger, createLogger } from "../../src/util/logger.js";
+import type { Runtime } from "../../src/util/runtime.js";
+import { realRuntime, sleep } from "../../src/util/runtime.js";
 import { raftOf } from "../../src/raft/testing.js";
 import { tempDir } from "./wait.js";
 
@@ -67,7 +69,10 @@ export class TestCluster {
     this.network = new MemoryNetwork({ seed: opts.seed, runtime: opts.runtime });
     this.config = { ...TEST_RAFTSTORE_CONFIG, ...opts.config };
     for (let i = 1; i <= opts.stores; i++) {
-      const simDisk = opts.disk === "sim" ? new SimDisk({ name: `store${i}`, delay: (ms) => sleep(opts.runtime ?? realRuntime, ms) }) : undefined;
+      const simDisk =
+        opts.disk === "sim"
+          ? new SimDisk({ name: `store${i}`, delay: (ms) => sleep(opts.runtime ?? realRuntime, ms) })
+          : undefined;
       this.slots.set(BigInt(i), { dir: join(this.root.path, `store${i}`), simDisk });
     }
   }
@@ -86,7 +91,9 @@ export class TestCluster {
       startKey: Buffer.alloc(0),
       endKey: Buffer.alloc(0),
       regionEpoch: { confVer: 1n, version: 1n },
-      peers: this.storeIds.filter((id) => id <= BigInt(this.opts.regionStores ?? this.opts.stores)).map((id) => ({ id, storeId: id })),
+      peers: this.storeIds
+        .filter((id) => id <= BigInt(this.opts.regionStores ?? this.opts.stores))
+        .map((id) => ({ id, storeId: id })),
     };
     for (const [id, slot] of this.slots) {
       const kv = await this.openEngine(slot, "kv");
@@ -139,7 +146,13 @@ export class TestCluster {
         const store = this.store(storeId);
         if (!store) return;
         const region = peer.region;
-        void store.proposeSplit(region.id, region.regionEpoch!, splitKey, this.allocId(), region.peers.map(() => this.allocId()));
+        void store.proposeSplit(
+          region.id,
+          region.regionEpoch!,
+          splitKey,
+          this.allocId(),
+          region.peers.map(() => this.allocId()),
+        );
       },
     };
   }
@@ -161,7 +174,7 @@ export class TestCluster {
    */
   async powerLoss(id: bigint, rng: () => number): Promise<PowerLossReport[]> {
     const slot = this.slots.get(id)!;
-    if (!slot.simDisk) throw new Error("powerLoss needs a cluster on the simulated disk (disk: \"sim\")");
+    if (!slot.simDisk) throw new Error('powerLoss needs a cluster on the simulated disk (disk: "sim")');
     this.network.unregister(id);
     const report = await slot.simDisk.powerLoss(rng);
     await slot.store?.stop();
@@ -195,7 +208,12 @@ export class TestCluster {
     for (const id of this.slots.keys()) {
       for (const r of this.store(id)?.regions() ?? []) {
         if (!keyInRange(key, r.startKey, r.endKey)) continue;
-        if (!best || r.regionEpoch!.version > best.regionEpoch!.version || (r.regionEpoch!.version === best.regionEpoch!.version && r.regionEpoch!.confVer > best.regionEpoch!.confVer)) best = r;
+        if (
+          !best ||
+          r.regionEpoch!.version > best.regionEpoch!.version ||
+          (r.regionEpoch!.version === best.regionEpoch!.version && r.regionEpoch!.confVer > best.regionEpoch!.confVer)
+        )
+          best = r;
       }
     }
     return best;
@@ -212,7 +230,12 @@ export class TestCluster {
    * delete and scan below use the raw API's view of it), retrying on region errors (not leader, epoch, stale,
    * timeout) with backoff until the deadline — what a client library does.
    */
-  async onLeader<T>(key: Buffer, what: string, op: (storage: RaftStorage, ctx: Context) => Promise<T>, timeoutMs = 15_000): Promise<T> {
+  async onLeader<T>(
+    key: Buffer,
+    what: string,
+    op: (storage: RaftStorage, ctx: Context) => Promise<T>,
+    timeoutMs = 15_000,
+  ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let backoff = 10;
     let last: unknown;
@@ -220,11 +243,17 @@ export class TestCluster {
     for (;;) {
       const region = this.regionFor(key);
       if (region) {
-        const storeId = hint ?? this.leaderOf(region.id) ?? region.peers[Math.floor(Math.random() * region.peers.length)]!.storeId;
+        const storeId =
+          hint ?? this.leaderOf(region.id) ?? region.peers[Math.floor(Math.random() * region.peers.length)]!.storeId;
         hint = undefined;
         const store = this.store(storeId);
         if (store) {
-          const ctx: Context = { regionId: region.id, regionEpoch: region.regionEpoch, peer: store.peerMeta(region.id), term: 0n };
+          const ctx: Context = {
+            regionId: region.id,
+            regionEpoch: region.regionEpoch,
+            peer: store.peerMeta(region.id),
+            term: 0n,
+          };
           try {
             return await op(new RaftStorage(store), ctx);
           } catch (err) {
@@ -235,7 +264,10 @@ export class TestCluster {
           }
         }
       }
-      if (Date.now() > deadline) throw new Error(`${what}: timed out after ${timeoutMs} ms (last error: ${last instanceof Error ? last.message : String(last)})`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `${what}: timed out after ${timeoutMs} ms (last error: ${last instanceof Error ? last.message : String(last)})`,
+        );
       await new Promise((r) => setTimeout(r, backoff));
       backoff = Math.min(backoff * 2, 100);
     }
@@ -243,7 +275,9 @@ export class TestCluster {
 
   put(key: string | Buffer, value: string | Buffer, cf: CfName = CF_DEFAULT): Promise<void> {
     const k = Buffer.from(key);
-    return this.onLeader(k, `put ${k}`, (s, ctx) => rawKeyspace(s).write(ctx, [{ kind: "put", cf, key: k, value: Buffer.from(value) }]));
+    return this.onLeader(k, `put ${k}`, (s, ctx) =>
+      rawKeyspace(s).write(ctx, [{ kind: "put", cf, key: k, value: Buffer.from(value) }]),
+    );
   }
 
   delete(key: string | Buffer, cf: CfName = CF_DEFAULT): Promise<void> {
@@ -264,7 +298,11 @@ export class TestCluster {
   }
 
   /** Scans [start, end) across regions, region by region, like TinyKV's harness Scan. */
-  async scan(start: string | Buffer, end: string | Buffer, cf: CfName = CF_DEFAULT): Promise<Array<{ key: Buffer; value: Buffer }>> {
+  async scan(
+    start: string | Buffer,
+    end: string | Buffer,
+    cf: CfName = CF_DEFAULT,
+  ): Promise<Array<{ key: Buffer; value: Buffer }>> {
     const out: Array<{ key: Buffer; value: Buffer }> = [];
     let cur: Buffer = Buffer.from(start);
     const stop = Buffer.from(end);
@@ -283,7 +321,9 @@ export class TestCluster {
           const readRegion = (reader as unknown as { region: Region }).region;
           regionEnd = readRegion.endKey;
           if (rows.length > 0 && Buffer.compare(rows[0]!.key, cur) < 0) {
-            throw new Error(`scan bug: seek(${cur}) in region ${readRegion.id} [${readRegion.startKey}, ${readRegion.endKey}) returned ${rows[0]!.key} first (ctx region ${ctx.regionId})`);
+            throw new Error(
+              `scan bug: seek(${cur}) in region ${readRegion.id} [${readRegion.startKey}, ${readRegion.endKey}) returned ${rows[0]!.key} first (ctx region ${ctx.regionId})`,
+            );
           }
           return rows;
         } finally {
@@ -315,7 +355,8 @@ export class TestCluster {
             `rawApplied=${r.raftLog.applied} vote=${r.vote} nodes=[${[...r.prs.keys()].join(",")}] votes=${JSON.stringify([...(r.votes ?? new Map()).entries()].map(([k, v]) => `${k}:${v}`))}`,
         );
       }
-      for (const [rid, r] of slot.store.tombstones) lines.push(`store ${id} region ${rid}: tombstone epoch=${r.regionEpoch?.confVer}/${r.regionEpoch?.version}`);
+      for (const [rid, r] of slot.store.tombstones)
+        lines.push(`store ${id} region ${rid}: tombstone epoch=${r.regionEpoch?.confVer}/${r.regionEpoch?.version}`);
     }
     return lines.join("\n");
   }

@@ -23,12 +23,19 @@ function session(target: CtlTarget, out: string[]): CtlSession {
 }
 
 /** Runs tinykv-ctl's shell in this process on `script`, as a pipe would feed it: what it printed and how many lines failed. */
-export async function ctlShell(target: CtlTarget, script: string): Promise<{ failures: number; out: string; err: string }> {
+export async function ctlShell(
+  target: CtlTarget,
+  script: string,
+): Promise<{ failures: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
   const s = session(target, out);
   try {
-    const failures = await runShell(s, ctlCommands, { input: Readable.from([script]), errOut: (line) => err.push(line + "\n"), tty: false });
+    const failures = await runShell(s, ctlCommands, {
+      input: Readable.from([script]),
+      errOut: (line) => err.push(line + "\n"),
+      tty: false,
+    });
     return { failures, out: out.join(""), err: err.join("") };
   } finally {
     s.close();
@@ -36,7 +43,11 @@ export async function ctlShell(target: CtlTarget, script: string): Promise<{ fai
 }
 
 /** Runs one tinykv-ctl command in this process: what it printed, or the error it threw. */
-export async function ctlRun(target: CtlTarget, words: string[], flags: CtlFlags = {}): Promise<{ out: string; error?: Error }> {
+export async function ctlRun(
+  target: CtlTarget,
+  words: string[],
+  flags: CtlFlags = {},
+): Promise<{ out: string; error?: Error }> {
   const out: string[] = [];
   const s = session(target, out);
   try {
@@ -63,7 +74,11 @@ export function ctl(args: string[], stdin = ""): Promise<{ code: number | null; 
     p.stderr.on("data", (d: Buffer) => (err += d.toString()));
     const timer = setTimeout(() => {
       p.kill("SIGKILL");
-      reject(new Error(`tinykv-ctl ${args.join(" ")} did not exit within ${CTL_EXIT_DEADLINE_MS} ms; stdout: ${out}; stderr: ${err}`));
+      reject(
+        new Error(
+          `tinykv-ctl ${args.join(" ")} did not exit within ${CTL_EXIT_DEADLINE_MS} ms; stdout: ${out}; stderr: ${err}`,
+        ),
+      );
     }, CTL_EXIT_DEADLINE_MS);
     p.on("error", reject);
     p.on("exit", (code) => {

@@ -62,7 +62,9 @@ export async function genericTest(opts: GenericOptions): Promise<void> {
               const got = rows.map((r) => r.value.toString()).join("");
               if (got !== last) {
                 const keys = rows.slice(0, 4).map((r) => r.key.toString());
-                throw new Error(`${tag} client ${cli}: scan [${cli} 00000000, ${key}) saw ${JSON.stringify(got.slice(-80))}, expected ${JSON.stringify(last.slice(-80))}; first keys ${JSON.stringify(keys)}`);
+                throw new Error(
+                  `${tag} client ${cli}: scan [${cli} 00000000, ${key}) saw ${JSON.stringify(got.slice(-80))}, expected ${JSON.stringify(last.slice(-80))}; first keys ${JSON.stringify(keys)}`,
+                );
               }
             }
           }
@@ -97,8 +99,10 @@ export async function genericTest(opts: GenericOptions): Promise<void> {
           const region = cluster.regionFor(Buffer.alloc(0))!;
           const storeId = cluster.storeIds[Math.floor(rng() * cluster.storeIds.length)]!;
           const existing = region.peers.find((p) => p.storeId === storeId);
-          if (existing && region.peers.length > 1) await changePeer(cluster, region.id, ConfChangeType.RemoveNode, existing);
-          else if (!existing) await changePeer(cluster, region.id, ConfChangeType.AddNode, { id: nextPeerId++, storeId });
+          if (existing && region.peers.length > 1)
+            await changePeer(cluster, region.id, ConfChangeType.RemoveNode, existing);
+          else if (!existing)
+            await changePeer(cluster, region.id, ConfChangeType.AddNode, { id: nextPeerId++, storeId });
           await sleep(rng() * 200);
         }
       })();
@@ -120,7 +124,9 @@ export async function genericTest(opts: GenericOptions): Promise<void> {
       for (let cli = 0; cli < opts.clients; cli++) {
         const rows = await cluster.scan(`${cli} `, `${cli} 99999999`);
         const values = rows.map((r) => r.value.toString());
-        expect(values.length, `${tag} client ${cli}: ${values.length} values, ${counts[cli]} acknowledged`).toBe(counts[cli]);
+        expect(values.length, `${tag} client ${cli}: ${values.length} values, ${counts[cli]} acknowledged`).toBe(
+          counts[cli],
+        );
         values.forEach((v, j) => expect(v, `${tag} client ${cli}: position ${j}`).toBe(`x ${cli} ${j} y`));
         await Promise.all(rows.map((r) => cluster.delete(r.key)));
       }
@@ -131,7 +137,10 @@ export async function genericTest(opts: GenericOptions): Promise<void> {
           for (const peer of cluster.store(id)?.peers.values() ?? []) {
             const st = peer.storage;
             const inLog = st.appliedIndex - st.truncatedIndex;
-            expect(inLog <= BigInt(2 * opts.maxRaftLog), `${tag} store ${id} region ${peer.regionId}: ${inLog} entries in the log: logs were not trimmed`).toBe(true);
+            expect(
+              inLog <= BigInt(2 * opts.maxRaftLog),
+              `${tag} store ${id} region ${peer.regionId}: ${inLog} entries in the log: logs were not trimmed`,
+            ).toBe(true);
           }
         }
       }
@@ -146,7 +155,12 @@ export async function genericTest(opts: GenericOptions): Promise<void> {
 }
 
 /** Proposes a conf change on the region's leader until the leader's region reflects it. */
-export async function changePeer(cluster: TestCluster, regionId: bigint, type: ConfChangeType, peer: { id: bigint; storeId: bigint }): Promise<void> {
+export async function changePeer(
+  cluster: TestCluster,
+  regionId: bigint,
+  type: ConfChangeType,
+  peer: { id: bigint; storeId: bigint },
+): Promise<void> {
   const done = () => {
     const leader = cluster.leaderOf(regionId);
     const region = leader ? cluster.store(leader)?.peers.get(regionId)?.region : undefined;
@@ -194,7 +208,8 @@ export async function transferLeader(cluster: TestCluster, regionId: bigint, toS
           adminRequest: { cmdType: AdminCmdType.TransferLeader, transferLeader: { peer: target } },
         }),
       );
-      if (resp.header?.error && !resp.header.error.notLeader) throw new Error(`transfer leader of region ${regionId}: ${resp.header.error.message}`);
+      if (resp.header?.error && !resp.header.error.notLeader)
+        throw new Error(`transfer leader of region ${regionId}: ${resp.header.error.message}`);
       return false;
     },
     { timeoutMs: 10_000, intervalMs: 100, message: `leadership of region ${regionId} never moved to store ${toStore}` },

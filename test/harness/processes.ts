@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,7 +17,10 @@ export interface Proc {
 }
 
 export function spawnNode(script: string, args: string[]): Proc {
-  const child = spawn(process.execPath, [join(DIST, script), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LOG_LEVEL: "warn" } });
+  const child = spawn(process.execPath, [join(DIST, script), ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, LOG_LEVEL: "warn" },
+  });
   let out = "";
   const keep = (d: Buffer) => {
     out += d.toString();
@@ -55,7 +59,14 @@ export class ProcessCluster {
   async startScheduler(opts: { status?: boolean } = {}): Promise<void> {
     this.schedulerAddr = `127.0.0.1:${await freePort()}`;
     this.schedulerStatusAddr = opts.status ? `127.0.0.1:${await freePort()}` : "";
-    this.scheduler = spawnNode("tinyscheduler.js", ["--addr", this.schedulerAddr, "--data-dir", join(this.dir.path, "scheduler"), "--status-addr", this.schedulerStatusAddr]);
+    this.scheduler = spawnNode("tinyscheduler.js", [
+      "--addr",
+      this.schedulerAddr,
+      "--data-dir",
+      join(this.dir.path, "scheduler"),
+      "--status-addr",
+      this.schedulerStatusAddr,
+    ]);
     this.configPath = join(this.dir.path, "store-config.json");
     writeFileSync(this.configPath, JSON.stringify(this.storeConfig));
     this.client = await SchedulerRpcClient.connect(this.schedulerAddr, { connectDeadlineMs: 15_000 });
@@ -71,7 +82,18 @@ export class ProcessCluster {
 
   startStore(n: number): void {
     const s = this.stores.get(n)!;
-    s.proc = spawnNode("tinykv-server.js", ["--path", s.path, "--addr", s.addr, "--status-addr", s.statusAddr, "--scheduler", this.schedulerAddr, "--config", this.configPath]);
+    s.proc = spawnNode("tinykv-server.js", [
+      "--path",
+      s.path,
+      "--addr",
+      s.addr,
+      "--status-addr",
+      s.statusAddr,
+      "--scheduler",
+      this.schedulerAddr,
+      "--config",
+      this.configPath,
+    ]);
   }
 
   async kill(n: number, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
@@ -114,7 +136,11 @@ export class ProcessCluster {
           return undefined;
         }
         const { store } = await this.client!.getStore(r.leader.storeId);
-        const res = await op(this.rpc(store.address), { regionId: r.region.id, regionEpoch: r.region.regionEpoch, peer: r.leader });
+        const res = await op(this.rpc(store.address), {
+          regionId: r.region.id,
+          regionEpoch: r.region.regionEpoch,
+          peer: r.leader,
+        });
         if (res.regionError) {
           last = res.regionError.message;
           return undefined;
@@ -133,7 +159,9 @@ export class ProcessCluster {
 
   put(key: string, value: string) {
     const k = Buffer.from(key);
-    return this.onLeader(k, `put ${key}`, (rpc, ctx) => rpc.rawPut({ context: ctx as never, key: k, value: Buffer.from(value) }));
+    return this.onLeader(k, `put ${key}`, (rpc, ctx) =>
+      rpc.rawPut({ context: ctx as never, key: k, value: Buffer.from(value) }),
+    );
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -152,6 +180,8 @@ export class ProcessCluster {
   }
 
   logs(): string {
-    return [...this.stores.entries()].map(([n, s]) => `--- store ${n}\n${s.proc?.output().slice(-3000) ?? "(not running)"}`).join("\n");
+    return [...this.stores.entries()]
+      .map(([n, s]) => `--- store ${n}\n${s.proc?.output().slice(-3000) ?? "(not running)"}`)
+      .join("\n");
   }
 }

@@ -3,7 +3,8 @@ import { ClassicLevel } from "classic-level";
 import { ALL_CFS, CF_DEFAULT, CF_LOCK, CF_WRITE, ENGINE_END_KEY, Engine, cfKey } from "../../src/kv/engine/index.js";
 import { ensureKeyLayout } from "../../src/kv/raftstore/index.js";
 import { tempDir } from "../harness/wait.js";
-import { ENGINE_BACKENDS, type EngineHome } from "./engine-backends.js";
+import type { EngineHome } from "./engine-backends.js";
+import { ENGINE_BACKENDS } from "./engine-backends.js";
 
 const b = (s: string) => Buffer.from(s);
 
@@ -21,7 +22,12 @@ describe.each(ENGINE_BACKENDS)("lab1 engine on $name", (backend) => {
   });
 
   it("keeps column families apart", async () => {
-    await engine.newBatch().put(CF_DEFAULT, b("k"), b("d")).put(CF_LOCK, b("k"), b("l")).put(CF_WRITE, b("k"), b("w")).write(true);
+    await engine
+      .newBatch()
+      .put(CF_DEFAULT, b("k"), b("d"))
+      .put(CF_LOCK, b("k"), b("l"))
+      .put(CF_WRITE, b("k"), b("w"))
+      .write(true);
     expect((await engine.get(CF_DEFAULT, b("k")))?.toString()).toBe("d");
     expect((await engine.get(CF_LOCK, b("k")))?.toString()).toBe("l");
     expect((await engine.get(CF_WRITE, b("k")))?.toString()).toBe("w");
@@ -73,7 +79,12 @@ describe.each(ENGINE_BACKENDS)("lab1 engine on $name", (backend) => {
   it("gives a reader a point-in-time view that later writes do not change", async () => {
     await engine.newBatch().put(CF_DEFAULT, b("k1"), b("before")).put(CF_DEFAULT, b("k2"), b("before")).write(true);
     const snap = engine.snapshot();
-    await engine.newBatch().put(CF_DEFAULT, b("k1"), b("after")).delete(CF_DEFAULT, b("k2")).put(CF_DEFAULT, b("k3"), b("new")).write(true);
+    await engine
+      .newBatch()
+      .put(CF_DEFAULT, b("k1"), b("after"))
+      .delete(CF_DEFAULT, b("k2"))
+      .put(CF_DEFAULT, b("k3"), b("new"))
+      .write(true);
     expect((await snap.get(CF_DEFAULT, b("k1")))?.toString()).toBe("before");
     expect((await snap.get(CF_DEFAULT, b("k2")))?.toString()).toBe("before");
     expect(await snap.get(CF_DEFAULT, b("k3"))).toBeUndefined();
@@ -102,7 +113,12 @@ describe.each(ENGINE_BACKENDS)("lab1 engine on $name", (backend) => {
 
   it("keeps meta keys out of every CF and iterates them raw", async () => {
     const meta = (n: number) => Buffer.from([0x01, 0x02, n]);
-    await engine.newBatch().putMeta(meta(2), b("m2")).putMeta(meta(1), b("m1")).put(CF_DEFAULT, b("k"), b("v")).write(true);
+    await engine
+      .newBatch()
+      .putMeta(meta(2), b("m2"))
+      .putMeta(meta(1), b("m1"))
+      .put(CF_DEFAULT, b("k"), b("v"))
+      .write(true);
     expect((await engine.getMeta(meta(1)))?.toString()).toBe("m1");
     const snap = engine.snapshot().share();
     await engine.newBatch().deleteMeta(meta(1)).write(true);
@@ -138,7 +154,8 @@ describe("lab1 engine on classic-level: the end key", () => {
       const engine = await Engine.open(dir.path);
       try {
         expect(await engine.getMeta(ENGINE_END_KEY)).toEqual(Buffer.alloc(0));
-        for (const cf of ALL_CFS) expect(Buffer.compare(cfKey(cf, Buffer.alloc(64, 0xff)), ENGINE_END_KEY)).toBeLessThan(0);
+        for (const cf of ALL_CFS)
+          expect(Buffer.compare(cfKey(cf, Buffer.alloc(64, 0xff)), ENGINE_END_KEY)).toBeLessThan(0);
         const snap = engine.snapshot();
         const cursor = snap.cursor(CF_WRITE);
         await cursor.seek(b("y"));

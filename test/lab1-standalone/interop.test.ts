@@ -2,7 +2,8 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStandaloneServer, type StandaloneNode } from "../../src/cli/standalone-node.js";
+import type { StandaloneNode } from "../../src/cli/standalone-node.js";
+import { startStandaloneServer } from "../../src/cli/standalone-node.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { tempDir } from "../harness/wait.js";
 
@@ -18,12 +19,19 @@ describe("a client generated at run time from the .proto files", () => {
   let client: any;
 
   const callRpc = (method: string, req: object) =>
-    new Promise<any>((resolve, reject) => client[method](req, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res))));
+    new Promise<any>((resolve, reject) =>
+      client[method](req, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res))),
+    );
 
   beforeAll(async () => {
     dir = tempDir();
     node = await startStandaloneServer({ path: dir.path, addr: "127.0.0.1:0", log: silentLogger });
-    const def = protoLoader.loadSync("tinykvpb.proto", { includeDirs: [protoDir], keepCase: true, longs: String, defaults: true });
+    const def = protoLoader.loadSync("tinykvpb.proto", {
+      includeDirs: [protoDir],
+      keepCase: true,
+      longs: String,
+      defaults: true,
+    });
     const pkg = grpc.loadPackageDefinition(def) as any;
     client = new pkg.tinykvpb.TinyKv(`127.0.0.1:${node.port}`, grpc.credentials.createInsecure());
   });
@@ -40,7 +48,12 @@ describe("a client generated at run time from the .proto files", () => {
     const got = await callRpc("RawGet", { context: ctx, key: Buffer.from("interop-a"), cf: "default" });
     expect(got.not_found).toBe(false);
     expect(Buffer.from(got.value).toString()).toBe("1");
-    const scanned = await callRpc("RawScan", { context: ctx, start_key: Buffer.from("interop-"), limit: 10, cf: "default" });
+    const scanned = await callRpc("RawScan", {
+      context: ctx,
+      start_key: Buffer.from("interop-"),
+      limit: 10,
+      cf: "default",
+    });
     expect(scanned.kvs.map((kv: any) => Buffer.from(kv.key).toString())).toEqual(["interop-a", "interop-b"]);
   });
 });

@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
@@ -41,7 +42,9 @@ describe("a data dir written with the old key layout", () => {
       (e: unknown) => e,
     );
     expect(err, "the old dir must be refused").toBeInstanceOf(EngineOpenError);
-    expect((err as Error).message).toMatch(/^cannot open data dir .*old\/kv: it was written by an older tinykv-ts whose raw and transactional keys shared column families/);
+    expect((err as Error).message).toMatch(
+      /^cannot open data dir .*old\/kv: it was written by an older tinykv-ts whose raw and transactional keys shared column families/,
+    );
 
     const fresh = join(dir.path, "fresh");
     for (let i = 0; i < 2; i++) {
@@ -53,9 +56,20 @@ describe("a data dir written with the old key layout", () => {
   it("makes tinykv-server exit 1 with one error line", async () => {
     const old = join(dir.path, "old-process");
     await writeOldLayoutDir(old);
-    const child = spawn(process.execPath, [SERVER, "--standalone", "--status-addr=", `--path=${old}`, `--addr=127.0.0.1:${await freePort()}`, "--log-level=warn"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        SERVER,
+        "--standalone",
+        "--status-addr=",
+        `--path=${old}`,
+        `--addr=127.0.0.1:${await freePort()}`,
+        "--log-level=warn",
+      ],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     children.push(child);
     let out = "";
     child.stdout.on("data", (d) => (out += d));
@@ -70,6 +84,8 @@ describe("a data dir written with the old key layout", () => {
     expect(code, out).toBe(1);
     const lines = out.trim().split("\n");
     expect(lines, out).toHaveLength(1);
-    expect(lines[0]).toMatch(/^tinykv-server: error: cannot open data dir .*old-process\/kv: it was written by an older tinykv-ts/);
+    expect(lines[0]).toMatch(
+      /^tinykv-server: error: cannot open data dir .*old-process\/kv: it was written by an older tinykv-ts/,
+    );
   });
 });

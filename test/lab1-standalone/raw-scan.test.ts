@@ -2,7 +2,8 @@
 // returns exactly what the test wrote: keys 1..4 set through storage, then one RawPut or
 // RawDelete over gRPC, then a RawScan from key 1.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { startStandaloneServer, type StandaloneNode } from "../../src/cli/standalone-node.js";
+import type { StandaloneNode } from "../../src/cli/standalone-node.js";
+import { startStandaloneServer } from "../../src/cli/standalone-node.js";
 import { TinyKvRpc } from "../../src/client/kv-rpc.js";
 import { CF_DEFAULT } from "../../src/kv/engine/index.js";
 import { rawKeyspace } from "../../src/kv/storage/index.js";

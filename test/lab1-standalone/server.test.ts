@@ -1,8 +1,10 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rawKeyspace, type Storage } from "../../src/kv/storage/index.js";
+import type { Storage } from "../../src/kv/storage/index.js";
+import { rawKeyspace } from "../../src/kv/storage/index.js";
 import { MAX_VALUE_BYTES } from "../../src/kv/server/index.js";
-import { startStandaloneServer, type StandaloneNode } from "../../src/cli/standalone-node.js";
+import type { StandaloneNode } from "../../src/cli/standalone-node.js";
+import { startStandaloneServer } from "../../src/cli/standalone-node.js";
 import { CF_DEFAULT, CF_WRITE } from "../../src/kv/engine/index.js";
 import { TinyKvRpc } from "../../src/client/kv-rpc.js";
 import { silentLogger } from "../../src/util/logger.js";
@@ -21,7 +23,8 @@ describe("lab1 standalone server over gRPC", () => {
   const put = (key: string, value: string, cf = "") => client.rawPut({ key: b(key), value: b(value), cf });
   const get = (key: string, cf = "") => client.rawGet({ key: b(key), cf });
   const del = (key: string, cf = "") => client.rawDelete({ key: b(key), cf });
-  const scan = (start: string, limit: number, cf = "", end = "") => client.rawScan({ startKey: b(start), limit, cf, endKey: b(end) });
+  const scan = (start: string, limit: number, cf = "", end = "") =>
+    client.rawScan({ startKey: b(start), limit, cf, endKey: b(end) });
 
   beforeAll(async () => {
     dir = tempDir();
@@ -143,7 +146,9 @@ describe("lab1 standalone server over gRPC", () => {
 
   it("answers transactional rpcs it does not serve with UNIMPLEMENTED or a real answer", async () => {
     const raw = client.client;
-    const res = await call(raw, raw.coprocessor, { ranges: [], data: b(""), tp: 0n, startTs: 0n }).catch((e: grpc.ServiceError) => e);
+    const res = await call(raw, raw.coprocessor, { ranges: [], data: b(""), tp: 0n, startTs: 0n }).catch(
+      (e: grpc.ServiceError) => e,
+    );
     expect((res as grpc.ServiceError).code).toBe(grpc.status.UNIMPLEMENTED);
   });
 });

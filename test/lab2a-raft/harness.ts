@@ -1,15 +1,13 @@
 // Test harness for the raft unit tests, after the course's: build a Raft directly, run a
 // synchronous in-memory network between Rafts (send / cut / isolate / drop / ignore / recover),
 // dump logs for comparison.
+import type { Entry, Message, RaftConfig } from "../../src/raft/testing.js";
 import {
-  Entry,
   EntryType,
   ErrProposalDropped,
-  Message,
   MessageType,
   MemoryStorage,
   Raft,
-  RaftConfig,
   StateType,
   follower,
   leader,
@@ -61,7 +59,11 @@ export function msg(m: Partial<Message> & { msgType: MessageType }): Message {
 }
 
 export function ent(index: number | bigint, term: number | bigint, data?: string): Entry {
-  return newEntry({ index: BigInt(index), term: BigInt(term), data: data === undefined ? undefined : Buffer.from(data) });
+  return newEntry({
+    index: BigInt(index),
+    term: BigInt(term),
+    data: data === undefined ? undefined : Buffer.from(data),
+  });
 }
 
 /** Takes the messages a raft produced, as the course's readMessages. */

@@ -10,7 +10,9 @@ const dir = join(import.meta.dirname, "testdata");
 const update = process.env.UPDATE === "1";
 
 describe("raft interactions", () => {
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(".txt")).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith(".txt"))
+    .sort()) {
     it(file, () => {
       const path = join(dir, file);
       const script = readScript(path);

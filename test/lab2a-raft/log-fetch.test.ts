@@ -1,7 +1,13 @@
 // Entries the application keeps only on disk: raft skips the send while storage reads them
 // (ErrLogTemporarilyUnavailable) and sends them once told they are in (onEntriesFetched).
 import { describe, expect, it } from "vitest";
-import { ErrLogTemporarilyUnavailable, MemoryStorage, MessageType, InspectableRawNode as RawNode, type Entry, type Message } from "../../src/raft/testing.js";
+import type { Entry, Message } from "../../src/raft/testing.js";
+import {
+  ErrLogTemporarilyUnavailable,
+  MemoryStorage,
+  MessageType,
+  InspectableRawNode as RawNode,
+} from "../../src/raft/testing.js";
 import { msg } from "./harness.js";
 
 class DiskBackedStorage extends MemoryStorage {
@@ -32,7 +38,8 @@ function drain(rn: RawNode, s: MemoryStorage): Message[] {
   return out;
 }
 
-const appendsTo = (msgs: Message[], to: bigint) => msgs.filter((m) => m.msgType === MessageType.MsgAppend && m.to === to);
+const appendsTo = (msgs: Message[], to: bigint) =>
+  msgs.filter((m) => m.msgType === MessageType.MsgAppend && m.to === to);
 
 describe("raft log entries fetched asynchronously", () => {
   it("a lagging follower gets nothing while storage fetches, then the fetched entries", () => {

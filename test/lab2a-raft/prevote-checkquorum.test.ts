@@ -2,8 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { MemoryStorage, MessageType as MT } from "../../src/raft/testing.js";
 import type { TestRaft as Raft } from "./harness.js";
+import type { Options } from "./harness.js";
 import {
-  Options,
   StateType,
   beat,
   blackHole as nop,
@@ -58,9 +58,10 @@ describe("PreVote", () => {
       const { term, vote } = r;
       r.step(msg({ msgType: MT.MsgRequestPreVote, from: 2n, to: 1n, term: term + 1n, logTerm: term + 1n, index: 42n }));
       const ms = readMessages(r);
-      expect(ms.map((m) => [m.msgType, m.reject, m.term]), StateType[st]).toEqual([
-        [MT.MsgRequestPreVoteResponse, false, term + 1n],
-      ]);
+      expect(
+        ms.map((m) => [m.msgType, m.reject, m.term]),
+        StateType[st],
+      ).toEqual([[MT.MsgRequestPreVoteResponse, false, term + 1n]]);
       expect(r.state, StateType[st]).toBe(st);
       expect(r.term).toBe(term);
       expect(r.vote).toBe(vote);

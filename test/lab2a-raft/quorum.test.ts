@@ -10,11 +10,44 @@ describe("quorum arithmetic", () => {
   it("an election is won by a majority of yes, lost once a majority is out of reach", () => {
     const voters = [1n, 2n, 3n];
     expect(voteResult(voters, new Map([[1n, true]]))).toBe(VoteResult.Pending);
-    expect(voteResult(voters, new Map([[1n, true], [2n, true]]))).toBe(VoteResult.Won);
-    expect(voteResult(voters, new Map([[1n, true], [2n, false]]))).toBe(VoteResult.Pending);
-    expect(voteResult(voters, new Map([[1n, true], [2n, false], [3n, false]]))).toBe(VoteResult.Lost);
+    expect(
+      voteResult(
+        voters,
+        new Map([
+          [1n, true],
+          [2n, true],
+        ]),
+      ),
+    ).toBe(VoteResult.Won);
+    expect(
+      voteResult(
+        voters,
+        new Map([
+          [1n, true],
+          [2n, false],
+        ]),
+      ),
+    ).toBe(VoteResult.Pending);
+    expect(
+      voteResult(
+        voters,
+        new Map([
+          [1n, true],
+          [2n, false],
+          [3n, false],
+        ]),
+      ),
+    ).toBe(VoteResult.Lost);
     // Votes from nodes outside the configuration do not count.
-    expect(voteResult(voters, new Map([[1n, true], [9n, true]]))).toBe(VoteResult.Pending);
+    expect(
+      voteResult(
+        voters,
+        new Map([
+          [1n, true],
+          [9n, true],
+        ]),
+      ),
+    ).toBe(VoteResult.Pending);
   });
 
   it("the committed index is the highest index a majority holds", () => {

@@ -79,7 +79,9 @@ describe("raft: elections (2AA)", () => {
   it("TestCandidateResetTermMessageType_MsgAppend2AA", () => candidateResetTerm(MT.MsgAppend));
 
   it("TestDisruptiveFollower2AA", () => {
-    const [n1, n2, n3] = ids(3).map((id) => newTestRaft(id, ids(3), 10, 1, new MemoryStorage(), { checkQuorum: true })) as [Raft, Raft, Raft];
+    const [n1, n2, n3] = ids(3).map((id) =>
+      newTestRaft(id, ids(3), 10, 1, new MemoryStorage(), { checkQuorum: true }),
+    ) as [Raft, Raft, Raft];
     for (const r of [n1, n2, n3]) r.becomeFollower(1n, 0n);
     const n = newNetwork(n1, n2, n3);
     n.send(hup(1));
@@ -155,4 +157,3 @@ function candidateResetTerm(mt: MT): void {
   expect(c.state).toBe(StateType.Follower);
   expect(c.term).toBe(a.term);
 }
-

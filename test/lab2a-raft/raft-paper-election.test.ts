@@ -1,6 +1,7 @@
 // The Raft paper's election rules (§5.1, §5.2), one rule per test (course 2AA).
 import { describe, expect, it } from "vitest";
-import { MemoryStorage, Raft } from "../../src/raft/testing.js";
+import type { Raft } from "../../src/raft/testing.js";
+import { MemoryStorage } from "../../src/raft/testing.js";
 import { MessageType, StateType, hup, ids, msg, newTestRaft, readMessages } from "./harness.js";
 
 function updateTermFromMessage(state: StateType): void {
@@ -35,7 +36,13 @@ describe("raft paper: elections (2AA)", () => {
     const r = newTestRaft(1n, ids(3), 10, hi);
     r.becomeCandidate();
     r.becomeLeader();
-    for (let i = 0; i < 10; i++) r.step(msg({ msgType: MessageType.MsgPropose, entries: [{ entryType: 0, term: 0n, index: 0n, data: Buffer.from(`${i}`) }] }));
+    for (let i = 0; i < 10; i++)
+      r.step(
+        msg({
+          msgType: MessageType.MsgPropose,
+          entries: [{ entryType: 0, term: 0n, index: 0n, data: Buffer.from(`${i}`) }],
+        }),
+      );
     readMessages(r);
     for (let i = 0; i < hi; i++) r.tick();
     const ms = sortByTo(readMessages(r));
@@ -86,7 +93,9 @@ describe("raft paper: elections (2AA)", () => {
       const r = newTestRaft(1n, ids(size), 10, 1);
       r.step(hup(1));
       for (const [id, vote] of Object.entries(votes)) {
-        r.step(msg({ msgType: MessageType.MsgRequestVoteResponse, from: BigInt(id), to: 1n, term: r.term, reject: !vote }));
+        r.step(
+          msg({ msgType: MessageType.MsgRequestVoteResponse, from: BigInt(id), to: 1n, term: r.term, reject: !vote }),
+        );
       }
       expect(r.state, `case ${i}`).toBe(state);
       expect(r.term, `case ${i}`).toBe(1n);
@@ -108,9 +117,10 @@ describe("raft paper: elections (2AA)", () => {
       r.vote = vote;
       r.step(msg({ msgType: MessageType.MsgRequestVote, from: nvote, to: 1n, term: 1n }));
       const ms = readMessages(r);
-      expect(ms.map((m) => [m.from, m.to, m.term, m.msgType, m.reject]), `case ${i}`).toEqual([
-        [1n, nvote, 1n, MessageType.MsgRequestVoteResponse, reject],
-      ]);
+      expect(
+        ms.map((m) => [m.from, m.to, m.term, m.msgType, m.reject]),
+        `case ${i}`,
+      ).toEqual([[1n, nvote, 1n, MessageType.MsgRequestVoteResponse, reject]]);
     });
   });
 

@@ -1,6 +1,7 @@
 // The Raft paper's replication and safety rules (§5.3, §5.4), one rule per test (course 2AB).
 import { describe, expect, it } from "vitest";
-import { Entry, MemoryStorage, Message } from "../../src/raft/testing.js";
+import type { Entry, Message } from "../../src/raft/testing.js";
+import { MemoryStorage } from "../../src/raft/testing.js";
 import {
   MessageType,
   StateType,
@@ -140,9 +141,10 @@ describe("raft paper: replication and safety (2AB)", () => {
       r.becomeFollower(2n, 2n);
       r.step(msg({ msgType: MessageType.MsgAppend, from: 2n, to: 1n, term: 2n, logTerm: term, index }));
       const ms = readMessages(r);
-      expect(ms.map((m) => [m.msgType, m.term, m.index, m.reject]), `case ${i}`).toEqual([
-        [MessageType.MsgAppendResponse, 2n, windex, wreject],
-      ]);
+      expect(
+        ms.map((m) => [m.msgType, m.term, m.index, m.reject]),
+        `case ${i}`,
+      ).toEqual([[MessageType.MsgAppendResponse, 2n, windex, wreject]]);
       if (wreject) expect(ms[0]!.rejectHint <= 2n, `case ${i} hint within the log`).toBe(true);
     });
   });
@@ -203,7 +205,17 @@ describe("raft paper: replication and safety (2AB)", () => {
     ];
     for (const [ents, wterm] of cases) {
       const r = newTestRaft(1n, ids(3), 10, 1);
-      r.step(msg({ msgType: MessageType.MsgAppend, from: 2n, to: 1n, term: wterm - 1n, logTerm: 0n, index: 0n, entries: ents }));
+      r.step(
+        msg({
+          msgType: MessageType.MsgAppend,
+          from: 2n,
+          to: 1n,
+          term: wterm - 1n,
+          logTerm: 0n,
+          index: 0n,
+          entries: ents,
+        }),
+      );
       readMessages(r);
       for (let i = 1; i < r.electionTimeout * 2; i++) r.tick();
       const ms = sortByTo(readMessages(r));
@@ -233,7 +245,10 @@ describe("raft paper: replication and safety (2AB)", () => {
       const r = newTestRaft(1n, ids(2), 10, 1, s);
       r.step(msg({ msgType: MessageType.MsgRequestVote, from: 2n, to: 1n, term: 3n, logTerm, index }));
       const ms = readMessages(r);
-      expect(ms.map((m) => [m.msgType, m.reject]), `case ${i}`).toEqual([[MessageType.MsgRequestVoteResponse, wreject]]);
+      expect(
+        ms.map((m) => [m.msgType, m.reject]),
+        `case ${i}`,
+      ).toEqual([[MessageType.MsgRequestVoteResponse, wreject]]);
     });
   });
 

@@ -1,6 +1,7 @@
 // Raft log replication in small networks (course 2AB, after raft_test.go).
 import { describe, expect, it } from "vitest";
-import { Entry, MemoryStorage, Message, MessageType as MT, ProgressState, Raft } from "../../src/raft/testing.js";
+import type { Entry, Message } from "../../src/raft/testing.js";
+import { MemoryStorage, MessageType as MT, ProgressState, Raft } from "../../src/raft/testing.js";
 import {
   StateType,
   beat,
@@ -64,8 +65,12 @@ describe("raft: replication (2AB)", () => {
       for (const id of ids(3)) {
         const r = n.raft(id);
         expect(r.raftLog.committed, `case ${i} peer ${id}`).toBe(wcommitted);
-        const data = nextEnts(r, n.storage.get(id)!).filter((e) => e.data.length > 0).map((e) => e.data.toString());
-        expect(data, `case ${i} peer ${id}`).toEqual(msgs.filter((m) => m.msgType === MT.MsgPropose).map(() => "somedata"));
+        const data = nextEnts(r, n.storage.get(id)!)
+          .filter((e) => e.data.length > 0)
+          .map((e) => e.data.toString());
+        expect(data, `case ${i} peer ${id}`).toEqual(
+          msgs.filter((m) => m.msgType === MT.MsgPropose).map(() => "somedata"),
+        );
       }
     });
   });
@@ -211,12 +216,26 @@ describe("raft: replication (2AB)", () => {
   it("TestRecvMessageType_MsgRequestVote2AB", () => {
     const F = StateType.Follower;
     const cases: [StateType, bigint, bigint, bigint, boolean][] = [
-      [F, 0n, 0n, 0n, true], [F, 0n, 1n, 0n, true], [F, 0n, 2n, 0n, true], [F, 0n, 3n, 0n, false],
-      [F, 1n, 0n, 0n, true], [F, 1n, 1n, 0n, true], [F, 1n, 2n, 0n, true], [F, 1n, 3n, 0n, false],
-      [F, 2n, 0n, 0n, true], [F, 2n, 1n, 0n, true], [F, 2n, 2n, 0n, false], [F, 2n, 3n, 0n, false],
-      [F, 3n, 0n, 0n, true], [F, 3n, 1n, 0n, true], [F, 3n, 2n, 0n, false], [F, 3n, 3n, 0n, false],
-      [F, 3n, 2n, 2n, false], [F, 3n, 2n, 1n, true],
-      [StateType.Leader, 3n, 3n, 1n, true], [StateType.Candidate, 3n, 3n, 1n, true],
+      [F, 0n, 0n, 0n, true],
+      [F, 0n, 1n, 0n, true],
+      [F, 0n, 2n, 0n, true],
+      [F, 0n, 3n, 0n, false],
+      [F, 1n, 0n, 0n, true],
+      [F, 1n, 1n, 0n, true],
+      [F, 1n, 2n, 0n, true],
+      [F, 1n, 3n, 0n, false],
+      [F, 2n, 0n, 0n, true],
+      [F, 2n, 1n, 0n, true],
+      [F, 2n, 2n, 0n, false],
+      [F, 2n, 3n, 0n, false],
+      [F, 3n, 0n, 0n, true],
+      [F, 3n, 1n, 0n, true],
+      [F, 3n, 2n, 0n, false],
+      [F, 3n, 3n, 0n, false],
+      [F, 3n, 2n, 2n, false],
+      [F, 3n, 2n, 1n, true],
+      [StateType.Leader, 3n, 3n, 1n, true],
+      [StateType.Candidate, 3n, 3n, 1n, true],
     ];
     cases.forEach(([state, index, logTerm, voteFor, wreject], i) => {
       const s = new MemoryStorage();
@@ -228,7 +247,10 @@ describe("raft: replication (2AB)", () => {
       r.vote = voteFor;
       r.step(msg({ msgType: MT.MsgRequestVote, from: 2n, to: 1n, term, index, logTerm }));
       const ms = readMessages(r);
-      expect(ms.map((m) => [m.msgType, m.reject]), `case ${i}`).toEqual([[MT.MsgRequestVoteResponse, wreject]]);
+      expect(
+        ms.map((m) => [m.msgType, m.reject]),
+        `case ${i}`,
+      ).toEqual([[MT.MsgRequestVoteResponse, wreject]]);
     });
   });
 
@@ -256,7 +278,11 @@ describe("raft: replication (2AB)", () => {
   });
 
   it("TestHeartbeatUpdateCommit2AB", () => {
-    for (const [failCnt, successCnt] of [[1, 1], [1, 10], [5, 10]] as const) {
+    for (const [failCnt, successCnt] of [
+      [1, 1],
+      [1, 10],
+      [5, 10],
+    ] as const) {
       const n = newNetwork(null, null, null);
       const [r1, r2] = [n.raft(1), n.raft(2)];
       n.send(hup(1));

@@ -1,15 +1,14 @@
 // RawNode and Ready semantics (course 2AC, plus restart-from-snapshot of 2C).
 import { describe, expect, it } from "vitest";
+import type { Entry, Ready } from "../../src/raft/testing.js";
 import {
   ConfChange,
   ConfChangeType,
-  Entry,
   ErrProposalDropped,
   ErrStepLocalMsg,
   MemoryStorage,
   MessageType,
   InspectableRawNode as RawNode,
-  Ready,
   StateType,
 } from "../../src/raft/testing.js";
 import { ent, msg } from "./harness.js";

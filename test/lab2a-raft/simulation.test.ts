@@ -32,7 +32,11 @@ describe("randomized simulation", () => {
   } else {
     for (let from = SEED_START; from < SEED_START + SEEDS; from += CHUNK) {
       const count = Math.min(CHUNK, SEED_START + SEEDS - from);
-      it(`schedules ${from}..${from + count - 1} keep safety and make progress after healing`, () => runRange(from, count), 600_000);
+      it(
+        `schedules ${from}..${from + count - 1} keep safety and make progress after healing`,
+        () => runRange(from, count),
+        600_000,
+      );
     }
   }
 });

@@ -1,6 +1,13 @@
 // Snapshots: install, ignore, provide, catch up a slow node (course 2C), plus flow control.
 import { describe, expect, it } from "vitest";
-import { MemoryStorage, MessageType as MT, ProgressState, Snapshot, SnapshotStatus, InspectableRawNode as RawNode } from "../../src/raft/testing.js";
+import type { Snapshot } from "../../src/raft/testing.js";
+import {
+  MemoryStorage,
+  MessageType as MT,
+  ProgressState,
+  SnapshotStatus,
+  InspectableRawNode as RawNode,
+} from "../../src/raft/testing.js";
 import { StateType, beat, ent, hup, msg, newNetwork, newTestRaft, nextEnts, prop, readMessages } from "./harness.js";
 
 function snap(index: bigint, term: bigint, nodes: bigint[]): Snapshot {
@@ -10,7 +17,9 @@ function snap(index: bigint, term: bigint, nodes: bigint[]): Snapshot {
 describe("snapshots (2C)", () => {
   it("TestRestoreSnapshot2C", () => {
     const r = newTestRaft(1n, [1n, 2n], 10, 1);
-    r.handleSnapshot(msg({ msgType: MT.MsgSnapshot, from: 2n, to: 1n, term: 11n, snapshot: snap(11n, 11n, [1n, 2n, 3n]) }));
+    r.handleSnapshot(
+      msg({ msgType: MT.MsgSnapshot, from: 2n, to: 1n, term: 11n, snapshot: snap(11n, 11n, [1n, 2n, 3n]) }),
+    );
     expect(r.raftLog.lastIndex()).toBe(11n);
     expect(r.raftLog.term(11n)).toBe(11n);
     expect(r.nodes()).toEqual([1n, 2n, 3n]);

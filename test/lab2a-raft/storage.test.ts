@@ -7,7 +7,11 @@ function storageWith(...terms: [number, number][]): MemoryStorage {
   const s = new MemoryStorage();
   // A snapshot at the first entry stands in for the dummy entry, as in etcd's tests.
   const [i0, t0] = terms[0]!;
-  if (i0 > 0) s.applySnapshot({ data: Buffer.alloc(0), metadata: { index: BigInt(i0), term: BigInt(t0), confState: { nodes: [1n] } } });
+  if (i0 > 0)
+    s.applySnapshot({
+      data: Buffer.alloc(0),
+      metadata: { index: BigInt(i0), term: BigInt(t0), confState: { nodes: [1n] } },
+    });
   s.append(terms.slice(1).map(([i, t]) => ent(i, t)));
   return s;
 }
@@ -45,7 +49,10 @@ describe("MemoryStorage", () => {
   it("append: ignores compacted entries, overwrites a conflicting suffix, refuses gaps", () => {
     const s = storageWith([3, 3], [4, 4], [5, 5]);
     s.append([ent(3, 3), ent(4, 6), ent(5, 6)]);
-    expect(s.entries(4n, 6n).map((e) => [e.index, e.term])).toEqual([[4n, 6n], [5n, 6n]]);
+    expect(s.entries(4n, 6n).map((e) => [e.index, e.term])).toEqual([
+      [4n, 6n],
+      [5n, 6n],
+    ]);
     s.append([ent(5, 7), ent(6, 7)]);
     expect(s.entries(4n, 7n).map((e) => e.term)).toEqual([6n, 7n, 7n]);
     expect(() => s.append([ent(9, 7)])).toThrow();

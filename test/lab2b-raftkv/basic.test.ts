@@ -15,7 +15,10 @@ describe("lab2b raft kv: basics", () => {
     await cluster.put("k1", "v1");
     expect((await cluster.get("k1"))?.toString()).toBe("v1");
     for (const id of cluster.storeIds) {
-      await waitFor(async () => (await cluster!.engineGet(id, "k1"))?.toString() === "v1", { timeoutMs: 5000, message: `store ${id} never applied k1` });
+      await waitFor(async () => (await cluster!.engineGet(id, "k1"))?.toString() === "v1", {
+        timeoutMs: 5000,
+        message: `store ${id} never applied k1`,
+      });
     }
     await cluster.delete("k1");
     expect(await cluster.get("k1")).toBeUndefined();

@@ -26,15 +26,27 @@ describe("lab2b raft entry size limit (real binaries)", () => {
     const { store } = await cluster.client!.getStore(before!.leader!.storeId);
     const rpc = new TinyKvRpc(store.address, 10_000);
     try {
-      const ctx = { regionId: before!.region.id, regionEpoch: before!.region.regionEpoch, peer: before!.leader, term: 0n };
+      const ctx = {
+        regionId: before!.region.id,
+        regionEpoch: before!.region.regionEpoch,
+        peer: before!.leader,
+        term: 0n,
+      };
       const value = Buffer.alloc(512 * 1024, 7);
       const mutations = Array.from({ length: 6 }, (_, i) => ({ op: Op.Put, key: Buffer.from(`big-${i}`), value }));
       const err = await rpc
         .kvPrewrite({ context: ctx, mutations, primaryLock: Buffer.from("big-0"), startVersion: 100n, lockTtl: 3000n })
-        .then(() => undefined, (e: ServiceError) => e);
+        .then(
+          () => undefined,
+          (e: ServiceError) => e,
+        );
       expect(err, "a 3 MiB prewrite over a 2 MiB entry limit must be refused").toBeDefined();
       expect(err!.code).toBe(status.INVALID_ARGUMENT);
-      expect(err!.details).toMatch(new RegExp(`region ${ctx.regionId}: the raft command is \\d+ bytes, over the raft entry limit of ${2 * MiB} bytes`));
+      expect(err!.details).toMatch(
+        new RegExp(
+          `region ${ctx.regionId}: the raft command is \\d+ bytes, over the raft entry limit of ${2 * MiB} bytes`,
+        ),
+      );
 
       const put = await rpc.rawPut({ context: ctx, key: Buffer.from("big-raw"), value: Buffer.alloc(3 * MiB) });
       expect(put.error).toMatch(/over the raft entry limit/);
@@ -47,8 +59,11 @@ describe("lab2b raft entry size limit (real binaries)", () => {
       const ok = await rpc.rawPut({ context: ctx, key: Buffer.from("fits"), value: Buffer.alloc(MiB + 512 * 1024, 1) });
       expect(ok.error).toBe("");
       expect(ok.regionError).toBeUndefined();
-      expect((await cluster.get("warm-up"))).toBe("1");
-      const after = await waitFor(() => cluster.client!.getRegion(Buffer.from("big-0")), { timeoutMs: 5000, message: "region lookup" });
+      expect(await cluster.get("warm-up")).toBe("1");
+      const after = await waitFor(() => cluster.client!.getRegion(Buffer.from("big-0")), {
+        timeoutMs: 5000,
+        message: "region lookup",
+      });
       expect(after.leader?.id, `leader changed\n${cluster.logs()}`).toBe(leaderBefore);
     } finally {
       rpc.close();

@@ -11,5 +11,6 @@ describe("lab2b raft kv: TinyKV's GenericTest scenarios", () => {
   it("TestPersistConcurrent2B", () => genericTest({ part: "2B", clients: 5, crash: true }));
   it("TestPersistConcurrentUnreliable2B", () => genericTest({ part: "2B", clients: 5, unreliable: true, crash: true }));
   it("TestPersistPartition2B", () => genericTest({ part: "2B", clients: 5, crash: true, partitions: true }));
-  it("TestPersistPartitionUnreliable2B", () => genericTest({ part: "2B", clients: 5, unreliable: true, crash: true, partitions: true }));
+  it("TestPersistPartitionUnreliable2B", () =>
+    genericTest({ part: "2B", clients: 5, unreliable: true, crash: true, partitions: true }));
 });

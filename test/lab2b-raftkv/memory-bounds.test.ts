@@ -20,7 +20,8 @@ const CONCURRENCY = 4;
  */
 function rssOf(pid: number): { peak: number; now: number; anon: number; file: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const field = (name: string) => Number(/(\d+) kB/.exec(status.split("\n").find((l) => l.startsWith(name)) ?? "")?.[1] ?? NaN) / 1024;
+  const field = (name: string) =>
+    Number(/(\d+) kB/.exec(status.split("\n").find((l) => l.startsWith(name)) ?? "")?.[1] ?? NaN) / 1024;
   return { peak: field("VmHWM:"), now: field("VmRSS:"), anon: field("RssAnon:"), file: field("RssFile:") };
 }
 
@@ -40,35 +41,65 @@ describe("lab2b memory bounds with 1 MiB values (real binaries)", () => {
 
   function peaks(): number[] {
     const rss = [...cluster.stores.values()].map((s) => rssOf(s.proc!.child.pid!));
-    console.log(`memory-bounds: now per store (MiB) ${rss.map((r) => `${r.now.toFixed(0)} = anon ${r.anon.toFixed(0)} + file ${r.file.toFixed(0)}`).join(", ")}`);
+    console.log(
+      `memory-bounds: now per store (MiB) ${rss.map((r) => `${r.now.toFixed(0)} = anon ${r.anon.toFixed(0)} + file ${r.file.toFixed(0)}`).join(", ")}`,
+    );
     return rss.map((r) => r.peak);
   }
 
-  it(`${WRITES} writes of 1 MiB keep each store under ${WRITING_BOUND_MIB} MiB resident, ${RESTART_BOUND_MIB} MiB after a restart`, async () => {
-    await cluster.startScheduler();
-    for (const n of [1, 2, 3]) await cluster.addStore(n);
-    const started = Date.now();
-    const key = (i: number) => Buffer.from(`mem-${String(i).padStart(6, "0")}`);
-    for (let i = 0; i < WRITES; i += CONCURRENCY) {
-      await Promise.all(
-        [...Array(CONCURRENCY).keys()].filter((j) => i + j < WRITES).map((j) =>
-          cluster.onLeader(key(i + j), `put ${i + j}`, (rpc, ctx) => rpc.rawPut({ context: ctx as never, key: key(i + j), value: value(i + j) }), 60_000),
-        ),
+  it(
+    `${WRITES} writes of 1 MiB keep each store under ${WRITING_BOUND_MIB} MiB resident, ${RESTART_BOUND_MIB} MiB after a restart`,
+    async () => {
+      await cluster.startScheduler();
+      for (const n of [1, 2, 3]) await cluster.addStore(n);
+      const started = Date.now();
+      const key = (i: number) => Buffer.from(`mem-${String(i).padStart(6, "0")}`);
+      for (let i = 0; i < WRITES; i += CONCURRENCY) {
+        await Promise.all(
+          [...Array(CONCURRENCY).keys()]
+            .filter((j) => i + j < WRITES)
+            .map((j) =>
+              cluster.onLeader(
+                key(i + j),
+                `put ${i + j}`,
+                (rpc, ctx) => rpc.rawPut({ context: ctx as never, key: key(i + j), value: value(i + j) }),
+                60_000,
+              ),
+            ),
+        );
+      }
+      const during = peaks();
+      console.log(
+        `memory-bounds: ${WRITES} × 1 MiB writes in ${Date.now() - started} ms, peak RSS per store (MiB): ${during.map((p) => p.toFixed(0)).join(", ")}`,
       );
-    }
-    const during = peaks();
-    console.log(`memory-bounds: ${WRITES} × 1 MiB writes in ${Date.now() - started} ms, peak RSS per store (MiB): ${during.map((p) => p.toFixed(0)).join(", ")}`);
-    const restarted = Date.now();
+      const restarted = Date.now();
 
-    for (const n of [1, 2, 3]) await cluster.kill(n, "SIGKILL");
-    for (const n of [1, 2, 3]) cluster.startStore(n);
-    for (const i of [0, Math.floor(WRITES / 2), WRITES - 1]) {
-      const res = await cluster.onLeader(key(i), `get ${i}`, (rpc, ctx) => rpc.rawGet({ context: ctx as never, key: key(i) }), 60_000);
-      expect(Buffer.from(res.value).equals(value(i)), `value ${i} after the restart`).toBe(true);
-    }
-    const afterRestart = peaks();
-    console.log(`memory-bounds: after restarting every store (${Date.now() - restarted} ms to read back), peak RSS per store (MiB): ${afterRestart.map((p) => p.toFixed(0)).join(", ")}`);
-    for (const p of during) expect(p, `peak RSS while writing ${p.toFixed(0)} MiB, over ${WRITING_BOUND_MIB} MiB\n${cluster.logs()}`).toBeLessThan(WRITING_BOUND_MIB);
-    for (const p of afterRestart) expect(p, `peak RSS after a restart ${p.toFixed(0)} MiB, over ${RESTART_BOUND_MIB} MiB\n${cluster.logs()}`).toBeLessThan(RESTART_BOUND_MIB);
-  }, Math.max(600_000, WRITES * 1000));
+      for (const n of [1, 2, 3]) await cluster.kill(n, "SIGKILL");
+      for (const n of [1, 2, 3]) cluster.startStore(n);
+      for (const i of [0, Math.floor(WRITES / 2), WRITES - 1]) {
+        const res = await cluster.onLeader(
+          key(i),
+          `get ${i}`,
+          (rpc, ctx) => rpc.rawGet({ context: ctx as never, key: key(i) }),
+          60_000,
+        );
+        expect(Buffer.from(res.value).equals(value(i)), `value ${i} after the restart`).toBe(true);
+      }
+      const afterRestart = peaks();
+      console.log(
+        `memory-bounds: after restarting every store (${Date.now() - restarted} ms to read back), peak RSS per store (MiB): ${afterRestart.map((p) => p.toFixed(0)).join(", ")}`,
+      );
+      for (const p of during)
+        expect(
+          p,
+          `peak RSS while writing ${p.toFixed(0)} MiB, over ${WRITING_BOUND_MIB} MiB\n${cluster.logs()}`,
+        ).toBeLessThan(WRITING_BOUND_MIB);
+      for (const p of afterRestart)
+        expect(
+          p,
+          `peak RSS after a restart ${p.toFixed(0)} MiB, over ${RESTART_BOUND_MIB} MiB\n${cluster.logs()}`,
+        ).toBeLessThan(RESTART_BOUND_MIB);
+    },
+    Math.max(600_000, WRITES * 1000),
+  );
 });

@@ -3,7 +3,8 @@
 // heals, the old leader converges to what the majority wrote.
 import { afterEach, describe, expect, it } from "vitest";
 import { CF_DEFAULT } from "../../src/kv/engine/index.js";
-import { RaftStorage, rawKeyspace, RegionError, type Storage } from "../../src/kv/storage/index.js";
+import type { Storage } from "../../src/kv/storage/index.js";
+import { RaftStorage, rawKeyspace, RegionError } from "../../src/kv/storage/index.js";
 import { partition } from "../../src/kv/transport/index.js";
 import type { Context } from "../../src/proto/kvrpcpb.js";
 import { TestCluster } from "../harness/cluster.js";

@@ -5,15 +5,23 @@
 import { describe, expect, it } from "vitest";
 import { ConfChangeType } from "../../src/raft/index.js";
 import type { Region } from "../../src/proto/metapb.js";
-import { AdminCmdType, CmdType, RaftCmdRequest, type RaftCmdResponse } from "../../src/proto/raft_cmdpb.js";
+import type { RaftCmdResponse } from "../../src/proto/raft_cmdpb.js";
+import { AdminCmdType, CmdType, RaftCmdRequest } from "../../src/proto/raft_cmdpb.js";
 import { RaftApplyState, RaftLocalState } from "../../src/proto/raft_serverpb.js";
-import { inspectRequest, Peer, PeerStorage, TEST_RAFTSTORE_CONFIG, type ReadOutcome } from "../../src/kv/raftstore/index.js";
+import type { ReadOutcome } from "../../src/kv/raftstore/index.js";
+import { inspectRequest, Peer, PeerStorage, TEST_RAFTSTORE_CONFIG } from "../../src/kv/raftstore/index.js";
 import { Proposals } from "../../src/kv/raftstore/proposals.js";
 import { WriteBatch } from "../../src/kv/engine/engine.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { realRuntime } from "../../src/util/runtime.js";
 
-const REGION: Region = { id: 1n, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 1n, version: 1n }, peers: [{ id: 1n, storeId: 1n }] };
+const REGION: Region = {
+  id: 1n,
+  startKey: Buffer.alloc(0),
+  endKey: Buffer.alloc(0),
+  regionEpoch: { confVer: 1n, version: 1n },
+  peers: [{ id: 1n, storeId: 1n }],
+};
 
 function newPeer(): { peer: Peer; wakes: () => number } {
   let wakes = 0;
@@ -23,13 +31,23 @@ function newPeer(): { peer: Peer; wakes: () => number } {
     RaftApplyState.create({ appliedIndex: 5n, truncatedState: { index: 5n, term: 5n } }),
     [],
   );
-  const peer = new Peer(1n, REGION.peers[0]!, storage, { config: TEST_RAFTSTORE_CONFIG, runtime: realRuntime, log: silentLogger, wake: () => wakes++ });
+  const peer = new Peer(1n, REGION.peers[0]!, storage, {
+    config: TEST_RAFTSTORE_CONFIG,
+    runtime: realRuntime,
+    log: silentLogger,
+    wake: () => wakes++,
+  });
   return { peer, wakes: () => wakes };
 }
 
 /** Persists (into a batch nobody writes) and advances every Ready the peer has, as the store loop would. */
 function settle(peer: Peer): void {
-  const nowhere = new WriteBatch({ put: () => undefined, del: () => undefined, write: async () => undefined, close: async () => undefined });
+  const nowhere = new WriteBatch({
+    put: () => undefined,
+    del: () => undefined,
+    write: async () => undefined,
+    close: async () => undefined,
+  });
   while (peer.hasReady()) {
     const rd = peer.ready();
     peer.persist(nowhere, rd);
@@ -49,7 +67,15 @@ function newLeader(): { peer: Peer; wakes: () => number } {
 function put(key: string): RaftCmdRequest {
   return {
     header: { regionId: 1n, peer: REGION.peers[0], regionEpoch: REGION.regionEpoch, term: 0n },
-    requests: [{ cmdType: CmdType.Put, put: { cf: "default", key: Buffer.from(key), value: Buffer.from("v") }, get: undefined, delete: undefined, snap: undefined }],
+    requests: [
+      {
+        cmdType: CmdType.Put,
+        put: { cf: "default", key: Buffer.from(key), value: Buffer.from("v") },
+        get: undefined,
+        delete: undefined,
+        snap: undefined,
+      },
+    ],
     adminRequest: undefined,
   };
 }
@@ -98,18 +124,37 @@ describe("a peer's door", () => {
     expect(wakes() - before, "each queued command wakes the loop").toBe(2);
     peer.proposeQueued();
     const rd = peer.ready();
-    expect(rd.entries.map((e) => e.index), "one batch of entries after the leader's empty entry").toEqual([7n, 8n]);
-    const ok = (index: bigint): { index: bigint; term: bigint; resp: RaftCmdResponse } => ({ index, term: peer.term, resp: { header: undefined, responses: [], adminResponse: undefined } });
-    peer.applied({ responses: [ok(8n)], confChanged: false, removedSelf: false, splitRegions: [], needsSync: false, writtenBytes: 0 });
+    expect(
+      rd.entries.map((e) => e.index),
+      "one batch of entries after the leader's empty entry",
+    ).toEqual([7n, 8n]);
+    const ok = (index: bigint): { index: bigint; term: bigint; resp: RaftCmdResponse } => ({
+      index,
+      term: peer.term,
+      resp: { header: undefined, responses: [], adminResponse: undefined },
+    });
+    peer.applied({
+      responses: [ok(8n)],
+      confChanged: false,
+      removedSelf: false,
+      splitRegions: [],
+      needsSync: false,
+      writtenBytes: 0,
+    });
     expect(a[0]?.header?.error?.staleCommand, "the entry before the applied one was superseded").toBeDefined();
-    expect(b, "the applied entry answers its command").toEqual([{ header: undefined, responses: [], adminResponse: undefined }]);
+    expect(b, "the applied entry answers its command").toEqual([
+      { header: undefined, responses: [], adminResponse: undefined },
+    ]);
   });
 
   it("a leader that is asked to remove itself hands over and answers NotLeader", () => {
     const { peer } = newLeader();
     const removeSelf = RaftCmdRequest.fromPartial({
       header: { regionId: 1n, regionEpoch: REGION.regionEpoch },
-      adminRequest: { cmdType: AdminCmdType.ChangePeer, changePeer: { changeType: ConfChangeType.RemoveNode, peer: REGION.peers[0] } },
+      adminRequest: {
+        cmdType: AdminCmdType.ChangePeer,
+        changePeer: { changeType: ConfChangeType.RemoveNode, peer: REGION.peers[0] },
+      },
     });
     const answers = command(peer, removeSelf);
     expect(answers[0]?.header?.error?.notLeader?.regionId).toBe(1n);

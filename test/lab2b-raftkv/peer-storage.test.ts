@@ -3,7 +3,8 @@
 // it, so the log a restarted peer sees is what is checked; appends are written and read back.
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Engine, type EngineSnapshot } from "../../src/kv/engine/index.js";
+import type { EngineSnapshot } from "../../src/kv/engine/index.js";
+import { Engine } from "../../src/kv/engine/index.js";
 import { applyStateKey, PeerStorage, raftLogKey, raftStateKey, regionStateKey } from "../../src/kv/raftstore/index.js";
 import { readRaftLog } from "../../src/kv/raftstore/log-fetch.js";
 import { ConfChangeType, Entry, ErrCompacted, ErrLogTemporarilyUnavailable } from "../../src/raft/index.js";
@@ -130,7 +131,14 @@ describe("lab2b peer storage (TinyKV's peer_storage_test.go)", () => {
       { lo: 2n, hi: 6n },
       { lo: 3n, hi: 4n },
       { lo: 4n, hi: 5n, want: [[4, 4]] },
-      { lo: 4n, hi: 6n, want: [[4, 4], [5, 5]] },
+      {
+        lo: 4n,
+        hi: 6n,
+        want: [
+          [4, 4],
+          [5, 5],
+        ],
+      },
     ];
     for (const c of cases) {
       const { storage, disk } = await peerStorageFromEnts(ents);
@@ -146,15 +154,41 @@ describe("lab2b peer storage (TinyKV's peer_storage_test.go)", () => {
     // which is at least the truncated index), so ours refuses them as the bug they would be;
     // each such case checks the refusal, then appends the live part as the course's Append would.
     const cases: Array<{ appends: Entry[]; results: Array<[number, number]> }> = [
-      { appends: [ent(3, 3), ent(4, 4), ent(5, 5)], results: [[4, 4], [5, 5]] },
-      { appends: [ent(3, 3), ent(4, 6), ent(5, 6)], results: [[4, 6], [5, 6]] },
-      { appends: [ent(3, 3), ent(4, 4), ent(5, 5), ent(6, 5)], results: [[4, 4], [5, 5], [6, 5]] },
+      {
+        appends: [ent(3, 3), ent(4, 4), ent(5, 5)],
+        results: [
+          [4, 4],
+          [5, 5],
+        ],
+      },
+      {
+        appends: [ent(3, 3), ent(4, 6), ent(5, 6)],
+        results: [
+          [4, 6],
+          [5, 6],
+        ],
+      },
+      {
+        appends: [ent(3, 3), ent(4, 4), ent(5, 5), ent(6, 5)],
+        results: [
+          [4, 4],
+          [5, 5],
+          [6, 5],
+        ],
+      },
       // truncate incoming entries, truncate the existing entries and append
       { appends: [ent(2, 3), ent(3, 3), ent(4, 5)], results: [[4, 5]] },
       // truncate the existing entries and append
       { appends: [ent(4, 5)], results: [[4, 5]] },
       // direct append
-      { appends: [ent(6, 5)], results: [[4, 4], [5, 5], [6, 5]] },
+      {
+        appends: [ent(6, 5)],
+        results: [
+          [4, 4],
+          [5, 5],
+          [6, 5],
+        ],
+      },
     ];
     for (const [i, c] of cases.entries()) {
       it(`case ${i}: append ${JSON.stringify(pairs(c.appends))} gives ${JSON.stringify(c.results)}`, async () => {
@@ -163,7 +197,10 @@ describe("lab2b peer storage (TinyKV's peer_storage_test.go)", () => {
         if (live.length < c.appends.length) {
           const refused = () => storage.append(c.appends, disk.raft.newBatch());
           expect(refused, "entries at or below the truncated index are refused").toThrow(/below the truncated index/);
-          expect(await logFrom4(storage, disk), "a refused append changes nothing").toEqual([[4, 4], [5, 5]]);
+          expect(await logFrom4(storage, disk), "a refused append changes nothing").toEqual([
+            [4, 4],
+            [5, 5],
+          ]);
         }
         await appendEnts(storage, disk, live);
         expect(await logFrom4(storage, disk)).toEqual(c.results);

@@ -34,12 +34,21 @@ describe("lab2b raft kv as processes", () => {
         }
       })(),
     );
-    await waitFor(() => acked.length >= 100, { timeoutMs: 20_000, message: "writers made no progress before the kill" });
+    await waitFor(() => acked.length >= 100, {
+      timeoutMs: 20_000,
+      message: "writers made no progress before the kill",
+    });
     await cluster.kill(2, "SIGKILL");
     const before = acked.length;
-    await waitFor(() => acked.length >= before + 100, { timeoutMs: 20_000, message: "writes stalled after killing one of three stores" });
+    await waitFor(() => acked.length >= before + 100, {
+      timeoutMs: 20_000,
+      message: "writes stalled after killing one of three stores",
+    });
     cluster.startStore(2);
-    await waitFor(() => acked.length >= before + 200, { timeoutMs: 20_000, message: "writes stalled after the restart" });
+    await waitFor(() => acked.length >= before + 200, {
+      timeoutMs: 20_000,
+      message: "writes stalled after the restart",
+    });
     stop = true;
     await Promise.all(writers);
     for (const key of acked) expect(await cluster.get(key), `acknowledged ${key} lost`).toBe(`value-${key}`);
@@ -64,7 +73,10 @@ describe("lab2b raft kv as processes", () => {
     await cluster.kill(2, "SIGTERM");
     const engine = await Engine.open(path);
     try {
-      for (const key of acked) expect((await engine.get(rawCf(CF_DEFAULT), Buffer.from(key)))?.toString(), `store 2 lacks ${key}`).toBe(`value-${key}`);
+      for (const key of acked)
+        expect((await engine.get(rawCf(CF_DEFAULT), Buffer.from(key)))?.toString(), `store 2 lacks ${key}`).toBe(
+          `value-${key}`,
+        );
     } finally {
       await engine.close();
     }

@@ -31,17 +31,28 @@ describe("proposal outcomes", () => {
     cluster = undefined;
   });
 
-  async function leaderWithUnreplicatedPut(key: string): Promise<{ c: TestCluster; leaderId: bigint; write: Promise<void>; answered: () => boolean }> {
+  async function leaderWithUnreplicatedPut(
+    key: string,
+  ): Promise<{ c: TestCluster; leaderId: bigint; write: Promise<void>; answered: () => boolean }> {
     const c = (cluster = new TestCluster({ stores: 3, config: { requestTimeoutMs: 200 } }));
     await c.start();
     await c.put("warm-up", "1");
     const leaderId = await waitFor(() => c.leaderOf(1n), { timeoutMs: 5_000, message: "region 1 has a leader" });
-    c.network.addFilter(dropWhere((env) => env.from === leaderId && env.msg.message?.msgType === MessageType.MsgAppend));
+    c.network.addFilter(
+      dropWhere((env) => env.from === leaderId && env.msg.message?.msgType === MessageType.MsgAppend),
+    );
     const store = c.store(leaderId)!;
     const region = c.regionFor(Buffer.from(key))!;
-    const ctx: Context = { regionId: region.id, regionEpoch: region.regionEpoch, peer: store.peerMeta(region.id), term: 0n };
+    const ctx: Context = {
+      regionId: region.id,
+      regionEpoch: region.regionEpoch,
+      peer: store.peerMeta(region.id),
+      term: 0n,
+    };
     let done = false;
-    const write = new RaftStorage(store).write(ctx, [{ kind: "put", cf: CF_DEFAULT, key: Buffer.from(key), value: Buffer.from("x") }]).finally(() => (done = true));
+    const write = new RaftStorage(store)
+      .write(ctx, [{ kind: "put", cf: CF_DEFAULT, key: Buffer.from(key), value: Buffer.from("x") }])
+      .finally(() => (done = true));
     write.catch(() => undefined); // observed through settle() below
     return { c, leaderId, write, answered: () => done };
   }

@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { MessageType } from "../../src/proto/eraftpb.js";
 import { RaftMessage } from "../../src/proto/raft_serverpb.js";
-import { Destination, InvalidLinkTransitionError, ReconnectBackoff, type QueuedMessage } from "../../src/kv/transport/grpc-destination.js";
+import type { QueuedMessage } from "../../src/kv/transport/grpc-destination.js";
+import { Destination, InvalidLinkTransitionError, ReconnectBackoff } from "../../src/kv/transport/grpc-destination.js";
 import { GrpcTransport, StaticResolver } from "../../src/kv/transport/index.js";
-import { realRuntime, type Runtime } from "../../src/util/runtime.js";
+import type { Runtime } from "../../src/util/runtime.js";
+import { realRuntime } from "../../src/util/runtime.js";
 import { freePort } from "../harness/ports.js";
 import { waitFor } from "../harness/wait.js";
 
@@ -167,7 +169,10 @@ describe("lab2b transport: a destination's stream state machine", () => {
 
   it("the queue is bounded in count and bytes, drops the oldest, and always keeps the newest", () => {
     const d = destination();
-    const dropped = d.enqueue([1, 2, 3, 4, 5].map((i) => msg(1n, i)), { maxMessages: 3, maxBytes: 1e6 });
+    const dropped = d.enqueue(
+      [1, 2, 3, 4, 5].map((i) => msg(1n, i)),
+      { maxMessages: 3, maxBytes: 1e6 },
+    );
     expect(dropped.map((q) => Number(q.msg.message!.index))).toEqual([1, 2]);
     expect(d.queueLength).toBe(3);
     expect(d.queuedBytes).toBe(300);
@@ -201,14 +206,20 @@ describe("lab2b transport: the gRPC transport's backoff runs on the injected run
     try {
       t.send(msg(1n, 1).msg);
       t.flush();
-      await waitFor(() => t.stats.streamFailures === 1, { timeoutMs: 10_000, message: "the stream to the dead store failed" });
+      await waitFor(() => t.stats.streamFailures === 1, {
+        timeoutMs: 10_000,
+        message: "the stream to the dead store failed",
+      });
       expect(t.stats.streamsOpened).toBe(1);
       // random() = 0 makes the wait half the first step: 500 ms on the runtime's clock.
       clock += 499;
       const before = unreachable.length;
       t.send(msg(1n, 2).msg);
       t.flush();
-      await waitFor(() => unreachable.length > before, { timeoutMs: 2000, message: "a send while backing off reported unreachable" });
+      await waitFor(() => unreachable.length > before, {
+        timeoutMs: 2000,
+        message: "a send while backing off reported unreachable",
+      });
       expect(t.stats.streamsOpened).toBe(1);
       clock += 1;
       t.send(msg(1n, 3).msg);

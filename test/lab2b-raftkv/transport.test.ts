@@ -1,13 +1,29 @@
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { randomBytes } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { MessageType } from "../../src/proto/eraftpb.js";
-import { RaftMessage, type SnapshotChunk } from "../../src/proto/raft_serverpb.js";
+import type { SnapshotChunk } from "../../src/proto/raft_serverpb.js";
+import { RaftMessage } from "../../src/proto/raft_serverpb.js";
 import { StandaloneStorage } from "../../src/kv/storage/index.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
+import type {
+  GrpcTransportOptions,
+  RaftMessageSink,
+  RaftTransport,
+  SnapshotSource,
+  TransportEvents,
+} from "../../src/kv/transport/index.js";
 import {
-  delay, dropRate, dropWhere, duplicate, GrpcTransport, isolate, MemoryNetwork, partition, reorder,
-  StaticResolver, type GrpcTransportOptions, type RaftMessageSink, type RaftTransport, type SnapshotSource, type TransportEvents,
+  delay,
+  dropRate,
+  dropWhere,
+  duplicate,
+  GrpcTransport,
+  isolate,
+  MemoryNetwork,
+  partition,
+  reorder,
+  StaticResolver,
 } from "../../src/kv/transport/index.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { realRuntime } from "../../src/util/runtime.js";
@@ -162,7 +178,10 @@ describe("lab2b transport: in-memory network", () => {
     const { sinks, ts } = threeStores(99);
     net.addFilter(duplicate(0.5));
     sendAll(ts[0]!, 1n, 2n, 2000);
-    await waitFor(() => sinks[1]!.msgs.length === 2000 + net.stats.duplicated, { timeoutMs: 3000, message: "all copies delivered" });
+    await waitFor(() => sinks[1]!.msgs.length === 2000 + net.stats.duplicated, {
+      timeoutMs: 3000,
+      message: "all copies delivered",
+    });
     expect(net.stats.duplicated).toBeGreaterThan(900);
     expect(net.stats.duplicated).toBeLessThan(1100);
     // Copies are distinct objects (decoded from the wire form), equal in content.
@@ -229,16 +248,32 @@ describe("lab2b transport: gRPC between stores", () => {
 
   async function startStore(addr = "127.0.0.1:0") {
     const sink = new RecordingSink();
-    const svc = createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), raft: sink, log: silentLogger });
+    const svc = createTinyKvService({
+      raw: new RawHandlers(storage),
+      txn: new TxnHandlers(storage),
+      raft: sink,
+      log: silentLogger,
+    });
     const { server, port } = await listenTinyKv(svc, addr);
     servers.push(server);
     return { sink, server, port, addr: `127.0.0.1:${port}` };
   }
 
-  function transport(storeId: bigint, resolver: StaticResolver, source: SnapshotSource = noSnapshots, more: Partial<GrpcTransportOptions> = {}) {
+  function transport(
+    storeId: bigint,
+    resolver: StaticResolver,
+    source: SnapshotSource = noSnapshots,
+    more: Partial<GrpcTransportOptions> = {},
+  ) {
     const events = new RecordingEvents();
     const t = new GrpcTransport({
-      storeId, resolver, snapshotSource: source, events, reconnectBackoffMs: 50, maxReconnectBackoffMs: 400, ...more,
+      storeId,
+      resolver,
+      snapshotSource: source,
+      events,
+      reconnectBackoffMs: 50,
+      maxReconnectBackoffMs: 400,
+      ...more,
     });
     transports.push(t);
     return { t, events };
@@ -259,7 +294,10 @@ describe("lab2b transport: gRPC between stores", () => {
   it("1,000 messages arrive in order on one stream, both directions", async () => {
     const s1 = await startStore();
     const s2 = await startStore();
-    const resolver = new StaticResolver([[1n, s1.addr], [2n, s2.addr]]);
+    const resolver = new StaticResolver([
+      [1n, s1.addr],
+      [2n, s2.addr],
+    ]);
     const a = transport(1n, resolver);
     const b = transport(2n, resolver);
     for (let batch = 0; batch < 10; batch++) sendAll(a.t, 1n, 2n, 100, batch * 100);
@@ -279,7 +317,10 @@ describe("lab2b transport: gRPC between stores", () => {
     a.t.send(snap);
     a.t.send(raftMsg(1n, 2n, 78)); // raft traffic is not held up by the snapshot
     a.t.flush();
-    await waitFor(() => a.events.snapshotStatus.length === 1, { timeoutMs: 10_000, message: "snapshot status reported" });
+    await waitFor(() => a.events.snapshotStatus.length === 1, {
+      timeoutMs: 10_000,
+      message: "snapshot status reported",
+    });
     expect(a.events.snapshotStatus[0]!.ok).toBe(true);
     const got = s2.sink.snapshots[0]!;
     expect(got.message.regionId).toBe(5n);
@@ -328,13 +369,17 @@ describe("lab2b transport: gRPC between stores", () => {
     // surely "during backoff" however slow this machine is (with a real clock a 25-50 ms wait
     // could pass before them, and 50 queued sends to one peer are reported once).
     const frozenAt = Date.now();
-    const a = transport(1n, resolver, bufferSource(Buffer.alloc(10), 5), { runtime: { ...realRuntime, now: () => frozenAt } });
+    const a = transport(1n, resolver, bufferSource(Buffer.alloc(10), 5), {
+      runtime: { ...realRuntime, now: () => frozenAt },
+    });
     expect(() => {
       sendAll(a.t, 1n, 9n, 3); // no address for store 9
       sendAll(a.t, 1n, 7n, 3); // nothing listens at store 7's address
     }).not.toThrow();
     await waitFor(
-      () => a.events.unreachable.some((m) => m.toPeer?.storeId === 9n) && a.events.unreachable.some((m) => m.toPeer?.storeId === 7n),
+      () =>
+        a.events.unreachable.some((m) => m.toPeer?.storeId === 9n) &&
+        a.events.unreachable.some((m) => m.toPeer?.storeId === 7n),
       { timeoutMs: 5000, message: "unreachable reported for stores 9 and 7" },
     );
     // While backing off, sends are dropped at once (reported), not queued without bound.
@@ -345,7 +390,10 @@ describe("lab2b transport: gRPC between stores", () => {
     });
     a.t.send(raftMsg(1n, 9n, 1, MessageType.MsgSnapshot));
     a.t.send(raftMsg(1n, 7n, 1, MessageType.MsgSnapshot));
-    await waitFor(() => a.events.snapshotStatus.length === 2, { timeoutMs: 5000, message: "two snapshot failures reported" });
+    await waitFor(() => a.events.snapshotStatus.length === 2, {
+      timeoutMs: 5000,
+      message: "two snapshot failures reported",
+    });
     expect(a.events.snapshotStatus.every((s) => !s.ok)).toBe(true);
   });
 

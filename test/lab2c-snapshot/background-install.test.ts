@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CF_DEFAULT } from "../../src/kv/engine/index.js";
-import { rawKeyspace, type Modify, type RaftStorage } from "../../src/kv/storage/index.js";
+import type { Modify, RaftStorage } from "../../src/kv/storage/index.js";
+import { rawKeyspace } from "../../src/kv/storage/index.js";
 import { dropWhere } from "../../src/kv/transport/index.js";
 import { TestCluster } from "../harness/cluster.js";
 import { transferLeader } from "../harness/generic.js";
@@ -27,7 +28,13 @@ describe("snapshot install off the store loop", () => {
     await cluster.put("a", "1");
     const leader1 = await waitFor(() => cluster.leaderOf(1n), { timeoutMs: 5_000, message: "region 1 has a leader" });
     const region = cluster.store(leader1)!.peers.get(1n)!.region;
-    const split = await cluster.store(leader1)!.proposeSplit(1n, region.regionEpoch!, Buffer.from("m"), 2n, region.peers.map((p) => 100n + p.storeId));
+    const split = await cluster.store(leader1)!.proposeSplit(
+      1n,
+      region.regionEpoch!,
+      Buffer.from("m"),
+      2n,
+      region.peers.map((p) => 100n + p.storeId),
+    );
     expect(split.header?.error).toBeUndefined();
     await cluster.put("n", "1"); // region 2 serves
     await transferLeader(cluster, 1n, 3n);
@@ -35,11 +42,19 @@ describe("snapshot install off the store loop", () => {
     // Store 3 misses region 2's writes; its log is compacted past them, so it will need a snapshot.
     const removeFilter = cluster.network.addFilter(dropWhere((env) => env.to === 3n && env.msg.regionId === 2n));
     for (let start = 0; start < KEYS; start += BATCH) {
-      const batch: Modify[] = Array.from({ length: BATCH }, (_, i) => ({ kind: "put" as const, cf: CF_DEFAULT, key: Buffer.from(`n${String(start + i).padStart(8, "0")}`), value: VALUE }));
+      const batch: Modify[] = Array.from({ length: BATCH }, (_, i) => ({
+        kind: "put" as const,
+        cf: CF_DEFAULT,
+        key: Buffer.from(`n${String(start + i).padStart(8, "0")}`),
+        value: VALUE,
+      }));
       await cluster.onLeader(Buffer.from("n"), "bulk put", (s: RaftStorage, ctx) => rawKeyspace(s).write(ctx, batch));
     }
     const leader2 = cluster.leaderOf(2n)!;
-    await waitFor(() => cluster.store(leader2)!.peers.get(2n)!.storage.truncatedIndex > 10n, { timeoutMs: 10_000, message: "region 2's log was compacted" });
+    await waitFor(() => cluster.store(leader2)!.peers.get(2n)!.storage.truncatedIndex > 10n, {
+      timeoutMs: 10_000,
+      message: "region 2's log was compacted",
+    });
 
     const peer1 = cluster.store(3n)!.peers.get(1n)!;
     const term = peer1.term;
@@ -56,13 +71,19 @@ describe("snapshot install off the store loop", () => {
     try {
       removeFilter();
       const last = `n${String(KEYS - 1).padStart(8, "0")}`;
-      await waitFor(async () => (await cluster.engineGet(3n, last)) !== undefined, { timeoutMs: 30_000, message: "store 3 installed region 2's snapshot" });
+      await waitFor(async () => (await cluster.engineGet(3n, last)) !== undefined, {
+        timeoutMs: 30_000,
+        message: "store 3 installed region 2's snapshot",
+      });
       await new Promise((r) => setTimeout(r, 300));
     } finally {
       clearInterval(watch);
     }
     expect(changes, `region 1 on store 3 lost its leadership during the install\n${cluster.dump()}`).toBe(0);
     // What the store heartbeats report to the scheduler (its snapshot limits read these).
-    expect(Math.min(seen.sending, seen.incoming, seen.applying), `the sender, receiver and installer each counted the snapshot: ${JSON.stringify(seen)}`).toBeGreaterThanOrEqual(1);
+    expect(
+      Math.min(seen.sending, seen.incoming, seen.applying),
+      `the sender, receiver and installer each counted the snapshot: ${JSON.stringify(seen)}`,
+    ).toBeGreaterThanOrEqual(1);
   });
 });

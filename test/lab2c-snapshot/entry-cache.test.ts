@@ -33,7 +33,9 @@ describe("lab2c raft entry cache bounded in bytes", () => {
     cluster.network.addFilter(isolate(lagging));
     for (let i = 1; i <= 60; i++) await cluster.put(`k${i}`, value(i));
     const leader = cluster.store(cluster.leaderOf(1n)!)!.peers.get(1n)!;
-    expect(leader.storage.cachedBytes, "the leader's cache must stay near its limit").toBeLessThan(16 * 1024 + 4 * 1024);
+    expect(leader.storage.cachedBytes, "the leader's cache must stay near its limit").toBeLessThan(
+      16 * 1024 + 4 * 1024,
+    );
     expect(leader.storage.logBytes, "60 × 2 KiB are in the log").toBeGreaterThan(100 * 1024);
 
     cluster.network.clearFilters();
@@ -52,10 +54,13 @@ describe("lab2c raft entry cache bounded in bytes", () => {
     // Once every follower has everything, an idle region holds no entries in memory at all:
     // otherwise each of many regions would keep its full budget.
     await cluster.put("k61", "small");
-    await waitFor(() => [...cluster!.storeIds].every((id) => cluster!.store(id)!.peers.get(1n)!.storage.cachedBytes === 0), {
-      timeoutMs: 5000,
-      message: "every replica of the idle region drops its cached entries",
-    });
+    await waitFor(
+      () => [...cluster!.storeIds].every((id) => cluster!.store(id)!.peers.get(1n)!.storage.cachedBytes === 0),
+      {
+        timeoutMs: 5000,
+        message: "every replica of the idle region drops its cached entries",
+      },
+    );
 
     // After a restart only unapplied entries are loaded into memory.
     await cluster.stopStore(lagging);

@@ -1,5 +1,6 @@
 // Membership changes one node at a time (course 3A, raft part).
 import { describe, expect, it } from "vitest";
+import type { Ready } from "../../src/raft/testing.js";
 import {
   ConfChange,
   ConfChangeType,
@@ -8,11 +9,19 @@ import {
   MemoryStorage,
   MessageType as MT,
   InspectableRawNode as RawNode,
-  Ready,
   StateType,
   newEntry,
 } from "../../src/raft/testing.js";
-import { commitNoopEntry, hup, msg, newNetwork, newTestRaft, nextEnts, prop, readMessages } from "../lab2a-raft/harness.js";
+import {
+  commitNoopEntry,
+  hup,
+  msg,
+  newNetwork,
+  newTestRaft,
+  nextEnts,
+  prop,
+  readMessages,
+} from "../lab2a-raft/harness.js";
 
 function ccEntry(changeType: ConfChangeType, nodeId: bigint) {
   const data = Buffer.from(ConfChange.encode(ConfChange.create({ changeType, nodeId })).finish());
@@ -163,22 +172,34 @@ describe("membership changes (3A)", () => {
 
   it("applyConfChange returns the new membership; a zero node id is a no-op", () => {
     const rn = new RawNode({ id: 1n, peers: [1n], electionTick: 10, heartbeatTick: 1, storage: new MemoryStorage() });
-    expect(rn.applyConfChange(ConfChange.create({ changeType: ConfChangeType.AddNode, nodeId: 3n })).nodes).toEqual([1n, 3n]);
-    expect(rn.applyConfChange(ConfChange.create({ changeType: ConfChangeType.RemoveNode, nodeId: 0n })).nodes).toEqual([1n, 3n]);
-    expect(rn.applyConfChange(ConfChange.create({ changeType: ConfChangeType.RemoveNode, nodeId: 3n })).nodes).toEqual([1n]);
+    expect(rn.applyConfChange(ConfChange.create({ changeType: ConfChangeType.AddNode, nodeId: 3n })).nodes).toEqual([
+      1n,
+      3n,
+    ]);
+    expect(rn.applyConfChange(ConfChange.create({ changeType: ConfChangeType.RemoveNode, nodeId: 0n })).nodes).toEqual([
+      1n,
+      3n,
+    ]);
+    expect(rn.applyConfChange(ConfChange.create({ changeType: ConfChangeType.RemoveNode, nodeId: 3n })).nodes).toEqual([
+      1n,
+    ]);
   });
 });
 
 describe("a leader that applies its own removal, without stepping down", () => {
   it("keeps leading the remaining members so they learn the commit, and accepts no proposals", () => {
-    const peers = [1n, 2n].map((id) => newTestRaft(id, [1n, 2n], 10, 1, new MemoryStorage(), { stepDownOnRemoval: false }));
+    const peers = [1n, 2n].map((id) =>
+      newTestRaft(id, [1n, 2n], 10, 1, new MemoryStorage(), { stepDownOnRemoval: false }),
+    );
     const n = newNetwork(...peers);
     n.send(hup(1));
     const lead = n.raft(1);
     expect(lead.state).toBe(StateType.Leader);
     lead.removeNode(1n);
     expect(lead.state).toBe(StateType.Leader);
-    expect(() => lead.step(msg({ msgType: MT.MsgPropose, entries: [{ data: Buffer.from("x") } as never] }))).toThrow(ErrProposalDropped);
+    expect(() => lead.step(msg({ msgType: MT.MsgPropose, entries: [{ data: Buffer.from("x") } as never] }))).toThrow(
+      ErrProposalDropped,
+    );
     for (let i = 0; i < lead.heartbeatTimeout; i++) lead.tick();
     const beats = readMessages(lead).filter((m) => m.msgType === MT.MsgHeartbeat);
     expect(beats.map((m) => m.to)).toEqual([2n]);

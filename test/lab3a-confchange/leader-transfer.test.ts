@@ -1,6 +1,7 @@
 // Leader transfer: MsgTransferLeader / MsgTimeoutNow (course 3A, raft part).
 import { describe, expect, it } from "vitest";
-import { ErrProposalDropped, Message, MessageType as MT, Raft, StateType } from "../../src/raft/testing.js";
+import type { Message, Raft } from "../../src/raft/testing.js";
+import { ErrProposalDropped, MessageType as MT, StateType } from "../../src/raft/testing.js";
 import { hup, msg, newNetwork, newNetworkWithConfig, newTestRaft, nextEnts, prop } from "../lab2a-raft/harness.js";
 
 function transfer(to: bigint | number, via: bigint | number): Message {

@@ -23,7 +23,14 @@ describe("tinykv-server refuses a data dir of another cluster", () => {
 
   async function startScheduler(name: string) {
     const addr = `127.0.0.1:${await freePort()}`;
-    const proc = spawnNode("tinyscheduler.js", ["--addr", addr, "--data-dir", join(dir.path, name), "--status-addr", ""]);
+    const proc = spawnNode("tinyscheduler.js", [
+      "--addr",
+      addr,
+      "--data-dir",
+      join(dir.path, name),
+      "--status-addr",
+      "",
+    ]);
     procs.push(proc);
     const client = await SchedulerRpcClient.connect(addr, { connectDeadlineMs: 15_000 });
     clients.push(client);
@@ -34,9 +41,21 @@ describe("tinykv-server refuses a data dir of another cluster", () => {
     const storePath = join(dir.path, "store");
     const a = await startScheduler("sched-a");
     const storeAddr = `127.0.0.1:${await freePort()}`;
-    const store = spawnNode("tinykv-server.js", ["--status-addr", "", "--path", storePath, "--addr", storeAddr, "--scheduler", a.addr]);
+    const store = spawnNode("tinykv-server.js", [
+      "--status-addr",
+      "",
+      "--path",
+      storePath,
+      "--addr",
+      storeAddr,
+      "--scheduler",
+      a.addr,
+    ]);
     procs.push(store);
-    await waitFor(async () => (await a.client.getAllStores()).length === 1, { timeoutMs: 20_000, message: `the store never registered\n${store.output()}` });
+    await waitFor(async () => (await a.client.getAllStores()).length === 1, {
+      timeoutMs: 20_000,
+      message: `the store never registered\n${store.output()}`,
+    });
     store.child.kill("SIGTERM");
     expect(await store.exited).toBe(0);
     a.client.close();
@@ -44,12 +63,27 @@ describe("tinykv-server refuses a data dir of another cluster", () => {
     await a.proc.exited;
 
     const b = await startScheduler("sched-b");
-    const again = spawnNode("tinykv-server.js", ["--status-addr", "", "--path", storePath, "--addr", storeAddr, "--scheduler", b.addr]);
+    const again = spawnNode("tinykv-server.js", [
+      "--status-addr",
+      "",
+      "--path",
+      storePath,
+      "--addr",
+      storeAddr,
+      "--scheduler",
+      b.addr,
+    ]);
     procs.push(again);
     expect(await again.exited).toBe(1);
-    const lines = again.output().trim().split("\n").filter((l) => l.startsWith("tinykv-server: error"));
+    const lines = again
+      .output()
+      .trim()
+      .split("\n")
+      .filter((l) => l.startsWith("tinykv-server: error"));
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`belongs to cluster \\d+, but the scheduler runs cluster ${b.client.clusterId}`));
+    expect(lines[0]).toMatch(
+      new RegExp(`belongs to cluster \\d+, but the scheduler runs cluster ${b.client.clusterId}`),
+    );
     b.client.close();
     b.proc.child.kill("SIGTERM");
     await b.proc.exited;
@@ -62,12 +96,27 @@ describe("tinykv-server refuses a data dir of another cluster", () => {
     await kv.newBatch().put(CF_DEFAULT, Buffer.from("raw-key"), Buffer.from("raw-value")).write(true);
     await kv.close();
     const s = await startScheduler("sched-old-layout");
-    const store = spawnNode("tinykv-server.js", ["--status-addr", "", "--path", storePath, "--addr", `127.0.0.1:${await freePort()}`, "--scheduler", s.addr]);
+    const store = spawnNode("tinykv-server.js", [
+      "--status-addr",
+      "",
+      "--path",
+      storePath,
+      "--addr",
+      `127.0.0.1:${await freePort()}`,
+      "--scheduler",
+      s.addr,
+    ]);
     procs.push(store);
     expect(await store.exited, store.output()).toBe(1);
-    const lines = store.output().trim().split("\n").filter((l) => l.startsWith("tinykv-server: error"));
+    const lines = store
+      .output()
+      .trim()
+      .split("\n")
+      .filter((l) => l.startsWith("tinykv-server: error"));
     expect(lines, store.output()).toHaveLength(1);
-    expect(lines[0]).toMatch(/cannot open data dir .*old-layout\/kv: it was written by an older tinykv-ts whose raw and transactional keys shared column families/);
+    expect(lines[0]).toMatch(
+      /cannot open data dir .*old-layout\/kv: it was written by an older tinykv-ts whose raw and transactional keys shared column families/,
+    );
     expect(await s.client.isBootstrapped(), "the refused store bootstrapped nothing").toBe(false);
   });
 });

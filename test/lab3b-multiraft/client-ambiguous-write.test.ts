@@ -4,7 +4,8 @@
 // Scheduler and store are fakes behind the client's injection points, so no process runs.
 import { status } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
-import { KvClient, KvOutcomeUnknownError, type KvConnection } from "../../src/client/index.js";
+import type { KvConnection } from "../../src/client/index.js";
+import { KvClient, KvOutcomeUnknownError } from "../../src/client/index.js";
 import * as kv from "../../src/proto/kvrpcpb.js";
 import type { Region } from "../../src/proto/metapb.js";
 import type { SchedulerApi } from "../../src/scheduler/api.js";
@@ -58,11 +59,20 @@ function scriptedStores(answers: Answer[]) {
   const connect = (addr: string): KvConnection => {
     const write = async <R>(what: string, create: (base: object) => R): Promise<R> => {
       const answer = answers.shift() ?? "ok";
-      if (answer === "unavailable") throw Object.assign(new Error("connection refused"), { code: status.UNAVAILABLE, details: "connection refused" });
+      if (answer === "unavailable")
+        throw Object.assign(new Error("connection refused"), {
+          code: status.UNAVAILABLE,
+          details: "connection refused",
+        });
       writes.push(`${what}@${addr}`);
-      if (answer === "deadline") throw Object.assign(new Error("deadline exceeded"), { code: status.DEADLINE_EXCEEDED, details: "deadline exceeded" });
+      if (answer === "deadline")
+        throw Object.assign(new Error("deadline exceeded"), {
+          code: status.DEADLINE_EXCEEDED,
+          details: "deadline exceeded",
+        });
       if (answer === "stale-command") return create({ regionError: { message: "stale command", staleCommand: {} } });
-      if (answer === "not-leader") return create({ regionError: { message: "not leader", notLeader: { regionId: 1n, leader: REGION.peers[1] } } });
+      if (answer === "not-leader")
+        return create({ regionError: { message: "not leader", notLeader: { regionId: 1n, leader: REGION.peers[1] } } });
       return create({});
     };
     const unused = () => Promise.reject(new Error("not used by this test"));
@@ -83,7 +93,11 @@ function scriptedStores(answers: Answer[]) {
       close: () => undefined,
     };
   };
-  const client = KvClient.withScheduler(fakeScheduler(), { connectKv: connect, timeoutMs: 2_000, backoff: { initialMs: 1, maxMs: 5 } });
+  const client = KvClient.withScheduler(fakeScheduler(), {
+    connectKv: connect,
+    timeoutMs: 2_000,
+    backoff: { initialMs: 1, maxMs: 5 },
+  });
   return { client, writes };
 }
 
@@ -92,7 +106,9 @@ describe("client: raw writes of unknown outcome are not sent twice", () => {
     it(`a put answered ${answer} fails as outcome unknown, sent once`, async () => {
       const { client, writes } = scriptedStores([answer, "ok"]);
       const err = await client.put("k", "v").catch((e: unknown) => e);
-      expect(err, `put after ${answer} should fail as outcome unknown; stores saw ${writes.join(", ")}`).toBeInstanceOf(KvOutcomeUnknownError);
+      expect(err, `put after ${answer} should fail as outcome unknown; stores saw ${writes.join(", ")}`).toBeInstanceOf(
+        KvOutcomeUnknownError,
+      );
       expect(writes).toEqual(["put@store1"]);
       client.close();
     });

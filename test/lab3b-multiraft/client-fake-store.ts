@@ -12,7 +12,8 @@ import { Peer, Region, StoreState } from "../../src/proto/metapb.js";
 import { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
 import type { SchedulerServer } from "../../src/scheduler/server/server.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
-import { StandaloneStorage, type Storage } from "../../src/kv/storage/index.js";
+import type { Storage } from "../../src/kv/storage/index.js";
+import { StandaloneStorage } from "../../src/kv/storage/index.js";
 import { keyInRange } from "../../src/util/bytes.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { tempDir, waitFor } from "../harness/wait.js";
@@ -28,16 +29,34 @@ interface Guarded {
 const GUARDS: Record<string, Guarded> = {
   rawGet: { keys: (r: kv.RawGetRequest) => [r.key], reply: (e) => kv.RawGetResponse.create({ regionError: e }) },
   rawPut: { keys: (r: kv.RawPutRequest) => [r.key], reply: (e) => kv.RawPutResponse.create({ regionError: e }) },
-  rawDelete: { keys: (r: kv.RawDeleteRequest) => [r.key], reply: (e) => kv.RawDeleteResponse.create({ regionError: e }) },
-  rawScan: { keys: (r: kv.RawScanRequest) => [r.startKey], reply: (e) => kv.RawScanResponse.create({ regionError: e }) },
+  rawDelete: {
+    keys: (r: kv.RawDeleteRequest) => [r.key],
+    reply: (e) => kv.RawDeleteResponse.create({ regionError: e }),
+  },
+  rawScan: {
+    keys: (r: kv.RawScanRequest) => [r.startKey],
+    reply: (e) => kv.RawScanResponse.create({ regionError: e }),
+  },
   kvGet: { keys: (r: kv.GetRequest) => [r.key], reply: (e) => kv.GetResponse.create({ regionError: e }) },
   kvScan: { keys: (r: kv.ScanRequest) => [r.startKey], reply: (e) => kv.ScanResponse.create({ regionError: e }) },
-  kvPrewrite: { keys: (r: kv.PrewriteRequest) => r.mutations.map((m) => m.key), reply: (e) => kv.PrewriteResponse.create({ regionError: e }) },
+  kvPrewrite: {
+    keys: (r: kv.PrewriteRequest) => r.mutations.map((m) => m.key),
+    reply: (e) => kv.PrewriteResponse.create({ regionError: e }),
+  },
   kvCommit: { keys: (r: kv.CommitRequest) => r.keys, reply: (e) => kv.CommitResponse.create({ regionError: e }) },
-  kvBatchRollback: { keys: (r: kv.BatchRollbackRequest) => r.keys, reply: (e) => kv.BatchRollbackResponse.create({ regionError: e }) },
-  kvCheckTxnStatus: { keys: (r: kv.CheckTxnStatusRequest) => [r.primaryKey], reply: (e) => kv.CheckTxnStatusResponse.create({ regionError: e }) },
+  kvBatchRollback: {
+    keys: (r: kv.BatchRollbackRequest) => r.keys,
+    reply: (e) => kv.BatchRollbackResponse.create({ regionError: e }),
+  },
+  kvCheckTxnStatus: {
+    keys: (r: kv.CheckTxnStatusRequest) => [r.primaryKey],
+    reply: (e) => kv.CheckTxnStatusResponse.create({ regionError: e }),
+  },
   kvResolveLock: { keys: () => [], reply: (e) => kv.ResolveLockResponse.create({ regionError: e }) },
-  kvTxnHeartBeat: { keys: (r: kv.TxnHeartBeatRequest) => [r.primaryLock], reply: (e) => kv.TxnHeartBeatResponse.create({ regionError: e }) },
+  kvTxnHeartBeat: {
+    keys: (r: kv.TxnHeartBeatRequest) => [r.primaryLock],
+    reply: (e) => kv.TxnHeartBeatResponse.create({ regionError: e }),
+  },
 };
 
 /** The request message of each guarded rpc, to measure what went over the wire. */
@@ -92,7 +111,11 @@ export class FakeStore {
     const storage = new StandaloneStorage(dir.path);
     await storage.start();
     const writeBytes: number[] = [];
-    const svc = createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(recordingWrites(storage, writeBytes)), log: silentLogger });
+    const svc = createTinyKvService({
+      raw: new RawHandlers(storage),
+      txn: new TxnHandlers(recordingWrites(storage, writeBytes)),
+      log: silentLogger,
+    });
     let store: FakeStore | undefined;
     const handlers = svc as unknown as Record<string, grpc.handleUnaryCall<unknown, unknown>>;
     for (const [rpc, g] of Object.entries(GUARDS)) {
@@ -106,13 +129,18 @@ export class FakeStore {
           rpc,
           regionId: req.context?.regionId ?? 0n,
           keys: keys.map((k) => k.toString()),
-          regionError: err ? Object.keys(err).find((k) => k !== "message" && (err as any)[k] !== undefined) ?? "message" : undefined,
+          regionError: err
+            ? (Object.keys(err).find((k) => k !== "message" && (err as any)[k] !== undefined) ?? "message")
+            : undefined,
           seq: seq++,
           bytes,
         });
         const gate = store!.gates.get(rpc);
         const serve = () => (err ? callback(null, g.reply(err)) : inner(call, callback));
-        if (gate) gate(call.request).then(serve, (e: unknown) => callback({ code: 13, details: String(e) } as grpc.ServiceError, null));
+        if (gate)
+          gate(call.request).then(serve, (e: unknown) =>
+            callback({ code: 13, details: String(e) } as grpc.ServiceError, null),
+          );
         else serve();
       };
     }
@@ -135,21 +163,34 @@ export class FakeStore {
   check(ctx: Ctx, keys: Buffer[]): RegionErrorPb | undefined {
     if (!ctx) return RegionErrorPb.create({ message: "missing context" });
     const hosted = this.regions.get(ctx.regionId);
-    if (!hosted) return RegionErrorPb.create({ message: "region not found", regionNotFound: { regionId: ctx.regionId } });
+    if (!hosted)
+      return RegionErrorPb.create({ message: "region not found", regionNotFound: { regionId: ctx.regionId } });
     if (ctx.peer?.storeId !== this.storeId) {
-      return RegionErrorPb.create({ message: "store not match", storeNotMatch: { requestStoreId: ctx.peer?.storeId ?? 0n, actualStoreId: this.storeId } });
+      return RegionErrorPb.create({
+        message: "store not match",
+        storeNotMatch: { requestStoreId: ctx.peer?.storeId ?? 0n, actualStoreId: this.storeId },
+      });
     }
     if (hosted.leader?.storeId !== this.storeId) {
-      return RegionErrorPb.create({ message: "not leader", notLeader: { regionId: ctx.regionId, leader: hosted.leader } });
+      return RegionErrorPb.create({
+        message: "not leader",
+        notLeader: { regionId: ctx.regionId, leader: hosted.leader },
+      });
     }
     const e = hosted.region.regionEpoch!;
     if (ctx.regionEpoch?.version !== e.version || ctx.regionEpoch?.confVer !== e.confVer) {
-      return RegionErrorPb.create({ message: "epoch not match", epochNotMatch: { currentRegions: [...this.regions.values()].map((h) => h.region) } });
+      return RegionErrorPb.create({
+        message: "epoch not match",
+        epochNotMatch: { currentRegions: [...this.regions.values()].map((h) => h.region) },
+      });
     }
     const r = hosted.region;
     const outside = keys.find((k) => !keyInRange(k, r.startKey, r.endKey));
     if (outside) {
-      return RegionErrorPb.create({ message: "key not in region", keyNotInRegion: { key: outside, regionId: r.id, startKey: r.startKey, endKey: r.endKey } });
+      return RegionErrorPb.create({
+        message: "key not in region",
+        keyNotInRegion: { key: outside, regionId: r.id, startKey: r.startKey, endKey: r.endKey },
+      });
     }
     return undefined;
   }
@@ -179,7 +220,13 @@ function recordingWrites(inner: StandaloneStorage, sizes: number[]): Storage {
 }
 
 export function region(id: bigint, start: string, end: string, peers: Peer[], version = 1n, confVer = 1n): Region {
-  return Region.create({ id, startKey: Buffer.from(start), endKey: Buffer.from(end), regionEpoch: { version, confVer }, peers });
+  return Region.create({
+    id,
+    startKey: Buffer.from(start),
+    endKey: Buffer.from(end),
+    regionEpoch: { version, confVer },
+    peers,
+  });
 }
 
 /** A tinyscheduler with N registered fake stores (ids 1..N); regions are announced by heartbeat(). */
@@ -212,7 +259,12 @@ export class FakeCluster {
     await waitFor(
       async () => {
         const got = await this.pd.getRegionById(r.id);
-        return got && got.region.regionEpoch?.version === r.regionEpoch?.version && got.region.startKey.equals(r.startKey) && got.region.endKey.equals(r.endKey);
+        return (
+          got &&
+          got.region.regionEpoch?.version === r.regionEpoch?.version &&
+          got.region.startKey.equals(r.startKey) &&
+          got.region.endKey.equals(r.endKey)
+        );
       },
       { timeoutMs: 5000, message: `scheduler to learn region ${r.id} from its heartbeat` },
     );

@@ -31,7 +31,13 @@ async function setup() {
   await c.addRegion(region(10n, "", "m", [peer(11n, 1n)]), peer(11n, 1n));
   await c.addRegion(region(20n, "m", "", [peer(21n, 2n)]), peer(21n, 2n));
   const connect = async () => {
-    const kv = await KvClient.connect({ scheduler: c.scheduler.addr, timeoutMs: 10_000, rpcTimeoutMs: 8000, lockTtlMs: BASE_TTL_MS, heartbeatIntervalMs: HEARTBEAT_MS });
+    const kv = await KvClient.connect({
+      scheduler: c.scheduler.addr,
+      timeoutMs: 10_000,
+      rpcTimeoutMs: 8000,
+      lockTtlMs: BASE_TTL_MS,
+      heartbeatIntervalMs: HEARTBEAT_MS,
+    });
     clients.push(kv);
     return kv;
   };
@@ -70,7 +76,10 @@ describe("client: lock TTL of a slow transaction", () => {
     t.put("z", "new-z");
     // The primary's commit waits until the reader has met the lock and asked for its status.
     s1.hold("kvCommit", () =>
-      waitFor(() => s1.servedOk("kvCheckTxnStatus").length >= 1, { timeoutMs: 5000, message: "the reader to check the writer's lock" }).then(() => undefined),
+      waitFor(() => s1.servedOk("kvCheckTxnStatus").length >= 1, {
+        timeoutMs: 5000,
+        message: "the reader to check the writer's lock",
+      }).then(() => undefined),
     );
     const readers = readInLoop(reader, "k");
     try {
@@ -105,7 +114,10 @@ describe("client: lock TTL of a slow transaction", () => {
     expect(t.status).toBe("committed");
     expect(s1.servedOk("kvCheckTxnStatus").length, "the reader met the lock and checked it").toBeGreaterThan(0);
     expect(s1.servedOk("kvTxnHeartBeat").length, "the primary lock was extended").toBeGreaterThan(0);
-    expect(seen.every((v) => v === undefined || v === "v"), `reads: ${seen.join(",")}`).toBe(true);
+    expect(
+      seen.every((v) => v === undefined || v === "v"),
+      `reads: ${seen.join(",")}`,
+    ).toBe(true);
     expect((await (await writer.begin()).get("z"))?.toString()).toBe("v-z");
 
     const beats = s1.servedOk("kvTxnHeartBeat").length;

@@ -3,12 +3,18 @@
 // 2PC across regions and lock resolution.
 import { afterEach, describe, expect, it } from "vitest";
 import { KvClient } from "../../src/client/client.js";
-import { KvDeadlineError, RegionRequestError, StoreUnreachableError, TxnConflictError } from "../../src/client/errors.js";
+import {
+  KvDeadlineError,
+  RegionRequestError,
+  StoreUnreachableError,
+  TxnConflictError,
+} from "../../src/client/errors.js";
 import { CF_LOCK } from "../../src/kv/engine/index.js";
 import { encodeKey, Lock, Write, WriteKind } from "../../src/txn/index.js";
 import { DeadlineExceededError } from "../../src/util/retry.js";
 import { dumpCf } from "../lab4-txn/txn-server.js";
-import { FakeCluster, peer, region, type FakeStore } from "./client-fake-store.js";
+import type { FakeStore } from "./client-fake-store.js";
+import { FakeCluster, peer, region } from "./client-fake-store.js";
 import { UsageError } from "../../src/cli/ctl/command.js";
 import { ctl, ctlRun, ctlShell } from "../harness/ctl.js";
 
@@ -26,7 +32,9 @@ const B = (s: string) => Buffer.from(s);
 const texts = (kvs: { key: Buffer; value: Buffer }[]) => kvs.map((p) => `${p.key}=${p.value}`);
 
 /** Two regions split at "m": region 10 ["", "m") led by store 1, region 20 ["m", "") led by store 2. */
-async function twoRegions(opts: { timeoutMs?: number } = {}): Promise<{ c: FakeCluster; kv: KvClient; s1: FakeStore; s2: FakeStore }> {
+async function twoRegions(
+  opts: { timeoutMs?: number } = {},
+): Promise<{ c: FakeCluster; kv: KvClient; s1: FakeStore; s2: FakeStore }> {
   const c = (cluster = await FakeCluster.start(2));
   await c.addRegion(region(10n, "", "m", [peer(11n, 1n)]), peer(11n, 1n));
   await c.addRegion(region(20n, "m", "", [peer(21n, 2n)]), peer(21n, 2n));
@@ -46,7 +54,10 @@ describe("client: raw API routed by region", () => {
     expect(await kv.get("absent")).toBeUndefined();
     expect(s1.servedOk("rawPut").map((s) => s.keys[0])).toEqual(["apple"]);
     expect(s2.servedOk("rawPut").map((s) => s.keys[0])).toEqual(["zebra", "m"]);
-    expect([...s1.served, ...s2.served].filter((s) => s.regionError), "a fresh cache routes right the first time").toEqual([]);
+    expect(
+      [...s1.served, ...s2.served].filter((s) => s.regionError),
+      "a fresh cache routes right the first time",
+    ).toEqual([]);
 
     await kv.delete("zebra");
     expect(await kv.get("zebra")).toBeUndefined();
@@ -94,7 +105,12 @@ describe("client: region errors", () => {
     const kv = (client = await KvClient.connect({ scheduler: c.scheduler.addr, timeoutMs: 5000 }));
     await kv.put("k", "v");
     expect((await kv.get("k"))?.toString()).toBe("v");
-    expect(c.store(2n).servedOk().map((s) => s.rpc)).toEqual(["rawPut", "rawGet"]);
+    expect(
+      c
+        .store(2n)
+        .servedOk()
+        .map((s) => s.rpc),
+    ).toEqual(["rawPut", "rawGet"]);
   });
 
   it("updates the cache from EpochNotMatch after a split the scheduler has not heard of", async () => {
@@ -114,7 +130,12 @@ describe("client: region errors", () => {
 
     await kv.put("x", "after-split");
     expect(c.store(1n).served.at(-1)?.regionError).toBe("epochNotMatch");
-    expect(c.store(2n).servedOk("rawPut").map((s) => [s.regionId, s.keys[0]])).toEqual([[50n, "x"]]);
+    expect(
+      c
+        .store(2n)
+        .servedOk("rawPut")
+        .map((s) => [s.regionId, s.keys[0]]),
+    ).toEqual([[50n, "x"]]);
     expect(kv.cache.snapshot().map((r) => [r.id, r.regionEpoch?.version])).toEqual([
       [40n, 2n],
       [50n, 2n],
@@ -171,14 +192,29 @@ describe("client: region errors", () => {
 });
 
 /** Writes MVCC records straight into a fake store, as a txn that crashed mid-2PC would have left them. */
-async function seed(s: FakeStore, recs: { key: string; value?: string; startTs: bigint; commitTs?: bigint; lockPrimary?: string; ttl?: bigint }[]): Promise<void> {
+async function seed(
+  s: FakeStore,
+  recs: { key: string; value?: string; startTs: bigint; commitTs?: bigint; lockPrimary?: string; ttl?: bigint }[],
+): Promise<void> {
   const batch = [];
   for (const r of recs) {
     const key = B(r.key);
-    if (r.value !== undefined) batch.push({ kind: "put" as const, cf: "default" as const, key: encodeKey(key, r.startTs), value: B(r.value) });
-    if (r.commitTs !== undefined) batch.push({ kind: "put" as const, cf: "write" as const, key: encodeKey(key, r.commitTs), value: new Write(r.startTs, WriteKind.Put).toBytes() });
+    if (r.value !== undefined)
+      batch.push({ kind: "put" as const, cf: "default" as const, key: encodeKey(key, r.startTs), value: B(r.value) });
+    if (r.commitTs !== undefined)
+      batch.push({
+        kind: "put" as const,
+        cf: "write" as const,
+        key: encodeKey(key, r.commitTs),
+        value: new Write(r.startTs, WriteKind.Put).toBytes(),
+      });
     if (r.lockPrimary !== undefined) {
-      batch.push({ kind: "put" as const, cf: "lock" as const, key, value: new Lock(B(r.lockPrimary), r.startTs, r.ttl ?? 100n, WriteKind.Put).toBytes() });
+      batch.push({
+        kind: "put" as const,
+        cf: "lock" as const,
+        key,
+        value: new Lock(B(r.lockPrimary), r.startTs, r.ttl ?? 100n, WriteKind.Put).toBytes(),
+      });
     }
   }
   await s.storage.write(undefined, batch);
@@ -207,8 +243,15 @@ describe("client: transactions", () => {
       [20n, ["nothing", "zulu"]],
     ]);
     expect(commits[0]!.keys, "the primary alone is committed first").toEqual(["alpha"]);
-    expect(Math.max(...prewrites.map((p) => p.seq)), "every prewrite precedes the commit point").toBeLessThan(commits[0]!.seq);
-    expect(commits.slice(1).flatMap((c) => c.keys).sort()).toEqual(["beta", "nothing", "zulu"]);
+    expect(Math.max(...prewrites.map((p) => p.seq)), "every prewrite precedes the commit point").toBeLessThan(
+      commits[0]!.seq,
+    );
+    expect(
+      commits
+        .slice(1)
+        .flatMap((c) => c.keys)
+        .sort(),
+    ).toEqual(["beta", "nothing", "zulu"]);
     expect(await dumpCf(s1.storage, CF_LOCK), "no lock left on store 1").toEqual([]);
     expect(await dumpCf(s2.storage, CF_LOCK), "no lock left on store 2").toEqual([]);
 
@@ -257,9 +300,16 @@ describe("client: transactions", () => {
     const r = await kv.begin();
     expect((await r.get("b"))?.toString(), "the crashed txn is rolled back").toBe("old-b");
     const checks = s2.servedOk("kvCheckTxnStatus");
-    expect(checks.map((c) => c.keys), "CheckTxnStatus goes to the primary's region").toEqual([["y"]]);
+    expect(
+      checks.map((c) => c.keys),
+      "CheckTxnStatus goes to the primary's region",
+    ).toEqual([["y"]]);
     expect(s1.servedOk("kvResolveLock")).toHaveLength(1);
-    expect(texts(await r.scan("", "", 10)), "the committed txn is rolled forward; y's lock was rolled back").toEqual(["b=old-b", "d=new-d", "x=new-x"]);
+    expect(texts(await r.scan("", "", 10)), "the committed txn is rolled forward; y's lock was rolled back").toEqual([
+      "b=old-b",
+      "d=new-d",
+      "x=new-x",
+    ]);
     expect(await dumpCf(s1.storage, CF_LOCK)).toEqual([]);
     expect(await dumpCf(s2.storage, CF_LOCK)).toEqual([]);
   });
@@ -285,7 +335,6 @@ describe("client: transactions", () => {
   });
 });
 
-
 describe("tinykv-ctl", () => {
   it("the binary: one-shot commands and a piped shell, with exit codes 0, 1 (failed) and 2 (usage)", async () => {
     const { c } = await twoRegions();
@@ -299,7 +348,10 @@ describe("tinykv-ctl", () => {
     expect(put, put.err).toMatchObject({ code: 0, out: "OK\n" });
     expect(usage.code).toBe(2);
     expect(usage.err).toBe("tinykv-ctl: error: usage: get <key> [--cf CF]\n");
-    expect(pipedWithFailure, "a piped shell with a failed command exits 1").toMatchObject({ code: 1, err: "error: usage: get <key> [--cf CF]\n" });
+    expect(pipedWithFailure, "a piped shell with a failed command exits 1").toMatchObject({
+      code: 1,
+      err: "error: usage: get <key> [--cf CF]\n",
+    });
     expect(pipedWithFailure.out).toMatch(/^(bin|\(not found\))\n$/);
     expect(down.code).toBe(1);
     expect(down.err).toMatch(/^tinykv-ctl: error: cannot reach the scheduler at 127\.0\.0\.1:1: .*\n$/);
@@ -314,7 +366,7 @@ describe("tinykv-ctl", () => {
     expect(usage.error?.message).toBe("usage: get <key> [--cf CF]");
     const shellRun = await ctlShell(
       target,
-      "put apple 1\ntxn put kiwi 2 put zoo 3 get kiwi\ntxn get zoo get kiwi get apple\nget 0x00ff\nscan \"\" b --limit 10\nregions\nstores\nstatus\nget\nexit\nget never-run\n",
+      'put apple 1\ntxn put kiwi 2 put zoo 3 get kiwi\ntxn get zoo get kiwi get apple\nget 0x00ff\nscan "" b --limit 10\nregions\nstores\nstatus\nget\nexit\nget never-run\n',
     );
     expect(shellRun.failures).toBe(1);
     expect(shellRun.err).toBe("error: usage: get <key> [--cf CF]\n");
@@ -323,7 +375,9 @@ describe("tinykv-ctl", () => {
       /^OK\nkiwi => 2\ncommitted 2 writes \(start_ts \d+, commit_ts \d+\)\nzoo => 3\nkiwi => 2\napple => \(not found\)\nbin\n/,
     );
     expect(out).toContain("0x00ff => bin\napple => 1\n(2 pairs)\n");
-    expect(out).toMatch(/10 +\[-inf, m\) +ver 1 conf 1 +11@store1 +11@store1\n20 +\[m, \+inf\) +ver 1 conf 1 +21@store2 +21@store2\n\(2 regions\)/);
+    expect(out).toMatch(
+      /10 +\[-inf, m\) +ver 1 conf 1 +11@store1 +11@store1\n20 +\[m, \+inf\) +ver 1 conf 1 +21@store2 +21@store2\n\(2 regions\)/,
+    );
     expect(out).toMatch(new RegExp(`1 +${c.store(1n).addr} +Up +1 +1\n2 +${c.store(2n).addr} +Up +1 +1`));
     expect(out).toMatch(/stores: +2 \(2 up\)\nregions: +2\ntso: +\d+ \(20\d\d-/);
     expect(out).not.toContain("never-run");

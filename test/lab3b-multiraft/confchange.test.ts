@@ -4,7 +4,12 @@ import { TestCluster } from "../harness/cluster.js";
 import { changePeer, genericTest, transferLeader } from "../harness/generic.js";
 import { waitFor } from "../harness/wait.js";
 
-async function expectOnStore(cluster: TestCluster, store: bigint, key: string, value: string | undefined): Promise<void> {
+async function expectOnStore(
+  cluster: TestCluster,
+  store: bigint,
+  key: string,
+  value: string | undefined,
+): Promise<void> {
   await waitFor(async () => (await cluster.engineGet(store, key))?.toString() === value, {
     timeoutMs: 10_000,
     message: `store ${store} never reached ${key}=${value ?? "<absent>"}`,
@@ -80,11 +85,21 @@ describe("lab3b membership change and leader transfer", () => {
   });
 
   it("TestConfChangeRecover3B", () => genericTest({ part: "3B", clients: 1, crash: true, confChange: true }));
-  it("TestConfChangeRecoverManyClients3B", () => genericTest({ part: "3B", clients: 20, crash: true, confChange: true }));
+  it("TestConfChangeRecoverManyClients3B", () =>
+    genericTest({ part: "3B", clients: 20, crash: true, confChange: true }));
   it("TestConfChangeUnreliable3B", () => genericTest({ part: "3B", clients: 5, unreliable: true, confChange: true }));
-  it("TestConfChangeUnreliableRecover3B", () => genericTest({ part: "3B", clients: 5, unreliable: true, crash: true, confChange: true }));
+  it("TestConfChangeUnreliableRecover3B", () =>
+    genericTest({ part: "3B", clients: 5, unreliable: true, crash: true, confChange: true }));
   it("TestConfChangeSnapshotUnreliableRecover3B", () =>
     genericTest({ part: "3B", clients: 5, unreliable: true, crash: true, maxRaftLog: 100, confChange: true }));
   it("TestConfChangeSnapshotUnreliableRecoverConcurrentPartition3B", () =>
-    genericTest({ part: "3B", clients: 5, unreliable: true, crash: true, partitions: true, maxRaftLog: 100, confChange: true }));
+    genericTest({
+      part: "3B",
+      clients: 5,
+      unreliable: true,
+      crash: true,
+      partitions: true,
+      maxRaftLog: 100,
+      confChange: true,
+    }));
 });

@@ -4,7 +4,8 @@
  * new creation, reading the raft engine in an endless loop).
  */
 import { describe, expect, it } from "vitest";
-import { MessageType, type Message } from "../../src/raft/index.js";
+import type { Message } from "../../src/raft/index.js";
+import { MessageType } from "../../src/raft/index.js";
 import type { RaftMessage } from "../../src/proto/raft_serverpb.js";
 import { TestCluster } from "../harness/cluster.js";
 
@@ -25,7 +26,20 @@ describe("peer creation racing a store stop", () => {
         regionId: 99n,
         fromPeer: { id: 1001n, storeId: 1n },
         toPeer: { id: 1004n, storeId: 4n },
-        message: { msgType: MessageType.MsgRequestPreVote, to: 1004n, from: 1001n, term: 6n, logTerm: 5n, index: 5n, entries: [], commit: 0n, snapshot: undefined, reject: false, rejectHint: 0n, context: Buffer.alloc(0) } as Message,
+        message: {
+          msgType: MessageType.MsgRequestPreVote,
+          to: 1004n,
+          from: 1001n,
+          term: 6n,
+          logTerm: 5n,
+          index: 5n,
+          entries: [],
+          commit: 0n,
+          snapshot: undefined,
+          reject: false,
+          rejectHint: 0n,
+          context: Buffer.alloc(0),
+        } as Message,
         regionEpoch: { confVer: 1n, version: 1n },
         isTombstone: false,
         startKey: Buffer.alloc(0),

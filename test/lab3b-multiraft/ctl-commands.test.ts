@@ -1,7 +1,8 @@
 // tinykv-ctl's command set without a cluster: how a command registers, how a line finds it, and the
 // errors that need no connection.
 import { describe, expect, it } from "vitest";
-import { UsageError, helpEntry, stringFlag, type CtlCommand, type CtlContext } from "../../src/cli/ctl/command.js";
+import type { CtlCommand, CtlContext } from "../../src/cli/ctl/command.js";
+import { UsageError, helpEntry, stringFlag } from "../../src/cli/ctl/command.js";
 import { CtlCommandSet, ctlCommands } from "../../src/cli/ctl/commands.js";
 import { StatusApi } from "../../src/cli/ctl-status-api.js";
 
@@ -65,7 +66,10 @@ describe("tinykv-ctl command set", () => {
       ["get a --bogus", "Unknown option '--bogus'"],
     ];
     for (const [line, message] of cases) {
-      const err = await ctlCommands.runLine(ctx, line).then(() => undefined, (e: unknown) => e);
+      const err = await ctlCommands.runLine(ctx, line).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err, line).toBeInstanceOf(UsageError);
       expect((err as Error).message, line).toContain(message);
     }

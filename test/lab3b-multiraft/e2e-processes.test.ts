@@ -23,7 +23,9 @@ describe("lab3b end to end with real binaries", () => {
     const value = (i: number) => `value-${i}-${"x".repeat(200)}`;
     const N = 1500;
     for (let base = 0; base < N; base += 50) {
-      await Promise.all(Array.from({ length: 50 }, (_, j) => kv!.put(`key-${String(base + j).padStart(6, "0")}`, value(base + j))));
+      await Promise.all(
+        Array.from({ length: 50 }, (_, j) => kv!.put(`key-${String(base + j).padStart(6, "0")}`, value(base + j))),
+      );
     }
     const regions = await waitFor(
       async () => {
@@ -40,7 +42,10 @@ describe("lab3b end to end with real binaries", () => {
     expect(regions.length).toBeGreaterThanOrEqual(4);
 
     await cluster.addStore(4);
-    const store4 = await waitFor(() => cluster.storeIdOf(4), { timeoutMs: 20_000, message: "store 4 never registered with the scheduler" });
+    const store4 = await waitFor(() => cluster.storeIdOf(4), {
+      timeoutMs: 20_000,
+      message: "store 4 never registered with the scheduler",
+    });
     await waitFor(
       async () => {
         const rs = await kv!.getAllRegions();
@@ -55,7 +60,8 @@ describe("lab3b end to end with real binaries", () => {
     );
 
     await cluster.kill(2, "SIGKILL");
-    for (let i = 0; i < N; i += 97) expect((await kv.get(`key-${String(i).padStart(6, "0")}`))?.toString()).toBe(value(i));
+    for (let i = 0; i < N; i += 97)
+      expect((await kv.get(`key-${String(i).padStart(6, "0")}`))?.toString()).toBe(value(i));
     await kv.put("after-kill", "still-writable");
     expect((await kv.get("after-kill"))?.toString()).toBe("still-writable");
     const scanned = await kv.scan("key-", "key-~", N + 10);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ALL_CFS, CF_DEFAULT, Engine, RAW_CF_DEFAULT, type CfName } from "../../src/kv/engine/index.js";
+import type { CfName } from "../../src/kv/engine/index.js";
+import { ALL_CFS, CF_DEFAULT, Engine, RAW_CF_DEFAULT } from "../../src/kv/engine/index.js";
 import { checkSplit, keyInRegion, regionCursor, userKeyOf } from "../../src/kv/raftstore/index.js";
 import type { Region } from "../../src/proto/metapb.js";
 import { encodeKey } from "../../src/txn/index.js";
@@ -47,7 +48,13 @@ describe("keyspace: stored keys partition into regions by user key", () => {
     const seed = testSeed();
     const rand = seededRng(seed);
     const why = `SEED=${seed}`;
-    const points = [...new Map(Array.from({ length: 6 }, () => adversarialKey(rand)).filter((k) => k.length > 0).map((k) => [hex(k), k])).values()].sort(Buffer.compare);
+    const points = [
+      ...new Map(
+        Array.from({ length: 6 }, () => adversarialKey(rand))
+          .filter((k) => k.length > 0)
+          .map((k) => [hex(k), k]),
+      ).values(),
+    ].sort(Buffer.compare);
     const regions = regionsSplitAt(points);
     const stored = new Map<CfName, Buffer[]>();
     const wb = kv.newBatch();
@@ -57,7 +64,14 @@ describe("keyspace: stored keys partition into regions by user key", () => {
         const user = adversarialKey(rand);
         // Encoded CFs get MVCC keys and some that do not parse; the others get plain keys, some
         // of them shaped like MVCC keys (the raw key of issue 11's item 9).
-        const key = cf === "default" || cf === "write" ? (rand() < 0.9 ? encodeKey(user, BigInt(Math.floor(rand() * 1000))) : user) : rand() < 0.3 ? encodeKey(user, 7n) : user;
+        const key =
+          cf === "default" || cf === "write"
+            ? rand() < 0.9
+              ? encodeKey(user, BigInt(Math.floor(rand() * 1000)))
+              : user
+            : rand() < 0.3
+              ? encodeKey(user, 7n)
+              : user;
         keys.set(hex(key), key);
       }
       stored.set(cf, [...keys.values()]);
@@ -76,7 +90,10 @@ describe("keyspace: stored keys partition into regions by user key", () => {
               const k = hex(cursor.key);
               expect(owner.has(k), `${why}: ${cf} key ${k} in regions ${owner.get(k)} and ${region.id}`).toBe(false);
               owner.set(k, region.id);
-              expect(keyInRegion(cf, cursor.key, region), `${why}: cursor of region ${region.id} returned ${cf} key ${k} outside it`).toBe(true);
+              expect(
+                keyInRegion(cf, cursor.key, region),
+                `${why}: cursor of region ${region.id} returned ${cf} key ${k} outside it`,
+              ).toBe(true);
             }
           } finally {
             await cursor.close();
@@ -85,7 +102,10 @@ describe("keyspace: stored keys partition into regions by user key", () => {
         for (const key of stored.get(cf)!) {
           const id = owner.get(hex(key));
           expect(id, `${why}: ${cf} key ${hex(key)} in no region's cursor`).toBeDefined();
-          expect(regions.filter((r) => keyInRegion(cf, key, r)).map((r) => r.id), `${why}: ${cf} key ${hex(key)}`).toEqual([id]);
+          expect(
+            regions.filter((r) => keyInRegion(cf, key, r)).map((r) => r.id),
+            `${why}: ${cf} key ${hex(key)}`,
+          ).toEqual([id]);
           const user = userKeyOf(cf, key);
           if (user) {
             const byUserKey = regions.find((r) => keyInRange(user, r.startKey, r.endKey))!;
@@ -120,6 +140,9 @@ describe("keyspace: stored keys partition into regions by user key", () => {
     expect(res.approximateSize).toBe(total);
     // Half the bytes lie below user key k100, whichever space they are in.
     expect(res.splitKey?.toString()).toBe("k100");
-    expect((await checkSplit(kv, whole, Math.floor(total / 2), total)).splitKey, "not over the max size: no split").toBeUndefined();
+    expect(
+      (await checkSplit(kv, whole, Math.floor(total / 2), total)).splitKey,
+      "not over the max size: no split",
+    ).toBeUndefined();
   });
 });

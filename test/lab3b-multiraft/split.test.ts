@@ -39,25 +39,57 @@ describe("lab3b region split", () => {
     expect(split.left.endKey.equals(split.right.startKey)).toBe(true);
     expect(split.right.endKey.equals(orig.endKey)).toBe(true);
     // A read of k2 routed to the left region is refused with KeyNotInRegion.
-    const leaderStore = await waitFor(() => cluster!.leaderOf(split.left.id), { timeoutMs: 5000, message: "left region has no leader" });
+    const leaderStore = await waitFor(() => cluster!.leaderOf(split.left.id), {
+      timeoutMs: 5000,
+      message: "left region has no leader",
+    });
     const storage = rawKeyspace(new RaftStorage(cluster.store(leaderStore)!));
-    const reader = await storage.reader({ regionId: split.left.id, regionEpoch: split.left.regionEpoch, peer: cluster.store(leaderStore)!.peerMeta(split.left.id), term: 0n });
+    const reader = await storage.reader({
+      regionId: split.left.id,
+      regionEpoch: split.left.regionEpoch,
+      peer: cluster.store(leaderStore)!.peerMeta(split.left.id),
+      term: 0n,
+    });
     const err = await reader.getCF(CF_DEFAULT, Buffer.from("k2")).then(
       () => undefined,
       (e: unknown) => e,
     );
     await reader.close();
-    expect(err instanceof RegionError && err.pb.keyNotInRegion !== undefined, "reading k2 from the left region must fail with KeyNotInRegion").toBe(true);
+    expect(
+      err instanceof RegionError && err.pb.keyNotInRegion !== undefined,
+      "reading k2 from the left region must fail with KeyNotInRegion",
+    ).toBe(true);
     expect((await cluster.get("k2"))?.toString()).toBe("v2");
-    await waitFor(async () => (await cluster!.engineGet(5n, "k100"))?.toString() === "v100", { timeoutMs: 10_000, message: "store 5 never caught up with k100" });
+    await waitFor(async () => (await cluster!.engineGet(5n, "k100"))?.toString() === "v100", {
+      timeoutMs: 10_000,
+      message: "store 5 never caught up with k100",
+    });
   });
 
   it("TestSplitRecover3B", () => genericTest({ part: "3B", clients: 1, crash: true, split: true }));
   it("TestSplitRecoverManyClients3B", () => genericTest({ part: "3B", clients: 20, crash: true, split: true }));
   it("TestSplitUnreliable3B", () => genericTest({ part: "3B", clients: 5, unreliable: true, split: true }));
-  it("TestSplitUnreliableRecover3B", () => genericTest({ part: "3B", clients: 5, unreliable: true, crash: true, split: true }));
+  it("TestSplitUnreliableRecover3B", () =>
+    genericTest({ part: "3B", clients: 5, unreliable: true, crash: true, split: true }));
   it("TestSplitConfChangeSnapshotUnreliableRecover3B", () =>
-    genericTest({ part: "3B", clients: 5, unreliable: true, crash: true, maxRaftLog: 100, confChange: true, split: true }));
+    genericTest({
+      part: "3B",
+      clients: 5,
+      unreliable: true,
+      crash: true,
+      maxRaftLog: 100,
+      confChange: true,
+      split: true,
+    }));
   it("TestSplitConfChangeSnapshotUnreliableRecoverConcurrentPartition3B", () =>
-    genericTest({ part: "3B", clients: 5, unreliable: true, crash: true, partitions: true, maxRaftLog: 100, confChange: true, split: true }));
+    genericTest({
+      part: "3B",
+      clients: 5,
+      unreliable: true,
+      crash: true,
+      partitions: true,
+      maxRaftLog: 100,
+      confChange: true,
+      split: true,
+    }));
 });

@@ -30,7 +30,10 @@ describe("stale peers", () => {
     await changePeer(c, 1n, ConfChangeType.AddNode, { id: 16n, storeId: 6n });
     await changePeer(c, 1n, ConfChangeType.RemoveNode, { id: 1n, storeId: 1n });
     await c.put("k", "v1");
-    await waitFor(() => !c.store(1n)!.peers.has(1n) && !c.store(2n)!.peers.has(1n), { timeoutMs: 10_000, message: "stores 1 and 2 destroyed their peers" });
+    await waitFor(() => !c.store(1n)!.peers.has(1n) && !c.store(2n)!.peers.has(1n), {
+      timeoutMs: 10_000,
+      message: "stores 1 and 2 destroyed their peers",
+    });
 
     await c.startStore(3n);
     await waitFor(() => !c.store(3n)!.peers.has(1n), {
@@ -41,7 +44,10 @@ describe("stale peers", () => {
     });
     // The range is free on store 3 again: the region can come back to it.
     await changePeer(c, 1n, ConfChangeType.AddNode, { id: 23n, storeId: 3n });
-    await waitFor(async () => (await c.engineGet(3n, "k"))?.toString() === "v1", { timeoutMs: 10_000, message: "store 3 caught up with region 1 again" });
+    await waitFor(async () => (await c.engineGet(3n, "k"))?.toString() === "v1", {
+      timeoutMs: 10_000,
+      message: "store 3 caught up with region 1 again",
+    });
   });
 
   it("a message arriving while a removed peer's data is cleared does not recreate the peer", async () => {
@@ -67,7 +73,20 @@ describe("stale peers", () => {
       regionId: 1n,
       fromPeer: { id: 2n, storeId: 2n },
       toPeer: { id: 3n, storeId: 3n },
-      message: { msgType: MessageType.MsgRequestVote, to: 3n, from: 2n, term: 100n, logTerm: 100n, index: 1000n, entries: [], commit: 0n, snapshot: undefined, reject: false, rejectHint: 0n, context: Buffer.alloc(0) } as never,
+      message: {
+        msgType: MessageType.MsgRequestVote,
+        to: 3n,
+        from: 2n,
+        term: 100n,
+        logTerm: 100n,
+        index: 1000n,
+        entries: [],
+        commit: 0n,
+        snapshot: undefined,
+        reject: false,
+        rejectHint: 0n,
+        context: Buffer.alloc(0),
+      } as never,
       regionEpoch: { confVer: 1n, version: 1n },
       isTombstone: false,
       startKey: Buffer.alloc(0),
@@ -75,7 +94,10 @@ describe("stale peers", () => {
     });
     await new Promise((r) => setTimeout(r, 100)); // creation (if any) loads raft state asynchronously
     try {
-      expect(store3.peers.has(1n), `no peer of region 1 is created while the old one is being destroyed\n${c.dump()}`).toBe(false);
+      expect(
+        store3.peers.has(1n),
+        `no peer of region 1 is created while the old one is being destroyed\n${c.dump()}`,
+      ).toBe(false);
     } finally {
       release(); // never leave the destroy hanging, whatever the assertion said
     }

@@ -4,7 +4,8 @@
  * could commit different entries.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { MessageType, type Message } from "../../src/raft/index.js";
+import type { Message } from "../../src/raft/index.js";
+import { MessageType } from "../../src/raft/index.js";
 import type { RaftMessage } from "../../src/proto/raft_serverpb.js";
 import { TestCluster } from "../harness/cluster.js";
 import { waitFor } from "../harness/wait.js";
@@ -51,18 +52,25 @@ describe("uninitialized peers across restarts", () => {
     await c.start();
     const responses: Message[] = [];
     c.network.addFilter((env) => {
-      if (env.msg.regionId === REGION && env.msg.message?.msgType === MessageType.MsgRequestVoteResponse) responses.push(env.msg.message);
+      if (env.msg.regionId === REGION && env.msg.message?.msgType === MessageType.MsgRequestVoteResponse)
+        responses.push(env.msg.message);
       return false; // nobody hosts region 99: keep the answers to ourselves
     });
 
     c.store(4n)!.onRaftMessage(voteRequest({ id: 201n, storeId: 2n }, 7n));
-    const first = await waitFor(() => responses.find((m) => m.to === 201n), { timeoutMs: 5_000, message: "store 4 answered the first vote request" });
+    const first = await waitFor(() => responses.find((m) => m.to === 201n), {
+      timeoutMs: 5_000,
+      message: "store 4 answered the first vote request",
+    });
     expect(first.reject, "the first candidate of term 7 gets the vote").toBe(false);
 
     await c.stopStore(4n);
     await c.startStore(4n);
     c.store(4n)!.onRaftMessage(voteRequest({ id: 301n, storeId: 3n }, 7n));
-    const second = await waitFor(() => responses.find((m) => m.to === 301n), { timeoutMs: 5_000, message: "store 4 answered the second vote request" });
+    const second = await waitFor(() => responses.find((m) => m.to === 301n), {
+      timeoutMs: 5_000,
+      message: "store 4 answered the second vote request",
+    });
     expect(second.term).toBe(7n);
     expect(second.reject, "a second vote in term 7 must be refused").toBe(true);
   });

@@ -2,7 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { Peer } from "../../src/proto/metapb.js";
 import { BalanceRegionScheduler } from "../../src/scheduler/schedulers/balance-region.js";
-import { OpKind, type Operator } from "../../src/scheduler/schedule/operator.js";
+import type { Operator } from "../../src/scheduler/schedule/operator.js";
+import { OpKind } from "../../src/scheduler/schedule/operator.js";
 import { withRegion } from "../../src/scheduler/core/region-info.js";
 import { OperatorController } from "../../src/scheduler/schedule/operator-controller.js";
 import { MockCluster } from "./mock-cluster.js";
@@ -140,7 +141,8 @@ describe("lab3c balance-region", () => {
     const tc = new MockCluster();
     for (const s of [1, 2, 3]) tc.addRegionStore(s, 10);
     tc.addRegionStore(4, 0);
-    for (let r = 1; r <= 10; r++) tc.addLeaderRegion(r, ((r - 1) % 3) + 1, ...[1, 2, 3].filter((s) => s !== ((r - 1) % 3) + 1));
+    for (let r = 1; r <= 10; r++)
+      tc.addLeaderRegion(r, ((r - 1) % 3) + 1, ...[1, 2, 3].filter((s) => s !== ((r - 1) % 3) + 1));
     return tc;
   }
 
@@ -172,12 +174,16 @@ describe("lab3c balance-region", () => {
     const tc = fourthStoreJoins();
     const ops = scheduleUntilIdle(tc, new BalanceRegionScheduler({ maxSnapshots: 3 }));
     expect(ops.length, "store 4 may receive 3 snapshots at a time").toBe(3);
-    expect(ops.map((o) => o.step(0))).toEqual(ops.map(() => expect.objectContaining({ type: "add_peer", toStore: 4n })));
+    expect(ops.map((o) => o.step(0))).toEqual(
+      ops.map(() => expect.objectContaining({ type: "add_peer", toStore: 4n })),
+    );
     expect(sb.schedule(tc.cluster, tc.oc, tc.allocPeerId)).toBeUndefined();
     // A store with too many pending peers is skipped as a target too.
     const tc2 = fourthStoreJoins();
     tc2.cluster.getStore(4n)!.pendingPeerCount = 16;
-    expect(new BalanceRegionScheduler({ maxPendingPeers: 16 }).schedule(tc2.cluster, tc2.oc, tc2.allocPeerId)).toBeUndefined();
+    expect(
+      new BalanceRegionScheduler({ maxPendingPeers: 16 }).schedule(tc2.cluster, tc2.oc, tc2.allocPeerId),
+    ).toBeUndefined();
   });
 
   it("a store-level rate limit: no more moves into a store than its tokens, refilled over time", () => {
@@ -209,8 +215,13 @@ describe("lab3c balance-region", () => {
     expect(d.target).toEqual({ storeId: 4n, reported: 0, withInfluence: 10 });
     expect(d.source!.reported).toBe(100);
     expect(d.regionSize).toBe(10);
-    expect(second.toJSON().decision).toMatchObject({ scheduler: "balance-region", target: { store_id: "4", score: 10, reported_score: 0 } });
-    expect(second.describe()).toMatch(/balance-region: .*source store \d score \d+.*target store 4 score 10 \(reported 0\)/);
+    expect(second.toJSON().decision).toMatchObject({
+      scheduler: "balance-region",
+      target: { store_id: "4", score: 10, reported_score: 0 },
+    });
+    expect(second.describe()).toMatch(
+      /balance-region: .*source store \d score \d+.*target store 4 score 10 \(reported 0\)/,
+    );
   });
 });
 
@@ -225,12 +236,18 @@ describe("operator influence", () => {
     const source = (op.steps.at(-1) as { fromStore: bigint }).fromStore;
     const added = op.steps[0] as { toStore: bigint; peerId: bigint };
     const infl = () => tc.oc.influence(tc.cluster);
-    expect([infl().of(4n).regionSize, infl().of(source).regionSize, infl().of(4n).receivingSnapshots]).toEqual([10, -10, 1]);
+    expect([infl().of(4n).regionSize, infl().of(source).regionSize, infl().of(4n).receivingSnapshots]).toEqual([
+      10, -10, 1,
+    ]);
     expect(infl().of(1n).sendingSnapshots, "the leader sends the snapshot").toBe(1);
 
     // The new peer shows up, still pending: its size is now reported, its snapshot is still in flight.
     const withPeer = withRegion(r, {
-      meta: { ...r.meta, peers: [...r.meta.peers, Peer.create({ id: added.peerId, storeId: 4n })], regionEpoch: { confVer: 2n, version: 1n } },
+      meta: {
+        ...r.meta,
+        peers: [...r.meta.peers, Peer.create({ id: added.peerId, storeId: 4n })],
+        regionEpoch: { confVer: 2n, version: 1n },
+      },
       pendingPeers: [Peer.create({ id: added.peerId, storeId: 4n })],
     });
     tc.putRegion(withPeer);
@@ -238,6 +255,8 @@ describe("operator influence", () => {
     // Caught up: only the removal is left.
     tc.putRegion(withRegion(withPeer, { pendingPeers: [] }));
     tc.oc.dispatch(tc.getRegion(1));
-    expect([infl().of(4n).regionSize, infl().of(4n).receivingSnapshots, infl().of(source).regionSize]).toEqual([0, 0, -10]);
+    expect([infl().of(4n).regionSize, infl().of(4n).receivingSnapshots, infl().of(source).regionSize]).toEqual([
+      0, 0, -10,
+    ]);
   });
 });

@@ -4,8 +4,10 @@
 // periodically and after every change, as the raftstore does. One seed is one run.
 import { ConfChangeType } from "../../src/proto/eraftpb.js";
 import { Peer, Region, StoreState } from "../../src/proto/metapb.js";
-import { StoreStats, type RegionHeartbeatResponse } from "../../src/proto/schedulerpb.js";
-import { BalanceRegionScheduler, type BalanceRegionOptions } from "../../src/scheduler/schedulers/balance-region.js";
+import type { RegionHeartbeatResponse } from "../../src/proto/schedulerpb.js";
+import { StoreStats } from "../../src/proto/schedulerpb.js";
+import type { BalanceRegionOptions } from "../../src/scheduler/schedulers/balance-region.js";
+import { BalanceRegionScheduler } from "../../src/scheduler/schedulers/balance-region.js";
 import { ClusterModel } from "../../src/scheduler/core/cluster.js";
 import { Coordinator } from "../../src/scheduler/schedule/coordinator.js";
 import { IdAllocator } from "../../src/scheduler/core/id-allocator.js";
@@ -89,7 +91,17 @@ export class BalanceSim {
   private readonly result: SimResult;
 
   constructor(opts: SimOptions) {
-    this.o = { regionSizeMib: 10, sizeSpread: 0, sizeJitter: 0, heartbeatMs: 1000, storeHeartbeatMs: 2000, applyDelayMs: 100, snapshotMs: 2000, tickMs: 100, ...opts };
+    this.o = {
+      regionSizeMib: 10,
+      sizeSpread: 0,
+      sizeJitter: 0,
+      heartbeatMs: 1000,
+      storeHeartbeatMs: 2000,
+      applyDelayMs: 100,
+      snapshotMs: 2000,
+      tickMs: 100,
+      ...opts,
+    };
     this.rng = seededRng(opts.seed);
     this.cluster = new ClusterModel({ clock: () => this.now, rng: seededRng(opts.seed * 7919 + 1), maxReplicas: 3 });
     this.oc = new OperatorController(() => this.now);
@@ -126,7 +138,13 @@ export class BalanceSim {
       const stores = [1, 2, 3].map((k) => ((i + k) % initialStores) + 1);
       const peers = stores.map((s) => Peer.create({ id: ++peerId, storeId: BigInt(s) }));
       const key = (n: number) => (n > regions ? Buffer.alloc(0) : Buffer.from(`k${String(n).padStart(6, "0")}`));
-      const meta = Region.create({ id: BigInt(i), startKey: i === 1 ? Buffer.alloc(0) : key(i), endKey: key(i + 1), regionEpoch: { confVer: 3n, version: 1n }, peers });
+      const meta = Region.create({
+        id: BigInt(i),
+        startKey: i === 1 ? Buffer.alloc(0) : key(i),
+        endKey: key(i + 1),
+        regionEpoch: { confVer: 3n, version: 1n },
+        peers,
+      });
       const sizeMib = Math.round(this.o.regionSizeMib * (1 + this.o.sizeSpread * (2 * this.rng() - 1)));
       const r: SimRegion = { meta, sizeMib, leader: peers[i % 3]!, catchingUp: new Map(), busy: false };
       this.regions.set(meta.id, r);
@@ -173,7 +191,11 @@ export class BalanceSim {
   private at(delayMs: number, run: Event["run"]): void {
     const ev: Event = { at: this.now + delayMs, seq: this.seq++, run };
     let i = this.events.length;
-    while (i > 0 && (this.events[i - 1]!.at > ev.at || (this.events[i - 1]!.at === ev.at && this.events[i - 1]!.seq > ev.seq))) i--;
+    while (
+      i > 0 &&
+      (this.events[i - 1]!.at > ev.at || (this.events[i - 1]!.at === ev.at && this.events[i - 1]!.seq > ev.seq))
+    )
+      i--;
     this.events.splice(i, 0, ev);
   }
 
@@ -189,7 +211,10 @@ export class BalanceSim {
     for (const [id, doneAt] of r.catchingUp) if (doneAt <= this.now) r.catchingUp.delete(id);
     const pendingPeers = r.meta.peers.filter((p) => r.catchingUp.has(p.id));
     const noise = this.o.sizeJitter > 0 ? 1 + this.o.sizeJitter * (2 * this.rng() - 1) : 1;
-    const info = newRegionInfo(r.meta, r.leader, { pendingPeers, approximateSize: Math.max(1, Math.round(r.sizeMib * noise)) });
+    const info = newRegionInfo(r.meta, r.leader, {
+      pendingPeers,
+      approximateSize: Math.max(1, Math.round(r.sizeMib * noise)),
+    });
     this.cluster.processRegionHeartbeat(info);
     this.coordinator.markSeen(r.meta.id);
     this.oc.dispatch(info);
@@ -224,14 +249,22 @@ export class BalanceSim {
     const epoch = r.meta.regionEpoch!;
     if (change.changeType === ConfChangeType.AddNode) {
       if (r.meta.peers.some((p) => p.storeId === change.peer!.storeId)) return false;
-      r.meta = Region.create({ ...r.meta, peers: [...r.meta.peers, Peer.create(change.peer)], regionEpoch: { ...epoch, confVer: epoch.confVer + 1n } });
+      r.meta = Region.create({
+        ...r.meta,
+        peers: [...r.meta.peers, Peer.create(change.peer)],
+        regionEpoch: { ...epoch, confVer: epoch.confVer + 1n },
+      });
       r.catchingUp.set(change.peer.id, this.now + this.o.snapshotMs);
       this.result.moves++;
       return true;
     }
     if (change.changeType === ConfChangeType.RemoveNode) {
       if (change.peer.id === r.leader.id || !r.meta.peers.some((p) => p.id === change.peer!.id)) return false;
-      r.meta = Region.create({ ...r.meta, peers: r.meta.peers.filter((p) => p.id !== change.peer!.id), regionEpoch: { ...epoch, confVer: epoch.confVer + 1n } });
+      r.meta = Region.create({
+        ...r.meta,
+        peers: r.meta.peers.filter((p) => p.id !== change.peer!.id),
+        regionEpoch: { ...epoch, confVer: epoch.confVer + 1n },
+      });
       r.catchingUp.delete(change.peer.id);
       this.result.removals++;
       return true;

@@ -3,7 +3,8 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { Peer, Region, StoreState } from "../../src/proto/metapb.js";
 import { ClusterModel } from "../../src/scheduler/core/cluster.js";
 import { StaleRegionError } from "../../src/scheduler/errors.js";
-import { newRegionInfo, withRegion, type RegionInfo } from "../../src/scheduler/core/region-info.js";
+import type { RegionInfo } from "../../src/scheduler/core/region-info.js";
+import { newRegionInfo, withRegion } from "../../src/scheduler/core/region-info.js";
 import { checkRegions, epoch, setUpTestCluster } from "./heartbeat-fixture.js";
 
 describe("lab3c region heartbeats", () => {
@@ -71,7 +72,9 @@ describe("lab3c region heartbeats", () => {
   it("TestRegionRemovePeers3C: peer lists shrink, then all grow back (same epoch)", () => {
     const orig = [...regions];
     for (let i = 0; i < regions.length; i++) {
-      regions[i] = withRegion(regions[i]!, { meta: Region.create({ ...regions[i]!.meta, peers: regions[i]!.meta.peers.slice(0, 1) }) });
+      regions[i] = withRegion(regions[i]!, {
+        meta: Region.create({ ...regions[i]!.meta, peers: regions[i]!.meta.peers.slice(0, 1) }),
+      });
       c.processRegionHeartbeat(regions[i]!);
       checkRegions(c, regions);
     }
@@ -106,19 +109,38 @@ describe("lab3c region heartbeats", () => {
     for (const r of regions) {
       const leaderStore = r.leader!.storeId;
       expect(c.regions.leaderRegions(leaderStore).map((x) => x.meta.id)).toContain(r.meta.id);
-      for (const p of r.meta.peers.slice(1)) expect(c.regions.followerRegions(p.storeId).map((x) => x.meta.id)).toContain(r.meta.id);
+      for (const p of r.meta.peers.slice(1))
+        expect(c.regions.followerRegions(p.storeId).map((x) => x.meta.id)).toContain(r.meta.id);
     }
   });
 
   it("rejects a new region id whose range overlaps a region with a newer epoch", () => {
-    const intruder = newRegionInfo(Region.create({ id: 99n, startKey: Buffer.from([0]), endKey: Buffer.from([2]), regionEpoch: { version: 1n, confVer: 5n } }));
+    const intruder = newRegionInfo(
+      Region.create({
+        id: 99n,
+        startKey: Buffer.from([0]),
+        endKey: Buffer.from([2]),
+        regionEpoch: { version: 1n, confVer: 5n },
+      }),
+    );
     expect(() => c.processRegionHeartbeat(intruder)).toThrow(StaleRegionError);
     checkRegions(c, regions);
     const merged = newRegionInfo(
-      Region.create({ id: 99n, startKey: Buffer.from([0]), endKey: Buffer.from([2]), regionEpoch: { version: 3n, confVer: 2n }, peers: regions[0]!.meta.peers }),
+      Region.create({
+        id: 99n,
+        startKey: Buffer.from([0]),
+        endKey: Buffer.from([2]),
+        regionEpoch: { version: 3n, confVer: 2n },
+        peers: regions[0]!.meta.peers,
+      }),
       regions[0]!.leader,
     );
-    expect(c.processRegionHeartbeat(merged).overlapped.map((r) => r.meta.id).sort()).toEqual([0n, 1n]);
+    expect(
+      c
+        .processRegionHeartbeat(merged)
+        .overlapped.map((r) => r.meta.id)
+        .sort(),
+    ).toEqual([0n, 1n]);
     expect(c.getRegion(0n)).toBeUndefined();
     expect(c.getRegion(1n)).toBeUndefined();
     checkRegions(c, [merged, regions[2]!]);
@@ -128,8 +150,12 @@ describe("lab3c region heartbeats", () => {
 describe("lab3c heartbeat split and merge", () => {
   it("a known region whose range grows cannot evict a region with a newer version", () => {
     const c = new ClusterModel();
-    const r1 = newRegionInfo(Region.create({ id: 1n, endKey: Buffer.from("m"), regionEpoch: { version: 2n, confVer: 1n } }));
-    const r2 = newRegionInfo(Region.create({ id: 2n, startKey: Buffer.from("m"), regionEpoch: { version: 5n, confVer: 1n } }));
+    const r1 = newRegionInfo(
+      Region.create({ id: 1n, endKey: Buffer.from("m"), regionEpoch: { version: 2n, confVer: 1n } }),
+    );
+    const r2 = newRegionInfo(
+      Region.create({ id: 2n, startKey: Buffer.from("m"), regionEpoch: { version: 5n, confVer: 1n } }),
+    );
     c.processRegionHeartbeat(r1);
     c.processRegionHeartbeat(r2);
     const grown = newRegionInfo(Region.create({ id: 1n, regionEpoch: { version: 3n, confVer: 1n } }));
@@ -147,8 +173,12 @@ describe("lab3c heartbeat split and merge", () => {
     expect(c.getRegionByKey(Buffer.from("foo"))?.meta.id).toBe(1n);
 
     // split 1 -> 2:[nil,m) 1:[m,nil); 2 reports first
-    r1 = withRegion(r1, { meta: Region.create({ ...r1.meta, startKey: Buffer.from("m"), regionEpoch: { version: 2n, confVer: 1n } }) });
-    const r2 = newRegionInfo(Region.create({ id: 2n, endKey: Buffer.from("m"), regionEpoch: { version: 1n, confVer: 1n } }));
+    r1 = withRegion(r1, {
+      meta: Region.create({ ...r1.meta, startKey: Buffer.from("m"), regionEpoch: { version: 2n, confVer: 1n } }),
+    });
+    const r2 = newRegionInfo(
+      Region.create({ id: 2n, endKey: Buffer.from("m"), regionEpoch: { version: 1n, confVer: 1n } }),
+    );
     c.processRegionHeartbeat(r2);
     expect(c.getRegionByKey(Buffer.from("a"))?.meta.id).toBe(2n);
     expect(c.getRegionByKey(Buffer.from("z")), "[m, +inf) is unknown until region 1 reports").toBeUndefined();
@@ -156,8 +186,17 @@ describe("lab3c heartbeat split and merge", () => {
     expect(c.getRegionByKey(Buffer.from("z"))?.meta.id).toBe(1n);
 
     // split 1 -> 3:[m,q) 1:[q,nil); 1 reports first
-    r1 = withRegion(r1, { meta: Region.create({ ...r1.meta, startKey: Buffer.from("q"), regionEpoch: { version: 3n, confVer: 1n } }) });
-    const r3 = newRegionInfo(Region.create({ id: 3n, startKey: Buffer.from("m"), endKey: Buffer.from("q"), regionEpoch: { version: 1n, confVer: 1n } }));
+    r1 = withRegion(r1, {
+      meta: Region.create({ ...r1.meta, startKey: Buffer.from("q"), regionEpoch: { version: 3n, confVer: 1n } }),
+    });
+    const r3 = newRegionInfo(
+      Region.create({
+        id: 3n,
+        startKey: Buffer.from("m"),
+        endKey: Buffer.from("q"),
+        regionEpoch: { version: 1n, confVer: 1n },
+      }),
+    );
     c.processRegionHeartbeat(r1);
     expect(c.getRegionByKey(Buffer.from("z"))?.meta.id).toBe(1n);
     expect(c.getRegionByKey(Buffer.from("a"))?.meta.id).toBe(2n);
@@ -177,7 +216,9 @@ describe("lab3c heartbeat split and merge", () => {
       b.writeUInt32BE(n);
       return b;
     };
-    let regions: RegionInfo[] = [newRegionInfo(Region.create({ id: 1n, regionEpoch: { version: 1n, confVer: 1n }, peers }), peers[0])];
+    let regions: RegionInfo[] = [
+      newRegionInfo(Region.create({ id: 1n, regionEpoch: { version: 1n, confVer: 1n }, peers }), peers[0]),
+    ];
     let nextId = 2n;
     let bounds = [0, 2 ** 32];
     const heartbeatAll = () => {
@@ -196,8 +237,28 @@ describe("lab3c heartbeat split and merge", () => {
         const hi = bounds[i + 1]!;
         const mid = lo + Math.floor((hi - lo) / 2);
         const v = r.meta.regionEpoch!.version + 1n;
-        out.push(withRegion(r, { meta: Region.create({ ...r.meta, startKey: key(lo), endKey: key(mid), regionEpoch: { version: v, confVer: 1n } }) }));
-        out.push(newRegionInfo(Region.create({ id: nextId++, startKey: key(mid), endKey: key(hi), regionEpoch: { version: v, confVer: 1n }, peers }), peers[0]));
+        out.push(
+          withRegion(r, {
+            meta: Region.create({
+              ...r.meta,
+              startKey: key(lo),
+              endKey: key(mid),
+              regionEpoch: { version: v, confVer: 1n },
+            }),
+          }),
+        );
+        out.push(
+          newRegionInfo(
+            Region.create({
+              id: nextId++,
+              startKey: key(mid),
+              endKey: key(hi),
+              regionEpoch: { version: v, confVer: 1n },
+              peers,
+            }),
+            peers[0],
+          ),
+        );
         nb.push(lo, mid);
       });
       nb.push(2 ** 32);
@@ -215,8 +276,14 @@ describe("lab3c heartbeat split and merge", () => {
           nb.push(bounds[i]!);
           continue;
         }
-        const v = (left.meta.regionEpoch!.version > right.meta.regionEpoch!.version ? left : right).meta.regionEpoch!.version + 1n;
-        out.push(withRegion(left, { meta: Region.create({ ...left.meta, endKey: right.meta.endKey, regionEpoch: { version: v, confVer: 1n } }) }));
+        const v =
+          (left.meta.regionEpoch!.version > right.meta.regionEpoch!.version ? left : right).meta.regionEpoch!.version +
+          1n;
+        out.push(
+          withRegion(left, {
+            meta: Region.create({ ...left.meta, endKey: right.meta.endKey, regionEpoch: { version: v, confVer: 1n } }),
+          }),
+        );
         nb.push(bounds[i]!);
       }
       nb.push(2 ** 32);

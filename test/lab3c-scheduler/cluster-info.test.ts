@@ -3,7 +3,8 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { Region } from "../../src/proto/metapb.js";
 import type { ClusterModel } from "../../src/scheduler/core/cluster.js";
-import { withRegion, type RegionInfo } from "../../src/scheduler/core/region-info.js";
+import type { RegionInfo } from "../../src/scheduler/core/region-info.js";
+import { withRegion } from "../../src/scheduler/core/region-info.js";
 import { checkRegions, enc, setUpTestCluster } from "./heartbeat-fixture.js";
 
 describe("lab3c cluster info after heartbeats", () => {

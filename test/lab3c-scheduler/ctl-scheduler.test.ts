@@ -25,21 +25,37 @@ afterAll(async () => {
   await cleanupDir?.();
 });
 
-
 describe("tinykv-ctl operators and store states", () => {
   it("shows why each operator was made, store states, and refuses to tombstone a store that is not drained", async () => {
     await client.bootstrap({ id: 1n, address: "127.0.0.1:20301" });
     for (const id of [2n, 3n]) await client.putStore({ id, address: `127.0.0.1:2030${id}` });
     const peer = Peer.create({ id: 10n, storeId: 1n });
-    const region = Region.create({ id: 11n, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { version: 1n, confVer: 1n }, peers: [peer] });
+    const region = Region.create({
+      id: 11n,
+      startKey: Buffer.alloc(0),
+      endKey: Buffer.alloc(0),
+      regionEpoch: { version: 1n, confVer: 1n },
+      peers: [peer],
+    });
     client.regionHeartbeat({ region, leader: peer, pendingPeers: [], approximateSize: 0n });
-    await waitFor("the replica checker plans a peer for region 11", async () => (await client.getOperator(11n))?.desc.includes("replica-checker"));
-    expect((await client.getOperator(11n))!.desc, "GetOperator's desc carries the reasons").toMatch(/\[replica-checker: 1 peer for 3 replicas; store \d is the healthy store/);
+    await waitFor("the replica checker plans a peer for region 11", async () =>
+      (await client.getOperator(11n))?.desc.includes("replica-checker"),
+    );
+    expect((await client.getOperator(11n))!.desc, "GetOperator's desc carries the reasons").toMatch(
+      /\[replica-checker: 1 peer for 3 replicas; store \d is the healthy store/,
+    );
 
     const target = { scheduler: server.addr, status: server.statusAddr! };
-    const r = await ctlShell(target, "operators\nstore 1 tombstone\nstore 1 offline\nstores\nstore 1 up\nstore 1 gone\n");
-    expect(r.out).toMatch(/running operators: 1\nregion 11  RUNNING step 1\/1  replica-checker: add peer on store [23]\n  steps: add peer \d+ on store [23]\n  why: replica-checker: 1 peer for 3 replicas; store [23] is the healthy store with the least data\n/);
-    expect(r.err).toContain("error: cannot set store 1 from Up to Tombstone: only an Offline store can become a tombstone; set it offline first so its regions move away\n");
+    const r = await ctlShell(
+      target,
+      "operators\nstore 1 tombstone\nstore 1 offline\nstores\nstore 1 up\nstore 1 gone\n",
+    );
+    expect(r.out).toMatch(
+      /running operators: 1\nregion 11 {2}RUNNING step 1\/1 {2}replica-checker: add peer on store [23]\n {2}steps: add peer \d+ on store [23]\n {2}why: replica-checker: 1 peer for 3 replicas; store [23] is the healthy store with the least data\n/,
+    );
+    expect(r.err).toContain(
+      "error: cannot set store 1 from Up to Tombstone: only an Offline store can become a tombstone; set it offline first so its regions move away\n",
+    );
     expect(r.out).toContain("store 1 is now Offline\n");
     expect(r.out).toMatch(/1 +127\.0\.0\.1:20301 +Offline +1 +1\n/);
     expect(r.out).toContain("store 1 is Offline: draining, 1 region left to move away\n");

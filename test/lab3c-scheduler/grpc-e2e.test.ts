@@ -1,15 +1,16 @@
 // End to end over gRPC: the generated client and SchedulerRpcClient against a real tinyscheduler service.
-import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import type { ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfChangeType } from "../../src/proto/eraftpb.js";
 import { Peer, Region, StoreState } from "../../src/proto/metapb.js";
+import type { RegionHeartbeatResponse } from "../../src/proto/schedulerpb.js";
 import {
   ErrorType,
   OperatorStatus,
   RegionHeartbeatRequest,
   SchedulerClient,
   StoreStats,
-  type RegionHeartbeatResponse,
 } from "../../src/proto/schedulerpb.js";
 import { SchedulerError, SchedulerRpcClient, SchedulerRpcError } from "../../src/scheduler/client/client.js";
 import type { SchedulerServer } from "../../src/scheduler/server/server.js";
@@ -23,7 +24,9 @@ let cleanupDir: () => Promise<void>;
 function unary<Resp>(method: string, req: object): Promise<Resp> {
   const fn = (raw as unknown as Record<string, Function>)[method]!;
   return new Promise((resolve, reject) =>
-    fn.call(raw, req, new Metadata(), { deadline: Date.now() + 2000 }, (err: ServiceError | null, r: Resp) => (err ? reject(err) : resolve(r))),
+    fn.call(raw, req, new Metadata(), { deadline: Date.now() + 2000 }, (err: ServiceError | null, r: Resp) =>
+      err ? reject(err) : resolve(r),
+    ),
   );
 }
 
@@ -34,7 +37,13 @@ async function getJson(path: string): Promise<any> {
 }
 
 const region = (id: bigint, start: string, end: string, peers: Peer[], version = 1n, confVer = 1n) =>
-  Region.create({ id, startKey: Buffer.from(start), endKey: Buffer.from(end), regionEpoch: { version, confVer }, peers });
+  Region.create({
+    id,
+    startKey: Buffer.from(start),
+    endKey: Buffer.from(end),
+    regionEpoch: { version, confVer },
+    peers,
+  });
 
 beforeAll(async () => {
   const dir = await tempDir();
@@ -82,7 +91,9 @@ describe("tinyscheduler over gRPC", () => {
     const resp = await new Promise<RegionHeartbeatResponse>((resolve, reject) => {
       hb.on("data", resolve);
       hb.on("error", reject);
-      hb.write(RegionHeartbeatRequest.create({ header: { clusterId: server.clusterId }, region: region(1n, "", "", []) }));
+      hb.write(
+        RegionHeartbeatRequest.create({ header: { clusterId: server.clusterId }, region: region(1n, "", "", []) }),
+      );
     });
     expect(resp.header?.error?.type).toBe(ErrorType.NOT_BOOTSTRAPPED);
     hb.cancel();
@@ -93,12 +104,19 @@ describe("tinyscheduler over gRPC", () => {
     // Concurrent bootstraps: exactly one wins.
     const candidates = [storeId, storeId + 1000n, storeId + 2000n];
     const results = await Promise.allSettled(
-      candidates.map((id, i) => client.bootstrap({ id, address: `127.0.0.1:${20160 + i * 1000}`, state: StoreState.Up })),
+      candidates.map((id, i) =>
+        client.bootstrap({ id, address: `127.0.0.1:${20160 + i * 1000}`, state: StoreState.Up }),
+      ),
     );
-    expect(results.filter((r) => r.status === "fulfilled"), "exactly one concurrent bootstrap wins").toHaveLength(1);
+    expect(
+      results.filter((r) => r.status === "fulfilled"),
+      "exactly one concurrent bootstrap wins",
+    ).toHaveLength(1);
     const winner = candidates[results.findIndex((r) => r.status === "fulfilled")]!;
     expect(await client.isBootstrapped()).toBe(true);
-    const again = await client.bootstrap({ id: 999n, address: "127.0.0.1:29999", state: StoreState.Up }).catch((e) => e);
+    const again = await client
+      .bootstrap({ id: 999n, address: "127.0.0.1:29999", state: StoreState.Up })
+      .catch((e) => e);
     expect(again).toBeInstanceOf(SchedulerError);
     expect(again.type).toBe(ErrorType.ALREADY_BOOTSTRAPPED);
     expect((await client.getAllStores()).map((s) => s.id)).toEqual([winner]);
@@ -118,7 +136,9 @@ describe("tinyscheduler over gRPC", () => {
     expect(unknown.message).toMatch(/424242/);
     const dup = await client.putStore({ id: 777n, address: "127.0.0.1:20161", state: StoreState.Up }).catch((e) => e);
     expect(dup.message).toMatch(/duplicated store address/);
-    await client.storeHeartbeat(StoreStats.create({ storeId: s1!.id, capacity: 100n, available: 60n, usedSize: 40n, regionCount: 1 }));
+    await client.storeHeartbeat(
+      StoreStats.create({ storeId: s1!.id, capacity: 100n, available: 60n, usedSize: 40n, regionCount: 1 }),
+    );
     const got = await client.getStore(s1!.id);
     expect(got.stats?.capacity).toBe(100n);
     expect((await client.getAllStores()).length).toBe(3);
@@ -131,7 +151,9 @@ describe("tinyscheduler over gRPC", () => {
     client.onRegionHeartbeatResponse((r) => responses.push(r));
     const regionId = await client.allocId();
     const r1 = region(regionId, "", "", [peer1]);
-    expect(client.regionHeartbeat({ region: r1, leader: peer1, pendingPeers: [], approximateSize: 5n << 20n })).toBe(true);
+    expect(client.regionHeartbeat({ region: r1, leader: peer1, pendingPeers: [], approximateSize: 5n << 20n })).toBe(
+      true,
+    );
 
     const found = await waitFor("region visible via GetRegion", () => client.getRegion(Buffer.from("anything")));
     expect(found.region.id).toBe(regionId);
@@ -140,7 +162,11 @@ describe("tinyscheduler over gRPC", () => {
     expect(await client.getRegionById(9999999n)).toBeUndefined();
 
     // One peer, max replicas 3: the replica checker asks the leader to add a peer.
-    const add = await waitFor("AddNode command on the heartbeat stream", () => responses.find((r) => r.changePeer), 5000);
+    const add = await waitFor(
+      "AddNode command on the heartbeat stream",
+      () => responses.find((r) => r.changePeer),
+      5000,
+    );
     expect(add.regionId).toBe(regionId);
     expect(add.changePeer!.changeType).toBe(ConfChangeType.AddNode);
     expect(stores).toContain(add.changePeer!.peer!.storeId);
@@ -197,7 +223,12 @@ describe("tinyscheduler over gRPC", () => {
     // The store leads a region: offline, it is drained by the scheduler, not removed.
     const peer = Peer.create({ id: await client.allocId(), storeId: sid });
     const rid = await client.allocId();
-    client.regionHeartbeat({ region: region(rid, "zz-tomb-a", "zz-tomb-b", [peer], 10n), leader: peer, pendingPeers: [], approximateSize: 0n });
+    client.regionHeartbeat({
+      region: region(rid, "zz-tomb-a", "zz-tomb-b", [peer], 10n),
+      leader: peer,
+      pendingPeers: [],
+      approximateSize: 0n,
+    });
     await waitFor("region on the store is known", async () => (await client.getRegionById(rid)) !== undefined);
     expect((await setState(sid, "offline")).status).toBe(200);
     const busy = await setState(sid, "tombstone");
@@ -242,7 +273,12 @@ describe("tinyscheduler over gRPC", () => {
         const id = 1_000_000n + BigInt(i);
         const leader = Peer.create({ id: id * 10n, storeId: stores[i % stores.length]! });
         const key = (j: number) => `c${String(j).padStart(6, "0")}`;
-        clients[i % 3]!.regionHeartbeat({ region: region(id, key(i), key(i) + "~", [leader], 5n), leader, pendingPeers: [], approximateSize: 0n });
+        clients[i % 3]!.regionHeartbeat({
+          region: region(id, key(i), key(i) + "~", [leader], 5n),
+          leader,
+          pendingPeers: [],
+          approximateSize: 0n,
+        });
       }
       await waitFor(
         `${n} regions visible`,

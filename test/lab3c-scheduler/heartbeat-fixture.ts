@@ -3,7 +3,8 @@
 import { expect } from "vitest";
 import { Peer, Region, StoreState } from "../../src/proto/metapb.js";
 import { ClusterModel } from "../../src/scheduler/core/cluster.js";
-import { newRegionInfo, withRegion, type RegionInfo } from "../../src/scheduler/core/region-info.js";
+import type { RegionInfo } from "../../src/scheduler/core/region-info.js";
+import { newRegionInfo, withRegion } from "../../src/scheduler/core/region-info.js";
 
 export const enc = (r: Region): string => Buffer.from(Region.encode(r).finish()).toString("hex");
 
@@ -29,7 +30,10 @@ export function fixtureRegions(): RegionInfo[] {
 export function epoch(r: RegionInfo, d: { version?: bigint; confVer?: bigint }): RegionInfo {
   const e = r.meta.regionEpoch!;
   return withRegion(r, {
-    meta: Region.create({ ...r.meta, regionEpoch: { version: e.version + (d.version ?? 0n), confVer: e.confVer + (d.confVer ?? 0n) } }),
+    meta: Region.create({
+      ...r.meta,
+      regionEpoch: { version: e.version + (d.version ?? 0n), confVer: e.confVer + (d.confVer ?? 0n) },
+    }),
   });
 }
 
@@ -42,7 +46,10 @@ export function checkRegions(c: ClusterModel, regions: RegionInfo[]): void {
     expect(byId!.leader?.id).toBe(r.leader?.id);
     expect(c.getRegionByKey(r.meta.startKey)?.meta.id, `region ${r.meta.id} by key`).toBe(r.meta.id);
   }
-  const expected = new Map<bigint, { leaders: number; regions: number; pending: number; leaderSize: number; regionSize: number }>();
+  const expected = new Map<
+    bigint,
+    { leaders: number; regions: number; pending: number; leaderSize: number; regionSize: number }
+  >();
   for (const r of c.regions.all()) {
     for (const p of r.meta.peers) {
       const e = expected.get(p.storeId) ?? { leaders: 0, regions: 0, pending: 0, leaderSize: 0, regionSize: 0 };
@@ -58,7 +65,14 @@ export function checkRegions(c: ClusterModel, regions: RegionInfo[]): void {
   }
   for (const s of c.getStores()) {
     const e = expected.get(s.id) ?? { leaders: 0, regions: 0, pending: 0, leaderSize: 0, regionSize: 0 };
-    expect({ id: s.id, l: s.leaderCount, r: s.regionCount, p: s.pendingPeerCount, ls: s.leaderSize, rs: s.regionSize }).toEqual({
+    expect({
+      id: s.id,
+      l: s.leaderCount,
+      r: s.regionCount,
+      p: s.pendingPeerCount,
+      ls: s.leaderSize,
+      rs: s.regionSize,
+    }).toEqual({
       id: s.id,
       l: e.leaders,
       r: e.regions,

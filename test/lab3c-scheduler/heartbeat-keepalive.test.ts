@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { RegionHeartbeatResponse } from "../../src/proto/schedulerpb.js";
-import { HeartbeatStreams, REBIND_INTERVAL_MS, type HeartbeatStream } from "../../src/scheduler/server/heartbeat-streams.js";
+import type { HeartbeatStream } from "../../src/scheduler/server/heartbeat-streams.js";
+import { HeartbeatStreams, REBIND_INTERVAL_MS } from "../../src/scheduler/server/heartbeat-streams.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { SimRuntime } from "../sim/runner/sim-runtime.js";
 

@@ -12,9 +12,22 @@ describe("region heartbeat sizes", () => {
       await core.bootstrap(Store.create({ id: 1n, address: "127.0.0.1:20401" }));
       await core.putStore(Store.create({ id: 2n, address: "127.0.0.1:20402" }));
       const peers = [Peer.create({ id: 10n, storeId: 1n }), Peer.create({ id: 11n, storeId: 2n })];
-      const region = Region.create({ id: 5n, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { version: 1n, confVer: 2n }, peers });
+      const region = Region.create({
+        id: 5n,
+        startKey: Buffer.alloc(0),
+        endKey: Buffer.alloc(0),
+        regionEpoch: { version: 1n, confVer: 2n },
+        peers,
+      });
       const beat = (leader: Peer, bytes: bigint) =>
-        core.handleRegionHeartbeat(RegionHeartbeatRequest.create({ header: { clusterId: core.clusterId }, region, leader, approximateSize: bytes }));
+        core.handleRegionHeartbeat(
+          RegionHeartbeatRequest.create({
+            header: { clusterId: core.clusterId },
+            region,
+            leader,
+            approximateSize: bytes,
+          }),
+        );
       beat(peers[0]!, 8n << 20n);
       expect(core.cluster.getStore(2n)!.regionSize).toBe(8);
       // The leadership moves to store 2, whose peer has not run a size check yet.

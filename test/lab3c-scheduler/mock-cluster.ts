@@ -3,7 +3,8 @@
 import { Peer, Region, StoreState } from "../../src/proto/metapb.js";
 import { ClusterModel } from "../../src/scheduler/core/cluster.js";
 import { OperatorController } from "../../src/scheduler/schedule/operator-controller.js";
-import { newRegionInfo, type RegionInfo } from "../../src/scheduler/core/region-info.js";
+import type { RegionInfo } from "../../src/scheduler/core/region-info.js";
+import { newRegionInfo } from "../../src/scheduler/core/region-info.js";
 
 export class MockCluster {
   now = 1_700_000_000_000;
@@ -78,7 +79,9 @@ export class MockCluster {
 
   /** Region `id` with its leader on `leaderStore` and followers on the others, size 10 (TinyKV AddLeaderRegion). */
   addLeaderRegion(id: number, leaderStore: number, ...followerStores: number[]): RegionInfo {
-    const peers = [leaderStore, ...followerStores].map((s, i) => Peer.create({ id: BigInt(id * 100 + i + 1), storeId: BigInt(s) }));
+    const peers = [leaderStore, ...followerStores].map((s, i) =>
+      Peer.create({ id: BigInt(id * 100 + i + 1), storeId: BigInt(s) }),
+    );
     const meta = Region.create({
       id: BigInt(id),
       startKey: Buffer.from(`r${String(id).padStart(4, "0")}`),

@@ -2,12 +2,14 @@
 import { describe, expect, it } from "vitest";
 import { ConfChangeType } from "../../src/proto/eraftpb.js";
 import { Peer, Region } from "../../src/proto/metapb.js";
-import { OperatorStatus, type RegionHeartbeatResponse } from "../../src/proto/schedulerpb.js";
+import type { RegionHeartbeatResponse } from "../../src/proto/schedulerpb.js";
+import { OperatorStatus } from "../../src/proto/schedulerpb.js";
 import { Coordinator } from "../../src/scheduler/schedule/coordinator.js";
 import { IdAllocator } from "../../src/scheduler/core/id-allocator.js";
 import { movePeerOperator } from "../../src/scheduler/schedule/op-builder.js";
 import { REGION_OPERATOR_TIMEOUT_MS } from "../../src/scheduler/schedule/operator.js";
-import { withRegion, type RegionInfo } from "../../src/scheduler/core/region-info.js";
+import type { RegionInfo } from "../../src/scheduler/core/region-info.js";
+import { withRegion } from "../../src/scheduler/core/region-info.js";
 import { MockCluster } from "./mock-cluster.js";
 
 function applyAdd(r: RegionInfo, cmd: RegionHeartbeatResponse, pending = false): RegionInfo {
@@ -78,9 +80,13 @@ describe("operators", () => {
     for (const s of [1, 2, 3]) tc.addRegionStore(s, 1);
     tc.addRegionStore(4, 0);
     let end = 0n;
-    const ids = new IdAllocator(async (e) => {
-      end = e;
-    }, 0n, 100n);
+    const ids = new IdAllocator(
+      async (e) => {
+        end = e;
+      },
+      0n,
+      100n,
+    );
     const coord = new Coordinator(tc.cluster, tc.oc, ids, { prepareTimeoutMs: 60_000 });
     tc.addLeaderRegion(1, 1, 2); // under-replicated
     expect(coord.isPrepared(), "1 known region, none heartbeated yet").toBe(false);

@@ -5,7 +5,14 @@ import { RegionTree } from "../../src/scheduler/core/region-tree.js";
 import { newRegionInfo } from "../../src/scheduler/core/region-info.js";
 
 const r = (id: number, start: string, end: string) =>
-  newRegionInfo(Region.create({ id: BigInt(id), startKey: Buffer.from(start), endKey: Buffer.from(end), regionEpoch: { version: 1n, confVer: 1n } }));
+  newRegionInfo(
+    Region.create({
+      id: BigInt(id),
+      startKey: Buffer.from(start),
+      endKey: Buffer.from(end),
+      regionEpoch: { version: 1n, confVer: 1n },
+    }),
+  );
 const ids = (xs: { meta: { id: bigint } }[]) => xs.map((x) => Number(x.meta.id));
 const k = (s: string) => Buffer.from(s);
 

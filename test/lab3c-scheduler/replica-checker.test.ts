@@ -36,7 +36,9 @@ describe("replica checker", () => {
     tc.addRegionStore(3, 9);
     tc.addRegionStore(4, 3);
     const op = rc.check(tc.cluster, tc.addLeaderRegion(1, 1, 2, 3, 4), tc.allocPeerId)!;
-    expect(op.steps, "the leader's store is fullest, but a follower is removed").toEqual([{ type: "remove_peer", fromStore: 3n }]);
+    expect(op.steps, "the leader's store is fullest, but a follower is removed").toEqual([
+      { type: "remove_peer", fromStore: 3n },
+    ]);
   });
 
   it("replaces a peer on an offline store (moving the leadership away first)", () => {
@@ -69,11 +71,16 @@ describe("replica checker", () => {
     const tc = new MockCluster();
     for (const s of [1, 2, 3, 4]) tc.addRegionStore(s, 5);
     tc.setStoreDown(4);
-    expect(rc.check(tc.cluster, tc.addLeaderRegion(1, 1, 2, 3, 4), tc.allocPeerId)!.steps).toEqual([{ type: "remove_peer", fromStore: 4n }]);
+    expect(rc.check(tc.cluster, tc.addLeaderRegion(1, 1, 2, 3, 4), tc.allocPeerId)!.steps).toEqual([
+      { type: "remove_peer", fromStore: 4n },
+    ]);
     const tc2 = new MockCluster();
     for (const s of [1, 2, 3]) tc2.addRegionStore(s, 5);
     tc2.setStoreDown(3);
-    expect(rc.check(tc2.cluster, tc2.addLeaderRegion(1, 1, 2, 3), tc2.allocPeerId), "no 4th store to move to").toBeUndefined();
+    expect(
+      rc.check(tc2.cluster, tc2.addLeaderRegion(1, 1, 2, 3), tc2.allocPeerId),
+      "no 4th store to move to",
+    ).toBeUndefined();
   });
 
   it("a move cancelled after its add step leaves 4 peers: the one still catching up goes, never a caught-up one", () => {
@@ -87,7 +94,9 @@ describe("replica checker", () => {
     const pending = withRegion(r, { pendingPeers: [Peer.create(onStore4)] });
     tc.putRegion(pending);
     const op = rc.check(tc.cluster, pending, tc.allocPeerId)!;
-    expect(op.steps, "store 3 is fullest among followers, but its peer is up to date").toEqual([{ type: "remove_peer", fromStore: 4n }]);
+    expect(op.steps, "store 3 is fullest among followers, but its peer is up to date").toEqual([
+      { type: "remove_peer", fromStore: 4n },
+    ]);
     expect(op.decision?.scheduler).toBe("replica-checker");
     expect(op.decision?.why).toMatch(/pending/);
   });
@@ -121,4 +130,3 @@ describe("replica checker", () => {
     expect(targets.filter((t) => t === 5n).length, `targets ${targets.join(",")}`).toBe(3);
   });
 });
-

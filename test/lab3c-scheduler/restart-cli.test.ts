@@ -21,7 +21,13 @@ describe("scheduler restart", () => {
     await client.putStore({ id: 2n, address: "127.0.0.1:20161" });
     await client.putClusterConfig({ maxPeerCount: 1 });
     const peer = Peer.create({ id: 3n, storeId: 1n });
-    const region = Region.create({ id: 4n, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { version: 1n, confVer: 1n }, peers: [peer] });
+    const region = Region.create({
+      id: 4n,
+      startKey: Buffer.alloc(0),
+      endKey: Buffer.alloc(0),
+      regionEpoch: { version: 1n, confVer: 1n },
+      peers: [peer],
+    });
     client.regionHeartbeat({ region, leader: peer, pendingPeers: [], approximateSize: 0n });
     await waitFor("region routed", () => client.getRegion(Buffer.from("k")));
     client.close();
@@ -48,7 +54,9 @@ describe("scheduler restart", () => {
 
 function runCli(args: string[], timeoutMs = 15_000): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--import", "tsx", "src/cli/tinyscheduler.ts", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    const p = spawn(process.execPath, ["--import", "tsx", "src/cli/tinyscheduler.ts", ...args], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     let stderr = "";
     p.stderr.on("data", (d) => (stderr += d));
     const t = setTimeout(() => {
@@ -76,7 +84,16 @@ describe("tinyscheduler binary", () => {
     // The three runs are independent: start them together to keep the suite fast.
     const [bad, inUse, locked] = await Promise.all([
       runCli(["--bogus"]),
-      runCli(["--addr", `127.0.0.1:${port}`, "--status-addr", "", "--data-dir", `${dir.path}/a`, "--log-level", "error"]),
+      runCli([
+        "--addr",
+        `127.0.0.1:${port}`,
+        "--status-addr",
+        "",
+        "--data-dir",
+        `${dir.path}/a`,
+        "--log-level",
+        "error",
+      ]),
       runCli(["--addr", "127.0.0.1:0", "--status-addr", "", "--data-dir", `${dir.path}/b`, "--log-level", "error"]),
     ]);
     expect(bad.code).not.toBe(0);

@@ -1,7 +1,8 @@
 // TSO strictly increasing (in-process, over concurrent gRPC streams, across restarts) and unique ids across restarts.
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { SchedulerClient, TsoRequest, type TsoResponse } from "../../src/proto/schedulerpb.js";
+import type { TsoResponse } from "../../src/proto/schedulerpb.js";
+import { SchedulerClient, TsoRequest } from "../../src/proto/schedulerpb.js";
 import { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
 import { IdAllocator } from "../../src/scheduler/core/id-allocator.js";
 import { MemoryMetaKV } from "../../src/scheduler/core/meta-kv.js";
@@ -82,30 +83,34 @@ describe("TSO and ids over gRPC, across a scheduler restart", () => {
     const perStream = 2500;
     const ranges: Array<[bigint, bigint]> = [];
     await Promise.all(
-      Array.from({ length: 4 }, (_, s) =>
-        new Promise<void>((resolve, reject) => {
-          const stream = raw.tso(new Metadata(), { deadline: Date.now() + 20_000 });
-          let prev = -1n;
-          let n = 0;
-          stream.on("data", (resp: TsoResponse) => {
-            const last = (resp.timestamp!.physical << 18n) | resp.timestamp!.logical;
-            const firstTs = last - BigInt(resp.count) + 1n;
-            if (firstTs <= prev) reject(new Error(`stream ${s}: ${firstTs} not above ${prev}`));
-            prev = last;
-            ranges.push([firstTs, last]);
-            if (++n === perStream) {
-              stream.end();
-              resolve();
-            }
-          });
-          stream.on("error", reject);
-          for (let i = 0; i < perStream; i++) stream.write(TsoRequest.create({ header: { clusterId }, count: 1 + (i % 3) }));
-        }),
+      Array.from(
+        { length: 4 },
+        (_, s) =>
+          new Promise<void>((resolve, reject) => {
+            const stream = raw.tso(new Metadata(), { deadline: Date.now() + 20_000 });
+            let prev = -1n;
+            let n = 0;
+            stream.on("data", (resp: TsoResponse) => {
+              const last = (resp.timestamp!.physical << 18n) | resp.timestamp!.logical;
+              const firstTs = last - BigInt(resp.count) + 1n;
+              if (firstTs <= prev) reject(new Error(`stream ${s}: ${firstTs} not above ${prev}`));
+              prev = last;
+              ranges.push([firstTs, last]);
+              if (++n === perStream) {
+                stream.end();
+                resolve();
+              }
+            });
+            stream.on("error", reject);
+            for (let i = 0; i < perStream; i++)
+              stream.write(TsoRequest.create({ header: { clusterId }, count: 1 + (i % 3) }));
+          }),
       ),
     );
     expect(ranges).toHaveLength(10_000);
     ranges.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    for (let i = 1; i < ranges.length; i++) expect(ranges[i]![0] > ranges[i - 1]![1], `range ${i} overlaps the previous`).toBe(true);
+    for (let i = 1; i < ranges.length; i++)
+      expect(ranges[i]![0] > ranges[i - 1]![1], `range ${i} overlaps the previous`).toBe(true);
     const maxTs = ranges[ranges.length - 1]![1];
 
     // The typed client batches concurrent callers on one stream.
@@ -114,7 +119,8 @@ describe("TSO and ids over gRPC, across a scheduler restart", () => {
     expect(new Set(tsList.map(String)).size).toBe(2000);
     for (const t of tsList) expect(t > maxTs).toBe(true);
     const ids: bigint[] = [];
-    for (let i = 0; i < 1200; i += 100) ids.push(...(await Promise.all(Array.from({ length: 100 }, () => client.allocId()))));
+    for (let i = 0; i < 1200; i += 100)
+      ids.push(...(await Promise.all(Array.from({ length: 100 }, () => client.allocId()))));
     client.close();
     const before = { ts: tsList.reduce((a, b) => (a > b ? a : b)), ids: new Set(ids.map(String)) };
     expect(before.ids.size).toBe(1200);

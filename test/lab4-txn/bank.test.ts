@@ -8,8 +8,10 @@
  */
 import { mulberry32 } from "../../src/util/random.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { b, startTxnServer, type TxnServer } from "./txn-server.js";
-import { LocalTso, TestTxnClient, TxnAbortedError, type CrashPoint } from "./test-txn-client.js";
+import type { TxnServer } from "./txn-server.js";
+import { b, startTxnServer } from "./txn-server.js";
+import type { CrashPoint } from "./test-txn-client.js";
+import { LocalTso, TestTxnClient, TxnAbortedError } from "./test-txn-client.js";
 
 const SEED = Number(process.env.BANK_SEED ?? 20261125);
 const ACCOUNTS = 10;
@@ -45,7 +47,9 @@ describe(`bank transfers under concurrency and client crashes (${ctx})`, () => {
   /** All balances at one snapshot ts, read twice (scan, then per-key gets): both reads must agree. */
   async function snapshot(ts: bigint): Promise<number[]> {
     const scanned = await client.scanAt(ts, b(), 100);
-    expect([...scanned.keys()], `accounts seen by the scan at ${ts} (${ctx})`).toEqual(Array.from({ length: ACCOUNTS }, (_, i) => account(i).toString()));
+    expect([...scanned.keys()], `accounts seen by the scan at ${ts} (${ctx})`).toEqual(
+      Array.from({ length: ACCOUNTS }, (_, i) => account(i).toString()),
+    );
     const balances = [...scanned.values()].map((v, i) => decode(v, `scan of ${account(i)} at ${ts}`));
     const pinned = client.readAt(ts);
     for (let i = 0; i < ACCOUNTS; i++) {
@@ -73,10 +77,15 @@ describe(`bank transfers under concurrency and client crashes (${ctx})`, () => {
         const amount = 1 + Math.floor(rand() * 100);
         const crashRoll = rand();
         const crash: CrashPoint =
-          crashRoll >= CRASH_PROBABILITY ? "none" : (["after-prewrite-primary", "after-prewrite-all", "after-commit-primary"] as const)[Math.floor(rand() * 3)]!;
+          crashRoll >= CRASH_PROBABILITY
+            ? "none"
+            : (["after-prewrite-primary", "after-prewrite-all", "after-commit-primary"] as const)[
+                Math.floor(rand() * 3)
+              ]!;
         const deadline = Date.now() + TRANSFER_DEADLINE_MS;
         for (let attempt = 0; ; attempt++) {
-          if (Date.now() > deadline) throw new Error(`worker ${worker} transfer ${n}: no commit after ${attempt} attempts (${ctx})`);
+          if (Date.now() > deadline)
+            throw new Error(`worker ${worker} transfer ${n}: no commit after ${attempt} attempts (${ctx})`);
           const txn = client.begin();
           try {
             const fromBal = decode(await txn.get(account(from)), `worker ${worker} read of ${from}`);
@@ -132,7 +141,9 @@ describe(`bank transfers under concurrency and client crashes (${ctx})`, () => {
 
       // Crashed clients' locks expire and get resolved by this final read.
       const final = await snapshot(client.tso.next());
-      expect(final, `final balances vs. committed transfers (${ctx}, stats ${JSON.stringify(stats)})`).toEqual(expected);
+      expect(final, `final balances vs. committed transfers (${ctx}, stats ${JSON.stringify(stats)})`).toEqual(
+        expected,
+      );
       expect(stats.committed + stats.crashedCommitted + stats.crashedUncommitted).toBe(stats.transfers);
       expect(stats.committed, `committed transfers: too few to mean anything (${ctx})`).toBeGreaterThanOrEqual(20);
       expect(stats.snapshots, `snapshots taken during the run (${ctx})`).toBeGreaterThan(3);

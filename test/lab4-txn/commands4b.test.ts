@@ -4,9 +4,11 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CF_DEFAULT, CF_LOCK, CF_WRITE } from "../../src/kv/engine/index.js";
-import { LockInfo, Op, type Mutation } from "../../src/proto/kvrpcpb.js";
+import type { Mutation } from "../../src/proto/kvrpcpb.js";
+import { LockInfo, Op } from "../../src/proto/kvrpcpb.js";
 import { encodeKey, Lock, Write, WriteKind } from "../../src/txn/index.js";
-import { b, cfLens, clearAll, dumpCf, expectInvalidArgument, getCf, Seeder, startTxnServer, type TxnServer } from "./txn-server.js";
+import type { TxnServer } from "./txn-server.js";
+import { b, cfLens, clearAll, dumpCf, expectInvalidArgument, getCf, Seeder, startTxnServer } from "./txn-server.js";
 
 let srv: TxnServer;
 let seed: Seeder;
@@ -23,7 +25,8 @@ const put = (key: Buffer, value: Buffer): Mutation => ({ op: Op.Put, key, value 
 const del = (key: Buffer): Mutation => ({ op: Op.Del, key, value: Buffer.alloc(0) });
 const prewrite = (startVersion: bigint, mutations: Mutation[], primaryLock = mutations[0]?.key ?? b(1), lockTtl = 0n) =>
   srv.client.kvPrewrite({ startVersion, mutations, primaryLock, lockTtl });
-const commit = (startVersion: bigint, commitVersion: bigint, ...keys: Buffer[]) => srv.client.kvCommit({ startVersion, commitVersion, keys });
+const commit = (startVersion: bigint, commitVersion: bigint, ...keys: Buffer[]) =>
+  srv.client.kvCommit({ startVersion, commitVersion, keys });
 
 describe("lab4b KvGet", () => {
   it("TestGetValue4B: a committed value is read", async () => {
@@ -90,7 +93,9 @@ describe("lab4b KvGet", () => {
     expect(before.value).toEqual(b(42));
     const after = await get(b(99), 300n);
     expect(after.value).toEqual(b());
-    expect(after.error?.locked).toEqual(LockInfo.create({ key: b(99), primaryLock: b(99), lockVersion: 200n, lockTtl: 3000n }));
+    expect(after.error?.locked).toEqual(
+      LockInfo.create({ key: b(99), primaryLock: b(99), lockVersion: 200n, lockTtl: 3000n }),
+    );
     expect(after.error?.conflict).toBeUndefined();
   });
 
@@ -121,7 +126,9 @@ describe("lab4b KvPrewrite", () => {
     expect((await prewrite(100n, [put(b(3), b(42))], b(1))).errors).toEqual([]);
     const res = await prewrite(101n, [put(b(3), b(53))], b(1));
     expect(res.errors).toHaveLength(1);
-    expect(res.errors[0]!.locked).toEqual(LockInfo.create({ key: b(3), primaryLock: b(1), lockVersion: 100n, lockTtl: 0n }));
+    expect(res.errors[0]!.locked).toEqual(
+      LockInfo.create({ key: b(3), primaryLock: b(1), lockVersion: 100n, lockTtl: 0n }),
+    );
     expect(await cfLens(srv.storage)).toEqual([1, 1, 0]);
     expect(Lock.parse((await getCf(srv.storage, CF_LOCK, b(3)))!).ts).toBe(100n);
     expect(await getCf(srv.storage, CF_DEFAULT, encodeKey(b(3), 100n))).toEqual(b(42));
@@ -171,7 +178,8 @@ describe("lab4b KvPrewrite", () => {
     expect(await cfLens(srv.storage)).toEqual([4, 5, 0]);
     expect(await getCf(srv.storage, CF_DEFAULT, encodeKey(b(4), 100n))).toEqual(b(1, 3, 5));
     expect(Lock.parse((await getCf(srv.storage, CF_LOCK, b(6)))!).kind).toBe(WriteKind.Delete);
-    for (const k of [3, 4, 5, 255]) expect(Lock.parse((await getCf(srv.storage, CF_LOCK, b(k)))!)).toEqual(new Lock(b(3), 100n, 0n, WriteKind.Put));
+    for (const k of [3, 4, 5, 255])
+      expect(Lock.parse((await getCf(srv.storage, CF_LOCK, b(k)))!)).toEqual(new Lock(b(3), 100n, 0n, WriteKind.Put));
   });
 
   it("a Put then a Del of one key in one prewrite leaves a Delete lock and no value", async () => {
@@ -197,7 +205,10 @@ describe("lab4b KvPrewrite", () => {
   });
 
   it("bad input is INVALID_ARGUMENT and writes nothing", async () => {
-    await expectInvalidArgument(prewrite(100n, [put(b(3), b(1)), put(b(), b(2))], b(3)), /mutations\[1\]\.key must not be empty/);
+    await expectInvalidArgument(
+      prewrite(100n, [put(b(3), b(1)), put(b(), b(2))], b(3)),
+      /mutations\[1\]\.key must not be empty/,
+    );
     await expectInvalidArgument(prewrite(0n, [put(b(3), b(1))]), /start_version/);
     await expectInvalidArgument(prewrite(100n, [put(b(3), b(1))], b()), /primary_lock/);
     await expectInvalidArgument(prewrite(100n, [{ op: Op.Lock, key: b(3), value: b() }]), /not supported/);
@@ -240,7 +251,10 @@ describe("lab4b KvCommit", () => {
     ]);
     expect((await commit(100n, 110n, b(3), b(4), b(5))).error).toBeUndefined();
     expect(await cfLens(srv.storage)).toEqual([5, 1, 4]);
-    for (const k of [3, 4, 5]) expect(await getCf(srv.storage, CF_WRITE, encodeKey(b(k), 110n))).toEqual(new Write(100n, WriteKind.Put).toBytes());
+    for (const k of [3, 4, 5])
+      expect(await getCf(srv.storage, CF_WRITE, encodeKey(b(k), 110n))).toEqual(
+        new Write(100n, WriteKind.Put).toBytes(),
+      );
     expect(Lock.parse((await getCf(srv.storage, CF_LOCK, b(6)))!).ts).toBe(101n);
   });
 

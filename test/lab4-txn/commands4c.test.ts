@@ -6,7 +6,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CF_DEFAULT, CF_LOCK, CF_WRITE } from "../../src/kv/engine/index.js";
 import { Action, LockInfo } from "../../src/proto/kvrpcpb.js";
 import { encodeKey, Lock, TsMax, Write, WriteKind } from "../../src/txn/index.js";
-import { b, cfLens, clearAll, dumpCf, expectInvalidArgument, getCf, Seeder, startTxnServer, type TxnServer } from "./txn-server.js";
+import type { TxnServer } from "./txn-server.js";
+import { b, cfLens, clearAll, dumpCf, expectInvalidArgument, getCf, Seeder, startTxnServer } from "./txn-server.js";
 
 let srv: TxnServer;
 let seed: Seeder;
@@ -19,7 +20,8 @@ beforeEach(() => clearAll(srv.storage));
 afterAll(() => srv.stop());
 
 const rollbackRecord = (startTs: bigint) => new Write(startTs, WriteKind.Rollback).toBytes();
-const snapshotAll = async () => Promise.all(([CF_DEFAULT, CF_LOCK, CF_WRITE] as const).map((cf) => dumpCf(srv.storage, cf)));
+const snapshotAll = async () =>
+  Promise.all(([CF_DEFAULT, CF_LOCK, CF_WRITE] as const).map((cf) => dumpCf(srv.storage, cf)));
 
 describe("lab4c KvBatchRollback", () => {
   const rollback = (startVersion: bigint, ...keys: Buffer[]) => srv.client.kvBatchRollback({ startVersion, keys });
@@ -77,7 +79,11 @@ describe("lab4c KvBatchRollback", () => {
 
   it("a prewrite arriving after its txn was rolled back meets a write conflict", async () => {
     expect((await rollback(100n, b(3))).error).toBeUndefined();
-    const res = await srv.client.kvPrewrite({ startVersion: 100n, primaryLock: b(3), mutations: [{ op: 0, key: b(3), value: b(1) }] });
+    const res = await srv.client.kvPrewrite({
+      startVersion: 100n,
+      primaryLock: b(3),
+      mutations: [{ op: 0, key: b(3), value: b(1) }],
+    });
     expect(res.errors[0]?.conflict?.conflictTs).toBe(100n);
     expect(await cfLens(srv.storage)).toEqual([0, 0, 1]);
   });
@@ -119,7 +125,10 @@ describe("lab4c KvCheckTxnStatus", () => {
   });
 
   it("TestCheckTxnStatusRolledBack4C: an existing rollback record answers rolled back", async () => {
-    await seed.put([seed.write(b(3), lockTs, lockTs, WriteKind.Rollback), ...seed.committed(b(3), b(1), lockTs - 10n, lockTs - 5n)]);
+    await seed.put([
+      seed.write(b(3), lockTs, lockTs, WriteKind.Rollback),
+      ...seed.committed(b(3), b(1), lockTs - 10n, lockTs - 5n),
+    ]);
     const before = await snapshotAll();
     const res = await check(b(3), lockTs, currentTs);
     expect(res.action).toBe(Action.NoAction);
@@ -162,7 +171,8 @@ describe("lab4c KvCheckTxnStatus", () => {
 });
 
 describe("lab4c KvResolveLock", () => {
-  const resolve = (startVersion: bigint, commitVersion: bigint) => srv.client.kvResolveLock({ startVersion, commitVersion });
+  const resolve = (startVersion: bigint, commitVersion: bigint) =>
+    srv.client.kvResolveLock({ startVersion, commitVersion });
   /** Txn 100 locked keys 3, 4, 5 (primary 3); txn 101 locked key 6; key 7 committed long ago. */
   const seedLocks = () =>
     seed.put([
@@ -185,8 +195,13 @@ describe("lab4c KvResolveLock", () => {
     await seedLocks();
     expect((await resolve(100n, 120n)).error).toBeUndefined();
     expect(await cfLens(srv.storage)).toEqual([4, 1, 4]);
-    for (const k of [3, 4]) expect(await getCf(srv.storage, CF_WRITE, encodeKey(b(k), 120n))).toEqual(new Write(100n, WriteKind.Put).toBytes());
-    expect(await getCf(srv.storage, CF_WRITE, encodeKey(b(5), 120n))).toEqual(new Write(100n, WriteKind.Delete).toBytes());
+    for (const k of [3, 4])
+      expect(await getCf(srv.storage, CF_WRITE, encodeKey(b(k), 120n))).toEqual(
+        new Write(100n, WriteKind.Put).toBytes(),
+      );
+    expect(await getCf(srv.storage, CF_WRITE, encodeKey(b(5), 120n))).toEqual(
+      new Write(100n, WriteKind.Delete).toBytes(),
+    );
     expect(Lock.parse((await getCf(srv.storage, CF_LOCK, b(6)))!).ts).toBe(101n);
     expect((await srv.client.kvGet({ key: b(4), version: 130n })).value).toEqual(b(43));
   });
@@ -195,7 +210,8 @@ describe("lab4c KvResolveLock", () => {
     await seedLocks();
     expect((await resolve(100n, 0n)).error).toBeUndefined();
     expect(await cfLens(srv.storage)).toEqual([2, 1, 4]);
-    for (const k of [3, 4, 5]) expect(await getCf(srv.storage, CF_WRITE, encodeKey(b(k), 100n))).toEqual(rollbackRecord(100n));
+    for (const k of [3, 4, 5])
+      expect(await getCf(srv.storage, CF_WRITE, encodeKey(b(k), 100n))).toEqual(rollbackRecord(100n));
     expect(Lock.parse((await getCf(srv.storage, CF_LOCK, b(6)))!).ts).toBe(101n);
   });
 
@@ -224,7 +240,9 @@ describe("lab4c KvResolveLock", () => {
 describe("lab4c KvScan", () => {
   const scan = (startKey: Buffer, limit: number, version: bigint) => srv.client.kvScan({ startKey, limit, version });
   const pairs = async (startKey: Buffer, limit: number, version: bigint) =>
-    (await scan(startKey, limit, version)).pairs.map((p) => (p.error ? { key: [...p.key], error: p.error } : { key: [...p.key], value: [...p.value] }));
+    (await scan(startKey, limit, version)).pairs.map((p) =>
+      p.error ? { key: [...p.key], error: p.error } : { key: [...p.key], value: [...p.value] },
+    );
 
   /** Keys 1..5 with versions; key 4 deleted at 110; key 5 only written at 120; key [2,0] rolled back. */
   const seedData = () =>
@@ -291,7 +309,12 @@ describe("lab4c KvScan", () => {
     const got = await pairs(b(), 3, 200n);
     expect(got).toEqual([
       { key: [1], value: [9] },
-      { key: [2], error: expect.objectContaining({ locked: LockInfo.create({ key: b(2), primaryLock: b(2), lockVersion: 150n, lockTtl: 7n }) }) },
+      {
+        key: [2],
+        error: expect.objectContaining({
+          locked: LockInfo.create({ key: b(2), primaryLock: b(2), lockVersion: 150n, lockTtl: 7n }),
+        }),
+      },
       { key: [2, 5], error: expect.objectContaining({ locked: expect.objectContaining({ lockVersion: 150n }) }) },
     ]);
     // a read older than the lock ignores it

@@ -29,7 +29,11 @@ describe("a degraded region: pending writes keep their latches", () => {
   });
   afterAll(() => cluster.shutdown());
 
-  function onLeader<R extends { regionError?: RegionErrorPb | undefined }>(key: Buffer, what: string, call: (h: TxnHandlers, ctx: Context) => Promise<R>): Promise<R> {
+  function onLeader<R extends { regionError?: RegionErrorPb | undefined }>(
+    key: Buffer,
+    what: string,
+    call: (h: TxnHandlers, ctx: Context) => Promise<R>,
+  ): Promise<R> {
     return cluster.onLeader(key, what, async (storage, ctx) => {
       const res = await call(new TxnHandlers(storage), ctx);
       if (res.regionError) throw new RegionError(res.regionError);
@@ -42,23 +46,40 @@ describe("a degraded region: pending writes keep their latches", () => {
     const startTs = ts(1_000);
     const commitTs = ts(1_001);
     const pre = await onLeader(primary, "prewrite", (h, context) =>
-      h.kvPrewrite({ context, startVersion: startTs, primaryLock: primary, lockTtl: 10n, mutations: [{ op: Op.Put, key: primary, value: Buffer.from("v1") }] }),
+      h.kvPrewrite({
+        context,
+        startVersion: startTs,
+        primaryLock: primary,
+        lockTtl: 10n,
+        mutations: [{ op: Op.Put, key: primary, value: Buffer.from("v1") }],
+      }),
     );
     expect(pre.errors).toEqual([]);
 
     const region = cluster.regionFor(primary)!;
-    const leaderId = await waitFor(() => cluster.leaderOf(region.id), { timeoutMs: 5_000, message: "region 1 has a leader" });
+    const leaderId = await waitFor(() => cluster.leaderOf(region.id), {
+      timeoutMs: 5_000,
+      message: "region 1 has a leader",
+    });
     const [down, starved] = cluster.storeIds.filter((id) => id !== leaderId);
     await cluster.stopStore(down!);
     const removeFilter = cluster.network.addFilter(
-      dropWhere((env) => env.from === leaderId && env.to === starved && env.msg.message?.msgType === MessageType.MsgAppend),
+      dropWhere(
+        (env) => env.from === leaderId && env.to === starved && env.msg.message?.msgType === MessageType.MsgAppend,
+      ),
     );
 
     const store = cluster.store(leaderId)!;
     const handlers = new TxnHandlers(new RaftStorage(store));
-    const context = Context.create({ regionId: region.id, regionEpoch: region.regionEpoch, peer: store.peerMeta(region.id) });
+    const context = Context.create({
+      regionId: region.id,
+      regionEpoch: region.regionEpoch,
+      peer: store.peerMeta(region.id),
+    });
     let commitAnswered = false;
-    const commit = handlers.kvCommit({ context, startVersion: startTs, commitVersion: commitTs, keys: [primary] }).finally(() => (commitAnswered = true));
+    const commit = handlers
+      .kvCommit({ context, startVersion: startTs, commitVersion: commitTs, keys: [primary] })
+      .finally(() => (commitAnswered = true));
     await sleep(1_000); // more than three server-side request timeouts
     expect(commitAnswered, "a commit whose entry is in the log but cannot commit must not be answered yet").toBe(false);
     const check = handlers.kvCheckTxnStatus({ context, primaryKey: primary, lockTs: startTs, currentTs: ts(100_000) });
@@ -70,9 +91,12 @@ describe("a degraded region: pending writes keep their latches", () => {
     expect(committed.regionError, "the commit was applied").toBeUndefined();
     expect(committed.error).toBeUndefined();
     const status = await check;
-    if (!status.regionError) expect(status.commitVersion, "CheckTxnStatus ran after the commit and saw it").toBe(commitTs);
+    if (!status.regionError)
+      expect(status.commitVersion, "CheckTxnStatus ran after the commit and saw it").toBe(commitTs);
 
-    const got = await onLeader(primary, "get the primary", (h, ctx) => h.kvGet({ context: ctx, key: primary, version: ts(200_000) }));
+    const got = await onLeader(primary, "get the primary", (h, ctx) =>
+      h.kvGet({ context: ctx, key: primary, version: ts(200_000) }),
+    );
     expect(got.error, "the primary reads back without a key error").toBeUndefined();
     expect(got.value.toString()).toBe("v1");
   });

@@ -10,7 +10,8 @@ import { keyErrorOf, SnapshotAbortedError, toGrpcStatus, UnimplementedError } fr
 import { InvalidArgumentError, RaftEntryTooLargeError } from "../../src/kv/storage/index.js";
 import { Error as RegionErrorPb } from "../../src/proto/errorpb.js";
 import { KeyError } from "../../src/proto/kvrpcpb.js";
-import { Lock, WriteKind, type TxnKeyError } from "../../src/txn/index.js";
+import type { TxnKeyError } from "../../src/txn/index.js";
+import { Lock, WriteKind } from "../../src/txn/index.js";
 
 const key = Buffer.from("k1");
 const primary = Buffer.from("p");
@@ -29,7 +30,10 @@ describe("keyErrorOf: a transaction refusal on the wire", () => {
       { kind: "TxnLockNotFound", key, startTs: 10n, lockTs: 7n },
       KeyError.create({ retryable: 'key "k1" is locked by txn 7, not by txn 10 being committed' }),
     ],
-    [{ kind: "TxnRolledBack", key, startTs: 10n }, KeyError.create({ abort: 'txn 10 was rolled back on key "k1"; it cannot commit' })],
+    [
+      { kind: "TxnRolledBack", key, startTs: 10n },
+      KeyError.create({ abort: 'txn 10 was rolled back on key "k1"; it cannot commit' }),
+    ],
     [
       { kind: "AlreadyCommitted", key, startTs: 10n, commitTs: 11n },
       KeyError.create({ abort: 'txn 10 is already committed at 11 on key "k1"; it cannot roll back' }),
@@ -44,13 +48,21 @@ describe("keyErrorOf: a transaction refusal on the wire", () => {
   ];
   for (const [error, wire] of cases) {
     it(`${error.kind} keeps its wire fields and text`, () => {
-      expect(Buffer.from(KeyError.encode(keyErrorOf(error)).finish())).toEqual(Buffer.from(KeyError.encode(wire).finish()));
+      expect(Buffer.from(KeyError.encode(keyErrorOf(error)).finish())).toEqual(
+        Buffer.from(KeyError.encode(wire).finish()),
+      );
     });
   }
 });
 
 describe("RegionError: one kind from the raftstore to the client", () => {
-  const region = { id: 5n, startKey: Buffer.from("a"), endKey: Buffer.from("m"), regionEpoch: { confVer: 1n, version: 2n }, peers: [] };
+  const region = {
+    id: 5n,
+    startKey: Buffer.from("a"),
+    endKey: Buffer.from("m"),
+    regionEpoch: { confVer: 1n, version: 2n },
+    peers: [],
+  };
   const built = [
     RegionError.notLeader(5n, { id: 2n, storeId: 1n }),
     RegionError.notLeader(5n),
@@ -72,7 +84,9 @@ describe("RegionError: one kind from the raftstore to the client", () => {
 
   it("keeps TinyKV's messages and carries its region id and key as context", () => {
     expect(RegionError.notLeader(5n).message).toBe("peer is not leader for region 5");
-    expect(RegionError.regionNotFound(5n).pb).toEqual(RegionErrorPb.fromPartial({ message: "region is not found", regionNotFound: { regionId: 5n } }));
+    expect(RegionError.regionNotFound(5n).pb).toEqual(
+      RegionErrorPb.fromPartial({ message: "region is not found", regionNotFound: { regionId: 5n } }),
+    );
     const notIn = RegionError.keyNotInRegion(Buffer.from("z"), region);
     expect(notIn.context).toMatchObject({ regionId: 5n, key: Buffer.from("z") });
     expect(RegionError.fromPb(RegionError.staleCommand().pb, { term: 7n }).context.term).toBe(7n);
@@ -87,10 +101,19 @@ describe("RegionError: one kind from the raftstore to the client", () => {
 
 describe("toGrpcStatus: the one converter to a gRPC status", () => {
   it("maps each thrown error to the code clients have seen", () => {
-    expect(toGrpcStatus(new InvalidArgumentError("key must not be empty"))).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: "key must not be empty" });
+    expect(toGrpcStatus(new InvalidArgumentError("key must not be empty"))).toEqual({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: "key must not be empty",
+    });
     expect(toGrpcStatus(new RaftEntryTooLargeError(5n, 10, 5)).code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(toGrpcStatus(new UnimplementedError("Coprocessor"))).toEqual({ code: grpc.status.UNIMPLEMENTED, details: "Coprocessor is not implemented by tinykv-ts" });
-    expect(toGrpcStatus(new SnapshotAbortedError(new Error("crc mismatch")))).toEqual({ code: grpc.status.ABORTED, details: "crc mismatch" });
+    expect(toGrpcStatus(new UnimplementedError("Coprocessor"))).toEqual({
+      code: grpc.status.UNIMPLEMENTED,
+      details: "Coprocessor is not implemented by tinykv-ts",
+    });
+    expect(toGrpcStatus(new SnapshotAbortedError(new Error("crc mismatch")))).toEqual({
+      code: grpc.status.ABORTED,
+      details: "crc mismatch",
+    });
     expect(toGrpcStatus(new Error("boom"))).toEqual({ code: grpc.status.INTERNAL, details: "boom" });
     expect(toGrpcStatus("odd")).toEqual({ code: grpc.status.INTERNAL, details: "odd" });
   });

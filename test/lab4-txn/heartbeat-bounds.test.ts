@@ -9,7 +9,8 @@ import { MAX_KEY_BYTES, TxnHandlers } from "../../src/kv/server/index.js";
 import type { Modify, Storage } from "../../src/kv/storage/index.js";
 import { Action, Op } from "../../src/proto/kvrpcpb.js";
 import { Lock, MAX_LOCK_TTL_MS, RESOLVE_LOCK_BATCH_KEYS, TsMax } from "../../src/txn/index.js";
-import { b, cfLens, clearAll, expectInvalidArgument, getCf, Seeder, startTxnServer, type TxnServer } from "./txn-server.js";
+import type { TxnServer } from "./txn-server.js";
+import { b, cfLens, clearAll, expectInvalidArgument, getCf, Seeder, startTxnServer } from "./txn-server.js";
 
 let srv: TxnServer;
 let seed: Seeder;
@@ -28,7 +29,10 @@ const put = (key: Buffer, value: Buffer) => ({ op: Op.Put, key, value });
 describe("KvTxnHeartBeat", () => {
   it("extends the primary lock's TTL, so a CheckTxnStatus past the old TTL finds it alive", async () => {
     const startVersion = tsIn(-2000);
-    expect((await srv.client.kvPrewrite({ startVersion, mutations: [put(b(1), b(10))], primaryLock: b(1), lockTtl: 1000n })).errors).toEqual([]);
+    expect(
+      (await srv.client.kvPrewrite({ startVersion, mutations: [put(b(1), b(10))], primaryLock: b(1), lockTtl: 1000n }))
+        .errors,
+    ).toEqual([]);
 
     const beat = await srv.client.kvTxnHeartBeat({ primaryLock: b(1), startVersion, adviseLockTtl: 60_000n });
     expect(beat.error).toBeUndefined();
@@ -46,7 +50,9 @@ describe("KvTxnHeartBeat", () => {
   it("answers TxnNotFound once the txn is committed, or when it never locked the key", async () => {
     const startVersion = tsIn(-10);
     await srv.client.kvPrewrite({ startVersion, mutations: [put(b(1), b(10))], primaryLock: b(1), lockTtl: 1000n });
-    expect((await srv.client.kvCommit({ startVersion, commitVersion: startVersion + 1n, keys: [b(1)] })).error).toBeUndefined();
+    expect(
+      (await srv.client.kvCommit({ startVersion, commitVersion: startVersion + 1n, keys: [b(1)] })).error,
+    ).toBeUndefined();
     const afterCommit = await srv.client.kvTxnHeartBeat({ primaryLock: b(1), startVersion, adviseLockTtl: 5000n });
     expect(afterCommit.error?.txnNotFound).toEqual({ startTs: startVersion, primaryKey: b(1) });
     expect(afterCommit.error?.abort).toMatch(/committed or rolled back/);
@@ -58,8 +64,14 @@ describe("KvTxnHeartBeat", () => {
   });
 
   it("refuses bad input with INVALID_ARGUMENT", async () => {
-    await expectInvalidArgument(srv.client.kvTxnHeartBeat({ primaryLock: b(), startVersion: tsIn(0), adviseLockTtl: 1n }), /primary_lock must not be empty/);
-    await expectInvalidArgument(srv.client.kvTxnHeartBeat({ primaryLock: b(1), startVersion: 0n, adviseLockTtl: 1n }), /start_version/);
+    await expectInvalidArgument(
+      srv.client.kvTxnHeartBeat({ primaryLock: b(), startVersion: tsIn(0), adviseLockTtl: 1n }),
+      /primary_lock must not be empty/,
+    );
+    await expectInvalidArgument(
+      srv.client.kvTxnHeartBeat({ primaryLock: b(1), startVersion: 0n, adviseLockTtl: 1n }),
+      /start_version/,
+    );
     await expectInvalidArgument(
       srv.client.kvTxnHeartBeat({ primaryLock: b(1), startVersion: tsIn(0), adviseLockTtl: MAX_LOCK_TTL_MS + 1n }),
       /advise_lock_ttl .* over the maximum lock TTL/,
@@ -76,27 +88,53 @@ describe("bounds on lock TTLs and timestamps", () => {
       /lock_ttl 18446744073709551615 ms is over the maximum lock TTL of 3600000 ms/,
     );
     expect(await cfLens(srv.storage)).toEqual([0, 0, 0]);
-    const ok = await srv.client.kvPrewrite({ startVersion: tsIn(0), mutations: [put(b(1), b(1))], primaryLock: b(1), lockTtl: MAX_LOCK_TTL_MS });
+    const ok = await srv.client.kvPrewrite({
+      startVersion: tsIn(0),
+      mutations: [put(b(1), b(1))],
+      primaryLock: b(1),
+      lockTtl: MAX_LOCK_TTL_MS,
+    });
     expect(ok.errors).toEqual([]);
   });
 
   it("every timestamp a request would write must be one the TSO could have issued", async () => {
     const notIssued = /is not a timestamp the TSO has issued/;
     const now = tsIn(0);
-    await expectInvalidArgument(srv.client.kvPrewrite({ startVersion: future, mutations: [put(b(1), b(1))], primaryLock: b(1), lockTtl: 10n }), notIssued);
-    await expectInvalidArgument(srv.client.kvPrewrite({ startVersion: tsIn(11 * 60_000), mutations: [put(b(1), b(1))], primaryLock: b(1) }), notIssued);
-    await expectInvalidArgument(srv.client.kvCommit({ startVersion: now, commitVersion: future, keys: [b(1)] }), /commit_version .* is not a timestamp/);
+    await expectInvalidArgument(
+      srv.client.kvPrewrite({ startVersion: future, mutations: [put(b(1), b(1))], primaryLock: b(1), lockTtl: 10n }),
+      notIssued,
+    );
+    await expectInvalidArgument(
+      srv.client.kvPrewrite({ startVersion: tsIn(11 * 60_000), mutations: [put(b(1), b(1))], primaryLock: b(1) }),
+      notIssued,
+    );
+    await expectInvalidArgument(
+      srv.client.kvCommit({ startVersion: now, commitVersion: future, keys: [b(1)] }),
+      /commit_version .* is not a timestamp/,
+    );
     await expectInvalidArgument(srv.client.kvBatchRollback({ startVersion: future, keys: [b(1)] }), notIssued);
-    await expectInvalidArgument(srv.client.kvCheckTxnStatus({ primaryKey: b(1), lockTs: future, currentTs: now }), /lock_ts .* is not a timestamp/);
-    await expectInvalidArgument(srv.client.kvCheckTxnStatus({ primaryKey: b(1), lockTs: now, currentTs: future }), /current_ts .* is not a timestamp/);
+    await expectInvalidArgument(
+      srv.client.kvCheckTxnStatus({ primaryKey: b(1), lockTs: future, currentTs: now }),
+      /lock_ts .* is not a timestamp/,
+    );
+    await expectInvalidArgument(
+      srv.client.kvCheckTxnStatus({ primaryKey: b(1), lockTs: now, currentTs: future }),
+      /current_ts .* is not a timestamp/,
+    );
     await expectInvalidArgument(srv.client.kvResolveLock({ startVersion: future }), notIssued);
-    await expectInvalidArgument(srv.client.kvResolveLock({ startVersion: now, commitVersion: future }), /commit_version .* is not a timestamp/);
+    await expectInvalidArgument(
+      srv.client.kvResolveLock({ startVersion: now, commitVersion: future }),
+      /commit_version .* is not a timestamp/,
+    );
     expect(await cfLens(srv.storage), "nothing was written, not even a rollback record").toEqual([0, 0, 0]);
 
     // Reads write nothing: TinyKV's "read the latest" timestamp TsMax stays allowed.
     expect((await srv.client.kvGet({ key: b(1), version: TsMax })).notFound).toBe(true);
     // A timestamp shortly ahead of this store's clock (skew) is fine.
-    expect((await srv.client.kvPrewrite({ startVersion: tsIn(5000), mutations: [put(b(1), b(1))], primaryLock: b(1) })).errors).toEqual([]);
+    expect(
+      (await srv.client.kvPrewrite({ startVersion: tsIn(5000), mutations: [put(b(1), b(1))], primaryLock: b(1) }))
+        .errors,
+    ).toEqual([]);
   });
 
   it("a primary_lock over the key size limit is refused", async () => {

@@ -28,7 +28,12 @@ describe("latches", () => {
   it("commands on disjoint keys do not wait for each other", async () => {
     const latches = new Latches();
     const first = await latches.acquire([b(1)]);
-    expect(await settlesWithin(latches.acquire([b(2)]).then((g) => g.release()), 30)).toBe(true);
+    expect(
+      await settlesWithin(
+        latches.acquire([b(2)]).then((g) => g.release()),
+        30,
+      ),
+    ).toBe(true);
     first.release();
     expect(() => first.release()).toThrow(/twice/);
   });
@@ -62,7 +67,9 @@ describe("latches", () => {
       }
     });
     const all = Promise.all(commands);
-    const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error("latched commands did not all finish within 10 s: deadlock?")), 10_000));
+    const timeout = new Promise((_, reject) =>
+      setTimeout(() => reject(new Error("latched commands did not all finish within 10 s: deadlock?")), 10_000),
+    );
     await Promise.race([all, timeout]);
     expect(violations).toBe(0);
     expect(latches.heldCount).toBe(0);
@@ -73,7 +80,11 @@ describe("latches", () => {
     try {
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) =>
-          srv.client.kvPrewrite({ startVersion: BigInt(100 + i), primaryLock: b(7), mutations: [{ op: Op.Put, key: b(7), value: b(i) }] }),
+          srv.client.kvPrewrite({
+            startVersion: BigInt(100 + i),
+            primaryLock: b(7),
+            mutations: [{ op: Op.Put, key: b(7), value: b(i) }],
+          }),
         ),
       );
       const winners = results.filter((r) => r.errors.length === 0);

@@ -45,7 +45,14 @@ describe("lab4a key encoding", () => {
   });
 
   it("TestDecodeKey: user key and timestamp round trip, bad input is a clear error", () => {
-    for (const key of [b(), b(42), b(1, 2, 3, 4, 5, 6, 7), b(1, 2, 3, 4, 5, 6, 7, 8), Buffer.alloc(100, 7), b(0, 0, 0)]) {
+    for (const key of [
+      b(),
+      b(42),
+      b(1, 2, 3, 4, 5, 6, 7),
+      b(1, 2, 3, 4, 5, 6, 7, 8),
+      Buffer.alloc(100, 7),
+      b(0, 0, 0),
+    ]) {
       for (const ts of [0n, 1n, 453n, TsMax - 1n, TsMax]) {
         const enc = encodeKey(key, ts);
         expect(decodeUserKey(enc)).toEqual(key);
@@ -133,7 +140,9 @@ describe("lab4a MvccTxn", () => {
   it("TestPutWrite4A: one put in CF write at EncodeKey(key, commit ts)", async () => {
     const txn = await txnAt(453n);
     txn.putWrite(b(16, 240), 0n, new Write(454n, WriteKind.Delete));
-    expect(txn.writes).toEqual([{ kind: "put", cf: CF_WRITE, key: encodeKey(b(16, 240), 0n), value: hex("02 00000000000001c6") }]);
+    expect(txn.writes).toEqual([
+      { kind: "put", cf: CF_WRITE, key: encodeKey(b(16, 240), 0n), value: hex("02 00000000000001c6") },
+    ]);
   });
 
   it("TestPutValue4A: one put in CF default at EncodeKey(key, start ts)", async () => {
@@ -213,9 +222,18 @@ describe("lab4a MvccTxn", () => {
 
   it("TestCurrentWrite4A: finds the write whose start ts is the txn's, with its commit ts", async () => {
     await seed.put([...twoVersions(), seed.write(b(16), 70n, 70n, WriteKind.Rollback)]);
-    expect(await (await txnAt(50n)).currentWrite(b(16))).toEqual({ write: new Write(50n, WriteKind.Put), commitTs: 54n });
-    expect(await (await txnAt(60n)).currentWrite(b(16))).toEqual({ write: new Write(60n, WriteKind.Put), commitTs: 66n });
-    expect(await (await txnAt(70n)).currentWrite(b(16))).toEqual({ write: new Write(70n, WriteKind.Rollback), commitTs: 70n });
+    expect(await (await txnAt(50n)).currentWrite(b(16))).toEqual({
+      write: new Write(50n, WriteKind.Put),
+      commitTs: 54n,
+    });
+    expect(await (await txnAt(60n)).currentWrite(b(16))).toEqual({
+      write: new Write(60n, WriteKind.Put),
+      commitTs: 66n,
+    });
+    expect(await (await txnAt(70n)).currentWrite(b(16))).toEqual({
+      write: new Write(70n, WriteKind.Rollback),
+      commitTs: 70n,
+    });
     expect(await (await txnAt(55n)).currentWrite(b(16))).toBeUndefined();
     expect(await (await txnAt(50n)).currentWrite(b(17))).toBeUndefined();
   });
@@ -223,7 +241,10 @@ describe("lab4a MvccTxn", () => {
   it("TestMostRecentWrite4A: the newest write of the key, whatever the txn's ts", async () => {
     await seed.put([...twoVersions(), ...seed.committed(b(17), b(1), 80n, 90n)]);
     for (const ts of [1n, 55n, 100n]) {
-      expect(await (await txnAt(ts)).mostRecentWrite(b(16))).toEqual({ write: new Write(60n, WriteKind.Put), commitTs: 66n });
+      expect(await (await txnAt(ts)).mostRecentWrite(b(16))).toEqual({
+        write: new Write(60n, WriteKind.Put),
+        commitTs: 66n,
+      });
     }
     expect(await (await txnAt(100n)).mostRecentWrite(b(15))).toBeUndefined();
   });

@@ -23,7 +23,11 @@ describe("lab4 txn on RaftStorage (3 stores)", () => {
   afterAll(() => cluster.shutdown());
 
   /** Calls a txn handler on the key's region leader, retrying while the response carries a region error. */
-  function onLeader<R extends { regionError?: RegionErrorPb | undefined }>(key: Buffer, what: string, call: (h: TxnHandlers, ctx: Context) => Promise<R>): Promise<R> {
+  function onLeader<R extends { regionError?: RegionErrorPb | undefined }>(
+    key: Buffer,
+    what: string,
+    call: (h: TxnHandlers, ctx: Context) => Promise<R>,
+  ): Promise<R> {
     return cluster.onLeader(key, what, async (storage, ctx) => {
       const res = await call(new TxnHandlers(storage), ctx);
       if (res.regionError) throw new RegionError(res.regionError);
@@ -50,7 +54,9 @@ describe("lab4 txn on RaftStorage (3 stores)", () => {
     const locked = await onLeader(k1, "get while locked", (h, context) => h.kvGet({ context, key: k1, version: 105n }));
     expect(locked.error?.locked?.lockVersion).toBe(100n);
 
-    const commit = await onLeader(k1, "commit", (h, context) => h.kvCommit({ context, startVersion: 100n, commitVersion: 110n, keys: [k1, k2] }));
+    const commit = await onLeader(k1, "commit", (h, context) =>
+      h.kvCommit({ context, startVersion: 100n, commitVersion: 110n, keys: [k1, k2] }),
+    );
     expect(commit.error).toBeUndefined();
     const got = await onLeader(k2, "get", (h, context) => h.kvGet({ context, key: k2, version: 120n }));
     expect(got.value.toString()).toBe("20");
@@ -74,7 +80,11 @@ describe("lab4 txn on RaftStorage (3 stores)", () => {
     const leader = cluster.leaderOf(region.id);
     const follower = cluster.storeIds.find((id) => id !== leader)!;
     const store = cluster.store(follower)!;
-    const context = Context.create({ regionId: region.id, regionEpoch: region.regionEpoch, peer: store.peerMeta(region.id) });
+    const context = Context.create({
+      regionId: region.id,
+      regionEpoch: region.regionEpoch,
+      peer: store.peerMeta(region.id),
+    });
     const res = await new TxnHandlers(new RaftStorage(store)).kvPrewrite({
       context,
       startVersion: 200n,

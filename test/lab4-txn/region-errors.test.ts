@@ -4,7 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CF_DEFAULT } from "../../src/kv/engine/index.js";
-import { RegionError, StandaloneStorage, type Modify, type Storage, type StorageReader } from "../../src/kv/storage/index.js";
+import type { Modify, Storage, StorageReader } from "../../src/kv/storage/index.js";
+import { RegionError, StandaloneStorage } from "../../src/kv/storage/index.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
 import { TinyKvRpc } from "../../src/client/kv-rpc.js";
 import { Error as RegionErrorPb } from "../../src/proto/errorpb.js";
@@ -15,7 +16,10 @@ import type * as grpc from "@grpc/grpc-js";
 import { b, cfLens } from "./txn-server.js";
 
 const WRONG_REGION = 7n;
-const notLeader = RegionErrorPb.create({ message: "peer is not leader for region 7", notLeader: { regionId: WRONG_REGION, leader: { id: 3n, storeId: 2n } } });
+const notLeader = RegionErrorPb.create({
+  message: "peer is not leader for region 7",
+  notLeader: { regionId: WRONG_REGION, leader: { id: 3n, storeId: 2n } },
+});
 
 /** A storage that refuses requests routed to region 7 with a NotLeader error, like a follower would. */
 class RoutingStorage implements Storage {
@@ -50,7 +54,11 @@ describe("region errors pass through the txn handlers", () => {
     inner = new StandaloneStorage(dir.path);
     const storage = new RoutingStorage(inner);
     await storage.start();
-    const svc = createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), log: silentLogger });
+    const svc = createTinyKvService({
+      raw: new RawHandlers(storage),
+      txn: new TxnHandlers(storage),
+      log: silentLogger,
+    });
     const listening = await listenTinyKv(svc, "127.0.0.1:0");
     server = listening.server;
     client = new TinyKvRpc(`127.0.0.1:${listening.port}`);
@@ -70,7 +78,12 @@ describe("region errors pass through the txn handlers", () => {
     const responses = [
       await client.kvGet({ context, key: b(1), version: 10n }),
       await client.kvScan({ context, startKey: b(), limit: 10, version: 10n }),
-      await client.kvPrewrite({ context, startVersion: 10n, primaryLock: b(1), mutations: [{ op: Op.Put, key: b(1), value: b(2) }] }),
+      await client.kvPrewrite({
+        context,
+        startVersion: 10n,
+        primaryLock: b(1),
+        mutations: [{ op: Op.Put, key: b(1), value: b(2) }],
+      }),
       await client.kvCommit({ context, startVersion: 10n, commitVersion: 11n, keys: [b(1)] }),
       await client.kvCheckTxnStatus({ context, primaryKey: b(1), lockTs: 10n, currentTs: 12n }),
       await client.kvBatchRollback({ context, startVersion: 10n, keys: [b(1)] }),
@@ -82,7 +95,11 @@ describe("region errors pass through the txn handlers", () => {
   });
 
   it("the same rpcs on the right region work", async () => {
-    const res = await client.kvPrewrite({ startVersion: 10n, primaryLock: b(2), mutations: [{ op: Op.Put, key: b(2), value: b(2) }] });
+    const res = await client.kvPrewrite({
+      startVersion: 10n,
+      primaryLock: b(2),
+      mutations: [{ op: Op.Put, key: b(2), value: b(2) }],
+    });
     expect(res.regionError).toBeUndefined();
     expect(res.errors).toEqual([]);
   });

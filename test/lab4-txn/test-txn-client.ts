@@ -6,7 +6,8 @@
  * back off while the lock is alive. Every loop has a deadline and a message.
  */
 import type { TinyKvRpc } from "../../src/client/kv-rpc.js";
-import { Op, type KeyError, type LockInfo, type Mutation } from "../../src/proto/kvrpcpb.js";
+import type { KeyError, LockInfo, Mutation } from "../../src/proto/kvrpcpb.js";
+import { Op } from "../../src/proto/kvrpcpb.js";
 import { formatKey } from "../../src/util/bytes.js";
 
 /** A local TSO stub: physical ms << 18 | logical, strictly increasing. */
@@ -22,7 +23,10 @@ export class LocalTso {
 
 /** The txn cannot commit (write conflict, or rolled back by a resolver); the caller may retry anew. */
 export class TxnAbortedError extends Error {
-  constructor(readonly startTs: bigint, reason: string) {
+  constructor(
+    readonly startTs: bigint,
+    reason: string,
+  ) {
     super(`txn ${startTs} aborted: ${reason}`);
     this.name = "TxnAbortedError";
   }
@@ -66,7 +70,8 @@ export class TestTxnClient {
     for (;;) {
       const v = await attempt();
       if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`${what}: still blocked after ${this.opts.opDeadlineMs} ms (${this.opts.context})`);
+      if (Date.now() > deadline)
+        throw new Error(`${what}: still blocked after ${this.opts.opDeadlineMs} ms (${this.opts.context})`);
       await sleep(backoff * (0.5 + Math.random()));
       backoff = Math.min(backoff * 2, 40);
     }
@@ -77,18 +82,26 @@ export class TestTxnClient {
    * (committed or rolled back, its locks resolved), false while it is alive (back off and retry).
    */
   async resolveLock(lock: LockInfo): Promise<boolean> {
-    const status = await this.rpc.kvCheckTxnStatus({ primaryKey: lock.primaryLock, lockTs: lock.lockVersion, currentTs: this.tso.next() });
+    const status = await this.rpc.kvCheckTxnStatus({
+      primaryKey: lock.primaryLock,
+      lockTs: lock.lockVersion,
+      currentTs: this.tso.next(),
+    });
     this.expectNoRegionError("CheckTxnStatus", status.regionError);
     if (status.lockTtl > 0n) return false;
     const res = await this.rpc.kvResolveLock({ startVersion: lock.lockVersion, commitVersion: status.commitVersion });
     this.expectNoRegionError("ResolveLock", res.regionError);
-    if (res.error) throw new Error(`ResolveLock of txn ${lock.lockVersion} failed: ${describeKeyError(res.error)} (${this.opts.context})`);
+    if (res.error)
+      throw new Error(
+        `ResolveLock of txn ${lock.lockVersion} failed: ${describeKeyError(res.error)} (${this.opts.context})`,
+      );
     return true;
   }
 
   /** The bank test runs on one standalone store: a region error would be a server bug. */
   expectNoRegionError(rpc: string, regionError: unknown): void {
-    if (regionError) throw new Error(`${rpc}: unexpected region error ${JSON.stringify(regionError)} (${this.opts.context})`);
+    if (regionError)
+      throw new Error(`${rpc}: unexpected region error ${JSON.stringify(regionError)} (${this.opts.context})`);
   }
 
   /** A consistent read of keys [start, ...) at `ts`, resolving locks until none blocks. */
@@ -99,7 +112,8 @@ export class TestTxnClient {
       const locked = res.pairs.filter((p) => p.error);
       if (locked.length === 0) return new Map(res.pairs.map((p) => [p.key.toString(), p.value]));
       for (const p of locked) {
-        if (!p.error!.locked) throw new Error(`KvScan: unexpected key error ${describeKeyError(p.error!)} (${this.opts.context})`);
+        if (!p.error!.locked)
+          throw new Error(`KvScan: unexpected key error ${describeKeyError(p.error!)} (${this.opts.context})`);
         await this.resolveLock(p.error!.locked);
       }
       return undefined;
@@ -160,10 +174,16 @@ export class TestTxn {
     }
     if (crash === "after-commit-primary") return "crashed-committed";
     if (secondaries.length > 0) {
-      const r = await c.rpc.kvCommit({ startVersion: this.startTs, commitVersion: commitTs, keys: secondaries.map((m) => m.key) });
+      const r = await c.rpc.kvCommit({
+        startVersion: this.startTs,
+        commitVersion: commitTs,
+        keys: secondaries.map((m) => m.key),
+      });
       c.expectNoRegionError("KvCommit", r.regionError);
       if (r.error) {
-        throw new Error(`txn ${this.startTs}: secondaries failed to commit after the primary did: ${describeKeyError(r.error)} (${c.opts.context})`);
+        throw new Error(
+          `txn ${this.startTs}: secondaries failed to commit after the primary did: ${describeKeyError(r.error)} (${c.opts.context})`,
+        );
       }
     }
     return "committed";
@@ -176,7 +196,12 @@ export class TestTxn {
   private async prewrite(primary: Buffer, mutations: Mutation[], alreadyLocked: Buffer[]): Promise<void> {
     const c = this.client;
     await c.retry(`prewrite of ${this.startTs}`, async () => {
-      const res = await c.rpc.kvPrewrite({ startVersion: this.startTs, primaryLock: primary, mutations, lockTtl: c.opts.lockTtlMs });
+      const res = await c.rpc.kvPrewrite({
+        startVersion: this.startTs,
+        primaryLock: primary,
+        mutations,
+        lockTtl: c.opts.lockTtlMs,
+      });
       c.expectNoRegionError("KvPrewrite", res.regionError);
       if (res.errors.length === 0) return true;
       const conflict = res.errors.find((e) => !e.locked);
@@ -200,7 +225,8 @@ export class TestTxn {
     const c = this.client;
     const res = await c.rpc.kvBatchRollback({ startVersion: this.startTs, keys });
     c.expectNoRegionError("KvBatchRollback", res.regionError);
-    if (res.error) throw new Error(`rollback of txn ${this.startTs} refused: ${describeKeyError(res.error)} (${c.opts.context})`);
+    if (res.error)
+      throw new Error(`rollback of txn ${this.startTs} refused: ${describeKeyError(res.error)} (${c.opts.context})`);
   }
 }
 

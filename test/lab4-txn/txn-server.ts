@@ -5,9 +5,11 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "vitest";
-import { CF_DEFAULT, CF_LOCK, CF_WRITE, type CfName } from "../../src/kv/engine/index.js";
+import type { CfName } from "../../src/kv/engine/index.js";
+import { CF_DEFAULT, CF_LOCK, CF_WRITE } from "../../src/kv/engine/index.js";
 import type { StandaloneStorage } from "../../src/kv/storage/index.js";
-import { startStandaloneServer, type StandaloneNode } from "../../src/cli/standalone-node.js";
+import type { StandaloneNode } from "../../src/cli/standalone-node.js";
+import { startStandaloneServer } from "../../src/cli/standalone-node.js";
 import { TinyKvRpc } from "../../src/client/kv-rpc.js";
 import { encodeKey, Lock, Write, WriteKind } from "../../src/txn/index.js";
 import { silentLogger } from "../../src/util/logger.js";
@@ -117,7 +119,11 @@ export async function getCf(storage: StandaloneStorage, cf: CfName, key: Buffer)
 export async function clearAll(storage: StandaloneStorage): Promise<void> {
   for (const cf of [CF_DEFAULT, CF_LOCK, CF_WRITE] as CfName[]) {
     const entries = await dumpCf(storage, cf);
-    if (entries.length > 0) await storage.write(undefined, entries.map((e) => ({ kind: "delete" as const, cf, key: e.key })));
+    if (entries.length > 0)
+      await storage.write(
+        undefined,
+        entries.map((e) => ({ kind: "delete" as const, cf, key: e.key })),
+      );
   }
 }
 

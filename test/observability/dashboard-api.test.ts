@@ -48,7 +48,9 @@ describe("tinykv-ctl metrics: where a store's /metrics is", () => {
     expect(await resolveStatusAddr("10.0.0.1:9000", lookup)).toBe("10.0.0.1:9000");
     await expect(resolveStatusAddr("999", lookup)).rejects.toThrow(/the scheduler knows no store 999/);
     await expect(resolveStatusAddr("no-port", lookup)).rejects.toThrow(MetricsTargetError);
-    await expect(resolveStatusAddr("http://x:1/metrics", lookup)).rejects.toThrow(/want a store id or the store's status host:port/);
+    await expect(resolveStatusAddr("http://x:1/metrics", lookup)).rejects.toThrow(
+      /want a store id or the store's status host:port/,
+    );
   });
 });
 
@@ -76,20 +78,34 @@ describe("the scheduler's dashboard endpoints and tinykv-ctl metrics", () => {
     expect(root.body).toContain('<script src="/dashboard/app.js">');
     const status = await http("/status");
     expect(JSON.parse(status.body)).toHaveProperty("cluster_id");
-    for (const path of ["/dashboard/app.js", "/dashboard/app.css", "/dashboard/uPlot.iife.min.js"]) expect((await http(path)).status, path).toBe(200);
+    for (const path of ["/dashboard/app.js", "/dashboard/app.css", "/dashboard/uPlot.iife.min.js"])
+      expect((await http(path)).status, path).toBe(200);
     for (const path of ["/stores", "/regions", "/operators", "/tso"]) expect((await http(path)).status, path).toBe(200);
   });
 
   it("/dashboard/data carries every store's request figures read from its /metrics", async () => {
     await cluster.put("a", "1");
-    type Data = { stores: unknown[]; regions: { leader_store_id: string | null }[]; store_metrics: { error?: string; metrics?: { requestsTotal: number } }[] };
+    type Data = {
+      stores: unknown[];
+      regions: { leader_store_id: string | null }[];
+      store_metrics: { error?: string; metrics?: { requestsTotal: number } }[];
+    };
     const data = await waitFor(
       async () => {
         const d = JSON.parse((await http("/dashboard/data")).body) as Data;
         const served = d.store_metrics.reduce((sum, s) => sum + (s.metrics?.requestsTotal ?? 0), 0);
-        return d.stores.length === 3 && d.store_metrics.length === 3 && d.store_metrics.every((s) => s.metrics) && served >= 1 && d.regions[0]?.leader_store_id ? d : undefined;
+        return d.stores.length === 3 &&
+          d.store_metrics.length === 3 &&
+          d.store_metrics.every((s) => s.metrics) &&
+          served >= 1 &&
+          d.regions[0]?.leader_store_id
+          ? d
+          : undefined;
       },
-      { timeoutMs: 30_000, message: "/dashboard/data never showed 3 stores, all scraped, the put counted and the region's leader" },
+      {
+        timeoutMs: 30_000,
+        message: "/dashboard/data never showed 3 stores, all scraped, the put counted and the region's leader",
+      },
     );
     expect(data.store_metrics.map((s) => s.error)).toEqual([undefined, undefined, undefined]);
   });
@@ -112,9 +128,15 @@ describe("the scheduler's dashboard endpoints and tinykv-ctl metrics", () => {
 
   it("tinykv-ctl operators shows how each operator ended and why the scheduler made it", async () => {
     // Stores joining one by one make the replica checker add peers to the first region.
-    await waitFor(async () => /"SUCCESS"/.test((await http("/operators")).body), { timeoutMs: 30_000, message: "no operator ever finished", intervalMs: 200 });
+    await waitFor(async () => /"SUCCESS"/.test((await http("/operators")).body), {
+      timeoutMs: 30_000,
+      message: "no operator ever finished",
+      intervalMs: 200,
+    });
     const r = await ctlCommand(["operators"]);
     expect(r.failed, r.out).toBe(false);
-    expect(r.out).toMatch(/region \d+ {2}SUCCESS {2}replica-checker: add peer on store \d+\n {2}steps: add peer \d+ on store \d+\n {2}why: replica-checker: /);
+    expect(r.out).toMatch(
+      /region \d+ {2}SUCCESS {2}replica-checker: add peer on store \d+\n {2}steps: add peer \d+ on store \d+\n {2}why: replica-checker: /,
+    );
   });
 });

@@ -14,12 +14,19 @@ import { FAST_STORE_CONFIG, ProcessCluster } from "../harness/processes.js";
 import { waitFor } from "../harness/wait.js";
 import { addStoreWithDefaultStatus } from "./default-status-stores.js";
 
-const BROWSER_CANDIDATES = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
+const BROWSER_CANDIDATES = [
+  process.env.CHROMIUM_PATH,
+  "/usr/bin/chromium",
+  "/usr/bin/chromium-browser",
+  "/usr/bin/google-chrome",
+];
 const browserPath = BROWSER_CANDIDATES.find((p): p is string => !!p && existsSync(p));
 const ARTIFACTS = join(process.cwd(), "artifacts");
 
 if (!browserPath) {
-  console.warn(`dashboard test skipped: no Chromium found (looked at ${BROWSER_CANDIDATES.filter(Boolean).join(", ")}); apt-get install -y chromium`);
+  console.warn(
+    `dashboard test skipped: no Chromium found (looked at ${BROWSER_CANDIDATES.filter(Boolean).join(", ")}); apt-get install -y chromium`,
+  );
 }
 
 interface Drawn {
@@ -50,7 +57,11 @@ describe.skipIf(!browserPath)("the scheduler's dashboard in headless Chromium", 
     await cluster.startScheduler({ status: true });
     for (const n of [1, 2, 3]) await addStoreWithDefaultStatus(cluster, n);
     const puppeteer = await import("puppeteer-core");
-    browser = await puppeteer.launch({ executablePath: browserPath!, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+    browser = await puppeteer.launch({
+      executablePath: browserPath!,
+      headless: true,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -74,7 +85,10 @@ describe.skipIf(!browserPath)("the scheduler's dashboard in headless Chromium", 
         const d = await drawn();
         return d.stores === 3 && d.regions.length === 1 && d.regions[0] !== "" && d.charts === 2 ? d : undefined;
       },
-      { timeoutMs: 30_000, message: "the page never showed 3 stores and the first region with its leader and both charts" },
+      {
+        timeoutMs: 30_000,
+        message: "the page never showed 3 stores and the first region with its leader and both charts",
+      },
     );
     expect(first.regions).toHaveLength(1);
 
@@ -82,7 +96,9 @@ describe.skipIf(!browserPath)("the scheduler's dashboard in headless Chromium", 
     await page.evaluate("window.notReloaded = true");
     const value = "v".repeat(250);
     for (let base = 0; base < 150; base += 50) {
-      await Promise.all(Array.from({ length: 50 }, (_, j) => kv!.put(`key-${String(base + j).padStart(5, "0")}`, value)));
+      await Promise.all(
+        Array.from({ length: 50 }, (_, j) => kv!.put(`key-${String(base + j).padStart(5, "0")}`, value)),
+      );
     }
     const split = await waitFor(
       async () => {

@@ -27,6 +27,10 @@ async function grpcPortWithFreeStatusPort(): Promise<number> {
 /** Starts store `n` of `cluster` with its status address at its gRPC port + 20. */
 export async function addStoreWithDefaultStatus(cluster: ProcessCluster, n: number): Promise<void> {
   const port = await grpcPortWithFreeStatusPort();
-  cluster.stores.set(n, { addr: `127.0.0.1:${port}`, path: join(cluster.dir.path, `store${n}`), statusAddr: `127.0.0.1:${port + 20}` });
+  cluster.stores.set(n, {
+    addr: `127.0.0.1:${port}`,
+    path: join(cluster.dir.path, `store${n}`),
+    statusAddr: `127.0.0.1:${port + 20}`,
+  });
   cluster.startStore(n);
 }

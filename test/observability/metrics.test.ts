@@ -42,7 +42,10 @@ describe("tinykv-server --standalone: /metrics on the gRPC port + 20 by default"
     for (let i = 0; i < 20 && port === 0; i++) {
       const p = await freePort();
       if (p + 20 > 65535) continue;
-      const probe = await fetch(`http://127.0.0.1:${p + 20}/`).then(() => true, () => false);
+      const probe = await fetch(`http://127.0.0.1:${p + 20}/`).then(
+        () => true,
+        () => false,
+      );
       if (!probe) port = p;
     }
     expect(port, "found no free port pair").not.toBe(0);
@@ -50,10 +53,15 @@ describe("tinykv-server --standalone: /metrics on the gRPC port + 20 by default"
     const statusAddr = `127.0.0.1:${port + 20}`;
     const rpc = new TinyKvRpc(`127.0.0.1:${port}`, 2000);
     try {
-      await waitFor(() => scrape(statusAddr).then(() => true), { timeoutMs: 15_000, message: `no /metrics on ${statusAddr}; output: ${server.output()}` });
+      await waitFor(() => scrape(statusAddr).then(() => true), {
+        timeoutMs: 15_000,
+        message: `no /metrics on ${statusAddr}; output: ${server.output()}`,
+      });
       for (let i = 0; i < 5; i++) await rpc.rawPut({ key: Buffer.from(`k${i}`), value: Buffer.from("v") });
       await rpc.rawGet({ key: Buffer.from("k1") });
-      expect((await rpc.rawPut({ key: Buffer.alloc(0), value: Buffer.from("v") })).error).toMatch(/key must not be empty/);
+      expect((await rpc.rawPut({ key: Buffer.alloc(0), value: Buffer.from("v") })).error).toMatch(
+        /key must not be empty/,
+      );
       const text = await scrape(statusAddr);
       expect(sample(text, "tinykv_grpc_requests_total", { method: "RawPut", outcome: "ok" })).toBe(5);
       expect(sample(text, "tinykv_grpc_requests_total", { method: "RawGet", outcome: "ok" })).toBe(1);
@@ -72,12 +80,29 @@ describe("tinykv-server --standalone: /metrics on the gRPC port + 20 by default"
 
   it('--status-addr "" serves no status port; a taken one is refused with one clear line', async () => {
     const taken = await freePort();
-    const holder = spawnNode("tinykv-server.js", ["--standalone", `--path=${dir.path}/a`, `--addr=127.0.0.1:${await freePort()}`, `--status-addr=127.0.0.1:${taken}`]);
+    const holder = spawnNode("tinykv-server.js", [
+      "--standalone",
+      `--path=${dir.path}/a`,
+      `--addr=127.0.0.1:${await freePort()}`,
+      `--status-addr=127.0.0.1:${taken}`,
+    ]);
     try {
-      await waitFor(() => scrape(`127.0.0.1:${taken}`).then(() => true), { timeoutMs: 15_000, message: `no /metrics on ${taken}; output: ${holder.output()}` });
-      const clash = spawnNode("tinykv-server.js", ["--standalone", `--path=${dir.path}/b`, `--addr=127.0.0.1:${await freePort()}`, `--status-addr=127.0.0.1:${taken}`]);
+      await waitFor(() => scrape(`127.0.0.1:${taken}`).then(() => true), {
+        timeoutMs: 15_000,
+        message: `no /metrics on ${taken}; output: ${holder.output()}`,
+      });
+      const clash = spawnNode("tinykv-server.js", [
+        "--standalone",
+        `--path=${dir.path}/b`,
+        `--addr=127.0.0.1:${await freePort()}`,
+        `--status-addr=127.0.0.1:${taken}`,
+      ]);
       expect(await clash.exited).toBe(1);
-      const errors = clash.output().trim().split("\n").filter((l) => l.startsWith("tinykv-server: error"));
+      const errors = clash
+        .output()
+        .trim()
+        .split("\n")
+        .filter((l) => l.startsWith("tinykv-server: error"));
       expect(errors, clash.output()).toHaveLength(1);
       expect(errors[0]).toContain(`status address 127.0.0.1:${taken}: address in use`);
     } finally {
@@ -113,7 +138,14 @@ describe("a cluster's /metrics: stores and the scheduler", () => {
       0,
     );
     const dbg = [...cluster.stores.values()].map((s) => `${s.addr} status ${s.statusAddr}`).join("; ");
-    const all = (await Promise.all(storeStatus.map((a) => scrape(a)))).map((t) => t.split("\n").filter((l) => l.startsWith("tinykv_")).join("\n")).join("\n---\n");
+    const all = (await Promise.all(storeStatus.map((a) => scrape(a))))
+      .map((t) =>
+        t
+          .split("\n")
+          .filter((l) => l.startsWith("tinykv_"))
+          .join("\n"),
+      )
+      .join("\n---\n");
     expect(rawPuts, `${dbg}\n${all}`).toBeGreaterThanOrEqual(1);
     const sched = await waitFor(
       async () => {
@@ -136,12 +168,16 @@ describe("tinykv-server --check-disk", () => {
     const dir = tempDir();
     try {
       const server = fileURLToPath(new URL("../../dist/src/cli/tinykv-server.js", import.meta.url));
-      const child = spawn(process.execPath, [server, "--check-disk", `--path=${dir.path}`], { stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(process.execPath, [server, "--check-disk", `--path=${dir.path}`], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       let out = "";
       child.stdout.on("data", (d) => (out += d));
       const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-      expect(out).toMatch(/^disk check of .*: 200 synced writes of 4096 B\n  fdatasync latency p50 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms\n  (fit|slow|unfit): /);
-      expect(code).toBe(/\n  fit: /.test(out) ? 0 : 1);
+      expect(out).toMatch(
+        /^disk check of .*: 200 synced writes of 4096 B\n {2}fdatasync latency p50 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms\n {2}(fit|slow|unfit): /,
+      );
+      expect(code).toBe(/\n {2}fit: /.test(out) ? 0 : 1);
     } finally {
       dir.cleanup();
     }

@@ -33,7 +33,8 @@ describe("raftstore metrics and the slow log", () => {
     const lines: Array<Record<string, unknown>> = [];
     const sink = new Writable({
       write(chunk: Buffer, _enc, done) {
-        for (const l of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(l) as Record<string, unknown>);
+        for (const l of chunk.toString().split("\n").filter(Boolean))
+          lines.push(JSON.parse(l) as Record<string, unknown>);
         done();
       },
     });
@@ -52,7 +53,10 @@ describe("raftstore metrics and the slow log", () => {
     const all = texts.join("\n");
     expect(sample(all, "tinykv_raftstore_writes_total", { outcome: "applied" })).toBeGreaterThanOrEqual(10);
     for (const stage of ["propose", "commit", "apply"]) {
-      expect(sample(all, "tinykv_raftstore_write_stage_duration_seconds_count", { stage }), stage).toBeGreaterThanOrEqual(10);
+      expect(
+        sample(all, "tinykv_raftstore_write_stage_duration_seconds_count", { stage }),
+        stage,
+      ).toBeGreaterThanOrEqual(10);
     }
     expect(sample(all, "tinykv_raft_engine_write_duration_seconds_count", { sync: "true" })).toBeGreaterThan(0);
     expect(sample(all, "tinykv_raftstore_turn_duration_seconds_count")).toBeGreaterThan(0);

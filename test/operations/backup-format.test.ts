@@ -1,11 +1,23 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { BACKUP_FORMAT_VERSION, BackupFileWriter, BackupFormatError, MANIFEST_FILE, readManifest, readPairs, verifyFile } from "../../src/cli/ctl/backup-format.js";
+import {
+  BACKUP_FORMAT_VERSION,
+  BackupFileWriter,
+  BackupFormatError,
+  MANIFEST_FILE,
+  readManifest,
+  readPairs,
+  verifyFile,
+} from "../../src/cli/ctl/backup-format.js";
 import { tempDir } from "../harness/wait.js";
 
 /** Writes a one-file backup into a new directory under `parent` and returns it. */
-function writeBackup(parent: string, pairs: [string, string][], edit: (m: Record<string, unknown>) => void = () => {}): string {
+function writeBackup(
+  parent: string,
+  pairs: [string, string][],
+  edit: (m: Record<string, unknown>) => void = () => {},
+): string {
   const dir = mkdtempSync(join(parent, "b-"));
   const w = new BackupFileWriter(dir, "txn.jsonl", "txn", "");
   for (const [k, v] of pairs) w.add(Buffer.from(k), Buffer.from(v));
@@ -38,7 +50,14 @@ describe("backup files", () => {
   afterAll(() => dir.cleanup());
 
   it("round-trips binary keys and values, checksummed", async () => {
-    expect(await collect(writeBackup(dir.path, [["a", "1"], ["b\u0000\n", "x\"y"]]))).toEqual(["a=1", "b\u0000\n=x\"y"]);
+    expect(
+      await collect(
+        writeBackup(dir.path, [
+          ["a", "1"],
+          ["b\u0000\n", 'x"y'],
+        ]),
+      ),
+    ).toEqual(["a=1", 'b\u0000\n=x"y']);
   });
 
   it("refuses a changed byte, naming the file", async () => {

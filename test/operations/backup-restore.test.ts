@@ -26,7 +26,9 @@ const account = (i: number) => `acct-${String(i).padStart(2, "0")}`;
 
 function ctl(scheduler: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CTL, "--scheduler", scheduler, "--timeout", "15000", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(process.execPath, [CTL, "--scheduler", scheduler, "--timeout", "15000", ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     let err = "";
     p.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -48,7 +50,10 @@ async function startCluster(): Promise<{ cluster: ProcessCluster; kv: KvClient }
   await cluster.addStore(1);
   const kv = await KvClient.connect({ scheduler: cluster.schedulerAddr, timeoutMs: 20_000 });
   // The first write waits for the bootstrapped region to elect its leader.
-  await waitFor(async () => (await kv.put("probe", "1"), await kv.delete("probe"), true), { timeoutMs: 20_000, message: "the fresh cluster never served a raw write" });
+  await waitFor(async () => (await kv.put("probe", "1"), await kv.delete("probe"), true), {
+    timeoutMs: 20_000,
+    message: "the fresh cluster never served a raw write",
+  });
   return { cluster, kv };
 }
 
@@ -81,7 +86,10 @@ describe(`backup and restore (${ctx})`, () => {
     await setup.commit();
     for (let i = 0; i < 40; i++) await kv.put(`raw-${i}`, `value-${i}`);
     await kv.put("raw-in-lock-cf", "lock-cf-value", "lock");
-    await waitFor(async () => ((await kv.getAllRegions()).length >= 2 ? true : undefined), { timeoutMs: 20_000, message: `the source cluster never split into 2+ regions (${ctx})` });
+    await waitFor(async () => ((await kv.getAllRegions()).length >= 2 ? true : undefined), {
+      timeoutMs: 20_000,
+      message: `the source cluster never split into 2+ regions (${ctx})`,
+    });
 
     const rng = mulberry32(SEED);
     let stop = false;
@@ -106,11 +114,17 @@ describe(`backup and restore (${ctx})`, () => {
       }
     })();
 
-    await waitFor(() => committed >= 3 || undefined, { timeoutMs: 20_000, message: `the workload committed no transfer before the backup (${ctx})` });
+    await waitFor(() => committed >= 3 || undefined, {
+      timeoutMs: 20_000,
+      message: `the workload committed no transfer before the backup (${ctx})`,
+    });
     const backupDir = join(dir.path, "backup");
     const taken = await ctl(source.cluster.schedulerAddr, ["backup", "--to", backupDir]);
     const before = committed;
-    await waitFor(() => committed > before || undefined, { timeoutMs: 20_000, message: `no transfer committed after the backup (${ctx})` });
+    await waitFor(() => committed > before || undefined, {
+      timeoutMs: 20_000,
+      message: `no transfer committed after the backup (${ctx})`,
+    });
     stop = true;
     await transfers;
     expect(taken.code, `backup failed (${ctx}): ${taken.err}`).toBe(0);
@@ -121,7 +135,10 @@ describe(`backup and restore (${ctx})`, () => {
     expect(manifest.regions.length, `regions in the manifest (${ctx})`).toBeGreaterThanOrEqual(2);
     const atBackup = await allTxnPairs(kv, backupTs);
     const now = await allTxnPairs(kv, await kv.tso());
-    expect(now, `the workload changed nothing after the backup ts, so this test would prove nothing (${ctx})`).not.toEqual(atBackup);
+    expect(
+      now,
+      `the workload changed nothing after the backup ts, so this test would prove nothing (${ctx})`,
+    ).not.toEqual(atBackup);
 
     const restored = await ctl(target.cluster.schedulerAddr, ["restore", "--from", backupDir]);
     expect(restored.code, `restore failed (${ctx}): ${restored.err}`).toBe(0);
@@ -133,13 +150,17 @@ describe(`backup and restore (${ctx})`, () => {
     for (let i = 0; i < ACCOUNTS; i++) total += Number(got.get(account(i)));
     expect(total, `bank total after restore (${ctx})`).toBe(ACCOUNTS * INITIAL);
     const raw = await target.kv.scan("", "", 1000);
-    expect(new Map(raw.map((p) => [p.key.toString(), p.value.toString()])), `restored raw data (${ctx})`).toEqual(new Map(Array.from({ length: 40 }, (_, i) => [`raw-${i}`, `value-${i}`])));
+    expect(new Map(raw.map((p) => [p.key.toString(), p.value.toString()])), `restored raw data (${ctx})`).toEqual(
+      new Map(Array.from({ length: 40 }, (_, i) => [`raw-${i}`, `value-${i}`])),
+    );
     expect((await target.kv.get("raw-in-lock-cf", "lock"))?.toString()).toBe("lock-cf-value");
 
     // Restoring again: the cluster is no longer empty.
     const again = await ctl(target.cluster.schedulerAddr, ["restore", "--from", backupDir]);
     expect(again.code).toBe(1);
-    expect(again.err).toMatch(/restore loads only into an empty cluster, and this one holds the transactional key acct-00/);
+    expect(again.err).toMatch(
+      /restore loads only into an empty cluster, and this one holds the transactional key acct-00/,
+    );
 
     // A corrupted file is refused by name before anything is loaded or checked.
     const txnFile = join(backupDir, "txn.jsonl");

@@ -1,5 +1,6 @@
 // tinykv-ctl backup and restore as CtlCommands: progress goes to stderr, the outcome to the sink.
-import { helpEntry, stringFlag, UsageError, type CtlCommand } from "./command.js";
+import type { CtlCommand } from "./command.js";
+import { helpEntry, stringFlag, UsageError } from "./command.js";
 import { backup } from "./backup.js";
 import { restore } from "./restore.js";
 
@@ -17,7 +18,9 @@ export const backupCommand: CtlCommand = {
     const to = stringFlag(flags, "to");
     if (args.length > 0 || !to || flags.from !== undefined) throw new UsageError("usage: backup --to DIR");
     const m = await backup(await ctx.kv(), to, progress);
-    ctx.out(`backup of cluster ${m.clusterId} at ts ${m.backupTs} written to ${to}: ${m.files.map((f) => `${f.name} ${f.count}`).join(", ")}`);
+    ctx.out(
+      `backup of cluster ${m.clusterId} at ts ${m.backupTs} written to ${to}: ${m.files.map((f) => `${f.name} ${f.count}`).join(", ")}`,
+    );
   },
 };
 

@@ -43,7 +43,10 @@ export interface BackupManifest {
 
 /** The backup cannot be used: a missing or corrupt file, or a manifest this version cannot read. */
 export class BackupFormatError extends Error {
-  constructor(readonly file: string, reason: string) {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
     super(`backup file ${file}: ${reason}`);
     this.name = "BackupFormatError";
   }
@@ -56,7 +59,12 @@ export class BackupFileWriter {
   private count = 0;
   private bytes = 0;
 
-  constructor(dir: string, readonly name: string, private readonly kind: "txn" | "raw", private readonly cf: string) {
+  constructor(
+    dir: string,
+    readonly name: string,
+    private readonly kind: "txn" | "raw",
+    private readonly cf: string,
+  ) {
     this.fd = openSync(join(dir, name), "wx");
   }
 
@@ -71,13 +79,26 @@ export class BackupFileWriter {
   finish(): BackupFileEntry {
     fsyncSync(this.fd);
     closeSync(this.fd);
-    return { name: this.name, kind: this.kind, cf: this.cf, count: this.count, bytes: this.bytes, sha256: this.hash.digest("hex") };
+    return {
+      name: this.name,
+      kind: this.kind,
+      cf: this.cf,
+      count: this.count,
+      bytes: this.bytes,
+      sha256: this.hash.digest("hex"),
+    };
   }
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-function field<T>(file: string, obj: Record<string, unknown>, name: string, check: (v: unknown) => v is T, want: string): T {
+function field<T>(
+  file: string,
+  obj: Record<string, unknown>,
+  name: string,
+  check: (v: unknown) => v is T,
+  want: string,
+): T {
   const v = obj[name];
   if (!check(v)) throw new BackupFormatError(file, `field ${name} must be ${want}, got ${JSON.stringify(v)}`);
   return v;
@@ -98,22 +119,40 @@ export function readManifest(dir: string): BackupManifest {
   }
   if (!isObject(parsed)) throw new BackupFormatError(MANIFEST_FILE, "must hold a JSON object");
   const version = field(MANIFEST_FILE, parsed, "formatVersion", isCount, "an integer");
-  if (version !== BACKUP_FORMAT_VERSION) throw new BackupFormatError(MANIFEST_FILE, `format version ${version}; this tinykv-ctl reads version ${BACKUP_FORMAT_VERSION}`);
+  if (version !== BACKUP_FORMAT_VERSION)
+    throw new BackupFormatError(
+      MANIFEST_FILE,
+      `format version ${version}; this tinykv-ctl reads version ${BACKUP_FORMAT_VERSION}`,
+    );
   const files = field(MANIFEST_FILE, parsed, "files", Array.isArray, "an array").map((f, i): BackupFileEntry => {
     if (!isObject(f)) throw new BackupFormatError(MANIFEST_FILE, `files[${i}] must be an object`);
     const name = field(MANIFEST_FILE, f, "name", isString, "a string");
     // A name from the manifest must not reach outside the backup directory.
-    if (!/^[A-Za-z0-9._-]+$/.test(name) || name === MANIFEST_FILE) throw new BackupFormatError(MANIFEST_FILE, `files[${i}] has a bad name ${JSON.stringify(name)}`);
-    const kind = field(MANIFEST_FILE, f, "kind", (v): v is "txn" | "raw" => v === "txn" || v === "raw", `"txn" or "raw"`);
+    if (!/^[A-Za-z0-9._-]+$/.test(name) || name === MANIFEST_FILE)
+      throw new BackupFormatError(MANIFEST_FILE, `files[${i}] has a bad name ${JSON.stringify(name)}`);
+    const kind = field(
+      MANIFEST_FILE,
+      f,
+      "kind",
+      (v): v is "txn" | "raw" => v === "txn" || v === "raw",
+      `"txn" or "raw"`,
+    );
     const cf = field(MANIFEST_FILE, f, "cf", isString, "a string");
-    if (kind === "raw" && !(RAW_CFS as readonly string[]).includes(cf)) throw new BackupFormatError(MANIFEST_FILE, `files[${i}] names an unknown column family ${JSON.stringify(cf)}`);
+    if (kind === "raw" && !(RAW_CFS as readonly string[]).includes(cf))
+      throw new BackupFormatError(MANIFEST_FILE, `files[${i}] names an unknown column family ${JSON.stringify(cf)}`);
     return {
       name,
       kind,
       cf,
       count: field(MANIFEST_FILE, f, "count", isCount, "a count"),
       bytes: field(MANIFEST_FILE, f, "bytes", isCount, "a byte count"),
-      sha256: field(MANIFEST_FILE, f, "sha256", (v): v is string => isString(v) && /^[0-9a-f]{64}$/.test(v), "a sha256 in hex"),
+      sha256: field(
+        MANIFEST_FILE,
+        f,
+        "sha256",
+        (v): v is string => isString(v) && /^[0-9a-f]{64}$/.test(v),
+        "a sha256 in hex",
+      ),
     };
   });
   return {
@@ -139,7 +178,10 @@ export async function verifyFile(dir: string, entry: BackupFileEntry): Promise<v
   }
   const sum = hash.digest("hex");
   if (bytes !== entry.bytes || sum !== entry.sha256) {
-    throw new BackupFormatError(entry.name, `is corrupt: ${bytes} bytes with sha256 ${sum}, the manifest says ${entry.bytes} bytes with sha256 ${entry.sha256}`);
+    throw new BackupFormatError(
+      entry.name,
+      `is corrupt: ${bytes} bytes with sha256 ${sum}, the manifest says ${entry.bytes} bytes with sha256 ${entry.sha256}`,
+    );
   }
 }
 
@@ -155,7 +197,14 @@ export async function* readPairs(dir: string, entry: BackupFileEntry): AsyncGene
     } catch (err) {
       throw new BackupFormatError(entry.name, `line ${n} is not JSON: ${(err as Error).message}`);
     }
-    if (!isObject(obj) || !isString(obj.k) || !isString(obj.v) || !BASE64.test(obj.k) || !BASE64.test(obj.v) || obj.k === "") {
+    if (
+      !isObject(obj) ||
+      !isString(obj.k) ||
+      !isString(obj.v) ||
+      !BASE64.test(obj.k) ||
+      !BASE64.test(obj.v) ||
+      obj.k === ""
+    ) {
       throw new BackupFormatError(entry.name, `line ${n} is not {"k": base64 key, "v": base64 value}`);
     }
     yield { key: Buffer.from(obj.k, "base64"), value: Buffer.from(obj.v, "base64") };

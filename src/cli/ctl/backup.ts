@@ -8,15 +8,8 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, ren
 import { join } from "node:path";
 import type { KvClient } from "../../client/client.js";
 import type { KvEntry } from "../../client/txn.js";
-import {
-  BACKUP_FORMAT_VERSION,
-  BackupFileWriter,
-  MANIFEST_FILE,
-  RAW_CFS,
-  type BackupFileEntry,
-  type BackupManifest,
-  type BackupRegionEntry,
-} from "./backup-format.js";
+import type { BackupFileEntry, BackupManifest, BackupRegionEntry } from "./backup-format.js";
+import { BACKUP_FORMAT_VERSION, BackupFileWriter, MANIFEST_FILE, RAW_CFS } from "./backup-format.js";
 
 /** Pairs per scan call: well under the servers' scan limit and gRPC's message limit. */
 const PAGE = 512;
@@ -32,7 +25,12 @@ export class BackupTargetError extends Error {
 }
 
 /** Every pair in [start, end), `scanPage` called page by page from the last key seen. */
-async function scanRange(start: Buffer, end: Buffer, scanPage: (from: Buffer, end: Buffer, limit: number) => Promise<KvEntry[]>, each: (p: KvEntry) => void): Promise<number> {
+async function scanRange(
+  start: Buffer,
+  end: Buffer,
+  scanPage: (from: Buffer, end: Buffer, limit: number) => Promise<KvEntry[]>,
+  each: (p: KvEntry) => void,
+): Promise<number> {
   let cursor = start;
   let n = 0;
   for (;;) {
@@ -45,7 +43,8 @@ async function scanRange(start: Buffer, end: Buffer, scanPage: (from: Buffer, en
 }
 
 function prepareDir(dir: string): void {
-  if (existsSync(dir) && readdirSync(dir).length > 0) throw new BackupTargetError(dir, "the directory exists and is not empty; choose a new one");
+  if (existsSync(dir) && readdirSync(dir).length > 0)
+    throw new BackupTargetError(dir, "the directory exists and is not empty; choose a new one");
   mkdirSync(dir, { recursive: true });
 }
 
@@ -62,7 +61,9 @@ export async function backup(kv: KvClient, dir: string, progress: (line: string)
   prepareDir(dir);
   const backupTs = await kv.tso();
   const regions = await kv.getAllRegions();
-  progress(`backup: snapshot at ts ${backupTs}, ${regions.length} region${regions.length === 1 ? "" : "s"}, into ${dir}`);
+  progress(
+    `backup: snapshot at ts ${backupTs}, ${regions.length} region${regions.length === 1 ? "" : "s"}, into ${dir}`,
+  );
   const entries: BackupRegionEntry[] = regions.map(({ region }) => ({
     id: region.id.toString(),
     startKey: region.startKey.toString("hex"),
@@ -76,7 +77,12 @@ export async function backup(kv: KvClient, dir: string, progress: (line: string)
   const snapshot = kv.snapshotAt(backupTs);
   const txn = new BackupFileWriter(dir, "txn.jsonl", "txn", "");
   for (const [i, r] of regions.entries()) {
-    const n = await scanRange(r.region.startKey, r.region.endKey, (from, end, limit) => snapshot.scan(from, end, limit), (p) => txn.add(p.key, p.value));
+    const n = await scanRange(
+      r.region.startKey,
+      r.region.endKey,
+      (from, end, limit) => snapshot.scan(from, end, limit),
+      (p) => txn.add(p.key, p.value),
+    );
     entries[i]!.txnKeys = n;
     progress(`backup: transactional, region ${i + 1}/${regions.length} (id ${r.region.id}): ${n} keys`);
   }
@@ -85,7 +91,12 @@ export async function backup(kv: KvClient, dir: string, progress: (line: string)
   for (const cf of RAW_CFS) {
     const raw = new BackupFileWriter(dir, `raw-${cf}.jsonl`, "raw", cf);
     for (const [i, r] of regions.entries()) {
-      const n = await scanRange(r.region.startKey, r.region.endKey, (from, end, limit) => kv.scan(from, end, limit, cf), (p) => raw.add(p.key, p.value));
+      const n = await scanRange(
+        r.region.startKey,
+        r.region.endKey,
+        (from, end, limit) => kv.scan(from, end, limit, cf),
+        (p) => raw.add(p.key, p.value),
+      );
       entries[i]!.rawKeys += n;
       if (n > 0) progress(`backup: raw cf ${cf}, region ${i + 1}/${regions.length} (id ${r.region.id}): ${n} keys`);
     }

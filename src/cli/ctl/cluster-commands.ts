@@ -2,8 +2,10 @@
 import { showPeer, showRange, table } from "../../client/display.js";
 import { StoreState } from "../../proto/metapb.js";
 import { physicalTime } from "../../txn/codec.js";
-import { formatOperators, STORE_STATES, type StoreStateName } from "../ctl-status-api.js";
-import { arity, helpEntry, plural, UsageError, type CtlCommand } from "./command.js";
+import type { StoreStateName } from "../ctl-status-api.js";
+import { formatOperators, STORE_STATES } from "../ctl-status-api.js";
+import type { CtlCommand } from "./command.js";
+import { arity, helpEntry, plural, UsageError } from "./command.js";
 
 export const storesCommand: CtlCommand = {
   name: "stores",
@@ -12,12 +14,19 @@ export const storesCommand: CtlCommand = {
     arity(args, 0, 0, "stores");
     const kv = await ctx.kv();
     const [stores, regions] = await Promise.all([kv.getAllStores(), kv.getAllRegions()]);
-    const regionsOn = (storeId: bigint) => regions.filter((r) => r.region.peers.some((p) => p.storeId === storeId)).length;
+    const regionsOn = (storeId: bigint) =>
+      regions.filter((r) => r.region.peers.some((p) => p.storeId === storeId)).length;
     const rows = stores
       .sort((a, b) => (a.id < b.id ? -1 : 1))
       .map((st) => {
         const leaders = regions.filter((r) => r.leader?.storeId === st.id).length;
-        return [st.id.toString(), st.address, StoreState[st.state] ?? String(st.state), String(regionsOn(st.id)), String(leaders)];
+        return [
+          st.id.toString(),
+          st.address,
+          StoreState[st.state] ?? String(st.state),
+          String(regionsOn(st.id)),
+          String(leaders),
+        ];
       });
     ctx.out(table(["ID", "ADDRESS", "STATE", "REGIONS", "LEADERS"], rows).trimEnd());
     for (const st of stores) {
@@ -42,7 +51,8 @@ export const storeCommand: CtlCommand = {
   async run(ctx, args) {
     arity(args, 2, 2, "store <id> up|offline|tombstone");
     const [id, state] = [args[0]!, args[1]!];
-    if (!/^[1-9]\d{0,19}$/.test(id)) throw new UsageError(`store: the id wants a positive integer, got ${JSON.stringify(id)}`);
+    if (!/^[1-9]\d{0,19}$/.test(id))
+      throw new UsageError(`store: the id wants a positive integer, got ${JSON.stringify(id)}`);
     const wanted = state.toLowerCase();
     if (!(STORE_STATES as readonly string[]).includes(wanted)) {
       throw new UsageError(`store: the state is one of ${STORE_STATES.join(", ")}, got ${JSON.stringify(state)}`);

@@ -46,7 +46,8 @@ const HELP_COLUMN = 37;
 export function helpEntry(usage: string, ...does: string[]): string {
   const indent = " ".repeat(HELP_COLUMN + 2);
   const [first = "", ...rest] = does;
-  const head = usage.length < HELP_COLUMN - 1 ? `  ${usage.padEnd(HELP_COLUMN)}${first}` : `  ${usage}\n${indent}${first}`;
+  const head =
+    usage.length < HELP_COLUMN - 1 ? `  ${usage.padEnd(HELP_COLUMN)}${first}` : `  ${usage}\n${indent}${first}`;
   return [head, ...rest.map((line) => indent + line)].join("\n");
 }
 

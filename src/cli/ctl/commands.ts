@@ -5,7 +5,8 @@ import { splitWords } from "../../client/display.js";
 import { errorMessage } from "../../util/retry.js";
 import { backupCommand, restoreCommand } from "./backup-command.js";
 import { operatorsCommand, regionsCommand, statusCommand, storeCommand, storesCommand } from "./cluster-commands.js";
-import { helpEntry, UsageError, type CtlCommand, type CtlContext, type CtlFlagOptions, type CtlFlags } from "./command.js";
+import type { CtlCommand, CtlContext, CtlFlagOptions, CtlFlags } from "./command.js";
+import { helpEntry, UsageError } from "./command.js";
 import { deleteCommand, getCommand, putCommand, scanCommand, txnCommand } from "./kv-commands.js";
 import { metricsCommand } from "./metrics-command.js";
 
@@ -26,7 +27,8 @@ const CTL_COMMANDS: readonly CtlCommand[] = [
   restoreCommand,
 ];
 
-const FOOTER = "Keys and values are text; write 0x<hex> for bytes. Output shows printable keys as text, others as 0x<hex>.";
+const FOOTER =
+  "Keys and values are text; write 0x<hex> for bytes. Output shows printable keys as text, others as 0x<hex>.";
 
 /** A set of commands: finds one by name or alias, knows every flag they read, and writes `help`. */
 export class CtlCommandSet {
@@ -44,12 +46,16 @@ export class CtlCommandSet {
     };
     for (const cmd of [...commands, help]) {
       for (const name of [cmd.name, ...(cmd.aliases ?? [])]) {
-        if (this.byName.has(name) || name === "exit" || name === "quit") throw new Error(`tinykv-ctl: two commands are named ${JSON.stringify(name)}`);
+        if (this.byName.has(name) || name === "exit" || name === "quit")
+          throw new Error(`tinykv-ctl: two commands are named ${JSON.stringify(name)}`);
         this.byName.set(name, cmd);
       }
       for (const [flag, option] of Object.entries(cmd.options ?? {})) {
         const known = this.options[flag];
-        if (known && known.type !== option.type) throw new Error(`tinykv-ctl: flag --${flag} is a ${known.type} in one command and a ${option.type} in ${cmd.name}`);
+        if (known && known.type !== option.type)
+          throw new Error(
+            `tinykv-ctl: flag --${flag} is a ${known.type} in one command and a ${option.type} in ${cmd.name}`,
+          );
         this.options[flag] = option;
       }
     }

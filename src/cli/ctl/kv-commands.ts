@@ -1,7 +1,8 @@
 // tinykv-ctl's data commands: raw get/put/delete/scan (optionally in a column family) and one-line
 // transactions.
 import { parseBytes, showBytes } from "../../client/display.js";
-import { arity, helpEntry, plural, stringFlag, UsageError, type CtlCommand, type CtlContext, type CtlFlags } from "./command.js";
+import type { CtlCommand, CtlContext, CtlFlags } from "./command.js";
+import { arity, helpEntry, plural, stringFlag, UsageError } from "./command.js";
 
 const CF_OPTION = { cf: { type: "string" } } as const;
 
@@ -42,7 +43,10 @@ export const deleteCommand: CtlCommand = {
 export const scanCommand: CtlCommand = {
   name: "scan",
   help: [
-    helpEntry("scan <start> [end] [--limit N] [--cf CF]", "raw keys in [start, end) across regions (default limit 100)"),
+    helpEntry(
+      "scan <start> [end] [--limit N] [--cf CF]",
+      "raw keys in [start, end) across regions (default limit 100)",
+    ),
     helpEntry(
       "scan <start> [end] [--limit N] --txn",
       "committed transactional keys in [start, end), read at a",
@@ -66,7 +70,8 @@ export const scanCommand: CtlCommand = {
 function parseLimit(s: string | undefined): number {
   if (s === undefined) return 100;
   const n = Number(s);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--limit wants a positive integer, got ${JSON.stringify(s)}`);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new UsageError(`--limit wants a positive integer, got ${JSON.stringify(s)}`);
   return n;
 }
 
@@ -92,7 +97,10 @@ function parseTxnOps(args: readonly string[]): TxnOp[] {
     } else if (op === "put" && i + 2 < args.length) {
       ops.push({ op: "put", key: parseBytes(args[i + 1]!), value: parseBytes(args[i + 2]!) });
       i += 3;
-    } else throw new UsageError(`txn: bad op at ${JSON.stringify(args.slice(i).join(" "))}; ops are get <k> | put <k> <v> | delete <k>`);
+    } else
+      throw new UsageError(
+        `txn: bad op at ${JSON.stringify(args.slice(i).join(" "))}; ops are get <k> | put <k> <v> | delete <k>`,
+      );
   }
   if (ops.length === 0) throw new UsageError("usage: txn <op>...  (ops: get <k> | put <k> <v> | delete <k>)");
   return ops;
@@ -100,7 +108,11 @@ function parseTxnOps(args: readonly string[]): TxnOp[] {
 
 export const txnCommand: CtlCommand = {
   name: "txn",
-  help: helpEntry("txn <op>...", "one transaction; ops: get <k> | put <k> <v> | delete <k>", "e.g. txn put a 1 put b 2 delete c"),
+  help: helpEntry(
+    "txn <op>...",
+    "one transaction; ops: get <k> | put <k> <v> | delete <k>",
+    "e.g. txn put a 1 put b 2 delete c",
+  ),
   async run(ctx, args: readonly string[], _flags: CtlFlags) {
     const ops = parseTxnOps(args);
     const txn = await (await ctx.kv()).begin();

@@ -1,6 +1,7 @@
 // `tinykv-ctl metrics`: a store's /metrics in short (the work is in ../ctl-metrics.ts).
 import { storeMetricsLines } from "../ctl-metrics.js";
-import { arity, helpEntry, type CtlCommand } from "./command.js";
+import type { CtlCommand } from "./command.js";
+import { arity, helpEntry } from "./command.js";
 
 export const metricsCommand: CtlCommand = {
   name: "metrics",
@@ -11,7 +12,10 @@ export const metricsCommand: CtlCommand = {
   ),
   async run(ctx, args) {
     arity(args, 1, 1, "metrics <store-id|host:port>");
-    const lines = await storeMetricsLines(args[0]!, { stores: async () => (await ctx.kv()).getAllStores(), timeoutMs: ctx.timeoutMs });
+    const lines = await storeMetricsLines(args[0]!, {
+      stores: async () => (await ctx.kv()).getAllStores(),
+      timeoutMs: ctx.timeoutMs,
+    });
     for (const line of lines) ctx.out(line);
   },
 };

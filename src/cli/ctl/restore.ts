@@ -5,7 +5,8 @@
  */
 import type { KvClient } from "../../client/client.js";
 import { showBytes } from "../../client/display.js";
-import { readManifest, readPairs, RAW_CFS, verifyFile, type BackupFileEntry, type BackupManifest } from "./backup-format.js";
+import type { BackupFileEntry, BackupManifest } from "./backup-format.js";
+import { readManifest, readPairs, RAW_CFS, verifyFile } from "./backup-format.js";
 
 /** Keys per restore transaction: big enough to amortize 2PC, small enough to stay far below message limits. */
 const TXN_BATCH = 256;
@@ -28,7 +29,9 @@ function fileProgress(what: string, total: number, progress: (line: string) => v
 
 export class ClusterNotEmptyError extends Error {
   constructor(what: string, key: Buffer) {
-    super(`restore loads only into an empty cluster, and this one holds ${what} key ${showBytes(key)}; start a fresh cluster (new data dirs) and restore into it`);
+    super(
+      `restore loads only into an empty cluster, and this one holds ${what} key ${showBytes(key)}; start a fresh cluster (new data dirs) and restore into it`,
+    );
     this.name = "ClusterNotEmptyError";
   }
 }
@@ -43,7 +46,12 @@ async function requireEmpty(kv: KvClient): Promise<void> {
   }
 }
 
-async function restoreTxnFile(kv: KvClient, dir: string, file: BackupFileEntry, progress: (line: string) => void): Promise<void> {
+async function restoreTxnFile(
+  kv: KvClient,
+  dir: string,
+  file: BackupFileEntry,
+  progress: (line: string) => void,
+): Promise<void> {
   let batch: { key: Buffer; value: Buffer }[] = [];
   const inFlight = new Set<Promise<void>>();
   let done = 0;
@@ -75,7 +83,12 @@ async function restoreTxnFile(kv: KvClient, dir: string, file: BackupFileEntry, 
   if (failure) throw failure;
 }
 
-async function restoreRawFile(kv: KvClient, dir: string, file: BackupFileEntry, progress: (line: string) => void): Promise<void> {
+async function restoreRawFile(
+  kv: KvClient,
+  dir: string,
+  file: BackupFileEntry,
+  progress: (line: string) => void,
+): Promise<void> {
   let batch: { key: Buffer; value: Buffer }[] = [];
   let done = 0;
   const report = fileProgress(`raw cf ${file.cf}`, file.count, progress);
@@ -95,7 +108,9 @@ async function restoreRawFile(kv: KvClient, dir: string, file: BackupFileEntry, 
 export async function restore(kv: KvClient, dir: string, progress: (line: string) => void): Promise<BackupManifest> {
   const manifest = readManifest(dir);
   for (const file of manifest.files) await verifyFile(dir, file);
-  progress(`restore: ${manifest.files.length} files verified (backup ts ${manifest.backupTs} of cluster ${manifest.clusterId})`);
+  progress(
+    `restore: ${manifest.files.length} files verified (backup ts ${manifest.backupTs} of cluster ${manifest.clusterId})`,
+  );
   await requireEmpty(kv);
   for (const file of manifest.files) {
     if (file.count === 0) continue;

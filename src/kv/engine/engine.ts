@@ -1,6 +1,7 @@
 import type { AbstractLevel } from "abstract-level";
 import { ClassicLevel } from "classic-level";
-import { cfKey, cfPrefix, cfRange, type CfName } from "./cf.js";
+import type { CfName } from "./cf.js";
+import { cfKey, cfPrefix, cfRange } from "./cf.js";
 import { TinyKvError } from "../../util/errors.js";
 
 /**
@@ -23,7 +24,11 @@ export interface BatchWriter {
 }
 
 export class EngineOpenError extends TinyKvError {
-  constructor(readonly path: string, readonly reason: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
     super(`cannot open data dir ${path}: ${reason}`, options);
     this.name = "EngineOpenError";
   }
@@ -57,7 +62,8 @@ export class Engine {
     } catch (err) {
       throw new EngineOpenError(path, describeOpenFailure(err), { cause: err });
     }
-    if ((await db.get(ENGINE_END_KEY)) === undefined) await new WriteBatch(db.batch()).putMeta(ENGINE_END_KEY, Buffer.alloc(0)).write(true);
+    if ((await db.get(ENGINE_END_KEY)) === undefined)
+      await new WriteBatch(db.batch()).putMeta(ENGINE_END_KEY, Buffer.alloc(0)).write(true);
     return new Engine(path, db);
   }
 
@@ -245,7 +251,12 @@ export class EngineSnapshot {
   }
 
   /** A cursor over the user keys [lower, upper) of a CF; empty upper = to the end of the CF. Not yet positioned: call seek(). */
-  cursor(cf: CfName, lower: Uint8Array = Buffer.alloc(0), upper: Uint8Array = Buffer.alloc(0), accept?: (key: Buffer) => boolean): CfCursor {
+  cursor(
+    cf: CfName,
+    lower: Uint8Array = Buffer.alloc(0),
+    upper: Uint8Array = Buffer.alloc(0),
+    accept?: (key: Buffer) => boolean,
+  ): CfCursor {
     return new CfCursor(this.db, this.snap, cf, lower, upper, accept);
   }
 

@@ -1,5 +1,6 @@
 import { createReadStream, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { open } from "node:fs/promises";
 
 /**
  * The few file operations snapshot files need, injected so the deterministic simulation can run

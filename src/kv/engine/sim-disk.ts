@@ -1,6 +1,7 @@
 import { MemoryLevel } from "memory-level";
 import type { Rng } from "../../util/random.js";
-import { Engine, EngineOpenError, WriteBatch, type BatchWriter, type Db } from "./engine.js";
+import type { BatchWriter, Db } from "./engine.js";
+import { Engine, EngineOpenError, WriteBatch } from "./engine.js";
 import { SimFileError, SimFiles } from "./sim-files.js";
 import { TinyKvError } from "../../util/errors.js";
 
@@ -60,8 +61,15 @@ export interface PowerLossReport {
 
 /** An fsync failed. As LevelDB after a failed log sync, the engine refuses every later write until reopened. */
 export class SyncFailedError extends TinyKvError {
-  constructor(readonly path: string, readonly afterEarlierFailure = false) {
-    super(afterEarlierFailure ? `${path}: write refused after an earlier fsync failure (reopen to recover)` : `${path}: fsync failed`);
+  constructor(
+    readonly path: string,
+    readonly afterEarlierFailure = false,
+  ) {
+    super(
+      afterEarlierFailure
+        ? `${path}: write refused after an earlier fsync failure (reopen to recover)`
+        : `${path}: fsync failed`,
+    );
     this.name = "SyncFailedError";
   }
 }
@@ -99,8 +107,10 @@ export class SimDisk {
       latencyOf: (write) => this.latencyOf(write),
       // Without a delay hook (a unit test with no runtime) a file operation completes as a microtask.
       wait: (ms) => (this.opts.delay ? this.opts.delay(ms) : Promise.resolve()),
-      syncFault: (file) => (this.faults.failSync?.(file) ? new SyncFailedError(`sim://${this.name}/${file}`) : undefined),
-      writeFault: (path) => (this.faults.failFileWrite?.(path) ? new SimFileError("EIO", `sim://${this.name}/${path}`, "write") : undefined),
+      syncFault: (file) =>
+        this.faults.failSync?.(file) ? new SyncFailedError(`sim://${this.name}/${file}`) : undefined,
+      writeFault: (path) =>
+        this.faults.failFileWrite?.(path) ? new SimFileError("EIO", `sim://${this.name}/${path}`, "write") : undefined,
     });
   }
 
@@ -167,7 +177,8 @@ export class SimDisk {
   /** @internal How long a write waits, per the latency fault; 0 without one. */
   latencyOf(write: DiskWrite): number {
     const ms = this.faults.writeLatencyMs?.(write) ?? 0;
-    if (ms > 0 && !this.opts.delay) throw new Error(`simulated disk ${this.name}: write latency set but no delay hook was given`);
+    if (ms > 0 && !this.opts.delay)
+      throw new Error(`simulated disk ${this.name}: write latency set but no delay hook was given`);
     return ms;
   }
 

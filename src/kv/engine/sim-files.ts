@@ -67,7 +67,10 @@ interface Inode {
   durableSize: number;
 }
 
-type NameOp = { kind: "link"; path: string; inode: Inode } | { kind: "unlink"; path: string } | { kind: "rename"; from: string; to: string };
+type NameOp =
+  | { kind: "link"; path: string; inode: Inode }
+  | { kind: "unlink"; path: string }
+  | { kind: "rename"; from: string; to: string };
 
 function applyNameOp(names: Map<string, Inode>, op: NameOp): void {
   if (op.kind === "link") names.set(op.path, op.inode);
@@ -117,7 +120,13 @@ export class SimFiles {
     const pending = this.journal.length;
     const keptOps = pending === 0 ? 0 : Math.floor(rng() * (pending + 1));
     for (const op of this.journal.slice(0, keptOps)) applyNameOp(this.durableNames, op);
-    if (pending > 0) report.push({ file: `${this.host.name} directory entries`, unsynced: pending, kept: keptOps, lost: pending - keptOps });
+    if (pending > 0)
+      report.push({
+        file: `${this.host.name} directory entries`,
+        unsynced: pending,
+        kept: keptOps,
+        lost: pending - keptOps,
+      });
     this.journal = [];
     this.names.clear();
     for (const [path, inode] of this.durableNames) this.names.set(path, inode);
@@ -199,7 +208,10 @@ export class SimFiles {
   list(dir: string): string[] {
     const d = clean(dir);
     if (!this.dirs.has(d)) throw new SimFileError("ENOENT", d, "scandir");
-    return [...this.names.keys()].filter((p) => dirname(p) === d).map((p) => basename(p)).sort();
+    return [...this.names.keys()]
+      .filter((p) => dirname(p) === d)
+      .map((p) => basename(p))
+      .sort();
   }
 
   /** @internal */

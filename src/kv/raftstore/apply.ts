@@ -1,15 +1,10 @@
-import { ConfChange, ConfChangeType, EntryType, type Entry } from "../../raft/eraftpb.js";
+import type { Entry } from "../../raft/eraftpb.js";
+import { ConfChange, ConfChangeType, EntryType } from "../../raft/eraftpb.js";
 import type { Peer as PeerMeta, Region } from "../../proto/metapb.js";
-import {
-  AdminCmdType,
-  CmdType,
-  RaftCmdRequest,
-  RaftCmdResponse,
-  type AdminRequest,
-  type AdminResponse,
-  type Response,
-} from "../../proto/raft_cmdpb.js";
-import { parseCf, type WriteBatch } from "../engine/index.js";
+import type { AdminRequest, AdminResponse, Response } from "../../proto/raft_cmdpb.js";
+import { AdminCmdType, CmdType, RaftCmdRequest, RaftCmdResponse } from "../../proto/raft_cmdpb.js";
+import type { WriteBatch } from "../engine/index.js";
+import { parseCf } from "../engine/index.js";
 import { keyInRange } from "../../util/bytes.js";
 import { checkKeysInRegion, checkRegionEpoch } from "./epoch.js";
 import { errorResponse, regionErrors } from "./errors.js";
@@ -52,7 +47,14 @@ export interface ApplyTarget {
  * have been applied since it was proposed). The apply state goes in the same batch.
  */
 export function applyEntries(target: ApplyTarget, entries: Entry[], kvWb: WriteBatch): ApplyOutcome {
-  const out: ApplyOutcome = { responses: [], confChanged: false, removedSelf: false, splitRegions: [], needsSync: false, writtenBytes: 0 };
+  const out: ApplyOutcome = {
+    responses: [],
+    confChanged: false,
+    removedSelf: false,
+    splitRegions: [],
+    needsSync: false,
+    writtenBytes: 0,
+  };
   const storage = target.storage;
   for (const entry of entries) {
     if (entry.index <= storage.appliedIndex) continue; // already applied (replayed after a restart)
@@ -98,9 +100,16 @@ function applyNormal(target: ApplyTarget, entry: Entry, kvWb: WriteBatch, out: A
   return { header: OK_HEADER, responses, adminResponse: undefined };
 }
 
-function applyAdmin(target: ApplyTarget, admin: AdminRequest, entry: Entry, kvWb: WriteBatch, out: ApplyOutcome): RaftCmdResponse {
+function applyAdmin(
+  target: ApplyTarget,
+  admin: AdminRequest,
+  entry: Entry,
+  kvWb: WriteBatch,
+  out: ApplyOutcome,
+): RaftCmdResponse {
   const storage = target.storage;
-  const ok = (adminResponse: Partial<AdminResponse>) => RaftCmdResponse.fromPartial({ header: {}, adminResponse: { cmdType: admin.cmdType, ...adminResponse } });
+  const ok = (adminResponse: Partial<AdminResponse>) =>
+    RaftCmdResponse.fromPartial({ header: {}, adminResponse: { cmdType: admin.cmdType, ...adminResponse } });
   switch (admin.cmdType) {
     case AdminCmdType.CompactLog: {
       const { compactIndex, compactTerm } = admin.compactLog!;
@@ -114,7 +123,11 @@ function applyAdmin(target: ApplyTarget, admin: AdminRequest, entry: Entry, kvWb
     case AdminCmdType.Split:
       return applySplit(target, admin, kvWb, out, ok);
     default:
-      return errorResponse(regionErrors.other(`admin command ${AdminCmdType[admin.cmdType]} cannot be applied from the log (entry ${entry.index})`));
+      return errorResponse(
+        regionErrors.other(
+          `admin command ${AdminCmdType[admin.cmdType]} cannot be applied from the log (entry ${entry.index})`,
+        ),
+      );
   }
 }
 
@@ -133,11 +146,20 @@ function applySplit(
     return errorResponse(regionErrors.keyNotInRegion(key, region));
   }
   if (split.newPeerIds.length !== region.peers.length) {
-    return errorResponse(regionErrors.other(`split of region ${region.id}: ${split.newPeerIds.length} new peer ids for ${region.peers.length} peers`));
+    return errorResponse(
+      regionErrors.other(
+        `split of region ${region.id}: ${split.newPeerIds.length} new peer ids for ${region.peers.length} peers`,
+      ),
+    );
   }
   const epoch = region.regionEpoch!;
   const newEpoch = { confVer: epoch.confVer, version: epoch.version + 1n };
-  const left: Region = { ...region, endKey: Buffer.from(key), regionEpoch: newEpoch, peers: region.peers.map((p) => ({ ...p })) };
+  const left: Region = {
+    ...region,
+    endKey: Buffer.from(key),
+    regionEpoch: newEpoch,
+    peers: region.peers.map((p) => ({ ...p })),
+  };
   const right: Region = {
     id: split.newRegionId,
     startKey: Buffer.from(key),
@@ -159,12 +181,23 @@ function applySplit(
 
 /** Region and apply state of a region created by a split: its log starts at (5, 5), as TinyKV. */
 export function writeNewRegionStates(kvWb: WriteBatch, region: Region): void {
-  kvWb.putMeta(regionStateKey(region.id), Buffer.from(RegionLocalState.encode({ state: PeerState.Normal, region }).finish()));
-  const apply = { appliedIndex: RAFT_INIT_LOG_INDEX, truncatedState: { index: RAFT_INIT_LOG_INDEX, term: RAFT_INIT_LOG_TERM } };
+  kvWb.putMeta(
+    regionStateKey(region.id),
+    Buffer.from(RegionLocalState.encode({ state: PeerState.Normal, region }).finish()),
+  );
+  const apply = {
+    appliedIndex: RAFT_INIT_LOG_INDEX,
+    truncatedState: { index: RAFT_INIT_LOG_INDEX, term: RAFT_INIT_LOG_TERM },
+  };
   kvWb.putMeta(applyStateKey(region.id), Buffer.from(RaftApplyState.encode(apply).finish()));
 }
 
-function applyConfChange(target: ApplyTarget, entry: Entry, kvWb: WriteBatch, out: ApplyOutcome): RaftCmdResponse | undefined {
+function applyConfChange(
+  target: ApplyTarget,
+  entry: Entry,
+  kvWb: WriteBatch,
+  out: ApplyOutcome,
+): RaftCmdResponse | undefined {
   const storage = target.storage;
   const cc = ConfChange.decode(entry.data);
   if (cc.context.length === 0) return undefined; // a conf change raft made itself (none today); nothing to answer
@@ -178,10 +211,18 @@ function applyConfChange(target: ApplyTarget, entry: Entry, kvWb: WriteBatch, ou
   const exists = region.peers.some((p) => p.id === peer.id);
   let peers = region.peers;
   if (change.changeType === ConfChangeType.AddNode) {
-    if (exists) return RaftCmdResponse.fromPartial({ header: {}, adminResponse: { cmdType: AdminCmdType.ChangePeer, changePeer: { region } } });
+    if (exists)
+      return RaftCmdResponse.fromPartial({
+        header: {},
+        adminResponse: { cmdType: AdminCmdType.ChangePeer, changePeer: { region } },
+      });
     peers = [...region.peers, { ...peer }];
   } else {
-    if (!exists) return RaftCmdResponse.fromPartial({ header: {}, adminResponse: { cmdType: AdminCmdType.ChangePeer, changePeer: { region } } });
+    if (!exists)
+      return RaftCmdResponse.fromPartial({
+        header: {},
+        adminResponse: { cmdType: AdminCmdType.ChangePeer, changePeer: { region } },
+      });
     peers = region.peers.filter((p) => p.id !== peer.id);
     if (peer.id === target.selfPeerId) out.removedSelf = true;
   }
@@ -190,5 +231,8 @@ function applyConfChange(target: ApplyTarget, entry: Entry, kvWb: WriteBatch, ou
   storage.writeRegionState(kvWb);
   out.confChanged = true;
   out.needsSync = true;
-  return RaftCmdResponse.fromPartial({ header: {}, adminResponse: { cmdType: AdminCmdType.ChangePeer, changePeer: { region: storage.region } } });
+  return RaftCmdResponse.fromPartial({
+    header: {},
+    adminResponse: { cmdType: AdminCmdType.ChangePeer, changePeer: { region: storage.region } },
+  });
 }

@@ -88,7 +88,10 @@ export class ConfigError extends TinyKvError {
 }
 
 /** Merges user settings over the defaults, rejecting unknown keys and nonsense values. */
-export function resolveConfig(partial: Partial<Record<string, unknown>>, base: RaftstoreConfig = DEFAULT_RAFTSTORE_CONFIG): RaftstoreConfig {
+export function resolveConfig(
+  partial: Partial<Record<string, unknown>>,
+  base: RaftstoreConfig = DEFAULT_RAFTSTORE_CONFIG,
+): RaftstoreConfig {
   const out: RaftstoreConfig = { ...base };
   for (const [key, value] of Object.entries(partial)) {
     if (!(key in base)) throw new ConfigError(`unknown raftstore setting ${JSON.stringify(key)}`);
@@ -101,7 +104,9 @@ export function resolveConfig(partial: Partial<Record<string, unknown>>, base: R
     throw new ConfigError("raftElectionTicks must be greater than raftHeartbeatTicks");
   }
   if (out.raftEntryMaxSize > MAX_RAFT_ENTRY_MAX_SIZE) {
-    throw new ConfigError(`raftEntryMaxSize must be at most ${MAX_RAFT_ENTRY_MAX_SIZE} bytes (one entry must fit a 16 MiB raft message)`);
+    throw new ConfigError(
+      `raftEntryMaxSize must be at most ${MAX_RAFT_ENTRY_MAX_SIZE} bytes (one entry must fit a 16 MiB raft message)`,
+    );
   }
   if (out.regionSplitSize > out.regionMaxSize) throw new ConfigError("regionSplitSize must not exceed regionMaxSize");
   return out;

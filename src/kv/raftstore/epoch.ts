@@ -1,5 +1,6 @@
 import type { Region, RegionEpoch } from "../../proto/metapb.js";
-import { AdminCmdType, type RaftCmdRequest } from "../../proto/raft_cmdpb.js";
+import type { RaftCmdRequest } from "../../proto/raft_cmdpb.js";
+import { AdminCmdType } from "../../proto/raft_cmdpb.js";
 import { CF_DEFAULT, isCfName } from "../engine/index.js";
 import { keyInRegion } from "./keyspace.js";
 import { regionErrors } from "./errors.js";
@@ -26,12 +27,17 @@ function epochChecks(req: RaftCmdRequest): { version: boolean; confVer: boolean 
 }
 
 /** Checks the request's epoch against the region; an error answer carries the current region. */
-export function checkRegionEpoch(req: RaftCmdRequest, region: Region, siblings: Region[] = []): RegionErrorPb | undefined {
+export function checkRegionEpoch(
+  req: RaftCmdRequest,
+  region: Region,
+  siblings: Region[] = [],
+): RegionErrorPb | undefined {
   const { version, confVer } = epochChecks(req);
   if (!version && !confVer) return undefined;
   const from = req.header?.regionEpoch;
   const cur = region.regionEpoch!;
-  if (!from) return regionErrors.epochNotMatch(`region ${region.id}: request carries no region epoch`, [region, ...siblings]);
+  if (!from)
+    return regionErrors.epochNotMatch(`region ${region.id}: request carries no region epoch`, [region, ...siblings]);
   if ((version && from.version !== cur.version) || (confVer && from.confVer !== cur.confVer)) {
     return regionErrors.epochNotMatch(
       `region ${region.id}: epoch not match: request ${fmt(from)}, current ${fmt(cur)}`,

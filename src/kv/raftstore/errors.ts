@@ -12,7 +12,8 @@ export const regionErrors = {
   notLeader: (regionId: bigint, leader?: Peer): RegionErrorPb => RegionError.notLeader(regionId, leader).toPb(),
   regionNotFound: (regionId: bigint): RegionErrorPb => RegionError.regionNotFound(regionId).toPb(),
   keyNotInRegion: (key: Buffer, region: Region): RegionErrorPb => RegionError.keyNotInRegion(key, region).toPb(),
-  epochNotMatch: (message: string, currentRegions: Region[]): RegionErrorPb => RegionError.epochNotMatch(message, currentRegions).toPb(),
+  epochNotMatch: (message: string, currentRegions: Region[]): RegionErrorPb =>
+    RegionError.epochNotMatch(message, currentRegions).toPb(),
   staleCommand: (message?: string): RegionErrorPb => RegionError.staleCommand(message).toPb(),
   storeNotMatch: (requestStoreId: bigint, actualStoreId: bigint): RegionErrorPb =>
     RegionError.storeNotMatch(requestStoreId, actualStoreId).toPb(),

@@ -1,4 +1,5 @@
-import { AdminCmdType, RaftCmdRequest, type RaftCmdResponse } from "../../proto/raft_cmdpb.js";
+import type { RaftCmdResponse } from "../../proto/raft_cmdpb.js";
+import { AdminCmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
 import type { Logger } from "../../util/logger.js";
 import type { Engine } from "../engine/index.js";
 import type { RaftstoreConfig } from "./config.js";
@@ -17,7 +18,10 @@ export interface SplitCheckContext {
 }
 
 /** Leaders whose region grew enough since the last check are scanned, one region at a time. */
-export async function runSplitChecks(store: SplitCheckContext, onSplitKey: (peer: Peer, splitKey: Buffer) => void): Promise<void> {
+export async function runSplitChecks(
+  store: SplitCheckContext,
+  onSplitKey: (peer: Peer, splitKey: Buffer) => void,
+): Promise<void> {
   try {
     for (const peer of [...store.peers.values()]) {
       if (store.stopped) return;
@@ -61,7 +65,10 @@ export function maybeCompactLog(store: LogGcContext, peer: Peer): void {
   if (compactIndex <= first) return;
   const req = RaftCmdRequest.fromPartial({
     header: { regionId: peer.regionId, peer: peer.meta, regionEpoch: peer.region.regionEpoch },
-    adminRequest: { cmdType: AdminCmdType.CompactLog, compactLog: { compactIndex, compactTerm: storage.term(compactIndex) } },
+    adminRequest: {
+      cmdType: AdminCmdType.CompactLog,
+      compactLog: { compactIndex, compactTerm: storage.term(compactIndex) },
+    },
   });
   void store.propose(req);
 }

@@ -1,11 +1,14 @@
-import { MessageType, type Message } from "../../raft/index.js";
+import type { Message } from "../../raft/index.js";
+import { MessageType } from "../../raft/index.js";
 import type { Region } from "../../proto/metapb.js";
-import { RaftSnapshotData, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
+import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
+import { RaftSnapshotData } from "../../proto/raft_serverpb.js";
 import { compareBytes } from "../../util/bytes.js";
 import { isEpochStale } from "./epoch.js";
 import { keyInRegion } from "./keyspace.js";
 import { DropLog, invalidRaftMessage } from "./message-checks.js";
-import { isInitialMessage, type Peer } from "./peer.js";
+import type { Peer } from "./peer.js";
+import { isInitialMessage } from "./peer.js";
 import { createUninitializedPeer, persistedHardState } from "./peer-lifecycle.js";
 import { isRetirementProbe } from "./retire.js";
 import { snapshotIntegrity } from "./snap.js";
@@ -40,13 +43,18 @@ export class Inbox {
     const store = this.store;
     const invalid = invalidRaftMessage(msg, store.storeId);
     if (invalid) {
-      this.drops.drop(invalid, { region_id: String(msg.regionId), from_store: String(msg.fromPeer?.storeId ?? 0n) }, store.runtime.now());
+      this.drops.drop(
+        invalid,
+        { region_id: String(msg.regionId), from_store: String(msg.fromPeer?.storeId ?? 0n) },
+        store.runtime.now(),
+      );
       return;
     }
     const m = msg.message!;
     const peer = store.peers.get(msg.regionId);
     if (msg.isTombstone) {
-      if (peer && peer.meta.id === msg.toPeer!.id && !isEpochStale(msg.regionEpoch, peer.region.regionEpoch)) store.loop.destroyLater(peer);
+      if (peer && peer.meta.id === msg.toPeer!.id && !isEpochStale(msg.regionEpoch, peer.region.regionEpoch))
+        store.loop.destroyLater(peer);
       return;
     }
     if (peer && peer.meta.id !== msg.toPeer!.id) {
@@ -60,7 +68,11 @@ export class Inbox {
       this.maybeCreatePeer(msg);
       return;
     }
-    if (peer.storage.isInitialized() && isEpochStale(msg.regionEpoch, peer.region.regionEpoch) && !peer.region.peers.some((p) => p.id === msg.fromPeer!.id)) {
+    if (
+      peer.storage.isInitialized() &&
+      isEpochStale(msg.regionEpoch, peer.region.regionEpoch) &&
+      !peer.region.peers.some((p) => p.id === msg.fromPeer!.id)
+    ) {
       this.sendGc(msg, peer.region);
       return;
     }
@@ -79,7 +91,8 @@ export class Inbox {
     const tomb = this.store.tombstones.get(msg.regionId);
     if (!tomb || !isEpochStale(msg.regionEpoch, tomb.regionEpoch)) return false;
     const m = msg.message!;
-    const vote = m.msgType === MessageType.MsgRequestVote || m.msgType === MessageType.MsgRequestPreVote || isRetirementProbe(m);
+    const vote =
+      m.msgType === MessageType.MsgRequestVote || m.msgType === MessageType.MsgRequestPreVote || isRetirementProbe(m);
     if (vote && !tomb.peers.some((p) => p.storeId === msg.fromPeer!.storeId)) this.sendGc(msg, tomb);
     return true;
   }
@@ -90,7 +103,15 @@ export class Inbox {
       regionId: msg.regionId,
       fromPeer: msg.toPeer,
       toPeer: msg.fromPeer,
-      message: { ...msg.message!, msgType: MessageType.MsgHeartbeat, from: msg.toPeer!.id, to: msg.fromPeer!.id, entries: [], snapshot: undefined, context: Buffer.alloc(0) },
+      message: {
+        ...msg.message!,
+        msgType: MessageType.MsgHeartbeat,
+        from: msg.toPeer!.id,
+        to: msg.fromPeer!.id,
+        entries: [],
+        snapshot: undefined,
+        context: Buffer.alloc(0),
+      },
       regionEpoch: region.regionEpoch,
       isTombstone: true,
       startKey: Buffer.alloc(0),
@@ -128,7 +149,10 @@ export class Inbox {
       })
       .catch((err: unknown) => {
         this.creating.delete(msg.regionId);
-        store.log.error({ err, region_id: String(msg.regionId) }, "could not load the raft state of a new peer; its messages are dropped");
+        store.log.error(
+          { err, region_id: String(msg.regionId) },
+          "could not load the raft state of a new peer; its messages are dropped",
+        );
       });
   }
 
@@ -170,7 +194,11 @@ export class Inbox {
     // Pull the head chunk first so we know where to save the data and how big it may be.
     const first = await data.next();
     if (!head) throw new Error("snapshot stream ended before its first chunk");
-    const invalid = invalidRaftMessage(head, this.store.storeId) ?? (head.message?.msgType === MessageType.MsgSnapshot ? undefined : "snapshot stream head is not a snapshot message");
+    const invalid =
+      invalidRaftMessage(head, this.store.storeId) ??
+      (head.message?.msgType === MessageType.MsgSnapshot
+        ? undefined
+        : "snapshot stream head is not a snapshot message");
     if (invalid) throw new Error(`snapshot stream refused: ${invalid}`);
     const key = snapKeyOf(head);
     const meta = RaftSnapshotData.decode(head.message!.snapshot!.data);
@@ -190,7 +218,8 @@ export class Inbox {
   /** True when [start, end) overlaps an initialized region, or an incoming snapshot, of another id on this store. */
   overlapsExisting(regionId: bigint, start: Buffer, end: Buffer): boolean {
     const overlaps = (r: Region) =>
-      (r.endKey.length === 0 || compareBytes(start, r.endKey) < 0) && (end.length === 0 || compareBytes(r.startKey, end) < 0);
+      (r.endKey.length === 0 || compareBytes(start, r.endKey) < 0) &&
+      (end.length === 0 || compareBytes(r.startKey, end) < 0);
     for (const p of this.store.peers.values()) {
       if (p.regionId !== regionId && p.storage.isInitialized() && overlaps(p.region)) return true;
     }
@@ -237,10 +266,17 @@ export class Inbox {
       store.snaps.removeReceived(key); // never installed: do not keep the file
       return false;
     };
-    if (!region.peers.some((p) => p.id === peer.meta.id)) return refuse("dropping a snapshot whose region does not include this peer");
-    if (this.overlapsExisting(region.id, region.startKey, region.endKey)) return refuse("dropping a snapshot that overlaps another region here");
+    if (!region.peers.some((p) => p.id === peer.meta.id))
+      return refuse("dropping a snapshot whose region does not include this peer");
+    if (this.overlapsExisting(region.id, region.startKey, region.endKey))
+      return refuse("dropping a snapshot that overlaps another region here");
     if (!store.snaps.hasReceived(key)) return false;
-    this.pendingSnapshots.set(region.id, { region, index: key.index, term: key.term, until: store.runtime.now() + PENDING_SNAPSHOT_MS });
+    this.pendingSnapshots.set(region.id, {
+      region,
+      index: key.index,
+      term: key.term,
+      until: store.runtime.now() + PENDING_SNAPSHOT_MS,
+    });
     return true;
   }
 }

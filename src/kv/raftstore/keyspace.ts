@@ -1,4 +1,5 @@
-import { CF_DEFAULT, CF_WRITE, ENGINE_END_KEY, EngineOpenError, type CfCursor, type CfName, type Engine, type EngineSnapshot } from "../engine/index.js";
+import type { CfCursor, CfName, Engine, EngineSnapshot } from "../engine/index.js";
+import { CF_DEFAULT, CF_WRITE, ENGINE_END_KEY, EngineOpenError } from "../engine/index.js";
 import type { Region } from "../../proto/metapb.js";
 import { keyInRange } from "../../util/bytes.js";
 import { KEY_LAYOUT_KEY } from "./keys.js";
@@ -103,7 +104,10 @@ export async function ensureKeyLayout(kv: Engine): Promise<void> {
   if (marker) {
     const version = marker.length === 8 ? marker.readBigUInt64BE(0) : undefined;
     if (version === KEY_LAYOUT_VERSION) return;
-    throw new KeyLayoutError(kv.path, `its key layout is version ${version ?? `0x${marker.toString("hex")}`}, this build reads only version ${KEY_LAYOUT_VERSION}`);
+    throw new KeyLayoutError(
+      kv.path,
+      `its key layout is version ${version ?? `0x${marker.toString("hex")}`}, this build reads only version ${KEY_LAYOUT_VERSION}`,
+    );
   }
   const [anyKey] = await kv.db.keys({ lt: ENGINE_END_KEY, limit: 1 }).all();
   if (anyKey !== undefined) {

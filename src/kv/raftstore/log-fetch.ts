@@ -45,7 +45,8 @@ async function fetchEntries(store: LogFetchContext, peer: Peer, req: LogFetchReq
   } catch (err) {
     peer.storage.onFetchFailed(req.lo);
     // Raft asks again on the follower's next heartbeat response; a stopping store closed the engine.
-    if (!store.stopped) store.log.warn({ err, region_id: peer.regionId, lo: req.lo }, "reading raft log entries for a follower failed");
+    if (!store.stopped)
+      store.log.warn({ err, region_id: peer.regionId, lo: req.lo }, "reading raft log entries for a follower failed");
     return;
   }
   if (store.stopped || peer.destroyed || store.peers.get(peer.regionId) !== peer) return;

@@ -1,5 +1,6 @@
 import { MessageType } from "../../raft/index.js";
-import { RaftSnapshotData, type RaftMessage } from "../../proto/raft_serverpb.js";
+import type { RaftMessage } from "../../proto/raft_serverpb.js";
+import { RaftSnapshotData } from "../../proto/raft_serverpb.js";
 
 /**
  * The door for raft messages from other stores: everything from the network is untrusted, so an
@@ -16,7 +17,8 @@ export function invalidRaftMessage(msg: RaftMessage, storeId: bigint): string | 
   const m = msg.message;
   if (!m) return "the raft message is missing";
   if (MessageType[m.msgType] === undefined) return `unknown raft message type ${m.msgType}`;
-  if (m.to !== msg.toPeer.id || m.from !== msg.fromPeer.id) return `raft message ${m.from}->${m.to} does not match envelope ${msg.fromPeer.id}->${msg.toPeer.id}`;
+  if (m.to !== msg.toPeer.id || m.from !== msg.fromPeer.id)
+    return `raft message ${m.from}->${m.to} does not match envelope ${msg.fromPeer.id}->${msg.toPeer.id}`;
   if (m.msgType === MessageType.MsgSnapshot) return invalidSnapshot(msg);
   return undefined;
 }

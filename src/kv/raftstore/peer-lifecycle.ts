@@ -5,7 +5,13 @@ import type { Logger } from "../../util/logger.js";
 import type { Runtime } from "../../util/runtime.js";
 import type { Engine } from "../engine/index.js";
 import type { RaftstoreConfig } from "./config.js";
-import { RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, raftStateKey, REGION_META_MAX_KEY, REGION_META_MIN_KEY } from "./keys.js";
+import {
+  RAFT_INIT_LOG_INDEX,
+  RAFT_INIT_LOG_TERM,
+  raftStateKey,
+  REGION_META_MAX_KEY,
+  REGION_META_MIN_KEY,
+} from "./keys.js";
 import type { RaftstoreObserver } from "./observer.js";
 import { Peer } from "./peer.js";
 import { initialRaftState, PeerStorage } from "./peer-storage.js";
@@ -27,7 +33,13 @@ export interface PeerHost {
 }
 
 function newPeer(host: PeerHost, meta: PeerMeta, storage: PeerStorage): Peer {
-  return new Peer(host.storeId, meta, storage, { config: host.config, runtime: host.runtime, log: host.log, observer: host.observer, wake: () => host.wake() });
+  return new Peer(host.storeId, meta, storage, {
+    config: host.config,
+    runtime: host.runtime,
+    log: host.log,
+    observer: host.observer,
+    wake: () => host.wake(),
+  });
 }
 
 /** Every region this store holds, from the kv engine: live peers, and regions it left (tombstones). */
@@ -52,12 +64,16 @@ export async function loadPeers(host: PeerHost): Promise<{ peers: Peer[]; tombst
     if (!meta) {
       // This store applied its own removal and crashed before destroying the peer: treat the
       // region as left, so late messages for the old peer cannot create a new one.
-      host.log.warn({ region_id: String(region.id) }, "region state without a peer on this store: treating it as removed");
+      host.log.warn(
+        { region_id: String(region.id) },
+        "region state without a peer on this store: treating it as removed",
+      );
       out.tombstones.push(region);
       continue;
     }
     const storage = await PeerStorage.load(host.kv, host.raftEngine, region);
-    if (host.config.deliberateBugs?.has("forget-vote-on-restart") && storage.raftState.hardState) storage.raftState.hardState.vote = 0n;
+    if (host.config.deliberateBugs?.has("forget-vote-on-restart") && storage.raftState.hardState)
+      storage.raftState.hardState.vote = 0n;
     out.peers.push(newPeer(host, meta, storage));
   }
   return out;
@@ -71,11 +87,25 @@ export async function persistedHardState(raftEngine: Engine, regionId: bigint): 
 
 /** An uninitialized peer, created by a message, that waits for a snapshot; it keeps the term and vote persisted for its region. */
 export function createUninitializedPeer(host: PeerHost, regionId: bigint, meta: PeerMeta, hardState: HardState): Peer {
-  const region: Region = { id: regionId, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 0n, version: 0n }, peers: [] };
+  const region: Region = {
+    id: regionId,
+    startKey: Buffer.alloc(0),
+    endKey: Buffer.alloc(0),
+    regionEpoch: { confVer: 0n, version: 0n },
+    peers: [],
+  };
   const raftState = RaftLocalState.create({ hardState: { term: hardState.term, vote: hardState.vote, commit: 0n } });
-  const storage = new PeerStorage(region, raftState, RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } }), []);
+  const storage = new PeerStorage(
+    region,
+    raftState,
+    RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } }),
+    [],
+  );
   const peer = newPeer(host, meta, storage);
-  host.log.info({ region_id: String(regionId), peer_id: String(meta.id), term: String(hardState.term) }, "created uninitialized peer from a message");
+  host.log.info(
+    { region_id: String(regionId), peer_id: String(meta.id), term: String(hardState.term) },
+    "created uninitialized peer from a message",
+  );
   return peer;
 }
 

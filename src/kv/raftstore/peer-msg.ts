@@ -1,7 +1,9 @@
-import { MessageType, type Message, type SnapshotStatus } from "../../raft/index.js";
+import type { Message, SnapshotStatus } from "../../raft/index.js";
+import { MessageType } from "../../raft/index.js";
 import type { Entry } from "../../raft/eraftpb.js";
 import type { Peer as PeerMeta } from "../../proto/metapb.js";
-import { AdminCmdType, type RaftCmdRequest, type RaftCmdResponse } from "../../proto/raft_cmdpb.js";
+import type { RaftCmdRequest, RaftCmdResponse } from "../../proto/raft_cmdpb.js";
+import { AdminCmdType } from "../../proto/raft_cmdpb.js";
 import type { ReadOutcome } from "./reads.js";
 
 /**

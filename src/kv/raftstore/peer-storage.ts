@@ -1,6 +1,12 @@
-import { ErrCompacted, ErrLogTemporarilyUnavailable, ErrSnapshotTemporarilyUnavailable, ErrUnavailable } from "../../raft/errors.js";
+import {
+  ErrCompacted,
+  ErrLogTemporarilyUnavailable,
+  ErrSnapshotTemporarilyUnavailable,
+  ErrUnavailable,
+} from "../../raft/errors.js";
 import type { RaftLogStorage } from "../../raft/storage.js";
-import { Entry, HardState, type ConfState, type Snapshot } from "../../raft/eraftpb.js";
+import type { ConfState, Snapshot } from "../../raft/eraftpb.js";
+import { Entry, HardState } from "../../raft/eraftpb.js";
 import type { Region } from "../../proto/metapb.js";
 import { RaftApplyState, RaftLocalState, RegionLocalState, PeerState } from "../../proto/raft_serverpb.js";
 import type { Engine, WriteBatch } from "../engine/index.js";
@@ -11,7 +17,11 @@ import { applyStateKey, raftLogKey, raftStateKey, regionStateKey } from "./keys.
 export function initialRaftState(hs: HardState | undefined, index: bigint, term: bigint): RaftLocalState {
   const h = hs ?? HardState.create();
   return {
-    hardState: { term: h.term > term ? h.term : term, vote: h.term > term ? h.vote : 0n, commit: h.commit > index ? h.commit : index },
+    hardState: {
+      term: h.term > term ? h.term : term,
+      vote: h.term > term ? h.vote : 0n,
+      commit: h.commit > index ? h.commit : index,
+    },
     lastIndex: index,
     lastTerm: term,
   };
@@ -70,16 +80,20 @@ export class PeerStorage implements RaftLogStorage {
     const raftBuf = await raft.getMeta(raftStateKey(region.id));
     const applyBuf = await kv.getMeta(applyStateKey(region.id));
     let raftState = raftBuf ? RaftLocalState.decode(raftBuf) : RaftLocalState.create({ hardState: HardState.create() });
-    const applyState = applyBuf ? RaftApplyState.decode(applyBuf) : RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } });
+    const applyState = applyBuf
+      ? RaftApplyState.decode(applyBuf)
+      : RaftApplyState.create({ truncatedState: { index: 0n, term: 0n } });
     const truncated = applyState.truncatedState!;
     // The kv engine is ahead of the raft engine: a region created by a split (its raft state is
     // written later) or a snapshot whose raft-state write was lost in a crash. The log restarts
     // right after the truncated state, and the term must not be below the log's last term.
-    if (raftState.lastIndex < truncated.index) raftState = initialRaftState(raftState.hardState, truncated.index, truncated.term);
+    if (raftState.lastIndex < truncated.index)
+      raftState = initialRaftState(raftState.hardState, truncated.index, truncated.term);
     // Applied entries are committed by definition; a raft state written a turn later than the
     // kv batch (a region created by a split) may still hold an older commit index.
     const hs = raftState.hardState ?? HardState.create();
-    if (hs.commit < applyState.appliedIndex) raftState = { ...raftState, hardState: { ...hs, commit: applyState.appliedIndex } };
+    if (hs.commit < applyState.appliedIndex)
+      raftState = { ...raftState, hardState: { ...hs, commit: applyState.appliedIndex } };
     const storage = new PeerStorage(region, raftState, applyState, []);
     if (raftState.lastIndex > truncated.index) {
       // Only the unapplied entries stay in memory; of the others, raft needs only the terms.
@@ -88,7 +102,10 @@ export class PeerStorage implements RaftLogStorage {
       let next = truncated.index + 1n;
       const snap = raft.snapshot();
       try {
-        for await (const { value } of snap.rawRange(raftLogKey(region.id, next), raftLogKey(region.id, raftState.lastIndex + 1n))) {
+        for await (const { value } of snap.rawRange(
+          raftLogKey(region.id, next),
+          raftLogKey(region.id, raftState.lastIndex + 1n),
+        )) {
           const e = Entry.decode(value);
           if (e.index !== next) break;
           next++;
@@ -100,7 +117,9 @@ export class PeerStorage implements RaftLogStorage {
       }
       if (next !== raftState.lastIndex + 1n) {
         const expected = raftState.lastIndex - truncated.index;
-        throw new Error(`region ${region.id}: raft log is corrupt: expected ${expected} entries after ${truncated.index}, found ${next - truncated.index - 1n} in sequence`);
+        throw new Error(
+          `region ${region.id}: raft log is corrupt: expected ${expected} entries after ${truncated.index}, found ${next - truncated.index - 1n} in sequence`,
+        );
       }
       log.append(unapplied);
       storage.log = log;
@@ -172,7 +191,14 @@ export class PeerStorage implements RaftLogStorage {
     // install a membership without itself and then replay its own earlier removal.
     const cur = this.region.regionEpoch!;
     const epoch = gen?.region.regionEpoch;
-    if (gen && gen.snapshot.metadata!.index >= this.truncatedIndex && epoch && epoch.confVer === cur.confVer && epoch.version === cur.version) return gen.snapshot;
+    if (
+      gen &&
+      gen.snapshot.metadata!.index >= this.truncatedIndex &&
+      epoch &&
+      epoch.confVer === cur.confVer &&
+      epoch.version === cur.version
+    )
+      return gen.snapshot;
     this.snapshotRequested = true;
     throw new ErrSnapshotTemporarilyUnavailable(`region ${this.region.id}: snapshot is being generated`);
   }
@@ -229,9 +255,13 @@ export class PeerStorage implements RaftLogStorage {
   append(entries: Entry[], raftWb: WriteBatch): void {
     if (entries.length === 0) return;
     const first = entries[0]!.index;
-    if (first <= this.truncatedIndex) throw new Error(`region ${this.region.id}: append at ${first} is below the truncated index ${this.truncatedIndex}`);
+    if (first <= this.truncatedIndex)
+      throw new Error(
+        `region ${this.region.id}: append at ${first} is below the truncated index ${this.truncatedIndex}`,
+      );
     const oldLast = this.raftState.lastIndex;
-    if (first > oldLast + 1n) throw new Error(`region ${this.region.id}: append at ${first} leaves a gap after the last index ${oldLast}`);
+    if (first > oldLast + 1n)
+      throw new Error(`region ${this.region.id}: append at ${first} leaves a gap after the last index ${oldLast}`);
     for (const e of entries) raftWb.putMeta(raftLogKey(this.region.id, e.index), Buffer.from(Entry.encode(e).finish()));
     const newLast = entries[entries.length - 1]!.index;
     for (let i = newLast + 1n; i <= oldLast; i++) raftWb.deleteMeta(raftLogKey(this.region.id, i));
@@ -252,7 +282,10 @@ export class PeerStorage implements RaftLogStorage {
   }
 
   writeRegionState(kvWb: WriteBatch, state: PeerState = PeerState.Normal): void {
-    kvWb.putMeta(regionStateKey(this.region.id), Buffer.from(RegionLocalState.encode({ state, region: this.region }).finish()));
+    kvWb.putMeta(
+      regionStateKey(this.region.id),
+      Buffer.from(RegionLocalState.encode({ state, region: this.region }).finish()),
+    );
   }
 
   /**

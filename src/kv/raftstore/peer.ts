@@ -1,8 +1,11 @@
-import { ErrProposalDropped, RawNode, seededRandom, type Ready } from "../../raft/index.js";
-import { ConfChange, ConfChangeType, type Message } from "../../raft/eraftpb.js";
+import type { Ready } from "../../raft/index.js";
+import { ErrProposalDropped, RawNode, seededRandom } from "../../raft/index.js";
+import type { Message } from "../../raft/eraftpb.js";
+import { ConfChange, ConfChangeType } from "../../raft/eraftpb.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import type { Peer as PeerMeta, Region } from "../../proto/metapb.js";
-import { AdminCmdType, RaftCmdRequest, RaftCmdResponse, type RaftRequestHeader } from "../../proto/raft_cmdpb.js";
+import type { RaftRequestHeader } from "../../proto/raft_cmdpb.js";
+import { AdminCmdType, RaftCmdRequest, RaftCmdResponse } from "../../proto/raft_cmdpb.js";
 import type { RaftMessage } from "../../proto/raft_serverpb.js";
 import type { EngineSnapshot, WriteBatch } from "../engine/index.js";
 import type { Logger } from "../../util/logger.js";
@@ -13,11 +16,14 @@ import type { RaftstoreConfig } from "./config.js";
 import { checkKeysInRegion, checkRegionEpoch } from "./epoch.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import type { PeerStorage } from "./peer-storage.js";
-import { inspectRequest, isInitialMessage, type PeerMsg } from "./peer-msg.js";
+import type { PeerMsg } from "./peer-msg.js";
+import { inspectRequest, isInitialMessage } from "./peer-msg.js";
 import { Proposals } from "./proposals.js";
-import { ReadQueue, type ReadWaiter } from "./reads.js";
+import type { ReadWaiter } from "./reads.js";
+import { ReadQueue } from "./reads.js";
 import { mergeRange } from "./region-worker.js";
-import { NO_OBSERVER, type RaftstoreObserver } from "./observer.js";
+import type { RaftstoreObserver } from "./observer.js";
+import { NO_OBSERVER } from "./observer.js";
 
 export type { Proposal } from "./proposals.js";
 export type { ReadOutcome, ReadWaiter } from "./reads.js";
@@ -189,7 +195,12 @@ export class Peer {
   private transferLeader(req: RaftCmdRequest, done: (resp: RaftCmdResponse) => void): void {
     this.raw.transferLeader(req.adminRequest!.transferLeader!.peer!.id);
     this.wake();
-    done(RaftCmdResponse.fromPartial({ header: {}, adminResponse: { cmdType: AdminCmdType.TransferLeader, transferLeader: {} } }));
+    done(
+      RaftCmdResponse.fromPartial({
+        header: {},
+        adminResponse: { cmdType: AdminCmdType.TransferLeader, transferLeader: {} },
+      }),
+    );
   }
 
   private proposeConfChange(req: RaftCmdRequest, done: (resp: RaftCmdResponse) => void): void {
@@ -204,7 +215,11 @@ export class Peer {
       return done(errorResponse(regionErrors.notLeader(this.regionId, target), this.term));
     }
     this.rememberPeer(change.peer);
-    const cc = ConfChange.fromPartial({ changeType: change.changeType, nodeId: change.peer!.id, context: Buffer.from(RaftCmdRequest.encode(req).finish()) });
+    const cc = ConfChange.fromPartial({
+      changeType: change.changeType,
+      nodeId: change.peer!.id,
+      context: Buffer.from(RaftCmdRequest.encode(req).finish()),
+    });
     const at = this.raw.proposeConfChange(cc);
     this.proposals.inTheLog(at.index, at.term, [{ done }]);
     this.wake();
@@ -240,7 +255,8 @@ export class Peer {
       for (const w of batch) w.done({ error });
       return;
     }
-    if (this.deliberateBugs?.has("read-without-read-index")) return this.reads.confirmed([{ index: 0n, requestCtx: this.reads.sent(batch) }]);
+    if (this.deliberateBugs?.has("read-without-read-index"))
+      return this.reads.confirmed([{ index: 0n, requestCtx: this.reads.sent(batch) }]);
     this.raw.readIndex(this.reads.sent(batch));
   }
 
@@ -300,7 +316,12 @@ export class Peer {
 
   /** What apply needs of this peer; `hasInitializedRegion` answers for the whole store. */
   applyTarget(hasInitializedRegion: (regionId: bigint) => boolean): ApplyTarget {
-    return { storage: this.storage, selfPeerId: this.meta.id, applyConfChange: (cc) => this.raw.applyConfChange(cc), hasInitializedRegion };
+    return {
+      storage: this.storage,
+      selfPeerId: this.meta.id,
+      applyConfChange: (cc) => this.raw.applyConfChange(cc),
+      hasInitializedRegion,
+    };
   }
 
   /** Answers the proposals an apply settled and keeps its log compaction for the next raft batch. */

@@ -38,7 +38,11 @@ export class Proposals {
   }
 
   /** Records proposals whose entries start at `firstIndex` in `term`, in order. */
-  inTheLog(firstIndex: bigint, term: bigint, commands: ReadonlyArray<{ done(resp: RaftCmdResponse): void; timeline?: WriteTimeline }>): void {
+  inTheLog(
+    firstIndex: bigint,
+    term: bigint,
+    commands: ReadonlyArray<{ done(resp: RaftCmdResponse): void; timeline?: WriteTimeline }>,
+  ): void {
     this.dropOtherTerms(term);
     commands.forEach((c, i) => {
       c.timeline?.proposed();
@@ -75,7 +79,9 @@ export class Proposals {
    * log get StaleCommand, because their entries may still commit under another leader.
    */
   failAll(error: RegionErrorPb, currentTerm: bigint): void {
-    const unknown = regionErrors.staleCommand(`${error.message}: the command is in the raft log and its outcome is unknown`);
+    const unknown = regionErrors.staleCommand(
+      `${error.message}: the command is in the raft log and its outcome is unknown`,
+    );
     for (const p of this.inLog.splice(0)) p.done(errorResponse(unknown, currentTerm));
     for (const p of this.queued.splice(0)) p.done(errorResponse(error, currentTerm));
   }

@@ -2,7 +2,8 @@ import type { Ready } from "../../raft/index.js";
 import type { Snapshot } from "../../raft/eraftpb.js";
 import type { Region } from "../../proto/metapb.js";
 import { PeerState, RaftSnapshotData } from "../../proto/raft_serverpb.js";
-import { ALL_CFS, type WriteBatch } from "../engine/index.js";
+import type { WriteBatch } from "../engine/index.js";
+import { ALL_CFS } from "../engine/index.js";
 import { regionCursor } from "./keyspace.js";
 import { applyStateKey, raftStateKey } from "./keys.js";
 import type { Peer } from "./peer.js";
@@ -113,7 +114,10 @@ export class RegionWorker {
     store.snapshotInstalled(peer.regionId);
     // Only files at or below this index: a newer snapshot may already be received and accepted.
     store.snaps.cleanup(peer.regionId, undefined, md.index);
-    store.log.info({ region_id: String(peer.regionId), index: String(md.index), term: String(md.term) }, "applied snapshot");
+    store.log.info(
+      { region_id: String(peer.regionId), index: String(md.index), term: String(md.term) },
+      "applied snapshot",
+    );
   }
 
   async clearRange(kvWb: WriteBatch, region: Region): Promise<void> {
@@ -162,7 +166,14 @@ export class RegionWorker {
           region,
           path: store.snaps.genPath(key),
           snapshot: {
-            data: Buffer.from(RaftSnapshotData.encode({ region, fileSize: BigInt(integrity.size), data: [], meta: integrityMeta(integrity) }).finish()),
+            data: Buffer.from(
+              RaftSnapshotData.encode({
+                region,
+                fileSize: BigInt(integrity.size),
+                data: [],
+                meta: integrityMeta(integrity),
+              }).finish(),
+            ),
             metadata: { index, term, confState: { nodes: region.peers.map((p) => p.id) } },
           },
         };
@@ -228,7 +239,10 @@ export class RegionWorker {
 }
 
 /** The union of two raft-log ranges (from, to] still to delete. */
-export function mergeRange(a: { from: bigint; to: bigint } | undefined, b: { from: bigint; to: bigint }): { from: bigint; to: bigint } {
+export function mergeRange(
+  a: { from: bigint; to: bigint } | undefined,
+  b: { from: bigint; to: bigint },
+): { from: bigint; to: bigint } {
   if (!a) return b;
   return { from: a.from < b.from ? a.from : b.from, to: a.to > b.to ? a.to : b.to };
 }

@@ -1,4 +1,5 @@
-import { MessageType, majority, type Message } from "../../raft/index.js";
+import type { Message } from "../../raft/index.js";
+import { MessageType, majority } from "../../raft/index.js";
 import type { RaftMessage } from "../../proto/raft_serverpb.js";
 import type { Peer } from "./peer.js";
 import type { Store } from "./store.js";
@@ -23,14 +24,18 @@ export function tickRetiring(store: Store, peer: Peer, tick: number): boolean {
   const r = peer.retiring!;
   const cfg = store.config;
   if (tick - r.sinceTick >= 300 * cfg.raftElectionTicks) {
-    store.log.warn({ region_id: String(peer.regionId), peer_id: String(peer.meta.id) }, "removed peer got no answer from the survivors; destroying it anyway");
+    store.log.warn(
+      { region_id: String(peer.regionId), peer_id: String(peer.meta.id) },
+      "removed peer got no answer from the survivors; destroying it anyway",
+    );
     return true;
   }
   if (peer.isLeader()) {
     handOver(peer, r.index);
     return false;
   }
-  if (tick % cfg.raftHeartbeatTicks === 0) for (const survivor of peer.region.peers) store.transport.send(probe(peer, survivor));
+  if (tick % cfg.raftHeartbeatTicks === 0)
+    for (const survivor of peer.region.peers) store.transport.send(probe(peer, survivor));
   return false;
 }
 

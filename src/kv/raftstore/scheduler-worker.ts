@@ -4,7 +4,8 @@ import type { Peer as PeerMeta } from "../../proto/metapb.js";
 import { AdminCmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
 import type { RegionHeartbeatResponse } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
-import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
+import type { Runtime, TimerHandle } from "../../util/runtime.js";
+import { realRuntime } from "../../util/runtime.js";
 import type { Peer } from "./peer.js";
 import type { Store, StoreHooks } from "./store.js";
 
@@ -114,9 +115,13 @@ export class SchedulerWorker {
     try {
       const { newRegionId, newPeerIds } = await this.client.askSplit(region);
       const resp = await store.proposeSplit(region.id, region.regionEpoch!, splitKey, newRegionId, newPeerIds);
-      if (resp.header?.error) this.log.info({ region_id: String(region.id), error: resp.header.error.message }, "split not applied");
+      if (resp.header?.error)
+        this.log.info({ region_id: String(region.id), error: resp.header.error.message }, "split not applied");
     } catch (err) {
-      this.log.warn({ err, region_id: String(region.id) }, "asking the scheduler for split ids failed; the split checker retries");
+      this.log.warn(
+        { err, region_id: String(region.id) },
+        "asking the scheduler for split ids failed; the split checker retries",
+      );
     }
   }
 
@@ -127,12 +132,22 @@ export class SchedulerWorker {
     const req = resp.changePeer
       ? RaftCmdRequest.fromPartial({
           header,
-          adminRequest: { cmdType: AdminCmdType.ChangePeer, changePeer: { changeType: resp.changePeer.changeType, peer: resp.changePeer.peer } },
+          adminRequest: {
+            cmdType: AdminCmdType.ChangePeer,
+            changePeer: { changeType: resp.changePeer.changeType, peer: resp.changePeer.peer },
+          },
         })
-      : RaftCmdRequest.fromPartial({ header, adminRequest: { cmdType: AdminCmdType.TransferLeader, transferLeader: { peer: resp.transferLeader!.peer } } });
+      : RaftCmdRequest.fromPartial({
+          header,
+          adminRequest: { cmdType: AdminCmdType.TransferLeader, transferLeader: { peer: resp.transferLeader!.peer } },
+        });
     store.propose(req).then(
       (r) => {
-        if (r.header?.error) this.log.debug({ region_id: String(resp.regionId), error: r.header.error.message }, "operator step not proposed");
+        if (r.header?.error)
+          this.log.debug(
+            { region_id: String(resp.regionId), error: r.header.error.message },
+            "operator step not proposed",
+          );
       },
       (err: unknown) => this.log.warn({ err, region_id: String(resp.regionId) }, "operator step failed"),
     );

@@ -1,6 +1,7 @@
 import { crc32 } from "node:zlib";
 import { join } from "node:path";
-import { ALL_CFS, realFileLayer, type CfName, type EngineSnapshot, type FileLayer, type FileWriter, type WriteBatch } from "../engine/index.js";
+import type { CfName, EngineSnapshot, FileLayer, FileWriter, WriteBatch } from "../engine/index.js";
+import { ALL_CFS, realFileLayer } from "../engine/index.js";
 import type { Region } from "../../proto/metapb.js";
 import type { RaftSnapshotData } from "../../proto/raft_serverpb.js";
 import { regionCursor } from "./keyspace.js";
@@ -26,8 +27,13 @@ export interface SnapKey {
 }
 
 export class SnapshotError extends TinyKvError {
-  constructor(readonly key: SnapKey, reason: string) {
-    super(`snapshot of region ${key.regionId} at ${key.term}/${key.index}: ${reason}`, { context: { regionId: key.regionId, term: key.term } });
+  constructor(
+    readonly key: SnapKey,
+    reason: string,
+  ) {
+    super(`snapshot of region ${key.regionId} at ${key.term}/${key.index}: ${reason}`, {
+      context: { regionId: key.regionId, term: key.term },
+    });
     this.name = "SnapshotError";
   }
 }
@@ -48,7 +54,12 @@ export function snapshotIntegrity(data: RaftSnapshotData): SnapshotIntegrity {
 }
 
 export function integrityMeta(integrity: SnapshotIntegrity): RaftSnapshotData["meta"] {
-  return { cfFiles: integrity.checksum === undefined ? [] : [{ cf: FILE_ENTRY, size: BigInt(integrity.size), checksum: integrity.checksum }] };
+  return {
+    cfFiles:
+      integrity.checksum === undefined
+        ? []
+        : [{ cf: FILE_ENTRY, size: BigInt(integrity.size), checksum: integrity.checksum }],
+  };
 }
 
 const HEADER_BYTES = 9;
@@ -130,7 +141,12 @@ export class SnapManager {
    * more bytes than declared stop the stream at once, fewer or a checksum mismatch refuse the
    * file. Nothing unverified is ever renamed into place.
    */
-  async receive(k: SnapKey, chunks: AsyncIterable<Buffer>, expected: SnapshotIntegrity, accept: (cf: CfName, key: Buffer) => boolean): Promise<void> {
+  async receive(
+    k: SnapKey,
+    chunks: AsyncIterable<Buffer>,
+    expected: SnapshotIntegrity,
+    accept: (cf: CfName, key: Buffer) => boolean,
+  ): Promise<void> {
     // Our senders always record a checksum; without one a damaged file could only fail at install.
     if (expected.checksum === undefined) throw new SnapshotError(k, "the sender declared no checksum");
     // Every record is parsed and range-checked now, so an accepted file can only fail to install on a disk error.
@@ -156,8 +172,10 @@ export class SnapManager {
       }
       records.finish();
       await out.close();
-      if (size !== expected.size) throw new SnapshotError(k, `received ${size} bytes, the sender declared ${expected.size}`);
-      if (checksum !== expected.checksum) throw new SnapshotError(k, `checksum mismatch (crc32 ${checksum}, declared ${expected.checksum})`);
+      if (size !== expected.size)
+        throw new SnapshotError(k, `received ${size} bytes, the sender declared ${expected.size}`);
+      if (checksum !== expected.checksum)
+        throw new SnapshotError(k, `checksum mismatch (crc32 ${checksum}, declared ${expected.checksum})`);
       this.files.rename(tmp, path);
     } catch (err) {
       await out.abort();
@@ -225,13 +243,18 @@ class RecordReader {
       const kl = buf.readUInt32BE(off + 1);
       const vl = buf.readUInt32BE(off + 5);
       if (buf.length - off < HEADER_BYTES + kl + vl) break;
-      yield { cf, key: buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + kl), value: buf.subarray(off + HEADER_BYTES + kl, off + HEADER_BYTES + kl + vl) };
+      yield {
+        cf,
+        key: buf.subarray(off + HEADER_BYTES, off + HEADER_BYTES + kl),
+        value: buf.subarray(off + HEADER_BYTES + kl, off + HEADER_BYTES + kl + vl),
+      };
       off += HEADER_BYTES + kl + vl;
     }
     this.carry = buf.subarray(off);
   }
 
   finish(): void {
-    if (this.carry.length > 0) throw new SnapshotError(this.k, `truncated data file (${this.carry.length} stray bytes)`);
+    if (this.carry.length > 0)
+      throw new SnapshotError(this.k, `truncated data file (${this.carry.length} stray bytes)`);
   }
 }

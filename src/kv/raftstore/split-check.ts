@@ -1,4 +1,5 @@
-import { CF_DEFAULT, RAW_CF_DEFAULT, type CfCursor, type CfName, type Engine } from "../engine/index.js";
+import type { CfCursor, CfName, Engine } from "../engine/index.js";
+import { CF_DEFAULT, RAW_CF_DEFAULT } from "../engine/index.js";
 import { regionCursor, userKeyOf } from "./keyspace.js";
 import type { Region } from "../../proto/metapb.js";
 
@@ -18,7 +19,12 @@ const SIZED_CFS: readonly CfName[] = [CF_DEFAULT, RAW_CF_DEFAULT];
  * passes `splitSize`, used only when the total passes `maxSize`. The scan is asynchronous (an
  * iterator), so it never blocks the event loop for long.
  */
-export async function checkSplit(kv: Engine, region: Region, splitSize: number, maxSize: number): Promise<SplitCheckResult> {
+export async function checkSplit(
+  kv: Engine,
+  region: Region,
+  splitSize: number,
+  maxSize: number,
+): Promise<SplitCheckResult> {
   const snap = kv.snapshot();
   const cursors = SIZED_CFS.map((cf) => ({ cf, cursor: regionCursor(snap, cf, region) }));
   let size = 0;
@@ -45,7 +51,9 @@ export async function checkSplit(kv: Engine, region: Region, splitSize: number, 
 }
 
 /** The positioned cursor whose current key has the smallest user key (an unparseable key goes first). */
-function smallestUserKey(cursors: Array<{ cf: CfName; cursor: CfCursor }>): { cursor: CfCursor; userKey: Buffer | undefined } | undefined {
+function smallestUserKey(
+  cursors: Array<{ cf: CfName; cursor: CfCursor }>,
+): { cursor: CfCursor; userKey: Buffer | undefined } | undefined {
   let best: { cursor: CfCursor; userKey: Buffer | undefined } | undefined;
   for (const { cf, cursor } of cursors) {
     if (!cursor.valid) continue;

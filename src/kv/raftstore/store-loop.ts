@@ -3,8 +3,10 @@ import type { Region } from "../../proto/metapb.js";
 import type { Runtime } from "../../util/runtime.js";
 import type { Engine } from "../engine/index.js";
 import type { RaftTransport } from "../transport/transport.js";
-import { applyEntries, type ApplyOutcome } from "./apply.js";
-import { tendRaftLog, type LogFetchContext } from "./log-fetch.js";
+import type { ApplyOutcome } from "./apply.js";
+import { applyEntries } from "./apply.js";
+import type { LogFetchContext } from "./log-fetch.js";
+import { tendRaftLog } from "./log-fetch.js";
 import type { Peer } from "./peer.js";
 import { DestroyQueue } from "./peer-lifecycle.js";
 import type { RegionWorker } from "./region-worker.js";
@@ -136,7 +138,8 @@ export class StoreLoop {
     // Peers without a Ready may still have a log deletion or raft state to write (an installed
     // snapshot's old log, a compaction, a new peer); a deletion lands before the same peer's
     // appends, or a later turn would delete entries appended (and acknowledged) now.
-    for (const peer of this.ctx.peers.values()) if (!readies.has(peer) && peer.needsPersist()) peer.persist(raftWb, undefined);
+    for (const peer of this.ctx.peers.values())
+      if (!readies.has(peer) && peer.needsPersist()) peer.persist(raftWb, undefined);
     let entries = 0;
     for (const { peer, rd } of work) {
       peer.persist(raftWb, rd);

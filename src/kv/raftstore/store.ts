@@ -1,21 +1,26 @@
 import { SnapshotStatus } from "../../raft/index.js";
 import type { Peer as PeerMeta, Region, RegionEpoch } from "../../proto/metapb.js";
-import { AdminCmdType, RaftCmdRequest, type RaftCmdResponse, type RaftRequestHeader } from "../../proto/raft_cmdpb.js";
+import type { RaftCmdResponse, RaftRequestHeader } from "../../proto/raft_cmdpb.js";
+import { AdminCmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
 import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
 import type { Logger } from "../../util/logger.js";
-import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
+import type { Runtime, TimerHandle } from "../../util/runtime.js";
+import { realRuntime } from "../../util/runtime.js";
 import type { Engine, FileLayer } from "../engine/index.js";
 import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } from "../transport/transport.js";
 import type { RaftstoreConfig } from "./config.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import { Inbox, snapKeyOf } from "./inbox.js";
-import { Peer, type ReadOutcome } from "./peer.js";
+import type { ReadOutcome } from "./peer.js";
+import { Peer } from "./peer.js";
 import { createSplitPeer, loadPeers } from "./peer-lifecycle.js";
 import { tickRetiring } from "./retire.js";
 import { RegionWorker } from "./region-worker.js";
 import { SnapManager } from "./snap.js";
-import { StoreLoop, type LoopContext } from "./store-loop.js";
-import { NO_OBSERVER, type RaftstoreObserver } from "./observer.js";
+import type { LoopContext } from "./store-loop.js";
+import { StoreLoop } from "./store-loop.js";
+import type { RaftstoreObserver } from "./observer.js";
+import { NO_OBSERVER } from "./observer.js";
 import { maybeCompactLog, runSplitChecks } from "./housekeeping.js";
 
 /** Hooks for the scheduler integration (region heartbeats, split ids); all optional. */
@@ -93,7 +98,13 @@ export class Store implements RaftMessageSink {
     this.transport = options.makeTransport((msg) => this.snapshotSource(msg), {
       onUnreachable: (msg) => this.peers.get(msg.regionId)?.handle({ type: "unreachable", toPeerId: msg.toPeer!.id }),
       onSnapshotStatus: (msg, ok) => {
-        this.peers.get(msg.regionId)?.handle({ type: "snapshotStatus", toPeerId: msg.toPeer!.id, status: ok ? SnapshotStatus.Finish : SnapshotStatus.Failure });
+        this.peers
+          .get(msg.regionId)
+          ?.handle({
+            type: "snapshotStatus",
+            toPeerId: msg.toPeer!.id,
+            status: ok ? SnapshotStatus.Finish : SnapshotStatus.Failure,
+          });
       },
     });
     this.worker = new RegionWorker(this, () => this.loop.schedule());
@@ -208,7 +219,13 @@ export class Store implements RaftMessageSink {
   }
 
   /** Proposes a split with ids from the scheduler; the region must still be at `epoch`. */
-  proposeSplit(regionId: bigint, epoch: RegionEpoch, splitKey: Buffer, newRegionId: bigint, newPeerIds: bigint[]): Promise<RaftCmdResponse> {
+  proposeSplit(
+    regionId: bigint,
+    epoch: RegionEpoch,
+    splitKey: Buffer,
+    newRegionId: bigint,
+    newPeerIds: bigint[],
+  ): Promise<RaftCmdResponse> {
     const peer = this.peers.get(regionId);
     return this.propose(
       RaftCmdRequest.fromPartial({
@@ -222,7 +239,8 @@ export class Store implements RaftMessageSink {
 
   /** The peer a request for a region goes to; the store's checks, before the peer's own (`Peer.handle`), in TinyKV's order. */
   private route(header: RaftRequestHeader | undefined): Peer | RaftCmdResponse {
-    if (this.stopping || !this.started) return errorResponse(regionErrors.other(`store ${this.storeId} is not serving (starting or stopping)`));
+    if (this.stopping || !this.started)
+      return errorResponse(regionErrors.other(`store ${this.storeId} is not serving (starting or stopping)`));
     const regionId = header?.regionId ?? 0n;
     if (header?.peer && header.peer.storeId !== 0n && header.peer.storeId !== this.storeId) {
       return errorResponse(regionErrors.storeNotMatch(header.peer.storeId, this.storeId));
@@ -279,7 +297,11 @@ export class Store implements RaftMessageSink {
 
   /** Snapshots on their way out, on their way in (received or receiving, not installed) and installing: for store heartbeats. */
   snapshotCounts(): { sending: number; receiving: number; applying: number } {
-    return { sending: this.sendingSnapshots, receiving: this.inbox.incomingSnapshots(), applying: this.worker.installing() };
+    return {
+      sending: this.sendingSnapshots,
+      receiving: this.inbox.incomingSnapshots(),
+      applying: this.worker.installing(),
+    };
   }
 
   /** True when [start, end) overlaps an initialized region, or an incoming snapshot, of another id on this store. */

@@ -13,14 +13,21 @@ export function keyErrorOf(e: TxnKeyError): KeyError {
       return KeyError.create({ locked: e.lock.info(e.key) });
     case "WriteConflict":
       return KeyError.create({
-        conflict: WriteConflict.create({ startTs: e.startTs, conflictTs: e.conflictTs, key: e.key, primary: e.primary }),
+        conflict: WriteConflict.create({
+          startTs: e.startTs,
+          conflictTs: e.conflictTs,
+          key: e.key,
+          primary: e.primary,
+        }),
       });
     case "TxnLockNotFound":
       return KeyError.create({
         retryable: `key ${formatKey(e.key)} is locked by txn ${e.lockTs}, not by txn ${e.startTs} being committed`,
       });
     case "TxnRolledBack":
-      return KeyError.create({ abort: `txn ${e.startTs} was rolled back on key ${formatKey(e.key)}; it cannot commit` });
+      return KeyError.create({
+        abort: `txn ${e.startTs} was rolled back on key ${formatKey(e.key)}; it cannot commit`,
+      });
     case "AlreadyCommitted":
       return KeyError.create({
         abort: `txn ${e.startTs} is already committed at ${e.commitTs} on key ${formatKey(e.key)}; it cannot roll back`,

@@ -1,17 +1,9 @@
 import { parseClientCf, UnknownCfError } from "../engine/index.js";
-import { InvalidArgumentError, rawKeyspace, RegionError, type Storage } from "../storage/index.js";
+import type { Storage } from "../storage/index.js";
+import { InvalidArgumentError, rawKeyspace, RegionError } from "../storage/index.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
-import {
-  KvPair,
-  RawDeleteResponse,
-  RawGetResponse,
-  RawPutResponse,
-  RawScanResponse,
-  type RawDeleteRequest,
-  type RawGetRequest,
-  type RawPutRequest,
-  type RawScanRequest,
-} from "../../proto/kvrpcpb.js";
+import type { RawDeleteRequest, RawGetRequest, RawPutRequest, RawScanRequest } from "../../proto/kvrpcpb.js";
+import { KvPair, RawDeleteResponse, RawGetResponse, RawPutResponse, RawScanResponse } from "../../proto/kvrpcpb.js";
 import { checkKey, checkScanLimit, checkScanRange, checkValue } from "./validate.js";
 
 /**

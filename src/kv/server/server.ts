@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
-import { TinyKvService, type TinyKvServer } from "../../proto/tinykvpb.js";
+import type { TinyKvServer } from "../../proto/tinykvpb.js";
+import { TinyKvService } from "../../proto/tinykvpb.js";
 import type { Runtime } from "../../util/runtime.js";
 import { MAX_GRPC_MESSAGE_BYTES } from "./limits.js";
 
@@ -19,7 +20,10 @@ export const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
 };
 
 /** A gRPC server for the TinyKv service bound to `addr`; resolves with the bound port. */
-export async function listenTinyKv(service: TinyKvServer, addr: string): Promise<{ server: grpc.Server; port: number }> {
+export async function listenTinyKv(
+  service: TinyKvServer,
+  addr: string,
+): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server(GRPC_SERVER_OPTIONS);
   server.addService(TinyKvService, service);
   const port = await bindAsync(server, addr);
@@ -29,7 +33,10 @@ export async function listenTinyKv(service: TinyKvServer, addr: string): Promise
 export function bindAsync(server: grpc.Server, addr: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, port) => {
-      if (err) reject(/EADDRINUSE|address already in use|No address added/i.test(err.message) ? new PortInUseError(addr) : err);
+      if (err)
+        reject(
+          /EADDRINUSE|address already in use|No address added/i.test(err.message) ? new PortInUseError(addr) : err,
+        );
       else resolve(port);
     });
   });

@@ -1,6 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { TinyKvServer } from "../../proto/tinykvpb.js";
-import { Done, type RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
+import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
+import { Done } from "../../proto/raft_serverpb.js";
 import type { Logger } from "../../util/logger.js";
 import type { RaftMessageSink } from "../transport/transport.js";
 import { SnapshotAbortedError, UnimplementedError } from "./errors.js";
@@ -27,7 +28,12 @@ function unary<Req, Res>(log: Logger, rpc: string, fn: (req: Req) => Promise<Res
  * Builds the tinykvpb.TinyKv implementation: decode, route, map errors; the logic lives elsewhere.
  * `raft` is where raft traffic from other stores goes (the store); absent in standalone mode.
  */
-export function createTinyKvService(opts: { raw: RawHandlers; txn: TxnHandlers; raft?: RaftMessageSink; log: Logger }): TinyKvServer {
+export function createTinyKvService(opts: {
+  raw: RawHandlers;
+  txn: TxnHandlers;
+  raft?: RaftMessageSink;
+  log: Logger;
+}): TinyKvServer {
   const { raw, txn, raft, log } = opts;
   return {
     kvGet: unary(log, "KvGet", (r) => txn.kvGet(r)),

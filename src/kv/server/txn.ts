@@ -1,3 +1,14 @@
+import type {
+  BatchRollbackRequest,
+  CheckTxnStatusRequest,
+  CommitRequest,
+  GetRequest,
+  PrewriteRequest,
+  ResolveLockRequest,
+  ScanRequest,
+  TxnHeartBeatRequest,
+  KeyError,
+} from "../../proto/kvrpcpb.js";
 import {
   BatchRollbackResponse,
   CheckTxnStatusResponse,
@@ -8,18 +19,10 @@ import {
   ResolveLockResponse,
   ScanResponse,
   TxnHeartBeatResponse,
-  type BatchRollbackRequest,
-  type CheckTxnStatusRequest,
-  type CommitRequest,
-  type GetRequest,
-  type PrewriteRequest,
-  type ResolveLockRequest,
-  type ScanRequest,
-  type TxnHeartBeatRequest,
-  type KeyError,
 } from "../../proto/kvrpcpb.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
-import { RegionError, type Storage } from "../storage/index.js";
+import type { Storage } from "../storage/index.js";
+import { RegionError } from "../storage/index.js";
 import * as txn from "../../txn/index.js";
 import { keyErrorOf } from "./key-error.js";
 import { checkKey, checkKeyLength, checkScanLimit, checkValue } from "./validate.js";
@@ -61,7 +64,9 @@ export class TxnHandlers {
       async () => {
         const got = await txn.kvGet(this.runner, req);
         if ("error" in got) return GetResponse.create({ error: keyErrorOf(got.error) });
-        return got.value === undefined ? GetResponse.create({ notFound: true }) : GetResponse.create({ value: got.value });
+        return got.value === undefined
+          ? GetResponse.create({ notFound: true })
+          : GetResponse.create({ value: got.value });
       },
       (regionError) => GetResponse.create({ regionError }),
     );
@@ -130,7 +135,9 @@ export class TxnHandlers {
     return withRegionError(
       async () => {
         const beat = await txn.kvTxnHeartBeat(this.runner, req);
-        return "error" in beat ? TxnHeartBeatResponse.create({ error: keyErrorOf(beat.error) }) : TxnHeartBeatResponse.create(beat);
+        return "error" in beat
+          ? TxnHeartBeatResponse.create({ error: keyErrorOf(beat.error) })
+          : TxnHeartBeatResponse.create(beat);
       },
       (regionError) => TxnHeartBeatResponse.create({ regionError }),
     );

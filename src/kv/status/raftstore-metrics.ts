@@ -6,7 +6,8 @@
  */
 import type { RaftstoreObserver, TurnTimeline, WriteOutcome, WriteTimeline } from "../raftstore/observer.js";
 import type { Logger } from "../../util/logger.js";
-import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, type Registry } from "../../util/metrics.js";
+import type { Registry } from "../../util/metrics.js";
+import { Counter, Histogram, LATENCY_BUCKETS_SECONDS } from "../../util/metrics.js";
 
 const nowNs = (): bigint => process.hrtime.bigint();
 const seconds = (fromNs: bigint, toNs: bigint): number => Number(toNs - fromNs) / 1e9;
@@ -40,15 +41,59 @@ export class RaftstoreMetrics implements RaftstoreObserver {
       buckets: LATENCY_BUCKETS_SECONDS,
       registers,
     });
-    this.writes = new Counter({ name: "tinykv_raftstore_writes_total", help: "Writes answered, by outcome (applied, stale, refused)", labelNames: ["outcome"], registers });
-    this.turnSeconds = new Histogram({ name: "tinykv_raftstore_turn_duration_seconds", help: "One store-loop turn: persist, send, apply, respond", buckets: LATENCY_BUCKETS_SECONDS, registers });
-    this.fsyncSeconds = new Histogram({ name: "tinykv_raft_engine_write_duration_seconds", help: "The raft engine's batch write of one turn (synced: group commit)", labelNames: ["sync"], buckets: LATENCY_BUCKETS_SECONDS, registers });
-    this.applyWriteSeconds = new Histogram({ name: "tinykv_kv_engine_apply_write_duration_seconds", help: "The kv engine's batch write of one turn's applied entries", buckets: LATENCY_BUCKETS_SECONDS, registers });
-    this.turnReadies = new Histogram({ name: "tinykv_raftstore_turn_readies", help: "Peers with a Ready in one turn", buckets: COUNT_BUCKETS, registers });
-    this.turnEntries = new Histogram({ name: "tinykv_raftstore_turn_log_entries", help: "Log entries persisted in one turn's raft batch", buckets: COUNT_BUCKETS, registers });
-    this.turnApplied = new Histogram({ name: "tinykv_raftstore_turn_applied_entries", help: "Committed entries applied in one turn's kv batch", buckets: COUNT_BUCKETS, registers });
-    this.stages = { propose: this.stage.labels("propose"), commit: this.stage.labels("commit"), apply: this.stage.labels("apply") };
-    this.outcomes = { applied: this.writes.labels("applied"), stale: this.writes.labels("stale"), refused: this.writes.labels("refused") };
+    this.writes = new Counter({
+      name: "tinykv_raftstore_writes_total",
+      help: "Writes answered, by outcome (applied, stale, refused)",
+      labelNames: ["outcome"],
+      registers,
+    });
+    this.turnSeconds = new Histogram({
+      name: "tinykv_raftstore_turn_duration_seconds",
+      help: "One store-loop turn: persist, send, apply, respond",
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers,
+    });
+    this.fsyncSeconds = new Histogram({
+      name: "tinykv_raft_engine_write_duration_seconds",
+      help: "The raft engine's batch write of one turn (synced: group commit)",
+      labelNames: ["sync"],
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers,
+    });
+    this.applyWriteSeconds = new Histogram({
+      name: "tinykv_kv_engine_apply_write_duration_seconds",
+      help: "The kv engine's batch write of one turn's applied entries",
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers,
+    });
+    this.turnReadies = new Histogram({
+      name: "tinykv_raftstore_turn_readies",
+      help: "Peers with a Ready in one turn",
+      buckets: COUNT_BUCKETS,
+      registers,
+    });
+    this.turnEntries = new Histogram({
+      name: "tinykv_raftstore_turn_log_entries",
+      help: "Log entries persisted in one turn's raft batch",
+      buckets: COUNT_BUCKETS,
+      registers,
+    });
+    this.turnApplied = new Histogram({
+      name: "tinykv_raftstore_turn_applied_entries",
+      help: "Committed entries applied in one turn's kv batch",
+      buckets: COUNT_BUCKETS,
+      registers,
+    });
+    this.stages = {
+      propose: this.stage.labels("propose"),
+      commit: this.stage.labels("commit"),
+      apply: this.stage.labels("apply"),
+    };
+    this.outcomes = {
+      applied: this.writes.labels("applied"),
+      stale: this.writes.labels("stale"),
+      refused: this.writes.labels("refused"),
+    };
     this.raftWrites = { true: this.fsyncSeconds.labels("true"), false: this.fsyncSeconds.labels("false") };
   }
 
@@ -71,9 +116,17 @@ export class RaftstoreMetrics implements RaftstoreObserver {
         if (committed !== undefined) this.stages.apply.observe(seconds(committed, answered));
         const totalMs = seconds(arrived, answered) * 1000;
         if (this.slowMs > 0 && totalMs >= this.slowMs) {
-          const ms = (from: bigint | undefined, to: bigint | undefined) => (from !== undefined && to !== undefined ? Math.round(seconds(from, to) * 1e4) / 10 : null);
+          const ms = (from: bigint | undefined, to: bigint | undefined) =>
+            from !== undefined && to !== undefined ? Math.round(seconds(from, to) * 1e4) / 10 : null;
           this.log.warn(
-            { region_id: String(regionId), outcome, total_ms: Math.round(totalMs * 10) / 10, queued_ms: ms(arrived, proposed), commit_ms: ms(proposed, committed), apply_ms: ms(committed, answered) },
+            {
+              region_id: String(regionId),
+              outcome,
+              total_ms: Math.round(totalMs * 10) / 10,
+              queued_ms: ms(arrived, proposed),
+              commit_ms: ms(proposed, committed),
+              apply_ms: ms(committed, answered),
+            },
             "slow write",
           );
         }

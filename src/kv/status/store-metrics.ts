@@ -2,7 +2,8 @@
  * A store's Prometheus series: its gRPC requests (by method and outcome, with latency) and, read
  * when scraped, its regions, leaders and snapshots in flight. Each store has its own registry.
  */
-import { Counter, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, processRegistry, type Registry } from "../../util/metrics.js";
+import type { Registry } from "../../util/metrics.js";
+import { Counter, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, processRegistry } from "../../util/metrics.js";
 
 /** What the gauges read from the store at scrape time (nothing on the hot path). */
 export interface StoreGaugeSource {
@@ -85,7 +86,13 @@ export class StoreMetrics {
   }
 
   /** Each method's label children, bound once: a request does no label hashing. */
-  private readonly byMethod = new Map<string, { duration: ReturnType<Histogram<"method">["labels"]>; outcome: (o: RequestOutcome) => ReturnType<Counter<"method" | "outcome">["labels"]> }>();
+  private readonly byMethod = new Map<
+    string,
+    {
+      duration: ReturnType<Histogram<"method">["labels"]>;
+      outcome: (o: RequestOutcome) => ReturnType<Counter<"method" | "outcome">["labels"]>;
+    }
+  >();
 
   private seriesOf(method: string) {
     let series = this.byMethod.get(method);

@@ -1,6 +1,7 @@
 import type { Context } from "../../proto/kvrpcpb.js";
 import type { Region } from "../../proto/metapb.js";
-import { CmdType, RaftCmdRequest, type RaftRequestHeader, type Request } from "../../proto/raft_cmdpb.js";
+import type { RaftRequestHeader, Request } from "../../proto/raft_cmdpb.js";
+import { CmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
 import type { CfCursor, CfName, EngineSnapshot } from "../engine/index.js";
 import type { Store } from "../raftstore/store.js";
 import { keyInRegion, regionCursor } from "../raftstore/keyspace.js";
@@ -8,7 +9,8 @@ import { InvalidArgumentError, RaftEntryTooLargeError, RegionError } from "./err
 import type { Modify, Storage, StorageReader } from "./storage.js";
 
 function headerOf(ctx: Context | undefined): RaftRequestHeader {
-  if (!ctx || ctx.regionId === 0n) throw new InvalidArgumentError("request context must name a region (context.region_id): this store runs Raft");
+  if (!ctx || ctx.regionId === 0n)
+    throw new InvalidArgumentError("request context must name a region (context.region_id): this store runs Raft");
   return { regionId: ctx.regionId, peer: ctx.peer, regionEpoch: ctx.regionEpoch, term: ctx.term };
 }
 
@@ -23,7 +25,8 @@ const HEADER_OVERHEAD_BYTES = 128;
  */
 function checkEntrySize(cmd: RaftCmdRequest, batch: Modify[], limit: number): void {
   let bound = HEADER_OVERHEAD_BYTES;
-  for (const m of batch) bound += m.key.length + m.cf.length + REQUEST_OVERHEAD_BYTES + (m.kind === "put" ? m.value.length : 0);
+  for (const m of batch)
+    bound += m.key.length + m.cf.length + REQUEST_OVERHEAD_BYTES + (m.kind === "put" ? m.value.length : 0);
   if (bound <= limit) return;
   const size = RaftCmdRequest.encode(cmd).finish().length;
   if (size > limit) throw new RaftEntryTooLargeError(cmd.header!.regionId, size, limit);
@@ -48,14 +51,29 @@ export class RaftStorage implements Storage {
     const header = headerOf(ctx);
     const requests: Request[] = batch.map((m) =>
       m.kind === "put"
-        ? { cmdType: CmdType.Put, put: { cf: m.cf, key: m.key, value: m.value }, get: undefined, delete: undefined, snap: undefined }
-        : { cmdType: CmdType.Delete, delete: { cf: m.cf, key: m.key }, get: undefined, put: undefined, snap: undefined },
+        ? {
+            cmdType: CmdType.Put,
+            put: { cf: m.cf, key: m.key, value: m.value },
+            get: undefined,
+            delete: undefined,
+            snap: undefined,
+          }
+        : {
+            cmdType: CmdType.Delete,
+            delete: { cf: m.cf, key: m.key },
+            get: undefined,
+            put: undefined,
+            snap: undefined,
+          },
     );
     // A plain object, not fromPartial: this is the write hot path and fromPartial deep-copies.
     const cmd: RaftCmdRequest = { header, requests, adminRequest: undefined };
     checkEntrySize(cmd, batch, this.store.config.raftEntryMaxSize);
     const resp = await this.store.propose(cmd);
-    if (resp.header?.error) throw RegionError.fromPb(resp.header.error, { term: resp.header.currentTerm === 0n ? undefined : resp.header.currentTerm });
+    if (resp.header?.error)
+      throw RegionError.fromPb(resp.header.error, {
+        term: resp.header.currentTerm === 0n ? undefined : resp.header.currentTerm,
+      });
   }
 
   async reader(ctx: Context | undefined): Promise<StorageReader> {

@@ -1,4 +1,5 @@
-import { CF_DEFAULT, CF_LOCK, CF_WRITE, RAW_CF_DEFAULT, RAW_CF_LOCK, RAW_CF_WRITE, type CfCursor, type CfName } from "../engine/index.js";
+import type { CfCursor, CfName } from "../engine/index.js";
+import { CF_DEFAULT, CF_LOCK, CF_WRITE, RAW_CF_DEFAULT, RAW_CF_LOCK, RAW_CF_WRITE } from "../engine/index.js";
 import type { Context } from "../../proto/kvrpcpb.js";
 import { InvalidArgumentError } from "./errors.js";
 import type { Modify, Storage, StorageReader } from "./storage.js";
@@ -12,7 +13,10 @@ const RAW_CFS = new Map<CfName, CfName>([
 /** The engine CF where the raw API keeps what clients call `cf` (engine/cf.ts). */
 export function rawCf(cf: CfName): CfName {
   const raw = RAW_CFS.get(cf);
-  if (!raw) throw new InvalidArgumentError(`column family ${JSON.stringify(cf)} is not a client CF (expected one of ${[...RAW_CFS.keys()].join(", ")})`);
+  if (!raw)
+    throw new InvalidArgumentError(
+      `column family ${JSON.stringify(cf)} is not a client CF (expected one of ${[...RAW_CFS.keys()].join(", ")})`,
+    );
   return raw;
 }
 
@@ -38,7 +42,10 @@ class RawKeyspaceStorage implements Storage {
   }
 
   write(ctx: Context | undefined, batch: Modify[]): Promise<void> {
-    return this.inner.write(ctx, batch.map((m) => ({ ...m, cf: rawCf(m.cf) })));
+    return this.inner.write(
+      ctx,
+      batch.map((m) => ({ ...m, cf: rawCf(m.cf) })),
+    );
   }
 
   async reader(ctx: Context | undefined): Promise<StorageReader> {

@@ -1,4 +1,5 @@
-import { Engine, type CfName, type CfCursor, type EngineSnapshot } from "../engine/index.js";
+import type { CfName, CfCursor, EngineSnapshot } from "../engine/index.js";
+import { Engine } from "../engine/index.js";
 import type { Context } from "../../proto/kvrpcpb.js";
 import { ensureKeyLayout } from "../raftstore/keyspace.js";
 import type { Modify, Storage, StorageReader } from "./storage.js";

@@ -50,7 +50,11 @@ export type LinkStateKind = LinkState<unknown, unknown>["kind"];
 
 /** A transition the state machine does not allow from the state it is in (a transport bug). */
 export class InvalidLinkTransitionError extends TransportError {
-  constructor(readonly storeId: bigint, readonly from: LinkStateKind, readonly transition: string) {
+  constructor(
+    readonly storeId: bigint,
+    readonly from: LinkStateKind,
+    readonly transition: string,
+  ) {
     super(`store ${storeId}: raft stream transition ${transition} is not allowed from ${from}`);
     this.name = "InvalidLinkTransitionError";
   }
@@ -64,7 +68,10 @@ export class InvalidLinkTransitionError extends TransportError {
 export class ReconnectBackoff {
   private stepMs: number;
 
-  constructor(readonly initialMs: number, readonly maxMs: number) {
+  constructor(
+    readonly initialMs: number,
+    readonly maxMs: number,
+  ) {
     this.stepMs = initialMs;
   }
 
@@ -113,7 +120,10 @@ export class Destination<Stream, Client> {
   private queue: QueuedMessage[] = [];
   private bytes = 0;
 
-  constructor(readonly storeId: bigint, private readonly backoff: ReconnectBackoff) {}
+  constructor(
+    readonly storeId: bigint,
+    private readonly backoff: ReconnectBackoff,
+  ) {}
 
   get state(): LinkState<Stream, Client> {
     return this.link;
@@ -145,14 +155,23 @@ export class Destination<Stream, Client> {
   opened(open: { client: Client; stream: Stream; done: Promise<void> }, now: number): boolean {
     if (this.link.kind === "closed") return false;
     if (this.link.kind !== "connecting") throw new InvalidLinkTransitionError(this.storeId, this.link.kind, "opened");
-    this.link = { kind: "connected", ...open, openedAt: now, blocked: false, awaitingDrain: false, inFlightBytes: 0, inFlight: new Map() };
+    this.link = {
+      kind: "connected",
+      ...open,
+      openedAt: now,
+      blocked: false,
+      awaitingDrain: false,
+      inFlightBytes: 0,
+      inFlight: new Map(),
+    };
     return true;
   }
 
   /** Resolving or dialing failed. Undefined if the destination was closed meanwhile. */
   connectFailed(now: number, random: () => number): LinkFailure<Client> | undefined {
     if (this.link.kind === "closed") return undefined;
-    if (this.link.kind !== "connecting") throw new InvalidLinkTransitionError(this.storeId, this.link.kind, "connectFailed");
+    if (this.link.kind !== "connecting")
+      throw new InvalidLinkTransitionError(this.storeId, this.link.kind, "connectFailed");
     return this.backOff(undefined, [], now, random);
   }
 
@@ -177,7 +196,12 @@ export class Destination<Stream, Client> {
     return link;
   }
 
-  private backOff(client: Client | undefined, inFlight: RaftMessage[], now: number, random: () => number): LinkFailure<Client> {
+  private backOff(
+    client: Client | undefined,
+    inFlight: RaftMessage[],
+    now: number,
+    random: () => number,
+  ): LinkFailure<Client> {
     const firstFailure = this.backoff.atFirstStep;
     const waitMs = this.backoff.next(random);
     this.link = { kind: "backingOff", until: now + waitMs };

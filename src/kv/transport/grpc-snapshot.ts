@@ -29,8 +29,10 @@ export function streamSnapshotCall(opts: SnapshotCallOptions): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     let sent = 0;
     let status: grpc.StatusObject | undefined;
-    const c = opts.client.snapshot(new Metadata(), { deadline: new Date(opts.runtime.now() + opts.timeoutMs) }, (err) =>
-      err ? reject(err) : resolve(sent),
+    const c = opts.client.snapshot(
+      new Metadata(),
+      { deadline: new Date(opts.runtime.now() + opts.timeoutMs) },
+      (err) => (err ? reject(err) : resolve(sent)),
     );
     opts.onCall?.(c);
     c.on("status", (s: grpc.StatusObject) => (status = s));
@@ -78,4 +80,3 @@ function writeAcked<T>(call: grpc.ClientWritableStream<T>, chunk: T): Promise<vo
     });
   });
 }
-

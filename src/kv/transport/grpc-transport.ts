@@ -2,10 +2,19 @@ import * as grpc from "@grpc/grpc-js";
 import { MessageType } from "../../proto/eraftpb.js";
 import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
 import { TinyKvClient } from "../../proto/tinykvpb.js";
-import { silentLogger, type Logger } from "../../util/logger.js";
-import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
-import { Destination, ReconnectBackoff, type LinkFailure, type QueuedMessage } from "./grpc-destination.js";
-import { InvalidRaftMessageError, SnapshotSendError, StoreNotFoundError, DestinationUnreachableError, TransportError } from "./errors.js";
+import type { Logger } from "../../util/logger.js";
+import { silentLogger } from "../../util/logger.js";
+import type { Runtime, TimerHandle } from "../../util/runtime.js";
+import { realRuntime } from "../../util/runtime.js";
+import type { LinkFailure, QueuedMessage } from "./grpc-destination.js";
+import { Destination, ReconnectBackoff } from "./grpc-destination.js";
+import type { TransportError } from "./errors.js";
+import {
+  InvalidRaftMessageError,
+  SnapshotSendError,
+  StoreNotFoundError,
+  DestinationUnreachableError,
+} from "./errors.js";
 import { streamSnapshotCall } from "./grpc-snapshot.js";
 import { fitRaftMessage, MAX_RAFT_MESSAGE_BYTES } from "./message-size.js";
 import { SNAPSHOT_CHUNK_BYTES } from "./snapshot-chunks.js";
@@ -130,7 +139,10 @@ export class GrpcTransport implements RaftTransport {
     for (const oldest of overflow) this.unreachable(oldest.msg);
     if (overflow.length > 0 && !dest.overflowing) {
       dest.overflowing = true;
-      this.log.warn({ to_store: to, max_queued: this.maxQueued, max_queued_bytes: this.maxQueuedBytes }, "raft send queue full: dropping oldest messages");
+      this.log.warn(
+        { to_store: to, max_queued: this.maxQueued, max_queued_bytes: this.maxQueuedBytes },
+        "raft send queue full: dropping oldest messages",
+      );
     }
     if (fitted.parts.length > 0 && !this.flushScheduled) {
       this.flushScheduled = true;
@@ -147,7 +159,13 @@ export class GrpcTransport implements RaftTransport {
     if (now - dest.lastOversizeWarning < OVERSIZE_WARNING_INTERVAL_MS) return;
     dest.lastOversizeWarning = now;
     this.log.warn(
-      { to_store: dest.storeId, region_id: msg.regionId, msg_type: msg.message?.msgType, bytes: size, limit: this.maxMessageBytes },
+      {
+        to_store: dest.storeId,
+        region_id: msg.regionId,
+        msg_type: msg.message?.msgType,
+        bytes: size,
+        limit: this.maxMessageBytes,
+      },
       "raft message too large for one stream message: dropped",
     );
   }
@@ -234,7 +252,11 @@ export class GrpcTransport implements RaftTransport {
     const link = dest.linkOf(stream);
     if (!link) return; // a broken stream's accounting went with it
     link.inFlightBytes -= size;
-    if (link.blocked && stream.writableLength < RAFT_WRITE_WINDOW && link.inFlightBytes + (dest.peek()?.size ?? 0) <= this.maxInFlightBytes) {
+    if (
+      link.blocked &&
+      stream.writableLength < RAFT_WRITE_WINDOW &&
+      link.inFlightBytes + (dest.peek()?.size ?? 0) <= this.maxInFlightBytes
+    ) {
       link.blocked = false;
       dest.overflowing = false;
       this.pump(dest);
@@ -264,7 +286,11 @@ export class GrpcTransport implements RaftTransport {
       this.stats.streamsOpened++;
       this.log.debug({ to_store: dest.storeId, addr }, "raft stream opened");
     } catch (err) {
-      this.report(dest, dest.connectFailed(this.runtime.now(), () => this.runtime.random()), new DestinationUnreachableError(dest.storeId, addr, err));
+      this.report(
+        dest,
+        dest.connectFailed(this.runtime.now(), () => this.runtime.random()),
+        new DestinationUnreachableError(dest.storeId, addr, err),
+      );
       return;
     }
     this.pump(dest);
@@ -275,7 +301,10 @@ export class GrpcTransport implements RaftTransport {
     const ms = this.opts.resolveTimeoutMs ?? 5000;
     let timer: TimerHandle | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = this.runtime.setTimeout(() => reject(new StoreNotFoundError(storeId, `address resolution timed out after ${ms} ms`)), ms);
+      timer = this.runtime.setTimeout(
+        () => reject(new StoreNotFoundError(storeId, `address resolution timed out after ${ms} ms`)),
+        ms,
+      );
     });
     return Promise.race([this.opts.resolver.resolve(storeId), timeout]).finally(() => this.runtime.clearTimeout(timer));
   }
@@ -297,7 +326,12 @@ export class GrpcTransport implements RaftTransport {
     this.dropQueued(failure.queued);
     // Only the first failure after a healthy stream is worth a warning; a store that stays
     // down would otherwise fill the log with one line per reconnect attempt.
-    const fields = { to_store: String(dest.storeId), error: err.message, backoff_ms: failure.waitMs, lost: failure.inFlight.length + failure.queued.length };
+    const fields = {
+      to_store: String(dest.storeId),
+      error: err.message,
+      backoff_ms: failure.waitMs,
+      lost: failure.inFlight.length + failure.queued.length,
+    };
     if (failure.firstFailure) this.log.warn(fields, "raft stream to store failed");
     else this.log.debug(fields, "raft stream to store still failing");
   }
@@ -323,7 +357,10 @@ export class GrpcTransport implements RaftTransport {
   private async sendSnapshot(dest: RaftDestination, msg: RaftMessage): Promise<void> {
     if (dest.snapshotsActive >= this.maxSnapshots) {
       if (dest.snapshotWaiters.length >= MAX_WAITING_SNAPSHOTS) {
-        this.log.warn({ to_store: dest.storeId, region_id: msg.regionId }, "too many snapshots queued for store: failing this one");
+        this.log.warn(
+          { to_store: dest.storeId, region_id: msg.regionId },
+          "too many snapshots queued for store: failing this one",
+        );
         this.snapshotStatus(msg, false);
         return;
       }
@@ -334,7 +371,10 @@ export class GrpcTransport implements RaftTransport {
     const started = this.runtime.now();
     try {
       const bytes = await this.streamSnapshot(dest, msg);
-      this.log.info({ to_store: dest.storeId, region_id: msg.regionId, bytes, ms: this.runtime.now() - started }, "snapshot sent");
+      this.log.info(
+        { to_store: dest.storeId, region_id: msg.regionId, bytes, ms: this.runtime.now() - started },
+        "snapshot sent",
+      );
       this.snapshotStatus(msg, true);
     } catch (err) {
       if (!this.closed) this.log.warn({ err, to_store: dest.storeId, region_id: msg.regionId }, "snapshot send failed");
@@ -359,7 +399,12 @@ export class GrpcTransport implements RaftTransport {
     let call: grpc.ClientWritableStream<SnapshotChunk> | undefined;
     try {
       return await streamSnapshotCall({
-        client, msg, source: this.opts.snapshotSource, chunkBytes: this.chunkBytes, timeoutMs: this.snapshotTimeoutMs, runtime: this.runtime,
+        client,
+        msg,
+        source: this.opts.snapshotSource,
+        chunkBytes: this.chunkBytes,
+        timeoutMs: this.snapshotTimeoutMs,
+        runtime: this.runtime,
         onCall: (c) => {
           call = c;
           this.snapshotCalls.add(c);

@@ -1,10 +1,14 @@
-import { RaftMessage, type SnapshotChunk } from "../../proto/raft_serverpb.js";
+import type { SnapshotChunk } from "../../proto/raft_serverpb.js";
+import { RaftMessage } from "../../proto/raft_serverpb.js";
 import { MessageType } from "../../proto/eraftpb.js";
-import { silentLogger, type Logger } from "../../util/logger.js";
+import type { Logger } from "../../util/logger.js";
+import { silentLogger } from "../../util/logger.js";
 import { InvalidRaftMessageError, SnapshotSendError, DestinationUnreachableError } from "./errors.js";
 import type { Envelope, MessageFilter } from "./filters.js";
-import { mulberry32, randomSeed, type Rng } from "../../util/random.js";
-import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
+import type { Rng } from "../../util/random.js";
+import { mulberry32, randomSeed } from "../../util/random.js";
+import type { Runtime, TimerHandle } from "../../util/runtime.js";
+import { realRuntime } from "../../util/runtime.js";
 import { SNAPSHOT_CHUNK_BYTES, snapshotChunks } from "./snapshot-chunks.js";
 import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } from "./transport.js";
 
@@ -55,7 +59,13 @@ interface Link {
 export class MemoryNetwork {
   readonly seed: number;
   readonly stats: MemoryNetworkStats = {
-    sent: 0, delivered: 0, dropped: 0, duplicated: 0, snapshotsOk: 0, snapshotsFailed: 0, sinkErrors: 0,
+    sent: 0,
+    delivered: 0,
+    dropped: 0,
+    duplicated: 0,
+    snapshotsOk: 0,
+    snapshotsFailed: 0,
+    sinkErrors: 0,
   };
   private readonly rng: Rng;
   private readonly sinks = new Map<bigint, RaftMessageSink>();
@@ -128,8 +138,13 @@ export class MemoryNetwork {
     if (to === undefined) throw new InvalidRaftMessageError(`region ${msg.regionId}: no to_peer`);
     this.stats.sent++;
     const env: Envelope = {
-      msg, from, to, isSnapshot: msg.message?.msgType === MessageType.MsgSnapshot,
-      delayMs: 0, unordered: false, copies: 1,
+      msg,
+      from,
+      to,
+      isSnapshot: msg.message?.msgType === MessageType.MsgSnapshot,
+      delayMs: 0,
+      unordered: false,
+      copies: 1,
     };
     const passed = !this.closed && this.sinks.has(to) && this.filters.every((f) => f(env, this.rng));
     if (!passed) {
@@ -196,9 +211,14 @@ export class MemoryNetwork {
   }
 
   /** Fails the stream if the receiver stops (unregisters or is replaced) mid-snapshot. */
-  private async *guardedChunks(env: Envelope, sink: RaftMessageSink, inner: AsyncIterable<SnapshotChunk>): AsyncGenerator<SnapshotChunk> {
+  private async *guardedChunks(
+    env: Envelope,
+    sink: RaftMessageSink,
+    inner: AsyncIterable<SnapshotChunk>,
+  ): AsyncGenerator<SnapshotChunk> {
     for await (const chunk of inner) {
-      if (this.closed || this.sinks.get(env.to) !== sink) throw new DestinationUnreachableError(env.to, undefined, "store stopped during a snapshot");
+      if (this.closed || this.sinks.get(env.to) !== sink)
+        throw new DestinationUnreachableError(env.to, undefined, "store stopped during a snapshot");
       yield chunk;
     }
   }

@@ -63,7 +63,10 @@ export function fitRaftMessage(msg: RaftMessage, limit: number): FittedMessage {
   let chunkBytes = 0;
   const emit = () => {
     if (chunk.length === 0) return;
-    parts.push({ msg: { ...msg, message: { ...m, index: prevIndex, logTerm: prevTerm, entries: chunk } }, size: chunkBytes + (limit - budget) });
+    parts.push({
+      msg: { ...msg, message: { ...m, index: prevIndex, logTerm: prevTerm, entries: chunk } },
+      size: chunkBytes + (limit - budget),
+    });
     const last = chunk[chunk.length - 1]!;
     prevIndex = last.index;
     prevTerm = last.term;

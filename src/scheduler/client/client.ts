@@ -1,16 +1,12 @@
-import { credentials, Metadata, status, type CallOptions, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
-import {
-  RegionHeartbeatRequest,
-  SchedulerClient,
-  type GetMembersResponse,
-  type RegionHeartbeatResponse,
-  type TsoRequest,
-  type TsoResponse,
-} from "../../proto/schedulerpb.js";
+import type { CallOptions, ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, status } from "@grpc/grpc-js";
+import type { GetMembersResponse, RegionHeartbeatResponse, TsoRequest, TsoResponse } from "../../proto/schedulerpb.js";
+import { RegionHeartbeatRequest, SchedulerClient } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
 import { retryWithBackoff } from "../../util/retry.js";
-import { realRuntime, type Runtime } from "../../util/runtime.js";
+import type { Runtime } from "../../util/runtime.js";
+import { realRuntime } from "../../util/runtime.js";
 import type { SchedulerApi, SchedulerUnaryCalls } from "../api.js";
 import { SchedulerError } from "../errors.js";
 import { SchedulerCalls } from "./scheduler-calls.js";
@@ -21,7 +17,11 @@ export { SchedulerError };
 
 /** A gRPC-level failure of one scheduler call (the status code tells what: UNAVAILABLE, FAILED_PRECONDITION...). */
 export class SchedulerRpcError extends Error {
-  constructor(readonly method: string, readonly code: status, details: string) {
+  constructor(
+    readonly method: string,
+    readonly code: status,
+    details: string,
+  ) {
     super(`scheduler ${method}: ${status[code] ?? code}: ${details}`);
     this.name = "SchedulerRpcError";
   }
@@ -38,7 +38,6 @@ export interface SchedulerRpcClientOptions {
   /** Deadlines, backoff and jitter (default: the real clock). */
   runtime?: Runtime;
 }
-
 
 type Callback<T> = (err: ServiceError | null, resp: T) => void;
 /** One call of a generated client method, given the metadata, the call options and the callback. */
@@ -74,7 +73,10 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
     private readonly client: SchedulerClient,
     readonly clusterId: bigint,
     readonly leaderAddr: string,
-    private readonly opts: Required<Omit<SchedulerRpcClientOptions, "log" | "runtime">> & { log: Logger; runtime: Runtime },
+    private readonly opts: Required<Omit<SchedulerRpcClientOptions, "log" | "runtime">> & {
+      log: Logger;
+      runtime: Runtime;
+    },
   ) {
     super();
     this.runtime = opts.runtime;
@@ -120,8 +122,11 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
         const probe = new SchedulerClient(addr, credentials.createInsecure());
         try {
           const resp = await new Promise<GetMembersResponse>((resolve, reject) =>
-            probe.getMembers({}, new Metadata(), { deadline: new Date(opts.runtime.now() + opts.timeoutMs) }, (err, r) =>
-              err ? reject(new SchedulerRpcError("GetMembers", err.code, err.details)) : resolve(r),
+            probe.getMembers(
+              {},
+              new Metadata(),
+              { deadline: new Date(opts.runtime.now() + opts.timeoutMs) },
+              (err, r) => (err ? reject(new SchedulerRpcError("GetMembers", err.code, err.details)) : resolve(r)),
             ),
           );
           const leaderUrl = resp.leader?.clientUrls[0];
@@ -137,7 +142,13 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
           throw err;
         }
       },
-      { what: `connect to scheduler at ${list.join(",")}`, deadlineMs: opts.connectDeadlineMs, initialBackoffMs: 100, maxBackoffMs: 1000, runtime: opts.runtime },
+      {
+        what: `connect to scheduler at ${list.join(",")}`,
+        deadlineMs: opts.connectDeadlineMs,
+        initialBackoffMs: 100,
+        maxBackoffMs: 1000,
+        runtime: opts.runtime,
+      },
     );
   }
 
@@ -209,7 +220,8 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
       this.hbStream = undefined;
       this.hbBackoffMs = Math.min(5000, this.hbBackoffMs === 0 ? 100 : this.hbBackoffMs * 2);
       this.hbNextOpenAt = this.runtime.now() + this.hbBackoffMs;
-      if (err && !this.closed) this.opts.log.warn({ err: err.message, retry_in_ms: this.hbBackoffMs }, "region heartbeat stream failed");
+      if (err && !this.closed)
+        this.opts.log.warn({ err: err.message, retry_in_ms: this.hbBackoffMs }, "region heartbeat stream failed");
     };
     stream.on("error", (err) => drop(err));
     stream.on("end", () => drop());

@@ -1,5 +1,7 @@
-import { Cluster, Region, Store, type Peer } from "../../proto/metapb.js";
-import { ErrorType, StoreStats, type GetRegionResponse, type ResponseHeader } from "../../proto/schedulerpb.js";
+import type { Peer } from "../../proto/metapb.js";
+import { Cluster, Region, Store } from "../../proto/metapb.js";
+import type { GetRegionResponse, ResponseHeader } from "../../proto/schedulerpb.js";
+import { ErrorType, StoreStats } from "../../proto/schedulerpb.js";
 import type { OperatorView, RegionWithLeader, SchedulerUnaryCalls } from "../api.js";
 import { SchedulerError } from "../errors.js";
 
@@ -54,44 +56,73 @@ export abstract class SchedulerCalls {
   }
 
   async getAllStores(excludeTombstoneStores = false): Promise<Store[]> {
-    return checkResponseHeader("GetAllStores", await this.rpc.getAllStores({ header: this.header, excludeTombstoneStores })).stores;
+    return checkResponseHeader(
+      "GetAllStores",
+      await this.rpc.getAllStores({ header: this.header, excludeTombstoneStores }),
+    ).stores;
   }
 
   async storeHeartbeat(stats: Partial<StoreStats> & { storeId: bigint }): Promise<void> {
-    checkResponseHeader("StoreHeartbeat", await this.rpc.storeHeartbeat({ header: this.header, stats: StoreStats.fromPartial(stats) }));
+    checkResponseHeader(
+      "StoreHeartbeat",
+      await this.rpc.storeHeartbeat({ header: this.header, stats: StoreStats.fromPartial(stats) }),
+    );
   }
 
   async getRegion(key: Uint8Array): Promise<RegionWithLeader | undefined> {
-    return regionWithLeader(checkResponseHeader("GetRegion", await this.rpc.getRegion({ header: this.header, regionKey: Buffer.from(key) })));
+    return regionWithLeader(
+      checkResponseHeader("GetRegion", await this.rpc.getRegion({ header: this.header, regionKey: Buffer.from(key) })),
+    );
   }
 
   async getPrevRegion(key: Uint8Array): Promise<RegionWithLeader | undefined> {
-    return regionWithLeader(checkResponseHeader("GetPrevRegion", await this.rpc.getPrevRegion({ header: this.header, regionKey: Buffer.from(key) })));
+    return regionWithLeader(
+      checkResponseHeader(
+        "GetPrevRegion",
+        await this.rpc.getPrevRegion({ header: this.header, regionKey: Buffer.from(key) }),
+      ),
+    );
   }
 
   async getRegionById(regionId: bigint): Promise<RegionWithLeader | undefined> {
-    return regionWithLeader(checkResponseHeader("GetRegionByID", await this.rpc.getRegionById({ header: this.header, regionId })));
+    return regionWithLeader(
+      checkResponseHeader("GetRegionByID", await this.rpc.getRegionById({ header: this.header, regionId })),
+    );
   }
 
   async scanRegions(start: Uint8Array, end: Uint8Array = Buffer.alloc(0), limit = 0): Promise<RegionWithLeader[]> {
     const r = checkResponseHeader(
       "ScanRegions",
-      await this.rpc.scanRegions({ header: this.header, startKey: Buffer.from(start), endKey: Buffer.from(end), limit }),
+      await this.rpc.scanRegions({
+        header: this.header,
+        startKey: Buffer.from(start),
+        endKey: Buffer.from(end),
+        limit,
+      }),
     );
     return r.regions.map((region, i) => ({ region, leader: realLeader(r.leaders[i]) }));
   }
 
   async askSplit(region: Region): Promise<{ newRegionId: bigint; newPeerIds: bigint[] }> {
-    const r = checkResponseHeader("AskSplit", await this.rpc.askSplit({ header: this.header, region: Region.create(region) }));
+    const r = checkResponseHeader(
+      "AskSplit",
+      await this.rpc.askSplit({ header: this.header, region: Region.create(region) }),
+    );
     return { newRegionId: r.newRegionId, newPeerIds: r.newPeerIds };
   }
 
   async getClusterConfig(): Promise<Cluster> {
-    return checkResponseHeader("GetClusterConfig", await this.rpc.getClusterConfig({ header: this.header })).cluster ?? Cluster.create();
+    return (
+      checkResponseHeader("GetClusterConfig", await this.rpc.getClusterConfig({ header: this.header })).cluster ??
+      Cluster.create()
+    );
   }
 
   async putClusterConfig(cluster: Partial<Cluster> & { maxPeerCount: number }): Promise<void> {
-    checkResponseHeader("PutClusterConfig", await this.rpc.putClusterConfig({ header: this.header, cluster: Cluster.create(cluster) }));
+    checkResponseHeader(
+      "PutClusterConfig",
+      await this.rpc.putClusterConfig({ header: this.header, cluster: Cluster.create(cluster) }),
+    );
   }
 
   async getGcSafePoint(): Promise<bigint> {
@@ -99,7 +130,10 @@ export abstract class SchedulerCalls {
   }
 
   async updateGcSafePoint(safePoint: bigint): Promise<bigint> {
-    return checkResponseHeader("UpdateGCSafePoint", await this.rpc.updateGcSafePoint({ header: this.header, safePoint })).newSafePoint;
+    return checkResponseHeader(
+      "UpdateGCSafePoint",
+      await this.rpc.updateGcSafePoint({ header: this.header, safePoint }),
+    ).newSafePoint;
   }
 
   async getOperator(regionId: bigint): Promise<OperatorView | undefined> {

@@ -1,6 +1,9 @@
-import { status, type ClientDuplexStream } from "@grpc/grpc-js";
-import { ErrorType, TsoRequest, type TsoResponse } from "../../proto/schedulerpb.js";
-import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
+import type { ClientDuplexStream } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
+import type { TsoResponse } from "../../proto/schedulerpb.js";
+import { ErrorType, TsoRequest } from "../../proto/schedulerpb.js";
+import type { Runtime, TimerHandle } from "../../util/runtime.js";
+import { realRuntime } from "../../util/runtime.js";
 import { SchedulerError } from "../errors.js";
 import { MAX_LOGICAL, PHYSICAL_SHIFT_BITS } from "../tso/tso.js";
 
@@ -12,7 +15,10 @@ interface Waiter {
 
 /** A TSO stream failure; every caller waiting on that stream gets it. */
 export class TsoStreamError extends Error {
-  constructor(message: string, readonly code?: status) {
+  constructor(
+    message: string,
+    readonly code?: status,
+  ) {
     super(`tso: ${message}`);
     this.name = "TsoStreamError";
   }
@@ -33,7 +39,8 @@ export function firstTimestampOf(resp: TsoResponse, count: number): bigint {
 
 /** Rejects a count the scheduler would refuse, before anything is sent. */
 export function checkTsoCount(count: number): RangeError | undefined {
-  if (!Number.isInteger(count) || count < 1 || count > MAX_TSO_BATCH) return new RangeError(`tso count must be in [1, ${MAX_TSO_BATCH}], got ${count}`);
+  if (!Number.isInteger(count) || count < 1 || count > MAX_TSO_BATCH)
+    return new RangeError(`tso count must be in [1, ${MAX_TSO_BATCH}], got ${count}`);
   return undefined;
 }
 
@@ -78,7 +85,10 @@ export class TsoBatcher {
     }
     this.inflight = batch;
     const stream = this.ensureStream();
-    this.timer = this.runtime.setTimeout(() => this.fail(stream, new TsoStreamError(`no response within ${this.timeoutMs} ms`, status.DEADLINE_EXCEEDED)), this.timeoutMs);
+    this.timer = this.runtime.setTimeout(
+      () => this.fail(stream, new TsoStreamError(`no response within ${this.timeoutMs} ms`, status.DEADLINE_EXCEEDED)),
+      this.timeoutMs,
+    );
     stream.write(TsoRequest.create({ header: { clusterId: this.clusterId }, count: total }));
   }
 

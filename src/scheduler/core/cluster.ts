@@ -1,9 +1,12 @@
-import { Store, StoreState } from "../../proto/metapb.js";
+import type { StoreState } from "../../proto/metapb.js";
+import { Store } from "../../proto/metapb.js";
 import { realRuntime } from "../../util/runtime.js";
 import type { StoreStats } from "../../proto/schedulerpb.js";
 import { StaleRegionError } from "../errors.js";
-import { epochOf, isEpochStale, sameRegionInfo, type RegionInfo } from "./region-info.js";
-import { RegionIndex, type Rng } from "./regions.js";
+import type { RegionInfo } from "./region-info.js";
+import { epochOf, isEpochStale, sameRegionInfo } from "./region-info.js";
+import type { Rng } from "./regions.js";
+import { RegionIndex } from "./regions.js";
 import { StoreInfo } from "./store-info.js";
 
 export type Clock = () => number;
@@ -115,7 +118,9 @@ export class ClusterModel {
       return new StaleRegionError(region.meta.id, epoch, { id: known.meta.id, version: k.version, confVer: k.confVer });
     };
     const origin = this.regions.get(region.meta.id);
-    const overlaps = this.regions.overlaps(region.meta.startKey, region.meta.endKey).filter((o) => o.meta.id !== region.meta.id);
+    const overlaps = this.regions
+      .overlaps(region.meta.startKey, region.meta.endKey)
+      .filter((o) => o.meta.id !== region.meta.id);
     if (origin) {
       if (isEpochStale(epoch, epochOf(origin))) throw stale(origin);
       // A known region whose range grew (merge) must not evict a region that split or merged later.

@@ -1,25 +1,32 @@
-import { Cluster, Region, Store, StoreState } from "../../proto/metapb.js";
-import {
-  OperatorStatus,
-  type RegionHeartbeatRequest,
-  type RequestHeader,
-  type StoreStats,
-} from "../../proto/schedulerpb.js";
+import type { Region } from "../../proto/metapb.js";
+import { Cluster, Store, StoreState } from "../../proto/metapb.js";
+import type { OperatorStatus, RegionHeartbeatRequest, RequestHeader, StoreStats } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
-import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
-import { ClusterModel, type Clock } from "./cluster.js";
-import { Coordinator, type CoordinatorOptions } from "../schedule/coordinator.js";
-import { ClusterIdMismatchError, InvalidRequestError, SchedulerError, StaleRegionError, StoreStateError } from "../errors.js";
+import type { Runtime, TimerHandle } from "../../util/runtime.js";
+import { realRuntime } from "../../util/runtime.js";
+import type { Clock } from "./cluster.js";
+import { ClusterModel } from "./cluster.js";
+import type { CoordinatorOptions } from "../schedule/coordinator.js";
+import { Coordinator } from "../schedule/coordinator.js";
+import {
+  ClusterIdMismatchError,
+  InvalidRequestError,
+  SchedulerError,
+  StaleRegionError,
+  StoreStateError,
+} from "../errors.js";
 import { IdAllocator } from "./id-allocator.js";
 import type { MetaKV } from "./meta-kv.js";
 import { MetaStorage } from "./meta-storage.js";
 import { OperatorController } from "../schedule/operator-controller.js";
 import { kindString } from "../schedule/operator.js";
-import { epochOf, isEpochStale, newRegionInfo, sizeFromBytes, type RegionInfo } from "./region-info.js";
+import type { RegionInfo } from "./region-info.js";
+import { epochOf, isEpochStale, newRegionInfo, sizeFromBytes } from "./region-info.js";
 import type { StoreInfo } from "./store-info.js";
 import type { StoreLimitOptions } from "../schedule/store-limit.js";
-import { TimestampOracle, type TsoTimestamp } from "../tso/tso.js";
+import type { TsoTimestamp } from "../tso/tso.js";
+import { TimestampOracle } from "../tso/tso.js";
 
 export interface CoreOptions {
   /** Time, timers and randomness (default: the real ones); `clock` and `rng` override parts of it. */
@@ -112,7 +119,12 @@ export class SchedulerCore {
     this.gcSafePoint = await this.storage.loadGcSafePoint();
     await this.ids.reserve(1n);
     this.log.info(
-      { cluster_id: this.clusterId.toString(), bootstrapped: this.isBootstrapped(), stores: this.cluster.getStores().length, regions: this.cluster.regions.size },
+      {
+        cluster_id: this.clusterId.toString(),
+        bootstrapped: this.isBootstrapped(),
+        stores: this.cluster.getStores().length,
+        regions: this.cluster.regions.size,
+      },
       "scheduler metadata loaded",
     );
   }
@@ -228,11 +240,21 @@ export class SchedulerCore {
     if (state === StoreState.Tombstone && !s.isTombstone()) {
       const from = StoreState[s.meta.state] ?? String(s.meta.state);
       if (!s.isOffline()) {
-        throw new StoreStateError(storeId, from, "Tombstone", "only an Offline store can become a tombstone; set it offline first so its regions move away");
+        throw new StoreStateError(
+          storeId,
+          from,
+          "Tombstone",
+          "only an Offline store can become a tombstone; set it offline first so its regions move away",
+        );
       }
       const left = this.cluster.regions.statsOf(storeId).regionCount;
       if (left > 0) {
-        throw new StoreStateError(storeId, from, "Tombstone", `it still holds ${left} region${left === 1 ? "" : "s"}; wait until the scheduler has moved them all away`);
+        throw new StoreStateError(
+          storeId,
+          from,
+          "Tombstone",
+          `it still holds ${left} region${left === 1 ? "" : "s"}; wait until the scheduler has moved them all away`,
+        );
       }
     }
     const meta = Store.create({ ...s.meta, state });
@@ -355,7 +377,8 @@ export class SchedulerCore {
 
   private async doPutClusterConfig(c: Cluster | undefined): Promise<void> {
     this.requireBootstrapped();
-    if (!c || c.maxPeerCount <= 0) throw new InvalidRequestError("cluster config needs max_peer_count > 0", "invalid_argument");
+    if (!c || c.maxPeerCount <= 0)
+      throw new InvalidRequestError("cluster config needs max_peer_count > 0", "invalid_argument");
     const next = Cluster.create({ id: this.clusterId, maxPeerCount: c.maxPeerCount });
     await this.storage.saveCluster(next);
     this.config = next;
@@ -382,7 +405,6 @@ export class SchedulerCore {
     if (!s) return undefined;
     return { desc: s.op.describe(), kind: kindString(s.op.kind), status: s.status };
   }
-
 
   /** Writes changed region metadata (not synced: heartbeats rebuild it anyway). */
   flushRegions(): Promise<void> {

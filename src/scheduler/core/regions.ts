@@ -1,5 +1,6 @@
 import { RegionTree } from "./region-tree.js";
-import { leaderStoreId, type RegionInfo } from "./region-info.js";
+import type { RegionInfo } from "./region-info.js";
+import { leaderStoreId } from "./region-info.js";
 
 /** Per-store view of the regions it holds, with running size sums. */
 class StoreRegions {

@@ -1,4 +1,5 @@
-import { Store, StoreState } from "../../proto/metapb.js";
+import type { Store } from "../../proto/metapb.js";
+import { StoreState } from "../../proto/metapb.js";
 import { StoreStats } from "../../proto/schedulerpb.js";
 
 /** What the scheduler knows about one store: meta, last reported stats, and region statistics. */
@@ -13,7 +14,10 @@ export class StoreInfo {
   leaderSize = 0;
   regionSize = 0;
 
-  constructor(public meta: Store, nowMs: number) {
+  constructor(
+    public meta: Store,
+    nowMs: number,
+  ) {
     this.stats = StoreStats.create({ storeId: meta.id });
     this.lastHeartbeatMs = nowMs;
   }

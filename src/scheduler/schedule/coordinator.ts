@@ -1,12 +1,14 @@
 import type { Logger } from "../../util/logger.js";
-import { realRuntime, type Runtime, type TimerHandle } from "../../util/runtime.js";
+import type { Runtime, TimerHandle } from "../../util/runtime.js";
+import { realRuntime } from "../../util/runtime.js";
 import { silentLogger } from "../../util/logger.js";
 import { BalanceLeaderScheduler } from "../schedulers/balance-leader.js";
 import { BalanceRegionScheduler } from "../schedulers/balance-region.js";
 import type { ClusterModel } from "../core/cluster.js";
 import type { IdAllocator } from "../core/id-allocator.js";
 import { addOperatorInfluence } from "./op-influence.js";
-import { OpKind, type Operator } from "./operator.js";
+import type { Operator } from "./operator.js";
+import { OpKind } from "./operator.js";
 import type { OperatorController } from "./operator-controller.js";
 import { ReplicaChecker } from "../schedulers/replica-checker.js";
 

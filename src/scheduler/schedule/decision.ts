@@ -35,7 +35,8 @@ export function noteLimit(limits: string[], text: string): void {
 export function decisionSummary(d: Decision): string {
   const parts = [`${d.scheduler}: ${d.why}`];
   const score = (label: string, s: StoreScore) =>
-    `${label} store ${s.storeId} score ${round(s.withInfluence)}` + (s.withInfluence !== s.reported ? ` (reported ${round(s.reported)})` : "");
+    `${label} store ${s.storeId} score ${round(s.withInfluence)}` +
+    (s.withInfluence !== s.reported ? ` (reported ${round(s.reported)})` : "");
   if (d.source) parts.push(score("source", d.source));
   if (d.target) parts.push(score("target", d.target));
   if (d.regionSize !== undefined) parts.push(`region size ${round(d.regionSize)}`);

@@ -1,7 +1,9 @@
 import type { ClusterModel } from "../core/cluster.js";
 import { isTargetSuitable } from "./filters.js";
-import { Operator, OpKind, type OpStep } from "./operator.js";
-import { followers, leaderStoreId, type RegionInfo } from "../core/region-info.js";
+import type { OpStep } from "./operator.js";
+import { Operator, OpKind } from "./operator.js";
+import type { RegionInfo } from "../core/region-info.js";
+import { followers, leaderStoreId } from "../core/region-info.js";
 
 /** Picks the follower store (other than `exclude`) best able to take the leader: healthy, fewest leaders. */
 export function pickLeaderTarget(cluster: ClusterModel, region: RegionInfo, exclude: bigint): bigint | undefined {
@@ -67,7 +69,13 @@ export function addPeerOperator(
   newPeerId: bigint,
   kind: number,
 ): Operator {
-  return Operator.forRegion(desc, region, kind | OpKind.Region, [{ type: "add_peer", toStore: target, peerId: newPeerId }], cluster.clock());
+  return Operator.forRegion(
+    desc,
+    region,
+    kind | OpKind.Region,
+    [{ type: "add_peer", toStore: target, peerId: newPeerId }],
+    cluster.clock(),
+  );
 }
 
 export function transferLeaderOperator(
@@ -78,5 +86,11 @@ export function transferLeaderOperator(
   to: bigint,
   kind: number,
 ): Operator {
-  return Operator.forRegion(desc, region, kind | OpKind.Leader, [{ type: "transfer_leader", fromStore: from, toStore: to }], cluster.clock());
+  return Operator.forRegion(
+    desc,
+    region,
+    kind | OpKind.Leader,
+    [{ type: "transfer_leader", fromStore: from, toStore: to }],
+    cluster.clock(),
+  );
 }

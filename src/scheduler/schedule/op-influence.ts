@@ -1,6 +1,7 @@
 import type { ClusterModel } from "../core/cluster.js";
 import type { Operator } from "./operator.js";
-import { isPending, leaderStoreId, storePeer, type RegionInfo } from "../core/region-info.js";
+import type { RegionInfo } from "../core/region-info.js";
+import { isPending, leaderStoreId, storePeer } from "../core/region-info.js";
 
 /** What running operators will still change on one store once they finish (PD's operator influence). */
 export class StoreInfluence {

@@ -1,12 +1,17 @@
-import { OperatorStatus, type RegionHeartbeatResponse } from "../../proto/schedulerpb.js";
+import type { RegionHeartbeatResponse } from "../../proto/schedulerpb.js";
+import { OperatorStatus } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
 import type { Clock } from "../core/cluster.js";
 import type { ClusterModel } from "../core/cluster.js";
-import { operatorInfluence, type OpInfluence } from "./op-influence.js";
-import { commandFor, Operator, OpKind } from "./operator.js";
-import { epochOf, type RegionInfo } from "../core/region-info.js";
-import { StoreLimiter, type StoreLimitOptions } from "./store-limit.js";
+import type { OpInfluence } from "./op-influence.js";
+import { operatorInfluence } from "./op-influence.js";
+import type { Operator } from "./operator.js";
+import { commandFor, OpKind } from "./operator.js";
+import type { RegionInfo } from "../core/region-info.js";
+import { epochOf } from "../core/region-info.js";
+import type { StoreLimitOptions } from "./store-limit.js";
+import { StoreLimiter } from "./store-limit.js";
 
 export interface FinishedOperator {
   op: Operator;
@@ -101,7 +106,10 @@ export class OperatorController {
     this.history.delete(regionId);
     this.history.set(regionId, { op, status, finishedAtMs: this.clock() });
     if (this.history.size > HISTORY_LIMIT) this.history.delete(this.history.keys().next().value!);
-    this.log.info({ region_id: regionId.toString(), status: OperatorStatus[status], desc: op.desc }, "operator finished");
+    this.log.info(
+      { region_id: regionId.toString(), status: OperatorStatus[status], desc: op.desc },
+      "operator finished",
+    );
     for (const listener of this.finishListeners) listener(op, status);
   }
 
@@ -134,7 +142,8 @@ export class OperatorController {
   /** Times out operators whose regions stopped heartbeating. */
   sweepTimeouts(): void {
     const now = this.clock();
-    for (const op of [...this.running.values()]) if (op.isTimeout(now)) this.finish(op.regionId, OperatorStatus.TIMEOUT);
+    for (const op of [...this.running.values()])
+      if (op.isTimeout(now)) this.finish(op.regionId, OperatorStatus.TIMEOUT);
   }
 
   /** Operators counted against the region schedule limit. */

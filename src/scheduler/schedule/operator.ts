@@ -1,8 +1,10 @@
 import { ConfChangeType } from "../../proto/eraftpb.js";
 import { Peer, RegionEpoch } from "../../proto/metapb.js";
 import { OperatorStatus, RegionHeartbeatResponse } from "../../proto/schedulerpb.js";
-import { decisionJson, decisionSummary, type Decision } from "./decision.js";
-import { epochOf, isPending, leaderStoreId, storePeer, type RegionInfo } from "../core/region-info.js";
+import type { Decision } from "./decision.js";
+import { decisionJson, decisionSummary } from "./decision.js";
+import type { RegionInfo } from "../core/region-info.js";
+import { epochOf, isPending, leaderStoreId, storePeer } from "../core/region-info.js";
 
 /** Operator kind bit flags, as PD/TinyKV. */
 export const OpKind = {
@@ -140,7 +142,10 @@ export function commandFor(step: OpStep, region: RegionInfo): RegionHeartbeatRes
       if (storePeer(region, step.toStore)) return undefined;
       return RegionHeartbeatResponse.create({
         ...base,
-        changePeer: { peer: Peer.create({ id: step.peerId, storeId: step.toStore }), changeType: ConfChangeType.AddNode },
+        changePeer: {
+          peer: Peer.create({ id: step.peerId, storeId: step.toStore }),
+          changeType: ConfChangeType.AddNode,
+        },
       });
     }
     case "remove_peer": {

@@ -23,7 +23,10 @@ export class StoreLimiter {
   readonly burst: number;
   private readonly buckets = new Map<string, Bucket>();
 
-  constructor(private readonly clock: Clock, opts: StoreLimitOptions = {}) {
+  constructor(
+    private readonly clock: Clock,
+    opts: StoreLimitOptions = {},
+  ) {
     this.perMinute = opts.perMinute ?? 120;
     this.burst = opts.burst ?? 10;
   }

@@ -1,9 +1,11 @@
 import type { ClusterModel } from "../core/cluster.js";
 import { byId, isSourceSuitable, isTargetSuitable } from "../schedule/filters.js";
 import { transferLeaderOperator } from "../schedule/op-builder.js";
-import { OpKind, type Operator } from "../schedule/operator.js";
+import type { Operator } from "../schedule/operator.js";
+import { OpKind } from "../schedule/operator.js";
 import type { OperatorController } from "../schedule/operator-controller.js";
-import { followers, leaderStoreId, type RegionInfo } from "../core/region-info.js";
+import type { RegionInfo } from "../core/region-info.js";
+import { followers, leaderStoreId } from "../core/region-info.js";
 import type { StoreInfo } from "../core/store-info.js";
 
 export interface BalanceLeaderOptions {
@@ -63,7 +65,13 @@ export class BalanceLeaderScheduler {
         if (s && isTargetSuitable(cluster, s) && (!target || s.leaderCount < target.leaderCount)) target = s;
       }
       if (!target || !this.shouldBalance(source, target)) continue;
-      return this.balanceOperator(cluster, region, source, target, `store ${source.id} leads more regions than store ${target.id}, beyond the tolerance on each side`);
+      return this.balanceOperator(
+        cluster,
+        region,
+        source,
+        target,
+        `store ${source.id} leads more regions than store ${target.id}, beyond the tolerance on each side`,
+      );
     }
     return undefined;
   }
@@ -76,12 +84,24 @@ export class BalanceLeaderScheduler {
       const sourceId = leaderStoreId(region);
       const source = sourceId === undefined ? undefined : cluster.getStore(sourceId);
       if (!source || !isSourceSuitable(cluster, source) || !this.shouldBalance(source, target)) continue;
-      return this.balanceOperator(cluster, region, source, target, `store ${target.id} leads fewer regions than store ${source.id}, beyond the tolerance on each side`);
+      return this.balanceOperator(
+        cluster,
+        region,
+        source,
+        target,
+        `store ${target.id} leads fewer regions than store ${source.id}, beyond the tolerance on each side`,
+      );
     }
     return undefined;
   }
 
-  private balanceOperator(cluster: ClusterModel, region: RegionInfo, source: StoreInfo, target: StoreInfo, why: string): Operator {
+  private balanceOperator(
+    cluster: ClusterModel,
+    region: RegionInfo,
+    source: StoreInfo,
+    target: StoreInfo,
+    why: string,
+  ): Operator {
     const desc = `balance-leader: region ${region.meta.id} leader from store ${source.id} to store ${target.id}`;
     const score = (s: StoreInfo) => ({ storeId: s.id, reported: s.leaderCount, withInfluence: s.leaderCount });
     return transferLeaderOperator(cluster, desc, region, source.id, target.id, OpKind.Balance).because({

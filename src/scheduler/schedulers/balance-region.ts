@@ -1,11 +1,15 @@
 import type { ClusterModel } from "../core/cluster.js";
-import { noteLimit, type Decision, type StoreScore } from "../schedule/decision.js";
+import type { Decision, StoreScore } from "../schedule/decision.js";
+import { noteLimit } from "../schedule/decision.js";
 import { byId, isSourceSuitable, isTargetSuitable } from "../schedule/filters.js";
 import { movePeerOperator } from "../schedule/op-builder.js";
-import { scoreSize, type OpInfluence } from "../schedule/op-influence.js";
-import { OpKind, type Operator } from "../schedule/operator.js";
+import type { OpInfluence } from "../schedule/op-influence.js";
+import { scoreSize } from "../schedule/op-influence.js";
+import type { Operator } from "../schedule/operator.js";
+import { OpKind } from "../schedule/operator.js";
 import type { OperatorController } from "../schedule/operator-controller.js";
-import { leaderStoreId, storeIdsOf, type RegionInfo } from "../core/region-info.js";
+import type { RegionInfo } from "../core/region-info.js";
+import { leaderStoreId, storeIdsOf } from "../core/region-info.js";
 import type { StoreInfo } from "../core/store-info.js";
 
 export interface BalanceRegionOptions {
@@ -111,7 +115,14 @@ export class BalanceRegionScheduler {
   }
 
   /** Fully replicated, led, not being changed, not catching up elsewhere, and its leader may send a snapshot. */
-  private isMovable(cluster: ClusterModel, oc: OperatorController, region: RegionInfo, source: bigint, infl: OpInfluence, limits: string[]): boolean {
+  private isMovable(
+    cluster: ClusterModel,
+    oc: OperatorController,
+    region: RegionInfo,
+    source: bigint,
+    infl: OpInfluence,
+    limits: string[],
+  ): boolean {
     if (region.meta.peers.length !== cluster.maxReplicas || oc.get(region.meta.id) || !region.leader) return false;
     // A peer still catching up on another store: moving now would leave the region two replicas short.
     if (region.pendingPeers.some((p) => p.storeId !== source)) return false;
@@ -125,7 +136,14 @@ export class BalanceRegionScheduler {
   }
 
   /** The suitable store without a peer of the region that has the lowest score and room under every limit. */
-  private pickTarget(cluster: ClusterModel, oc: OperatorController, scored: Scored[], region: RegionInfo, infl: OpInfluence, limits: string[]): Scored | undefined {
+  private pickTarget(
+    cluster: ClusterModel,
+    oc: OperatorController,
+    scored: Scored[],
+    region: RegionInfo,
+    infl: OpInfluence,
+    limits: string[],
+  ): Scored | undefined {
     const holding = storeIdsOf(region);
     let best: Scored | undefined;
     for (const s of scored) {
@@ -136,7 +154,10 @@ export class BalanceRegionScheduler {
         noteLimit(limits, `store ${store.id}: ${store.pendingPeerCount} pending peers (limit ${this.maxPendingPeers})`);
         continue;
       }
-      const receiving = Math.max(infl.of(store.id).receivingSnapshots, store.stats.receivingSnapCount + store.stats.applyingSnapCount);
+      const receiving = Math.max(
+        infl.of(store.id).receivingSnapshots,
+        store.stats.receivingSnapCount + store.stats.applyingSnapCount,
+      );
       if (receiving >= this.maxSnapshots) {
         noteLimit(limits, `store ${store.id}: receiving ${receiving} snapshots (limit ${this.maxSnapshots})`);
         continue;
@@ -152,7 +173,14 @@ export class BalanceRegionScheduler {
 }
 
 function scoreOf(store: StoreInfo, infl: OpInfluence): Scored {
-  return { store, score: { storeId: store.id, reported: store.regionSize, withInfluence: store.regionSize + infl.of(store.id).regionSize } };
+  return {
+    store,
+    score: {
+      storeId: store.id,
+      reported: store.regionSize,
+      withInfluence: store.regionSize + infl.of(store.id).regionSize,
+    },
+  };
 }
 
 /** Average region size over every replica the stores report, MiB (1 when nothing is known). */

@@ -3,8 +3,10 @@ import type { Decision, StoreScore } from "../schedule/decision.js";
 import { isStoreUnhealthy, isTargetSuitable } from "../schedule/filters.js";
 import { addPeerOperator, movePeerOperator, removePeerOperator } from "../schedule/op-builder.js";
 import { OpInfluence } from "../schedule/op-influence.js";
-import { OpKind, type Operator } from "../schedule/operator.js";
-import { isPending, leaderStoreId, storeIdsOf, type RegionInfo } from "../core/region-info.js";
+import type { Operator } from "../schedule/operator.js";
+import { OpKind } from "../schedule/operator.js";
+import type { RegionInfo } from "../core/region-info.js";
+import { isPending, leaderStoreId, storeIdsOf } from "../core/region-info.js";
 import type { StoreInfo } from "../core/store-info.js";
 
 /**
@@ -18,7 +20,12 @@ export class ReplicaChecker {
    * `infl` is what running operators will still change: targets are compared with it, so one patrol
    * that replaces many peers (a store drained) spreads them instead of sending all to one store.
    */
-  check(cluster: ClusterModel, region: RegionInfo, allocPeerId: () => bigint, infl: OpInfluence = new OpInfluence()): Operator | undefined {
+  check(
+    cluster: ClusterModel,
+    region: RegionInfo,
+    allocPeerId: () => bigint,
+    infl: OpInfluence = new OpInfluence(),
+  ): Operator | undefined {
     if (!region.leader || leaderStoreId(region) === undefined) return undefined;
     const max = cluster.maxReplicas;
     const peers = region.meta.peers;
@@ -36,7 +43,13 @@ export class ReplicaChecker {
       if (!isStoreUnhealthy(cluster, p.storeId)) continue;
       const state = storeState(cluster, p.storeId);
       if (peers.length > max) {
-        const op = removePeerOperator(cluster, `replica-checker: remove peer on unhealthy store ${p.storeId}`, region, p.storeId, OpKind.Replica);
+        const op = removePeerOperator(
+          cluster,
+          `replica-checker: remove peer on unhealthy store ${p.storeId}`,
+          region,
+          p.storeId,
+          OpKind.Replica,
+        );
         if (op) return op.because(why(`${have} and store ${p.storeId} is ${state}`, cluster.getStore(p.storeId)));
         continue;
       }
@@ -50,21 +63,38 @@ export class ReplicaChecker {
         target.id,
         allocPeerId(),
         OpKind.Replica,
-      ).because(why(`store ${p.storeId} is ${state}; store ${target.id} is the healthy store with the least data`, cluster.getStore(p.storeId), target));
+      ).because(
+        why(
+          `store ${p.storeId} is ${state}; store ${target.id} is the healthy store with the least data`,
+          cluster.getStore(p.storeId),
+          target,
+        ),
+      );
     }
 
     if (peers.length < max) {
       const target = this.bestTarget(cluster, region, infl);
       if (!target) return undefined;
-      return addPeerOperator(cluster, `replica-checker: add peer on store ${target.id}`, region, target.id, allocPeerId(), OpKind.Replica).because(
-        why(`${have}; store ${target.id} is the healthy store with the least data`, undefined, target),
-      );
+      return addPeerOperator(
+        cluster,
+        `replica-checker: add peer on store ${target.id}`,
+        region,
+        target.id,
+        allocPeerId(),
+        OpKind.Replica,
+      ).because(why(`${have}; store ${target.id} is the healthy store with the least data`, undefined, target));
     }
 
     if (peers.length > max) {
       const worst = this.worstPeer(cluster, region);
       if (!worst) return undefined;
-      const op = removePeerOperator(cluster, `replica-checker: remove extra peer on store ${worst.store.id}`, region, worst.store.id, OpKind.Replica);
+      const op = removePeerOperator(
+        cluster,
+        `replica-checker: remove extra peer on store ${worst.store.id}`,
+        region,
+        worst.store.id,
+        OpKind.Replica,
+      );
       return op?.because(why(`${have}; ${worst.reason}`, worst.store));
     }
     return undefined;

@@ -8,7 +8,8 @@ import type { ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { dirname, join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parsePromText, summarizeStoreMetrics, type StoreMetricsSummary } from "../../util/prom-text.js";
+import type { StoreMetricsSummary } from "../../util/prom-text.js";
+import { parsePromText, summarizeStoreMetrics } from "../../util/prom-text.js";
 import { StoreState } from "../../proto/metapb.js";
 import { defaultStatusAddr } from "../../util/http-status.js";
 import { errorMessage } from "../../util/retry.js";
@@ -80,14 +81,19 @@ export class Dashboard {
       return true;
     }
     if (path === "/" && !this.files.has("/")) {
-      sendJson(404, { error: "the dashboard's files are not installed beside the scheduler; the JSON status is at /status" });
+      sendJson(404, {
+        error: "the dashboard's files are not installed beside the scheduler; the JSON status is at /status",
+      });
       return true;
     }
     const file = this.files.get(path);
     if (!file) return false;
     const ext = file.slice(file.lastIndexOf("."));
     // Read per request, not cached: small files, and an edited page shows on reload.
-    res.writeHead(200, { "content-type": CONTENT_TYPES[ext] ?? "application/octet-stream", "cache-control": "no-cache" });
+    res.writeHead(200, {
+      "content-type": CONTENT_TYPES[ext] ?? "application/octet-stream",
+      "cache-control": "no-cache",
+    });
     res.end(readFileSync(file));
     return true;
   }
@@ -110,7 +116,10 @@ export class Dashboard {
       })),
       operators: {
         running: core.oc.all().map((op) => op.toJSON()),
-        recent: core.oc.recent().slice(-30).map((f) => ({ ...f.op.toJSON(), finished_at_ms: f.finishedAtMs })),
+        recent: core.oc
+          .recent()
+          .slice(-30)
+          .map((f) => ({ ...f.op.toJSON(), finished_at_ms: f.finishedAtMs })),
       },
       store_metrics: await this.scrapeStores(),
     };
@@ -139,7 +148,12 @@ async function scrapeStore(storeId: string, grpcAddr: string, clock: () => numbe
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const text = await res.text();
     if (text.length > SCRAPE_MAX_BYTES) throw new Error(`answer of ${text.length} bytes is too big for /metrics`);
-    return { store_id: storeId, status_addr: statusAddr, scraped_at_ms: clock(), metrics: summarizeStoreMetrics(parsePromText(text)) };
+    return {
+      store_id: storeId,
+      status_addr: statusAddr,
+      scraped_at_ms: clock(),
+      metrics: summarizeStoreMetrics(parsePromText(text)),
+    };
   } catch (err) {
     return { store_id: storeId, status_addr: statusAddr, scraped_at_ms: clock(), error: errorMessage(err) };
   }

@@ -4,6 +4,7 @@
  * thrown for the carrier to map (gRPC status in service.ts, the simulated network in-process).
  */
 import { Peer, Region } from "../../proto/metapb.js";
+import type { RegionHeartbeatRequest, RequestHeader, ResponseHeader, TsoRequest } from "../../proto/schedulerpb.js";
 import {
   AllocIDResponse,
   AskSplitResponse,
@@ -25,10 +26,6 @@ import {
   StoreHeartbeatResponse,
   TsoResponse,
   UpdateGCSafePointResponse,
-  type RegionHeartbeatRequest,
-  type RequestHeader,
-  type ResponseHeader,
-  type TsoRequest,
 } from "../../proto/schedulerpb.js";
 import type { SchedulerUnaryCalls } from "../api.js";
 import type { SchedulerCore } from "../core/core.js";
@@ -61,13 +58,20 @@ function leaderPeer(r: RegionInfo): Peer | undefined {
   return r.leader ? Peer.create(r.leader) : undefined;
 }
 
-export function createSchedulerHandlers(core: SchedulerCore, self: { name: string; clientUrl: string }): SchedulerHandlers {
+export function createSchedulerHandlers(
+  core: SchedulerCore,
+  self: { name: string; clientUrl: string },
+): SchedulerHandlers {
   const header = (error?: SchedulerError): ResponseHeader => ({
     clusterId: core.clusterId,
     error: error ? { type: error.type, message: error.message } : undefined,
   });
 
-  function unary<Req extends WithHeader, Resp>(factory: Factory<Resp>, fn: (req: Req) => object | Promise<object>, checkHeader = true): (req: Req) => Promise<Resp> {
+  function unary<Req extends WithHeader, Resp>(
+    factory: Factory<Resp>,
+    fn: (req: Req) => object | Promise<object>,
+    checkHeader = true,
+  ): (req: Req) => Promise<Resp> {
     return async (req) => {
       try {
         if (checkHeader) core.checkHeader(req.header);
@@ -79,8 +83,14 @@ export function createSchedulerHandlers(core: SchedulerCore, self: { name: strin
     };
   }
 
-  const member = Member.create({ name: self.name, memberId: core.clusterId ^ 0x5eedn, clientUrls: [self.clientUrl], peerUrls: [] });
-  const regionResponse = (r: RegionInfo | undefined) => (r ? { region: Region.create(r.meta), leader: leaderPeer(r) } : {});
+  const member = Member.create({
+    name: self.name,
+    memberId: core.clusterId ^ 0x5eedn,
+    clientUrls: [self.clientUrl],
+    peerUrls: [],
+  });
+  const regionResponse = (r: RegionInfo | undefined) =>
+    r ? { region: Region.create(r.meta), leader: leaderPeer(r) } : {};
 
   return {
     getMembers: unary(GetMembersResponse, () => ({ members: [member], leader: member, etcdLeader: member }), false),
@@ -118,7 +128,9 @@ export function createSchedulerHandlers(core: SchedulerCore, self: { name: strin
     }),
     scatterRegion: unary(ScatterRegionResponse, () => ({})),
     getGcSafePoint: unary(GetGCSafePointResponse, () => ({ safePoint: core.getGcSafePoint() })),
-    updateGcSafePoint: unary(UpdateGCSafePointResponse, async (req) => ({ newSafePoint: await core.updateGcSafePoint(req.safePoint) })),
+    updateGcSafePoint: unary(UpdateGCSafePointResponse, async (req) => ({
+      newSafePoint: await core.updateGcSafePoint(req.safePoint),
+    })),
     getOperator: unary(GetOperatorResponse, (req) => {
       const op = core.getOperator(req.regionId);
       if (!op) throw SchedulerError.regionNotFound(`no operator for region ${req.regionId}`);
@@ -128,20 +140,31 @@ export function createSchedulerHandlers(core: SchedulerCore, self: { name: strin
     async tso(req) {
       core.checkHeader(req.header);
       const ts = await core.nextTimestamp(req.count);
-      return TsoResponse.create({ header: header(), count: req.count, timestamp: { physical: BigInt(ts.physical), logical: BigInt(ts.logical) } });
+      return TsoResponse.create({
+        header: header(),
+        count: req.count,
+        timestamp: { physical: BigInt(ts.physical), logical: BigInt(ts.logical) },
+      });
     },
 
     regionHeartbeat(req) {
       core.checkHeader(req.header);
       if (!core.isBootstrapped()) {
-        return { reply: RegionHeartbeatResponse.create({ header: header(SchedulerError.notBootstrapped()) }), end: true };
+        return {
+          reply: RegionHeartbeatResponse.create({ header: header(SchedulerError.notBootstrapped()) }),
+          end: true,
+        };
       }
       const bindStoreId = core.leaderStoreOf(req).id;
       try {
         core.handleRegionHeartbeat(req);
       } catch (err) {
         if (!(err instanceof SchedulerError)) throw err;
-        const reply = RegionHeartbeatResponse.create({ header: header(err), regionId: req.region?.id ?? 0n, targetPeer: req.leader });
+        const reply = RegionHeartbeatResponse.create({
+          header: header(err),
+          regionId: req.region?.id ?? 0n,
+          targetPeer: req.leader,
+        });
         return { bindStoreId, reply };
       }
       return { bindStoreId };

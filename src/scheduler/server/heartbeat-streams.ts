@@ -1,5 +1,6 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
-import { RegionHeartbeatResponse, type RegionHeartbeatRequest } from "../../proto/schedulerpb.js";
+import type { RegionHeartbeatRequest } from "../../proto/schedulerpb.js";
+import { RegionHeartbeatResponse } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
 import type { Runtime, TimerHandle } from "../../util/runtime.js";
 
@@ -44,7 +45,10 @@ export class HeartbeatStreams {
     const storeId = cmd.targetPeer?.storeId;
     const b = storeId === undefined ? undefined : this.byStore.get(storeId);
     if (!b || b.stream.destroyed) {
-      this.log.debug({ region_id: cmd.regionId.toString(), store_id: storeId?.toString() }, "no heartbeat stream for command; dropped");
+      this.log.debug(
+        { region_id: cmd.regionId.toString(), store_id: storeId?.toString() },
+        "no heartbeat stream for command; dropped",
+      );
       return false;
     }
     b.stream.write(RegionHeartbeatResponse.create({ ...cmd, header: { clusterId: this.clusterId } }));
@@ -55,7 +59,8 @@ export class HeartbeatStreams {
     // Cleared by closeAll(), which SchedulerServer.stop() calls, so it never holds the process open.
     this.keepAlive = this.runtime.setInterval(() => {
       for (const b of this.byStore.values()) {
-        if (!b.stream.destroyed) b.stream.write(RegionHeartbeatResponse.create({ header: { clusterId: this.clusterId } }));
+        if (!b.stream.destroyed)
+          b.stream.write(RegionHeartbeatResponse.create({ header: { clusterId: this.clusterId } }));
       }
     }, REBIND_INTERVAL_MS);
   }

@@ -6,15 +6,19 @@
  * from its metadata storage, as a tinyscheduler process restart does.
  */
 import { status } from "@grpc/grpc-js";
-import { RegionHeartbeatResponse, type RegionHeartbeatRequest } from "../../proto/schedulerpb.js";
+import type { RegionHeartbeatRequest } from "../../proto/schedulerpb.js";
+import { RegionHeartbeatResponse } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
 import { retryWithBackoff } from "../../util/retry.js";
-import { sleep, type Runtime } from "../../util/runtime.js";
+import type { Runtime } from "../../util/runtime.js";
+import { sleep } from "../../util/runtime.js";
 import type { SchedulerApi, SchedulerUnaryCalls } from "../api.js";
 import { RETRYABLE_SCHEDULER_CODES, SchedulerRpcError } from "../client/client.js";
-import { SchedulerCore, type CoreOptions } from "../core/core.js";
-import { createSchedulerHandlers, type SchedulerHandlers } from "./handlers.js";
+import type { CoreOptions } from "../core/core.js";
+import { SchedulerCore } from "../core/core.js";
+import type { SchedulerHandlers } from "./handlers.js";
+import { createSchedulerHandlers } from "./handlers.js";
 import type { MetaKV } from "../core/meta-kv.js";
 import { SchedulerCalls, checkResponseHeader } from "../client/scheduler-calls.js";
 import { toGrpcError } from "./service.js";
@@ -76,8 +80,16 @@ export class InProcessScheduler {
   /** Opens (or reopens) the core from its metadata storage and starts scheduling. */
   async start(): Promise<void> {
     if (this.life) return;
-    const core = await SchedulerCore.open(await this.opts.openKv(), { ...this.opts.core, runtime: this.opts.runtime, log: this.log });
-    const life: Life = { core, handlers: createSchedulerHandlers(core, { name: "tinyscheduler", clientUrl: "in-process" }), bindings: new Map() };
+    const core = await SchedulerCore.open(await this.opts.openKv(), {
+      ...this.opts.core,
+      runtime: this.opts.runtime,
+      log: this.log,
+    });
+    const life: Life = {
+      core,
+      handlers: createSchedulerHandlers(core, { name: "tinyscheduler", clientUrl: "in-process" }),
+      bindings: new Map(),
+    };
     core.oc.setSink((cmd) => this.sendCommand(life, cmd));
     core.start();
     this.lives++;
@@ -106,7 +118,8 @@ export class InProcessScheduler {
 
   /** A client whose calls cross the simulated link (the scheduler must have started once, for the cluster id). */
   connect(name: string, options: { retryDeadlineMs?: number } = {}): InProcessSchedulerClient {
-    if (this.clusterId === undefined) throw new SchedulerRpcError("GetMembers", status.UNAVAILABLE, "scheduler never started");
+    if (this.clusterId === undefined)
+      throw new SchedulerRpcError("GetMembers", status.UNAVAILABLE, "scheduler never started");
     return new InProcessSchedulerClient(this, this.clusterId, name, options.retryDeadlineMs ?? 2000);
   }
 
@@ -209,7 +222,8 @@ export class InProcessSchedulerClient extends SchedulerCalls implements Schedule
         throw new SchedulerRpcError(rpc, g?.code ?? status.UNKNOWN, g?.message ?? String(err));
       }
       await sleep(runtime, this.host.latency());
-      if (this.host.lifeId !== lifeId) throw new SchedulerRpcError(rpc, status.UNAVAILABLE, "scheduler crashed before answering");
+      if (this.host.lifeId !== lifeId)
+        throw new SchedulerRpcError(rpc, status.UNAVAILABLE, "scheduler crashed before answering");
       return resp;
     };
     return retryWithBackoff(once, {

@@ -4,7 +4,8 @@
  */
 import { StoreState } from "../../proto/metapb.js";
 import { OperatorStatus } from "../../proto/schedulerpb.js";
-import { Counter, Gauge, processRegistry, type Registry } from "../../util/metrics.js";
+import type { Registry } from "../../util/metrics.js";
+import { Counter, Gauge, processRegistry } from "../../util/metrics.js";
 import type { SchedulerCore } from "../core/core.js";
 import { kindString } from "../schedule/operator.js";
 
@@ -20,7 +21,9 @@ export class SchedulerMetrics {
       labelNames: ["kind", "outcome"],
       registers,
     });
-    this.unsubscribe = core.oc.onFinish((op, status) => operators.inc({ kind: kindString(op.kind), outcome: OperatorStatus[status] ?? String(status) }));
+    this.unsubscribe = core.oc.onFinish((op, status) =>
+      operators.inc({ kind: kindString(op.kind), outcome: OperatorStatus[status] ?? String(status) }),
+    );
     const served = (name: string, help: string, read: () => number) =>
       new Counter({
         name,
@@ -32,9 +35,17 @@ export class SchedulerMetrics {
           this.inc(read());
         },
       });
-    served("tinykv_scheduler_region_heartbeats_total", "Region heartbeats received", () => core.served.regionHeartbeats);
+    served(
+      "tinykv_scheduler_region_heartbeats_total",
+      "Region heartbeats received",
+      () => core.served.regionHeartbeats,
+    );
     served("tinykv_scheduler_store_heartbeats_total", "Store heartbeats accepted", () => core.served.storeHeartbeats);
-    served("tinykv_scheduler_tso_requests_total", "TSO requests served (one per batch a client sends)", () => core.served.tsoRequests);
+    served(
+      "tinykv_scheduler_tso_requests_total",
+      "TSO requests served (one per batch a client sends)",
+      () => core.served.tsoRequests,
+    );
     served("tinykv_scheduler_tso_timestamps_total", "Timestamps handed out", () => core.served.timestamps);
     new Gauge({
       name: "tinykv_scheduler_operators_running",

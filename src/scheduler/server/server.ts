@@ -5,10 +5,13 @@ import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { SchedulerService } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
-import { realRuntime, type Runtime } from "../../util/runtime.js";
-import { SchedulerCore, type CoreOptions } from "../core/core.js";
+import type { Runtime } from "../../util/runtime.js";
+import { realRuntime } from "../../util/runtime.js";
+import type { CoreOptions } from "../core/core.js";
+import { SchedulerCore } from "../core/core.js";
 import { HeartbeatStreams } from "./heartbeat-streams.js";
-import { LevelMetaKV, type MetaKV } from "../core/meta-kv.js";
+import type { MetaKV } from "../core/meta-kv.js";
+import { LevelMetaKV } from "../core/meta-kv.js";
 import { createSchedulerService } from "./service.js";
 import { createStatusServer } from "./status-http.js";
 
@@ -29,7 +32,10 @@ export interface SchedulerServerOptions extends CoreOptions {
 
 /** The address is taken by another process. */
 export class AddressInUseError extends Error {
-  constructor(readonly addr: string, what: string) {
+  constructor(
+    readonly addr: string,
+    what: string,
+  ) {
     super(`${what} address ${addr} is already in use`);
     this.name = "AddressInUseError";
   }
@@ -63,7 +69,15 @@ export class SchedulerServer {
       const addr = `${host}:${port}`;
       const streams = new HeartbeatStreams(core.clusterId, core.cluster.clock, runtime, log);
       core.oc.setSink((cmd) => streams.send(cmd));
-      grpc.addService(SchedulerService, createSchedulerService(core, streams, { name: "tinyscheduler", clientUrl: `http://${opts.advertiseAddr ?? addr}` }, log));
+      grpc.addService(
+        SchedulerService,
+        createSchedulerService(
+          core,
+          streams,
+          { name: "tinyscheduler", clientUrl: `http://${opts.advertiseAddr ?? addr}` },
+          log,
+        ),
+      );
       let statusAddr: string | undefined;
       if (opts.statusAddr) {
         http = createStatusServer(core, log);
@@ -72,14 +86,19 @@ export class SchedulerServer {
         await Promise.race([
           once(http, "listening"),
           once(http, "error").then(([err]) => {
-            throw (err as NodeJS.ErrnoException).code === "EADDRINUSE" ? new AddressInUseError(opts.statusAddr!, "status") : err;
+            throw (err as NodeJS.ErrnoException).code === "EADDRINUSE"
+              ? new AddressInUseError(opts.statusAddr!, "status")
+              : err;
           }),
         ]);
         statusAddr = opts.advertiseStatusAddr ?? `${s.host}:${(http.address() as AddressInfo).port}`;
       }
       streams.startKeepAlive();
       core.start();
-      log.info({ addr, advertise_addr: opts.advertiseAddr, status_addr: statusAddr, cluster_id: core.clusterId.toString() }, "tinyscheduler started");
+      log.info(
+        { addr, advertise_addr: opts.advertiseAddr, status_addr: statusAddr, cluster_id: core.clusterId.toString() },
+        "tinyscheduler started",
+      );
       return new SchedulerServer(core, grpc, http, streams, addr, statusAddr, log, runtime);
     } catch (err) {
       grpc.forceShutdown();
@@ -120,7 +139,8 @@ export function splitHostPort(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(":");
   const host = i > 0 ? addr.slice(0, i).replace(/^\[|\]$/g, "") : "127.0.0.1";
   const port = Number(i >= 0 ? addr.slice(i + 1) : addr);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid address ${JSON.stringify(addr)}: want host:port`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`invalid address ${JSON.stringify(addr)}: want host:port`);
   return { host, port };
 }
 
@@ -128,7 +148,11 @@ function bindGrpc(server: Server, addr: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => {
       if (err) {
-        reject(/address already in use|EADDRINUSE|No address added/i.test(err.message) ? new AddressInUseError(addr, "gRPC") : err);
+        reject(
+          /address already in use|EADDRINUSE|No address added/i.test(err.message)
+            ? new AddressInUseError(addr, "gRPC")
+            : err,
+        );
       } else resolve(port);
     });
   });

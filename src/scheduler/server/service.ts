@@ -1,4 +1,5 @@
-import { status, type handleUnaryCall, type sendUnaryData, type ServerUnaryCall, type ServerDuplexStream } from "@grpc/grpc-js";
+import type { handleUnaryCall, sendUnaryData, ServerUnaryCall, ServerDuplexStream } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import type { RegionHeartbeatRequest, SchedulerServer, TsoRequest, TsoResponse } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
 import type { SchedulerCore } from "../core/core.js";
@@ -36,7 +37,8 @@ export function createSchedulerService(
         (resp) => cb(null, resp),
         (err: unknown) => {
           const g = toGrpcError(err) ?? grpcError(status.UNKNOWN, String(err));
-          if (g.code === status.UNKNOWN && !(err instanceof InvalidRequestError)) log.warn({ err, rpc: name }, "rpc failed");
+          if (g.code === status.UNKNOWN && !(err instanceof InvalidRequestError))
+            log.warn({ err, rpc: name }, "rpc failed");
           cb(g);
         },
       );

@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createServer } from "node:http";
 import { StoreState } from "../../proto/metapb.js";
 import type { Logger } from "../../util/logger.js";
 import { formatKey } from "../../util/bytes.js";
@@ -33,7 +34,12 @@ export function statusJson(core: SchedulerCore, path: string): unknown {
   });
   const tso = () => {
     const last = core.tso.last();
-    return { physical: last.physical, logical: last.logical, ts: composeTs(last).toString(), saved_high_water_ms: core.tso.savedHighWater() };
+    return {
+      physical: last.physical,
+      logical: last.logical,
+      ts: composeTs(last).toString(),
+      saved_high_water_ms: core.tso.savedHighWater(),
+    };
   };
   switch (path) {
     case "/status":
@@ -61,7 +67,11 @@ export function statusJson(core: SchedulerCore, path: string): unknown {
   }
 }
 
-const STATES: Record<string, StoreState> = { up: StoreState.Up, offline: StoreState.Offline, tombstone: StoreState.Tombstone };
+const STATES: Record<string, StoreState> = {
+  up: StoreState.Up,
+  offline: StoreState.Offline,
+  tombstone: StoreState.Tombstone,
+};
 
 /**
  * JSON status over HTTP: GET /status, /stores, /regions, /operators, /tso; Prometheus GET /metrics;
@@ -98,7 +108,10 @@ export function createStatusServer(core: SchedulerCore, log: Logger): Server {
       if (state === undefined) return send(res, 400, { error: `unknown state ${m[2]}; use up, offline or tombstone` });
       core.setStoreState(BigInt(m[1]!), state).then(
         () => send(res, 200, { ok: true }),
-        (err) => send(res, err instanceof SchedulerError || err instanceof InvalidRequestError ? 400 : 500, { error: (err as Error).message }),
+        (err) =>
+          send(res, err instanceof SchedulerError || err instanceof InvalidRequestError ? 400 : 500, {
+            error: (err as Error).message,
+          }),
       );
       return;
     }

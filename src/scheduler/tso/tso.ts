@@ -39,7 +39,10 @@ export class TimestampOracle {
   private readonly clock: Clock;
   private readonly windowMs: number;
 
-  constructor(private readonly persist: (ms: number) => Promise<void>, private readonly opts: TsoOptions = {}) {
+  constructor(
+    private readonly persist: (ms: number) => Promise<void>,
+    private readonly opts: TsoOptions = {},
+  ) {
     this.clock = opts.clock ?? realRuntime.now;
     this.windowMs = opts.saveWindowMs ?? 3000;
   }

@@ -5,7 +5,8 @@
  * no record either, a rollback record is written (LockNotExistRollback) so that the txn's prewrite,
  * if still in flight, can never succeed later.
  */
-import { Action, type CheckTxnStatusRequest } from "../../proto/kvrpcpb.js";
+import type { CheckTxnStatusRequest } from "../../proto/kvrpcpb.js";
+import { Action } from "../../proto/kvrpcpb.js";
 import { physicalTime } from "../codec.js";
 import { Write, WriteKind } from "../records.js";
 import type { CommandRunner } from "../runner.js";

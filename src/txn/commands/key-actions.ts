@@ -4,7 +4,8 @@
  * buffers its changes in `txn` (whose startTs is the transaction acted for) and returns a
  * TxnKeyError when it must refuse; the caller decides whether the whole request is dropped.
  */
-import { Op, type Mutation } from "../../proto/kvrpcpb.js";
+import type { Mutation } from "../../proto/kvrpcpb.js";
+import { Op } from "../../proto/kvrpcpb.js";
 import type { TxnKeyError } from "../errors.js";
 import type { MvccTxn } from "../mvcc-txn.js";
 import { Lock, Write, WriteKind } from "../records.js";
@@ -24,7 +25,13 @@ export interface PrewriteLock {
 export async function prewriteKey(txn: MvccTxn, m: Mutation, lock: PrewriteLock): Promise<TxnKeyError | undefined> {
   const latest = await txn.mostRecentWrite(m.key);
   if (latest !== undefined && latest.commitTs >= txn.startTs) {
-    return { kind: "WriteConflict", key: m.key, startTs: txn.startTs, conflictTs: latest.commitTs, primary: lock.primary };
+    return {
+      kind: "WriteConflict",
+      key: m.key,
+      startTs: txn.startTs,
+      conflictTs: latest.commitTs,
+      primary: lock.primary,
+    };
   }
   const existing = await txn.getLock(m.key);
   if (existing !== undefined && existing.ts !== txn.startTs) return { kind: "KeyIsLocked", key: m.key, lock: existing };

@@ -29,13 +29,18 @@ export async function kvPrewrite(runner: CommandRunner, req: PrewriteRequest): P
   });
   if (kinds.includes(WriteKind.Rollback)) throw new InvalidArgumentError("mutation op Rollback cannot be prewritten");
 
-  return runner.write(req.context, mutations.map((m) => m.key), startTs, async (txn) => {
-    const errors: TxnKeyError[] = [];
-    for (const [i, m] of mutations.entries()) {
-      const error = await prewriteKey(txn, m, { primary: req.primaryLock, ttl: req.lockTtl, kind: kinds[i]! });
-      if (error !== undefined) errors.push(error);
-    }
-    if (errors.length > 0) txn.discardWrites();
-    return { errors };
-  });
+  return runner.write(
+    req.context,
+    mutations.map((m) => m.key),
+    startTs,
+    async (txn) => {
+      const errors: TxnKeyError[] = [];
+      for (const [i, m] of mutations.entries()) {
+        const error = await prewriteKey(txn, m, { primary: req.primaryLock, ttl: req.lockTtl, kind: kinds[i]! });
+        if (error !== undefined) errors.push(error);
+      }
+      if (errors.length > 0) txn.discardWrites();
+      return { errors };
+    },
+  );
 }

@@ -1,17 +1,7 @@
 // One-line descriptions of raft's messages, entries and Readys, so a script's expected output
 // reads as the conversation between the nodes.
-import {
-  ConfChange,
-  ConfChangeType,
-  Entry,
-  EntryType,
-  HardState,
-  Message,
-  MessageType,
-  Ready,
-  Snapshot,
-  StateType,
-} from "../../../src/raft/testing.js";
+import type { Entry, HardState, Message, Ready, Snapshot } from "../../../src/raft/testing.js";
+import { ConfChange, ConfChangeType, EntryType, MessageType, StateType } from "../../../src/raft/testing.js";
 
 export function describeEntry(e: Entry): string {
   if (e.entryType === EntryType.EntryConfChange) {
@@ -58,7 +48,10 @@ export function describeReady(rd: Ready, note: (m: Message) => string = () => ""
   if (rd.committedEntries.length > 0) out.push("CommittedEntries:", ...rd.committedEntries.map(describeEntry));
   if (rd.messages.length > 0) out.push("Messages:", ...rd.messages.map((m) => describeMessage(m) + note(m)));
   if (rd.readStates.length > 0) {
-    out.push("ReadStates:", ...rd.readStates.map((r) => `Index:${r.index} Context:${JSON.stringify(r.requestCtx.toString())}`));
+    out.push(
+      "ReadStates:",
+      ...rd.readStates.map((r) => `Index:${r.index} Context:${JSON.stringify(r.requestCtx.toString())}`),
+    );
   }
   return out;
 }

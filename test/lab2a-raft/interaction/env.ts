@@ -3,14 +3,13 @@
 // their nodes, `process-ready` persists, applies and sends what a node has ready, and
 // `stabilize` repeats both until the cluster is quiet. Every Ready, message and (at log-level
 // info) every line of the nodes' trace goes to the command's output.
+import type { Message, RaftConfig } from "../../../src/raft/testing.js";
 import {
   ConfChange,
   ConfChangeType,
   EntryType,
   MemoryStorage,
-  Message,
   InspectableRawNode as RawNode,
-  RaftConfig,
   SnapshotStatus,
 } from "../../../src/raft/testing.js";
 import type { CmdArg, TestCase } from "./datadriven.js";
@@ -242,7 +241,9 @@ export class InteractionEnv {
   private status(n: Node): void {
     const r = n.rn.raft;
     const st = n.rn.basicStatus();
-    this.write(`${stateName(st.softState.raftState)} Term:${st.hardState.term} Commit:${st.hardState.commit} Applied:${st.applied}`);
+    this.write(
+      `${stateName(st.softState.raftState)} Term:${st.hardState.term} Commit:${st.hardState.commit} Applied:${st.applied}`,
+    );
     if (n.rn.isLeader()) this.write("Progress:");
     for (const [id, pr] of n.rn.isLeader() ? [...r.prs].sort(([a], [b]) => (a < b ? -1 : 1)) : []) {
       let line = `${id}: ${pr.state} match=${pr.match} next=${pr.next}`;

@@ -1,6 +1,7 @@
 // Safety checks for the randomized simulation. Every violation throws SafetyViolation with the
 // rule and the evidence; the driver adds the seed.
-import { Entry, Raft, StateType } from "../../../src/raft/testing.js";
+import type { Entry, Raft } from "../../../src/raft/testing.js";
+import { StateType } from "../../../src/raft/testing.js";
 
 export class SafetyViolation extends Error {}
 
@@ -54,7 +55,9 @@ export class Checker {
     for (const [index, term] of this.committedTerm) {
       if (index < first) continue; // covered by the leader's snapshot (checked via prefixes)
       if (index > last) {
-        throw new SafetyViolation(`leader completeness: leader ${r.id} (term ${r.term}) lacks committed index ${index}`);
+        throw new SafetyViolation(
+          `leader completeness: leader ${r.id} (term ${r.term}) lacks committed index ${index}`,
+        );
       }
       const t = r.raftLog.termOrUndefined(index);
       if (t !== term) {
@@ -71,7 +74,9 @@ export class Checker {
     const prev = this.prefixByIndexTerm.get(key);
     if (prev === undefined) this.prefixByIndexTerm.set(key, prefix);
     else if (prev !== prefix) {
-      throw new SafetyViolation(`log matching: node ${who} has a different log prefix ending at index ${index} term ${term}`);
+      throw new SafetyViolation(
+        `log matching: node ${who} has a different log prefix ending at index ${index} term ${term}`,
+      );
     }
   }
 
@@ -95,7 +100,9 @@ export class Checker {
   checkSnapshotState(who: bigint, index: bigint, smDigest: string): void {
     const prev = this.appliedDigest.get(index);
     if (prev !== undefined && prev !== smDigest) {
-      throw new SafetyViolation(`state machine safety: node ${who} installed a snapshot at ${index} with a different state`);
+      throw new SafetyViolation(
+        `state machine safety: node ${who} installed a snapshot at ${index} with a different state`,
+      );
     }
   }
 }

@@ -1,19 +1,17 @@
 // A simulated cluster for the randomized Raft simulation: nodes with persisted MemoryStorage
 // and a state machine, and an unreliable network (drop, delay, reorder, duplicate, partition).
 // Crashes lose everything not persisted through a Ready. Safety is checked as things happen.
+import type { Entry, Ready, Snapshot } from "../../../src/raft/testing.js";
 import {
   ConfChange,
   ConfChangeType,
-  Entry,
   EntryType,
   ErrProposalDropped,
   MemoryStorage,
   Message,
   MessageType,
   InspectableRawNode as RawNode,
-  Ready,
   SnapshotStatus,
-  Snapshot,
   seededRandom,
 } from "../../../src/raft/testing.js";
 import { Checker, SafetyViolation, digest, entryKey } from "./checker.js";
@@ -136,7 +134,9 @@ export class SimCluster {
 
   restart(node: SimNode): void {
     if (node.destroyed || node.rn) return;
-    this.trace?.(`RESTART ${node.id} hs=${JSON.stringify(node.storage.initialState(), (_k, v) => (typeof v === "bigint" ? Number(v) : v))}`);
+    this.trace?.(
+      `RESTART ${node.id} hs=${JSON.stringify(node.storage.initialState(), (_k, v) => (typeof v === "bigint" ? Number(v) : v))}`,
+    );
     // A snapshot persisted but not yet applied before the crash is applied now.
     const s = node.storage;
     const unavailable = s.snapshotUnavailable;
@@ -225,7 +225,9 @@ export class SimCluster {
     const cut = this.groups !== undefined && this.groups.get(m.from) !== this.groups.get(m.to);
     const lost = !to?.alive || cut || (!inOrder && this.rand() < this.dropRate);
     if (m.msgType === MessageType.MsgSnapshot) this.reportSnapshot(m, lost);
-    this.trace?.(`${lost ? "LOST " : ""}${MessageType[m.msgType]} ${m.from}->${m.to} t${m.term} i${m.index} lt${m.logTerm} c${m.commit} n${m.entries.length}${m.reject ? " reject" : ""}${m.snapshot ? " snap@" + m.snapshot.metadata?.index : ""}`);
+    this.trace?.(
+      `${lost ? "LOST " : ""}${MessageType[m.msgType]} ${m.from}->${m.to} t${m.term} i${m.index} lt${m.logTerm} c${m.commit} n${m.entries.length}${m.reject ? " reject" : ""}${m.snapshot ? " snap@" + m.snapshot.metadata?.index : ""}`,
+    );
     if (lost || !to!.alive) return; // (reporting the snapshot may have destroyed it)
     to!.rn!.step(m);
     this.processReady(to!);
@@ -259,7 +261,10 @@ export class SimCluster {
       if (this.rand() < this.crashInReadyRate) return this.crash(node); // persisted, not sent
       for (const m of rd.messages) this.send(m);
       node.unadvanced.push(rd);
-      if (rd.softState || rd.hardState) this.trace?.(`  node ${node.id}: ${rd.softState ? "state " + rd.softState.raftState + " lead " + rd.softState.lead : ""} ${rd.hardState ? "hs t" + rd.hardState.term + " v" + rd.hardState.vote + " c" + rd.hardState.commit : ""} members ${rn.raft.nodes()}`);
+      if (rd.softState || rd.hardState)
+        this.trace?.(
+          `  node ${node.id}: ${rd.softState ? "state " + rd.softState.raftState + " lead " + rd.softState.lead : ""} ${rd.hardState ? "hs t" + rd.hardState.term + " v" + rd.hardState.vote + " c" + rd.hardState.commit : ""} members ${rn.raft.nodes()}`,
+        );
       this.checker.observeLeader(rn.raft);
       if (this.rand() >= this.deferApplyRate) this.applyAndAdvance(node);
     }
@@ -286,7 +291,9 @@ export class SimCluster {
     const first = ents[0]!.index;
     const keep = Number(first - node.chainStart);
     if (keep < 1 || keep > node.chain.length) {
-      throw new SafetyViolation(`node ${node.id} appended at ${first} outside its log [${node.chainStart}, +${node.chain.length})`);
+      throw new SafetyViolation(
+        `node ${node.id} appended at ${first} outside its log [${node.chainStart}, +${node.chain.length})`,
+      );
     }
     node.chain.length = keep;
     for (const e of ents) {
@@ -351,7 +358,9 @@ export class SimCluster {
       if (lowerBound === undefined) continue; // issued before a crash
       node.pendingReads.delete(ctx);
       if (rs.index < lowerBound) {
-        throw new SafetyViolation(`read index ${rs.index} for ${ctx} on ${node.id} is below ${lowerBound}, applied before it was issued`);
+        throw new SafetyViolation(
+          `read index ${rs.index} for ${ctx} on ${node.id} is below ${lowerBound}, applied before it was issued`,
+        );
       }
     }
   }

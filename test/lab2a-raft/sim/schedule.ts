@@ -1,7 +1,8 @@
 // One randomized schedule of the Raft simulation (driven by simulation.test.ts; importable by a
 // debugging script to replay a seed with extra logging).
 import { ConfChangeType, StateType, seededRandom } from "../../../src/raft/testing.js";
-import { SimCluster, SimNode, SimOptions } from "./cluster.js";
+import type { SimNode, SimOptions } from "./cluster.js";
+import { SimCluster } from "./cluster.js";
 
 const HEAL_ROUNDS = 300;
 
@@ -91,9 +92,13 @@ function healAndCheckProgress(c: SimCluster): void {
     }
   }
   const states = [...c.nodes.values()].map((n) =>
-    n.destroyed ? `${n.id}:destroyed` : `${n.id}:${n.rn ? StateType[n.rn.raft.state] : "down"}@${n.rn?.raft.term}/applied ${n.appliedIndex}/members ${n.rn?.raft.nodes()}`,
+    n.destroyed
+      ? `${n.id}:destroyed`
+      : `${n.id}:${n.rn ? StateType[n.rn.raft.state] : "down"}@${n.rn?.raft.term}/applied ${n.appliedIndex}/members ${n.rn?.raft.nodes()}`,
   );
-  throw new Error(`liveness: no proposal applied by all members ${c.members()} within ${HEAL_ROUNDS} rounds after healing [${states.join(", ")}]`);
+  throw new Error(
+    `liveness: no proposal applied by all members ${c.members()} within ${HEAL_ROUNDS} rounds after healing [${states.join(", ")}]`,
+  );
 }
 
 export function runSchedule(seed: number, trace?: (line: string) => void): void {
@@ -119,4 +124,3 @@ export function runSchedule(seed: number, trace?: (line: string) => void): void 
   randomSchedule(c, 1000 + Math.floor(rand() * 2000));
   healAndCheckProgress(c);
 }
-

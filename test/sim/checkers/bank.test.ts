@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { mulberry32 } from "../../../src/util/random.js";
-import { checkBank, type BankHistory, type BankRead } from "./bank.js";
+import type { BankHistory, BankRead } from "./bank.js";
+import { checkBank } from "./bank.js";
 
 const accounts = ["a", "b", "c"];
 const bank = (reads: BankRead[], final: BankRead, extra: Partial<BankHistory> = {}): BankHistory => ({
@@ -14,7 +15,9 @@ const read = (a: number, b: number, c: number, at?: number): BankRead => ({ bala
 
 describe("bank invariant", () => {
   it("passes when every read sums to the total", () => {
-    const result = checkBank(bank([read(100, 100, 100, 1), read(50, 150, 100, 2), read(0, 150, 150, 3)], read(10, 140, 150)));
+    const result = checkBank(
+      bank([read(100, 100, 100, 1), read(50, 150, 100, 2), read(0, 150, 150, 3)], read(10, 140, 150)),
+    );
     expect(result).toMatchObject({ ok: true, readsChecked: 4 });
   });
 

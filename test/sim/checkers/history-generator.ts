@@ -4,8 +4,10 @@
 // and the outputs come from running a sequential register model in linearization-point order.
 // Written values are unique per history (unless asked otherwise), which is what makes the
 // mutations provably illegal.
-import { mulberry32, type Rng } from "../../../src/util/random.js";
-import { writtenValue, type OperationKind, type RegisterOperation, type Value } from "./history.js";
+import type { Rng } from "../../../src/util/random.js";
+import { mulberry32 } from "../../../src/util/random.js";
+import type { OperationKind, RegisterOperation, Value } from "./history.js";
+import { writtenValue } from "./history.js";
 
 export interface GeneratorOptions {
   seed: number;
@@ -80,7 +82,9 @@ function runModel(planned: Planned[], rng: Rng, repeatedValues: number | undefin
     const list = writtenSoFar.get(key);
     return list && list.length > 0 && rng() < 0.7 ? pick(rng, list) : null;
   };
-  const inOrder = planned.filter((p) => p.point !== undefined).sort((a, b) => (a.point as number) - (b.point as number));
+  const inOrder = planned
+    .filter((p) => p.point !== undefined)
+    .sort((a, b) => (a.point as number) - (b.point as number));
   for (const { op } of inOrder) {
     const current = state.get(op.key) ?? null;
     switch (op.kind) {
@@ -137,18 +141,25 @@ function staleRead(history: RegisterOperation[], rng: Rng): Mutation | undefined
   if (candidates.length === 0) return undefined;
   const [get, old] = pick(rng, candidates);
   const mutated = history.map((op) => (op === get ? { ...op, value: old.value } : op));
-  return { history: mutated, description: `stale read: get ${get.key} [${get.call}, ${get.return}] now returns ${old.value}` };
+  return {
+    history: mutated,
+    description: `stale read: get ${get.key} [${get.call}, ${get.return}] now returns ${old.value}`,
+  };
 }
 
 /** A lost update: two swapped cas on one key both start from the same written value. */
 function lostUpdate(history: RegisterOperation[], rng: Rng): Mutation | undefined {
   const swaps = history.filter((op) => op.kind === "cas" && op.outcome === "ok" && op.swapped && op.expected !== null);
   const pairs: Array<[RegisterOperation, RegisterOperation]> = [];
-  for (const a of swaps) for (const b of swaps) if (a !== b && a.key === b.key && a.expected !== b.expected) pairs.push([a, b]);
+  for (const a of swaps)
+    for (const b of swaps) if (a !== b && a.key === b.key && a.expected !== b.expected) pairs.push([a, b]);
   if (pairs.length === 0) return undefined;
   const [a, b] = pick(rng, pairs);
   const mutated = history.map((op) => (op === b ? { ...op, expected: a.expected } : op));
-  return { history: mutated, description: `lost update: cas ${b.key} [${b.call}, ${b.return}] now also swaps from ${a.expected}` };
+  return {
+    history: mutated,
+    description: `lost update: cas ${b.key} [${b.call}, ${b.return}] now also swaps from ${a.expected}`,
+  };
 }
 
 /** A read from the future: a get returns the value of a put called after the get returned. */
@@ -166,7 +177,10 @@ function futureRead(history: RegisterOperation[], rng: Rng): Mutation | undefine
   if (pairs.length === 0) return undefined;
   const [get, put] = pick(rng, pairs);
   const mutated = history.map((op) => (op === get ? { ...op, value: writtenValue(put) } : op));
-  return { history: mutated, description: `future read: get ${get.key} [${get.call}, ${get.return}] now returns ${put.value}` };
+  return {
+    history: mutated,
+    description: `future read: get ${get.key} [${get.call}, ${get.return}] now returns ${put.value}`,
+  };
 }
 
 /**

@@ -75,7 +75,8 @@ export function validateHistory(history: readonly RegisterOperation[]): void {
       if ((op.return as number) < op.call) fail("returns before it is called");
     }
     if (op.kind === "put" && !(typeof op.value === "string")) fail("put needs a string value");
-    if (op.kind === "get" && op.outcome === "ok" && !isValue(op.value)) fail("an ok get needs the value read (null = absent)");
+    if (op.kind === "get" && op.outcome === "ok" && !isValue(op.value))
+      fail("an ok get needs the value read (null = absent)");
     if (op.kind === "cas") {
       if (!isValue(op.value) || !isValue(op.expected)) fail("cas needs value and expected (string or null)");
       if (op.outcome === "ok" && typeof op.swapped !== "boolean") fail("an ok cas needs swapped: boolean");

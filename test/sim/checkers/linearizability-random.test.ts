@@ -3,14 +3,16 @@
 // SEED=n replays one seed, SEEDS=n runs more (from SEED_START, default 1).
 import { describe, expect, it } from "vitest";
 import { describeHistory } from "./history.js";
-import { breakHistory, generateLinearizableHistory, type GeneratorOptions } from "./history-generator.js";
+import type { GeneratorOptions } from "./history-generator.js";
+import { breakHistory, generateLinearizableHistory } from "./history-generator.js";
 import { checkLinearizable } from "./linearizability.js";
 
 const ONE_SEED = process.env.SEED;
 const SEEDS = Number(process.env.SEEDS ?? 150);
 const SEED_START = Number(process.env.SEED_START ?? 1);
 const seeds = ONE_SEED !== undefined ? [Number(ONE_SEED)] : Array.from({ length: SEEDS }, (_, i) => SEED_START + i);
-const replay = (seed: number): string => `seed ${seed} — replay: SEED=${seed} npx vitest run test/sim/checkers/linearizability-random.test.ts`;
+const replay = (seed: number): string =>
+  `seed ${seed} — replay: SEED=${seed} npx vitest run test/sim/checkers/linearizability-random.test.ts`;
 
 function optionsFor(seed: number): GeneratorOptions {
   // Vary the shape with the seed: few keys (much contention) to many, some with many unknowns.
@@ -53,7 +55,9 @@ describe(`random histories, seeds ${seeds[0]}..${seeds[seeds.length - 1]}`, () =
       mutated++;
       const result = checkLinearizable(mutation.history);
       if (result.verdict !== "illegal") {
-        expect.fail(`${replay(seed)}: ${mutation.description} not caught (${result.verdict})\n${describeHistory(mutation.history)}`);
+        expect.fail(
+          `${replay(seed)}: ${mutation.description} not caught (${result.verdict})\n${describeHistory(mutation.history)}`,
+        );
       }
       for (const f of result.failures) {
         if (checkLinearizable(f.operations).verdict !== "illegal") {

@@ -1,8 +1,10 @@
 // Hand-written register histories with a known answer, including the classic anomalies and the
 // two register examples from porcupine's own tests (initial value "0").
 import { describe, expect, it } from "vitest";
-import { HistoryError, type RegisterOperation } from "./history.js";
-import { checkLinearizable, type LinearizabilityResult } from "./linearizability.js";
+import type { RegisterOperation } from "./history.js";
+import { HistoryError } from "./history.js";
+import type { LinearizabilityResult } from "./linearizability.js";
+import { checkLinearizable } from "./linearizability.js";
 import { cas, del, failed, get, put } from "./ops.js";
 
 const zero = new Map([["x", "0"]]);
@@ -191,7 +193,15 @@ describe("budget and input validation", () => {
   });
 
   it("rejects malformed operations with the operation's index", () => {
-    const bad = { client: 0, kind: "put", key: "x", value: "a", call: 5, return: 2, outcome: "ok" } as RegisterOperation;
+    const bad = {
+      client: 0,
+      kind: "put",
+      key: "x",
+      value: "a",
+      call: 5,
+      return: 2,
+      outcome: "ok",
+    } as RegisterOperation;
     expect(() => checkLinearizable([put(0, "x", "a", 0, 1), bad])).toThrow(HistoryError);
     expect(() => checkLinearizable([put(0, "x", "a", 0, 1), bad])).toThrow(/#1 .*returns before it is called/);
     const noValue = { client: 0, kind: "get", key: "x", call: 0, return: 1, outcome: "ok" } as RegisterOperation;

@@ -1,7 +1,8 @@
 // Linearizability of per-key registers. Keys are independent objects, so the history is
 // linearizable iff each key's sub-history is (P-compositionality): each key is searched on its
 // own, which keeps every search small. See wgl.ts for the search and README.md for the format.
-import { describeHistory, validateHistory, type RegisterOperation, type Value } from "./history.js";
+import type { RegisterOperation, Value } from "./history.js";
+import { describeHistory, validateHistory } from "./history.js";
 import { shrinkFailure } from "./shrink.js";
 import { relevantOperations, searchRegister } from "./wgl.js";
 

@@ -6,7 +6,8 @@
 // with an unknown outcome may have applied arbitrarily late, so it can always come after w.)
 // The final value must also have been written at all (or be the key's initial value); a value
 // written only by ops reported "failed" means a failure report lied.
-import { describeOperation, mayWrite, validateHistory, writtenValue, type RegisterOperation, type Value } from "./history.js";
+import type { RegisterOperation, Value } from "./history.js";
+import { describeOperation, mayWrite, validateHistory, writtenValue } from "./history.js";
 
 export type LostWriteKind = "lost" | "phantom" | "missing-final-read";
 
@@ -56,7 +57,11 @@ export function checkNoLostWrites(
     acknowledgedWrites += acknowledged.length;
     if (!finalRead.has(key)) {
       if (effective.length > 0) {
-        violations.push({ kind: "missing-final-read", key, message: `key ${show(key)} was written but has no final read` });
+        violations.push({
+          kind: "missing-final-read",
+          key,
+          message: `key ${show(key)} was written but has no final read`,
+        });
       }
       continue;
     }

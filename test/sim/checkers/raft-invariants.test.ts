@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { checkRaftLog, RaftInvariantChecker, type RaftEvent } from "./raft-invariants.js";
+import type { RaftEvent } from "./raft-invariants.js";
+import { checkRaftLog, RaftInvariantChecker } from "./raft-invariants.js";
 
-const leader = (region: number, term: number, store: number, at?: number): RaftEvent => ({ type: "leader", region, term, store, at });
+const leader = (region: number, term: number, store: number, at?: number): RaftEvent => ({
+  type: "leader",
+  region,
+  term,
+  store,
+  at,
+});
 const apply = (region: number, index: number, term: number, store: number, data: string): RaftEvent => ({
   type: "apply",
   region,
@@ -48,7 +55,9 @@ describe("raft invariants", () => {
     expect(checker.observe(apply(1, 6, 5, 1, "put a"))).toBeUndefined();
     const violation = checker.observe(apply(1, 6, 5, 2, "put z"));
     expect(violation).toMatchObject({ kind: "divergent-apply", region: 1, index: 6 });
-    expect(violation?.message).toBe('region 1 index 6 applied differently: store 1 applied term 5 "put a", store 2 applied term 5 "put z"');
+    expect(violation?.message).toBe(
+      'region 1 index 6 applied differently: store 1 applied term 5 "put a", store 2 applied term 5 "put z"',
+    );
     // Same data under another term is a different entry too.
     expect(checker.observe(apply(1, 6, 4, 3, "put a"))?.kind).toBe("divergent-apply");
   });

@@ -7,7 +7,8 @@
 // value still observed by the piece (a read, or the expected value of a swapped cas) is still
 // written by some op of the piece, or is the key's initial value and no op of the original writes
 // it. Every op of the piece is a real op of the history, unchanged.
-import { mayWrite, observedValue, writtenValue, type RegisterOperation, type Value } from "./history.js";
+import type { RegisterOperation, Value } from "./history.js";
+import { mayWrite, observedValue, writtenValue } from "./history.js";
 import { searchRegister } from "./wgl.js";
 
 export interface ShrinkResult {

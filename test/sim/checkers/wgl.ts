@@ -8,7 +8,8 @@
 // place them anywhere after their call, including after every acknowledged op, which is the same
 // as "never took effect" since nothing observes the register after that. Their result is not
 // checked. So the search succeeds as soon as every "ok" op is linearized.
-import { mayWrite, observedValue, writtenValue, type RegisterOperation, type Value } from "./history.js";
+import type { RegisterOperation, Value } from "./history.js";
+import { mayWrite, observedValue, writtenValue } from "./history.js";
 
 export type SearchVerdict = "ok" | "illegal" | "unknown";
 
@@ -89,7 +90,9 @@ export function tightenUnknownWrites(ops: readonly RegisterOperation[], initial:
       // An observer that returned before w was sent makes the history illegal anyway; the
       // search finds that with w left as it is.
       const alone = writers.get(v) === 1 && v !== initial && by >= op.call;
-      tightened.push(alone ? { ...op, outcome: "ok", return: by, ...(op.kind === "cas" ? { swapped: true } : {}) } : op);
+      tightened.push(
+        alone ? { ...op, outcome: "ok", return: by, ...(op.kind === "cas" ? { swapped: true } : {}) } : op,
+      );
     } else if (expectedByCas.has(v) || someCasFailedToSwap) {
       tightened.push(op);
     }

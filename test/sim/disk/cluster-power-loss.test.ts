@@ -36,7 +36,10 @@ class Workload {
       try {
         await this.cluster.put(key, value);
       } catch (err) {
-        this.failure ??= new Error(`${this.context}: writer ${w}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        this.failure ??= new Error(
+          `${this.context}: writer ${w}: ${err instanceof Error ? err.message : String(err)}`,
+          { cause: err },
+        );
         return;
       }
       this.acked.set(key, value);
@@ -98,7 +101,10 @@ describe("simulated disk under a cluster: power loss", () => {
     await expectAllAcked(cluster, work.acked, context);
     for (const id of cluster.storeIds) {
       const last = [...work.acked.keys()].at(-1)!;
-      await waitFor(async () => (await cluster!.engineGet(id, last)) !== undefined, { timeoutMs: 10_000, message: `${context}: store ${id} never caught up to ${last}` });
+      await waitFor(async () => (await cluster!.engineGet(id, last)) !== undefined, {
+        timeoutMs: 10_000,
+        message: `${context}: store ${id} never caught up to ${last}`,
+      });
     }
   });
 
@@ -115,7 +121,8 @@ describe("simulated disk under a cluster: power loss", () => {
       await work.ackMore(40, context);
       acked = new Map(work.acked);
       const reports = [];
-      for (const id of cluster.storeIds) reports.push(...(await cluster.powerLoss(id, rng)).map((r) => ({ store: Number(id), ...r })));
+      for (const id of cluster.storeIds)
+        reports.push(...(await cluster.powerLoss(id, rng)).map((r) => ({ store: Number(id), ...r })));
       const lostSomething = reports.some((r) => r.lost > 0);
       for (const id of cluster.storeIds) await cluster.startStore(id);
       await work.ackMore(10, `${context}, after the outage (${lostSomething ? "some" : "no"} unsynced writes lost)`);
@@ -137,7 +144,10 @@ describe("simulated disk under a cluster: power loss", () => {
       await work.ackMore(20, context);
       const victim = cluster.leaderOf(1n) ?? 1n;
       cluster.simDisk(victim)!.faults.failSync = (file) => file === "raft";
-      await waitFor(() => cluster!.slots.get(victim)!.store?.stopped, { timeoutMs: 10_000, message: `${context}: store ${victim} kept running on a disk whose fsync fails` });
+      await waitFor(() => cluster!.slots.get(victim)!.store?.stopped, {
+        timeoutMs: 10_000,
+        message: `${context}: store ${victim} kept running on a disk whose fsync fails`,
+      });
       // The process would exit here; the harness takes the stopped store off the network.
       await cluster.stopStore(victim);
       await work.ackMore(20, `${context}, store ${victim} stopped`);
@@ -150,7 +160,10 @@ describe("simulated disk under a cluster: power loss", () => {
     await expectAllAcked(cluster, work.acked, context);
     const last = [...work.acked.keys()].at(-1)!;
     for (const id of cluster.storeIds) {
-      await waitFor(async () => (await cluster!.engineGet(id, last)) !== undefined, { timeoutMs: 10_000, message: `${context}: store ${id} never caught up to ${last}` });
+      await waitFor(async () => (await cluster!.engineGet(id, last)) !== undefined, {
+        timeoutMs: 10_000,
+        message: `${context}: store ${id} never caught up to ${last}`,
+      });
     }
   });
 });

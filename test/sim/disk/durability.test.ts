@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { CF_DEFAULT, SimDisk, type Engine } from "../../../src/kv/engine/index.js";
+import type { Engine } from "../../../src/kv/engine/index.js";
+import { CF_DEFAULT, SimDisk } from "../../../src/kv/engine/index.js";
 import { seededRng, testSeed } from "../../harness/rng.js";
 import type { Rng } from "../../../src/util/random.js";
 
@@ -78,13 +79,18 @@ async function runSeed(seed: number): Promise<{ lostBatches: number; keptUnsynce
       states.push(applyBatch(states[states.length - 1]!, batch));
       if (batch.sync) lastSynced = i + 1;
     }
-    expect(show(await readAll(engine)), `seed ${seed} round ${round}: reads see every write`).toBe(show(states[count]!));
+    expect(show(await readAll(engine)), `seed ${seed} round ${round}: reads see every write`).toBe(
+      show(states[count]!),
+    );
     const powerLoss = rng() < 0.7;
     if (powerLoss) trace.push(JSON.stringify(await disk.powerLoss(rng)));
     else await disk.crash();
     engine = await disk.open("kv");
     const after = show(await readAll(engine));
-    const survivors = states.map(show).map((s, i) => (s === after ? i : -1)).filter((i) => i >= 0);
+    const survivors = states
+      .map(show)
+      .map((s, i) => (s === after ? i : -1))
+      .filter((i) => i >= 0);
     const context = `seed ${seed} round ${round} (${powerLoss ? "power loss" : "crash"}, ${count} batches, last synced #${lastSynced}): state ${after}`;
     // Several prefixes can give the same state; the longest such is as good as any.
     const kept = survivors.length === 0 ? -1 : survivors[survivors.length - 1]!;
@@ -119,7 +125,9 @@ describe("simulated disk: durability model", () => {
     // The model is exercised both ways over the seeds (else this test would prove nothing).
     if (SEEDS > 1) {
       expect(lost, `seeds ${base}..${base + SEEDS - 1}: no power loss lost anything`).toBeGreaterThan(0);
-      expect(keptUnsynced, `seeds ${base}..${base + SEEDS - 1}: no power loss kept an unsynced write`).toBeGreaterThan(0);
+      expect(keptUnsynced, `seeds ${base}..${base + SEEDS - 1}: no power loss kept an unsynced write`).toBeGreaterThan(
+        0,
+      );
     }
   });
 
@@ -139,7 +147,15 @@ describe("simulated disk: durability model", () => {
     expect(disk.unsyncedBatches("kv")).toBe(2);
     expect(await disk.powerLoss(() => 0.999)).toEqual([{ file: "kv", unsynced: 2, kept: 2, lost: 0 }]);
     engine = await disk.open("kv");
-    expect(show(await readAll(engine))).toBe(show(new Map([["a", "1"], ["b", "2"], ["c", "3"]])));
+    expect(show(await readAll(engine))).toBe(
+      show(
+        new Map([
+          ["a", "1"],
+          ["b", "2"],
+          ["c", "3"],
+        ]),
+      ),
+    );
     // What survived a restart is durable: recovery syncs it.
     expect(disk.unsyncedBatches("kv")).toBe(0);
     await write(engine, { sync: false, ops: [{ key: "a", value: "lost" }] });
@@ -186,7 +202,13 @@ describe("simulated disk: durability model", () => {
     const engine = await disk.open("kv");
     await write(engine, { sync: false, ops: [{ key: "a", value: "old" }] });
     const snap = engine.snapshot();
-    await write(engine, { sync: true, ops: [{ key: "a", value: "new" }, { key: "b", value: "new" }] });
+    await write(engine, {
+      sync: true,
+      ops: [
+        { key: "a", value: "new" },
+        { key: "b", value: "new" },
+      ],
+    });
     expect((await snap.get(CF_DEFAULT, b("a")))?.toString()).toBe("old");
     expect(await snap.get(CF_DEFAULT, b("b"))).toBeUndefined();
     await snap.close();

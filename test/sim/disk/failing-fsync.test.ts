@@ -17,7 +17,12 @@ describe("a store whose fsyncs fail", () => {
 
   it("stops serving, the others serve on, and after a restart it catches up with no acknowledged write lost", async () => {
     const fatal: Array<{ id: bigint; err: unknown }> = [];
-    const c = (cluster = new TestCluster({ stores: 3, disk: "sim", seed: 1, onStoreFatal: (id, err) => fatal.push({ id, err }) }));
+    const c = (cluster = new TestCluster({
+      stores: 3,
+      disk: "sim",
+      seed: 1,
+      onStoreFatal: (id, err) => fatal.push({ id, err }),
+    }));
     await c.start();
     await c.put("before", "1");
     const leader = await waitFor(() => c.leaderOf(1n), { timeoutMs: 10_000, message: "region 1 elects a leader" });
@@ -29,7 +34,10 @@ describe("a store whose fsyncs fail", () => {
     await waitFor(() => failed.stopped, { timeoutMs: 10_000, message: `store ${leader} stops after its fsync failed` });
     expect(disk.filesWithFailedSync().length, "a sync was attempted and failed").toBeGreaterThan(0);
     // Whoever runs the store hears of it (tinykv-server exits), not only the store's own log.
-    await waitFor(() => fatal.length > 0, { timeoutMs: 10_000, message: `store ${leader}'s runner is told it stopped on a disk error` });
+    await waitFor(() => fatal.length > 0, {
+      timeoutMs: 10_000,
+      message: `store ${leader}'s runner is told it stopped on a disk error`,
+    });
     expect(fatal.map((f) => f.id)).toEqual([leader]);
     expect(String(fatal[0]!.err)).toMatch(/sync/i);
     const outcome = await failed.read({ regionId: 1n, peer: failed.peerMeta(1n), regionEpoch: undefined, term: 0n });
@@ -39,7 +47,11 @@ describe("a store whose fsyncs fail", () => {
     await c.stopStore(leader);
     await c.startStore(leader);
     await c.put("after", "3");
-    for (const [key, value] of [["before", "1"], ["during", "2"], ["after", "3"]] as const) {
+    for (const [key, value] of [
+      ["before", "1"],
+      ["during", "2"],
+      ["after", "3"],
+    ] as const) {
       expect((await c.get(key))?.toString(), `cluster read of ${key}`).toBe(value);
       await waitFor(async () => (await c.engineGet(leader, key))?.toString() === value, {
         timeoutMs: 10_000,

@@ -43,7 +43,9 @@ describe("simulated disk: faults", () => {
     expect(await engine.get(CF_DEFAULT, b("b"))).toBeUndefined();
     // As LevelDB after a failed log sync: even an unsynced write is refused now.
     disk.faults.failSync = undefined;
-    await expect(engine.newBatch().put(CF_DEFAULT, b("c"), b("3")).write(false)).rejects.toThrow(/refused after an earlier fsync failure/);
+    await expect(engine.newBatch().put(CF_DEFAULT, b("c"), b("3")).write(false)).rejects.toThrow(
+      /refused after an earlier fsync failure/,
+    );
     expect((await engine.get(CF_DEFAULT, b("a")))?.toString()).toBe("1");
     await engine.close();
 
@@ -77,8 +79,16 @@ describe("simulated disk: faults", () => {
       return w.sync ? 10 : 1;
     };
     const landed: string[] = [];
-    const first = engine.newBatch().put(CF_DEFAULT, b("k"), b("first")).write(true).then(() => landed.push("first"));
-    const second = engine.newBatch().put(CF_DEFAULT, b("k"), b("second")).write(false).then(() => landed.push("second"));
+    const first = engine
+      .newBatch()
+      .put(CF_DEFAULT, b("k"), b("first"))
+      .write(true)
+      .then(() => landed.push("first"));
+    const second = engine
+      .newBatch()
+      .put(CF_DEFAULT, b("k"), b("second"))
+      .write(false)
+      .then(() => landed.push("second"));
     await clock.advance(5);
     expect(landed).toEqual([]);
     expect(await engine.get(CF_DEFAULT, b("k"))).toBeUndefined();
@@ -88,10 +98,20 @@ describe("simulated disk: faults", () => {
     await clock.advance(1);
     await second;
     expect(landed).toEqual(["first", "second"]);
-    expect(seen).toEqual([{ sync: true, ops: 1 }, { sync: false, ops: 1 }]);
+    expect(seen).toEqual([
+      { sync: true, ops: 1 },
+      { sync: false, ops: 1 },
+    ]);
     expect((await engine.get(CF_DEFAULT, b("k")))?.toString()).toBe("second");
 
-    const inFlight = engine.newBatch().put(CF_DEFAULT, b("k"), b("in flight")).write(true).then(() => undefined, (err: unknown) => err);
+    const inFlight = engine
+      .newBatch()
+      .put(CF_DEFAULT, b("k"), b("in flight"))
+      .write(true)
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      );
     await settle();
     expect(clock.pending).toBe(1);
     await disk.crash();

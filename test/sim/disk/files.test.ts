@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { FilesCrashedError, SimDisk, SimFileError, SyncFailedError, type FileLayer } from "../../../src/kv/engine/index.js";
+import type { FileLayer } from "../../../src/kv/engine/index.js";
+import { FilesCrashedError, SimDisk, SimFileError, SyncFailedError } from "../../../src/kv/engine/index.js";
 import { seededRng, testSeed } from "../../harness/rng.js";
 
 /**
@@ -62,12 +63,18 @@ describe("simulated disk: files", () => {
       const report = await disk.powerLoss(rng);
       const after = disk.files.mount();
       const content = await readAll(after, "snap/f");
-      expect(content.startsWith("durable"), `seed ${seed}: fsynced bytes survive (got ${JSON.stringify(content)})`).toBe(true);
+      expect(
+        content.startsWith("durable"),
+        `seed ${seed}: fsynced bytes survive (got ${JSON.stringify(content)})`,
+      ).toBe(true);
       expect("durable-torn".startsWith(content), `seed ${seed}: what survives is a prefix`).toBe(true);
       seenKept.add(content.length);
       const entries = report.find((r) => r.file.endsWith("directory entries"));
       expect(entries?.unsynced, `seed ${seed}: one name was never synced`).toBe(1);
-      expect(after.stat("snap/unsynced-name") !== undefined, `seed ${seed}: the unsynced name survives iff the report says so`).toBe(entries!.kept === 1);
+      expect(
+        after.stat("snap/unsynced-name") !== undefined,
+        `seed ${seed}: the unsynced name survives iff the report says so`,
+      ).toBe(entries!.kept === 1);
     }
     expect(seenKept.size, `seed ${seed}: power losses tear the unsynced tail at different places`).toBeGreaterThan(1);
   });
@@ -89,7 +96,10 @@ describe("simulated disk: files", () => {
       if (after.stat("snap/old")) undone.remove++;
       expect(after.list("snap").length, "the file is under one name or the other").toBe(after.stat("snap/old") ? 2 : 1);
     }
-    expect(undone, "a power loss keeping none of the journal undoes both; one keeping all, neither").toEqual({ rename: 1, remove: 1 });
+    expect(undone, "a power loss keeping none of the journal undoes both; one keeping all, neither").toEqual({
+      rename: 1,
+      remove: 1,
+    });
 
     const disk = new SimDisk();
     const files = disk.files.mount();

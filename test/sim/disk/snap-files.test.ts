@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { RAW_CF_DEFAULT, SimDisk } from "../../../src/kv/engine/index.js";
-import { SnapManager, type SnapKey } from "../../../src/kv/raftstore/index.js";
+import type { SnapKey } from "../../../src/kv/raftstore/index.js";
+import { SnapManager } from "../../../src/kv/raftstore/index.js";
 import type { Region } from "../../../src/proto/metapb.js";
 
 /**
@@ -8,7 +9,13 @@ import type { Region } from "../../../src/proto/metapb.js";
  * through generation, sending, receiving and installing, and what a power loss leaves behind.
  */
 
-const region: Region = { id: 7n, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), regionEpoch: { confVer: 1n, version: 1n }, peers: [] };
+const region: Region = {
+  id: 7n,
+  startKey: Buffer.alloc(0),
+  endKey: Buffer.alloc(0),
+  regionEpoch: { confVer: 1n, version: 1n },
+  peers: [],
+};
 const key: SnapKey = { regionId: 7n, term: 3n, index: 42n };
 
 async function sourceDisk(): Promise<{ disk: SimDisk; snaps: SnapManager; size: number; checksum: number }> {
@@ -50,7 +57,9 @@ describe("snapshot files on the simulated disk", () => {
     const after = new SnapManager("snap", disk.files.mount());
     const receiver = new SimDisk({ name: "receiver" });
     const rsnaps = new SnapManager("snap", receiver.files.mount());
-    await expect(rsnaps.receive(key, after.readGenerated(key), { size, checksum }, () => true)).rejects.toThrow(/truncated data file|received \d+ bytes, the sender declared/);
+    await expect(rsnaps.receive(key, after.readGenerated(key), { size, checksum }, () => true)).rejects.toThrow(
+      /truncated data file|received \d+ bytes, the sender declared/,
+    );
     expect(receiver.files.paths(), "the refused temp file is gone").toEqual([]);
 
     // A received file, then a crash: the next store start deletes it (it was never installed).
@@ -74,7 +83,9 @@ describe("snapshot files on the simulated disk", () => {
         yield chunk.subarray(100);
       }
     }
-    await expect(rsnaps.receive(key, crashMidway(), { size, checksum }, () => true)).rejects.toThrow(/the process crashed/);
+    await expect(rsnaps.receive(key, crashMidway(), { size, checksum }, () => true)).rejects.toThrow(
+      /the process crashed/,
+    );
     expect(receiver.files.paths(), "the dead process left its temp file").toEqual(["snap/rev_7_3_42.snap.1.tmp"]);
     new SnapManager("snap", receiver.files.mount()).removeAllReceived();
     expect(receiver.files.paths(), "the next start deletes it").toEqual([]);

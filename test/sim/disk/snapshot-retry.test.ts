@@ -54,7 +54,10 @@ describe("snapshot generation on a failing disk", () => {
       const attemptsWhileFailing = attempts;
       failing = false;
       if (attemptsWhileFailing === 0) failures.push("no snapshot was attempted: store 3 did not need one");
-      if (attemptsWhileFailing > MAX_ATTEMPTS) failures.push(`${attemptsWhileFailing} snapshot attempts in ${FAULT_MS} simulated ms on a failing disk (at most ${MAX_ATTEMPTS} expected)`);
+      if (attemptsWhileFailing > MAX_ATTEMPTS)
+        failures.push(
+          `${attemptsWhileFailing} snapshot attempts in ${FAULT_MS} simulated ms on a failing disk (at most ${MAX_ATTEMPTS} expected)`,
+        );
       const deadline = runtime.elapsedMs + 15_000;
       while ((await cluster.engineGet(3n, "k3"))?.toString() !== "v39") {
         if (runtime.elapsedMs > deadline) {

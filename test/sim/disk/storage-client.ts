@@ -17,7 +17,10 @@ import type { SimRuntime } from "../runner/sim-runtime.js";
 const ATTEMPT_TIMEOUT_MS = 1_000;
 const BACKOFF_MS = { first: 10, max: 200 };
 
-type AttemptResult<T> = { kind: "ok"; value: T } | { kind: "retry"; reason: string } | { kind: "unknown"; reason: string };
+type AttemptResult<T> =
+  | { kind: "ok"; value: T }
+  | { kind: "retry"; reason: string }
+  | { kind: "unknown"; reason: string };
 
 const TIMED_OUT = Symbol("timed out");
 
@@ -33,7 +36,9 @@ export class SimClient {
     const op: RegisterOperation = { client, kind: "put", key, value, call: this.runtime.elapsedMs, outcome: "failed" };
     this.history.push(op);
     const k = Buffer.from(key);
-    const result = await this.onLeader(k, deadlineMs, (s, ctx) => rawKeyspace(s).write(ctx, [{ kind: "put", cf: CF_DEFAULT, key: k, value: Buffer.from(value) }]));
+    const result = await this.onLeader(k, deadlineMs, (s, ctx) =>
+      rawKeyspace(s).write(ctx, [{ kind: "put", cf: CF_DEFAULT, key: k, value: Buffer.from(value) }]),
+    );
     if (result.kind === "ok") {
       op.outcome = "ok";
       op.return = this.runtime.elapsedMs;
@@ -75,11 +80,19 @@ export class SimClient {
     while (this.runtime.elapsedMs < deadline) {
       const region = this.cluster.regionFor(key);
       if (region) {
-        const storeId = hint ?? this.cluster.leaderOf(region.id) ?? region.peers[Math.floor(this.runtime.random() * region.peers.length)]!.storeId;
+        const storeId =
+          hint ??
+          this.cluster.leaderOf(region.id) ??
+          region.peers[Math.floor(this.runtime.random() * region.peers.length)]!.storeId;
         hint = undefined;
         const store = this.cluster.store(storeId);
         if (store) {
-          const ctx: Context = { regionId: region.id, regionEpoch: region.regionEpoch, peer: store.peerMeta(region.id), term: 0n };
+          const ctx: Context = {
+            regionId: region.id,
+            regionEpoch: region.regionEpoch,
+            peer: store.peerMeta(region.id),
+            term: 0n,
+          };
           const r = await this.attempt(() => op(new RaftStorage(store), ctx));
           if (r.kind !== "retry") return r;
           hint = r.hint;
@@ -101,7 +114,8 @@ export class SimClient {
       if (value === TIMED_OUT) return { kind: "unknown", reason: "attempt timed out" };
       return { kind: "ok", value: value as T };
     } catch (err) {
-      if (!(err instanceof RegionError)) return { kind: "unknown", reason: err instanceof Error ? err.message : String(err) };
+      if (!(err instanceof RegionError))
+        return { kind: "unknown", reason: err instanceof Error ? err.message : String(err) };
       if (err.pb.staleCommand) return { kind: "unknown", reason: err.message };
       const leader = err.pb.notLeader?.leader;
       return { kind: "retry", reason: err.message, hint: leader && leader.storeId !== 0n ? leader.storeId : undefined };

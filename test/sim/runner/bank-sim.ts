@@ -7,16 +7,26 @@
  * caught; the only faults are a few ms of disk and network latency (a run without a bug must
  * pass, so any failure is the bug's).
  */
-import { Op, type Context } from "../../../src/proto/kvrpcpb.js";
-import { type Store } from "../../../src/kv/raftstore/index.js";
+import type { Context } from "../../../src/proto/kvrpcpb.js";
+import { Op } from "../../../src/proto/kvrpcpb.js";
+import type { Store } from "../../../src/kv/raftstore/index.js";
 import { RaftStorage, RegionError } from "../../../src/kv/storage/index.js";
-import { CommandRunner, DEFAULT_TXN_BOUNDS, kvBatchRollback, kvCommit, kvGet, kvPrewrite, type TxnKeyError } from "../../../src/txn/index.js";
+import type { TxnKeyError } from "../../../src/txn/index.js";
+import {
+  CommandRunner,
+  DEFAULT_TXN_BOUNDS,
+  kvBatchRollback,
+  kvCommit,
+  kvGet,
+  kvPrewrite,
+} from "../../../src/txn/index.js";
 import type { DeliberateBugs } from "../../../src/util/deliberate-bugs.js";
 import { mulberry32 } from "../../../src/util/random.js";
 import { sleep } from "../../../src/util/runtime.js";
 import { reorder } from "../../../src/kv/transport/filters.js";
 import { TestCluster } from "../../harness/cluster.js";
-import { checkBank, type BankRead } from "../checkers/index.js";
+import type { BankRead } from "../checkers/index.js";
+import { checkBank } from "../checkers/index.js";
 import { SimRuntime } from "./sim-runtime.js";
 
 export interface BankSimOptions {
@@ -70,7 +80,11 @@ class Bank {
   }
 
   /** Runs a txn command on the leader of `key`'s region, retrying region errors with backoff until a deadline. */
-  async onLeader<T>(key: Buffer, what: string, command: (runner: CommandRunner, ctx: Context) => Promise<T>): Promise<T> {
+  async onLeader<T>(
+    key: Buffer,
+    what: string,
+    command: (runner: CommandRunner, ctx: Context) => Promise<T>,
+  ): Promise<T> {
     const deadline = this.runtime.elapsedMs + COMMAND_DEADLINE_MS;
     let backoff = 5;
     for (;;) {
@@ -78,14 +92,20 @@ class Bank {
       const storeId = region && this.cluster.leaderOf(region.id);
       const store = storeId === undefined ? undefined : this.cluster.store(storeId);
       if (region && store) {
-        const ctx: Context = { regionId: region.id, regionEpoch: region.regionEpoch, peer: store.peerMeta(region.id), term: 0n };
+        const ctx: Context = {
+          regionId: region.id,
+          regionEpoch: region.regionEpoch,
+          peer: store.peerMeta(region.id),
+          term: 0n,
+        };
         try {
           return await command(this.runnerOf(store), ctx);
         } catch (err) {
           if (!(err instanceof RegionError)) throw err;
         }
       }
-      if (this.runtime.elapsedMs > deadline) throw new Error(`${what}: no leader took it within ${COMMAND_DEADLINE_MS} simulated ms`);
+      if (this.runtime.elapsedMs > deadline)
+        throw new Error(`${what}: no leader took it within ${COMMAND_DEADLINE_MS} simulated ms`);
       await sleep(this.runtime, backoff);
       backoff = Math.min(backoff * 2, 100);
     }
@@ -94,7 +114,11 @@ class Bank {
   /** One runner (one set of latches) per running store, as the server has. */
   private runnerOf(store: Store): CommandRunner {
     let runner = this.runners.get(store);
-    if (!runner) this.runners.set(store, (runner = new CommandRunner(new RaftStorage(store), { ...DEFAULT_TXN_BOUNDS, clock: this.runtime }, this.bugs)));
+    if (!runner)
+      this.runners.set(
+        store,
+        (runner = new CommandRunner(new RaftStorage(store), { ...DEFAULT_TXN_BOUNDS, clock: this.runtime }, this.bugs)),
+      );
     return runner;
   }
 
@@ -136,15 +160,24 @@ class Bank {
     );
     if (prewrite.errors.length > 0) return false; // a refused prewrite wrote nothing
     const commitTs = this.timestamp();
-    const primary = await this.onLeader(fromKey, `commit ${startTs}`, (runner, context) => kvCommit(runner, { context, startVersion: startTs, commitVersion: commitTs, keys: [fromKey] }));
+    const primary = await this.onLeader(fromKey, `commit ${startTs}`, (runner, context) =>
+      kvCommit(runner, { context, startVersion: startTs, commitVersion: commitTs, keys: [fromKey] }),
+    );
     if (primary.error) {
-      await this.onLeader(fromKey, `rollback ${startTs}`, (runner, context) => kvBatchRollback(runner, { context, startVersion: startTs, keys: [fromKey, toKey] }));
+      await this.onLeader(fromKey, `rollback ${startTs}`, (runner, context) =>
+        kvBatchRollback(runner, { context, startVersion: startTs, keys: [fromKey, toKey] }),
+      );
       return false;
     }
     // The primary's commit decided it: the secondary's commit only rolls the decision forward.
-    const secondary = await this.onLeader(toKey, `commit ${startTs} secondary`, (runner, context) => kvCommit(runner, { context, startVersion: startTs, commitVersion: commitTs, keys: [toKey] }));
+    const secondary = await this.onLeader(toKey, `commit ${startTs} secondary`, (runner, context) =>
+      kvCommit(runner, { context, startVersion: startTs, commitVersion: commitTs, keys: [toKey] }),
+    );
     if (secondary.error) this.secondaryRefusals++;
-    if (secondary.error) this.runtime.note(`txn ${startTs} committed, but its secondary ${to} did not: ${describeKeyError(secondary.error)}`);
+    if (secondary.error)
+      this.runtime.note(
+        `txn ${startTs} committed, but its secondary ${to} did not: ${describeKeyError(secondary.error)}`,
+      );
     return true;
   }
 
@@ -154,10 +187,15 @@ class Bank {
     const primary = Buffer.from(accounts[0]!);
     const keys = accounts.map((a) => Buffer.from(a));
     const mutations = keys.map((key) => ({ op: Op.Put, key, value: Buffer.from(String(OPENING_BALANCE)) }));
-    const pre = await this.onLeader(primary, "open: prewrite", (runner, context) => kvPrewrite(runner, { context, primaryLock: primary, startVersion: startTs, lockTtl: LOCK_TTL_MS, mutations }));
-    if (pre.errors.length > 0) throw new Error(`opening the bank: prewrite refused: ${pre.errors.map(describeKeyError).join("; ")}`);
+    const pre = await this.onLeader(primary, "open: prewrite", (runner, context) =>
+      kvPrewrite(runner, { context, primaryLock: primary, startVersion: startTs, lockTtl: LOCK_TTL_MS, mutations }),
+    );
+    if (pre.errors.length > 0)
+      throw new Error(`opening the bank: prewrite refused: ${pre.errors.map(describeKeyError).join("; ")}`);
     const commitVersion = this.timestamp();
-    const commit = await this.onLeader(primary, "open: commit", (runner, context) => kvCommit(runner, { context, startVersion: startTs, commitVersion, keys }));
+    const commit = await this.onLeader(primary, "open: commit", (runner, context) =>
+      kvCommit(runner, { context, startVersion: startTs, commitVersion, keys }),
+    );
     if (commit.error) throw new Error(`opening the bank: commit refused: ${describeKeyError(commit.error)}`);
   }
 }
@@ -170,7 +208,13 @@ export async function runBankSimulation(opts: BankSimOptions): Promise<BankSimRe
   const runtime = new SimRuntime(opts.seed);
   const rng = mulberry32(opts.seed ^ 0x0ba2_4c0d);
   const accounts = Array.from({ length: opts.accounts ?? 3 }, (_, i) => `acct${i}`);
-  const cluster = new TestCluster({ stores: 3, disk: "sim", runtime, seed: opts.seed, config: { deliberateBugs: opts.deliberateBugs } });
+  const cluster = new TestCluster({
+    stores: 3,
+    disk: "sim",
+    runtime,
+    seed: opts.seed,
+    config: { deliberateBugs: opts.deliberateBugs },
+  });
   const bank = new Bank(cluster, runtime, opts.deliberateBugs);
   const failures: string[] = [];
   const reads: BankRead[] = [];
@@ -230,8 +274,19 @@ export async function runBankSimulation(opts: BankSimOptions): Promise<BankSimRe
     const bankCheck = checkBank({ accounts, total: OPENING_BALANCE * accounts.length, reads, final });
     if (!bankCheck.ok) failures.push(bankCheck.report);
   }
-  for (const { line, err } of runtime.eventErrors) failures.push(`event "${line}" threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  return { seed: opts.seed, ok: failures.length === 0, failures, committed, aborted, secondaryRefusals: bank.secondaryRefusals, reads: reads.length, traceHash: runtime.traceHash(), traceTail: runtime.traceTail() };
+  for (const { line, err } of runtime.eventErrors)
+    failures.push(`event "${line}" threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  return {
+    seed: opts.seed,
+    ok: failures.length === 0,
+    failures,
+    committed,
+    aborted,
+    secondaryRefusals: bank.secondaryRefusals,
+    reads: reads.length,
+    traceHash: runtime.traceHash(),
+    traceTail: runtime.traceTail(),
+  };
 }
 
 export function describeBankResult(r: BankSimResult): string {

@@ -8,7 +8,8 @@ import { describe, expect, it } from "vitest";
 import type { DeliberateBug } from "../../../src/util/deliberate-bugs.js";
 import { describeBankResult, runBankSimulation } from "./bank-sim.js";
 import type { FaultKind } from "./faults.js";
-import { describeResult, runSimulation, type SimResult } from "./simulation.js";
+import type { SimResult } from "./simulation.js";
+import { describeResult, runSimulation } from "./simulation.js";
 
 interface Bite {
   bug: DeliberateBug;
@@ -58,7 +59,14 @@ describe("the checkers catch deliberate bugs", () => {
     it(`${b.bug} is caught within ${b.within} seeds (${b.faultKinds.join(", ")} faults)`, async () => {
       let caught: SimResult | undefined;
       for (let seed = 1; seed <= b.within && !caught; seed++) {
-        const r = await runSimulation({ seed, deliberateBugs: new Set([b.bug]), faultKinds: b.faultKinds, faultPhaseMs: b.faultPhaseMs, clients: b.clients, keys: b.keys });
+        const r = await runSimulation({
+          seed,
+          deliberateBugs: new Set([b.bug]),
+          faultKinds: b.faultKinds,
+          faultPhaseMs: b.faultPhaseMs,
+          clients: b.clients,
+          keys: b.keys,
+        });
         if (!r.ok) caught = r;
       }
       expect(caught, `${b.bug}: no seed of 1..${b.within} failed (measured: ${b.measured})`).toBeDefined();
@@ -79,7 +87,9 @@ describe("the checkers catch deliberate bugs", () => {
         expect(r.failures.join("\n"), describeBankResult(r)).toMatch(/balances sum to \d+, not \d+/);
       }
     }
-    expect(caught, "no bank seed of 1..3 failed (measured: seeds 1-5 of 1-5 fail, each within 1 simulated s)").toBe(true);
+    expect(caught, "no bank seed of 1..3 failed (measured: seeds 1-5 of 1-5 fail, each within 1 simulated s)").toBe(
+      true,
+    );
     const control = await runBankSimulation({ seed: 1, durationMs: 1_000 });
     expect(control.ok, describeBankResult(control)).toBe(true);
     expect(control.committed, "transfers committed").toBeGreaterThan(0);

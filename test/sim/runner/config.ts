@@ -6,7 +6,8 @@
  * the simulated disk's files); regions split as soon as they hold a handful of registers; the
  * entry cache is small enough that catching up reads the raft engine.
  */
-import { TEST_RAFTSTORE_CONFIG, type RaftstoreConfig } from "../../../src/kv/raftstore/index.js";
+import type { RaftstoreConfig } from "../../../src/kv/raftstore/index.js";
+import { TEST_RAFTSTORE_CONFIG } from "../../../src/kv/raftstore/index.js";
 
 export const SIM_RAFTSTORE_CONFIG: RaftstoreConfig = {
   ...TEST_RAFTSTORE_CONFIG,

@@ -24,7 +24,8 @@ export class EngineMetaKV implements MetaKV {
     const snap = this.engine.snapshot();
     const out: Array<[string, Buffer]> = [];
     try {
-      for await (const { key, value } of snap.rawRange(gte, Buffer.concat([gte, Buffer.from([0xff])]))) out.push([key.toString("utf8"), value]);
+      for await (const { key, value } of snap.rawRange(gte, Buffer.concat([gte, Buffer.from([0xff])])))
+        out.push([key.toString("utf8"), value]);
     } finally {
       await snap.close();
     }

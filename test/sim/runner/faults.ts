@@ -3,7 +3,8 @@
  * replays), and the code that switches each fault on and off on a TestCluster.
  */
 import type { TestCluster } from "../../harness/cluster.js";
-import { delay, dropRate, duplicate, isolate, reorder, type MessageFilter } from "../../../src/kv/transport/filters.js";
+import type { MessageFilter } from "../../../src/kv/transport/filters.js";
+import { delay, dropRate, duplicate, isolate, reorder } from "../../../src/kv/transport/filters.js";
 import type { Rng } from "../../../src/util/random.js";
 import type { NodeClock } from "./sim-runtime.js";
 
@@ -58,7 +59,13 @@ export function describeFault(f: Fault): string {
 }
 
 /** Faults one after another (sometimes overlapping) from `startMs` until `endMs`, of `kinds` (default: all). */
-export function drawFaults(rng: Rng, stores: number, startMs: number, endMs: number, kinds: readonly FaultKind[] = FAULT_KINDS): Fault[] {
+export function drawFaults(
+  rng: Rng,
+  stores: number,
+  startMs: number,
+  endMs: number,
+  kinds: readonly FaultKind[] = FAULT_KINDS,
+): Fault[] {
   const faults: Fault[] = [];
   let t = startMs;
   while (t < endMs) {
@@ -67,7 +74,8 @@ export function drawFaults(rng: Rng, stores: number, startMs: number, endMs: num
     const other = BigInt(1 + ((Number(store) + Math.floor(rng() * (stores - 1))) % stores));
     const durationMs = Math.min(200 + Math.floor(rng() * 2_800), endMs - t);
     const fault: Fault = { kind, at: t, durationMs, store, other };
-    if (kind === "clock-skew" || kind === "clock-jump") fault.clockMs = Math.round((rng() * 2 - 1) * MAX_CLOCK_FAULT_MS);
+    if (kind === "clock-skew" || kind === "clock-jump")
+      fault.clockMs = Math.round((rng() * 2 - 1) * MAX_CLOCK_FAULT_MS);
     faults.push(fault);
     // A third of the time the next fault starts while this one is still on.
     t += rng() < 0.33 ? Math.floor(rng() * durationMs) : durationMs + Math.floor(rng() * 1_000);
@@ -106,7 +114,9 @@ export class FaultInjector {
         this.down.add(f.store);
         if (f.kind === "power-loss") {
           const report = await this.cluster.powerLoss(f.store, this.rng);
-          this.onEvent(`power loss store ${f.store}: ${report.map((r) => `${r.file} kept ${r.kept}/${r.unsynced}`).join(", ")}`);
+          this.onEvent(
+            `power loss store ${f.store}: ${report.map((r) => `${r.file} kept ${r.kept}/${r.unsynced}`).join(", ")}`,
+          );
         } else await this.crash(f.store);
         return async () => {
           if (!this.down.delete(f.store)) return;
@@ -228,7 +238,9 @@ export class FaultInjector {
     const failedFiles = slot.simDisk!.filesWithFailedSync();
     if (failedFiles.length === 0) return; // no sync was attempted meanwhile
     if (!slot.store?.stopped) {
-      throw new Error(`store ${id} kept running after an fsync of ${failedFiles.join(", ")} failed (it must stop as on a real disk error)`);
+      throw new Error(
+        `store ${id} kept running after an fsync of ${failedFiles.join(", ")} failed (it must stop as on a real disk error)`,
+      );
     }
     this.onEvent(`restart store ${id} after its failed fsync`);
     await this.cluster.stopStore(id);
@@ -236,7 +248,8 @@ export class FaultInjector {
   }
 
   private applyFailSync(): void {
-    for (const id of this.cluster.storeIds) this.cluster.simDisk(id)!.faults.failSync = this.failingSyncs.has(id) ? () => true : undefined;
+    for (const id of this.cluster.storeIds)
+      this.cluster.simDisk(id)!.faults.failSync = this.failingSyncs.has(id) ? () => true : undefined;
   }
 
   private applyDiskLatency(): void {

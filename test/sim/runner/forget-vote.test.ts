@@ -12,7 +12,12 @@ import { TestCluster } from "../../harness/cluster.js";
 import { RaftInvariantChecker } from "../checkers/index.js";
 import { SimRuntime } from "./sim-runtime.js";
 
-const VOTES = new Set([MessageType.MsgRequestVote, MessageType.MsgRequestVoteResponse, MessageType.MsgRequestPreVote, MessageType.MsgRequestPreVoteResponse]);
+const VOTES = new Set([
+  MessageType.MsgRequestVote,
+  MessageType.MsgRequestVoteResponse,
+  MessageType.MsgRequestPreVote,
+  MessageType.MsgRequestPreVoteResponse,
+]);
 
 async function runSchedule(bugs: ReadonlySet<DeliberateBug>): Promise<{ violations: string[]; log: string[] }> {
   const runtime = new SimRuntime(7);
@@ -22,7 +27,8 @@ async function runSchedule(bugs: ReadonlySet<DeliberateBug>): Promise<{ violatio
   const watch = (): void => {
     for (const id of cluster.storeIds) {
       const peer = cluster.store(id)?.peers.get(1n);
-      if (peer?.isLeader()) raft.observe({ type: "leader", region: 1, term: Number(peer.term), store: Number(id), at: runtime.elapsedMs });
+      if (peer?.isLeader())
+        raft.observe({ type: "leader", region: 1, term: Number(peer.term), store: Number(id), at: runtime.elapsedMs });
     }
   };
   const until = async (what: string, done: () => boolean, withinMs: number): Promise<void> => {
@@ -42,11 +48,23 @@ async function runSchedule(bugs: ReadonlySet<DeliberateBug>): Promise<{ violatio
   // never reach the voter.
   const removeIsolation = cluster.network.addFilter(isolate(old));
   cluster.network.addFilter((env) => !(env.from !== old && env.to !== old) || VOTES.has(env.msg.message!.msgType));
-  await until("a new leader among the other two", () => [x, y].some((id) => cluster.store(id)?.peers.get(1n)?.isLeader()), 5_000);
+  await until(
+    "a new leader among the other two",
+    () => [x, y].some((id) => cluster.store(id)?.peers.get(1n)?.isLeader()),
+    5_000,
+  );
   const winner = cluster.store(x)!.peers.get(1n)!.isLeader() ? x : y;
   const voter = winner === x ? y : x;
   let restarted = false;
-  runtime.schedule("restart the voter", 0, () => void cluster.stopStore(voter).then(() => cluster.startStore(voter)).then(() => (restarted = true)));
+  runtime.schedule(
+    "restart the voter",
+    0,
+    () =>
+      void cluster
+        .stopStore(voter)
+        .then(() => cluster.startStore(voter))
+        .then(() => (restarted = true)),
+  );
   await until(`store ${voter} (voted for ${winner}) restarted`, () => restarted, 5_000);
   // The old leader comes back and the winner is cut off instead: the voter is the old leader's
   // only possible second vote, in the term it already gave its vote in.

@@ -13,7 +13,11 @@ import { EngineMetaKV } from "./engine-meta-kv.js";
 
 function scheduler() {
   const disk = new SimDisk({ name: "scheduler" });
-  const host = new InProcessScheduler({ runtime: realRuntime, latencyMs: () => 0, openKv: async () => new EngineMetaKV(await disk.open("meta")) });
+  const host = new InProcessScheduler({
+    runtime: realRuntime,
+    latencyMs: () => 0,
+    openKv: async () => new EngineMetaKV(await disk.open("meta")),
+  });
   return { disk, host };
 }
 
@@ -34,7 +38,10 @@ describe("in-process scheduler", () => {
     const last = (err as DeadlineExceededError).lastError;
     expect(last).toBeInstanceOf(SchedulerRpcError);
     expect((last as SchedulerRpcError).code).toBe(status.UNAVAILABLE);
-    expect(client.regionHeartbeat({ region: undefined, leader: undefined, pendingPeers: [], approximateSize: 0n }), "a heartbeat to a dead scheduler is not sent").toBe(false);
+    expect(
+      client.regionHeartbeat({ region: undefined, leader: undefined, pendingPeers: [], approximateSize: 0n }),
+      "a heartbeat to a dead scheduler is not sent",
+    ).toBe(false);
 
     await host.start();
     expect(host.core!.clusterId).toBe(clusterId);

@@ -7,15 +7,19 @@
  * Every seed's line, and the summary, end with a trace hash.
  */
 import { createHash } from "node:crypto";
-import { DELIBERATE_BUGS, type DeliberateBug } from "../../../src/util/deliberate-bugs.js";
-import { FAULT_KINDS, type FaultKind } from "./faults.js";
-import { describeResult, runSimulation, type SimOptions } from "./simulation.js";
+import type { DeliberateBug } from "../../../src/util/deliberate-bugs.js";
+import { DELIBERATE_BUGS } from "../../../src/util/deliberate-bugs.js";
+import type { FaultKind } from "./faults.js";
+import { FAULT_KINDS } from "./faults.js";
+import type { SimOptions } from "./simulation.js";
+import { describeResult, runSimulation } from "./simulation.js";
 
 function intEnv(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -24,7 +28,9 @@ function listEnv<T extends string>(name: string, allowed: readonly T[]): T[] | u
   const raw = process.env[name];
   if (raw === undefined || raw === "") return undefined;
   const names = raw.split(",").map((n) => n.trim());
-  for (const n of names) if (!(allowed as readonly string[]).includes(n)) throw new Error(`${name}: unknown name ${JSON.stringify(n)} (known: ${allowed.join(", ")})`);
+  for (const n of names)
+    if (!(allowed as readonly string[]).includes(n))
+      throw new Error(`${name}: unknown name ${JSON.stringify(n)} (known: ${allowed.join(", ")})`);
   return names as T[];
 }
 
@@ -81,7 +87,10 @@ async function main(): Promise<number> {
       failed.push(seed);
       console.log(`replay: SEED=${seed}${replayEnv()} make sim`);
       console.log(describeResult(r));
-    } else console.log(`seed ${seed} ok ${(r.simulatedMs / 1000).toFixed(1)} sim s ${r.wallMs.toFixed(0)} ms trace hash: ${r.traceHash}`);
+    } else
+      console.log(
+        `seed ${seed} ok ${(r.simulatedMs / 1000).toFixed(1)} sim s ${r.wallMs.toFixed(0)} ms trace hash: ${r.traceHash}`,
+      );
   }
   const wallS = (performance.now() - wallStart) / 1000;
   console.log(

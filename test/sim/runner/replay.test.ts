@@ -16,16 +16,26 @@ const FAULT_MS = 6_000;
 const TIMEOUT_MS = 180_000;
 
 describe("replaying a seed", () => {
-  it("gives the same trace hash in another process, with snapshots generated, sent and installed", async () => {
-    const here = await runSimulation({ seed: SEED, faultPhaseMs: FAULT_MS });
-    expect(here.ok, describeResult(here)).toBe(true);
-    expect(here.snapshots, `seed ${SEED} should take snapshots (log GC limits of test/sim/runner/config.ts)`).toBeGreaterThan(0);
-    const { stdout } = await promisify(execFile)(process.execPath, [MAIN], {
-      env: { ...process.env, SEED: String(SEED), FAULT_MS: String(FAULT_MS) },
-      timeout: TIMEOUT_MS,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    const replayed = /^trace hash: ([0-9a-f]+)$/m.exec(stdout)?.[1];
-    expect(replayed, `SEED=${SEED} FAULT_MS=${FAULT_MS} in a child process diverged; here:\n${describeResult(here)}\nthere:\n${stdout}`).toBe(here.traceHash);
-  }, TIMEOUT_MS);
+  it(
+    "gives the same trace hash in another process, with snapshots generated, sent and installed",
+    async () => {
+      const here = await runSimulation({ seed: SEED, faultPhaseMs: FAULT_MS });
+      expect(here.ok, describeResult(here)).toBe(true);
+      expect(
+        here.snapshots,
+        `seed ${SEED} should take snapshots (log GC limits of test/sim/runner/config.ts)`,
+      ).toBeGreaterThan(0);
+      const { stdout } = await promisify(execFile)(process.execPath, [MAIN], {
+        env: { ...process.env, SEED: String(SEED), FAULT_MS: String(FAULT_MS) },
+        timeout: TIMEOUT_MS,
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      const replayed = /^trace hash: ([0-9a-f]+)$/m.exec(stdout)?.[1];
+      expect(
+        replayed,
+        `SEED=${SEED} FAULT_MS=${FAULT_MS} in a child process diverged; here:\n${describeResult(here)}\nthere:\n${stdout}`,
+      ).toBe(here.traceHash);
+    },
+    TIMEOUT_MS,
+  );
 });

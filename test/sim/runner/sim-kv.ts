@@ -6,7 +6,8 @@
  * answer lost to a crash, or later than the rpc deadline, is DEADLINE_EXCEEDED (it may have
  * applied), as a real gRPC client would see it.
  */
-import { status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import type { KvConnection, KvConnectionFactory } from "../../../src/client/index.js";
 import { createTinyKvService, RawHandlers, TxnHandlers } from "../../../src/kv/server/index.js";
 import type { Store } from "../../../src/kv/raftstore/index.js";
@@ -15,7 +16,8 @@ import * as kv from "../../../src/proto/kvrpcpb.js";
 import type { TinyKvServer } from "../../../src/proto/tinykvpb.js";
 import { DEFAULT_TXN_BOUNDS } from "../../../src/txn/index.js";
 import type { Logger } from "../../../src/util/logger.js";
-import { sleep, type Runtime } from "../../../src/util/runtime.js";
+import type { Runtime } from "../../../src/util/runtime.js";
+import { sleep } from "../../../src/util/runtime.js";
 
 /** The address a simulated store is reached at. */
 export function simStoreAddr(storeId: bigint): string {
@@ -66,7 +68,12 @@ export class SimKvNetwork {
     return s;
   }
 
-  private call<Req, Res>(addr: string, timeoutMs: number, pick: (s: TinyKvServer) => UnaryHandler<Req, Res>, req: Req): Promise<Res> {
+  private call<Req, Res>(
+    addr: string,
+    timeoutMs: number,
+    pick: (s: TinyKvServer) => UnaryHandler<Req, Res>,
+    req: Req,
+  ): Promise<Res> {
     const id = BigInt(addr.replace(/^store/, ""));
     this.calls++;
     return new Promise<Res>((resolve, reject) => {
@@ -77,7 +84,11 @@ export class SimKvNetwork {
         this.runtime.clearTimeout(deadline);
         fn();
       };
-      const deadline = this.runtime.setTimeout(() => settle(() => reject(grpcFailure(status.DEADLINE_EXCEEDED, `no answer from ${addr} within ${timeoutMs} ms`))), timeoutMs);
+      const deadline = this.runtime.setTimeout(
+        () =>
+          settle(() => reject(grpcFailure(status.DEADLINE_EXCEEDED, `no answer from ${addr} within ${timeoutMs} ms`))),
+        timeoutMs,
+      );
       void sleep(this.runtime, this.latencyMs()).then(() => {
         const served = this.serviceOf(id);
         if (!served) return settle(() => reject(grpcFailure(status.UNAVAILABLE, `${addr} is down`)));
@@ -94,7 +105,8 @@ export class SimKvNetwork {
   }
 
   private connection(addr: string, timeoutMs: number): KvConnection {
-    const c = <Req, Res>(pick: (s: TinyKvServer) => UnaryHandler<Req, Res>, req: Req) => this.call(addr, timeoutMs, pick, req);
+    const c = <Req, Res>(pick: (s: TinyKvServer) => UnaryHandler<Req, Res>, req: Req) =>
+      this.call(addr, timeoutMs, pick, req);
     return {
       addr,
       rawGet: (r) => c((s) => s.rawGet, kv.RawGetRequest.fromPartial(r)),

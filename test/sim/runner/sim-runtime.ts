@@ -7,10 +7,12 @@
  * as long as the code under test takes all its asynchrony from this runtime (the
  * runtime-globals architecture test keeps src/ honest about that).
  */
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { setImmediate as realSetImmediate } from "node:timers/promises";
 import type { Runtime, TimerHandle } from "../../../src/util/runtime.js";
-import { mulberry32, type Rng } from "../../../src/util/random.js";
+import type { Rng } from "../../../src/util/random.js";
+import { mulberry32 } from "../../../src/util/random.js";
 
 export type EventKind = "timeout" | "interval" | "defer" | "sim";
 
@@ -197,7 +199,8 @@ export class SimRuntime implements Runtime {
       this.record(line);
       this.events++;
       ran++;
-      if (next.handle?.intervalMs !== undefined) this.queue.push({ ...next, at: this.clock + next.handle.intervalMs, seq: ++this.seq });
+      if (next.handle?.intervalMs !== undefined)
+        this.queue.push({ ...next, at: this.clock + next.handle.intervalMs, seq: ++this.seq });
       try {
         next.fn();
       } catch (err) {

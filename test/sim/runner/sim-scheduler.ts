@@ -4,13 +4,16 @@
  * scheduler-crash fault (the process dies, unsynced metadata may go, it restarts from disk).
  */
 import { SimDisk } from "../../../src/kv/engine/index.js";
-import { SchedulerWorker, type Store, type StoreHooks } from "../../../src/kv/raftstore/index.js";
+import type { Store, StoreHooks } from "../../../src/kv/raftstore/index.js";
+import { SchedulerWorker } from "../../../src/kv/raftstore/index.js";
 import { Store as StoreMeta } from "../../../src/proto/metapb.js";
 import type { CoreOptions } from "../../../src/scheduler/core/core.js";
-import { InProcessScheduler, type InProcessSchedulerClient } from "../../../src/scheduler/server/in-process.js";
+import type { InProcessSchedulerClient } from "../../../src/scheduler/server/in-process.js";
+import { InProcessScheduler } from "../../../src/scheduler/server/in-process.js";
 import type { Logger } from "../../../src/util/logger.js";
 import type { Rng } from "../../../src/util/random.js";
-import { sleep, type Runtime } from "../../../src/util/runtime.js";
+import type { Runtime } from "../../../src/util/runtime.js";
+import { sleep } from "../../../src/util/runtime.js";
 import { EngineMetaKV } from "./engine-meta-kv.js";
 import { simStoreAddr } from "./sim-kv.js";
 
@@ -47,7 +50,12 @@ export class SimScheduler {
     private readonly storeHeartbeatMs: number,
   ) {
     this.disk = new SimDisk({ name: "scheduler", delay: (ms) => sleep(runtime, ms) });
-    this.host = new InProcessScheduler({ runtime, log, core, openKv: async () => new EngineMetaKV(await this.disk.open("meta")) });
+    this.host = new InProcessScheduler({
+      runtime,
+      log,
+      core,
+      openKv: async () => new EngineMetaKV(await this.disk.open("meta")),
+    });
   }
 
   /**
@@ -66,7 +74,12 @@ export class SimScheduler {
   /** The hooks of a store about to start: a fresh worker, started by `onStoreStarted`. */
   hooksFor(storeId: bigint): StoreHooks {
     const client = this.host.connect(`store${storeId}`);
-    const worker = new SchedulerWorker(client, async () => ({ capacity: SIM_DISK_CAPACITY, available: SIM_DISK_CAPACITY / 2n }), this.log, this.runtime);
+    const worker = new SchedulerWorker(
+      client,
+      async () => ({ capacity: SIM_DISK_CAPACITY, available: SIM_DISK_CAPACITY / 2n }),
+      this.log,
+      this.runtime,
+    );
     this.retire(storeId);
     this.workers.set(storeId, { worker, client });
     return worker.hooks();

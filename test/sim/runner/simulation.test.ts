@@ -12,7 +12,10 @@ describe("the deterministic simulation", () => {
     const first = await runSimulation({ seed: 42, faultPhaseMs: 6_000 });
     const second = await runSimulation({ seed: 42, faultPhaseMs: 6_000 });
     expect(first.events, "the run did something").toBeGreaterThan(1_000);
-    expect(second.traceHash, `seed 42 diverged; first run:\n${describeResult(first)}\nsecond run:\n${describeResult(second)}`).toBe(first.traceHash);
+    expect(
+      second.traceHash,
+      `seed 42 diverged; first run:\n${describeResult(first)}\nsecond run:\n${describeResult(second)}`,
+    ).toBe(first.traceHash);
   });
 
   it("different seeds give different executions", async () => {

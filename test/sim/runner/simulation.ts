@@ -16,15 +16,19 @@ import { createLogger, silentLogger } from "../../../src/util/logger.js";
 import { mulberry32 } from "../../../src/util/random.js";
 import { sleep } from "../../../src/util/runtime.js";
 import { TestCluster } from "../../harness/cluster.js";
-import { checkBank, checkLinearizable, checkNoLostWrites, type BankRead, type Value } from "../checkers/index.js";
+import type { BankRead, Value } from "../checkers/index.js";
+import { checkBank, checkLinearizable, checkNoLostWrites } from "../checkers/index.js";
 import type { DeliberateBugs } from "../../../src/util/deliberate-bugs.js";
 import { RaftInvariantChecker } from "../checkers/index.js";
-import { FaultInjector, describeFault, drawFaults, type Fault, type FaultKind } from "./faults.js";
+import type { Fault, FaultKind } from "./faults.js";
+import { FaultInjector, describeFault, drawFaults } from "./faults.js";
 import { SIM_RAFTSTORE_CONFIG as SIM_RAFTSTORE } from "./config.js";
 import { SimKvNetwork } from "./sim-kv.js";
 import { SimRuntime } from "./sim-runtime.js";
-import { drawSchedulerCrashes, SimScheduler, type SchedulerCrash } from "./sim-scheduler.js";
-import { BankWorkload, RegisterWorkload, type BankStats } from "./workloads.js";
+import type { SchedulerCrash } from "./sim-scheduler.js";
+import { drawSchedulerCrashes, SimScheduler } from "./sim-scheduler.js";
+import type { BankStats } from "./workloads.js";
+import { BankWorkload, RegisterWorkload } from "./workloads.js";
 
 export interface SimOptions {
   seed: number;
@@ -94,7 +98,12 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   // No leader-count tolerance: with a handful of regions the default (5 each side) would never
   // move a leader; at 0 the scheduler keeps transferring leaders while the faults run.
   const coordinator = { prepareTimeoutMs: 2_000, balanceLeader: new BalanceLeaderScheduler({ tolerance: 0 }) };
-  const scheduler = new SimScheduler(runtime, log, { coordinator, maxStoreDownTimeMs: 60_000 }, SIM_RAFTSTORE.schedulerStoreHeartbeatTickMs);
+  const scheduler = new SimScheduler(
+    runtime,
+    log,
+    { coordinator, maxStoreDownTimeMs: 60_000 },
+    SIM_RAFTSTORE.schedulerStoreHeartbeatTickMs,
+  );
   const cluster = new TestCluster({
     stores,
     disk: "sim",
@@ -107,11 +116,27 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     onStoreStarted: (id, store) => scheduler.onStoreStarted(id, store),
   });
   const kvNet = new SimKvNetwork(runtime, (id) => cluster.store(id), log);
-  const clientOptions = { timeoutMs: OP_DEADLINE_MS, rpcTimeoutMs: 1_000, backoff: { initialMs: 10, maxMs: 200 }, runtime, connectKv: kvNet.connect, log };
+  const clientOptions = {
+    timeoutMs: OP_DEADLINE_MS,
+    rpcTimeoutMs: 1_000,
+    backoff: { initialMs: 10, maxMs: 200 },
+    runtime,
+    connectKv: kvNet.connect,
+    log,
+  };
   // Each client has its own scheduler connection (and region cache), retried within its operation budget.
-  const schedulerRetryMs = schedulerRetryDeadlineMs({ deadlineMs: OP_DEADLINE_MS, initialBackoffMs: 10, maxBackoffMs: 200 });
+  const schedulerRetryMs = schedulerRetryDeadlineMs({
+    deadlineMs: OP_DEADLINE_MS,
+    initialBackoffMs: 10,
+    maxBackoffMs: 200,
+  });
   const newClient = (name: string) => KvClient.withScheduler(scheduler.client(name, schedulerRetryMs), clientOptions);
-  const injector = new FaultInjector(cluster, faultRng, (line) => runtime.note(line), (id) => runtime.nodeClock(`store${id}`));
+  const injector = new FaultInjector(
+    cluster,
+    faultRng,
+    (line) => runtime.note(line),
+    (id) => runtime.nodeClock(`store${id}`),
+  );
   const raft = new RaftInvariantChecker();
   let finished = false;
   let clientsStop = false;
@@ -122,12 +147,17 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     // Election safety: who believes it leads, sampled twice a raft tick (see watchLeaders).
     runtime.setInterval(() => watchLeaders(cluster, raft, runtime.elapsedMs, failures), LEADER_SAMPLE_MS);
     const checker = newClient("checker");
-    if (!(await bank.open(checker, livenessBoundMs))) failures.push(`the bank's accounts could not be opened within ${livenessBoundMs} ms`);
+    if (!(await bank.open(checker, livenessBoundMs)))
+      failures.push(`the bank's accounts could not be opened within ${livenessBoundMs} ms`);
     for (const f of faults) {
       runtime.schedule(`fault ${f.kind}`, f.at - runtime.elapsedMs, () => {
         void injector.begin(f).then(
           (end) => {
-            runtime.schedule(`fault end ${f.kind}`, f.durationMs, () => void end().catch((err) => failures.push(`ending ${describeFault(f)}: ${String(err)}`)));
+            runtime.schedule(
+              `fault end ${f.kind}`,
+              f.durationMs,
+              () => void end().catch((err) => failures.push(`ending ${describeFault(f)}: ${String(err)}`)),
+            );
           },
           (err) => failures.push(`starting ${describeFault(f)}: ${String(err)}`),
         );
@@ -136,7 +166,15 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     for (const c of schedulerCrashes) {
       runtime.schedule("fault scheduler-crash", Math.max(0, c.at - runtime.elapsedMs), () => {
         runtime.note(`fault on: scheduler crash for ${c.durationMs} ms`);
-        void scheduler.crash().then(() => runtime.schedule("fault end scheduler-crash", c.durationMs, () => void scheduler.restart().catch((err) => failures.push(`scheduler restart: ${String(err)}`))));
+        void scheduler
+          .crash()
+          .then(() =>
+            runtime.schedule(
+              "fault end scheduler-crash",
+              c.durationMs,
+              () => void scheduler.restart().catch((err) => failures.push(`scheduler restart: ${String(err)}`)),
+            ),
+          );
       });
     }
     const clients = Array.from({ length: opts.clients ?? 4 }, async (_, c) => {
@@ -157,7 +195,9 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     for (const key of registers.keys) {
       for (;;) {
         if (healedAt + livenessBoundMs - runtime.elapsedMs <= 0) {
-          failures.push(`liveness: key ${key} took no write within ${livenessBoundMs} ms of the heal\n${cluster.dump()}`);
+          failures.push(
+            `liveness: key ${key} took no write within ${livenessBoundMs} ms of the heal\n${cluster.dump()}`,
+          );
           break;
         }
         if ((await registers.put(-1, checker, key, `heal-${key}`)).outcome === "ok") break;
@@ -184,7 +224,9 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       if (!b.ok) failures.push(b.report);
     }
     const net = cluster.network.stats;
-    runtime.note(`network sent=${net.sent} delivered=${net.delivered} dropped=${net.dropped} duplicated=${net.duplicated} snapshots=${net.snapshotsOk}/${net.snapshotsFailed} client calls=${kvNet.calls}`);
+    runtime.note(
+      `network sent=${net.sent} delivered=${net.delivered} dropped=${net.dropped} duplicated=${net.duplicated} snapshots=${net.snapshotsOk}/${net.snapshotsFailed} client calls=${kvNet.calls}`,
+    );
     regions = scheduler.host.core?.cluster.regions.size ?? 0;
     checker.close();
     await scheduler.stop();
@@ -211,10 +253,13 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     clientsStop = true;
     await shutDownAfterFailure(runtime, cluster);
   } else if (!finished) {
-    failures.push(`hung: the scenario did not finish by ${runtime.elapsedMs} simulated ms (${runtime.pendingEvents} events queued)\n${cluster.dump()}`);
+    failures.push(
+      `hung: the scenario did not finish by ${runtime.elapsedMs} simulated ms (${runtime.pendingEvents} events queued)\n${cluster.dump()}`,
+    );
     clientsStop = true;
   }
-  for (const { line, err } of runtime.eventErrors) failures.push(`event "${line}" threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  for (const { line, err } of runtime.eventErrors)
+    failures.push(`event "${line}" threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   const writes = registers.history.filter((op) => op.kind !== "get");
   return {
     seed: opts.seed,
@@ -244,7 +289,14 @@ function watchLeaders(cluster: TestCluster, raft: RaftInvariantChecker, at: numb
   for (const id of cluster.storeIds) {
     for (const peer of cluster.store(id)?.peers.values() ?? []) {
       if (!peer.isLeader()) continue;
-      const violation = raft.observe({ type: "leader", region: Number(peer.regionId), term: Number(peer.term), store: Number(id), peer: Number(peer.meta.id), at });
+      const violation = raft.observe({
+        type: "leader",
+        region: Number(peer.regionId),
+        term: Number(peer.term),
+        store: Number(id),
+        peer: Number(peer.meta.id),
+        at,
+      });
       if (violation) failures.push(`raft: ${violation.message}\n${cluster.dump()}`);
     }
   }
@@ -253,7 +305,15 @@ function watchLeaders(cluster: TestCluster, raft: RaftInvariantChecker, at: numb
 /** Best effort: the stores stop (and the temp dir goes) within a few simulated seconds, or are left. */
 async function shutDownAfterFailure(runtime: SimRuntime, cluster: TestCluster): Promise<void> {
   let down = false;
-  runtime.schedule("shutdown after failure", 0, () => void cluster.shutdown().then(() => (down = true), () => (down = true)));
+  runtime.schedule(
+    "shutdown after failure",
+    0,
+    () =>
+      void cluster.shutdown().then(
+        () => (down = true),
+        () => (down = true),
+      ),
+  );
   await runtime.runUntil(runtime.elapsedMs + 5_000, () => down);
 }
 

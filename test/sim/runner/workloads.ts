@@ -3,7 +3,8 @@
  * outcome classified for the linearizability checker) and a bank (transfers in transactions,
  * snapshot reads of every account, for the bank checker).
  */
-import { KvDeadlineError, TxnConflictError, TxnUndeterminedError, type KvClient } from "../../../src/client/index.js";
+import type { KvClient } from "../../../src/client/index.js";
+import { KvDeadlineError, TxnConflictError, TxnUndeterminedError } from "../../../src/client/index.js";
 import type { Rng } from "../../../src/util/random.js";
 import { errorMessage } from "../../../src/util/retry.js";
 import type { BankRead, RegisterOperation } from "../checkers/index.js";
@@ -31,7 +32,14 @@ export class RegisterWorkload {
   }
 
   async put(c: number, client: KvClient, key: string, value = `c${c}-${++this.seq}`): Promise<RegisterOperation> {
-    const op: RegisterOperation = { client: c, kind: "put", key, value, call: this.runtime.elapsedMs, outcome: "unknown" };
+    const op: RegisterOperation = {
+      client: c,
+      kind: "put",
+      key,
+      value,
+      call: this.runtime.elapsedMs,
+      outcome: "unknown",
+    };
     this.history.push(op);
     try {
       await client.put(REGISTER_PREFIX + key, value + REGISTER_PAD);
@@ -115,7 +123,10 @@ export class BankWorkload {
 
   async transfer(c: number, client: KvClient, rng: Rng): Promise<void> {
     const from = this.accounts[Math.floor(rng() * this.accounts.length)]!;
-    const to = this.accounts[(this.accounts.indexOf(from) + 1 + Math.floor(rng() * (this.accounts.length - 1))) % this.accounts.length]!;
+    const to =
+      this.accounts[
+        (this.accounts.indexOf(from) + 1 + Math.floor(rng() * (this.accounts.length - 1))) % this.accounts.length
+      ]!;
     const want = 1 + Math.floor(rng() * 20);
     try {
       const t = await client.begin();
