@@ -30,6 +30,9 @@ const USAGE = `Usage: tinykv-server [flags]
                         (default: --status-addr)
   --slow-ms <ms>         a write slower than this logs one line with its stages (default 500; 0 never)
   --check-disk          measure synced-write latency of the data dir's disk, say whether it is fit, exit
+  --lease-reads <bool>  true: a leader a quorum heard from recently serves linearizable reads without
+                        a heartbeat round; false: every read takes a ReadIndex round (default: true,
+                        or the --config file's "leaseReads")
   --config <file>       JSON file with raftstore settings, e.g. {"raftBaseTickMs": 100} (see README)
   --log-level <level>   fatal, error, warn, info, debug (default: info, or $LOG_LEVEL)
   -h, --help            show this help
@@ -42,6 +45,7 @@ async function main(): Promise<void> {
     scheduler: { type: "string", default: "127.0.0.1:2379" },
     standalone: { type: "boolean", default: false },
     config: { type: "string" },
+    "lease-reads": { type: "string" },
     "status-addr": { type: "string" },
     "advertise-addr": { type: "string" },
     "advertise-status-addr": { type: "string" },
@@ -65,6 +69,7 @@ async function main(): Promise<void> {
     process.stdout.write(describeDiskCheck(result) + "\n");
     process.exit(result.verdict === "fit" ? 0 : 1);
   }
+  const leaseReads = parseBoolFlag("--lease-reads", values["lease-reads"] as string | undefined);
   const slowMs = Number(values["slow-ms"]);
   if (!Number.isSafeInteger(slowMs) || slowMs < 0)
     fatal(BINARY, `--slow-ms must be a non-negative integer of ms, got ${JSON.stringify(values["slow-ms"])}`, 2);
@@ -106,7 +111,8 @@ async function main(): Promise<void> {
       log.info({ addr, status_addr: node.statusAddr, path, mode: "standalone" }, "tinykv-server ready");
       return node;
     }
-    const config = loadConfig(values.config as string | undefined);
+    const loaded = loadConfig(values.config as string | undefined);
+    const config = leaseReads === undefined ? loaded : { ...loaded, leaseReads };
     const scheduler = (values.scheduler as string)
       .split(",")
       .map((s) => s.trim())
@@ -166,6 +172,13 @@ function advertiseAddrs(
 /** The store stopped itself after a disk error: exit, so the scheduler sees it gone (no zombie answering errors). */
 function exitOnDiskError(err: unknown): never {
   fatal(BINARY, `the store stopped after a disk error: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+function parseBoolFlag(flag: string, value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === "true") return true;
+  if (value === "false") return false;
+  return fatal(BINARY, `${flag} must be true or false, got ${JSON.stringify(value)}`, 2);
 }
 
 function loadConfig(file: string | undefined) {

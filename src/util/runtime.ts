@@ -6,6 +6,11 @@
 export interface Runtime {
   /** Milliseconds since the epoch (virtual in a simulation). */
   now(): number;
+  /**
+   * Milliseconds on a clock that only moves forward at a steady rate (performance.now()): what a
+   * wall-clock step (NTP, an operator) cannot move, so durations that safety depends on use it.
+   */
+  monotonicNow(): number;
   setTimeout(fn: () => void, ms: number): TimerHandle;
   clearTimeout(handle: TimerHandle | undefined): void;
   setInterval(fn: () => void, ms: number): TimerHandle;
@@ -21,6 +26,7 @@ export type TimerHandle = object;
 
 export const realRuntime: Runtime = {
   now: () => Date.now(),
+  monotonicNow: () => performance.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout | undefined),
   setInterval: (fn, ms) => setInterval(fn, ms),

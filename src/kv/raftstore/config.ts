@@ -35,6 +35,16 @@ export interface RaftstoreConfig {
    * deadline: once in the log, only their apply or a StaleCommand answers them.
    */
   requestTimeoutMs: number;
+  /**
+   * A leader that a quorum heard from recently serves linearizable reads locally, without a
+   * heartbeat round (lease.ts); off, every read takes a ReadIndex round.
+   */
+  leaseReads: boolean;
+  /**
+   * The lease is this percentage shorter than the shortest time in which the others can elect a
+   * new leader: room for the followers' tick timers running faster than this store's clock.
+   */
+  leaseClockDriftPercent: number;
   /** Test-only safety switches turned off (see util/deliberate-bugs.ts); never set in production. */
   deliberateBugs?: DeliberateBugs;
 }
@@ -60,6 +70,8 @@ export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   schedulerHeartbeatTickMs: 1_000,
   schedulerStoreHeartbeatTickMs: 2_000,
   requestTimeoutMs: 10_000,
+  leaseReads: true,
+  leaseClockDriftPercent: 10,
 };
 
 /** Short ticks for in-process test clusters (TinyKV's NewTestConfig, a bit faster). */
@@ -95,6 +107,13 @@ export function resolveConfig(
   const out: RaftstoreConfig = { ...base };
   for (const [key, value] of Object.entries(partial)) {
     if (!(key in base)) throw new ConfigError(`unknown raftstore setting ${JSON.stringify(key)}`);
+    if (typeof base[key as keyof RaftstoreConfig] === "boolean") {
+      if (typeof value !== "boolean") {
+        throw new ConfigError(`raftstore setting ${key} must be true or false, got ${JSON.stringify(value)}`);
+      }
+      (out as unknown as Record<string, boolean>)[key] = value;
+      continue;
+    }
     if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
       throw new ConfigError(`raftstore setting ${key} must be a positive number, got ${JSON.stringify(value)}`);
     }
@@ -108,6 +127,18 @@ export function resolveConfig(
       `raftEntryMaxSize must be at most ${MAX_RAFT_ENTRY_MAX_SIZE} bytes (one entry must fit a 16 MiB raft message)`,
     );
   }
+  if (out.leaseClockDriftPercent >= 100) throw new ConfigError("leaseClockDriftPercent must be below 100");
   if (out.regionSplitSize > out.regionMaxSize) throw new ConfigError("regionSplitSize must not exceed regionMaxSize");
   return out;
+}
+
+/**
+ * How long a leader's lease lasts after the message a quorum acknowledged was sent. A follower
+ * that heard from the leader neither campaigns nor grants a vote for `raftElectionTicks` of its
+ * ticks; its first tick may come at once, so that is (electionTicks - 1) ticks of real time at
+ * the least, less the drift margin.
+ */
+export function leaderLeaseMs(config: RaftstoreConfig): number {
+  const noElectionMs = (config.raftElectionTicks - 1) * config.raftBaseTickMs;
+  return (noElectionMs * (100 - config.leaseClockDriftPercent)) / 100;
 }

@@ -13,6 +13,8 @@ import type { Runtime } from "../../util/runtime.js";
 import type { ApplyOutcome, ApplyTarget } from "./apply.js";
 import type { DeliberateBugs } from "../../util/deliberate-bugs.js";
 import type { RaftstoreConfig } from "./config.js";
+import { leaderLeaseMs } from "./config.js";
+import { PeerLease } from "./lease-reads.js";
 import { checkKeysInRegion, checkRegionEpoch } from "./epoch.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import type { PeerStorage } from "./peer-storage.js";
@@ -59,6 +61,8 @@ export class Peer {
   private readonly log: Logger;
   private readonly wake: () => void;
   private readonly observer: RaftstoreObserver;
+  /** Set when lease reads are on (config.leaseReads). */
+  private readonly lease: PeerLease | undefined;
 
   /** Raft log entries (from, to] to delete in the next raft batch (after a CompactLog or a snapshot). */
   private pendingLogDelete: { from: bigint; to: bigint } | undefined;
@@ -96,6 +100,7 @@ export class Peer {
       // Election timeouts differ per peer and per start; the runtime's randomness keeps a simulation replayable.
       random: seededRandom(Math.floor(env.runtime.random() * 2147483647)),
     });
+    if (config.leaseReads) this.lease = new PeerLease(this.raw, env.runtime, leaderLeaseMs(config));
   }
 
   // ---- the door ----
@@ -104,13 +109,14 @@ export class Peer {
   handle(msg: PeerMsg): void {
     switch (msg.type) {
       case "raftMessage":
-        this.step(msg.from, msg.message);
+        this.leaseAround(() => this.step(msg.from, msg.message));
         return this.wake();
       case "command":
       case "read":
         return this.onRequest(msg);
       case "tick":
-        this.raw.tick();
+        this.lease?.tick();
+        this.leaseAround(() => this.raw.tick());
         return this.expireReads(msg.now);
       case "snapshotStatus":
         this.raw.reportSnapshot(msg.toPeerId, msg.status);
@@ -122,7 +128,7 @@ export class Peer {
         this.raw.onEntriesFetched();
         return this.wake();
       case "campaign":
-        return this.raw.campaign();
+        return this.leaseAround(() => this.raw.campaign());
       case "destroy":
         this.left = true;
         return this.failAll(regionErrors.regionNotFound(this.regionId));
@@ -193,6 +199,7 @@ export class Peer {
   }
 
   private transferLeader(req: RaftCmdRequest, done: (resp: RaftCmdResponse) => void): void {
+    this.lease?.drop("transfer");
     this.raw.transferLeader(req.adminRequest!.transferLeader!.peer!.id);
     this.wake();
     done(
@@ -205,12 +212,13 @@ export class Peer {
 
   private proposeConfChange(req: RaftCmdRequest, done: (resp: RaftCmdResponse) => void): void {
     const change = req.adminRequest!.changePeer!;
+    this.lease?.drop("conf-change");
     if (change.changeType === ConfChangeType.RemoveNode && change.peer?.id === this.meta.id) {
       // A leader that removes itself may destroy itself before any follower learns the
       // removal committed; with two peers that leaves one voter that can never win. Hand
       // leadership over first; the caller retries on the new leader.
       const target = this.region.peers.find((p) => p.id !== this.meta.id);
-      if (target) this.raw.transferLeader(target.id);
+      if (target) this.raw.transferLeader(target.id); // the conf-change drop above ended the lease
       this.wake();
       return done(errorResponse(regionErrors.notLeader(this.regionId, target), this.term));
     }
@@ -237,17 +245,19 @@ export class Peer {
   proposeQueued(): void {
     const batch = this.proposals.takeQueued();
     if (batch.length === 0) return;
+    const proposedAt = this.lease?.now();
     try {
       const { firstIndex, term } = this.raw.proposeBatch(batch.map((p) => p.data));
       this.proposals.inTheLog(firstIndex, term, batch);
+      if (proposedAt !== undefined) this.lease!.proposed(term, firstIndex + BigInt(batch.length - 1), proposedAt);
     } catch (err) {
       const error = this.droppedError(err);
       for (const p of batch) p.done(errorResponse(error, this.term));
     }
   }
 
-  /** Sends the reads that arrived since the last turn to raft as one ReadIndex. */
-  sendReadIndex(): void {
+  /** Serves the reads that arrived since the last turn by the lease, or sends them to raft as one ReadIndex. */
+  sendReadIndex(takeSnapshot: () => EngineSnapshot): void {
     const batch = this.reads.takeArrived();
     if (batch.length === 0) return;
     if (!this.isLeader()) {
@@ -256,8 +266,9 @@ export class Peer {
       return;
     }
     if (this.deliberateBugs?.has("read-without-read-index"))
-      return this.reads.confirmed([{ index: 0n, requestCtx: this.reads.sent(batch) }]);
-    this.raw.readIndex(this.reads.sent(batch));
+      return void this.reads.confirmed([{ index: 0n, requestCtx: this.reads.sent(batch) }]);
+    if (this.lease?.serve(batch, this.reads, this.storage.appliedIndex, this.region, takeSnapshot)) return;
+    this.raw.readIndex(this.reads.sent(batch, this.lease?.stamp()));
   }
 
   hasReady(): boolean {
@@ -265,7 +276,9 @@ export class Peer {
   }
 
   ready(): Ready {
-    return this.raw.ready();
+    const rd = this.raw.ready();
+    this.lease?.ready(rd);
+    return rd;
   }
 
   advance(rd: Ready): void {
@@ -326,6 +339,7 @@ export class Peer {
 
   /** Answers the proposals an apply settled and keeps its log compaction for the next raft batch. */
   applied(outcome: ApplyOutcome): void {
+    this.lease?.applied(outcome);
     for (const { index, term, resp } of outcome.responses) this.proposals.finish(index, term, resp, this.term);
     if (outcome.compacted) this.deleteLogLater(outcome.compacted);
   }
@@ -337,7 +351,8 @@ export class Peer {
 
   /** Raft confirmed read indexes in a Ready: serve every read whose index is now applied. */
   serveReads(rd: Ready, takeSnapshot: () => EngineSnapshot): void {
-    this.reads.confirmed(rd.readStates);
+    const stamps = this.reads.confirmed(rd.readStates);
+    this.lease?.confirmed(stamps);
     this.reads.serve(this.storage.appliedIndex, this.region, takeSnapshot);
   }
 
@@ -440,6 +455,12 @@ export class Peer {
   failAll(error: RegionErrorPb): void {
     this.proposals.failAll(error, this.term);
     this.reads.failAll(error);
+  }
+
+  /** Runs a raft step, tick or campaign; the lease learns if it made this peer leader. */
+  private leaseAround(step: () => void): void {
+    if (this.lease) this.lease.around(step);
+    else step();
   }
 
   /** Fails reads past their deadline. Proposals are never expired: their entries are in the log and can still apply. */

@@ -15,15 +15,30 @@ export interface ReadWaiter {
   done(outcome: ReadOutcome): void;
 }
 
+/** When a ReadIndex round was sent, and by the leader of which term: its confirmation renews the lease from then. */
+export interface ReadStamp {
+  term: bigint;
+  /** Monotonic ms, read before the round was handed to raft. */
+  sentAt: number;
+}
+
+interface InFlightRead {
+  /** Empty for a round sent only to renew the lease. */
+  waiters: ReadWaiter[];
+  stamp: ReadStamp | undefined;
+}
+
 /**
  * One peer's linearizable reads, in three stages: arrived since the last turn (one ReadIndex
- * serves them all), ReadIndex sent to raft (by context), read index known and waiting for apply.
+ * serves them all, or the lease does), ReadIndex sent to raft (by context), read index known
+ * and waiting for apply.
  */
 export class ReadQueue {
   private arrived: ReadWaiter[] = [];
-  private readonly inFlight = new Map<string, ReadWaiter[]>();
+  private readonly inFlight = new Map<string, InFlightRead>();
   private readonly waitingApply: Array<{ index: bigint; waiters: ReadWaiter[] }> = [];
   private seq = 0;
+  private renewals = 0;
 
   constructor(private readonly peerId: bigint) {}
 
@@ -37,25 +52,39 @@ export class ReadQueue {
   }
 
   /** Records a batch sent to raft as one ReadIndex; returns the context that raft echoes back. */
-  sent(batch: ReadWaiter[]): Buffer {
+  sent(batch: ReadWaiter[], stamp?: ReadStamp): Buffer {
     const ctx = Buffer.allocUnsafe(16);
     ctx.writeBigUInt64BE(this.peerId, 0);
     ctx.writeBigUInt64BE(BigInt(++this.seq), 8);
-    this.inFlight.set(ctx.toString("hex"), batch);
+    this.inFlight.set(ctx.toString("hex"), { waiters: batch, stamp });
+    if (batch.length === 0) this.renewals++;
     return ctx;
   }
 
-  /** Raft confirmed read indexes: their batches now wait for apply to reach them. */
-  confirmed(states: ReadonlyArray<ReadState>): void {
-    for (const rs of states) {
-      const key = rs.requestCtx.toString("hex");
-      const waiters = this.inFlight.get(key);
-      if (!waiters) continue;
-      this.inFlight.delete(key);
-      this.waitingApply.push({ index: rs.index, waiters });
-    }
+  /** True while a round sent only to renew the lease has not come back. */
+  renewalInFlight(): boolean {
+    return this.renewals > 0;
   }
 
+  /** The leader's lease vouches for `index` (its commit index now): the batch waits only for apply. */
+  servedLocally(batch: ReadWaiter[], index: bigint): void {
+    this.waitingApply.push({ index, waiters: batch });
+  }
+
+  /** Raft confirmed read indexes: their batches now wait for apply to reach them. Returns the confirmed rounds' stamps. */
+  confirmed(states: ReadonlyArray<ReadState>): ReadStamp[] {
+    const stamps: ReadStamp[] = [];
+    for (const rs of states) {
+      const key = rs.requestCtx.toString("hex");
+      const read = this.inFlight.get(key);
+      if (!read) continue;
+      this.inFlight.delete(key);
+      if (read.stamp) stamps.push(read.stamp);
+      if (read.waiters.length === 0) this.renewals--;
+      else this.waitingApply.push({ index: rs.index, waiters: read.waiters });
+    }
+    return stamps;
+  }
   /** Serves the batches whose read index is applied, each batch from one kv snapshot. */
   serve(applied: bigint, region: Region, takeSnapshot: () => EngineSnapshot): void {
     while (this.waitingApply.length > 0 && this.waitingApply[0]!.index <= applied) {
@@ -82,18 +111,20 @@ export class ReadQueue {
     while (this.waitingApply.length > 0 && this.waitingApply[0]!.waiters.every((w) => w.deadline < now)) {
       for (const w of this.waitingApply.shift()!.waiters) w.done({ error: timeout() });
     }
-    for (const [ctx, ws] of this.inFlight) {
-      if (ws.every((w) => w.deadline < now)) {
+    for (const [ctx, { waiters }] of this.inFlight) {
+      // A renewal round has nobody waiting: a later round's confirmation or a step-down clears it.
+      if (waiters.length > 0 && waiters.every((w) => w.deadline < now)) {
         this.inFlight.delete(ctx);
-        for (const w of ws) w.done({ error: timeout() });
+        for (const w of waiters) w.done({ error: timeout() });
       }
     }
   }
 
   failAll(error: RegionErrorPb): void {
     for (const w of this.arrived.splice(0)) w.done({ error });
-    for (const ws of this.inFlight.values()) for (const w of ws) w.done({ error });
+    for (const { waiters } of this.inFlight.values()) for (const w of waiters) w.done({ error });
     this.inFlight.clear();
+    this.renewals = 0;
     for (const { waiters } of this.waitingApply.splice(0)) for (const w of waiters) w.done({ error });
   }
 }

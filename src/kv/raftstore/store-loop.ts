@@ -120,7 +120,7 @@ export class StoreLoop {
     for (const peer of this.ctx.peers.values()) {
       if (taken.has(peer) || this.ctx.worker.isInstalling(peer)) continue;
       peer.proposeQueued();
-      peer.sendReadIndex();
+      peer.sendReadIndex(() => this.ctx.kv.snapshot());
       tendRaftLog(this.ctx, peer);
       if (!peer.hasReady()) continue;
       const rd = peer.ready();

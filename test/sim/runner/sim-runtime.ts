@@ -117,6 +117,10 @@ export class SimRuntime implements Runtime {
     return this.clock;
   }
 
+  monotonicNow(): number {
+    return this.clock;
+  }
+
   /** Simulated ms since the start. */
   get elapsedMs(): number {
     return this.clock - SIM_EPOCH_MS;
@@ -286,6 +290,11 @@ export class NodeClock implements Runtime {
 
   now(): number {
     return this.sim.now() + this.offset;
+  }
+
+  /** The shared clock without the wall-clock offset: a clock fault steps the wall clock, not this one. */
+  monotonicNow(): number {
+    return this.sim.now();
   }
 
   setTimeout(fn: () => void, ms: number): TimerHandle {
