@@ -12,13 +12,19 @@ export type DeliberateBug =
   /** A restarted store loads its peers' hard state with the vote cleared. */
   | "forget-vote-on-restart"
   /** A transactional command releases its latches before its write has applied. */
-  | "release-latches-before-apply";
+  | "release-latches-before-apply"
+  /** A leader's lease lasts twice the election timeout instead of less than one. */
+  | "lease-outlives-election-timeout"
+  /** A leader keeps its lease when it starts a leader transfer or sends MsgTimeoutNow. */
+  | "lease-kept-across-transfer";
 
 export const DELIBERATE_BUGS: readonly DeliberateBug[] = [
   "read-without-read-index",
   "skip-raft-fsync",
   "forget-vote-on-restart",
   "release-latches-before-apply",
+  "lease-outlives-election-timeout",
+  "lease-kept-across-transfer",
 ];
 
 export type DeliberateBugs = ReadonlySet<DeliberateBug>;

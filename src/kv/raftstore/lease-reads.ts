@@ -4,6 +4,7 @@ import type { RawNode, Ready } from "../../raft/index.js";
 import { MessageType } from "../../raft/eraftpb.js";
 import type { Region } from "../../proto/metapb.js";
 import type { EngineSnapshot } from "../engine/index.js";
+import type { DeliberateBugs } from "../../util/deliberate-bugs.js";
 import type { Runtime } from "../../util/runtime.js";
 import type { ApplyOutcome } from "./apply.js";
 import type { LeaseDropReason } from "./lease.js";
@@ -15,13 +16,17 @@ const RENEW_AHEAD_FRACTION = 0.25;
 
 export class PeerLease {
   readonly lease: LeaderLease;
+  /** Test-only (util/deliberate-bugs.ts): transfers leave the lease alone. */
+  private readonly keepAcrossTransfer: boolean;
 
   constructor(
     private readonly raw: RawNode,
     private readonly runtime: Runtime,
     durationMs: number,
+    bugs?: DeliberateBugs,
   ) {
     this.lease = new LeaderLease(durationMs);
+    this.keepAcrossTransfer = bugs?.has("lease-kept-across-transfer") ?? false;
   }
 
   /** Stamps a ReadIndex round: confirmed, it proves a quorum heard this leader after now. */
@@ -55,13 +60,14 @@ export class PeerLease {
   }
 
   drop(reason: LeaseDropReason): void {
+    if (reason === "transfer" && this.keepAcrossTransfer) return;
     this.lease.drop(reason, this.runtime.monotonicNow());
   }
 
   /** What a Ready tells: commits of this term renew; a step-down or a MsgTimeoutNow ends the lease. */
   ready(rd: Ready): void {
     const term = this.term();
-    if (rd.softState && !this.raw.isLeader()) this.drop("step-down");
+    if (rd.softState && !this.raw.isLeader()) this.lease.steppedDown();
     for (const m of rd.messages)
       if (m.msgType === MessageType.MsgTimeoutNow) this.lease.timeoutNowSent(term, this.now());
     const last = rd.committedEntries[rd.committedEntries.length - 1];

@@ -100,6 +100,17 @@ export class LeaderLease {
     this.drop("transfer", now);
   }
 
+  /**
+   * This peer stopped leading. A term has one leader, so no evidence of this term can come back;
+   * unlike `drop`, later evidence is not fenced off (a candidate's step-down and its election
+   * may fall on the same clock reading).
+   */
+  steppedDown(): void {
+    if (this.expiresAt !== Number.NEGATIVE_INFINITY) this.lastDrop = "step-down";
+    this.expiresAt = Number.NEGATIVE_INFINITY;
+    this.unconfirmed.length = 0;
+  }
+
   drop(reason: LeaseDropReason, now: number): void {
     if (this.expiresAt !== Number.NEGATIVE_INFINITY) this.lastDrop = reason;
     this.expiresAt = Number.NEGATIVE_INFINITY;

@@ -100,7 +100,7 @@ export class Peer {
       // Election timeouts differ per peer and per start; the runtime's randomness keeps a simulation replayable.
       random: seededRandom(Math.floor(env.runtime.random() * 2147483647)),
     });
-    if (config.leaseReads) this.lease = new PeerLease(this.raw, env.runtime, leaderLeaseMs(config));
+    if (config.leaseReads) this.lease = new PeerLease(this.raw, env.runtime, leaderLeaseMs(config), this.deliberateBugs);
   }
 
   // ---- the door ----
