@@ -13,8 +13,8 @@ export type DeliberateBug =
   | "forget-vote-on-restart"
   /** A transactional command releases its latches before its write has applied. */
   | "release-latches-before-apply"
-  /** A leader's lease lasts twice the election timeout instead of less than one. */
-  | "lease-outlives-election-timeout"
+  /** A leader's lease is measured in its ticks, which a paused process does not see pass, instead of the monotonic clock. */
+  | "lease-counted-in-ticks"
   /** A leader keeps its lease when it starts a leader transfer or sends MsgTimeoutNow. */
   | "lease-kept-across-transfer";
 
@@ -23,7 +23,7 @@ export const DELIBERATE_BUGS: readonly DeliberateBug[] = [
   "skip-raft-fsync",
   "forget-vote-on-restart",
   "release-latches-before-apply",
-  "lease-outlives-election-timeout",
+  "lease-counted-in-ticks",
   "lease-kept-across-transfer",
 ];
 

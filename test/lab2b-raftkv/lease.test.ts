@@ -37,7 +37,7 @@ class Leader {
     storage: this.storage,
     checkQuorum: true,
   });
-  readonly peerLease = new PeerLease(this.raw, this.clocks.runtime, LEASE_MS);
+  readonly peerLease = new PeerLease(this.raw, this.clocks.runtime, LEASE_MS, 100);
   readonly sent: Message[] = [];
 
   get lease(): LeaderLease {
@@ -238,5 +238,18 @@ describe("lease rules", () => {
     l.peerLease.tick();
     expect(l.valid()).toBe(false);
     expect(l.lease.lastDropReason).toBe("pause");
+  });
+
+  it("a restarted peer grants no vote for an election timeout (it may have acknowledged a lease it forgot)", () => {
+    const l = new Leader();
+    l.peerLease.holdVotesAfterRestart(1_000);
+    const vote = newMessage({ msgType: MessageType.MsgRequestVote, from: 2n, to: 1n, term: 5n });
+    const preVote = newMessage({ msgType: MessageType.MsgRequestPreVote, from: 2n, to: 1n, term: 5n });
+    const append = newMessage({ msgType: MessageType.MsgAppend, from: 2n, to: 1n, term: 5n });
+    expect(l.peerLease.refusesVote(vote)).toBe(true);
+    expect(l.peerLease.refusesVote(preVote)).toBe(true);
+    expect(l.peerLease.refusesVote(append), "only votes are held").toBe(false);
+    l.clocks.advance(1_000);
+    expect(l.peerLease.refusesVote(vote), "an election timeout later it votes again").toBe(false);
   });
 });

@@ -139,9 +139,6 @@ export function resolveConfig(
  * the least, less the drift margin.
  */
 export function leaderLeaseMs(config: RaftstoreConfig): number {
-  // Test-only: a lease that another leader's election can overlap.
-  if (config.deliberateBugs?.has("lease-outlives-election-timeout"))
-    return 2 * config.raftElectionTicks * config.raftBaseTickMs;
   const noElectionMs = (config.raftElectionTicks - 1) * config.raftBaseTickMs;
   return (noElectionMs * (100 - config.leaseClockDriftPercent)) / 100;
 }

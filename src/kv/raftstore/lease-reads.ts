@@ -1,6 +1,7 @@
 // Where a peer's lease (lease.ts) meets its raft node and its read queue: what raft did that
 // renews or ends the lease, and the reads a valid lease serves without a ReadIndex round.
 import type { RawNode, Ready } from "../../raft/index.js";
+import type { Message } from "../../raft/eraftpb.js";
 import { MessageType } from "../../raft/eraftpb.js";
 import type { Region } from "../../proto/metapb.js";
 import type { EngineSnapshot } from "../engine/index.js";
@@ -18,20 +19,26 @@ export class PeerLease {
   readonly lease: LeaderLease;
   /** Test-only (util/deliberate-bugs.ts): transfers leave the lease alone. */
   private readonly keepAcrossTransfer: boolean;
+  /** Monotonic time until which this peer, restarted, grants no votes (see holdVotesAfterRestart). */
+  private votesHeldUntil: number | undefined;
+  /** Test-only: the lease's clock is the count of ticks (what raft itself sees), not the monotonic clock. */
+  private readonly tickClock: { ticks: number; tickMs: number } | undefined;
 
   constructor(
     private readonly raw: RawNode,
     private readonly runtime: Runtime,
     durationMs: number,
+    tickMs: number,
     bugs?: DeliberateBugs,
   ) {
     this.lease = new LeaderLease(durationMs);
     this.keepAcrossTransfer = bugs?.has("lease-kept-across-transfer") ?? false;
+    if (bugs?.has("lease-counted-in-ticks")) this.tickClock = { ticks: 0, tickMs };
   }
 
   /** Stamps a ReadIndex round: confirmed, it proves a quorum heard this leader after now. */
   stamp(): ReadStamp {
-    return { term: this.raw.basicStatus().hardState.term, sentAt: this.runtime.monotonicNow() };
+    return { term: this.raw.basicStatus().hardState.term, sentAt: this.now() };
   }
 
   /** Runs a raft step, tick or campaign; if it made this peer leader, the term's evidence starts before it. */
@@ -40,13 +47,35 @@ export class PeerLease {
       step();
       return;
     }
-    const before = this.runtime.monotonicNow();
+    const before = this.now();
     step();
     if (this.raw.isLeader()) this.lease.becameLeader(this.term(), before);
   }
 
+  /**
+   * A peer loaded at its store's start may have acknowledged a leader's message just before the
+   * crash; having forgotten that leader, it would vote at once, and a new leader could be elected
+   * while the old one's lease holds (TiKV issue 15035). So it grants no vote for an election timeout.
+   */
+  holdVotesAfterRestart(electionTimeoutMs: number): void {
+    this.votesHeldUntil = this.runtime.monotonicNow() + electionTimeoutMs;
+  }
+
+  /** True when `m` is a request for this restarted peer's vote that it must not answer yet. */
+  refusesVote(m: Message): boolean {
+    if (this.votesHeldUntil === undefined) return false;
+    if (m.msgType !== MessageType.MsgRequestVote && m.msgType !== MessageType.MsgRequestPreVote) return false;
+    if (this.runtime.monotonicNow() < this.votesHeldUntil) return true;
+    this.votesHeldUntil = undefined;
+    return false;
+  }
+
   /** A tick: a stalled or suspended process shows as a clock jump between two ticks. */
   tick(): void {
+    if (this.tickClock) {
+      this.tickClock.ticks++;
+      return; // ticks cannot show a pause: a paused process gets one late tick
+    }
     this.lease.look(this.runtime.monotonicNow(), this.runtime.now());
   }
 
@@ -55,21 +84,25 @@ export class PeerLease {
     this.lease.proposed(term, lastIndex, sentAt);
   }
 
+  /** The lease's clock: the store's monotonic clock. */
   now(): number {
+    if (this.tickClock) return this.tickClock.ticks * this.tickClock.tickMs;
     return this.runtime.monotonicNow();
   }
 
   drop(reason: LeaseDropReason): void {
     if (reason === "transfer" && this.keepAcrossTransfer) return;
-    this.lease.drop(reason, this.runtime.monotonicNow());
+    this.lease.drop(reason, this.now());
   }
 
   /** What a Ready tells: commits of this term renew; a step-down or a MsgTimeoutNow ends the lease. */
   ready(rd: Ready): void {
     const term = this.term();
     if (rd.softState && !this.raw.isLeader()) this.lease.steppedDown();
-    for (const m of rd.messages)
-      if (m.msgType === MessageType.MsgTimeoutNow) this.lease.timeoutNowSent(term, this.now());
+    for (const m of rd.messages) {
+      if (m.msgType === MessageType.MsgTimeoutNow && !this.keepAcrossTransfer)
+        this.lease.timeoutNowSent(term, this.now());
+    }
     const last = rd.committedEntries[rd.committedEntries.length - 1];
     // An older term's entry may be committed here without proof that anyone heard this leader.
     if (last && last.term === term && this.raw.isLeader()) this.lease.committed(term, last.index);
@@ -93,8 +126,8 @@ export class PeerLease {
    * the lease holds; false when the batch must take a ReadIndex round.
    */
   serve(batch: ReadWaiter[], reads: ReadQueue, applied: bigint, region: Region, snap: () => EngineSnapshot): boolean {
-    const now = this.runtime.monotonicNow();
-    this.lease.look(now, this.runtime.now());
+    const now = this.now();
+    if (!this.tickClock) this.lease.look(now, this.runtime.now());
     const status = this.raw.basicStatus();
     if (status.leadTransferee !== 0n) this.drop("transfer");
     const term = status.hardState.term;

@@ -74,7 +74,9 @@ export async function loadPeers(host: PeerHost): Promise<{ peers: Peer[]; tombst
     const storage = await PeerStorage.load(host.kv, host.raftEngine, region);
     if (host.config.deliberateBugs?.has("forget-vote-on-restart") && storage.raftState.hardState)
       storage.raftState.hardState.vote = 0n;
-    out.peers.push(newPeer(host, meta, storage));
+    const peer = newPeer(host, meta, storage);
+    peer.restarted(host.config.raftElectionTicks * host.config.raftBaseTickMs);
+    out.peers.push(peer);
   }
   return out;
 }

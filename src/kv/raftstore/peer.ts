@@ -100,7 +100,14 @@ export class Peer {
       // Election timeouts differ per peer and per start; the runtime's randomness keeps a simulation replayable.
       random: seededRandom(Math.floor(env.runtime.random() * 2147483647)),
     });
-    if (config.leaseReads) this.lease = new PeerLease(this.raw, env.runtime, leaderLeaseMs(config), this.deliberateBugs);
+    if (config.leaseReads)
+      this.lease = new PeerLease(
+        this.raw,
+        env.runtime,
+        leaderLeaseMs(config),
+        config.raftBaseTickMs,
+        this.deliberateBugs,
+      );
   }
 
   // ---- the door ----
@@ -137,6 +144,7 @@ export class Peer {
 
   private step(from: PeerMeta, m: Message): void {
     this.rememberPeer(from);
+    if (this.lease?.refusesVote(m)) return;
     try {
       this.raw.step(m);
     } catch (err) {
@@ -455,6 +463,11 @@ export class Peer {
   failAll(error: RegionErrorPb): void {
     this.proposals.failAll(error, this.term);
     this.reads.failAll(error);
+  }
+
+  /** This peer was loaded at its store's start: see PeerLease.holdVotesAfterRestart. */
+  restarted(electionTimeoutMs: number): void {
+    this.lease?.holdVotesAfterRestart(electionTimeoutMs);
   }
 
   /** Runs a raft step, tick or campaign; the lease learns if it made this peer leader. */
