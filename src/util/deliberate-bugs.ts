@@ -12,19 +12,13 @@ export type DeliberateBug =
   /** A restarted store loads its peers' hard state with the vote cleared. */
   | "forget-vote-on-restart"
   /** A transactional command releases its latches before its write has applied. */
-  | "release-latches-before-apply"
-  /** A leader's lease is measured in its ticks, which a paused process does not see pass, instead of the monotonic clock. */
-  | "lease-counted-in-ticks"
-  /** A leader keeps its lease when it starts a leader transfer or sends MsgTimeoutNow. */
-  | "lease-kept-across-transfer";
+  | "release-latches-before-apply";
 
 export const DELIBERATE_BUGS: readonly DeliberateBug[] = [
   "read-without-read-index",
   "skip-raft-fsync",
   "forget-vote-on-restart",
   "release-latches-before-apply",
-  "lease-counted-in-ticks",
-  "lease-kept-across-transfer",
 ];
 
 export type DeliberateBugs = ReadonlySet<DeliberateBug>;

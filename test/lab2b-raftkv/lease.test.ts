@@ -37,7 +37,7 @@ class Leader {
     storage: this.storage,
     checkQuorum: true,
   });
-  readonly peerLease = new PeerLease(this.raw, this.clocks.runtime, LEASE_MS, 100);
+  readonly peerLease = new PeerLease(this.raw, this.clocks.runtime, LEASE_MS);
   readonly sent: Message[] = [];
 
   get lease(): LeaderLease {

@@ -5,7 +5,6 @@ import type { Message } from "../../raft/eraftpb.js";
 import { MessageType } from "../../raft/eraftpb.js";
 import type { Region } from "../../proto/metapb.js";
 import type { EngineSnapshot } from "../engine/index.js";
-import type { DeliberateBugs } from "../../util/deliberate-bugs.js";
 import type { Runtime } from "../../util/runtime.js";
 import type { ApplyOutcome } from "./apply.js";
 import type { LeaseDropReason } from "./lease.js";
@@ -17,23 +16,15 @@ const RENEW_AHEAD_FRACTION = 0.25;
 
 export class PeerLease {
   readonly lease: LeaderLease;
-  /** Test-only (util/deliberate-bugs.ts): transfers leave the lease alone. */
-  private readonly keepAcrossTransfer: boolean;
   /** Monotonic time until which this peer, restarted, grants no votes (see holdVotesAfterRestart). */
   private votesHeldUntil: number | undefined;
-  /** Test-only: the lease's clock is the count of ticks (what raft itself sees), not the monotonic clock. */
-  private readonly tickClock: { ticks: number; tickMs: number } | undefined;
 
   constructor(
     private readonly raw: RawNode,
     private readonly runtime: Runtime,
     durationMs: number,
-    tickMs: number,
-    bugs?: DeliberateBugs,
   ) {
     this.lease = new LeaderLease(durationMs);
-    this.keepAcrossTransfer = bugs?.has("lease-kept-across-transfer") ?? false;
-    if (bugs?.has("lease-counted-in-ticks")) this.tickClock = { ticks: 0, tickMs };
   }
 
   /** Stamps a ReadIndex round: confirmed, it proves a quorum heard this leader after now. */
@@ -72,10 +63,6 @@ export class PeerLease {
 
   /** A tick: a stalled or suspended process shows as a clock jump between two ticks. */
   tick(): void {
-    if (this.tickClock) {
-      this.tickClock.ticks++;
-      return; // ticks cannot show a pause: a paused process gets one late tick
-    }
     this.lease.look(this.runtime.monotonicNow(), this.runtime.now());
   }
 
@@ -86,12 +73,10 @@ export class PeerLease {
 
   /** The lease's clock: the store's monotonic clock. */
   now(): number {
-    if (this.tickClock) return this.tickClock.ticks * this.tickClock.tickMs;
     return this.runtime.monotonicNow();
   }
 
   drop(reason: LeaseDropReason): void {
-    if (reason === "transfer" && this.keepAcrossTransfer) return;
     this.lease.drop(reason, this.now());
   }
 
@@ -100,8 +85,7 @@ export class PeerLease {
     const term = this.term();
     if (rd.softState && !this.raw.isLeader()) this.lease.steppedDown();
     for (const m of rd.messages) {
-      if (m.msgType === MessageType.MsgTimeoutNow && !this.keepAcrossTransfer)
-        this.lease.timeoutNowSent(term, this.now());
+      if (m.msgType === MessageType.MsgTimeoutNow) this.lease.timeoutNowSent(term, this.now());
     }
     const last = rd.committedEntries[rd.committedEntries.length - 1];
     // An older term's entry may be committed here without proof that anyone heard this leader.
@@ -127,7 +111,7 @@ export class PeerLease {
    */
   serve(batch: ReadWaiter[], reads: ReadQueue, applied: bigint, region: Region, snap: () => EngineSnapshot): boolean {
     const now = this.now();
-    if (!this.tickClock) this.lease.look(now, this.runtime.now());
+    this.lease.look(now, this.runtime.now());
     const status = this.raw.basicStatus();
     if (status.leadTransferee !== 0n) this.drop("transfer");
     const term = status.hardState.term;

@@ -99,14 +99,7 @@ export class Peer {
       // Election timeouts differ per peer and per start; the runtime's randomness keeps a simulation replayable.
       random: seededRandom(Math.floor(env.runtime.random() * 2147483647)),
     });
-    if (config.leaseReads)
-      this.lease = new PeerLease(
-        this.raw,
-        env.runtime,
-        leaderLeaseMs(config),
-        config.raftBaseTickMs,
-        this.deliberateBugs,
-      );
+    if (config.leaseReads) this.lease = new PeerLease(this.raw, env.runtime, leaderLeaseMs(config));
   }
 
   // ---- the door ----
