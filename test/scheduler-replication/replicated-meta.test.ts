@@ -1,0 +1,97 @@
+// A replicated scheduler in one process: three members over loopback gRPC. The leader's metadata
+// writes reach every member; followers answer GetMembers and NOT_LEADER; a new leader takes over
+// with ids and timestamps above everything the old one handed out.
+import { credentials, Metadata } from "@grpc/grpc-js";
+import { afterEach, describe, expect, it } from "vitest";
+import type { GetMembersResponse, IsBootstrappedResponse } from "../../src/proto/schedulerpb.js";
+import { ErrorType, SchedulerClient } from "../../src/proto/schedulerpb.js";
+import { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
+import { waitFor } from "../harness/wait.js";
+import { MemberGroup } from "./members.js";
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function raw(addr: string): SchedulerClient {
+  const c = new SchedulerClient(addr, credentials.createInsecure());
+  cleanups.push(() => c.close());
+  return c;
+}
+
+function call<Resp>(fn: (md: Metadata, opts: object, cb: (err: Error | null, r: Resp) => void) => void): Promise<Resp> {
+  return new Promise((resolve, reject) =>
+    fn(new Metadata(), { deadline: new Date(Date.now() + 2000) }, (err, r) => (err ? reject(err) : resolve(r))),
+  );
+}
+
+function maxOf(xs: bigint[]): bigint {
+  return [...xs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).at(-1)!;
+}
+
+describe("replicated scheduler (in-process members over loopback gRPC)", () => {
+  it("elects a leader; followers name it; its writes reach every member; a new leader never repeats an id or a timestamp", async () => {
+    const group = await MemberGroup.create(3);
+    cleanups.push(() => group.close());
+    await group.startAll();
+    const leader = await group.leader();
+    const followers = group.names.filter((n) => n !== leader);
+
+    // A follower answers GetMembers with all three members and the leader's client URL.
+    const members = await waitFor(
+      async () => {
+        const r = await call<GetMembersResponse>((md, o, cb) =>
+          raw(group.addr(followers[0]!)).getMembers({}, md, o, cb),
+        );
+        return r.leader?.name === leader && r.members.every((m) => m.clientUrls.length === 1) ? r : undefined;
+      },
+      { timeoutMs: 5000, message: `follower ${followers[0]} to report leader ${leader} and every client URL` },
+    );
+    expect(members.members.map((m) => m.name)).toEqual(["s1", "s2", "s3"]);
+    expect(members.leader?.clientUrls).toEqual([`http://${group.addr(leader)}`]);
+
+    // Any other rpc on a follower: NOT_LEADER naming the leader.
+    const notLeader = await call<IsBootstrappedResponse>((md, o, cb) =>
+      raw(group.addr(followers[1]!)).isBootstrapped({ header: { clusterId: members.header!.clusterId } }, md, o, cb),
+    );
+    expect(notLeader.header?.error?.type).toBe(ErrorType.NOT_LEADER);
+    expect(notLeader.header?.error?.message).toContain(`member ${leader}`);
+
+    // Writes through the leader, then every member has them applied.
+    const client = await SchedulerRpcClient.connect(group.addrs(followers.concat(leader)), { connectDeadlineMs: 5000 });
+    cleanups.push(() => client.close());
+    expect(client.leaderAddr).toBe(group.addr(leader));
+    await client.bootstrap({ id: 1n, address: "127.0.0.1:20160" });
+    await client.putStore({ id: 2n, address: "127.0.0.1:20161" });
+    const ids: bigint[] = [];
+    const stamps: bigint[] = [];
+    for (let i = 0; i < 20; i++) {
+      ids.push(await client.allocId());
+      stamps.push(await client.tso());
+    }
+    const clusterId = client.clusterId;
+    client.close();
+    for (const name of group.names) {
+      const s = group.servers.get(name)!;
+      await waitFor(async () => (await s.knownClusterId()) === clusterId, {
+        timeoutMs: 5000,
+        message: `member ${name} to apply the cluster id`,
+      });
+    }
+
+    // The leader goes away: one of the others takes over and hands out only new ids and timestamps.
+    await group.stop(leader);
+    const next = await group.leader(`a new leader among ${followers.join(",")}`);
+    expect(followers).toContain(next);
+    const after = await SchedulerRpcClient.connect(group.addrs(followers), { connectDeadlineMs: 10_000 });
+    cleanups.push(() => after.close());
+    expect(after.clusterId).toBe(clusterId);
+    const stores = await after.getAllStores();
+    expect(stores.map((s) => s.id).sort()).toEqual([1n, 2n]);
+    const newId = await after.allocId();
+    const newTs = await after.tso();
+    expect(newId > maxOf(ids)).toBe(true);
+    expect(newTs > maxOf(stamps)).toBe(true);
+  });
+});
