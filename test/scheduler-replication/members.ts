@@ -1,6 +1,7 @@
 // In-process members of a replicated scheduler over loopback gRPC, each on its own data dir.
 import type { MemberTiming } from "../../src/scheduler/replication/member.js";
 import { ReplicatedSchedulerServer } from "../../src/scheduler/replication/replicated-server.js";
+import { createLogger, silentLogger } from "../../src/util/logger.js";
 import { freePort } from "../harness/ports.js";
 import { tempDir, waitFor } from "../harness/wait.js";
 
@@ -40,7 +41,13 @@ export class MemberGroup {
 
   async start(name: string): Promise<ReplicatedSchedulerServer> {
     const s = await ReplicatedSchedulerServer.start(
-      { addr: this.addr(name), dataDir: this.dirs.get(name)!.path, tsoSaveWindowMs: 300 },
+      {
+        addr: this.addr(name),
+        dataDir: this.dirs.get(name)!.path,
+        tsoSaveWindowMs: 300,
+        // TEST_LOG_LEVEL=info shows the members' elections and take-overs.
+        log: process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL) : silentLogger,
+      },
       { name, initialCluster: this.initialCluster, timing: TEST_TIMING },
     );
     this.servers.set(name, s);
