@@ -341,15 +341,26 @@ interface Found {
   members: string[];
 }
 
-/** Asks one member for the members and the leader; returns a client of the leader. */
+function getMembers(
+  client: SchedulerClient,
+  opts: { timeoutMs: number; runtime: Runtime },
+): Promise<GetMembersResponse> {
+  return new Promise<GetMembersResponse>((resolve, reject) =>
+    client.getMembers({}, new Metadata(), { deadline: new Date(opts.runtime.now() + opts.timeoutMs) }, (err, r) =>
+      err ? reject(new SchedulerRpcError("GetMembers", err.code, err.details)) : resolve(r),
+    ),
+  );
+}
+
+/**
+ * Asks one member for the members and the leader; returns a client of the leader once the leader
+ * itself confirms it leads (a follower may still name a leader that just died).
+ */
 async function findLeader(addr: string, opts: { timeoutMs: number; runtime: Runtime }): Promise<Found> {
   const probe = new SchedulerClient(addr, credentials.createInsecure());
+  let client: SchedulerClient | undefined;
   try {
-    const resp = await new Promise<GetMembersResponse>((resolve, reject) =>
-      probe.getMembers({}, new Metadata(), { deadline: new Date(opts.runtime.now() + opts.timeoutMs) }, (err, r) =>
-        err ? reject(new SchedulerRpcError("GetMembers", err.code, err.details)) : resolve(r),
-      ),
-    );
+    const resp = await getMembers(probe, opts);
     const leaderUrl = resp.leader?.clientUrls[0];
     const clusterId = resp.header?.clusterId ?? 0n;
     // Reported as unavailable, so callers retry: an election may be in progress.
@@ -357,11 +368,21 @@ async function findLeader(addr: string, opts: { timeoutMs: number; runtime: Runt
       throw new SchedulerRpcError("GetMembers", status.UNAVAILABLE, `scheduler at ${addr} reported no leader`);
     const leader = hostPort(leaderUrl);
     const members = resp.members.flatMap((m) => m.clientUrls.slice(0, 1).map(hostPort));
-    const client = leader === addr ? probe : new SchedulerClient(leader, credentials.createInsecure());
-    if (client !== probe) probe.close();
+    if (leader === addr) return { client: probe, leader, clusterId, members };
+    client = new SchedulerClient(leader, credentials.createInsecure());
+    const own = await getMembers(client, opts);
+    if (own.leader?.clientUrls[0] === undefined || hostPort(own.leader.clientUrls[0]) !== leader) {
+      throw new SchedulerRpcError(
+        "GetMembers",
+        status.UNAVAILABLE,
+        `${leader}, named leader by ${addr}, does not lead`,
+      );
+    }
+    probe.close();
     return { client, leader, clusterId, members };
   } catch (err) {
     probe.close();
+    client?.close();
     throw err;
   }
 }
