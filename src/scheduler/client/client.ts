@@ -368,7 +368,13 @@ async function findLeader(addr: string, opts: { timeoutMs: number; runtime: Runt
       throw new SchedulerRpcError("GetMembers", status.UNAVAILABLE, `scheduler at ${addr} reported no leader`);
     const leader = hostPort(leaderUrl);
     const members = resp.members.flatMap((m) => m.clientUrls.slice(0, 1).map(hostPort));
-    if (leader === addr) return { client: probe, leader, clusterId, members };
+    // A replicated scheduler's first leader creates the cluster id: until then there is none to use.
+    const noClusterId = () =>
+      new SchedulerRpcError("GetMembers", status.UNAVAILABLE, `the scheduler leader ${leader} has no cluster id yet`);
+    if (leader === addr) {
+      if (clusterId === 0n) throw noClusterId();
+      return { client: probe, leader, clusterId, members };
+    }
     client = new SchedulerClient(leader, credentials.createInsecure());
     const own = await getMembers(client, opts);
     if (own.leader?.clientUrls[0] === undefined || hostPort(own.leader.clientUrls[0]) !== leader) {
@@ -378,8 +384,10 @@ async function findLeader(addr: string, opts: { timeoutMs: number; runtime: Runt
         `${leader}, named leader by ${addr}, does not lead`,
       );
     }
+    const leaderClusterId = own.header?.clusterId ?? 0n;
+    if (leaderClusterId === 0n) throw noClusterId();
     probe.close();
-    return { client, leader, clusterId, members };
+    return { client, leader, clusterId: leaderClusterId, members };
   } catch (err) {
     probe.close();
     client?.close();
