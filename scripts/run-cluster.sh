@@ -71,7 +71,9 @@ if [[ "$SCHEDULERS" == 1 ]]; then
 else
   SCHEDULER_INFO="  scheduler   $SCHEDULERS members: $SCHEDULER_ADDRS (the leader's status port, 2381+10(i-1), serves
               the dashboard and /status; the others answer 503 naming the leader)"
-  CTL="node dist/src/cli/tinykv-ctl.js --scheduler $SCHEDULER_ADDRS"
+  STATUS_ADDRS=""
+  for i in $(seq 1 "$SCHEDULERS"); do STATUS_ADDRS+="${STATUS_ADDRS:+,}127.0.0.1:$((2381 + 10 * (i - 1)))"; done
+  CTL="node dist/src/cli/tinykv-ctl.js --scheduler $SCHEDULER_ADDRS --status $STATUS_ADDRS"
 fi
 
 cat <<INFO

@@ -39,7 +39,8 @@ export class MemberGroup {
     return order.map((n) => this.addr(n)).join(",");
   }
 
-  async start(name: string): Promise<ReplicatedSchedulerServer> {
+  /** Starts one member; `initialCluster` overrides the group's list (a misconfigured member). */
+  async start(name: string, initialCluster = this.initialCluster): Promise<ReplicatedSchedulerServer> {
     const s = await ReplicatedSchedulerServer.start(
       {
         addr: this.addr(name),
@@ -48,7 +49,7 @@ export class MemberGroup {
         // TEST_LOG_LEVEL=info shows the members' elections and take-overs.
         log: process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL) : silentLogger,
       },
-      { name, initialCluster: this.initialCluster, timing: TEST_TIMING },
+      { name, initialCluster, timing: TEST_TIMING },
     );
     this.servers.set(name, s);
     return s;

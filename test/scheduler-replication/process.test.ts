@@ -150,4 +150,30 @@ describe("replicated tinyscheduler (processes)", () => {
       expect((await txn.get(key))?.toString(), `committed ${key}`).toBe(value);
     }
   }, 60_000);
+
+  it("refuses replication flags that cannot work, saying why", async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [["--name", "s1"], /--name and --peer-addr need --initial-cluster/],
+      [["--initial-cluster", "s1=127.0.0.1:2380"], /--initial-cluster needs --name/],
+      [["--name", "s9", "--initial-cluster", "s1=127.0.0.1:2380"], /--name s9 is not in it/],
+    ];
+    const dir = tempDir("tinysched-flags-");
+    cleanups.push(() => dir.cleanup());
+    await Promise.all(
+      cases.map(async ([args, why]) => {
+        const p = spawnNode("tinyscheduler.js", [
+          ...args,
+          "--addr",
+          "127.0.0.1:0",
+          "--data-dir",
+          dir.path,
+          "--status-addr",
+          "",
+        ]);
+        const code = await p.exited;
+        expect(code, `exit code of tinyscheduler ${args.join(" ")}`).not.toBe(0);
+        expect(p.output()).toMatch(why);
+      }),
+    );
+  });
 });

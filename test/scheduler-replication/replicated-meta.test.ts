@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { GetMembersResponse, IsBootstrappedResponse } from "../../src/proto/schedulerpb.js";
 import { ErrorType, SchedulerClient } from "../../src/proto/schedulerpb.js";
 import { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
+import { parseInitialCluster } from "../../src/scheduler/replication/members.js";
 import { waitFor } from "../harness/wait.js";
 import { MemberGroup } from "./members.js";
 
@@ -93,5 +94,70 @@ describe("replicated scheduler (in-process members over loopback gRPC)", () => {
     const newTs = await after.tso();
     expect(newId > maxOf(ids)).toBe(true);
     expect(newTs > maxOf(stamps)).toBe(true);
+  });
+
+  it("a whole group restarted from its data dirs keeps the cluster, its stores and its marks", async () => {
+    const group = await MemberGroup.create(3);
+    cleanups.push(() => group.close());
+    await group.startAll();
+    await group.leader();
+    const client = await SchedulerRpcClient.connect(group.addrs(), { connectDeadlineMs: 5000 });
+    await client.bootstrap({ id: 1n, address: "127.0.0.1:20160" });
+    const lastId = await client.allocId();
+    const lastTs = await client.tso();
+    const clusterId = client.clusterId;
+    client.close();
+    for (const n of group.names) await group.stop(n);
+
+    await group.startAll();
+    await group.leader("a leader after restarting every member");
+    const again = await SchedulerRpcClient.connect(group.addrs(), { connectDeadlineMs: 10_000 });
+    cleanups.push(() => again.close());
+    expect(again.clusterId).toBe(clusterId);
+    expect(await again.isBootstrapped()).toBe(true);
+    expect((await again.getAllStores()).map((s) => s.address)).toEqual(["127.0.0.1:20160"]);
+    expect((await again.allocId()) > lastId).toBe(true);
+    expect((await again.tso()) > lastTs).toBe(true);
+  });
+
+  it("a group of one member serves on its own", async () => {
+    const group = await MemberGroup.create(1);
+    cleanups.push(() => group.close());
+    await group.startAll();
+    await group.leader();
+    const client = await SchedulerRpcClient.connect(group.addrs(), { connectDeadlineMs: 5000 });
+    cleanups.push(() => client.close());
+    await client.bootstrap({ id: 1n, address: "127.0.0.1:20160" });
+    const a = await client.tso();
+    expect((await client.tso()) > a).toBe(true);
+  });
+
+  it("--initial-cluster is checked at the door; members of different lists refuse each other", async () => {
+    expect(parseInitialCluster("s1=127.0.0.1:2380, s2=http://127.0.0.1:2390")).toEqual([
+      { id: 1n, name: "s1", peerAddr: "127.0.0.1:2380" },
+      { id: 2n, name: "s2", peerAddr: "127.0.0.1:2390" },
+    ]);
+    for (const [bad, why] of [
+      ["", /no member given/],
+      ["s1", /want name=host:port/],
+      ["s1=nowhere", /"nowhere" is not host:port/],
+      ["s1=127.0.0.1:2380,s1=127.0.0.1:2382", /member s1 is named twice/],
+      ["s1=127.0.0.1:2380,s2=127.0.0.1:2380", /peer address 127.0.0.1:2380 is named twice/],
+    ] as const) {
+      expect(() => parseInitialCluster(bad), bad).toThrow(why);
+    }
+
+    // s1 told only of s1 and s2, s2 told of all three: without the check they would make a quorum
+    // of each other's lists (2 of 2, 2 of 3) and elect a leader. With it, each refuses the other.
+    const group = await MemberGroup.create(3);
+    cleanups.push(() => group.close());
+    await group.start("s1", group.initialCluster.split(",").slice(0, 2).join(","));
+    await group.start("s2");
+    await new Promise((r) => setTimeout(r, 1500));
+    for (const name of ["s1", "s2"]) {
+      const m = group.servers.get(name)!;
+      expect(m.core, `${name} serves`).toBeUndefined();
+      expect((await m.getMembers()).leader, `${name} names a leader`).toBeUndefined();
+    }
   });
 });
