@@ -103,6 +103,7 @@ async function main(): Promise<void> {
           name: values.name!,
           initialCluster: values["initial-cluster"]!,
           peerAddr: values["peer-addr"],
+          onFatal: (err) => die(`member stopped: cannot persist its raft state: ${(err as Error).message}`),
         })
       : await SchedulerServer.start(serverOpts);
   } catch (err) {

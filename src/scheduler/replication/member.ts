@@ -39,6 +39,8 @@ export interface MemberOptions {
   runtime: Runtime;
   log: Logger;
   timing?: MemberTiming;
+  /** The member could not persist its raft state and stopped: the process should exit. */
+  onFatal?: (err: unknown) => void;
 }
 
 export interface Role {
@@ -189,10 +191,11 @@ export class SchedulerMember {
       } while (this.again && !this.stopped);
     } catch (err) {
       // The member cannot persist its log: it must not go on (a member that acked an append it
-      // did not store would break the quorum's promise). Stop and let the process supervisor see it.
+      // did not store would break the quorum's promise). Stop, and tell the host (the CLI exits).
       this.opts.log.fatal({ err }, "scheduler member failed to persist its raft state; stopping the member");
       this.stop();
       this.emit({ isLeader: false, term: this.role.term, leaderId: 0n });
+      this.opts.onFatal?.(err);
     } finally {
       this.running = false;
     }

@@ -35,6 +35,8 @@ export interface ReplicationOptions {
   /** Where this member's peer service listens (default: its address in `initialCluster`). */
   peerAddr?: string;
   timing?: MemberTiming;
+  /** This member stopped because it could not persist its raft state (disk full, I/O error). */
+  onFatal?: (err: unknown) => void;
 }
 
 interface Term {
@@ -131,6 +133,7 @@ export class ReplicatedSchedulerServer {
         runtime,
         log,
         timing: rep.timing,
+        onFatal: rep.onFatal,
       });
       server = new ReplicatedSchedulerServer(
         { ...opts, log, runtime },
