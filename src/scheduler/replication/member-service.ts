@@ -9,7 +9,6 @@ import type {
   TsoResponse,
 } from "../../proto/schedulerpb.js";
 import { ErrorType, SchedulerService } from "../../proto/schedulerpb.js";
-import type { Logger } from "../../util/logger.js";
 import type { SchedulerHandlers } from "../server/handlers.js";
 import type { HeartbeatStream } from "../server/heartbeat-streams.js";
 import { grpcError, toGrpcError } from "../server/service.js";
@@ -30,7 +29,6 @@ export interface MemberServiceDeps {
   /** The cluster id this member knows (0 before the first leader created it). */
   clusterId(): Promise<bigint>;
   getMembers(): Promise<GetMembersResponse>;
-  log: Logger;
 }
 
 /** Every unary rpc but GetMembers (which every member answers itself). */

@@ -163,7 +163,6 @@ export class ReplicatedSchedulerServer {
           notLeaderMessage: () => srv.notLeaderMessage(),
           clusterId: () => srv.knownClusterId(),
           getMembers: () => srv.getMembers(),
-          log,
         }),
       );
       member.onRoleChange((role) => srv.onRole(role));
