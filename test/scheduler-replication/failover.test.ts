@@ -36,7 +36,7 @@ describe("scheduler failover (in-process members over loopback gRPC)", () => {
     const leader = await group.leader();
     const others = group.names.filter((n) => n !== leader);
     const client = await SchedulerRpcClient.connect(group.addrs([...others, leader]), {
-      connectDeadlineMs: 5000,
+      connectDeadlineMs: 15_000,
       retryDeadlineMs: 10_000,
     });
     cleanups.push(() => client.close());
@@ -45,22 +45,33 @@ describe("scheduler failover (in-process members over loopback gRPC)", () => {
     const stamps: bigint[] = [];
     const ids: bigint[] = [];
     let stop = false;
+    let failure: unknown;
     const workload = (async () => {
       while (!stop) {
         stamps.push(await client.tso());
         ids.push(await client.allocId());
       }
-    })();
-    await waitFor(() => stamps.length >= 50, { timeoutMs: 5000, message: "50 timestamps before the failover" });
+    })().catch((err: unknown) => {
+      failure = err;
+    });
+    cleanups.push(() => {
+      stop = true;
+      return workload;
+    });
+    await waitFor(() => stamps.length >= 20 || failure, {
+      timeoutMs: 15_000,
+      message: "20 timestamps before the failover",
+    });
     const before = stamps.length;
     await group.stop(leader);
     const next = await group.leader("a new leader after the old one stopped");
-    await waitFor(() => stamps.length >= before + 50 && client.leaderAddr === group.addr(next), {
-      timeoutMs: 10_000,
-      message: `the client to move to ${next} and get 50 more timestamps`,
+    await waitFor(() => (stamps.length >= before + 20 && client.leaderAddr === group.addr(next)) || failure, {
+      timeoutMs: 15_000,
+      message: `the client to move to ${next} and get 20 more timestamps`,
     });
     stop = true;
     await workload;
+    expect(failure, "the workload failed").toBeUndefined();
 
     for (let i = 1; i < stamps.length; i++)
       expect(stamps[i]! > stamps[i - 1]!, `timestamp ${i} after ${i - 1}`).toBe(true);
@@ -72,7 +83,10 @@ describe("scheduler failover (in-process members over loopback gRPC)", () => {
     cleanups.push(() => group.close());
     await group.startAll();
     const leader = await group.leader();
-    const client = await SchedulerRpcClient.connect(group.addrs(), { connectDeadlineMs: 5000 });
+    const client = await SchedulerRpcClient.connect(group.addrs(), {
+      connectDeadlineMs: 15_000,
+      retryDeadlineMs: 15_000,
+    });
     cleanups.push(() => client.close());
     const clusterId = client.clusterId;
     const last = await client.tso();
@@ -92,7 +106,7 @@ describe("scheduler failover (in-process members over loopback gRPC)", () => {
         const r = await rawTso(group.addr(leader), clusterId);
         return r.header?.error?.type === ErrorType.NOT_LEADER ? r : undefined;
       },
-      { timeoutMs: 5000, message: `the partitioned leader ${leader} to refuse timestamps` },
+      { timeoutMs: 15_000, message: `the partitioned leader ${leader} to refuse timestamps` },
     );
     expect(refused.timestamp?.physical ?? 0n).toBe(0n);
     const next = await waitFor(

@@ -47,7 +47,7 @@ describe("replicated scheduler (in-process members over loopback gRPC)", () => {
         );
         return r.leader?.name === leader && r.members.every((m) => m.clientUrls.length === 1) ? r : undefined;
       },
-      { timeoutMs: 5000, message: `follower ${followers[0]} to report leader ${leader} and every client URL` },
+      { timeoutMs: 15_000, message: `follower ${followers[0]} to report leader ${leader} and every client URL` },
     );
     expect(members.members.map((m) => m.name)).toEqual(["s1", "s2", "s3"]);
     expect(members.leader?.clientUrls).toEqual([`http://${group.addr(leader)}`]);
@@ -60,7 +60,10 @@ describe("replicated scheduler (in-process members over loopback gRPC)", () => {
     expect(notLeader.header?.error?.message).toContain(`member ${leader}`);
 
     // Writes through the leader, then every member has them applied.
-    const client = await SchedulerRpcClient.connect(group.addrs(followers.concat(leader)), { connectDeadlineMs: 5000 });
+    const client = await SchedulerRpcClient.connect(group.addrs(followers.concat(leader)), {
+      connectDeadlineMs: 15_000,
+      retryDeadlineMs: 15_000,
+    });
     cleanups.push(() => client.close());
     expect(client.leaderAddr).toBe(group.addr(leader));
     await client.bootstrap({ id: 1n, address: "127.0.0.1:20160" });
@@ -76,7 +79,7 @@ describe("replicated scheduler (in-process members over loopback gRPC)", () => {
     for (const name of group.names) {
       const s = group.servers.get(name)!;
       await waitFor(async () => (await s.knownClusterId()) === clusterId, {
-        timeoutMs: 5000,
+        timeoutMs: 15_000,
         message: `member ${name} to apply the cluster id`,
       });
     }
@@ -85,7 +88,10 @@ describe("replicated scheduler (in-process members over loopback gRPC)", () => {
     await group.stop(leader);
     const next = await group.leader(`a new leader among ${followers.join(",")}`);
     expect(followers).toContain(next);
-    const after = await SchedulerRpcClient.connect(group.addrs(followers), { connectDeadlineMs: 10_000 });
+    const after = await SchedulerRpcClient.connect(group.addrs(followers), {
+      connectDeadlineMs: 15_000,
+      retryDeadlineMs: 15_000,
+    });
     cleanups.push(() => after.close());
     expect(after.clusterId).toBe(clusterId);
     const stores = await after.getAllStores();
@@ -101,7 +107,10 @@ describe("replicated scheduler (in-process members over loopback gRPC)", () => {
     cleanups.push(() => group.close());
     await group.startAll();
     await group.leader();
-    const client = await SchedulerRpcClient.connect(group.addrs(), { connectDeadlineMs: 5000 });
+    const client = await SchedulerRpcClient.connect(group.addrs(), {
+      connectDeadlineMs: 15_000,
+      retryDeadlineMs: 15_000,
+    });
     await client.bootstrap({ id: 1n, address: "127.0.0.1:20160" });
     const lastId = await client.allocId();
     const lastTs = await client.tso();
@@ -111,7 +120,10 @@ describe("replicated scheduler (in-process members over loopback gRPC)", () => {
 
     await group.startAll();
     await group.leader("a leader after restarting every member");
-    const again = await SchedulerRpcClient.connect(group.addrs(), { connectDeadlineMs: 10_000 });
+    const again = await SchedulerRpcClient.connect(group.addrs(), {
+      connectDeadlineMs: 15_000,
+      retryDeadlineMs: 15_000,
+    });
     cleanups.push(() => again.close());
     expect(again.clusterId).toBe(clusterId);
     expect(await again.isBootstrapped()).toBe(true);
@@ -125,7 +137,10 @@ describe("replicated scheduler (in-process members over loopback gRPC)", () => {
     cleanups.push(() => group.close());
     await group.startAll();
     await group.leader();
-    const client = await SchedulerRpcClient.connect(group.addrs(), { connectDeadlineMs: 5000 });
+    const client = await SchedulerRpcClient.connect(group.addrs(), {
+      connectDeadlineMs: 15_000,
+      retryDeadlineMs: 15_000,
+    });
     cleanups.push(() => client.close());
     await client.bootstrap({ id: 1n, address: "127.0.0.1:20160" });
     const a = await client.tso();

@@ -157,8 +157,11 @@ export class SchedulerMember {
 
   /** Appends a write to the log; resolves once this member applied it in the term it was proposed in. */
   propose(write: MetaWrite, expectedTerm?: bigint): Promise<void> {
-    if (!this.role.isLeader || this.stopped || (expectedTerm !== undefined && expectedTerm !== this.role.term)) {
-      return Promise.reject(new NotLeaderError(this.role.leaderId, this.role.term));
+    // Ask the node itself, not the role of the last turn: a follower would forward the entry to
+    // the leader, and the index it returns would then name some other entry of the log.
+    const term = this.node.basicStatus().hardState.term;
+    if (!this.node.isLeader() || this.stopped || (expectedTerm !== undefined && expectedTerm !== term)) {
+      return Promise.reject(new NotLeaderError(this.role.leaderId, term));
     }
     let at: { index: bigint; term: bigint };
     try {
