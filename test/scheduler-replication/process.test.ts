@@ -149,7 +149,7 @@ describe("replicated tinyscheduler (processes)", () => {
       const txn = await kv.begin();
       expect((await txn.get(key))?.toString(), `committed ${key}`).toBe(value);
     }
-  }, 60_000);
+  }, 120_000);
 
   it("refuses replication flags that cannot work, saying why", async () => {
     const cases: Array<[string[], RegExp]> = [
