@@ -1,6 +1,9 @@
 // tinykv-ctl's commands that talk to the scheduler's HTTP status API: operators with the reasons
 // behind them, and store state changes (drain a store, tombstone a drained one).
 import { errorMessage } from "../util/retry.js";
+import type { StatusResponse } from "../util/status-client.js";
+import { requestStatus } from "../util/status-client.js";
+import type { TlsConfig } from "../util/tls.js";
 
 export const STORE_STATES = ["up", "offline", "tombstone"] as const;
 export type StoreStateName = (typeof STORE_STATES)[number];
@@ -40,13 +43,14 @@ export class StatusApi {
   constructor(
     readonly addr: string,
     private readonly timeoutMs: number,
+    /** HTTPS with this client certificate (the scheduler's status API then wants one). */
+    private readonly tls?: TlsConfig,
   ) {}
 
   private async request(method: "GET" | "POST", path: string): Promise<unknown> {
-    const url = `http://${this.addr}${path}`;
-    let res: Response;
+    let res: StatusResponse;
     try {
-      res = await fetch(url, { method, signal: AbortSignal.timeout(this.timeoutMs) });
+      res = await requestStatus(this.addr, path, { method, timeoutMs: this.timeoutMs, tls: this.tls });
     } catch (err) {
       throw new Error(
         `cannot reach the scheduler's status API at ${this.addr} (tinyscheduler --status-addr; set --status): ${errorMessage(err)}`,
@@ -54,7 +58,7 @@ export class StatusApi {
     }
     let body: unknown;
     try {
-      body = await res.json();
+      body = JSON.parse(res.text);
     } catch (err) {
       throw new Error(
         `the status API at ${this.addr} answered ${method} ${path} with HTTP ${res.status} and no JSON: ${errorMessage(err)}`,

@@ -3,6 +3,8 @@ import { AddressInUseError, SchedulerServer } from "../scheduler/server/server.j
 import { DataDirLockedError } from "../scheduler/core/meta-kv.js";
 import { createLogger } from "../util/logger.js";
 import { realRuntime } from "../util/runtime.js";
+import type { TlsConfig } from "../util/tls.js";
+import { TLS_FLAG_OPTIONS, TlsConfigError, tlsFlagsUsage, tlsFromFlags, urlScheme } from "../util/tls.js";
 import { AdvertiseAddrError, resolveAdvertiseAddr } from "./advertise.js";
 import { fatal, onShutdownSignal, parseFlags, quietGrpcUnlessDebug } from "./common.js";
 
@@ -19,6 +21,7 @@ Flags:
   --advertise-status-addr <host:port>  status address printed at start-up (default --status-addr)
   --log-level <level>        fatal|error|warn|info|debug|trace (default $LOG_LEVEL or info)
   --max-replicas <n>         replicas per region, written at bootstrap (default 3)
+${tlsFlagsUsage(29)}                             with them gRPC and the status API are mutual TLS (HTTPS)
   -h, --help                 show this help
 `;
 
@@ -38,6 +41,7 @@ async function main(): Promise<void> {
     "advertise-status-addr": { type: "string" },
     "log-level": { type: "string", default: process.env.LOG_LEVEL ?? "info" },
     "max-replicas": { type: "string", default: "3" },
+    ...TLS_FLAG_OPTIONS,
   });
   const values = v as Record<string, string>;
   const level = values["log-level"]!.toLowerCase();
@@ -66,6 +70,14 @@ async function main(): Promise<void> {
     throw err;
   }
 
+  let tls: TlsConfig | undefined;
+  try {
+    tls = tlsFromFlags(values);
+  } catch (err) {
+    if (err instanceof TlsConfigError) fatal(BIN, err.message, 2);
+    throw err;
+  }
+
   quietGrpcUnlessDebug(level);
   const log = createLogger(level, "tinyscheduler");
   let server: SchedulerServer;
@@ -79,6 +91,7 @@ async function main(): Promise<void> {
       maxReplicas,
       log,
       runtime: realRuntime,
+      tls,
     });
   } catch (err) {
     if (err instanceof AddressInUseError || err instanceof DataDirLockedError) die(err.message);
@@ -87,7 +100,8 @@ async function main(): Promise<void> {
   process.stderr.write(
     `tinyscheduler listening on ${server.addr}` +
       (advertiseAddr && advertiseAddr !== server.addr ? `, advertising ${advertiseAddr}` : "") +
-      (server.statusAddr ? `, status on http://${server.statusAddr}` : "") +
+      (server.statusAddr ? `, status on ${urlScheme(tls)}://${server.statusAddr}` : "") +
+      (tls ? `, mutual TLS as ${tls.subject}` : "") +
       ` (cluster id ${server.clusterId})\n`,
   );
 

@@ -1,5 +1,5 @@
 import type { CallOptions, ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
-import { credentials, Metadata, status } from "@grpc/grpc-js";
+import { Metadata, status } from "@grpc/grpc-js";
 import type { GetMembersResponse, RegionHeartbeatResponse, TsoRequest, TsoResponse } from "../../proto/schedulerpb.js";
 import { RegionHeartbeatRequest, SchedulerClient } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
@@ -7,6 +7,8 @@ import { silentLogger } from "../../util/logger.js";
 import { retryWithBackoff } from "../../util/retry.js";
 import type { Runtime } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
+import type { TlsConfig } from "../../util/tls.js";
+import { grpcChannelCredentials } from "../../util/tls.js";
 import type { SchedulerApi, SchedulerUnaryCalls } from "../api.js";
 import { SchedulerError } from "../errors.js";
 import { SchedulerCalls } from "./scheduler-calls.js";
@@ -37,6 +39,8 @@ export interface SchedulerRpcClientOptions {
   log?: Logger;
   /** Deadlines, backoff and jitter (default: the real clock). */
   runtime?: Runtime;
+  /** Mutual TLS to every scheduler member; default plaintext. */
+  tls?: TlsConfig;
 }
 
 type Callback<T> = (err: ServiceError | null, resp: T) => void;
@@ -73,7 +77,7 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
     private readonly client: SchedulerClient,
     readonly clusterId: bigint,
     readonly leaderAddr: string,
-    private readonly opts: Required<Omit<SchedulerRpcClientOptions, "log" | "runtime">> & {
+    private readonly opts: Required<Omit<SchedulerRpcClientOptions, "log" | "runtime" | "tls">> & {
       log: Logger;
       runtime: Runtime;
     },
@@ -109,6 +113,7 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
   static async connect(addrs: string | string[], options: SchedulerRpcClientOptions = {}): Promise<SchedulerRpcClient> {
     const list = (Array.isArray(addrs) ? addrs : addrs.split(",")).map(hostPort).filter((a) => a.length > 0);
     if (list.length === 0) throw new Error("scheduler connect: no address given");
+    const creds = grpcChannelCredentials(options.tls);
     const opts = {
       timeoutMs: options.timeoutMs ?? 1000,
       connectDeadlineMs: options.connectDeadlineMs ?? 10_000,
@@ -119,7 +124,7 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
     return retryWithBackoff(
       async (attempt) => {
         const addr = list[attempt % list.length]!;
-        const probe = new SchedulerClient(addr, credentials.createInsecure());
+        const probe = new SchedulerClient(addr, creds);
         try {
           const resp = await new Promise<GetMembersResponse>((resolve, reject) =>
             probe.getMembers(
@@ -133,7 +138,7 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
           const clusterId = resp.header?.clusterId ?? 0n;
           if (!leaderUrl) throw new Error(`scheduler at ${addr} reported no leader`);
           const leader = hostPort(leaderUrl);
-          const client = leader === addr ? probe : new SchedulerClient(leader, credentials.createInsecure());
+          const client = leader === addr ? probe : new SchedulerClient(leader, creds);
           if (client !== probe) probe.close();
           opts.log.info({ leader, cluster_id: clusterId.toString() }, "connected to scheduler");
           return new SchedulerRpcClient(client, clusterId, leader, opts);

@@ -1,0 +1,54 @@
+/**
+ * One request to a process's status address (/metrics, the scheduler's JSON API): plain HTTP as
+ * always, or HTTPS with this process's certificate when TLS is configured (the status servers
+ * then require one). Node's fetch cannot present a client certificate, hence node:https there.
+ */
+import { request } from "node:https";
+import { splitStatusAddr } from "./http-status.js";
+import type { TlsConfig } from "./tls.js";
+import { urlScheme } from "./tls.js";
+
+export interface StatusResponse {
+  status: number;
+  ok: boolean;
+  text: string;
+}
+
+export interface StatusRequestOptions {
+  method?: "GET" | "POST";
+  timeoutMs: number;
+  tls?: TlsConfig;
+}
+
+/** The URL of `path` at a status address, with the scheme TLS implies. */
+export function statusUrl(addr: string, path: string, tls: TlsConfig | undefined): string {
+  return `${urlScheme(tls)}://${addr}${path}`;
+}
+
+/** GETs (or POSTs) `path` at `addr`; rejects when the server cannot be reached or the deadline passes. */
+export async function requestStatus(addr: string, path: string, opts: StatusRequestOptions): Promise<StatusResponse> {
+  const method = opts.method ?? "GET";
+  if (!opts.tls) {
+    const res = await fetch(statusUrl(addr, path, undefined), { method, signal: AbortSignal.timeout(opts.timeoutMs) });
+    return { status: res.status, ok: res.ok, text: await res.text() };
+  }
+  const { host, port } = splitStatusAddr(addr);
+  const tls = opts.tls;
+  return new Promise((resolve, reject) => {
+    // No agent: status calls are rare, and a pooled socket would keep a finished tinykv-ctl alive.
+    const req = request({ host, port, path, method, agent: false, ...tls.clientOptions() }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => {
+        const status = res.statusCode ?? 0;
+        resolve({ status, ok: status >= 200 && status < 300, text: Buffer.concat(chunks).toString("utf8") });
+      });
+      res.on("error", reject);
+    });
+    req.setTimeout(opts.timeoutMs, () =>
+      req.destroy(new Error(`no answer from ${statusUrl(addr, path, tls)} within ${opts.timeoutMs} ms`)),
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
