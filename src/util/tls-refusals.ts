@@ -7,6 +7,8 @@ import type { Socket } from "node:net";
 import type { Server as TlsServer, TLSSocket } from "node:tls";
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "./logger.js";
+import type { Runtime } from "./runtime.js";
+import { realRuntime } from "./runtime.js";
 
 /** A peer that keeps retrying gets one line per this many ms (with how many were not logged). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
@@ -32,7 +34,12 @@ export function refusalReason(err: TlsError, authorizationError: string | undefi
 }
 
 /** Logs every refused handshake on `server` as one warn line, at most one per peer address and reason per 10 s. */
-export function logTlsRefusals(server: TlsServer, log: Logger, listener: string): void {
+export function logTlsRefusals(
+  server: TlsServer,
+  log: Logger,
+  listener: string,
+  clock: Pick<Runtime, "now"> = realRuntime,
+): void {
   const lastLogged = new Map<string, { at: number; suppressed: number }>();
   // Reading the raw socket's address now caches it: when a certificate fails Node's check the
   // TLS socket is destroyed before 'tlsClientError', and only its parent still knows the peer.
@@ -43,7 +50,7 @@ export function logTlsRefusals(server: TlsServer, log: Logger, listener: string)
     const authorizationError = socket.authorizationError ? String(socket.authorizationError) : undefined;
     const reason = refusalReason(err, authorizationError);
     const key = `${peer.slice(0, peer.lastIndexOf(":"))} ${reason}`;
-    const now = Date.now();
+    const now = clock.now();
     const seen = lastLogged.get(key);
     if (seen && now - seen.at < REFUSAL_LOG_INTERVAL_MS) {
       seen.suppressed++;

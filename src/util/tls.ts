@@ -11,6 +11,8 @@ import type { ServerOptions as HttpsServerOptions } from "node:https";
 import type { ConnectionOptions } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { TinyKvError } from "./errors.js";
+import type { Runtime } from "./runtime.js";
+import { realRuntime } from "./runtime.js";
 
 /** A TLS file or PEM that cannot be used; the message names the file (or option) and what is wrong. */
 export class TlsConfigError extends TinyKvError {}
@@ -46,8 +48,11 @@ export class TlsConfig implements TlsPem {
     readonly subject: string,
   ) {}
 
-  /** Reads and checks the three files; a missing, unreadable or non-PEM file is a TlsConfigError naming it. */
-  static fromFiles(files: TlsFiles): TlsConfig {
+  /**
+   * Reads and checks the three files; a missing, unreadable or non-PEM file is a TlsConfigError
+   * naming it. `clock` says what "now" is for the certificate's validity.
+   */
+  static fromFiles(files: TlsFiles, clock: Pick<Runtime, "now"> = realRuntime): TlsConfig {
     const read = (flag: string, path: string) => {
       try {
         return readFileSync(path);
@@ -58,16 +63,21 @@ export class TlsConfig implements TlsPem {
     return TlsConfig.check(
       { caPem: read("--cacert", files.cacert), certPem: read("--cert", files.cert), keyPem: read("--key", files.key) },
       { ca: `--cacert ${files.cacert}`, cert: `--cert ${files.cert}`, key: `--key ${files.key}` },
+      clock,
     );
   }
 
   /** Checks PEM contents; returns `pem` itself when it already is a TlsConfig. */
-  static fromPem(pem: TlsPem): TlsConfig {
+  static fromPem(pem: TlsPem, clock: Pick<Runtime, "now"> = realRuntime): TlsConfig {
     if (pem instanceof TlsConfig) return pem;
-    return TlsConfig.check(pem, { ca: "tls.caPem", cert: "tls.certPem", key: "tls.keyPem" });
+    return TlsConfig.check(pem, { ca: "tls.caPem", cert: "tls.certPem", key: "tls.keyPem" }, clock);
   }
 
-  private static check(pem: TlsPem, names: { ca: string; cert: string; key: string }): TlsConfig {
+  private static check(
+    pem: TlsPem,
+    names: { ca: string; cert: string; key: string },
+    clock: Pick<Runtime, "now">,
+  ): TlsConfig {
     const caPem = Buffer.from(pem.caPem);
     const certPem = Buffer.from(pem.certPem);
     const keyPem = Buffer.from(pem.keyPem);
@@ -82,7 +92,7 @@ export class TlsConfig implements TlsPem {
     }
     if (!leaf.checkPrivateKey(key))
       throw new TlsConfigError(`${names.key} is not the private key of the certificate in ${names.cert}`);
-    const now = Date.now();
+    const now = clock.now();
     if (Date.parse(leaf.validTo) < now || Date.parse(leaf.validFrom) > now)
       throw new TlsConfigError(
         `${names.cert}: the certificate is valid from ${leaf.validFrom} to ${leaf.validTo}, not now`,
