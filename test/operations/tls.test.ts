@@ -96,20 +96,35 @@ describe.skipIf(missing !== undefined)("TLS", () => {
     dir.cleanup();
   });
 
-  it("serves raw and transactional requests through src/client, and the status servers over HTTPS", async () => {
+  it("serves raw and transactional requests through src/client, and the status servers over HTTPS", {
+    timeout: 120_000,
+  }, async () => {
     client = await KvClient.connect({
       scheduler: schedulerAddr,
       tls: { caPem: clientTls.caPem, certPem: clientTls.certPem, keyPem: clientTls.keyPem },
-      connectTimeoutMs: 15_000,
-      timeoutMs: 20_000,
+      // Generous: on a loaded machine three stores and a scheduler take a while to come up.
+      connectTimeoutMs: 30_000,
+      timeoutMs: 30_000,
     });
-    await client.put("tls-raw", "over mutual TLS");
+    // Both writes are idempotent: on a loaded machine a leader change may leave one's outcome
+    // unknown (the client then does not retry by itself), and writing it again is safe.
+    const kv = client;
+    await waitFor(() => kv.put("tls-raw", "over mutual TLS").then(() => true), {
+      timeoutMs: 30_000,
+      message: `the raw put over TLS never succeeded; output:\n${logs()}`,
+    });
     expect((await client.get("tls-raw"))?.toString()).toBe("over mutual TLS");
 
-    const txn = await client.begin();
-    txn.put("tls-txn-a", "1");
-    txn.put("tls-txn-b", "2");
-    await txn.commit();
+    await waitFor(
+      async () => {
+        const txn = await kv.begin();
+        txn.put("tls-txn-a", "1");
+        txn.put("tls-txn-b", "2");
+        await txn.commit();
+        return true;
+      },
+      { timeoutMs: 30_000, message: `the transaction over TLS never committed; output:\n${logs()}` },
+    );
     const reader = await client.begin();
     expect((await reader.get("tls-txn-a"))?.toString()).toBe("1");
     expect((await reader.get("tls-txn-b"))?.toString()).toBe("2");
@@ -138,6 +153,8 @@ describe.skipIf(missing !== undefined)("TLS", () => {
         schedulerAddr,
         "--status",
         schedulerStatus,
+        "--timeout",
+        "20000",
         ...tlsFlags(certs.client),
         ...args,
       ]);
