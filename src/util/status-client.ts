@@ -8,6 +8,9 @@ import { splitStatusAddr } from "./http-status.js";
 import type { TlsConfig } from "./tls.js";
 import { urlScheme } from "./tls.js";
 
+/** A status answer bigger than this is refused (ours are well under 1 MiB): the peer is not one of ours. */
+const MAX_STATUS_BODY_BYTES = 16 << 20;
+
 export interface StatusResponse {
   status: number;
   ok: boolean;
@@ -38,7 +41,13 @@ export async function requestStatus(addr: string, path: string, opts: StatusRequ
     // No agent: status calls are rare, and a pooled socket would keep a finished tinykv-ctl alive.
     const req = request({ host, port, path, method, agent: false, ...tls.clientOptions() }, (res) => {
       const chunks: Buffer[] = [];
-      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      let bytes = 0;
+      res.on("data", (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes > MAX_STATUS_BODY_BYTES)
+          req.destroy(new Error(`${statusUrl(addr, path, tls)} answered more than ${MAX_STATUS_BODY_BYTES} bytes`));
+        else chunks.push(chunk);
+      });
       res.on("end", () => {
         const status = res.statusCode ?? 0;
         resolve({ status, ok: status >= 200 && status < 300, text: Buffer.concat(chunks).toString("utf8") });

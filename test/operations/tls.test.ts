@@ -16,6 +16,7 @@ import { TlsConfig } from "../../src/util/tls.js";
 import type { Proc } from "../harness/processes.js";
 import { FAST_STORE_CONFIG, spawnNode } from "../harness/processes.js";
 import { freePort } from "../harness/ports.js";
+import { grpcPortWithFreeStatusPort } from "../observability/default-status-stores.js";
 import type { TestCerts } from "../harness/tls-certs.js";
 import { makeTestCerts, opensslMissing, tlsFlags } from "../harness/tls-certs.js";
 import { tempDir, waitFor } from "../harness/wait.js";
@@ -67,8 +68,10 @@ describe.skipIf(missing !== undefined)("TLS", () => {
     const config = join(dir.path, "config.json");
     writeFileSync(config, JSON.stringify(FAST_STORE_CONFIG));
     for (let n = 1; n <= 3; n++) {
-      const addr = `127.0.0.1:${await freePort()}`;
-      const status = `127.0.0.1:${await freePort()}`;
+      // The status port at the gRPC port + 20, where the scheduler's dashboard scrapes a store.
+      const port = await grpcPortWithFreeStatusPort();
+      const addr = `127.0.0.1:${port}`;
+      const status = `127.0.0.1:${port + 20}`;
       const proc = spawnNode("tinykv-server.js", [
         "--path",
         join(dir.path, `store${n}`),
@@ -141,6 +144,15 @@ describe.skipIf(missing !== undefined)("TLS", () => {
     const status = await requestStatus(schedulerStatus, "/status", { timeoutMs: 5000, tls: clientTls });
     expect(status.status).toBe(200);
     expect(JSON.parse(status.text).bootstrapped).toBe(true);
+    // The scheduler's dashboard scrapes the stores' HTTPS /metrics with its own certificate.
+    await waitFor(
+      async () => {
+        const data = await requestStatus(schedulerStatus, "/dashboard/data", { timeoutMs: 5000, tls: clientTls });
+        const scraped = (JSON.parse(data.text) as { store_metrics: { error?: string }[] }).store_metrics;
+        return scraped.length === 3 && scraped.every((s) => s.error === undefined);
+      },
+      { timeoutMs: 15_000, message: "the dashboard never scraped all three stores over HTTPS" },
+    );
     // The status port is HTTPS only.
     await expect(fetch(`http://${stores[0]!.status}/metrics`)).rejects.toThrow();
   });
