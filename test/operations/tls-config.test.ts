@@ -14,7 +14,8 @@ if (missing) console.warn(missing);
 
 async function exitOf(script: string, args: string[]): Promise<{ code: number | null; out: string }> {
   const p = spawnNode(script, args);
-  const timer = setTimeout(() => p.child.kill("SIGKILL"), 10_000);
+  // Generous: a loaded machine can take seconds just to start node.
+  const timer = setTimeout(() => p.child.kill("SIGKILL"), 20_000);
   const code = await p.exited;
   clearTimeout(timer);
   return { code, out: p.output() };
