@@ -1,6 +1,9 @@
 // tinykv-ctl's commands that talk to the scheduler's HTTP status API: operators with the reasons
 // behind them, and store state changes (drain a store, tombstone a drained one).
 import { errorMessage } from "../util/retry.js";
+import type { StatusResponse } from "../util/status-client.js";
+import { requestStatus } from "../util/status-client.js";
+import type { TlsConfig } from "../util/tls.js";
 
 export const STORE_STATES = ["up", "offline", "tombstone"] as const;
 export type StoreStateName = (typeof STORE_STATES)[number];
@@ -51,6 +54,8 @@ export class StatusApi {
   constructor(
     readonly addr: string,
     private readonly timeoutMs: number,
+    /** HTTPS with this client certificate (the scheduler's status API then wants one). */
+    private readonly tls?: TlsConfig,
   ) {
     this.addrs = addr
       .split(",")
@@ -74,10 +79,9 @@ export class StatusApi {
   }
 
   private async requestAt(addr: string, method: "GET" | "POST", path: string): Promise<unknown> {
-    const url = `http://${addr}${path}`;
-    let res: Response;
+    let res: StatusResponse;
     try {
-      res = await fetch(url, { method, signal: AbortSignal.timeout(this.timeoutMs) });
+      res = await requestStatus(addr, path, { method, timeoutMs: this.timeoutMs, tls: this.tls });
     } catch (err) {
       throw new StatusUnreachableError(
         `cannot reach the scheduler's status API at ${addr} (tinyscheduler --status-addr; set --status): ${errorMessage(err)}`,
@@ -85,7 +89,7 @@ export class StatusApi {
     }
     let body: unknown;
     try {
-      body = await res.json();
+      body = JSON.parse(res.text);
     } catch (err) {
       throw new Error(
         `the status API at ${addr} answered ${method} ${path} with HTTP ${res.status} and no JSON: ${errorMessage(err)}`,

@@ -5,6 +5,8 @@ import { InitialClusterError } from "../scheduler/replication/members.js";
 import { ReplicatedSchedulerServer } from "../scheduler/replication/replicated-server.js";
 import { createLogger } from "../util/logger.js";
 import { realRuntime } from "../util/runtime.js";
+import type { TlsConfig } from "../util/tls.js";
+import { TLS_FLAG_OPTIONS, TlsConfigError, tlsFlagsUsage, tlsFromFlags, urlScheme } from "../util/tls.js";
 import { AdvertiseAddrError, resolveAdvertiseAddr } from "./advertise.js";
 import { fatal, onShutdownSignal, parseFlags, quietGrpcUnlessDebug } from "./common.js";
 
@@ -21,6 +23,7 @@ Flags:
   --advertise-status-addr <host:port>  status address printed at start-up (default --status-addr)
   --log-level <level>        fatal|error|warn|info|debug|trace (default $LOG_LEVEL or info)
   --max-replicas <n>         replicas per region, written at bootstrap (default 3)
+${tlsFlagsUsage(29)}                             with them gRPC and the status API are mutual TLS (HTTPS)
 
 Replication (leave out for a single scheduler; give all three for one member of 3 or 5):
   --name <name>              this member's name in --initial-cluster
@@ -52,6 +55,7 @@ async function main(): Promise<void> {
     name: { type: "string" },
     "initial-cluster": { type: "string" },
     "peer-addr": { type: "string" },
+    ...TLS_FLAG_OPTIONS,
   });
   const values = v as Record<string, string>;
   const level = values["log-level"]!.toLowerCase();
@@ -80,6 +84,14 @@ async function main(): Promise<void> {
     throw err;
   }
 
+  let tls: TlsConfig | undefined;
+  try {
+    tls = tlsFromFlags(values);
+  } catch (err) {
+    if (err instanceof TlsConfigError) fatal(BIN, err.message, 2);
+    throw err;
+  }
+
   quietGrpcUnlessDebug(level);
   const log = createLogger(level, "tinyscheduler");
   const replicated = values["initial-cluster"] !== undefined;
@@ -95,6 +107,7 @@ async function main(): Promise<void> {
     maxReplicas,
     log,
     runtime: realRuntime,
+    tls,
   };
   let server: SchedulerServer | ReplicatedSchedulerServer;
   try {
@@ -114,7 +127,8 @@ async function main(): Promise<void> {
   process.stderr.write(
     `tinyscheduler ${server instanceof ReplicatedSchedulerServer ? `member ${values.name} ` : ""}listening on ${server.addr}` +
       (advertiseAddr && advertiseAddr !== server.addr ? `, advertising ${advertiseAddr}` : "") +
-      (server.statusAddr ? `, status on http://${server.statusAddr}` : "") +
+      (server.statusAddr ? `, status on ${urlScheme(tls)}://${server.statusAddr}` : "") +
+      (tls ? `, mutual TLS as ${tls.subject}` : "") +
       (server instanceof ReplicatedSchedulerServer ? "" : ` (cluster id ${server.clusterId})`) +
       "\n",
   );

@@ -1,5 +1,6 @@
 import type { CallOptions, ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
-import { credentials, Metadata, status } from "@grpc/grpc-js";
+import type { ChannelCredentials } from "@grpc/grpc-js";
+import { Metadata, status } from "@grpc/grpc-js";
 import type {
   GetMembersResponse,
   RegionHeartbeatResponse,
@@ -13,6 +14,8 @@ import { silentLogger } from "../../util/logger.js";
 import { retryWithBackoff } from "../../util/retry.js";
 import type { Runtime } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
+import type { TlsConfig } from "../../util/tls.js";
+import { grpcChannelCredentials } from "../../util/tls.js";
 import type { SchedulerApi, SchedulerUnaryCalls } from "../api.js";
 import { SchedulerError } from "../errors.js";
 import { SchedulerCalls } from "./scheduler-calls.js";
@@ -43,6 +46,8 @@ export interface SchedulerRpcClientOptions {
   log?: Logger;
   /** Deadlines, backoff and jitter (default: the real clock). */
   runtime?: Runtime;
+  /** Mutual TLS to every scheduler member; default plaintext. */
+  tls?: TlsConfig;
 }
 
 type Callback<T> = (err: ServiceError | null, resp: T) => void;
@@ -86,7 +91,8 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
     readonly clusterId: bigint,
     leaderAddr: string,
     seeds: string[],
-    private readonly opts: Required<Omit<SchedulerRpcClientOptions, "log" | "runtime">> & {
+    private readonly opts: Required<Omit<SchedulerRpcClientOptions, "log" | "runtime" | "tls">> & {
+      creds: ChannelCredentials;
       log: Logger;
       runtime: Runtime;
     },
@@ -128,12 +134,14 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
   static async connect(addrs: string | string[], options: SchedulerRpcClientOptions = {}): Promise<SchedulerRpcClient> {
     const list = (Array.isArray(addrs) ? addrs : addrs.split(",")).map(hostPort).filter((a) => a.length > 0);
     if (list.length === 0) throw new Error("scheduler connect: no address given");
+    const creds = grpcChannelCredentials(options.tls);
     const opts = {
       timeoutMs: options.timeoutMs ?? 1000,
       connectDeadlineMs: options.connectDeadlineMs ?? 10_000,
       retryDeadlineMs: options.retryDeadlineMs ?? 5000,
       log: options.log ?? silentLogger,
       runtime: options.runtime ?? realRuntime,
+      creds: grpcChannelCredentials(options.tls),
     };
     const found = await retryWithBackoff((attempt) => findLeader(list[attempt % list.length]!, opts), {
       what: `connect to scheduler at ${list.join(",")}`,
@@ -356,8 +364,11 @@ function getMembers(
  * Asks one member for the members and the leader; returns a client of the leader once the leader
  * itself confirms it leads (a follower may still name a leader that just died).
  */
-async function findLeader(addr: string, opts: { timeoutMs: number; runtime: Runtime }): Promise<Found> {
-  const probe = new SchedulerClient(addr, credentials.createInsecure());
+async function findLeader(
+  addr: string,
+  opts: { timeoutMs: number; runtime: Runtime; creds: ChannelCredentials },
+): Promise<Found> {
+  const probe = new SchedulerClient(addr, opts.creds);
   let client: SchedulerClient | undefined;
   try {
     const resp = await getMembers(probe, opts);
@@ -375,7 +386,7 @@ async function findLeader(addr: string, opts: { timeoutMs: number; runtime: Runt
       if (clusterId === 0n) throw noClusterId();
       return { client: probe, leader, clusterId, members };
     }
-    client = new SchedulerClient(leader, credentials.createInsecure());
+    client = new SchedulerClient(leader, opts.creds);
     const own = await getMembers(client, opts);
     if (own.leader?.clientUrls[0] === undefined || hostPort(own.leader.clientUrls[0]) !== leader) {
       throw new SchedulerRpcError(

@@ -1,5 +1,7 @@
 import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
-import { credentials, Metadata } from "@grpc/grpc-js";
+import { Metadata } from "@grpc/grpc-js";
+import type { TlsConfig } from "../../util/tls.js";
+import { grpcChannelCredentials } from "../../util/tls.js";
 import type { Message } from "../../raft/index.js";
 import type { RaftBatch, RaftBatchResponse, SchedulerPeerServer } from "../../proto/schedulerraftpb.js";
 import { SchedulerPeerClient } from "../../proto/schedulerraftpb.js";
@@ -23,6 +25,8 @@ export interface PeerTransportOptions {
   runtime: Runtime;
   log: Logger;
   onUnreachable: (id: bigint) => void;
+  /** Mutual TLS between the members (the same certificates as the client port). */
+  tls?: TlsConfig;
 }
 
 /**
@@ -42,7 +46,7 @@ export class PeerTransport {
   constructor(private readonly opts: PeerTransportOptions) {
     for (const m of opts.members) {
       if (m.id !== opts.self.id)
-        this.clients.set(m.id, new SchedulerPeerClient(m.peerAddr, credentials.createInsecure()));
+        this.clients.set(m.id, new SchedulerPeerClient(m.peerAddr, grpcChannelCredentials(opts.tls)));
     }
     this.clientUrls.set(opts.self.id, opts.clientUrl);
   }

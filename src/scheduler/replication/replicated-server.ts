@@ -1,6 +1,5 @@
 import { once } from "node:events";
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node:http";
-import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Server } from "@grpc/grpc-js";
 import { GetMembersResponse, Member, SchedulerService } from "../../proto/schedulerpb.js";
@@ -17,6 +16,9 @@ import type { SchedulerServerOptions } from "../server/server.js";
 import { AddressInUseError, bindGrpc, splitHostPort } from "../server/server.js";
 import { createSchedulerService } from "../server/service.js";
 import { createStatusServer } from "../server/status-http.js";
+import { createStatusHttpServer } from "../../util/http-status.js";
+import { urlScheme } from "../../util/tls.js";
+import { logGrpcTlsRefusals } from "../../util/tls-refusals.js";
 import type { MemberTiming, Role } from "./member.js";
 import { SchedulerMember } from "./member.js";
 import type { MemberSpec } from "./members.js";
@@ -96,13 +98,17 @@ export class ReplicatedSchedulerServer {
     let http: HttpServer | undefined;
     try {
       const { host } = splitHostPort(opts.addr);
-      const addr = `${host}:${await bindGrpc(grpc, opts.addr)}`;
-      const clientUrl = `http://${opts.advertiseAddr ?? addr}`;
-      await bindGrpc(peerGrpc, rep.peerAddr ?? self.peerAddr, "peer");
+      const addr = `${host}:${await bindGrpc(grpc, opts.addr, opts.tls)}`;
+      const clientUrl = `${urlScheme(opts.tls)}://${opts.advertiseAddr ?? addr}`;
+      await bindGrpc(peerGrpc, rep.peerAddr ?? self.peerAddr, opts.tls, "peer");
+      if (opts.tls) {
+        logGrpcTlsRefusals(grpc, log, "grpc");
+        logGrpcTlsRefusals(peerGrpc, log, "peer");
+      }
       let statusAddr: string | undefined;
       let server: ReplicatedSchedulerServer | undefined;
       if (opts.statusAddr) {
-        http = createServer((req, res) => server?.serveStatus(req, res));
+        http = createStatusHttpServer({ tls: opts.tls, log }, (req, res) => server?.serveStatus(req, res));
         const s = splitHostPort(opts.statusAddr);
         http.listen(s.port, s.host);
         await Promise.race([
@@ -121,6 +127,7 @@ export class ReplicatedSchedulerServer {
         members,
         token: clusterToken(members),
         clientUrl,
+        tls: opts.tls,
         runtime,
         log,
         onUnreachable: (id) => member?.reportUnreachable(id),
@@ -214,7 +221,7 @@ export class ReplicatedSchedulerServer {
       return Member.create({
         name: m.name,
         memberId: m.id,
-        peerUrls: [`http://${m.peerAddr}`],
+        peerUrls: [`${urlScheme(this.opts.tls)}://${m.peerAddr}`],
         clientUrls: url ? [url] : [],
       });
     });
@@ -258,7 +265,7 @@ export class ReplicatedSchedulerServer {
         core,
         leader,
         heartbeats,
-        status: this.http ? createStatusServer(core, this.log) : undefined,
+        status: this.http ? createStatusServer(core, this.log, this.opts.tls) : undefined,
       };
       heartbeats.startKeepAlive();
       core.start();
