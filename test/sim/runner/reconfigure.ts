@@ -47,8 +47,8 @@ function pick<T>(rng: Rng, items: readonly T[]): T | undefined {
 }
 
 /**
- * Adds the operator `kind` asks for on a region drawn with `rng` (fully replicated, led, nothing
- * running on it, nothing catching up); returns what it did, for the trace.
+ * Adds the operator `kind` asks for on a region drawn with `rng` (fully replicated, led, no peer
+ * move running on it, and for a peer change no peer catching up); returns what it did, for the trace.
  */
 export function reconfigure(core: SchedulerCore, kind: ReconfigurationKind, rng: Rng): string {
   const cluster = core.cluster;
