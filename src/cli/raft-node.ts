@@ -35,6 +35,7 @@ import type { Logger } from "../util/logger.js";
 import { retryWithBackoff } from "../util/retry.js";
 import type { Runtime } from "../util/runtime.js";
 import { realRuntime } from "../util/runtime.js";
+import type { TlsConfig } from "../util/tls.js";
 import type { RunningNode } from "./standalone-node.js";
 
 export class ClusterMismatchError extends Error {
@@ -78,6 +79,8 @@ export interface RaftNodeOptions {
   advertiseStatusAddr?: string;
   /** How long to keep trying to reach the scheduler before giving up. */
   schedulerDeadlineMs?: number;
+  /** Mutual TLS on every connection: clients, other stores, the scheduler, the status server. */
+  tls?: TlsConfig;
 }
 
 /**
@@ -91,6 +94,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
   const client = await SchedulerRpcClient.connect(opts.scheduler, {
     connectDeadlineMs: opts.schedulerDeadlineMs ?? 30_000,
     log,
+    tls: opts.tls,
   });
   let kv: Engine | undefined;
   let raft: Engine | undefined;
@@ -115,7 +119,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       log,
       runtime,
       makeTransport: (snapshotSource, events) =>
-        new GrpcTransport({ storeId, resolver, snapshotSource, events, log, runtime }),
+        new GrpcTransport({ storeId, resolver, snapshotSource, events, log, runtime, tls: opts.tls }),
       hooks: worker.hooks(),
       observer: new RaftstoreMetrics(metrics.registry, log, opts.slowMs ?? DEFAULT_SLOW_MS),
       onFatal: opts.onFatal,
@@ -128,12 +132,17 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), raft: store, log }),
       metrics,
     );
-    const { server, port } = await listenTinyKv(service, listenAddr(opts.addr));
+    const { server, port } = await listenTinyKv(service, listenAddr(opts.addr), { tls: opts.tls, log });
     const status = opts.statusAddr
-      ? await startStoreStatusServer(opts.statusAddr, metrics, () => ({
-          ...raftstoreStatus(store, advertiseAddr),
-          status_addr: opts.advertiseStatusAddr ?? opts.statusAddr,
-        })).catch(async (err: unknown) => {
+      ? await startStoreStatusServer(
+          opts.statusAddr,
+          metrics,
+          () => ({
+            ...raftstoreStatus(store, advertiseAddr),
+            status_addr: opts.advertiseStatusAddr ?? opts.statusAddr,
+          }),
+          { tls: opts.tls, log },
+        ).catch(async (err: unknown) => {
           await shutdownGracefully(server, runtime);
           worker.stop();
           await store.stop();

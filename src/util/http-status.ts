@@ -3,9 +3,14 @@
  * say plainly when the port is taken.
  */
 import { once } from "node:events";
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from "node:http";
 import { createServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { Logger } from "./logger.js";
+import { silentLogger } from "./logger.js";
+import type { TlsConfig } from "./tls.js";
+import { logTlsRefusals } from "./tls-refusals.js";
 
 export class StatusAddressInUseError extends Error {
   constructor(readonly addr: string) {
@@ -47,10 +52,29 @@ export function defaultStatusAddr(grpcAddr: string): string {
   return `${grpcAddr.slice(0, i)}:${port === 0 ? 0 : port + STATUS_PORT_OFFSET}`;
 }
 
+export interface StatusServerOptions {
+  /** Serve HTTPS and require a client certificate signed by its CA. */
+  tls?: TlsConfig;
+  /** Where refused TLS handshakes are logged. */
+  log?: Logger;
+}
+
+/** A plain HTTP server, or with TLS an HTTPS one that requires client certificates (and logs refusals). */
+export function createStatusHttpServer(opts: StatusServerOptions, handler: RequestListener): Server {
+  if (!opts.tls) return createServer(handler);
+  const server = createHttpsServer(opts.tls.httpsServerOptions(), handler);
+  logTlsRefusals(server, opts.log ?? silentLogger, "status");
+  return server;
+}
+
 /** Serves GET routes by path; anything else is 404 (or 405 for another method). */
-export async function listenStatus(addr: string, routes: Record<string, StatusRoute>): Promise<RunningStatusServer> {
+export async function listenStatus(
+  addr: string,
+  routes: Record<string, StatusRoute>,
+  opts: StatusServerOptions = {},
+): Promise<RunningStatusServer> {
   const { host, port } = splitStatusAddr(addr);
-  const server: Server = createServer((req, res) => {
+  const server: Server = createStatusHttpServer(opts, (req, res) => {
     const path = new URL(req.url ?? "/", "http://x").pathname;
     const route = routes[path];
     if (!route) return sendText(res, 404, `unknown path ${path}; try ${Object.keys(routes).join(", ")}\n`);

@@ -1,3 +1,5 @@
+import type { Entry } from "../../raft/eraftpb.js";
+
 /**
  * What the raftstore tells about its own work, for metrics and the slow log. The raftstore reads
  * no clock for it: it only says when each stage of a write or a turn is reached, and the
@@ -31,6 +33,11 @@ export interface TurnTimeline {
 export interface RaftstoreObserver {
   write(regionId: bigint): WriteTimeline;
   turn(): TurnTimeline;
+  /**
+   * Each committed entry a replica applies, in log order, on the store loop (so it must be
+   * cheap): the simulation checks that every replica applies the same entry at each index.
+   */
+  applied?(storeId: bigint, peerId: bigint, regionId: bigint, entry: Entry): void;
 }
 
 const NO_WRITE: WriteTimeline = { proposed() {}, committed() {}, answered() {} };

@@ -329,11 +329,14 @@ export class Peer {
 
   /** What apply needs of this peer; `hasInitializedRegion` answers for the whole store. */
   applyTarget(hasInitializedRegion: (regionId: bigint) => boolean): ApplyTarget {
+    const observer = this.observer;
+    const regionId = this.regionId;
     return {
       storage: this.storage,
       selfPeerId: this.meta.id,
       applyConfChange: (cc) => this.raw.applyConfChange(cc),
       hasInitializedRegion,
+      onApplied: observer.applied && ((entry) => observer.applied!(this.storeId, this.meta.id, regionId, entry)),
     };
   }
 
