@@ -1,6 +1,6 @@
 /**
- * The raftstore's stages as a user of /metrics sees them (write stages, turns, the raft
- * engine's group-commit write), and the slow log: one line per slow write with its stages.
+ * The raftstore's stages as a user of /metrics sees them (write and read stages, turns, the raft
+ * engine's group-commit write), and the slow log: one line per slow write or read with its stages.
  */
 import { Writable } from "node:stream";
 import { pino } from "pino";
@@ -28,7 +28,8 @@ describe("raftstore metrics and the slow log", () => {
     cluster = undefined;
   });
 
-  it("every acknowledged write passes the propose, commit and apply stages; a slow one logs its stages", async () => {
+  /** A 3-store cluster whose raftstores report to per-store registries, logging slow requests past 30 ms. */
+  async function startObserved() {
     const registries = new Map<bigint, Registry>();
     const lines: Array<Record<string, unknown>> = [];
     const sink = new Writable({
@@ -39,7 +40,7 @@ describe("raftstore metrics and the slow log", () => {
       },
     });
     const log = pino({ level: "warn" }, sink);
-    cluster = new TestCluster({
+    const c = new TestCluster({
       stores: 3,
       observer: (id) => {
         const registry = new Registry();
@@ -47,10 +48,16 @@ describe("raftstore metrics and the slow log", () => {
         return new RaftstoreMetrics(registry, log, 30);
       },
     });
-    await cluster.start();
-    for (let i = 0; i < 10; i++) await cluster.put(`k${i}`, `v${i}`);
-    const texts = await Promise.all([...registries.values()].map((r) => r.metrics()));
-    const all = texts.join("\n");
+    cluster = c;
+    await c.start();
+    const metrics = async () => (await Promise.all([...registries.values()].map((r) => r.metrics()))).join("\n");
+    return { c, lines, metrics };
+  }
+
+  it("every acknowledged write passes the propose, commit and apply stages; a slow one logs its stages", async () => {
+    const { c, lines, metrics } = await startObserved();
+    for (let i = 0; i < 10; i++) await c.put(`k${i}`, `v${i}`);
+    const all = await metrics();
     expect(sample(all, "tinykv_raftstore_writes_total", { outcome: "applied" })).toBeGreaterThanOrEqual(10);
     for (const stage of ["propose", "commit", "apply"]) {
       expect(
@@ -64,8 +71,8 @@ describe("raftstore metrics and the slow log", () => {
 
     // Followers' acknowledgements 40-60 ms late: the write waits past the 30 ms slow threshold in its commit stage.
     const before = lines.length;
-    const remove = cluster.network.addFilter(delay(40, 60));
-    await cluster.put("slow", "v");
+    const remove = c.network.addFilter(delay(40, 60));
+    await c.put("slow", "v");
     remove();
     const slow = lines.slice(before).filter((l) => l.msg === "slow write");
     expect(slow.length, JSON.stringify(lines.slice(before))).toBeGreaterThanOrEqual(1);
@@ -74,6 +81,34 @@ describe("raftstore metrics and the slow log", () => {
     expect(typeof line.region_id).toBe("string");
     expect(line.total_ms as number).toBeGreaterThanOrEqual(30);
     expect(line.commit_ms as number).toBeGreaterThanOrEqual(30);
+    expect(typeof line.queued_ms).toBe("number");
+    expect(typeof line.apply_ms).toBe("number");
+  });
+  it("every linearizable read passes the queue, confirm and apply stages; a slow one logs its stages", async () => {
+    const { c, lines, metrics } = await startObserved();
+    await c.put("r", "v");
+    for (let i = 0; i < 10; i++) expect((await c.get("r"))?.toString()).toBe("v");
+    const all = await metrics();
+    expect(sample(all, "tinykv_raftstore_reads_total", { outcome: "served" })).toBeGreaterThanOrEqual(10);
+    for (const stage of ["queue", "confirm", "apply"]) {
+      expect(
+        sample(all, "tinykv_raftstore_read_stage_duration_seconds_count", { stage }),
+        stage,
+      ).toBeGreaterThanOrEqual(10);
+    }
+
+    // The leader's ReadIndex heartbeats are answered 40-60 ms late: the read waits past 30 ms to be confirmed.
+    const before = lines.length;
+    const remove = c.network.addFilter(delay(40, 60));
+    expect((await c.get("r"))?.toString()).toBe("v");
+    remove();
+    const slow = lines.slice(before).filter((l) => l.msg === "slow read");
+    expect(slow.length, JSON.stringify(lines.slice(before))).toBeGreaterThanOrEqual(1);
+    const line = slow[0]!;
+    expect(line.outcome).toBe("served");
+    expect(typeof line.region_id).toBe("string");
+    expect(line.total_ms as number).toBeGreaterThanOrEqual(30);
+    expect(line.confirm_ms as number).toBeGreaterThanOrEqual(30);
     expect(typeof line.queued_ms).toBe("number");
     expect(typeof line.apply_ms).toBe("number");
   });

@@ -79,7 +79,7 @@ export class Peer {
     this.log = env.log;
     this.wake = env.wake;
     this.observer = env.observer ?? NO_OBSERVER;
-    this.reads = new ReadQueue(meta.id);
+    this.reads = new ReadQueue(meta.id, () => this.observer.read(this.regionId));
     this.raw = new RawNode({
       id: meta.id,
       electionTick: config.raftElectionTicks,
