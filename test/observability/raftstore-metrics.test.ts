@@ -5,10 +5,12 @@
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { RaftstoreMetrics } from "../../src/kv/status/index.js";
-import { delay } from "../../src/kv/transport/filters.js";
+import { RaftstoreMetrics, raftstoreGauges, StoreMetrics } from "../../src/kv/status/index.js";
+import { delay, isolate } from "../../src/kv/transport/filters.js";
 import { Registry } from "../../src/util/metrics.js";
+import type { ClusterOptions } from "../harness/cluster.js";
 import { TestCluster } from "../harness/cluster.js";
+import { waitFor } from "../harness/wait.js";
 
 function sample(text: string, name: string, labels: Record<string, string> = {}): number {
   let sum = 0;
@@ -29,7 +31,7 @@ describe("raftstore metrics and the slow log", () => {
   });
 
   /** A 3-store cluster whose raftstores report to per-store registries, logging slow requests past 30 ms. */
-  async function startObserved() {
+  async function startObserved(config: ClusterOptions["config"] = {}) {
     const registries = new Map<bigint, Registry>();
     const lines: Array<Record<string, unknown>> = [];
     const sink = new Writable({
@@ -42,6 +44,7 @@ describe("raftstore metrics and the slow log", () => {
     const log = pino({ level: "warn" }, sink);
     const c = new TestCluster({
       stores: 3,
+      config,
       observer: (id) => {
         const registry = new Registry();
         registries.set(id, registry);
@@ -51,7 +54,8 @@ describe("raftstore metrics and the slow log", () => {
     cluster = c;
     await c.start();
     const metrics = async () => (await Promise.all([...registries.values()].map((r) => r.metrics()))).join("\n");
-    return { c, lines, metrics };
+    const metricsOf = (id: bigint) => registries.get(id)!.metrics();
+    return { c, lines, metrics, metricsOf };
   }
 
   it("every acknowledged write passes the propose, commit and apply stages; a slow one logs its stages", async () => {
@@ -111,5 +115,42 @@ describe("raftstore metrics and the slow log", () => {
     expect(line.confirm_ms as number).toBeGreaterThanOrEqual(30);
     expect(typeof line.queued_ms).toBe("number");
     expect(typeof line.apply_ms).toBe("number");
+  });
+  it("log GC counts compactions and entries; a lagging follower is a pending peer and catches up by a counted snapshot", async () => {
+    const { c, metrics, metricsOf } = await startObserved({ raftLogGcCountLimit: 10 });
+    await c.put("k0", "v");
+    const leader = c.leaderOf(1n)!;
+    const lagging = c.storeIds.find((id) => id !== leader)!;
+    const gauges = new StoreMetrics({ registry: new Registry() });
+    gauges.watchStore(raftstoreGauges(c.store(leader)!));
+    c.network.addFilter(isolate(lagging));
+    for (let i = 1; i <= 30; i++) await c.put(`k${i}`, `v${i}`);
+    const leaderPeer = c.store(leader)!.peers.get(1n)!;
+    await waitFor(() => leaderPeer.storage.truncatedIndex > c.store(lagging)!.peers.get(1n)!.storage.lastIndex(), {
+      timeoutMs: 10_000,
+      message: "the leader never compacted its log past the isolated follower",
+    });
+    expect(sample(await gauges.text(), "tinykv_store_pending_peers"), "the isolated follower is pending").toBe(1);
+    const gc = await metrics();
+    expect(sample(gc, "tinykv_raftstore_log_gc_total")).toBeGreaterThanOrEqual(1);
+    expect(sample(gc, "tinykv_raftstore_log_gc_entries_total")).toBeGreaterThanOrEqual(10);
+
+    c.network.clearFilters();
+    await waitFor(async () => (await c.engineGet(lagging, "k30"))?.toString() === "v30", {
+      timeoutMs: 10_000,
+      message: "the isolated follower never caught up",
+    });
+    const sent = await metricsOf(leader);
+    expect(sample(sent, "tinykv_raftstore_snapshots_sent_total", { outcome: "complete" })).toBeGreaterThanOrEqual(1);
+    expect(sample(sent, "tinykv_raftstore_snapshot_sent_bytes_total")).toBeGreaterThan(0);
+    const received = await metricsOf(lagging);
+    expect(
+      sample(received, "tinykv_raftstore_snapshots_received_total", { outcome: "accepted" }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(sample(received, "tinykv_raftstore_snapshot_received_bytes_total")).toBeGreaterThan(0);
+    await waitFor(async () => sample(await gauges.text(), "tinykv_store_pending_peers") === 0, {
+      timeoutMs: 10_000,
+      message: "the follower stayed pending after its snapshot",
+    });
   });
 });

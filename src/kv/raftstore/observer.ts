@@ -47,10 +47,23 @@ export interface RaftstoreObserver {
   write(regionId: bigint): WriteTimeline;
   read(regionId: bigint): ReadTimeline;
   turn(): TurnTimeline;
+  /** A snapshot stream to another store ended: `bytes` read from its file, all of them (complete) or not. */
+  snapshotSent(bytes: number, complete: boolean): void;
+  /** A snapshot stream from another store ended: `bytes` of data, saved (accepted) or refused. */
+  snapshotReceived(bytes: number, accepted: boolean): void;
+  /** An applied CompactLog made `entries` raft log entries garbage (deleted in the next raft batch). */
+  logCompacted(entries: number): void;
 }
 
 const NO_WRITE: WriteTimeline = { proposed() {}, committed() {}, answered() {} };
 const NO_READ: ReadTimeline = { sent() {}, confirmed() {}, answered() {} };
 const NO_TURN: TurnTimeline = { persistStarted() {}, persisted() {}, applyStarted() {}, applied() {}, done() {} };
 
-export const NO_OBSERVER: RaftstoreObserver = { write: () => NO_WRITE, read: () => NO_READ, turn: () => NO_TURN };
+export const NO_OBSERVER: RaftstoreObserver = {
+  write: () => NO_WRITE,
+  read: () => NO_READ,
+  turn: () => NO_TURN,
+  snapshotSent() {},
+  snapshotReceived() {},
+  logCompacted() {},
+};

@@ -326,7 +326,10 @@ export class Peer {
   /** Answers the proposals an apply settled and keeps its log compaction for the next raft batch. */
   applied(outcome: ApplyOutcome): void {
     for (const { index, term, resp } of outcome.responses) this.proposals.finish(index, term, resp, this.term);
-    if (outcome.compacted) this.deleteLogLater(outcome.compacted);
+    if (outcome.compacted) {
+      this.observer.logCompacted(Number(outcome.compacted.to - outcome.compacted.from));
+      this.deleteLogLater(outcome.compacted);
+    }
   }
 
   /** Bytes of keys and values this peer's apply just wrote: a hint for the split checker. */

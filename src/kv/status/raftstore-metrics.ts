@@ -39,6 +39,12 @@ export class RaftstoreMetrics implements RaftstoreObserver {
   private readonly raftWrites: Record<"true" | "false", ReturnType<Histogram<"sync">["labels"]>>;
   private readonly readStages: Record<"queue" | "confirm" | "apply", ReturnType<Histogram<"stage">["labels"]>>;
   private readonly readOutcomes: Record<ReadResult, ReturnType<Counter<"outcome">["labels"]>>;
+  private readonly snapshotsSent: Record<"complete" | "aborted", ReturnType<Counter<"outcome">["labels"]>>;
+  private readonly snapshotsReceived: Record<"accepted" | "refused", ReturnType<Counter<"outcome">["labels"]>>;
+  private readonly snapshotSentBytes: Counter;
+  private readonly snapshotReceivedBytes: Counter;
+  private readonly logGcRuns: Counter;
+  private readonly logGcEntries: Counter;
 
   constructor(
     registry: Registry,
@@ -127,6 +133,62 @@ export class RaftstoreMetrics implements RaftstoreObserver {
       apply: readStage.labels("apply"),
     };
     this.readOutcomes = { served: reads.labels("served"), refused: reads.labels("refused") };
+    const sent = new Counter({
+      name: "tinykv_raftstore_snapshots_sent_total",
+      help: "Snapshot streams to other stores that ended, by outcome (complete: the whole file went out; aborted)",
+      labelNames: ["outcome"],
+      registers,
+    });
+    this.snapshotsSent = { complete: sent.labels("complete"), aborted: sent.labels("aborted") };
+    const received = new Counter({
+      name: "tinykv_raftstore_snapshots_received_total",
+      help: "Snapshot streams from other stores that ended, by outcome (accepted: saved and handed to its peer; refused)",
+      labelNames: ["outcome"],
+      registers,
+    });
+    this.snapshotsReceived = { accepted: received.labels("accepted"), refused: received.labels("refused") };
+    this.snapshotSentBytes = new Counter({
+      name: "tinykv_raftstore_snapshot_sent_bytes_total",
+      help: "Bytes of snapshot data streamed to other stores",
+      registers,
+    });
+    this.snapshotReceivedBytes = new Counter({
+      name: "tinykv_raftstore_snapshot_received_bytes_total",
+      help: "Bytes of snapshot data received from other stores",
+      registers,
+    });
+    this.logGcRuns = new Counter({
+      name: "tinykv_raftstore_log_gc_total",
+      help: "Raft log compactions applied (CompactLog; several in one apply batch count once)",
+      registers,
+    });
+    this.logGcEntries = new Counter({
+      name: "tinykv_raftstore_log_gc_entries_total",
+      help: "Raft log entries removed by log compaction",
+      registers,
+    });
+    // Every outcome's series exists from the start at 0, so rate() and absent() work from the first scrape.
+    for (const child of [
+      ...Object.values(this.readOutcomes),
+      ...Object.values(this.snapshotsSent),
+      ...Object.values(this.snapshotsReceived),
+    ])
+      child.inc(0);
+  }
+
+  snapshotSent(bytes: number, complete: boolean): void {
+    this.snapshotsSent[complete ? "complete" : "aborted"].inc();
+    this.snapshotSentBytes.inc(bytes);
+  }
+
+  snapshotReceived(bytes: number, accepted: boolean): void {
+    this.snapshotsReceived[accepted ? "accepted" : "refused"].inc();
+    this.snapshotReceivedBytes.inc(bytes);
+  }
+
+  logCompacted(entries: number): void {
+    this.logGcRuns.inc();
+    this.logGcEntries.inc(entries);
   }
 
   write(regionId: bigint): WriteTimeline {
