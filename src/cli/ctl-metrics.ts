@@ -1,6 +1,6 @@
 // `tinykv-ctl metrics <store-id|host:port>`: a short summary of one store's Prometheus /metrics —
 // requests by method and outcome, a p99 latency estimate, regions and leaders.
-import { defaultStatusAddr } from "../util/http-status.js";
+import { storeStatusAddr } from "../util/http-status.js";
 import type { StoreMetricsSummary } from "../util/prom-text.js";
 import { histogramQuantile, parsePromText, summarizeStoreMetrics } from "../util/prom-text.js";
 import { errorMessage } from "../util/retry.js";
@@ -14,8 +14,8 @@ export class MetricsTargetError extends Error {
 }
 
 export interface MetricsLookup {
-  /** The stores the scheduler knows (for a store id's address). */
-  stores(): Promise<{ id: bigint; address: string }[]>;
+  /** The stores the scheduler knows (for a store id's status address). */
+  stores(): Promise<{ id: bigint; address: string; statusAddress?: string }[]>;
   /** How long the store's /metrics may take (default 5 s). */
   timeoutMs?: number;
   /** The store's status server speaks HTTPS and wants a client certificate. */
@@ -29,9 +29,9 @@ export interface MetricsLookup {
 export async function resolveStatusAddr(target: string, lookup: MetricsLookup): Promise<string> {
   if (/^[1-9]\d{0,19}$/.test(target)) {
     const id = BigInt(target);
-    const grpc = (await lookup.stores()).find((st) => st.id === id)?.address;
-    if (grpc === undefined) throw new MetricsTargetError(`metrics: the scheduler knows no store ${target}`);
-    return defaultStatusAddr(grpc);
+    const store = (await lookup.stores()).find((st) => st.id === id);
+    if (store === undefined) throw new MetricsTargetError(`metrics: the scheduler knows no store ${target}`);
+    return storeStatusAddr(store);
   }
   if (/^[^\s/:]+:\d{1,5}$/.test(target) || /^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(target)) return target;
   throw new MetricsTargetError(

@@ -31,6 +31,7 @@ import {
 
 /** TiKV logs a slow request past 1 s; we say 500 ms (the default). */
 export const DEFAULT_SLOW_MS = 500;
+import { statusAddrToRegister } from "../util/http-status.js";
 import type { Logger } from "../util/logger.js";
 import { retryWithBackoff } from "../util/retry.js";
 import type { Runtime } from "../util/runtime.js";
@@ -105,7 +106,15 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     const storeId = await ensureStoreIdent(kv, client, opts.path);
     await maybeBootstrapCluster(kv, raft, client, storeId, log);
     const advertiseAddr = opts.advertiseAddr ?? opts.addr;
-    await client.putStore({ id: storeId, address: advertiseAddr });
+    // The scheduler keeps the status address for its dashboard and tinykv-ctl (TiKV's
+    // status_address). An ephemeral port (0) is only known once bound: registered again below.
+    const statusToRegister = statusAddrToRegister(opts.advertiseStatusAddr ?? opts.statusAddr, advertiseAddr);
+    const ephemeralStatus = statusToRegister?.endsWith(":0") ?? false;
+    await client.putStore({
+      id: storeId,
+      address: advertiseAddr,
+      statusAddress: ephemeralStatus ? "" : (statusToRegister ?? ""),
+    });
 
     const metrics = new StoreMetrics({ storeId });
     const worker = new SchedulerWorker(client, opts.path, log, runtime);
@@ -149,6 +158,13 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
           throw err;
         })
       : undefined;
+    if (status && ephemeralStatus) {
+      await client.putStore({
+        id: storeId,
+        address: advertiseAddr,
+        statusAddress: statusAddrToRegister(status.addr, advertiseAddr) ?? "",
+      });
+    }
     const kvEngine = kv;
     const raftEngine = raft;
     return {

@@ -67,6 +67,46 @@ export function createStatusHttpServer(opts: StatusServerOptions, handler: Reque
   return server;
 }
 
+/** Longest status address a store may register (a DNS name is at most 253 bytes, plus the port). */
+const MAX_STATUS_ADDR_LENGTH = 260;
+
+/**
+ * Whether `addr` is a status address others can dial: host:port (a bracketed IPv6 host allowed),
+ * a port from 1 to 65535, no wildcard host, and nothing a URL would read as a path or user.
+ */
+export function isDialableStatusAddr(addr: string): boolean {
+  if (addr.length > MAX_STATUS_ADDR_LENGTH) return false;
+  const m = /^(?:([^\s/:@?#[\]]+)|\[([0-9a-fA-F:.]+)\]):(\d{1,5})$/.exec(addr);
+  if (!m) return false;
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  return port >= 1 && port <= 65535 && !isWildcardHost(host);
+}
+
+function isWildcardHost(host: string): boolean {
+  return host === "0.0.0.0" || host === "::";
+}
+
+/**
+ * Where a store's /metrics is, as the scheduler knows the store: the status address it
+ * registered, else (a TinyKV store, or one that registered none) its gRPC port + 20.
+ */
+export function storeStatusAddr(store: { address: string; statusAddress?: string }): string {
+  return store.statusAddress ? store.statusAddress : defaultStatusAddr(store.address);
+}
+
+/**
+ * The status address a store registers with the scheduler: the advertised one, with a wildcard
+ * listen host replaced by the host others dial for gRPC. Undefined when the store serves none.
+ */
+export function statusAddrToRegister(statusAddr: string | undefined, grpcAdvertiseAddr: string): string | undefined {
+  if (!statusAddr) return undefined;
+  const { host, port } = splitStatusAddr(statusAddr);
+  if (!isWildcardHost(host) && host !== "") return statusAddr;
+  const grpcHost = grpcAdvertiseAddr.slice(0, grpcAdvertiseAddr.lastIndexOf(":"));
+  return `${grpcHost}:${port}`;
+}
+
 /** Serves GET routes by path; anything else is 404 (or 405 for another method). */
 export async function listenStatus(
   addr: string,

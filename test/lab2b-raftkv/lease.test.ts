@@ -8,6 +8,7 @@ import type { ApplyOutcome } from "../../src/kv/raftstore/apply.js";
 import { LeaderLease } from "../../src/kv/raftstore/lease.js";
 import { PeerLease } from "../../src/kv/raftstore/lease-reads.js";
 import { ReadQueue } from "../../src/kv/raftstore/reads.js";
+import { NO_OBSERVER } from "../../src/kv/raftstore/observer.js";
 import { DEFAULT_RAFTSTORE_CONFIG, leaderLeaseMs, resolveConfig } from "../../src/kv/raftstore/config.js";
 import type { EngineSnapshot } from "../../src/kv/engine/index.js";
 import type { Region } from "../../src/proto/metapb.js";
@@ -180,11 +181,12 @@ describe("lease rules", () => {
     l.ackAll();
     l.raw.transferLeader(3n); // 3 has acknowledged nothing: no MsgTimeoutNow yet
     l.turn();
-    const reads = new ReadQueue(1n);
+    const reads = new ReadQueue(1n, () => NO_OBSERVER.read(1n));
     let served = 0;
-    const waiter = { deadline: Number.MAX_SAFE_INTEGER, req: {} as never, done: () => served++ };
+    reads.add({ deadline: Number.MAX_SAFE_INTEGER, req: {} as never, done: () => served++ });
+    const [waiter] = reads.takeArrived();
     const region = {} as Region;
-    const took = l.peerLease.serve([waiter], reads, 1n, region, () => ({}) as EngineSnapshot);
+    const took = l.peerLease.serve([waiter!], reads, 1n, region, () => ({}) as EngineSnapshot);
     expect(took).toBe(false);
     expect(served).toBe(0);
     expect(l.lease.lastDropReason).toBe("transfer");

@@ -9,7 +9,7 @@ import type { Runtime } from "../../util/runtime.js";
 import type { ApplyOutcome } from "./apply.js";
 import type { LeaseDropReason } from "./lease.js";
 import { LeaderLease } from "./lease.js";
-import type { ReadQueue, ReadStamp, ReadWaiter } from "./reads.js";
+import type { QueuedRead, ReadQueue, ReadStamp } from "./reads.js";
 
 /** A lease this close to its end is renewed by a ReadIndex round in the background while reads keep being served. */
 const RENEW_AHEAD_FRACTION = 0.25;
@@ -109,7 +109,7 @@ export class PeerLease {
    * Serves `batch` at the current commit index (each read still waits for apply to reach it) if
    * the lease holds; false when the batch must take a ReadIndex round.
    */
-  serve(batch: ReadWaiter[], reads: ReadQueue, applied: bigint, region: Region, snap: () => EngineSnapshot): boolean {
+  serve(batch: QueuedRead[], reads: ReadQueue, applied: bigint, region: Region, snap: () => EngineSnapshot): boolean {
     const now = this.now();
     this.lease.look(now, this.runtime.now());
     const status = this.raw.basicStatus();

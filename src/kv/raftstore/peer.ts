@@ -83,7 +83,7 @@ export class Peer {
     this.log = env.log;
     this.wake = env.wake;
     this.observer = env.observer ?? NO_OBSERVER;
-    this.reads = new ReadQueue(meta.id);
+    this.reads = new ReadQueue(meta.id, () => this.observer.read(this.regionId));
     this.raw = new RawNode({
       id: meta.id,
       electionTick: config.raftElectionTicks,
@@ -344,7 +344,10 @@ export class Peer {
   applied(outcome: ApplyOutcome): void {
     this.lease?.applied(outcome);
     for (const { index, term, resp } of outcome.responses) this.proposals.finish(index, term, resp, this.term);
-    if (outcome.compacted) this.deleteLogLater(outcome.compacted);
+    if (outcome.compacted) {
+      this.observer.logCompacted(Number(outcome.compacted.to - outcome.compacted.from));
+      this.deleteLogLater(outcome.compacted);
+    }
   }
 
   /** Bytes of keys and values this peer's apply just wrote: a hint for the split checker. */

@@ -4,6 +4,7 @@ import type { Region } from "../../proto/metapb.js";
 import type { RaftCmdRequest } from "../../proto/raft_cmdpb.js";
 import type { EngineSnapshot } from "../engine/index.js";
 import { checkRegionEpoch } from "./epoch.js";
+import type { ReadTimeline } from "./observer.js";
 
 /** What a linearizable read gets: the region and a kv snapshot taken after `applied >= readIndex`. */
 export type ReadOutcome = { error: RegionErrorPb } | { region: Region; snapshot: EngineSnapshot };
@@ -15,6 +16,11 @@ export interface ReadWaiter {
   done(outcome: ReadOutcome): void;
 }
 
+/** A read in the queue, with its stages told to the observer. */
+export interface QueuedRead extends ReadWaiter {
+  readonly timeline: ReadTimeline;
+}
+
 /** When a ReadIndex round was sent, and by the leader of which term: its confirmation renews the lease from then. */
 export interface ReadStamp {
   term: bigint;
@@ -24,7 +30,7 @@ export interface ReadStamp {
 
 interface InFlightRead {
   /** Empty for a round sent only to renew the lease. */
-  waiters: ReadWaiter[];
+  waiters: QueuedRead[];
   stamp: ReadStamp | undefined;
 }
 
@@ -34,25 +40,40 @@ interface InFlightRead {
  * and waiting for apply.
  */
 export class ReadQueue {
-  private arrived: ReadWaiter[] = [];
+  private arrived: QueuedRead[] = [];
   private readonly inFlight = new Map<string, InFlightRead>();
-  private readonly waitingApply: Array<{ index: bigint; waiters: ReadWaiter[] }> = [];
+  private readonly waitingApply: Array<{ index: bigint; waiters: QueuedRead[] }> = [];
   private seq = 0;
   private renewals = 0;
 
-  constructor(private readonly peerId: bigint) {}
+  constructor(
+    private readonly peerId: bigint,
+    private readonly startTimeline: () => ReadTimeline,
+  ) {}
 
   add(waiter: ReadWaiter): void {
-    this.arrived.push(waiter);
+    const timeline = this.startTimeline();
+    const { deadline, req, done } = waiter;
+    // Every answer goes through done, whichever path gives it (served, refused, expired, failed).
+    this.arrived.push({
+      deadline,
+      req,
+      timeline,
+      done: (outcome) => {
+        timeline.answered("error" in outcome ? "refused" : "served");
+        done(outcome);
+      },
+    });
   }
 
   /** The reads that arrived since the last turn, removed from the queue (empty when none). */
-  takeArrived(): ReadWaiter[] {
+  takeArrived(): QueuedRead[] {
     return this.arrived.splice(0);
   }
 
   /** Records a batch sent to raft as one ReadIndex; returns the context that raft echoes back. */
-  sent(batch: ReadWaiter[], stamp?: ReadStamp): Buffer {
+  sent(batch: QueuedRead[], stamp?: ReadStamp): Buffer {
+    for (const w of batch) w.timeline.sent();
     const ctx = Buffer.allocUnsafe(16);
     ctx.writeBigUInt64BE(this.peerId, 0);
     ctx.writeBigUInt64BE(BigInt(++this.seq), 8);
@@ -67,7 +88,11 @@ export class ReadQueue {
   }
 
   /** The leader's lease vouches for `index` (its commit index now): the batch waits only for apply. */
-  servedLocally(batch: ReadWaiter[], index: bigint): void {
+  servedLocally(batch: QueuedRead[], index: bigint): void {
+    for (const w of batch) {
+      w.timeline.sent();
+      w.timeline.confirmed();
+    }
     this.waitingApply.push({ index, waiters: batch });
   }
 
@@ -80,11 +105,16 @@ export class ReadQueue {
       if (!read) continue;
       this.inFlight.delete(key);
       if (read.stamp) stamps.push(read.stamp);
-      if (read.waiters.length === 0) this.renewals--;
-      else this.waitingApply.push({ index: rs.index, waiters: read.waiters });
+      if (read.waiters.length === 0) {
+        this.renewals--;
+        continue;
+      }
+      for (const w of read.waiters) w.timeline.confirmed();
+      this.waitingApply.push({ index: rs.index, waiters: read.waiters });
     }
     return stamps;
   }
+
   /** Serves the batches whose read index is applied, each batch from one kv snapshot. */
   serve(applied: bigint, region: Region, takeSnapshot: () => EngineSnapshot): void {
     while (this.waitingApply.length > 0 && this.waitingApply[0]!.index <= applied) {

@@ -134,7 +134,6 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
   static async connect(addrs: string | string[], options: SchedulerRpcClientOptions = {}): Promise<SchedulerRpcClient> {
     const list = (Array.isArray(addrs) ? addrs : addrs.split(",")).map(hostPort).filter((a) => a.length > 0);
     if (list.length === 0) throw new Error("scheduler connect: no address given");
-    const creds = grpcChannelCredentials(options.tls);
     const opts = {
       timeoutMs: options.timeoutMs ?? 1000,
       connectDeadlineMs: options.connectDeadlineMs ?? 10_000,

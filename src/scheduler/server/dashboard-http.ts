@@ -10,8 +10,9 @@ import { dirname, join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { StoreMetricsSummary } from "../../util/prom-text.js";
 import { parsePromText, summarizeStoreMetrics } from "../../util/prom-text.js";
+import type { Store } from "../../proto/metapb.js";
 import { StoreState } from "../../proto/metapb.js";
-import { defaultStatusAddr } from "../../util/http-status.js";
+import { storeStatusAddr } from "../../util/http-status.js";
 import { errorMessage } from "../../util/retry.js";
 import { requestStatus } from "../../util/status-client.js";
 import type { TlsConfig } from "../../util/tls.js";
@@ -136,25 +137,21 @@ export class Dashboard {
     if (this.lastScrape && now - this.lastScrape.at < SCRAPE_CACHE_MS) return this.lastScrape.result;
     const stores = this.core.cluster.getStores().filter((s) => s.meta.state !== StoreState.Tombstone);
     const clock = this.core.cluster.clock;
-    const result = Promise.all(stores.map((s) => scrapeStore(s.meta.id.toString(), s.meta.address, clock, this.tls)));
+    const result = Promise.all(stores.map((s) => scrapeStore(s.meta, clock, this.tls)));
     this.lastScrape = { at: now, result };
     return result;
   }
 }
 
 /**
- * The scheduler knows a store's gRPC address only; its status address is TiKV's default, the gRPC
- * port + 20 (a store started with another --status-addr shows as unreachable here).
+ * A store's /metrics at the status address it registered; a store that registered none (a TinyKV
+ * store, or an older tinykv-ts) is looked for at TiKV's default, its gRPC port + 20.
  */
-async function scrapeStore(
-  storeId: string,
-  grpcAddr: string,
-  clock: () => number,
-  tls: TlsConfig | undefined,
-): Promise<StoreScrape> {
+async function scrapeStore(store: Store, clock: () => number, tls: TlsConfig | undefined): Promise<StoreScrape> {
+  const storeId = store.id.toString();
   let statusAddr = "";
   try {
-    statusAddr = defaultStatusAddr(grpcAddr);
+    statusAddr = storeStatusAddr(store);
     const res = await requestStatus(statusAddr, "/metrics", { timeoutMs: SCRAPE_TIMEOUT_MS, tls });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const text = res.text;

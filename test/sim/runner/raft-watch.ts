@@ -28,8 +28,7 @@ export class RaftWatch {
   /** The observer a store gets: the default one's timelines, plus every entry applied. */
   observer(): RaftstoreObserver {
     return {
-      write: NO_OBSERVER.write,
-      turn: NO_OBSERVER.turn,
+      ...NO_OBSERVER,
       applied: (storeId, peerId, regionId, entry) => this.applied(storeId, peerId, regionId, entry),
     };
   }
