@@ -268,6 +268,11 @@ export class Peer {
     return this.raw.ready();
   }
 
+  /** rd's entries are durable: a leader counts its own copy now, before the apply. */
+  persisted(rd: Ready): void {
+    if (!this.left) this.raw.persisted(rd);
+  }
+
   advance(rd: Ready): void {
     this.raw.advance(rd);
   }

@@ -1,4 +1,5 @@
 import type { Ready } from "../../raft/index.js";
+import { sendableBeforePersist } from "../../raft/index.js";
 import type { Region } from "../../proto/metapb.js";
 import type { Runtime } from "../../util/runtime.js";
 import type { Engine } from "../engine/index.js";
@@ -105,8 +106,11 @@ export class StoreLoop {
     const work = this.collectReadies();
     if (work.length === 0 && ![...this.ctx.peers.values()].some((p) => p.needsPersist())) return;
     const turn = this.ctx.observer.turn();
+    // A leader's appends go out while its own write runs; it counts itself once that is durable.
+    this.send(work, true);
     await this.persist(work, turn);
-    this.send(work);
+    for (const { peer, rd } of work) peer.persisted(rd);
+    this.send(work, false);
     const applied = await this.apply(work, turn);
     await this.respond(work, applied);
     turn.done();
@@ -151,15 +155,21 @@ export class StoreLoop {
     turn.persisted(work.length, entries, sync);
   }
 
-  /** Messages go out only now that what they promise is durable. */
-  private send(work: Work[]): void {
+  /**
+   * Before the persist, only what may leave before it (a leader's appends); after it, the rest,
+   * now that what they promise is durable.
+   */
+  private send(work: Work[], beforePersist: boolean): void {
+    let sent = 0;
     for (const { peer, rd } of work) {
       for (const m of rd.messages) {
+        if (sendableBeforePersist(rd, m) !== beforePersist) continue;
         const env = peer.envelope(m);
         if (env) this.ctx.transport.send(env);
+        sent++;
       }
     }
-    this.ctx.transport.flush();
+    if (sent > 0 || !beforePersist) this.ctx.transport.flush();
   }
 
   /** Every peer's committed entries in one kv batch, with their apply states. */
