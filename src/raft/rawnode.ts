@@ -183,6 +183,19 @@ export class RawNode {
   }
 
   /**
+   * The next Ready, only when it holds nothing to persist (no entries, snapshot, term or vote):
+   * committed entries, messages and read states a caller can handle in the same turn as the
+   * previous Ready, without another write first. Undefined otherwise.
+   */
+  readyWithoutPersist(): Ready | undefined {
+    const r = this.raft;
+    const unstable = r.raftLog.unstable;
+    if (unstable.nextEntries().length > 0 || unstable.nextSnapshot() !== undefined) return undefined;
+    if (r.term !== this.prevHardState.term || r.vote !== this.prevHardState.vote) return undefined;
+    return this.hasReady() ? this.ready() : undefined;
+  }
+
+  /**
    * Collects the pending output and marks it handed out, so a later ready() before advance()
    * does not repeat it.
    */

@@ -83,4 +83,23 @@ describe("a leader's own log write runs alongside its appends", () => {
     expect(appended.messages.map((m) => m.msgType)).toEqual([MessageType.MsgAppendResponse]);
     expect(appended.messages.some((m) => sendableBeforePersist(appended, m))).toBe(false);
   });
+
+  it("hands out the commit its own persist made in the same turn, but not a Ready with something to persist", () => {
+    const { rn, s, rd } = leaderWithUnpersistedNoop();
+    rn.step(appendAck(2n, 1n));
+    rn.propose(Buffer.from("x")); // new entries: the next Ready has something to persist
+    expect(rn.readyWithoutPersist()).toBeUndefined();
+    const withEntry = rn.ready();
+    persist(s, rd);
+    rn.persisted(rd);
+    // The no-op committed on the leader's own persist: it applies now, no write first.
+    const committed = rn.readyWithoutPersist();
+    expect(committed?.entries).toEqual([]);
+    expect(committed?.committedEntries.map((e) => e.index)).toEqual([1n]);
+    expect(rn.readyWithoutPersist()).toBeUndefined(); // nothing left
+    persist(s, withEntry);
+    rn.advance(rd);
+    rn.advance(withEntry);
+    rn.advance(committed!);
+  });
 });

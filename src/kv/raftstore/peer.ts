@@ -268,6 +268,11 @@ export class Peer {
     return this.raw.ready();
   }
 
+  /** See RawNode.readyWithoutPersist. */
+  readyWithoutPersist(): Ready | undefined {
+    return this.raw.readyWithoutPersist();
+  }
+
   /** rd's entries are durable: a leader counts its own copy now, before the apply. */
   persisted(rd: Ready): void {
     if (!this.left) this.raw.persisted(rd);
@@ -292,7 +297,10 @@ export class Peer {
       this.storage.append(rd.entries, raftWb);
       if (rd.hardState) this.storage.setHardState(rd.hardState);
     }
-    if ((rd && (rd.entries.length > 0 || rd.hardState)) || this.raftStateDirty) {
+    // A commit index alone is not written: it is the same on a quorum, and on restart the log
+    // reloads with a commit at least the applied index. Skipping it saves the next write's
+    // engine round trip; the newest commit goes with the next entries, term or vote.
+    if (rd?.mustSync || this.raftStateDirty) {
       this.storage.writeRaftState(raftWb);
       this.raftStateDirty = false;
     }
