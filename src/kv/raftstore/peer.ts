@@ -16,6 +16,7 @@ import type { RaftstoreConfig } from "./config.js";
 import { checkKeysInRegion, checkRegionEpoch } from "./epoch.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import type { PeerStorage } from "./peer-storage.js";
+import { asBuffer } from "./peer-storage.js";
 import type { PeerMsg } from "./peer-msg.js";
 import { inspectRequest, isInitialMessage } from "./peer-msg.js";
 import { Proposals } from "./proposals.js";
@@ -168,7 +169,7 @@ export class Peer {
   private queueWrite(req: RaftCmdRequest, done: (resp: RaftCmdResponse) => void): void {
     const timeline = this.observer.write(this.regionId);
     this.proposals.queue({
-      data: Buffer.from(RaftCmdRequest.encode(req).finish()),
+      data: asBuffer(RaftCmdRequest.encode(req).finish()),
       timeline,
       done: (resp) => {
         const error = resp.header?.error;
