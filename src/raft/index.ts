@@ -18,7 +18,7 @@ export { MemoryStorage, emptySnapshot } from "./storage.js";
 export type { RaftLogStorage } from "./storage.js";
 export { StateType } from "./raft-types.js";
 export type { RaftConfig, RaftLogger, SoftState, ReadState } from "./raft-types.js";
-export { RawNode, SnapshotStatus } from "./rawnode.js";
+export { RawNode, SnapshotStatus, sendableBeforePersist } from "./rawnode.js";
 export type { Ready, BasicStatus, Status, PeerProgress } from "./rawnode.js";
 export { majority } from "./quorum.js";
 export { seededRandom } from "./random.js";

@@ -11,7 +11,7 @@ import {
 } from "./errors.js";
 import type { Progress } from "./progress.js";
 import { ProgressState } from "./progress.js";
-import { committedIndex, hasMajority, majority } from "./quorum.js";
+import { committedIndex, hasMajority } from "./quorum.js";
 import type { Raft } from "./raft.js";
 import { StateType } from "./raft-types.js";
 import { minBig, newMessage } from "./util.js";
@@ -49,17 +49,28 @@ function quorumActive(r: Raft): boolean {
   return active;
 }
 
-/** Appends entries at the leader's term and counts the leader's own copy. */
+/**
+ * Appends entries at the leader's term. The leader's own copy counts toward a commit only once
+ * the application reports it durable (ownEntriesPersisted): its appends go out while its own
+ * write runs (Raft thesis 10.2.1), and a quorum must never include a copy a crash can lose.
+ */
 export function appendEntries(r: Raft, es: Entry[]): void {
   const li = r.raftLog.lastIndex();
   for (let i = 0; i < es.length; i++) {
     es[i]!.term = r.term;
     es[i]!.index = li + 1n + BigInt(i);
   }
-  const last = r.raftLog.append(es);
-  r.prs.get(r.id)?.maybeUpdate(last);
-  // Followers cannot hold entries beyond ours, so only a one-member quorum commits here.
-  if (majority(r.prs.size) === 1 && maybeCommit(r)) releasePendingReadIndexMessages(r);
+  r.raftLog.append(es);
+}
+
+/** The leader's log is durable up to `index`: it counts itself, which may commit (a one-member quorum always). */
+export function ownEntriesPersisted(r: Raft, index: bigint): void {
+  const self = r.prs.get(r.id);
+  if (!self?.maybeUpdate(index)) return;
+  if (maybeCommit(r)) {
+    releasePendingReadIndexMessages(r);
+    bcastAppend(r);
+  }
 }
 
 /** Advances the commit index to the highest index a quorum holds, if it is of this term. */

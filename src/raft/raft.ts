@@ -9,7 +9,7 @@ import { Progress } from "./progress.js";
 import { RaftLog } from "./raft-log.js";
 import { ReadOnly } from "./read-only.js";
 import { seededRandom } from "./random.js";
-import { isEmptyHardState, newMessage, voteRespType } from "./util.js";
+import { isEmptyHardState, minBig, newMessage, voteRespType } from "./util.js";
 import * as candidate from "./raft-candidate.js";
 import * as follower from "./raft-follower.js";
 import * as leader from "./raft-leader.js";
@@ -168,8 +168,10 @@ export class Raft {
     this.leadTransferee = 0n;
     this.votes = new Map();
     const last = this.raftLog.lastIndex();
+    // Our own match is what is durable: entries still being persisted count once persisted.
+    const durable = minBig(last, this.raftLog.stabled);
     for (const id of [...this.prs.keys()]) {
-      this.prs.set(id, new Progress(last + 1n, id === this.id ? last : 0n, this.maxInflight));
+      this.prs.set(id, new Progress(last + 1n, id === this.id ? durable : 0n, this.maxInflight));
     }
     this.pendingConfIndex = 0n;
     this.readOnly = new ReadOnly();

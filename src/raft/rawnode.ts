@@ -5,7 +5,7 @@ import type { ConfState, Entry, HardState, Message, Snapshot } from "./eraftpb.j
 import { ConfChange, ConfChangeType, EntryType, MessageType } from "./eraftpb.js";
 import { ErrInvalidConfig, ErrStepLocalMsg } from "./errors.js";
 import { Raft } from "./raft.js";
-import { sendFetchedEntries } from "./raft-leader.js";
+import { ownEntriesPersisted, sendFetchedEntries } from "./raft-leader.js";
 import type { RaftConfig, ReadState, SoftState } from "./raft-types.js";
 import { StateType } from "./raft-types.js";
 import { hardStateEqual, isEmptyHardState, isLocalMsg, newEntry, newMessage } from "./util.js";
@@ -26,6 +26,20 @@ export interface Ready {
   readStates: ReadState[];
   /** Whether the persisted write must be synced (entries, term or vote changed). */
   mustSync: boolean;
+  /**
+   * True when this Ready changes neither term nor vote: its MsgAppend messages (only a leader
+   * sends them) may then go out while its entries are being persisted (see sendableBeforePersist).
+   */
+  termAndVoteDurable: boolean;
+}
+
+/**
+ * Whether `m` of `rd` may be sent before rd's entries and hard state are durable: only a
+ * leader's append, at a term and vote already on disk (Raft thesis 10.2.1). A vote, a vote
+ * response or an append response promises something a crash must not lose, so it waits.
+ */
+export function sendableBeforePersist(rd: Ready, m: Message): boolean {
+  return rd.termAndVoteDurable && m.msgType === MessageType.MsgAppend;
 }
 
 export enum SnapshotStatus {
@@ -169,6 +183,19 @@ export class RawNode {
   }
 
   /**
+   * The next Ready, only when it holds nothing to persist (no entries, snapshot, term or vote):
+   * committed entries, messages and read states a caller can handle in the same turn as the
+   * previous Ready, without another write first. Undefined otherwise.
+   */
+  readyWithoutPersist(): Ready | undefined {
+    const r = this.raft;
+    const unstable = r.raftLog.unstable;
+    if (unstable.nextEntries().length > 0 || unstable.nextSnapshot() !== undefined) return undefined;
+    if (r.term !== this.prevHardState.term || r.vote !== this.prevHardState.vote) return undefined;
+    return this.hasReady() ? this.ready() : undefined;
+  }
+
+  /**
    * Collects the pending output and marks it handed out, so a later ready() before advance()
    * does not repeat it.
    */
@@ -181,6 +208,7 @@ export class RawNode {
       messages: r.msgs,
       readStates: r.readStates,
       mustSync: false,
+      termAndVoteDurable: true,
     };
     const snap = log.unstable.nextSnapshot();
     if (snap) rd.snapshot = snap;
@@ -192,6 +220,7 @@ export class RawNode {
     if (this.hardStateChanged()) {
       rd.hardState = hs;
       rd.mustSync = hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote;
+      rd.termAndVoteDurable = !rd.mustSync;
       this.prevHardState = hs;
     }
     if (rd.entries.length > 0) rd.mustSync = true;
@@ -204,13 +233,22 @@ export class RawNode {
     return rd;
   }
 
+  /**
+   * rd's entries and hard state are durable: a leader now counts its own copy toward a commit
+   * (the commit shows in the next Ready). Call it as soon as the write completes, before
+   * advance(rd), so a commit need not wait for the apply; advance(rd) implies it.
+   */
+  persisted(rd: Ready): void {
+    if (rd.entries.length === 0) return;
+    const last = rd.entries[rd.entries.length - 1]!;
+    this.raft.raftLog.stableTo(last.index, last.term);
+    if (this.raft.state === StateType.Leader) ownEntriesPersisted(this.raft, this.raft.raftLog.stabled);
+  }
+
   /** Acknowledges exactly what rd held: its entries/snapshot are persisted and entries applied. */
   advance(rd: Ready): void {
     const log = this.raft.raftLog;
-    if (rd.entries.length > 0) {
-      const last = rd.entries[rd.entries.length - 1]!;
-      log.stableTo(last.index, last.term);
-    }
+    this.persisted(rd);
     if (rd.snapshot?.metadata) {
       log.stableSnapTo(rd.snapshot.metadata.index);
       log.appliedTo(rd.snapshot.metadata.index);

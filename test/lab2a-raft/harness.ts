@@ -73,6 +73,20 @@ export function readMessages(r: Raft): Message[] {
   return msgs;
 }
 
+/**
+ * What an application does after each step: persists the unstable entries (at once, here) and
+ * tells raft, so a leader counts its own copy (it does not before its entries are durable).
+ */
+export function persistUnstable(r: Raft): void {
+  const unstable = r.raftLog.unstableEntries();
+  // With a snapshot pending, the application installs it first (the tests do that themselves).
+  if (unstable.length === 0 || r.raftLog.pendingSnapshot || !(r.raftLog.storage instanceof MemoryStorage)) return;
+  r.raftLog.storage.append(unstable);
+  const last = unstable[unstable.length - 1]!;
+  r.raftLog.stableTo(last.index, last.term);
+  if (r.state === StateType.Leader) leader.ownEntriesPersisted(r, r.raftLog.stabled);
+}
+
 /** Persists the unstable entries, returns the newly committed ones and marks them applied. */
 export function nextEnts(r: Raft, s: MemoryStorage): Entry[] {
   const unstable = r.raftLog.unstableEntries();
@@ -80,6 +94,7 @@ export function nextEnts(r: Raft, s: MemoryStorage): Entry[] {
   if (unstable.length > 0) {
     const last = unstable[unstable.length - 1]!;
     r.raftLog.stableTo(last.index, last.term);
+    if (r.state === StateType.Leader) leader.ownEntriesPersisted(r, r.raftLog.stabled);
   }
   const ents = r.raftLog.nextCommittedEnts();
   r.raftLog.appliedTo(r.raftLog.committed);
@@ -100,6 +115,7 @@ export function acceptAndReply(m: Message): Message {
 /** Makes a freshly made leader commit its no-op entry by acknowledging it from every follower. */
 export function commitNoopEntry(r: TestRaft, s: MemoryStorage): void {
   if (r.state !== StateType.Leader) throw new Error("it should only be used when it is the leader");
+  persistUnstable(r); // the leader's own copy of the no-op counts once durable
   if (r.msgs.length === 0) for (const id of r.prs.keys()) if (id !== r.id) r.sendAppend(id);
   for (const m of readMessages(r)) {
     if (m.msgType !== MessageType.MsgAppend || m.entries.length !== 1 || m.entries[0]!.data.length !== 0) {
@@ -177,6 +193,7 @@ export class Network {
         } catch (e) {
           if (!(e instanceof ErrProposalDropped)) throw e;
         }
+        persistUnstable(p);
         queue.push(...this.filter(readMessages(p)));
       } else {
         p.step(m);

@@ -16,6 +16,7 @@ import {
   newNetwork,
   newTestRaft,
   nextEnts,
+  persistUnstable,
   prop,
   readMessages,
 } from "./harness.js";
@@ -85,6 +86,7 @@ describe("raft paper: replication and safety (2AB)", () => {
       commitNoopEntry(r, s);
       const li = r.raftLog.lastIndex();
       r.step(prop(1, "some data"));
+      persistUnstable(r);
       for (const m of readMessages(r)) if (acceptors.includes(m.to)) r.step(acceptAndReply(m));
       expect(r.raftLog.committed > li, `case ${i}`).toBe(wack);
     });
@@ -267,6 +269,7 @@ describe("raft paper: replication and safety (2AB)", () => {
       r.becomeLeader();
       readMessages(r);
       r.step(prop(1));
+      persistUnstable(r);
       r.step(msg({ msgType: MessageType.MsgAppendResponse, from: 2n, to: 1n, term: r.term, index }));
       expect(r.raftLog.committed, `case ${i}`).toBe(wcommit);
     });

@@ -16,6 +16,7 @@ import {
   newNetwork,
   newTestRaft,
   nextEnts,
+  persistUnstable,
   prop,
   readMessages,
   votedWithConfig,
@@ -25,13 +26,16 @@ const three = (): Raft[] => ids(3).map((id) => newTestRaft(id, ids(3), 10, 1));
 
 describe("raft: replication (2AB)", () => {
   it("TestProgressLeader2AB", () => {
+    // The leader's own match follows its durable log: each entry counts once persisted.
     const r = newTestRaft(1n, ids(2), 5, 1);
     r.becomeCandidate();
     r.becomeLeader();
+    persistUnstable(r);
     for (let i = 0; i < 5; i++) {
       const pr = r.prs.get(1n)!;
       expect([pr.match, pr.next]).toEqual([BigInt(i + 1), BigInt(i + 2)]);
       r.step(prop(1, "foo"));
+      persistUnstable(r);
     }
   });
 

@@ -35,18 +35,29 @@ describe("RawNode (2AC)", () => {
     rn.campaign();
     let rd = rn.ready();
     expect(rd.softState).toEqual({ lead: 1n, raftState: StateType.Leader });
-    expect(rd.hardState).toEqual({ term: 1n, vote: 1n, commit: 1n });
+    // Even a one-member quorum commits an entry only once it is durable: in the next Ready.
+    expect(rd.hardState).toEqual({ term: 1n, vote: 1n, commit: 0n });
     expect(brief(rd.entries)).toEqual(["1/1/"]);
-    expect(brief(rd.committedEntries)).toEqual(["1/1/"]);
+    expect(brief(rd.committedEntries)).toEqual([]);
     expect(rd.mustSync).toBe(true);
+    persist(s, rd);
+    rn.advance(rd);
+    rd = rn.ready();
+    expect(rd.hardState).toEqual({ term: 1n, vote: 1n, commit: 1n });
+    expect(brief(rd.committedEntries)).toEqual(["1/1/"]);
     persist(s, rd);
     rn.advance(rd);
 
     rn.propose(Buffer.from("foo"));
     rd = rn.ready();
     expect(rd.softState).toBeUndefined();
-    expect(rd.hardState).toEqual({ term: 1n, vote: 1n, commit: 2n });
+    expect(rd.hardState).toBeUndefined();
     expect(brief(rd.entries)).toEqual(["2/1/foo"]);
+    expect(brief(rd.committedEntries)).toEqual([]);
+    persist(s, rd);
+    rn.advance(rd);
+    rd = rn.ready();
+    expect(rd.hardState).toEqual({ term: 1n, vote: 1n, commit: 2n });
     expect(brief(rd.committedEntries)).toEqual(["2/1/foo"]);
     persist(s, rd);
     rn.advance(rd);
@@ -114,11 +125,14 @@ describe("RawNode (2AC)", () => {
     const rd2 = rn.ready();
     expect(brief(rd1.entries)).toEqual(["1/1/"]);
     expect(brief(rd2.entries)).toEqual(["2/1/a"]);
-    expect(brief(rd2.committedEntries)).toEqual(["2/1/a"]);
+    expect(brief(rd2.committedEntries)).toEqual([]); // nothing is durable yet
     persist(s, rd1);
     rn.advance(rd1);
     persist(s, rd2);
     rn.advance(rd2);
+    const rd3 = rn.ready();
+    expect(brief(rd3.committedEntries)).toEqual(["1/1/", "2/1/a"]);
+    rn.advance(rd3);
     expect(rn.hasReady()).toBe(false);
     expect(rn.raft.raftLog.stabled).toBe(2n);
     expect(rn.raft.raftLog.applied).toBe(2n);
@@ -141,6 +155,10 @@ describe("RawNode (2AC)", () => {
     const s = new MemoryStorage();
     const rn = newNode(s);
     rn.campaign();
+    expect(rn.status().progress.get(1n)).toMatchObject({ match: 0n, state: "replicate" }); // no-op not durable yet
+    const rd = rn.ready();
+    persist(s, rd);
+    rn.persisted(rd);
     const st = rn.status();
     expect(st.softState.raftState).toBe(StateType.Leader);
     expect(st.progress.get(1n)).toEqual({ match: 1n, next: 2n, state: "replicate" });

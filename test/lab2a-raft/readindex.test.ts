@@ -2,7 +2,18 @@
 import { describe, expect, it } from "vitest";
 import { MemoryStorage, MessageType as MT } from "../../src/raft/testing.js";
 import type { TestRaft as Raft } from "./harness.js";
-import { StateType, ent, hup, ids, msg, newNetwork, newTestRaft, prop, readMessages } from "./harness.js";
+import {
+  StateType,
+  ent,
+  hup,
+  ids,
+  msg,
+  newNetwork,
+  newTestRaft,
+  persistUnstable,
+  prop,
+  readMessages,
+} from "./harness.js";
 
 function read(id: bigint, ctx: string) {
   return msg({ msgType: MT.MsgReadIndex, from: id, to: id, context: Buffer.from(ctx) });
@@ -117,10 +128,11 @@ describe("ReadIndex requests held until the leader's first commit", () => {
     expect(a.readStates.map((rs) => rs.requestCtx.toString())).toEqual(["held"]);
   });
 
-  it("are released when a single-voter leader commits by appending", () => {
+  it("are released when a single-voter leader commits by persisting its entries", () => {
     const { a } = leaderThatCannotCommit();
     a.prs.delete(2n); // the membership shrank without a commit (as a conf change applied elsewhere)
-    a.step(prop(1)); // commits the no-op and the proposal: the leader holds a quorum alone
+    a.step(prop(1));
+    persistUnstable(a); // commits the no-op and the proposal: the leader holds a quorum alone
     expect(a.readStates.map((rs) => rs.requestCtx.toString())).toEqual(["held"]);
   });
 

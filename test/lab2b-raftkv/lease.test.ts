@@ -145,6 +145,7 @@ describe("lease rules", () => {
       messages: [],
       readStates: [],
       mustSync: false,
+      termAndVoteDurable: true,
     };
     l.peerLease.ready(rd);
     expect(l.valid()).toBe(false);

@@ -128,7 +128,9 @@ describe("membership changes (3A)", () => {
     for (let i = 0; i < 10 && s.lastIndex() < 3n; i++) {
       const rd = rn.ready();
       s.append(rd.entries);
-      if (!proposed && rd.softState?.lead === rn.raft.id) {
+      // A conf change waits for the leader's first commit in its term: its no-op, committed once
+      // the leader's own copy is durable (the Ready after its append).
+      if (!proposed && rn.isLeader() && rd.committedEntries.length > 0) {
         rn.propose(Buffer.from("somedata"));
         const cc = ConfChange.create({ changeType: ConfChangeType.AddNode, nodeId: 1n });
         ccdata = Buffer.from(ConfChange.encode(cc).finish());
@@ -148,16 +150,15 @@ describe("membership changes (3A)", () => {
     const s = new MemoryStorage();
     const rn = new RawNode({ id: 1n, peers: [1n], electionTick: 10, heartbeatTick: 1, storage: s });
     rn.campaign();
-    for (;;) {
-      const rd = rn.ready();
-      s.append(rd.entries);
-      const isLeader = rd.softState?.lead === rn.raft.id;
-      persistAndApply(rn, s, { ...rd, entries: [] });
-      if (isLeader) break;
-    }
+    // Until quiet: each commit shows in the Ready after the persist that made it.
+    const drain = (): void => {
+      while (rn.hasReady()) persistAndApply(rn, s, rn.ready());
+    };
+    drain();
+    expect(rn.isLeader()).toBe(true);
     const proposeAndApply = (cc: ConfChange): void => {
       rn.proposeConfChange(cc);
-      persistAndApply(rn, s, rn.ready());
+      drain();
     };
     const cc1 = ConfChange.create({ changeType: ConfChangeType.AddNode, nodeId: 1n });
     const cc2 = ConfChange.create({ changeType: ConfChangeType.AddNode, nodeId: 2n });

@@ -2,6 +2,7 @@
 import type { MemberTiming } from "../../src/scheduler/replication/member.js";
 import { ReplicatedSchedulerServer } from "../../src/scheduler/replication/replicated-server.js";
 import { createLogger, silentLogger } from "../../src/util/logger.js";
+import type { TlsConfig } from "../../src/util/tls.js";
 import { freePort } from "../harness/ports.js";
 import { tempDir, waitFor } from "../harness/wait.js";
 
@@ -15,9 +16,11 @@ export class MemberGroup {
     readonly initialCluster: string,
     readonly clientPorts: Map<string, number>,
     private readonly dirs: Map<string, { path: string; cleanup: () => void }>,
+    /** Mutual TLS on every member's client and peer ports. */
+    readonly tls?: TlsConfig,
   ) {}
 
-  static async create(n: number): Promise<MemberGroup> {
+  static async create(n: number, tls?: TlsConfig): Promise<MemberGroup> {
     const names = Array.from({ length: n }, (_, i) => `s${i + 1}`);
     const peers: string[] = [];
     const clientPorts = new Map<string, number>();
@@ -27,7 +30,7 @@ export class MemberGroup {
       clientPorts.set(name, await freePort());
       dirs.set(name, tempDir(`tinysched-${name}-`));
     }
-    return new MemberGroup(names, peers.join(","), clientPorts, dirs);
+    return new MemberGroup(names, peers.join(","), clientPorts, dirs, tls);
   }
 
   addr(name: string): string {
@@ -47,6 +50,7 @@ export class MemberGroup {
         dataDir: this.dirs.get(name)!.path,
         // TEST_LOG_LEVEL=info shows the members' elections and take-overs.
         log: process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL) : silentLogger,
+        tls: this.tls,
       },
       { name, initialCluster, timing: TEST_TIMING },
     );

@@ -13,6 +13,14 @@ import type { Engine, WriteBatch } from "../engine/index.js";
 import { entryBytes, RaftLogCache } from "./entry-cache.js";
 import { applyStateKey, raftLogKey, raftStateKey, regionStateKey } from "./keys.js";
 
+/**
+ * An encoder's output as a Buffer without copying it: an encoder returns a fresh array it
+ * keeps no reference to, and Buffer.from(array) would copy every entry and state once more.
+ */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** The raft state of a log that starts empty right after (index, term). */
 export function initialRaftState(hs: HardState | undefined, index: bigint, term: bigint): RaftLocalState {
   const h = hs ?? HardState.create();
@@ -262,7 +270,7 @@ export class PeerStorage implements RaftLogStorage {
     const oldLast = this.raftState.lastIndex;
     if (first > oldLast + 1n)
       throw new Error(`region ${this.region.id}: append at ${first} leaves a gap after the last index ${oldLast}`);
-    for (const e of entries) raftWb.putMeta(raftLogKey(this.region.id, e.index), Buffer.from(Entry.encode(e).finish()));
+    for (const e of entries) raftWb.putMeta(raftLogKey(this.region.id, e.index), asBuffer(Entry.encode(e).finish()));
     const newLast = entries[entries.length - 1]!.index;
     for (let i = newLast + 1n; i <= oldLast; i++) raftWb.deleteMeta(raftLogKey(this.region.id, i));
     this.log.append(entries);
@@ -274,17 +282,17 @@ export class PeerStorage implements RaftLogStorage {
   }
 
   writeRaftState(raftWb: WriteBatch): void {
-    raftWb.putMeta(raftStateKey(this.region.id), Buffer.from(RaftLocalState.encode(this.raftState).finish()));
+    raftWb.putMeta(raftStateKey(this.region.id), asBuffer(RaftLocalState.encode(this.raftState).finish()));
   }
 
   writeApplyState(kvWb: WriteBatch): void {
-    kvWb.putMeta(applyStateKey(this.region.id), Buffer.from(RaftApplyState.encode(this.applyState).finish()));
+    kvWb.putMeta(applyStateKey(this.region.id), asBuffer(RaftApplyState.encode(this.applyState).finish()));
   }
 
   writeRegionState(kvWb: WriteBatch, state: PeerState = PeerState.Normal): void {
     kvWb.putMeta(
       regionStateKey(this.region.id),
-      Buffer.from(RegionLocalState.encode({ state, region: this.region }).finish()),
+      asBuffer(RegionLocalState.encode({ state, region: this.region }).finish()),
     );
   }
 

@@ -18,6 +18,7 @@ import { PeerLease } from "./lease-reads.js";
 import { checkKeysInRegion, checkRegionEpoch } from "./epoch.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import type { PeerStorage } from "./peer-storage.js";
+import { asBuffer } from "./peer-storage.js";
 import type { PeerMsg } from "./peer-msg.js";
 import { inspectRequest, isInitialMessage } from "./peer-msg.js";
 import { Proposals } from "./proposals.js";
@@ -174,7 +175,7 @@ export class Peer {
   private queueWrite(req: RaftCmdRequest, done: (resp: RaftCmdResponse) => void): void {
     const timeline = this.observer.write(this.regionId);
     this.proposals.queue({
-      data: Buffer.from(RaftCmdRequest.encode(req).finish()),
+      data: asBuffer(RaftCmdRequest.encode(req).finish()),
       timeline,
       done: (resp) => {
         const error = resp.header?.error;
@@ -281,6 +282,18 @@ export class Peer {
     return rd;
   }
 
+  /** See RawNode.readyWithoutPersist. */
+  readyWithoutPersist(): Ready | undefined {
+    const rd = this.raw.readyWithoutPersist();
+    if (rd) this.lease?.ready(rd);
+    return rd;
+  }
+
+  /** rd's entries are durable: a leader counts its own copy now, before the apply. */
+  persisted(rd: Ready): void {
+    if (!this.left) this.raw.persisted(rd);
+  }
+
   advance(rd: Ready): void {
     this.raw.advance(rd);
   }
@@ -300,7 +313,10 @@ export class Peer {
       this.storage.append(rd.entries, raftWb);
       if (rd.hardState) this.storage.setHardState(rd.hardState);
     }
-    if ((rd && (rd.entries.length > 0 || rd.hardState)) || this.raftStateDirty) {
+    // A commit index alone is not written: it is the same on a quorum, and on restart the log
+    // reloads with a commit at least the applied index. Skipping it saves the next write's
+    // engine round trip; the newest commit goes with the next entries, term or vote.
+    if (rd?.mustSync || this.raftStateDirty) {
       this.storage.writeRaftState(raftWb);
       this.raftStateDirty = false;
     }

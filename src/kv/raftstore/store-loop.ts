@@ -1,7 +1,8 @@
 import type { Ready } from "../../raft/index.js";
+import { sendableBeforePersist } from "../../raft/index.js";
 import type { Region } from "../../proto/metapb.js";
 import type { Runtime } from "../../util/runtime.js";
-import type { Engine } from "../engine/index.js";
+import type { Engine, WriteBatch } from "../engine/index.js";
 import type { RaftTransport } from "../transport/transport.js";
 import type { ApplyOutcome } from "./apply.js";
 import { applyEntries } from "./apply.js";
@@ -32,6 +33,8 @@ export interface LoopContext extends LogFetchContext {
 interface Work {
   peer: Peer;
   rd: Ready;
+  /** Taken after this turn's persist (nothing of it to persist): all its messages go out after it. */
+  afterPersist?: boolean;
 }
 
 interface Applied {
@@ -105,8 +108,12 @@ export class StoreLoop {
     const work = this.collectReadies();
     if (work.length === 0 && ![...this.ctx.peers.values()].some((p) => p.needsPersist())) return;
     const turn = this.ctx.observer.turn();
+    // A leader's appends go out while its own write runs; it counts itself once that is durable.
+    this.send(work, true);
     await this.persist(work, turn);
-    this.send(work);
+    for (const { peer, rd } of work) peer.persisted(rd);
+    this.takeCommitted(work);
+    this.send(work, false);
     const applied = await this.apply(work, turn);
     await this.respond(work, applied);
     turn.done();
@@ -131,6 +138,23 @@ export class StoreLoop {
     return work;
   }
 
+  /**
+   * A leader's commit may have advanced while its write ran (its own copy counted just now, or
+   * an answer arrived meanwhile): those entries apply and answer in this turn rather than
+   * waiting for the next, when their Ready has nothing to persist first.
+   */
+  private takeCommitted(work: Work[]): void {
+    const n = work.length;
+    for (let i = 0; i < n; i++) {
+      const peer = work[i]!.peer;
+      if (peer.destroyed || !peer.isLeader()) continue;
+      const rd = peer.readyWithoutPersist();
+      if (!rd) continue;
+      peer.committed(rd);
+      work.push({ peer, rd, afterPersist: true });
+    }
+  }
+
   /** Every peer's log entries and hard state in one raft batch, synced when any Ready asks. */
   private async persist(work: Work[], turn: TurnTimeline): Promise<void> {
     const raftWb = this.ctx.raftEngine.newBatch();
@@ -147,19 +171,30 @@ export class StoreLoop {
     }
     const sync = work.some((w) => w.rd.mustSync) && !this.ctx.config.deliberateBugs?.has("skip-raft-fsync");
     turn.persistStarted();
+    if (raftWb.length === 0) {
+      discard(raftWb, this.ctx);
+      return turn.persisted(work.length, 0, false);
+    }
     await raftWb.write(sync);
     turn.persisted(work.length, entries, sync);
   }
 
-  /** Messages go out only now that what they promise is durable. */
-  private send(work: Work[]): void {
-    for (const { peer, rd } of work) {
+  /**
+   * Before the persist, only what may leave before it (a leader's appends); after it, the rest,
+   * now that what they promise is durable.
+   */
+  private send(work: Work[], beforePersist: boolean): void {
+    let sent = 0;
+    for (const { peer, rd, afterPersist } of work) {
+      if (afterPersist && beforePersist) continue;
       for (const m of rd.messages) {
+        if (!afterPersist && sendableBeforePersist(rd, m) !== beforePersist) continue;
         const env = peer.envelope(m);
         if (env) this.ctx.transport.send(env);
+        sent++;
       }
     }
-    this.ctx.transport.flush();
+    if (sent > 0 || !beforePersist) this.ctx.transport.flush();
   }
 
   /** Every peer's committed entries in one kv batch, with their apply states. */
@@ -174,7 +209,8 @@ export class StoreLoop {
       applied.push({ peer, outcome });
     }
     turn.applyStarted();
-    await kvWb.write(applied.some((a) => a.outcome.needsSync));
+    if (kvWb.length === 0) discard(kvWb, this.ctx);
+    else await kvWb.write(applied.some((a) => a.outcome.needsSync));
     turn.applied(work.reduce((n, w) => n + (w.peer.retiring ? 0 : w.rd.committedEntries.length), 0));
     return applied;
   }
@@ -207,4 +243,9 @@ export class StoreLoop {
     if (peer.isLeader() && peer.region.peers.length > 0) peer.retire(peer.storage.appliedIndex, this.ctx.tickCount);
     else this.destroys.destroy(peer);
   }
+}
+
+/** Releases an empty batch without waiting for it: there is nothing to wait for, and a wait is a turn of the event loop. */
+function discard(wb: WriteBatch, ctx: LoopContext): void {
+  wb.write(false).catch((err: unknown) => ctx.log.warn({ err }, "closing an empty write batch failed"));
 }
