@@ -7,7 +7,7 @@ import type { TinyKvServer } from "../../proto/tinykvpb.js";
 import type { RequestOutcome, StoreMetrics } from "./store-metrics.js";
 
 /** The rpcs that are streams, not request/answer pairs: not timed. */
-const STREAMS = new Set(["raft", "snapshot"]);
+const STREAMS = new Set(["raft", "snapshot", "batchCommands"]);
 
 function outcomeOf(res: unknown): RequestOutcome {
   if (typeof res !== "object" || res === null) return "ok";
