@@ -86,6 +86,8 @@ class BatchStream {
     call.on("error", () => this.abandon());
     call.on("cancelled", () => this.abandon());
     call.on("drain", () => this.updateReading());
+    // Headers at once tell the client the stream was taken: what it writes from now on reaches us.
+    call.sendMetadata(new grpc.Metadata());
   }
 
   /** Stops reading; the stream ends once the sub-requests already read are answered (a server shutdown). */
