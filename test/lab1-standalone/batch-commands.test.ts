@@ -236,3 +236,30 @@ describe("BatchCommands and a graceful shutdown", () => {
     }
   });
 });
+
+describe("BatchCommands and the store's metrics", () => {
+  it("sub-requests are counted by method and outcome, as unary rpcs are", async () => {
+    const dir = tempDir();
+    const node = await startStandaloneServer({
+      path: dir.path,
+      addr: "127.0.0.1:0",
+      statusAddr: "127.0.0.1:0",
+      log: silentLogger,
+    });
+    const c = new BatchedKvRpc(`127.0.0.1:${node.port}`, 5000);
+    try {
+      await Promise.all([1, 2, 3].map((i) => c.rawPut({ key: b(`k${i}`), value: b("v") })));
+      await c.rawPut({ key: Buffer.alloc(0), value: b("v") });
+      expect(c.mode).toBe("stream");
+      const text = await (await fetch(`http://${node.statusAddr}/metrics`)).text();
+      const count = (labels: string) =>
+        Number(new RegExp(`^tinykv_grpc_requests_total\\{${labels}\\} (\\d+)$`, "m").exec(text)?.[1]);
+      expect(count('method="RawPut",outcome="ok"')).toBe(3);
+      expect(count('method="RawPut",outcome="error"')).toBe(1);
+    } finally {
+      c.close();
+      await node.stop();
+      dir.cleanup();
+    }
+  });
+});

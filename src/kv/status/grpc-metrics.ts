@@ -23,9 +23,13 @@ function wireName(key: string): string {
   return key.charAt(0).toUpperCase() + key.slice(1);
 }
 
+/**
+ * Wraps in place (and returns the service): BatchCommands serves its sub-requests through the
+ * service's own unary handlers, so they are counted and timed per method as unary calls are.
+ */
 export function instrumentTinyKv(service: TinyKvServer, metrics: StoreMetrics): TinyKvServer {
-  const out: Record<string, unknown> = { ...service };
-  for (const [key, handler] of Object.entries(service)) {
+  const out = service as unknown as Record<string, unknown>;
+  for (const [key, handler] of Object.entries(out)) {
     if (STREAMS.has(key) || typeof handler !== "function") continue;
     const method = wireName(key);
     const unary = handler as grpc.handleUnaryCall<unknown, unknown>;
