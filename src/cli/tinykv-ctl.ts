@@ -23,7 +23,8 @@ A person's tool for a tinykv-ts cluster. With no command it opens an interactive
 
 Flags:
   --scheduler <addrs>   scheduler address(es), comma-separated (default 127.0.0.1:2379)
-  --status <addr>       the scheduler's status API, for operators and store (default 127.0.0.1:2381)
+  --status <addrs>      the scheduler's status API, for operators and store (default 127.0.0.1:2381);
+                        comma-separated for a replicated scheduler (the leader's serves)
   --timeout <ms>        give up on an operation after this long (default 10000)
   --log-level <level>   client log level on stderr: error, warn, info, debug (default warn)
   -h, --help            show this help

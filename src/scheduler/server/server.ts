@@ -144,13 +144,13 @@ export function splitHostPort(addr: string): { host: string; port: number } {
   return { host, port };
 }
 
-function bindGrpc(server: Server, addr: string): Promise<number> {
+export function bindGrpc(server: Server, addr: string, what = "gRPC"): Promise<number> {
   return new Promise((resolve, reject) => {
     server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => {
       if (err) {
         reject(
           /address already in use|EADDRINUSE|No address added/i.test(err.message)
-            ? new AddressInUseError(addr, "gRPC")
+            ? new AddressInUseError(addr, what)
             : err,
         );
       } else resolve(port);
