@@ -108,6 +108,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     stores,
     disk: "sim",
     runtime,
+    // Hundreds of thousands of messages a seed: a deep copy each, not an encode and a decode.
+    messageCopy: "clone",
     // Each store reads its own clock, which clock faults skew and step.
     storeRuntime: (id) => runtime.nodeClock(`store${id}`),
     seed: opts.seed,
