@@ -271,7 +271,7 @@ async function waitEtcdReady(endpoints: string[], deadlineMs: number, died?: Pro
     }
     throw new Error(`etcd not ready after ${deadlineMs} ms: ${last}`);
   } finally {
-    d.close();
+    await d.close();
   }
 }
 

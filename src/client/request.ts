@@ -204,7 +204,7 @@ export class RequestSender {
     keys: Buffer[],
     bo: Backoff,
     call: (t: RpcTarget, keys: Buffer[]) => Promise<R>,
-    handle: (t: RpcTarget, keys: Buffer[], resp: R) => Promise<Buffer[] | void> = async () => undefined,
+    handle: (t: RpcTarget, keys: Buffer[], resp: R) => Promise<Buffer[] | undefined> = async () => undefined,
     sizeOf: (key: Buffer) => number = finishEntryBytes,
   ): Promise<void> {
     let pending = keys;

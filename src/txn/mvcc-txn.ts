@@ -59,7 +59,8 @@ export class MvccTxn {
   }
 
   private writeVersions(): CfCursor {
-    return (this.writeCursor ??= this.reader.iterCF(CF_WRITE));
+    this.writeCursor ??= this.reader.iterCF(CF_WRITE);
+    return this.writeCursor;
   }
 
   /** Drops everything buffered: a command that found an error writes nothing. */

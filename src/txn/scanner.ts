@@ -50,14 +50,14 @@ export class MvccScanner {
       );
 
       let lock: Lock | undefined;
-      if (lockKey !== undefined && lockKey.equals(key)) {
+      if (lockKey?.equals(key)) {
         lock = Lock.parse(this.locks.value);
         await this.locks.next();
       }
       let value: Buffer | undefined;
-      if (writeKey !== undefined && writeKey.equals(key)) value = await this.visibleValue(key);
+      if (writeKey?.equals(key)) value = await this.visibleValue(key);
 
-      if (lock !== undefined && lock.blocksRead(key, this.ts)) return { key, lock };
+      if (lock?.blocksRead(key, this.ts)) return { key, lock };
       if (value !== undefined) return { key, value };
     }
   }

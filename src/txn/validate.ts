@@ -9,7 +9,7 @@ export function requireKey(key: Uint8Array, what: string): void {
 }
 
 export function requireKeys(keys: readonly Uint8Array[], what: string): void {
-  keys.forEach((k, i) => requireKey(k, `${what}[${i}]`));
+  for (const [i, k] of keys.entries()) requireKey(k, `${what}[${i}]`);
 }
 
 /** Timestamp 0 is never handed out by the TSO; a request carrying it is a client bug. */

@@ -127,7 +127,7 @@ export async function genericTest(opts: GenericOptions): Promise<void> {
         expect(values.length, `${tag} client ${cli}: ${values.length} values, ${counts[cli]} acknowledged`).toBe(
           counts[cli],
         );
-        values.forEach((v, j) => expect(v, `${tag} client ${cli}: position ${j}`).toBe(`x ${cli} ${j} y`));
+        for (const [j, v] of values.entries()) expect(v, `${tag} client ${cli}: position ${j}`).toBe(`x ${cli} ${j} y`);
         await Promise.all(rows.map((r) => cluster.delete(r.key)));
       }
 

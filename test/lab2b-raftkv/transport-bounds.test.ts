@@ -151,7 +151,7 @@ describe("lab2b transport bounds over gRPC", () => {
     }
     const got = receiver.msgs.flatMap((m) => m.message!.entries);
     expect(got.map((e) => e.index)).toEqual([11n, 12n, 13n]);
-    got.forEach((e, i) => expect(Buffer.from(e.data).equals(datas[i]!)).toBe(true));
+    for (const [i, e] of got.entries()) expect(Buffer.from(e.data).equals(datas[i]!)).toBe(true);
     expect(sender.unreachable).toHaveLength(0);
     expect(t.stats.streamFailures).toBe(0);
   });

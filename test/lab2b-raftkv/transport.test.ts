@@ -102,7 +102,7 @@ describe("lab2b transport: in-memory network", () => {
     net = new MemoryNetwork({ seed, snapshotChunkBytes: 256 * 1024 });
     const sinks = [new RecordingSink(), new RecordingSink(), new RecordingSink()];
     const events = [new RecordingEvents(), new RecordingEvents(), new RecordingEvents()];
-    sinks.forEach((s, i) => net.register(BigInt(i + 1), s));
+    for (const [i, s] of sinks.entries()) net.register(BigInt(i + 1), s);
     const ts = events.map((e, i) => net.transport(BigInt(i + 1), noSnapshots, e));
     return { sinks, events, ts };
   }

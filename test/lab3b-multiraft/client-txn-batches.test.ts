@@ -26,7 +26,7 @@ afterEach(async () => {
 const KEYS = Number(process.env.TINYKV_TXN_KEYS ?? 10_000);
 const TXN_BYTES = 13.6 * 1024 * 1024;
 const keyOf = (i: number) => `key-${String(i).padStart(6, "0")}`;
-const valueOf = (i: number) => `value-${i}-`.padEnd(Math.round(TXN_BYTES / KEYS) - 10, "x");
+const valueFor = (i: number) => `value-${i}-`.padEnd(Math.round(TXN_BYTES / KEYS) - 10, "x");
 
 describe("client: a ~13.6 MiB transaction", () => {
   it(
@@ -46,7 +46,7 @@ describe("client: a ~13.6 MiB transaction", () => {
       }));
 
       const t = await kv.begin();
-      for (let i = 0; i < n; i++) t.put(keyOf(i), valueOf(i));
+      for (let i = 0; i < n; i++) t.put(keyOf(i), valueFor(i));
       await t.commit();
 
       const served = c.stores.flatMap((s) => s.servedOk());
@@ -81,7 +81,7 @@ describe("client: a ~13.6 MiB transaction", () => {
       const all = await (await kv.begin()).scan("", "", 150_000);
       expect(all.length).toBe(n);
       for (const i of [0, 1, n / 2 - 1, n / 2, n - 1])
-        expect(all[i]!.key.toString() + "=" + all[i]!.value.toString()).toBe(`${keyOf(i)}=${valueOf(i)}`);
+        expect(all[i]!.key.toString() + "=" + all[i]!.value.toString()).toBe(`${keyOf(i)}=${valueFor(i)}`);
     },
     KEYS > 50_000 ? 600_000 : 120_000,
   );

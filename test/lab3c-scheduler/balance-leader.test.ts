@@ -9,7 +9,7 @@ const lb = new BalanceLeaderScheduler({ tolerance: 2 });
 
 function setup(leaders: number[], regionLeaderStore: number, followers: number[]): MockCluster {
   const tc = new MockCluster();
-  leaders.forEach((n, i) => tc.addLeaderStore(i + 1, n));
+  for (const [i, n] of leaders.entries()) tc.addLeaderStore(i + 1, n);
   tc.addLeaderRegion(1, regionLeaderStore, ...followers);
   return tc;
 }

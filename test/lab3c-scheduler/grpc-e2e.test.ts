@@ -22,7 +22,7 @@ let client: SchedulerRpcClient;
 let cleanupDir: () => Promise<void>;
 
 function unary<Resp>(method: string, req: object): Promise<Resp> {
-  const fn = (raw as unknown as Record<string, Function>)[method]!;
+  const fn = (raw as unknown as Record<string, (...args: unknown[]) => unknown>)[method]!;
   return new Promise((resolve, reject) =>
     fn.call(raw, req, new Metadata(), { deadline: Date.now() + 2000 }, (err: ServiceError | null, r: Resp) =>
       err ? reject(err) : resolve(r),

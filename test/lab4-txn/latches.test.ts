@@ -51,7 +51,10 @@ describe("latches", () => {
     const holders = new Map<number, number>();
     let violations = 0;
     let rng = 12345;
-    const rand = (n: number) => ((rng = (rng * 1103515245 + 12345) & 0x7fffffff), rng % n);
+    const rand = (n: number) => {
+      rng = (rng * 1103515245 + 12345) & 0x7fffffff;
+      return rng % n;
+    };
     const commands = Array.from({ length: 300 }, async (_, id) => {
       const keys = Array.from({ length: 1 + rand(4) }, () => rand(10));
       const guard = await latches.acquire(keys.map((k) => b(k)));

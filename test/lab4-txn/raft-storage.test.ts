@@ -66,7 +66,7 @@ describe("lab4 txn on RaftStorage (3 stores)", () => {
       await waitFor(
         async () => {
           const v = await cluster.engine(id)?.get(CF_WRITE, encodeKey(k2, 110n));
-          return v !== undefined && v.equals(record);
+          return v?.equals(record);
         },
         { timeoutMs: 5_000, message: `write record of "bob" at 110 applied on store ${id}` },
       );

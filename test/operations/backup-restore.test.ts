@@ -50,10 +50,17 @@ async function startCluster(): Promise<{ cluster: ProcessCluster; kv: KvClient }
   await cluster.addStore(1);
   const kv = await KvClient.connect({ scheduler: cluster.schedulerAddr, timeoutMs: 20_000 });
   // The first write waits for the bootstrapped region to elect its leader.
-  await waitFor(async () => (await kv.put("probe", "1"), await kv.delete("probe"), true), {
-    timeoutMs: 20_000,
-    message: "the fresh cluster never served a raw write",
-  });
+  await waitFor(
+    async () => {
+      await kv.put("probe", "1");
+      await kv.delete("probe");
+      return true;
+    },
+    {
+      timeoutMs: 20_000,
+      message: "the fresh cluster never served a raw write",
+    },
+  );
   return { cluster, kv };
 }
 

@@ -9,10 +9,13 @@ import { keyInRegion } from "./keyspace.js";
 import { DropLog, invalidRaftMessage } from "./message-checks.js";
 import type { Peer } from "./peer.js";
 import { isInitialMessage } from "./peer.js";
+import type { PeerHost } from "./peer-lifecycle.js";
 import { createUninitializedPeer, persistedHardState } from "./peer-lifecycle.js";
 import { isRetirementProbe } from "./retire.js";
 import { snapshotIntegrity } from "./snap.js";
-import type { Store } from "./store.js";
+import type { SnapManager } from "./snap.js";
+import type { StoreLoop } from "./store-loop.js";
+import type { RaftTransport } from "../transport/transport.js";
 
 /** How long an accepted, not yet installed snapshot reserves its range (raft may find it stale and never install it). */
 const PENDING_SNAPSHOT_MS = 60_000;
@@ -22,6 +25,17 @@ const PENDING_SNAPSHOT_MS = 60_000;
  * validate the envelope, tombstone (GC) messages, another incarnation of our peer, create an
  * uninitialized peer, answer a stale sender, vet a snapshot, then step raft.
  */
+/** What the inbox needs of its store: creating peers, the loop's destroy/busy view, snapshots, tombstones. */
+export interface InboxContext extends PeerHost {
+  readonly stopped: boolean;
+  readonly tombstones: ReadonlyMap<bigint, Region>;
+  readonly snaps: Pick<SnapManager, "receive" | "removeReceived" | "hasReceived">;
+  readonly transport: Pick<RaftTransport, "send">;
+  readonly loop: Pick<StoreLoop, "destroyLater" | "isBusy">;
+  addPeer(peer: Peer): void;
+  onRaftMessage(msg: RaftMessage): void;
+}
+
 export class Inbox {
   private readonly drops: DropLog;
   /** Messages for regions whose uninitialized peer is being created (its raft state is loading). */
@@ -35,7 +49,7 @@ export class Inbox {
   /** Regions whose destroyed peer's data is still being cleared (with the range, when it had one). */
   private readonly destroying = new Map<bigint, Region | undefined>();
 
-  constructor(private readonly store: Store) {
+  constructor(private readonly store: InboxContext) {
     this.drops = new DropLog((fields, line) => store.log.warn(fields, line));
   }
 

@@ -19,7 +19,6 @@ import type { PeerStorage } from "./peer-storage.js";
 import type { PeerMsg } from "./peer-msg.js";
 import { inspectRequest, isInitialMessage } from "./peer-msg.js";
 import { Proposals } from "./proposals.js";
-import type { ReadWaiter } from "./reads.js";
 import { ReadQueue } from "./reads.js";
 import { mergeRange } from "./region-worker.js";
 import type { RaftstoreObserver } from "./observer.js";

@@ -98,13 +98,11 @@ export class Store implements RaftMessageSink {
     this.transport = options.makeTransport((msg) => this.snapshotSource(msg), {
       onUnreachable: (msg) => this.peers.get(msg.regionId)?.handle({ type: "unreachable", toPeerId: msg.toPeer!.id }),
       onSnapshotStatus: (msg, ok) => {
-        this.peers
-          .get(msg.regionId)
-          ?.handle({
-            type: "snapshotStatus",
-            toPeerId: msg.toPeer!.id,
-            status: ok ? SnapshotStatus.Finish : SnapshotStatus.Failure,
-          });
+        this.peers.get(msg.regionId)?.handle({
+          type: "snapshotStatus",
+          toPeerId: msg.toPeer!.id,
+          status: ok ? SnapshotStatus.Finish : SnapshotStatus.Failure,
+        });
       },
     });
     this.worker = new RegionWorker(this, () => this.loop.schedule());

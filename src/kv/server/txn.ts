@@ -100,7 +100,7 @@ export class TxnHandlers {
   }
 
   async kvCommit(req: CommitRequest): Promise<CommitResponse> {
-    req.keys.forEach((k, i) => checkKey(k, `keys[${i}]`));
+    for (const [i, k] of req.keys.entries()) checkKey(k, `keys[${i}]`);
     return withRegionError(
       async () => CommitResponse.create({ error: keyErrorOfFirst(await txn.kvCommit(this.runner, req)) }),
       (regionError) => CommitResponse.create({ regionError }),
@@ -116,7 +116,7 @@ export class TxnHandlers {
   }
 
   async kvBatchRollback(req: BatchRollbackRequest): Promise<BatchRollbackResponse> {
-    req.keys.forEach((k, i) => checkKey(k, `keys[${i}]`));
+    for (const [i, k] of req.keys.entries()) checkKey(k, `keys[${i}]`);
     return withRegionError(
       async () => BatchRollbackResponse.create({ error: keyErrorOfFirst(await txn.kvBatchRollback(this.runner, req)) }),
       (regionError) => BatchRollbackResponse.create({ regionError }),

@@ -102,7 +102,10 @@ export class StoreMetrics {
         duration: this.duration.labels(method),
         outcome: (o) => {
           let child = outcomes.get(o);
-          if (!child) outcomes.set(o, (child = this.requests.labels(method, o)));
+          if (!child) {
+            child = this.requests.labels(method, o);
+            outcomes.set(o, child);
+          }
           return child;
         },
       };

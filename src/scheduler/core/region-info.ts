@@ -15,7 +15,7 @@ const MIB = 1n << 20n;
 export function sizeFromBytes(bytes: bigint): number {
   if (bytes <= 0n) return 0;
   const mib = Number(bytes / MIB);
-  return mib < 1 ? 1 : mib;
+  return Math.max(mib, 1);
 }
 
 export function newRegionInfo(

@@ -14,7 +14,7 @@ export function isTargetSuitable(cluster: ClusterModel, s: StoreInfo): boolean {
 /** Whether a store's peer should be replaced: the store is unknown, offline, removed or down. */
 export function isStoreUnhealthy(cluster: ClusterModel, storeId: bigint): boolean {
   const s = cluster.getStore(storeId);
-  return !s || !s.isUp() || cluster.isStoreDown(s);
+  return !s?.isUp() || cluster.isStoreDown(s);
 }
 
 export function byId(a: StoreInfo, b: StoreInfo): number {

@@ -12,7 +12,7 @@ export async function kvGet(runner: CommandRunner, req: GetRequest): Promise<Get
   requireTs(req.version, "version");
   return runner.read(req.context, req.version, async (txn) => {
     const lock = await txn.getLock(req.key);
-    if (lock !== undefined && lock.blocksRead(req.key, req.version)) {
+    if (lock?.blocksRead(req.key, req.version)) {
       return { error: { kind: "KeyIsLocked", key: req.key, lock } };
     }
     return { value: await txn.getValue(req.key) };

@@ -86,7 +86,7 @@ export function checkBank(history: BankHistory): BankResult {
   if (!Number.isSafeInteger(history.total)) throw new RangeError(`bank total ${history.total} is not a safe integer`);
   if (new Set(history.accounts).size !== history.accounts.length) throw new RangeError("bank accounts repeat a name");
   const violations: BankViolation[] = [];
-  history.reads.forEach((read, i) => violations.push(...checkRead(history, read, i)));
+  for (const [i, read] of history.reads.entries()) violations.push(...checkRead(history, read, i));
   violations.push(...checkRead(history, history.final, "final"));
   const report =
     violations.length === 0

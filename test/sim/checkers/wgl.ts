@@ -144,6 +144,8 @@ function compile(ops: readonly RegisterOperation[], initial: Value): { compiled:
         const effect = !acknowledged ? Effect.CasUnknown : op.swapped ? Effect.CasSwapped : Effect.CasNotSwapped;
         return { ...base, effect, write: intern(op.value), expect: intern(op.expected) };
       }
+      default:
+        throw new Error(`unknown operation kind ${JSON.stringify((op as { kind: unknown }).kind)}`);
     }
   });
   return { compiled, initialState };

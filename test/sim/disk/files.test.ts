@@ -137,7 +137,7 @@ describe("simulated disk: files", () => {
     const runPending = async () => {
       for (let i = 0; i < 10; i++) {
         await new Promise<void>((r) => setImmediate(r));
-        release.splice(0).forEach((r) => r());
+        for (const r of release.splice(0)) r();
       }
     };
     disk.faults.writeLatencyMs = (w) => (w.sync ? 30 : 5);

@@ -113,7 +113,7 @@ function drawStores(data, storeRates) {
       const r = storeRates.get(s.id);
       const scrape = scrapes.get(s.id);
       const state = s.down ? `${s.state}, down` : s.state;
-      const metricsTitle = scrape && scrape.error ? `metrics at ${scrape.status_addr}: ${scrape.error}` : "";
+      const metricsTitle = scrape?.error ? `metrics at ${scrape.status_addr}: ${scrape.error}` : "";
       return el(
         "tr",
         { "data-store-id": s.id, class: s.down ? "down" : "" },
@@ -124,11 +124,7 @@ function drawStores(data, storeRates) {
         el("td", {}, bytes(s.available)),
         el("td", { class: "region-count" }, s.region_count),
         el("td", { class: "leader-count" }, s.leader_count),
-        el(
-          "td",
-          { title: metricsTitle },
-          r && r.ops !== null ? r.ops.toFixed(1) : scrape && scrape.error ? "n/a" : "–",
-        ),
+        el("td", { title: metricsTitle }, r && r.ops !== null ? r.ops.toFixed(1) : scrape?.error ? "n/a" : "–"),
         el("td", { title: metricsTitle }, r && r.p99 !== null ? `${r.p99.toFixed(2)} ms` : "–"),
       );
     }),
@@ -281,4 +277,4 @@ async function poll() {
   }
 }
 
-poll();
+void poll();
