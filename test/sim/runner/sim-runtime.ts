@@ -26,6 +26,18 @@ interface SimEvent {
   handle?: SimTimer;
 }
 
+/**
+ * How the driver lets an event's continuations settle before the next event: a real
+ * `setImmediate` (the default), or a `process.nextTick` queued from a microtask, which runs only
+ * once the microtask queue is empty and costs no turn of the event loop. "tick" is for a process
+ * that runs nothing else (`make sim`): between its periodic real macrotasks (one every
+ * TICK_SETTLES_PER_IMMEDIATE events) the event loop of a host such as a test runner would starve.
+ * It assumes, as the determinism already does, that nothing under test uses process.nextTick.
+ */
+export type SettleBy = "immediate" | "tick";
+
+const TICK_SETTLES_PER_IMMEDIATE = 1_000;
+
 /** One call of runUntil: its bounds and counts. */
 interface DriverRun {
   until: number;
@@ -122,6 +134,7 @@ export class SimRuntime implements Runtime {
   constructor(
     readonly seed: number,
     private readonly tailLength = 40,
+    private readonly settleBy: SettleBy = "immediate",
   ) {
     this.rng = mulberry32(seed);
   }
@@ -202,8 +215,11 @@ export class SimRuntime implements Runtime {
     return new Promise<number>((resolve) => {
       const step = (): void => {
         // Every continuation the last event started settles before the next event.
-        if (this.runNext(run)) realSetImmediate(step);
-        else resolve(run.ran);
+        if (!this.runNext(run)) resolve(run.ran);
+        else if (this.settleBy === "immediate" || run.ran % TICK_SETTLES_PER_IMMEDIATE === 0) realSetImmediate(step);
+        // Queued from a microtask, the tick runs once the microtask queue is empty (Node runs
+        // the next-tick queue only then): the same point a real macrotask would reach.
+        else queueMicrotask(() => process.nextTick(step));
       };
       step();
     });

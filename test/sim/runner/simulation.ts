@@ -24,6 +24,7 @@ import type { Fault, FaultKind } from "./faults.js";
 import { FaultInjector, describeFault, drawFaults } from "./faults.js";
 import { SIM_RAFTSTORE_CONFIG as SIM_RAFTSTORE } from "./config.js";
 import { SimKvNetwork } from "./sim-kv.js";
+import type { SettleBy } from "./sim-runtime.js";
 import { SimRuntime } from "./sim-runtime.js";
 import type { SchedulerCrash } from "./sim-scheduler.js";
 import { drawSchedulerCrashes, SimScheduler } from "./sim-scheduler.js";
@@ -47,6 +48,8 @@ export interface SimOptions {
   faultKinds?: readonly FaultKind[];
   /** Safety switches turned off, to prove the checkers catch what follows (checkers-bite.test.ts). */
   deliberateBugs?: DeliberateBugs;
+  /** How the driver settles between events (default "immediate"; `make sim` uses "tick"). */
+  settleBy?: SettleBy;
 }
 
 export interface SimResult {
@@ -82,7 +85,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const stores = opts.stores ?? 3;
   const faultPhaseMs = opts.faultPhaseMs ?? 20_000;
   const livenessBoundMs = opts.livenessBoundMs ?? 15_000;
-  const runtime = new SimRuntime(opts.seed, opts.traceTail ?? 40);
+  const runtime = new SimRuntime(opts.seed, opts.traceTail ?? 40, opts.settleBy);
   // Separate streams, so adding a client op does not shift the fault schedule.
   const faultRng = mulberry32(opts.seed ^ 0x5eed_fa17);
   const workloadRng = mulberry32(opts.seed ^ 0x0c11_e475);
