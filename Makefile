@@ -29,7 +29,7 @@ proto:
 
 # Biome: the formatter (120 columns) and the linter (biome.json; src/proto is generated and left out).
 lint: install
-	npx biome check .
+	npx biome check --error-on-warnings .
 
 format: install
 	npx biome check --write .

@@ -1,9 +1,12 @@
 // `tinykv-ctl metrics <store-id|host:port>`: a short summary of one store's Prometheus /metrics —
 // requests by method and outcome, a p99 latency estimate, regions and leaders.
-import { defaultStatusAddr } from "../util/http-status.js";
+import { storeStatusAddr } from "../util/http-status.js";
 import type { StoreMetricsSummary } from "../util/prom-text.js";
 import { histogramQuantile, parsePromText, summarizeStoreMetrics } from "../util/prom-text.js";
 import { errorMessage } from "../util/retry.js";
+import type { StatusResponse } from "../util/status-client.js";
+import { requestStatus, statusUrl } from "../util/status-client.js";
+import type { TlsConfig } from "../util/tls.js";
 
 /** The target named neither a store id nor a host:port. */
 export class MetricsTargetError extends Error {
@@ -11,10 +14,12 @@ export class MetricsTargetError extends Error {
 }
 
 export interface MetricsLookup {
-  /** The stores the scheduler knows (for a store id's address). */
-  stores(): Promise<{ id: bigint; address: string }[]>;
+  /** The stores the scheduler knows (for a store id's status address). */
+  stores(): Promise<{ id: bigint; address: string; statusAddress?: string }[]>;
   /** How long the store's /metrics may take (default 5 s). */
   timeoutMs?: number;
+  /** The store's status server speaks HTTPS and wants a client certificate. */
+  tls?: TlsConfig;
 }
 
 /**
@@ -24,9 +29,9 @@ export interface MetricsLookup {
 export async function resolveStatusAddr(target: string, lookup: MetricsLookup): Promise<string> {
   if (/^[1-9]\d{0,19}$/.test(target)) {
     const id = BigInt(target);
-    const grpc = (await lookup.stores()).find((st) => st.id === id)?.address;
-    if (grpc === undefined) throw new MetricsTargetError(`metrics: the scheduler knows no store ${target}`);
-    return defaultStatusAddr(grpc);
+    const store = (await lookup.stores()).find((st) => st.id === id);
+    if (store === undefined) throw new MetricsTargetError(`metrics: the scheduler knows no store ${target}`);
+    return storeStatusAddr(store);
   }
   if (/^[^\s/:]+:\d{1,5}$/.test(target) || /^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(target)) return target;
   throw new MetricsTargetError(
@@ -34,17 +39,21 @@ export async function resolveStatusAddr(target: string, lookup: MetricsLookup): 
   );
 }
 
-export async function fetchStoreMetrics(statusAddr: string, timeoutMs: number): Promise<StoreMetricsSummary> {
-  let res: Response;
+export async function fetchStoreMetrics(
+  statusAddr: string,
+  timeoutMs: number,
+  tls?: TlsConfig,
+): Promise<StoreMetricsSummary> {
+  let res: StatusResponse;
   try {
-    res = await fetch(`http://${statusAddr}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
+    res = await requestStatus(statusAddr, "/metrics", { timeoutMs, tls });
   } catch (err) {
     throw new Error(
       `cannot reach the store's status address ${statusAddr} (tinykv-server --status-addr): ${errorMessage(err)}`,
     );
   }
   if (!res.ok) throw new Error(`GET /metrics on ${statusAddr}: HTTP ${res.status}`);
-  return summarizeStoreMetrics(parsePromText(await res.text()));
+  return summarizeStoreMetrics(parsePromText(res.text));
 }
 
 function ms(seconds: number | undefined): string {
@@ -52,8 +61,8 @@ function ms(seconds: number | undefined): string {
 }
 
 /** The lines `tinykv-ctl metrics` prints; the figures count since the store started. */
-export function formatStoreMetrics(statusAddr: string, m: StoreMetricsSummary): string[] {
-  const lines = [`store metrics at http://${statusAddr}/metrics (counts since the store started)`];
+export function formatStoreMetrics(statusAddr: string, m: StoreMetricsSummary, tls?: TlsConfig): string[] {
+  const lines = [`store metrics at ${statusUrl(statusAddr, "/metrics", tls)} (counts since the store started)`];
   lines.push(`regions: ${m.regions ?? "-"}   leaders: ${m.leaders ?? "-"}`);
   const mean = m.latencyCount > 0 ? m.latencySumSeconds / m.latencyCount : undefined;
   lines.push(
@@ -78,5 +87,6 @@ export function formatStoreMetrics(statusAddr: string, m: StoreMetricsSummary): 
 
 export async function storeMetricsLines(target: string, lookup: MetricsLookup): Promise<string[]> {
   const statusAddr = await resolveStatusAddr(target, lookup);
-  return formatStoreMetrics(statusAddr, await fetchStoreMetrics(statusAddr, lookup.timeoutMs ?? 5_000));
+  const metrics = await fetchStoreMetrics(statusAddr, lookup.timeoutMs ?? 5_000, lookup.tls);
+  return formatStoreMetrics(statusAddr, metrics, lookup.tls);
 }

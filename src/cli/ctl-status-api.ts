@@ -1,6 +1,9 @@
 // tinykv-ctl's commands that talk to the scheduler's HTTP status API: operators with the reasons
 // behind them, and store state changes (drain a store, tombstone a drained one).
 import { errorMessage } from "../util/retry.js";
+import type { StatusResponse } from "../util/status-client.js";
+import { requestStatus } from "../util/status-client.js";
+import type { TlsConfig } from "../util/tls.js";
 
 export const STORE_STATES = ["up", "offline", "tombstone"] as const;
 export type StoreStateName = (typeof STORE_STATES)[number];
@@ -36,33 +39,65 @@ interface OperatorJson {
   decision: DecisionJson | null;
 }
 
+/** The status address answered but does not serve (a replicated scheduler's follower: HTTP 503). */
+class StatusNotServingError extends StatusApiError {}
+/** The status address did not answer at all. */
+class StatusUnreachableError extends Error {}
+
+/**
+ * The scheduler's status API at one address, or at several comma-separated ones (the members of
+ * a replicated scheduler): each is tried in turn until one serves, as only the leader's does.
+ */
 export class StatusApi {
+  private readonly addrs: string[];
+
   constructor(
     readonly addr: string,
     private readonly timeoutMs: number,
-  ) {}
+    /** HTTPS with this client certificate (the scheduler's status API then wants one). */
+    private readonly tls?: TlsConfig,
+  ) {
+    this.addrs = addr
+      .split(",")
+      .map((a) => a.trim())
+      .filter((a) => a.length > 0);
+    if (this.addrs.length === 0) this.addrs = [addr];
+  }
 
   private async request(method: "GET" | "POST", path: string): Promise<unknown> {
-    const url = `http://${this.addr}${path}`;
-    let res: Response;
+    let last: unknown;
+    for (const addr of this.addrs) {
+      try {
+        return await this.requestAt(addr, method, path);
+      } catch (err) {
+        // Another member may be the one that serves; a follower's 503 changed nothing.
+        if (!(err instanceof StatusNotServingError || err instanceof StatusUnreachableError)) throw err;
+        last = err;
+      }
+    }
+    throw last;
+  }
+
+  private async requestAt(addr: string, method: "GET" | "POST", path: string): Promise<unknown> {
+    let res: StatusResponse;
     try {
-      res = await fetch(url, { method, signal: AbortSignal.timeout(this.timeoutMs) });
+      res = await requestStatus(addr, path, { method, timeoutMs: this.timeoutMs, tls: this.tls });
     } catch (err) {
-      throw new Error(
-        `cannot reach the scheduler's status API at ${this.addr} (tinyscheduler --status-addr; set --status): ${errorMessage(err)}`,
+      throw new StatusUnreachableError(
+        `cannot reach the scheduler's status API at ${addr} (tinyscheduler --status-addr; set --status): ${errorMessage(err)}`,
       );
     }
     let body: unknown;
     try {
-      body = await res.json();
+      body = JSON.parse(res.text);
     } catch (err) {
       throw new Error(
-        `the status API at ${this.addr} answered ${method} ${path} with HTTP ${res.status} and no JSON: ${errorMessage(err)}`,
+        `the status API at ${addr} answered ${method} ${path} with HTTP ${res.status} and no JSON: ${errorMessage(err)}`,
       );
     }
     if (!res.ok) {
       const msg = isRecord(body) && typeof body.error === "string" ? body.error : `HTTP ${res.status}`;
-      throw new StatusApiError(msg);
+      throw res.status === 503 ? new StatusNotServingError(`${addr}: ${msg}`) : new StatusApiError(msg);
     }
     return body;
   }

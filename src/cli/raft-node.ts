@@ -31,10 +31,12 @@ import {
 
 /** TiKV logs a slow request past 1 s; we say 500 ms (the default). */
 export const DEFAULT_SLOW_MS = 500;
+import { statusAddrToRegister } from "../util/http-status.js";
 import type { Logger } from "../util/logger.js";
 import { retryWithBackoff } from "../util/retry.js";
 import type { Runtime } from "../util/runtime.js";
 import { realRuntime } from "../util/runtime.js";
+import type { TlsConfig } from "../util/tls.js";
 import type { RunningNode } from "./standalone-node.js";
 
 export class ClusterMismatchError extends Error {
@@ -78,6 +80,8 @@ export interface RaftNodeOptions {
   advertiseStatusAddr?: string;
   /** How long to keep trying to reach the scheduler before giving up. */
   schedulerDeadlineMs?: number;
+  /** Mutual TLS on every connection: clients, other stores, the scheduler, the status server. */
+  tls?: TlsConfig;
 }
 
 /**
@@ -91,6 +95,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
   const client = await SchedulerRpcClient.connect(opts.scheduler, {
     connectDeadlineMs: opts.schedulerDeadlineMs ?? 30_000,
     log,
+    tls: opts.tls,
   });
   let kv: Engine | undefined;
   let raft: Engine | undefined;
@@ -101,7 +106,15 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     const storeId = await ensureStoreIdent(kv, client, opts.path);
     await maybeBootstrapCluster(kv, raft, client, storeId, log);
     const advertiseAddr = opts.advertiseAddr ?? opts.addr;
-    await client.putStore({ id: storeId, address: advertiseAddr });
+    // The scheduler keeps the status address for its dashboard and tinykv-ctl (TiKV's
+    // status_address). An ephemeral port (0) is only known once bound: registered again below.
+    const statusToRegister = statusAddrToRegister(opts.advertiseStatusAddr ?? opts.statusAddr, advertiseAddr);
+    const ephemeralStatus = statusToRegister?.endsWith(":0") ?? false;
+    await client.putStore({
+      id: storeId,
+      address: advertiseAddr,
+      statusAddress: ephemeralStatus ? "" : (statusToRegister ?? ""),
+    });
 
     const metrics = new StoreMetrics({ storeId });
     const worker = new SchedulerWorker(client, opts.path, log, runtime);
@@ -115,7 +128,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       log,
       runtime,
       makeTransport: (snapshotSource, events) =>
-        new GrpcTransport({ storeId, resolver, snapshotSource, events, log, runtime }),
+        new GrpcTransport({ storeId, resolver, snapshotSource, events, log, runtime, tls: opts.tls }),
       hooks: worker.hooks(),
       observer: new RaftstoreMetrics(metrics.registry, log, opts.slowMs ?? DEFAULT_SLOW_MS),
       onFatal: opts.onFatal,
@@ -128,18 +141,30 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), raft: store, log }),
       metrics,
     );
-    const { server, port } = await listenTinyKv(service, listenAddr(opts.addr));
+    const { server, port } = await listenTinyKv(service, listenAddr(opts.addr), { tls: opts.tls, log });
     const status = opts.statusAddr
-      ? await startStoreStatusServer(opts.statusAddr, metrics, () => ({
-          ...raftstoreStatus(store, advertiseAddr),
-          status_addr: opts.advertiseStatusAddr ?? opts.statusAddr,
-        })).catch(async (err: unknown) => {
+      ? await startStoreStatusServer(
+          opts.statusAddr,
+          metrics,
+          () => ({
+            ...raftstoreStatus(store, advertiseAddr),
+            status_addr: opts.advertiseStatusAddr ?? opts.statusAddr,
+          }),
+          { tls: opts.tls, log },
+        ).catch(async (err: unknown) => {
           await shutdownGracefully(server, runtime);
           worker.stop();
           await store.stop();
           throw err;
         })
       : undefined;
+    if (status && ephemeralStatus) {
+      await client.putStore({
+        id: storeId,
+        address: advertiseAddr,
+        statusAddress: statusAddrToRegister(status.addr, advertiseAddr) ?? "",
+      });
+    }
     const kvEngine = kv;
     const raftEngine = raft;
     return {

@@ -4,6 +4,7 @@ import { createTinyKvService, listenTinyKv, RawHandlers, shutdownGracefully, Txn
 import { instrumentTinyKv, startStoreStatusServer, StoreMetrics } from "../kv/status/index.js";
 import type { Logger } from "../util/logger.js";
 import { realRuntime } from "../util/runtime.js";
+import type { TlsConfig } from "../util/tls.js";
 
 export interface RunningNode {
   port: number;
@@ -22,6 +23,8 @@ export async function startStandaloneServer(opts: {
   addr: string;
   log: Logger;
   statusAddr?: string;
+  /** Mutual TLS on the gRPC and status listeners. */
+  tls?: TlsConfig;
 }): Promise<StandaloneNode> {
   const storage = new StandaloneStorage(join(opts.path, "kv"));
   await storage.start();
@@ -31,14 +34,15 @@ export async function startStandaloneServer(opts: {
       createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), log: opts.log }),
       metrics,
     );
-    const { server, port } = await listenTinyKv(service, opts.addr);
+    const { server, port } = await listenTinyKv(service, opts.addr, { tls: opts.tls, log: opts.log });
     const status = opts.statusAddr
-      ? await startStoreStatusServer(opts.statusAddr, metrics, () => ({ mode: "standalone", addr: opts.addr })).catch(
-          async (err: unknown) => {
-            await shutdownGracefully(server, realRuntime);
-            throw err;
-          },
-        )
+      ? await startStoreStatusServer(opts.statusAddr, metrics, () => ({ mode: "standalone", addr: opts.addr }), {
+          tls: opts.tls,
+          log: opts.log,
+        }).catch(async (err: unknown) => {
+          await shutdownGracefully(server, realRuntime);
+          throw err;
+        })
       : undefined;
     return {
       port,

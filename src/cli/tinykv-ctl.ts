@@ -8,6 +8,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { errorMessage } from "../util/retry.js";
+import type { TlsConfig } from "../util/tls.js";
+import { TLS_FLAG_OPTIONS, TlsConfigError, tlsFlagsUsage, tlsFromFlags } from "../util/tls.js";
 import { fatal, quietGrpcUnlessDebug } from "./common.js";
 import type { CtlFlags } from "./ctl/command.js";
 import { UsageError } from "./ctl/command.js";
@@ -23,9 +25,12 @@ A person's tool for a tinykv-ts cluster. With no command it opens an interactive
 
 Flags:
   --scheduler <addrs>   scheduler address(es), comma-separated (default 127.0.0.1:2379)
-  --status <addr>       the scheduler's status API, for operators and store (default 127.0.0.1:2381)
+  --status <addrs>      the scheduler's status API, for operators and store (default 127.0.0.1:2381);
+                        comma-separated for a replicated scheduler (the leader's serves)
   --timeout <ms>        give up on an operation after this long (default 10000)
   --log-level <level>   client log level on stderr: error, warn, info, debug (default warn)
+${tlsFlagsUsage(24)}                        with them the scheduler, stores and status APIs are reached over mutual
+                        TLS (HTTPS for --status and metrics)
   -h, --help            show this help
 
 ${ctlCommands.helpText}
@@ -43,6 +48,7 @@ async function main(argv: string[]): Promise<number> {
         status: { type: "string", default: "127.0.0.1:2381" },
         timeout: { type: "string", default: "10000" },
         "log-level": { type: "string", default: "warn" },
+        ...TLS_FLAG_OPTIONS,
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -51,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     fatal(BIN, `${errorMessage(err)} (see --help)`, 2);
   }
-  const { scheduler, status, timeout, "log-level": level, help, ...rest } = parsed.values;
+  const { scheduler, status, timeout, "log-level": level, help, cacert, cert, key, ...rest } = parsed.values;
   const commandFlags: CtlFlags = rest;
   if (help) {
     process.stdout.write(USAGE);
@@ -60,10 +66,24 @@ async function main(argv: string[]): Promise<number> {
   const timeoutMs = Number(timeout);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0)
     fatal(BIN, `--timeout wants a positive number of ms, got ${JSON.stringify(timeout)}`, 2);
+  let tls: TlsConfig | undefined;
+  try {
+    tls = tlsFromFlags({ cacert, cert, key });
+  } catch (err) {
+    if (err instanceof TlsConfigError) fatal(BIN, err.message, 2);
+    throw err;
+  }
   quietGrpcUnlessDebug(level as string);
   const log = pino({ level: level as string, name: BIN, base: undefined }, pino.destination(2));
   const out = (line: string) => process.stdout.write(line + "\n");
-  const session = new CtlSession({ scheduler: scheduler as string, statusAddr: status as string, timeoutMs, log, out });
+  const session = new CtlSession({
+    scheduler: scheduler as string,
+    statusAddr: status as string,
+    timeoutMs,
+    log,
+    out,
+    tls,
+  });
   try {
     if (parsed.positionals.length === 0) {
       if (Object.values(commandFlags).some((v) => v !== undefined))

@@ -14,6 +14,8 @@ import { defaultStatusAddr } from "../kv/status/index.js";
 import { StatusAddressInUseError } from "../util/http-status.js";
 import { checkDisk, describeDiskCheck } from "./check-disk.js";
 import { AdvertiseAddrError, resolveAdvertiseAddr } from "./advertise.js";
+import type { TlsConfig } from "../util/tls.js";
+import { TLS_FLAG_OPTIONS, TlsConfigError, tlsFlagsUsage, tlsFromFlags } from "../util/tls.js";
 
 const BINARY = "tinykv-server";
 const USAGE = `Usage: tinykv-server [flags]
@@ -32,6 +34,8 @@ const USAGE = `Usage: tinykv-server [flags]
   --check-disk          measure synced-write latency of the data dir's disk, say whether it is fit, exit
   --config <file>       JSON file with raftstore settings, e.g. {"raftBaseTickMs": 100} (see README)
   --log-level <level>   fatal, error, warn, info, debug (default: info, or $LOG_LEVEL)
+${tlsFlagsUsage(24)}                        with them every connection is mutual TLS: clients, other stores, the
+                        scheduler, and the status server (then HTTPS, wanting a client certificate)
   -h, --help            show this help
 `;
 
@@ -48,6 +52,7 @@ async function main(): Promise<void> {
     "check-disk": { type: "boolean", default: false },
     "slow-ms": { type: "string", default: "500" },
     "log-level": { type: "string", default: process.env.LOG_LEVEL ?? "info" },
+    ...TLS_FLAG_OPTIONS,
   });
   const path = values.path as string;
   const addr = values.addr as string;
@@ -76,6 +81,14 @@ async function main(): Promise<void> {
     fatal(BINARY, (err as Error).message, 2);
   }
 
+  let tls: TlsConfig | undefined;
+  try {
+    tls = tlsFromFlags(values);
+  } catch (err) {
+    if (err instanceof TlsConfigError) fatal(BINARY, err.message, 2);
+    throw err;
+  }
+
   // Checked before anything starts: a store must never register an address nobody can dial.
   const advertise = values.standalone ? { advertiseAddr: addr } : advertiseAddrs(values, addr, statusAddr);
 
@@ -102,8 +115,11 @@ async function main(): Promise<void> {
 
   async function start(): Promise<RunningNode> {
     if (values.standalone) {
-      const node = await startStandaloneServer({ path, addr, log, statusAddr });
-      log.info({ addr, status_addr: node.statusAddr, path, mode: "standalone" }, "tinykv-server ready");
+      const node = await startStandaloneServer({ path, addr, log, statusAddr, tls });
+      log.info(
+        { addr, status_addr: node.statusAddr, path, mode: "standalone", tls: tls?.subject ?? false },
+        "tinykv-server ready",
+      );
       return node;
     }
     const config = loadConfig(values.config as string | undefined);
@@ -120,6 +136,7 @@ async function main(): Promise<void> {
       statusAddr,
       slowMs,
       ...advertise,
+      tls,
       onFatal: exitOnDiskError,
     });
     log.info(
@@ -130,6 +147,7 @@ async function main(): Promise<void> {
         path,
         store_id: String(node.storeId),
         scheduler,
+        tls: tls?.subject ?? false,
       },
       "tinykv-server ready",
     );

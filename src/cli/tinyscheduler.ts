@@ -1,8 +1,12 @@
 #!/usr/bin/env node
 import { AddressInUseError, SchedulerServer } from "../scheduler/server/server.js";
 import { DataDirLockedError } from "../scheduler/core/meta-kv.js";
+import { InitialClusterError } from "../scheduler/replication/members.js";
+import { ReplicatedSchedulerServer } from "../scheduler/replication/replicated-server.js";
 import { createLogger } from "../util/logger.js";
 import { realRuntime } from "../util/runtime.js";
+import type { TlsConfig } from "../util/tls.js";
+import { TLS_FLAG_OPTIONS, TlsConfigError, tlsFlagsUsage, tlsFromFlags, urlScheme } from "../util/tls.js";
 import { AdvertiseAddrError, resolveAdvertiseAddr } from "./advertise.js";
 import { fatal, onShutdownSignal, parseFlags, quietGrpcUnlessDebug } from "./common.js";
 
@@ -19,6 +23,16 @@ Flags:
   --advertise-status-addr <host:port>  status address printed at start-up (default --status-addr)
   --log-level <level>        fatal|error|warn|info|debug|trace (default $LOG_LEVEL or info)
   --max-replicas <n>         replicas per region, written at bootstrap (default 3)
+${tlsFlagsUsage(29)}                             with them gRPC and the status API are mutual TLS (HTTPS)
+
+Replication (leave out for a single scheduler; give all three for one member of 3 or 5):
+  --name <name>              this member's name in --initial-cluster
+  --initial-cluster <list>   every member's peer address, the same list on every member:
+                             s1=127.0.0.1:2380,s2=127.0.0.1:2382,s3=127.0.0.1:2384
+  --peer-addr <host:port>    where this member's peer (raft) service listens
+                             (default: its address in --initial-cluster)
+  Only the leader serves; the others answer GetMembers and say who leads. Give stores and
+  clients every member's --addr, comma-separated (--scheduler a,b,c).
   -h, --help                 show this help
 `;
 
@@ -38,6 +52,10 @@ async function main(): Promise<void> {
     "advertise-status-addr": { type: "string" },
     "log-level": { type: "string", default: process.env.LOG_LEVEL ?? "info" },
     "max-replicas": { type: "string", default: "3" },
+    name: { type: "string" },
+    "initial-cluster": { type: "string" },
+    "peer-addr": { type: "string" },
+    ...TLS_FLAG_OPTIONS,
   });
   const values = v as Record<string, string>;
   const level = values["log-level"]!.toLowerCase();
@@ -66,29 +84,53 @@ async function main(): Promise<void> {
     throw err;
   }
 
+  let tls: TlsConfig | undefined;
+  try {
+    tls = tlsFromFlags(values);
+  } catch (err) {
+    if (err instanceof TlsConfigError) fatal(BIN, err.message, 2);
+    throw err;
+  }
+
   quietGrpcUnlessDebug(level);
   const log = createLogger(level, "tinyscheduler");
-  let server: SchedulerServer;
+  const replicated = values["initial-cluster"] !== undefined;
+  if (!replicated && (values.name !== undefined || values["peer-addr"] !== undefined))
+    die("--name and --peer-addr need --initial-cluster (a single scheduler takes none of them)");
+  if (replicated && !values.name) die("--initial-cluster needs --name (this member's name in the list)");
+  const serverOpts = {
+    addr: values.addr!,
+    statusAddr: values["status-addr"] || undefined,
+    advertiseAddr,
+    advertiseStatusAddr,
+    dataDir: values["data-dir"]!,
+    maxReplicas,
+    log,
+    runtime: realRuntime,
+    tls,
+  };
+  let server: SchedulerServer | ReplicatedSchedulerServer;
   try {
-    server = await SchedulerServer.start({
-      addr: values.addr!,
-      statusAddr: values["status-addr"] || undefined,
-      advertiseAddr,
-      advertiseStatusAddr,
-      dataDir: values["data-dir"]!,
-      maxReplicas,
-      log,
-      runtime: realRuntime,
-    });
+    server = replicated
+      ? await ReplicatedSchedulerServer.start(serverOpts, {
+          name: values.name!,
+          initialCluster: values["initial-cluster"]!,
+          peerAddr: values["peer-addr"],
+          onFatal: (err) => die(`member stopped: cannot persist its raft state: ${(err as Error).message}`),
+        })
+      : await SchedulerServer.start(serverOpts);
   } catch (err) {
+    if (err instanceof InitialClusterError) fatal(BIN, err.message, 2);
     if (err instanceof AddressInUseError || err instanceof DataDirLockedError) die(err.message);
     die(`cannot start: ${(err as Error).message}`);
   }
   process.stderr.write(
-    `tinyscheduler listening on ${server.addr}` +
+    `tinyscheduler ${server instanceof ReplicatedSchedulerServer ? `member ${values.name} ` : ""}listening on ${server.addr}` +
       (advertiseAddr && advertiseAddr !== server.addr ? `, advertising ${advertiseAddr}` : "") +
-      (server.statusAddr ? `, status on http://${server.statusAddr}` : "") +
-      ` (cluster id ${server.clusterId})\n`,
+      (server.statusAddr ? `, status on ${urlScheme(tls)}://${server.statusAddr}` : "") +
+      (tls ? `, mutual TLS as ${tls.subject}` : "") +
+      (server instanceof ReplicatedSchedulerServer ? "" : ` (cluster id ${server.clusterId})`) +
+      "\n",
   );
 
   onShutdownSignal(async () => {

@@ -5,10 +5,12 @@ import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
 import type { Runtime } from "../util/runtime.js";
 import { realRuntime } from "../util/runtime.js";
+import type { TlsPem } from "../util/tls.js";
+import { TlsConfig } from "../util/tls.js";
 import { KvRequestError } from "./errors.js";
 import { LockResolver } from "./lock-resolver.js";
 import type { KvConnectionFactory } from "./kv-connection.js";
-import { grpcKvConnection, RegionCache } from "./region-cache.js";
+import { grpcKvConnectionWith, RegionCache } from "./region-cache.js";
 import type { RetryPolicy } from "./request.js";
 import { Backoff, DEFAULT_RETRY_POLICY, RequestSender } from "./request.js";
 import type { Bytes, KvEntry, TxnDeps } from "./txn.js";
@@ -40,6 +42,12 @@ export interface KvClientOptions {
   connectKv?: KvConnectionFactory;
   /** How long connect() keeps trying to reach the scheduler, ms. Default 10 s. */
   connectTimeoutMs?: number;
+  /**
+   * Mutual TLS to the scheduler and the stores: the CA, this client's certificate and its key as
+   * PEM contents (a TlsConfig from TlsConfig.fromFiles fits too). Checked when the client is made:
+   * a bad PEM or a certificate from another CA is a TlsConfigError at once. Default plaintext.
+   */
+  tls?: TlsPem;
   log?: Logger;
 }
 
@@ -83,13 +91,15 @@ export class KvClient {
   /** Connects to the scheduler at `opts.scheduler` (gRPC), then routes through it. */
   static async connect(opts: KvClientOptions): Promise<KvClient> {
     const policy = retryPolicyOf(opts);
+    const tls = opts.tls && TlsConfig.fromPem(opts.tls);
     const scheduler = await SchedulerRpcClient.connect(opts.scheduler, {
+      tls,
       log: opts.log,
       connectDeadlineMs: opts.connectTimeoutMs ?? 10_000,
       retryDeadlineMs: schedulerRetryDeadlineMs(policy),
       runtime: opts.runtime,
     });
-    return KvClient.withScheduler(scheduler, opts);
+    return KvClient.withScheduler(scheduler, { ...opts, tls });
   }
 
   /**
@@ -105,7 +115,7 @@ export class KvClient {
       { ttl, runtime: opts.runtime ?? realRuntime },
       opts.rpcTimeoutMs ?? 3000,
       opts.log ?? silentLogger,
-      opts.connectKv ?? grpcKvConnection,
+      opts.connectKv ?? grpcKvConnectionWith(opts.tls && TlsConfig.fromPem(opts.tls)),
     );
   }
 

@@ -3,6 +3,8 @@ import * as kv from "../proto/kvrpcpb.js";
 import { TinyKvClient } from "../proto/tinykvpb.js";
 import type { Runtime } from "../util/runtime.js";
 import { realRuntime } from "../util/runtime.js";
+import type { TlsConfig } from "../util/tls.js";
+import { grpcChannelCredentials } from "../util/tls.js";
 import type { KvConnection } from "./kv-connection.js";
 
 /** Default per-call deadline of the promise client. */
@@ -29,8 +31,10 @@ export class TinyKvRpc implements KvConnection {
     options: grpc.ClientOptions = {},
     /** The clock of call deadlines. */
     private readonly runtime: Runtime = realRuntime,
+    /** Mutual TLS to the store; default plaintext. */
+    tls?: TlsConfig,
   ) {
-    this.client = new TinyKvClient(addr, grpc.credentials.createInsecure(), { "grpc.enable_channelz": 0, ...options });
+    this.client = new TinyKvClient(addr, grpcChannelCredentials(tls), { "grpc.enable_channelz": 0, ...options });
   }
 
   private unary<Req, Res>(method: unknown, req: Req): Promise<Res> {

@@ -5,12 +5,20 @@ import type { SchedulerApi } from "../scheduler/api.js";
 import { keyInRange } from "../util/bytes.js";
 import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
+import { realRuntime } from "../util/runtime.js";
+import type { TlsConfig } from "../util/tls.js";
 import { NoRegionError } from "./errors.js";
 import type { KvConnection, KvConnectionFactory } from "./kv-connection.js";
 import { TinyKvRpc } from "./kv-rpc.js";
 
 /** gRPC connections (the default). */
 export const grpcKvConnection: KvConnectionFactory = (addr, timeoutMs) => new TinyKvRpc(addr, timeoutMs);
+
+/** gRPC connections with mutual TLS when `tls` is given, else the default ones. */
+export function grpcKvConnectionWith(tls: TlsConfig | undefined): KvConnectionFactory {
+  if (!tls) return grpcKvConnection;
+  return (addr, timeoutMs) => new TinyKvRpc(addr, timeoutMs, {}, realRuntime, tls);
+}
 
 /** A region as the client knows it, with the peer it currently sends requests to. */
 export interface CachedRegion {

@@ -23,6 +23,11 @@ export interface Store {
   id: bigint;
   address: string;
   state: StoreState;
+  /**
+   * tinykv-ts extension (TiKV's field and number): the store's HTTP status address
+   * (/metrics, /status). Empty: the store serves none, or is a TinyKV store that never sets it.
+   */
+  statusAddress: string;
 }
 
 export interface RegionEpoch {
@@ -114,7 +119,7 @@ export const Cluster: MessageFns<Cluster> = {
 };
 
 function createBaseStore(): Store {
-  return { id: 0n, address: "", state: 0 };
+  return { id: 0n, address: "", state: 0, statusAddress: "" };
 }
 
 export const Store: MessageFns<Store> = {
@@ -130,6 +135,9 @@ export const Store: MessageFns<Store> = {
     }
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
+    }
+    if (message.statusAddress !== "") {
+      writer.uint32(58).string(message.statusAddress);
     }
     return writer;
   },
@@ -171,6 +179,14 @@ export const Store: MessageFns<Store> = {
             message.state = reader.int32() as any;
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.statusAddress = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -191,6 +207,7 @@ export const Store: MessageFns<Store> = {
     message.id = (object.id !== undefined && object.id !== null) ? BigInt(object.id) : 0n;
     message.address = object.address ?? "";
     message.state = object.state ?? 0;
+    message.statusAddress = object.statusAddress ?? "";
     return message;
   },
 };

@@ -31,6 +31,11 @@ export enum ErrorType {
   ALREADY_BOOTSTRAPPED = 4,
   INCOMPATIBLE_VERSION = 5,
   REGION_NOT_FOUND = 6,
+  /**
+   * NOT_LEADER - tinykv-ts: a follower of a replicated scheduler; the message names the leader (GetMembers
+   * tells its address). Numbered far from PD's own values.
+   */
+  NOT_LEADER = 100,
   UNRECOGNIZED = -1,
 }
 

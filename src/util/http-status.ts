@@ -3,9 +3,14 @@
  * say plainly when the port is taken.
  */
 import { once } from "node:events";
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from "node:http";
 import { createServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { Logger } from "./logger.js";
+import { silentLogger } from "./logger.js";
+import type { TlsConfig } from "./tls.js";
+import { logTlsRefusals } from "./tls-refusals.js";
 
 export class StatusAddressInUseError extends Error {
   constructor(readonly addr: string) {
@@ -47,10 +52,69 @@ export function defaultStatusAddr(grpcAddr: string): string {
   return `${grpcAddr.slice(0, i)}:${port === 0 ? 0 : port + STATUS_PORT_OFFSET}`;
 }
 
+export interface StatusServerOptions {
+  /** Serve HTTPS and require a client certificate signed by its CA. */
+  tls?: TlsConfig;
+  /** Where refused TLS handshakes are logged. */
+  log?: Logger;
+}
+
+/** A plain HTTP server, or with TLS an HTTPS one that requires client certificates (and logs refusals). */
+export function createStatusHttpServer(opts: StatusServerOptions, handler: RequestListener): Server {
+  if (!opts.tls) return createServer(handler);
+  const server = createHttpsServer(opts.tls.httpsServerOptions(), handler);
+  logTlsRefusals(server, opts.log ?? silentLogger, "status");
+  return server;
+}
+
+/** Longest status address a store may register (a DNS name is at most 253 bytes, plus the port). */
+const MAX_STATUS_ADDR_LENGTH = 260;
+
+/**
+ * Whether `addr` is a status address others can dial: host:port (a bracketed IPv6 host allowed),
+ * a port from 1 to 65535, no wildcard host, and nothing a URL would read as a path or user.
+ */
+export function isDialableStatusAddr(addr: string): boolean {
+  if (addr.length > MAX_STATUS_ADDR_LENGTH) return false;
+  const m = /^(?:([^\s/:@?#[\]]+)|\[([0-9a-fA-F:.]+)\]):(\d{1,5})$/.exec(addr);
+  if (!m) return false;
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  return port >= 1 && port <= 65535 && !isWildcardHost(host);
+}
+
+function isWildcardHost(host: string): boolean {
+  return host === "0.0.0.0" || host === "::";
+}
+
+/**
+ * Where a store's /metrics is, as the scheduler knows the store: the status address it
+ * registered, else (a TinyKV store, or one that registered none) its gRPC port + 20.
+ */
+export function storeStatusAddr(store: { address: string; statusAddress?: string }): string {
+  return store.statusAddress ? store.statusAddress : defaultStatusAddr(store.address);
+}
+
+/**
+ * The status address a store registers with the scheduler: the advertised one, with a wildcard
+ * listen host replaced by the host others dial for gRPC. Undefined when the store serves none.
+ */
+export function statusAddrToRegister(statusAddr: string | undefined, grpcAdvertiseAddr: string): string | undefined {
+  if (!statusAddr) return undefined;
+  const { host, port } = splitStatusAddr(statusAddr);
+  if (!isWildcardHost(host) && host !== "") return statusAddr;
+  const grpcHost = grpcAdvertiseAddr.slice(0, grpcAdvertiseAddr.lastIndexOf(":"));
+  return `${grpcHost}:${port}`;
+}
+
 /** Serves GET routes by path; anything else is 404 (or 405 for another method). */
-export async function listenStatus(addr: string, routes: Record<string, StatusRoute>): Promise<RunningStatusServer> {
+export async function listenStatus(
+  addr: string,
+  routes: Record<string, StatusRoute>,
+  opts: StatusServerOptions = {},
+): Promise<RunningStatusServer> {
   const { host, port } = splitStatusAddr(addr);
-  const server: Server = createServer((req, res) => {
+  const server: Server = createStatusHttpServer(opts, (req, res) => {
     const path = new URL(req.url ?? "/", "http://x").pathname;
     const route = routes[path];
     if (!route) return sendText(res, 404, `unknown path ${path}; try ${Object.keys(routes).join(", ")}\n`);

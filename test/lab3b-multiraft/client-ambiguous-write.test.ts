@@ -28,7 +28,7 @@ function fakeScheduler(): SchedulerApi {
     clusterId: 1n,
     leaderAddr: "fake",
     getRegion: async () => ({ region: REGION, leader: REGION.peers[0] }),
-    getStore: async (id: bigint) => ({ store: { id, address: `store${id}`, state: 0 } }),
+    getStore: async (id: bigint) => ({ store: { id, address: `store${id}`, state: 0, statusAddress: "" } }),
     allocId: unused,
     bootstrap: unused,
     isBootstrapped: unused,

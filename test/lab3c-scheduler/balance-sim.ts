@@ -131,7 +131,12 @@ export class BalanceSim {
   private setup(): void {
     const { initialStores, newStores, regions } = this.o;
     for (let s = 1; s <= initialStores + newStores; s++) {
-      this.cluster.putStore({ id: BigInt(s), address: `127.0.0.1:${20160 + s}`, state: StoreState.Up });
+      this.cluster.putStore({
+        id: BigInt(s),
+        address: `127.0.0.1:${20160 + s}`,
+        state: StoreState.Up,
+        statusAddress: "",
+      });
     }
     let peerId = 1000n;
     for (let i = 1; i <= regions; i++) {

@@ -208,7 +208,7 @@ describe("lab3c heartbeat split and merge", () => {
   it("TestRegionSplitAndMerge3C: rounds of splits and merges keep every region findable", () => {
     const c = new ClusterModel();
     const peers = [Peer.create({ id: 1n, storeId: 1n })];
-    c.putStore({ id: 1n, address: "s1", state: StoreState.Up });
+    c.putStore({ id: 1n, address: "s1", state: StoreState.Up, statusAddress: "" });
     // Regions cover the key space [0, 2^32) in equal pieces; keys are 4-byte big-endian numbers.
     const key = (n: number): Buffer => {
       if (n >= 2 ** 32) return Buffer.alloc(0);

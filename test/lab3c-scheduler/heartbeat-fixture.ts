@@ -86,7 +86,8 @@ export function checkRegions(c: ClusterModel, regions: RegionInfo[]): void {
 /** TinyKV's setUpTestCluster: 3 stores, then 3 regions of 3 peers heartbeated one by one. */
 export function setUpTestCluster(): { c: ClusterModel; regions: RegionInfo[] } {
   const c = new ClusterModel();
-  for (let i = 0; i < N_STORES; i++) c.putStore({ id: BigInt(i), address: `s${i}`, state: StoreState.Up });
+  for (let i = 0; i < N_STORES; i++)
+    c.putStore({ id: BigInt(i), address: `s${i}`, state: StoreState.Up, statusAddress: "" });
   const regions = fixtureRegions();
   for (let i = 0; i < regions.length; i++) {
     c.processRegionHeartbeat(regions[i]!);

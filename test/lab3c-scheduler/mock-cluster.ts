@@ -33,7 +33,12 @@ export class MockCluster {
 
   /** Store `id` with `n` regions of size 10 each (TinyKV AddRegionStore). */
   addRegionStore(id: number, regionCount: number): void {
-    const s = this.cluster.putStore({ id: BigInt(id), address: `127.0.0.1:${20160 + id}`, state: StoreState.Up });
+    const s = this.cluster.putStore({
+      id: BigInt(id),
+      address: `127.0.0.1:${20160 + id}`,
+      state: StoreState.Up,
+      statusAddress: "",
+    });
     s.regionCount = regionCount;
     s.regionSize = regionCount * 10;
     s.lastHeartbeatMs = this.now;
@@ -41,7 +46,12 @@ export class MockCluster {
 
   /** Store `id` with `n` leaders (TinyKV AddLeaderStore). */
   addLeaderStore(id: number, leaderCount: number): void {
-    const s = this.cluster.putStore({ id: BigInt(id), address: `127.0.0.1:${20160 + id}`, state: StoreState.Up });
+    const s = this.cluster.putStore({
+      id: BigInt(id),
+      address: `127.0.0.1:${20160 + id}`,
+      state: StoreState.Up,
+      statusAddress: "",
+    });
     s.leaderCount = leaderCount;
     s.leaderSize = leaderCount * 10;
     s.lastHeartbeatMs = this.now;

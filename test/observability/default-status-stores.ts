@@ -16,7 +16,7 @@ function portIsFree(port: number): Promise<boolean> {
 }
 
 /** A loopback gRPC port whose port + 20 is free as well. */
-async function grpcPortWithFreeStatusPort(): Promise<number> {
+export async function grpcPortWithFreeStatusPort(): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const port = await freePort();
     if (port + 20 <= 65535 && (await portIsFree(port + 20))) return port;

@@ -158,6 +158,19 @@ describe("a cluster's /metrics: stores and the scheduler", () => {
     expect(sample(sched, "tinykv_scheduler_region_heartbeats_total")).toBeGreaterThanOrEqual(1);
     expect(sample(sched, "tinykv_scheduler_store_heartbeats_total")).toBeGreaterThanOrEqual(3);
     expect(seriesNamed(sched, "process_resident_memory_bytes")).toHaveLength(1);
+    const store1 = await scrape(storeStatus[0]!);
+    for (const name of [
+      "tinykv_store_pending_peers",
+      "tinykv_raftstore_reads_total",
+      "tinykv_raftstore_snapshots_sent_total",
+      "tinykv_raftstore_snapshots_received_total",
+      "tinykv_raftstore_snapshot_sent_bytes_total",
+      "tinykv_raftstore_log_gc_total",
+      "tinykv_raftstore_log_gc_entries_total",
+      "nodejs_eventloop_lag_seconds",
+      "nodejs_heap_size_used_bytes",
+    ])
+      expect(seriesNamed(store1, name).length, name).toBeGreaterThanOrEqual(1);
     const storeJson = JSON.parse(await scrape(storeStatus[0]!, "/status")) as { regions: unknown[] };
     expect(storeJson.regions.length).toBeGreaterThanOrEqual(1);
   });

@@ -3,6 +3,7 @@
 // same functions; only the binary turns errors into exit codes.
 import type { ParseArgsConfig } from "node:util";
 import type { KvClient } from "../../client/client.js";
+import type { TlsConfig } from "../../util/tls.js";
 import type { StatusApi } from "../ctl-status-api.js";
 
 /** A bad command line: the binary exits 2 with it, the shell prints it and goes on. */
@@ -27,6 +28,8 @@ export interface CtlContext {
   readonly status: StatusApi;
   /** Where the command's result goes, one line per call. */
   out(line: string): void;
+  /** Mutual TLS for the requests a command makes itself (a store's /metrics); undefined: plaintext. */
+  readonly tls?: TlsConfig;
 }
 
 export interface CtlCommand {

@@ -15,6 +15,7 @@ export const metricsCommand: CtlCommand = {
     const lines = await storeMetricsLines(args[0]!, {
       stores: async () => (await ctx.kv()).getAllStores(),
       timeoutMs: ctx.timeoutMs,
+      tls: ctx.tls,
     });
     for (const line of lines) ctx.out(line);
   },

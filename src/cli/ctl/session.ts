@@ -2,6 +2,7 @@
 import { KvClient } from "../../client/client.js";
 import type { Logger } from "../../util/logger.js";
 import { errorMessage } from "../../util/retry.js";
+import type { TlsConfig } from "../../util/tls.js";
 import { StatusApi } from "../ctl-status-api.js";
 import type { CtlContext } from "./command.js";
 
@@ -13,6 +14,8 @@ export interface CtlSessionOptions {
   timeoutMs: number;
   log?: Logger;
   out: (line: string) => void;
+  /** Mutual TLS to the scheduler, the stores and the status APIs; default plaintext. */
+  tls?: TlsConfig;
 }
 
 export class CtlSession implements CtlContext {
@@ -20,14 +23,16 @@ export class CtlSession implements CtlContext {
   readonly timeoutMs: number;
   readonly status: StatusApi;
   readonly out: (line: string) => void;
+  readonly tls: TlsConfig | undefined;
   private client: KvClient | undefined;
   private connecting: Promise<KvClient> | undefined;
 
   constructor(private readonly opts: CtlSessionOptions) {
     this.scheduler = opts.scheduler;
     this.timeoutMs = opts.timeoutMs;
-    this.status = new StatusApi(opts.statusAddr, opts.timeoutMs);
+    this.status = new StatusApi(opts.statusAddr, opts.timeoutMs, opts.tls);
     this.out = opts.out;
+    this.tls = opts.tls;
   }
 
   kv(): Promise<KvClient> {
@@ -37,6 +42,7 @@ export class CtlSession implements CtlContext {
       timeoutMs: this.timeoutMs,
       connectTimeoutMs: Math.min(this.timeoutMs, 5000),
       log: this.opts.log,
+      tls: this.opts.tls,
     }).then(
       (c) => (this.client = c),
       (err: unknown) => {

@@ -39,6 +39,8 @@ export interface ApplyTarget {
   applyConfChange(cc: ConfChange): void;
   /** True when this store already has the region initialized (it caught up by snapshot first). */
   hasInitializedRegion(regionId: bigint): boolean;
+  /** Told each entry applied (RaftstoreObserver.applied). */
+  onApplied?(entry: Entry): void;
 }
 
 /**
@@ -66,6 +68,7 @@ export function applyEntries(target: ApplyTarget, entries: Entry[], kvWb: WriteB
       resp = applyNormal(target, entry, kvWb, out);
     }
     storage.applyState = { ...storage.applyState, appliedIndex: entry.index };
+    target.onApplied?.(entry);
     if (resp) out.responses.push({ index: entry.index, term: entry.term, resp });
   }
   storage.writeApplyState(kvWb);

@@ -79,7 +79,7 @@ export class Peer {
     this.log = env.log;
     this.wake = env.wake;
     this.observer = env.observer ?? NO_OBSERVER;
-    this.reads = new ReadQueue(meta.id);
+    this.reads = new ReadQueue(meta.id, () => this.observer.read(this.regionId));
     this.raw = new RawNode({
       id: meta.id,
       electionTick: config.raftElectionTicks,
@@ -315,18 +315,24 @@ export class Peer {
 
   /** What apply needs of this peer; `hasInitializedRegion` answers for the whole store. */
   applyTarget(hasInitializedRegion: (regionId: bigint) => boolean): ApplyTarget {
+    const observer = this.observer;
+    const regionId = this.regionId;
     return {
       storage: this.storage,
       selfPeerId: this.meta.id,
       applyConfChange: (cc) => this.raw.applyConfChange(cc),
       hasInitializedRegion,
+      onApplied: observer.applied && ((entry) => observer.applied!(this.storeId, this.meta.id, regionId, entry)),
     };
   }
 
   /** Answers the proposals an apply settled and keeps its log compaction for the next raft batch. */
   applied(outcome: ApplyOutcome): void {
     for (const { index, term, resp } of outcome.responses) this.proposals.finish(index, term, resp, this.term);
-    if (outcome.compacted) this.deleteLogLater(outcome.compacted);
+    if (outcome.compacted) {
+      this.observer.logCompacted(Number(outcome.compacted.to - outcome.compacted.from));
+      this.deleteLogLater(outcome.compacted);
+    }
   }
 
   /** Bytes of keys and values this peer's apply just wrote: a hint for the split checker. */

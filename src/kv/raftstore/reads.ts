@@ -4,6 +4,7 @@ import type { Region } from "../../proto/metapb.js";
 import type { RaftCmdRequest } from "../../proto/raft_cmdpb.js";
 import type { EngineSnapshot } from "../engine/index.js";
 import { checkRegionEpoch } from "./epoch.js";
+import type { ReadTimeline } from "./observer.js";
 
 /** What a linearizable read gets: the region and a kv snapshot taken after `applied >= readIndex`. */
 export type ReadOutcome = { error: RegionErrorPb } | { region: Region; snapshot: EngineSnapshot };
@@ -15,29 +16,49 @@ export interface ReadWaiter {
   done(outcome: ReadOutcome): void;
 }
 
+/** A read in the queue, with its stages told to the observer. */
+export interface QueuedRead extends ReadWaiter {
+  readonly timeline: ReadTimeline;
+}
+
 /**
  * One peer's linearizable reads, in three stages: arrived since the last turn (one ReadIndex
  * serves them all), ReadIndex sent to raft (by context), read index known and waiting for apply.
  */
 export class ReadQueue {
-  private arrived: ReadWaiter[] = [];
-  private readonly inFlight = new Map<string, ReadWaiter[]>();
-  private readonly waitingApply: Array<{ index: bigint; waiters: ReadWaiter[] }> = [];
+  private arrived: QueuedRead[] = [];
+  private readonly inFlight = new Map<string, QueuedRead[]>();
+  private readonly waitingApply: Array<{ index: bigint; waiters: QueuedRead[] }> = [];
   private seq = 0;
 
-  constructor(private readonly peerId: bigint) {}
+  constructor(
+    private readonly peerId: bigint,
+    private readonly startTimeline: () => ReadTimeline,
+  ) {}
 
   add(waiter: ReadWaiter): void {
-    this.arrived.push(waiter);
+    const timeline = this.startTimeline();
+    const { deadline, req, done } = waiter;
+    // Every answer goes through done, whichever path gives it (served, refused, expired, failed).
+    this.arrived.push({
+      deadline,
+      req,
+      timeline,
+      done: (outcome) => {
+        timeline.answered("error" in outcome ? "refused" : "served");
+        done(outcome);
+      },
+    });
   }
 
   /** The reads that arrived since the last turn, removed from the queue (empty when none). */
-  takeArrived(): ReadWaiter[] {
+  takeArrived(): QueuedRead[] {
     return this.arrived.splice(0);
   }
 
   /** Records a batch sent to raft as one ReadIndex; returns the context that raft echoes back. */
-  sent(batch: ReadWaiter[]): Buffer {
+  sent(batch: QueuedRead[]): Buffer {
+    for (const w of batch) w.timeline.sent();
     const ctx = Buffer.allocUnsafe(16);
     ctx.writeBigUInt64BE(this.peerId, 0);
     ctx.writeBigUInt64BE(BigInt(++this.seq), 8);
@@ -52,6 +73,7 @@ export class ReadQueue {
       const waiters = this.inFlight.get(key);
       if (!waiters) continue;
       this.inFlight.delete(key);
+      for (const w of waiters) w.timeline.confirmed();
       this.waitingApply.push({ index: rs.index, waiters });
     }
   }

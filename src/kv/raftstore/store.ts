@@ -279,17 +279,37 @@ export class Store implements RaftMessageSink {
 
   async onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
     if (!this.started || this.stopping) throw new StoreStoppedError(this.storeId);
-    await this.inbox.onSnapshot(chunks);
+    let bytes = 0;
+    const counted = (async function* () {
+      for await (const chunk of chunks) {
+        bytes += chunk.data.length;
+        yield chunk;
+      }
+    })();
+    let accepted = false;
+    try {
+      await this.inbox.onSnapshot(counted);
+      accepted = true;
+    } finally {
+      this.observer.snapshotReceived(bytes, accepted);
+    }
   }
 
   private sendingSnapshots = 0;
 
   private async *snapshotSource(msg: RaftMessage): AsyncGenerator<Buffer> {
     this.sendingSnapshots++;
+    let bytes = 0;
+    let complete = false;
     try {
-      yield* this.snaps.readGenerated(snapKeyOf(msg));
+      for await (const chunk of this.snaps.readGenerated(snapKeyOf(msg))) {
+        bytes += chunk.length;
+        yield chunk;
+      }
+      complete = true;
     } finally {
       this.sendingSnapshots--;
+      this.observer.snapshotSent(bytes, complete);
     }
   }
 

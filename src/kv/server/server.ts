@@ -1,7 +1,12 @@
 import * as grpc from "@grpc/grpc-js";
 import type { TinyKvServer } from "../../proto/tinykvpb.js";
 import { TinyKvService } from "../../proto/tinykvpb.js";
+import type { Logger } from "../../util/logger.js";
+import { silentLogger } from "../../util/logger.js";
 import type { Runtime } from "../../util/runtime.js";
+import type { TlsConfig } from "../../util/tls.js";
+import { grpcServerCredentials } from "../../util/tls.js";
+import { logGrpcTlsRefusals } from "../../util/tls-refusals.js";
 import { MAX_GRPC_MESSAGE_BYTES } from "./limits.js";
 
 export class PortInUseError extends Error {
@@ -19,20 +24,34 @@ export const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
   "grpc.http2.min_ping_interval_without_data_ms": 2000,
 };
 
+export interface ListenOptions {
+  /** Mutual TLS: clients and other stores must present a certificate signed by its CA. */
+  tls?: TlsConfig;
+  /** Where refused TLS handshakes are logged. */
+  log?: Logger;
+}
+
 /** A gRPC server for the TinyKv service bound to `addr`; resolves with the bound port. */
 export async function listenTinyKv(
   service: TinyKvServer,
   addr: string,
+  opts: ListenOptions = {},
 ): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server(GRPC_SERVER_OPTIONS);
   server.addService(TinyKvService, service);
-  const port = await bindAsync(server, addr);
+  const port = await bindAsync(server, addr, opts);
   return { server, port };
 }
 
-export function bindAsync(server: grpc.Server, addr: string): Promise<number> {
+export async function bindAsync(server: grpc.Server, addr: string, opts: ListenOptions = {}): Promise<number> {
+  const port = await bindWith(server, addr, grpcServerCredentials(opts.tls));
+  if (opts.tls) logGrpcTlsRefusals(server, opts.log ?? silentLogger, "grpc");
+  return port;
+}
+
+function bindWith(server: grpc.Server, addr: string, credentials: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, port) => {
+    server.bindAsync(addr, credentials, (err, port) => {
       if (err)
         reject(
           /EADDRINUSE|address already in use|No address added/i.test(err.message) ? new PortInUseError(addr) : err,

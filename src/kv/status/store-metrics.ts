@@ -9,6 +9,8 @@ import { Counter, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, processRegistry } f
 export interface StoreGaugeSource {
   regionCount(): number;
   leaderCount(): number;
+  /** Followers of this store's leaders too far behind to catch up from the log (they need a snapshot). */
+  pendingPeerCount(): number;
   snapshotCounts(): { sending: number; receiving: number; applying: number };
 }
 
@@ -59,6 +61,14 @@ export class StoreMetrics {
       registers,
       collect() {
         this.set(source.leaderCount());
+      },
+    });
+    new Gauge({
+      name: "tinykv_store_pending_peers",
+      help: "Followers of the regions this store leads whose log match is below the leader's truncated index (as in region heartbeats)",
+      registers,
+      collect() {
+        this.set(source.pendingPeerCount());
       },
     });
     new Gauge({

@@ -11,6 +11,15 @@ export function raftstoreGauges(store: Store): StoreGaugeSource {
       for (const peer of store.peers.values()) if (peer.isLeader()) n++;
       return n;
     },
+    pendingPeerCount: () => {
+      let n = 0;
+      for (const peer of store.peers.values()) {
+        if (!peer.isLeader() || !peer.storage.isInitialized()) continue;
+        const truncated = peer.storage.truncatedIndex;
+        for (const [id, pr] of peer.raw.progress()) if (id !== peer.meta.id && pr.match < truncated) n++;
+      }
+      return n;
+    },
     snapshotCounts: () => store.snapshotCounts(),
   };
 }

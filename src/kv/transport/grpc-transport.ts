@@ -1,4 +1,4 @@
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { MessageType } from "../../proto/eraftpb.js";
 import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
 import { TinyKvClient } from "../../proto/tinykvpb.js";
@@ -6,6 +6,8 @@ import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
 import type { Runtime, TimerHandle } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
+import type { TlsConfig } from "../../util/tls.js";
+import { grpcChannelCredentials } from "../../util/tls.js";
 import type { LinkFailure, QueuedMessage } from "./grpc-destination.js";
 import { Destination, ReconnectBackoff } from "./grpc-destination.js";
 import type { TransportError } from "./errors.js";
@@ -63,6 +65,8 @@ export interface GrpcTransportOptions {
   snapshotTimeoutMs?: number;
   /** Address resolution that takes longer counts as a failure (default 5000 ms). */
   resolveTimeoutMs?: number;
+  /** Mutual TLS to the other stores (this store's certificate, verified against the CA); default plaintext. */
+  tls?: TlsConfig;
 }
 
 const MAX_WAITING_SNAPSHOTS = 8;
@@ -270,7 +274,7 @@ export class GrpcTransport implements RaftTransport {
       addr ??= await this.resolve(dest.storeId);
       if (this.closed) return;
       dest.addr = addr;
-      const client = new TinyKvClient(addr, grpc.credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
+      const client = new TinyKvClient(addr, grpcChannelCredentials(this.opts.tls), RAFT_CHANNEL_OPTIONS);
       let settle!: () => void;
       const done = new Promise<void>((r) => (settle = r));
       const stream = client.raft((err) => {
@@ -395,7 +399,7 @@ export class GrpcTransport implements RaftTransport {
       throw fail(err);
     }
     if (this.closed) throw fail("transport closed");
-    const client = new TinyKvClient(addr, grpc.credentials.createInsecure(), RAFT_CHANNEL_OPTIONS);
+    const client = new TinyKvClient(addr, grpcChannelCredentials(this.opts.tls), RAFT_CHANNEL_OPTIONS);
     let call: grpc.ClientWritableStream<SnapshotChunk> | undefined;
     try {
       return await streamSnapshotCall({

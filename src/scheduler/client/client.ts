@@ -1,16 +1,25 @@
 import type { CallOptions, ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
-import { credentials, Metadata, status } from "@grpc/grpc-js";
-import type { GetMembersResponse, RegionHeartbeatResponse, TsoRequest, TsoResponse } from "../../proto/schedulerpb.js";
-import { RegionHeartbeatRequest, SchedulerClient } from "../../proto/schedulerpb.js";
+import type { ChannelCredentials } from "@grpc/grpc-js";
+import { Metadata, status } from "@grpc/grpc-js";
+import type {
+  GetMembersResponse,
+  RegionHeartbeatResponse,
+  ResponseHeader,
+  TsoRequest,
+  TsoResponse,
+} from "../../proto/schedulerpb.js";
+import { ErrorType, RegionHeartbeatRequest, SchedulerClient } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
 import { retryWithBackoff } from "../../util/retry.js";
 import type { Runtime } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
+import type { TlsConfig } from "../../util/tls.js";
+import { grpcChannelCredentials } from "../../util/tls.js";
 import type { SchedulerApi, SchedulerUnaryCalls } from "../api.js";
 import { SchedulerError } from "../errors.js";
 import { SchedulerCalls } from "./scheduler-calls.js";
-import { TsoBatcher } from "./tso-batcher.js";
+import { TsoBatcher, TsoStreamError } from "./tso-batcher.js";
 
 export type { RegionWithLeader, SchedulerApi } from "../api.js";
 export { SchedulerError };
@@ -37,6 +46,8 @@ export interface SchedulerRpcClientOptions {
   log?: Logger;
   /** Deadlines, backoff and jitter (default: the real clock). */
   runtime?: Runtime;
+  /** Mutual TLS to every scheduler member; default plaintext. */
+  tls?: TlsConfig;
 }
 
 type Callback<T> = (err: ServiceError | null, resp: T) => void;
@@ -68,40 +79,54 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
   private readonly runtime: Runtime;
   /** Every unary rpc through the generated client's own method: a wrong name or type fails to compile. */
   protected readonly rpc: SchedulerUnaryCalls;
+  /** The leader's client; replaced when another member turns out to lead. */
+  private client: SchedulerClient;
+  private leader: string;
+  /** Where to look for the leader: the given addresses, then every member GetMembers named. */
+  private readonly known: string[];
+  private finding: Promise<void> | undefined;
 
   private constructor(
-    private readonly client: SchedulerClient,
+    client: SchedulerClient,
     readonly clusterId: bigint,
-    readonly leaderAddr: string,
-    private readonly opts: Required<Omit<SchedulerRpcClientOptions, "log" | "runtime">> & {
+    leaderAddr: string,
+    seeds: string[],
+    private readonly opts: Required<Omit<SchedulerRpcClientOptions, "log" | "runtime" | "tls">> & {
+      creds: ChannelCredentials;
       log: Logger;
       runtime: Runtime;
     },
   ) {
     super();
+    this.client = client;
+    this.leader = leaderAddr;
+    this.known = [...seeds];
     this.runtime = opts.runtime;
     this.tsoBatcher = new TsoBatcher(() => this.openTsoStream(), clusterId, opts.timeoutMs, opts.runtime);
-    const c = client;
+    // Each call goes to the current leader's client, read at call time (it changes at a failover).
     this.rpc = {
-      getMembers: (req) => this.unary("GetMembers", (md, o, cb) => c.getMembers(req, md, o, cb)),
-      bootstrap: (req) => this.unary("Bootstrap", (md, o, cb) => c.bootstrap(req, md, o, cb)),
-      isBootstrapped: (req) => this.unary("IsBootstrapped", (md, o, cb) => c.isBootstrapped(req, md, o, cb)),
-      allocId: (req) => this.unary("AllocID", (md, o, cb) => c.allocId(req, md, o, cb)),
-      getStore: (req) => this.unary("GetStore", (md, o, cb) => c.getStore(req, md, o, cb)),
-      putStore: (req) => this.unary("PutStore", (md, o, cb) => c.putStore(req, md, o, cb)),
-      getAllStores: (req) => this.unary("GetAllStores", (md, o, cb) => c.getAllStores(req, md, o, cb)),
-      storeHeartbeat: (req) => this.unary("StoreHeartbeat", (md, o, cb) => c.storeHeartbeat(req, md, o, cb)),
-      getRegion: (req) => this.unary("GetRegion", (md, o, cb) => c.getRegion(req, md, o, cb)),
-      getPrevRegion: (req) => this.unary("GetPrevRegion", (md, o, cb) => c.getPrevRegion(req, md, o, cb)),
-      getRegionById: (req) => this.unary("GetRegionByID", (md, o, cb) => c.getRegionById(req, md, o, cb)),
-      scanRegions: (req) => this.unary("ScanRegions", (md, o, cb) => c.scanRegions(req, md, o, cb)),
-      askSplit: (req) => this.unary("AskSplit", (md, o, cb) => c.askSplit(req, md, o, cb)),
-      getClusterConfig: (req) => this.unary("GetClusterConfig", (md, o, cb) => c.getClusterConfig(req, md, o, cb)),
-      putClusterConfig: (req) => this.unary("PutClusterConfig", (md, o, cb) => c.putClusterConfig(req, md, o, cb)),
-      scatterRegion: (req) => this.unary("ScatterRegion", (md, o, cb) => c.scatterRegion(req, md, o, cb)),
-      getGcSafePoint: (req) => this.unary("GetGCSafePoint", (md, o, cb) => c.getGcSafePoint(req, md, o, cb)),
-      updateGcSafePoint: (req) => this.unary("UpdateGCSafePoint", (md, o, cb) => c.updateGcSafePoint(req, md, o, cb)),
-      getOperator: (req) => this.unary("GetOperator", (md, o, cb) => c.getOperator(req, md, o, cb)),
+      getMembers: (req) => this.unary("GetMembers", (md, o, cb) => this.client.getMembers(req, md, o, cb)),
+      bootstrap: (req) => this.unary("Bootstrap", (md, o, cb) => this.client.bootstrap(req, md, o, cb)),
+      isBootstrapped: (req) => this.unary("IsBootstrapped", (md, o, cb) => this.client.isBootstrapped(req, md, o, cb)),
+      allocId: (req) => this.unary("AllocID", (md, o, cb) => this.client.allocId(req, md, o, cb)),
+      getStore: (req) => this.unary("GetStore", (md, o, cb) => this.client.getStore(req, md, o, cb)),
+      putStore: (req) => this.unary("PutStore", (md, o, cb) => this.client.putStore(req, md, o, cb)),
+      getAllStores: (req) => this.unary("GetAllStores", (md, o, cb) => this.client.getAllStores(req, md, o, cb)),
+      storeHeartbeat: (req) => this.unary("StoreHeartbeat", (md, o, cb) => this.client.storeHeartbeat(req, md, o, cb)),
+      getRegion: (req) => this.unary("GetRegion", (md, o, cb) => this.client.getRegion(req, md, o, cb)),
+      getPrevRegion: (req) => this.unary("GetPrevRegion", (md, o, cb) => this.client.getPrevRegion(req, md, o, cb)),
+      getRegionById: (req) => this.unary("GetRegionByID", (md, o, cb) => this.client.getRegionById(req, md, o, cb)),
+      scanRegions: (req) => this.unary("ScanRegions", (md, o, cb) => this.client.scanRegions(req, md, o, cb)),
+      askSplit: (req) => this.unary("AskSplit", (md, o, cb) => this.client.askSplit(req, md, o, cb)),
+      getClusterConfig: (req) =>
+        this.unary("GetClusterConfig", (md, o, cb) => this.client.getClusterConfig(req, md, o, cb)),
+      putClusterConfig: (req) =>
+        this.unary("PutClusterConfig", (md, o, cb) => this.client.putClusterConfig(req, md, o, cb)),
+      scatterRegion: (req) => this.unary("ScatterRegion", (md, o, cb) => this.client.scatterRegion(req, md, o, cb)),
+      getGcSafePoint: (req) => this.unary("GetGCSafePoint", (md, o, cb) => this.client.getGcSafePoint(req, md, o, cb)),
+      updateGcSafePoint: (req) =>
+        this.unary("UpdateGCSafePoint", (md, o, cb) => this.client.updateGcSafePoint(req, md, o, cb)),
+      getOperator: (req) => this.unary("GetOperator", (md, o, cb) => this.client.getOperator(req, md, o, cb)),
     };
   }
 
@@ -115,58 +140,105 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
       retryDeadlineMs: options.retryDeadlineMs ?? 5000,
       log: options.log ?? silentLogger,
       runtime: options.runtime ?? realRuntime,
+      creds: grpcChannelCredentials(options.tls),
     };
-    return retryWithBackoff(
-      async (attempt) => {
-        const addr = list[attempt % list.length]!;
-        const probe = new SchedulerClient(addr, credentials.createInsecure());
-        try {
-          const resp = await new Promise<GetMembersResponse>((resolve, reject) =>
-            probe.getMembers(
-              {},
-              new Metadata(),
-              { deadline: new Date(opts.runtime.now() + opts.timeoutMs) },
-              (err, r) => (err ? reject(new SchedulerRpcError("GetMembers", err.code, err.details)) : resolve(r)),
-            ),
-          );
-          const leaderUrl = resp.leader?.clientUrls[0];
-          const clusterId = resp.header?.clusterId ?? 0n;
-          if (!leaderUrl) throw new Error(`scheduler at ${addr} reported no leader`);
-          const leader = hostPort(leaderUrl);
-          const client = leader === addr ? probe : new SchedulerClient(leader, credentials.createInsecure());
-          if (client !== probe) probe.close();
-          opts.log.info({ leader, cluster_id: clusterId.toString() }, "connected to scheduler");
-          return new SchedulerRpcClient(client, clusterId, leader, opts);
-        } catch (err) {
-          probe.close();
-          throw err;
-        }
-      },
-      {
-        what: `connect to scheduler at ${list.join(",")}`,
-        deadlineMs: opts.connectDeadlineMs,
-        initialBackoffMs: 100,
-        maxBackoffMs: 1000,
-        runtime: opts.runtime,
-      },
-    );
+    const found = await retryWithBackoff((attempt) => findLeader(list[attempt % list.length]!, opts), {
+      what: `connect to scheduler at ${list.join(",")}`,
+      deadlineMs: opts.connectDeadlineMs,
+      initialBackoffMs: 100,
+      maxBackoffMs: 1000,
+      runtime: opts.runtime,
+    });
+    opts.log.info({ leader: found.leader, cluster_id: found.clusterId.toString() }, "connected to scheduler");
+    const client = new SchedulerRpcClient(found.client, found.clusterId, found.leader, list, opts);
+    client.learn(found.members);
+    return client;
   }
 
-  /** One unary call with a deadline, retried on UNAVAILABLE/DEADLINE_EXCEEDED within the retry budget. */
+  /** The address of the scheduler member this client talks to (the leader, as last found). */
+  get leaderAddr(): string {
+    return this.leader;
+  }
+
+  private learn(members: string[]): void {
+    for (const m of members) if (!this.known.includes(m)) this.known.push(m);
+  }
+
+  /**
+   * Looks the leader up again (after UNAVAILABLE, a timeout or NOT_LEADER): asks each known member
+   * once, the one that failed last; concurrent callers share one search. The caller's retry loop
+   * supplies the backoff and the deadline.
+   */
+  private findLeaderAgain(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.finding ??= this.searchOnce().finally(() => {
+      this.finding = undefined;
+    });
+    return this.finding;
+  }
+
+  private async searchOnce(): Promise<void> {
+    const order = [...this.known];
+    const i = order.indexOf(this.leader);
+    if (i >= 0) order.push(...order.splice(0, i + 1));
+    let lastError: unknown;
+    for (const at of order) {
+      if (this.closed) return;
+      let found: Found;
+      try {
+        found = await findLeader(at, this.opts);
+      } catch (err) {
+        lastError = err;
+        continue;
+      }
+      if (found.clusterId !== this.clusterId) {
+        found.client.close();
+        lastError = new Error(`scheduler at ${at} belongs to cluster ${found.clusterId}, not ${this.clusterId}`);
+        continue;
+      }
+      this.learn(found.members);
+      if (this.closed || found.leader === this.leader) {
+        found.client.close();
+        return;
+      }
+      const old = this.client;
+      this.opts.log.info({ from: this.leader, to: found.leader }, "scheduler leader changed");
+      this.client = found.client;
+      this.leader = found.leader;
+      const hb = this.hbStream;
+      this.hbStream = undefined;
+      hb?.cancel();
+      this.tsoBatcher.resetStream(`the scheduler leader moved to ${found.leader}`);
+      old.close();
+      return;
+    }
+    throw lastError ?? new Error("no scheduler member to ask");
+  }
+
+  /**
+   * One unary call with a deadline, retried within the retry budget on UNAVAILABLE,
+   * DEADLINE_EXCEEDED and NOT_LEADER, each time after looking the leader up again.
+   */
   private unary<Resp>(rpcName: string, invoke: Invoke<Resp>): Promise<Resp> {
     const once = () =>
       new Promise<Resp>((resolve, reject) => {
         if (this.closed) return reject(new SchedulerRpcError(rpcName, status.CANCELLED, "client closed"));
-        invoke(new Metadata(), { deadline: new Date(this.runtime.now() + this.opts.timeoutMs) }, (err, resp) =>
-          err ? reject(new SchedulerRpcError(rpcName, err.code, err.details)) : resolve(resp),
-        );
+        invoke(new Metadata(), { deadline: new Date(this.runtime.now() + this.opts.timeoutMs) }, (err, resp) => {
+          if (err) return reject(new SchedulerRpcError(rpcName, err.code, err.details));
+          const e = (resp as { header?: ResponseHeader }).header?.error;
+          if (e?.type === ErrorType.NOT_LEADER) return reject(new SchedulerError(e.type, `${rpcName}: ${e.message}`));
+          resolve(resp);
+        });
+      }).catch(async (err: unknown) => {
+        if (isLeaderProblem(err)) await this.findLeaderAgain().catch(() => undefined);
+        throw err;
       });
     return retryWithBackoff(once, {
       what: `scheduler ${rpcName}`,
       deadlineMs: this.opts.retryDeadlineMs,
       initialBackoffMs: 50,
       maxBackoffMs: 1000,
-      retryable: (err) => err instanceof SchedulerRpcError && RETRYABLE_SCHEDULER_CODES.has(err.code) && !this.closed,
+      retryable: (err) => isLeaderProblem(err) && !this.closed,
       runtime: this.runtime,
     });
   }
@@ -174,7 +246,22 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
   /** `count` consecutive timestamps; resolves to the first (the batch is first .. first+count-1). */
   tso(count = 1): Promise<bigint> {
     if (this.closed) return Promise.reject(new SchedulerRpcError("Tso", status.CANCELLED, "client closed"));
-    return this.tsoBatcher.get(count);
+    // A timestamp that was lost with a failed stream was never used: asking again is safe.
+    return retryWithBackoff(
+      () =>
+        this.tsoBatcher.get(count).catch(async (err: unknown) => {
+          if (isLeaderProblem(err)) await this.findLeaderAgain().catch(() => undefined);
+          throw err;
+        }),
+      {
+        what: "scheduler Tso",
+        deadlineMs: this.opts.retryDeadlineMs,
+        initialBackoffMs: 50,
+        maxBackoffMs: 1000,
+        retryable: (err) => isLeaderProblem(err) && !this.closed,
+        runtime: this.runtime,
+      },
+    );
   }
 
   private openTsoStream(): ClientDuplexStream<TsoRequest, TsoResponse> {
@@ -206,6 +293,10 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
     const stream = this.client.regionHeartbeat();
     this.hbStream = stream;
     stream.on("data", (resp: RegionHeartbeatResponse) => {
+      if (resp.header?.error?.type === ErrorType.NOT_LEADER) {
+        void this.findLeaderAgain().catch(() => undefined);
+        return;
+      }
       this.hbBackoffMs = 0;
       for (const h of this.handlers) {
         try {
@@ -222,6 +313,8 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
       this.hbNextOpenAt = this.runtime.now() + this.hbBackoffMs;
       if (err && !this.closed)
         this.opts.log.warn({ err: err.message, retry_in_ms: this.hbBackoffMs }, "region heartbeat stream failed");
+      // The stream may have ended because its member stopped leading: look the leader up again.
+      if (!this.closed && this.known.length > 1) void this.findLeaderAgain().catch(() => undefined);
     };
     stream.on("error", (err) => drop(err));
     stream.on("end", () => drop());
@@ -236,5 +329,78 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
       this.hbStream = undefined;
     }
     this.client.close();
+  }
+}
+
+/** An error after which another member may be the one to ask: unreachable, no answer, or not the leader. */
+function isLeaderProblem(err: unknown): boolean {
+  if (err instanceof SchedulerError) return err.type === ErrorType.NOT_LEADER;
+  if (err instanceof SchedulerRpcError) return RETRYABLE_SCHEDULER_CODES.has(err.code);
+  if (err instanceof TsoStreamError) return err.code === undefined || RETRYABLE_SCHEDULER_CODES.has(err.code);
+  return false;
+}
+
+interface Found {
+  client: SchedulerClient;
+  leader: string;
+  clusterId: bigint;
+  /** Every member's client address GetMembers named. */
+  members: string[];
+}
+
+function getMembers(
+  client: SchedulerClient,
+  opts: { timeoutMs: number; runtime: Runtime },
+): Promise<GetMembersResponse> {
+  return new Promise<GetMembersResponse>((resolve, reject) =>
+    client.getMembers({}, new Metadata(), { deadline: new Date(opts.runtime.now() + opts.timeoutMs) }, (err, r) =>
+      err ? reject(new SchedulerRpcError("GetMembers", err.code, err.details)) : resolve(r),
+    ),
+  );
+}
+
+/**
+ * Asks one member for the members and the leader; returns a client of the leader once the leader
+ * itself confirms it leads (a follower may still name a leader that just died).
+ */
+async function findLeader(
+  addr: string,
+  opts: { timeoutMs: number; runtime: Runtime; creds: ChannelCredentials },
+): Promise<Found> {
+  const probe = new SchedulerClient(addr, opts.creds);
+  let client: SchedulerClient | undefined;
+  try {
+    const resp = await getMembers(probe, opts);
+    const leaderUrl = resp.leader?.clientUrls[0];
+    const clusterId = resp.header?.clusterId ?? 0n;
+    // Reported as unavailable, so callers retry: an election may be in progress.
+    if (!leaderUrl)
+      throw new SchedulerRpcError("GetMembers", status.UNAVAILABLE, `scheduler at ${addr} reported no leader`);
+    const leader = hostPort(leaderUrl);
+    const members = resp.members.flatMap((m) => m.clientUrls.slice(0, 1).map(hostPort));
+    // A replicated scheduler's first leader creates the cluster id: until then there is none to use.
+    const noClusterId = () =>
+      new SchedulerRpcError("GetMembers", status.UNAVAILABLE, `the scheduler leader ${leader} has no cluster id yet`);
+    if (leader === addr) {
+      if (clusterId === 0n) throw noClusterId();
+      return { client: probe, leader, clusterId, members };
+    }
+    client = new SchedulerClient(leader, opts.creds);
+    const own = await getMembers(client, opts);
+    if (own.leader?.clientUrls[0] === undefined || hostPort(own.leader.clientUrls[0]) !== leader) {
+      throw new SchedulerRpcError(
+        "GetMembers",
+        status.UNAVAILABLE,
+        `${leader}, named leader by ${addr}, does not lead`,
+      );
+    }
+    const leaderClusterId = own.header?.clusterId ?? 0n;
+    if (leaderClusterId === 0n) throw noClusterId();
+    probe.close();
+    return { client, leader, clusterId: leaderClusterId, members };
+  } catch (err) {
+    probe.close();
+    client?.close();
+    throw err;
   }
 }

@@ -136,6 +136,11 @@ export class TsoBatcher {
     this.pump();
   }
 
+  /** Drops the stream (the scheduler leader moved): waiters on it fail as unavailable, the next call opens anew. */
+  resetStream(why: string): void {
+    if (this.stream) this.fail(this.stream, new TsoStreamError(why, status.UNAVAILABLE));
+  }
+
   close(): void {
     this.closed = true;
     this.runtime.clearTimeout(this.timer);

@@ -3,6 +3,7 @@ import { Cluster, Store, StoreState } from "../../proto/metapb.js";
 import type { OperatorStatus, RegionHeartbeatRequest, RequestHeader, StoreStats } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
+import { isDialableStatusAddr } from "../../util/http-status.js";
 import type { Runtime, TimerHandle } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
 import type { Clock } from "./cluster.js";
@@ -219,10 +220,23 @@ export class SchedulerCore {
         throw new InvalidRequestError(`duplicated store address: ${store.address} is used by store ${s.id}`);
       }
     }
-    const meta = Store.create({ id: store.id, address: store.address, state: existing?.meta.state ?? StoreState.Up });
+    if (store.statusAddress !== "" && !isDialableStatusAddr(store.statusAddress)) {
+      throw new InvalidRequestError(
+        `put store ${store.id}: status address ${JSON.stringify(store.statusAddress.slice(0, 80))} is not a dialable host:port`,
+      );
+    }
+    const meta = Store.create({
+      id: store.id,
+      address: store.address,
+      state: existing?.meta.state ?? StoreState.Up,
+      statusAddress: store.statusAddress,
+    });
     await this.storage.saveStore(meta);
     this.cluster.putStore(meta);
-    this.log.info({ store_id: store.id.toString(), address: store.address }, "store registered");
+    this.log.info(
+      { store_id: store.id.toString(), address: store.address, status_address: store.statusAddress },
+      "store registered",
+    );
   }
 
   /**

@@ -10,9 +10,12 @@ import { dirname, join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { StoreMetricsSummary } from "../../util/prom-text.js";
 import { parsePromText, summarizeStoreMetrics } from "../../util/prom-text.js";
+import type { Store } from "../../proto/metapb.js";
 import { StoreState } from "../../proto/metapb.js";
-import { defaultStatusAddr } from "../../util/http-status.js";
+import { storeStatusAddr } from "../../util/http-status.js";
 import { errorMessage } from "../../util/retry.js";
+import { requestStatus } from "../../util/status-client.js";
+import type { TlsConfig } from "../../util/tls.js";
 import type { SchedulerCore } from "../core/core.js";
 
 /** A store's /metrics can take this long before the page shows it as unreachable. */
@@ -58,7 +61,11 @@ export class Dashboard {
   private readonly files = new Map<string, string>();
   private lastScrape: { at: number; result: Promise<StoreScrape[]> } | undefined;
 
-  constructor(private readonly core: SchedulerCore) {
+  constructor(
+    private readonly core: SchedulerCore,
+    /** The stores' status servers then speak HTTPS and want this scheduler's certificate. */
+    private readonly tls?: TlsConfig,
+  ) {
     const dir = findDashboardDir();
     const uplot = findUplotDir();
     const routes: [string, string | undefined][] = [
@@ -130,23 +137,24 @@ export class Dashboard {
     if (this.lastScrape && now - this.lastScrape.at < SCRAPE_CACHE_MS) return this.lastScrape.result;
     const stores = this.core.cluster.getStores().filter((s) => s.meta.state !== StoreState.Tombstone);
     const clock = this.core.cluster.clock;
-    const result = Promise.all(stores.map((s) => scrapeStore(s.meta.id.toString(), s.meta.address, clock)));
+    const result = Promise.all(stores.map((s) => scrapeStore(s.meta, clock, this.tls)));
     this.lastScrape = { at: now, result };
     return result;
   }
 }
 
 /**
- * The scheduler knows a store's gRPC address only; its status address is TiKV's default, the gRPC
- * port + 20 (a store started with another --status-addr shows as unreachable here).
+ * A store's /metrics at the status address it registered; a store that registered none (a TinyKV
+ * store, or an older tinykv-ts) is looked for at TiKV's default, its gRPC port + 20.
  */
-async function scrapeStore(storeId: string, grpcAddr: string, clock: () => number): Promise<StoreScrape> {
+async function scrapeStore(store: Store, clock: () => number, tls: TlsConfig | undefined): Promise<StoreScrape> {
+  const storeId = store.id.toString();
   let statusAddr = "";
   try {
-    statusAddr = defaultStatusAddr(grpcAddr);
-    const res = await fetch(`http://${statusAddr}/metrics`, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) });
+    statusAddr = storeStatusAddr(store);
+    const res = await requestStatus(statusAddr, "/metrics", { timeoutMs: SCRAPE_TIMEOUT_MS, tls });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const text = await res.text();
+    const text = res.text;
     if (text.length > SCRAPE_MAX_BYTES) throw new Error(`answer of ${text.length} bytes is too big for /metrics`);
     return {
       store_id: storeId,

@@ -1,12 +1,15 @@
 import { once } from "node:events";
 import type { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server } from "@grpc/grpc-js";
 import { SchedulerService } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
 import type { Runtime } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
+import type { TlsConfig } from "../../util/tls.js";
+import { grpcServerCredentials, urlScheme } from "../../util/tls.js";
+import { logGrpcTlsRefusals } from "../../util/tls-refusals.js";
 import type { CoreOptions } from "../core/core.js";
 import { SchedulerCore } from "../core/core.js";
 import { HeartbeatStreams } from "./heartbeat-streams.js";
@@ -28,6 +31,8 @@ export interface SchedulerServerOptions extends CoreOptions {
   dataDir?: string;
   kv?: MetaKV;
   log?: Logger;
+  /** Mutual TLS on the gRPC and status listeners (clients must present a certificate signed by its CA). */
+  tls?: TlsConfig;
 }
 
 /** The address is taken by another process. */
@@ -65,7 +70,8 @@ export class SchedulerServer {
     try {
       core = await SchedulerCore.open(kv, { ...opts, log, runtime });
       const { host } = splitHostPort(opts.addr);
-      const port = await bindGrpc(grpc, opts.addr);
+      const port = await bindGrpc(grpc, opts.addr, opts.tls);
+      if (opts.tls) logGrpcTlsRefusals(grpc, log, "grpc");
       const addr = `${host}:${port}`;
       const streams = new HeartbeatStreams(core.clusterId, core.cluster.clock, runtime, log);
       core.oc.setSink((cmd) => streams.send(cmd));
@@ -74,13 +80,13 @@ export class SchedulerServer {
         createSchedulerService(
           core,
           streams,
-          { name: "tinyscheduler", clientUrl: `http://${opts.advertiseAddr ?? addr}` },
+          { name: "tinyscheduler", clientUrl: `${urlScheme(opts.tls)}://${opts.advertiseAddr ?? addr}` },
           log,
         ),
       );
       let statusAddr: string | undefined;
       if (opts.statusAddr) {
-        http = createStatusServer(core, log);
+        http = createStatusServer(core, log, opts.tls);
         const s = splitHostPort(opts.statusAddr);
         http.listen(s.port, s.host);
         await Promise.race([
@@ -144,13 +150,13 @@ export function splitHostPort(addr: string): { host: string; port: number } {
   return { host, port };
 }
 
-function bindGrpc(server: Server, addr: string): Promise<number> {
+export function bindGrpc(server: Server, addr: string, tls: TlsConfig | undefined, what = "gRPC"): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => {
+    server.bindAsync(addr, grpcServerCredentials(tls), (err, port) => {
       if (err) {
         reject(
           /address already in use|EADDRINUSE|No address added/i.test(err.message)
-            ? new AddressInUseError(addr, "gRPC")
+            ? new AddressInUseError(addr, what)
             : err,
         );
       } else resolve(port);

@@ -1,7 +1,8 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import { createServer } from "node:http";
 import { StoreState } from "../../proto/metapb.js";
+import { createStatusHttpServer } from "../../util/http-status.js";
 import type { Logger } from "../../util/logger.js";
+import type { TlsConfig } from "../../util/tls.js";
 import { formatKey } from "../../util/bytes.js";
 import type { SchedulerCore } from "../core/core.js";
 import { SchedulerError, InvalidRequestError } from "../errors.js";
@@ -78,14 +79,14 @@ const STATES: Record<string, StoreState> = {
  * the live dashboard at GET / (its data at /dashboard/data).
  * POST /stores/<id>/state/<up|offline|tombstone> changes a store's state (drain / remove a store).
  */
-export function createStatusServer(core: SchedulerCore, log: Logger): Server {
+export function createStatusServer(core: SchedulerCore, log: Logger, tls?: TlsConfig): Server {
   const metrics = new SchedulerMetrics(core);
-  const dashboard = new Dashboard(core);
+  const dashboard = new Dashboard(core, tls);
   const send = (res: ServerResponse, code: number, body: unknown) => {
     res.writeHead(code, { "content-type": "application/json" });
     res.end(JSON.stringify(body, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n");
   };
-  return createServer((req: IncomingMessage, res: ServerResponse) => {
+  return createStatusHttpServer({ tls, log }, (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? "/", "http://x").pathname.replace(/\/+$/, "") || "/";
     if (req.method === "GET" && path === "/metrics") {
       metrics.text().then(

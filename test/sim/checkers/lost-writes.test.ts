@@ -34,7 +34,10 @@ describe("no acknowledged write lost", () => {
     expect(result.ok).toBe(false);
     expect(result.violations).toHaveLength(1);
     expect(result.violations[0]).toMatchObject({ kind: "lost", key: "x", operation: h[1] });
-    expect(result.report).toContain('acknowledged write lost: c1 put "x"="b"  [2, 3]; final read "a"');
+    expect(result.report).toBe(
+      'acknowledged write lost: c1 put "x"="b"  [2, 3]; final read "a", and no write of that value could follow it' +
+        ' (the final value came from: c0 put "x"="a"  [0, 1])',
+    );
   });
 
   it("reports acknowledged writes gone when the key reads absent", () => {

@@ -32,6 +32,14 @@ function show(v: Value | undefined): string {
   return v === null || v === undefined ? "nil" : JSON.stringify(v);
 }
 
+/** The smallest failing piece besides the lost write and the final read: who wrote the final value, all before the write was sent. */
+function finalWriters(writers: readonly RegisterOperation[], fromInitial: boolean): string {
+  const shown = writers.slice(0, 3).map(describeOperation);
+  if (writers.length > 3) shown.push(`${writers.length - 3} more`);
+  if (fromInitial) shown.unshift("the initial value");
+  return shown.length > 0 ? ` (the final value came from: ${shown.join("; ")})` : "";
+}
+
 /**
  * `history`: every write issued (reads are ignored); `finalRead`: the value of every key written,
  * read after the cluster settled (null = absent). Throws HistoryError if `history` is malformed.
@@ -99,7 +107,9 @@ export function checkNoLostWrites(
         key,
         finalValue: final,
         operation: w,
-        message: `acknowledged write lost: ${describeOperation(w)}; final read ${show(final)}, and no write of that value could follow it`,
+        message:
+          `acknowledged write lost: ${describeOperation(w)}; final read ${show(final)}, and no write of that value could follow it` +
+          finalWriters(writersOfFinal, fromInitial),
       });
     }
   }

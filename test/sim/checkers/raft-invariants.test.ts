@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { RaftEvent } from "./raft-invariants.js";
-import { checkRaftLog, RaftInvariantChecker } from "./raft-invariants.js";
+import { APPLY_WINDOW, checkRaftLog, digestBytes, RaftInvariantChecker } from "./raft-invariants.js";
 
 const leader = (region: number, term: number, store: number, at?: number): RaftEvent => ({
   type: "leader",
@@ -55,11 +55,40 @@ describe("raft invariants", () => {
     expect(checker.observe(apply(1, 6, 5, 1, "put a"))).toBeUndefined();
     const violation = checker.observe(apply(1, 6, 5, 2, "put z"));
     expect(violation).toMatchObject({ kind: "divergent-apply", region: 1, index: 6 });
-    expect(violation?.message).toBe(
-      'region 1 index 6 applied differently: store 1 applied term 5 "put a", store 2 applied term 5 "put z"',
+    // The checker keeps a digest of the first entry, not the entry.
+    expect(violation?.message).toMatch(
+      /^region 1 index 6 applied differently: store 1 applied term 5 #[0-9a-f]{14}, store 2 applied term 5 "put z"$/,
     );
     // Same data under another term is a different entry too.
     expect(checker.observe(apply(1, 6, 4, 3, "put a"))?.kind).toBe("divergent-apply");
+  });
+
+  it("compare digests: the same entry given as bytes' digest or applied again passes, another one fails", () => {
+    const checker = new RaftInvariantChecker();
+    const put = digestBytes(Buffer.from("put a"));
+    const event = (store: number, digest: number): RaftEvent => ({
+      type: "apply",
+      region: 3,
+      index: 9,
+      term: 2,
+      store,
+      digest,
+    });
+    expect(checker.observe(event(1, put))).toBeUndefined();
+    expect(checker.observe(event(1, put)), "a replay after a restart").toBeUndefined();
+    expect(checker.observe(event(2, put))).toBeUndefined();
+    expect(checker.observe(event(3, digestBytes(Buffer.from("put b"))))?.kind).toBe("divergent-apply");
+    expect(checker.distinctApplies).toBe(1);
+  });
+
+  it("keep a bounded window per region: an index that left it is counted, not compared", () => {
+    const checker = new RaftInvariantChecker();
+    for (let index = 1; index <= 3 * APPLY_WINDOW; index++) checker.observe(apply(1, index, 1, 1, `e${index}`));
+    expect(checker.distinctApplies).toBe(3 * APPLY_WINDOW);
+    // Within the window a divergence is caught; past it, a lagging replica's apply is only counted.
+    expect(checker.observe(apply(1, 3 * APPLY_WINDOW, 1, 2, "other"))?.kind).toBe("divergent-apply");
+    expect(checker.observe(apply(1, 5, 1, 2, "other"))).toBeUndefined();
+    expect(checker.uncheckedApplies).toBe(1);
   });
 
   it("rejects malformed events", () => {

@@ -2,8 +2,9 @@
  * `make sim`: runs SEEDS seeds (from SEED_BASE, default 1) and prints a summary; `SEED=n make sim`
  * replays one seed and prints its fault schedule, trace tail and hash. Exit code 1 if any failed.
  * FAULT_MS / LIVENESS_MS override the fault phase and the liveness bound (simulated ms), CLIENTS
- * the number of KvClients (half registers, half bank); FAULTS (comma-separated kinds) narrows the
- * fault mix; DELIBERATE_BUGS turns safety switches off (test-only: src/util/deliberate-bugs.ts).
+ * the number of KvClients (half registers, half bank), STORES the stores (region 1 on three of
+ * them), RECONFIG_MS the mean gap between the scheduler operators the run asks for (0: none);
+ * FAULTS (comma-separated kinds) narrows the fault mix; DELIBERATE_BUGS turns safety switches off (test-only: src/util/deliberate-bugs.ts).
  * Every seed's line, and the summary, end with a trace hash.
  */
 import { createHash } from "node:crypto";
@@ -36,7 +37,7 @@ function listEnv<T extends string>(name: string, allowed: readonly T[]): T[] | u
 
 /** The settings a replay needs besides the seed (the fault kinds, bugs and phase lengths this run used). */
 function replayEnv(): string {
-  return ["FAULTS", "DELIBERATE_BUGS", "FAULT_MS", "LIVENESS_MS", "CLIENTS"]
+  return ["FAULTS", "DELIBERATE_BUGS", "FAULT_MS", "LIVENESS_MS", "CLIENTS", "STORES", "RECONFIG_MS"]
     .filter((name) => process.env[name])
     .map((name) => ` ${name}=${process.env[name]}`)
     .join("");
@@ -46,8 +47,10 @@ async function main(): Promise<number> {
   const base: Omit<SimOptions, "seed"> = {
     faultPhaseMs: intEnv("FAULT_MS", 20_000),
     livenessBoundMs: intEnv("LIVENESS_MS", 15_000),
-    traceTail: intEnv("TRACE_TAIL", 60),
+    traceTail: intEnv("TRACE_TAIL", 200),
     clients: intEnv("CLIENTS", 4),
+    stores: intEnv("STORES", 4),
+    reconfigureEveryMs: intEnv("RECONFIG_MS", 700),
     faultKinds: listEnv<FaultKind>("FAULTS", FAULT_KINDS),
     deliberateBugs: new Set(listEnv<DeliberateBug>("DELIBERATE_BUGS", DELIBERATE_BUGS) ?? []),
     // This process runs nothing but the simulation: no turn of the event loop between events.
@@ -67,6 +70,7 @@ async function main(): Promise<number> {
   let acknowledged = 0;
   let unknown = 0;
   let snapshots = 0;
+  let confChanges = 0;
   let transfers = 0;
   let bankReads = 0;
   let schedulerCrashes = 0;
@@ -81,6 +85,7 @@ async function main(): Promise<number> {
     acknowledged += r.acknowledgedWrites;
     unknown += r.unknownWrites;
     snapshots += r.snapshots;
+    confChanges += r.confChanges;
     transfers += r.bank.committed;
     bankReads += r.bank.reads;
     schedulerCrashes += r.schedulerCrashes.length;
@@ -91,14 +96,14 @@ async function main(): Promise<number> {
       console.log(describeResult(r));
     } else
       console.log(
-        `seed ${seed} ok ${(r.simulatedMs / 1000).toFixed(1)} sim s ${r.wallMs.toFixed(0)} ms trace hash: ${r.traceHash}`,
+        `seed ${seed} ok ${(r.simulatedMs / 1000).toFixed(1)} sim s ${r.wallMs.toFixed(0)} ms ${r.regions} regions ${r.confChanges} conf changes ${r.operatorSteps} operator steps trace hash: ${r.traceHash}`,
       );
   }
   const wallS = (performance.now() - wallStart) / 1000;
   console.log(
     [
       `seeds: ${seeds} (${first}..${first + seeds - 1}), failed: ${failed.length}${failed.length ? ` [${failed.join(", ")}]` : ""}`,
-      `simulated time: ${(simulatedMs / 1000).toFixed(1)} s, faults: ${faults} (+${schedulerCrashes} scheduler crashes), ops checked: ${operations} (${acknowledged} acknowledged writes, ${unknown} writes of unknown outcome, ${transfers} bank transfers, ${bankReads} bank snapshot reads), snapshots: ${snapshots}`,
+      `simulated time: ${(simulatedMs / 1000).toFixed(1)} s, faults: ${faults} (+${schedulerCrashes} scheduler crashes), ops checked: ${operations} (${acknowledged} acknowledged writes, ${unknown} writes of unknown outcome, ${transfers} bank transfers, ${bankReads} bank snapshot reads), snapshots: ${snapshots}, conf changes: ${confChanges}`,
       `wall time: ${wallS.toFixed(1)} s, speed: ${(simulatedMs / 1000 / wallS).toFixed(1)} simulated s per wall s, ${((seeds / wallS) * 60).toFixed(1)} seeds per minute`,
       `trace hash: ${runHash.digest("hex")}`,
     ].join("\n"),

@@ -19,7 +19,12 @@ import { TestCluster } from "../../harness/cluster.js";
 import type { BankRead, Value } from "../checkers/index.js";
 import { checkBank, checkLinearizable, checkNoLostWrites } from "../checkers/index.js";
 import type { DeliberateBugs } from "../../../src/util/deliberate-bugs.js";
-import { RaftInvariantChecker } from "../checkers/index.js";
+import { RaftWatch } from "./raft-watch.js";
+import { historySoFar } from "./report.js";
+import type { Reconfiguration } from "./reconfigure.js";
+import { drawReconfigurations, reconfigure } from "./reconfigure.js";
+
+export { describeResult } from "./report.js";
 import type { Fault, FaultKind } from "./faults.js";
 import { FaultInjector, describeFault, drawFaults } from "./faults.js";
 import { SIM_RAFTSTORE_CONFIG as SIM_RAFTSTORE } from "./config.js";
@@ -33,7 +38,10 @@ import { BankWorkload, RegisterWorkload } from "./workloads.js";
 
 export interface SimOptions {
   seed: number;
+  /** Stores (default 4); region 1 starts on the first three and the scheduler keeps 3 replicas. */
   stores?: number;
+  /** The scheduler is asked for a move-peer, transfer-leader or remove-and-re-add this often on average (simulated ms, default 700; 0: never). */
+  reconfigureEveryMs?: number;
   /** KvClients; the even ones run the register workload, the odd ones the bank (default 4). */
   clients?: number;
   keys?: number;
@@ -58,6 +66,7 @@ export interface SimResult {
   failures: string[];
   faults: Fault[];
   schedulerCrashes: SchedulerCrash[];
+  reconfigurations: Reconfiguration[];
   simulatedMs: number;
   events: number;
   operations: number;
@@ -69,6 +78,12 @@ export interface SimResult {
   regions: number;
   /** Operator steps (add/remove peer, transfer leader) the scheduler sent to stores. */
   operatorSteps: number;
+  /** Conf-change entries applied (per region and index). */
+  confChanges: number;
+  /** Entries applied (per region and index) whose replicas the raft checker compared. */
+  raftApplies: number;
+  /** Applies too far behind the region's newest to compare (RaftInvariantChecker's window). */
+  uncheckedApplies: number;
   /** Snapshots the network carried: they go through the real file system, outside the determinism. */
   snapshots: number;
   traceHash: string;
@@ -82,16 +97,18 @@ const OP_DEADLINE_MS = 4_000;
 /** Small regions, so the scheduler approves splits and balances peers while the faults run. */
 export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const wallStart = performance.now();
-  const stores = opts.stores ?? 3;
+  const stores = opts.stores ?? 4;
   const faultPhaseMs = opts.faultPhaseMs ?? 20_000;
   const livenessBoundMs = opts.livenessBoundMs ?? 15_000;
-  const runtime = new SimRuntime(opts.seed, opts.traceTail ?? 40, opts.settleBy);
+  const runtime = new SimRuntime(opts.seed, opts.traceTail ?? 200, opts.settleBy);
   // Separate streams, so adding a client op does not shift the fault schedule.
   const faultRng = mulberry32(opts.seed ^ 0x5eed_fa17);
   const workloadRng = mulberry32(opts.seed ^ 0x0c11_e475);
   const schedulerRng = mulberry32(opts.seed ^ 0x5c4e_d01e);
   const faults = drawFaults(faultRng, stores, 1_000, faultPhaseMs, opts.faultKinds);
   const schedulerCrashes = drawSchedulerCrashes(schedulerRng, 2_000, faultPhaseMs);
+  const reconfigureRng = mulberry32(opts.seed ^ 0x0c0f_c4a6);
+  const reconfigurations = drawReconfigurations(reconfigureRng, 1_000, faultPhaseMs, opts.reconfigureEveryMs ?? 700);
   const failures: string[] = [];
   const registers = new RegisterWorkload(runtime, opts.keys ?? 4);
   const bank = new BankWorkload(runtime, opts.accounts ?? 4);
@@ -107,8 +124,14 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     { coordinator, maxStoreDownTimeMs: 60_000 },
     SIM_RAFTSTORE.schedulerStoreHeartbeatTickMs,
   );
+  const raft = new RaftWatch(
+    () => runtime.elapsedMs,
+    (message) => failures.push(message),
+    () => cluster.dump(),
+  );
   const cluster = new TestCluster({
     stores,
+    regionStores: Math.min(stores, 3),
     disk: "sim",
     runtime,
     // Hundreds of thousands of messages a seed: a deep copy each, not an encode and a decode.
@@ -117,7 +140,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     storeRuntime: (id) => runtime.nodeClock(`store${id}`),
     seed: opts.seed,
     config: { ...SIM_RAFTSTORE, deliberateBugs: opts.deliberateBugs },
-    hooks: (id) => scheduler.hooksFor(id),
+    hooks: (id) => raft.hooks(scheduler.hooksFor(id)),
+    observer: () => raft.observer(),
     onStoreStarted: (id, store) => scheduler.onStoreStarted(id, store),
   });
   const kvNet = new SimKvNetwork(runtime, (id) => cluster.store(id), log);
@@ -142,15 +166,14 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     (line) => runtime.note(line),
     (id) => runtime.nodeClock(`store${id}`),
   );
-  const raft = new RaftInvariantChecker();
   let finished = false;
   let clientsStop = false;
 
   const scenario = async (): Promise<void> => {
     await scheduler.bootstrap(cluster.storeIds);
     await cluster.start();
-    // Election safety: who believes it leads, sampled twice a raft tick (see watchLeaders).
-    runtime.setInterval(() => watchLeaders(cluster, raft, runtime.elapsedMs, failures), LEADER_SAMPLE_MS);
+    // Election safety: a new leader tells at once (its heartbeat hook); a sample catches the rest.
+    runtime.setInterval(() => raft.sample(cluster), LEADER_SAMPLE_MS);
     const checker = newClient("checker");
     if (!(await bank.open(checker, livenessBoundMs)))
       failures.push(`the bank's accounts could not be opened within ${livenessBoundMs} ms`);
@@ -180,6 +203,14 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
               () => void scheduler.restart().catch((err) => failures.push(`scheduler restart: ${String(err)}`)),
             ),
           );
+      });
+    }
+    for (const r of reconfigurations) {
+      runtime.schedule(`reconfigure ${r.kind}`, Math.max(0, r.at - runtime.elapsedMs), () => {
+        const core = scheduler.host.core;
+        runtime.note(
+          `reconfigure: ${core ? reconfigure(core, r.kind, reconfigureRng) : `${r.kind}: skipped, the scheduler is down`}`,
+        );
       });
     }
     const clients = Array.from({ length: opts.clients ?? 4 }, async (_, c) => {
@@ -263,6 +294,9 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     );
     clientsStop = true;
   }
+  // A run that stopped early never reached its checks: what the clients saw so far may still
+  // hold the smallest failing piece of history.
+  if (!finished) failures.push(...historySoFar(registers.history, bank));
   for (const { line, err } of runtime.eventErrors)
     failures.push(`event "${line}" threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   const writes = registers.history.filter((op) => op.kind !== "get");
@@ -272,6 +306,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     failures,
     faults,
     schedulerCrashes,
+    reconfigurations,
     simulatedMs: runtime.elapsedMs,
     events: runtime.events,
     operations: registers.history.length + bank.reads.length + bank.stats.committed,
@@ -280,6 +315,9 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     bank: { ...bank.stats, reads: bank.reads.length },
     regions,
     operatorSteps: scheduler.host.commandsSent,
+    confChanges: raft.confChanges,
+    raftApplies: raft.checker.distinctApplies,
+    uncheckedApplies: raft.checker.uncheckedApplies,
     snapshots: cluster.network.stats.snapshotsOk + cluster.network.stats.snapshotsFailed,
     traceHash,
     traceTail,
@@ -287,25 +325,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   };
 }
 
-const LEADER_SAMPLE_MS = 10;
-
-/** Records every running peer that believes it leads; a second leader of one term is a failure. */
-function watchLeaders(cluster: TestCluster, raft: RaftInvariantChecker, at: number, failures: string[]): void {
-  for (const id of cluster.storeIds) {
-    for (const peer of cluster.store(id)?.peers.values() ?? []) {
-      if (!peer.isLeader()) continue;
-      const violation = raft.observe({
-        type: "leader",
-        region: Number(peer.regionId),
-        term: Number(peer.term),
-        store: Number(id),
-        peer: Number(peer.meta.id),
-        at,
-      });
-      if (violation) failures.push(`raft: ${violation.message}\n${cluster.dump()}`);
-    }
-  }
-}
+/** The leader hook sees every new leader; the sample only backs it up. */
+const LEADER_SAMPLE_MS = 50;
 
 /** Best effort: the stores stop (and the temp dir goes) within a few simulated seconds, or are left. */
 async function shutDownAfterFailure(runtime: SimRuntime, cluster: TestCluster): Promise<void> {
@@ -320,17 +341,4 @@ async function shutDownAfterFailure(runtime: SimRuntime, cluster: TestCluster): 
       ),
   );
   await runtime.runUntil(runtime.elapsedMs + 5_000, () => down);
-}
-
-/** The failure report: seed, fault schedule, failures, the trace's last lines. */
-export function describeResult(r: SimResult): string {
-  const lines = [
-    `seed ${r.seed}: ${r.ok ? "ok" : "FAILED"} (${(r.simulatedMs / 1000).toFixed(1)} simulated s, ${r.events} events, ${r.operations} ops (${r.acknowledgedWrites} acknowledged writes, ${r.unknownWrites} unknown; bank ${r.bank.committed} transfers committed, ${r.bank.conflicts} conflicts, ${r.bank.undetermined} undetermined, ${r.bank.failed} failed, ${r.bank.reads} snapshot reads), ${r.regions} regions, ${r.operatorSteps} operator steps, ${r.snapshots} snapshots, ${r.wallMs.toFixed(0)} ms wall)`,
-    `fault schedule:`,
-    ...r.faults.map((f) => `  ${describeFault(f)}`),
-    ...r.schedulerCrashes.map((c) => `  ${c.at.toFixed(0)}ms +${c.durationMs.toFixed(0)}ms scheduler-crash`),
-  ];
-  if (!r.ok) lines.push("failures:", ...r.failures.map((f) => `  ${f}`));
-  lines.push("trace tail:", ...r.traceTail.map((l) => `  ${l}`), `trace hash: ${r.traceHash}`);
-  return lines.join("\n");
 }

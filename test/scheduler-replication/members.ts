@@ -1,0 +1,79 @@
+// In-process members of a replicated scheduler over loopback gRPC, each on its own data dir.
+import type { MemberTiming } from "../../src/scheduler/replication/member.js";
+import { ReplicatedSchedulerServer } from "../../src/scheduler/replication/replicated-server.js";
+import { createLogger, silentLogger } from "../../src/util/logger.js";
+import { freePort } from "../harness/ports.js";
+import { tempDir, waitFor } from "../harness/wait.js";
+
+/** Short ticks so elections take about a second (lease 250 ms: loose enough for a loaded machine). */
+export const TEST_TIMING: MemberTiming = { tickMs: 50, electionTicks: 10, heartbeatTicks: 2 };
+
+export class MemberGroup {
+  readonly servers = new Map<string, ReplicatedSchedulerServer>();
+  private constructor(
+    readonly names: string[],
+    readonly initialCluster: string,
+    readonly clientPorts: Map<string, number>,
+    private readonly dirs: Map<string, { path: string; cleanup: () => void }>,
+  ) {}
+
+  static async create(n: number): Promise<MemberGroup> {
+    const names = Array.from({ length: n }, (_, i) => `s${i + 1}`);
+    const peers: string[] = [];
+    const clientPorts = new Map<string, number>();
+    const dirs = new Map<string, { path: string; cleanup: () => void }>();
+    for (const name of names) {
+      peers.push(`${name}=127.0.0.1:${await freePort()}`);
+      clientPorts.set(name, await freePort());
+      dirs.set(name, tempDir(`tinysched-${name}-`));
+    }
+    return new MemberGroup(names, peers.join(","), clientPorts, dirs);
+  }
+
+  addr(name: string): string {
+    return `127.0.0.1:${this.clientPorts.get(name)}`;
+  }
+
+  /** Every member's client address, comma-separated, in the given order. */
+  addrs(order = this.names): string {
+    return order.map((n) => this.addr(n)).join(",");
+  }
+
+  /** Starts one member; `initialCluster` overrides the group's list (a misconfigured member). */
+  async start(name: string, initialCluster = this.initialCluster): Promise<ReplicatedSchedulerServer> {
+    const s = await ReplicatedSchedulerServer.start(
+      {
+        addr: this.addr(name),
+        dataDir: this.dirs.get(name)!.path,
+        // TEST_LOG_LEVEL=info shows the members' elections and take-overs.
+        log: process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL) : silentLogger,
+      },
+      { name, initialCluster, timing: TEST_TIMING },
+    );
+    this.servers.set(name, s);
+    return s;
+  }
+
+  async startAll(): Promise<void> {
+    await Promise.all(this.names.map((n) => this.start(n)));
+  }
+
+  async stop(name: string): Promise<void> {
+    const s = this.servers.get(name);
+    this.servers.delete(name);
+    await s?.stop();
+  }
+
+  /** The member that serves (has a core), waiting for one. */
+  async leader(what = "a scheduler leader to serve", timeoutMs = 20_000): Promise<string> {
+    return waitFor(() => [...this.servers.entries()].find(([, s]) => s.core !== undefined)?.[0], {
+      timeoutMs,
+      message: what,
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const n of [...this.servers.keys()]) await this.stop(n);
+    for (const d of this.dirs.values()) d.cleanup();
+  }
+}
