@@ -192,8 +192,8 @@ export const Entry: MessageFns<Entry> = {
   fromPartial(object: DeepPartial<Entry>): Entry {
     const message = createBaseEntry();
     message.entryType = object.entryType ?? 0;
-    message.term = object.term !== undefined && object.term !== null ? BigInt(object.term) : 0n;
-    message.index = object.index !== undefined && object.index !== null ? BigInt(object.index) : 0n;
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.index = (object.index !== undefined && object.index !== null) ? BigInt(object.index) : 0n;
     message.data = object.data ?? Buffer.alloc(0);
     return message;
   },
@@ -277,10 +277,11 @@ export const SnapshotMetadata: MessageFns<SnapshotMetadata> = {
   },
   fromPartial(object: DeepPartial<SnapshotMetadata>): SnapshotMetadata {
     const message = createBaseSnapshotMetadata();
-    message.confState =
-      object.confState !== undefined && object.confState !== null ? ConfState.fromPartial(object.confState) : undefined;
-    message.index = object.index !== undefined && object.index !== null ? BigInt(object.index) : 0n;
-    message.term = object.term !== undefined && object.term !== null ? BigInt(object.term) : 0n;
+    message.confState = (object.confState !== undefined && object.confState !== null)
+      ? ConfState.fromPartial(object.confState)
+      : undefined;
+    message.index = (object.index !== undefined && object.index !== null) ? BigInt(object.index) : 0n;
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
     return message;
   },
 };
@@ -347,10 +348,9 @@ export const Snapshot: MessageFns<Snapshot> = {
   fromPartial(object: DeepPartial<Snapshot>): Snapshot {
     const message = createBaseSnapshot();
     message.data = object.data ?? Buffer.alloc(0);
-    message.metadata =
-      object.metadata !== undefined && object.metadata !== null
-        ? SnapshotMetadata.fromPartial(object.metadata)
-        : undefined;
+    message.metadata = (object.metadata !== undefined && object.metadata !== null)
+      ? SnapshotMetadata.fromPartial(object.metadata)
+      : undefined;
     return message;
   },
 };
@@ -561,18 +561,21 @@ export const Message: MessageFns<Message> = {
   fromPartial(object: DeepPartial<Message>): Message {
     const message = createBaseMessage();
     message.msgType = object.msgType ?? 0;
-    message.to = object.to !== undefined && object.to !== null ? BigInt(object.to) : 0n;
-    message.from = object.from !== undefined && object.from !== null ? BigInt(object.from) : 0n;
-    message.term = object.term !== undefined && object.term !== null ? BigInt(object.term) : 0n;
-    message.logTerm = object.logTerm !== undefined && object.logTerm !== null ? BigInt(object.logTerm) : 0n;
-    message.index = object.index !== undefined && object.index !== null ? BigInt(object.index) : 0n;
+    message.to = (object.to !== undefined && object.to !== null) ? BigInt(object.to) : 0n;
+    message.from = (object.from !== undefined && object.from !== null) ? BigInt(object.from) : 0n;
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.logTerm = (object.logTerm !== undefined && object.logTerm !== null) ? BigInt(object.logTerm) : 0n;
+    message.index = (object.index !== undefined && object.index !== null) ? BigInt(object.index) : 0n;
     message.entries = object.entries?.map((e) => Entry.fromPartial(e)) || [];
-    message.commit = object.commit !== undefined && object.commit !== null ? BigInt(object.commit) : 0n;
-    message.snapshot =
-      object.snapshot !== undefined && object.snapshot !== null ? Snapshot.fromPartial(object.snapshot) : undefined;
+    message.commit = (object.commit !== undefined && object.commit !== null) ? BigInt(object.commit) : 0n;
+    message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
+      ? Snapshot.fromPartial(object.snapshot)
+      : undefined;
     message.reject = object.reject ?? false;
     message.context = object.context ?? Buffer.alloc(0);
-    message.rejectHint = object.rejectHint !== undefined && object.rejectHint !== null ? BigInt(object.rejectHint) : 0n;
+    message.rejectHint = (object.rejectHint !== undefined && object.rejectHint !== null)
+      ? BigInt(object.rejectHint)
+      : 0n;
     return message;
   },
 };
@@ -658,9 +661,9 @@ export const HardState: MessageFns<HardState> = {
   },
   fromPartial(object: DeepPartial<HardState>): HardState {
     const message = createBaseHardState();
-    message.term = object.term !== undefined && object.term !== null ? BigInt(object.term) : 0n;
-    message.vote = object.vote !== undefined && object.vote !== null ? BigInt(object.vote) : 0n;
-    message.commit = object.commit !== undefined && object.commit !== null ? BigInt(object.commit) : 0n;
+    message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.vote = (object.vote !== undefined && object.vote !== null) ? BigInt(object.vote) : 0n;
+    message.commit = (object.commit !== undefined && object.commit !== null) ? BigInt(object.commit) : 0n;
     return message;
   },
 };
@@ -813,7 +816,7 @@ export const ConfChange: MessageFns<ConfChange> = {
   fromPartial(object: DeepPartial<ConfChange>): ConfChange {
     const message = createBaseConfChange();
     message.changeType = object.changeType ?? 0;
-    message.nodeId = object.nodeId !== undefined && object.nodeId !== null ? BigInt(object.nodeId) : 0n;
+    message.nodeId = (object.nodeId !== undefined && object.nodeId !== null) ? BigInt(object.nodeId) : 0n;
     message.context = object.context ?? Buffer.alloc(0);
     return message;
   },
@@ -821,17 +824,11 @@ export const ConfChange: MessageFns<ConfChange> = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
-type DeepPartial<T> = T extends bigint
-  ? string | number | bigint
-  : T extends Builtin
-    ? T
-    : T extends globalThis.Array<infer U>
-      ? globalThis.Array<DeepPartial<U>>
-      : T extends ReadonlyArray<infer U>
-        ? ReadonlyArray<DeepPartial<U>>
-        : T extends {}
-          ? { [K in keyof T]?: DeepPartial<T[K]> }
-          : Partial<T>;
+type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
 
 interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
