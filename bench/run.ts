@@ -12,8 +12,8 @@ import { writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import type { Target } from "./drivers/index.js";
-import { createDriver } from "./drivers/index.js";
+import type { Target, TinyKvDriverKind } from "./drivers/index.js";
+import { createDriver, TINYKV_DRIVER_KINDS } from "./drivers/index.js";
 import { TinyKvRawDriver } from "./drivers/tinykv-raw.js";
 import type { DriverOptions } from "./drivers/types.js";
 import { KEY_PREFIX } from "./keys.js";
@@ -38,7 +38,9 @@ const USAGE = `Usage: node dist/bench/run.js [flags]
   --duration S                measured seconds per workload (default 10)
   --warmup S                  unmeasured seconds before each workload (default 2)
   --timeout-ms N              deadline of one request incl. internal retries (default 5000)
-  --tinykv-driver client|raw  tinykv through the client library (default) or bench's raw-rpc driver
+  --tinykv-driver client|client-unary|raw
+                              tinykv through the client library (default: one BatchCommands stream per
+                              store), the client library on unary rpcs only, or bench's raw-rpc driver
   --endpoints LIST            tinykv: scheduler address(es) (default 127.0.0.1:2379);
                               etcd: client endpoints (default 127.0.0.1:2390,2391,2392)
   --start-cluster             start a fresh local 3-member cluster of the target, stop it after
@@ -124,8 +126,8 @@ const scanLimit = num(a["scan-limit"], "scan-limit", 1);
 const durationS = num(a.duration, "duration", 0.1);
 const warmupS = num(a.warmup, "warmup");
 const timeoutMs = num(a["timeout-ms"], "timeout-ms", 1);
-const tinykvDriver = a["tinykv-driver"] as "client" | "raw";
-if (tinykvDriver !== "client" && tinykvDriver !== "raw") die(`invalid --tinykv-driver ${a["tinykv-driver"]}`);
+const tinykvDriver = a["tinykv-driver"] as TinyKvDriverKind;
+if (!TINYKV_DRIVER_KINDS.includes(tinykvDriver)) die(`invalid --tinykv-driver ${a["tinykv-driver"]}`);
 const etcdPort = num(a["etcd-port"], "etcd-port", 1);
 
 function fmtMs(us: number): string {

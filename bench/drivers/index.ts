@@ -4,8 +4,12 @@ import { TinyKvRawDriver } from "./tinykv-raw.js";
 import type { Driver, DriverOptions } from "./types.js";
 
 export type Target = "tinykv" | "etcd";
-/** tinykv implementation: "client" = the client library (default), "raw" = bench's own raw-rpc driver. */
-export type TinyKvDriverKind = "client" | "raw";
+/**
+ * tinykv implementation: "client" = the client library (default; one BatchCommands stream per
+ * store), "client-unary" = the client library on unary rpcs only, "raw" = bench's own raw-rpc driver.
+ */
+export const TINYKV_DRIVER_KINDS = ["client", "client-unary", "raw"] as const;
+export type TinyKvDriverKind = (typeof TINYKV_DRIVER_KINDS)[number];
 
 /** The one place that picks the implementation of each target. */
 export async function createDriver(
@@ -14,5 +18,6 @@ export async function createDriver(
   tinykv: TinyKvDriverKind = "client",
 ): Promise<Driver> {
   if (target === "etcd") return new EtcdDriver(opts);
-  return tinykv === "raw" ? TinyKvRawDriver.connect(opts) : TinyKvClientDriver.connect(opts);
+  if (tinykv === "raw") return TinyKvRawDriver.connect(opts);
+  return TinyKvClientDriver.connect(opts, { batchCommands: tinykv === "client" });
 }

@@ -11,7 +11,8 @@ function prefixEnd(prefix: string): Buffer {
 /**
  * tinykv through the client library (src/client): region cache, retries within the operation
  * deadline (--timeout-ms), Percolator transactions. The library opens one gRPC channel per store
- * per worker thread (grpc-js's default shared subchannel pool), so --channels does not apply.
+ * per worker thread (grpc-js's default shared subchannel pool), so --channels does not apply; on
+ * it, one BatchCommands stream, or unary rpcs with `batchCommands: false` (--tinykv-driver client-unary).
  */
 export class TinyKvClientDriver implements Driver {
   readonly name = "tinykv";
@@ -24,9 +25,10 @@ export class TinyKvClientDriver implements Driver {
     this.end = prefixEnd(opts.keyPrefix);
   }
 
-  static async connect(opts: DriverOptions): Promise<TinyKvClientDriver> {
+  static async connect(opts: DriverOptions, lib: { batchCommands: boolean }): Promise<TinyKvClientDriver> {
     const c = await KvClient.connect({
       scheduler: opts.endpoints,
+      batchCommands: lib.batchCommands,
       timeoutMs: opts.timeoutMs,
       rpcTimeoutMs: Math.min(3000, opts.timeoutMs),
     });

@@ -12,7 +12,14 @@ import {
   writeInitialRegion,
   writeStoreIdent,
 } from "../kv/raftstore/index.js";
-import { createTinyKvService, listenTinyKv, RawHandlers, shutdownGracefully, TxnHandlers } from "../kv/server/index.js";
+import {
+  BatchCommandsStreams,
+  createTinyKvService,
+  listenTinyKv,
+  RawHandlers,
+  shutdownGracefully,
+  TxnHandlers,
+} from "../kv/server/index.js";
 import { RaftStorage } from "../kv/storage/index.js";
 import type { StoreResolver } from "../kv/transport/index.js";
 import { GrpcTransport } from "../kv/transport/index.js";
@@ -137,8 +144,15 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     await store.start();
     worker.start(store, opts.config.schedulerStoreHeartbeatTickMs);
     const storage = new RaftStorage(store);
+    const batchStreams = new BatchCommandsStreams(log, runtime);
     const service = instrumentTinyKv(
-      createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), raft: store, log }),
+      createTinyKvService({
+        raw: new RawHandlers(storage),
+        txn: new TxnHandlers(storage),
+        raft: store,
+        batchStreams,
+        log,
+      }),
       metrics,
     );
     const { server, port } = await listenTinyKv(service, listenAddr(opts.addr), { tls: opts.tls, log });
@@ -173,6 +187,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       statusAddr: status?.addr,
       async stop() {
         await status?.close();
+        batchStreams.closeAll();
         await shutdownGracefully(server, runtime);
         worker.stop();
         await store.stop();

@@ -1,6 +1,13 @@
 import { join } from "node:path";
 import { StandaloneStorage } from "../kv/storage/index.js";
-import { createTinyKvService, listenTinyKv, RawHandlers, shutdownGracefully, TxnHandlers } from "../kv/server/index.js";
+import {
+  BatchCommandsStreams,
+  createTinyKvService,
+  listenTinyKv,
+  RawHandlers,
+  shutdownGracefully,
+  TxnHandlers,
+} from "../kv/server/index.js";
 import { instrumentTinyKv, startStoreStatusServer, StoreMetrics } from "../kv/status/index.js";
 import type { Logger } from "../util/logger.js";
 import { realRuntime } from "../util/runtime.js";
@@ -30,8 +37,14 @@ export async function startStandaloneServer(opts: {
   await storage.start();
   try {
     const metrics = new StoreMetrics({});
+    const batchStreams = new BatchCommandsStreams(opts.log);
     const service = instrumentTinyKv(
-      createTinyKvService({ raw: new RawHandlers(storage), txn: new TxnHandlers(storage), log: opts.log }),
+      createTinyKvService({
+        raw: new RawHandlers(storage),
+        txn: new TxnHandlers(storage),
+        batchStreams,
+        log: opts.log,
+      }),
       metrics,
     );
     const { server, port } = await listenTinyKv(service, opts.addr, { tls: opts.tls, log: opts.log });
@@ -50,6 +63,7 @@ export async function startStandaloneServer(opts: {
       statusAddr: status?.addr,
       async stop() {
         await status?.close();
+        batchStreams.closeAll();
         await shutdownGracefully(server, realRuntime);
         await storage.stop();
       },

@@ -11,6 +11,7 @@ import { KvRequestError } from "./errors.js";
 import { LockResolver } from "./lock-resolver.js";
 import type { KvConnectionFactory } from "./kv-connection.js";
 import { grpcKvConnectionWith, RegionCache } from "./region-cache.js";
+import { batchedKvConnectionWith } from "./kv-batch-rpc.js";
 import type { RetryPolicy } from "./request.js";
 import { Backoff, DEFAULT_RETRY_POLICY, RequestSender } from "./request.js";
 import type { Bytes, KvEntry, TxnDeps } from "./txn.js";
@@ -38,8 +39,13 @@ export interface KvClientOptions {
   heartbeatIntervalMs?: number;
   /** Time, timers and jitter: deadlines, backoff, lock TTLs, heartbeats. Default: the real runtime. */
   runtime?: Runtime;
-  /** How to reach a store's TinyKv service (default: gRPC). */
+  /**
+   * How to reach a store's TinyKv service. Default: gRPC, over one BatchCommands stream per store
+   * where the store serves it (unary rpcs where it does not, or with `batchCommands: false`).
+   */
   connectKv?: KvConnectionFactory;
+  /** Use the BatchCommands stream where the store serves it (default true); false: unary rpcs only. */
+  batchCommands?: boolean;
   /** How long connect() keeps trying to reach the scheduler, ms. Default 10 s. */
   connectTimeoutMs?: number;
   /**
@@ -115,7 +121,10 @@ export class KvClient {
       { ttl, runtime: opts.runtime ?? realRuntime },
       opts.rpcTimeoutMs ?? 3000,
       opts.log ?? silentLogger,
-      opts.connectKv ?? grpcKvConnectionWith(opts.tls && TlsConfig.fromPem(opts.tls)),
+      opts.connectKv ??
+        (opts.batchCommands === false
+          ? grpcKvConnectionWith(opts.tls && TlsConfig.fromPem(opts.tls))
+          : batchedKvConnectionWith(opts.tls && TlsConfig.fromPem(opts.tls))),
     );
   }
 

@@ -6,6 +6,8 @@ export * from "./txn.js";
 export { RegionCache, type CachedRegion, type RpcTarget } from "./region-cache.js";
 export { Backoff, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./request.js";
 export { TinyKvRpc, DEFAULT_RPC_TIMEOUT_MS } from "./kv-rpc.js";
+export { BatchedKvRpc, batchedKvConnection } from "./kv-batch-rpc.js";
+export { BatchRequestError, BatchStreamBrokenError } from "./batch-stream.js";
 export type { KvConnection, KvConnectionFactory } from "./kv-connection.js";
 export { DEFAULT_LOCK_TTL_MS, MANAGED_LOCK_TTL_MS, MAX_LOCK_TTL_MS, txnLockTtlMs } from "./lock-ttl.js";
 export { TXN_BATCH_BYTES, TXN_BATCH_KEYS, TXN_BATCHES_IN_FLIGHT } from "./batches.js";

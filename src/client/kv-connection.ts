@@ -1,7 +1,8 @@
 import type * as kv from "../proto/kvrpcpb.js";
 
 /**
- * One store's TinyKv service as the client uses it: TinyKvRpc over gRPC, or, in the
+ * One store's TinyKv service as the client uses it: BatchedKvRpc (one BatchCommands stream, or
+ * the unary rpcs where the store lacks it) or TinyKvRpc (unary rpcs) over gRPC, or, in the
  * deterministic simulation, the store's service handlers in the same process. Requests are
  * partial messages (unset fields take their protobuf defaults). A failure to reach the store
  * rejects with an error carrying a gRPC status `code` (UNAVAILABLE, DEADLINE_EXCEEDED...).

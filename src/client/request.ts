@@ -13,6 +13,7 @@ import type { Runtime } from "../util/runtime.js";
 import { realRuntime } from "../util/runtime.js";
 import { KvDeadlineError, KvRequestError, NoRegionError, RegionRequestError, StoreUnreachableError } from "./errors.js";
 import { finishEntryBytes, settleLimited, splitBySize, TXN_BATCHES_IN_FLIGHT } from "./batches.js";
+import { BatchStreamBrokenError } from "./batch-stream.js";
 import { KvOutcomeUnknownError } from "./outcome.js";
 import type { RegionCache, RpcTarget } from "./region-cache.js";
 
@@ -134,7 +135,7 @@ export class RequestSender {
           retry: {
             err: new StoreUnreachableError(op, t.addr, code, err),
             fast: false,
-            ambiguous: code === status.DEADLINE_EXCEEDED,
+            ambiguous: code === status.DEADLINE_EXCEEDED || (err instanceof BatchStreamBrokenError && err.sent),
           },
         };
       }

@@ -123,43 +123,58 @@ export class RegionError extends TinyKvError {
     return this.pb.message;
   }
 
-  private static of(kind: RegionErrorKind, message: string): RegionError {
-    return new RegionError(regionErrorPbOf(kind, message));
-  }
-
   // The builders below carry TinyKV's messages (the wire's `message` field).
 
   static notLeader(regionId: bigint, leader?: Peer): RegionError {
-    return RegionError.of({ kind: "NotLeader", regionId, leader }, `peer is not leader for region ${regionId}`);
+    return new RegionError(regionErrorPbs.notLeader(regionId, leader));
   }
 
   static regionNotFound(regionId: bigint): RegionError {
-    return RegionError.of({ kind: "RegionNotFound", regionId }, "region is not found");
+    return new RegionError(regionErrorPbs.regionNotFound(regionId));
   }
 
   static keyNotInRegion(key: Buffer, region: Region): RegionError {
-    return RegionError.of(
-      { kind: "KeyNotInRegion", key, regionId: region.id, startKey: region.startKey, endKey: region.endKey },
-      `key is not in region ${region.id}`,
-    );
+    return new RegionError(regionErrorPbs.keyNotInRegion(key, region));
   }
 
   static epochNotMatch(message: string, currentRegions: Region[]): RegionError {
-    return RegionError.of({ kind: "EpochNotMatch", currentRegions }, message);
+    return new RegionError(regionErrorPbs.epochNotMatch(message, currentRegions));
   }
 
   static staleCommand(message = "stale command"): RegionError {
-    return RegionError.of({ kind: "StaleCommand" }, message);
+    return new RegionError(regionErrorPbs.staleCommand(message));
   }
 
   static storeNotMatch(requestStoreId: bigint, actualStoreId: bigint): RegionError {
-    return RegionError.of(
-      { kind: "StoreNotMatch", requestStoreId, actualStoreId },
-      `store not match: request for store ${requestStoreId}, this is store ${actualStoreId}`,
-    );
+    return new RegionError(regionErrorPbs.storeNotMatch(requestStoreId, actualStoreId));
   }
 
   static other(message: string): RegionError {
-    return RegionError.of({ kind: "Other" }, message);
+    return new RegionError(regionErrorPbs.other(message));
   }
 }
+
+/**
+ * The wire forms of the region errors, with TinyKV's messages: what a raftstore answers with.
+ * Built without a RegionError, whose stack capture would be paid on every refused request.
+ */
+export const regionErrorPbs = {
+  notLeader: (regionId: bigint, leader?: Peer): RegionErrorPb =>
+    regionErrorPbOf({ kind: "NotLeader", regionId, leader }, `peer is not leader for region ${regionId}`),
+  regionNotFound: (regionId: bigint): RegionErrorPb =>
+    regionErrorPbOf({ kind: "RegionNotFound", regionId }, "region is not found"),
+  keyNotInRegion: (key: Buffer, region: Region): RegionErrorPb =>
+    regionErrorPbOf(
+      { kind: "KeyNotInRegion", key, regionId: region.id, startKey: region.startKey, endKey: region.endKey },
+      `key is not in region ${region.id}`,
+    ),
+  epochNotMatch: (message: string, currentRegions: Region[]): RegionErrorPb =>
+    regionErrorPbOf({ kind: "EpochNotMatch", currentRegions }, message),
+  staleCommand: (message = "stale command"): RegionErrorPb => regionErrorPbOf({ kind: "StaleCommand" }, message),
+  storeNotMatch: (requestStoreId: bigint, actualStoreId: bigint): RegionErrorPb =>
+    regionErrorPbOf(
+      { kind: "StoreNotMatch", requestStoreId, actualStoreId },
+      `store not match: request for store ${requestStoreId}, this is store ${actualStoreId}`,
+    ),
+  other: (message: string): RegionErrorPb => regionErrorPbOf({ kind: "Other" }, message),
+};

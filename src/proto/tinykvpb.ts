@@ -5,13 +5,16 @@
 // source: tinykvpb.proto
 
 /* eslint-disable */
+import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
   type ClientWritableStream,
+  type handleBidiStreamingCall,
   type handleClientStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -47,6 +50,756 @@ import {
   TxnHeartBeatResponse,
 } from "./kvrpcpb.js";
 import { Done, RaftMessage, SnapshotChunk } from "./raft_serverpb.js";
+
+/** requests[i] has the id request_ids[i]. Field numbers are TiKV's; the kinds TinyKV lacks are left out. */
+export interface BatchCommandsRequest {
+  requests: BatchCommandsRequest_Request[];
+  requestIds: bigint[];
+}
+
+export interface BatchCommandsRequest_Request {
+  Get?: GetRequest | undefined;
+  Scan?: ScanRequest | undefined;
+  Prewrite?: PrewriteRequest | undefined;
+  Commit?: CommitRequest | undefined;
+  BatchRollback?: BatchRollbackRequest | undefined;
+  ResolveLock?: ResolveLockRequest | undefined;
+  RawGet?: RawGetRequest | undefined;
+  RawPut?: RawPutRequest | undefined;
+  RawDelete?: RawDeleteRequest | undefined;
+  RawScan?: RawScanRequest | undefined;
+  CheckTxnStatus?: CheckTxnStatusRequest | undefined;
+  TxnHeartBeat?: TxnHeartBeatRequest | undefined;
+}
+
+/** responses[i] answers the sub-request with id request_ids[i]. */
+export interface BatchCommandsResponse {
+  responses: BatchCommandsResponse_Response[];
+  requestIds: bigint[];
+}
+
+export interface BatchCommandsResponse_Response {
+  Get?: GetResponse | undefined;
+  Scan?: ScanResponse | undefined;
+  Prewrite?: PrewriteResponse | undefined;
+  Commit?: CommitResponse | undefined;
+  BatchRollback?: BatchRollbackResponse | undefined;
+  ResolveLock?: ResolveLockResponse | undefined;
+  RawGet?: RawGetResponse | undefined;
+  RawPut?: RawPutResponse | undefined;
+  RawDelete?: RawDeleteResponse | undefined;
+  RawScan?: RawScanResponse | undefined;
+  CheckTxnStatus?: CheckTxnStatusResponse | undefined;
+  TxnHeartBeat?:
+    | TxnHeartBeatResponse
+    | undefined;
+  /**
+   * tinykv-ts extension (not in TiKV): the sub-request got no answer of its kind, with
+   * the gRPC status its unary rpc would have ended with (an unknown or missing kind,
+   * a malformed request the unary rpc refuses by status, a fault of the server).
+   */
+  Error?: BatchCommandsError | undefined;
+}
+
+export interface BatchCommandsError {
+  /** A gRPC status code (google.rpc.Code): INVALID_ARGUMENT, UNIMPLEMENTED, INTERNAL... */
+  code: number;
+  message: string;
+}
+
+function createBaseBatchCommandsRequest(): BatchCommandsRequest {
+  return { requests: [], requestIds: [] };
+}
+
+export const BatchCommandsRequest: MessageFns<BatchCommandsRequest> = {
+  encode(message: BatchCommandsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.requests) {
+      BatchCommandsRequest_Request.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.requestIds.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.requestIds) {
+        if (BigInt.asUintN(64, v) !== v) {
+          throw new globalThis.Error("a value provided in array field requestIds of type uint64 is too large");
+        }
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchCommandsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchCommandsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requests.push(BatchCommandsRequest_Request.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.requestIds.push(reader.uint64() as bigint);
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.requestIds.push(reader.uint64() as bigint);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<BatchCommandsRequest>): BatchCommandsRequest {
+    return BatchCommandsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchCommandsRequest>): BatchCommandsRequest {
+    const message = createBaseBatchCommandsRequest();
+    message.requests = object.requests?.map((e) => BatchCommandsRequest_Request.fromPartial(e)) || [];
+    message.requestIds = object.requestIds?.map((e) => BigInt(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBatchCommandsRequest_Request(): BatchCommandsRequest_Request {
+  return {
+    Get: undefined,
+    Scan: undefined,
+    Prewrite: undefined,
+    Commit: undefined,
+    BatchRollback: undefined,
+    ResolveLock: undefined,
+    RawGet: undefined,
+    RawPut: undefined,
+    RawDelete: undefined,
+    RawScan: undefined,
+    CheckTxnStatus: undefined,
+    TxnHeartBeat: undefined,
+  };
+}
+
+export const BatchCommandsRequest_Request: MessageFns<BatchCommandsRequest_Request> = {
+  encode(message: BatchCommandsRequest_Request, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Get !== undefined) {
+      GetRequest.encode(message.Get, writer.uint32(10).fork()).join();
+    }
+    if (message.Scan !== undefined) {
+      ScanRequest.encode(message.Scan, writer.uint32(18).fork()).join();
+    }
+    if (message.Prewrite !== undefined) {
+      PrewriteRequest.encode(message.Prewrite, writer.uint32(26).fork()).join();
+    }
+    if (message.Commit !== undefined) {
+      CommitRequest.encode(message.Commit, writer.uint32(34).fork()).join();
+    }
+    if (message.BatchRollback !== undefined) {
+      BatchRollbackRequest.encode(message.BatchRollback, writer.uint32(66).fork()).join();
+    }
+    if (message.ResolveLock !== undefined) {
+      ResolveLockRequest.encode(message.ResolveLock, writer.uint32(82).fork()).join();
+    }
+    if (message.RawGet !== undefined) {
+      RawGetRequest.encode(message.RawGet, writer.uint32(106).fork()).join();
+    }
+    if (message.RawPut !== undefined) {
+      RawPutRequest.encode(message.RawPut, writer.uint32(122).fork()).join();
+    }
+    if (message.RawDelete !== undefined) {
+      RawDeleteRequest.encode(message.RawDelete, writer.uint32(138).fork()).join();
+    }
+    if (message.RawScan !== undefined) {
+      RawScanRequest.encode(message.RawScan, writer.uint32(154).fork()).join();
+    }
+    if (message.CheckTxnStatus !== undefined) {
+      CheckTxnStatusRequest.encode(message.CheckTxnStatus, writer.uint32(202).fork()).join();
+    }
+    if (message.TxnHeartBeat !== undefined) {
+      TxnHeartBeatRequest.encode(message.TxnHeartBeat, writer.uint32(210).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchCommandsRequest_Request {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchCommandsRequest_Request();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Get = GetRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Scan = ScanRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.Prewrite = PrewriteRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.Commit = CommitRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.BatchRollback = BatchRollbackRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.ResolveLock = ResolveLockRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.RawGet = RawGetRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.RawPut = RawPutRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.RawDelete = RawDeleteRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.RawScan = RawScanRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.CheckTxnStatus = CheckTxnStatusRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 26: {
+            if (tag !== 210) {
+              break;
+            }
+
+            message.TxnHeartBeat = TxnHeartBeatRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<BatchCommandsRequest_Request>): BatchCommandsRequest_Request {
+    return BatchCommandsRequest_Request.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchCommandsRequest_Request>): BatchCommandsRequest_Request {
+    const message = createBaseBatchCommandsRequest_Request();
+    message.Get = (object.Get !== undefined && object.Get !== null) ? GetRequest.fromPartial(object.Get) : undefined;
+    message.Scan = (object.Scan !== undefined && object.Scan !== null)
+      ? ScanRequest.fromPartial(object.Scan)
+      : undefined;
+    message.Prewrite = (object.Prewrite !== undefined && object.Prewrite !== null)
+      ? PrewriteRequest.fromPartial(object.Prewrite)
+      : undefined;
+    message.Commit = (object.Commit !== undefined && object.Commit !== null)
+      ? CommitRequest.fromPartial(object.Commit)
+      : undefined;
+    message.BatchRollback = (object.BatchRollback !== undefined && object.BatchRollback !== null)
+      ? BatchRollbackRequest.fromPartial(object.BatchRollback)
+      : undefined;
+    message.ResolveLock = (object.ResolveLock !== undefined && object.ResolveLock !== null)
+      ? ResolveLockRequest.fromPartial(object.ResolveLock)
+      : undefined;
+    message.RawGet = (object.RawGet !== undefined && object.RawGet !== null)
+      ? RawGetRequest.fromPartial(object.RawGet)
+      : undefined;
+    message.RawPut = (object.RawPut !== undefined && object.RawPut !== null)
+      ? RawPutRequest.fromPartial(object.RawPut)
+      : undefined;
+    message.RawDelete = (object.RawDelete !== undefined && object.RawDelete !== null)
+      ? RawDeleteRequest.fromPartial(object.RawDelete)
+      : undefined;
+    message.RawScan = (object.RawScan !== undefined && object.RawScan !== null)
+      ? RawScanRequest.fromPartial(object.RawScan)
+      : undefined;
+    message.CheckTxnStatus = (object.CheckTxnStatus !== undefined && object.CheckTxnStatus !== null)
+      ? CheckTxnStatusRequest.fromPartial(object.CheckTxnStatus)
+      : undefined;
+    message.TxnHeartBeat = (object.TxnHeartBeat !== undefined && object.TxnHeartBeat !== null)
+      ? TxnHeartBeatRequest.fromPartial(object.TxnHeartBeat)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseBatchCommandsResponse(): BatchCommandsResponse {
+  return { responses: [], requestIds: [] };
+}
+
+export const BatchCommandsResponse: MessageFns<BatchCommandsResponse> = {
+  encode(message: BatchCommandsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.responses) {
+      BatchCommandsResponse_Response.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.requestIds.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.requestIds) {
+        if (BigInt.asUintN(64, v) !== v) {
+          throw new globalThis.Error("a value provided in array field requestIds of type uint64 is too large");
+        }
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchCommandsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchCommandsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.responses.push(BatchCommandsResponse_Response.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.requestIds.push(reader.uint64() as bigint);
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.requestIds.push(reader.uint64() as bigint);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<BatchCommandsResponse>): BatchCommandsResponse {
+    return BatchCommandsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchCommandsResponse>): BatchCommandsResponse {
+    const message = createBaseBatchCommandsResponse();
+    message.responses = object.responses?.map((e) => BatchCommandsResponse_Response.fromPartial(e)) || [];
+    message.requestIds = object.requestIds?.map((e) => BigInt(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBatchCommandsResponse_Response(): BatchCommandsResponse_Response {
+  return {
+    Get: undefined,
+    Scan: undefined,
+    Prewrite: undefined,
+    Commit: undefined,
+    BatchRollback: undefined,
+    ResolveLock: undefined,
+    RawGet: undefined,
+    RawPut: undefined,
+    RawDelete: undefined,
+    RawScan: undefined,
+    CheckTxnStatus: undefined,
+    TxnHeartBeat: undefined,
+    Error: undefined,
+  };
+}
+
+export const BatchCommandsResponse_Response: MessageFns<BatchCommandsResponse_Response> = {
+  encode(message: BatchCommandsResponse_Response, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Get !== undefined) {
+      GetResponse.encode(message.Get, writer.uint32(10).fork()).join();
+    }
+    if (message.Scan !== undefined) {
+      ScanResponse.encode(message.Scan, writer.uint32(18).fork()).join();
+    }
+    if (message.Prewrite !== undefined) {
+      PrewriteResponse.encode(message.Prewrite, writer.uint32(26).fork()).join();
+    }
+    if (message.Commit !== undefined) {
+      CommitResponse.encode(message.Commit, writer.uint32(34).fork()).join();
+    }
+    if (message.BatchRollback !== undefined) {
+      BatchRollbackResponse.encode(message.BatchRollback, writer.uint32(66).fork()).join();
+    }
+    if (message.ResolveLock !== undefined) {
+      ResolveLockResponse.encode(message.ResolveLock, writer.uint32(82).fork()).join();
+    }
+    if (message.RawGet !== undefined) {
+      RawGetResponse.encode(message.RawGet, writer.uint32(106).fork()).join();
+    }
+    if (message.RawPut !== undefined) {
+      RawPutResponse.encode(message.RawPut, writer.uint32(122).fork()).join();
+    }
+    if (message.RawDelete !== undefined) {
+      RawDeleteResponse.encode(message.RawDelete, writer.uint32(138).fork()).join();
+    }
+    if (message.RawScan !== undefined) {
+      RawScanResponse.encode(message.RawScan, writer.uint32(154).fork()).join();
+    }
+    if (message.CheckTxnStatus !== undefined) {
+      CheckTxnStatusResponse.encode(message.CheckTxnStatus, writer.uint32(202).fork()).join();
+    }
+    if (message.TxnHeartBeat !== undefined) {
+      TxnHeartBeatResponse.encode(message.TxnHeartBeat, writer.uint32(210).fork()).join();
+    }
+    if (message.Error !== undefined) {
+      BatchCommandsError.encode(message.Error, writer.uint32(8002).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchCommandsResponse_Response {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchCommandsResponse_Response();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Get = GetResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Scan = ScanResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.Prewrite = PrewriteResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.Commit = CommitResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.BatchRollback = BatchRollbackResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.ResolveLock = ResolveLockResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.RawGet = RawGetResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.RawPut = RawPutResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.RawDelete = RawDeleteResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.RawScan = RawScanResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.CheckTxnStatus = CheckTxnStatusResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 26: {
+            if (tag !== 210) {
+              break;
+            }
+
+            message.TxnHeartBeat = TxnHeartBeatResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 1000: {
+            if (tag !== 8002) {
+              break;
+            }
+
+            message.Error = BatchCommandsError.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<BatchCommandsResponse_Response>): BatchCommandsResponse_Response {
+    return BatchCommandsResponse_Response.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchCommandsResponse_Response>): BatchCommandsResponse_Response {
+    const message = createBaseBatchCommandsResponse_Response();
+    message.Get = (object.Get !== undefined && object.Get !== null) ? GetResponse.fromPartial(object.Get) : undefined;
+    message.Scan = (object.Scan !== undefined && object.Scan !== null)
+      ? ScanResponse.fromPartial(object.Scan)
+      : undefined;
+    message.Prewrite = (object.Prewrite !== undefined && object.Prewrite !== null)
+      ? PrewriteResponse.fromPartial(object.Prewrite)
+      : undefined;
+    message.Commit = (object.Commit !== undefined && object.Commit !== null)
+      ? CommitResponse.fromPartial(object.Commit)
+      : undefined;
+    message.BatchRollback = (object.BatchRollback !== undefined && object.BatchRollback !== null)
+      ? BatchRollbackResponse.fromPartial(object.BatchRollback)
+      : undefined;
+    message.ResolveLock = (object.ResolveLock !== undefined && object.ResolveLock !== null)
+      ? ResolveLockResponse.fromPartial(object.ResolveLock)
+      : undefined;
+    message.RawGet = (object.RawGet !== undefined && object.RawGet !== null)
+      ? RawGetResponse.fromPartial(object.RawGet)
+      : undefined;
+    message.RawPut = (object.RawPut !== undefined && object.RawPut !== null)
+      ? RawPutResponse.fromPartial(object.RawPut)
+      : undefined;
+    message.RawDelete = (object.RawDelete !== undefined && object.RawDelete !== null)
+      ? RawDeleteResponse.fromPartial(object.RawDelete)
+      : undefined;
+    message.RawScan = (object.RawScan !== undefined && object.RawScan !== null)
+      ? RawScanResponse.fromPartial(object.RawScan)
+      : undefined;
+    message.CheckTxnStatus = (object.CheckTxnStatus !== undefined && object.CheckTxnStatus !== null)
+      ? CheckTxnStatusResponse.fromPartial(object.CheckTxnStatus)
+      : undefined;
+    message.TxnHeartBeat = (object.TxnHeartBeat !== undefined && object.TxnHeartBeat !== null)
+      ? TxnHeartBeatResponse.fromPartial(object.TxnHeartBeat)
+      : undefined;
+    message.Error = (object.Error !== undefined && object.Error !== null)
+      ? BatchCommandsError.fromPartial(object.Error)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseBatchCommandsError(): BatchCommandsError {
+  return { code: 0, message: "" };
+}
+
+export const BatchCommandsError: MessageFns<BatchCommandsError> = {
+  encode(message: BatchCommandsError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== 0) {
+      writer.uint32(8).uint32(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchCommandsError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchCommandsError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.code = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<BatchCommandsError>): BatchCommandsError {
+    return BatchCommandsError.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchCommandsError>): BatchCommandsError {
+    const message = createBaseBatchCommandsError();
+    message.code = object.code ?? 0;
+    message.message = object.message ?? "";
+    return message;
+  },
+};
 
 /**
  * Serve as a distributed kv database. See the request and response definitions in
@@ -198,6 +951,23 @@ export const TinyKvService = {
     responseSerialize: (value: Response): Buffer => Buffer.from(Response.encode(value).finish()),
     responseDeserialize: (value: Buffer): Response => Response.decode(value),
   },
+  /**
+   * tinykv-ts extension (TiKV's rpc, tikvpb.Tikv/BatchCommands): many requests and their answers
+   * on one bidirectional stream. Each BatchCommandsRequest carries sub-requests with ids chosen by
+   * the client; each BatchCommandsResponse carries answers with the ids they answer, in the order
+   * they finish (not the order sent). A sub-request is served exactly as its unary rpc would be.
+   * A server without it answers UNIMPLEMENTED, and the client falls back to the unary rpcs.
+   */
+  batchCommands: {
+    path: "/tinykvpb.TinyKv/BatchCommands" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: BatchCommandsRequest): Buffer => Buffer.from(BatchCommandsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BatchCommandsRequest => BatchCommandsRequest.decode(value),
+    responseSerialize: (value: BatchCommandsResponse): Buffer =>
+      Buffer.from(BatchCommandsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BatchCommandsResponse => BatchCommandsResponse.decode(value),
+  },
 } as const;
 
 export interface TinyKvServer extends UntypedServiceImplementation {
@@ -221,6 +991,14 @@ export interface TinyKvServer extends UntypedServiceImplementation {
   snapshot: handleClientStreamingCall<SnapshotChunk, Done>;
   /** Coprocessor */
   coprocessor: handleUnaryCall<Request, Response>;
+  /**
+   * tinykv-ts extension (TiKV's rpc, tikvpb.Tikv/BatchCommands): many requests and their answers
+   * on one bidirectional stream. Each BatchCommandsRequest carries sub-requests with ids chosen by
+   * the client; each BatchCommandsResponse carries answers with the ids they answer, in the order
+   * they finish (not the order sent). A sub-request is served exactly as its unary rpc would be.
+   * A server without it answers UNIMPLEMENTED, and the client falls back to the unary rpcs.
+   */
+  batchCommands: handleBidiStreamingCall<BatchCommandsRequest, BatchCommandsResponse>;
 }
 
 export interface TinyKvClient extends Client {
@@ -443,6 +1221,19 @@ export interface TinyKvClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Response) => void,
   ): ClientUnaryCall;
+  /**
+   * tinykv-ts extension (TiKV's rpc, tikvpb.Tikv/BatchCommands): many requests and their answers
+   * on one bidirectional stream. Each BatchCommandsRequest carries sub-requests with ids chosen by
+   * the client; each BatchCommandsResponse carries answers with the ids they answer, in the order
+   * they finish (not the order sent). A sub-request is served exactly as its unary rpc would be.
+   * A server without it answers UNIMPLEMENTED, and the client falls back to the unary rpcs.
+   */
+  batchCommands(): ClientDuplexStream<BatchCommandsRequest, BatchCommandsResponse>;
+  batchCommands(options: Partial<CallOptions>): ClientDuplexStream<BatchCommandsRequest, BatchCommandsResponse>;
+  batchCommands(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<BatchCommandsRequest, BatchCommandsResponse>;
 }
 
 export const TinyKvClient = makeGenericClientConstructor(TinyKvService, "tinykvpb.TinyKv") as unknown as {
@@ -450,3 +1241,18 @@ export const TinyKvClient = makeGenericClientConstructor(TinyKvService, "tinykvp
   service: typeof TinyKvService;
   serviceName: string;
 };
+
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
+
+type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
+
+interface MessageFns<T> {
+  encode(message: T, writer?: BinaryWriter): BinaryWriter;
+  decode(input: BinaryReader | Uint8Array, length?: number): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
+}

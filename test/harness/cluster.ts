@@ -12,6 +12,7 @@ import {
   ensureKeyLayout,
 } from "../../src/kv/raftstore/index.js";
 import { RaftStorage, rawCf, rawKeyspace, RegionError } from "../../src/kv/storage/index.js";
+import type { MessageCopy } from "../../src/kv/transport/index.js";
 import { MemoryNetwork } from "../../src/kv/transport/index.js";
 import type { Context } from "../../src/proto/kvrpcpb.js";
 import type { Region } from "../../src/proto/metapb.js";
@@ -42,6 +43,8 @@ export interface ClusterOptions {
   runtime?: Runtime;
   /** A store's own view of the runtime (e.g. its skewed clock in the simulator); default `runtime`. */
   storeRuntime?: (storeId: bigint) => Runtime;
+  /** How the network copies a message for its receiver (default "wire": see MemoryNetworkOptions). */
+  messageCopy?: MessageCopy;
 }
 
 interface StoreSlot {
@@ -66,7 +69,7 @@ export class TestCluster {
   readonly log: Logger = process.env.CLUSTER_LOG ? createLogger(process.env.CLUSTER_LOG) : silentLogger;
 
   constructor(readonly opts: ClusterOptions) {
-    this.network = new MemoryNetwork({ seed: opts.seed, runtime: opts.runtime });
+    this.network = new MemoryNetwork({ seed: opts.seed, runtime: opts.runtime, messageCopy: opts.messageCopy });
     this.config = { ...TEST_RAFTSTORE_CONFIG, ...opts.config };
     for (let i = 1; i <= opts.stores; i++) {
       const simDisk =

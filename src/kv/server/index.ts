@@ -1,3 +1,4 @@
+export * from "./batch-commands.js";
 export * from "./errors.js";
 export * from "./grpc-status.js";
 export * from "./key-error.js";

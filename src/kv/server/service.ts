@@ -4,6 +4,7 @@ import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
 import { Done } from "../../proto/raft_serverpb.js";
 import type { Logger } from "../../util/logger.js";
 import type { RaftMessageSink } from "../transport/transport.js";
+import { BatchCommandsStreams } from "./batch-commands.js";
 import { SnapshotAbortedError, UnimplementedError } from "./errors.js";
 import { toGrpcStatus } from "./grpc-status.js";
 import type { RawHandlers } from "./raw.js";
@@ -27,15 +28,18 @@ function unary<Req, Res>(log: Logger, rpc: string, fn: (req: Req) => Promise<Res
 /**
  * Builds the tinykvpb.TinyKv implementation: decode, route, map errors; the logic lives elsewhere.
  * `raft` is where raft traffic from other stores goes (the store); absent in standalone mode.
+ * `batchStreams` serves BatchCommands (pass one to end its streams before a graceful shutdown).
  */
 export function createTinyKvService(opts: {
   raw: RawHandlers;
   txn: TxnHandlers;
   raft?: RaftMessageSink;
+  batchStreams?: BatchCommandsStreams;
   log: Logger;
 }): TinyKvServer {
   const { raw, txn, raft, log } = opts;
-  return {
+  const batchStreams = opts.batchStreams ?? new BatchCommandsStreams(log);
+  const service: TinyKvServer = {
     kvGet: unary(log, "KvGet", (r) => txn.kvGet(r)),
     kvScan: unary(log, "KvScan", (r) => txn.kvScan(r)),
     kvPrewrite: unary(log, "KvPrewrite", (r) => txn.kvPrewrite(r)),
@@ -71,5 +75,9 @@ export function createTinyKvService(opts: {
         (err: unknown) => callback(toGrpcStatus(new SnapshotAbortedError(err)), null),
       );
     },
+    batchCommands: (call) => batchHandler(call),
   };
+  // Sub-requests go through the unary handlers of this very object: one dispatch table.
+  const batchHandler = batchStreams.handler(service);
+  return service;
 }

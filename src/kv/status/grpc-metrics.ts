@@ -7,7 +7,7 @@ import type { TinyKvServer } from "../../proto/tinykvpb.js";
 import type { RequestOutcome, StoreMetrics } from "./store-metrics.js";
 
 /** The rpcs that are streams, not request/answer pairs: not timed. */
-const STREAMS = new Set(["raft", "snapshot"]);
+const STREAMS = new Set(["raft", "snapshot", "batchCommands"]);
 
 function outcomeOf(res: unknown): RequestOutcome {
   if (typeof res !== "object" || res === null) return "ok";
@@ -23,9 +23,13 @@ function wireName(key: string): string {
   return key.charAt(0).toUpperCase() + key.slice(1);
 }
 
+/**
+ * Wraps in place (and returns the service): BatchCommands serves its sub-requests through the
+ * service's own unary handlers, so they are counted and timed per method as unary calls are.
+ */
 export function instrumentTinyKv(service: TinyKvServer, metrics: StoreMetrics): TinyKvServer {
-  const out: Record<string, unknown> = { ...service };
-  for (const [key, handler] of Object.entries(service)) {
+  const out = service as unknown as Record<string, unknown>;
+  for (const [key, handler] of Object.entries(out)) {
     if (STREAMS.has(key) || typeof handler !== "function") continue;
     const method = wireName(key);
     const unary = handler as grpc.handleUnaryCall<unknown, unknown>;

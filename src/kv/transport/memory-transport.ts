@@ -9,16 +9,23 @@ import type { Rng } from "../../util/random.js";
 import { mulberry32, randomSeed } from "../../util/random.js";
 import type { Runtime, TimerHandle } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
+import { copyRaftMessage } from "./message-copy.js";
 import { SNAPSHOT_CHUNK_BYTES, snapshotChunks } from "./snapshot-chunks.js";
 import type { RaftMessageSink, RaftTransport, SnapshotSource, TransportEvents } from "./transport.js";
+
+export type MessageCopy = "wire" | "clone" | "none";
 
 export interface MemoryNetworkOptions {
   /** PRNG seed for the filters; printed via `seed` so a failing run replays. Random if absent. */
   seed?: number;
   /** Max bytes per snapshot data chunk (default 1 MiB, as TinyKV). */
   snapshotChunkBytes?: number;
-  /** Copy each message through protobuf encode/decode, as the wire would (default true). */
-  copyMessages?: boolean;
+  /**
+   * What each receiver gets: "wire" (default) an encode and decode, as the wire would give, which
+   * also proves every message encodes; "clone" a deep copy, the same objects for a fraction of
+   * the cost (the simulator); "none" the sender's own object.
+   */
+  messageCopy?: MessageCopy;
   log?: Logger;
   /**
    * The clock and timers deliveries are scheduled on (default: the real ones). A simulation passes
@@ -52,7 +59,7 @@ interface Link {
 }
 
 /**
- * An in-process network of stores for tests: asynchronous delivery (always a later macrotask),
+ * An in-process network of stores for tests: asynchronous delivery (never on the sender's stack),
  * composable filters (see filters.ts) and a seeded PRNG. Sends to an unregistered store, and
  * messages a filter drops, are reported to the sender as unreachable.
  */
@@ -76,7 +83,7 @@ export class MemoryNetwork {
   /** @internal The transports defer their flushes on it too. */
   readonly runtime: Runtime;
   private readonly chunkBytes: number;
-  private readonly copyMessages: boolean;
+  private readonly messageCopy: MessageCopy;
   private readonly log: Logger;
   private closed = false;
 
@@ -85,7 +92,7 @@ export class MemoryNetwork {
     this.seed = opts.seed ?? (opts.runtime ? Math.floor(opts.runtime.random() * 0xffffffff) >>> 0 : randomSeed());
     this.rng = mulberry32(this.seed);
     this.chunkBytes = opts.snapshotChunkBytes ?? SNAPSHOT_CHUNK_BYTES;
-    this.copyMessages = opts.copyMessages ?? true;
+    this.messageCopy = opts.messageCopy ?? "wire";
     this.log = opts.log ?? silentLogger;
   }
 
@@ -132,8 +139,14 @@ export class MemoryNetwork {
     return `MemoryNetwork(seed=${this.seed})`;
   }
 
-  /** @internal Called by MemoryTransport.flush for each queued message. */
-  route(from: bigint, msg: RaftMessage, source: SnapshotSource, events: TransportEvents): void {
+  /**
+   * @internal Called by MemoryTransport for each queued message. `direct`: the sender flushed
+   * explicitly (the store loop, once a turn), so a message without delay may reach its receiver
+   * in a microtask of the sender's macrotask rather than in a later one; a send flushed on its
+   * own (a reply from a receiver's inbox, say) always waits a macrotask, so two stores can never
+   * answer each other in a loop of microtasks that no clock or event queue sees.
+   */
+  route(from: bigint, msg: RaftMessage, source: SnapshotSource, events: TransportEvents, direct = false): void {
     const to = msg.toPeer?.storeId;
     if (to === undefined) throw new InvalidRaftMessageError(`region ${msg.regionId}: no to_peer`);
     this.stats.sent++;
@@ -158,7 +171,7 @@ export class MemoryNetwork {
       return;
     }
     let wire: Uint8Array | undefined;
-    if (this.copyMessages) {
+    if (this.messageCopy === "wire") {
       try {
         wire = RaftMessage.encode(msg).finish();
       } catch (err) {
@@ -171,10 +184,10 @@ export class MemoryNetwork {
     }
     if (env.copies > 1) this.stats.duplicated += env.copies - 1;
     for (let i = 0; i < env.copies; i++) {
-      const copy = wire ? RaftMessage.decode(wire) : msg;
+      const copy = wire ? RaftMessage.decode(wire) : this.messageCopy === "clone" ? copyRaftMessage(msg) : msg;
       const run = () => this.deliver(to, copy, msg, events);
       if (env.unordered) this.schedule(env.delayMs, run);
-      else this.enqueueOrdered(`${from}->${to}`, env.delayMs, run);
+      else this.enqueueOrdered(`${from}->${to}`, env.delayMs, run, direct);
     }
   }
 
@@ -244,14 +257,22 @@ export class MemoryNetwork {
     }
   }
 
-  private enqueueOrdered(key: string, delayMs: number, run: () => void): void {
+  private enqueueOrdered(key: string, delayMs: number, run: () => void, direct: boolean): void {
     let link = this.links.get(key);
     if (!link) {
       link = { queue: [], lastAt: 0, armed: false };
       this.links.set(key, link);
     }
-    const at = Math.max(this.runtime.now() + delayMs, link.lastAt);
+    const now = this.runtime.now();
+    const at = Math.max(now + delayMs, link.lastAt);
     link.lastAt = at;
+    if (direct && at <= now && link.queue.length === 0) {
+      // Nothing ahead of it on the link: in a microtask, in order with the link's other direct ones.
+      queueMicrotask(() => {
+        if (!this.closed) run();
+      });
+      return;
+    }
     link.queue.push({ at, run });
     this.armLink(link);
   }
@@ -275,10 +296,10 @@ function notify(fn: () => void): void {
   queueMicrotask(fn);
 }
 
-/** One store's view of a MemoryNetwork: queues sends, routes them on flush (or on the next immediate). */
+/** One store's view of a MemoryNetwork: queues sends, routes them on flush (or in a microtask after the first send). */
 class MemoryTransport implements RaftTransport {
   private queue: RaftMessage[] = [];
-  /** A deferred flush is pending (a deferral cannot be cancelled: it checks this flag instead). */
+  /** A flush is queued as a microtask (which cannot be cancelled: it checks this flag instead). */
   private flushPending = false;
   private closed = false;
   /** The store's callbacks, silenced once it closed (its raft is gone). */
@@ -306,16 +327,22 @@ class MemoryTransport implements RaftTransport {
     this.queue.push(msg);
     if (this.flushPending) return;
     this.flushPending = true;
-    this.network.runtime.defer(() => {
-      if (this.flushPending) this.flush();
+    // A microtask, not a deferral: the store loop flushes at once after its sends, and a deferral
+    // would be one more (empty) event of the simulation's queue per turn.
+    queueMicrotask(() => {
+      if (this.flushPending) this.route(false);
     });
   }
 
   flush(): void {
+    this.route(true);
+  }
+
+  private route(direct: boolean): void {
     this.flushPending = false;
     const batch = this.queue;
     this.queue = [];
-    for (const msg of batch) this.network.route(this.storeId, msg, this.snapshotSource, this.events);
+    for (const msg of batch) this.network.route(this.storeId, msg, this.snapshotSource, this.events, direct);
   }
 
   async close(): Promise<void> {

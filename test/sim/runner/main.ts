@@ -53,6 +53,8 @@ async function main(): Promise<number> {
     reconfigureEveryMs: intEnv("RECONFIG_MS", 700),
     faultKinds: listEnv<FaultKind>("FAULTS", FAULT_KINDS),
     deliberateBugs: new Set(listEnv<DeliberateBug>("DELIBERATE_BUGS", DELIBERATE_BUGS) ?? []),
+    // This process runs nothing but the simulation: no turn of the event loop between events.
+    settleBy: "tick",
   };
   if (process.env.SEED !== undefined && process.env.SEED !== "") {
     const r = await runSimulation({ ...base, seed: intEnv("SEED", 0) });

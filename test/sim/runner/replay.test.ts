@@ -1,6 +1,8 @@
 // `SEED=n make sim` must replay the seed a `make sim` run reported, in another process: nothing
 // that differs between processes (a pid, a temp path, real time) may reach the trace. Checked on
-// a seed whose run takes and installs snapshots, the path that writes files.
+// a seed whose run takes and installs snapshots, the path that writes files. The child settles
+// between events by process.nextTick (make sim's way), this process by setImmediate: the hash
+// must not tell them apart.
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";

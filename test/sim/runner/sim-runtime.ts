@@ -9,7 +9,7 @@
  */
 import type { Hash } from "node:crypto";
 import { createHash } from "node:crypto";
-import { setImmediate as realSetImmediate } from "node:timers/promises";
+import { setImmediate as realSetImmediate } from "node:timers";
 import type { Runtime, TimerHandle } from "../../../src/util/runtime.js";
 import type { Rng } from "../../../src/util/random.js";
 import { mulberry32 } from "../../../src/util/random.js";
@@ -24,6 +24,26 @@ interface SimEvent {
   label: string;
   fn: () => void;
   handle?: SimTimer;
+}
+
+/**
+ * How the driver lets an event's continuations settle before the next event: a real
+ * `setImmediate` (the default), or a `process.nextTick` queued from a microtask, which runs only
+ * once the microtask queue is empty and costs no turn of the event loop. "tick" is for a process
+ * that runs nothing else (`make sim`): between its periodic real macrotasks (one every
+ * TICK_SETTLES_PER_IMMEDIATE events) the event loop of a host such as a test runner would starve.
+ * It assumes, as the determinism already does, that nothing under test uses process.nextTick.
+ */
+export type SettleBy = "immediate" | "tick";
+
+const TICK_SETTLES_PER_IMMEDIATE = 1_000;
+
+/** One call of runUntil: its bounds and counts. */
+interface DriverRun {
+  until: number;
+  stop: () => boolean;
+  ran: number;
+  sameInstant: number;
 }
 
 class SimTimer {
@@ -87,6 +107,9 @@ function before(x: SimEvent, y: SimEvent): boolean {
 /** This many events in a row at one simulated instant is a livelock (the clock would never move). */
 const MAX_EVENTS_AT_ONE_INSTANT = 200_000;
 
+/** Trace text fed to the hash at a time. */
+const HASH_CHUNK_CHARS = 1 << 16;
+
 /** The simulated epoch: a fixed wall-clock start so `now()` looks like a date and replays exactly. */
 export const SIM_EPOCH_MS = 1_700_000_000_000;
 
@@ -97,6 +120,8 @@ export class SimRuntime implements Runtime {
   private readonly queue = new EventHeap();
   private readonly rng: Rng;
   private readonly hash: Hash = createHash("sha256");
+  /** Trace lines recorded but not yet fed to `hash`. */
+  private unhashed = "";
   private readonly tail: string[] = [];
   private readonly nodeClocks = new Map<string, NodeClock>();
   /** Events run so far. */
@@ -109,6 +134,7 @@ export class SimRuntime implements Runtime {
   constructor(
     readonly seed: number,
     private readonly tailLength = 40,
+    private readonly settleBy: SettleBy = "immediate",
   ) {
     this.rng = mulberry32(seed);
   }
@@ -170,39 +196,60 @@ export class SimRuntime implements Runtime {
   }
 
   private record(line: string): void {
-    this.hash.update(line);
-    this.hash.update("\n");
+    // One hash update per chunk, not per line: sha256 of the concatenation is the same digest.
+    this.unhashed += `${line}\n`;
+    if (this.unhashed.length >= HASH_CHUNK_CHARS) this.flushHash();
     this.tail.push(line);
     if (this.tail.length > this.tailLength) this.tail.shift();
+  }
+
+  private flushHash(): void {
+    this.hash.update(this.unhashed);
+    this.unhashed = "";
   }
 
   /**
    * Runs events until the clock would pass `untilMs` (simulated ms since the start), `stop()`
    * says so, or the queue is empty. Returns the number of events run.
    */
-  async runUntil(untilMs: number, stop: () => boolean = () => false): Promise<number> {
-    const until = SIM_EPOCH_MS + untilMs;
-    let ran = 0;
-    let sameInstant = 0;
+  runUntil(untilMs: number, stop: () => boolean = () => false): Promise<number> {
+    const run: DriverRun = { until: SIM_EPOCH_MS + untilMs, stop, ran: 0, sameInstant: 0 };
+    // A callback chain rather than an async loop: one real macrotask per event and no promise of
+    // the driver's own in between (the per-event overhead is most of what the driver costs).
+    return new Promise<number>((resolve) => {
+      const step = (): void => {
+        // Every continuation the last event started settles before the next event.
+        if (!this.runNext(run)) resolve(run.ran);
+        else if (this.settleBy === "immediate" || run.ran % TICK_SETTLES_PER_IMMEDIATE === 0) realSetImmediate(step);
+        // Queued from a microtask, the tick runs once the microtask queue is empty (Node runs
+        // the next-tick queue only then): the same point a real macrotask would reach.
+        else queueMicrotask(() => process.nextTick(step));
+      };
+      step();
+    });
+  }
+
+  /** Runs the next due event of `run`; false when the run is over. */
+  private runNext(run: DriverRun): boolean {
     for (;;) {
-      if (stop()) return ran;
+      if (run.stop()) return false;
       const next = this.queue.peek();
-      if (!next || next.at > until) {
-        if (!next || this.clock < until) this.clock = Math.max(this.clock, until);
-        return ran;
+      if (!next || next.at > run.until) {
+        if (!next || this.clock < run.until) this.clock = Math.max(this.clock, run.until);
+        return false;
       }
       this.queue.pop();
       if (next.handle?.cancelled) continue;
-      sameInstant = next.at === this.clock ? sameInstant + 1 : 0;
-      if (sameInstant > MAX_EVENTS_AT_ONE_INSTANT) {
+      run.sameInstant = next.at === this.clock ? run.sameInstant + 1 : 0;
+      if (run.sameInstant > MAX_EVENTS_AT_ONE_INSTANT) {
         this.livelock = `${MAX_EVENTS_AT_ONE_INSTANT} events at ${this.elapsedMs} simulated ms without the clock moving (last: ${next.kind} ${next.label})`;
-        return ran;
+        return false;
       }
       this.clock = next.at;
       const line = `${this.elapsedMs} ${next.kind} ${next.label}`;
       this.record(line);
       this.events++;
-      ran++;
+      run.ran++;
       if (next.handle?.intervalMs !== undefined)
         this.queue.push({ ...next, at: this.clock + next.handle.intervalMs, seq: ++this.seq });
       try {
@@ -211,20 +258,23 @@ export class SimRuntime implements Runtime {
         this.eventErrors.push({ line, err });
         this.record(`${this.elapsedMs} error ${err instanceof Error ? err.message : String(err)}`);
       }
-      await realSetImmediate();
+      return true;
     }
   }
 
   /** `name`'s own view of the clock (one per node, made on first use): see NodeClock. */
   nodeClock(name: string): NodeClock {
     let clock = this.nodeClocks.get(name);
-    if (!clock) this.nodeClocks.set(name, (clock = new NodeClock(this, name)));
+    if (!clock) {
+      clock = new NodeClock(this, name);
+      this.nodeClocks.set(name, clock);
+    }
     return clock;
   }
 
   /** Lets pending continuations settle without running an event (after a direct call into the code). */
-  async settle(): Promise<void> {
-    await realSetImmediate();
+  settle(): Promise<void> {
+    return new Promise((resolve) => realSetImmediate(resolve));
   }
 
   get pendingEvents(): number {
@@ -238,6 +288,7 @@ export class SimRuntime implements Runtime {
 
   /** sha256 of every trace line so far; call once, at the end. */
   traceHash(): string {
+    this.flushHash();
     return this.hash.copy().digest("hex");
   }
 }

@@ -29,6 +29,7 @@ import type { Fault, FaultKind } from "./faults.js";
 import { FaultInjector, describeFault, drawFaults } from "./faults.js";
 import { SIM_RAFTSTORE_CONFIG as SIM_RAFTSTORE } from "./config.js";
 import { SimKvNetwork } from "./sim-kv.js";
+import type { SettleBy } from "./sim-runtime.js";
 import { SimRuntime } from "./sim-runtime.js";
 import type { SchedulerCrash } from "./sim-scheduler.js";
 import { drawSchedulerCrashes, SimScheduler } from "./sim-scheduler.js";
@@ -55,6 +56,8 @@ export interface SimOptions {
   faultKinds?: readonly FaultKind[];
   /** Safety switches turned off, to prove the checkers catch what follows (checkers-bite.test.ts). */
   deliberateBugs?: DeliberateBugs;
+  /** How the driver settles between events (default "immediate"; `make sim` uses "tick"). */
+  settleBy?: SettleBy;
 }
 
 export interface SimResult {
@@ -97,7 +100,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const stores = opts.stores ?? 4;
   const faultPhaseMs = opts.faultPhaseMs ?? 20_000;
   const livenessBoundMs = opts.livenessBoundMs ?? 15_000;
-  const runtime = new SimRuntime(opts.seed, opts.traceTail ?? 200);
+  const runtime = new SimRuntime(opts.seed, opts.traceTail ?? 200, opts.settleBy);
   // Separate streams, so adding a client op does not shift the fault schedule.
   const faultRng = mulberry32(opts.seed ^ 0x5eed_fa17);
   const workloadRng = mulberry32(opts.seed ^ 0x0c11_e475);
@@ -131,6 +134,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     regionStores: Math.min(stores, 3),
     disk: "sim",
     runtime,
+    // Hundreds of thousands of messages a seed: a deep copy each, not an encode and a decode.
+    messageCopy: "clone",
     // Each store reads its own clock, which clock faults skew and step.
     storeRuntime: (id) => runtime.nodeClock(`store${id}`),
     seed: opts.seed,

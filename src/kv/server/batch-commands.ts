@@ -1,0 +1,224 @@
+/**
+ * The BatchCommands stream (TiKV's tikvpb.Tikv/BatchCommands): many sub-requests and their answers
+ * on one bidirectional stream. Each sub-request is served by the unary rpc of its kind (the same
+ * handler, looked up in the service at call time, so the same validation and error mapping), and
+ * answered as soon as it is done; the answers finished in one event-loop turn go out as one message.
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { BatchCommandsRequest, BatchCommandsRequest_Request, TinyKvServer } from "../../proto/tinykvpb.js";
+import { BatchCommandsResponse } from "../../proto/tinykvpb.js";
+import type { BatchCommandsResponse_Response } from "../../proto/tinykvpb.js";
+import type { Logger } from "../../util/logger.js";
+import type { Runtime } from "../../util/runtime.js";
+import { realRuntime } from "../../util/runtime.js";
+
+/** A sub-request kind: the name of its field in BatchCommandsRequest.Request (TiKV's spelling). */
+export type BatchKind = keyof BatchCommandsRequest_Request;
+
+/** The one dispatch table: each kind is served by the unary rpc of the service with this key. */
+export const BATCH_KIND_RPC = {
+  Get: "kvGet",
+  Scan: "kvScan",
+  Prewrite: "kvPrewrite",
+  Commit: "kvCommit",
+  BatchRollback: "kvBatchRollback",
+  ResolveLock: "kvResolveLock",
+  RawGet: "rawGet",
+  RawPut: "rawPut",
+  RawDelete: "rawDelete",
+  RawScan: "rawScan",
+  CheckTxnStatus: "kvCheckTxnStatus",
+  TxnHeartBeat: "kvTxnHeartBeat",
+} as const satisfies Record<BatchKind, keyof TinyKvServer>;
+
+const KINDS = Object.keys(BATCH_KIND_RPC) as BatchKind[];
+
+/**
+ * Sub-requests being served on one stream before it stops reading (backpressure: the client's
+ * writes then wait in the transport's flow-control windows). Reading resumes at half of it.
+ */
+export const MAX_BATCH_IN_FLIGHT = 1024;
+/** Sub-requests in one message; a bigger message ends the stream with RESOURCE_EXHAUSTED. */
+export const MAX_BATCH_MESSAGE_REQUESTS = 1024;
+
+type Call = grpc.ServerDuplexStream<BatchCommandsRequest, BatchCommandsResponse>;
+type UnaryHandler = grpc.handleUnaryCall<unknown, unknown>;
+
+/** The kind a sub-request sets, or why it cannot be served (none or several set). */
+function kindOf(req: BatchCommandsRequest_Request): BatchKind | string {
+  let found: BatchKind | undefined;
+  for (const kind of KINDS) {
+    if (req[kind] === undefined) continue;
+    if (found) return `sub-request sets two kinds (${found} and ${kind})`;
+    found = kind;
+  }
+  return found ?? "sub-request sets no kind this server serves";
+}
+
+function errorAnswer(code: grpc.status, message: string): BatchCommandsResponse_Response {
+  return { Error: { code, message } };
+}
+
+/** One client's stream: reads sub-requests, serves them, writes their answers in batches. */
+class BatchStream {
+  private inFlight = 0;
+  private readPaused = false;
+  private clientDone = false;
+  private closing = false;
+  private gone = false;
+  private readonly outIds: bigint[] = [];
+  private readonly outResponses: BatchCommandsResponse_Response[] = [];
+  private flushScheduled = false;
+
+  constructor(
+    private readonly call: Call,
+    private readonly handlerOf: (kind: BatchKind) => UnaryHandler,
+    private readonly runtime: Runtime,
+    private readonly log: Logger,
+    private readonly onGone: (s: BatchStream) => void,
+  ) {
+    call.on("data", (msg: BatchCommandsRequest) => this.onMessage(msg));
+    call.on("end", () => {
+      this.clientDone = true;
+      this.maybeEnd();
+    });
+    // The client went away (closed, cancelled, connection lost): answers have nowhere to go.
+    call.on("error", () => this.abandon());
+    call.on("cancelled", () => this.abandon());
+    call.on("drain", () => this.updateReading());
+    // Headers at once tell the client the stream was taken: what it writes from now on reaches us.
+    call.sendMetadata(new grpc.Metadata());
+  }
+
+  /** Stops reading; the stream ends once the sub-requests already read are answered (a server shutdown). */
+  close(): void {
+    this.closing = true;
+    this.updateReading();
+    this.maybeEnd();
+  }
+
+  private onMessage(msg: BatchCommandsRequest): void {
+    if (this.gone) return;
+    if (msg.requestIds.length !== msg.requests.length)
+      return this.fail(
+        grpc.status.INVALID_ARGUMENT,
+        `BatchCommands message has ${msg.requests.length} requests but ${msg.requestIds.length} request ids`,
+      );
+    if (msg.requests.length > MAX_BATCH_MESSAGE_REQUESTS)
+      return this.fail(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `BatchCommands message has ${msg.requests.length} requests; the limit is ${MAX_BATCH_MESSAGE_REQUESTS}`,
+      );
+    for (let i = 0; i < msg.requests.length; i++) this.serve(msg.requestIds[i]!, msg.requests[i]!);
+    this.updateReading();
+  }
+
+  private serve(id: bigint, req: BatchCommandsRequest_Request): void {
+    const kind = kindOf(req);
+    if (!(kind in BATCH_KIND_RPC)) return this.answer(id, errorAnswer(grpc.status.INVALID_ARGUMENT, kind));
+    const k = kind as BatchKind;
+    this.inFlight++;
+    let answered = false;
+    const done = (answer: BatchCommandsResponse_Response) => {
+      if (answered) return;
+      answered = true;
+      this.inFlight--;
+      this.answer(id, answer);
+      this.updateReading();
+      this.maybeEnd();
+    };
+    try {
+      this.handlerOf(k)({ request: req[k] } as grpc.ServerUnaryCall<unknown, unknown>, (err, res) => {
+        if (err) done(errorAnswer(err.code ?? grpc.status.INTERNAL, err.details ?? `${k} failed`));
+        else if (res == null) done(errorAnswer(grpc.status.INTERNAL, `${k}: the handler gave no answer`));
+        else done({ [k]: res });
+      });
+    } catch (err) {
+      this.log.error({ err, rpc: k }, "batch sub-request failed");
+      done(errorAnswer(grpc.status.INTERNAL, `${k}: ${String(err)}`));
+    }
+  }
+
+  private answer(id: bigint, response: BatchCommandsResponse_Response): void {
+    if (this.gone) return;
+    this.outIds.push(id);
+    this.outResponses.push(response);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // Answers finishing in the same turn (one store loop's applies, one read of the socket) share a message.
+    this.runtime.defer(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.gone || this.outIds.length === 0) return;
+    const msg = BatchCommandsResponse.create({
+      requestIds: this.outIds.splice(0),
+      responses: this.outResponses.splice(0),
+    });
+    if (!this.call.write(msg)) this.updateReading();
+  }
+
+  /** Reads while few sub-requests are pending and the client takes its answers; pauses otherwise. */
+  private updateReading(): void {
+    if (this.gone) return;
+    const writeBlocked = this.call.writableNeedDrain;
+    const busy = this.inFlight >= (this.readPaused ? MAX_BATCH_IN_FLIGHT / 2 : MAX_BATCH_IN_FLIGHT);
+    const pause = this.closing || writeBlocked || busy;
+    if (pause && !this.readPaused) this.call.pause();
+    else if (!pause && this.readPaused) this.call.resume();
+    this.readPaused = pause;
+  }
+
+  private maybeEnd(): void {
+    if (this.gone || this.inFlight > 0 || !(this.clientDone || this.closing)) return;
+    this.flush();
+    this.gone = true;
+    this.call.end();
+    this.onGone(this);
+  }
+
+  /** Ends the stream with an error status: the message could not be answered per sub-request. */
+  private fail(code: grpc.status, details: string): void {
+    this.flush();
+    this.gone = true;
+    this.call.emit("error", { code, details });
+    this.onGone(this);
+  }
+
+  private abandon(): void {
+    if (this.gone) return;
+    this.gone = true;
+    this.onGone(this);
+  }
+}
+
+/**
+ * The BatchCommands streams of one server. `handler` is the rpc's implementation; `closeAll`,
+ * called before a graceful shutdown, ends every stream once its pending sub-requests are answered
+ * (a graceful shutdown waits for open streams, and a client keeps its stream open).
+ */
+export class BatchCommandsStreams {
+  private readonly live = new Set<BatchStream>();
+  private closed = false;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly runtime: Runtime = realRuntime,
+  ) {}
+
+  /** The rpc implementation; `service` is looked up at each sub-request, so wrappers installed later apply. */
+  handler(service: TinyKvServer): grpc.handleBidiStreamingCall<BatchCommandsRequest, BatchCommandsResponse> {
+    const handlerOf = (kind: BatchKind) => service[BATCH_KIND_RPC[kind]] as UnaryHandler;
+    return (call) => {
+      const stream = new BatchStream(call, handlerOf, this.runtime, this.log, (s) => this.live.delete(s));
+      this.live.add(stream);
+      if (this.closed) stream.close();
+    };
+  }
+
+  closeAll(): void {
+    this.closed = true;
+    for (const s of [...this.live]) s.close();
+  }
+}
