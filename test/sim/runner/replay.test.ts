@@ -10,9 +10,9 @@ import { describe, expect, it } from "vitest";
 import { describeResult, runSimulation } from "./simulation.js";
 
 const MAIN = fileURLToPath(new URL("../../../dist/test/sim/runner/main.js", import.meta.url));
-// A seed whose run takes a snapshot with the default fault mix (42 stopped doing so when the mix
-// grew failing-fsync, pause and clock faults).
-const SEED = 1;
+// A seed whose run takes snapshots with the default fault mix and settings (1 stopped doing so
+// when 4 stores, reconfiguration and lease reads changed its interleaving; 42 before that).
+const SEED = 4;
 const FAULT_MS = 6_000;
 /** Two runs of the seed (about 10 s of CPU together); more on a loaded machine. */
 const TIMEOUT_MS = 180_000;
