@@ -52,11 +52,23 @@ describe("replicated scheduler (in-process members over loopback gRPC)", () => {
     expect(members.members.map((m) => m.name)).toEqual(["s1", "s2", "s3"]);
     expect(members.leader?.clientUrls).toEqual([`http://${group.addr(leader)}`]);
 
-    // Any other rpc on a follower: NOT_LEADER naming the leader.
-    const notLeader = await call<IsBootstrappedResponse>((md, o, cb) =>
-      raw(group.addr(followers[1]!)).isBootstrapped({ header: { clusterId: members.header!.clusterId } }, md, o, cb),
+    // Any other rpc on a follower: NOT_LEADER, naming the leader once that follower has heard from
+    // it (it may still say "knows no leader yet" just after the election).
+    const notLeader = await waitFor(
+      async () => {
+        const r = await call<IsBootstrappedResponse>((md, o, cb) =>
+          raw(group.addr(followers[1]!)).isBootstrapped(
+            { header: { clusterId: members.header!.clusterId } },
+            md,
+            o,
+            cb,
+          ),
+        );
+        expect(r.header?.error?.type).toBe(ErrorType.NOT_LEADER);
+        return r.header?.error?.message.includes(`member ${leader}`) ? r : undefined;
+      },
+      { timeoutMs: 15_000, message: `follower ${followers[1]} to answer NOT_LEADER naming ${leader}` },
     );
-    expect(notLeader.header?.error?.type).toBe(ErrorType.NOT_LEADER);
     expect(notLeader.header?.error?.message).toContain(`member ${leader}`);
 
     // Writes through the leader, then every member has them applied.
