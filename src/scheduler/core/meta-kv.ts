@@ -18,21 +18,29 @@ export class DataDirLockedError extends Error {
   }
 }
 
+/**
+ * Opens (creating) the LevelDB `<dataDir>/<name>` with string keys and Buffer values; another
+ * process holding it is a DataDirLockedError naming the data dir.
+ */
+export async function openSchedulerLevel(dataDir: string, name: string): Promise<ClassicLevel<string, Buffer>> {
+  await mkdir(dataDir, { recursive: true });
+  const db = new ClassicLevel<string, Buffer>(`${dataDir}/${name}`, { keyEncoding: "utf8", valueEncoding: "buffer" });
+  try {
+    await db.open();
+  } catch (err) {
+    const e = err as { code?: string; cause?: { code?: string } };
+    if (e.code === "LEVEL_LOCKED" || e.cause?.code === "LEVEL_LOCKED") throw new DataDirLockedError(dataDir);
+    throw err;
+  }
+  return db;
+}
+
 /** classic-level under `<dataDir>/meta`. */
 export class LevelMetaKV implements MetaKV {
   private constructor(private readonly db: ClassicLevel<string, Buffer>) {}
 
   static async open(dataDir: string): Promise<LevelMetaKV> {
-    await mkdir(dataDir, { recursive: true });
-    const db = new ClassicLevel<string, Buffer>(`${dataDir}/meta`, { keyEncoding: "utf8", valueEncoding: "buffer" });
-    try {
-      await db.open();
-    } catch (err) {
-      const e = err as { code?: string; cause?: { code?: string } };
-      if (e.code === "LEVEL_LOCKED" || e.cause?.code === "LEVEL_LOCKED") throw new DataDirLockedError(dataDir);
-      throw err;
-    }
-    return new LevelMetaKV(db);
+    return new LevelMetaKV(await openSchedulerLevel(dataDir, "meta"));
   }
 
   async get(key: string): Promise<Buffer | undefined> {

@@ -1,10 +1,9 @@
-import { mkdir } from "node:fs/promises";
-import { ClassicLevel } from "classic-level";
+import type { ClassicLevel } from "classic-level";
 import type { ConfState, Entry, HardState, RaftLogStorage, Snapshot } from "../../raft/index.js";
 import { Entry as EntryCodec, HardState as HardStateCodec, MemoryStorage } from "../../raft/index.js";
 import type { MetaWrite } from "../../proto/schedulerraftpb.js";
 import { CorruptMetadataError } from "../errors.js";
-import { DataDirLockedError } from "../core/meta-kv.js";
+import { openSchedulerLevel } from "../core/meta-kv.js";
 
 /**
  * Key layout of a member's one LevelDB (`<dataDir>/member`). The raft log, the hard state and the
@@ -49,16 +48,7 @@ export class MemberStorage implements RaftLogStorage {
   private constructor(private readonly db: ClassicLevel<string, Buffer>) {}
 
   static async open(dataDir: string): Promise<MemberStorage> {
-    await mkdir(dataDir, { recursive: true });
-    const db = new ClassicLevel<string, Buffer>(`${dataDir}/member`, { keyEncoding: "utf8", valueEncoding: "buffer" });
-    try {
-      await db.open();
-    } catch (err) {
-      const e = err as { code?: string; cause?: { code?: string } };
-      if (e.code === "LEVEL_LOCKED" || e.cause?.code === "LEVEL_LOCKED") throw new DataDirLockedError(dataDir);
-      throw err;
-    }
-    const s = new MemberStorage(db);
+    const s = new MemberStorage(await openSchedulerLevel(dataDir, "member"));
     await s.load();
     return s;
   }

@@ -1,6 +1,4 @@
-import { once } from "node:events";
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Server } from "@grpc/grpc-js";
 import { GetMembersResponse, Member, SchedulerService } from "../../proto/schedulerpb.js";
 import { SchedulerPeerService } from "../../proto/schedulerraftpb.js";
@@ -13,7 +11,7 @@ import { MetaStorage } from "../core/meta-storage.js";
 import { createSchedulerHandlers } from "../server/handlers.js";
 import { HeartbeatStreams } from "../server/heartbeat-streams.js";
 import type { SchedulerServerOptions } from "../server/server.js";
-import { AddressInUseError, bindGrpc, splitHostPort } from "../server/server.js";
+import { bindGrpc, listenStatusServer, splitHostPort } from "../server/server.js";
 import { createSchedulerService } from "../server/service.js";
 import { createStatusServer } from "../server/status-http.js";
 import { createStatusHttpServer } from "../../util/http-status.js";
@@ -109,17 +107,7 @@ export class ReplicatedSchedulerServer {
       let server: ReplicatedSchedulerServer | undefined;
       if (opts.statusAddr) {
         http = createStatusHttpServer({ tls: opts.tls, log }, (req, res) => server?.serveStatus(req, res));
-        const s = splitHostPort(opts.statusAddr);
-        http.listen(s.port, s.host);
-        await Promise.race([
-          once(http, "listening"),
-          once(http, "error").then(([err]) => {
-            throw (err as NodeJS.ErrnoException).code === "EADDRINUSE"
-              ? new AddressInUseError(opts.statusAddr!, "status")
-              : err;
-          }),
-        ]);
-        statusAddr = opts.advertiseStatusAddr ?? `${s.host}:${(http.address() as AddressInfo).port}`;
+        statusAddr = await listenStatusServer(http, opts.statusAddr, opts.advertiseStatusAddr);
       }
       let member: SchedulerMember | undefined;
       const transport = new PeerTransport({

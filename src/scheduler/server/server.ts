@@ -87,17 +87,7 @@ export class SchedulerServer {
       let statusAddr: string | undefined;
       if (opts.statusAddr) {
         http = createStatusServer(core, log, opts.tls);
-        const s = splitHostPort(opts.statusAddr);
-        http.listen(s.port, s.host);
-        await Promise.race([
-          once(http, "listening"),
-          once(http, "error").then(([err]) => {
-            throw (err as NodeJS.ErrnoException).code === "EADDRINUSE"
-              ? new AddressInUseError(opts.statusAddr!, "status")
-              : err;
-          }),
-        ]);
-        statusAddr = opts.advertiseStatusAddr ?? `${s.host}:${(http.address() as AddressInfo).port}`;
+        statusAddr = await listenStatusServer(http, opts.statusAddr, opts.advertiseStatusAddr);
       }
       streams.startKeepAlive();
       core.start();
@@ -148,6 +138,19 @@ export function splitHostPort(addr: string): { host: string; port: number } {
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new Error(`invalid address ${JSON.stringify(addr)}: want host:port`);
   return { host, port };
+}
+
+/** Listens on `addr`; resolves to the address to print (the advertised one, else host:bound port). */
+export async function listenStatusServer(http: HttpServer, addr: string, advertise?: string): Promise<string> {
+  const s = splitHostPort(addr);
+  http.listen(s.port, s.host);
+  await Promise.race([
+    once(http, "listening"),
+    once(http, "error").then(([err]) => {
+      throw (err as NodeJS.ErrnoException).code === "EADDRINUSE" ? new AddressInUseError(addr, "status") : err;
+    }),
+  ]);
+  return advertise ?? `${s.host}:${(http.address() as AddressInfo).port}`;
 }
 
 export function bindGrpc(server: Server, addr: string, tls: TlsConfig | undefined, what = "gRPC"): Promise<number> {
