@@ -21,6 +21,9 @@ import {
   TxnHandlers,
 } from "../kv/server/index.js";
 import { RaftStorage } from "../kv/storage/index.js";
+import type { FeedOptions } from "../kv/watch/index.js";
+import { ChangeDataFeeds, ChangeHub, feedStoreOf } from "../kv/watch/index.js";
+import { ChangeDataService } from "../proto/cdcpb.js";
 import type { StoreResolver } from "../kv/transport/index.js";
 import { GrpcTransport } from "../kv/transport/index.js";
 import type { Region } from "../proto/metapb.js";
@@ -89,6 +92,8 @@ export interface RaftNodeOptions {
   schedulerDeadlineMs?: number;
   /** Mutual TLS on every connection: clients, other stores, the scheduler, the status server. */
   tls?: TlsConfig;
+  /** The change feed's resolved-ts period and per-watcher buffer bound (defaults: DEFAULT_FEED_OPTIONS). */
+  watch?: Partial<FeedOptions>;
 }
 
 /**
@@ -126,6 +131,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     const metrics = new StoreMetrics({ storeId });
     const worker = new SchedulerWorker(client, opts.path, log, runtime);
     const resolver = new SchedulerResolver(client, runtime);
+    const changes = new ChangeHub(log);
     const store = new Store({
       storeId,
       kv,
@@ -137,9 +143,10 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       makeTransport: (snapshotSource, events) =>
         new GrpcTransport({ storeId, resolver, snapshotSource, events, log, runtime, tls: opts.tls }),
       hooks: worker.hooks(),
-      observer: new RaftstoreMetrics(metrics.registry, log, opts.slowMs ?? DEFAULT_SLOW_MS),
+      observer: changes.observer(new RaftstoreMetrics(metrics.registry, log, opts.slowMs ?? DEFAULT_SLOW_MS)),
       onFatal: opts.onFatal,
     });
+    changes.attach({ regionOf: (id) => store.peers.get(id)?.region });
     metrics.watchStore(raftstoreGauges(store));
     await store.start();
     worker.start(store, opts.config.schedulerStoreHeartbeatTickMs);
@@ -155,7 +162,19 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       }),
       metrics,
     );
-    const { server, port } = await listenTinyKv(service, listenAddr(opts.addr), { tls: opts.tls, log });
+    const feeds = new ChangeDataFeeds({
+      store: feedStoreOf(store),
+      hub: changes,
+      tso: () => client.tso(),
+      runtime,
+      log,
+      options: opts.watch,
+    });
+    const { server, port } = await listenTinyKv(service, listenAddr(opts.addr), {
+      tls: opts.tls,
+      log,
+      services: [{ definition: ChangeDataService, implementation: feeds.service() }],
+    });
     const status = opts.statusAddr
       ? await startStoreStatusServer(
           opts.statusAddr,
@@ -188,6 +207,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       async stop() {
         await status?.close();
         batchStreams.closeAll();
+        feeds.closeAll();
         await shutdownGracefully(server, runtime);
         worker.stop();
         await store.stop();

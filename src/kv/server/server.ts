@@ -29,6 +29,8 @@ export interface ListenOptions {
   tls?: TlsConfig;
   /** Where refused TLS handshakes are logged. */
   log?: Logger;
+  /** More services on the same port (the change feed's cdcpb.ChangeData). */
+  services?: Array<{ definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }>;
 }
 
 /** A gRPC server for the TinyKv service bound to `addr`; resolves with the bound port. */
@@ -39,6 +41,7 @@ export async function listenTinyKv(
 ): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server(GRPC_SERVER_OPTIONS);
   server.addService(TinyKvService, service);
+  for (const extra of opts.services ?? []) server.addService(extra.definition, extra.implementation);
   const port = await bindAsync(server, addr, opts);
   return { server, port };
 }

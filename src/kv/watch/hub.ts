@@ -1,0 +1,153 @@
+import type { Entry } from "../../raft/eraftpb.js";
+import { EntryType } from "../../raft/eraftpb.js";
+import type { Region } from "../../proto/metapb.js";
+import { CmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
+import { CF_WRITE, parseCf } from "../engine/index.js";
+import type { RaftstoreObserver, TurnTimeline } from "../raftstore/observer.js";
+import { checkKeysInRegion, checkRegionEpoch } from "../raftstore/epoch.js";
+import type { Logger } from "../../util/logger.js";
+
+/** A put to CF write (a commit or rollback record), as one applied entry wrote it. */
+export interface WriteRecordPut {
+  /** EncodeBytes(userKey) | commit_ts, the stored key. */
+  key: Buffer;
+  /** The Write record (kind | start_ts). */
+  value: Buffer;
+}
+
+/** One entry a region's replica on this store applied and made durable. */
+export interface AppliedChange {
+  index: bigint;
+  /** The region as it stood right after this entry applied (a split changes it). */
+  region: Region;
+  /** The commit records the entry wrote; empty for entries that wrote none or were refused at apply. */
+  writes: WriteRecordPut[];
+}
+
+export type ChangeListener = (changes: AppliedChange[]) => void;
+
+/** What the hub needs of the store: the region a peer holds right now. */
+export interface RegionLookup {
+  regionOf(regionId: bigint): Region | undefined;
+}
+
+/**
+ * Taps the raftstore's apply for the change feed. The observer's `applied` hook fires while the
+ * kv batch is still being built, so changes wait here until the turn reports that batch written
+ * (TurnTimeline.applied): a watcher is never told of a write a crash could still undo, and a
+ * kv snapshot taken after a change was told holds it. Only regions somebody watches are decoded.
+ */
+export class ChangeHub {
+  private readonly listeners = new Map<bigint, Set<ChangeListener>>();
+  /**
+   * Entries applied in the current turn, not yet durable, of every region: a watcher that
+   * subscribes while the turn's kv write is in flight must still get them (its kv snapshot may
+   * not hold them). Decoded at flush, and only for watched regions.
+   */
+  private pending = new Map<bigint, Array<{ entry: Entry; region: Region }>>();
+  private regions: RegionLookup | undefined;
+
+  constructor(private readonly log: Logger) {}
+
+  /** The store to ask for regions; set once the store exists (it needs the observer first). */
+  attach(regions: RegionLookup): void {
+    this.regions = regions;
+  }
+
+  /** Listens to the region's durable applied changes, in log order; returns the unsubscribe. */
+  subscribe(regionId: bigint, listener: ChangeListener): () => void {
+    const set = this.listeners.get(regionId) ?? new Set<ChangeListener>();
+    this.listeners.set(regionId, set);
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.listeners.get(regionId) === set) this.listeners.delete(regionId);
+    };
+  }
+
+  watchedRegions(): number {
+    return this.listeners.size;
+  }
+
+  /** `inner` with the hub's taps added: what the store is given as its observer. */
+  observer(inner: RaftstoreObserver): RaftstoreObserver {
+    const hub = this;
+    return {
+      write: (regionId) => inner.write(regionId),
+      read: (regionId) => inner.read(regionId),
+      turn: () => hub.turn(inner.turn()),
+      applied(storeId, peerId, regionId, entry) {
+        inner.applied?.(storeId, peerId, regionId, entry);
+        hub.onApplied(regionId, entry);
+      },
+      snapshotSent: (bytes, complete) => inner.snapshotSent(bytes, complete),
+      snapshotReceived: (bytes, accepted) => inner.snapshotReceived(bytes, accepted),
+      logCompacted: (entries) => inner.logCompacted(entries),
+    };
+  }
+
+  private turn(inner: TurnTimeline): TurnTimeline {
+    // A turn whose kv write failed never reached applied(): its changes are not durable, drop them.
+    this.pending = new Map();
+    return {
+      persistStarted: () => inner.persistStarted(),
+      persisted: (readies, entries, synced) => inner.persisted(readies, entries, synced),
+      applyStarted: () => inner.applyStarted(),
+      applied: (entries) => {
+        inner.applied(entries);
+        this.flush();
+      },
+      done: () => inner.done(),
+    };
+  }
+
+  private onApplied(regionId: bigint, entry: Entry): void {
+    // Region objects are replaced, never mutated, when a split or conf change applies: this is
+    // the region as it stands right after this entry.
+    const region = this.regions?.regionOf(regionId);
+    if (!region) return;
+    const list = this.pending.get(regionId);
+    if (list) list.push({ entry, region });
+    else this.pending.set(regionId, [{ entry, region }]);
+  }
+
+  /**
+   * The CF write puts an entry made, judged as apply judged it: a data entry changes no region,
+   * so the region after it is the one apply checked its epoch and keys against.
+   */
+  private commitRecords(region: Region, entry: Entry): WriteRecordPut[] {
+    if (entry.entryType !== EntryType.EntryNormal || entry.data.length === 0) return [];
+    let req: RaftCmdRequest;
+    try {
+      req = RaftCmdRequest.decode(entry.data);
+    } catch (err) {
+      // Apply decoded this very entry; failing here means a bug, not a lost change: say so loudly.
+      this.log.error({ err, region_id: String(region.id), index: String(entry.index) }, "change feed: bad entry");
+      return [];
+    }
+    if (req.adminRequest || checkRegionEpoch(req, region) || checkKeysInRegion(req, region)) return [];
+    const out: WriteRecordPut[] = [];
+    for (const r of req.requests) {
+      if (r.cmdType === CmdType.Put) {
+        if (parseCf(r.put!.cf) === CF_WRITE)
+          out.push({ key: Buffer.from(r.put!.key), value: Buffer.from(r.put!.value) });
+      } else if (r.cmdType !== CmdType.Delete) break; // apply stops at the first command it refuses
+    }
+    return out;
+  }
+
+  private flush(): void {
+    const pending = this.pending;
+    this.pending = new Map();
+    for (const [regionId, applied] of pending) {
+      const listeners = this.listeners.get(regionId);
+      if (!listeners) continue;
+      const changes = applied.map(({ entry, region }) => ({
+        index: entry.index,
+        region,
+        writes: this.commitRecords(region, entry),
+      }));
+      for (const listener of [...listeners]) listener(changes);
+    }
+  }
+}
