@@ -9,6 +9,7 @@ import type { CtlCommand, CtlContext, CtlFlagOptions, CtlFlags } from "./command
 import { helpEntry, UsageError } from "./command.js";
 import { deleteCommand, getCommand, putCommand, scanCommand, txnCommand } from "./kv-commands.js";
 import { metricsCommand } from "./metrics-command.js";
+import { watchCommand } from "./watch-command.js";
 
 /** Every command, in the order `help` lists them. */
 const CTL_COMMANDS: readonly CtlCommand[] = [
@@ -17,6 +18,7 @@ const CTL_COMMANDS: readonly CtlCommand[] = [
   deleteCommand,
   scanCommand,
   txnCommand,
+  watchCommand,
   storesCommand,
   storeCommand,
   operatorsCommand,

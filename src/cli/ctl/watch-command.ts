@@ -1,0 +1,52 @@
+// tinykv-ctl watch: the committed transactional changes under a prefix, one line each, as they
+// commit (until interrupted, or --count changes).
+import { parseBytes, showBytes } from "../../client/display.js";
+import type { CtlCommand } from "./command.js";
+import { arity, helpEntry, stringFlag, UsageError } from "./command.js";
+
+const USAGE = "watch <prefix> [--from-ts TS] [--count N] [--resolved]";
+
+function parseCount(flag: string | undefined): number | undefined {
+  if (flag === undefined) return undefined;
+  if (!/^[1-9][0-9]*$/.test(flag))
+    throw new UsageError(`--count must be a positive integer, got ${JSON.stringify(flag)}`);
+  return Number(flag);
+}
+
+function parseTs(flag: string | undefined): bigint | undefined {
+  if (flag === undefined) return undefined;
+  if (!/^[0-9]+$/.test(flag))
+    throw new UsageError(`--from-ts must be a timestamp (an integer), got ${JSON.stringify(flag)}`);
+  return BigInt(flag);
+}
+
+export const watchCommand: CtlCommand = {
+  name: "watch",
+  help: helpEntry(
+    USAGE,
+    "print the committed transactional changes of the keys under",
+    "prefix in commit order, from now (or after --from-ts), until",
+    "interrupted or N changes; --resolved prints the checkpoints",
+  ),
+  options: { "from-ts": { type: "string" }, count: { type: "string" }, resolved: { type: "boolean" } },
+  async run(ctx, args, flags) {
+    arity(args, 1, 1, USAGE);
+    const count = parseCount(stringFlag(flags, "count"));
+    const fromTs = parseTs(stringFlag(flags, "from-ts"));
+    const watch = (await ctx.kv()).watch(parseBytes(args[0]!), { fromTs });
+    let seen = 0;
+    try {
+      for await (const ev of watch) {
+        if (ev.type === "resolved") {
+          if (flags.resolved === true) ctx.out(`${ev.ts} resolved`);
+          continue;
+        }
+        const value = ev.type === "put" ? ` ${showBytes(ev.value)}` : "";
+        ctx.out(`${ev.commitTs} ${ev.type} ${showBytes(ev.key)}${value}`);
+        if (count !== undefined && ++seen >= count) break;
+      }
+    } finally {
+      watch.stop();
+    }
+  },
+};

@@ -1,0 +1,274 @@
+/**
+ * `KvClient.watch`: the committed changes of a key range as an async iterator, in commit order,
+ * exactly once, across region splits and leader changes. One cdcpb.ChangeData/EventFeed stream
+ * per region; WatchMerger orders their rows by the regions' resolved ts.
+ */
+import type * as grpc from "@grpc/grpc-js";
+import type { ChangeDataClient, ChangeDataEvent, Error as CdcError, Event_Row } from "../proto/cdcpb.js";
+import { ChangeDataRequest, Event_LogType, Event_Row_OpType } from "../proto/cdcpb.js";
+import type { Error as RegionErrorPb } from "../proto/errorpb.js";
+import type { Region } from "../proto/metapb.js";
+import type { Logger } from "../util/logger.js";
+import type { Runtime } from "../util/runtime.js";
+import { errorMessage } from "../util/retry.js";
+import type { RegionCache, RpcTarget } from "./region-cache.js";
+import type { RetryPolicy } from "./request.js";
+import { Backoff } from "./request.js";
+import type { WatchChange, WatchEvent, WatchPosition, WatchSpan } from "./watch-merge.js";
+import { WatchMerger } from "./watch-merge.js";
+
+export type { WatchChange, WatchEvent, WatchPosition, WatchResolved } from "./watch-merge.js";
+
+export interface WatchOptions {
+  /** Deliver changes committed after this ts (default: a fresh ts, i.e. from now on). */
+  fromTs?: bigint;
+  /** With fromTs: resume after the change (fromTs, afterKey), the position of the last change consumed. */
+  afterKey?: Buffer;
+  /** How long a part of the range may stay unsubscribed (retrying) before the watch fails. Default: the client's deadline. */
+  reconnectDeadlineMs?: number;
+  /** Events held for a consumer that does not keep up before the feeds stop reading (backpressure). Default 4096. */
+  highWaterMark?: number;
+}
+
+export interface WatchDeps {
+  cache: RegionCache;
+  policy: RetryPolicy;
+  runtime: Runtime;
+  log: Logger;
+  tso(): Promise<bigint>;
+  /** The ChangeData client of a store address (shared, closed by the KvClient). */
+  changeData(addr: string): ChangeDataClient;
+}
+
+/** The keys starting with `prefix`: [prefix, the next key after every such key) (empty end: no bound). */
+export function prefixRange(prefix: Buffer): { start: Buffer; end: Buffer } {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++;
+      return { start: Buffer.from(prefix), end: end.subarray(0, i + 1) };
+    }
+  }
+  return { start: Buffer.from(prefix), end: Buffer.alloc(0) };
+}
+
+/** How one region's feed ended. */
+type FeedEnd = { error?: CdcError; transport?: unknown; progressed: boolean };
+
+function changeOf(row: Event_Row): WatchChange | undefined {
+  const base = { key: row.key, commitTs: row.commitTs, startTs: row.startTs };
+  if (row.opType === Event_Row_OpType.PUT) return { type: "put", ...base, value: row.value };
+  if (row.opType === Event_Row_OpType.DELETE) return { type: "delete", ...base };
+  return undefined;
+}
+
+/** The feed's error as the region error the cache understands. */
+function regionErrorOf(e: CdcError): RegionErrorPb {
+  return {
+    message: e.message,
+    notLeader: e.notLeader,
+    regionNotFound: e.regionNotFound,
+    epochNotMatch: e.epochNotMatch,
+    keyNotInRegion: undefined,
+    staleCommand: undefined,
+    storeNotMatch: undefined,
+  };
+}
+
+/** True when the region ends before the span does. */
+function endsBefore(region: Region, span: WatchSpan): boolean {
+  if (region.endKey.length === 0) return false;
+  return span.end.length === 0 || Buffer.compare(region.endKey, span.end) < 0;
+}
+
+export class Watch implements AsyncIterableIterator<WatchEvent> {
+  private merger: WatchMerger | undefined;
+  private readonly queue: WatchEvent[] = [];
+  private waiter: (() => void) | undefined;
+  private failure: unknown;
+  private stopped = false;
+  private started = false;
+  private paused = false;
+  private readonly calls = new Set<grpc.ClientReadableStream<ChangeDataEvent>>();
+  private readonly highWaterMark: number;
+  private nextRequestId = 1n;
+
+  constructor(
+    private readonly deps: WatchDeps,
+    private readonly range: { start: Buffer; end: Buffer },
+    private readonly opts: WatchOptions,
+  ) {
+    this.highWaterMark = opts.highWaterMark ?? 4096;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<WatchEvent>> {
+    if (!this.started) await this.start();
+    for (;;) {
+      const ev = this.queue.shift();
+      if (ev) {
+        if (this.paused && this.queue.length <= this.highWaterMark / 2) this.setPaused(false);
+        return { value: ev, done: false };
+      }
+      if (this.failure !== undefined) {
+        const err = this.failure;
+        this.stop();
+        throw err;
+      }
+      if (this.stopped) return { value: undefined, done: true };
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+      });
+    }
+  }
+
+  async return(): Promise<IteratorResult<WatchEvent>> {
+    this.stop();
+    return { value: undefined, done: true };
+  }
+
+  /** Ends the watch: every feed is cancelled; a pending next() ends the iteration. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const call of this.calls) call.cancel();
+    this.calls.clear();
+    this.wake();
+  }
+
+  private async start(): Promise<void> {
+    this.started = true;
+    const ts = this.opts.fromTs ?? (await this.deps.tso());
+    const from: WatchPosition = { ts, afterKey: this.opts.afterKey };
+    this.merger = new WatchMerger(from);
+    const span: WatchSpan = { start: this.range.start, end: this.range.end, resolved: this.merger.checkpoint };
+    this.merger.addSpan(span);
+    void this.runSpan(span);
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  private emit(events: WatchEvent[]): void {
+    if (events.length === 0 || this.stopped) return;
+    this.queue.push(...events);
+    if (!this.paused && this.queue.length > this.highWaterMark) this.setPaused(true);
+    this.wake();
+  }
+
+  /** Stops (or restarts) reading every feed: the stores then hold the changes, up to their bound. */
+  private setPaused(paused: boolean): void {
+    this.paused = paused;
+    for (const call of this.calls) {
+      if (paused) call.pause();
+      else call.resume();
+    }
+  }
+
+  private fail(err: unknown): void {
+    if (this.stopped || this.failure !== undefined) return;
+    this.failure = err;
+    for (const call of this.calls) call.cancel();
+    this.wake();
+  }
+
+  /** Keeps one span subscribed until the watch stops: re-resolves its region after every end, with backoff. */
+  private async runSpan(first: WatchSpan): Promise<void> {
+    let span = first;
+    const merger = this.merger!;
+    let bo: Backoff | undefined;
+    while (!this.stopped && this.failure === undefined) {
+      let lastError: unknown;
+      let fast = false;
+      try {
+        const cached = await this.deps.cache.locate(span.start);
+        if (endsBefore(cached.region, span)) {
+          // The span spans two regions now (a split): the part past this region gets its own feed.
+          const left = { start: span.start, end: cached.region.endKey, resolved: span.resolved };
+          const right = { start: cached.region.endKey, end: span.end, resolved: span.resolved };
+          merger.splitSpan(span, [left, right]);
+          void this.runSpan(right);
+          span = left;
+        }
+        const target = await this.deps.cache.targetOf(cached);
+        const end = await this.feed(span, target);
+        if (end.progressed) bo = undefined;
+        if (this.stopped) return;
+        if (end.error) {
+          lastError = new Error(`watch feed of region ${target.region.id} ended: ${end.error.message}`);
+          fast = end.error.serverIsBusy ? false : this.deps.cache.onRegionError(target, regionErrorOf(end.error));
+        } else {
+          lastError = end.transport ?? new Error(`the feed of region ${target.region.id} at ${target.addr} ended`);
+          this.deps.cache.onSendFail(target);
+        }
+      } catch (err) {
+        lastError = err;
+      }
+      merger.resetSpan(span);
+      this.deps.log.debug({ err: errorMessage(lastError), start: span.start.toString("hex") }, "watch: resubscribing");
+      const policy = { ...this.deps.policy, deadlineMs: this.opts.reconnectDeadlineMs ?? this.deps.policy.deadlineMs };
+      bo ??= new Backoff("watch", span.start, policy, this.deps.runtime);
+      try {
+        await bo.retry(lastError, fast);
+      } catch (err) {
+        return this.fail(err);
+      }
+    }
+  }
+
+  /** One EventFeed call for the span on the region's leader, until it ends. */
+  private feed(span: WatchSpan, target: RpcTarget): Promise<FeedEnd> {
+    const merger = this.merger!;
+    const req = ChangeDataRequest.fromPartial({
+      regionId: target.region.id,
+      regionEpoch: target.region.regionEpoch,
+      checkpointTs: span.resolved,
+      startKey: span.start,
+      endKey: span.end,
+      requestId: this.nextRequestId++,
+    });
+    return new Promise((resolve) => {
+      const call = this.deps.changeData(target.addr).eventFeed(req);
+      this.calls.add(call);
+      if (this.paused) call.pause();
+      const end: FeedEnd = { progressed: false };
+      let settled = false;
+      const settle = () => {
+        if (settled) return;
+        settled = true;
+        this.calls.delete(call);
+        resolve(end);
+      };
+      call.on("data", (msg: ChangeDataEvent) => {
+        for (const ev of msg.events) {
+          if (settled) return;
+          if (ev.error) {
+            end.error = ev.error;
+            call.cancel();
+            return settle();
+          }
+          for (const row of ev.entries?.entries ?? []) {
+            if (row.type === Event_LogType.INITIALIZED) end.progressed = true;
+            const change = changeOf(row);
+            if (change) merger.add(span, change);
+          }
+          if (ev.resolvedTs !== undefined) {
+            end.progressed = true;
+            this.emit(merger.resolve(span, ev.resolvedTs));
+          }
+        }
+      });
+      call.on("error", (err: unknown) => {
+        end.transport ??= err;
+        settle();
+      });
+      call.on("end", settle);
+    });
+  }
+}
