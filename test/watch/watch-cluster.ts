@@ -9,7 +9,11 @@ import type { RaftstoreConfig } from "../../src/kv/raftstore/index.js";
 import { TEST_RAFTSTORE_CONFIG } from "../../src/kv/raftstore/index.js";
 import type { FeedOptions } from "../../src/kv/watch/index.js";
 import type { SchedulerServer } from "../../src/scheduler/server/server.js";
-import { silentLogger } from "../../src/util/logger.js";
+import type { Logger } from "../../src/util/logger.js";
+import { createLogger, silentLogger } from "../../src/util/logger.js";
+
+/** WATCH_LOG=debug shows the stores' and the client's logs. */
+const log: Logger = process.env.WATCH_LOG ? createLogger(process.env.WATCH_LOG) : silentLogger;
 import { startScheduler } from "../lab3c-scheduler/helpers.js";
 import { freePort } from "../harness/ports.js";
 import { tempDir, waitFor } from "../harness/wait.js";
@@ -32,7 +36,7 @@ export class WatchCluster {
     this.scheduler = await startScheduler(join(this.dir.path, "scheduler"));
     // The first store bootstraps the cluster; the others join once it has.
     for (let n = 1; n <= stores; n++) await this.startStore(n);
-    this.client = await KvClient.connect({ scheduler: this.scheduler.addr, timeoutMs: 15_000 });
+    this.client = await KvClient.connect({ scheduler: this.scheduler.addr, timeoutMs: 15_000, log });
     const kv = this.client;
     await waitFor(
       async () => {
@@ -52,7 +56,7 @@ export class WatchCluster {
       addr,
       scheduler: [this.scheduler!.addr],
       config: { ...TEST_RAFTSTORE_CONFIG, ...this.opts.config },
-      log: silentLogger,
+      log: log.child({ store: n }),
       watch: this.opts.watch,
     });
     this.nodes.set(n, node);
@@ -122,20 +126,17 @@ export async function collectUntil(
   timeoutMs: number,
   seen: Written[] = [],
 ): Promise<Written[]> {
-  // The target may be known only later (the writes run while the watch reads).
+  // The target may be known only later (the writes run while the watch reads); the deadline
+  // counts from then.
   let untilTs: bigint | undefined;
-  void Promise.resolve(until).then((ts) => {
-    untilTs = ts;
-  });
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new Error(`the watch did not resolve past ${untilTs} within ${timeoutMs} ms (${seen.length} changes seen)`),
-        ),
-      timeoutMs,
-    );
+    Promise.resolve(until).then((ts) => {
+      untilTs = ts;
+      timer = setTimeout(() => {
+        reject(new Error(`the watch did not resolve past ${ts} within ${timeoutMs} ms (${seen.length} changes seen)`));
+      }, timeoutMs);
+    }, reject);
   });
   try {
     for (;;) {

@@ -42,7 +42,7 @@ describe("watch: a change feed over real gRPC", () => {
     const watch = kv.watch("w/", { fromTs });
     // The watch reads while the writes run: its rows come live from apply, not from a scan.
     let expected: Written[] = [];
-    const done = writeConcurrently(kv, 4, 12).then(async (w) => {
+    const done = writeConcurrently(kv, 3, 8).then(async (w) => {
       expected = w;
       return kv.tso();
     });

@@ -130,7 +130,8 @@ export class RegionFeed {
       this.region = state.region;
       this.span = clipToRegion(this.span, state.region);
       this.nextIndex = state.appliedIndex + 1n;
-      this.seenIndex = state.appliedIndex;
+      // Changes may have arrived while the state was read: they count as seen too.
+      if (state.appliedIndex > this.seenIndex) this.seenIndex = state.appliedIndex;
       for await (const page of scanCommitted(snap, this.span, this.req.checkpointTs, this.deps.options.scanPageRows)) {
         if (this.done) return;
         await this.send({ entries: { entries: page } });
