@@ -26,7 +26,11 @@ export interface WatchOptions {
   afterKey?: Buffer;
   /** How long a part of the range may stay unsubscribed (retrying) before the watch fails. Default: the client's deadline. */
   reconnectDeadlineMs?: number;
-  /** Events held for a consumer that does not keep up before the feeds stop reading (backpressure). Default 4096. */
+  /**
+   * Events held for a consumer that does not keep up. Past it the watch drops its feeds (and
+   * what they sent above their resolved ts) and resubscribes once the consumer has read half of
+   * them: memory stays bounded, nothing is lost or repeated. Default 4096.
+   */
   highWaterMark?: number;
 }
 
@@ -53,7 +57,7 @@ export function prefixRange(prefix: Buffer): { start: Buffer; end: Buffer } {
 }
 
 /** How one region's feed ended. */
-type FeedEnd = { error?: CdcError; transport?: unknown; progressed: boolean };
+type FeedEnd = { error?: CdcError; transport?: unknown; progressed: boolean; shed?: boolean };
 
 function changeOf(row: Event_Row): WatchChange | undefined {
   const base = { key: row.key, commitTs: row.commitTs, startTs: row.startTs };
@@ -88,7 +92,12 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
   private failure: unknown;
   private stopped = false;
   private started = false;
-  private paused = false;
+  private shedding = false;
+  private roomWaiters: Array<() => void> = [];
+  /** Feeds ended by shed(): their end is no fault. */
+  private readonly shedCalls = new WeakSet<grpc.ClientReadableStream<ChangeDataEvent>>();
+  /** Times the watch dropped its feeds for a consumer that did not keep up. */
+  sheds = 0;
   private readonly calls = new Set<grpc.ClientReadableStream<ChangeDataEvent>>();
   private readonly highWaterMark: number;
   private nextRequestId = 1n;
@@ -110,7 +119,7 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     for (;;) {
       const ev = this.queue.shift();
       if (ev) {
-        if (this.paused && this.queue.length <= this.highWaterMark / 2) this.setPaused(false);
+        if (this.shedding && this.queue.length <= this.highWaterMark / 2) this.makeRoom();
         return { value: ev, done: false };
       }
       if (this.failure !== undefined) {
@@ -136,6 +145,7 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     this.stopped = true;
     for (const call of this.calls) call.cancel();
     this.calls.clear();
+    this.makeRoom();
     this.wake();
   }
 
@@ -158,23 +168,40 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
   private emit(events: WatchEvent[]): void {
     if (events.length === 0 || this.stopped) return;
     this.queue.push(...events);
-    if (!this.paused && this.queue.length > this.highWaterMark) this.setPaused(true);
+    if (!this.shedding && this.queue.length > this.highWaterMark) this.shed();
     this.wake();
   }
 
-  /** Stops (or restarts) reading every feed: the stores then hold the changes, up to their bound. */
-  private setPaused(paused: boolean): void {
-    this.paused = paused;
+  /**
+   * The consumer is too slow: end every feed rather than buffer without bound (gRPC keeps reading
+   * a paused stream). Each span resumes from its resolved ts once there is room again.
+   */
+  private shed(): void {
+    this.shedding = true;
+    this.sheds++;
     for (const call of this.calls) {
-      if (paused) call.pause();
-      else call.resume();
+      this.shedCalls.add(call);
+      call.cancel();
     }
+  }
+
+  private makeRoom(): void {
+    this.shedding = false;
+    const waiters = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private room(): Promise<void> {
+    if (!this.shedding) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
   }
 
   private fail(err: unknown): void {
     if (this.stopped || this.failure !== undefined) return;
     this.failure = err;
     for (const call of this.calls) call.cancel();
+    this.makeRoom();
     this.wake();
   }
 
@@ -186,6 +213,8 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     while (!this.stopped && this.failure === undefined) {
       let lastError: unknown;
       let fast = false;
+      await this.room();
+      if (this.stopped || this.failure !== undefined) return;
       try {
         const cached = await this.deps.cache.locate(span.start);
         if (endsBefore(cached.region, span)) {
@@ -200,6 +229,11 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
         const end = await this.feed(span, target);
         if (end.progressed) bo = undefined;
         if (this.stopped) return;
+        if (end.shed) {
+          // Dropped for a slow consumer, not for a fault: resume without a backoff.
+          merger.resetSpan(span);
+          continue;
+        }
         if (end.error) {
           lastError = new Error(`watch feed of region ${target.region.id} ended: ${end.error.message}`);
           fast = end.error.serverIsBusy ? false : this.deps.cache.onRegionError(target, regionErrorOf(end.error));
@@ -236,7 +270,10 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     return new Promise((resolve) => {
       const call = this.deps.changeData(target.addr).eventFeed(req);
       this.calls.add(call);
-      if (this.paused) call.pause();
+      if (this.shedding) {
+        this.shedCalls.add(call);
+        call.cancel();
+      }
       const end: FeedEnd = { progressed: false };
       let settled = false;
       const settle = () => {
@@ -265,6 +302,7 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
         }
       });
       call.on("error", (err: unknown) => {
+        if (this.shedCalls.has(call)) end.shed = true;
         end.transport ??= err;
         settle();
       });
