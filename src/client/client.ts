@@ -300,10 +300,22 @@ export class KvClient {
         log: this.log,
         tso: () => this.tso(),
         changeData: (addr) => this.changeDataClient(addr),
+        resolveLocks: (start, end) => this.readAll(start, end),
       },
       span,
       opts,
     );
+  }
+
+  /** Reads every key of [start, end) at a fresh ts (the reads resolve the locks they meet). */
+  private async readAll(start: Buffer, end: Buffer): Promise<void> {
+    const snapshot = this.snapshotAt(await this.tso());
+    let cursor = start;
+    for (;;) {
+      const page = await snapshot.scan(cursor, end, RAW_SCAN_PAGE);
+      if (page.length < RAW_SCAN_PAGE) return;
+      cursor = Buffer.concat([page[page.length - 1]!.key, Buffer.from([0])]);
+    }
   }
 
   private changeDataClient(addr: string): ChangeDataClient {

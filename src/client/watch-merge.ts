@@ -86,6 +86,13 @@ export class WatchMerger {
     this.pending.push({ span, change });
   }
 
+  /** The span with the lowest resolved ts: the one holding the release back. */
+  slowestSpan(): WatchSpan | undefined {
+    let slowest: WatchSpan | undefined;
+    for (const s of this.spans) if (!slowest || s.resolved < slowest.resolved) slowest = s;
+    return slowest;
+  }
+
   /** A span resolved `ts`: returns what that releases, rows first, then the new resolved ts. */
   resolve(span: WatchSpan, ts: bigint): WatchEvent[] {
     if (ts > span.resolved) span.resolved = ts;

@@ -9,7 +9,7 @@ import { ChangeDataRequest, Event_LogType, Event_Row_OpType } from "../proto/cdc
 import type { Error as RegionErrorPb } from "../proto/errorpb.js";
 import type { Region } from "../proto/metapb.js";
 import type { Logger } from "../util/logger.js";
-import type { Runtime } from "../util/runtime.js";
+import type { Runtime, TimerHandle } from "../util/runtime.js";
 import { errorMessage } from "../util/retry.js";
 import type { RegionCache, RpcTarget } from "./region-cache.js";
 import type { RetryPolicy } from "./request.js";
@@ -42,7 +42,12 @@ export interface WatchDeps {
   tso(): Promise<bigint>;
   /** The ChangeData client of a store address (shared, closed by the KvClient). */
   changeData(addr: string): ChangeDataClient;
+  /** Reads [start, end) at a fresh ts, resolving the locks it meets (a stalled resolved ts). */
+  resolveLocks(start: Buffer, end: Buffer): Promise<void>;
 }
+
+/** How long the watch's resolved ts may stand still before it resolves the locks of its slowest span, ms. */
+const STALL_MS = 2000;
 
 /** The keys starting with `prefix`: [prefix, the next key after every such key) (empty end: no bound). */
 export function prefixRange(prefix: Buffer): { start: Buffer; end: Buffer } {
@@ -101,6 +106,9 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
   private readonly calls = new Set<grpc.ClientReadableStream<ChangeDataEvent>>();
   private readonly highWaterMark: number;
   private nextRequestId = 1n;
+  private lastProgressAt = 0;
+  private stallTimer: TimerHandle | undefined;
+  private resolvingLocks = false;
 
   constructor(
     private readonly deps: WatchDeps,
@@ -145,6 +153,7 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     this.stopped = true;
     for (const call of this.calls) call.cancel();
     this.calls.clear();
+    this.deps.runtime.clearInterval(this.stallTimer);
     this.makeRoom();
     this.wake();
   }
@@ -156,6 +165,8 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     this.merger = new WatchMerger(from);
     const span: WatchSpan = { start: this.range.start, end: this.range.end, resolved: this.merger.checkpoint };
     this.merger.addSpan(span);
+    this.lastProgressAt = this.deps.runtime.now();
+    this.stallTimer = this.deps.runtime.setInterval(() => this.checkStall(), STALL_MS / 2);
     void this.runSpan(span);
   }
 
@@ -167,6 +178,7 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
 
   private emit(events: WatchEvent[]): void {
     if (events.length === 0 || this.stopped) return;
+    this.lastProgressAt = this.deps.runtime.now();
     this.queue.push(...events);
     if (!this.shedding && this.queue.length > this.highWaterMark) this.shed();
     this.wake();
@@ -201,8 +213,31 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     if (this.stopped || this.failure !== undefined) return;
     this.failure = err;
     for (const call of this.calls) call.cancel();
+    this.deps.runtime.clearInterval(this.stallTimer);
     this.makeRoom();
     this.wake();
+  }
+
+  /**
+   * A txn that prewrote and went away leaves locks that hold the resolved ts (and so every change
+   * after it) back until somebody resolves them. When nothing was released for a while, read the
+   * slowest span: the read resolves the locks it meets (rolled back or committed by their primary).
+   */
+  private checkStall(): void {
+    const merger = this.merger;
+    if (!merger || this.resolvingLocks || this.deps.runtime.now() - this.lastProgressAt < STALL_MS) return;
+    const span = merger.slowestSpan();
+    if (!span) return;
+    this.resolvingLocks = true;
+    this.deps
+      .resolveLocks(span.start, span.end)
+      .catch((err: unknown) => {
+        // A live lock or a busy region: the next check tries again.
+        this.deps.log.debug({ err: errorMessage(err) }, "watch: resolving stalled locks failed");
+      })
+      .finally(() => {
+        this.resolvingLocks = false;
+      });
   }
 
   /** Keeps one span subscribed until the watch stops: re-resolves its region after every end, with backoff. */

@@ -1,5 +1,6 @@
-// tinykv-ctl watch <prefix>, and a ChangeData client generated at run time from proto/ (as a user
-// of another language would build one), against three stores over real gRPC.
+// tinykv-ctl watch <prefix>, a ChangeData client generated at run time from proto/ (as a user of
+// another language would build one), and a lock left by an abandoned txn, against three stores
+// over real gRPC.
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { fileURLToPath } from "node:url";
@@ -7,7 +8,8 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { ctlRun } from "../harness/ctl.js";
 import { waitFor } from "../harness/wait.js";
 import type { KvClient } from "../../src/client/client.js";
-import { commitTxn, WatchCluster } from "./watch-cluster.js";
+import { Op } from "../../src/proto/kvrpcpb.js";
+import { collectUntil, commitTxn, WatchCluster } from "./watch-cluster.js";
 
 let cluster: WatchCluster;
 let kv: KvClient;
@@ -93,4 +95,25 @@ it("a ChangeData client generated at run time from proto/ gets the scan, INITIAL
   });
   client.close();
   expect(badEvents[0]?.error?.message).toMatch(/region_id is required/);
+}, 30_000);
+
+it("a lock left by a txn that prewrote and went away does not stall the watch", async () => {
+  const fromTs = await kv.tso();
+  const key = Buffer.from("lock/abandoned");
+  const target = await kv.cache.target(key);
+  const pw = await target.rpc.kvPrewrite({
+    context: target.ctx,
+    mutations: [{ op: Op.Put, key, value: Buffer.from("never committed") }],
+    primaryLock: key,
+    startVersion: await kv.tso(),
+    lockTtl: 100n,
+  });
+  expect(pw.regionError).toBeUndefined();
+  expect(pw.errors).toEqual([]);
+  const [written] = await commitTxn(kv, [["lock/committed", "yes"]]);
+  // The lock holds the resolved ts below the commit until the watch resolves it (rolled back: its TTL expired).
+  const watch = kv.watch("lock/", { fromTs });
+  const seen = await collectUntil(watch, kv.tso(), 15_000);
+  watch.stop();
+  expect(seen).toEqual([written]);
 }, 30_000);
