@@ -55,6 +55,31 @@ export interface MetaPut {
   value: Buffer;
 }
 
+/** A member of the group as the replicated membership records it. */
+export interface ClusterMember {
+  /** The member's raft id. */
+  id: bigint;
+  name: string;
+  /** host:port of its peer service. */
+  peerAddr: string;
+}
+
+/**
+ * Who is in the group, as of the applied index it is stored with. Members persist it (and a
+ * snapshot carries it), so a restart does not fall back to --initial-cluster.
+ */
+export interface Membership {
+  /** A digest of the --initial-cluster the group started from: it names the group for good. */
+  clusterToken: string;
+  members: ClusterMember[];
+}
+
+/** The data of a raft snapshot: the applied metadata and membership at the snapshot's index. */
+export interface MemberSnapshotData {
+  membership?: Membership | undefined;
+  kvs: MetaPut[];
+}
+
 function createBaseRaftBatch(): RaftBatch {
   return { clusterToken: "", fromMemberId: 0n, fromClientUrl: "", messages: [] };
 }
@@ -348,6 +373,224 @@ export const MetaPut: MessageFns<MetaPut> = {
     const message = createBaseMetaPut();
     message.key = object.key ?? "";
     message.value = object.value ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseClusterMember(): ClusterMember {
+  return { id: 0n, name: "", peerAddr: "" };
+}
+
+export const ClusterMember: MessageFns<ClusterMember> = {
+  encode(message: ClusterMember, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0n) {
+      if (BigInt.asUintN(64, message.id) !== message.id) {
+        throw new globalThis.Error("value provided for field message.id of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.peerAddr !== "") {
+      writer.uint32(26).string(message.peerAddr);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterMember {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterMember();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.peerAddr = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ClusterMember>): ClusterMember {
+    return ClusterMember.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClusterMember>): ClusterMember {
+    const message = createBaseClusterMember();
+    message.id = (object.id !== undefined && object.id !== null) ? BigInt(object.id) : 0n;
+    message.name = object.name ?? "";
+    message.peerAddr = object.peerAddr ?? "";
+    return message;
+  },
+};
+
+function createBaseMembership(): Membership {
+  return { clusterToken: "", members: [] };
+}
+
+export const Membership: MessageFns<Membership> = {
+  encode(message: Membership, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clusterToken !== "") {
+      writer.uint32(10).string(message.clusterToken);
+    }
+    for (const v of message.members) {
+      ClusterMember.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Membership {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMembership();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clusterToken = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.members.push(ClusterMember.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<Membership>): Membership {
+    return Membership.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Membership>): Membership {
+    const message = createBaseMembership();
+    message.clusterToken = object.clusterToken ?? "";
+    message.members = object.members?.map((e) => ClusterMember.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseMemberSnapshotData(): MemberSnapshotData {
+  return { membership: undefined, kvs: [] };
+}
+
+export const MemberSnapshotData: MessageFns<MemberSnapshotData> = {
+  encode(message: MemberSnapshotData, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.membership !== undefined) {
+      Membership.encode(message.membership, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.kvs) {
+      MetaPut.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MemberSnapshotData {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMemberSnapshotData();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.membership = Membership.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kvs.push(MetaPut.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<MemberSnapshotData>): MemberSnapshotData {
+    return MemberSnapshotData.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MemberSnapshotData>): MemberSnapshotData {
+    const message = createBaseMemberSnapshotData();
+    message.membership = (object.membership !== undefined && object.membership !== null)
+      ? Membership.fromPartial(object.membership)
+      : undefined;
+    message.kvs = object.kvs?.map((e) => MetaPut.fromPartial(e)) || [];
     return message;
   },
 };

@@ -1,9 +1,11 @@
 import type { Message, Ready } from "../../raft/index.js";
-import { ErrProposalDropped, RawNode, StateType, majority, seededRandom } from "../../raft/index.js";
+import { ErrProposalDropped, RawNode, SnapshotStatus, StateType, majority, seededRandom } from "../../raft/index.js";
+import type { Membership } from "../../proto/schedulerraftpb.js";
 import { MetaWrite } from "../../proto/schedulerraftpb.js";
 import type { Logger } from "../../util/logger.js";
 import type { Runtime, TimerHandle } from "../../util/runtime.js";
-import type { MemberStorage } from "./member-storage.js";
+import type { CompactionPolicy, MemberStorage } from "./member-storage.js";
+import { DEFAULT_COMPACTION } from "./member-storage.js";
 
 /** A metadata write reached a member that is not the leader (or stopped being it meanwhile). */
 export class NotLeaderError extends Error {
@@ -41,6 +43,10 @@ export interface MemberOptions {
   timing?: MemberTiming;
   /** The member could not persist its raft state and stopped: the process should exit. */
   onFatal?: (err: unknown) => void;
+  /** When to snapshot the applied state and truncate the log. */
+  compaction?: CompactionPolicy;
+  /** The membership changed (a snapshot from the leader installed it). */
+  onMembershipChange?: (m: Membership) => void;
 }
 
 export interface Role {
@@ -126,9 +132,14 @@ export class SchedulerMember {
     if (!this.role.isLeader || this.stopped) return false;
     const since = this.opts.runtime.now() - this.leaseMs();
     let fresh = 1;
-    for (const id of this.opts.peerIds)
-      if (id !== this.opts.id && (this.lastHeard.get(id) ?? -Infinity) >= since) fresh++;
-    return fresh >= majority(this.opts.peerIds.length);
+    const voters = this.voters();
+    for (const id of voters) if (id !== this.opts.id && (this.lastHeard.get(id) ?? -Infinity) >= since) fresh++;
+    return fresh >= majority(voters.length);
+  }
+
+  /** The members as of the applied index (the initial list until a membership is stored). */
+  private voters(): bigint[] {
+    return this.opts.storage.membership?.members.map((m) => m.id) ?? this.opts.peerIds;
   }
 
   private leaseMs(): number {
@@ -153,6 +164,13 @@ export class SchedulerMember {
 
   reportUnreachable(id: bigint): void {
     this.node.reportUnreachable(id);
+  }
+
+  /** How sending a snapshot to `id` ended: the leader probes it again either way. */
+  reportSnapshot(id: bigint, delivered: boolean): void {
+    if (this.stopped) return;
+    this.node.reportSnapshot(id, delivered ? SnapshotStatus.Finish : SnapshotStatus.Failure);
+    this.schedule();
   }
 
   /** Appends a write to the log; resolves once this member applied it in the term it was proposed in. */
@@ -209,12 +227,21 @@ export class SchedulerMember {
     for (const e of rd.committedEntries) if (e.data.length > 0) applied.push(MetaWrite.decode(e.data));
     const last = rd.committedEntries.at(-1);
     await this.opts.storage.persist({
+      snapshot: rd.snapshot,
       entries: rd.entries,
       hardState: rd.hardState,
       applied,
       appliedIndex: last?.index,
       sync: rd.mustSync,
     });
+    if (rd.snapshot) {
+      const membership = this.opts.storage.membership!;
+      this.opts.log.info(
+        { index: rd.snapshot.metadata?.index.toString(), members: membership.members.length },
+        "installed a snapshot from the scheduler leader",
+      );
+      this.opts.onMembershipChange?.(membership);
+    }
     if (rd.messages.length > 0) this.opts.send(rd.messages);
     for (const e of rd.committedEntries) {
       const p = this.pending.get(e.index);
@@ -236,6 +263,12 @@ export class SchedulerMember {
       this.emit(next);
       if (lostLead) this.failPending(true);
     }
+    const snapshotAt = await this.opts.storage.maybeCompact(this.opts.compaction ?? DEFAULT_COMPACTION);
+    if (snapshotAt !== undefined)
+      this.opts.log.info(
+        { index: snapshotAt.toString(), log_entries: this.opts.storage.logLength },
+        "snapshotted the applied metadata and truncated the raft log",
+      );
   }
 
   private emit(role: Role): void {

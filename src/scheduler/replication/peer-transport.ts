@@ -3,6 +3,7 @@ import { Metadata } from "@grpc/grpc-js";
 import type { TlsConfig } from "../../util/tls.js";
 import { grpcChannelCredentials } from "../../util/tls.js";
 import type { Message } from "../../raft/index.js";
+import { MessageType } from "../../raft/index.js";
 import type { RaftBatch, RaftBatchResponse, SchedulerPeerServer } from "../../proto/schedulerraftpb.js";
 import { SchedulerPeerClient } from "../../proto/schedulerraftpb.js";
 import type { Logger } from "../../util/logger.js";
@@ -12,6 +13,8 @@ import type { MemberSpec } from "./members.js";
 /** Calls to one member that may be in flight at once; beyond that messages are dropped (raft resends). */
 const MAX_INFLIGHT_PER_PEER = 16;
 const CALL_TIMEOUT_MS = 1000;
+/** A snapshot carries the whole metadata: give it longer than a batch of appends. */
+const SNAPSHOT_CALL_TIMEOUT_MS = 10_000;
 const HELLO_INTERVAL_MS = 1000;
 /** A member that has been unreachable is logged about at most this often. */
 const UNREACHABLE_LOG_MS = 10_000;
@@ -25,6 +28,8 @@ export interface PeerTransportOptions {
   runtime: Runtime;
   log: Logger;
   onUnreachable: (id: bigint) => void;
+  /** A batch carrying a snapshot to `id` was answered (delivered) or failed or was dropped. */
+  onSnapshotSent?: (id: bigint, delivered: boolean) => void;
   /** Mutual TLS between the members (the same certificates as the client port). */
   tls?: TlsConfig;
 }
@@ -70,10 +75,14 @@ export class PeerTransport {
   }
 
   private call(to: bigint, messages: Message[]): void {
+    const hasSnapshot = messages.some((m) => m.msgType === MessageType.MsgSnapshot);
+    // A leader waits for a snapshot's outcome before it sends that member anything else.
+    const snapshotDone = (delivered: boolean) => {
+      if (hasSnapshot) this.opts.onSnapshotSent?.(to, delivered);
+    };
     const client = this.clients.get(to);
-    if (!client || this.blocked.has(to)) return;
     const inflight = this.inflight.get(to) ?? 0;
-    if (inflight >= MAX_INFLIGHT_PER_PEER) return;
+    if (!client || this.blocked.has(to) || inflight >= MAX_INFLIGHT_PER_PEER) return snapshotDone(false);
     this.inflight.set(to, inflight + 1);
     const batch: RaftBatch = {
       clusterToken: this.opts.token,
@@ -81,10 +90,11 @@ export class PeerTransport {
       fromClientUrl: this.opts.clientUrl,
       messages,
     };
-    const deadline = new Date(this.opts.runtime.now() + CALL_TIMEOUT_MS);
+    const deadline = new Date(this.opts.runtime.now() + (hasSnapshot ? SNAPSHOT_CALL_TIMEOUT_MS : CALL_TIMEOUT_MS));
     client.raft(batch, new Metadata(), { deadline }, (err, resp) => {
       this.inflight.set(to, (this.inflight.get(to) ?? 1) - 1);
       const problem = err?.details ?? (resp?.error || undefined);
+      snapshotDone(!problem);
       if (!problem) return;
       if (messages.length > 0) this.opts.onUnreachable(to);
       const now = this.opts.runtime.now();

@@ -23,7 +23,8 @@ import type { MemberSpec } from "./members.js";
 import { InitialClusterError, clusterToken, parseInitialCluster } from "./members.js";
 import type { ServingLeader } from "./member-service.js";
 import { createMemberService } from "./member-service.js";
-import { MemberStorage } from "./member-storage.js";
+import type { CompactionPolicy } from "./member-storage.js";
+import { MemberStorage, checkCompactionPolicy } from "./member-storage.js";
 import { PeerTransport } from "./peer-transport.js";
 import { ReplicatedMetaKV } from "./replicated-kv.js";
 
@@ -37,6 +38,8 @@ export interface ReplicationOptions {
   timing?: MemberTiming;
   /** This member stopped because it could not persist its raft state (disk full, I/O error). */
   onFatal?: (err: unknown) => void;
+  /** When to snapshot the metadata and truncate the raft log (default: every 10000 entries). */
+  compaction?: CompactionPolicy;
 }
 
 interface Term {
@@ -46,6 +49,8 @@ interface Term {
   heartbeats: HeartbeatStreams;
   status?: HttpServer;
 }
+
+const PEER_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
 /** Retry of a failed take-over (e.g. the barrier timed out) while this member still leads. */
 const TAKEOVER_RETRY_MS = 200;
@@ -69,7 +74,8 @@ export class ReplicatedSchedulerServer {
     readonly self: MemberSpec,
     private readonly members: MemberSpec[],
     readonly member: SchedulerMember,
-    private readonly storage: MemberStorage,
+    /** This member's raft log and applied metadata (tests and tools read it). */
+    readonly storage: MemberStorage,
     readonly transport: PeerTransport,
     private readonly grpc: Server,
     private readonly peerGrpc: Server,
@@ -90,9 +96,11 @@ export class ReplicatedSchedulerServer {
     const members = parseInitialCluster(rep.initialCluster);
     const self = members.find((m) => m.name === rep.name);
     if (!self) throw new InitialClusterError(`this member's --name ${rep.name} is not in it`);
+    if (rep.compaction) checkCompactionPolicy(rep.compaction);
     const storage = await MemberStorage.open(opts.dataDir ?? "data/scheduler");
     const grpc = new Server({ "grpc.max_receive_message_length": 10 * 1024 * 1024 });
-    const peerGrpc = new Server({ "grpc.max_receive_message_length": 10 * 1024 * 1024 });
+    // A snapshot is the whole metadata in one message.
+    const peerGrpc = new Server({ "grpc.max_receive_message_length": PEER_MAX_MESSAGE_BYTES });
     let http: HttpServer | undefined;
     try {
       const { host } = splitHostPort(opts.addr);
@@ -109,6 +117,10 @@ export class ReplicatedSchedulerServer {
         http = createStatusHttpServer({ tls: opts.tls, log }, (req, res) => server?.serveStatus(req, res));
         statusAddr = await listenStatusServer(http, opts.statusAddr, opts.advertiseStatusAddr);
       }
+      await storage.bootstrapMembership({
+        clusterToken: clusterToken(members),
+        members: members.map((m) => ({ id: m.id, name: m.name, peerAddr: m.peerAddr })),
+      });
       let member: SchedulerMember | undefined;
       const transport = new PeerTransport({
         self,
@@ -119,6 +131,7 @@ export class ReplicatedSchedulerServer {
         runtime,
         log,
         onUnreachable: (id) => member?.reportUnreachable(id),
+        onSnapshotSent: (id, delivered) => member?.reportSnapshot(id, delivered),
       });
       member = new SchedulerMember({
         id: self.id,
@@ -129,6 +142,7 @@ export class ReplicatedSchedulerServer {
         log,
         timing: rep.timing,
         onFatal: rep.onFatal,
+        compaction: rep.compaction,
       });
       server = new ReplicatedSchedulerServer(
         { ...opts, log, runtime },
