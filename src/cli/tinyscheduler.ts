@@ -33,6 +33,10 @@ Replication (leave out for a single scheduler; give all three for one member of 
                              s1=127.0.0.1:2380,s2=127.0.0.1:2382,s3=127.0.0.1:2384
   --peer-addr <host:port>    where this member's peer (raft) service listens
                              (default: its address in --initial-cluster)
+  --initial-cluster-state <new|existing>  "new" (default) starts a group of --initial-cluster;
+                             "existing" joins a running group after
+                             \`tinykv-ctl scheduler member add NAME PEER_ADDR\`
+                             (--initial-cluster then names the running members and this one)
   --snapshot-count <n>       applied raft entries between two snapshots of the metadata, after
                              which the raft log is truncated (default 10000)
   --snapshot-catchup-entries <n>  entries kept before a snapshot for a follower slightly behind
@@ -83,6 +87,7 @@ async function main(): Promise<void> {
     name: { type: "string" },
     "initial-cluster": { type: "string" },
     "peer-addr": { type: "string" },
+    "initial-cluster-state": { type: "string" },
     "snapshot-count": { type: "string" },
     "snapshot-catchup-entries": { type: "string" },
     ...TLS_FLAG_OPTIONS,
@@ -129,6 +134,10 @@ async function main(): Promise<void> {
     die("--name and --peer-addr need --initial-cluster (a single scheduler takes none of them)");
   if (replicated && !values.name) die("--initial-cluster needs --name (this member's name in the list)");
   const compaction = replicated ? compactionFromFlags(values) : undefined;
+  const state = values["initial-cluster-state"];
+  if (state !== undefined && !replicated) die("--initial-cluster-state needs --initial-cluster");
+  if (state !== undefined && state !== "new" && state !== "existing")
+    fatal(BIN, `invalid --initial-cluster-state ${JSON.stringify(state)}: want new or existing`, 2);
   if (!replicated && (values["snapshot-count"] !== undefined || values["snapshot-catchup-entries"] !== undefined))
     die(
       "--snapshot-count and --snapshot-catchup-entries need --initial-cluster (a single scheduler keeps no raft log)",
@@ -152,6 +161,7 @@ async function main(): Promise<void> {
           initialCluster: values["initial-cluster"]!,
           peerAddr: values["peer-addr"],
           compaction,
+          initialClusterState: state,
           onFatal: (err) => die(`member stopped: cannot persist its raft state: ${(err as Error).message}`),
         })
       : await SchedulerServer.start(serverOpts);

@@ -1,6 +1,7 @@
 // In-process members of a replicated scheduler over loopback gRPC, each on its own data dir.
 import type { MemberTiming } from "../../src/scheduler/replication/member.js";
 import type { CompactionPolicy } from "../../src/scheduler/replication/member-storage.js";
+import type { InitialClusterState } from "../../src/scheduler/replication/join.js";
 import { ReplicatedSchedulerServer } from "../../src/scheduler/replication/replicated-server.js";
 import { createLogger, silentLogger } from "../../src/util/logger.js";
 import type { TlsConfig } from "../../src/util/tls.js";
@@ -45,8 +46,27 @@ export class MemberGroup {
     return order.map((n) => this.addr(n)).join(",");
   }
 
-  /** Starts one member; `initialCluster` overrides the group's list (a misconfigured member). */
-  async start(name: string, initialCluster = this.initialCluster): Promise<ReplicatedSchedulerServer> {
+  /** The `name=peer` entries of these members, as --initial-cluster lists them. */
+  clusterOf(names: readonly string[]): string {
+    return this.initialCluster
+      .split(",")
+      .filter((e) => names.includes(e.split("=")[0]!))
+      .join(",");
+  }
+
+  peerAddr(name: string): string {
+    return this.clusterOf([name]).split("=")[1]!;
+  }
+
+  /**
+   * Starts one member; `initialCluster` overrides the group's list (a misconfigured member, or a
+   * group started from some of the names), `state` "existing" joins a running group.
+   */
+  async start(
+    name: string,
+    initialCluster = this.initialCluster,
+    state?: InitialClusterState,
+  ): Promise<ReplicatedSchedulerServer> {
     const s = await ReplicatedSchedulerServer.start(
       {
         addr: this.addr(name),
@@ -55,7 +75,14 @@ export class MemberGroup {
         log: process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL) : silentLogger,
         tls: this.tls,
       },
-      { name, initialCluster, timing: TEST_TIMING, compaction: this.compaction },
+      {
+        name,
+        initialCluster,
+        timing: TEST_TIMING,
+        compaction: this.compaction,
+        initialClusterState: state,
+        joinDeadlineMs: 3000,
+      },
     );
     this.servers.set(name, s);
     return s;

@@ -7,7 +7,7 @@ import {
   Snapshot as SnapshotCodec,
 } from "../../raft/index.js";
 import type { MetaPut, MetaWrite } from "../../proto/schedulerraftpb.js";
-import { MemberSnapshotData, Membership } from "../../proto/schedulerraftpb.js";
+import { ClusterMember, MemberSnapshotData, Membership } from "../../proto/schedulerraftpb.js";
 import { CorruptMetadataError } from "../errors.js";
 import { openSchedulerLevel } from "../core/meta-kv.js";
 
@@ -19,6 +19,8 @@ import { openSchedulerLevel } from "../core/meta-kv.js";
  */
 const K = {
   hardState: "raft/hard_state",
+  /** Which member this data dir belongs to (id, name, peer address), written at its first start. */
+  self: "raft/self",
   /** Index and term of the entry just before the first one kept (absent until the first compaction). */
   truncated: "raft/truncated",
   /** The latest snapshot (eraftpb.Snapshot whose data is a MemberSnapshotData). */
@@ -88,6 +90,7 @@ export class MemberStorage implements RaftLogStorage {
   private readonly mem = new MemoryStorage();
   private appliedIndex = 0n;
   private membershipValue: Membership | undefined;
+  private selfValue: ClusterMember | undefined;
 
   private constructor(private readonly db: ClassicLevel<string, Buffer>) {}
 
@@ -107,6 +110,8 @@ export class MemberStorage implements RaftLogStorage {
     const truncatedBuf = await this.db.get(K.truncated);
     const snapBuf = await this.db.get(K.snapshot);
     const membershipBuf = await this.db.get(K.membership);
+    const selfBuf = await this.db.get(K.self);
+    if (selfBuf) this.selfValue = decodeOrThrow(K.self, () => ClusterMember.decode(selfBuf));
     const snap = snapBuf ? decodeOrThrow(K.snapshot, () => SnapshotCodec.decode(snapBuf)) : undefined;
     if (membershipBuf) this.membershipValue = decodeOrThrow(K.membership, () => Membership.decode(membershipBuf));
     let truncated = { index: 0n, term: 0n };
@@ -153,6 +158,16 @@ export class MemberStorage implements RaftLogStorage {
   /** The membership as of the applied index; undefined before a new member's first snapshot. */
   get membership(): Membership | undefined {
     return this.membershipValue;
+  }
+
+  /** The member this data dir belongs to; undefined before its first start finished. */
+  get self(): ClusterMember | undefined {
+    return this.selfValue;
+  }
+
+  async recordSelf(m: ClusterMember): Promise<void> {
+    await this.db.put(K.self, Buffer.from(ClusterMember.encode(m).finish()), { sync: true });
+    this.selfValue = m;
   }
 
   /** How many log entries this member keeps (in memory and on disk). */
@@ -246,20 +261,25 @@ export class MemberStorage implements RaftLogStorage {
    * Once `policy.snapshotCount` entries were applied since the last snapshot: snapshots the
    * applied metadata and membership at the applied index and truncates the log before it (but
    * for `catchupEntries`). The member calls it between loop turns, so nothing applies meanwhile.
-   * Returns the new snapshot's index, or undefined when it was not time yet.
+   * `force` compacts now (before a member is added: it must start from a snapshot, since the
+   * initial members are in no log entry). Entry 1 always goes, so a member with an empty log
+   * always gets a snapshot. Returns the snapshot's index, or undefined when it was not time yet.
    */
-  async maybeCompact(policy: CompactionPolicy): Promise<bigint | undefined> {
+  async maybeCompact(policy: CompactionPolicy, force = false): Promise<bigint | undefined> {
     const at = this.appliedIndex;
     const last = this.mem.snapshot().metadata?.index ?? 0n;
-    if (at - last < BigInt(policy.snapshotCount) || !this.membershipValue) return undefined;
-    const kvs: MetaPut[] = [];
-    for await (const [k, v] of this.db.iterator({ gte: K.data, lt: DATA_END }))
-      kvs.push({ key: k.slice(K.data.length), value: v });
-    const data = Buffer.from(MemberSnapshotData.encode({ membership: this.membershipValue, kvs }).finish());
-    const snap = this.mem.createSnapshot(at, confStateOf(this.membershipValue), data);
+    if (at === 0n || !this.membershipValue || (!force && at - last < BigInt(policy.snapshotCount))) return undefined;
     const batch = this.db.batch();
-    batch.put(K.snapshot, Buffer.from(SnapshotCodec.encode(snap).finish()));
-    const truncateAt = at - BigInt(policy.catchupEntries);
+    if (at > last) {
+      const kvs: MetaPut[] = [];
+      for await (const [k, v] of this.db.iterator({ gte: K.data, lt: DATA_END }))
+        kvs.push({ key: k.slice(K.data.length), value: v });
+      const data = Buffer.from(MemberSnapshotData.encode({ membership: this.membershipValue, kvs }).finish());
+      const snap = this.mem.createSnapshot(at, confStateOf(this.membershipValue), data);
+      batch.put(K.snapshot, Buffer.from(SnapshotCodec.encode(snap).finish()));
+    }
+    const catchup = at - BigInt(policy.catchupEntries);
+    const truncateAt = catchup < 1n ? 1n : catchup;
     const first = this.mem.firstIndex();
     if (truncateAt >= first) {
       for (let i = first; i <= truncateAt; i++) batch.del(logKey(i));
