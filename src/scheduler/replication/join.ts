@@ -60,7 +60,9 @@ export async function resolveMembership(storage: MemberStorage, o: ResolveOption
     if (!recorded) await storage.recordSelf(self);
     return { self: specOf(self), membership: stored, stored: true };
   }
-  if (o.state === "new") {
+  // A data dir that records its member but no membership joined and awaits its first snapshot:
+  // it goes on joining whatever the flag says (a "new" start would invent a membership).
+  if (o.state === "new" && !recorded) {
     const self = o.initialCluster.find((m) => m.name === o.name);
     if (!self) throw new InitialClusterError(`this member's --name ${o.name} is not in it`);
     await storage.bootstrapMembership(initialMembership(o.initialCluster));
