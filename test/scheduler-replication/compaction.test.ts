@@ -128,6 +128,11 @@ describe("replicated scheduler log compaction", () => {
     );
     // Only what came after the snapshot was replayed from the log.
     expect(restarted.storage.firstIndex()).toBeGreaterThan(1n);
+    // What it installed is on its disk: a restart reads back the same metadata.
+    const installed = await metadataOf(restarted);
+    await group.stop(wiped);
+    const twice = await group.start(wiped);
+    expect(await metadataOf(twice)).toBe(installed);
     const lastTs = await client.tso();
     client.close();
 
