@@ -18,12 +18,12 @@ afterEach(async () => {
 
 const BIG = "b".repeat(8 * 1024);
 
-/** 4 writers x 5 transactions x 3 keys of 8 KiB under b/. */
-async function writeBig(kv: KvClient, tag: string): Promise<Written[]> {
+/** 4 writers x `txns` transactions x 3 keys of 8 KiB under b/. */
+async function writeBig(kv: KvClient, tag: string, txns: number): Promise<Written[]> {
   const all: Written[] = [];
   await Promise.all(
     [0, 1, 2, 3].map(async (w) => {
-      for (let i = 0; i < 5; i++) {
+      for (let i = 0; i < txns; i++) {
         const puts: Array<[string, string]> = [0, 1, 2].map((k) => [`b/${w}/${k}`, `${tag}${w}.${i}.${k}.${BIG}`]);
         all.push(...(await commitTxn(kv, puts)));
       }
@@ -67,8 +67,15 @@ function rawFeed(addr: string, req: ChangeDataRequest) {
   return {
     resume: () => stream.resume(),
     /** Rows, the last resolved ts and the error the feed ended with. */
-    async end(): Promise<{ rows: Written[]; resolved: bigint; error?: CdcError }> {
-      await ended;
+    async end(timeoutMs: number): Promise<{ rows: Written[]; resolved: bigint; error?: CdcError }> {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`the feed did not end within ${timeoutMs} ms (${events.length} events read)`)),
+          timeoutMs,
+        );
+      });
+      await Promise.race([ended, late]).finally(() => clearTimeout(timer));
       session.close();
       const rows: Written[] = [];
       let resolved = 0n;
@@ -88,7 +95,9 @@ function rawFeed(addr: string, req: ChangeDataRequest) {
 }
 
 it("a watcher that stops reading gets ServerIsBusy, and resuming from its resolved ts loses nothing", async () => {
-  cluster = new WatchCluster({ watch: { maxPendingBytes: 4096, resolvedTsIntervalMs: 100 } });
+  // The transport takes some 30 rows of 8 KiB before it pushes back (flow-control windows, grpc-js's
+  // 16 messages); 48 rows leave the feed well over 1 KiB of queued records.
+  cluster = new WatchCluster({ watch: { maxPendingBytes: 1024, resolvedTsIntervalMs: 100 } });
   const kv = await cluster.start();
   const range = prefixRange(Buffer.from("b/"));
   const target = await kv.cache.target(range.start);
@@ -103,9 +112,9 @@ it("a watcher that stops reading gets ServerIsBusy, and resuming from its resolv
     });
 
   const stalled = rawFeed(target.addr, req(fromTs)); // a watcher that does not read
-  const expected = await writeBig(kv, "x");
+  const expected = await writeBig(kv, "x", 4);
   stalled.resume();
-  const first = await stalled.end();
+  const first = await stalled.end(15_000);
   expect(first.error?.serverIsBusy, `the feed ended with: ${first.error?.message ?? "no error"}`).toBeDefined();
   expect(first.error?.message).toMatch(/too slow/);
   expect(first.rows.length, "the feed ended before sending everything").toBeLessThan(expected.length);
@@ -116,10 +125,10 @@ it("a watcher that stops reading gets ServerIsBusy, and resuming from its resolv
   resumed.stop();
   const before = first.rows.filter((r) => r.commitTs <= first.resolved);
   expect([...before.sort(byPosition), ...rest]).toEqual(expected);
-}, 60_000);
+}, 90_000);
 
 it("a slow consumer of KvClient.watch still sees every change once, in order", async () => {
-  cluster = new WatchCluster({ watch: { maxPendingBytes: 4096, resolvedTsIntervalMs: 100 } });
+  cluster = new WatchCluster({ watch: { maxPendingBytes: 2048, resolvedTsIntervalMs: 100 } });
   const kv = await cluster.start();
   const fromTs = await kv.tso();
   // Past 4 unread events the client drops its feeds and resubscribes once the consumer caught up.
@@ -131,7 +140,7 @@ it("a slow consumer of KvClient.watch still sees every change once, in order", a
     },
   };
   const expected: Written[] = [];
-  const writes = writeBig(kv, "y").then(async (w) => {
+  const writes = writeBig(kv, "y", 3).then(async (w) => {
     expected.push(...w);
     return kv.tso();
   });
@@ -139,4 +148,4 @@ it("a slow consumer of KvClient.watch still sees every change once, in order", a
   watch.stop();
   expect(watch.sheds, "the consumer was never too slow: the test tests nothing").toBeGreaterThan(0);
   expect(seen).toEqual(expected);
-}, 60_000);
+}, 90_000);

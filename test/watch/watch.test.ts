@@ -42,14 +42,14 @@ describe("watch: a change feed over real gRPC", () => {
     const watch = kv.watch("w/", { fromTs });
     // The watch reads while the writes run: its rows come live from apply, not from a scan.
     let expected: Written[] = [];
-    const done = writeConcurrently(kv, 3, 8).then(async (w) => {
+    const done = writeConcurrently(kv, 3, 6).then(async (w) => {
       expected = w;
       return kv.tso();
     });
     const seen = await collectUntil(watch, done, 20_000);
     watch.stop();
     expect(seen).toEqual(expected);
-  }, 40_000);
+  }, 90_000);
 
   it("resumes after a disconnect from the last change or the last resolved ts: no gap, no duplicate", async () => {
     cluster = new WatchCluster();
@@ -87,5 +87,5 @@ describe("watch: a change feed over real gRPC", () => {
     const again = await collectUntil(fromResolved, await kv.tso(), 15_000);
     fromResolved.stop();
     expect([...seen.slice(0, resolvedAt), ...again], "resumed after the last resolved ts").toEqual(all);
-  }, 40_000);
+  }, 90_000);
 });

@@ -65,10 +65,6 @@ export class ChangeHub {
     };
   }
 
-  watchedRegions(): number {
-    return this.listeners.size;
-  }
-
   /** `inner` with the hub's taps added: what the store is given as its observer. */
   observer(inner: RaftstoreObserver): RaftstoreObserver {
     const hub = this;
