@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KvClient, RawBatchInputError } from "../../src/client/index.js";
 import { FAST_STORE_CONFIG, ProcessCluster } from "../harness/processes.js";
+import { ctlShell } from "../harness/ctl.js";
 import { waitFor } from "../harness/wait.js";
 
 const N = 1200;
@@ -86,6 +87,33 @@ describe("raw batch and range calls across regions (real binaries)", () => {
     // Written again after the delete: a range delete leaves no tombstone behind.
     await kv.batchPut([{ key: keyOf(500), value: "back" }]);
     expect((await kv.get(keyOf(500)))?.toString()).toBe("back");
+  });
+
+  it("tinykv-ctl: scan --reverse and delete-range across regions", async () => {
+    await kv.batchPut([0, 1, 2, 1197, 1198, 1199].map((i) => ({ key: keyOf(i), value: `ctl-${i}` })));
+    const target = { scheduler: cluster.schedulerAddr };
+    const rev = await ctlShell(target, `scan "" --reverse --limit 3\nscan ${keyOf(3)} "" --reverse\n`);
+    expect(rev.failures, rev.err).toBe(0);
+    expect(rev.out).toBe(
+      [
+        `${keyOf(1199)} => ctl-1199`,
+        `${keyOf(1198)} => ctl-1198`,
+        `${keyOf(1197)} => ctl-1197`,
+        "(3 pairs)",
+        `${keyOf(2)} => ctl-2`,
+        `${keyOf(1)} => ctl-1`,
+        `${keyOf(0)} => ctl-0`,
+        "(3 pairs)",
+        "",
+      ].join("\n"),
+    );
+    const del = await ctlShell(
+      target,
+      `delete-range ${keyOf(1)} ${keyOf(1199)}\nscan "" --limit 10\ndelete-range b a\n`,
+    );
+    expect(del.failures, "the inverted range fails").toBe(1);
+    expect(del.err).toMatch(/delete-range: the range is empty or inverted/);
+    expect(del.out).toBe(["OK", `${keyOf(0)} => ctl-0`, `${keyOf(1199)} => ctl-1199`, "(2 pairs)", ""].join("\n"));
   });
 
   it("a batch with an empty key is refused before any of it is sent", async () => {

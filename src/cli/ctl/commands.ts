@@ -7,7 +7,7 @@ import { backupCommand, restoreCommand } from "./backup-command.js";
 import { operatorsCommand, regionsCommand, statusCommand, storeCommand, storesCommand } from "./cluster-commands.js";
 import type { CtlCommand, CtlContext, CtlFlagOptions, CtlFlags } from "./command.js";
 import { helpEntry, UsageError } from "./command.js";
-import { deleteCommand, getCommand, putCommand, scanCommand, txnCommand } from "./kv-commands.js";
+import { deleteCommand, deleteRangeCommand, getCommand, putCommand, scanCommand, txnCommand } from "./kv-commands.js";
 import { metricsCommand } from "./metrics-command.js";
 
 /** Every command, in the order `help` lists them. */
@@ -16,6 +16,7 @@ const CTL_COMMANDS: readonly CtlCommand[] = [
   putCommand,
   deleteCommand,
   scanCommand,
+  deleteRangeCommand,
   txnCommand,
   storesCommand,
   storeCommand,
