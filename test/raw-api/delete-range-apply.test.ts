@@ -8,7 +8,7 @@ import { Region } from "../../src/proto/metapb.js";
 import { CmdType, RaftCmdRequest } from "../../src/proto/raft_cmdpb.js";
 import { Engine, RAW_CF_DEFAULT } from "../../src/kv/engine/index.js";
 import type { RangeDeleteKeys } from "../../src/kv/raftstore/delete-range.js";
-import { rangeInRegion, scanRangeDeletes } from "../../src/kv/raftstore/delete-range.js";
+import { mayHoldRangeDelete, rangeInRegion, scanRangeDeletes } from "../../src/kv/raftstore/delete-range.js";
 import { tempDir } from "../harness/wait.js";
 
 const b = (s: string) => Buffer.from(s);
@@ -61,8 +61,11 @@ describe("DeleteRange apply", () => {
 
   it("skips entries already applied and turns without a DeleteRange", async () => {
     const kv = await engineWith(["c"]);
+    const entries = [entry(3n, [deleteRange("a", "z")]), entry(4n, [put("x")])];
+    expect(mayHoldRangeDelete(entries, 3n), "entry 3 is applied already").toBe(false);
+    expect(mayHoldRangeDelete(entries, 2n)).toBe(true);
     const out: RangeDeleteKeys = new Map();
-    await scanRangeDeletes(kv, region("", ""), [entry(3n, [deleteRange("a", "z")]), entry(4n, [put("x")])], 3n, out);
+    await scanRangeDeletes(kv, region("", ""), entries, 3n, out);
     expect(out.size).toBe(0);
   });
 

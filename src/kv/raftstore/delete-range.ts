@@ -62,10 +62,18 @@ function decodeNormal(entry: Entry): RaftCmdRequest | undefined {
   return RaftCmdRequest.decode(entry.data);
 }
 
+/** Whether entries not yet applied may hold a DeleteRange: one byte search per entry, no decode. */
+export function mayHoldRangeDelete(entries: Entry[], appliedIndex: bigint): boolean {
+  for (const e of entries)
+    if (e.index > appliedIndex && e.entryType === EntryType.EntryNormal && e.data.includes(DELETE_RANGE_MARK))
+      return true;
+  return false;
+}
+
 /**
  * Lists the keys of every DeleteRange among one peer's committed entries of this turn (entries at
- * or below `appliedIndex` are skipped, as apply skips them). Empty when there is none, which is
- * the common case and costs one byte search per entry.
+ * or below `appliedIndex` are skipped, as apply skips them). Call it when mayHoldRangeDelete says
+ * so; the common turn has none and never comes here.
  */
 export async function scanRangeDeletes(
   kv: Engine,
@@ -75,7 +83,6 @@ export async function scanRangeDeletes(
   out: RangeDeleteKeys,
 ): Promise<void> {
   const pending = entries.filter((e) => e.index > appliedIndex);
-  if (!pending.some((e) => e.entryType === EntryType.EntryNormal && e.data.includes(DELETE_RANGE_MARK))) return;
   // Keys put by earlier requests of this turn, per CF: in the batch, not in the engine yet.
   const putThisTurn: { cf: string; key: Buffer }[] = [];
   for (const entry of pending) {

@@ -7,7 +7,7 @@ import type { RaftTransport } from "../transport/transport.js";
 import type { ApplyOutcome } from "./apply.js";
 import { applyEntries } from "./apply.js";
 import type { RangeDeleteKeys } from "./delete-range.js";
-import { scanRangeDeletes } from "./delete-range.js";
+import { mayHoldRangeDelete, scanRangeDeletes } from "./delete-range.js";
 import type { LogFetchContext } from "./log-fetch.js";
 import { tendRaftLog } from "./log-fetch.js";
 import type { Peer } from "./peer.js";
@@ -203,7 +203,7 @@ export class StoreLoop {
   private async apply(work: Work[], turn: TurnTimeline): Promise<Applied[]> {
     const rangeKeys: RangeDeleteKeys = new Map();
     for (const { peer, rd } of work)
-      if (!peer.retiring)
+      if (!peer.retiring && mayHoldRangeDelete(rd.committedEntries, peer.storage.appliedIndex))
         await scanRangeDeletes(this.ctx.kv, peer.region, rd.committedEntries, peer.storage.appliedIndex, rangeKeys);
     const kvWb = this.ctx.kv.newBatch();
     const applied: Applied[] = [];

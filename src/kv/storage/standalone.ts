@@ -7,8 +7,9 @@ import type { Modify, Storage, StorageReader } from "./storage.js";
 /** Storage on one local LevelDB, no replication: lab 1, and a handy single-node mode. */
 export class StandaloneStorage implements Storage {
   private engine: Engine | undefined;
-  /** The write in progress (writes run one at a time: see write()). */
-  private writing: Promise<void> = Promise.resolve();
+  /** The last range delete queued (it runs alone: see write()), and the other writes in flight. */
+  private exclusive: Promise<void> = Promise.resolve();
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly path: string) {}
 
@@ -34,25 +35,47 @@ export class StandaloneStorage implements Storage {
   }
 
   /**
-   * Range deletes read the keys they delete from a snapshot taken here; writes are serialized, so
-   * no write of this storage lands between that read and the batch (one writer at a time).
+   * A range delete reads the keys it deletes from a snapshot, so no other write may land between
+   * that read and its batch: it runs alone, after the writes in flight. Other writes run
+   * concurrently (LevelDB groups their fsyncs), after any range delete queued before them.
    */
   async write(_ctx: Context | undefined, batch: Modify[]): Promise<void> {
-    const prev = this.writing;
+    if (!batch.some((m) => m.kind === "deleteRange")) {
+      for (;;) {
+        const exclusive = this.exclusive;
+        await exclusive;
+        if (exclusive === this.exclusive) break; // no range delete queued meanwhile
+      }
+      // Registered in the same synchronous step as the check above: a range delete queued later sees it.
+      const writing = this.writeBatch(batch);
+      this.inFlight.add(writing);
+      try {
+        await writing;
+      } finally {
+        this.inFlight.delete(writing);
+      }
+      return;
+    }
+    const prev = this.exclusive;
     let done!: () => void;
-    this.writing = new Promise<void>((resolve) => (done = resolve));
+    this.exclusive = new Promise<void>((resolve) => (done = resolve));
     try {
       await prev;
-      const wb = this.kv.newBatch();
-      for (const m of batch) {
-        if (m.kind === "put") wb.put(m.cf, m.key, m.value);
-        else if (m.kind === "delete") wb.delete(m.cf, m.key);
-        else await this.deleteRangeInto(wb, m.cf, m.start, m.end);
-      }
-      await wb.write(true);
+      await Promise.allSettled([...this.inFlight]);
+      await this.writeBatch(batch);
     } finally {
       done();
     }
+  }
+
+  private async writeBatch(batch: Modify[]): Promise<void> {
+    const wb = this.kv.newBatch();
+    for (const m of batch) {
+      if (m.kind === "put") wb.put(m.cf, m.key, m.value);
+      else if (m.kind === "delete") wb.delete(m.cf, m.key);
+      else await this.deleteRangeInto(wb, m.cf, m.start, m.end);
+    }
+    await wb.write(true);
   }
 
   private async deleteRangeInto(wb: WriteBatch, cf: CfName, start: Buffer, end: Buffer): Promise<void> {
