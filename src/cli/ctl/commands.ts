@@ -8,6 +8,7 @@ import { operatorsCommand, regionsCommand, statusCommand, storeCommand, storesCo
 import type { CtlCommand, CtlContext, CtlFlagOptions, CtlFlags } from "./command.js";
 import { helpEntry, UsageError } from "./command.js";
 import { deleteCommand, deleteRangeCommand, getCommand, putCommand, scanCommand, txnCommand } from "./kv-commands.js";
+import { schedulerMemberCommand } from "./member-command.js";
 import { metricsCommand } from "./metrics-command.js";
 
 /** Every command, in the order `help` lists them. */
@@ -26,6 +27,7 @@ const CTL_COMMANDS: readonly CtlCommand[] = [
   statusCommand,
   backupCommand,
   restoreCommand,
+  schedulerMemberCommand,
 ];
 
 const FOOTER =
