@@ -118,6 +118,14 @@ export class BatchedKvRpc implements KvConnection {
     return this.send("TxnHeartBeat", m, () => this.unary.kvTxnHeartBeat(m));
   }
 
+  // --- Raw CAS and TTL (issue 18): BatchCommands does not carry them, they go unary.
+  rawCompareAndSwap(req: Partial<kv.RawCASRequest>): Promise<kv.RawCASResponse> {
+    return this.unary.rawCompareAndSwap(req);
+  }
+  rawGetKeyTtl(req: Partial<kv.RawGetKeyTTLRequest>): Promise<kv.RawGetKeyTTLResponse> {
+    return this.unary.rawGetKeyTtl(req);
+  }
+
   close(): void {
     this.closed = true;
     this.stream?.close();

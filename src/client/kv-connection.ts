@@ -21,6 +21,9 @@ export interface KvConnection {
   kvBatchRollback(req: Partial<kv.BatchRollbackRequest>): Promise<kv.BatchRollbackResponse>;
   kvResolveLock(req: Partial<kv.ResolveLockRequest>): Promise<kv.ResolveLockResponse>;
   kvTxnHeartBeat(req: Partial<kv.TxnHeartBeatRequest>): Promise<kv.TxnHeartBeatResponse>;
+  // --- Raw CAS and TTL (issue 18): optional, so connections made elsewhere (tests, tools) need not serve them.
+  rawCompareAndSwap?(req: Partial<kv.RawCASRequest>): Promise<kv.RawCASResponse>;
+  rawGetKeyTtl?(req: Partial<kv.RawGetKeyTTLRequest>): Promise<kv.RawGetKeyTTLResponse>;
   close(): void;
 }
 

@@ -84,6 +84,14 @@ export class TinyKvRpc implements KvConnection {
     return this.unary(this.client.kvTxnHeartBeat, kv.TxnHeartBeatRequest.fromPartial(req));
   }
 
+  // --- Raw CAS and TTL (issue 18) ---
+  rawCompareAndSwap(req: Partial<kv.RawCASRequest>): Promise<kv.RawCASResponse> {
+    return this.unary(this.client.rawCompareAndSwap, kv.RawCASRequest.fromPartial(req));
+  }
+  rawGetKeyTtl(req: Partial<kv.RawGetKeyTTLRequest>): Promise<kv.RawGetKeyTTLResponse> {
+    return this.unary(this.client.rawGetKeyTtl, kv.RawGetKeyTTLRequest.fromPartial(req));
+  }
+
   close(): void {
     this.client.close();
   }

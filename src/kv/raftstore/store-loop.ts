@@ -6,6 +6,7 @@ import type { Engine, WriteBatch } from "../engine/index.js";
 import type { RaftTransport } from "../transport/transport.js";
 import type { ApplyOutcome } from "./apply.js";
 import { applyEntries } from "./apply.js";
+import { holdsConditionalWrite, prefetchConditionalReads } from "./conditional-write.js";
 import type { LogFetchContext } from "./log-fetch.js";
 import { tendRaftLog } from "./log-fetch.js";
 import type { Peer } from "./peer.js";
@@ -202,9 +203,12 @@ export class StoreLoop {
     const kvWb = this.ctx.kv.newBatch();
     const applied: Applied[] = [];
     const hasInitializedRegion = (id: bigint) => this.ctx.peers.get(id)?.storage.isInitialized() ?? false;
+    // Conditional writes compare what the engine holds now (nothing of this turn is written yet).
+    const conditional = work.flatMap((w) => w.rd.committedEntries.filter(holdsConditionalWrite));
+    const reads = conditional.length > 0 ? await prefetchConditionalReads(this.ctx.kv, conditional) : undefined;
     for (const { peer, rd } of work) {
       if (rd.committedEntries.length === 0 || peer.retiring) continue; // a retiring peer applies nothing after its removal
-      const outcome = applyEntries(peer.applyTarget(hasInitializedRegion), rd.committedEntries, kvWb);
+      const outcome = applyEntries(peer.applyTarget(hasInitializedRegion), rd.committedEntries, kvWb, reads);
       peer.wrote(outcome.writtenBytes);
       applied.push({ peer, outcome });
     }

@@ -1,16 +1,18 @@
 import { parseClientCf, UnknownCfError } from "../engine/index.js";
-import type { Storage } from "../storage/index.js";
+import type { RawKeyspace, Storage } from "../storage/index.js";
 import { InvalidArgumentError, rawKeyspace, RegionError } from "../storage/index.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import type { RawDeleteRequest, RawGetRequest, RawPutRequest, RawScanRequest } from "../../proto/kvrpcpb.js";
 import { KvPair, RawDeleteResponse, RawGetResponse, RawPutResponse, RawScanResponse } from "../../proto/kvrpcpb.js";
+import type { Runtime } from "../../util/runtime.js";
+import { realRuntime } from "../../util/runtime.js";
 import { checkKey, checkScanLimit, checkScanRange, checkValue } from "./validate.js";
 
 /**
  * Outcome of a raw request that failed in a way the client should see in the response:
  * a region error (retry elsewhere) or a plain error string (bad input).
  */
-function rawFailure(err: unknown): { regionError?: RegionErrorPb; error: string } {
+export function rawFailure(err: unknown): { regionError?: RegionErrorPb; error: string } {
   if (err instanceof RegionError) return { regionError: err.toPb(), error: "" };
   if (err instanceof InvalidArgumentError || err instanceof UnknownCfError) return { error: err.message };
   throw err; // an internal fault: the service wrapper turns it into a gRPC INTERNAL status
@@ -21,10 +23,16 @@ function rawFailure(err: unknown): { regionError?: RegionErrorPb; error: string 
  * They see the storage through its raw key space, never Percolator's data (raw-keyspace.ts).
  */
 export class RawHandlers {
-  private readonly storage: Storage;
+  /** The storage as the raw API sees it: raw CFs, TTL (raw-keyspace.ts). */
+  readonly keyspace: RawKeyspace;
 
-  constructor(storage: Storage) {
-    this.storage = rawKeyspace(storage);
+  /** `clock` judges TTL expiry: the node's runtime (a simulation passes its virtual one). */
+  constructor(storage: Storage, clock: Pick<Runtime, "now"> = realRuntime) {
+    this.keyspace = rawKeyspace(storage, clock);
+  }
+
+  private get storage(): RawKeyspace {
+    return this.keyspace;
   }
 
   async rawGet(req: RawGetRequest): Promise<RawGetResponse> {
@@ -43,12 +51,13 @@ export class RawHandlers {
     }
   }
 
-  async rawPut(req: RawPutRequest): Promise<RawPutResponse> {
+  /** `ttl` (seconds, 0 = never expires) may be left out, as TinyKV's own callers do. */
+  async rawPut(req: Omit<RawPutRequest, "ttl"> & { ttl?: bigint }): Promise<RawPutResponse> {
     try {
       const cf = parseClientCf(req.cf);
       checkKey(req.key);
       checkValue(req.value);
-      await this.storage.write(req.context, [{ kind: "put", cf, key: req.key, value: req.value }]);
+      await this.storage.write(req.context, [{ kind: "put", cf, key: req.key, value: req.value, ttlSeconds: req.ttl }]);
       return RawPutResponse.create();
     } catch (err) {
       return RawPutResponse.create(rawFailure(err));
