@@ -8,6 +8,7 @@ import { operatorsCommand, regionsCommand, statusCommand, storeCommand, storesCo
 import type { CtlCommand, CtlContext, CtlFlagOptions, CtlFlags } from "./command.js";
 import { helpEntry, UsageError } from "./command.js";
 import { deleteCommand, getCommand, putCommand, scanCommand, txnCommand } from "./kv-commands.js";
+import { casCommand, ttlCommand } from "./cas-ttl-commands.js";
 import { metricsCommand } from "./metrics-command.js";
 
 /** Every command, in the order `help` lists them. */
@@ -17,6 +18,8 @@ const CTL_COMMANDS: readonly CtlCommand[] = [
   deleteCommand,
   scanCommand,
   txnCommand,
+  casCommand,
+  ttlCommand,
   storesCommand,
   storeCommand,
   operatorsCommand,
