@@ -1,5 +1,8 @@
+import type { ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import type { KvConnection } from "./kv-connection.js";
 import { KvRequestError } from "./errors.js";
+import { KvOutcomeUnknownError } from "./outcome.js";
 import type { Backoff, RequestSender } from "./request.js";
 
 /** What a compare-and-swap expects the key to hold now. */
@@ -14,6 +17,17 @@ export interface CasResult {
 
 function connectionLacks(op: string, addr: string): KvRequestError {
   return new KvRequestError(op, addr, "this connection has no such rpc (a client built without it)");
+}
+
+/**
+ * UNAVAILABLE comes both for a call that never left (no connection: gRPC's picker says "No
+ * connection established") and for one whose connection dropped after it was sent, say when the
+ * leader died after applying it. Only the first is safe to send again: a resent swap that already
+ * applied would fail against its own new value and report "not swapped".
+ */
+function answerLostAfterSend(err: unknown): boolean {
+  const e = err as Partial<ServiceError> | undefined;
+  return e?.code === status.UNAVAILABLE && !String(e.details ?? "").includes("No connection established");
 }
 
 /**
@@ -39,10 +53,15 @@ export async function compareAndSwap(
     "RawCompareAndSwap",
     req.key,
     bo,
-    (t) => {
+    async (t) => {
       const rpc: KvConnection = t.rpc;
       if (!rpc.rawCompareAndSwap) throw connectionLacks("RawCompareAndSwap", t.addr);
-      return rpc.rawCompareAndSwap({ context: t.ctx, ...call });
+      try {
+        return await rpc.rawCompareAndSwap({ context: t.ctx, ...call });
+      } catch (err) {
+        if (answerLostAfterSend(err)) throw new KvOutcomeUnknownError("RawCompareAndSwap", req.key, t.addr, err);
+        throw err;
+      }
     },
     { once: true },
   );
