@@ -34,6 +34,8 @@ export async function startStandaloneServer(opts: {
   statusAddr?: string;
   /** Mutual TLS on the gRPC and status listeners. */
   tls?: TlsConfig;
+  /** How often expired raw keys are looked for (default: the raftstore's rawTtlCheckTickMs). */
+  rawTtlCheckTickMs?: number;
 }): Promise<StandaloneNode> {
   const storage = new StandaloneStorage(join(opts.path, "kv"));
   await storage.start();
@@ -46,7 +48,7 @@ export async function startStandaloneServer(opts: {
       keyspace: raw.keyspace,
       targets: () => [undefined],
       runtime: realRuntime,
-      intervalMs: DEFAULT_RAFTSTORE_CONFIG.rawTtlCheckTickMs,
+      intervalMs: opts.rawTtlCheckTickMs ?? DEFAULT_RAFTSTORE_CONFIG.rawTtlCheckTickMs,
       batch: DEFAULT_RAFTSTORE_CONFIG.rawTtlCheckBatch,
       log: opts.log,
     });

@@ -22,12 +22,18 @@ describe("raw cas and ttl with real binaries", () => {
     await cluster.startScheduler();
     for (const n of [1, 2, 3]) await cluster.addStore(n);
     kv = await connect();
-    await waitFor(async () => (await kv.put("warm-up", "1"), true), {
-      timeoutMs: 30_000,
-      get message() {
-        return `the cluster never took a write\n${cluster.logs()}`;
+    await waitFor(
+      async () => {
+        await kv.put("warm-up", "1");
+        return true;
       },
-    });
+      {
+        timeoutMs: 30_000,
+        get message() {
+          return `the cluster never took a write\n${cluster.logs()}`;
+        },
+      },
+    );
   });
   afterAll(async () => {
     for (const c of clients) c.close();
