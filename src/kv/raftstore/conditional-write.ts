@@ -144,25 +144,23 @@ export function applyConditionalWrite(
   kvWb: WriteBatch,
   reads: ConditionalReads | undefined,
 ): { response?: Response; error?: RaftCmdResponse; writtenBytes: number } {
+  const refused = (error: RaftCmdResponse) => ({ error, writtenBytes: 0 });
   let cf: CfName;
   let expiryCf: CfName | undefined;
   try {
     cf = parseCf(cw.cf);
     expiryCf = cw.expiryCf === "" ? undefined : parseCf(cw.expiryCf);
+    for (const k of [{ cf: cw.cf, key: cw.key }, ...cw.writes.map((w) => w.put ?? w.delete)]) {
+      if (!k)
+        return refused(
+          errorResponse(regionErrors.other("conditional write: only puts and deletes may be conditional")),
+        );
+      if (!keyInRegion(parseCf(k.cf), k.key, region))
+        return refused(errorResponse(regionErrors.keyNotInRegion(k.key, region)));
+    }
   } catch (err) {
-    return {
-      error: errorResponse(regionErrors.other(`conditional write: ${(err as Error).message}`)),
-      writtenBytes: 0,
-    };
-  }
-  for (const k of [{ cf: cw.cf, key: cw.key }, ...cw.writes.map((w) => w.put ?? w.delete)]) {
-    if (!k)
-      return {
-        error: errorResponse(regionErrors.other("conditional write: only puts and deletes may be conditional")),
-        writtenBytes: 0,
-      };
-    if (!keyInRegion(parseCf(k.cf), k.key, region))
-      return { error: errorResponse(regionErrors.keyNotInRegion(k.key, region)), writtenBytes: 0 };
+    // An unknown CF in a logged command: refuse the entry on every replica alike, never stop the store.
+    return refused(errorResponse(regionErrors.other(`conditional write: ${(err as Error).message}`)));
   }
   if (!reads) throw new Error(`conditional write in region ${region.id} reached apply without its reads`);
   const stored = reads.read(cf, cw.key);
