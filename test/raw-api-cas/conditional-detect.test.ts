@@ -5,7 +5,7 @@ import { EntryType } from "../../src/raft/eraftpb.js";
 
 /** The store loop reads ahead only for entries holding a conditional write; it finds them by wire tags alone. */
 describe("finding conditional writes in raft entries", () => {
-  const entry = (req: Partial<RaftCmdRequest>, entryType = EntryType.EntryNormal) => ({
+  const entry = (req: Parameters<typeof RaftCmdRequest.fromPartial>[0], entryType = EntryType.EntryNormal) => ({
     entryType,
     term: 1n,
     index: 1n,
