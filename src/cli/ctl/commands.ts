@@ -9,6 +9,7 @@ import type { CtlCommand, CtlContext, CtlFlagOptions, CtlFlags } from "./command
 import { helpEntry, UsageError } from "./command.js";
 import { deleteCommand, getCommand, putCommand, scanCommand, txnCommand } from "./kv-commands.js";
 import { casCommand, ttlCommand } from "./cas-ttl-commands.js";
+import { schedulerMemberCommand } from "./member-command.js";
 import { metricsCommand } from "./metrics-command.js";
 
 /** Every command, in the order `help` lists them. */
@@ -28,6 +29,7 @@ const CTL_COMMANDS: readonly CtlCommand[] = [
   statusCommand,
   backupCommand,
   restoreCommand,
+  schedulerMemberCommand,
 ];
 
 const FOOTER =
