@@ -58,7 +58,8 @@ export class SimKvNetwork {
     if (s?.store !== store) {
       const storage = new RaftStorage(store);
       const service = createTinyKvService({
-        raw: new RawHandlers(storage),
+        // Raw TTL expiry follows the store's own (virtual, maybe skewed) clock, as a real leader's would.
+        raw: new RawHandlers(storage, store.runtime),
         txn: new TxnHandlers(storage, { ...DEFAULT_TXN_BOUNDS, clock: this.runtime }),
         log: this.log,
       });
