@@ -20,6 +20,7 @@ import {
   shutdownGracefully,
   TxnHandlers,
 } from "../kv/server/index.js";
+import { ledRegions, TtlSweeper } from "../kv/server/raw-ttl.js";
 import { RaftStorage } from "../kv/storage/index.js";
 import type { FeedOptions } from "../kv/watch/index.js";
 import { ChangeDataFeeds, ChangeHub, feedStoreOf } from "../kv/watch/index.js";
@@ -152,9 +153,18 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     worker.start(store, opts.config.schedulerStoreHeartbeatTickMs);
     const storage = new RaftStorage(store);
     const batchStreams = new BatchCommandsStreams(log, runtime);
+    const raw = new RawHandlers(storage, runtime);
+    const ttlSweeper = new TtlSweeper({
+      keyspace: raw.keyspace,
+      targets: ledRegions(store),
+      runtime,
+      intervalMs: opts.config.rawTtlCheckTickMs,
+      batch: opts.config.rawTtlCheckBatch,
+      log,
+    });
     const service = instrumentTinyKv(
       createTinyKvService({
-        raw: new RawHandlers(storage),
+        raw,
         txn: new TxnHandlers(storage),
         raft: store,
         batchStreams,
@@ -175,6 +185,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       log,
       services: [{ definition: ChangeDataService, implementation: feeds.service() }],
     });
+    ttlSweeper.start();
     const status = opts.statusAddr
       ? await startStoreStatusServer(
           opts.statusAddr,
@@ -186,6 +197,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
           { tls: opts.tls, log },
         ).catch(async (err: unknown) => {
           await shutdownGracefully(server, runtime);
+          await ttlSweeper.stop();
           worker.stop();
           await store.stop();
           throw err;
@@ -209,6 +221,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
         batchStreams.closeAll();
         feeds.closeAll();
         await shutdownGracefully(server, runtime);
+        await ttlSweeper.stop();
         worker.stop();
         await store.stop();
         client.close();

@@ -17,10 +17,19 @@ import { Backoff, DEFAULT_RETRY_POLICY, RequestSender } from "./request.js";
 import type { Bytes, KvEntry, TxnDeps } from "./txn.js";
 import { toBuf, Transaction } from "./txn.js";
 import { DEFAULT_LOCK_TTL_MS } from "./lock-ttl.js";
-import { ChangeDataClient } from "../proto/cdcpb.js";
-import { grpcChannelCredentials } from "../util/tls.js";
 import type { WatchOptions } from "./watch.js";
-import { prefixRange, Watch } from "./watch.js";
+import { ChangeDataConnections, readAllAt, Watch, watchRange } from "./watch.js";
+import { KvPair } from "../proto/kvrpcpb.js";
+import {
+  deleteRangeAcrossRegions,
+  keySize,
+  pairSize,
+  RAW_BATCHES_IN_FLIGHT,
+  reverseScanAcrossRegions,
+  sendRawBatches,
+} from "./raw-batch.js";
+import type { CasExpectation, CasResult } from "./raw-cas.js";
+import { compareAndSwap, keyTtl } from "./raw-cas.js";
 
 /** Pairs per RawScan request: a page stays far below the servers' scan limit and gRPC's message limit. */
 const RAW_SCAN_PAGE = 1024;
@@ -85,7 +94,7 @@ export class KvClient {
   private readonly resolver: LockResolver;
   private closed = false;
   /** One ChangeData client per store address, for watches. */
-  private readonly changeData = new Map<string, ChangeDataClient>();
+  private readonly changeData: ChangeDataConnections;
 
   private constructor(
     readonly scheduler: SchedulerApi,
@@ -94,9 +103,10 @@ export class KvClient {
     rpcTimeoutMs: number,
     private readonly log: Logger,
     connectKv: KvConnectionFactory,
-    private readonly tls?: TlsConfig,
+    tls?: TlsConfig,
   ) {
     this.cache = new RegionCache(scheduler, rpcTimeoutMs, log, connectKv);
+    this.changeData = new ChangeDataConnections(tls);
     this.sender = new RequestSender(this.cache, log);
     this.resolver = new LockResolver(this.sender, () => this.tso(), log);
   }
@@ -162,14 +172,14 @@ export class KvClient {
    * reached); once it may have (StaleCommand, no answer in time) it throws KvOutcomeUnknownError
    * instead of sending it again.
    */
-  async put(key: Bytes, value: Bytes, cf = ""): Promise<void> {
+  async put(key: Bytes, value: Bytes, cf = "", opts: { ttlSeconds?: number } = {}): Promise<void> {
     const k = toBuf(key);
     const v = toBuf(value);
     const { resp, target } = await this.sender.onKey(
       "RawPut",
       k,
       this.backoff("raw put", k),
-      (t) => t.rpc.rawPut({ context: t.ctx, key: k, value: v, cf }),
+      (t) => t.rpc.rawPut({ context: t.ctx, key: k, value: v, cf, ttl: BigInt(opts.ttlSeconds ?? 0) }),
       {
         once: true,
       },
@@ -192,26 +202,119 @@ export class KvClient {
     if (resp.error) throw new KvRequestError("RawDelete", target.addr, resp.error);
   }
 
-  /** Puts several pairs, each routed to its region, at most `concurrency` in flight. Not atomic. */
-  async batchPut(pairs: { key: Bytes; value: Bytes }[], cf = "", concurrency = 16): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < pairs.length) {
-        const p = pairs[next++]!;
-        await this.put(p.key, p.value, cf);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, pairs.length) }, worker));
+  /**
+   * Writes `value` (undefined: deletes the key) only if the key holds `expect.value`, or nothing
+   * when `expect.notExist`; atomic with every other raw write. Answers what the key held. Like
+   * put, KvOutcomeUnknownError when it may or may not have applied.
+   */
+  compareAndSwap(
+    key: Bytes,
+    value: Bytes | undefined,
+    expect: { value: Bytes } | { notExist: true },
+    opts: { cf?: string; ttlSeconds?: number } = {},
+  ): Promise<CasResult> {
+    const k = toBuf(key);
+    const expectation: CasExpectation = "value" in expect ? { value: toBuf(expect.value) } : expect;
+    return compareAndSwap(this.sender, this.backoff("raw compare-and-swap", k), {
+      key: k,
+      value: value === undefined ? undefined : toBuf(value),
+      expect: expectation,
+      cf: opts.cf ?? "",
+      ttlSeconds: opts.ttlSeconds,
+    });
+  }
+
+  /** Seconds the key has left: 0 when it never expires, undefined when it is absent or expired. */
+  keyTtl(key: Bytes, cf = ""): Promise<number | undefined> {
+    const k = toBuf(key);
+    return keyTtl(this.sender, this.backoff("raw get key ttl", k), k, cf);
+  }
+
+  // ---- raw batch and range calls (raw-batch.ts) ------------------------------------------------
+  // Each is split by region and size (RAW_BATCH_KEYS keys or RAW_BATCH_BYTES per sub-batch), with
+  // at most `concurrency` sub-batches in flight. A sub-batch is one raft command on its region and
+  // applies whole or not at all, but a batch that spans regions is NOT atomic across them: after a
+  // failure some sub-batches may have applied. Writes are not sent again once they may have applied
+  // (KvOutcomeUnknownError), as put() is.
+
+  /** The values of `keys`, in their order (undefined where a key is not found). */
+  async batchGet(keys: Bytes[], cf = "", concurrency = RAW_BATCHES_IN_FLIGHT): Promise<(Buffer | undefined)[]> {
+    const ks = keys.map(toBuf);
+    const found = new Map<string, Buffer>();
+    await sendRawBatches(
+      this.sender,
+      "RawBatchGet",
+      ks,
+      (k) => k,
+      keySize,
+      this.backoff("raw batch get", ks[0]),
+      { concurrency, once: false },
+      (t, batch) => t.rpc.rawBatchGet({ context: t.ctx, keys: batch, cf }),
+      (_batch, resp) => {
+        for (const p of resp.pairs) found.set(p.key.toString("hex"), p.value);
+      },
+    );
+    return ks.map((k) => found.get(k.toString("hex")));
+  }
+
+  /** Puts the pairs with RawBatchPut, region by region (see above: not atomic across regions). */
+  async batchPut(pairs: { key: Bytes; value: Bytes }[], cf = "", concurrency = RAW_BATCHES_IN_FLIGHT): Promise<void> {
+    const ps = pairs.map((p) => KvPair.create({ key: toBuf(p.key), value: toBuf(p.value) }));
+    await sendRawBatches(
+      this.sender,
+      "RawBatchPut",
+      ps,
+      (p) => p.key,
+      pairSize,
+      this.backoff("raw batch put", ps[0]?.key),
+      { concurrency, once: true },
+      (t, batch) => t.rpc.rawBatchPut({ context: t.ctx, pairs: batch, cf }),
+      () => undefined,
+    );
+  }
+
+  /** Deletes the keys with RawBatchDelete, region by region (see above: not atomic across regions). */
+  async batchDelete(keys: Bytes[], cf = "", concurrency = RAW_BATCHES_IN_FLIGHT): Promise<void> {
+    const ks = keys.map(toBuf);
+    await sendRawBatches(
+      this.sender,
+      "RawBatchDelete",
+      ks,
+      (k) => k,
+      keySize,
+      this.backoff("raw batch delete", ks[0]),
+      { concurrency, once: true },
+      (t, batch) => t.rpc.rawBatchDelete({ context: t.ctx, keys: batch, cf }),
+      () => undefined,
+    );
+  }
+
+  /**
+   * Deletes every key in [start, end) (empty end: to the end of the key space): one
+   * RawDeleteRange per region, each one raft command there, regions one after another. Not
+   * atomic across regions.
+   */
+  async deleteRange(start: Bytes, end: Bytes, cf = ""): Promise<void> {
+    const s = toBuf(start);
+    const e = toBuf(end);
+    if (e.length > 0 && Buffer.compare(s, e) >= 0) return;
+    await deleteRangeAcrossRegions(this.sender, s, e, cf, this.backoff("raw delete range", s));
   }
 
   /**
    * Up to `limit` pairs with start <= key < end (empty end = no end) in key order, region by
    * region: each region is scanned up to min(end, region end), then the scan goes on at the
    * region's end key. Not a snapshot across regions.
+   *
+   * With `reverse` (TiKV's semantics, as RawScan's): `start` is the UPPER bound, exclusive, and
+   * `end` the LOWER bound, inclusive; the pairs with end <= key < start come in descending order
+   * (empty start = from the very last key, empty end = down to the first).
    */
-  async scan(start: Bytes, end: Bytes, limit: number, cf = ""): Promise<KvEntry[]> {
+  async scan(start: Bytes, end: Bytes, limit: number, cf = "", opts: { reverse?: boolean } = {}): Promise<KvEntry[]> {
     const s = toBuf(start);
     const e = toBuf(end);
+    if (opts.reverse)
+      return reverseScanAcrossRegions(this.sender, s, e, limit, cf, this.backoff("raw reverse scan", s));
     const out: KvEntry[] = [];
     if (e.length > 0 && Buffer.compare(s, e) >= 0) return out;
     const bo = this.backoff("raw scan", s);
@@ -279,52 +382,22 @@ export class KvClient {
   // ---- watch ---------------------------------------------------------------------------------
 
   /**
-   * The committed transactional changes of the keys under `prefix` (a string or Buffer), or of
-   * [start, end) (empty end: no bound), as an async iterator: puts and deletes in commit order
-   * ((commit_ts, key) order), each exactly once, and `resolved` events (every change at or below
-   * their ts has been yielded). Resume after a disconnect with `fromTs` = the last resolved ts, or
-   * `fromTs` + `afterKey` = the last change's commitTs and key. Follows splits and leader changes;
-   * throws KvDeadlineError when a part of the range stays unreachable past the deadline.
+   * The committed transactional changes under `prefix`, or of [start, end) (empty end: no bound),
+   * as an async iterator in (commit_ts, key) order, each exactly once, with `resolved` events.
+   * See src/client/watch.ts (positions, resuming, bounds) and the README.
    */
   watch(range: Bytes | { start: Bytes; end: Bytes }, opts: WatchOptions = {}): Watch {
     if (this.closed) throw new Error("watch: client is closed");
-    const span =
-      typeof range === "string" || Buffer.isBuffer(range) || range instanceof Uint8Array
-        ? prefixRange(toBuf(range))
-        : { start: toBuf(range.start), end: toBuf(range.end) };
-    return new Watch(
-      {
-        cache: this.cache,
-        policy: this.policy,
-        runtime: this.txnTime.runtime,
-        log: this.log,
-        tso: () => this.tso(),
-        changeData: (addr) => this.changeDataClient(addr),
-        resolveLocks: (start, end) => this.readAll(start, end),
-      },
-      span,
-      opts,
-    );
-  }
-
-  /** Reads every key of [start, end) at a fresh ts (the reads resolve the locks they meet). */
-  private async readAll(start: Buffer, end: Buffer): Promise<void> {
-    const snapshot = this.snapshotAt(await this.tso());
-    let cursor = start;
-    for (;;) {
-      const page = await snapshot.scan(cursor, end, RAW_SCAN_PAGE);
-      if (page.length < RAW_SCAN_PAGE) return;
-      cursor = Buffer.concat([page[page.length - 1]!.key, Buffer.from([0])]);
-    }
-  }
-
-  private changeDataClient(addr: string): ChangeDataClient {
-    let c = this.changeData.get(addr);
-    if (!c) {
-      c = new ChangeDataClient(addr, grpcChannelCredentials(this.tls), { "grpc.enable_channelz": 0 });
-      this.changeData.set(addr, c);
-    }
-    return c;
+    const deps = {
+      cache: this.cache,
+      policy: this.policy,
+      runtime: this.txnTime.runtime,
+      log: this.log,
+      tso: () => this.tso(),
+      changeData: (addr: string) => this.changeData.get(addr),
+      resolveLocks: (start: Buffer, end: Buffer) => readAllAt(this.snapshotAt.bind(this), this.tso(), start, end),
+    };
+    return new Watch(deps, watchRange(range), opts);
   }
 
   // ---- cluster information (for tinykv-ctl) --------------------------------------------------
@@ -345,8 +418,7 @@ export class KvClient {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const c of this.changeData.values()) c.close();
-    this.changeData.clear();
+    this.changeData.close();
     this.cache.close();
     this.scheduler.close();
   }

@@ -3,6 +3,7 @@ export * from "./client.js";
 export * from "./errors.js";
 export { KvOutcomeUnknownError } from "./outcome.js";
 export * from "./txn.js";
+export type { CasExpectation, CasResult } from "./raw-cas.js";
 export { RegionCache, type CachedRegion, type RpcTarget } from "./region-cache.js";
 export { Backoff, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./request.js";
 export { TinyKvRpc, DEFAULT_RPC_TIMEOUT_MS } from "./kv-rpc.js";
@@ -14,3 +15,4 @@ export { TXN_BATCH_BYTES, TXN_BATCH_KEYS, TXN_BATCHES_IN_FLIGHT } from "./batche
 export { TlsConfig, TlsConfigError, type TlsFiles, type TlsPem } from "../util/tls.js";
 export { Watch, prefixRange, type WatchOptions } from "./watch.js";
 export type { WatchChange, WatchEvent, WatchPosition, WatchResolved } from "./watch-merge.js";
+export { RAW_BATCH_BYTES, RAW_BATCH_KEYS, RAW_BATCHES_IN_FLIGHT, RawBatchInputError } from "./raw-batch.js";

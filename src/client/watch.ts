@@ -4,8 +4,13 @@
  * per region; WatchMerger orders their rows by the regions' resolved ts.
  */
 import type * as grpc from "@grpc/grpc-js";
-import type { ChangeDataClient, ChangeDataEvent, Error as CdcError, Event_Row } from "../proto/cdcpb.js";
-import { ChangeDataRequest, Event_LogType, Event_Row_OpType } from "../proto/cdcpb.js";
+import type { ChangeDataEvent, Error as CdcError, Event_Row } from "../proto/cdcpb.js";
+import { ChangeDataClient, ChangeDataRequest, Event_LogType, Event_Row_OpType } from "../proto/cdcpb.js";
+import type { TlsConfig } from "../util/tls.js";
+import { grpcChannelCredentials } from "../util/tls.js";
+import type { Transaction } from "./txn.js";
+import type { Bytes } from "./txn.js";
+import { toBuf } from "./txn.js";
 import type { Error as RegionErrorPb } from "../proto/errorpb.js";
 import type { Region } from "../proto/metapb.js";
 import type { Logger } from "../util/logger.js";
@@ -59,6 +64,49 @@ export function prefixRange(prefix: Buffer): { start: Buffer; end: Buffer } {
     }
   }
   return { start: Buffer.from(prefix), end: Buffer.alloc(0) };
+}
+
+/** The range a watch of `range` covers: a prefix (string or bytes) or [start, end). */
+export function watchRange(range: Bytes | { start: Bytes; end: Bytes }): { start: Buffer; end: Buffer } {
+  if (typeof range === "string" || range instanceof Uint8Array) return prefixRange(toBuf(range));
+  return { start: toBuf(range.start), end: toBuf(range.end) };
+}
+
+/** One ChangeData client per store address (the KvClient's, closed with it). */
+export class ChangeDataConnections {
+  private readonly clients = new Map<string, ChangeDataClient>();
+  constructor(private readonly tls: TlsConfig | undefined) {}
+
+  get(addr: string): ChangeDataClient {
+    let c = this.clients.get(addr);
+    if (!c) {
+      c = new ChangeDataClient(addr, grpcChannelCredentials(this.tls), { "grpc.enable_channelz": 0 });
+      this.clients.set(addr, c);
+    }
+    return c;
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}
+
+/** Reads every key of [start, end) at a fresh ts: the reads resolve the locks they meet. */
+export async function readAllAt(
+  snapshotAt: (ts: bigint) => Transaction,
+  ts: Promise<bigint>,
+  start: Buffer,
+  end: Buffer,
+): Promise<void> {
+  const page = 1024;
+  const snapshot = snapshotAt(await ts);
+  let cursor = start;
+  for (;;) {
+    const got = await snapshot.scan(cursor, end, page);
+    if (got.length < page) return;
+    cursor = Buffer.concat([got[got.length - 1]!.key, Buffer.from([0])]);
+  }
 }
 
 /** How one region's feed ended. */

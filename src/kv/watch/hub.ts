@@ -24,6 +24,9 @@ export interface AppliedChange {
   writes: WriteRecordPut[];
 }
 
+/** Commands apply takes besides Put; none of them writes CF write (Percolator only puts there). */
+const TXN_SAFE_CMDS = new Set<CmdType>([CmdType.Delete, CmdType.DeleteRange, CmdType.ConditionalWrite]);
+
 export type ChangeListener = (changes: AppliedChange[]) => void;
 
 /** What the hub needs of the store: the region a peer holds right now. */
@@ -127,7 +130,7 @@ export class ChangeHub {
       if (r.cmdType === CmdType.Put) {
         if (parseCf(r.put!.cf) === CF_WRITE)
           out.push({ key: Buffer.from(r.put!.key), value: Buffer.from(r.put!.value) });
-      } else if (r.cmdType !== CmdType.Delete) break; // apply stops at the first command it refuses
+      } else if (!TXN_SAFE_CMDS.has(r.cmdType)) break; // apply stops at the first command it refuses
     }
     return out;
   }
