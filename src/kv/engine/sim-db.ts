@@ -11,7 +11,8 @@ import { TinyKvError } from "../../util/errors.js";
  * A read under a snapshot sees the newest version at or below the snapshot's sequence number. A
  * write drops the versions no open snapshot can see any more, and a deleted key leaves the array
  * once no snapshot sees it. Iterators hold a snapshot and find their next key by binary search
- * after the last one they returned, so writes (which splice the array) never move them.
+ * after the last one they returned, so writes (which splice the array) never move them; while no
+ * row came or went since, the next row is simply the one after.
  */
 
 type Key = Buffer | Uint8Array | string;
@@ -87,6 +88,8 @@ export class SimDb {
   /** The smallest pinned sequence number, or undefined when it must be recomputed (or none is pinned). */
   private oldestPin: number | undefined;
   private open = true;
+  /** @internal Bumped whenever a row is inserted or removed: an iterator's saved index is good while this holds. */
+  layout = 0;
 
   get isOpen(): boolean {
     return this.open;
@@ -129,13 +132,19 @@ export class SimDb {
       const row = this.rows[i];
       const value = op.type === "put" ? op.value : undefined;
       if (row === undefined || compareBytes(row.key, op.key) !== 0) {
-        if (value !== undefined) this.rows.splice(i, 0, { key: op.key, versions: [{ seq, value }] });
+        if (value !== undefined) {
+          this.rows.splice(i, 0, { key: op.key, versions: [{ seq, value }] });
+          this.layout++;
+        }
         continue;
       }
       row.versions.push({ seq, value });
       prune(row, oldest);
       const only = row.versions.length === 1 ? row.versions[0]! : undefined;
-      if (only && only.value === undefined && only.seq <= oldest) this.rows.splice(i, 1);
+      if (only && only.value === undefined && only.seq <= oldest) {
+        this.rows.splice(i, 1);
+        this.layout++;
+      }
     }
   }
 
@@ -178,17 +187,28 @@ export class SimDb {
     if (seq === this.oldestPin) this.oldestPin = undefined;
   }
 
-  /** @internal The first entry at (if `inclusive`) or after `key` and before `lt` that a reader at `seq` sees. */
-  entryFrom(key: Buffer, inclusive: boolean, lt: Buffer | undefined, seq: number): [Buffer, Buffer] | undefined {
+  /** @internal The index of the first row at (if `inclusive`) or after `key`. */
+  indexFrom(key: Buffer, inclusive: boolean): number {
+    const i = this.lowerBound(key);
+    const row = this.rows[i];
+    return !inclusive && row !== undefined && compareBytes(row.key, key) === 0 ? i + 1 : i;
+  }
+
+  /** @internal The index of the first row from `i` on, before `lt`, that a reader at `seq` sees (-1: none). */
+  visibleFrom(i: number, lt: Buffer | undefined, seq: number): number {
     this.assertOpen("iterator next");
-    for (let i = this.lowerBound(key); i < this.rows.length; i++) {
+    for (; i < this.rows.length; i++) {
       const row = this.rows[i]!;
-      if (!inclusive && compareBytes(row.key, key) === 0) continue;
-      if (lt !== undefined && compareBytes(row.key, lt) >= 0) return undefined;
-      const value = visible(row, seq);
-      if (value !== undefined) return [row.key, value];
+      if (lt !== undefined && compareBytes(row.key, lt) >= 0) return -1;
+      if (visible(row, seq) !== undefined) return i;
     }
-    return undefined;
+    return -1;
+  }
+
+  /** @internal Row `i`'s key and the value a reader at `seq` sees (visibleFrom found it). */
+  entryAt(i: number, seq: number): [Buffer, Buffer] {
+    const row = this.rows[i]!;
+    return [row.key, visible(row, seq)!];
   }
 
   /** The versions older than this are seen by no open snapshot (beyond the newest of them). */
@@ -246,6 +266,9 @@ export class SimDbIterator {
   private readonly lt: Buffer | undefined;
   private position: Buffer;
   private inclusive = true;
+  /** The row `position` was found at, while the store's layout is `layout`: the next one is after it, no search needed. */
+  private index = -1;
+  private layout = -1;
   private remaining: number;
   private closed = false;
 
@@ -266,15 +289,23 @@ export class SimDbIterator {
     const t = asBuffer(target);
     this.position = compareBytes(t, this.gte) < 0 ? this.gte : t;
     this.inclusive = true;
+    this.index = -1;
   }
 
   async next(): Promise<[Buffer, Buffer] | undefined> {
     if (this.closed) throw new SimDbClosedError("next on a closed iterator");
     if (this.remaining <= 0) return undefined;
-    const entry = this.db.entryFrom(this.position, this.inclusive, this.lt, this.snap.seq);
-    if (entry === undefined) return undefined;
+    const from =
+      this.index >= 0 && this.layout === this.db.layout
+        ? this.index + 1
+        : this.db.indexFrom(this.position, this.inclusive);
+    const i = this.db.visibleFrom(from, this.lt, this.snap.seq);
+    if (i < 0) return undefined;
+    const entry = this.db.entryAt(i, this.snap.seq);
     this.position = entry[0];
     this.inclusive = false;
+    this.index = i;
+    this.layout = this.db.layout;
     this.remaining--;
     return entry;
   }
