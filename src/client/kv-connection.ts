@@ -21,6 +21,14 @@ export interface KvConnection {
   kvBatchRollback(req: Partial<kv.BatchRollbackRequest>): Promise<kv.BatchRollbackResponse>;
   kvResolveLock(req: Partial<kv.ResolveLockRequest>): Promise<kv.ResolveLockResponse>;
   kvTxnHeartBeat(req: Partial<kv.TxnHeartBeatRequest>): Promise<kv.TxnHeartBeatResponse>;
+  // --- raw batch and range calls (issue 18) ---
+  rawBatchGet(req: Partial<kv.RawBatchGetRequest>): Promise<kv.RawBatchGetResponse>;
+  rawBatchPut(req: Partial<kv.RawBatchPutRequest>): Promise<kv.RawBatchPutResponse>;
+  rawBatchDelete(req: Partial<kv.RawBatchDeleteRequest>): Promise<kv.RawBatchDeleteResponse>;
+  rawDeleteRange(req: Partial<kv.RawDeleteRangeRequest>): Promise<kv.RawDeleteRangeResponse>;
+  // --- Raw CAS and TTL (issue 18): optional, so connections made elsewhere (tests, tools) need not serve them.
+  rawCompareAndSwap?(req: Partial<kv.RawCASRequest>): Promise<kv.RawCASResponse>;
+  rawGetKeyTtl?(req: Partial<kv.RawGetKeyTTLRequest>): Promise<kv.RawGetKeyTTLResponse>;
   close(): void;
 }
 

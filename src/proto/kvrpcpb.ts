@@ -43,6 +43,8 @@ export interface RawPutRequest {
   key: Buffer;
   value: Buffer;
   cf: string;
+  /** Issue 18 (TiKV's field): seconds until the pair expires; 0 = never. An old TinyKV client never sets it. */
+  ttl: bigint;
 }
 
 export interface RawPutResponse {
@@ -68,6 +70,14 @@ export interface RawScanRequest {
   cf: string;
   /** tinykv-ts extension (same number as TiKV's): exclusive end of the scan; empty = no end. */
   endKey: Buffer;
+  /**
+   * tinykv-ts extension (issue 18; TiKV's name and number): scan backward, in descending key
+   * order. TiKV's semantics: with reverse, start_key is the UPPER bound (exclusive) and end_key
+   * the LOWER bound (inclusive), so the scan returns keys in [end_key, start_key) from the
+   * largest down; an empty start_key means "from the very end", an empty end_key "down to the
+   * very first key". (TiKV numbers end_key 7 and cf 5: TinyKV's cf = 4 and end_key = 5 stay.)
+   */
+  reverse: boolean;
 }
 
 export interface RawScanResponse {
@@ -231,6 +241,107 @@ export interface Mutation {
   op: Op;
   key: Buffer;
   value: Buffer;
+}
+
+export interface RawBatchGetRequest {
+  context?: Context | undefined;
+  keys: Buffer[];
+  cf: string;
+}
+
+export interface RawBatchGetResponse {
+  regionError?:
+    | Error
+    | undefined;
+  /** One pair per key found, in the order of the request's keys; a key not found has no pair. */
+  pairs: KvPair[];
+  /**
+   * tinykv-ts extension (not in TiKV, which answers bad input by gRPC status): why the request
+   * was refused.
+   */
+  error: string;
+}
+
+export interface RawBatchPutRequest {
+  context?: Context | undefined;
+  pairs: KvPair[];
+  cf: string;
+}
+
+export interface RawBatchPutResponse {
+  regionError?: Error | undefined;
+  error: string;
+}
+
+export interface RawBatchDeleteRequest {
+  context?: Context | undefined;
+  keys: Buffer[];
+  cf: string;
+}
+
+export interface RawBatchDeleteResponse {
+  regionError?: Error | undefined;
+  error: string;
+}
+
+/**
+ * Deletes every key in [start_key, end_key) of the region: one raft command applied as a range
+ * delete. The range must lie in the region the context names (KeyNotInRegion otherwise); an
+ * empty end_key means "to the end of the key space" and so fits only the last region.
+ */
+export interface RawDeleteRangeRequest {
+  context?: Context | undefined;
+  startKey: Buffer;
+  endKey: Buffer;
+  cf: string;
+}
+
+export interface RawDeleteRangeResponse {
+  regionError?: Error | undefined;
+  error: string;
+}
+
+/**
+ * Writes `value` (or deletes the key when `delete`) only if the key's current value is
+ * `previous_value`, or the key is absent when `previous_not_exist`; an expired key is absent.
+ * The comparison and the write happen in the apply of one raft entry.
+ */
+export interface RawCASRequest {
+  context?: Context | undefined;
+  key: Buffer;
+  value: Buffer;
+  previousNotExist: boolean;
+  previousValue: Buffer;
+  cf: string;
+  /** Seconds until the new value expires; 0 = never. */
+  ttl: bigint;
+  delete: boolean;
+}
+
+/**
+ * `succeed` tells whether the write happened; the previous value (or its absence) is the one
+ * the comparison saw, whatever the outcome.
+ */
+export interface RawCASResponse {
+  regionError?: Error | undefined;
+  error: string;
+  succeed: boolean;
+  previousNotExist: boolean;
+  previousValue: Buffer;
+}
+
+export interface RawGetKeyTTLRequest {
+  context?: Context | undefined;
+  key: Buffer;
+  cf: string;
+}
+
+/** `ttl`: seconds left (rounded up), 0 for a key without expiry; `not_found` for an absent or expired key. */
+export interface RawGetKeyTTLResponse {
+  regionError?: Error | undefined;
+  error: string;
+  ttl: bigint;
+  notFound: boolean;
 }
 
 function createBaseRawGetRequest(): RawGetRequest {
@@ -408,7 +519,7 @@ export const RawGetResponse: MessageFns<RawGetResponse> = {
 };
 
 function createBaseRawPutRequest(): RawPutRequest {
-  return { context: undefined, key: Buffer.alloc(0), value: Buffer.alloc(0), cf: "" };
+  return { context: undefined, key: Buffer.alloc(0), value: Buffer.alloc(0), cf: "", ttl: 0n };
 }
 
 export const RawPutRequest: MessageFns<RawPutRequest> = {
@@ -424,6 +535,12 @@ export const RawPutRequest: MessageFns<RawPutRequest> = {
     }
     if (message.cf !== "") {
       writer.uint32(34).string(message.cf);
+    }
+    if (message.ttl !== 0n) {
+      if (BigInt.asUintN(64, message.ttl) !== message.ttl) {
+        throw new globalThis.Error("value provided for field message.ttl of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.ttl);
     }
     return writer;
   },
@@ -473,6 +590,14 @@ export const RawPutRequest: MessageFns<RawPutRequest> = {
             message.cf = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ttl = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -496,6 +621,7 @@ export const RawPutRequest: MessageFns<RawPutRequest> = {
     message.key = object.key ?? Buffer.alloc(0);
     message.value = object.value ?? Buffer.alloc(0);
     message.cf = object.cf ?? "";
+    message.ttl = (object.ttl !== undefined && object.ttl !== null) ? BigInt(object.ttl) : 0n;
     return message;
   },
 };
@@ -720,7 +846,7 @@ export const RawDeleteResponse: MessageFns<RawDeleteResponse> = {
 };
 
 function createBaseRawScanRequest(): RawScanRequest {
-  return { context: undefined, startKey: Buffer.alloc(0), limit: 0, cf: "", endKey: Buffer.alloc(0) };
+  return { context: undefined, startKey: Buffer.alloc(0), limit: 0, cf: "", endKey: Buffer.alloc(0), reverse: false };
 }
 
 export const RawScanRequest: MessageFns<RawScanRequest> = {
@@ -739,6 +865,9 @@ export const RawScanRequest: MessageFns<RawScanRequest> = {
     }
     if (message.endKey.length !== 0) {
       writer.uint32(42).bytes(message.endKey);
+    }
+    if (message.reverse !== false) {
+      writer.uint32(48).bool(message.reverse);
     }
     return writer;
   },
@@ -796,6 +925,14 @@ export const RawScanRequest: MessageFns<RawScanRequest> = {
             message.endKey = Buffer.from(reader.bytes());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.reverse = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -820,6 +957,7 @@ export const RawScanRequest: MessageFns<RawScanRequest> = {
     message.limit = object.limit ?? 0;
     message.cf = object.cf ?? "";
     message.endKey = object.endKey ?? Buffer.alloc(0);
+    message.reverse = object.reverse ?? false;
     return message;
   },
 };
@@ -2945,6 +3083,1065 @@ export const Mutation: MessageFns<Mutation> = {
     message.op = object.op ?? 0;
     message.key = object.key ?? Buffer.alloc(0);
     message.value = object.value ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseRawBatchGetRequest(): RawBatchGetRequest {
+  return { context: undefined, keys: [], cf: "" };
+}
+
+export const RawBatchGetRequest: MessageFns<RawBatchGetRequest> = {
+  encode(message: RawBatchGetRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      Context.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.keys) {
+      writer.uint32(18).bytes(v!);
+    }
+    if (message.cf !== "") {
+      writer.uint32(26).string(message.cf);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawBatchGetRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawBatchGetRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = Context.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keys.push(Buffer.from(reader.bytes()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cf = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawBatchGetRequest>): RawBatchGetRequest {
+    return RawBatchGetRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawBatchGetRequest>): RawBatchGetRequest {
+    const message = createBaseRawBatchGetRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? Context.fromPartial(object.context)
+      : undefined;
+    message.keys = object.keys?.map((e) => e) || [];
+    message.cf = object.cf ?? "";
+    return message;
+  },
+};
+
+function createBaseRawBatchGetResponse(): RawBatchGetResponse {
+  return { regionError: undefined, pairs: [], error: "" };
+}
+
+export const RawBatchGetResponse: MessageFns<RawBatchGetResponse> = {
+  encode(message: RawBatchGetResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionError !== undefined) {
+      Error.encode(message.regionError, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.pairs) {
+      KvPair.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(26).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawBatchGetResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawBatchGetResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.regionError = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pairs.push(KvPair.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawBatchGetResponse>): RawBatchGetResponse {
+    return RawBatchGetResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawBatchGetResponse>): RawBatchGetResponse {
+    const message = createBaseRawBatchGetResponse();
+    message.regionError = (object.regionError !== undefined && object.regionError !== null)
+      ? Error.fromPartial(object.regionError)
+      : undefined;
+    message.pairs = object.pairs?.map((e) => KvPair.fromPartial(e)) || [];
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseRawBatchPutRequest(): RawBatchPutRequest {
+  return { context: undefined, pairs: [], cf: "" };
+}
+
+export const RawBatchPutRequest: MessageFns<RawBatchPutRequest> = {
+  encode(message: RawBatchPutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      Context.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.pairs) {
+      KvPair.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.cf !== "") {
+      writer.uint32(26).string(message.cf);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawBatchPutRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawBatchPutRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = Context.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pairs.push(KvPair.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cf = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawBatchPutRequest>): RawBatchPutRequest {
+    return RawBatchPutRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawBatchPutRequest>): RawBatchPutRequest {
+    const message = createBaseRawBatchPutRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? Context.fromPartial(object.context)
+      : undefined;
+    message.pairs = object.pairs?.map((e) => KvPair.fromPartial(e)) || [];
+    message.cf = object.cf ?? "";
+    return message;
+  },
+};
+
+function createBaseRawBatchPutResponse(): RawBatchPutResponse {
+  return { regionError: undefined, error: "" };
+}
+
+export const RawBatchPutResponse: MessageFns<RawBatchPutResponse> = {
+  encode(message: RawBatchPutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionError !== undefined) {
+      Error.encode(message.regionError, writer.uint32(10).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawBatchPutResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawBatchPutResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.regionError = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawBatchPutResponse>): RawBatchPutResponse {
+    return RawBatchPutResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawBatchPutResponse>): RawBatchPutResponse {
+    const message = createBaseRawBatchPutResponse();
+    message.regionError = (object.regionError !== undefined && object.regionError !== null)
+      ? Error.fromPartial(object.regionError)
+      : undefined;
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseRawBatchDeleteRequest(): RawBatchDeleteRequest {
+  return { context: undefined, keys: [], cf: "" };
+}
+
+export const RawBatchDeleteRequest: MessageFns<RawBatchDeleteRequest> = {
+  encode(message: RawBatchDeleteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      Context.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.keys) {
+      writer.uint32(18).bytes(v!);
+    }
+    if (message.cf !== "") {
+      writer.uint32(26).string(message.cf);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawBatchDeleteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawBatchDeleteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = Context.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keys.push(Buffer.from(reader.bytes()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cf = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawBatchDeleteRequest>): RawBatchDeleteRequest {
+    return RawBatchDeleteRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawBatchDeleteRequest>): RawBatchDeleteRequest {
+    const message = createBaseRawBatchDeleteRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? Context.fromPartial(object.context)
+      : undefined;
+    message.keys = object.keys?.map((e) => e) || [];
+    message.cf = object.cf ?? "";
+    return message;
+  },
+};
+
+function createBaseRawBatchDeleteResponse(): RawBatchDeleteResponse {
+  return { regionError: undefined, error: "" };
+}
+
+export const RawBatchDeleteResponse: MessageFns<RawBatchDeleteResponse> = {
+  encode(message: RawBatchDeleteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionError !== undefined) {
+      Error.encode(message.regionError, writer.uint32(10).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawBatchDeleteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawBatchDeleteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.regionError = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawBatchDeleteResponse>): RawBatchDeleteResponse {
+    return RawBatchDeleteResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawBatchDeleteResponse>): RawBatchDeleteResponse {
+    const message = createBaseRawBatchDeleteResponse();
+    message.regionError = (object.regionError !== undefined && object.regionError !== null)
+      ? Error.fromPartial(object.regionError)
+      : undefined;
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseRawDeleteRangeRequest(): RawDeleteRangeRequest {
+  return { context: undefined, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), cf: "" };
+}
+
+export const RawDeleteRangeRequest: MessageFns<RawDeleteRangeRequest> = {
+  encode(message: RawDeleteRangeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      Context.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    if (message.startKey.length !== 0) {
+      writer.uint32(18).bytes(message.startKey);
+    }
+    if (message.endKey.length !== 0) {
+      writer.uint32(26).bytes(message.endKey);
+    }
+    if (message.cf !== "") {
+      writer.uint32(34).string(message.cf);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawDeleteRangeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawDeleteRangeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = Context.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.startKey = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.endKey = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.cf = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawDeleteRangeRequest>): RawDeleteRangeRequest {
+    return RawDeleteRangeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawDeleteRangeRequest>): RawDeleteRangeRequest {
+    const message = createBaseRawDeleteRangeRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? Context.fromPartial(object.context)
+      : undefined;
+    message.startKey = object.startKey ?? Buffer.alloc(0);
+    message.endKey = object.endKey ?? Buffer.alloc(0);
+    message.cf = object.cf ?? "";
+    return message;
+  },
+};
+
+function createBaseRawDeleteRangeResponse(): RawDeleteRangeResponse {
+  return { regionError: undefined, error: "" };
+}
+
+export const RawDeleteRangeResponse: MessageFns<RawDeleteRangeResponse> = {
+  encode(message: RawDeleteRangeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionError !== undefined) {
+      Error.encode(message.regionError, writer.uint32(10).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawDeleteRangeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawDeleteRangeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.regionError = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawDeleteRangeResponse>): RawDeleteRangeResponse {
+    return RawDeleteRangeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawDeleteRangeResponse>): RawDeleteRangeResponse {
+    const message = createBaseRawDeleteRangeResponse();
+    message.regionError = (object.regionError !== undefined && object.regionError !== null)
+      ? Error.fromPartial(object.regionError)
+      : undefined;
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseRawCASRequest(): RawCASRequest {
+  return {
+    context: undefined,
+    key: Buffer.alloc(0),
+    value: Buffer.alloc(0),
+    previousNotExist: false,
+    previousValue: Buffer.alloc(0),
+    cf: "",
+    ttl: 0n,
+    delete: false,
+  };
+}
+
+export const RawCASRequest: MessageFns<RawCASRequest> = {
+  encode(message: RawCASRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      Context.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    if (message.key.length !== 0) {
+      writer.uint32(18).bytes(message.key);
+    }
+    if (message.value.length !== 0) {
+      writer.uint32(26).bytes(message.value);
+    }
+    if (message.previousNotExist !== false) {
+      writer.uint32(32).bool(message.previousNotExist);
+    }
+    if (message.previousValue.length !== 0) {
+      writer.uint32(42).bytes(message.previousValue);
+    }
+    if (message.cf !== "") {
+      writer.uint32(50).string(message.cf);
+    }
+    if (message.ttl !== 0n) {
+      if (BigInt.asUintN(64, message.ttl) !== message.ttl) {
+        throw new globalThis.Error("value provided for field message.ttl of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.ttl);
+    }
+    if (message.delete !== false) {
+      writer.uint32(64).bool(message.delete);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawCASRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawCASRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = Context.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.value = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.previousNotExist = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.previousValue = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.cf = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.ttl = reader.uint64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.delete = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawCASRequest>): RawCASRequest {
+    return RawCASRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawCASRequest>): RawCASRequest {
+    const message = createBaseRawCASRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? Context.fromPartial(object.context)
+      : undefined;
+    message.key = object.key ?? Buffer.alloc(0);
+    message.value = object.value ?? Buffer.alloc(0);
+    message.previousNotExist = object.previousNotExist ?? false;
+    message.previousValue = object.previousValue ?? Buffer.alloc(0);
+    message.cf = object.cf ?? "";
+    message.ttl = (object.ttl !== undefined && object.ttl !== null) ? BigInt(object.ttl) : 0n;
+    message.delete = object.delete ?? false;
+    return message;
+  },
+};
+
+function createBaseRawCASResponse(): RawCASResponse {
+  return { regionError: undefined, error: "", succeed: false, previousNotExist: false, previousValue: Buffer.alloc(0) };
+}
+
+export const RawCASResponse: MessageFns<RawCASResponse> = {
+  encode(message: RawCASResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionError !== undefined) {
+      Error.encode(message.regionError, writer.uint32(10).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    if (message.succeed !== false) {
+      writer.uint32(24).bool(message.succeed);
+    }
+    if (message.previousNotExist !== false) {
+      writer.uint32(32).bool(message.previousNotExist);
+    }
+    if (message.previousValue.length !== 0) {
+      writer.uint32(42).bytes(message.previousValue);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawCASResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawCASResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.regionError = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.succeed = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.previousNotExist = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.previousValue = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawCASResponse>): RawCASResponse {
+    return RawCASResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawCASResponse>): RawCASResponse {
+    const message = createBaseRawCASResponse();
+    message.regionError = (object.regionError !== undefined && object.regionError !== null)
+      ? Error.fromPartial(object.regionError)
+      : undefined;
+    message.error = object.error ?? "";
+    message.succeed = object.succeed ?? false;
+    message.previousNotExist = object.previousNotExist ?? false;
+    message.previousValue = object.previousValue ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseRawGetKeyTTLRequest(): RawGetKeyTTLRequest {
+  return { context: undefined, key: Buffer.alloc(0), cf: "" };
+}
+
+export const RawGetKeyTTLRequest: MessageFns<RawGetKeyTTLRequest> = {
+  encode(message: RawGetKeyTTLRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      Context.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    if (message.key.length !== 0) {
+      writer.uint32(18).bytes(message.key);
+    }
+    if (message.cf !== "") {
+      writer.uint32(26).string(message.cf);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawGetKeyTTLRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawGetKeyTTLRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = Context.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cf = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawGetKeyTTLRequest>): RawGetKeyTTLRequest {
+    return RawGetKeyTTLRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawGetKeyTTLRequest>): RawGetKeyTTLRequest {
+    const message = createBaseRawGetKeyTTLRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? Context.fromPartial(object.context)
+      : undefined;
+    message.key = object.key ?? Buffer.alloc(0);
+    message.cf = object.cf ?? "";
+    return message;
+  },
+};
+
+function createBaseRawGetKeyTTLResponse(): RawGetKeyTTLResponse {
+  return { regionError: undefined, error: "", ttl: 0n, notFound: false };
+}
+
+export const RawGetKeyTTLResponse: MessageFns<RawGetKeyTTLResponse> = {
+  encode(message: RawGetKeyTTLResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionError !== undefined) {
+      Error.encode(message.regionError, writer.uint32(10).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    if (message.ttl !== 0n) {
+      if (BigInt.asUintN(64, message.ttl) !== message.ttl) {
+        throw new globalThis.Error("value provided for field message.ttl of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.ttl);
+    }
+    if (message.notFound !== false) {
+      writer.uint32(32).bool(message.notFound);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawGetKeyTTLResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawGetKeyTTLResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.regionError = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.ttl = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.notFound = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawGetKeyTTLResponse>): RawGetKeyTTLResponse {
+    return RawGetKeyTTLResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawGetKeyTTLResponse>): RawGetKeyTTLResponse {
+    const message = createBaseRawGetKeyTTLResponse();
+    message.regionError = (object.regionError !== undefined && object.regionError !== null)
+      ? Error.fromPartial(object.regionError)
+      : undefined;
+    message.error = object.error ?? "";
+    message.ttl = (object.ttl !== undefined && object.ttl !== null) ? BigInt(object.ttl) : 0n;
+    message.notFound = object.notFound ?? false;
     return message;
   },
 };

@@ -45,6 +45,9 @@ export interface RaftstoreConfig {
    * new leader: room for the followers' tick timers running faster than this store's clock.
    */
   leaseClockDriftPercent: number;
+  /** Raw TTL (issue 18): how often a leader looks for expired raw keys to remove, and how many per look. */
+  rawTtlCheckTickMs: number;
+  rawTtlCheckBatch: number;
   /** Test-only safety switches turned off (see util/deliberate-bugs.ts); never set in production. */
   deliberateBugs?: DeliberateBugs;
 }
@@ -72,6 +75,8 @@ export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   requestTimeoutMs: 10_000,
   leaseReads: true,
   leaseClockDriftPercent: 10,
+  rawTtlCheckTickMs: 10_000,
+  rawTtlCheckBatch: 256,
 };
 
 /** Short ticks for in-process test clusters (TinyKV's NewTestConfig, a bit faster). */
@@ -84,6 +89,7 @@ export const TEST_RAFTSTORE_CONFIG: RaftstoreConfig = {
   schedulerHeartbeatTickMs: 100,
   schedulerStoreHeartbeatTickMs: 500,
   requestTimeoutMs: 3_000,
+  rawTtlCheckTickMs: 100,
 };
 
 /**

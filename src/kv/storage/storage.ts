@@ -4,7 +4,9 @@ import type { Context } from "../../proto/kvrpcpb.js";
 /** One change of a write batch. */
 export type Modify =
   | { kind: "put"; cf: CfName; key: Buffer; value: Buffer }
-  | { kind: "delete"; cf: CfName; key: Buffer };
+  | { kind: "delete"; cf: CfName; key: Buffer }
+  /** Every key of `cf` in [start, end) (empty end: no end), in the region the write is routed to. */
+  | { kind: "deleteRange"; cf: CfName; start: Buffer; end: Buffer };
 
 /**
  * A consistent point-in-time view of the data a request may read. For RaftStorage it is
@@ -12,9 +14,32 @@ export type Modify =
  */
 export interface StorageReader {
   getCF(cf: CfName, key: Uint8Array): Promise<Buffer | undefined>;
-  /** A cursor over the CF, limited to the reader's range; call seek() before reading. */
-  iterCF(cf: CfName): CfCursor;
+  /**
+   * A cursor over the CF, limited to the reader's range; call seek() before reading. With
+   * `reverse` it walks downward (seek(k) lands on the last key below k: CfCursor.seek).
+   */
+  iterCF(cf: CfName, opts?: { reverse?: boolean }): CfCursor;
   close(): Promise<void>;
+}
+
+/**
+ * A write that applies only if `cf`/`key` holds `expected` (undefined: nothing), decided
+ * atomically with respect to every other write of the key (raw CAS, the TTL sweep). With
+ * `expiry`, a value whose expiry (stored under the key in `expiry.cf`) is at or before
+ * `expiry.nowMs` counts as absent.
+ */
+export interface ConditionalWrite {
+  cf: CfName;
+  key: Buffer;
+  expected: Buffer | undefined;
+  expiry?: { cf: CfName; nowMs: number };
+  writes: Modify[];
+}
+
+/** Whether a conditional write applied, and the value its comparison saw. */
+export interface ConditionalOutcome {
+  succeed: boolean;
+  previous: Buffer | undefined;
 }
 
 /**
@@ -27,4 +52,6 @@ export interface Storage {
   stop(): Promise<void>;
   write(ctx: Context | undefined, batch: Modify[]): Promise<void>;
   reader(ctx: Context | undefined): Promise<StorageReader>;
+  /** Every real storage has it; a test double that never serves raw CAS or TTL may leave it out. */
+  conditionalWrite?(ctx: Context | undefined, write: ConditionalWrite): Promise<ConditionalOutcome>;
 }

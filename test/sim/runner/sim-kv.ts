@@ -58,7 +58,8 @@ export class SimKvNetwork {
     if (s?.store !== store) {
       const storage = new RaftStorage(store);
       const service = createTinyKvService({
-        raw: new RawHandlers(storage),
+        // Raw TTL expiry follows the store's own (virtual, maybe skewed) clock, as a real leader's would.
+        raw: new RawHandlers(storage, store.runtime),
         txn: new TxnHandlers(storage, { ...DEFAULT_TXN_BOUNDS, clock: this.runtime }),
         log: this.log,
       });
@@ -122,6 +123,10 @@ export class SimKvNetwork {
       kvBatchRollback: (r) => c((s) => s.kvBatchRollback, kv.BatchRollbackRequest.fromPartial(r)),
       kvResolveLock: (r) => c((s) => s.kvResolveLock, kv.ResolveLockRequest.fromPartial(r)),
       kvTxnHeartBeat: (r) => c((s) => s.kvTxnHeartBeat, kv.TxnHeartBeatRequest.fromPartial(r)),
+      rawBatchGet: (r) => c((s) => s.rawBatchGet, kv.RawBatchGetRequest.fromPartial(r)),
+      rawBatchPut: (r) => c((s) => s.rawBatchPut, kv.RawBatchPutRequest.fromPartial(r)),
+      rawBatchDelete: (r) => c((s) => s.rawBatchDelete, kv.RawBatchDeleteRequest.fromPartial(r)),
+      rawDeleteRange: (r) => c((s) => s.rawDeleteRange, kv.RawDeleteRangeRequest.fromPartial(r)),
       close: () => undefined,
     };
   }
