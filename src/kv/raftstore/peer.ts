@@ -24,8 +24,10 @@ import { inspectRequest, isInitialMessage } from "./peer-msg.js";
 import { Proposals } from "./proposals.js";
 import { ReadQueue } from "./reads.js";
 import { mergeRange } from "./region-worker.js";
+import { traceMessage } from "../transport/trace-message.js";
 import type { RaftstoreObserver } from "./observer.js";
 import { NO_OBSERVER } from "./observer.js";
+import { hopTrace } from "../../util/hop-trace.js";
 
 export type { Proposal } from "./proposals.js";
 export type { ReadOutcome, ReadWaiter } from "./reads.js";
@@ -109,6 +111,7 @@ export class Peer {
   handle(msg: PeerMsg): void {
     switch (msg.type) {
       case "raftMessage":
+        if (hopTrace) traceMessage("step", msg.message);
         this.leaseAround(() => this.step(msg.from, msg.message));
         return this.wake();
       case "command":
@@ -173,6 +176,7 @@ export class Peer {
   }
 
   private queueWrite(req: RaftCmdRequest, done: (resp: RaftCmdResponse) => void): void {
+    hopTrace?.("peer.queued");
     const timeline = this.observer.write(this.regionId);
     this.proposals.queue({
       data: asBuffer(RaftCmdRequest.encode(req).finish()),
@@ -250,6 +254,7 @@ export class Peer {
     try {
       const { firstIndex, term } = this.raw.proposeBatch(batch.map((p) => p.data));
       this.proposals.inTheLog(firstIndex, term, batch);
+      hopTrace?.("propose", firstIndex + BigInt(batch.length - 1));
       if (proposedAt !== undefined) this.lease!.proposed(term, firstIndex + BigInt(batch.length - 1), proposedAt);
     } catch (err) {
       const error = this.droppedError(err);

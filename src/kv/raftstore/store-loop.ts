@@ -12,6 +12,8 @@ import type { Peer } from "./peer.js";
 import { DestroyQueue } from "./peer-lifecycle.js";
 import type { RegionWorker } from "./region-worker.js";
 import type { RaftstoreObserver, TurnTimeline } from "./observer.js";
+import { hopTrace } from "../../util/hop-trace.js";
+import { traceMessage } from "../transport/trace-message.js";
 
 /** What the store loop needs of its store. */
 export interface LoopContext extends LogFetchContext {
@@ -108,6 +110,7 @@ export class StoreLoop {
     const work = this.collectReadies();
     if (work.length === 0 && ![...this.ctx.peers.values()].some((p) => p.needsPersist())) return;
     const turn = this.ctx.observer.turn();
+    hopTrace?.("turn.start", lastEntryIndex(work));
     // A leader's appends go out while its own write runs; it counts itself once that is durable.
     this.send(work, true);
     await this.persist(work, turn);
@@ -171,11 +174,13 @@ export class StoreLoop {
     }
     const sync = work.some((w) => w.rd.mustSync) && !this.ctx.config.deliberateBugs?.has("skip-raft-fsync");
     turn.persistStarted();
+    hopTrace?.("persist.start", lastEntryIndex(work));
     if (raftWb.length === 0) {
       discard(raftWb, this.ctx);
       return turn.persisted(work.length, 0, false);
     }
     await raftWb.write(sync);
+    hopTrace?.(sync ? "persist.synced" : "persist.written", lastEntryIndex(work));
     turn.persisted(work.length, entries, sync);
   }
 
@@ -190,6 +195,7 @@ export class StoreLoop {
       for (const m of rd.messages) {
         if (!afterPersist && sendableBeforePersist(rd, m) !== beforePersist) continue;
         const env = peer.envelope(m);
+        if (hopTrace) traceMessage("send", m);
         if (env) this.ctx.transport.send(env);
         sent++;
       }
@@ -209,8 +215,10 @@ export class StoreLoop {
       applied.push({ peer, outcome });
     }
     turn.applyStarted();
+    if (hopTrace && applied.length > 0) hopTrace("apply.start", lastCommittedIndex(work));
     if (kvWb.length === 0) discard(kvWb, this.ctx);
     else await kvWb.write(applied.some((a) => a.outcome.needsSync));
+    if (hopTrace && applied.length > 0) hopTrace("apply.done", lastCommittedIndex(work));
     turn.applied(work.reduce((n, w) => n + (w.peer.retiring ? 0 : w.rd.committedEntries.length), 0));
     return applied;
   }
@@ -243,6 +251,26 @@ export class StoreLoop {
     if (peer.isLeader() && peer.region.peers.length > 0) peer.retire(peer.storage.appliedIndex, this.ctx.tickCount);
     else this.destroys.destroy(peer);
   }
+}
+
+/** The highest log index among the Readies' new entries (for the hop trace). */
+function lastEntryIndex(work: readonly Work[]): bigint | undefined {
+  let last: bigint | undefined;
+  for (const { rd } of work) {
+    const e = rd.entries[rd.entries.length - 1];
+    if (e && (last === undefined || e.index > last)) last = e.index;
+  }
+  return last;
+}
+
+/** The highest committed index among the Readies (for the hop trace). */
+function lastCommittedIndex(work: readonly Work[]): bigint | undefined {
+  let last: bigint | undefined;
+  for (const { rd } of work) {
+    const e = rd.committedEntries[rd.committedEntries.length - 1];
+    if (e && (last === undefined || e.index > last)) last = e.index;
+  }
+  return last;
 }
 
 /** Releases an empty batch without waiting for it: there is nothing to wait for, and a wait is a turn of the event loop. */

@@ -11,6 +11,7 @@ import type { BatchCommandsResponse_Response } from "../../proto/tinykvpb.js";
 import type { Logger } from "../../util/logger.js";
 import type { Runtime } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
+import { hopTrace } from "../../util/hop-trace.js";
 
 /** A sub-request kind: the name of its field in BatchCommandsRequest.Request (TiKV's spelling). */
 export type BatchKind = keyof BatchCommandsRequest_Request;
@@ -98,6 +99,7 @@ class BatchStream {
   }
 
   private onMessage(msg: BatchCommandsRequest): void {
+    hopTrace?.("srv.recv");
     if (this.gone) return;
     if (msg.requestIds.length !== msg.requests.length)
       return this.fail(
@@ -156,6 +158,7 @@ class BatchStream {
       requestIds: this.outIds.splice(0),
       responses: this.outResponses.splice(0),
     });
+    hopTrace?.("srv.write");
     if (!this.call.write(msg)) this.updateReading();
   }
 
