@@ -38,8 +38,8 @@ export interface PeerEnv {
   config: RaftstoreConfig;
   runtime: Runtime;
   log: Logger;
-  /** Wakes the store loop: the peer has something for its next turn. */
-  wake(): void;
+  /** Wakes the store loop: the peer has something for its next turn (`soon`: see StoreLoop.schedule). */
+  wake(soon?: boolean): void;
   /** Told each write's stages (metrics, slow log); default: nobody. */
   observer?: RaftstoreObserver;
 }
@@ -61,7 +61,7 @@ export class Peer {
   /** Bytes written since the last split check. */
   private writtenSinceSplitCheck = 0;
   private readonly log: Logger;
-  private readonly wake: () => void;
+  private readonly wake: (soon?: boolean) => void;
   private readonly observer: RaftstoreObserver;
   /** Set when lease reads are on (config.leaseReads). */
   private readonly lease: PeerLease | undefined;
@@ -113,7 +113,7 @@ export class Peer {
       case "raftMessage":
         if (hopTrace) traceMessage("step", msg.message);
         this.leaseAround(() => this.step(msg.from, msg.message));
-        return this.wake();
+        return this.wake(true);
       case "command":
       case "read":
         return this.onRequest(msg);
@@ -168,7 +168,7 @@ export class Peer {
         default:
           // Batched with the other commands of this turn: one append message per follower.
           this.queueWrite(msg.req, done);
-          return this.wake();
+          return this.wake(true);
       }
     } catch (err) {
       done(errorResponse(this.droppedError(err), this.term));

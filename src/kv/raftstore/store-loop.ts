@@ -17,7 +17,7 @@ import { traceMessage } from "../transport/trace-message.js";
 
 /** What the store loop needs of its store. */
 export interface LoopContext extends LogFetchContext {
-  readonly runtime: Pick<Runtime, "defer">;
+  readonly runtime: Pick<Runtime, "defer" | "soon">;
   readonly observer: RaftstoreObserver;
   readonly kv: Engine;
   readonly transport: Pick<RaftTransport, "send" | "flush">;
@@ -52,7 +52,7 @@ interface Applied {
  * proposals and messages pile up for the next.
  */
 export class StoreLoop {
-  private scheduled = false;
+  private scheduled: false | "soon" | "later" = false;
   private running: Promise<void> | undefined;
   private again = false;
   private readonly destroys: DestroyQueue;
@@ -61,15 +61,29 @@ export class StoreLoop {
     this.destroys = new DestroyQueue(ctx.worker);
   }
 
-  schedule(): void {
+  /**
+   * Runs a turn after the event loop's pending I/O, so that what arrives together is handled
+   * together; or, with `soon` and no turn running, right after the current callback: a raft
+   * message or a request reaching an idle loop does not wait behind other I/O (a follower's
+   * append goes to disk as it arrives, a leader's commit applies as its answer arrives). While a
+   * turn runs, arrivals wait for the next one, which starts as before: that is the group commit.
+   */
+  schedule(soon = false): void {
     if (this.ctx.stopped && !this.running) return;
     if (this.running) {
       this.again = true;
       return;
     }
-    if (this.scheduled) return;
-    this.scheduled = true;
-    this.ctx.runtime.defer(() => this.run());
+    const runtime = this.ctx.runtime;
+    const runSoon = soon && runtime.soon !== undefined;
+    if (this.scheduled === "soon" || (this.scheduled === "later" && !runSoon)) return;
+    this.scheduled = runSoon ? "soon" : "later";
+    // A turn scheduled for later may run soon instead; its deferred callback then finds nothing scheduled.
+    const run = () => {
+      if (this.scheduled) this.run();
+    };
+    if (runSoon) runtime.soon!(run);
+    else runtime.defer(run);
   }
 
   /** True while the peer's snapshot installs: it takes no ticks, messages or requests meanwhile. */

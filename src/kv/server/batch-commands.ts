@@ -147,8 +147,10 @@ class BatchStream {
     this.outResponses.push(response);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    // Answers finishing in the same turn (one store loop's applies, one read of the socket) share a message.
-    this.runtime.defer(() => this.flush());
+    // Answers finishing in the same callback (one store loop's applies, one read of the socket)
+    // share a message, which leaves right after it rather than behind the event loop's other I/O.
+    if (this.runtime.soon) this.runtime.soon(() => this.flush());
+    else this.runtime.defer(() => this.flush());
   }
 
   private flush(): void {
