@@ -126,10 +126,8 @@ export class BatchCommandsStream {
       if (this.outbox.length >= MAX_MESSAGE_REQUESTS) this.flush();
       else if (!this.flushScheduled) {
         this.flushScheduled = true;
-        // Requests issued in the same callback (e.g. after one read of answers) share a message,
-        // which leaves right after it rather than behind the event loop's other I/O.
-        if (this.runtime.soon) this.runtime.soon(() => this.flush());
-        else this.runtime.defer(() => this.flush());
+        // Requests issued in the same turn (e.g. after one read of answers) share a message.
+        this.runtime.defer(() => this.flush());
       }
     });
   }

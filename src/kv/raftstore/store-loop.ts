@@ -63,10 +63,10 @@ export class StoreLoop {
 
   /**
    * Runs a turn after the event loop's pending I/O, so that what arrives together is handled
-   * together; or, with `soon` and no turn running, right after the current callback: a raft
-   * message or a request reaching an idle loop does not wait behind other I/O (a follower's
-   * append goes to disk as it arrives, a leader's commit applies as its answer arrives). While a
-   * turn runs, arrivals wait for the next one, which starts as before: that is the group commit.
+   * together; or, with `soon` (and config.turnOnArrival) and no turn running, right after the
+   * current callback: a raft message or a request reaching an idle loop does not wait behind
+   * other I/O (a follower's append goes to disk as it arrives, a leader's commit applies as its
+   * answer arrives). While a turn runs, arrivals wait for the next one, which starts as before.
    */
   schedule(soon = false): void {
     if (this.ctx.stopped && !this.running) return;
@@ -75,7 +75,7 @@ export class StoreLoop {
       return;
     }
     const runtime = this.ctx.runtime;
-    const runSoon = soon && runtime.soon !== undefined;
+    const runSoon = soon && this.ctx.config.turnOnArrival && runtime.soon !== undefined;
     if (this.scheduled === "soon" || (this.scheduled === "later" && !runSoon)) return;
     this.scheduled = runSoon ? "soon" : "later";
     // A turn scheduled for later may run soon instead; its deferred callback then finds nothing scheduled.

@@ -147,10 +147,10 @@ class BatchStream {
     this.outResponses.push(response);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    // Answers finishing in the same callback (one store loop's applies, one read of the socket)
-    // share a message, which leaves right after it rather than behind the event loop's other I/O.
-    if (this.runtime.soon) this.runtime.soon(() => this.flush());
-    else this.runtime.defer(() => this.flush());
+    // Answers finishing in the same turn (one store loop's applies, one read of the socket) share
+    // a message. (A microtask flush took 0.2 ms off one client's write but measured lower at 64
+    // clients on a loaded machine: smaller messages; left on the turn.)
+    this.runtime.defer(() => this.flush());
   }
 
   private flush(): void {
