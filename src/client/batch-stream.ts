@@ -13,6 +13,7 @@ import type {
 import { BatchCommandsRequest } from "../proto/tinykvpb.js";
 import { TinyKvError } from "../util/errors.js";
 import type { Runtime, TimerHandle } from "../util/runtime.js";
+import { hopTrace } from "../util/hop-trace.js";
 
 /** A request kind: its field name in BatchCommandsRequest.Request. */
 export type BatchKind = keyof BatchCommandsRequest_Request;
@@ -108,6 +109,7 @@ export class BatchCommandsStream {
   }
 
   send<Res>(kind: BatchKind, request: unknown, unary: () => Promise<Res>): Promise<Res> {
+    hopTrace?.("client.send");
     return new Promise<Res>((resolve, reject) => {
       const id = this.nextId++;
       const timer = this.runtime.setTimeout(() => this.expire(id), this.timeoutMs);
@@ -150,10 +152,12 @@ export class BatchCommandsStream {
       requests.push({ [p.kind]: p.request });
     }
     this.outbox = [];
+    hopTrace?.("client.write");
     if (ids.length > 0) this.call.write(BatchCommandsRequest.create({ requestIds: ids, requests }));
   }
 
   private onAnswers(msg: BatchCommandsResponse): void {
+    hopTrace?.("client.recv");
     if (!this.answered) {
       this.answered = true;
       this.events.onAnswer();

@@ -17,6 +17,13 @@ export interface Runtime {
   clearInterval(handle: TimerHandle | undefined): void;
   /** Runs `fn` after the current work and pending I/O callbacks (Node's setImmediate). */
   defer(fn: () => void): void;
+  /**
+   * Runs `fn` right after the current callback, before any other I/O (a microtask): for work that
+   * should follow an arrival at once rather than wait for the next turn of the event loop. A
+   * runtime that must see every callback (a simulation holds a paused node's) leaves it out, and
+   * callers fall back to `defer`.
+   */
+  soon?(fn: () => void): void;
   /** Uniform in [0, 1). */
   random(): number;
 }
@@ -32,6 +39,7 @@ export const realRuntime: Runtime = {
   setInterval: (fn, ms) => setInterval(fn, ms),
   clearInterval: (h) => clearInterval(h as NodeJS.Timeout | undefined),
   defer: (fn) => void setImmediate(fn),
+  soon: (fn) => queueMicrotask(fn),
   random: () => Math.random(),
 };
 

@@ -29,7 +29,7 @@ export interface PeerHost {
   readonly raftEngine: Engine;
   readonly peers: ReadonlyMap<bigint, Peer>;
   /** Wakes the store loop (see PeerEnv). */
-  wake(): void;
+  wake(soon?: boolean): void;
 }
 
 function newPeer(host: PeerHost, meta: PeerMeta, storage: PeerStorage): Peer {
@@ -38,7 +38,7 @@ function newPeer(host: PeerHost, meta: PeerMeta, storage: PeerStorage): Peer {
     runtime: host.runtime,
     log: host.log,
     observer: host.observer,
-    wake: () => host.wake(),
+    wake: (soon) => host.wake(soon),
   });
 }
 

@@ -24,8 +24,10 @@ import { inspectRequest, isInitialMessage } from "./peer-msg.js";
 import { Proposals } from "./proposals.js";
 import { ReadQueue } from "./reads.js";
 import { mergeRange } from "./region-worker.js";
+import { traceMessage } from "../transport/trace-message.js";
 import type { RaftstoreObserver } from "./observer.js";
 import { NO_OBSERVER } from "./observer.js";
+import { hopTrace } from "../../util/hop-trace.js";
 
 export type { Proposal } from "./proposals.js";
 export type { ReadOutcome, ReadWaiter } from "./reads.js";
@@ -36,8 +38,8 @@ export interface PeerEnv {
   config: RaftstoreConfig;
   runtime: Runtime;
   log: Logger;
-  /** Wakes the store loop: the peer has something for its next turn. */
-  wake(): void;
+  /** Wakes the store loop: the peer has something for its next turn (`soon`: see StoreLoop.schedule). */
+  wake(soon?: boolean): void;
   /** Told each write's stages (metrics, slow log); default: nobody. */
   observer?: RaftstoreObserver;
 }
@@ -59,7 +61,7 @@ export class Peer {
   /** Bytes written since the last split check. */
   private writtenSinceSplitCheck = 0;
   private readonly log: Logger;
-  private readonly wake: () => void;
+  private readonly wake: (soon?: boolean) => void;
   private readonly observer: RaftstoreObserver;
   /** Set when lease reads are on (config.leaseReads). */
   private readonly lease: PeerLease | undefined;
@@ -109,8 +111,9 @@ export class Peer {
   handle(msg: PeerMsg): void {
     switch (msg.type) {
       case "raftMessage":
+        if (hopTrace) traceMessage("step", msg.message);
         this.leaseAround(() => this.step(msg.from, msg.message));
-        return this.wake();
+        return this.wake(true);
       case "command":
       case "read":
         return this.onRequest(msg);
@@ -165,7 +168,7 @@ export class Peer {
         default:
           // Batched with the other commands of this turn: one append message per follower.
           this.queueWrite(msg.req, done);
-          return this.wake();
+          return this.wake(true);
       }
     } catch (err) {
       done(errorResponse(this.droppedError(err), this.term));
@@ -173,6 +176,7 @@ export class Peer {
   }
 
   private queueWrite(req: RaftCmdRequest, done: (resp: RaftCmdResponse) => void): void {
+    hopTrace?.("peer.queued");
     const timeline = this.observer.write(this.regionId);
     this.proposals.queue({
       data: asBuffer(RaftCmdRequest.encode(req).finish()),
@@ -250,6 +254,7 @@ export class Peer {
     try {
       const { firstIndex, term } = this.raw.proposeBatch(batch.map((p) => p.data));
       this.proposals.inTheLog(firstIndex, term, batch);
+      hopTrace?.("propose", firstIndex + BigInt(batch.length - 1));
       if (proposedAt !== undefined) this.lease!.proposed(term, firstIndex + BigInt(batch.length - 1), proposedAt);
     } catch (err) {
       const error = this.droppedError(err);

@@ -2,6 +2,7 @@ import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import type { RaftCmdResponse } from "../../proto/raft_cmdpb.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import type { WriteTimeline } from "./observer.js";
+import { hopTrace } from "../../util/hop-trace.js";
 
 /**
  * A write whose entry is in the log, waiting for it to apply, matched by index and term. It has
@@ -67,6 +68,7 @@ export class Proposals {
       if (p.index > index) return;
       this.inLog.shift();
       if (p.index === index && p.term === term) {
+        hopTrace?.("answered", index);
         p.done(resp);
         return;
       }

@@ -15,10 +15,12 @@ import type { Peer } from "./peer.js";
 import { DestroyQueue } from "./peer-lifecycle.js";
 import type { RegionWorker } from "./region-worker.js";
 import type { RaftstoreObserver, TurnTimeline } from "./observer.js";
+import { hopTrace } from "../../util/hop-trace.js";
+import { traceMessage } from "../transport/trace-message.js";
 
 /** What the store loop needs of its store. */
 export interface LoopContext extends LogFetchContext {
-  readonly runtime: Pick<Runtime, "defer">;
+  readonly runtime: Pick<Runtime, "defer" | "soon">;
   readonly observer: RaftstoreObserver;
   readonly kv: Engine;
   readonly transport: Pick<RaftTransport, "send" | "flush">;
@@ -53,7 +55,7 @@ interface Applied {
  * proposals and messages pile up for the next.
  */
 export class StoreLoop {
-  private scheduled = false;
+  private scheduled: false | "soon" | "later" = false;
   private running: Promise<void> | undefined;
   private again = false;
   private readonly destroys: DestroyQueue;
@@ -62,15 +64,29 @@ export class StoreLoop {
     this.destroys = new DestroyQueue(ctx.worker);
   }
 
-  schedule(): void {
+  /**
+   * Runs a turn after the event loop's pending I/O, so that what arrives together is handled
+   * together; or, with `soon` (and config.turnOnArrival) and no turn running, right after the
+   * current callback: a raft message or a request reaching an idle loop does not wait behind
+   * other I/O (a follower's append goes to disk as it arrives, a leader's commit applies as its
+   * answer arrives). While a turn runs, arrivals wait for the next one, which starts as before.
+   */
+  schedule(soon = false): void {
     if (this.ctx.stopped && !this.running) return;
     if (this.running) {
       this.again = true;
       return;
     }
-    if (this.scheduled) return;
-    this.scheduled = true;
-    this.ctx.runtime.defer(() => this.run());
+    const runtime = this.ctx.runtime;
+    const runSoon = soon && this.ctx.config.turnOnArrival && runtime.soon !== undefined;
+    if (this.scheduled === "soon" || (this.scheduled === "later" && !runSoon)) return;
+    this.scheduled = runSoon ? "soon" : "later";
+    // A turn scheduled for later may run soon instead; its deferred callback then finds nothing scheduled.
+    const run = () => {
+      if (this.scheduled) this.run();
+    };
+    if (runSoon) runtime.soon!(run);
+    else runtime.defer(run);
   }
 
   /** True while the peer's snapshot installs: it takes no ticks, messages or requests meanwhile. */
@@ -111,6 +127,7 @@ export class StoreLoop {
     const work = this.collectReadies();
     if (work.length === 0 && ![...this.ctx.peers.values()].some((p) => p.needsPersist())) return;
     const turn = this.ctx.observer.turn();
+    hopTrace?.("turn.start", lastEntryIndex(work));
     // A leader's appends go out while its own write runs; it counts itself once that is durable.
     this.send(work, true);
     await this.persist(work, turn);
@@ -174,11 +191,13 @@ export class StoreLoop {
     }
     const sync = work.some((w) => w.rd.mustSync) && !this.ctx.config.deliberateBugs?.has("skip-raft-fsync");
     turn.persistStarted();
+    hopTrace?.("persist.start", lastEntryIndex(work));
     if (raftWb.length === 0) {
       discard(raftWb, this.ctx);
       return turn.persisted(work.length, 0, false);
     }
     await raftWb.write(sync);
+    hopTrace?.(sync ? "persist.synced" : "persist.written", lastEntryIndex(work));
     turn.persisted(work.length, entries, sync);
   }
 
@@ -193,6 +212,7 @@ export class StoreLoop {
       for (const m of rd.messages) {
         if (!afterPersist && sendableBeforePersist(rd, m) !== beforePersist) continue;
         const env = peer.envelope(m);
+        if (hopTrace) traceMessage("send", m);
         if (env) this.ctx.transport.send(env);
         sent++;
       }
@@ -219,8 +239,10 @@ export class StoreLoop {
       applied.push({ peer, outcome });
     }
     turn.applyStarted();
+    if (hopTrace && applied.length > 0) hopTrace("apply.start", lastCommittedIndex(work));
     if (kvWb.length === 0) discard(kvWb, this.ctx);
     else await kvWb.write(applied.some((a) => a.outcome.needsSync));
+    if (hopTrace && applied.length > 0) hopTrace("apply.done", lastCommittedIndex(work));
     turn.applied(work.reduce((n, w) => n + (w.peer.retiring ? 0 : w.rd.committedEntries.length), 0));
     return applied;
   }
@@ -253,6 +275,26 @@ export class StoreLoop {
     if (peer.isLeader() && peer.region.peers.length > 0) peer.retire(peer.storage.appliedIndex, this.ctx.tickCount);
     else this.destroys.destroy(peer);
   }
+}
+
+/** The highest log index among the Readies' new entries (for the hop trace). */
+function lastEntryIndex(work: readonly Work[]): bigint | undefined {
+  let last: bigint | undefined;
+  for (const { rd } of work) {
+    const e = rd.entries[rd.entries.length - 1];
+    if (e && (last === undefined || e.index > last)) last = e.index;
+  }
+  return last;
+}
+
+/** The highest committed index among the Readies (for the hop trace). */
+function lastCommittedIndex(work: readonly Work[]): bigint | undefined {
+  let last: bigint | undefined;
+  for (const { rd } of work) {
+    const e = rd.committedEntries[rd.committedEntries.length - 1];
+    if (e && (last === undefined || e.index > last)) last = e.index;
+  }
+  return last;
 }
 
 /** Releases an empty batch without waiting for it: there is nothing to wait for, and a wait is a turn of the event loop. */

@@ -172,8 +172,8 @@ export class Store implements RaftMessageSink {
   }
 
   /** Wakes the store loop: a peer has something for its next turn. */
-  wake(): void {
-    this.loop.schedule();
+  wake(soon?: boolean): void {
+    this.loop.schedule(soon);
   }
 
   addPeer(peer: Peer): void {

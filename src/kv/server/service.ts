@@ -7,6 +7,8 @@ import type { RaftMessageSink } from "../transport/transport.js";
 import { BatchCommandsStreams } from "./batch-commands.js";
 import { SnapshotAbortedError, UnimplementedError } from "./errors.js";
 import { toGrpcStatus } from "./grpc-status.js";
+import { hopTrace } from "../../util/hop-trace.js";
+import { traceMessage } from "../transport/trace-message.js";
 import type { RawHandlers } from "./raw.js";
 import { RawCasHandlers } from "./raw-cas.js";
 import { RawTtlHandlers } from "./raw-ttl.js";
@@ -64,7 +66,10 @@ export function createTinyKvService(opts: {
         callback(toGrpcStatus(new UnimplementedError("Raft", NO_RAFT)), null);
         return;
       }
-      call.on("data", (msg: RaftMessage) => raft.onRaftMessage(msg));
+      call.on("data", (msg: RaftMessage) => {
+        if (hopTrace && msg.message) traceMessage("recv", msg.message);
+        raft.onRaftMessage(msg);
+      });
       call.on("end", () => callback(null, Done.create()));
       // A peer store going away mid-stream is normal (restart, partition); it reconnects.
       call.on("error", () => undefined);

@@ -6,6 +6,8 @@ import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
 import type { Runtime, TimerHandle } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
+import { hopTrace } from "../../util/hop-trace.js";
+import { traceMessage } from "./trace-message.js";
 import type { TlsConfig } from "../../util/tls.js";
 import { grpcChannelCredentials } from "../../util/tls.js";
 import type { LinkFailure, QueuedMessage } from "./grpc-destination.js";
@@ -231,6 +233,7 @@ export class GrpcTransport implements RaftTransport {
       link.inFlight.set(`${msg.regionId}/${msg.toPeer?.id}`, msg);
       this.stats.written++;
       link.inFlightBytes += size;
+      if (hopTrace && msg.message) traceMessage("stream.write", msg.message);
       const written = stream.write(msg, () => this.onWritten(dest, stream, size));
       if (!written && stream.writableLength >= RAFT_WRITE_WINDOW) {
         this.stats.backpressureWaits++;
