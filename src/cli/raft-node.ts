@@ -7,6 +7,7 @@ import {
   ensureKeyLayout,
   readPrepareBootstrap,
   readStoreIdent,
+  ResolvedTsWorker,
   SchedulerWorker,
   Store,
   writeInitialRegion,
@@ -34,7 +35,9 @@ import {
   raftstoreStatus,
   startStoreStatusServer,
   StoreMetrics,
+  watchReplicaReads,
 } from "../kv/status/index.js";
+import { Lock } from "../txn/index.js";
 
 /** TiKV logs a slow request past 1 s; we say 500 ms (the default). */
 export const DEFAULT_SLOW_MS = 500;
@@ -141,8 +144,17 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       onFatal: opts.onFatal,
     });
     metrics.watchStore(raftstoreGauges(store));
+    watchReplicaReads(metrics.registry, store.replicaReads);
     await store.start();
     worker.start(store, opts.config.schedulerStoreHeartbeatTickMs);
+    const resolvedTs = new ResolvedTsWorker(
+      store,
+      { tso: () => client.tso(), lockStartTs: (record) => Lock.parse(record).ts },
+      opts.config.resolvedTsIntervalMs,
+      log,
+      runtime,
+    );
+    resolvedTs.start();
     const storage = new RaftStorage(store);
     const batchStreams = new BatchCommandsStreams(log, runtime);
     const service = instrumentTinyKv(
@@ -168,6 +180,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
         ).catch(async (err: unknown) => {
           await shutdownGracefully(server, runtime);
           worker.stop();
+          resolvedTs.stop();
           await store.stop();
           throw err;
         })
@@ -190,6 +203,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
         batchStreams.closeAll();
         await shutdownGracefully(server, runtime);
         worker.stop();
+        resolvedTs.stop();
         await store.stop();
         client.close();
         await kvEngine.close();

@@ -45,6 +45,12 @@ export interface RaftstoreConfig {
    * new leader: room for the followers' tick timers running faster than this store's clock.
    */
   leaseClockDriftPercent: number;
+  /**
+   * How often each region's leader proposes its resolved ts (safe-ts.ts): a replica serves a
+   * stale read at ts once its safe ts reaches ts, so this bounds how stale a read must be to be
+   * served by any replica. Each round is one small raft entry per led region.
+   */
+  resolvedTsIntervalMs: number;
   /** Test-only safety switches turned off (see util/deliberate-bugs.ts); never set in production. */
   deliberateBugs?: DeliberateBugs;
 }
@@ -72,6 +78,7 @@ export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   requestTimeoutMs: 10_000,
   leaseReads: true,
   leaseClockDriftPercent: 10,
+  resolvedTsIntervalMs: 1_000,
 };
 
 /** Short ticks for in-process test clusters (TinyKV's NewTestConfig, a bit faster). */

@@ -17,6 +17,12 @@ export interface StorageReader {
   close(): Promise<void>;
 }
 
+/** What a reader is for, beyond its context. */
+export interface ReadOptions {
+  /** The MVCC timestamp the reader reads at: a stale read (`context.stale_read`) needs one. */
+  readTs?: bigint;
+}
+
 /**
  * Where the KV service and the transaction layer keep data. `write` is atomic: all of the
  * batch or none of it. Errors about routing (wrong region, not leader, stale epoch) are
@@ -26,5 +32,6 @@ export interface Storage {
   start(): Promise<void>;
   stop(): Promise<void>;
   write(ctx: Context | undefined, batch: Modify[]): Promise<void>;
-  reader(ctx: Context | undefined): Promise<StorageReader>;
+  /** A snapshot; `context.replica_read` lets a follower serve it, `context.stale_read` too at `opts.readTs`. */
+  reader(ctx: Context | undefined, opts?: ReadOptions): Promise<StorageReader>;
 }
