@@ -12,3 +12,4 @@ export type { KvConnection, KvConnectionFactory } from "./kv-connection.js";
 export { DEFAULT_LOCK_TTL_MS, MANAGED_LOCK_TTL_MS, MAX_LOCK_TTL_MS, txnLockTtlMs } from "./lock-ttl.js";
 export { TXN_BATCH_BYTES, TXN_BATCH_KEYS, TXN_BATCHES_IN_FLIGHT } from "./batches.js";
 export { TlsConfig, TlsConfigError, type TlsFiles, type TlsPem } from "../util/tls.js";
+export { InvalidReadOptionError, type ReadOptions, type StaleRead } from "./read-options.js";
