@@ -68,4 +68,32 @@ describe("balance-leader", () => {
     tc.addLeaderRegion(2, 1, 2, 3);
     expect(one.schedule(tc.cluster, tc.oc)).toBeUndefined();
   });
+
+  it("does not move a leader across a gap of one, which would only flip it back next round", () => {
+    // Leaders 1 0 0 with no tolerance: moving gives 0 1 0, and the same rule would move it back.
+    const none = new BalanceLeaderScheduler({ tolerance: 0 });
+    const tc = setup([1, 0, 0], 1, [2, 3]);
+    expect(none.schedule(tc.cluster, tc.oc), "a transfer that leaves the gap at one").toBeUndefined();
+    tc.updateLeaderCount(1, 2);
+    expect(none.schedule(tc.cluster, tc.oc)?.step(0)).toMatchObject({ fromStore: 1n });
+  });
+
+  it("counts running transfers, so concurrent operators stop once the counts are even", () => {
+    // Store 1 leads four regions, store 2 none: two transfers even them out, not four.
+    const none = new BalanceLeaderScheduler({ tolerance: 0 });
+    const tc = new MockCluster();
+    tc.addLeaderStore(1, 4);
+    tc.addLeaderStore(2, 0);
+    for (let id = 1; id <= 4; id++) tc.addLeaderRegion(id, 1, 2);
+    const ops = [];
+    for (let op = none.schedule(tc.cluster, tc.oc); op; op = none.schedule(tc.cluster, tc.oc)) {
+      tc.oc.add(op);
+      ops.push(op);
+      expect(ops.length, "operators scheduled before the influence evens the counts").toBeLessThan(5);
+    }
+    expect(ops.map((op) => op.step(0))).toEqual([
+      { type: "transfer_leader", fromStore: 1n, toStore: 2n },
+      { type: "transfer_leader", fromStore: 1n, toStore: 2n },
+    ]);
+  });
 });

@@ -2,8 +2,7 @@
  * A store's Prometheus series: its gRPC requests (by method and outcome, with latency) and, read
  * when scraped, its regions, leaders and snapshots in flight. Each store has its own registry.
  */
-import type { Registry } from "../../util/metrics.js";
-import { Counter, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, processRegistry } from "../../util/metrics.js";
+import { Counter, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, expositionText, Registry } from "../../util/metrics.js";
 
 /** What the gauges read from the store at scrape time (nothing on the hot path). */
 export interface StoreGaugeSource {
@@ -26,7 +25,7 @@ export class StoreMetrics {
   private readonly duration: Histogram<"method">;
 
   constructor(opts: { storeId?: bigint; registry?: Registry }) {
-    this.registry = opts.registry ?? processRegistry();
+    this.registry = opts.registry ?? new Registry();
     if (opts.storeId !== undefined) this.registry.setDefaultLabels({ store_id: opts.storeId.toString() });
     const registers = [this.registry];
     this.requests = new Counter({
@@ -125,6 +124,6 @@ export class StoreMetrics {
   }
 
   text(): Promise<string> {
-    return this.registry.metrics();
+    return expositionText(this.registry);
   }
 }

@@ -4,13 +4,12 @@
  */
 import { StoreState } from "../../proto/metapb.js";
 import { OperatorStatus } from "../../proto/schedulerpb.js";
-import type { Registry } from "../../util/metrics.js";
-import { Counter, Gauge, processRegistry } from "../../util/metrics.js";
+import { Counter, Gauge, expositionText, Registry } from "../../util/metrics.js";
 import type { SchedulerCore } from "../core/core.js";
 import { kindString } from "../schedule/operator.js";
 
 export class SchedulerMetrics {
-  readonly registry: Registry = processRegistry();
+  readonly registry: Registry = new Registry();
   private readonly unsubscribe: () => void;
 
   constructor(core: SchedulerCore) {
@@ -92,7 +91,7 @@ export class SchedulerMetrics {
   }
 
   text(): Promise<string> {
-    return this.registry.metrics();
+    return expositionText(this.registry);
   }
 
   close(): void {
