@@ -268,8 +268,11 @@ export class Store implements RaftMessageSink {
     if (!(routed instanceof Peer)) return Promise.resolve({ error: routed.header!.error! });
     const req: RaftCmdRequest = { header, requests: [], adminRequest: undefined };
     if (mode.staleTs !== undefined) {
-      // While a snapshot installs, the peer's range in the engine is being replaced.
-      if (this.loop.isBusy(routed)) return Promise.resolve({ error: regionErrors.notLeader(routed.regionId) });
+      // While a snapshot installs, the peer's range in the engine is being replaced: not ready.
+      if (this.loop.isBusy(routed))
+        return Promise.resolve({
+          error: regionErrors.dataIsNotReady(routed.regionId, routed.meta.id, 0n, mode.staleTs),
+        });
       return Promise.resolve(staleRead(routed, req, mode.staleTs, this.kv, this.replicaReads));
     }
     const deadline = this.runtime.now() + this.config.requestTimeoutMs;

@@ -6,7 +6,7 @@ import type { CfCursor, CfName, EngineSnapshot } from "../engine/index.js";
 import type { Store } from "../raftstore/store.js";
 import { keyInRegion, regionCursor } from "../raftstore/keyspace.js";
 import { InvalidArgumentError, RaftEntryTooLargeError, RegionError } from "./errors.js";
-import type { Modify, ReadOptions, Storage, StorageReader } from "./storage.js";
+import type { Modify, ReaderOptions, Storage, StorageReader } from "./storage.js";
 
 function headerOf(ctx: Context | undefined): RaftRequestHeader {
   if (!ctx || ctx.regionId === 0n)
@@ -76,7 +76,7 @@ export class RaftStorage implements Storage {
       });
   }
 
-  async reader(ctx: Context | undefined, opts: ReadOptions = {}): Promise<StorageReader> {
+  async reader(ctx: Context | undefined, opts: ReaderOptions = {}): Promise<StorageReader> {
     const header = headerOf(ctx);
     if (ctx?.staleRead && opts.readTs === undefined)
       throw new InvalidArgumentError(

@@ -18,7 +18,7 @@ export interface StorageReader {
 }
 
 /** What a reader is for, beyond its context. */
-export interface ReadOptions {
+export interface ReaderOptions {
   /** The MVCC timestamp the reader reads at: a stale read (`context.stale_read`) needs one. */
   readTs?: bigint;
 }
@@ -33,5 +33,5 @@ export interface Storage {
   stop(): Promise<void>;
   write(ctx: Context | undefined, batch: Modify[]): Promise<void>;
   /** A snapshot; `context.replica_read` lets a follower serve it, `context.stale_read` too at `opts.readTs`. */
-  reader(ctx: Context | undefined, opts?: ReadOptions): Promise<StorageReader>;
+  reader(ctx: Context | undefined, opts?: ReaderOptions): Promise<StorageReader>;
 }
