@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidReadOptionError } from "../../src/client/index.js";
 import type { Peer } from "../../src/proto/metapb.js";
+import { ctlRun } from "../harness/ctl.js";
 import { waitFor } from "../harness/wait.js";
 import type { ReplicaCluster } from "./helpers.js";
 import { contextFor, replicaReadsServed, startReplicaCluster } from "./helpers.js";
@@ -203,5 +204,25 @@ describe("stale reads", () => {
     const f = c.followers[0]!;
     const r = await c.rpcOf(f).rawGet({ context: contextFor(c.region, f, { staleRead: true }), key: Buffer.from("x") });
     expect(r.error).toMatch(/raw keys have none/);
+  });
+});
+
+describe("tinykv-ctl", () => {
+  it("get --replica, --txn --replica and --stale read the values a user wrote", async () => {
+    const target = { scheduler: c.cluster.schedulerAddr };
+    await c.kv.put("ctl-raw", "raw-value");
+    const txn = await c.kv.begin();
+    txn.put("ctl-txn", "txn-value");
+    await txn.commit();
+    expect((await ctlRun(target, ["get", "ctl-raw"], { replica: true })).out.trim()).toBe("raw-value");
+    expect((await ctlRun(target, ["get", "ctl-txn"], { txn: true, replica: true })).out.trim()).toBe("txn-value");
+    // Committed before the TSO's now - 0 s: every replica or the leader has it.
+    expect((await ctlRun(target, ["get", "ctl-txn"], { stale: "0s" })).out.trim()).toBe("txn-value");
+    // 1 minute ago the key did not exist yet (the cluster is younger than that, or the key is).
+    expect((await ctlRun(target, ["get", "ctl-txn"], { stale: "1m" })).out.trim()).toBe("(not found)");
+    const bad = await ctlRun(target, ["get", "ctl-txn"], { stale: "soon" });
+    expect(bad.error?.message).toMatch(/not a duration/);
+    const raw = await ctlRun(target, ["get", "ctl-raw"], { stale: "5s", cf: "default" });
+    expect(raw.error?.message).toMatch(/no --cf/);
   });
 });
