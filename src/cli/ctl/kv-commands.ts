@@ -6,8 +6,6 @@ import { arity, helpEntry, plural, stringFlag, UsageError } from "./command.js";
 
 const CF_OPTION = { cf: { type: "string" } } as const;
 
-const GET_USAGE = "get <key> [--cf CF] [--replica] | get <key> --txn [--replica] | get <key> --stale 5s";
-
 export const getCommand: CtlCommand = {
   name: "get",
   help: [
@@ -24,7 +22,8 @@ export const getCommand: CtlCommand = {
   ].join("\n"),
   options: { ...CF_OPTION, replica: { type: "boolean" }, txn: { type: "boolean" }, stale: { type: "string" } },
   async run(ctx, args, flags) {
-    arity(args, 1, 1, GET_USAGE);
+    // The flags are in `help`; the one-line usage stays the raw form most people type.
+    arity(args, 1, 1, "get <key> [--cf CF]");
     const key = parseBytes(args[0]!);
     const cf = stringFlag(flags, "cf");
     const stale = stringFlag(flags, "stale");
