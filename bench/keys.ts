@@ -55,3 +55,6 @@ function fnv64(v: number): bigint {
 export function chooser(d: Distribution, n: number): KeyChooser {
   return d === "zipfian" ? zipfian(n) : uniform(n);
 }
+
+/** Keys per op of the `load` workload: one RawBatchPut of consecutive keys (a bulk load's shape). */
+export const LOAD_BATCH_KEYS = 100;

@@ -16,7 +16,7 @@ import type { Target, TinyKvDriverKind } from "./drivers/index.js";
 import { createDriver, TINYKV_DRIVER_KINDS } from "./drivers/index.js";
 import { TinyKvRawDriver } from "./drivers/tinykv-raw.js";
 import type { DriverOptions } from "./drivers/types.js";
-import { KEY_PREFIX } from "./keys.js";
+import { KEY_PREFIX, LOAD_BATCH_KEYS } from "./keys.js";
 import { busyShare, cpuSample, procsCpuSeconds } from "./machine.js";
 import type { LocalCluster } from "./cluster.js";
 import { startEtcd, startTinyKv } from "./cluster.js";
@@ -25,8 +25,10 @@ import type { FromWorker, OpKind, ToWorker, WorkerConfig, Workload } from "./wor
 const USAGE = `Usage: node dist/bench/run.js [flags]
 
   --target tinykv|etcd        store to drive (default tinykv)
-  --workload LIST             comma-separated: put,get,mixed,scan,txn (default put); run in order
-                              against the same cluster (txn = read-modify-write transaction, tinykv only)
+  --workload LIST             comma-separated: put,get,mixed,scan,txn,load (default put); run in order
+                              against the same cluster (txn = read-modify-write transaction, tinykv only;
+                              load = RawBatchPut of 100 consecutive keys per op, tinykv client only:
+                              compare its keys/s with put's)
   --concurrency N             request loops in flight, over all workers (default 64)
   --workers N                 worker threads generating load, each with its own channels (default 2)
   --channels N                gRPC channels (TCP connections) per endpoint per worker (default 1)
@@ -58,7 +60,7 @@ const USAGE = `Usage: node dist/bench/run.js [flags]
   -h, --help                  show this help
 `;
 
-const WORKLOADS = new Set<Workload>(["put", "get", "mixed", "scan", "txn"]);
+const WORKLOADS = new Set<Workload>(["put", "get", "mixed", "scan", "txn", "load"]);
 
 function die(msg: string): never {
   process.stderr.write(`bench: ${msg}\n`);
@@ -114,6 +116,7 @@ if (target !== "tinykv" && target !== "etcd") die(`invalid --target ${a.target}`
 const workloads = a.workload!.split(",").map((s) => s.trim()) as Workload[];
 for (const w of workloads) if (!WORKLOADS.has(w)) die(`invalid workload ${JSON.stringify(w)}`);
 if (target === "etcd" && workloads.includes("txn")) die("the txn workload is tinykv only");
+if (target === "etcd" && workloads.includes("load")) die("the load workload (RawBatchPut) is tinykv only");
 const distribution = a.distribution as "uniform" | "zipfian";
 if (distribution !== "uniform" && distribution !== "zipfian") die(`invalid --distribution ${a.distribution}`);
 const concurrency = num(a.concurrency, "concurrency", 1);
@@ -140,6 +143,8 @@ interface Row {
   workload: string;
   ops: number;
   opsPerSec: number;
+  /** Keys written or read per second: opsPerSec times the keys of one op (LOAD_BATCH_KEYS for `load`). */
+  keysPerSec: number;
   p50Ms: number;
   p99Ms: number;
   p999Ms: number;
@@ -172,6 +177,7 @@ function rowOf(workload: string, h: RecordableHistogram, errors: Record<string, 
     workload,
     ops,
     opsPerSec: Math.round(ops / durationS),
+    keysPerSec: Math.round((ops * (workload.split(":")[0] === "load" ? LOAD_BATCH_KEYS : 1)) / durationS),
     p50Ms: ms(50),
     p99Ms: ms(99),
     p999Ms: ms(99.9),
@@ -186,6 +192,7 @@ export function table(rows: Row[]): string {
     "target",
     "workload",
     "ops/s",
+    "keys/s",
     "p50 ms",
     "p99 ms",
     "p999 ms",
@@ -201,6 +208,7 @@ export function table(rows: Row[]): string {
     r.target,
     r.workload,
     String(r.opsPerSec),
+    String(r.keysPerSec),
     fmtMs(r.p50Ms * 1000),
     fmtMs(r.p99Ms * 1000),
     fmtMs(r.p999Ms * 1000),

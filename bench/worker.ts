@@ -9,10 +9,10 @@ import { createDriver } from "./drivers/index.js";
 import type { Driver, DriverOptions } from "./drivers/types.js";
 import { errorLabel } from "./drivers/types.js";
 import type { Distribution } from "./keys.js";
-import { chooser, keyOf } from "./keys.js";
+import { chooser, keyOf, LOAD_BATCH_KEYS } from "./keys.js";
 
-export type Workload = "put" | "get" | "mixed" | "scan" | "txn";
-export type OpKind = "put" | "get" | "scan" | "txn";
+export type Workload = "put" | "get" | "mixed" | "scan" | "txn" | "load";
+export type OpKind = "put" | "get" | "scan" | "txn" | "load";
 
 export interface WorkerConfig {
   index: number;
@@ -56,6 +56,13 @@ class Batch {
     this.errors[label] = (this.errors[label] ?? 0) + 1;
     this.empty = false;
   }
+}
+
+/** One op of the `load` workload: LOAD_BATCH_KEYS consecutive keys from `first` (wrapping), one batch put. */
+async function loadBatch(driver: Driver, first: number, keySpace: number, value: Buffer): Promise<void> {
+  if (!driver.batchPut) throw new Error(`${driver.name} has no batch put`);
+  const pairs = Array.from({ length: LOAD_BATCH_KEYS }, (_, j) => ({ key: keyOf((first + j) % keySpace), value }));
+  await driver.batchPut(pairs);
 }
 
 async function main(): Promise<void> {
@@ -156,6 +163,9 @@ async function main(): Promise<void> {
             case "txn":
               if (!driver.rmw) throw new Error(`${driver.name} has no transactions`);
               await driver.rmw(key, value);
+              break;
+            case "load":
+              await loadBatch(driver, keys.next(), cfg.keys, value);
               break;
           }
         } catch (err) {

@@ -43,6 +43,11 @@ export class TinyKvClientDriver implements Driver {
     return this.c.get(key);
   }
 
+  /** RawBatchPut through the client: split by region, one raft command per region. */
+  batchPut(pairs: { key: Buffer; value: Buffer }[]): Promise<void> {
+    return this.c.batchPut(pairs);
+  }
+
   async scan(start: Buffer, limit: number): Promise<number> {
     return (await this.c.scan(start, this.end, limit)).length;
   }

@@ -12,6 +12,8 @@ export interface Driver {
   scan(start: Buffer, limit: number): Promise<number>;
   /** Transactional read-modify-write of one key (snapshot read, then write at a new commit ts). */
   rmw?(key: Buffer, value: Buffer): Promise<void>;
+  /** Writes the pairs in as few requests as the store allows (the `load` workload). */
+  batchPut?(pairs: { key: Buffer; value: Buffer }[]): Promise<void>;
   close(): Promise<void> | void;
 }
 

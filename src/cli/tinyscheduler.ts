@@ -3,6 +3,8 @@ import { AddressInUseError, SchedulerServer } from "../scheduler/server/server.j
 import { DataDirLockedError } from "../scheduler/core/meta-kv.js";
 import { InitialClusterError } from "../scheduler/replication/members.js";
 import { ReplicatedSchedulerServer } from "../scheduler/replication/replicated-server.js";
+import type { CompactionPolicy } from "../scheduler/replication/member-storage.js";
+import { DEFAULT_COMPACTION, checkCompactionPolicy } from "../scheduler/replication/member-storage.js";
 import { createLogger } from "../util/logger.js";
 import { realRuntime } from "../util/runtime.js";
 import type { TlsConfig } from "../util/tls.js";
@@ -31,6 +33,14 @@ Replication (leave out for a single scheduler; give all three for one member of 
                              s1=127.0.0.1:2380,s2=127.0.0.1:2382,s3=127.0.0.1:2384
   --peer-addr <host:port>    where this member's peer (raft) service listens
                              (default: its address in --initial-cluster)
+  --initial-cluster-state <new|existing>  "new" (default) starts a group of --initial-cluster;
+                             "existing" joins a running group after
+                             \`tinykv-ctl scheduler member add NAME PEER_ADDR\`
+                             (--initial-cluster then names the running members and this one)
+  --snapshot-count <n>       applied raft entries between two snapshots of the metadata, after
+                             which the raft log is truncated (default 10000)
+  --snapshot-catchup-entries <n>  entries kept before a snapshot for a follower slightly behind
+                             (default 1000; below --snapshot-count)
   Only the leader serves; the others answer GetMembers and say who leads. Give stores and
   clients every member's --addr, comma-separated (--scheduler a,b,c).
   -h, --help                 show this help
@@ -41,6 +51,28 @@ const BIN = "tinyscheduler";
 
 function die(msg: string): never {
   fatal(BIN, msg, 1);
+}
+
+function compactionFromFlags(values: Record<string, string | undefined>): CompactionPolicy {
+  const count = (flag: string, fallback: number) => {
+    const raw = values[flag];
+    if (raw === undefined) return fallback;
+    if (!/^\d+$/.test(raw)) die(`invalid --${flag} ${JSON.stringify(raw)}: want a whole number`);
+    return Number(raw);
+  };
+  const policy = {
+    snapshotCount: count("snapshot-count", DEFAULT_COMPACTION.snapshotCount),
+    catchupEntries: count("snapshot-catchup-entries", DEFAULT_COMPACTION.catchupEntries),
+  };
+  // A smaller --snapshot-count alone lowers the default catch-up to fit under it.
+  if (values["snapshot-catchup-entries"] === undefined)
+    policy.catchupEntries = Math.min(policy.catchupEntries, Math.floor(policy.snapshotCount / 10));
+  try {
+    checkCompactionPolicy(policy);
+  } catch (err) {
+    fatal(BIN, `invalid --snapshot-count/--snapshot-catchup-entries: ${(err as Error).message}`, 2);
+  }
+  return policy;
 }
 
 async function main(): Promise<void> {
@@ -55,6 +87,9 @@ async function main(): Promise<void> {
     name: { type: "string" },
     "initial-cluster": { type: "string" },
     "peer-addr": { type: "string" },
+    "initial-cluster-state": { type: "string" },
+    "snapshot-count": { type: "string" },
+    "snapshot-catchup-entries": { type: "string" },
     ...TLS_FLAG_OPTIONS,
   });
   const values = v as Record<string, string>;
@@ -98,6 +133,15 @@ async function main(): Promise<void> {
   if (!replicated && (values.name !== undefined || values["peer-addr"] !== undefined))
     die("--name and --peer-addr need --initial-cluster (a single scheduler takes none of them)");
   if (replicated && !values.name) die("--initial-cluster needs --name (this member's name in the list)");
+  const compaction = replicated ? compactionFromFlags(values) : undefined;
+  const state = values["initial-cluster-state"];
+  if (state !== undefined && !replicated) die("--initial-cluster-state needs --initial-cluster");
+  if (state !== undefined && state !== "new" && state !== "existing")
+    fatal(BIN, `invalid --initial-cluster-state ${JSON.stringify(state)}: want new or existing`, 2);
+  if (!replicated && (values["snapshot-count"] !== undefined || values["snapshot-catchup-entries"] !== undefined))
+    die(
+      "--snapshot-count and --snapshot-catchup-entries need --initial-cluster (a single scheduler keeps no raft log)",
+    );
   const serverOpts = {
     addr: values.addr!,
     statusAddr: values["status-addr"] || undefined,
@@ -116,6 +160,8 @@ async function main(): Promise<void> {
           name: values.name!,
           initialCluster: values["initial-cluster"]!,
           peerAddr: values["peer-addr"],
+          compaction,
+          initialClusterState: state,
           onFatal: (err) => die(`member stopped: cannot persist its raft state: ${(err as Error).message}`),
         })
       : await SchedulerServer.start(serverOpts);

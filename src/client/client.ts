@@ -19,6 +19,15 @@ import { toBuf, Transaction } from "./txn.js";
 import { DEFAULT_LOCK_TTL_MS } from "./lock-ttl.js";
 import type { ReadOptions, StaleRead } from "./read-options.js";
 import { rawReadOptions, ReadRouting, staleReadTs } from "./read-options.js";
+import { KvPair } from "../proto/kvrpcpb.js";
+import {
+  deleteRangeAcrossRegions,
+  keySize,
+  pairSize,
+  RAW_BATCHES_IN_FLIGHT,
+  reverseScanAcrossRegions,
+  sendRawBatches,
+} from "./raw-batch.js";
 
 /** Pairs per RawScan request: a page stays far below the servers' scan limit and gRPC's message limit. */
 const RAW_SCAN_PAGE = 1024;
@@ -192,27 +201,99 @@ export class KvClient {
     if (resp.error) throw new KvRequestError("RawDelete", target.addr, resp.error);
   }
 
-  /** Puts several pairs, each routed to its region, at most `concurrency` in flight. Not atomic. */
-  async batchPut(pairs: { key: Bytes; value: Bytes }[], cf = "", concurrency = 16): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < pairs.length) {
-        const p = pairs[next++]!;
-        await this.put(p.key, p.value, cf);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, pairs.length) }, worker));
+  // ---- raw batch and range calls (raw-batch.ts) ------------------------------------------------
+  // Each is split by region and size (RAW_BATCH_KEYS keys or RAW_BATCH_BYTES per sub-batch), with
+  // at most `concurrency` sub-batches in flight. A sub-batch is one raft command on its region and
+  // applies whole or not at all, but a batch that spans regions is NOT atomic across them: after a
+  // failure some sub-batches may have applied. Writes are not sent again once they may have applied
+  // (KvOutcomeUnknownError), as put() is.
+
+  /** The values of `keys`, in their order (undefined where a key is not found). */
+  async batchGet(keys: Bytes[], cf = "", concurrency = RAW_BATCHES_IN_FLIGHT): Promise<(Buffer | undefined)[]> {
+    const ks = keys.map(toBuf);
+    const found = new Map<string, Buffer>();
+    await sendRawBatches(
+      this.sender,
+      "RawBatchGet",
+      ks,
+      (k) => k,
+      keySize,
+      this.backoff("raw batch get", ks[0]),
+      { concurrency, once: false },
+      (t, batch) => t.rpc.rawBatchGet({ context: t.ctx, keys: batch, cf }),
+      (_batch, resp) => {
+        for (const p of resp.pairs) found.set(p.key.toString("hex"), p.value);
+      },
+    );
+    return ks.map((k) => found.get(k.toString("hex")));
+  }
+
+  /** Puts the pairs with RawBatchPut, region by region (see above: not atomic across regions). */
+  async batchPut(pairs: { key: Bytes; value: Bytes }[], cf = "", concurrency = RAW_BATCHES_IN_FLIGHT): Promise<void> {
+    const ps = pairs.map((p) => KvPair.create({ key: toBuf(p.key), value: toBuf(p.value) }));
+    await sendRawBatches(
+      this.sender,
+      "RawBatchPut",
+      ps,
+      (p) => p.key,
+      pairSize,
+      this.backoff("raw batch put", ps[0]?.key),
+      { concurrency, once: true },
+      (t, batch) => t.rpc.rawBatchPut({ context: t.ctx, pairs: batch, cf }),
+      () => undefined,
+    );
+  }
+
+  /** Deletes the keys with RawBatchDelete, region by region (see above: not atomic across regions). */
+  async batchDelete(keys: Bytes[], cf = "", concurrency = RAW_BATCHES_IN_FLIGHT): Promise<void> {
+    const ks = keys.map(toBuf);
+    await sendRawBatches(
+      this.sender,
+      "RawBatchDelete",
+      ks,
+      (k) => k,
+      keySize,
+      this.backoff("raw batch delete", ks[0]),
+      { concurrency, once: true },
+      (t, batch) => t.rpc.rawBatchDelete({ context: t.ctx, keys: batch, cf }),
+      () => undefined,
+    );
+  }
+
+  /**
+   * Deletes every key in [start, end) (empty end: to the end of the key space): one
+   * RawDeleteRange per region, each one raft command there, regions one after another. Not
+   * atomic across regions.
+   */
+  async deleteRange(start: Bytes, end: Bytes, cf = ""): Promise<void> {
+    const s = toBuf(start);
+    const e = toBuf(end);
+    if (e.length > 0 && Buffer.compare(s, e) >= 0) return;
+    await deleteRangeAcrossRegions(this.sender, s, e, cf, this.backoff("raw delete range", s));
   }
 
   /**
    * Up to `limit` pairs with start <= key < end (empty end = no end) in key order, region by
    * region: each region is scanned up to min(end, region end), then the scan goes on at the
    * region's end key. Not a snapshot across regions.
+   *
+   * With `reverse` (TiKV's semantics, as RawScan's): `start` is the UPPER bound, exclusive, and
+   * `end` the LOWER bound, inclusive; the pairs with end <= key < start come in descending order
+   * (empty start = from the very last key, empty end = down to the first).
    */
-  async scan(start: Bytes, end: Bytes, limit: number, cf = "", opts: ReadOptions = {}): Promise<KvEntry[]> {
+  async scan(
+    start: Bytes,
+    end: Bytes,
+    limit: number,
+    cf = "",
+    opts: ReadOptions & { reverse?: boolean } = {},
+  ): Promise<KvEntry[]> {
     const s = toBuf(start);
     const e = toBuf(end);
     const routing = new ReadRouting(this.cache, rawReadOptions(opts));
+    // A reverse scan is served by the leaders (replicaRead is not carried through it yet).
+    if (opts.reverse)
+      return reverseScanAcrossRegions(this.sender, s, e, limit, cf, this.backoff("raw reverse scan", s));
     const out: KvEntry[] = [];
     if (e.length > 0 && Buffer.compare(s, e) >= 0) return out;
     const bo = this.backoff("raw scan", s);

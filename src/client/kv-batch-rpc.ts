@@ -118,6 +118,24 @@ export class BatchedKvRpc implements KvConnection {
     return this.send("TxnHeartBeat", m, () => this.unary.kvTxnHeartBeat(m));
   }
 
+  // --- raw batch and range calls (issue 18) ---
+  rawBatchGet(req: Partial<kv.RawBatchGetRequest>): Promise<kv.RawBatchGetResponse> {
+    const m = kv.RawBatchGetRequest.fromPartial(req);
+    return this.send("RawBatchGet", m, () => this.unary.rawBatchGet(m));
+  }
+  rawBatchPut(req: Partial<kv.RawBatchPutRequest>): Promise<kv.RawBatchPutResponse> {
+    const m = kv.RawBatchPutRequest.fromPartial(req);
+    return this.send("RawBatchPut", m, () => this.unary.rawBatchPut(m));
+  }
+  rawBatchDelete(req: Partial<kv.RawBatchDeleteRequest>): Promise<kv.RawBatchDeleteResponse> {
+    const m = kv.RawBatchDeleteRequest.fromPartial(req);
+    return this.send("RawBatchDelete", m, () => this.unary.rawBatchDelete(m));
+  }
+  rawDeleteRange(req: Partial<kv.RawDeleteRangeRequest>): Promise<kv.RawDeleteRangeResponse> {
+    const m = kv.RawDeleteRangeRequest.fromPartial(req);
+    return this.send("RawDeleteRange", m, () => this.unary.rawDeleteRange(m));
+  }
+
   close(): void {
     this.closed = true;
     this.stream?.close();

@@ -21,6 +21,11 @@ export interface KvConnection {
   kvBatchRollback(req: Partial<kv.BatchRollbackRequest>): Promise<kv.BatchRollbackResponse>;
   kvResolveLock(req: Partial<kv.ResolveLockRequest>): Promise<kv.ResolveLockResponse>;
   kvTxnHeartBeat(req: Partial<kv.TxnHeartBeatRequest>): Promise<kv.TxnHeartBeatResponse>;
+  // --- raw batch and range calls (issue 18) ---
+  rawBatchGet(req: Partial<kv.RawBatchGetRequest>): Promise<kv.RawBatchGetResponse>;
+  rawBatchPut(req: Partial<kv.RawBatchPutRequest>): Promise<kv.RawBatchPutResponse>;
+  rawBatchDelete(req: Partial<kv.RawBatchDeleteRequest>): Promise<kv.RawBatchDeleteResponse>;
+  rawDeleteRange(req: Partial<kv.RawDeleteRangeRequest>): Promise<kv.RawDeleteRangeResponse>;
   close(): void;
 }
 

@@ -84,6 +84,20 @@ export class TinyKvRpc implements KvConnection {
     return this.unary(this.client.kvTxnHeartBeat, kv.TxnHeartBeatRequest.fromPartial(req));
   }
 
+  // --- raw batch and range calls (issue 18) ---
+  rawBatchGet(req: Partial<kv.RawBatchGetRequest>): Promise<kv.RawBatchGetResponse> {
+    return this.unary(this.client.rawBatchGet, kv.RawBatchGetRequest.fromPartial(req));
+  }
+  rawBatchPut(req: Partial<kv.RawBatchPutRequest>): Promise<kv.RawBatchPutResponse> {
+    return this.unary(this.client.rawBatchPut, kv.RawBatchPutRequest.fromPartial(req));
+  }
+  rawBatchDelete(req: Partial<kv.RawBatchDeleteRequest>): Promise<kv.RawBatchDeleteResponse> {
+    return this.unary(this.client.rawBatchDelete, kv.RawBatchDeleteRequest.fromPartial(req));
+  }
+  rawDeleteRange(req: Partial<kv.RawDeleteRangeRequest>): Promise<kv.RawDeleteRangeResponse> {
+    return this.unary(this.client.rawDeleteRange, kv.RawDeleteRangeRequest.fromPartial(req));
+  }
+
   close(): void {
     this.client.close();
   }

@@ -119,7 +119,7 @@ export class RequestSender {
    * otherwise the response, free of region errors. `ambiguous` marks a failure after which the
    * request may still apply (StaleCommand, no answer before the rpc deadline).
    */
-  private async sendOnce<R extends RegionResponse>(
+  async sendOnce<R extends RegionResponse>(
     op: string,
     t: RpcTarget,
     call: (t: RpcTarget) => Promise<R>,

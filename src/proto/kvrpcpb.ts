@@ -68,6 +68,14 @@ export interface RawScanRequest {
   cf: string;
   /** tinykv-ts extension (same number as TiKV's): exclusive end of the scan; empty = no end. */
   endKey: Buffer;
+  /**
+   * tinykv-ts extension (issue 18; TiKV's name and number): scan backward, in descending key
+   * order. TiKV's semantics: with reverse, start_key is the UPPER bound (exclusive) and end_key
+   * the LOWER bound (inclusive), so the scan returns keys in [end_key, start_key) from the
+   * largest down; an empty start_key means "from the very end", an empty end_key "down to the
+   * very first key". (TiKV numbers end_key 7 and cf 5: TinyKV's cf = 4 and end_key = 5 stay.)
+   */
+  reverse: boolean;
 }
 
 export interface RawScanResponse {
@@ -245,6 +253,64 @@ export interface Mutation {
   op: Op;
   key: Buffer;
   value: Buffer;
+}
+
+export interface RawBatchGetRequest {
+  context?: Context | undefined;
+  keys: Buffer[];
+  cf: string;
+}
+
+export interface RawBatchGetResponse {
+  regionError?:
+    | Error
+    | undefined;
+  /** One pair per key found, in the order of the request's keys; a key not found has no pair. */
+  pairs: KvPair[];
+  /**
+   * tinykv-ts extension (not in TiKV, which answers bad input by gRPC status): why the request
+   * was refused.
+   */
+  error: string;
+}
+
+export interface RawBatchPutRequest {
+  context?: Context | undefined;
+  pairs: KvPair[];
+  cf: string;
+}
+
+export interface RawBatchPutResponse {
+  regionError?: Error | undefined;
+  error: string;
+}
+
+export interface RawBatchDeleteRequest {
+  context?: Context | undefined;
+  keys: Buffer[];
+  cf: string;
+}
+
+export interface RawBatchDeleteResponse {
+  regionError?: Error | undefined;
+  error: string;
+}
+
+/**
+ * Deletes every key in [start_key, end_key) of the region: one raft command applied as a range
+ * delete. The range must lie in the region the context names (KeyNotInRegion otherwise); an
+ * empty end_key means "to the end of the key space" and so fits only the last region.
+ */
+export interface RawDeleteRangeRequest {
+  context?: Context | undefined;
+  startKey: Buffer;
+  endKey: Buffer;
+  cf: string;
+}
+
+export interface RawDeleteRangeResponse {
+  regionError?: Error | undefined;
+  error: string;
 }
 
 function createBaseRawGetRequest(): RawGetRequest {
@@ -734,7 +800,7 @@ export const RawDeleteResponse: MessageFns<RawDeleteResponse> = {
 };
 
 function createBaseRawScanRequest(): RawScanRequest {
-  return { context: undefined, startKey: Buffer.alloc(0), limit: 0, cf: "", endKey: Buffer.alloc(0) };
+  return { context: undefined, startKey: Buffer.alloc(0), limit: 0, cf: "", endKey: Buffer.alloc(0), reverse: false };
 }
 
 export const RawScanRequest: MessageFns<RawScanRequest> = {
@@ -753,6 +819,9 @@ export const RawScanRequest: MessageFns<RawScanRequest> = {
     }
     if (message.endKey.length !== 0) {
       writer.uint32(42).bytes(message.endKey);
+    }
+    if (message.reverse !== false) {
+      writer.uint32(48).bool(message.reverse);
     }
     return writer;
   },
@@ -810,6 +879,14 @@ export const RawScanRequest: MessageFns<RawScanRequest> = {
             message.endKey = Buffer.from(reader.bytes());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.reverse = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -834,6 +911,7 @@ export const RawScanRequest: MessageFns<RawScanRequest> = {
     message.limit = object.limit ?? 0;
     message.cf = object.cf ?? "";
     message.endKey = object.endKey ?? Buffer.alloc(0);
+    message.reverse = object.reverse ?? false;
     return message;
   },
 };
@@ -2990,6 +3068,630 @@ export const Mutation: MessageFns<Mutation> = {
     message.op = object.op ?? 0;
     message.key = object.key ?? Buffer.alloc(0);
     message.value = object.value ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseRawBatchGetRequest(): RawBatchGetRequest {
+  return { context: undefined, keys: [], cf: "" };
+}
+
+export const RawBatchGetRequest: MessageFns<RawBatchGetRequest> = {
+  encode(message: RawBatchGetRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      Context.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.keys) {
+      writer.uint32(18).bytes(v!);
+    }
+    if (message.cf !== "") {
+      writer.uint32(26).string(message.cf);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawBatchGetRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawBatchGetRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = Context.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keys.push(Buffer.from(reader.bytes()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cf = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawBatchGetRequest>): RawBatchGetRequest {
+    return RawBatchGetRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawBatchGetRequest>): RawBatchGetRequest {
+    const message = createBaseRawBatchGetRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? Context.fromPartial(object.context)
+      : undefined;
+    message.keys = object.keys?.map((e) => e) || [];
+    message.cf = object.cf ?? "";
+    return message;
+  },
+};
+
+function createBaseRawBatchGetResponse(): RawBatchGetResponse {
+  return { regionError: undefined, pairs: [], error: "" };
+}
+
+export const RawBatchGetResponse: MessageFns<RawBatchGetResponse> = {
+  encode(message: RawBatchGetResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionError !== undefined) {
+      Error.encode(message.regionError, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.pairs) {
+      KvPair.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(26).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawBatchGetResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawBatchGetResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.regionError = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pairs.push(KvPair.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawBatchGetResponse>): RawBatchGetResponse {
+    return RawBatchGetResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawBatchGetResponse>): RawBatchGetResponse {
+    const message = createBaseRawBatchGetResponse();
+    message.regionError = (object.regionError !== undefined && object.regionError !== null)
+      ? Error.fromPartial(object.regionError)
+      : undefined;
+    message.pairs = object.pairs?.map((e) => KvPair.fromPartial(e)) || [];
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseRawBatchPutRequest(): RawBatchPutRequest {
+  return { context: undefined, pairs: [], cf: "" };
+}
+
+export const RawBatchPutRequest: MessageFns<RawBatchPutRequest> = {
+  encode(message: RawBatchPutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      Context.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.pairs) {
+      KvPair.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.cf !== "") {
+      writer.uint32(26).string(message.cf);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawBatchPutRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawBatchPutRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = Context.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pairs.push(KvPair.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cf = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawBatchPutRequest>): RawBatchPutRequest {
+    return RawBatchPutRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawBatchPutRequest>): RawBatchPutRequest {
+    const message = createBaseRawBatchPutRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? Context.fromPartial(object.context)
+      : undefined;
+    message.pairs = object.pairs?.map((e) => KvPair.fromPartial(e)) || [];
+    message.cf = object.cf ?? "";
+    return message;
+  },
+};
+
+function createBaseRawBatchPutResponse(): RawBatchPutResponse {
+  return { regionError: undefined, error: "" };
+}
+
+export const RawBatchPutResponse: MessageFns<RawBatchPutResponse> = {
+  encode(message: RawBatchPutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionError !== undefined) {
+      Error.encode(message.regionError, writer.uint32(10).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawBatchPutResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawBatchPutResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.regionError = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawBatchPutResponse>): RawBatchPutResponse {
+    return RawBatchPutResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawBatchPutResponse>): RawBatchPutResponse {
+    const message = createBaseRawBatchPutResponse();
+    message.regionError = (object.regionError !== undefined && object.regionError !== null)
+      ? Error.fromPartial(object.regionError)
+      : undefined;
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseRawBatchDeleteRequest(): RawBatchDeleteRequest {
+  return { context: undefined, keys: [], cf: "" };
+}
+
+export const RawBatchDeleteRequest: MessageFns<RawBatchDeleteRequest> = {
+  encode(message: RawBatchDeleteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      Context.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.keys) {
+      writer.uint32(18).bytes(v!);
+    }
+    if (message.cf !== "") {
+      writer.uint32(26).string(message.cf);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawBatchDeleteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawBatchDeleteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = Context.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keys.push(Buffer.from(reader.bytes()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cf = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawBatchDeleteRequest>): RawBatchDeleteRequest {
+    return RawBatchDeleteRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawBatchDeleteRequest>): RawBatchDeleteRequest {
+    const message = createBaseRawBatchDeleteRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? Context.fromPartial(object.context)
+      : undefined;
+    message.keys = object.keys?.map((e) => e) || [];
+    message.cf = object.cf ?? "";
+    return message;
+  },
+};
+
+function createBaseRawBatchDeleteResponse(): RawBatchDeleteResponse {
+  return { regionError: undefined, error: "" };
+}
+
+export const RawBatchDeleteResponse: MessageFns<RawBatchDeleteResponse> = {
+  encode(message: RawBatchDeleteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionError !== undefined) {
+      Error.encode(message.regionError, writer.uint32(10).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawBatchDeleteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawBatchDeleteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.regionError = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawBatchDeleteResponse>): RawBatchDeleteResponse {
+    return RawBatchDeleteResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawBatchDeleteResponse>): RawBatchDeleteResponse {
+    const message = createBaseRawBatchDeleteResponse();
+    message.regionError = (object.regionError !== undefined && object.regionError !== null)
+      ? Error.fromPartial(object.regionError)
+      : undefined;
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseRawDeleteRangeRequest(): RawDeleteRangeRequest {
+  return { context: undefined, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), cf: "" };
+}
+
+export const RawDeleteRangeRequest: MessageFns<RawDeleteRangeRequest> = {
+  encode(message: RawDeleteRangeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      Context.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    if (message.startKey.length !== 0) {
+      writer.uint32(18).bytes(message.startKey);
+    }
+    if (message.endKey.length !== 0) {
+      writer.uint32(26).bytes(message.endKey);
+    }
+    if (message.cf !== "") {
+      writer.uint32(34).string(message.cf);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawDeleteRangeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawDeleteRangeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = Context.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.startKey = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.endKey = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.cf = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawDeleteRangeRequest>): RawDeleteRangeRequest {
+    return RawDeleteRangeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawDeleteRangeRequest>): RawDeleteRangeRequest {
+    const message = createBaseRawDeleteRangeRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? Context.fromPartial(object.context)
+      : undefined;
+    message.startKey = object.startKey ?? Buffer.alloc(0);
+    message.endKey = object.endKey ?? Buffer.alloc(0);
+    message.cf = object.cf ?? "";
+    return message;
+  },
+};
+
+function createBaseRawDeleteRangeResponse(): RawDeleteRangeResponse {
+  return { regionError: undefined, error: "" };
+}
+
+export const RawDeleteRangeResponse: MessageFns<RawDeleteRangeResponse> = {
+  encode(message: RawDeleteRangeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionError !== undefined) {
+      Error.encode(message.regionError, writer.uint32(10).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawDeleteRangeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawDeleteRangeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.regionError = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawDeleteRangeResponse>): RawDeleteRangeResponse {
+    return RawDeleteRangeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawDeleteRangeResponse>): RawDeleteRangeResponse {
+    const message = createBaseRawDeleteRangeResponse();
+    message.regionError = (object.regionError !== undefined && object.regionError !== null)
+      ? Error.fromPartial(object.regionError)
+      : undefined;
+    message.error = object.error ?? "";
     return message;
   },
 };

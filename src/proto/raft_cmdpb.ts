@@ -16,6 +16,8 @@ export enum CmdType {
   Put = 3,
   Delete = 4,
   Snap = 5,
+  /** DeleteRange - issue 18: TiKV's number (TiKV's Prewrite = 6 is not used by TinyKV). */
+  DeleteRange = 7,
   UNRECOGNIZED = -1,
 }
 
@@ -59,6 +61,20 @@ export interface DeleteRequest {
 export interface DeleteResponse {
 }
 
+/**
+ * --- raw batch and range calls (issue 18) ---
+ * TiKV's message (raft_cmdpb.DeleteRangeRequest, without notify_only): every stored key of `cf`
+ * in [start_key, end_key) is deleted at apply, clipped to the region. An empty end_key = no end.
+ */
+export interface DeleteRangeRequest {
+  cf: string;
+  startKey: Buffer;
+  endKey: Buffer;
+}
+
+export interface DeleteRangeResponse {
+}
+
 export interface SnapRequest {
 }
 
@@ -71,7 +87,11 @@ export interface Request {
   get?: GetRequest | undefined;
   put?: PutRequest | undefined;
   delete?: DeleteRequest | undefined;
-  snap?: SnapRequest | undefined;
+  snap?:
+    | SnapRequest
+    | undefined;
+  /** issue 18: TiKV's number. */
+  deleteRange?: DeleteRangeRequest | undefined;
 }
 
 export interface Response {
@@ -79,7 +99,11 @@ export interface Response {
   get?: GetResponse | undefined;
   put?: PutResponse | undefined;
   delete?: DeleteResponse | undefined;
-  snap?: SnapResponse | undefined;
+  snap?:
+    | SnapResponse
+    | undefined;
+  /** issue 18: TiKV's number (TiKV spells the field delte_range). */
+  deleteRange?: DeleteRangeResponse | undefined;
 }
 
 export interface ChangePeerRequest {
@@ -539,6 +563,128 @@ export const DeleteResponse: MessageFns<DeleteResponse> = {
   },
 };
 
+function createBaseDeleteRangeRequest(): DeleteRangeRequest {
+  return { cf: "", startKey: Buffer.alloc(0), endKey: Buffer.alloc(0) };
+}
+
+export const DeleteRangeRequest: MessageFns<DeleteRangeRequest> = {
+  encode(message: DeleteRangeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cf !== "") {
+      writer.uint32(10).string(message.cf);
+    }
+    if (message.startKey.length !== 0) {
+      writer.uint32(18).bytes(message.startKey);
+    }
+    if (message.endKey.length !== 0) {
+      writer.uint32(26).bytes(message.endKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteRangeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteRangeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cf = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.startKey = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.endKey = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<DeleteRangeRequest>): DeleteRangeRequest {
+    return DeleteRangeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteRangeRequest>): DeleteRangeRequest {
+    const message = createBaseDeleteRangeRequest();
+    message.cf = object.cf ?? "";
+    message.startKey = object.startKey ?? Buffer.alloc(0);
+    message.endKey = object.endKey ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseDeleteRangeResponse(): DeleteRangeResponse {
+  return {};
+}
+
+export const DeleteRangeResponse: MessageFns<DeleteRangeResponse> = {
+  encode(_: DeleteRangeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteRangeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteRangeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<DeleteRangeResponse>): DeleteRangeResponse {
+    return DeleteRangeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<DeleteRangeResponse>): DeleteRangeResponse {
+    const message = createBaseDeleteRangeResponse();
+    return message;
+  },
+};
+
 function createBaseSnapRequest(): SnapRequest {
   return {};
 }
@@ -640,7 +786,7 @@ export const SnapResponse: MessageFns<SnapResponse> = {
 };
 
 function createBaseRequest(): Request {
-  return { cmdType: 0, get: undefined, put: undefined, delete: undefined, snap: undefined };
+  return { cmdType: 0, get: undefined, put: undefined, delete: undefined, snap: undefined, deleteRange: undefined };
 }
 
 export const Request: MessageFns<Request> = {
@@ -659,6 +805,9 @@ export const Request: MessageFns<Request> = {
     }
     if (message.snap !== undefined) {
       SnapRequest.encode(message.snap, writer.uint32(50).fork()).join();
+    }
+    if (message.deleteRange !== undefined) {
+      DeleteRangeRequest.encode(message.deleteRange, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -716,6 +865,14 @@ export const Request: MessageFns<Request> = {
             message.snap = SnapRequest.decode(reader, reader.uint32());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.deleteRange = DeleteRangeRequest.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -742,12 +899,15 @@ export const Request: MessageFns<Request> = {
     message.snap = (object.snap !== undefined && object.snap !== null)
       ? SnapRequest.fromPartial(object.snap)
       : undefined;
+    message.deleteRange = (object.deleteRange !== undefined && object.deleteRange !== null)
+      ? DeleteRangeRequest.fromPartial(object.deleteRange)
+      : undefined;
     return message;
   },
 };
 
 function createBaseResponse(): Response {
-  return { cmdType: 0, get: undefined, put: undefined, delete: undefined, snap: undefined };
+  return { cmdType: 0, get: undefined, put: undefined, delete: undefined, snap: undefined, deleteRange: undefined };
 }
 
 export const Response: MessageFns<Response> = {
@@ -766,6 +926,9 @@ export const Response: MessageFns<Response> = {
     }
     if (message.snap !== undefined) {
       SnapResponse.encode(message.snap, writer.uint32(50).fork()).join();
+    }
+    if (message.deleteRange !== undefined) {
+      DeleteRangeResponse.encode(message.deleteRange, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -823,6 +986,14 @@ export const Response: MessageFns<Response> = {
             message.snap = SnapResponse.decode(reader, reader.uint32());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.deleteRange = DeleteRangeResponse.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -848,6 +1019,9 @@ export const Response: MessageFns<Response> = {
       : undefined;
     message.snap = (object.snap !== undefined && object.snap !== null)
       ? SnapResponse.fromPartial(object.snap)
+      : undefined;
+    message.deleteRange = (object.deleteRange !== undefined && object.deleteRange !== null)
+      ? DeleteRangeResponse.fromPartial(object.deleteRange)
       : undefined;
     return message;
   },

@@ -26,6 +26,16 @@ import { Message } from "./eraftpb.js";
  * of the metadata storage is one entry (MetaWrite), applied by every member in log order.
  */
 
+export interface MembersRequest {
+  /** The asking member's name, for the answering member's log. */
+  name: string;
+}
+
+export interface MembersResponse {
+  /** Empty when this member knows no membership yet (it is joining too). */
+  membership?: Membership | undefined;
+}
+
 export interface RaftBatch {
   /** A digest of the sender's --initial-cluster: members of different clusters refuse each other. */
   clusterToken: string;
@@ -54,6 +64,147 @@ export interface MetaPut {
   key: string;
   value: Buffer;
 }
+
+/** A member of the group as the replicated membership records it. */
+export interface ClusterMember {
+  /** The member's raft id. */
+  id: bigint;
+  name: string;
+  /** host:port of its peer service. */
+  peerAddr: string;
+}
+
+/**
+ * Who is in the group, as of the applied index it is stored with. Members persist it (and a
+ * snapshot carries it), so a restart does not fall back to --initial-cluster.
+ */
+export interface Membership {
+  /** A digest of the --initial-cluster the group started from: it names the group for good. */
+  clusterToken: string;
+  members: ClusterMember[];
+  /** The raft id the next added member gets: ids are never reused, not even a removed member's. */
+  nextMemberId: bigint;
+  /** The last few members removed (newest last), so a retried `member remove` is answered as done. */
+  removed: ClusterMember[];
+}
+
+/** The data of a raft snapshot: the applied metadata and membership at the snapshot's index. */
+export interface MemberSnapshotData {
+  membership?: Membership | undefined;
+  kvs: MetaPut[];
+}
+
+function createBaseMembersRequest(): MembersRequest {
+  return { name: "" };
+}
+
+export const MembersRequest: MessageFns<MembersRequest> = {
+  encode(message: MembersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MembersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMembersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<MembersRequest>): MembersRequest {
+    return MembersRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MembersRequest>): MembersRequest {
+    const message = createBaseMembersRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseMembersResponse(): MembersResponse {
+  return { membership: undefined };
+}
+
+export const MembersResponse: MessageFns<MembersResponse> = {
+  encode(message: MembersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.membership !== undefined) {
+      Membership.encode(message.membership, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MembersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMembersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.membership = Membership.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<MembersResponse>): MembersResponse {
+    return MembersResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MembersResponse>): MembersResponse {
+    const message = createBaseMembersResponse();
+    message.membership = (object.membership !== undefined && object.membership !== null)
+      ? Membership.fromPartial(object.membership)
+      : undefined;
+    return message;
+  },
+};
 
 function createBaseRaftBatch(): RaftBatch {
   return { clusterToken: "", fromMemberId: 0n, fromClientUrl: "", messages: [] };
@@ -352,6 +503,253 @@ export const MetaPut: MessageFns<MetaPut> = {
   },
 };
 
+function createBaseClusterMember(): ClusterMember {
+  return { id: 0n, name: "", peerAddr: "" };
+}
+
+export const ClusterMember: MessageFns<ClusterMember> = {
+  encode(message: ClusterMember, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0n) {
+      if (BigInt.asUintN(64, message.id) !== message.id) {
+        throw new globalThis.Error("value provided for field message.id of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.peerAddr !== "") {
+      writer.uint32(26).string(message.peerAddr);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterMember {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterMember();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.peerAddr = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ClusterMember>): ClusterMember {
+    return ClusterMember.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClusterMember>): ClusterMember {
+    const message = createBaseClusterMember();
+    message.id = (object.id !== undefined && object.id !== null) ? BigInt(object.id) : 0n;
+    message.name = object.name ?? "";
+    message.peerAddr = object.peerAddr ?? "";
+    return message;
+  },
+};
+
+function createBaseMembership(): Membership {
+  return { clusterToken: "", members: [], nextMemberId: 0n, removed: [] };
+}
+
+export const Membership: MessageFns<Membership> = {
+  encode(message: Membership, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clusterToken !== "") {
+      writer.uint32(10).string(message.clusterToken);
+    }
+    for (const v of message.members) {
+      ClusterMember.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.nextMemberId !== 0n) {
+      if (BigInt.asUintN(64, message.nextMemberId) !== message.nextMemberId) {
+        throw new globalThis.Error("value provided for field message.nextMemberId of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.nextMemberId);
+    }
+    for (const v of message.removed) {
+      ClusterMember.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Membership {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMembership();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clusterToken = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.members.push(ClusterMember.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.nextMemberId = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.removed.push(ClusterMember.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<Membership>): Membership {
+    return Membership.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Membership>): Membership {
+    const message = createBaseMembership();
+    message.clusterToken = object.clusterToken ?? "";
+    message.members = object.members?.map((e) => ClusterMember.fromPartial(e)) || [];
+    message.nextMemberId = (object.nextMemberId !== undefined && object.nextMemberId !== null)
+      ? BigInt(object.nextMemberId)
+      : 0n;
+    message.removed = object.removed?.map((e) => ClusterMember.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseMemberSnapshotData(): MemberSnapshotData {
+  return { membership: undefined, kvs: [] };
+}
+
+export const MemberSnapshotData: MessageFns<MemberSnapshotData> = {
+  encode(message: MemberSnapshotData, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.membership !== undefined) {
+      Membership.encode(message.membership, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.kvs) {
+      MetaPut.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MemberSnapshotData {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMemberSnapshotData();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.membership = Membership.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kvs.push(MetaPut.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<MemberSnapshotData>): MemberSnapshotData {
+    return MemberSnapshotData.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MemberSnapshotData>): MemberSnapshotData {
+    const message = createBaseMemberSnapshotData();
+    message.membership = (object.membership !== undefined && object.membership !== null)
+      ? Membership.fromPartial(object.membership)
+      : undefined;
+    message.kvs = object.kvs?.map((e) => MetaPut.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * Members send each other raft messages in batches, one unary call per batch. A batch with no
  * message is a hello: it tells the receiver the sender's client URL (for GetMembers).
@@ -367,10 +765,30 @@ export const SchedulerPeerService = {
     responseSerialize: (value: RaftBatchResponse): Buffer => Buffer.from(RaftBatchResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RaftBatchResponse => RaftBatchResponse.decode(value),
   },
+  /**
+   * A member started with --initial-cluster-state existing asks the group who is in it (its own
+   * id included, which the leader assigned when it was added), as etcd's members do over their
+   * peer URLs.
+   */
+  members: {
+    path: "/schedulerraftpb.SchedulerPeer/Members" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MembersRequest): Buffer => Buffer.from(MembersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MembersRequest => MembersRequest.decode(value),
+    responseSerialize: (value: MembersResponse): Buffer => Buffer.from(MembersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MembersResponse => MembersResponse.decode(value),
+  },
 } as const;
 
 export interface SchedulerPeerServer extends UntypedServiceImplementation {
   raft: handleUnaryCall<RaftBatch, RaftBatchResponse>;
+  /**
+   * A member started with --initial-cluster-state existing asks the group who is in it (its own
+   * id included, which the leader assigned when it was added), as etcd's members do over their
+   * peer URLs.
+   */
+  members: handleUnaryCall<MembersRequest, MembersResponse>;
 }
 
 export interface SchedulerPeerClient extends Client {
@@ -388,6 +806,26 @@ export interface SchedulerPeerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RaftBatchResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A member started with --initial-cluster-state existing asks the group who is in it (its own
+   * id included, which the leader assigned when it was added), as etcd's members do over their
+   * peer URLs.
+   */
+  members(
+    request: MembersRequest,
+    callback: (error: ServiceError | null, response: MembersResponse) => void,
+  ): ClientUnaryCall;
+  members(
+    request: MembersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MembersResponse) => void,
+  ): ClientUnaryCall;
+  members(
+    request: MembersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MembersResponse) => void,
   ): ClientUnaryCall;
 }
 

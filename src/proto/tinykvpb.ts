@@ -34,6 +34,14 @@ import {
   GetResponse,
   PrewriteRequest,
   PrewriteResponse,
+  RawBatchDeleteRequest,
+  RawBatchDeleteResponse,
+  RawBatchGetRequest,
+  RawBatchGetResponse,
+  RawBatchPutRequest,
+  RawBatchPutResponse,
+  RawDeleteRangeRequest,
+  RawDeleteRangeResponse,
   RawDeleteRequest,
   RawDeleteResponse,
   RawGetRequest,
@@ -67,7 +75,14 @@ export interface BatchCommandsRequest_Request {
   RawGet?: RawGetRequest | undefined;
   RawPut?: RawPutRequest | undefined;
   RawDelete?: RawDeleteRequest | undefined;
-  RawScan?: RawScanRequest | undefined;
+  RawScan?:
+    | RawScanRequest
+    | undefined;
+  /** --- raw batch and range calls (issue 18): TiKV's numbers --- */
+  RawBatchGet?: RawBatchGetRequest | undefined;
+  RawBatchPut?: RawBatchPutRequest | undefined;
+  RawBatchDelete?: RawBatchDeleteRequest | undefined;
+  RawDeleteRange?: RawDeleteRangeRequest | undefined;
   CheckTxnStatus?: CheckTxnStatusRequest | undefined;
   TxnHeartBeat?: TxnHeartBeatRequest | undefined;
 }
@@ -88,7 +103,14 @@ export interface BatchCommandsResponse_Response {
   RawGet?: RawGetResponse | undefined;
   RawPut?: RawPutResponse | undefined;
   RawDelete?: RawDeleteResponse | undefined;
-  RawScan?: RawScanResponse | undefined;
+  RawScan?:
+    | RawScanResponse
+    | undefined;
+  /** --- raw batch and range calls (issue 18): TiKV's numbers --- */
+  RawBatchGet?: RawBatchGetResponse | undefined;
+  RawBatchPut?: RawBatchPutResponse | undefined;
+  RawBatchDelete?: RawBatchDeleteResponse | undefined;
+  RawDeleteRange?: RawDeleteRangeResponse | undefined;
   CheckTxnStatus?: CheckTxnStatusResponse | undefined;
   TxnHeartBeat?:
     | TxnHeartBeatResponse
@@ -203,6 +225,10 @@ function createBaseBatchCommandsRequest_Request(): BatchCommandsRequest_Request 
     RawPut: undefined,
     RawDelete: undefined,
     RawScan: undefined,
+    RawBatchGet: undefined,
+    RawBatchPut: undefined,
+    RawBatchDelete: undefined,
+    RawDeleteRange: undefined,
     CheckTxnStatus: undefined,
     TxnHeartBeat: undefined,
   };
@@ -239,6 +265,18 @@ export const BatchCommandsRequest_Request: MessageFns<BatchCommandsRequest_Reque
     }
     if (message.RawScan !== undefined) {
       RawScanRequest.encode(message.RawScan, writer.uint32(154).fork()).join();
+    }
+    if (message.RawBatchGet !== undefined) {
+      RawBatchGetRequest.encode(message.RawBatchGet, writer.uint32(114).fork()).join();
+    }
+    if (message.RawBatchPut !== undefined) {
+      RawBatchPutRequest.encode(message.RawBatchPut, writer.uint32(130).fork()).join();
+    }
+    if (message.RawBatchDelete !== undefined) {
+      RawBatchDeleteRequest.encode(message.RawBatchDelete, writer.uint32(146).fork()).join();
+    }
+    if (message.RawDeleteRange !== undefined) {
+      RawDeleteRangeRequest.encode(message.RawDeleteRange, writer.uint32(162).fork()).join();
     }
     if (message.CheckTxnStatus !== undefined) {
       CheckTxnStatusRequest.encode(message.CheckTxnStatus, writer.uint32(202).fork()).join();
@@ -342,6 +380,38 @@ export const BatchCommandsRequest_Request: MessageFns<BatchCommandsRequest_Reque
             message.RawScan = RawScanRequest.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.RawBatchGet = RawBatchGetRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.RawBatchPut = RawBatchPutRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.RawBatchDelete = RawBatchDeleteRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.RawDeleteRange = RawDeleteRangeRequest.decode(reader, reader.uint32());
+            continue;
+          }
           case 25: {
             if (tag !== 202) {
               break;
@@ -402,6 +472,18 @@ export const BatchCommandsRequest_Request: MessageFns<BatchCommandsRequest_Reque
       : undefined;
     message.RawScan = (object.RawScan !== undefined && object.RawScan !== null)
       ? RawScanRequest.fromPartial(object.RawScan)
+      : undefined;
+    message.RawBatchGet = (object.RawBatchGet !== undefined && object.RawBatchGet !== null)
+      ? RawBatchGetRequest.fromPartial(object.RawBatchGet)
+      : undefined;
+    message.RawBatchPut = (object.RawBatchPut !== undefined && object.RawBatchPut !== null)
+      ? RawBatchPutRequest.fromPartial(object.RawBatchPut)
+      : undefined;
+    message.RawBatchDelete = (object.RawBatchDelete !== undefined && object.RawBatchDelete !== null)
+      ? RawBatchDeleteRequest.fromPartial(object.RawBatchDelete)
+      : undefined;
+    message.RawDeleteRange = (object.RawDeleteRange !== undefined && object.RawDeleteRange !== null)
+      ? RawDeleteRangeRequest.fromPartial(object.RawDeleteRange)
       : undefined;
     message.CheckTxnStatus = (object.CheckTxnStatus !== undefined && object.CheckTxnStatus !== null)
       ? CheckTxnStatusRequest.fromPartial(object.CheckTxnStatus)
@@ -509,6 +591,10 @@ function createBaseBatchCommandsResponse_Response(): BatchCommandsResponse_Respo
     RawPut: undefined,
     RawDelete: undefined,
     RawScan: undefined,
+    RawBatchGet: undefined,
+    RawBatchPut: undefined,
+    RawBatchDelete: undefined,
+    RawDeleteRange: undefined,
     CheckTxnStatus: undefined,
     TxnHeartBeat: undefined,
     Error: undefined,
@@ -546,6 +632,18 @@ export const BatchCommandsResponse_Response: MessageFns<BatchCommandsResponse_Re
     }
     if (message.RawScan !== undefined) {
       RawScanResponse.encode(message.RawScan, writer.uint32(154).fork()).join();
+    }
+    if (message.RawBatchGet !== undefined) {
+      RawBatchGetResponse.encode(message.RawBatchGet, writer.uint32(114).fork()).join();
+    }
+    if (message.RawBatchPut !== undefined) {
+      RawBatchPutResponse.encode(message.RawBatchPut, writer.uint32(130).fork()).join();
+    }
+    if (message.RawBatchDelete !== undefined) {
+      RawBatchDeleteResponse.encode(message.RawBatchDelete, writer.uint32(146).fork()).join();
+    }
+    if (message.RawDeleteRange !== undefined) {
+      RawDeleteRangeResponse.encode(message.RawDeleteRange, writer.uint32(162).fork()).join();
     }
     if (message.CheckTxnStatus !== undefined) {
       CheckTxnStatusResponse.encode(message.CheckTxnStatus, writer.uint32(202).fork()).join();
@@ -652,6 +750,38 @@ export const BatchCommandsResponse_Response: MessageFns<BatchCommandsResponse_Re
             message.RawScan = RawScanResponse.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.RawBatchGet = RawBatchGetResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.RawBatchPut = RawBatchPutResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.RawBatchDelete = RawBatchDeleteResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.RawDeleteRange = RawDeleteRangeResponse.decode(reader, reader.uint32());
+            continue;
+          }
           case 25: {
             if (tag !== 202) {
               break;
@@ -720,6 +850,18 @@ export const BatchCommandsResponse_Response: MessageFns<BatchCommandsResponse_Re
       : undefined;
     message.RawScan = (object.RawScan !== undefined && object.RawScan !== null)
       ? RawScanResponse.fromPartial(object.RawScan)
+      : undefined;
+    message.RawBatchGet = (object.RawBatchGet !== undefined && object.RawBatchGet !== null)
+      ? RawBatchGetResponse.fromPartial(object.RawBatchGet)
+      : undefined;
+    message.RawBatchPut = (object.RawBatchPut !== undefined && object.RawBatchPut !== null)
+      ? RawBatchPutResponse.fromPartial(object.RawBatchPut)
+      : undefined;
+    message.RawBatchDelete = (object.RawBatchDelete !== undefined && object.RawBatchDelete !== null)
+      ? RawBatchDeleteResponse.fromPartial(object.RawBatchDelete)
+      : undefined;
+    message.RawDeleteRange = (object.RawDeleteRange !== undefined && object.RawDeleteRange !== null)
+      ? RawDeleteRangeResponse.fromPartial(object.RawDeleteRange)
       : undefined;
     message.CheckTxnStatus = (object.CheckTxnStatus !== undefined && object.CheckTxnStatus !== null)
       ? CheckTxnStatusResponse.fromPartial(object.CheckTxnStatus)
@@ -968,6 +1110,50 @@ export const TinyKvService = {
       Buffer.from(BatchCommandsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): BatchCommandsResponse => BatchCommandsResponse.decode(value),
   },
+  /**
+   * --- raw batch and range calls (issue 18) ---
+   * tinykv-ts extensions with TiKV's rpc names (tikvpb.Tikv): see kvrpcpb.proto.
+   */
+  rawBatchGet: {
+    path: "/tinykvpb.TinyKv/RawBatchGet" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RawBatchGetRequest): Buffer => Buffer.from(RawBatchGetRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RawBatchGetRequest => RawBatchGetRequest.decode(value),
+    responseSerialize: (value: RawBatchGetResponse): Buffer => Buffer.from(RawBatchGetResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RawBatchGetResponse => RawBatchGetResponse.decode(value),
+  },
+  rawBatchPut: {
+    path: "/tinykvpb.TinyKv/RawBatchPut" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RawBatchPutRequest): Buffer => Buffer.from(RawBatchPutRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RawBatchPutRequest => RawBatchPutRequest.decode(value),
+    responseSerialize: (value: RawBatchPutResponse): Buffer => Buffer.from(RawBatchPutResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RawBatchPutResponse => RawBatchPutResponse.decode(value),
+  },
+  rawBatchDelete: {
+    path: "/tinykvpb.TinyKv/RawBatchDelete" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RawBatchDeleteRequest): Buffer =>
+      Buffer.from(RawBatchDeleteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RawBatchDeleteRequest => RawBatchDeleteRequest.decode(value),
+    responseSerialize: (value: RawBatchDeleteResponse): Buffer =>
+      Buffer.from(RawBatchDeleteResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RawBatchDeleteResponse => RawBatchDeleteResponse.decode(value),
+  },
+  rawDeleteRange: {
+    path: "/tinykvpb.TinyKv/RawDeleteRange" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RawDeleteRangeRequest): Buffer =>
+      Buffer.from(RawDeleteRangeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RawDeleteRangeRequest => RawDeleteRangeRequest.decode(value),
+    responseSerialize: (value: RawDeleteRangeResponse): Buffer =>
+      Buffer.from(RawDeleteRangeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RawDeleteRangeResponse => RawDeleteRangeResponse.decode(value),
+  },
 } as const;
 
 export interface TinyKvServer extends UntypedServiceImplementation {
@@ -999,6 +1185,14 @@ export interface TinyKvServer extends UntypedServiceImplementation {
    * A server without it answers UNIMPLEMENTED, and the client falls back to the unary rpcs.
    */
   batchCommands: handleBidiStreamingCall<BatchCommandsRequest, BatchCommandsResponse>;
+  /**
+   * --- raw batch and range calls (issue 18) ---
+   * tinykv-ts extensions with TiKV's rpc names (tikvpb.Tikv): see kvrpcpb.proto.
+   */
+  rawBatchGet: handleUnaryCall<RawBatchGetRequest, RawBatchGetResponse>;
+  rawBatchPut: handleUnaryCall<RawBatchPutRequest, RawBatchPutResponse>;
+  rawBatchDelete: handleUnaryCall<RawBatchDeleteRequest, RawBatchDeleteResponse>;
+  rawDeleteRange: handleUnaryCall<RawDeleteRangeRequest, RawDeleteRangeResponse>;
 }
 
 export interface TinyKvClient extends Client {
@@ -1234,6 +1428,70 @@ export interface TinyKvClient extends Client {
     metadata: Metadata,
     options?: Partial<CallOptions>,
   ): ClientDuplexStream<BatchCommandsRequest, BatchCommandsResponse>;
+  /**
+   * --- raw batch and range calls (issue 18) ---
+   * tinykv-ts extensions with TiKV's rpc names (tikvpb.Tikv): see kvrpcpb.proto.
+   */
+  rawBatchGet(
+    request: RawBatchGetRequest,
+    callback: (error: ServiceError | null, response: RawBatchGetResponse) => void,
+  ): ClientUnaryCall;
+  rawBatchGet(
+    request: RawBatchGetRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RawBatchGetResponse) => void,
+  ): ClientUnaryCall;
+  rawBatchGet(
+    request: RawBatchGetRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RawBatchGetResponse) => void,
+  ): ClientUnaryCall;
+  rawBatchPut(
+    request: RawBatchPutRequest,
+    callback: (error: ServiceError | null, response: RawBatchPutResponse) => void,
+  ): ClientUnaryCall;
+  rawBatchPut(
+    request: RawBatchPutRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RawBatchPutResponse) => void,
+  ): ClientUnaryCall;
+  rawBatchPut(
+    request: RawBatchPutRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RawBatchPutResponse) => void,
+  ): ClientUnaryCall;
+  rawBatchDelete(
+    request: RawBatchDeleteRequest,
+    callback: (error: ServiceError | null, response: RawBatchDeleteResponse) => void,
+  ): ClientUnaryCall;
+  rawBatchDelete(
+    request: RawBatchDeleteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RawBatchDeleteResponse) => void,
+  ): ClientUnaryCall;
+  rawBatchDelete(
+    request: RawBatchDeleteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RawBatchDeleteResponse) => void,
+  ): ClientUnaryCall;
+  rawDeleteRange(
+    request: RawDeleteRangeRequest,
+    callback: (error: ServiceError | null, response: RawDeleteRangeResponse) => void,
+  ): ClientUnaryCall;
+  rawDeleteRange(
+    request: RawDeleteRangeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RawDeleteRangeResponse) => void,
+  ): ClientUnaryCall;
+  rawDeleteRange(
+    request: RawDeleteRangeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RawDeleteRangeResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const TinyKvClient = makeGenericClientConstructor(TinyKvService, "tinykvpb.TinyKv") as unknown as {

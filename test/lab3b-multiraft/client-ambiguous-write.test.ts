@@ -90,6 +90,10 @@ function scriptedStores(answers: Answer[]) {
       kvBatchRollback: unused,
       kvResolveLock: unused,
       kvTxnHeartBeat: unused,
+      rawBatchGet: unused,
+      rawBatchPut: unused,
+      rawBatchDelete: unused,
+      rawDeleteRange: unused,
       close: () => undefined,
     };
   };

@@ -213,7 +213,15 @@ function recordingWrites(inner: StandaloneStorage, sizes: number[]): Storage {
     stop: () => inner.stop(),
     reader: (ctx) => inner.reader(ctx),
     write: (ctx, batch) => {
-      sizes.push(batch.reduce((n, m) => n + m.key.length + (m.kind === "put" ? m.value.length : 0), 0));
+      sizes.push(
+        batch.reduce(
+          (n, m) =>
+            n +
+            (m.kind === "deleteRange" ? m.start.length + m.end.length : m.key.length) +
+            (m.kind === "put" ? m.value.length : 0),
+          0,
+        ),
+      );
       return inner.write(ctx, batch);
     },
   };

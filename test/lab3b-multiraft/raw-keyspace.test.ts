@@ -77,7 +77,7 @@ describe("lab3b raw and transactional keys are never confused", () => {
     );
     expect((await read(tricky)).value.toString()).toBe("v2");
     const scanned = await onLeader(splitKey, "raw scan", (raw, _txn, context) =>
-      raw.rawScan({ context, startKey: splitKey, endKey: Buffer.alloc(0), limit: 10, cf: "" }),
+      raw.rawScan({ context, startKey: splitKey, endKey: Buffer.alloc(0), limit: 10, cf: "", reverse: false }),
     );
     expect(scanned.kvs.map((kv) => kv.key.toString("hex"))).toEqual([tricky.toString("hex")]);
   });
@@ -112,7 +112,7 @@ describe("lab3b raw and transactional keys are never confused", () => {
 
     for (const cf of ["", "lock", "write"]) {
       const scan = await onLeader(Buffer.alloc(0), `raw scan ${cf}`, (raw, _txn, context) =>
-        raw.rawScan({ context, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), limit: 100, cf }),
+        raw.rawScan({ context, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), limit: 100, cf, reverse: false }),
       );
       const want = cf === "" ? ["b=2"] : cf === "write" ? [`${lookalike.toString("hex")}=raw`] : [];
       const shown = scan.kvs.map(

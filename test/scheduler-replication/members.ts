@@ -1,5 +1,7 @@
 // In-process members of a replicated scheduler over loopback gRPC, each on its own data dir.
 import type { MemberTiming } from "../../src/scheduler/replication/member.js";
+import type { CompactionPolicy } from "../../src/scheduler/replication/member-storage.js";
+import type { InitialClusterState } from "../../src/scheduler/replication/join.js";
 import { ReplicatedSchedulerServer } from "../../src/scheduler/replication/replicated-server.js";
 import { createLogger, silentLogger } from "../../src/util/logger.js";
 import type { TlsConfig } from "../../src/util/tls.js";
@@ -18,9 +20,11 @@ export class MemberGroup {
     private readonly dirs: Map<string, { path: string; cleanup: () => void }>,
     /** Mutual TLS on every member's client and peer ports. */
     readonly tls?: TlsConfig,
+    /** When members snapshot and truncate their logs (default: the product's). */
+    readonly compaction?: CompactionPolicy,
   ) {}
 
-  static async create(n: number, tls?: TlsConfig): Promise<MemberGroup> {
+  static async create(n: number, tls?: TlsConfig, compaction?: CompactionPolicy): Promise<MemberGroup> {
     const names = Array.from({ length: n }, (_, i) => `s${i + 1}`);
     const peers: string[] = [];
     const clientPorts = new Map<string, number>();
@@ -30,7 +34,7 @@ export class MemberGroup {
       clientPorts.set(name, await freePort());
       dirs.set(name, tempDir(`tinysched-${name}-`));
     }
-    return new MemberGroup(names, peers.join(","), clientPorts, dirs, tls);
+    return new MemberGroup(names, peers.join(","), clientPorts, dirs, tls, compaction);
   }
 
   addr(name: string): string {
@@ -42,8 +46,27 @@ export class MemberGroup {
     return order.map((n) => this.addr(n)).join(",");
   }
 
-  /** Starts one member; `initialCluster` overrides the group's list (a misconfigured member). */
-  async start(name: string, initialCluster = this.initialCluster): Promise<ReplicatedSchedulerServer> {
+  /** The `name=peer` entries of these members, as --initial-cluster lists them. */
+  clusterOf(names: readonly string[]): string {
+    return this.initialCluster
+      .split(",")
+      .filter((e) => names.includes(e.split("=")[0]!))
+      .join(",");
+  }
+
+  peerAddr(name: string): string {
+    return this.clusterOf([name]).split("=")[1]!;
+  }
+
+  /**
+   * Starts one member; `initialCluster` overrides the group's list (a misconfigured member, or a
+   * group started from some of the names), `state` "existing" joins a running group.
+   */
+  async start(
+    name: string,
+    initialCluster = this.initialCluster,
+    state?: InitialClusterState,
+  ): Promise<ReplicatedSchedulerServer> {
     const s = await ReplicatedSchedulerServer.start(
       {
         addr: this.addr(name),
@@ -52,10 +75,28 @@ export class MemberGroup {
         log: process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL) : silentLogger,
         tls: this.tls,
       },
-      { name, initialCluster, timing: TEST_TIMING },
+      {
+        name,
+        initialCluster,
+        timing: TEST_TIMING,
+        compaction: this.compaction,
+        initialClusterState: state,
+        joinDeadlineMs: 3000,
+      },
     );
     this.servers.set(name, s);
     return s;
+  }
+
+  dataDir(name: string): string {
+    return this.dirs.get(name)!.path;
+  }
+
+  /** Stops a member and gives it an empty data dir (a disk that was replaced). */
+  async wipe(name: string): Promise<void> {
+    await this.stop(name);
+    this.dirs.get(name)!.cleanup();
+    this.dirs.set(name, tempDir(`tinysched-${name}-wiped-`));
   }
 
   async startAll(): Promise<void> {

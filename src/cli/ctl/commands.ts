@@ -7,7 +7,8 @@ import { backupCommand, restoreCommand } from "./backup-command.js";
 import { operatorsCommand, regionsCommand, statusCommand, storeCommand, storesCommand } from "./cluster-commands.js";
 import type { CtlCommand, CtlContext, CtlFlagOptions, CtlFlags } from "./command.js";
 import { helpEntry, UsageError } from "./command.js";
-import { deleteCommand, getCommand, putCommand, scanCommand, txnCommand } from "./kv-commands.js";
+import { deleteCommand, deleteRangeCommand, getCommand, putCommand, scanCommand, txnCommand } from "./kv-commands.js";
+import { schedulerMemberCommand } from "./member-command.js";
 import { metricsCommand } from "./metrics-command.js";
 
 /** Every command, in the order `help` lists them. */
@@ -16,6 +17,7 @@ const CTL_COMMANDS: readonly CtlCommand[] = [
   putCommand,
   deleteCommand,
   scanCommand,
+  deleteRangeCommand,
   txnCommand,
   storesCommand,
   storeCommand,
@@ -25,6 +27,7 @@ const CTL_COMMANDS: readonly CtlCommand[] = [
   statusCommand,
   backupCommand,
   restoreCommand,
+  schedulerMemberCommand,
 ];
 
 const FOOTER =

@@ -1,5 +1,5 @@
-// tinykv-ctl's data commands: raw get/put/delete/scan (optionally in a column family) and one-line
-// transactions.
+// tinykv-ctl's data commands: raw get/put/delete/scan/delete-range (optionally in a column family)
+// and one-line transactions.
 import { parseBytes, showBytes } from "../../client/display.js";
 import type { CtlCommand, CtlContext, CtlFlags } from "./command.js";
 import { arity, helpEntry, plural, stringFlag, UsageError } from "./command.js";
@@ -83,22 +83,49 @@ export const scanCommand: CtlCommand = {
       "raw keys in [start, end) across regions (default limit 100)",
     ),
     helpEntry(
+      "scan <start> [end] --reverse [--limit N] [--cf CF]",
+      "raw keys in [end, start) from the largest down (TiKV's",
+      'reverse scan: start is the upper bound; "" = no bound)',
+    ),
+    helpEntry(
       "scan <start> [end] [--limit N] --txn",
       "committed transactional keys in [start, end), read at a",
       "fresh timestamp",
     ),
   ].join("\n"),
-  options: { ...CF_OPTION, limit: { type: "string" }, txn: { type: "boolean" } },
+  options: { ...CF_OPTION, limit: { type: "string" }, txn: { type: "boolean" }, reverse: { type: "boolean" } },
   async run(ctx, args, flags) {
-    arity(args, 1, 2, "scan <start> [end] [--limit N] [--cf CF | --txn]");
+    arity(args, 1, 2, "scan <start> [end] [--limit N] [--cf CF | --txn] [--reverse]");
     const cf = stringFlag(flags, "cf");
     const txn = flags.txn === true;
+    const reverse = flags.reverse === true;
     if (txn && cf !== undefined) throw new UsageError("scan: --txn reads transactional data, which has no --cf");
+    if (txn && reverse) throw new UsageError("scan: --reverse is for raw keys; a --txn scan goes forward only");
     const limit = parseLimit(stringFlag(flags, "limit"));
     const [start, end] = [parseBytes(args[0]!), parseBytes(args[1] ?? "")];
-    const kvs = txn ? await txnScan(ctx, start, end, limit) : await (await ctx.kv()).scan(start, end, limit, cf ?? "");
+    const kvs = txn
+      ? await txnScan(ctx, start, end, limit)
+      : await (await ctx.kv()).scan(start, end, limit, cf ?? "", { reverse });
     for (const p of kvs) ctx.out(`${showBytes(p.key)} => ${showBytes(p.value)}`);
     ctx.out(`(${plural(kvs.length, "pair")})`);
+  },
+};
+
+export const deleteRangeCommand: CtlCommand = {
+  name: "delete-range",
+  help: helpEntry(
+    "delete-range <start> <end> [--cf CF]",
+    "delete every raw key in [start, end) across regions; one",
+    'raft command per region, not atomic across them; "" end = no end',
+  ),
+  options: CF_OPTION,
+  async run(ctx, args, flags) {
+    arity(args, 2, 2, "delete-range <start> <end> [--cf CF]");
+    const [start, end] = [parseBytes(args[0]!), parseBytes(args[1]!)];
+    if (end.length > 0 && Buffer.compare(start, end) >= 0)
+      throw new UsageError("delete-range: the range is empty or inverted: start must sort before end");
+    await (await ctx.kv()).deleteRange(start, end, stringFlag(flags, "cf") ?? "");
+    ctx.out("OK");
   },
 };
 

@@ -158,7 +158,10 @@ export interface EngineEntry {
   value: Buffer;
 }
 
-/** A cursor over one CF within [lower, upper), reading from a snapshot. Keys come back without the CF prefix. */
+/**
+ * A cursor over one CF within [lower, upper), reading from a snapshot. Keys come back without the
+ * CF prefix. A `reverse` cursor walks the range downward, largest key first.
+ */
 export class CfCursor {
   private it: BufferIterator;
   private current: EngineEntry | undefined;
@@ -172,16 +175,42 @@ export class CfCursor {
     upper: Uint8Array,
     /** When given, keys it refuses are skipped (a region whose keys are not one contiguous range). */
     private readonly accept?: (key: Buffer) => boolean,
+    readonly reverse = false,
   ) {
     const range = cfRange(cf, lower, upper);
     this.prefixLen = cfPrefix(cf).length;
-    this.it = db.iterator({ gte: range.gte, lt: range.lt, snapshot }) as unknown as BufferIterator;
+    this.upper = upper;
+    this.it = db.iterator({ gte: range.gte, lt: range.lt, snapshot, reverse }) as unknown as BufferIterator;
   }
 
-  /** Positions at the first key >= `key` (and within the bounds). */
+  private readonly upper: Uint8Array;
+
+  /**
+   * Positions at the first key >= `key` (and within the bounds). A reverse cursor positions at
+   * the last key < `key` instead (an empty `key`: the last key of the range), as a reverse scan's
+   * exclusive upper bound.
+   */
   async seek(key: Uint8Array): Promise<void> {
+    if (this.reverse) return this.seekBelow(key);
     // LevelDB's seek ignores the iterator's lower bound, so clamp it here.
     this.it.seek(cfKey(this.cf, Buffer.compare(key, this.lower) < 0 ? this.lower : key));
+    await this.next();
+  }
+
+  private async seekBelow(key: Uint8Array): Promise<void> {
+    const belowUpper = this.upper.length === 0 || Buffer.compare(key, this.upper) < 0;
+    // A fresh reverse iterator starts at the range's last key: seek only when `key` is inside.
+    if (key.length > 0 && belowUpper) {
+      if (Buffer.compare(key, this.lower) <= 0) {
+        this.current = undefined;
+        return;
+      }
+      // A reverse seek lands on the last key <= target; the bound is exclusive, so step past it.
+      this.it.seek(cfKey(this.cf, key));
+      await this.next();
+      if (this.current && Buffer.compare(this.current.key, key) === 0) await this.next();
+      return;
+    }
     await this.next();
   }
 
@@ -256,8 +285,9 @@ export class EngineSnapshot {
     lower: Uint8Array = Buffer.alloc(0),
     upper: Uint8Array = Buffer.alloc(0),
     accept?: (key: Buffer) => boolean,
+    reverse = false,
   ): CfCursor {
-    return new CfCursor(this.db, this.snap, cf, lower, upper, accept);
+    return new CfCursor(this.db, this.snap, cf, lower, upper, accept, reverse);
   }
 
   /** Iterates raw engine keys in [gte, lt) (meta keys), from the snapshot. */

@@ -7,6 +7,8 @@ import type { WriteBatch } from "../engine/index.js";
 import { parseCf } from "../engine/index.js";
 import { keyInRange } from "../../util/bytes.js";
 import { checkKeysInRegion, checkRegionEpoch } from "./epoch.js";
+import type { RangeDeleteKeys } from "./delete-range.js";
+import { applyDeleteRange } from "./delete-range.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import type { PeerStorage } from "./peer-storage.js";
 import { PeerState, RaftApplyState, RegionLocalState } from "../../proto/raft_serverpb.js";
@@ -50,7 +52,13 @@ export interface ApplyTarget {
  * changes, each checked against the region epoch at apply time (a split or conf change may
  * have been applied since it was proposed). The apply state goes in the same batch.
  */
-export function applyEntries(target: ApplyTarget, entries: Entry[], kvWb: WriteBatch): ApplyOutcome {
+export function applyEntries(
+  target: ApplyTarget,
+  entries: Entry[],
+  kvWb: WriteBatch,
+  /** The keys of this turn's DeleteRange commands (scanRangeDeletes, delete-range.ts). */
+  rangeKeys?: RangeDeleteKeys,
+): ApplyOutcome {
   const out: ApplyOutcome = {
     responses: [],
     confChanged: false,
@@ -67,7 +75,7 @@ export function applyEntries(target: ApplyTarget, entries: Entry[], kvWb: WriteB
     if (entry.entryType === EntryType.EntryConfChange) {
       resp = applyConfChange(target, entry, kvWb, out);
     } else if (entry.data.length > 0) {
-      resp = applyNormal(target, entry, kvWb, out);
+      resp = applyNormal(target, entry, kvWb, out, rangeKeys?.get(entry));
     }
     storage.applyState = { ...storage.applyState, appliedIndex: entry.index };
     target.onApplied?.(entry);
@@ -77,7 +85,13 @@ export function applyEntries(target: ApplyTarget, entries: Entry[], kvWb: WriteB
   return out;
 }
 
-function applyNormal(target: ApplyTarget, entry: Entry, kvWb: WriteBatch, out: ApplyOutcome): RaftCmdResponse {
+function applyNormal(
+  target: ApplyTarget,
+  entry: Entry,
+  kvWb: WriteBatch,
+  out: ApplyOutcome,
+  rangeKeys: Buffer[][] | undefined,
+): RaftCmdResponse {
   const storage = target.storage;
   const req = RaftCmdRequest.decode(entry.data);
   const epochErr = checkRegionEpoch(req, storage.region);
@@ -96,6 +110,10 @@ function applyNormal(target: ApplyTarget, entry: Entry, kvWb: WriteBatch, out: A
       case CmdType.Delete:
         kvWb.delete(parseCf(r.delete!.cf), r.delete!.key);
         responses.push({ cmdType: CmdType.Delete, delete: {} });
+        break;
+      case CmdType.DeleteRange:
+        applyDeleteRange(r, kvWb, rangeKeys?.shift());
+        responses.push({ cmdType: CmdType.DeleteRange, deleteRange: {} });
         break;
       default:
         // Reads are served by ReadIndex, never through the log; refuse rather than guess.

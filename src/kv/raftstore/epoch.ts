@@ -4,6 +4,7 @@ import { AdminCmdType } from "../../proto/raft_cmdpb.js";
 import { CF_DEFAULT, isCfName } from "../engine/index.js";
 import { keyInRegion } from "./keyspace.js";
 import { regionErrors } from "./errors.js";
+import { rangeInRegion } from "./delete-range.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 
 /**
@@ -59,6 +60,8 @@ function fmt(e: RegionEpoch): string {
 /** KeyNotInRegion for the first data key of the request outside the region, if any. */
 export function checkKeysInRegion(req: RaftCmdRequest, region: Region): RegionErrorPb | undefined {
   for (const r of req.requests) {
+    if (r.deleteRange && !rangeInRegion(r.deleteRange, region))
+      return regionErrors.keyNotInRegion(r.deleteRange.startKey, region);
     const op = r.put ?? r.delete ?? r.get;
     if (!op) continue;
     const cf = isCfName(op.cf) ? op.cf : CF_DEFAULT;

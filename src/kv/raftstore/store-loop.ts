@@ -6,6 +6,8 @@ import type { Engine, WriteBatch } from "../engine/index.js";
 import type { RaftTransport } from "../transport/transport.js";
 import type { ApplyOutcome } from "./apply.js";
 import { applyEntries } from "./apply.js";
+import type { RangeDeleteKeys } from "./delete-range.js";
+import { mayHoldRangeDelete, scanRangeDeletes } from "./delete-range.js";
 import type { LogFetchContext } from "./log-fetch.js";
 import { tendRaftLog } from "./log-fetch.js";
 import type { Peer } from "./peer.js";
@@ -199,12 +201,16 @@ export class StoreLoop {
 
   /** Every peer's committed entries in one kv batch, with their apply states. */
   private async apply(work: Work[], turn: TurnTimeline): Promise<Applied[]> {
+    const rangeKeys: RangeDeleteKeys = new Map();
+    for (const { peer, rd } of work)
+      if (!peer.retiring && mayHoldRangeDelete(rd.committedEntries, peer.storage.appliedIndex))
+        await scanRangeDeletes(this.ctx.kv, peer.region, rd.committedEntries, peer.storage.appliedIndex, rangeKeys);
     const kvWb = this.ctx.kv.newBatch();
     const applied: Applied[] = [];
     const hasInitializedRegion = (id: bigint) => this.ctx.peers.get(id)?.storage.isInitialized() ?? false;
     for (const { peer, rd } of work) {
       if (rd.committedEntries.length === 0 || peer.retiring) continue; // a retiring peer applies nothing after its removal
-      const outcome = applyEntries(peer.applyTarget(hasInitializedRegion), rd.committedEntries, kvWb);
+      const outcome = applyEntries(peer.applyTarget(hasInitializedRegion), rd.committedEntries, kvWb, rangeKeys);
       peer.wrote(outcome.writtenBytes);
       applied.push({ peer, outcome });
     }

@@ -27,6 +27,10 @@ export const BATCH_KIND_RPC = {
   RawPut: "rawPut",
   RawDelete: "rawDelete",
   RawScan: "rawScan",
+  RawBatchGet: "rawBatchGet",
+  RawBatchPut: "rawBatchPut",
+  RawBatchDelete: "rawBatchDelete",
+  RawDeleteRange: "rawDeleteRange",
   CheckTxnStatus: "kvCheckTxnStatus",
   TxnHeartBeat: "kvTxnHeartBeat",
 } as const satisfies Record<BatchKind, keyof TinyKvServer>;

@@ -2,9 +2,38 @@ import { parseClientCf, UnknownCfError } from "../engine/index.js";
 import type { Storage } from "../storage/index.js";
 import { InvalidArgumentError, rawKeyspace, RegionError } from "../storage/index.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
-import type { RawDeleteRequest, RawGetRequest, RawPutRequest, RawScanRequest } from "../../proto/kvrpcpb.js";
-import { KvPair, RawDeleteResponse, RawGetResponse, RawPutResponse, RawScanResponse } from "../../proto/kvrpcpb.js";
-import { checkKey, checkScanLimit, checkScanRange, checkValue } from "./validate.js";
+import type {
+  RawBatchDeleteRequest,
+  RawBatchGetRequest,
+  RawBatchPutRequest,
+  RawDeleteRangeRequest,
+  RawDeleteRequest,
+  RawGetRequest,
+  RawPutRequest,
+  RawScanRequest,
+} from "../../proto/kvrpcpb.js";
+import {
+  KvPair,
+  RawBatchDeleteResponse,
+  RawBatchGetResponse,
+  RawBatchPutResponse,
+  RawDeleteRangeResponse,
+  RawDeleteResponse,
+  RawGetResponse,
+  RawPutResponse,
+  RawScanResponse,
+} from "../../proto/kvrpcpb.js";
+import type { CfCursor } from "../engine/index.js";
+import { MAX_BATCH_GET_ANSWER_BYTES } from "./limits.js";
+import {
+  checkBatch,
+  checkDeleteRange,
+  checkKey,
+  checkReverseScanRange,
+  checkScanLimit,
+  checkScanRange,
+  checkValue,
+} from "./validate.js";
 
 /**
  * Outcome of a raw request that failed in a way the client should see in the response:
@@ -17,7 +46,7 @@ function rawFailure(err: unknown): { regionError?: RegionErrorPb; error: string 
 }
 
 /**
- * The four raw (non-transactional) rpcs, lab 1. Bad input is answered in `error`, nothing written.
+ * The raw (non-transactional) rpcs: lab 1's four, and the batch and range calls of issue 18. Bad input is answered in `error`, nothing written.
  * They see the storage through its raw key space, never Percolator's data (raw-keyspace.ts).
  */
 export class RawHandlers {
@@ -66,21 +95,25 @@ export class RawHandlers {
     }
   }
 
+  /**
+   * Forward: keys in [start_key, end_key) upward. Reverse (TiKV's semantics): keys in
+   * [end_key, start_key) downward, start_key being the exclusive upper bound. Empty = unbounded.
+   */
   async rawScan(req: RawScanRequest): Promise<RawScanResponse> {
     try {
       const cf = parseClientCf(req.cf);
       checkScanLimit(req.limit);
-      checkScanRange(req.startKey, req.endKey);
+      if (req.reverse) checkReverseScanRange(req.startKey, req.endKey);
+      else checkScanRange(req.startKey, req.endKey);
       const reader = await this.storage.reader(req.context);
-      const cursor = reader.iterCF(cf);
+      const cursor = reader.iterCF(cf, { reverse: req.reverse });
       try {
         await cursor.seek(req.startKey);
-        const kvs: KvPair[] = [];
-        while (cursor.valid && kvs.length < req.limit) {
-          if (req.endKey.length > 0 && Buffer.compare(cursor.key, req.endKey) >= 0) break;
-          kvs.push(KvPair.create({ key: cursor.key, value: cursor.value }));
-          await cursor.next();
-        }
+        const kvs = await collect(cursor, req.limit, (key) =>
+          req.reverse
+            ? Buffer.compare(key, req.endKey) >= 0
+            : req.endKey.length === 0 || Buffer.compare(key, req.endKey) < 0,
+        );
         return RawScanResponse.create({ kvs });
       } finally {
         await cursor.close();
@@ -90,4 +123,87 @@ export class RawHandlers {
       return RawScanResponse.create(rawFailure(err));
     }
   }
+
+  // ---- raw batch and range calls (issue 18): each is one region's, one raft command ----------
+
+  /** The pairs of the keys found, in the request's key order; keys not found are left out (TiKV's answer). */
+  async rawBatchGet(req: RawBatchGetRequest): Promise<RawBatchGetResponse> {
+    try {
+      const cf = parseClientCf(req.cf);
+      checkBatch(req.keys.map((key) => ({ key })));
+      const reader = await this.storage.reader(req.context);
+      try {
+        const values = await Promise.all(req.keys.map((key) => reader.getCF(cf, key)));
+        const pairs: KvPair[] = [];
+        let bytes = 0;
+        for (let i = 0; i < values.length; i++) {
+          const value = values[i];
+          if (value === undefined) continue;
+          bytes += req.keys[i]!.length + value.length;
+          if (bytes > MAX_BATCH_GET_ANSWER_BYTES)
+            throw new InvalidArgumentError(
+              `the values of these ${req.keys.length} keys pass ${MAX_BATCH_GET_ANSWER_BYTES} bytes, ` +
+                "more than one answer may carry: ask for fewer keys at a time",
+            );
+          pairs.push(KvPair.create({ key: req.keys[i]!, value }));
+        }
+        return RawBatchGetResponse.create({ pairs });
+      } finally {
+        await reader.close();
+      }
+    } catch (err) {
+      return RawBatchGetResponse.create(rawFailure(err));
+    }
+  }
+
+  /** All the pairs or none: one write (one raft command on a raft store). */
+  async rawBatchPut(req: RawBatchPutRequest): Promise<RawBatchPutResponse> {
+    try {
+      const cf = parseClientCf(req.cf);
+      checkBatch(req.pairs);
+      await this.storage.write(
+        req.context,
+        req.pairs.map((p) => ({ kind: "put", cf, key: p.key, value: p.value })),
+      );
+      return RawBatchPutResponse.create();
+    } catch (err) {
+      return RawBatchPutResponse.create(rawFailure(err));
+    }
+  }
+
+  async rawBatchDelete(req: RawBatchDeleteRequest): Promise<RawBatchDeleteResponse> {
+    try {
+      const cf = parseClientCf(req.cf);
+      checkBatch(req.keys.map((key) => ({ key })));
+      await this.storage.write(
+        req.context,
+        req.keys.map((key) => ({ kind: "delete", cf, key })),
+      );
+      return RawBatchDeleteResponse.create();
+    } catch (err) {
+      return RawBatchDeleteResponse.create(rawFailure(err));
+    }
+  }
+
+  /** Deletes [start_key, end_key) of the region (KeyNotInRegion when the range leaves it). */
+  async rawDeleteRange(req: RawDeleteRangeRequest): Promise<RawDeleteRangeResponse> {
+    try {
+      const cf = parseClientCf(req.cf);
+      checkDeleteRange(req.startKey, req.endKey);
+      await this.storage.write(req.context, [{ kind: "deleteRange", cf, start: req.startKey, end: req.endKey }]);
+      return RawDeleteRangeResponse.create();
+    } catch (err) {
+      return RawDeleteRangeResponse.create(rawFailure(err));
+    }
+  }
+}
+
+/** Up to `limit` pairs from the cursor's position while `inRange` holds. */
+async function collect(cursor: CfCursor, limit: number, inRange: (key: Buffer) => boolean): Promise<KvPair[]> {
+  const kvs: KvPair[] = [];
+  while (cursor.valid && kvs.length < limit && inRange(cursor.key)) {
+    kvs.push(KvPair.create({ key: cursor.key, value: cursor.value }));
+    await cursor.next();
+  }
+  return kvs;
 }

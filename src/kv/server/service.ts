@@ -76,6 +76,11 @@ export function createTinyKvService(opts: {
       );
     },
     batchCommands: (call) => batchHandler(call),
+    // --- raw batch and range calls (issue 18) ---
+    rawBatchGet: unary(log, "RawBatchGet", (r) => raw.rawBatchGet(r)),
+    rawBatchPut: unary(log, "RawBatchPut", (r) => raw.rawBatchPut(r)),
+    rawBatchDelete: unary(log, "RawBatchDelete", (r) => raw.rawBatchDelete(r)),
+    rawDeleteRange: unary(log, "RawDeleteRange", (r) => raw.rawDeleteRange(r)),
   };
   // Sub-requests go through the unary handlers of this very object: one dispatch table.
   const batchHandler = batchStreams.handler(service);

@@ -4,7 +4,7 @@ import type { RaftRequestHeader, Request } from "../../proto/raft_cmdpb.js";
 import { CmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
 import type { CfCursor, CfName, EngineSnapshot } from "../engine/index.js";
 import type { Store } from "../raftstore/store.js";
-import { keyInRegion, regionCursor } from "../raftstore/keyspace.js";
+import { keyInRegion, regionCursor, regionKeyRange } from "../raftstore/keyspace.js";
 import { InvalidArgumentError, RaftEntryTooLargeError, RegionError } from "./errors.js";
 import type { Modify, ReaderOptions, Storage, StorageReader } from "./storage.js";
 
@@ -25,11 +25,48 @@ const HEADER_OVERHEAD_BYTES = 128;
  */
 function checkEntrySize(cmd: RaftCmdRequest, batch: Modify[], limit: number): void {
   let bound = HEADER_OVERHEAD_BYTES;
-  for (const m of batch)
-    bound += m.key.length + m.cf.length + REQUEST_OVERHEAD_BYTES + (m.kind === "put" ? m.value.length : 0);
+  for (const m of batch) bound += modifyBytes(m) + m.cf.length + REQUEST_OVERHEAD_BYTES;
   if (bound <= limit) return;
   const size = RaftCmdRequest.encode(cmd).finish().length;
   if (size > limit) throw new RaftEntryTooLargeError(cmd.header!.regionId, size, limit);
+}
+
+function modifyBytes(m: Modify): number {
+  if (m.kind === "deleteRange") return m.start.length + m.end.length;
+  return m.key.length + (m.kind === "put" ? m.value.length : 0);
+}
+
+/** The raft_cmdpb request of one change: plain literals, as this is the write hot path. */
+function requestOf(m: Modify): Request {
+  switch (m.kind) {
+    case "put":
+      return {
+        cmdType: CmdType.Put,
+        put: { cf: m.cf, key: m.key, value: m.value },
+        get: undefined,
+        delete: undefined,
+        snap: undefined,
+        deleteRange: undefined,
+      };
+    case "delete":
+      return {
+        cmdType: CmdType.Delete,
+        delete: { cf: m.cf, key: m.key },
+        get: undefined,
+        put: undefined,
+        snap: undefined,
+        deleteRange: undefined,
+      };
+    case "deleteRange":
+      return {
+        cmdType: CmdType.DeleteRange,
+        deleteRange: { cf: m.cf, startKey: m.start, endKey: m.end },
+        get: undefined,
+        put: undefined,
+        delete: undefined,
+        snap: undefined,
+      };
+  }
 }
 
 /**
@@ -49,23 +86,7 @@ export class RaftStorage implements Storage {
 
   async write(ctx: Context | undefined, batch: Modify[]): Promise<void> {
     const header = headerOf(ctx);
-    const requests: Request[] = batch.map((m) =>
-      m.kind === "put"
-        ? {
-            cmdType: CmdType.Put,
-            put: { cf: m.cf, key: m.key, value: m.value },
-            get: undefined,
-            delete: undefined,
-            snap: undefined,
-          }
-        : {
-            cmdType: CmdType.Delete,
-            delete: { cf: m.cf, key: m.key },
-            get: undefined,
-            put: undefined,
-            snap: undefined,
-          },
-    );
+    const requests: Request[] = batch.map(requestOf);
     // A plain object, not fromPartial: this is the write hot path and fromPartial deep-copies.
     const cmd: RaftCmdRequest = { header, requests, adminRequest: undefined };
     checkEntrySize(cmd, batch, this.store.config.raftEntryMaxSize);
@@ -105,8 +126,10 @@ export class RegionReader implements StorageReader {
     return this.snap.get(cf, key);
   }
 
-  iterCF(cf: CfName): CfCursor {
-    return regionCursor(this.snap, cf, this.region);
+  iterCF(cf: CfName, opts: { reverse?: boolean } = {}): CfCursor {
+    if (!opts.reverse) return regionCursor(this.snap, cf, this.region);
+    const { lower, upper } = regionKeyRange(cf, this.region);
+    return this.snap.cursor(cf, lower, upper, undefined, true);
   }
 
   close(): Promise<void> {

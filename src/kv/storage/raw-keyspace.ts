@@ -44,7 +44,7 @@ class RawKeyspaceStorage implements Storage {
   write(ctx: Context | undefined, batch: Modify[]): Promise<void> {
     return this.inner.write(
       ctx,
-      batch.map((m) => ({ ...m, cf: rawCf(m.cf) })),
+      batch.map((m): Modify => ({ ...m, cf: rawCf(m.cf) })),
     );
   }
 
@@ -60,8 +60,8 @@ class RawKeyspaceReader implements StorageReader {
     return this.inner.getCF(rawCf(cf), key);
   }
 
-  iterCF(cf: CfName): CfCursor {
-    return this.inner.iterCF(rawCf(cf));
+  iterCF(cf: CfName, opts?: { reverse?: boolean }): CfCursor {
+    return this.inner.iterCF(rawCf(cf), opts);
   }
 
   close(): Promise<void> {

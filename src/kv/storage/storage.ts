@@ -4,7 +4,9 @@ import type { Context } from "../../proto/kvrpcpb.js";
 /** One change of a write batch. */
 export type Modify =
   | { kind: "put"; cf: CfName; key: Buffer; value: Buffer }
-  | { kind: "delete"; cf: CfName; key: Buffer };
+  | { kind: "delete"; cf: CfName; key: Buffer }
+  /** Every key of `cf` in [start, end) (empty end: no end), in the region the write is routed to. */
+  | { kind: "deleteRange"; cf: CfName; start: Buffer; end: Buffer };
 
 /**
  * A consistent point-in-time view of the data a request may read. For RaftStorage it is
@@ -12,8 +14,11 @@ export type Modify =
  */
 export interface StorageReader {
   getCF(cf: CfName, key: Uint8Array): Promise<Buffer | undefined>;
-  /** A cursor over the CF, limited to the reader's range; call seek() before reading. */
-  iterCF(cf: CfName): CfCursor;
+  /**
+   * A cursor over the CF, limited to the reader's range; call seek() before reading. With
+   * `reverse` it walks downward (seek(k) lands on the last key below k: CfCursor.seek).
+   */
+  iterCF(cf: CfName, opts?: { reverse?: boolean }): CfCursor;
   close(): Promise<void>;
 }
 

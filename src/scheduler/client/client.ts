@@ -127,6 +127,8 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
       updateGcSafePoint: (req) =>
         this.unary("UpdateGCSafePoint", (md, o, cb) => this.client.updateGcSafePoint(req, md, o, cb)),
       getOperator: (req) => this.unary("GetOperator", (md, o, cb) => this.client.getOperator(req, md, o, cb)),
+      memberAdd: (req) => this.unary("MemberAdd", (md, o, cb) => this.client.memberAdd(req, md, o, cb)),
+      memberRemove: (req) => this.unary("MemberRemove", (md, o, cb) => this.client.memberRemove(req, md, o, cb)),
     };
   }
 

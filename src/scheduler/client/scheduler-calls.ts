@@ -1,6 +1,12 @@
 import type { Peer } from "../../proto/metapb.js";
 import { Cluster, Region, Store } from "../../proto/metapb.js";
-import type { GetRegionResponse, ResponseHeader } from "../../proto/schedulerpb.js";
+import type {
+  GetMembersResponse,
+  GetRegionResponse,
+  MemberAddResponse,
+  MemberRemoveResponse,
+  ResponseHeader,
+} from "../../proto/schedulerpb.js";
 import { ErrorType, StoreStats } from "../../proto/schedulerpb.js";
 import type { OperatorView, RegionWithLeader, SchedulerUnaryCalls } from "../api.js";
 import { SchedulerError } from "../errors.js";
@@ -31,6 +37,24 @@ export abstract class SchedulerCalls {
 
   protected get header() {
     return { clusterId: this.clusterId };
+  }
+
+  /** The scheduler's members and its leader (one member for a single scheduler). */
+  async members(): Promise<GetMembersResponse> {
+    return checkResponseHeader("GetMembers", await this.rpc.getMembers({ header: this.header }));
+  }
+
+  /** Adds a member to a replicated scheduler; resolves once the leader applied the change. */
+  async memberAdd(name: string, peerAddr: string): Promise<MemberAddResponse> {
+    return checkResponseHeader(
+      "MemberAdd",
+      await this.rpc.memberAdd({ header: this.header, name, peerUrls: [peerAddr] }),
+    );
+  }
+
+  /** Removes a member of a replicated scheduler (the leader too: it steps down). */
+  async memberRemove(name: string): Promise<MemberRemoveResponse> {
+    return checkResponseHeader("MemberRemove", await this.rpc.memberRemove({ header: this.header, name }));
   }
 
   async allocId(): Promise<bigint> {

@@ -2,6 +2,10 @@ import type { sendUnaryData, ServerDuplexStream, ServerUnaryCall, UntypedHandleC
 import { status } from "@grpc/grpc-js";
 import type {
   GetMembersResponse,
+  MemberAddRequest,
+  MemberAddResponse,
+  MemberRemoveRequest,
+  MemberRemoveResponse,
   RegionHeartbeatRequest,
   RegionHeartbeatResponse,
   SchedulerServer,
@@ -12,6 +16,8 @@ import { ErrorType, SchedulerService } from "../../proto/schedulerpb.js";
 import type { SchedulerHandlers } from "../server/handlers.js";
 import type { HeartbeatStream } from "../server/heartbeat-streams.js";
 import { grpcError, toGrpcError } from "../server/service.js";
+import { SchedulerError } from "../errors.js";
+import { NotLeaderError } from "./member.js";
 
 /** What the leader serves with while it leads in one term. */
 export interface ServingLeader {
@@ -29,11 +35,17 @@ export interface MemberServiceDeps {
   /** The cluster id this member knows (0 before the first leader created it). */
   clusterId(): Promise<bigint>;
   getMembers(): Promise<GetMembersResponse>;
+  /** Membership changes: only called while this member serves. */
+  memberAdd(req: MemberAddRequest): Promise<MemberAddResponse>;
+  memberRemove(req: MemberRemoveRequest): Promise<MemberRemoveResponse>;
 }
 
 /** Every unary rpc but GetMembers (which every member answers itself). */
 const UNARY: ReadonlyArray<
-  Exclude<keyof SchedulerServer & keyof typeof SchedulerService, "getMembers" | "tso" | "regionHeartbeat">
+  Exclude<
+    keyof SchedulerServer & keyof typeof SchedulerService,
+    "getMembers" | "tso" | "regionHeartbeat" | "memberAdd" | "memberRemove"
+  >
 > = [
   "bootstrap",
   "isBootstrapped",
@@ -82,7 +94,36 @@ export function createMemberService(deps: MemberServiceDeps): SchedulerServer {
       );
     };
 
+  /** A membership rpc: the member's own, on the serving leader only. */
+  const admin =
+    <Req, Resp>(name: "memberAdd" | "memberRemove", fn: (req: Req) => Promise<Resp>) =>
+    (call: ServerUnaryCall<Req, Resp>, cb: sendUnaryData<Resp>) => {
+      const answer = async (): Promise<Resp> => {
+        if (!deps.serving()) return { ...emptyResponse(name), header: await notLeaderHeader() } as Resp;
+        try {
+          return await fn(call.request);
+        } catch (err) {
+          // The change was refused or is invalid: say why in the header, as the core's rpcs do.
+          if (err instanceof SchedulerError)
+            return {
+              ...emptyResponse(name),
+              header: { clusterId: await deps.clusterId(), error: { type: err.type, message: err.message } },
+            } as Resp;
+          // The leader lost its term meanwhile: NOT_LEADER, so the client asks the new one.
+          if (err instanceof NotLeaderError) return { ...emptyResponse(name), header: await notLeaderHeader() } as Resp;
+          throw err;
+        }
+      };
+      answer().then(
+        (resp) => cb(null, resp),
+        (err: unknown) => cb(toGrpcError(err) ?? grpcError(status.UNKNOWN, String(err))),
+      );
+    };
+
   const service: Record<string, UntypedHandleCall> = {
+    memberAdd: admin("memberAdd", deps.memberAdd),
+    memberRemove: admin("memberRemove", deps.memberRemove),
+
     getMembers: (_call: ServerUnaryCall<unknown, GetMembersResponse>, cb: sendUnaryData<GetMembersResponse>) => {
       deps.getMembers().then(
         (resp) => cb(null, resp),

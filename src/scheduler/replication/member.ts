@@ -1,9 +1,29 @@
 import type { Message, Ready } from "../../raft/index.js";
-import { ErrProposalDropped, RawNode, StateType, majority, seededRandom } from "../../raft/index.js";
+import {
+  ConfChange,
+  EntryType,
+  ErrProposalDropped,
+  RawNode,
+  SnapshotStatus,
+  StateType,
+  majority,
+  seededRandom,
+} from "../../raft/index.js";
+import type { Membership } from "../../proto/schedulerraftpb.js";
 import { MetaWrite } from "../../proto/schedulerraftpb.js";
 import type { Logger } from "../../util/logger.js";
 import type { Runtime, TimerHandle } from "../../util/runtime.js";
-import type { MemberStorage } from "./member-storage.js";
+import type { CompactionPolicy, MemberStorage } from "./member-storage.js";
+import { DEFAULT_COMPACTION } from "./member-storage.js";
+import { applyConfChangeTo } from "./members.js";
+
+/** The leader refused a membership change (another is still applying, or it just took over). */
+export class MembershipChangeRefusedError extends Error {
+  constructor(reason: string) {
+    super(`membership change refused: ${reason}; retry in a moment`);
+    this.name = "MembershipChangeRefusedError";
+  }
+}
 
 /** A metadata write reached a member that is not the leader (or stopped being it meanwhile). */
 export class NotLeaderError extends Error {
@@ -41,6 +61,10 @@ export interface MemberOptions {
   timing?: MemberTiming;
   /** The member could not persist its raft state and stopped: the process should exit. */
   onFatal?: (err: unknown) => void;
+  /** When to snapshot the applied state and truncate the log. */
+  compaction?: CompactionPolicy;
+  /** The membership changed (a conf change applied, or a snapshot from the leader installed it). */
+  onMembershipChange?: (m: Membership) => void;
 }
 
 export interface Role {
@@ -74,6 +98,8 @@ export class SchedulerMember {
   private again = false;
   private stopped = false;
   private role: Role = { isLeader: false, term: 0n, leaderId: 0n };
+  /** Callers waiting for a compaction the loop runs between two turns. */
+  private compactionWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
 
   constructor(private readonly opts: MemberOptions) {
     this.timing = opts.timing ?? DEFAULT_MEMBER_TIMING;
@@ -102,7 +128,8 @@ export class SchedulerMember {
       this.schedule();
     }, this.timing.tickMs);
     // A group of one elects itself at once rather than after an election timeout.
-    if (this.opts.peerIds.length === 1) this.node.campaign();
+    const voters = this.voters();
+    if (voters.length === 1 && voters[0] === this.opts.id) this.node.campaign();
     this.schedule();
   }
 
@@ -126,9 +153,14 @@ export class SchedulerMember {
     if (!this.role.isLeader || this.stopped) return false;
     const since = this.opts.runtime.now() - this.leaseMs();
     let fresh = 1;
-    for (const id of this.opts.peerIds)
-      if (id !== this.opts.id && (this.lastHeard.get(id) ?? -Infinity) >= since) fresh++;
-    return fresh >= majority(this.opts.peerIds.length);
+    const voters = this.voters();
+    for (const id of voters) if (id !== this.opts.id && (this.lastHeard.get(id) ?? -Infinity) >= since) fresh++;
+    return fresh >= majority(voters.length);
+  }
+
+  /** The members as of the applied index (the initial list until a membership is stored). */
+  private voters(): bigint[] {
+    return this.opts.storage.membership?.members.map((m) => m.id) ?? this.opts.peerIds;
   }
 
   private leaseMs(): number {
@@ -155,8 +187,41 @@ export class SchedulerMember {
     this.node.reportUnreachable(id);
   }
 
+  /** How sending a snapshot to `id` ended: the leader probes it again either way. */
+  reportSnapshot(id: bigint, delivered: boolean): void {
+    if (this.stopped) return;
+    this.node.reportSnapshot(id, delivered ? SnapshotStatus.Finish : SnapshotStatus.Failure);
+    this.schedule();
+  }
+
   /** Appends a write to the log; resolves once this member applied it in the term it was proposed in. */
   propose(write: MetaWrite, expectedTerm?: bigint): Promise<void> {
+    return this.proposeWith(expectedTerm, () => this.node.propose(Buffer.from(MetaWrite.encode(write).finish())));
+  }
+
+  /** Proposes a membership change; resolves once this member applied it in the term it was proposed in. */
+  proposeConfChange(cc: ConfChange, expectedTerm: bigint): Promise<void> {
+    return this.proposeWith(expectedTerm, () => {
+      try {
+        return this.node.proposeConfChange(cc);
+      } catch (err) {
+        // Raft takes one change at a time, and none before the leader committed in its term.
+        if (err instanceof ErrProposalDropped && this.node.isLeader())
+          throw new MembershipChangeRefusedError(err.message);
+        throw err;
+      }
+    });
+  }
+
+  /** Snapshots the applied state and truncates the log now (between two loop turns). */
+  compactNow(): Promise<void> {
+    if (this.stopped) return Promise.reject(new NotLeaderError(0n, this.role.term));
+    const done = new Promise<void>((resolve, reject) => this.compactionWaiters.push({ resolve, reject }));
+    this.schedule();
+    return done;
+  }
+
+  private proposeWith(expectedTerm: bigint | undefined, append: () => { index: bigint; term: bigint }): Promise<void> {
     // Ask the node itself, not the role of the last turn: a follower would forward the entry to
     // the leader, and the index it returns would then name some other entry of the log.
     const term = this.node.basicStatus().hardState.term;
@@ -165,7 +230,7 @@ export class SchedulerMember {
     }
     let at: { index: bigint; term: bigint };
     try {
-      at = this.node.propose(Buffer.from(MetaWrite.encode(write).finish()));
+      at = append();
     } catch (err) {
       if (err instanceof ErrProposalDropped)
         return Promise.reject(new NotLeaderError(this.role.leaderId, this.role.term));
@@ -191,8 +256,14 @@ export class SchedulerMember {
       do {
         this.again = false;
         while (!this.stopped && this.node.hasReady()) await this.turn(this.node.ready());
+        if (this.compactionWaiters.length > 0 && !this.stopped) {
+          const waiters = this.compactionWaiters.splice(0);
+          await this.opts.storage.maybeCompact(this.opts.compaction ?? DEFAULT_COMPACTION, true);
+          for (const w of waiters) w.resolve();
+        }
       } while (this.again && !this.stopped);
     } catch (err) {
+      for (const w of this.compactionWaiters.splice(0)) w.reject(err);
       // The member cannot persist its log: it must not go on (a member that acked an append it
       // did not store would break the quorum's promise). Stop, and tell the host (the CLI exits).
       this.opts.log.fatal({ err }, "scheduler member failed to persist its raft state; stopping the member");
@@ -206,15 +277,42 @@ export class SchedulerMember {
 
   private async turn(rd: Ready): Promise<void> {
     const applied: MetaWrite[] = [];
-    for (const e of rd.committedEntries) if (e.data.length > 0) applied.push(MetaWrite.decode(e.data));
+    const confChanges: ConfChange[] = [];
+    let membership = rd.snapshot ? undefined : this.opts.storage.membership;
+    for (const e of rd.committedEntries) {
+      if (e.entryType === EntryType.EntryConfChange) {
+        const cc = ConfChange.decode(e.data);
+        confChanges.push(cc);
+        if (membership) membership = applyConfChangeTo(membership, cc);
+      } else if (e.data.length > 0) applied.push(MetaWrite.decode(e.data));
+    }
     const last = rd.committedEntries.at(-1);
     await this.opts.storage.persist({
+      snapshot: rd.snapshot,
       entries: rd.entries,
       hardState: rd.hardState,
       applied,
       appliedIndex: last?.index,
+      membership: confChanges.length > 0 ? membership : undefined,
       sync: rd.mustSync,
     });
+    // Raft's own view of the membership follows what is now on disk (a restart reads it there).
+    for (const cc of confChanges) this.node.applyConfChange(cc);
+    if (confChanges.length > 0 && membership) {
+      this.opts.log.info(
+        { members: membership.members.map((m) => `${m.name}(${m.id})`).join(",") },
+        "scheduler membership changed",
+      );
+      this.opts.onMembershipChange?.(membership);
+    }
+    if (rd.snapshot) {
+      const membership = this.opts.storage.membership!;
+      this.opts.log.info(
+        { index: rd.snapshot.metadata?.index.toString(), members: membership.members.length },
+        "installed a snapshot from the scheduler leader",
+      );
+      this.opts.onMembershipChange?.(membership);
+    }
     if (rd.messages.length > 0) this.opts.send(rd.messages);
     for (const e of rd.committedEntries) {
       const p = this.pending.get(e.index);
@@ -236,6 +334,12 @@ export class SchedulerMember {
       this.emit(next);
       if (lostLead) this.failPending(true);
     }
+    const snapshotAt = await this.opts.storage.maybeCompact(this.opts.compaction ?? DEFAULT_COMPACTION);
+    if (snapshotAt !== undefined)
+      this.opts.log.info(
+        { index: snapshotAt.toString(), log_entries: this.opts.storage.logLength },
+        "snapshotted the applied metadata and truncated the raft log",
+      );
   }
 
   private emit(role: Role): void {

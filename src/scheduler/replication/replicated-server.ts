@@ -1,6 +1,7 @@
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node:http";
 import { Server } from "@grpc/grpc-js";
 import { GetMembersResponse, Member, SchedulerService } from "../../proto/schedulerpb.js";
+import type { Membership } from "../../proto/schedulerraftpb.js";
 import { SchedulerPeerService } from "../../proto/schedulerraftpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
@@ -20,10 +21,14 @@ import { logGrpcTlsRefusals } from "../../util/tls-refusals.js";
 import type { MemberTiming, Role } from "./member.js";
 import { SchedulerMember } from "./member.js";
 import type { MemberSpec } from "./members.js";
-import { InitialClusterError, clusterToken, parseInitialCluster } from "./members.js";
+import { parseInitialCluster } from "./members.js";
+import type { InitialClusterState } from "./join.js";
+import { resolveMembership } from "./join.js";
+import { MembershipAdmin } from "./membership-admin.js";
 import type { ServingLeader } from "./member-service.js";
 import { createMemberService } from "./member-service.js";
-import { MemberStorage } from "./member-storage.js";
+import type { CompactionPolicy } from "./member-storage.js";
+import { MemberStorage, checkCompactionPolicy } from "./member-storage.js";
 import { PeerTransport } from "./peer-transport.js";
 import { ReplicatedMetaKV } from "./replicated-kv.js";
 
@@ -37,6 +42,12 @@ export interface ReplicationOptions {
   timing?: MemberTiming;
   /** This member stopped because it could not persist its raft state (disk full, I/O error). */
   onFatal?: (err: unknown) => void;
+  /** When to snapshot the metadata and truncate the raft log (default: every 10000 entries). */
+  compaction?: CompactionPolicy;
+  /** "existing": join a running group this member was added to (`member add`) instead of starting one. */
+  initialClusterState?: InitialClusterState;
+  /** How long a joining member asks the group for its membership before it gives up (default 30 s). */
+  joinDeadlineMs?: number;
 }
 
 interface Term {
@@ -46,6 +57,8 @@ interface Term {
   heartbeats: HeartbeatStreams;
   status?: HttpServer;
 }
+
+const PEER_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
 /** Retry of a failed take-over (e.g. the barrier timed out) while this member still leads. */
 const TAKEOVER_RETRY_MS = 200;
@@ -63,13 +76,21 @@ export class ReplicatedSchedulerServer {
   private retryTimer: TimerHandle | undefined;
   private stopped = false;
   private readonly readOnlyMeta: MetaStorage;
+  /** `member add` / `member remove`, served while this member leads. */
+  readonly admin: MembershipAdmin;
+  /** Whether the applied membership named this member once and no longer does. */
+  private removed = false;
+  /** Whether the applied membership names this member (false while joining, until it is applied). */
+  private inAppliedMembership: boolean;
 
   private constructor(
     private readonly opts: SchedulerServerOptions,
     readonly self: MemberSpec,
-    private readonly members: MemberSpec[],
+    /** The members as of the applied index (or, while joining, as the group told them). */
+    private members: MemberSpec[],
     readonly member: SchedulerMember,
-    private readonly storage: MemberStorage,
+    /** This member's raft log and applied metadata (tests and tools read it). */
+    readonly storage: MemberStorage,
     readonly transport: PeerTransport,
     private readonly grpc: Server,
     private readonly peerGrpc: Server,
@@ -79,20 +100,47 @@ export class ReplicatedSchedulerServer {
     readonly statusAddr: string | undefined,
     private readonly log: Logger,
     private readonly runtime: Runtime,
+    membershipStored: boolean,
   ) {
+    this.inAppliedMembership = membershipStored && members.some((m) => m.id === self.id);
     // Reads only: a write through a kv bound to no term is refused.
     this.readOnlyMeta = new MetaStorage(new ReplicatedMetaKV(member, storage, -1n));
+    this.admin = new MembershipAdmin({
+      member,
+      storage,
+      term: () => this.current?.term ?? -1n,
+      clusterId: () => this.knownClusterId(),
+      view: () => this.memberView(),
+      log,
+    });
   }
 
   static async start(opts: SchedulerServerOptions, rep: ReplicationOptions): Promise<ReplicatedSchedulerServer> {
     const log = (opts.log ?? silentLogger).child({ member: rep.name });
     const runtime = opts.runtime ?? realRuntime;
-    const members = parseInitialCluster(rep.initialCluster);
-    const self = members.find((m) => m.name === rep.name);
-    if (!self) throw new InitialClusterError(`this member's --name ${rep.name} is not in it`);
+    const initialCluster = parseInitialCluster(rep.initialCluster);
+    if (rep.compaction) checkCompactionPolicy(rep.compaction);
     const storage = await MemberStorage.open(opts.dataDir ?? "data/scheduler");
+    let starting;
+    try {
+      starting = await resolveMembership(storage, {
+        name: rep.name,
+        initialCluster,
+        state: rep.initialClusterState ?? "new",
+        joinDeadlineMs: rep.joinDeadlineMs,
+        tls: opts.tls,
+        runtime,
+        log,
+      });
+    } catch (err) {
+      await storage.close();
+      throw err;
+    }
+    const { self, membership } = starting;
+    const members = specsOf(membership);
     const grpc = new Server({ "grpc.max_receive_message_length": 10 * 1024 * 1024 });
-    const peerGrpc = new Server({ "grpc.max_receive_message_length": 10 * 1024 * 1024 });
+    // A snapshot is the whole metadata in one message.
+    const peerGrpc = new Server({ "grpc.max_receive_message_length": PEER_MAX_MESSAGE_BYTES });
     let http: HttpServer | undefined;
     try {
       const { host } = splitHostPort(opts.addr);
@@ -113,22 +161,27 @@ export class ReplicatedSchedulerServer {
       const transport = new PeerTransport({
         self,
         members,
-        token: clusterToken(members),
+        token: membership.clusterToken,
+        membership: () => storage.membership,
         clientUrl,
         tls: opts.tls,
         runtime,
         log,
         onUnreachable: (id) => member?.reportUnreachable(id),
+        onSnapshotSent: (id, delivered) => member?.reportSnapshot(id, delivered),
       });
       member = new SchedulerMember({
         id: self.id,
-        peerIds: members.map((m) => m.id),
+        // A joining member starts with no members: the leader's snapshot tells it the group.
+        peerIds: starting.stored ? members.map((m) => m.id) : [],
         storage,
         send: (msgs) => transport.send(msgs),
         runtime,
         log,
         timing: rep.timing,
         onFatal: rep.onFatal,
+        compaction: rep.compaction,
+        onMembershipChange: (m) => server?.onMembership(m),
       });
       server = new ReplicatedSchedulerServer(
         { ...opts, log, runtime },
@@ -145,6 +198,7 @@ export class ReplicatedSchedulerServer {
         statusAddr,
         log,
         runtime,
+        starting.stored,
       );
       const srv = server;
       peerGrpc.addService(
@@ -158,6 +212,8 @@ export class ReplicatedSchedulerServer {
           notLeaderMessage: () => srv.notLeaderMessage(),
           clusterId: () => srv.knownClusterId(),
           getMembers: () => srv.getMembers(),
+          memberAdd: (req) => srv.admin.add(req),
+          memberRemove: (req) => srv.admin.remove(req),
         }),
       );
       member.onRoleChange((role) => srv.onRole(role));
@@ -192,7 +248,20 @@ export class ReplicatedSchedulerServer {
     return t.leader;
   }
 
+  /** A membership change applied here (or a snapshot installed one): talk to exactly those members. */
+  private onMembership(m: Membership): void {
+    this.members = specsOf(m);
+    const isIn = this.members.some((x) => x.id === this.self.id);
+    if (this.inAppliedMembership && !isIn)
+      this.log.warn({ member: this.self.name }, "this member was removed from the scheduler group; it serves nothing");
+    this.removed = (this.removed || this.inAppliedMembership) && !isIn;
+    this.inAppliedMembership = isIn;
+    // A removed member has no one left to talk to (the others refuse it).
+    this.transport.setMembers(this.removed ? [] : this.members);
+  }
+
   private notLeaderMessage(): string {
+    if (this.removed) return `not leader: member ${this.self.name} was removed from the scheduler group`;
     const role = this.member.currentRole();
     if (role.isLeader)
       return `not leader: member ${this.self.name} was elected but is not serving yet (or lost its lease)`;
@@ -204,7 +273,18 @@ export class ReplicatedSchedulerServer {
 
   async getMembers(): Promise<GetMembersResponse> {
     const role = this.member.currentRole();
-    const view = this.members.map((m) => {
+    const view = this.memberView();
+    const leader = view.find((m) => m.memberId === role.leaderId && m.clientUrls.length > 0);
+    return GetMembersResponse.create({
+      header: { clusterId: await this.knownClusterId() },
+      members: view,
+      leader,
+      etcdLeader: leader,
+    });
+  }
+
+  private memberView(): Member[] {
+    return this.members.map((m) => {
       const url = this.transport.clientUrls.get(m.id);
       return Member.create({
         name: m.name,
@@ -212,13 +292,6 @@ export class ReplicatedSchedulerServer {
         peerUrls: [`${urlScheme(this.opts.tls)}://${m.peerAddr}`],
         clientUrls: url ? [url] : [],
       });
-    });
-    const leader = view.find((m) => m.memberId === role.leaderId && m.clientUrls.length > 0);
-    return GetMembersResponse.create({
-      header: { clusterId: await this.knownClusterId() },
-      members: view,
-      leader,
-      etcdLeader: leader,
     });
   }
 
@@ -318,4 +391,8 @@ export class ReplicatedSchedulerServer {
     await this.storage.close();
     this.log.info("tinyscheduler member stopped");
   }
+}
+
+function specsOf(m: Membership): MemberSpec[] {
+  return m.members.map((x) => ({ id: x.id, name: x.name, peerAddr: x.peerAddr }));
 }

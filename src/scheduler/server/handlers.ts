@@ -18,6 +18,8 @@ import {
   GetStoreResponse,
   IsBootstrappedResponse,
   Member,
+  MemberAddResponse,
+  MemberRemoveResponse,
   PutClusterConfigResponse,
   PutStoreResponse,
   RegionHeartbeatResponse,
@@ -53,6 +55,9 @@ export interface SchedulerHandlers extends SchedulerUnaryCalls {
   /** One RegionHeartbeatRequest; throws ClusterIdMismatchError / InvalidRequestError when the stream must fail. */
   regionHeartbeat(req: RegionHeartbeatRequest): HeartbeatOutcome;
 }
+
+const NOT_REPLICATED =
+  "this scheduler is not replicated (started without --initial-cluster): it has no members to add or remove";
 
 function leaderPeer(r: RegionInfo): Peer | undefined {
   return r.leader ? Peer.create(r.leader) : undefined;
@@ -135,6 +140,14 @@ export function createSchedulerHandlers(
       const op = core.getOperator(req.regionId);
       if (!op) throw SchedulerError.regionNotFound(`no operator for region ${req.regionId}`);
       return { regionId: req.regionId, desc: Buffer.from(op.desc), kind: Buffer.from(op.kind), status: op.status };
+    }),
+
+    // A single scheduler has one member, itself; a replicated member answers these in its own service.
+    memberAdd: unary(MemberAddResponse, () => {
+      throw SchedulerError.unknown(NOT_REPLICATED);
+    }),
+    memberRemove: unary(MemberRemoveResponse, () => {
+      throw SchedulerError.unknown(NOT_REPLICATED);
     }),
 
     async tso(req) {

@@ -201,6 +201,8 @@ export class InProcessSchedulerClient extends SchedulerCalls implements Schedule
       getGcSafePoint: via("GetGCSafePoint", (h, req) => h.getGcSafePoint(req)),
       updateGcSafePoint: via("UpdateGCSafePoint", (h, req) => h.updateGcSafePoint(req)),
       getOperator: via("GetOperator", (h, req) => h.getOperator(req)),
+      memberAdd: via("MemberAdd", (h, req) => h.memberAdd(req)),
+      memberRemove: via("MemberRemove", (h, req) => h.memberRemove(req)),
     };
   }
 

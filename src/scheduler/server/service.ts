@@ -108,5 +108,7 @@ export function createSchedulerService(
     getGcSafePoint: unary("GetGCSafePoint", h.getGcSafePoint),
     updateGcSafePoint: unary("UpdateGCSafePoint", h.updateGcSafePoint),
     getOperator: unary("GetOperator", h.getOperator),
+    memberAdd: unary("MemberAdd", h.memberAdd),
+    memberRemove: unary("MemberRemove", h.memberRemove),
   };
 }

@@ -121,6 +121,10 @@ export class SimKvNetwork {
       kvBatchRollback: (r) => c((s) => s.kvBatchRollback, kv.BatchRollbackRequest.fromPartial(r)),
       kvResolveLock: (r) => c((s) => s.kvResolveLock, kv.ResolveLockRequest.fromPartial(r)),
       kvTxnHeartBeat: (r) => c((s) => s.kvTxnHeartBeat, kv.TxnHeartBeatRequest.fromPartial(r)),
+      rawBatchGet: (r) => c((s) => s.rawBatchGet, kv.RawBatchGetRequest.fromPartial(r)),
+      rawBatchPut: (r) => c((s) => s.rawBatchPut, kv.RawBatchPutRequest.fromPartial(r)),
+      rawBatchDelete: (r) => c((s) => s.rawBatchDelete, kv.RawBatchDeleteRequest.fromPartial(r)),
+      rawDeleteRange: (r) => c((s) => s.rawDeleteRange, kv.RawDeleteRangeRequest.fromPartial(r)),
       close: () => undefined,
     };
   }

@@ -1,0 +1,135 @@
+/**
+ * DeleteRange (raft_cmdpb CmdType 7, TiKV's): one raft command that deletes every stored key of a
+ * CF in [start, end), clipped to the region, when it applies. Apply is synchronous and writes into
+ * the turn's one kv batch, but finding the keys of a range needs the engine's (async) iterators;
+ * so before a turn applies, the store loop calls scanRangeDeletes, which lists the keys each
+ * DeleteRange of the turn will delete: the range's keys in the engine as the previous turns left
+ * it, plus the keys that the entries before it in the same turn put in the range (they are in the
+ * batch, not yet in the engine). Entries after it in the turn come after its deletes in the batch.
+ * Every replica lists the same keys from the same applied state, so they all delete the same.
+ */
+import type { Entry } from "../../raft/eraftpb.js";
+import { EntryType } from "../../raft/eraftpb.js";
+import type { Region } from "../../proto/metapb.js";
+import type { DeleteRangeRequest, Request } from "../../proto/raft_cmdpb.js";
+import { CmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
+import type { Engine, WriteBatch } from "../engine/index.js";
+import { isCfName, parseCf } from "../engine/index.js";
+import { keyInRange } from "../../util/bytes.js";
+import { regionKeyRange } from "./keyspace.js";
+
+/**
+ * Every encoded Request with cmd_type = DeleteRange holds these bytes (field 1 varint, value 7), so
+ * an entry without them holds no DeleteRange: a cheap native search keeps the hot path from
+ * decoding every entry twice. An entry with them (a key or value may hold them too) is decoded.
+ */
+const DELETE_RANGE_MARK = Buffer.from([0x08, CmdType.DeleteRange]);
+
+/** The keys each DeleteRange request of a turn deletes, by entry, in the entry's request order. */
+export type RangeDeleteKeys = Map<Entry, Buffer[][]>;
+
+/** The part of a stored key range [lower, upper) that lies in the region (upper empty = no end). */
+export function clipToRegion(
+  cf: string,
+  start: Buffer,
+  end: Buffer,
+  region: Region,
+): { lower: Buffer; upper: Buffer } | undefined {
+  const bounds = regionKeyRange(isCfName(cf) ? cf : parseCf(cf), region);
+  const lower = Buffer.compare(start, bounds.lower) > 0 ? start : bounds.lower;
+  const upper =
+    end.length === 0
+      ? bounds.upper
+      : bounds.upper.length === 0 || Buffer.compare(end, bounds.upper) < 0
+        ? end
+        : bounds.upper;
+  if (upper.length > 0 && Buffer.compare(lower, upper) >= 0) return undefined;
+  return { lower, upper };
+}
+
+/** Whether the whole range [start, end) lies in the region (the check at proposal and apply). */
+export function rangeInRegion(r: DeleteRangeRequest, region: Region): boolean {
+  const cf = isCfName(r.cf) ? r.cf : undefined;
+  if (!cf) return false;
+  const bounds = regionKeyRange(cf, region);
+  if (!keyInRange(r.startKey, bounds.lower, bounds.upper)) return false;
+  if (bounds.upper.length === 0) return true;
+  return r.endKey.length > 0 && Buffer.compare(r.endKey, bounds.upper) <= 0;
+}
+
+function decodeNormal(entry: Entry): RaftCmdRequest | undefined {
+  if (entry.entryType !== EntryType.EntryNormal || entry.data.length === 0) return undefined;
+  return RaftCmdRequest.decode(entry.data);
+}
+
+/** Whether entries not yet applied may hold a DeleteRange: one byte search per entry, no decode. */
+export function mayHoldRangeDelete(entries: Entry[], appliedIndex: bigint): boolean {
+  for (const e of entries)
+    if (e.index > appliedIndex && e.entryType === EntryType.EntryNormal && e.data.includes(DELETE_RANGE_MARK))
+      return true;
+  return false;
+}
+
+/**
+ * Lists the keys of every DeleteRange among one peer's committed entries of this turn (entries at
+ * or below `appliedIndex` are skipped, as apply skips them). Call it when mayHoldRangeDelete says
+ * so; the common turn has none and never comes here.
+ */
+export async function scanRangeDeletes(
+  kv: Engine,
+  region: Region,
+  entries: Entry[],
+  appliedIndex: bigint,
+  out: RangeDeleteKeys,
+): Promise<void> {
+  const pending = entries.filter((e) => e.index > appliedIndex);
+  // Keys put by earlier requests of this turn, per CF: in the batch, not in the engine yet.
+  const putThisTurn: { cf: string; key: Buffer }[] = [];
+  for (const entry of pending) {
+    const req = decodeNormal(entry);
+    if (!req || req.adminRequest) continue;
+    const lists: Buffer[][] = [];
+    for (const r of req.requests) {
+      if (r.cmdType === CmdType.Put && r.put) putThisTurn.push({ cf: r.put.cf, key: r.put.key });
+      if (r.cmdType !== CmdType.DeleteRange || !r.deleteRange) continue;
+      lists.push(await keysOfRange(kv, r.deleteRange, region, putThisTurn));
+    }
+    if (lists.length > 0) out.set(entry, lists);
+  }
+}
+
+async function keysOfRange(
+  kv: Engine,
+  r: DeleteRangeRequest,
+  region: Region,
+  putThisTurn: { cf: string; key: Buffer }[],
+): Promise<Buffer[]> {
+  if (!isCfName(r.cf)) return []; // apply refuses it: nothing to list
+  const clipped = clipToRegion(r.cf, r.startKey, r.endKey, region);
+  if (!clipped) return [];
+  const keys: Buffer[] = [];
+  const snap = kv.snapshot();
+  const cursor = snap.cursor(r.cf, clipped.lower, clipped.upper);
+  try {
+    await cursor.seek(clipped.lower);
+    while (cursor.valid) {
+      keys.push(cursor.key);
+      await cursor.next();
+    }
+  } finally {
+    await cursor.close();
+    await snap.close();
+  }
+  for (const p of putThisTurn) if (p.cf === r.cf && keyInRange(p.key, clipped.lower, clipped.upper)) keys.push(p.key);
+  return keys;
+}
+
+/**
+ * Applies one DeleteRange request: deletes the keys scanRangeDeletes listed for it. `keys` is
+ * undefined only if the store loop did not scan this turn, a bug that must not pass as success.
+ */
+export function applyDeleteRange(r: Request, kvWb: WriteBatch, keys: Buffer[] | undefined): void {
+  if (!keys) throw new Error("DeleteRange applied without the keys of its range (scanRangeDeletes was not run)");
+  const cf = parseCf(r.deleteRange!.cf);
+  for (const key of keys) kvWb.delete(cf, key);
+}
