@@ -21,6 +21,7 @@ import {
   shutdownGracefully,
   TxnHandlers,
 } from "../kv/server/index.js";
+import { ledRegions, TtlSweeper } from "../kv/server/raw-ttl.js";
 import { RaftStorage } from "../kv/storage/index.js";
 import type { StoreResolver } from "../kv/transport/index.js";
 import { GrpcTransport } from "../kv/transport/index.js";
@@ -157,9 +158,18 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     resolvedTs.start();
     const storage = new RaftStorage(store);
     const batchStreams = new BatchCommandsStreams(log, runtime);
+    const raw = new RawHandlers(storage, runtime);
+    const ttlSweeper = new TtlSweeper({
+      keyspace: raw.keyspace,
+      targets: ledRegions(store),
+      runtime,
+      intervalMs: opts.config.rawTtlCheckTickMs,
+      batch: opts.config.rawTtlCheckBatch,
+      log,
+    });
     const service = instrumentTinyKv(
       createTinyKvService({
-        raw: new RawHandlers(storage),
+        raw,
         txn: new TxnHandlers(storage),
         raft: store,
         batchStreams,
@@ -168,6 +178,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       metrics,
     );
     const { server, port } = await listenTinyKv(service, listenAddr(opts.addr), { tls: opts.tls, log });
+    ttlSweeper.start();
     const status = opts.statusAddr
       ? await startStoreStatusServer(
           opts.statusAddr,
@@ -179,6 +190,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
           { tls: opts.tls, log },
         ).catch(async (err: unknown) => {
           await shutdownGracefully(server, runtime);
+          await ttlSweeper.stop();
           worker.stop();
           resolvedTs.stop();
           await store.stop();
@@ -202,6 +214,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
         await status?.close();
         batchStreams.closeAll();
         await shutdownGracefully(server, runtime);
+        await ttlSweeper.stop();
         worker.stop();
         resolvedTs.stop();
         await store.stop();

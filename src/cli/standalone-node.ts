@@ -1,4 +1,6 @@
 import { join } from "node:path";
+import { DEFAULT_RAFTSTORE_CONFIG } from "../kv/raftstore/index.js";
+import { TtlSweeper } from "../kv/server/raw-ttl.js";
 import { StandaloneStorage } from "../kv/storage/index.js";
 import {
   BatchCommandsStreams,
@@ -32,15 +34,27 @@ export async function startStandaloneServer(opts: {
   statusAddr?: string;
   /** Mutual TLS on the gRPC and status listeners. */
   tls?: TlsConfig;
+  /** How often expired raw keys are looked for (default: the raftstore's rawTtlCheckTickMs). */
+  rawTtlCheckTickMs?: number;
 }): Promise<StandaloneNode> {
   const storage = new StandaloneStorage(join(opts.path, "kv"));
   await storage.start();
   try {
     const metrics = new StoreMetrics({});
     const batchStreams = new BatchCommandsStreams(opts.log);
+    const raw = new RawHandlers(storage, realRuntime);
+    // The raftstore's TTL sweep settings; standalone has no config file of its own.
+    const ttlSweeper = new TtlSweeper({
+      keyspace: raw.keyspace,
+      targets: () => [undefined],
+      runtime: realRuntime,
+      intervalMs: opts.rawTtlCheckTickMs ?? DEFAULT_RAFTSTORE_CONFIG.rawTtlCheckTickMs,
+      batch: DEFAULT_RAFTSTORE_CONFIG.rawTtlCheckBatch,
+      log: opts.log,
+    });
     const service = instrumentTinyKv(
       createTinyKvService({
-        raw: new RawHandlers(storage),
+        raw,
         txn: new TxnHandlers(storage),
         batchStreams,
         log: opts.log,
@@ -48,12 +62,14 @@ export async function startStandaloneServer(opts: {
       metrics,
     );
     const { server, port } = await listenTinyKv(service, opts.addr, { tls: opts.tls, log: opts.log });
+    ttlSweeper.start();
     const status = opts.statusAddr
       ? await startStoreStatusServer(opts.statusAddr, metrics, () => ({ mode: "standalone", addr: opts.addr }), {
           tls: opts.tls,
           log: opts.log,
         }).catch(async (err: unknown) => {
           await shutdownGracefully(server, realRuntime);
+          await ttlSweeper.stop();
           throw err;
         })
       : undefined;
@@ -65,6 +81,7 @@ export async function startStandaloneServer(opts: {
         await status?.close();
         batchStreams.closeAll();
         await shutdownGracefully(server, realRuntime);
+        await ttlSweeper.stop();
         await storage.stop();
       },
     };

@@ -28,6 +28,8 @@ import {
   reverseScanAcrossRegions,
   sendRawBatches,
 } from "./raw-batch.js";
+import type { CasExpectation, CasResult } from "./raw-cas.js";
+import { compareAndSwap, keyTtl } from "./raw-cas.js";
 
 /** Pairs per RawScan request: a page stays far below the servers' scan limit and gRPC's message limit. */
 const RAW_SCAN_PAGE = 1024;
@@ -171,14 +173,14 @@ export class KvClient {
    * reached); once it may have (StaleCommand, no answer in time) it throws KvOutcomeUnknownError
    * instead of sending it again.
    */
-  async put(key: Bytes, value: Bytes, cf = ""): Promise<void> {
+  async put(key: Bytes, value: Bytes, cf = "", opts: { ttlSeconds?: number } = {}): Promise<void> {
     const k = toBuf(key);
     const v = toBuf(value);
     const { resp, target } = await this.sender.onKey(
       "RawPut",
       k,
       this.backoff("raw put", k),
-      (t) => t.rpc.rawPut({ context: t.ctx, key: k, value: v, cf }),
+      (t) => t.rpc.rawPut({ context: t.ctx, key: k, value: v, cf, ttl: BigInt(opts.ttlSeconds ?? 0) }),
       {
         once: true,
       },
@@ -199,6 +201,34 @@ export class KvClient {
       },
     );
     if (resp.error) throw new KvRequestError("RawDelete", target.addr, resp.error);
+  }
+
+  /**
+   * Writes `value` (undefined: deletes the key) only if the key holds `expect.value`, or nothing
+   * when `expect.notExist`; atomic with every other raw write. Answers what the key held. Like
+   * put, KvOutcomeUnknownError when it may or may not have applied.
+   */
+  compareAndSwap(
+    key: Bytes,
+    value: Bytes | undefined,
+    expect: { value: Bytes } | { notExist: true },
+    opts: { cf?: string; ttlSeconds?: number } = {},
+  ): Promise<CasResult> {
+    const k = toBuf(key);
+    const expectation: CasExpectation = "value" in expect ? { value: toBuf(expect.value) } : expect;
+    return compareAndSwap(this.sender, this.backoff("raw compare-and-swap", k), {
+      key: k,
+      value: value === undefined ? undefined : toBuf(value),
+      expect: expectation,
+      cf: opts.cf ?? "",
+      ttlSeconds: opts.ttlSeconds,
+    });
+  }
+
+  /** Seconds the key has left: 0 when it never expires, undefined when it is absent or expired. */
+  keyTtl(key: Bytes, cf = ""): Promise<number | undefined> {
+    const k = toBuf(key);
+    return keyTtl(this.sender, this.backoff("raw get key ttl", k), k, cf);
   }
 
   // ---- raw batch and range calls (raw-batch.ts) ------------------------------------------------

@@ -3,6 +3,7 @@ export * from "./client.js";
 export * from "./errors.js";
 export { KvOutcomeUnknownError } from "./outcome.js";
 export * from "./txn.js";
+export type { CasExpectation, CasResult } from "./raw-cas.js";
 export { RegionCache, type CachedRegion, type RpcTarget } from "./region-cache.js";
 export { Backoff, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./request.js";
 export { TinyKvRpc, DEFAULT_RPC_TIMEOUT_MS } from "./kv-rpc.js";

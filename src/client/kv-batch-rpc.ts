@@ -135,6 +135,13 @@ export class BatchedKvRpc implements KvConnection {
     const m = kv.RawDeleteRangeRequest.fromPartial(req);
     return this.send("RawDeleteRange", m, () => this.unary.rawDeleteRange(m));
   }
+  // --- Raw CAS and TTL (issue 18): BatchCommands does not carry them, they go unary.
+  rawCompareAndSwap(req: Partial<kv.RawCASRequest>): Promise<kv.RawCASResponse> {
+    return this.unary.rawCompareAndSwap(req);
+  }
+  rawGetKeyTtl(req: Partial<kv.RawGetKeyTTLRequest>): Promise<kv.RawGetKeyTTLResponse> {
+    return this.unary.rawGetKeyTtl(req);
+  }
 
   close(): void {
     this.closed = true;

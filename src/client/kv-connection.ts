@@ -26,6 +26,9 @@ export interface KvConnection {
   rawBatchPut(req: Partial<kv.RawBatchPutRequest>): Promise<kv.RawBatchPutResponse>;
   rawBatchDelete(req: Partial<kv.RawBatchDeleteRequest>): Promise<kv.RawBatchDeleteResponse>;
   rawDeleteRange(req: Partial<kv.RawDeleteRangeRequest>): Promise<kv.RawDeleteRangeResponse>;
+  // --- Raw CAS and TTL (issue 18): optional, so connections made elsewhere (tests, tools) need not serve them.
+  rawCompareAndSwap?(req: Partial<kv.RawCASRequest>): Promise<kv.RawCASResponse>;
+  rawGetKeyTtl?(req: Partial<kv.RawGetKeyTTLRequest>): Promise<kv.RawGetKeyTTLResponse>;
   close(): void;
 }
 

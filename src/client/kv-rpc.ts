@@ -97,6 +97,13 @@ export class TinyKvRpc implements KvConnection {
   rawDeleteRange(req: Partial<kv.RawDeleteRangeRequest>): Promise<kv.RawDeleteRangeResponse> {
     return this.unary(this.client.rawDeleteRange, kv.RawDeleteRangeRequest.fromPartial(req));
   }
+  // --- Raw CAS and TTL (issue 18) ---
+  rawCompareAndSwap(req: Partial<kv.RawCASRequest>): Promise<kv.RawCASResponse> {
+    return this.unary(this.client.rawCompareAndSwap, kv.RawCASRequest.fromPartial(req));
+  }
+  rawGetKeyTtl(req: Partial<kv.RawGetKeyTTLRequest>): Promise<kv.RawGetKeyTTLResponse> {
+    return this.unary(this.client.rawGetKeyTtl, kv.RawGetKeyTTLRequest.fromPartial(req));
+  }
 
   close(): void {
     this.client.close();

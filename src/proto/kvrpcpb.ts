@@ -43,6 +43,8 @@ export interface RawPutRequest {
   key: Buffer;
   value: Buffer;
   cf: string;
+  /** Issue 18 (TiKV's field): seconds until the pair expires; 0 = never. An old TinyKV client never sets it. */
+  ttl: bigint;
 }
 
 export interface RawPutResponse {
@@ -313,6 +315,49 @@ export interface RawDeleteRangeResponse {
   error: string;
 }
 
+/**
+ * Writes `value` (or deletes the key when `delete`) only if the key's current value is
+ * `previous_value`, or the key is absent when `previous_not_exist`; an expired key is absent.
+ * The comparison and the write happen in the apply of one raft entry.
+ */
+export interface RawCASRequest {
+  context?: Context | undefined;
+  key: Buffer;
+  value: Buffer;
+  previousNotExist: boolean;
+  previousValue: Buffer;
+  cf: string;
+  /** Seconds until the new value expires; 0 = never. */
+  ttl: bigint;
+  delete: boolean;
+}
+
+/**
+ * `succeed` tells whether the write happened; the previous value (or its absence) is the one
+ * the comparison saw, whatever the outcome.
+ */
+export interface RawCASResponse {
+  regionError?: Error | undefined;
+  error: string;
+  succeed: boolean;
+  previousNotExist: boolean;
+  previousValue: Buffer;
+}
+
+export interface RawGetKeyTTLRequest {
+  context?: Context | undefined;
+  key: Buffer;
+  cf: string;
+}
+
+/** `ttl`: seconds left (rounded up), 0 for a key without expiry; `not_found` for an absent or expired key. */
+export interface RawGetKeyTTLResponse {
+  regionError?: Error | undefined;
+  error: string;
+  ttl: bigint;
+  notFound: boolean;
+}
+
 function createBaseRawGetRequest(): RawGetRequest {
   return { context: undefined, key: Buffer.alloc(0), cf: "" };
 }
@@ -488,7 +533,7 @@ export const RawGetResponse: MessageFns<RawGetResponse> = {
 };
 
 function createBaseRawPutRequest(): RawPutRequest {
-  return { context: undefined, key: Buffer.alloc(0), value: Buffer.alloc(0), cf: "" };
+  return { context: undefined, key: Buffer.alloc(0), value: Buffer.alloc(0), cf: "", ttl: 0n };
 }
 
 export const RawPutRequest: MessageFns<RawPutRequest> = {
@@ -504,6 +549,12 @@ export const RawPutRequest: MessageFns<RawPutRequest> = {
     }
     if (message.cf !== "") {
       writer.uint32(34).string(message.cf);
+    }
+    if (message.ttl !== 0n) {
+      if (BigInt.asUintN(64, message.ttl) !== message.ttl) {
+        throw new globalThis.Error("value provided for field message.ttl of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.ttl);
     }
     return writer;
   },
@@ -553,6 +604,14 @@ export const RawPutRequest: MessageFns<RawPutRequest> = {
             message.cf = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ttl = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -576,6 +635,7 @@ export const RawPutRequest: MessageFns<RawPutRequest> = {
     message.key = object.key ?? Buffer.alloc(0);
     message.value = object.value ?? Buffer.alloc(0);
     message.cf = object.cf ?? "";
+    message.ttl = (object.ttl !== undefined && object.ttl !== null) ? BigInt(object.ttl) : 0n;
     return message;
   },
 };
@@ -3692,6 +3752,441 @@ export const RawDeleteRangeResponse: MessageFns<RawDeleteRangeResponse> = {
       ? Error.fromPartial(object.regionError)
       : undefined;
     message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseRawCASRequest(): RawCASRequest {
+  return {
+    context: undefined,
+    key: Buffer.alloc(0),
+    value: Buffer.alloc(0),
+    previousNotExist: false,
+    previousValue: Buffer.alloc(0),
+    cf: "",
+    ttl: 0n,
+    delete: false,
+  };
+}
+
+export const RawCASRequest: MessageFns<RawCASRequest> = {
+  encode(message: RawCASRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      Context.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    if (message.key.length !== 0) {
+      writer.uint32(18).bytes(message.key);
+    }
+    if (message.value.length !== 0) {
+      writer.uint32(26).bytes(message.value);
+    }
+    if (message.previousNotExist !== false) {
+      writer.uint32(32).bool(message.previousNotExist);
+    }
+    if (message.previousValue.length !== 0) {
+      writer.uint32(42).bytes(message.previousValue);
+    }
+    if (message.cf !== "") {
+      writer.uint32(50).string(message.cf);
+    }
+    if (message.ttl !== 0n) {
+      if (BigInt.asUintN(64, message.ttl) !== message.ttl) {
+        throw new globalThis.Error("value provided for field message.ttl of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.ttl);
+    }
+    if (message.delete !== false) {
+      writer.uint32(64).bool(message.delete);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawCASRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawCASRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = Context.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.value = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.previousNotExist = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.previousValue = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.cf = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.ttl = reader.uint64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.delete = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawCASRequest>): RawCASRequest {
+    return RawCASRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawCASRequest>): RawCASRequest {
+    const message = createBaseRawCASRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? Context.fromPartial(object.context)
+      : undefined;
+    message.key = object.key ?? Buffer.alloc(0);
+    message.value = object.value ?? Buffer.alloc(0);
+    message.previousNotExist = object.previousNotExist ?? false;
+    message.previousValue = object.previousValue ?? Buffer.alloc(0);
+    message.cf = object.cf ?? "";
+    message.ttl = (object.ttl !== undefined && object.ttl !== null) ? BigInt(object.ttl) : 0n;
+    message.delete = object.delete ?? false;
+    return message;
+  },
+};
+
+function createBaseRawCASResponse(): RawCASResponse {
+  return { regionError: undefined, error: "", succeed: false, previousNotExist: false, previousValue: Buffer.alloc(0) };
+}
+
+export const RawCASResponse: MessageFns<RawCASResponse> = {
+  encode(message: RawCASResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionError !== undefined) {
+      Error.encode(message.regionError, writer.uint32(10).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    if (message.succeed !== false) {
+      writer.uint32(24).bool(message.succeed);
+    }
+    if (message.previousNotExist !== false) {
+      writer.uint32(32).bool(message.previousNotExist);
+    }
+    if (message.previousValue.length !== 0) {
+      writer.uint32(42).bytes(message.previousValue);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawCASResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawCASResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.regionError = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.succeed = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.previousNotExist = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.previousValue = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawCASResponse>): RawCASResponse {
+    return RawCASResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawCASResponse>): RawCASResponse {
+    const message = createBaseRawCASResponse();
+    message.regionError = (object.regionError !== undefined && object.regionError !== null)
+      ? Error.fromPartial(object.regionError)
+      : undefined;
+    message.error = object.error ?? "";
+    message.succeed = object.succeed ?? false;
+    message.previousNotExist = object.previousNotExist ?? false;
+    message.previousValue = object.previousValue ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseRawGetKeyTTLRequest(): RawGetKeyTTLRequest {
+  return { context: undefined, key: Buffer.alloc(0), cf: "" };
+}
+
+export const RawGetKeyTTLRequest: MessageFns<RawGetKeyTTLRequest> = {
+  encode(message: RawGetKeyTTLRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.context !== undefined) {
+      Context.encode(message.context, writer.uint32(10).fork()).join();
+    }
+    if (message.key.length !== 0) {
+      writer.uint32(18).bytes(message.key);
+    }
+    if (message.cf !== "") {
+      writer.uint32(26).string(message.cf);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawGetKeyTTLRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawGetKeyTTLRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.context = Context.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cf = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawGetKeyTTLRequest>): RawGetKeyTTLRequest {
+    return RawGetKeyTTLRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawGetKeyTTLRequest>): RawGetKeyTTLRequest {
+    const message = createBaseRawGetKeyTTLRequest();
+    message.context = (object.context !== undefined && object.context !== null)
+      ? Context.fromPartial(object.context)
+      : undefined;
+    message.key = object.key ?? Buffer.alloc(0);
+    message.cf = object.cf ?? "";
+    return message;
+  },
+};
+
+function createBaseRawGetKeyTTLResponse(): RawGetKeyTTLResponse {
+  return { regionError: undefined, error: "", ttl: 0n, notFound: false };
+}
+
+export const RawGetKeyTTLResponse: MessageFns<RawGetKeyTTLResponse> = {
+  encode(message: RawGetKeyTTLResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionError !== undefined) {
+      Error.encode(message.regionError, writer.uint32(10).fork()).join();
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    if (message.ttl !== 0n) {
+      if (BigInt.asUintN(64, message.ttl) !== message.ttl) {
+        throw new globalThis.Error("value provided for field message.ttl of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.ttl);
+    }
+    if (message.notFound !== false) {
+      writer.uint32(32).bool(message.notFound);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RawGetKeyTTLResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRawGetKeyTTLResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.regionError = Error.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.ttl = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.notFound = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RawGetKeyTTLResponse>): RawGetKeyTTLResponse {
+    return RawGetKeyTTLResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RawGetKeyTTLResponse>): RawGetKeyTTLResponse {
+    const message = createBaseRawGetKeyTTLResponse();
+    message.regionError = (object.regionError !== undefined && object.regionError !== null)
+      ? Error.fromPartial(object.regionError)
+      : undefined;
+    message.error = object.error ?? "";
+    message.ttl = (object.ttl !== undefined && object.ttl !== null) ? BigInt(object.ttl) : 0n;
+    message.notFound = object.notFound ?? false;
     return message;
   },
 };

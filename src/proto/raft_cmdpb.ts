@@ -18,6 +18,8 @@ export enum CmdType {
   Snap = 5,
   /** DeleteRange - issue 18: TiKV's number (TiKV's Prewrite = 6 is not used by TinyKV). */
   DeleteRange = 7,
+  /** ConditionalWrite - Raw CAS and TTL (issue 18): far from TiKV's numbers (Prewrite = 6, DeleteRange = 7, ...). */
+  ConditionalWrite = 100,
   UNRECOGNIZED = -1,
 }
 
@@ -92,6 +94,7 @@ export interface Request {
     | undefined;
   /** issue 18: TiKV's number. */
   deleteRange?: DeleteRangeRequest | undefined;
+  conditionalWrite?: ConditionalWriteRequest | undefined;
 }
 
 export interface Response {
@@ -104,6 +107,7 @@ export interface Response {
     | undefined;
   /** issue 18: TiKV's number (TiKV spells the field delte_range). */
   deleteRange?: DeleteRangeResponse | undefined;
+  conditionalWrite?: ConditionalWriteResponse | undefined;
 }
 
 export interface ChangePeerRequest {
@@ -194,6 +198,31 @@ export interface RaftCmdResponse {
   header?: RaftResponseHeader | undefined;
   responses: Response[];
   adminResponse?: AdminResponse | undefined;
+}
+
+/**
+ * --- Raw CAS and TTL (issue 18) ---
+ * A write decided at apply, identically on every replica: `writes` (puts and deletes) apply iff
+ * the value stored at cf/key equals `expected_value` (or is absent when `expect_absent`). When
+ * `expiry_cf` is set, an expiry (8-byte big-endian ms since the epoch) stored under the same key
+ * in that CF at or before `now_ms` makes the value count as absent. `now_ms` is the proposer's
+ * clock, carried in the entry so replicas never consult their own.
+ */
+export interface ConditionalWriteRequest {
+  cf: string;
+  key: Buffer;
+  expectAbsent: boolean;
+  expectedValue: Buffer;
+  expiryCf: string;
+  nowMs: bigint;
+  writes: Request[];
+}
+
+/** What the comparison saw, and whether the writes applied. */
+export interface ConditionalWriteResponse {
+  succeed: boolean;
+  previousNotExist: boolean;
+  previousValue: Buffer;
 }
 
 /**
@@ -786,7 +815,15 @@ export const SnapResponse: MessageFns<SnapResponse> = {
 };
 
 function createBaseRequest(): Request {
-  return { cmdType: 0, get: undefined, put: undefined, delete: undefined, snap: undefined, deleteRange: undefined };
+  return {
+    cmdType: 0,
+    get: undefined,
+    put: undefined,
+    delete: undefined,
+    snap: undefined,
+    deleteRange: undefined,
+    conditionalWrite: undefined,
+  };
 }
 
 export const Request: MessageFns<Request> = {
@@ -808,6 +845,9 @@ export const Request: MessageFns<Request> = {
     }
     if (message.deleteRange !== undefined) {
       DeleteRangeRequest.encode(message.deleteRange, writer.uint32(66).fork()).join();
+    }
+    if (message.conditionalWrite !== undefined) {
+      ConditionalWriteRequest.encode(message.conditionalWrite, writer.uint32(802).fork()).join();
     }
     return writer;
   },
@@ -873,6 +913,14 @@ export const Request: MessageFns<Request> = {
             message.deleteRange = DeleteRangeRequest.decode(reader, reader.uint32());
             continue;
           }
+          case 100: {
+            if (tag !== 802) {
+              break;
+            }
+
+            message.conditionalWrite = ConditionalWriteRequest.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -902,12 +950,23 @@ export const Request: MessageFns<Request> = {
     message.deleteRange = (object.deleteRange !== undefined && object.deleteRange !== null)
       ? DeleteRangeRequest.fromPartial(object.deleteRange)
       : undefined;
+    message.conditionalWrite = (object.conditionalWrite !== undefined && object.conditionalWrite !== null)
+      ? ConditionalWriteRequest.fromPartial(object.conditionalWrite)
+      : undefined;
     return message;
   },
 };
 
 function createBaseResponse(): Response {
-  return { cmdType: 0, get: undefined, put: undefined, delete: undefined, snap: undefined, deleteRange: undefined };
+  return {
+    cmdType: 0,
+    get: undefined,
+    put: undefined,
+    delete: undefined,
+    snap: undefined,
+    deleteRange: undefined,
+    conditionalWrite: undefined,
+  };
 }
 
 export const Response: MessageFns<Response> = {
@@ -929,6 +988,9 @@ export const Response: MessageFns<Response> = {
     }
     if (message.deleteRange !== undefined) {
       DeleteRangeResponse.encode(message.deleteRange, writer.uint32(66).fork()).join();
+    }
+    if (message.conditionalWrite !== undefined) {
+      ConditionalWriteResponse.encode(message.conditionalWrite, writer.uint32(802).fork()).join();
     }
     return writer;
   },
@@ -994,6 +1056,14 @@ export const Response: MessageFns<Response> = {
             message.deleteRange = DeleteRangeResponse.decode(reader, reader.uint32());
             continue;
           }
+          case 100: {
+            if (tag !== 802) {
+              break;
+            }
+
+            message.conditionalWrite = ConditionalWriteResponse.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1022,6 +1092,9 @@ export const Response: MessageFns<Response> = {
       : undefined;
     message.deleteRange = (object.deleteRange !== undefined && object.deleteRange !== null)
       ? DeleteRangeResponse.fromPartial(object.deleteRange)
+      : undefined;
+    message.conditionalWrite = (object.conditionalWrite !== undefined && object.conditionalWrite !== null)
+      ? ConditionalWriteResponse.fromPartial(object.conditionalWrite)
       : undefined;
     return message;
   },
@@ -2134,6 +2207,223 @@ export const RaftCmdResponse: MessageFns<RaftCmdResponse> = {
     message.adminResponse = (object.adminResponse !== undefined && object.adminResponse !== null)
       ? AdminResponse.fromPartial(object.adminResponse)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseConditionalWriteRequest(): ConditionalWriteRequest {
+  return {
+    cf: "",
+    key: Buffer.alloc(0),
+    expectAbsent: false,
+    expectedValue: Buffer.alloc(0),
+    expiryCf: "",
+    nowMs: 0n,
+    writes: [],
+  };
+}
+
+export const ConditionalWriteRequest: MessageFns<ConditionalWriteRequest> = {
+  encode(message: ConditionalWriteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cf !== "") {
+      writer.uint32(10).string(message.cf);
+    }
+    if (message.key.length !== 0) {
+      writer.uint32(18).bytes(message.key);
+    }
+    if (message.expectAbsent !== false) {
+      writer.uint32(24).bool(message.expectAbsent);
+    }
+    if (message.expectedValue.length !== 0) {
+      writer.uint32(34).bytes(message.expectedValue);
+    }
+    if (message.expiryCf !== "") {
+      writer.uint32(42).string(message.expiryCf);
+    }
+    if (message.nowMs !== 0n) {
+      if (BigInt.asUintN(64, message.nowMs) !== message.nowMs) {
+        throw new globalThis.Error("value provided for field message.nowMs of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.nowMs);
+    }
+    for (const v of message.writes) {
+      Request.encode(v!, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConditionalWriteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConditionalWriteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cf = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expectAbsent = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.expectedValue = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.expiryCf = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.nowMs = reader.uint64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.writes.push(Request.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ConditionalWriteRequest>): ConditionalWriteRequest {
+    return ConditionalWriteRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConditionalWriteRequest>): ConditionalWriteRequest {
+    const message = createBaseConditionalWriteRequest();
+    message.cf = object.cf ?? "";
+    message.key = object.key ?? Buffer.alloc(0);
+    message.expectAbsent = object.expectAbsent ?? false;
+    message.expectedValue = object.expectedValue ?? Buffer.alloc(0);
+    message.expiryCf = object.expiryCf ?? "";
+    message.nowMs = (object.nowMs !== undefined && object.nowMs !== null) ? BigInt(object.nowMs) : 0n;
+    message.writes = object.writes?.map((e) => Request.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseConditionalWriteResponse(): ConditionalWriteResponse {
+  return { succeed: false, previousNotExist: false, previousValue: Buffer.alloc(0) };
+}
+
+export const ConditionalWriteResponse: MessageFns<ConditionalWriteResponse> = {
+  encode(message: ConditionalWriteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.succeed !== false) {
+      writer.uint32(8).bool(message.succeed);
+    }
+    if (message.previousNotExist !== false) {
+      writer.uint32(16).bool(message.previousNotExist);
+    }
+    if (message.previousValue.length !== 0) {
+      writer.uint32(26).bytes(message.previousValue);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConditionalWriteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConditionalWriteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.succeed = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.previousNotExist = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.previousValue = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ConditionalWriteResponse>): ConditionalWriteResponse {
+    return ConditionalWriteResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConditionalWriteResponse>): ConditionalWriteResponse {
+    const message = createBaseConditionalWriteResponse();
+    message.succeed = object.succeed ?? false;
+    message.previousNotExist = object.previousNotExist ?? false;
+    message.previousValue = object.previousValue ?? Buffer.alloc(0);
     return message;
   },
 };

@@ -40,10 +40,14 @@ import {
   RawBatchGetResponse,
   RawBatchPutRequest,
   RawBatchPutResponse,
+  RawCASRequest,
+  RawCASResponse,
   RawDeleteRangeRequest,
   RawDeleteRangeResponse,
   RawDeleteRequest,
   RawDeleteResponse,
+  RawGetKeyTTLRequest,
+  RawGetKeyTTLResponse,
   RawGetRequest,
   RawGetResponse,
   RawPutRequest,
@@ -1154,6 +1158,26 @@ export const TinyKvService = {
       Buffer.from(RawDeleteRangeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RawDeleteRangeResponse => RawDeleteRangeResponse.decode(value),
   },
+  /** --- Raw CAS and TTL (issue 18) --- */
+  rawCompareAndSwap: {
+    path: "/tinykvpb.TinyKv/RawCompareAndSwap" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RawCASRequest): Buffer => Buffer.from(RawCASRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RawCASRequest => RawCASRequest.decode(value),
+    responseSerialize: (value: RawCASResponse): Buffer => Buffer.from(RawCASResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RawCASResponse => RawCASResponse.decode(value),
+  },
+  rawGetKeyTtl: {
+    path: "/tinykvpb.TinyKv/RawGetKeyTTL" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RawGetKeyTTLRequest): Buffer => Buffer.from(RawGetKeyTTLRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RawGetKeyTTLRequest => RawGetKeyTTLRequest.decode(value),
+    responseSerialize: (value: RawGetKeyTTLResponse): Buffer =>
+      Buffer.from(RawGetKeyTTLResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RawGetKeyTTLResponse => RawGetKeyTTLResponse.decode(value),
+  },
 } as const;
 
 export interface TinyKvServer extends UntypedServiceImplementation {
@@ -1193,6 +1217,9 @@ export interface TinyKvServer extends UntypedServiceImplementation {
   rawBatchPut: handleUnaryCall<RawBatchPutRequest, RawBatchPutResponse>;
   rawBatchDelete: handleUnaryCall<RawBatchDeleteRequest, RawBatchDeleteResponse>;
   rawDeleteRange: handleUnaryCall<RawDeleteRangeRequest, RawDeleteRangeResponse>;
+  /** --- Raw CAS and TTL (issue 18) --- */
+  rawCompareAndSwap: handleUnaryCall<RawCASRequest, RawCASResponse>;
+  rawGetKeyTtl: handleUnaryCall<RawGetKeyTTLRequest, RawGetKeyTTLResponse>;
 }
 
 export interface TinyKvClient extends Client {
@@ -1491,6 +1518,37 @@ export interface TinyKvClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RawDeleteRangeResponse) => void,
+  ): ClientUnaryCall;
+  /** --- Raw CAS and TTL (issue 18) --- */
+  rawCompareAndSwap(
+    request: RawCASRequest,
+    callback: (error: ServiceError | null, response: RawCASResponse) => void,
+  ): ClientUnaryCall;
+  rawCompareAndSwap(
+    request: RawCASRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RawCASResponse) => void,
+  ): ClientUnaryCall;
+  rawCompareAndSwap(
+    request: RawCASRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RawCASResponse) => void,
+  ): ClientUnaryCall;
+  rawGetKeyTtl(
+    request: RawGetKeyTTLRequest,
+    callback: (error: ServiceError | null, response: RawGetKeyTTLResponse) => void,
+  ): ClientUnaryCall;
+  rawGetKeyTtl(
+    request: RawGetKeyTTLRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RawGetKeyTTLResponse) => void,
+  ): ClientUnaryCall;
+  rawGetKeyTtl(
+    request: RawGetKeyTTLRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RawGetKeyTTLResponse) => void,
   ): ClientUnaryCall;
 }
 

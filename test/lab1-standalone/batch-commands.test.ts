@@ -173,7 +173,7 @@ describe("BatchCommands stream on a standalone server", () => {
         requests: [
           {}, // no kind at all
           { RawGet: { key: b("x"), cf: "" }, Get: { key: b("x"), version: 1n } }, // two kinds
-          { RawPut: { key: Buffer.alloc(0), value: b("v"), cf: "" } }, // refused by validation, as unary
+          { RawPut: { key: Buffer.alloc(0), value: b("v"), cf: "", ttl: 0n } }, // refused by validation, as unary
         ],
       }).finish();
       // A kind this server does not know (field 99 of Request), by the wire.

@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Storage } from "../../src/kv/storage/index.js";
+import type { RawKeyspace } from "../../src/kv/storage/index.js";
 import { rawKeyspace } from "../../src/kv/storage/index.js";
 import { MAX_VALUE_BYTES } from "../../src/kv/server/index.js";
 import type { StandaloneNode } from "../../src/cli/standalone-node.js";
@@ -16,7 +16,7 @@ const b = (s: string) => Buffer.from(s);
 describe("lab1 standalone server over gRPC", () => {
   let dir: ReturnType<typeof tempDir>;
   /** The node's storage as the raw API sees it (raw data has its own CFs). */
-  let storage: Storage;
+  let storage: RawKeyspace;
   let node: StandaloneNode;
   let client: TinyKvRpc;
 

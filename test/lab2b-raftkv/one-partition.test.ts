@@ -4,7 +4,7 @@
 // heals, the old leader converges to what the majority wrote.
 import { afterEach, describe, expect, it } from "vitest";
 import { CF_DEFAULT } from "../../src/kv/engine/index.js";
-import type { Storage } from "../../src/kv/storage/index.js";
+import type { RawKeyspace } from "../../src/kv/storage/index.js";
 import { RaftStorage, rawKeyspace, RegionError } from "../../src/kv/storage/index.js";
 import { partition } from "../../src/kv/transport/index.js";
 import type { Context } from "../../src/proto/kvrpcpb.js";
@@ -18,7 +18,7 @@ type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
 class NoAnswerError extends Error {}
 
 /** A request to one store's peer of region 1, as a client that picked that store would send it. */
-function onStore(c: TestCluster, storeId: bigint): { storage: Storage; ctx: Context } {
+function onStore(c: TestCluster, storeId: bigint): { storage: RawKeyspace; ctx: Context } {
   const store = c.store(storeId)!;
   const region = store.peers.get(1n)!.region;
   const ctx: Context = { regionId: 1n, regionEpoch: region.regionEpoch, peer: store.peerMeta(1n), term: 0n };

@@ -8,6 +8,7 @@ import { operatorsCommand, regionsCommand, statusCommand, storeCommand, storesCo
 import type { CtlCommand, CtlContext, CtlFlagOptions, CtlFlags } from "./command.js";
 import { helpEntry, UsageError } from "./command.js";
 import { deleteCommand, deleteRangeCommand, getCommand, putCommand, scanCommand, txnCommand } from "./kv-commands.js";
+import { casCommand, ttlCommand } from "./cas-ttl-commands.js";
 import { schedulerMemberCommand } from "./member-command.js";
 import { metricsCommand } from "./metrics-command.js";
 
@@ -19,6 +20,8 @@ const CTL_COMMANDS: readonly CtlCommand[] = [
   scanCommand,
   deleteRangeCommand,
   txnCommand,
+  casCommand,
+  ttlCommand,
   storesCommand,
   storeCommand,
   operatorsCommand,

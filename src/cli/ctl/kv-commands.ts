@@ -3,6 +3,7 @@
 import { parseBytes, showBytes } from "../../client/display.js";
 import type { CtlCommand, CtlContext, CtlFlags } from "./command.js";
 import { arity, helpEntry, plural, stringFlag, UsageError } from "./command.js";
+import { parseTtlFlag } from "./cas-ttl-commands.js";
 
 const CF_OPTION = { cf: { type: "string" } } as const;
 
@@ -54,11 +55,13 @@ export function parseStaleness(text: string): number {
 
 export const putCommand: CtlCommand = {
   name: "put",
-  help: helpEntry("put <key> <value> [--cf CF]", "write one key (raw API)"),
-  options: CF_OPTION,
+  help: helpEntry("put <key> <value> [--cf CF] [--ttl 30s]", "write one key (raw API); --ttl: it expires"),
+  options: { ...CF_OPTION, ttl: { type: "string" } },
   async run(ctx, args, flags) {
-    arity(args, 2, 2, "put <key> <value> [--cf CF]");
-    await (await ctx.kv()).put(parseBytes(args[0]!), parseBytes(args[1]!), stringFlag(flags, "cf") ?? "");
+    arity(args, 2, 2, "put <key> <value> [--cf CF] [--ttl 30s]");
+    await (await ctx.kv()).put(parseBytes(args[0]!), parseBytes(args[1]!), stringFlag(flags, "cf") ?? "", {
+      ttlSeconds: parseTtlFlag(stringFlag(flags, "ttl")),
+    });
     ctx.out("OK");
   },
 };

@@ -15,10 +15,28 @@ export const CF_WRITE = "write";
 export const RAW_CF_DEFAULT = "raw_default";
 export const RAW_CF_LOCK = "raw_lock";
 export const RAW_CF_WRITE = "raw_write";
+/**
+ * Raw TTL (issue 18): the expiry of a raw key, under the key itself, one CF per raw CF. Kept
+ * apart so a value written without a ttl is stored byte for byte as before.
+ */
+export const RAW_CF_TTL_DEFAULT = "raw_ttl_default";
+export const RAW_CF_TTL_LOCK = "raw_ttl_lock";
+export const RAW_CF_TTL_WRITE = "raw_ttl_write";
 /** The CF names of the wire (the raw API's `cf` field). */
 export const CLIENT_CFS = [CF_DEFAULT, CF_LOCK, CF_WRITE] as const;
 /** Every CF of the engine: snapshots and range clearing walk all of them. */
-export const ALL_CFS = [CF_DEFAULT, CF_LOCK, CF_WRITE, RAW_CF_DEFAULT, RAW_CF_LOCK, RAW_CF_WRITE] as const;
+// Snapshots number CFs by their place here: new ones go at the end.
+export const ALL_CFS = [
+  CF_DEFAULT,
+  CF_LOCK,
+  CF_WRITE,
+  RAW_CF_DEFAULT,
+  RAW_CF_LOCK,
+  RAW_CF_WRITE,
+  RAW_CF_TTL_DEFAULT,
+  RAW_CF_TTL_LOCK,
+  RAW_CF_TTL_WRITE,
+] as const;
 export type CfName = (typeof ALL_CFS)[number];
 export type ClientCfName = (typeof CLIENT_CFS)[number];
 

@@ -1,12 +1,13 @@
-import { MemoryLevel } from "memory-level";
 import type { Rng } from "../../util/random.js";
 import type { BatchWriter, Db } from "./engine.js";
 import { Engine, EngineOpenError, WriteBatch } from "./engine.js";
+import type { SimDbOp as Op, SimDbSnapshot } from "./sim-db.js";
+import { SimDb } from "./sim-db.js";
 import { SimFileError, SimFiles } from "./sim-files.js";
 import { TinyKvError } from "../../util/errors.js";
 
 /**
- * A simulated disk for the deterministic simulation: engines in memory (memory-level) with
+ * A simulated disk for the deterministic simulation: engines in memory (sim-db.ts) with
  * LevelDB's durability model. A write with sync=true makes it and every write before it durable;
  * unsynced writes after the last sync live in the "page cache": a process crash keeps them, a
  * power loss keeps a seeded prefix of them and loses the rest (so what is lost is always a
@@ -15,9 +16,6 @@ import { TinyKvError } from "../../util/errors.js";
  * the simulator passes to `powerLoss`. Plain files (snapshot files) live next to the engines in
  * `files` (see sim-files.ts for their durability model) and share their crashes and power losses.
  */
-
-type Op = { type: "put"; key: Buffer; value: Buffer } | { type: "del"; key: Buffer };
-type DbSnapshot = ReturnType<Db["snapshot"]>;
 
 /** What one write asks of the disk; the simulator's latency function sees it. */
 export interface DiskWrite {
@@ -123,10 +121,9 @@ export class SimDisk {
       this.dbs.set(file, f);
     }
     if (f.engine) throw new EngineOpenError(path, "it is locked by another process (simulated disk)");
-    const db: Db = new MemoryLevel<Buffer, Buffer>({ keyEncoding: "buffer", valueEncoding: "buffer" });
-    await db.open();
-    if (f.image.length > 0) await db.batch(f.image.map(([key, value]) => ({ type: "put" as const, key, value })));
-    for (const ops of f.pending) await db.batch(ops);
+    const db = new SimDb();
+    if (f.image.length > 0) db.applyBatch(f.image.map(([key, value]) => ({ type: "put" as const, key, value })));
+    for (const ops of f.pending) db.applyBatch(ops);
     // Recovery writes the replayed log into a synced table, as LevelDB's does: all of it is durable now.
     f.image = [];
     f.pending = [];
@@ -191,7 +188,7 @@ export class SimDisk {
 /** An engine on the simulated disk: reads as any Engine; writes go through the disk's model and faults. */
 class SimEngine extends Engine {
   /** The state a power loss keeps for sure: as of the last synced write. */
-  private durable: DbSnapshot;
+  private durable: SimDbSnapshot;
   /** Writes land one at a time in call order, as LevelDB's writer queue does. */
   private queue: Promise<void> = Promise.resolve();
   private failed: SyncFailedError | undefined;
@@ -200,12 +197,13 @@ class SimEngine extends Engine {
 
   constructor(
     path: string,
-    db: Db,
+    private readonly store: SimDb,
     private readonly disk: SimDisk,
     private readonly file: SimFile,
   ) {
-    super(path, db);
-    this.durable = db.snapshot();
+    // SimDb answers the part of abstract-level's interface that Engine and its readers call.
+    super(path, store as unknown as Db);
+    this.durable = store.snapshot();
   }
 
   get syncFailed(): boolean {
@@ -245,11 +243,11 @@ class SimEngine extends Engine {
       throw this.failed;
     }
     this.file.pending.push(ops);
-    await this.db.batch(ops);
+    await this.store.batch(ops);
     if (this.crashed) throw new EngineCrashedError(this.path);
     if (sync) {
       const previous = this.durable;
-      this.durable = this.db.snapshot();
+      this.durable = this.store.snapshot();
       this.file.pending = [];
       await previous.close();
     }
@@ -269,11 +267,11 @@ class SimEngine extends Engine {
   private async doHalt(): Promise<void> {
     this.crashed = true;
     const image: Array<[Buffer, Buffer]> = [];
-    for await (const entry of this.db.iterator({ snapshot: this.durable })) image.push(entry);
+    for await (const entry of this.store.iterator({ snapshot: this.durable })) image.push(entry);
     this.file.image = image;
     this.file.engine = undefined;
     // Closing the store also closes the snapshots and cursors readers still hold: their next read fails.
-    await this.db.close();
+    await this.store.close();
   }
 }
 

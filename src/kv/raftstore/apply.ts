@@ -13,6 +13,8 @@ import { errorResponse, regionErrors } from "./errors.js";
 import type { PeerStorage } from "./peer-storage.js";
 import { PeerState, RaftApplyState, RegionLocalState } from "../../proto/raft_serverpb.js";
 import { applyStateKey, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, regionStateKey } from "./keys.js";
+import type { ConditionalReads } from "./conditional-write.js";
+import { applyConditionalWrite } from "./conditional-write.js";
 
 /** The header of every successful response (never mutated; responses stay in-process). */
 const OK_HEADER = RaftCmdResponse.fromPartial({ header: {} }).header!;
@@ -50,7 +52,8 @@ export interface ApplyTarget {
 /**
  * Applies committed entries to the kv batch in order: data commands, admin commands and conf
  * changes, each checked against the region epoch at apply time (a split or conf change may
- * have been applied since it was proposed). The apply state goes in the same batch.
+ * have been applied since it was proposed). The apply state goes in the same batch. `reads` holds
+ * the keys the entries' conditional writes compare (prefetchConditionalReads).
  */
 export function applyEntries(
   target: ApplyTarget,
@@ -58,6 +61,7 @@ export function applyEntries(
   kvWb: WriteBatch,
   /** The keys of this turn's DeleteRange commands (scanRangeDeletes, delete-range.ts). */
   rangeKeys?: RangeDeleteKeys,
+  reads?: ConditionalReads,
 ): ApplyOutcome {
   const out: ApplyOutcome = {
     responses: [],
@@ -75,7 +79,7 @@ export function applyEntries(
     if (entry.entryType === EntryType.EntryConfChange) {
       resp = applyConfChange(target, entry, kvWb, out);
     } else if (entry.data.length > 0) {
-      resp = applyNormal(target, entry, kvWb, out, rangeKeys?.get(entry));
+      resp = applyNormal(target, entry, kvWb, out, rangeKeys?.get(entry), reads);
     }
     storage.applyState = { ...storage.applyState, appliedIndex: entry.index };
     target.onApplied?.(entry);
@@ -91,6 +95,7 @@ function applyNormal(
   kvWb: WriteBatch,
   out: ApplyOutcome,
   rangeKeys: Buffer[][] | undefined,
+  reads: ConditionalReads | undefined,
 ): RaftCmdResponse {
   const storage = target.storage;
   const req = RaftCmdRequest.decode(entry.data);
@@ -104,17 +109,27 @@ function applyNormal(
     switch (r.cmdType) {
       case CmdType.Put:
         kvWb.put(parseCf(r.put!.cf), r.put!.key, r.put!.value);
+        reads?.wrote(parseCf(r.put!.cf), r.put!.key, r.put!.value);
         out.writtenBytes += r.put!.key.length + r.put!.value.length;
         responses.push({ cmdType: CmdType.Put, put: {} });
         break;
       case CmdType.Delete:
         kvWb.delete(parseCf(r.delete!.cf), r.delete!.key);
+        reads?.wrote(parseCf(r.delete!.cf), r.delete!.key, undefined);
         responses.push({ cmdType: CmdType.Delete, delete: {} });
         break;
       case CmdType.DeleteRange:
-        applyDeleteRange(r, kvWb, rangeKeys?.shift());
+        applyDeleteRange(r, kvWb, rangeKeys?.shift(), reads);
         responses.push({ cmdType: CmdType.DeleteRange, deleteRange: {} });
         break;
+      case CmdType.ConditionalWrite: {
+        // Raw CAS and TTL (issue 18): compared and written here, in this entry's apply.
+        const cas = applyConditionalWrite(r.conditionalWrite!, storage.region, kvWb, reads);
+        if (cas.error) return cas.error;
+        out.writtenBytes += cas.writtenBytes;
+        responses.push(cas.response!);
+        break;
+      }
       default:
         // Reads are served by ReadIndex, never through the log; refuse rather than guess.
         return errorResponse(regionErrors.other(`command type ${CmdType[r.cmdType]} cannot be applied from the log`));

@@ -51,6 +51,9 @@ export interface RaftstoreConfig {
    * served by any replica. Each round is one small raft entry per led region.
    */
   resolvedTsIntervalMs: number;
+  /** Raw TTL (issue 18): how often a leader looks for expired raw keys to remove, and how many per look. */
+  rawTtlCheckTickMs: number;
+  rawTtlCheckBatch: number;
   /** Test-only safety switches turned off (see util/deliberate-bugs.ts); never set in production. */
   deliberateBugs?: DeliberateBugs;
 }
@@ -79,6 +82,8 @@ export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   leaseReads: true,
   leaseClockDriftPercent: 10,
   resolvedTsIntervalMs: 1_000,
+  rawTtlCheckTickMs: 10_000,
+  rawTtlCheckBatch: 256,
 };
 
 /** Short ticks for in-process test clusters (TinyKV's NewTestConfig, a bit faster). */
@@ -91,6 +96,7 @@ export const TEST_RAFTSTORE_CONFIG: RaftstoreConfig = {
   schedulerHeartbeatTickMs: 100,
   schedulerStoreHeartbeatTickMs: 500,
   requestTimeoutMs: 3_000,
+  rawTtlCheckTickMs: 100,
 };
 
 /**

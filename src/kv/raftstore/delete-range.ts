@@ -14,6 +14,7 @@ import type { Region } from "../../proto/metapb.js";
 import type { DeleteRangeRequest, Request } from "../../proto/raft_cmdpb.js";
 import { CmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
 import type { Engine, WriteBatch } from "../engine/index.js";
+import type { ConditionalReads } from "./conditional-write.js";
 import { isCfName, parseCf } from "../engine/index.js";
 import { keyInRange } from "../../util/bytes.js";
 import { regionKeyRange } from "./keyspace.js";
@@ -91,6 +92,9 @@ export async function scanRangeDeletes(
     const lists: Buffer[][] = [];
     for (const r of req.requests) {
       if (r.cmdType === CmdType.Put && r.put) putThisTurn.push({ cf: r.put.cf, key: r.put.key });
+      // A conditional write's puts may not happen (its comparison fails); deleting an absent key is harmless.
+      if (r.cmdType === CmdType.ConditionalWrite && r.conditionalWrite)
+        for (const w of r.conditionalWrite.writes) if (w.put) putThisTurn.push({ cf: w.put.cf, key: w.put.key });
       if (r.cmdType !== CmdType.DeleteRange || !r.deleteRange) continue;
       lists.push(await keysOfRange(kv, r.deleteRange, region, putThisTurn));
     }
@@ -128,8 +132,17 @@ async function keysOfRange(
  * Applies one DeleteRange request: deletes the keys scanRangeDeletes listed for it. `keys` is
  * undefined only if the store loop did not scan this turn, a bug that must not pass as success.
  */
-export function applyDeleteRange(r: Request, kvWb: WriteBatch, keys: Buffer[] | undefined): void {
+export function applyDeleteRange(
+  r: Request,
+  kvWb: WriteBatch,
+  keys: Buffer[] | undefined,
+  reads: ConditionalReads | undefined,
+): void {
   if (!keys) throw new Error("DeleteRange applied without the keys of its range (scanRangeDeletes was not run)");
   const cf = parseCf(r.deleteRange!.cf);
-  for (const key of keys) kvWb.delete(cf, key);
+  for (const key of keys) {
+    kvWb.delete(cf, key);
+    // A conditional write later in this turn must compare against the key as deleted.
+    reads?.wrote(cf, key, undefined);
+  }
 }

@@ -8,6 +8,7 @@ import type { ApplyOutcome } from "./apply.js";
 import { applyEntries } from "./apply.js";
 import type { RangeDeleteKeys } from "./delete-range.js";
 import { mayHoldRangeDelete, scanRangeDeletes } from "./delete-range.js";
+import { holdsConditionalWrite, prefetchConditionalReads } from "./conditional-write.js";
 import type { LogFetchContext } from "./log-fetch.js";
 import { tendRaftLog } from "./log-fetch.js";
 import type { Peer } from "./peer.js";
@@ -208,9 +209,12 @@ export class StoreLoop {
     const kvWb = this.ctx.kv.newBatch();
     const applied: Applied[] = [];
     const hasInitializedRegion = (id: bigint) => this.ctx.peers.get(id)?.storage.isInitialized() ?? false;
+    // Conditional writes compare what the engine holds now (nothing of this turn is written yet).
+    const conditional = work.flatMap((w) => w.rd.committedEntries.filter(holdsConditionalWrite));
+    const reads = conditional.length > 0 ? await prefetchConditionalReads(this.ctx.kv, conditional) : undefined;
     for (const { peer, rd } of work) {
       if (rd.committedEntries.length === 0 || peer.retiring) continue; // a retiring peer applies nothing after its removal
-      const outcome = applyEntries(peer.applyTarget(hasInitializedRegion), rd.committedEntries, kvWb, rangeKeys);
+      const outcome = applyEntries(peer.applyTarget(hasInitializedRegion), rd.committedEntries, kvWb, rangeKeys, reads);
       peer.wrote(outcome.writtenBytes);
       applied.push({ peer, outcome });
     }

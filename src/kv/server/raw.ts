@@ -1,5 +1,5 @@
 import { parseClientCf, UnknownCfError } from "../engine/index.js";
-import type { Storage } from "../storage/index.js";
+import type { RawCursor, RawKeyspace, Storage } from "../storage/index.js";
 import { InvalidArgumentError, rawKeyspace, RegionError } from "../storage/index.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import type {
@@ -23,7 +23,6 @@ import {
   RawPutResponse,
   RawScanResponse,
 } from "../../proto/kvrpcpb.js";
-import type { CfCursor } from "../engine/index.js";
 import { MAX_BATCH_GET_ANSWER_BYTES } from "./limits.js";
 import {
   checkBatch,
@@ -34,12 +33,14 @@ import {
   checkScanRange,
   checkValue,
 } from "./validate.js";
+import type { Runtime } from "../../util/runtime.js";
+import { realRuntime } from "../../util/runtime.js";
 
 /**
  * Outcome of a raw request that failed in a way the client should see in the response:
  * a region error (retry elsewhere) or a plain error string (bad input).
  */
-function rawFailure(err: unknown): { regionError?: RegionErrorPb; error: string } {
+export function rawFailure(err: unknown): { regionError?: RegionErrorPb; error: string } {
   if (err instanceof RegionError) return { regionError: err.toPb(), error: "" };
   if (err instanceof InvalidArgumentError || err instanceof UnknownCfError) return { error: err.message };
   throw err; // an internal fault: the service wrapper turns it into a gRPC INTERNAL status
@@ -50,10 +51,16 @@ function rawFailure(err: unknown): { regionError?: RegionErrorPb; error: string 
  * They see the storage through its raw key space, never Percolator's data (raw-keyspace.ts).
  */
 export class RawHandlers {
-  private readonly storage: Storage;
+  /** The storage as the raw API sees it: raw CFs, TTL (raw-keyspace.ts). */
+  readonly keyspace: RawKeyspace;
 
-  constructor(storage: Storage) {
-    this.storage = rawKeyspace(storage);
+  /** `clock` judges TTL expiry: the node's runtime (a simulation passes its virtual one). */
+  constructor(storage: Storage, clock: Pick<Runtime, "now"> = realRuntime) {
+    this.keyspace = rawKeyspace(storage, clock);
+  }
+
+  private get storage(): RawKeyspace {
+    return this.keyspace;
   }
 
   async rawGet(req: RawGetRequest): Promise<RawGetResponse> {
@@ -72,12 +79,13 @@ export class RawHandlers {
     }
   }
 
-  async rawPut(req: RawPutRequest): Promise<RawPutResponse> {
+  /** `ttl` (seconds, 0 = never expires) may be left out, as TinyKV's own callers do. */
+  async rawPut(req: Omit<RawPutRequest, "ttl"> & { ttl?: bigint }): Promise<RawPutResponse> {
     try {
       const cf = parseClientCf(req.cf);
       checkKey(req.key);
       checkValue(req.value);
-      await this.storage.write(req.context, [{ kind: "put", cf, key: req.key, value: req.value }]);
+      await this.storage.write(req.context, [{ kind: "put", cf, key: req.key, value: req.value, ttlSeconds: req.ttl }]);
       return RawPutResponse.create();
     } catch (err) {
       return RawPutResponse.create(rawFailure(err));
@@ -199,7 +207,7 @@ export class RawHandlers {
 }
 
 /** Up to `limit` pairs from the cursor's position while `inRange` holds. */
-async function collect(cursor: CfCursor, limit: number, inRange: (key: Buffer) => boolean): Promise<KvPair[]> {
+async function collect(cursor: RawCursor, limit: number, inRange: (key: Buffer) => boolean): Promise<KvPair[]> {
   const kvs: KvPair[] = [];
   while (cursor.valid && kvs.length < limit && inRange(cursor.key)) {
     kvs.push(KvPair.create({ key: cursor.key, value: cursor.value }));

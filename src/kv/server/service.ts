@@ -8,6 +8,8 @@ import { BatchCommandsStreams } from "./batch-commands.js";
 import { SnapshotAbortedError, UnimplementedError } from "./errors.js";
 import { toGrpcStatus } from "./grpc-status.js";
 import type { RawHandlers } from "./raw.js";
+import { RawCasHandlers } from "./raw-cas.js";
+import { RawTtlHandlers } from "./raw-ttl.js";
 import type { TxnHandlers } from "./txn.js";
 
 const NO_RAFT = "this store runs in standalone mode: no raft";
@@ -39,6 +41,8 @@ export function createTinyKvService(opts: {
 }): TinyKvServer {
   const { raw, txn, raft, log } = opts;
   const batchStreams = opts.batchStreams ?? new BatchCommandsStreams(log);
+  const cas = new RawCasHandlers(raw.keyspace);
+  const ttl = new RawTtlHandlers(raw.keyspace);
   const service: TinyKvServer = {
     kvGet: unary(log, "KvGet", (r) => txn.kvGet(r)),
     kvScan: unary(log, "KvScan", (r) => txn.kvScan(r)),
@@ -81,6 +85,9 @@ export function createTinyKvService(opts: {
     rawBatchPut: unary(log, "RawBatchPut", (r) => raw.rawBatchPut(r)),
     rawBatchDelete: unary(log, "RawBatchDelete", (r) => raw.rawBatchDelete(r)),
     rawDeleteRange: unary(log, "RawDeleteRange", (r) => raw.rawDeleteRange(r)),
+    // --- Raw CAS and TTL (issue 18) ---
+    rawCompareAndSwap: unary(log, "RawCompareAndSwap", (r) => cas.rawCompareAndSwap(r)),
+    rawGetKeyTtl: unary(log, "RawGetKeyTTL", (r) => ttl.rawGetKeyTtl(r)),
   };
   // Sub-requests go through the unary handlers of this very object: one dispatch table.
   const batchHandler = batchStreams.handler(service);

@@ -2,11 +2,12 @@ import type { Context } from "../../proto/kvrpcpb.js";
 import type { Region } from "../../proto/metapb.js";
 import type { RaftRequestHeader, Request } from "../../proto/raft_cmdpb.js";
 import { CmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
+import { conditionalWriteCommand, conditionalWriteOutcome } from "./raft-conditional.js";
 import type { CfCursor, CfName, EngineSnapshot } from "../engine/index.js";
 import type { Store } from "../raftstore/store.js";
 import { keyInRegion, regionCursor, regionKeyRange } from "../raftstore/keyspace.js";
 import { InvalidArgumentError, RaftEntryTooLargeError, RegionError } from "./errors.js";
-import type { Modify, ReaderOptions, Storage, StorageReader } from "./storage.js";
+import type { ConditionalOutcome, ConditionalWrite, Modify, ReaderOptions, Storage, StorageReader } from "./storage.js";
 
 function headerOf(ctx: Context | undefined): RaftRequestHeader {
   if (!ctx || ctx.regionId === 0n)
@@ -95,6 +96,19 @@ export class RaftStorage implements Storage {
       throw RegionError.fromPb(resp.header.error, {
         term: resp.header.currentTerm === 0n ? undefined : resp.header.currentTerm,
       });
+  }
+
+  /** One entry whose apply compares and writes (src/kv/raftstore/conditional-write.ts). */
+  async conditionalWrite(ctx: Context | undefined, cw: ConditionalWrite): Promise<ConditionalOutcome> {
+    const cmd = conditionalWriteCommand(headerOf(ctx), cw);
+    const compared: Modify = { kind: "put", cf: cw.cf, key: cw.key, value: cw.expected ?? Buffer.alloc(0) };
+    checkEntrySize(cmd, [...cw.writes, compared], this.store.config.raftEntryMaxSize);
+    const resp = await this.store.propose(cmd);
+    if (resp.header?.error)
+      throw RegionError.fromPb(resp.header.error, {
+        term: resp.header.currentTerm === 0n ? undefined : resp.header.currentTerm,
+      });
+    return conditionalWriteOutcome(resp);
   }
 
   async reader(ctx: Context | undefined, opts: ReaderOptions = {}): Promise<StorageReader> {

@@ -1,15 +1,23 @@
 import type { CfName, CfCursor, EngineSnapshot, WriteBatch } from "../engine/index.js";
-import { Engine } from "../engine/index.js";
+import { cfKey, Engine } from "../engine/index.js";
+import { conditionHolds, liveValue } from "../raftstore/conditional-write.js";
+import { KeyLatches } from "./key-latches.js";
 import type { Context } from "../../proto/kvrpcpb.js";
 import { ensureKeyLayout } from "../raftstore/keyspace.js";
-import type { Modify, Storage, StorageReader } from "./storage.js";
+import type { ConditionalOutcome, ConditionalWrite, Modify, Storage, StorageReader } from "./storage.js";
+
+function latchKey(cf: CfName, key: Uint8Array): string {
+  return cfKey(cf, key).toString("latin1");
+}
 
 /** Storage on one local LevelDB, no replication: lab 1, and a handy single-node mode. */
 export class StandaloneStorage implements Storage {
   private engine: Engine | undefined;
   /** The last range delete queued (it runs alone: see write()), and the other writes in flight. */
   private exclusive: Promise<void> = Promise.resolve();
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  /** A conditional write and the plain writes of its keys take turns (no raft log orders them here). */
+  private readonly latches = new KeyLatches();
 
   constructor(private readonly path: string) {}
 
@@ -37,24 +45,13 @@ export class StandaloneStorage implements Storage {
   /**
    * A range delete reads the keys it deletes from a snapshot, so no other write may land between
    * that read and its batch: it runs alone, after the writes in flight. Other writes run
-   * concurrently (LevelDB groups their fsyncs), after any range delete queued before them.
+   * concurrently (LevelDB groups their fsyncs), after any range delete queued before them, each
+   * holding the latches of its keys so a conditional write's compare and write are not split.
    */
   async write(_ctx: Context | undefined, batch: Modify[]): Promise<void> {
     if (!batch.some((m) => m.kind === "deleteRange")) {
-      for (;;) {
-        const exclusive = this.exclusive;
-        await exclusive;
-        if (exclusive === this.exclusive) break; // no range delete queued meanwhile
-      }
-      // Registered in the same synchronous step as the check above: a range delete queued later sees it.
-      const writing = this.writeBatch(batch);
-      this.inFlight.add(writing);
-      try {
-        await writing;
-      } finally {
-        this.inFlight.delete(writing);
-      }
-      return;
+      const keys = batch.flatMap((m) => (m.kind === "deleteRange" ? [] : [latchKey(m.cf, m.key)]));
+      return this.alongside(keys, () => this.writeBatch(batch));
     }
     const prev = this.exclusive;
     let done!: () => void;
@@ -65,6 +62,43 @@ export class StandaloneStorage implements Storage {
       await this.writeBatch(batch);
     } finally {
       done();
+    }
+  }
+
+  async conditionalWrite(_ctx: Context | undefined, cw: ConditionalWrite): Promise<ConditionalOutcome> {
+    const keys = [latchKey(cw.cf, cw.key)];
+    for (const m of cw.writes) if (m.kind !== "deleteRange") keys.push(latchKey(m.cf, m.key));
+    if (cw.expiry) keys.push(latchKey(cw.expiry.cf, cw.key));
+    return this.alongside(keys, async () => {
+      const stored = await this.kv.get(cw.cf, cw.key);
+      const previous = cw.expiry ? liveValue(stored, await this.kv.get(cw.expiry.cf, cw.key), cw.expiry.nowMs) : stored;
+      const succeed = conditionHolds(previous, cw.expected === undefined, cw.expected ?? Buffer.alloc(0));
+      if (succeed) await this.writeBatch(cw.writes);
+      return { succeed, previous };
+    });
+  }
+
+  /** Runs `work` with the latches of `keys`, concurrently with other such work, never during a range delete. */
+  private async alongside<T>(keys: string[], work: () => Promise<T>): Promise<T> {
+    for (;;) {
+      const exclusive = this.exclusive;
+      await exclusive;
+      if (exclusive === this.exclusive) break; // no range delete queued meanwhile
+    }
+    // Registered in the same synchronous step as the check above: a range delete queued later sees it.
+    const running = (async () => {
+      const release = await this.latches.acquire(keys);
+      try {
+        return await work();
+      } finally {
+        release();
+      }
+    })();
+    this.inFlight.add(running);
+    try {
+      return await running;
+    } finally {
+      this.inFlight.delete(running);
     }
   }
 

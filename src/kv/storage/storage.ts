@@ -29,6 +29,26 @@ export interface ReaderOptions {
 }
 
 /**
+ * A write that applies only if `cf`/`key` holds `expected` (undefined: nothing), decided
+ * atomically with respect to every other write of the key (raw CAS, the TTL sweep). With
+ * `expiry`, a value whose expiry (stored under the key in `expiry.cf`) is at or before
+ * `expiry.nowMs` counts as absent.
+ */
+export interface ConditionalWrite {
+  cf: CfName;
+  key: Buffer;
+  expected: Buffer | undefined;
+  expiry?: { cf: CfName; nowMs: number };
+  writes: Modify[];
+}
+
+/** Whether a conditional write applied, and the value its comparison saw. */
+export interface ConditionalOutcome {
+  succeed: boolean;
+  previous: Buffer | undefined;
+}
+
+/**
  * Where the KV service and the transaction layer keep data. `write` is atomic: all of the
  * batch or none of it. Errors about routing (wrong region, not leader, stale epoch) are
  * thrown as `RegionError` and end up in the response's `region_error`.
@@ -39,4 +59,6 @@ export interface Storage {
   write(ctx: Context | undefined, batch: Modify[]): Promise<void>;
   /** A snapshot; `context.replica_read` lets a follower serve it, `context.stale_read` too at `opts.readTs`. */
   reader(ctx: Context | undefined, opts?: ReaderOptions): Promise<StorageReader>;
+  /** Every real storage has it; a test double that never serves raw CAS or TTL may leave it out. */
+  conditionalWrite?(ctx: Context | undefined, write: ConditionalWrite): Promise<ConditionalOutcome>;
 }

@@ -183,11 +183,12 @@ export class MemoryNetwork {
       }
     }
     if (env.copies > 1) this.stats.duplicated += env.copies - 1;
+    const linkKey = env.unordered ? "" : `${from}->${to}`;
     for (let i = 0; i < env.copies; i++) {
       const copy = wire ? RaftMessage.decode(wire) : this.messageCopy === "clone" ? copyRaftMessage(msg) : msg;
       const run = () => this.deliver(to, copy, msg, events);
       if (env.unordered) this.schedule(env.delayMs, run);
-      else this.enqueueOrdered(`${from}->${to}`, env.delayMs, run, direct);
+      else this.enqueueOrdered(linkKey, env.delayMs, run, direct);
     }
   }
 

@@ -9,6 +9,14 @@ import type { RaftMessage } from "../../proto/raft_serverpb.js";
  * the default elsewhere, since it also proves every message encodes. Spreads first, so a field
  * added to the protos later is carried (shallowly) rather than dropped.
  */
+/** Shared by every copy of an empty field: a zero-length buffer has no bytes to write into. */
+const EMPTY = Buffer.alloc(0);
+
+/** A copy of `b` (most messages' keys, contexts and heartbeats' fields are empty: those cost nothing). */
+function copyBytes(b: Uint8Array): Buffer {
+  return b.length === 0 ? EMPTY : Buffer.from(b);
+}
+
 export function copyRaftMessage(msg: RaftMessage): RaftMessage {
   return {
     ...msg,
@@ -16,8 +24,8 @@ export function copyRaftMessage(msg: RaftMessage): RaftMessage {
     toPeer: msg.toPeer && copyPeer(msg.toPeer),
     message: msg.message && copyMessage(msg.message),
     regionEpoch: msg.regionEpoch && copyEpoch(msg.regionEpoch),
-    startKey: Buffer.from(msg.startKey),
-    endKey: Buffer.from(msg.endKey),
+    startKey: copyBytes(msg.startKey),
+    endKey: copyBytes(msg.endKey),
   };
 }
 
@@ -34,19 +42,19 @@ function copyMessage(m: Message): Message {
     ...m,
     entries: m.entries.map(copyEntry),
     snapshot: m.snapshot && copySnapshot(m.snapshot),
-    context: Buffer.from(m.context),
+    context: copyBytes(m.context),
   };
 }
 
 function copyEntry(e: Entry): Entry {
-  return { ...e, data: Buffer.from(e.data) };
+  return { ...e, data: copyBytes(e.data) };
 }
 
 function copySnapshot(s: Snapshot): Snapshot {
   const meta = s.metadata;
   return {
     ...s,
-    data: Buffer.from(s.data),
+    data: copyBytes(s.data),
     metadata: meta && {
       ...meta,
       confState: meta.confState && { ...meta.confState, nodes: [...meta.confState.nodes] },

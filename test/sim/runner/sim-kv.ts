@@ -58,7 +58,8 @@ export class SimKvNetwork {
     if (s?.store !== store) {
       const storage = new RaftStorage(store);
       const service = createTinyKvService({
-        raw: new RawHandlers(storage),
+        // Raw TTL expiry follows the store's own (virtual, maybe skewed) clock, as a real leader's would.
+        raw: new RawHandlers(storage, store.runtime),
         txn: new TxnHandlers(storage, { ...DEFAULT_TXN_BOUNDS, clock: this.runtime }),
         log: this.log,
       });
@@ -70,11 +71,11 @@ export class SimKvNetwork {
 
   private call<Req, Res>(
     addr: string,
+    id: bigint,
     timeoutMs: number,
     pick: (s: TinyKvServer) => UnaryHandler<Req, Res>,
     req: Req,
   ): Promise<Res> {
-    const id = BigInt(addr.replace(/^store/, ""));
     this.calls++;
     return new Promise<Res>((resolve, reject) => {
       let settled = false;
@@ -105,8 +106,9 @@ export class SimKvNetwork {
   }
 
   private connection(addr: string, timeoutMs: number): KvConnection {
+    const id = BigInt(addr.replace(/^store/, ""));
     const c = <Req, Res>(pick: (s: TinyKvServer) => UnaryHandler<Req, Res>, req: Req) =>
-      this.call(addr, timeoutMs, pick, req);
+      this.call(addr, id, timeoutMs, pick, req);
     return {
       addr,
       rawGet: (r) => c((s) => s.rawGet, kv.RawGetRequest.fromPartial(r)),

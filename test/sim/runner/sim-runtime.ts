@@ -21,6 +21,7 @@ interface SimEvent {
   /** Tie-break at equal times: the order events were scheduled in. */
   seq: number;
   kind: EventKind;
+  /** A timer's label is its handle's ("t<id>", "i<id>"), made only when it runs: most timeouts are cleared first. */
   label: string;
   fn: () => void;
   handle?: SimTimer;
@@ -52,6 +53,10 @@ class SimTimer {
     readonly id: number,
     readonly intervalMs: number | undefined,
   ) {}
+
+  get label(): string {
+    return `${this.intervalMs === undefined ? "t" : "i"}${this.id}`;
+  }
 }
 
 /** A binary min-heap on (at, seq): the one event queue. */
@@ -122,7 +127,9 @@ export class SimRuntime implements Runtime {
   private readonly hash: Hash = createHash("sha256");
   /** Trace lines recorded but not yet fed to `hash`. */
   private unhashed = "";
+  /** The last `tailLength` trace lines, a ring: `tailNext` is where the next one goes. */
   private readonly tail: string[] = [];
+  private tailNext = 0;
   private readonly nodeClocks = new Map<string, NodeClock>();
   /** Events run so far. */
   events = 0;
@@ -158,13 +165,13 @@ export class SimRuntime implements Runtime {
 
   setTimeout(fn: () => void, ms: number): TimerHandle {
     const timer = new SimTimer(++this.timerIds, undefined);
-    this.push("timeout", `t${timer.id}`, Math.max(0, ms), fn, timer);
+    this.push("timeout", "", Math.max(0, ms), fn, timer);
     return timer;
   }
 
   setInterval(fn: () => void, ms: number): TimerHandle {
     const timer = new SimTimer(++this.timerIds, Math.max(1, Math.ceil(ms)));
-    this.push("interval", `i${timer.id}`, timer.intervalMs!, fn, timer);
+    this.push("interval", "", timer.intervalMs!, fn, timer);
     return timer;
   }
 
@@ -199,8 +206,9 @@ export class SimRuntime implements Runtime {
     // One hash update per chunk, not per line: sha256 of the concatenation is the same digest.
     this.unhashed += `${line}\n`;
     if (this.unhashed.length >= HASH_CHUNK_CHARS) this.flushHash();
-    this.tail.push(line);
-    if (this.tail.length > this.tailLength) this.tail.shift();
+    if (this.tailLength <= 0) return;
+    this.tail[this.tailNext] = line;
+    this.tailNext = (this.tailNext + 1) % this.tailLength;
   }
 
   private flushHash(): void {
@@ -217,13 +225,14 @@ export class SimRuntime implements Runtime {
     // A callback chain rather than an async loop: one real macrotask per event and no promise of
     // the driver's own in between (the per-event overhead is most of what the driver costs).
     return new Promise<number>((resolve) => {
+      const tickStep = (): void => process.nextTick(step);
       const step = (): void => {
         // Every continuation the last event started settles before the next event.
         if (!this.runNext(run)) resolve(run.ran);
         else if (this.settleBy === "immediate" || run.ran % TICK_SETTLES_PER_IMMEDIATE === 0) realSetImmediate(step);
         // Queued from a microtask, the tick runs once the microtask queue is empty (Node runs
         // the next-tick queue only then): the same point a real macrotask would reach.
-        else queueMicrotask(() => process.nextTick(step));
+        else queueMicrotask(tickStep);
       };
       step();
     });
@@ -242,11 +251,11 @@ export class SimRuntime implements Runtime {
       if (next.handle?.cancelled) continue;
       run.sameInstant = next.at === this.clock ? run.sameInstant + 1 : 0;
       if (run.sameInstant > MAX_EVENTS_AT_ONE_INSTANT) {
-        this.livelock = `${MAX_EVENTS_AT_ONE_INSTANT} events at ${this.elapsedMs} simulated ms without the clock moving (last: ${next.kind} ${next.label})`;
+        this.livelock = `${MAX_EVENTS_AT_ONE_INSTANT} events at ${this.elapsedMs} simulated ms without the clock moving (last: ${next.kind} ${next.handle ? next.handle.label : next.label})`;
         return false;
       }
       this.clock = next.at;
-      const line = `${this.elapsedMs} ${next.kind} ${next.label}`;
+      const line = `${this.elapsedMs} ${next.kind} ${next.handle ? next.handle.label : next.label}`;
       this.record(line);
       this.events++;
       run.ran++;
@@ -283,7 +292,7 @@ export class SimRuntime implements Runtime {
 
   /** The last trace lines, oldest first. */
   traceTail(): string[] {
-    return [...this.tail];
+    return [...this.tail.slice(this.tailNext), ...this.tail.slice(0, this.tailNext)];
   }
 
   /** sha256 of every trace line so far; call once, at the end. */
