@@ -7,6 +7,7 @@ import {
   ensureKeyLayout,
   readPrepareBootstrap,
   readStoreIdent,
+  ResolvedTsWorker,
   SchedulerWorker,
   Store,
   writeInitialRegion,
@@ -38,7 +39,9 @@ import {
   raftstoreStatus,
   startStoreStatusServer,
   StoreMetrics,
+  watchReplicaReads,
 } from "../kv/status/index.js";
+import { Lock } from "../txn/index.js";
 
 /** TiKV logs a slow request past 1 s; we say 500 ms (the default). */
 export const DEFAULT_SLOW_MS = 500;
@@ -149,8 +152,17 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
     });
     changes.attach({ regionOf: (id) => store.peers.get(id)?.region });
     metrics.watchStore(raftstoreGauges(store));
+    watchReplicaReads(metrics.registry, store.replicaReads);
     await store.start();
     worker.start(store, opts.config.schedulerStoreHeartbeatTickMs);
+    const resolvedTs = new ResolvedTsWorker(
+      store,
+      { tso: () => client.tso(), lockStartTs: (record) => Lock.parse(record).ts },
+      opts.config.resolvedTsIntervalMs,
+      log,
+      runtime,
+    );
+    resolvedTs.start();
     const storage = new RaftStorage(store);
     const batchStreams = new BatchCommandsStreams(log, runtime);
     const raw = new RawHandlers(storage, runtime);
@@ -199,6 +211,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
           await shutdownGracefully(server, runtime);
           await ttlSweeper.stop();
           worker.stop();
+          resolvedTs.stop();
           await store.stop();
           throw err;
         })
@@ -223,6 +236,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
         await shutdownGracefully(server, runtime);
         await ttlSweeper.stop();
         worker.stop();
+        resolvedTs.stop();
         await store.stop();
         client.close();
         await kvEngine.close();

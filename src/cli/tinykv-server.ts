@@ -35,6 +35,9 @@ const USAGE = `Usage: tinykv-server [flags]
   --lease-reads <bool>  true: a leader a quorum heard from recently serves linearizable reads without
                         a heartbeat round; false: every read takes a ReadIndex round (default: true,
                         or the --config file's "leaseReads")
+  --resolved-ts-interval-ms <ms>  how often each region's leader publishes its resolved ts; a
+                        replica serves stale reads up to it (default 1000, or the --config file's
+                        "resolvedTsIntervalMs")
   --config <file>       JSON file with raftstore settings, e.g. {"raftBaseTickMs": 100} (see README)
   --log-level <level>   fatal, error, warn, info, debug (default: info, or $LOG_LEVEL)
 ${tlsFlagsUsage(24)}                        with them every connection is mutual TLS: clients, other stores, the
@@ -50,6 +53,7 @@ async function main(): Promise<void> {
     standalone: { type: "boolean", default: false },
     config: { type: "string" },
     "lease-reads": { type: "string" },
+    "resolved-ts-interval-ms": { type: "string" },
     "status-addr": { type: "string" },
     "advertise-addr": { type: "string" },
     "advertise-status-addr": { type: "string" },
@@ -75,6 +79,14 @@ async function main(): Promise<void> {
     process.exit(result.verdict === "fit" ? 0 : 1);
   }
   const leaseReads = parseBoolFlag("--lease-reads", values["lease-reads"] as string | undefined);
+  const resolvedTsText = values["resolved-ts-interval-ms"] as string | undefined;
+  const resolvedTsIntervalMs = resolvedTsText === undefined ? undefined : Number(resolvedTsText);
+  if (resolvedTsIntervalMs !== undefined && (!Number.isSafeInteger(resolvedTsIntervalMs) || resolvedTsIntervalMs <= 0))
+    fatal(
+      BINARY,
+      `--resolved-ts-interval-ms must be a positive integer of ms, got ${JSON.stringify(resolvedTsText)}`,
+      2,
+    );
   const slowMs = Number(values["slow-ms"]);
   if (!Number.isSafeInteger(slowMs) || slowMs < 0)
     fatal(BINARY, `--slow-ms must be a non-negative integer of ms, got ${JSON.stringify(values["slow-ms"])}`, 2);
@@ -128,7 +140,11 @@ async function main(): Promise<void> {
       return node;
     }
     const loaded = loadConfig(values.config as string | undefined);
-    const config = leaseReads === undefined ? loaded : { ...loaded, leaseReads };
+    const config = {
+      ...loaded,
+      ...(leaseReads === undefined ? {} : { leaseReads }),
+      ...(resolvedTsIntervalMs === undefined ? {} : { resolvedTsIntervalMs }),
+    };
     const scheduler = (values.scheduler as string)
       .split(",")
       .map((s) => s.trim())

@@ -19,6 +19,8 @@ import { toBuf, Transaction } from "./txn.js";
 import { DEFAULT_LOCK_TTL_MS } from "./lock-ttl.js";
 import type { WatchOptions } from "./watch.js";
 import { ChangeDataConnections, readAllAt, Watch, watchRange } from "./watch.js";
+import type { ReadOptions, StaleRead } from "./read-options.js";
+import { rawReadOptions, ReadRouting, staleReadTs } from "./read-options.js";
 import { KvPair } from "../proto/kvrpcpb.js";
 import {
   deleteRangeAcrossRegions,
@@ -158,10 +160,16 @@ export class KvClient {
 
   // ---- raw API -------------------------------------------------------------------------------
 
-  async get(key: Bytes, cf = ""): Promise<Buffer | undefined> {
+  /** One key; with `{ replicaRead: true }` a follower may serve it (still linearizable). */
+  async get(key: Bytes, cf = "", opts: ReadOptions = {}): Promise<Buffer | undefined> {
     const k = toBuf(key);
-    const { resp, target } = await this.sender.onKey("RawGet", k, this.backoff("raw get", k), (t) =>
-      t.rpc.rawGet({ context: t.ctx, key: k, cf }),
+    const routing = new ReadRouting(this.cache, rawReadOptions(opts));
+    const { resp, target } = await this.sender.onKey(
+      "RawGet",
+      k,
+      this.backoff("raw get", k),
+      (t) => t.rpc.rawGet({ context: t.ctx, key: k, cf }),
+      { route: routing.route },
     );
     if (resp.error) throw new KvRequestError("RawGet", target.addr, resp.error);
     return resp.notFound ? undefined : resp.value;
@@ -310,9 +318,17 @@ export class KvClient {
    * `end` the LOWER bound, inclusive; the pairs with end <= key < start come in descending order
    * (empty start = from the very last key, empty end = down to the first).
    */
-  async scan(start: Bytes, end: Bytes, limit: number, cf = "", opts: { reverse?: boolean } = {}): Promise<KvEntry[]> {
+  async scan(
+    start: Bytes,
+    end: Bytes,
+    limit: number,
+    cf = "",
+    opts: ReadOptions & { reverse?: boolean } = {},
+  ): Promise<KvEntry[]> {
     const s = toBuf(start);
     const e = toBuf(end);
+    const routing = new ReadRouting(this.cache, rawReadOptions(opts));
+    // A reverse scan is served by the leaders (replicaRead is not carried through it yet).
     if (opts.reverse)
       return reverseScanAcrossRegions(this.sender, s, e, limit, cf, this.backoff("raw reverse scan", s));
     const out: KvEntry[] = [];
@@ -321,11 +337,17 @@ export class KvClient {
     let cursor = s;
     while (out.length < limit) {
       const want = Math.min(limit - out.length, RAW_SCAN_PAGE);
-      const { resp, target } = await this.sender.onKey("RawScan", cursor, bo, (t) => {
-        const regionEnd = t.region.endKey;
-        const stop = regionEnd.length > 0 && (e.length === 0 || Buffer.compare(regionEnd, e) < 0) ? regionEnd : e;
-        return t.rpc.rawScan({ context: t.ctx, startKey: cursor, endKey: stop, limit: want, cf });
-      });
+      const { resp, target } = await this.sender.onKey(
+        "RawScan",
+        cursor,
+        bo,
+        (t) => {
+          const regionEnd = t.region.endKey;
+          const stop = regionEnd.length > 0 && (e.length === 0 || Buffer.compare(regionEnd, e) < 0) ? regionEnd : e;
+          return t.rpc.rawScan({ context: t.ctx, startKey: cursor, endKey: stop, limit: want, cf });
+        },
+        { route: routing.route },
+      );
       if (resp.error) throw new KvRequestError("RawScan", target.addr, resp.error);
       const regionEnd = target.region.endKey;
       for (const kv of resp.kvs) {
@@ -354,13 +376,31 @@ export class KvClient {
 
   // ---- transactions --------------------------------------------------------------------------
 
-  /** Starts a transaction reading the snapshot at a fresh TSO timestamp. */
-  async begin(): Promise<Transaction> {
+  /** Starts a transaction reading the snapshot at a fresh TSO timestamp; with `replicaRead` its reads may go to followers. */
+  async begin(opts: { replicaRead?: boolean } = {}): Promise<Transaction> {
     if (this.closed) throw new Error("begin: client is closed");
     // Read the clock before asking for start_ts: the TTL then counts from no later than start_ts.
     const startedAtMs = this.txnTime.runtime.now();
     const startTs = await this.tso();
-    return new Transaction(this.txnDeps(), startTs, startedAtMs);
+    return new Transaction(this.txnDeps(), startTs, startedAtMs, { replica: opts.replicaRead === true });
+  }
+
+  /**
+   * A read-only snapshot at a past ts (`{ ts }`, or the TSO's now minus `{ maxStalenessMs }`),
+   * served by any replica whose safe ts reaches it, else by the leader.
+   */
+  async staleSnapshot(stale: StaleRead): Promise<Transaction> {
+    if (this.closed) throw new Error("staleSnapshot: client is closed");
+    const ts = await staleReadTs(stale, () => this.tso());
+    return new Transaction(this.txnDeps(), ts, undefined, { stale: true });
+  }
+
+  /** One transactional read of `key` at a fresh ts (or a stale one with `staleRead`), committed data only. */
+  async txnGet(key: Bytes, opts: ReadOptions = {}): Promise<Buffer | undefined> {
+    const snap = opts.staleRead
+      ? await this.staleSnapshot(opts.staleRead)
+      : await this.begin({ replicaRead: opts.replicaRead });
+    return snap.get(key);
   }
 
   private txnDeps(): TxnDeps {

@@ -15,4 +15,5 @@ export { TXN_BATCH_BYTES, TXN_BATCH_KEYS, TXN_BATCHES_IN_FLIGHT } from "./batche
 export { TlsConfig, TlsConfigError, type TlsFiles, type TlsPem } from "../util/tls.js";
 export { Watch, prefixRange, type WatchOptions } from "./watch.js";
 export type { WatchChange, WatchEvent, WatchPosition, WatchResolved } from "./watch-merge.js";
+export { InvalidReadOptionError, type ReadOptions, type StaleRead } from "./read-options.js";
 export { RAW_BATCH_BYTES, RAW_BATCH_KEYS, RAW_BATCHES_IN_FLIGHT, RawBatchInputError } from "./raw-batch.js";

@@ -166,8 +166,23 @@ export class RegionCache {
     return this.targetOf(await this.locate(key));
   }
 
-  async targetOf(c: CachedRegion): Promise<RpcTarget> {
-    const peer = c.region.peers[c.leaderIdx] ?? c.region.peers[0];
+  /** Round robin over followers for replica and stale reads (read-options.ts). */
+  private replicaTurn = 0;
+
+  /**
+   * Where a replica or stale read of `key` goes: the region's followers in turn, so reads spread
+   * over them and off the leader (the leader itself when the region has no other peer).
+   */
+  async replicaTarget(key: Uint8Array, flags: Pick<Context, "replicaRead" | "staleRead">): Promise<RpcTarget> {
+    const c = await this.locate(key);
+    const followers = c.region.peers.filter((_, i) => i !== c.leaderIdx);
+    const peer = followers.length > 0 ? followers[this.replicaTurn++ % followers.length] : undefined;
+    const t = await this.targetOf(c, peer);
+    return { ...t, ctx: { ...t.ctx, ...flags } };
+  }
+
+  async targetOf(c: CachedRegion, to?: Peer): Promise<RpcTarget> {
+    const peer = to ?? c.region.peers[c.leaderIdx] ?? c.region.peers[0];
     if (!peer) throw new NoRegionError(Buffer.from(c.region.startKey));
     const addr = await this.storeAddr(peer.storeId);
     return {
@@ -207,6 +222,8 @@ export class RegionCache {
    */
   onRegionError(t: RpcTarget, err: RegionErrorPb): boolean {
     const id = t.region.id;
+    // A stale read above that replica's safe ts: nothing wrong with the routing, the retry goes to the leader.
+    if (err.dataIsNotReady) return true;
     if (err.notLeader) {
       const c = this.regions.find((x) => x.region.id === id);
       const hint = err.notLeader.leader;

@@ -102,11 +102,11 @@ export class RequestSender {
     readonly log: Logger,
   ) {}
 
-  /** The target of `key`, waiting out scheduler hiccups within the backoff's deadline. */
-  async locate(key: Buffer, bo: Backoff): Promise<RpcTarget> {
+  /** The target of `key` (by `route`, default its leader), waiting out scheduler hiccups within the backoff's deadline. */
+  async locate(key: Buffer, bo: Backoff, route?: (key: Buffer) => Promise<RpcTarget>): Promise<RpcTarget> {
     for (;;) {
       try {
-        return await this.cache.target(key);
+        return await (route ? route(key) : this.cache.target(key));
       } catch (err) {
         if (!locateRetryable(err)) throw err;
         await bo.wait(err);
@@ -167,10 +167,10 @@ export class RequestSender {
     key: Buffer,
     bo: Backoff,
     call: (t: RpcTarget) => Promise<R>,
-    opts: { once?: boolean } = {},
+    opts: { once?: boolean; route?: (key: Buffer) => Promise<RpcTarget> } = {},
   ): Promise<{ resp: R; target: RpcTarget }> {
     for (;;) {
-      const target = await this.locate(key, bo);
+      const target = await this.locate(key, bo, opts.route);
       const r = await this.sendOnce(op, target, call);
       if (r.resp) return { resp: r.resp, target };
       const retry = r.retry!;

@@ -15,6 +15,7 @@ import type { LockResolver } from "./lock-resolver.js";
 import { LockKeeper, txnLockTtlMs } from "./lock-ttl.js";
 import type { RequestSender, RetryPolicy } from "./request.js";
 import { Backoff } from "./request.js";
+import { InvalidReadOptionError, ReadRouting } from "./read-options.js";
 import type { Runtime } from "../util/runtime.js";
 
 export type Bytes = string | Buffer | Uint8Array;
@@ -64,7 +65,22 @@ export class Transaction {
     readonly startTs: bigint,
     /** Client clock reading at begin(), before start_ts was fetched: lock TTLs count from here. */
     private readonly startedAtMs = d.runtime.now(),
+    /** Where its reads may be served (read-options.ts); a stale snapshot is read-only. */
+    private readonly readMode: { replica?: boolean; stale?: boolean } = {},
   ) {}
+
+  /** The routing of one read: the txn's mode, plus a replica read asked for by this call. */
+  private routing(opts: { replicaRead?: boolean }): ReadRouting {
+    return new ReadRouting(this.d.sender.cache, {
+      ...this.readMode,
+      replica: this.readMode.replica || opts.replicaRead,
+    });
+  }
+
+  private requireWritable(op: string): void {
+    this.requireActive(op);
+    if (this.readMode.stale) throw new InvalidReadOptionError(`${op}: a stale snapshot is read-only`);
+  }
 
   get status(): TxnState {
     return this.state;
@@ -75,27 +91,32 @@ export class Transaction {
   }
 
   put(key: Bytes, value: Bytes): void {
-    this.requireActive("put");
+    this.requireWritable("put");
     const k = toBuf(key);
     this.buffer.set(k.toString("hex"), { op: Op.Put, key: k, value: toBuf(value) });
   }
 
   delete(key: Bytes): void {
-    this.requireActive("delete");
+    this.requireWritable("delete");
     const k = toBuf(key);
     this.buffer.set(k.toString("hex"), { op: Op.Del, key: k, value: Buffer.alloc(0) });
   }
 
   /** The value of `key` in this txn: its own write if any, else the snapshot at start_ts. */
-  async get(key: Bytes): Promise<Buffer | undefined> {
+  async get(key: Bytes, opts: { replicaRead?: boolean } = {}): Promise<Buffer | undefined> {
     this.requireActive("get");
     const k = toBuf(key);
     const own = this.buffer.get(k.toString("hex"));
     if (own) return own.op === Op.Put ? own.value : undefined;
     const bo = new Backoff("txn get", k, this.d.policy, this.d.runtime);
+    const routing = this.routing(opts);
     for (;;) {
-      const { resp } = await this.d.sender.onKey("KvGet", k, bo, (t) =>
-        t.rpc.kvGet({ context: t.ctx, key: k, version: this.startTs }),
+      const { resp } = await this.d.sender.onKey(
+        "KvGet",
+        k,
+        bo,
+        routing.watch((t) => t.rpc.kvGet({ context: t.ctx, key: k, version: this.startTs })),
+        { route: routing.route },
       );
       const lock = resp.error?.locked;
       if (lock) {
@@ -109,7 +130,7 @@ export class Transaction {
   }
 
   /** Up to `limit` pairs with start <= key < end (empty end = no end) in key order, own writes merged in. */
-  async scan(start: Bytes, end: Bytes, limit: number): Promise<KvEntry[]> {
+  async scan(start: Bytes, end: Bytes, limit: number, opts: { replicaRead?: boolean } = {}): Promise<KvEntry[]> {
     this.requireActive("scan");
     const s = toBuf(start);
     const e = toBuf(end);
@@ -117,7 +138,8 @@ export class Transaction {
     const own = [...this.buffer.values()].filter((m) => inRange(m.key, s, e));
     const deletes = own.filter((m) => m.op === Op.Del).length;
     const merged = new Map<string, KvEntry>();
-    for (const p of await this.snapshotScan(s, e, limit + deletes)) merged.set(p.key.toString("hex"), p);
+    for (const p of await this.snapshotScan(s, e, limit + deletes, this.routing(opts)))
+      merged.set(p.key.toString("hex"), p);
     for (const m of own) {
       if (m.op === Op.Put) merged.set(m.key.toString("hex"), { key: m.key, value: m.value });
       else merged.delete(m.key.toString("hex"));
@@ -126,14 +148,18 @@ export class Transaction {
   }
 
   /** KvScan region by region from `start`, resolving locks met on the way. */
-  private async snapshotScan(start: Buffer, end: Buffer, limit: number): Promise<KvEntry[]> {
+  private async snapshotScan(start: Buffer, end: Buffer, limit: number, routing: ReadRouting): Promise<KvEntry[]> {
     const bo = new Backoff("txn scan", start, this.d.policy, this.d.runtime);
     const out: KvEntry[] = [];
     let cursor = start;
     while (out.length < limit) {
       const want = Math.min(limit - out.length, SCAN_PAGE);
-      const { resp, target } = await this.d.sender.onKey("KvScan", cursor, bo, (t) =>
-        t.rpc.kvScan({ context: t.ctx, startKey: cursor, limit: want, version: this.startTs }),
+      const { resp, target } = await this.d.sender.onKey(
+        "KvScan",
+        cursor,
+        bo,
+        routing.watch((t) => t.rpc.kvScan({ context: t.ctx, startKey: cursor, limit: want, version: this.startTs })),
+        { route: routing.route },
       );
       const regionEnd = target.region.endKey;
       const mine = resp.pairs.filter(

@@ -16,6 +16,8 @@ export type RegionErrorKind =
   | { kind: "EpochNotMatch"; currentRegions: Region[] }
   | { kind: "StaleCommand" }
   | { kind: "StoreNotMatch"; requestStoreId: bigint; actualStoreId: bigint }
+  /** A stale read above the answering peer's safe ts: retry at the leader. */
+  | { kind: "DataIsNotReady"; regionId: bigint; peerId: bigint; safeTs: bigint }
   | { kind: "Other" };
 
 /**
@@ -29,6 +31,7 @@ export function regionErrorKindOf(pb: RegionErrorPb): RegionErrorKind {
   if (pb.epochNotMatch) return { kind: "EpochNotMatch", currentRegions: pb.epochNotMatch.currentRegions };
   if (pb.staleCommand) return { kind: "StaleCommand" };
   if (pb.storeNotMatch) return { kind: "StoreNotMatch", ...pb.storeNotMatch };
+  if (pb.dataIsNotReady) return { kind: "DataIsNotReady", ...pb.dataIsNotReady };
   return { kind: "Other" };
 }
 
@@ -53,6 +56,11 @@ export function regionErrorPbOf(k: RegionErrorKind, message: string): RegionErro
         message,
         storeNotMatch: { requestStoreId: k.requestStoreId, actualStoreId: k.actualStoreId },
       });
+    case "DataIsNotReady":
+      return RegionErrorPb.fromPartial({
+        message,
+        dataIsNotReady: { regionId: k.regionId, peerId: k.peerId, safeTs: k.safeTs },
+      });
     case "Other":
       return RegionErrorPb.fromPartial({ message });
   }
@@ -76,13 +84,20 @@ export function describeRegionError(err: RegionError | RegionErrorPb): string {
       return message && message !== "stale command" ? `stale command: ${message}` : "stale command";
     case "StoreNotMatch":
       return `store not match (request for store ${k.requestStoreId}, this is store ${k.actualStoreId})`;
+    case "DataIsNotReady":
+      return `region ${k.regionId}: data is not ready on peer ${k.peerId} (safe ts ${k.safeTs})`;
     case "Other":
       return message || "region error";
   }
 }
 
 function regionIdOf(k: RegionErrorKind): bigint | undefined {
-  return k.kind === "NotLeader" || k.kind === "RegionNotFound" || k.kind === "KeyNotInRegion" ? k.regionId : undefined;
+  return k.kind === "NotLeader" ||
+    k.kind === "RegionNotFound" ||
+    k.kind === "KeyNotInRegion" ||
+    k.kind === "DataIsNotReady"
+    ? k.regionId
+    : undefined;
 }
 
 /**
@@ -184,6 +199,11 @@ export const regionErrorPbs = {
     regionErrorPbOf(
       { kind: "StoreNotMatch", requestStoreId, actualStoreId },
       `store not match: request for store ${requestStoreId}, this is store ${actualStoreId}`,
+    ),
+  dataIsNotReady: (regionId: bigint, peerId: bigint, safeTs: bigint, readTs: bigint): RegionErrorPb =>
+    regionErrorPbOf(
+      { kind: "DataIsNotReady", regionId, peerId, safeTs },
+      `data is not ready: region ${regionId} peer ${peerId} has safe ts ${safeTs} < read ts ${readTs}`,
     ),
   other: (message: string): RegionErrorPb => regionErrorPbOf({ kind: "Other" }, message),
 };

@@ -36,6 +36,16 @@ export interface EpochNotMatch {
 export interface StaleCommand {
 }
 
+/**
+ * --- follower and stale reads (issue 18): TiKV's message ---
+ * A stale read at a ts above this peer's safe ts: retry at the leader (or later).
+ */
+export interface DataIsNotReady {
+  regionId: bigint;
+  peerId: bigint;
+  safeTs: bigint;
+}
+
 export interface Error {
   message: string;
   notLeader?: NotLeader | undefined;
@@ -43,7 +53,11 @@ export interface Error {
   keyNotInRegion?: KeyNotInRegion | undefined;
   epochNotMatch?: EpochNotMatch | undefined;
   staleCommand?: StaleCommand | undefined;
-  storeNotMatch?: StoreNotMatch | undefined;
+  storeNotMatch?:
+    | StoreNotMatch
+    | undefined;
+  /** --- follower and stale reads (issue 18): TiKV's number --- */
+  dataIsNotReady?: DataIsNotReady | undefined;
 }
 
 function createBaseNotLeader(): NotLeader {
@@ -445,6 +459,94 @@ export const StaleCommand: MessageFns<StaleCommand> = {
   },
 };
 
+function createBaseDataIsNotReady(): DataIsNotReady {
+  return { regionId: 0n, peerId: 0n, safeTs: 0n };
+}
+
+export const DataIsNotReady: MessageFns<DataIsNotReady> = {
+  encode(message: DataIsNotReady, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionId !== 0n) {
+      if (BigInt.asUintN(64, message.regionId) !== message.regionId) {
+        throw new globalThis.Error("value provided for field message.regionId of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.regionId);
+    }
+    if (message.peerId !== 0n) {
+      if (BigInt.asUintN(64, message.peerId) !== message.peerId) {
+        throw new globalThis.Error("value provided for field message.peerId of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.peerId);
+    }
+    if (message.safeTs !== 0n) {
+      if (BigInt.asUintN(64, message.safeTs) !== message.safeTs) {
+        throw new globalThis.Error("value provided for field message.safeTs of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.safeTs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DataIsNotReady {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDataIsNotReady();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.regionId = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.peerId = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.safeTs = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<DataIsNotReady>): DataIsNotReady {
+    return DataIsNotReady.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DataIsNotReady>): DataIsNotReady {
+    const message = createBaseDataIsNotReady();
+    message.regionId = (object.regionId !== undefined && object.regionId !== null) ? BigInt(object.regionId) : 0n;
+    message.peerId = (object.peerId !== undefined && object.peerId !== null) ? BigInt(object.peerId) : 0n;
+    message.safeTs = (object.safeTs !== undefined && object.safeTs !== null) ? BigInt(object.safeTs) : 0n;
+    return message;
+  },
+};
+
 function createBaseError(): Error {
   return {
     message: "",
@@ -454,6 +556,7 @@ function createBaseError(): Error {
     epochNotMatch: undefined,
     staleCommand: undefined,
     storeNotMatch: undefined,
+    dataIsNotReady: undefined,
   };
 }
 
@@ -479,6 +582,9 @@ export const Error: MessageFns<Error> = {
     }
     if (message.storeNotMatch !== undefined) {
       StoreNotMatch.encode(message.storeNotMatch, writer.uint32(66).fork()).join();
+    }
+    if (message.dataIsNotReady !== undefined) {
+      DataIsNotReady.encode(message.dataIsNotReady, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -552,6 +658,14 @@ export const Error: MessageFns<Error> = {
             message.storeNotMatch = StoreNotMatch.decode(reader, reader.uint32());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.dataIsNotReady = DataIsNotReady.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -587,6 +701,9 @@ export const Error: MessageFns<Error> = {
       : undefined;
     message.storeNotMatch = (object.storeNotMatch !== undefined && object.storeNotMatch !== null)
       ? StoreNotMatch.fromPartial(object.storeNotMatch)
+      : undefined;
+    message.dataIsNotReady = (object.dataIsNotReady !== undefined && object.dataIsNotReady !== null)
+      ? DataIsNotReady.fromPartial(object.dataIsNotReady)
       : undefined;
     return message;
   },

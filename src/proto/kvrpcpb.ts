@@ -196,6 +196,20 @@ export interface Context {
   regionEpoch?: RegionEpoch | undefined;
   peer?: Peer | undefined;
   term: bigint;
+  /**
+   * --- follower and stale reads (issue 18): TiKV's kvrpcpb.Context numbers (proto3 `optional`
+   * only so that code building a Context need not name them; same wire encoding) ---
+   * Any peer of the region may serve the read: a follower asks the leader for a read index
+   * (ReadIndex) and serves from its own engine once it applied that far. Still linearizable.
+   */
+  replicaRead?:
+    | boolean
+    | undefined;
+  /**
+   * KvGet/KvScan only: any peer whose safe ts >= the request's version serves it without
+   * asking the leader; otherwise region_error.data_is_not_ready. Raw reads refuse it.
+   */
+  staleRead?: boolean | undefined;
 }
 
 export interface LockInfo {
@@ -2452,7 +2466,14 @@ export const TxnHeartBeatResponse: MessageFns<TxnHeartBeatResponse> = {
 };
 
 function createBaseContext(): Context {
-  return { regionId: 0n, regionEpoch: undefined, peer: undefined, term: 0n };
+  return {
+    regionId: 0n,
+    regionEpoch: undefined,
+    peer: undefined,
+    term: 0n,
+    replicaRead: undefined,
+    staleRead: undefined,
+  };
 }
 
 export const Context: MessageFns<Context> = {
@@ -2474,6 +2495,12 @@ export const Context: MessageFns<Context> = {
         throw new globalThis.Error("value provided for field message.term of type uint64 too large");
       }
       writer.uint32(40).uint64(message.term);
+    }
+    if (message.replicaRead !== undefined) {
+      writer.uint32(96).bool(message.replicaRead);
+    }
+    if (message.staleRead !== undefined) {
+      writer.uint32(136).bool(message.staleRead);
     }
     return writer;
   },
@@ -2523,6 +2550,22 @@ export const Context: MessageFns<Context> = {
             message.term = reader.uint64() as bigint;
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.replicaRead = reader.bool();
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.staleRead = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2546,6 +2589,8 @@ export const Context: MessageFns<Context> = {
       : undefined;
     message.peer = (object.peer !== undefined && object.peer !== null) ? Peer.fromPartial(object.peer) : undefined;
     message.term = (object.term !== undefined && object.term !== null) ? BigInt(object.term) : 0n;
+    message.replicaRead = object.replicaRead ?? undefined;
+    message.staleRead = object.staleRead ?? undefined;
     return message;
   },
 };

@@ -29,6 +29,11 @@ export enum AdminCmdType {
   CompactLog = 3,
   TransferLeader = 4,
   Split = 10,
+  /**
+   * UpdateResolvedTs - --- follower and stale reads (issue 18): tinykv-ts extension (TiKV carries resolved ts
+   * outside the log, through its CheckLeader rpc; here it travels in log order) ---
+   */
+  UpdateResolvedTs = 100,
   UNRECOGNIZED = -1,
 }
 
@@ -145,7 +150,11 @@ export interface AdminRequest {
   changePeer?: ChangePeerRequest | undefined;
   compactLog?: CompactLogRequest | undefined;
   transferLeader?: TransferLeaderRequest | undefined;
-  split?: SplitRequest | undefined;
+  split?:
+    | SplitRequest
+    | undefined;
+  /** --- follower and stale reads (issue 18): tinykv-ts extension --- */
+  updateResolvedTs?: UpdateResolvedTsRequest | undefined;
 }
 
 export interface AdminResponse {
@@ -153,7 +162,11 @@ export interface AdminResponse {
   changePeer?: ChangePeerResponse | undefined;
   compactLog?: CompactLogResponse | undefined;
   transferLeader?: TransferLeaderResponse | undefined;
-  split?: SplitResponse | undefined;
+  split?:
+    | SplitResponse
+    | undefined;
+  /** --- follower and stale reads (issue 18): tinykv-ts extension --- */
+  updateResolvedTs?: UpdateResolvedTsResponse | undefined;
 }
 
 export interface RaftRequestHeader {
@@ -210,6 +223,19 @@ export interface ConditionalWriteResponse {
   succeed: boolean;
   previousNotExist: boolean;
   previousValue: Buffer;
+}
+
+/**
+ * --- follower and stale reads (issue 18): tinykv-ts extension ---
+ * The leader's resolved ts for the region: no transaction can still commit in it at a
+ * commit_ts <= resolved_ts. A replica that applied this entry may serve stale reads at or
+ * below it (its safe ts).
+ */
+export interface UpdateResolvedTsRequest {
+  resolvedTs: bigint;
+}
+
+export interface UpdateResolvedTsResponse {
 }
 
 function createBaseGetRequest(): GetRequest {
@@ -1573,7 +1599,14 @@ export const TransferLeaderResponse: MessageFns<TransferLeaderResponse> = {
 };
 
 function createBaseAdminRequest(): AdminRequest {
-  return { cmdType: 0, changePeer: undefined, compactLog: undefined, transferLeader: undefined, split: undefined };
+  return {
+    cmdType: 0,
+    changePeer: undefined,
+    compactLog: undefined,
+    transferLeader: undefined,
+    split: undefined,
+    updateResolvedTs: undefined,
+  };
 }
 
 export const AdminRequest: MessageFns<AdminRequest> = {
@@ -1592,6 +1625,9 @@ export const AdminRequest: MessageFns<AdminRequest> = {
     }
     if (message.split !== undefined) {
       SplitRequest.encode(message.split, writer.uint32(82).fork()).join();
+    }
+    if (message.updateResolvedTs !== undefined) {
+      UpdateResolvedTsRequest.encode(message.updateResolvedTs, writer.uint32(802).fork()).join();
     }
     return writer;
   },
@@ -1649,6 +1685,14 @@ export const AdminRequest: MessageFns<AdminRequest> = {
             message.split = SplitRequest.decode(reader, reader.uint32());
             continue;
           }
+          case 100: {
+            if (tag !== 802) {
+              break;
+            }
+
+            message.updateResolvedTs = UpdateResolvedTsRequest.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1679,12 +1723,22 @@ export const AdminRequest: MessageFns<AdminRequest> = {
     message.split = (object.split !== undefined && object.split !== null)
       ? SplitRequest.fromPartial(object.split)
       : undefined;
+    message.updateResolvedTs = (object.updateResolvedTs !== undefined && object.updateResolvedTs !== null)
+      ? UpdateResolvedTsRequest.fromPartial(object.updateResolvedTs)
+      : undefined;
     return message;
   },
 };
 
 function createBaseAdminResponse(): AdminResponse {
-  return { cmdType: 0, changePeer: undefined, compactLog: undefined, transferLeader: undefined, split: undefined };
+  return {
+    cmdType: 0,
+    changePeer: undefined,
+    compactLog: undefined,
+    transferLeader: undefined,
+    split: undefined,
+    updateResolvedTs: undefined,
+  };
 }
 
 export const AdminResponse: MessageFns<AdminResponse> = {
@@ -1703,6 +1757,9 @@ export const AdminResponse: MessageFns<AdminResponse> = {
     }
     if (message.split !== undefined) {
       SplitResponse.encode(message.split, writer.uint32(82).fork()).join();
+    }
+    if (message.updateResolvedTs !== undefined) {
+      UpdateResolvedTsResponse.encode(message.updateResolvedTs, writer.uint32(802).fork()).join();
     }
     return writer;
   },
@@ -1760,6 +1817,14 @@ export const AdminResponse: MessageFns<AdminResponse> = {
             message.split = SplitResponse.decode(reader, reader.uint32());
             continue;
           }
+          case 100: {
+            if (tag !== 802) {
+              break;
+            }
+
+            message.updateResolvedTs = UpdateResolvedTsResponse.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1789,6 +1854,9 @@ export const AdminResponse: MessageFns<AdminResponse> = {
       : undefined;
     message.split = (object.split !== undefined && object.split !== null)
       ? SplitResponse.fromPartial(object.split)
+      : undefined;
+    message.updateResolvedTs = (object.updateResolvedTs !== undefined && object.updateResolvedTs !== null)
+      ? UpdateResolvedTsResponse.fromPartial(object.updateResolvedTs)
       : undefined;
     return message;
   },
@@ -2356,6 +2424,109 @@ export const ConditionalWriteResponse: MessageFns<ConditionalWriteResponse> = {
     message.succeed = object.succeed ?? false;
     message.previousNotExist = object.previousNotExist ?? false;
     message.previousValue = object.previousValue ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseUpdateResolvedTsRequest(): UpdateResolvedTsRequest {
+  return { resolvedTs: 0n };
+}
+
+export const UpdateResolvedTsRequest: MessageFns<UpdateResolvedTsRequest> = {
+  encode(message: UpdateResolvedTsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resolvedTs !== 0n) {
+      if (BigInt.asUintN(64, message.resolvedTs) !== message.resolvedTs) {
+        throw new globalThis.Error("value provided for field message.resolvedTs of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.resolvedTs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateResolvedTsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateResolvedTsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.resolvedTs = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<UpdateResolvedTsRequest>): UpdateResolvedTsRequest {
+    return UpdateResolvedTsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UpdateResolvedTsRequest>): UpdateResolvedTsRequest {
+    const message = createBaseUpdateResolvedTsRequest();
+    message.resolvedTs = (object.resolvedTs !== undefined && object.resolvedTs !== null)
+      ? BigInt(object.resolvedTs)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseUpdateResolvedTsResponse(): UpdateResolvedTsResponse {
+  return {};
+}
+
+export const UpdateResolvedTsResponse: MessageFns<UpdateResolvedTsResponse> = {
+  encode(_: UpdateResolvedTsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateResolvedTsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateResolvedTsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<UpdateResolvedTsResponse>): UpdateResolvedTsResponse {
+    return UpdateResolvedTsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<UpdateResolvedTsResponse>): UpdateResolvedTsResponse {
+    const message = createBaseUpdateResolvedTsResponse();
     return message;
   },
 };

@@ -23,9 +23,12 @@ export class CommandRunner {
     private readonly deliberateBugs?: DeliberateBugs,
   ) {}
 
-  /** A read-only command: one snapshot, no latches (a snapshot never sees a half-applied batch). */
+  /**
+   * A read-only command: one snapshot, no latches (a snapshot never sees a half-applied batch).
+   * At `ts`, which is also what a stale read (`context.stale_read`) needs the serving peer's safe ts to reach.
+   */
   async read<T>(ctx: Context | undefined, ts: bigint, fn: (txn: MvccTxn) => Promise<T>): Promise<T> {
-    const reader = await this.storage.reader(ctx);
+    const reader = await this.storage.reader(ctx, { readTs: ts });
     const txn = new MvccTxn(reader, ts);
     try {
       return await fn(txn);

@@ -9,14 +9,49 @@ const CF_OPTION = { cf: { type: "string" } } as const;
 
 export const getCommand: CtlCommand = {
   name: "get",
-  help: helpEntry("get <key> [--cf CF]", "read one key (raw API)"),
-  options: CF_OPTION,
+  help: [
+    helpEntry("get <key> [--cf CF]", "read one key (raw API)"),
+    helpEntry("get <key> --txn", "read one key's committed transactional value at a fresh ts"),
+    helpEntry(
+      "get <key> --replica",
+      "... served by a follower (still linearizable: it asks the leader for a read index)",
+    ),
+    helpEntry(
+      "get <key> --stale 5s",
+      "transactional value as of 5s ago (ms, s, m), served by any replica that has caught up that far",
+    ),
+  ].join("\n"),
+  options: { ...CF_OPTION, replica: { type: "boolean" }, txn: { type: "boolean" }, stale: { type: "string" } },
   async run(ctx, args, flags) {
+    // The flags are in `help`; the one-line usage stays the raw form most people type.
     arity(args, 1, 1, "get <key> [--cf CF]");
-    const v = await (await ctx.kv()).get(parseBytes(args[0]!), stringFlag(flags, "cf") ?? "");
+    const key = parseBytes(args[0]!);
+    const cf = stringFlag(flags, "cf");
+    const stale = stringFlag(flags, "stale");
+    const replicaRead = flags.replica === true;
+    const txn = flags.txn === true || stale !== undefined;
+    if (txn && cf !== undefined)
+      throw new UsageError("get: --txn and --stale read transactional data, which has no --cf");
+    if (stale !== undefined && replicaRead)
+      throw new UsageError("get: --stale already lets any replica serve the read");
+    const kv = await ctx.kv();
+    const v =
+      stale !== undefined
+        ? await kv.txnGet(key, { staleRead: { maxStalenessMs: parseStaleness(stale) } })
+        : txn
+          ? await kv.txnGet(key, { replicaRead })
+          : await kv.get(key, cf ?? "", { replicaRead });
     ctx.out(v === undefined ? "(not found)" : showBytes(v));
   },
 };
+
+/** "250ms", "5s", "2m" (a bare number is seconds) to milliseconds. */
+export function parseStaleness(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) throw new UsageError(`get --stale: ${JSON.stringify(text)} is not a duration (e.g. 500ms, 5s, 1m)`);
+  const n = Number(m[1]);
+  return Math.round(m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000);
+}
 
 export const putCommand: CtlCommand = {
   name: "put",

@@ -34,6 +34,8 @@ export interface ApplyOutcome {
   needsSync: boolean;
   /** Bytes of keys and values put, a hint for the split checker. */
   writtenBytes: number;
+  /** The highest resolved ts an applied UpdateResolvedTs entry carried: the peer's new safe ts (safe-ts.ts). */
+  resolvedTs?: bigint;
 }
 
 /** What apply needs of a peer. */
@@ -158,6 +160,12 @@ function applyAdmin(
     }
     case AdminCmdType.Split:
       return applySplit(target, admin, kvWb, out, ok);
+    case AdminCmdType.UpdateResolvedTs: {
+      // Writes nothing: the peer learns the ts once this batch is in the kv engine.
+      const ts = admin.updateResolvedTs?.resolvedTs ?? 0n;
+      if (out.resolvedTs === undefined || ts > out.resolvedTs) out.resolvedTs = ts;
+      return ok({ updateResolvedTs: {} });
+    }
     default:
       return errorResponse(
         regionErrors.other(

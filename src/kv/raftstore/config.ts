@@ -45,6 +45,12 @@ export interface RaftstoreConfig {
    * new leader: room for the followers' tick timers running faster than this store's clock.
    */
   leaseClockDriftPercent: number;
+  /**
+   * How often each region's leader proposes its resolved ts (safe-ts.ts): a replica serves a
+   * stale read at ts once its safe ts reaches ts, so this bounds how stale a read must be to be
+   * served by any replica. Each round is one small raft entry per led region.
+   */
+  resolvedTsIntervalMs: number;
   /** Raw TTL (issue 18): how often a leader looks for expired raw keys to remove, and how many per look. */
   rawTtlCheckTickMs: number;
   rawTtlCheckBatch: number;
@@ -82,6 +88,7 @@ export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   requestTimeoutMs: 10_000,
   leaseReads: true,
   leaseClockDriftPercent: 10,
+  resolvedTsIntervalMs: 1_000,
   rawTtlCheckTickMs: 10_000,
   rawTtlCheckBatch: 256,
   turnOnArrival: false,

@@ -11,3 +11,5 @@ export * from "./split-check.js";
 export * from "./scheduler-worker.js";
 export * from "./keyspace.js";
 export * from "./observer.js";
+export * from "./replica-reads.js";
+export * from "./safe-ts.js";

@@ -17,7 +17,7 @@ export type PeerMsg =
   /** A write or admin command; answered by its outcome. */
   | { type: "command"; req: RaftCmdRequest; done(resp: RaftCmdResponse): void }
   /** A linearizable read; answered once apply reaches its read index (or at `deadline`). */
-  | { type: "read"; req: RaftCmdRequest; deadline: number; done(outcome: ReadOutcome): void }
+  | { type: "read"; req: RaftCmdRequest; deadline: number; replica?: boolean; done(outcome: ReadOutcome): void }
   /** One raft tick of the store's clock. */
   | { type: "tick"; now: number }
   /** The transport finished (or failed) sending a snapshot to a peer. */

@@ -23,6 +23,8 @@ import type { PeerMsg } from "./peer-msg.js";
 import { inspectRequest, isInitialMessage } from "./peer-msg.js";
 import { Proposals } from "./proposals.js";
 import { ReadQueue } from "./reads.js";
+import { replicaReadRefusal, sendFollowerReadIndex } from "./replica-reads.js";
+import { SafeTs } from "./safe-ts.js";
 import { mergeRange } from "./region-worker.js";
 import { traceMessage } from "../transport/trace-message.js";
 import type { RaftstoreObserver } from "./observer.js";
@@ -53,6 +55,8 @@ export class Peer {
   readonly raw: RawNode;
   private readonly proposals = new Proposals();
   private readonly reads: ReadQueue;
+  /** Up to which ts this replica's applied data is complete, for stale reads (safe-ts.ts). */
+  readonly safeTs = new SafeTs();
   /** Peers seen in messages but not (yet) in the region meta, for addressing replies. */
   private readonly peerCache = new Map<bigint, PeerMeta>();
   private retirement: { index: bigint; sinceTick: number } | undefined;
@@ -150,10 +154,13 @@ export class Peer {
 
   /** The peer's checks (it leads, at the request's epoch), then the request's policy (`inspectRequest`). */
   private onRequest(msg: Extract<PeerMsg, { type: "command" | "read" }>): void {
-    const refusal = this.refusal(msg.req.header) ?? checkRegionEpoch(msg.req, this.region);
+    const replica = msg.type === "read" && msg.replica === true && !this.isLeader();
+    const refusal =
+      (replica ? replicaReadRefusal(this, this.retirement !== undefined) : this.refusal(msg.req.header)) ??
+      checkRegionEpoch(msg.req, this.region);
     if (msg.type === "read") {
       if (refusal) return msg.done({ error: refusal });
-      this.reads.add({ deadline: msg.deadline, req: msg.req, done: msg.done });
+      this.reads.add({ deadline: msg.deadline, req: msg.req, replica: msg.replica, done: msg.done });
       return this.wake();
     }
     const done = msg.done;
@@ -266,11 +273,7 @@ export class Peer {
   sendReadIndex(takeSnapshot: () => EngineSnapshot): void {
     const batch = this.reads.takeArrived();
     if (batch.length === 0) return;
-    if (!this.isLeader()) {
-      const error = this.notLeaderError();
-      for (const w of batch) w.done({ error });
-      return;
-    }
+    if (!this.isLeader()) return sendFollowerReadIndex(this.raw, this.reads, batch, this.notLeaderError());
     if (this.deliberateBugs?.has("read-without-read-index"))
       return void this.reads.confirmed([{ index: 0n, requestCtx: this.reads.sent(batch) }]);
     if (this.lease?.serve(batch, this.reads, this.storage.appliedIndex, this.region, takeSnapshot)) return;
@@ -364,6 +367,7 @@ export class Peer {
   /** Answers the proposals an apply settled and keeps its log compaction for the next raft batch. */
   applied(outcome: ApplyOutcome): void {
     this.lease?.applied(outcome);
+    if (outcome.resolvedTs !== undefined) this.safeTs.advance(outcome.resolvedTs);
     for (const { index, term, resp } of outcome.responses) this.proposals.finish(index, term, resp, this.term);
     if (outcome.compacted) {
       this.observer.logCompacted(Number(outcome.compacted.to - outcome.compacted.from));

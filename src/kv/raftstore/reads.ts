@@ -13,6 +13,8 @@ export interface ReadWaiter {
   deadline: number;
   /** The request, re-checked against the region when the read is served (a split may have happened meanwhile). */
   req: RaftCmdRequest;
+  /** A replica read: a follower may serve it after a ReadIndex round-trip to the leader (replica-reads.ts). */
+  replica?: boolean;
   done(outcome: ReadOutcome): void;
 }
 
@@ -53,11 +55,12 @@ export class ReadQueue {
 
   add(waiter: ReadWaiter): void {
     const timeline = this.startTimeline();
-    const { deadline, req, done } = waiter;
+    const { deadline, req, replica, done } = waiter;
     // Every answer goes through done, whichever path gives it (served, refused, expired, failed).
     this.arrived.push({
       deadline,
       req,
+      replica,
       timeline,
       done: (outcome) => {
         timeline.answered("error" in outcome ? "refused" : "served");

@@ -22,6 +22,8 @@ import { StoreLoop } from "./store-loop.js";
 import type { RaftstoreObserver } from "./observer.js";
 import { NO_OBSERVER } from "./observer.js";
 import { maybeCompactLog, runSplitChecks } from "./housekeeping.js";
+import type { ReadMode } from "./replica-reads.js";
+import { ReplicaReadCounters, staleRead } from "./replica-reads.js";
 
 /** Hooks for the scheduler integration (region heartbeats, split ids); all optional. */
 export interface StoreHooks {
@@ -77,6 +79,8 @@ export class Store implements RaftMessageSink {
   readonly log: Logger;
   readonly runtime: Runtime;
   readonly observer: RaftstoreObserver;
+  /** Who served replica and stale reads (replica-reads.ts), for metrics. */
+  readonly replicaReads = new ReplicaReadCounters();
   private readonly hooks: StoreHooks;
   private tickTimer: TimerHandle | undefined;
   private ticks = 0;
@@ -255,13 +259,36 @@ export class Store implements RaftMessageSink {
     return new Promise((resolve) => routed.handle({ type: "command", req, done: resolve }));
   }
 
-  /** A linearizable read: ReadIndex, then a kv snapshot once apply has caught up. */
-  read(header: RaftRequestHeader | undefined): Promise<ReadOutcome> {
+  /**
+   * A linearizable read: ReadIndex, then a kv snapshot once apply has caught up; on any peer for
+   * a replica read; at once from a peer's safe ts for a stale read (see ReadMode).
+   */
+  read(header: RaftRequestHeader | undefined, mode: ReadMode = {}): Promise<ReadOutcome> {
     const routed = this.route(header);
     if (!(routed instanceof Peer)) return Promise.resolve({ error: routed.header!.error! });
     const req: RaftCmdRequest = { header, requests: [], adminRequest: undefined };
+    if (mode.staleTs !== undefined) {
+      // While a snapshot installs, the peer's range in the engine is being replaced: not ready.
+      if (this.loop.isBusy(routed))
+        return Promise.resolve({
+          error: regionErrors.dataIsNotReady(routed.regionId, routed.meta.id, 0n, mode.staleTs),
+        });
+      return Promise.resolve(staleRead(routed, req, mode.staleTs, this.kv, this.replicaReads));
+    }
     const deadline = this.runtime.now() + this.config.requestTimeoutMs;
-    return new Promise((resolve) => routed.handle({ type: "read", req, deadline, done: resolve }));
+    const replica = mode.replica === true;
+    return new Promise((resolve) =>
+      routed.handle({
+        type: "read",
+        req,
+        deadline,
+        replica,
+        done: (outcome) => {
+          if (replica && !("error" in outcome) && !routed.isLeader()) this.replicaReads.followerServed++;
+          resolve(outcome);
+        },
+      }),
+    );
   }
 
   // ---- raft messages from other stores ----

@@ -22,7 +22,7 @@ import {
 } from "../../proto/kvrpcpb.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import type { Storage } from "../storage/index.js";
-import { RegionError } from "../storage/index.js";
+import { InvalidArgumentError, RegionError } from "../storage/index.js";
 import * as txn from "../../txn/index.js";
 import { keyErrorOf } from "./key-error.js";
 import { checkKey, checkKeyLength, checkScanLimit, checkValue } from "./validate.js";
@@ -124,6 +124,8 @@ export class TxnHandlers {
   }
 
   async kvResolveLock(req: ResolveLockRequest): Promise<ResolveLockResponse> {
+    // Its read finds the locks to resolve: a stale snapshot could miss some.
+    if (req.context?.staleRead) throw new InvalidArgumentError("context.stale_read is only for KvGet and KvScan");
     return withRegionError(
       async () => ResolveLockResponse.create({ error: keyErrorOfFirst(await txn.kvResolveLock(this.runner, req)) }),
       (regionError) => ResolveLockResponse.create({ regionError }),

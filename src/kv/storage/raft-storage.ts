@@ -7,7 +7,7 @@ import type { CfCursor, CfName, EngineSnapshot } from "../engine/index.js";
 import type { Store } from "../raftstore/store.js";
 import { keyInRegion, regionCursor, regionKeyRange } from "../raftstore/keyspace.js";
 import { InvalidArgumentError, RaftEntryTooLargeError, RegionError } from "./errors.js";
-import type { ConditionalOutcome, ConditionalWrite, Modify, Storage, StorageReader } from "./storage.js";
+import type { ConditionalOutcome, ConditionalWrite, Modify, ReaderOptions, Storage, StorageReader } from "./storage.js";
 
 function headerOf(ctx: Context | undefined): RaftRequestHeader {
   if (!ctx || ctx.regionId === 0n)
@@ -111,8 +111,16 @@ export class RaftStorage implements Storage {
     return conditionalWriteOutcome(resp);
   }
 
-  async reader(ctx: Context | undefined): Promise<StorageReader> {
-    const outcome = await this.store.read(headerOf(ctx));
+  async reader(ctx: Context | undefined, opts: ReaderOptions = {}): Promise<StorageReader> {
+    const header = headerOf(ctx);
+    if (ctx?.staleRead && opts.readTs === undefined)
+      throw new InvalidArgumentError(
+        "context.stale_read needs a read timestamp (KvGet/KvScan version); raw keys have none: use replica_read",
+      );
+    const outcome = await this.store.read(header, {
+      replica: ctx?.replicaRead === true,
+      staleTs: ctx?.staleRead ? opts.readTs : undefined,
+    });
     if ("error" in outcome) throw RegionError.fromPb(outcome.error);
     return new RegionReader(outcome.snapshot, outcome.region);
   }

@@ -22,6 +22,12 @@ export interface StorageReader {
   close(): Promise<void>;
 }
 
+/** What a reader is for, beyond its context. */
+export interface ReaderOptions {
+  /** The MVCC timestamp the reader reads at: a stale read (`context.stale_read`) needs one. */
+  readTs?: bigint;
+}
+
 /**
  * A write that applies only if `cf`/`key` holds `expected` (undefined: nothing), decided
  * atomically with respect to every other write of the key (raw CAS, the TTL sweep). With
@@ -51,7 +57,8 @@ export interface Storage {
   start(): Promise<void>;
   stop(): Promise<void>;
   write(ctx: Context | undefined, batch: Modify[]): Promise<void>;
-  reader(ctx: Context | undefined): Promise<StorageReader>;
+  /** A snapshot; `context.replica_read` lets a follower serve it, `context.stale_read` too at `opts.readTs`. */
+  reader(ctx: Context | undefined, opts?: ReaderOptions): Promise<StorageReader>;
   /** Every real storage has it; a test double that never serves raw CAS or TTL may leave it out. */
   conditionalWrite?(ctx: Context | undefined, write: ConditionalWrite): Promise<ConditionalOutcome>;
 }

@@ -37,7 +37,7 @@ function listEnv<T extends string>(name: string, allowed: readonly T[]): T[] | u
 
 /** The settings a replay needs besides the seed (the fault kinds, bugs and phase lengths this run used). */
 function replayEnv(): string {
-  return ["FAULTS", "DELIBERATE_BUGS", "FAULT_MS", "LIVENESS_MS", "CLIENTS", "STORES", "RECONFIG_MS"]
+  return ["FAULTS", "DELIBERATE_BUGS", "FAULT_MS", "LIVENESS_MS", "CLIENTS", "STORES", "RECONFIG_MS", "REPLICA_READS"]
     .filter((name) => process.env[name])
     .map((name) => ` ${name}=${process.env[name]}`)
     .join("");
@@ -51,6 +51,7 @@ async function main(): Promise<number> {
     clients: intEnv("CLIENTS", 4),
     stores: intEnv("STORES", 4),
     reconfigureEveryMs: intEnv("RECONFIG_MS", 700),
+    replicaReads: process.env.REPLICA_READS === "1",
     faultKinds: listEnv<FaultKind>("FAULTS", FAULT_KINDS),
     deliberateBugs: new Set(listEnv<DeliberateBug>("DELIBERATE_BUGS", DELIBERATE_BUGS) ?? []),
     // This process runs nothing but the simulation: no turn of the event loop between events.

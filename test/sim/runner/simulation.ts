@@ -46,6 +46,8 @@ export interface SimOptions {
   clients?: number;
   keys?: number;
   accounts?: number;
+  /** Client 2's register reads go to followers as replica reads (REPLICA_READS=1). */
+  replicaReads?: boolean;
   /** Simulated ms of faults (default 20 s). */
   faultPhaseMs?: number;
   /** After the heal, every key must take a write within this (simulated ms, default 15 s). */
@@ -110,7 +112,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const reconfigureRng = mulberry32(opts.seed ^ 0x0c0f_c4a6);
   const reconfigurations = drawReconfigurations(reconfigureRng, 1_000, faultPhaseMs, opts.reconfigureEveryMs ?? 700);
   const failures: string[] = [];
-  const registers = new RegisterWorkload(runtime, opts.keys ?? 4);
+  const registers = new RegisterWorkload(runtime, opts.keys ?? 4, opts.replicaReads);
   const bank = new BankWorkload(runtime, opts.accounts ?? 4);
   let finalBank: BankRead | undefined;
 

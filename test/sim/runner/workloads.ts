@@ -27,6 +27,8 @@ export class RegisterWorkload {
   constructor(
     private readonly runtime: SimRuntime,
     keys: number,
+    /** Register client 2's reads are replica reads (followers serve them); the checker holds them to linearizability too. */
+    private readonly replicaReads = false,
   ) {
     this.keys = Array.from({ length: keys }, (_, i) => `k${i}`);
   }
@@ -56,7 +58,7 @@ export class RegisterWorkload {
   async get(c: number, client: KvClient, key: string): Promise<RegisterOperation> {
     const op: RegisterOperation = { client: c, kind: "get", key, call: this.runtime.elapsedMs, outcome: "unknown" };
     try {
-      const v = await client.get(REGISTER_PREFIX + key);
+      const v = await client.get(REGISTER_PREFIX + key, "", { replicaRead: this.replicaReads && c % 4 === 2 });
       op.value = v === undefined ? null : v.toString().slice(0, v.length - REGISTER_PAD.length);
       op.outcome = "ok";
       op.return = this.runtime.elapsedMs;
