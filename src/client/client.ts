@@ -265,18 +265,35 @@ export class KvClient {
     return ks.map((k) => found.get(k.toString("hex")));
   }
 
-  /** Puts the pairs with RawBatchPut, region by region (see above: not atomic across regions). */
-  async batchPut(pairs: { key: Bytes; value: Bytes }[], cf = "", concurrency = RAW_BATCHES_IN_FLIGHT): Promise<void> {
-    const ps = pairs.map((p) => KvPair.create({ key: toBuf(p.key), value: toBuf(p.value) }));
+  /**
+   * Puts the pairs with RawBatchPut, region by region (see above: not atomic across regions). A
+   * pair with `ttlSeconds` expires that long after its region's leader proposes it.
+   */
+  async batchPut(
+    pairs: { key: Bytes; value: Bytes; ttlSeconds?: number }[],
+    cf = "",
+    concurrency = RAW_BATCHES_IN_FLIGHT,
+  ): Promise<void> {
+    const items = pairs.map((p) => ({
+      pair: KvPair.create({ key: toBuf(p.key), value: toBuf(p.value) }),
+      ttl: BigInt(p.ttlSeconds ?? 0),
+    }));
+    const anyTtl = items.some((i) => i.ttl !== 0n);
     await sendRawBatches(
       this.sender,
       "RawBatchPut",
-      ps,
-      (p) => p.key,
-      pairSize,
-      this.backoff("raw batch put", ps[0]?.key),
+      items,
+      (i) => i.pair.key,
+      (i) => pairSize(i.pair),
+      this.backoff("raw batch put", items[0]?.pair.key),
       { concurrency, once: true },
-      (t, batch) => t.rpc.rawBatchPut({ context: t.ctx, pairs: batch, cf }),
+      (t, batch) =>
+        t.rpc.rawBatchPut({
+          context: t.ctx,
+          pairs: batch.map((i) => i.pair),
+          cf,
+          ttls: anyTtl ? batch.map((i) => i.ttl) : [],
+        }),
       () => undefined,
     );
   }

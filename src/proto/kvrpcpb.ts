@@ -280,6 +280,11 @@ export interface RawBatchPutRequest {
   context?: Context | undefined;
   pairs: KvPair[];
   cf: string;
+  /**
+   * TiKV's field: seconds until each pair expires (0 = never), one per pair in `pairs`' order;
+   * empty = no pair expires. Any other length is refused in `error`.
+   */
+  ttls: bigint[];
 }
 
 export interface RawBatchPutResponse {
@@ -3295,7 +3300,7 @@ export const RawBatchGetResponse: MessageFns<RawBatchGetResponse> = {
 };
 
 function createBaseRawBatchPutRequest(): RawBatchPutRequest {
-  return { context: undefined, pairs: [], cf: "" };
+  return { context: undefined, pairs: [], cf: "", ttls: [] };
 }
 
 export const RawBatchPutRequest: MessageFns<RawBatchPutRequest> = {
@@ -3308,6 +3313,16 @@ export const RawBatchPutRequest: MessageFns<RawBatchPutRequest> = {
     }
     if (message.cf !== "") {
       writer.uint32(26).string(message.cf);
+    }
+    if (message.ttls.length !== 0) {
+      writer.uint32(50).fork();
+      for (const v of message.ttls) {
+        if (BigInt.asUintN(64, v) !== v) {
+          throw new globalThis.Error("a value provided in array field ttls of type uint64 is too large");
+        }
+        writer.uint64(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -3349,6 +3364,24 @@ export const RawBatchPutRequest: MessageFns<RawBatchPutRequest> = {
             message.cf = reader.string();
             continue;
           }
+          case 6: {
+            if (tag === 48) {
+              message.ttls.push(reader.uint64() as bigint);
+
+              continue;
+            }
+
+            if (tag === 50) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.ttls.push(reader.uint64() as bigint);
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3371,6 +3404,7 @@ export const RawBatchPutRequest: MessageFns<RawBatchPutRequest> = {
       : undefined;
     message.pairs = object.pairs?.map((e) => KvPair.fromPartial(e)) || [];
     message.cf = object.cf ?? "";
+    message.ttls = object.ttls?.map((e) => BigInt(e)) || [];
     return message;
   },
 };

@@ -169,9 +169,13 @@ export class RawHandlers {
     try {
       const cf = parseClientCf(req.cf);
       checkBatch(req.pairs);
+      if (req.ttls.length !== 0 && req.ttls.length !== req.pairs.length)
+        throw new InvalidArgumentError(
+          `ttls has ${req.ttls.length} entries for ${req.pairs.length} pairs (expected none or one per pair)`,
+        );
       await this.storage.write(
         req.context,
-        req.pairs.map((p) => ({ kind: "put", cf, key: p.key, value: p.value })),
+        req.pairs.map((p, i) => ({ kind: "put", cf, key: p.key, value: p.value, ttlSeconds: req.ttls[i] })),
       );
       return RawBatchPutResponse.create();
     } catch (err) {

@@ -115,6 +115,12 @@ export class RawKeyspace {
   }
 
   async reader(ctx: Context | undefined): Promise<RawReader> {
+    // Refused here, for every storage: a standalone store has no replicas to be stale on, but a
+    // raw stale read must not mean one thing there and another on a cluster.
+    if (ctx?.staleRead)
+      throw new InvalidArgumentError(
+        "context.stale_read is for KvGet and KvScan: raw keys have none (use replica_read)",
+      );
     const inner = await this.inner.reader(ctx);
     // Expiry is judged at the moment of the read, after the snapshot is taken.
     return new RawReader(inner, this.clock.now());
