@@ -48,6 +48,7 @@ export class RegionRequestError extends TinyKvError {
     super(`${op} on region ${regionId} at ${storeAddr}: ${describeRegionError(regionError)}`, {
       cause: regionError,
       context: { ...regionError.context, regionId },
+      answer: true,
     });
     this.regionError = regionError;
   }
@@ -86,7 +87,10 @@ export class TxnConflictError extends TinyKvError {
     readonly key: Buffer | undefined,
     detail: string,
   ) {
-    super(`txn ${startTs}: ${reason}${key ? ` on ${formatKey(key)}` : ""}: ${detail}`, { context: { key } });
+    super(`txn ${startTs}: ${reason}${key ? ` on ${formatKey(key)}` : ""}: ${detail}`, {
+      context: { key },
+      answer: true,
+    });
   }
 }
 
@@ -144,6 +148,7 @@ export class KeyLockedError extends TinyKvError {
   ) {
     super(`key ${formatKey(key)} is locked by txn ${lockTs} (primary ${formatKey(primary)}, ttl ${ttlMs} ms)`, {
       context: { key },
+      answer: true,
     });
   }
 }

@@ -113,23 +113,15 @@ export class RegionError extends TinyKvError {
   /** From the wire form; `term` is the answering peer's term where known. */
   constructor(pb: RegionErrorPb, opts: { term?: bigint; cause?: unknown } = {}) {
     const kind = regionErrorKindOf(pb);
-    // An answer, not a fault: a client meets one at every leader change, split and move, so it
-    // carries no stack (capturing one was a visible share of a busy client's time). Its message
-    // and context say where it came from; `stack` is the "RegionError: <message>" line alone.
-    const stackTraceLimit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
-    try {
-      super(pb.message || describeRegionError(pb), {
-        cause: opts.cause,
-        context: {
-          regionId: regionIdOf(kind),
-          key: kind.kind === "KeyNotInRegion" ? kind.key : undefined,
-          term: opts.term,
-        },
-      });
-    } finally {
-      Error.stackTraceLimit = stackTraceLimit;
-    }
+    super(pb.message || describeRegionError(pb), {
+      cause: opts.cause,
+      context: {
+        regionId: regionIdOf(kind),
+        key: kind.kind === "KeyNotInRegion" ? kind.key : undefined,
+        term: opts.term,
+      },
+      answer: true,
+    });
     this.kind = kind;
     this.pb = pb;
   }

@@ -13,6 +13,13 @@ export interface TinyKvErrorOptions {
   /** The error this one wraps (kept as the standard `cause`, so stack traces chain). */
   cause?: unknown;
   context?: ErrorContext;
+  /**
+   * An answer a caller meets in normal operation and acts on (a region moved, a key is locked, a
+   * txn conflicts), not a fault: it captures no stack, which was a visible share of a busy
+   * client's and the simulator's time. Its message and context say where it came from; `stack`
+   * is the "Name: message" line alone.
+   */
+  answer?: boolean;
 }
 
 /**
@@ -23,7 +30,13 @@ export class TinyKvError extends Error {
   readonly context: ErrorContext;
 
   constructor(message: string, opts: TinyKvErrorOptions = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    const stackTraceLimit = Error.stackTraceLimit;
+    if (opts.answer) Error.stackTraceLimit = 0;
+    try {
+      super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
+    }
     this.name = new.target.name;
     this.context = opts.context ?? {};
   }
