@@ -24,17 +24,14 @@ import { rawReadOptions, ReadRouting, staleReadTs } from "./read-options.js";
 import { KvPair } from "../proto/kvrpcpb.js";
 import {
   deleteRangeAcrossRegions,
-  keySize,
-  pairSize,
   RAW_BATCHES_IN_FLIGHT,
-  reverseScanAcrossRegions,
-  sendRawBatches,
+  rawBatchDelete,
+  rawBatchGet,
+  rawBatchPut,
 } from "./raw-batch.js";
+import { forwardScanAcrossRegions, reverseScanAcrossRegions } from "./raw-scan.js";
 import type { CasExpectation, CasResult } from "./raw-cas.js";
 import { compareAndSwap, keyTtl } from "./raw-cas.js";
-
-/** Pairs per RawScan request: a page stays far below the servers' scan limit and gRPC's message limit. */
-const RAW_SCAN_PAGE = 1024;
 
 export interface KvClientOptions {
   /** Scheduler address(es): "host:port", comma-separated string or array. */
@@ -246,30 +243,16 @@ export class KvClient {
   // (KvOutcomeUnknownError), as put() is.
 
   /** The values of `keys`, in their order (undefined where a key is not found). */
-  async batchGet(keys: Bytes[], cf = "", concurrency = RAW_BATCHES_IN_FLIGHT): Promise<(Buffer | undefined)[]> {
+  batchGet(keys: Bytes[], cf = "", concurrency = RAW_BATCHES_IN_FLIGHT): Promise<(Buffer | undefined)[]> {
     const ks = keys.map(toBuf);
-    const found = new Map<string, Buffer>();
-    await sendRawBatches(
-      this.sender,
-      "RawBatchGet",
-      ks,
-      (k) => k,
-      keySize,
-      this.backoff("raw batch get", ks[0]),
-      { concurrency, once: false },
-      (t, batch) => t.rpc.rawBatchGet({ context: t.ctx, keys: batch, cf }),
-      (_batch, resp) => {
-        for (const p of resp.pairs) found.set(p.key.toString("hex"), p.value);
-      },
-    );
-    return ks.map((k) => found.get(k.toString("hex")));
+    return rawBatchGet(this.sender, this.backoff("raw batch get", ks[0]), ks, cf, concurrency);
   }
 
   /**
    * Puts the pairs with RawBatchPut, region by region (see above: not atomic across regions). A
    * pair with `ttlSeconds` expires that long after its region's leader proposes it.
    */
-  async batchPut(
+  batchPut(
     pairs: { key: Bytes; value: Bytes; ttlSeconds?: number }[],
     cf = "",
     concurrency = RAW_BATCHES_IN_FLIGHT,
@@ -278,40 +261,13 @@ export class KvClient {
       pair: KvPair.create({ key: toBuf(p.key), value: toBuf(p.value) }),
       ttl: BigInt(p.ttlSeconds ?? 0),
     }));
-    const anyTtl = items.some((i) => i.ttl !== 0n);
-    await sendRawBatches(
-      this.sender,
-      "RawBatchPut",
-      items,
-      (i) => i.pair.key,
-      (i) => pairSize(i.pair),
-      this.backoff("raw batch put", items[0]?.pair.key),
-      { concurrency, once: true },
-      (t, batch) =>
-        t.rpc.rawBatchPut({
-          context: t.ctx,
-          pairs: batch.map((i) => i.pair),
-          cf,
-          ttls: anyTtl ? batch.map((i) => i.ttl) : [],
-        }),
-      () => undefined,
-    );
+    return rawBatchPut(this.sender, this.backoff("raw batch put", items[0]?.pair.key), items, cf, concurrency);
   }
 
   /** Deletes the keys with RawBatchDelete, region by region (see above: not atomic across regions). */
-  async batchDelete(keys: Bytes[], cf = "", concurrency = RAW_BATCHES_IN_FLIGHT): Promise<void> {
+  batchDelete(keys: Bytes[], cf = "", concurrency = RAW_BATCHES_IN_FLIGHT): Promise<void> {
     const ks = keys.map(toBuf);
-    await sendRawBatches(
-      this.sender,
-      "RawBatchDelete",
-      ks,
-      (k) => k,
-      keySize,
-      this.backoff("raw batch delete", ks[0]),
-      { concurrency, once: true },
-      (t, batch) => t.rpc.rawBatchDelete({ context: t.ctx, keys: batch, cf }),
-      () => undefined,
-    );
+    return rawBatchDelete(this.sender, this.backoff("raw batch delete", ks[0]), ks, cf, concurrency);
   }
 
   /**
@@ -344,51 +300,11 @@ export class KvClient {
   ): Promise<KvEntry[]> {
     const s = toBuf(start);
     const e = toBuf(end);
-    const routing = new ReadRouting(this.cache, rawReadOptions(opts));
     // A reverse scan is served by the leaders (replicaRead is not carried through it yet).
     if (opts.reverse)
       return reverseScanAcrossRegions(this.sender, s, e, limit, cf, this.backoff("raw reverse scan", s));
-    const out: KvEntry[] = [];
-    if (e.length > 0 && Buffer.compare(s, e) >= 0) return out;
-    const bo = this.backoff("raw scan", s);
-    let cursor = s;
-    while (out.length < limit) {
-      const want = Math.min(limit - out.length, RAW_SCAN_PAGE);
-      const { resp, target } = await this.sender.onKey(
-        "RawScan",
-        cursor,
-        bo,
-        (t) => {
-          const regionEnd = t.region.endKey;
-          const stop = regionEnd.length > 0 && (e.length === 0 || Buffer.compare(regionEnd, e) < 0) ? regionEnd : e;
-          return t.rpc.rawScan({ context: t.ctx, startKey: cursor, endKey: stop, limit: want, cf });
-        },
-        { route: routing.route },
-      );
-      if (resp.error) throw new KvRequestError("RawScan", target.addr, resp.error);
-      const regionEnd = target.region.endKey;
-      for (const kv of resp.kvs) {
-        if (out.length >= limit) break;
-        if (Buffer.compare(kv.key, cursor) < 0) continue;
-        if (regionEnd.length > 0 && Buffer.compare(kv.key, regionEnd) >= 0) continue;
-        if (e.length > 0 && Buffer.compare(kv.key, e) >= 0) continue;
-        out.push({ key: kv.key, value: kv.value });
-      }
-      const last = resp.kvs[resp.kvs.length - 1];
-      const pageFull = resp.kvs.length >= want && last !== undefined;
-      if (
-        pageFull &&
-        (regionEnd.length === 0 || Buffer.compare(last.key, regionEnd) < 0) &&
-        (e.length === 0 || Buffer.compare(last.key, e) < 0)
-      ) {
-        // A full page: the region may hold more after its last key.
-        cursor = Buffer.concat([last.key, Buffer.alloc(1)]);
-        continue;
-      }
-      if (regionEnd.length === 0 || (e.length > 0 && Buffer.compare(regionEnd, e) >= 0)) break;
-      cursor = regionEnd;
-    }
-    return out;
+    const routing = new ReadRouting(this.cache, rawReadOptions(opts));
+    return forwardScanAcrossRegions(this.sender, routing, s, e, limit, cf, this.backoff("raw scan", s));
   }
 
   // ---- transactions --------------------------------------------------------------------------

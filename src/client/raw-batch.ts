@@ -19,8 +19,6 @@ export const RAW_BATCH_KEYS = 16_384;
 export const RAW_BATCH_BYTES = 1024 * 1024;
 /** Sub-batches of one call in flight at once (across all regions), unless the caller says otherwise. */
 export const RAW_BATCHES_IN_FLIGHT = 8;
-/** Pairs per RawScan request of a reverse scan (as the forward scan's pages). */
-const REVERSE_SCAN_PAGE = 1024;
 
 /** Framing per item in the raft command (cf, tags, lengths), rounded up. */
 const ITEM_OVERHEAD_BYTES = 32;
@@ -141,63 +139,82 @@ export async function deleteRangeAcrossRegions(
 }
 
 /** The smaller of two exclusive ends, where empty means no end. */
-function clipEnd(end: Buffer, regionEnd: Buffer): Buffer {
+export function clipEnd(end: Buffer, regionEnd: Buffer): Buffer {
   if (regionEnd.length === 0) return end;
   if (end.length === 0 || Buffer.compare(regionEnd, end) < 0) return regionEnd;
   return end;
 }
 
-/**
- * Up to `limit` pairs with lower <= key < upper (empty upper: no end) in DESCENDING key order.
- * Windows of the range are kept on a stack, highest on top: a window is scanned once its lower
- * key's region covers all of it; otherwise it is split at that region's end and the upper part
- * goes first. A full page leaves the window below its last key for the next round. Region
- * errors re-route the window by its lower key. Not a snapshot across regions.
- */
-export async function reverseScanAcrossRegions(
+/** The values of `keys`, in their order (undefined where a key is not found). */
+export async function rawBatchGet(
   sender: RequestSender,
-  upper: Buffer,
-  lower: Buffer,
-  limit: number,
-  cf: string,
   bo: Backoff,
-): Promise<{ key: Buffer; value: Buffer }[]> {
-  const out: { key: Buffer; value: Buffer }[] = [];
-  if (upper.length > 0 && Buffer.compare(lower, upper) >= 0) return out;
-  const windows: { lo: Buffer; hi: Buffer }[] = [{ lo: lower, hi: upper }];
-  const covers = (t: RpcTarget, hi: Buffer) =>
-    t.region.endKey.length === 0 || (hi.length > 0 && Buffer.compare(t.region.endKey, hi) >= 0);
-  while (out.length < limit) {
-    const w = windows.pop();
-    if (!w) break;
-    const located = await sender.locate(w.lo, bo);
-    if (!covers(located, w.hi)) {
-      windows.push({ lo: w.lo, hi: located.region.endKey }, { lo: located.region.endKey, hi: w.hi });
-      continue;
-    }
-    const want = Math.min(limit - out.length, REVERSE_SCAN_PAGE);
-    const { resp, target } = await sender.onKey("RawScan", w.lo, bo, (t) =>
-      t.rpc.rawScan({
+  keys: Buffer[],
+  cf: string,
+  concurrency: number,
+): Promise<(Buffer | undefined)[]> {
+  const found = new Map<string, Buffer>();
+  await sendRawBatches(
+    sender,
+    "RawBatchGet",
+    keys,
+    (k) => k,
+    keySize,
+    bo,
+    { concurrency, once: false },
+    (t, batch) => t.rpc.rawBatchGet({ context: t.ctx, keys: batch, cf }),
+    (_batch, resp) => {
+      for (const p of resp.pairs) found.set(p.key.toString("hex"), p.value);
+    },
+  );
+  return keys.map((k) => found.get(k.toString("hex")));
+}
+
+/** Puts the pairs with RawBatchPut; `ttls` go only when a pair has one. */
+export async function rawBatchPut(
+  sender: RequestSender,
+  bo: Backoff,
+  items: { pair: KvPair; ttl: bigint }[],
+  cf: string,
+  concurrency: number,
+): Promise<void> {
+  const anyTtl = items.some((i) => i.ttl !== 0n);
+  await sendRawBatches(
+    sender,
+    "RawBatchPut",
+    items,
+    (i) => i.pair.key,
+    (i) => pairSize(i.pair),
+    bo,
+    { concurrency, once: true },
+    (t, batch) =>
+      t.rpc.rawBatchPut({
         context: t.ctx,
-        startKey: clipEnd(w.hi, t.region.endKey),
-        endKey: w.lo,
-        limit: want,
+        pairs: batch.map((i) => i.pair),
         cf,
-        reverse: true,
+        ttls: anyTtl ? batch.map((i) => i.ttl) : [],
       }),
-    );
-    if (resp.error) throw new KvRequestError("RawScan", target.addr, resp.error);
-    if (!covers(target, w.hi)) {
-      // The region split between the lookup and the answer: its upper part has keys to come first.
-      windows.push({ lo: w.lo, hi: target.region.endKey }, { lo: target.region.endKey, hi: w.hi });
-      continue;
-    }
-    const kvs = resp.kvs.filter(
-      (kv) => Buffer.compare(kv.key, w.lo) >= 0 && (w.hi.length === 0 || Buffer.compare(kv.key, w.hi) < 0),
-    );
-    for (const kv of kvs.slice(0, limit - out.length)) out.push({ key: kv.key, value: kv.value });
-    const last = resp.kvs[resp.kvs.length - 1];
-    if (resp.kvs.length >= want && last && Buffer.compare(last.key, w.lo) > 0) windows.push({ lo: w.lo, hi: last.key });
-  }
-  return out;
+    () => undefined,
+  );
+}
+
+/** Deletes the keys with RawBatchDelete. */
+export async function rawBatchDelete(
+  sender: RequestSender,
+  bo: Backoff,
+  keys: Buffer[],
+  cf: string,
+  concurrency: number,
+): Promise<void> {
+  await sendRawBatches(
+    sender,
+    "RawBatchDelete",
+    keys,
+    (k) => k,
+    keySize,
+    bo,
+    { concurrency, once: true },
+    (t, batch) => t.rpc.rawBatchDelete({ context: t.ctx, keys: batch, cf }),
+    () => undefined,
+  );
 }
