@@ -6,7 +6,8 @@ import { TinyKvError } from "../../util/errors.js";
 
 /**
  * Any abstract-level store with buffer keys and values and explicit snapshots: classic-level
- * (LevelDB on disk) in production, memory-level under the simulated disk (sim-disk.ts).
+ * (LevelDB on disk) in production; the simulated disk's SimDb (sim-db.ts) answers the part of
+ * this interface the engine uses.
  */
 export type Db = AbstractLevel<Buffer | Uint8Array | string, Buffer, Buffer>;
 // The explicit snapshot token; its type is not re-exported by name.
