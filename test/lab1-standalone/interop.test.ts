@@ -1,39 +1,25 @@
-import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StandaloneNode } from "../../src/cli/standalone-node.js";
 import { startStandaloneServer } from "../../src/cli/standalone-node.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { tempDir } from "../harness/wait.js";
+import type { GeneratedTinyKv } from "../harness/generated-client.js";
+import { generatedTinyKvClient } from "../harness/generated-client.js";
 
 /**
  * A client built by a different protobuf implementation (protobufjs via proto-loader, as a
  * user of another language would build one from the .proto files) talks to our server.
  */
 describe("a client generated at run time from the .proto files", () => {
-  const protoDir = fileURLToPath(new URL("../../proto", import.meta.url));
   let dir: ReturnType<typeof tempDir>;
   let node: StandaloneNode;
-  // proto-loader clients are untyped by nature.
-  let client: any;
-
-  const callRpc = (method: string, req: object) =>
-    new Promise<any>((resolve, reject) =>
-      client[method](req, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res))),
-    );
+  let client: GeneratedTinyKv;
+  const callRpc = (method: string, req: object) => client.call(method, req);
 
   beforeAll(async () => {
     dir = tempDir();
     node = await startStandaloneServer({ path: dir.path, addr: "127.0.0.1:0", log: silentLogger });
-    const def = protoLoader.loadSync("tinykvpb.proto", {
-      includeDirs: [protoDir],
-      keepCase: true,
-      longs: String,
-      defaults: true,
-    });
-    const pkg = grpc.loadPackageDefinition(def) as any;
-    client = new pkg.tinykvpb.TinyKv(`127.0.0.1:${node.port}`, grpc.credentials.createInsecure());
+    client = generatedTinyKvClient(`127.0.0.1:${node.port}`);
   });
   afterAll(async () => {
     client.close();

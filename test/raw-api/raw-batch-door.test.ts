@@ -1,9 +1,6 @@
 // The raw batch and range rpcs (issue 18) at the door of a real standalone server over gRPC: bad
 // input is answered with a clear error and nothing written; a client generated at run time from
 // proto/ (protobufjs, as another language would) calls every new rpc; BatchCommands carries them.
-import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StandaloneNode } from "../../src/cli/standalone-node.js";
 import { startStandaloneServer } from "../../src/cli/standalone-node.js";
@@ -12,6 +9,8 @@ import { TinyKvRpc } from "../../src/client/kv-rpc.js";
 import { MAX_BATCH_BYTES, MAX_BATCH_KEYS, MAX_KEY_BYTES } from "../../src/kv/server/limits.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { tempDir, waitFor } from "../harness/wait.js";
+import type { GeneratedTinyKv } from "../harness/generated-client.js";
+import { generatedTinyKvClient } from "../harness/generated-client.js";
 
 const b = (s: string) => Buffer.from(s);
 const keysOf = (kvs: { key: Buffer }[]) => kvs.map((p) => p.key.toString());
@@ -84,25 +83,13 @@ describe("raw batch rpcs refuse bad input whole", () => {
 });
 
 describe("a client generated at run time from proto/ calls the raw batch and range rpcs", () => {
-  const protoDir = fileURLToPath(new URL("../../proto", import.meta.url));
-  // proto-loader clients are untyped by nature.
-  let client: any;
-  const call = (method: string, req: object) =>
-    new Promise<any>((resolve, reject) =>
-      client[method](req, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res))),
-    );
+  let client: GeneratedTinyKv;
+  const call = (method: string, req: object) => client.call(method, req);
   const ctx = { region_id: "1", region_epoch: { conf_ver: "1", version: "1" }, peer: { id: "1", store_id: "1" } };
   const names = (kvs: any[]) => kvs.map((kv: any) => Buffer.from(kv.key).toString());
 
   beforeAll(() => {
-    const def = protoLoader.loadSync("tinykvpb.proto", {
-      includeDirs: [protoDir],
-      keepCase: true,
-      longs: String,
-      defaults: true,
-    });
-    const pkg = grpc.loadPackageDefinition(def) as any;
-    client = new pkg.tinykvpb.TinyKv(`127.0.0.1:${node.port}`, grpc.credentials.createInsecure());
+    client = generatedTinyKvClient(`127.0.0.1:${node.port}`);
   });
   afterAll(() => client.close());
 
