@@ -64,6 +64,9 @@ describe("tinykv-ctl command set", () => {
       ["txn put a", 'txn: bad op at "put a"; ops are get <k> | put <k> <v> | delete <k>'],
       ["store x up", 'store: the id wants a positive integer, got "x"'],
       ["get a --bogus", "Unknown option '--bogus'"],
+      // Another command's flag: put has no --txn, so it must not quietly do a raw put.
+      ["put k v --txn", "put does not take --txn (its flags: --cf, --ttl)"],
+      ["delete k --reverse", "delete does not take --reverse (its flags: --cf)"],
     ];
     for (const [line, message] of cases) {
       const err = await ctlCommands.runLine(ctx, line).then(

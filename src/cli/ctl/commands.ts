@@ -76,6 +76,15 @@ export class CtlCommandSet {
     const [name, ...args] = words;
     const cmd = name === undefined ? undefined : this.byName.get(name);
     if (!cmd) throw new UsageError(`unknown command ${JSON.stringify(name)} (try help)`);
+    // The line is parsed against every command's flags, so one meant for another command (put
+    // --txn) would pass unseen and the command would do what it always does: refuse it here.
+    const accepted = Object.keys(cmd.options ?? {});
+    const stray = Object.keys(flags).filter((flag) => flags[flag] !== undefined && !accepted.includes(flag));
+    if (stray.length > 0)
+      throw new UsageError(
+        `${cmd.name} does not take ${stray.map((f) => `--${f}`).join(", ")}` +
+          (accepted.length > 0 ? ` (its flags: ${accepted.map((f) => `--${f}`).join(", ")})` : ""),
+      );
     await cmd.run(ctx, args, flags);
   }
 
