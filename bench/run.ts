@@ -4,6 +4,7 @@
  *
  *   node dist/bench/run.js --target etcd --start-cluster --workload put,get --concurrency 64
  */
+import "../src/cli/v8-tiering.js";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import type { RecordableHistogram } from "node:perf_hooks";

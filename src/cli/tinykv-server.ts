@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import "./v8-tiering.js";
 import { mkdirSync, accessSync, constants } from "node:fs";
 import { EngineOpenError } from "../kv/engine/index.js";
 import { PortInUseError } from "../kv/server/index.js";

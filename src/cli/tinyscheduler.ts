@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import "./v8-tiering.js";
 import { AddressInUseError, SchedulerServer } from "../scheduler/server/server.js";
 import { DataDirLockedError } from "../scheduler/core/meta-kv.js";
 import { InitialClusterError } from "../scheduler/replication/members.js";
