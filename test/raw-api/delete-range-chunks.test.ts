@@ -2,7 +2,7 @@
 // each (apply lists an entry's keys in memory), in key order, and still deletes every key.
 import { afterEach, describe, expect, it } from "vitest";
 import { CF_DEFAULT } from "../../src/kv/engine/index.js";
-import type { Modify, Storage } from "../../src/kv/storage/index.js";
+import type { Modify, RawModify, Storage } from "../../src/kv/storage/index.js";
 import { rawKeyspace, StandaloneStorage } from "../../src/kv/storage/index.js";
 import { tempDir } from "../harness/wait.js";
 
@@ -28,7 +28,7 @@ async function recordingStorage(): Promise<{ storage: Storage; ranges: string[] 
   const storage: Storage = {
     start: () => inner.start(),
     stop: () => inner.stop(),
-    reader: (ctx, opts) => inner.reader(ctx, opts),
+    reader: (ctx) => inner.reader(ctx),
     conditionalWrite: (ctx, cw) => inner.conditionalWrite(ctx, cw),
     write: (ctx, batch: Modify[]) => {
       const range = batch.find((m) => m.kind === "deleteRange");
@@ -43,7 +43,7 @@ describe("raw delete range in chunks", () => {
   it("deletes 25 keys in entries of at most 10, in key order, leaving the keys outside the range", async () => {
     const { storage, ranges } = await recordingStorage();
     const raw = rawKeyspace(storage);
-    const writes = Array.from({ length: 30 }, (_, i) => ({
+    const writes: RawModify[] = Array.from({ length: 30 }, (_, i) => ({
       kind: "put" as const,
       cf: CF_DEFAULT,
       key: key(i),
