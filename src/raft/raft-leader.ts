@@ -350,5 +350,8 @@ function respondToReadIndex(r: Raft, req: Message, index: bigint): void {
     r.readStates.push({ index, requestCtx: req.context });
     return;
   }
+  // A follower serves its read once it applied `index`: with lazyCommitBroadcast it may not know
+  // that commit yet (it acknowledged after the quorum did), so it goes first, on the same stream.
+  if (r.lazyCommitBroadcast) maybeSendAppend(r, req.from, true);
   r.send(newMessage({ msgType: MessageType.MsgReadIndexResponse, to: req.from, index, context: req.context }));
 }

@@ -92,6 +92,21 @@ describe("lazy commit broadcast", () => {
     ]);
   });
 
+  it("on: a follower's ReadIndex is answered after an append that tells it the commit", () => {
+    const { rn, s } = settledLeader(true);
+    persistAndAdvance(rn, s, writeAndAck(rn, s));
+    const ctx = Buffer.from("follower-read");
+    rn.step(msg({ msgType: MessageType.MsgReadIndex, from: 3n, to: 1n, term: 0n, context: ctx }));
+    persistAndAdvance(rn, s, rn.ready());
+    rn.step(msg({ msgType: MessageType.MsgHeartbeatResponse, from: 2n, to: 1n, term: 1n, context: ctx }));
+    const toFollower = rn.ready().messages.filter((m) => m.to === 3n);
+    expect(toFollower.map((m) => [MessageType[m.msgType], m.commit])).toEqual([
+      ["MsgAppend", 2n],
+      ["MsgReadIndexResponse", 0n],
+    ]);
+    expect(toFollower[1]!.index).toBe(2n);
+  });
+
   it("on: a committed membership change is sent at once", () => {
     const { rn, s } = settledLeader(true);
     rn.proposeConfChange(ConfChange.fromPartial({ changeType: ConfChangeType.AddNode, nodeId: 4n }));

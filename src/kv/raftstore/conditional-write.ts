@@ -1,6 +1,5 @@
 import { holdsRequestField } from "./entry-fields.js";
 import type { Entry } from "../../raft/eraftpb.js";
-import { EntryType } from "../../raft/eraftpb.js";
 import type { Region } from "../../proto/metapb.js";
 import type { ConditionalWriteRequest, RaftCmdResponse, Response } from "../../proto/raft_cmdpb.js";
 import { CmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
