@@ -320,6 +320,8 @@ function initializedRow(): Event_Row {
     key: Buffer.alloc(0),
     value: Buffer.alloc(0),
     previousValue: Buffer.alloc(0),
+    expireTsUnixSecs: 0n,
+    expiresAtMs: 0n,
   };
 }
 
