@@ -46,8 +46,8 @@ export interface ApplyTarget {
   applyConfChange(cc: ConfChange): void;
   /** True when this store already has the region initialized (it caught up by snapshot first). */
   hasInitializedRegion(regionId: bigint): boolean;
-  /** Told each entry applied (RaftstoreObserver.applied). */
-  onApplied?(entry: Entry): void;
+  /** Told each entry applied, with the raw change record it wrote (RaftstoreObserver.applied). */
+  onApplied?(entry: Entry, rawRecord: Buffer | undefined): void;
 }
 
 /**
@@ -85,9 +85,9 @@ export function applyEntries(
     }
     // What the entry did to raw keys, even if a later command of it was refused: the batch keeps
     // the earlier ones' writes, so the record says what the data holds.
-    raw.finish(kvWb, storage.region.id, entry.index);
+    const rawRecord = raw.finish(kvWb, storage.region.id, entry.index);
     storage.applyState = { ...storage.applyState, appliedIndex: entry.index };
-    target.onApplied?.(entry);
+    target.onApplied?.(entry, rawRecord);
     if (resp) out.responses.push({ index: entry.index, term: entry.term, resp });
   }
   storage.writeApplyState(kvWb);

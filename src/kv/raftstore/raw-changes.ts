@@ -87,8 +87,8 @@ export class RawChangeCollector {
     this.split = regions;
   }
 
-  /** Writes the entry's record, if it made one, and starts afresh for the next entry. */
-  finish(kvWb: WriteBatch, regionId: bigint, index: bigint): void {
+  /** Writes the entry's record, if it made one (and returns it), and starts afresh for the next entry. */
+  finish(kvWb: WriteBatch, regionId: bigint, index: bigint): Buffer | undefined {
     const record: RawChangeRecord | undefined = this.split
       ? { kind: "split", regions: this.split }
       : this.changes.length > 0
@@ -96,7 +96,10 @@ export class RawChangeCollector {
         : undefined;
     this.changes = [];
     this.split = undefined;
-    if (record) kvWb.putMeta(rawChangeKey(regionId, index), encodeRawChangeRecord(record));
+    if (!record) return undefined;
+    const bytes = encodeRawChangeRecord(record);
+    kvWb.putMeta(rawChangeKey(regionId, index), bytes);
+    return bytes;
   }
 
   private lastOf(cf: CfName, key: Uint8Array): RawChange | undefined {
