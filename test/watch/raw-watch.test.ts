@@ -7,66 +7,8 @@ import type { KvClient } from "../../src/client/client.js";
 import { PositionCompactedError } from "../../src/client/errors.js";
 import type { RawWatch, RawWatchEvent } from "../../src/client/raw-watch.js";
 import { waitFor } from "../harness/wait.js";
+import { expectRaftOrder, sawInitialized, readUntil, sawKey, seenOf } from "./raw-watch-helpers.js";
 import { WatchCluster } from "./watch-cluster.js";
-
-/** A change as a test compares it: what, where (the region and index are checked apart). */
-export type Seen = { type: "put" | "delete"; key: string; value?: string; expires?: boolean };
-
-export function seenOf(ev: RawWatchEvent): Seen | undefined {
-  if (ev.type === "initialized") return undefined;
-  if (ev.type === "delete") return { type: "delete", key: ev.key.toString() };
-  return {
-    type: "put",
-    key: ev.key.toString(),
-    value: ev.value.toString(),
-    ...(ev.expiresAtMs !== undefined ? { expires: true } : {}),
-  };
-}
-
-/**
- * Reads the watch until `done(events)` holds; returns every event. Fails with what it saw if
- * that takes longer than `timeoutMs`.
- */
-export async function readUntil(
-  watch: RawWatch,
-  done: (events: RawWatchEvent[]) => boolean,
-  timeoutMs: number,
-  what: string,
-  events: RawWatchEvent[] = [],
-): Promise<RawWatchEvent[]> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const got = events.map((e) => JSON.stringify(seenOf(e) ?? e.type)).join(", ");
-      reject(new Error(`the raw watch did not deliver ${what} within ${timeoutMs} ms; it delivered: ${got}`));
-    }, timeoutMs);
-  });
-  try {
-    while (!done(events)) {
-      const next = await Promise.race([watch.next(), deadline]);
-      if (next.done) throw new Error(`the raw watch ended before delivering ${what}`);
-      events.push(next.value);
-    }
-    return events;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const sawKey = (key: string) => (events: RawWatchEvent[]) =>
-  events.some((e) => e.type !== "initialized" && e.key.toString() === key);
-const initializedEverywhere = (events: RawWatchEvent[]) => events.some((e) => e.type === "initialized");
-
-/** Each region's indexes only go up (a DeleteRange's deletes share one). */
-export function expectRaftOrder(events: RawWatchEvent[]): void {
-  const last = new Map<bigint, bigint>();
-  for (const e of events) {
-    if (e.type === "initialized") continue;
-    const before = last.get(e.regionId) ?? 0n;
-    expect(e.index, `region ${e.regionId}: index ${e.index} after ${before}`).toBeGreaterThanOrEqual(before);
-    last.set(e.regionId, e.index);
-  }
-}
 
 describe("raw watch on one cluster", () => {
   let cluster: WatchCluster;
@@ -83,7 +25,7 @@ describe("raw watch on one cluster", () => {
     const watch = kv.watchRaw("r1/");
     try {
       // From now: what the writes below do comes after the feed started.
-      await readUntil(watch, initializedEverywhere, 10_000, "INITIALIZED");
+      await readUntil(watch, sawInitialized, 10_000, "INITIALIZED");
       const before = Date.now();
       await kv.put("r1/a", "1");
       await kv.put("r1/b", "2", "", { ttlSeconds: 3600 });
@@ -125,7 +67,7 @@ describe("raw watch on one cluster", () => {
     let positions: ReturnType<RawWatch["positions"]>;
     const seen: RawWatchEvent[] = [];
     try {
-      await readUntil(first, initializedEverywhere, 10_000, "INITIALIZED");
+      await readUntil(first, sawInitialized, 10_000, "INITIALIZED");
       for (let i = 0; i < 5; i++) await kv.put(`r2/k${i}`, `a${i}`);
       await readUntil(first, sawKey("r2/k4"), 10_000, "the first five puts", seen);
       positions = first.positions();
@@ -173,7 +115,7 @@ describe("raw watch and log compaction", () => {
     const first = kv.watchRaw("r3/");
     let positions: ReturnType<RawWatch["positions"]>;
     try {
-      await readUntil(first, initializedEverywhere, 10_000, "INITIALIZED");
+      await readUntil(first, sawInitialized, 10_000, "INITIALIZED");
       await kv.put("r3/a", "1");
       await readUntil(first, sawKey("r3/a"), 10_000, "the first put");
       positions = first.positions();

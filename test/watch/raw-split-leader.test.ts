@@ -1,0 +1,109 @@
+// The raw watch across region splits and a leader kill (the store leading the middle of the
+// watched keys stops): every change is delivered exactly once, each key's changes in the order
+// they were made (a split's new region is followed from the start of its log, after the parent's
+// changes up to the split).
+import { afterEach, expect, it } from "vitest";
+import type { KvClient } from "../../src/client/client.js";
+import type { RawWatchEvent } from "../../src/client/raw-watch.js";
+import { waitFor } from "../harness/wait.js";
+import { describe, expectRaftOrder, readUntil, sawInitialized } from "./raw-watch-helpers.js";
+import { WatchCluster } from "./watch-cluster.js";
+
+let cluster: WatchCluster | undefined;
+afterEach(async () => {
+  await cluster?.shutdown();
+  cluster = undefined;
+});
+
+const PAD = "v".repeat(200);
+
+/** Each key's changes in order: a value, or "-" for a delete. */
+type History = Map<string, string[]>;
+
+function record(h: History, key: string, change: string): void {
+  const list = h.get(key) ?? [];
+  list.push(change);
+  h.set(key, list);
+}
+
+/** Writes `count` raw changes to keys s/000..s/089 from round `from` on (every 7th a delete). */
+async function writeRounds(kv: KvClient, from: number, count: number, h: History): Promise<void> {
+  for (let i = from; i < from + count; i++) {
+    const key = `s/${String((i * 7) % 90).padStart(3, "0")}`;
+    if (i % 7 === 6) {
+      await kv.delete(key);
+      record(h, key, "-");
+    } else {
+      await kv.put(key, `${i}.${PAD}`);
+      record(h, key, `${i}.${PAD}`);
+    }
+  }
+}
+
+function historyOf(events: RawWatchEvent[]): History {
+  const h: History = new Map();
+  for (const e of events) {
+    if (e.type === "put") record(h, e.key.toString(), e.value.toString());
+    else if (e.type === "delete") record(h, e.key.toString(), "-");
+  }
+  return h;
+}
+
+const count = (h: History) => [...h.values()].reduce((n, l) => n + l.length, 0);
+
+it("a raw watch across region splits and a leader kill delivers every change exactly once, in order", async () => {
+  // Regions split at about 2 KB: the writes below split the watched range, more than once.
+  cluster = new WatchCluster({ config: { regionMaxSize: 2400, regionSplitSize: 1600, splitRegionCheckTickMs: 50 } });
+  const c = cluster;
+  const kv = await c.start();
+  const watch = kv.watchRaw("s/");
+  const written: History = new Map();
+  const events: RawWatchEvent[] = [];
+  try {
+    await readUntil(watch, sawInitialized, 10_000, "INITIALIZED", events);
+    const writes = (async () => {
+      await writeRounds(kv, 0, 60, written);
+      await waitFor(async () => (await kv.getAllRegions()).length >= 3, {
+        timeoutMs: 10_000,
+        message: "the watched range never split twice",
+      });
+      // Kill the store leading the middle of the watched keys; the others keep a quorum.
+      const victim = await waitFor(() => c.leaderOf(Buffer.from("s/045")), {
+        timeoutMs: 5_000,
+        message: "no leader known for s/045",
+      });
+      await c.stopStore(victim);
+      await writeRounds(kv, 60, 40, written);
+      return count(written);
+    })();
+    let total: number | undefined;
+    void writes.then((n) => {
+      total = n;
+    });
+    try {
+      await readUntil(
+        watch,
+        (evs) => total !== undefined && count(historyOf(evs)) >= total,
+        40_000,
+        "every change",
+        events,
+      );
+    } catch (err) {
+      const seen = historyOf(events);
+      const missing = [...written].filter(([k, l]) => JSON.stringify(seen.get(k) ?? []) !== JSON.stringify(l));
+      const show = (l: string[] | undefined) => (l ?? []).map((v) => v.slice(0, 4)).join(",");
+      throw new Error(
+        `${(err as Error).message.slice(0, 200)}...; keys whose changes differ (written / seen): ${missing.map(([k, l]) => `${k}: ${show(l)} / ${show(seen.get(k))}`).join("; ")}; regions: ${[...new Set(events.map((e) => e.regionId))].join(",")}; last events: ${events.slice(-15).map(describe).join(", ")}`,
+      );
+    }
+    await writes;
+  } finally {
+    watch.stop();
+  }
+  const seen = historyOf(events);
+  expect(count(seen)).toBe(count(written));
+  expect(new Map([...seen].sort())).toEqual(new Map([...written].sort()));
+  expectRaftOrder(events);
+  // The watch followed more than one region.
+  expect(new Set(events.map((e) => e.regionId)).size).toBeGreaterThan(1);
+}, 90_000);
