@@ -365,11 +365,7 @@ export class KvClient {
     return new Watch(this.watchDeps("watch"), watchRange(range), opts);
   }
 
-  /**
-   * The changes of the raw keys (CF default) under `prefix`, or of [start, end): per region in
-   * raft-log order, each exactly once, with its (region id, index); `watch.positions()` resumes.
-   * See src/client/raw-watch.ts and the README.
-   */
+  /** The raw keys' changes (CF default), per region in raft-log order, once each: src/client/raw-watch.ts, the README. */
   watchRaw(range: Bytes | { start: Bytes; end: Bytes }, opts: RawWatchOptions = {}): RawWatch {
     return new RawWatch(this.watchDeps("watchRaw"), watchRange(range), opts);
   }

@@ -80,12 +80,14 @@ it("a raw watch across region splits and a leader kill delivers every change exa
       return count(written);
     })();
     let total: number | undefined;
-    void writes.then(async (n) => {
+    const finished = writes.then(async (n) => {
       total = n;
       // The watch may have delivered the last change before its put returned: one more event
       // makes the reader look at the count again.
       await kv.put(SENTINEL, "done");
     });
+    // Awaited below; a failure of the writes must not also surface as an unhandled rejection.
+    finished.catch(() => undefined);
     try {
       await readUntil(
         watch,
@@ -102,7 +104,7 @@ it("a raw watch across region splits and a leader kill delivers every change exa
         `${(err as Error).message.slice(0, 200)}...; keys whose changes differ (written / seen): ${missing.map(([k, l]) => `${k}: ${show(l)} / ${show(seen.get(k))}`).join("; ")}; regions: ${[...new Set(events.map((e) => e.regionId))].join(",")}; last events: ${events.slice(-15).map(describe).join(", ")}`,
       );
     }
-    await writes;
+    await finished;
   } finally {
     watch.stop();
   }
