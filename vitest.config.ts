@@ -29,6 +29,7 @@ export const UNIT_TESTS = [
   "test/sim/disk/durability.test.ts",
   "test/sim/disk/faults.test.ts",
   "test/watch/raw-changes.test.ts",
+  "test/watch/raw-feed.test.ts",
 ];
 
 export default defineConfig({
