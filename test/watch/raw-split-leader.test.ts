@@ -115,3 +115,41 @@ it("a raw watch across region splits and a leader kill delivers every change exa
   // The watch followed more than one region.
   expect(new Set(events.map((e) => e.regionId)).size).toBeGreaterThan(1);
 }, 90_000);
+
+it("a raw watch resumed from positions taken before splits replays the old region up to each split, then both parts", async () => {
+  cluster = new WatchCluster({ config: { regionMaxSize: 2400, regionSplitSize: 1600, splitRegionCheckTickMs: 50 } });
+  const kv = await cluster.start();
+  const first = kv.watchRaw("s/");
+  const written: History = new Map();
+  let positions: ReturnType<typeof first.positions>;
+  try {
+    await readUntil(first, sawInitialized, 10_000, "INITIALIZED");
+    await writeRounds(kv, 0, 3, written);
+    await readUntil(first, (evs) => count(historyOf(evs)) >= 3, 10_000, "the first three changes");
+    positions = first.positions();
+  } finally {
+    first.stop();
+  }
+  expect(positions.length).toBe(1);
+  // While nobody watches, the range splits (more than once) and takes more changes.
+  await writeRounds(kv, 3, 60, written);
+  await waitFor(async () => (await kv.getAllRegions()).length >= 3, {
+    timeoutMs: 10_000,
+    message: "the watched range never split twice",
+  });
+  await writeRounds(kv, 63, 10, written);
+  const second = kv.watchRaw("s/", { from: positions });
+  const events: RawWatchEvent[] = [];
+  try {
+    const total = count(written) - 3;
+    await readUntil(second, (evs) => count(historyOf(evs)) >= total, 30_000, "the changes made meanwhile", events);
+  } finally {
+    second.stop();
+  }
+  // What came after the first three changes (rounds 0-2: keys s/000, s/007, s/014), once each.
+  const seen = historyOf(events);
+  const after = new Map([...written].filter(([k]) => !["s/000", "s/007", "s/014"].includes(k)));
+  expect(new Map([...seen].sort())).toEqual(new Map([...after].sort()));
+  expectRaftOrder(events);
+  expect(new Set(events.map((e) => e.regionId)).size).toBeGreaterThan(1);
+}, 90_000);
