@@ -22,6 +22,7 @@ import { silentLogger, createLogger } from "../../src/util/logger.js";
 import type { Runtime } from "../../src/util/runtime.js";
 import { realRuntime, sleep } from "../../src/util/runtime.js";
 import { raftOf } from "../../src/raft/testing.js";
+import { seededRng } from "./rng.js";
 import { tempDir } from "./wait.js";
 
 export interface ClusterOptions {
@@ -68,7 +69,11 @@ export class TestCluster {
   private readonly root = tempDir("tinykv-cluster-");
   readonly log: Logger = process.env.CLUSTER_LOG ? createLogger(process.env.CLUSTER_LOG) : silentLogger;
 
+  /** Which peer to try when no leader is known: seeded, so a failing seed replays the same choices. */
+  private readonly rng: () => number;
+
   constructor(readonly opts: ClusterOptions) {
+    this.rng = seededRng(opts.seed ?? 1);
     this.network = new MemoryNetwork({ seed: opts.seed, runtime: opts.runtime, messageCopy: opts.messageCopy });
     this.config = { ...TEST_RAFTSTORE_CONFIG, ...opts.config };
     for (let i = 1; i <= opts.stores; i++) {
@@ -247,7 +252,7 @@ export class TestCluster {
       const region = this.regionFor(key);
       if (region) {
         const storeId =
-          hint ?? this.leaderOf(region.id) ?? region.peers[Math.floor(Math.random() * region.peers.length)]!.storeId;
+          hint ?? this.leaderOf(region.id) ?? region.peers[Math.floor(this.rng() * region.peers.length)]!.storeId;
         hint = undefined;
         const store = this.store(storeId);
         if (store) {

@@ -8,7 +8,7 @@ import type { KvConnection } from "../../src/client/index.js";
 import { KvClient, KvOutcomeUnknownError } from "../../src/client/index.js";
 import * as kv from "../../src/proto/kvrpcpb.js";
 import type { Region } from "../../src/proto/metapb.js";
-import type { SchedulerApi } from "../../src/scheduler/api.js";
+import { oneRegionScheduler } from "./fake-scheduler.js";
 
 const REGION: Region = {
   id: 1n,
@@ -20,36 +20,6 @@ const REGION: Region = {
     { id: 12n, storeId: 2n },
   ],
 };
-
-/** Just enough of a scheduler for routing: one region over two stores. */
-function fakeScheduler(): SchedulerApi {
-  const unused = () => Promise.reject(new Error("not used by this test"));
-  return {
-    clusterId: 1n,
-    leaderAddr: "fake",
-    getRegion: async () => ({ region: REGION, leader: REGION.peers[0] }),
-    getStore: async (id: bigint) => ({ store: { id, address: `store${id}`, state: 0, statusAddress: "" } }),
-    allocId: unused,
-    bootstrap: unused,
-    isBootstrapped: unused,
-    putStore: unused,
-    getAllStores: unused,
-    storeHeartbeat: unused,
-    getPrevRegion: unused,
-    getRegionById: unused,
-    scanRegions: unused,
-    askSplit: unused,
-    getClusterConfig: unused,
-    putClusterConfig: unused,
-    getGcSafePoint: unused,
-    updateGcSafePoint: unused,
-    getOperator: unused,
-    tso: unused,
-    regionHeartbeat: () => false,
-    onRegionHeartbeatResponse: () => () => undefined,
-    close: () => undefined,
-  };
-}
 
 type Answer = "stale-command" | "deadline" | "not-leader" | "unavailable" | "ok";
 
@@ -97,11 +67,14 @@ function scriptedStores(answers: Answer[]) {
       close: () => undefined,
     };
   };
-  const client = KvClient.withScheduler(fakeScheduler(), {
-    connectKv: connect,
-    timeoutMs: 2_000,
-    backoff: { initialMs: 1, maxMs: 5 },
-  });
+  const client = KvClient.withScheduler(
+    oneRegionScheduler(REGION, (id) => `store${id}`),
+    {
+      connectKv: connect,
+      timeoutMs: 2_000,
+      backoff: { initialMs: 1, maxMs: 5 },
+    },
+  );
   return { client, writes };
 }
 

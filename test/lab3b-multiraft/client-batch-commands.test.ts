@@ -16,49 +16,20 @@ import {
 import { StandaloneStorage } from "../../src/kv/storage/index.js";
 import type { Region } from "../../src/proto/metapb.js";
 import type { TinyKvServer } from "../../src/proto/tinykvpb.js";
-import type { SchedulerApi } from "../../src/scheduler/api.js";
+import { oneRegionScheduler } from "./fake-scheduler.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { tempDir, waitFor } from "../harness/wait.js";
 
 const b = (s: string) => Buffer.from(s);
 
-/** A scheduler that routes every key to one region with one peer, on store 1 at `addr`. */
-function oneRegionScheduler(addr: () => string): SchedulerApi {
-  const region: Region = {
-    id: 1n,
-    startKey: Buffer.alloc(0),
-    endKey: Buffer.alloc(0),
-    regionEpoch: { confVer: 1n, version: 1n },
-    peers: [{ id: 11n, storeId: 1n }],
-  };
-  const unused = () => Promise.reject(new Error("not used by this test"));
-  let ts = BigInt(Date.now()) << 18n;
-  return {
-    clusterId: 1n,
-    leaderAddr: "fake",
-    getRegion: async () => ({ region, leader: region.peers[0] }),
-    getStore: async (id: bigint) => ({ store: { id, address: addr(), state: 0, statusAddress: "" } }),
-    tso: async () => ++ts,
-    allocId: unused,
-    bootstrap: unused,
-    isBootstrapped: unused,
-    putStore: unused,
-    getAllStores: unused,
-    storeHeartbeat: unused,
-    getPrevRegion: unused,
-    getRegionById: unused,
-    scanRegions: unused,
-    askSplit: unused,
-    getClusterConfig: unused,
-    putClusterConfig: unused,
-    getGcSafePoint: unused,
-    updateGcSafePoint: unused,
-    getOperator: unused,
-    regionHeartbeat: () => false,
-    onRegionHeartbeatResponse: () => () => undefined,
-    close: () => undefined,
-  };
-}
+/** Every key in one region with one peer, on store 1. */
+const REGION: Region = {
+  id: 1n,
+  startKey: Buffer.alloc(0),
+  endKey: Buffer.alloc(0),
+  regionEpoch: { confVer: 1n, version: 1n },
+  peers: [{ id: 11n, storeId: 1n }],
+};
 
 type Handler = grpc.handleUnaryCall<unknown, unknown>;
 
@@ -157,7 +128,7 @@ function clientOf(s: HoldableStore, timeoutMs = 8000) {
     return c;
   };
   client = KvClient.withScheduler(
-    oneRegionScheduler(() => s.addr),
+    oneRegionScheduler(REGION, () => s.addr),
     {
       connectKv,
       timeoutMs,

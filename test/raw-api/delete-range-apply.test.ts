@@ -69,6 +69,14 @@ describe("DeleteRange apply", () => {
     expect(out.size).toBe(0);
   });
 
+  it("is not fooled by a key or value holding a DeleteRange's bytes", () => {
+    // 0x08 0x07 is how an encoded Request starts when cmd_type = DeleteRange.
+    const tricky = Buffer.from([0x61, 0x08, 0x07, 0x08, 0x07]);
+    const entries = [entry(5n, [{ cmdType: CmdType.Put, put: { cf: RAW_CF_DEFAULT, key: tricky, value: tricky } }])];
+    expect(mayHoldRangeDelete(entries, 4n), "a put only").toBe(false);
+    expect(mayHoldRangeDelete([...entries, entry(6n, [deleteRange("a", "b")])], 4n)).toBe(true);
+  });
+
   it("refuses a range that leaves the region (KeyNotInRegion at proposal and apply)", () => {
     const r = region("b", "p");
     const range = (start: string, end: string) => ({ cf: RAW_CF_DEFAULT, startKey: b(start), endKey: b(end) });

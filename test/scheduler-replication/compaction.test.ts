@@ -5,24 +5,10 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, it } from "vitest";
-import { ErrorType } from "../../src/proto/schedulerpb.js";
-import { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
-import { SchedulerError } from "../../src/scheduler/errors.js";
+import type { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
 import type { ReplicatedSchedulerServer } from "../../src/scheduler/replication/replicated-server.js";
 import { waitFor } from "../harness/wait.js";
-import { MemberGroup } from "./members.js";
-
-/**
- * Bootstraps through the client. The client retries a call that timed out, and the retry of a
- * bootstrap that did apply answers ALREADY_BOOTSTRAPPED: for these tests that is done too.
- */
-async function bootstrap(client: SchedulerRpcClient): Promise<void> {
-  try {
-    await client.bootstrap({ id: 1n, address: "127.0.0.1:20001" });
-  } catch (err) {
-    if (!(err instanceof SchedulerError && err.type === ErrorType.ALREADY_BOOTSTRAPPED)) throw err;
-  }
-}
+import { bootstrap, connectClient, MemberGroup } from "./members.js";
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
@@ -32,16 +18,8 @@ afterEach(async () => {
 /** Small, so a few dozen writes take several snapshots. */
 const COMPACTION = { snapshotCount: 20, catchupEntries: 5 };
 
-async function connect(group: MemberGroup, names = group.names): Promise<SchedulerRpcClient> {
-  const client = await SchedulerRpcClient.connect(group.addrs(names), {
-    connectDeadlineMs: 15_000,
-    retryDeadlineMs: 15_000,
-    // Calls wait on raft round trips: on a loaded machine 1 s is short, and a retried call may
-    // find its first attempt applied.
-    timeoutMs: 5_000,
-  });
-  cleanups.push(() => client.close());
-  return client;
+function connect(group: MemberGroup, names = group.names): Promise<SchedulerRpcClient> {
+  return connectClient(group, names, cleanups);
 }
 
 /** Writes `count` stores (one metadata write, so one raft entry, each) with ids from `firstId`. */

@@ -2,6 +2,9 @@
 import type { MemberTiming } from "../../src/scheduler/replication/member.js";
 import type { CompactionPolicy } from "../../src/scheduler/replication/member-storage.js";
 import type { InitialClusterState } from "../../src/scheduler/replication/join.js";
+import { ErrorType } from "../../src/proto/schedulerpb.js";
+import { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
+import { SchedulerError } from "../../src/scheduler/errors.js";
 import { ReplicatedSchedulerServer } from "../../src/scheduler/replication/replicated-server.js";
 import { createLogger, silentLogger } from "../../src/util/logger.js";
 import type { TlsConfig } from "../../src/util/tls.js";
@@ -121,4 +124,33 @@ export class MemberGroup {
     for (const n of [...this.servers.keys()]) await this.stop(n);
     for (const d of this.dirs.values()) d.cleanup();
   }
+}
+
+/**
+ * Bootstraps through the client. The client retries a call that timed out, and the retry of a
+ * bootstrap that did apply answers ALREADY_BOOTSTRAPPED: for these tests that is done too.
+ */
+export async function bootstrap(client: SchedulerRpcClient): Promise<void> {
+  try {
+    await client.bootstrap({ id: 1n, address: "127.0.0.1:20001" });
+  } catch (err) {
+    if (!(err instanceof SchedulerError && err.type === ErrorType.ALREADY_BOOTSTRAPPED)) throw err;
+  }
+}
+
+/** A client of `names`, patient with raft round trips; `cleanups` closes it after the test. */
+export async function connectClient(
+  group: MemberGroup,
+  names: string[],
+  cleanups: Array<() => Promise<unknown> | unknown>,
+): Promise<SchedulerRpcClient> {
+  const client = await SchedulerRpcClient.connect(group.addrs(names), {
+    connectDeadlineMs: 15_000,
+    retryDeadlineMs: 15_000,
+    // Calls wait on raft round trips: on a loaded machine 1 s is short, and a retried call may
+    // find its first attempt applied.
+    timeoutMs: 5_000,
+  });
+  cleanups.push(() => client.close());
+  return client;
 }

@@ -3,40 +3,18 @@
 // down, and the cluster hands out strictly increasing timestamps all along. The membership is
 // persisted: a restart does not fall back to --initial-cluster.
 import { afterEach, describe, expect, it } from "vitest";
-import { ErrorType } from "../../src/proto/schedulerpb.js";
-import { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
-import { SchedulerError } from "../../src/scheduler/errors.js";
+import type { SchedulerRpcClient } from "../../src/scheduler/client/client.js";
 import { ctlCommands } from "../../src/cli/ctl/commands.js";
 import { waitFor } from "../harness/wait.js";
-import { MemberGroup } from "./members.js";
-
-/**
- * Bootstraps through the client. The client retries a call that timed out, and the retry of a
- * bootstrap that did apply answers ALREADY_BOOTSTRAPPED: for these tests that is done too.
- */
-async function bootstrap(client: SchedulerRpcClient): Promise<void> {
-  try {
-    await client.bootstrap({ id: 1n, address: "127.0.0.1:20001" });
-  } catch (err) {
-    if (!(err instanceof SchedulerError && err.type === ErrorType.ALREADY_BOOTSTRAPPED)) throw err;
-  }
-}
+import { bootstrap, connectClient, MemberGroup } from "./members.js";
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function connect(group: MemberGroup, names: string[]): Promise<SchedulerRpcClient> {
-  const client = await SchedulerRpcClient.connect(group.addrs(names), {
-    connectDeadlineMs: 15_000,
-    retryDeadlineMs: 15_000,
-    // Calls wait on raft round trips: on a loaded machine 1 s is short, and a retried call may
-    // find its first attempt applied.
-    timeoutMs: 5_000,
-  });
-  cleanups.push(() => client.close());
-  return client;
+function connect(group: MemberGroup, names: string[]): Promise<SchedulerRpcClient> {
+  return connectClient(group, names, cleanups);
 }
 
 /** Asks for timestamps back to back until stopped; stop() throws the first failure, if any. */

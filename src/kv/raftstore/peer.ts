@@ -1,11 +1,11 @@
 import type { Ready } from "../../raft/index.js";
 import { ErrProposalDropped, RawNode, seededRandom } from "../../raft/index.js";
 import type { Message } from "../../raft/eraftpb.js";
-import { ConfChange, ConfChangeType } from "../../raft/eraftpb.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import type { Peer as PeerMeta, Region } from "../../proto/metapb.js";
 import type { RaftRequestHeader } from "../../proto/raft_cmdpb.js";
-import { AdminCmdType, RaftCmdRequest, RaftCmdResponse } from "../../proto/raft_cmdpb.js";
+import type { RaftCmdResponse } from "../../proto/raft_cmdpb.js";
+import { RaftCmdRequest } from "../../proto/raft_cmdpb.js";
 import type { RaftMessage } from "../../proto/raft_serverpb.js";
 import type { EngineSnapshot, WriteBatch } from "../engine/index.js";
 import type { Logger } from "../../util/logger.js";
@@ -20,7 +20,11 @@ import { errorResponse, regionErrors } from "./errors.js";
 import type { PeerStorage } from "./peer-storage.js";
 import { asBuffer } from "./peer-storage.js";
 import type { PeerMsg } from "./peer-msg.js";
-import { inspectRequest, isInitialMessage } from "./peer-msg.js";
+import { inspectRequest } from "./peer-msg.js";
+import { PeerDirectory } from "./peer-directory.js";
+import type { AdminPeer } from "./peer-admin.js";
+import { proposeConfChange, transferLeader } from "./peer-admin.js";
+import { RegionSizeTracker } from "./split-size.js";
 import { Proposals } from "./proposals.js";
 import { ReadQueue } from "./reads.js";
 import { replicaReadRefusal, sendFollowerReadIndex } from "./replica-reads.js";
@@ -57,13 +61,9 @@ export class Peer {
   private readonly reads: ReadQueue;
   /** Up to which ts this replica's applied data is complete, for stale reads (safe-ts.ts). */
   readonly safeTs = new SafeTs();
-  /** Peers seen in messages but not (yet) in the region meta, for addressing replies. */
-  private readonly peerCache = new Map<bigint, PeerMeta>();
+  private readonly directory: PeerDirectory;
+  private readonly size = new RegionSizeTracker();
   private retirement: { index: bigint; sinceTick: number } | undefined;
-  /** Approximate region size in bytes from the last split check; undefined until measured. */
-  private measuredSize: number | undefined;
-  /** Bytes written since the last split check. */
-  private writtenSinceSplitCheck = 0;
   private readonly log: Logger;
   private readonly wake: (soon?: boolean) => void;
   private readonly observer: RaftstoreObserver;
@@ -87,6 +87,7 @@ export class Peer {
   ) {
     const config = env.config;
     this.deliberateBugs = config.deliberateBugs;
+    this.directory = new PeerDirectory(meta, () => this.storage.region);
     this.log = env.log;
     this.wake = env.wake;
     this.observer = env.observer ?? NO_OBSERVER;
@@ -143,7 +144,7 @@ export class Peer {
   }
 
   private step(from: PeerMeta, m: Message): void {
-    this.rememberPeer(from);
+    this.directory.remember(from);
     if (this.lease?.refusesVote(m)) return;
     try {
       this.raw.step(m);
@@ -169,9 +170,9 @@ export class Peer {
     try {
       switch (inspectRequest(msg)) {
         case "transferLeader":
-          return this.transferLeader(msg.req, done);
+          return transferLeader(this.admin(), msg.req, done);
         case "proposeConfChange":
-          return this.proposeConfChange(msg.req, done);
+          return proposeConfChange(this.admin(), msg.req, done);
         default:
           // Batched with the other commands of this turn: one append message per follower.
           this.queueWrite(msg.req, done);
@@ -210,39 +211,17 @@ export class Peer {
     return undefined;
   }
 
-  private transferLeader(req: RaftCmdRequest, done: (resp: RaftCmdResponse) => void): void {
-    this.lease?.drop("transfer");
-    this.raw.transferLeader(req.adminRequest!.transferLeader!.peer!.id);
-    this.wake();
-    done(
-      RaftCmdResponse.fromPartial({
-        header: {},
-        adminResponse: { cmdType: AdminCmdType.TransferLeader, transferLeader: {} },
-      }),
-    );
-  }
-
-  private proposeConfChange(req: RaftCmdRequest, done: (resp: RaftCmdResponse) => void): void {
-    const change = req.adminRequest!.changePeer!;
-    this.lease?.drop("conf-change");
-    if (change.changeType === ConfChangeType.RemoveNode && change.peer?.id === this.meta.id) {
-      // A leader that removes itself may destroy itself before any follower learns the
-      // removal committed; with two peers that leaves one voter that can never win. Hand
-      // leadership over first; the caller retries on the new leader.
-      const target = this.region.peers.find((p) => p.id !== this.meta.id);
-      if (target) this.raw.transferLeader(target.id); // the conf-change drop above ended the lease
-      this.wake();
-      return done(errorResponse(regionErrors.notLeader(this.regionId, target), this.term));
-    }
-    this.rememberPeer(change.peer);
-    const cc = ConfChange.fromPartial({
-      changeType: change.changeType,
-      nodeId: change.peer!.id,
-      context: Buffer.from(RaftCmdRequest.encode(req).finish()),
-    });
-    const at = this.raw.proposeConfChange(cc);
-    this.proposals.inTheLog(at.index, at.term, [{ done }]);
-    this.wake();
+  private admin(): AdminPeer {
+    return {
+      raw: this.raw,
+      lease: this.lease,
+      meta: this.meta,
+      region: this.region,
+      term: this.term,
+      proposals: this.proposals,
+      remember: (p) => this.directory.remember(p),
+      wake: () => this.wake(),
+    };
   }
 
   /** Raft dropped a proposal (no leader, a transfer under way...): a leader says why, a follower names the leader. */
@@ -378,7 +357,7 @@ export class Peer {
 
   /** Bytes of keys and values this peer's apply just wrote: a hint for the split checker. */
   wrote(bytes: number): void {
-    this.writtenSinceSplitCheck += bytes;
+    this.size.wrote(bytes);
   }
 
   /** Raft confirmed read indexes in a Ready: serve every read whose index is now applied. */
@@ -417,11 +396,7 @@ export class Peer {
   }
 
   peerById(id: bigint): PeerMeta | undefined {
-    return this.region.peers.find((p) => p.id === id) ?? this.peerCache.get(id);
-  }
-
-  private rememberPeer(p: PeerMeta | undefined): void {
-    if (p && p.id !== 0n && !this.region.peers.some((x) => x.id === p.id)) this.peerCache.set(p.id, { ...p });
+    return this.directory.peerById(id);
   }
 
   /**
@@ -443,17 +418,16 @@ export class Peer {
 
   /** Approximate region size in bytes from the last split check; undefined until measured. */
   get approximateSize(): number | undefined {
-    return this.measuredSize;
+    return this.size.approximateSize;
   }
 
   /** True when the region was never measured or enough was written since its last split check. */
   splitCheckDue(minWrittenBytes: number): boolean {
-    return this.measuredSize === undefined || this.writtenSinceSplitCheck >= minWrittenBytes;
+    return this.size.checkDue(minWrittenBytes);
   }
 
   splitChecked(approximateSize: number): void {
-    this.measuredSize = approximateSize;
-    this.writtenSinceSplitCheck = 0;
+    this.size.checked(approximateSize);
   }
 
   /** True when raft asked for a snapshot and none is being generated. */
@@ -463,20 +437,7 @@ export class Peer {
 
   /** Wraps a raft message in the store-to-store envelope; undefined when the target is unknown. */
   envelope(msg: Message): RaftMessage | undefined {
-    const to = this.peerById(msg.to);
-    if (!to) return undefined;
-    const region = this.region;
-    const initial = isInitialMessage(msg);
-    return {
-      regionId: region.id,
-      fromPeer: this.meta,
-      toPeer: to,
-      message: msg,
-      regionEpoch: region.regionEpoch,
-      isTombstone: false,
-      startKey: initial ? region.startKey : Buffer.alloc(0),
-      endKey: initial ? region.endKey : Buffer.alloc(0),
-    };
+    return this.directory.envelope(msg);
   }
 
   /**

@@ -1,3 +1,4 @@
+import type { Entry } from "../../raft/eraftpb.js";
 import type { Ready } from "../../raft/index.js";
 import { sendableBeforePersist } from "../../raft/index.js";
 import type { Region } from "../../proto/metapb.js";
@@ -223,9 +224,11 @@ export class StoreLoop {
   /** Every peer's committed entries in one kv batch, with their apply states. */
   private async apply(work: Work[], turn: TurnTimeline): Promise<Applied[]> {
     const rangeKeys: RangeDeleteKeys = new Map();
-    for (const { peer, rd } of work)
-      if (!peer.retiring && mayHoldRangeDelete(rd.committedEntries, peer.storage.appliedIndex))
-        await scanRangeDeletes(this.ctx.kv, peer.region, rd.committedEntries, peer.storage.appliedIndex, rangeKeys);
+    // One scan per peer over all its entries of the turn: a leader's second Ready (takeCommitted)
+    // must see the keys its first Ready puts, which are in this batch and not yet in the engine.
+    for (const [peer, entries] of committedByPeer(work))
+      if (!peer.retiring && mayHoldRangeDelete(entries, peer.storage.appliedIndex))
+        await scanRangeDeletes(this.ctx.kv, peer.region, entries, peer.storage.appliedIndex, rangeKeys);
     const kvWb = this.ctx.kv.newBatch();
     const applied: Applied[] = [];
     const hasInitializedRegion = (id: bigint) => this.ctx.peers.get(id)?.storage.isInitialized() ?? false;
@@ -275,6 +278,18 @@ export class StoreLoop {
     if (peer.isLeader() && peer.region.peers.length > 0) peer.retire(peer.storage.appliedIndex, this.ctx.tickCount);
     else this.destroys.destroy(peer);
   }
+}
+
+/** Each peer's committed entries of the turn, in apply order (a leader may have two Readies in it). */
+function committedByPeer(work: Work[]): Map<Peer, Entry[]> {
+  const byPeer = new Map<Peer, Entry[]>();
+  for (const { peer, rd } of work) {
+    if (rd.committedEntries.length === 0) continue;
+    const entries = byPeer.get(peer);
+    if (entries) entries.push(...rd.committedEntries);
+    else byPeer.set(peer, [...rd.committedEntries]);
+  }
+  return byPeer;
 }
 
 /** The highest log index among the Readies' new entries (for the hop trace). */

@@ -202,7 +202,7 @@ export class RawHandlers {
     try {
       const cf = parseClientCf(req.cf);
       checkDeleteRange(req.startKey, req.endKey);
-      await this.storage.write(req.context, [{ kind: "deleteRange", cf, start: req.startKey, end: req.endKey }]);
+      await this.storage.deleteRange(req.context, cf, req.startKey, req.endKey);
       return RawDeleteRangeResponse.create();
     } catch (err) {
       return RawDeleteRangeResponse.create(rawFailure(err));

@@ -52,6 +52,12 @@ export function rawTtlCf(cf: CfName): CfName {
 /** About a century: far beyond any use, and far from overflowing an expiry in milliseconds. */
 export const MAX_TTL_SECONDS = 100n * 365n * 86_400n;
 
+/**
+ * A raw delete range removes at most this many stored keys per raft entry (RawKeyspace.deleteRange):
+ * apply lists an entry's keys in memory before it deletes them.
+ */
+export const MAX_RANGE_DELETE_KEYS = 10_000;
+
 /** A raw write: a put may carry a ttl in seconds (0 or absent: never expires). */
 export type RawModify =
   | { kind: "put"; cf: CfName; key: Buffer; value: Buffer; ttlSeconds?: bigint }
@@ -112,6 +118,53 @@ export class RawKeyspace {
       ctx,
       batch.flatMap((m) => toEngineWrites(m, now)),
     );
+  }
+
+  /**
+   * Deletes the keys of [start, end) (empty end = no end) in raft entries of at most `chunkKeys`
+   * stored keys each, in key order: one entry's apply lists every key it deletes, so one entry
+   * over millions of keys would hold them all in memory and stall its region's apply. Each chunk
+   * ends at the first key past it, read just before; a key put into a chunk meanwhile is still
+   * deleted (apply lists the keys again). Not atomic: a failure midway leaves a prefix deleted,
+   * and retrying is safe.
+   */
+  async deleteRange(
+    ctx: Context | undefined,
+    cf: CfName,
+    start: Buffer,
+    end: Buffer,
+    chunkKeys = MAX_RANGE_DELETE_KEYS,
+  ): Promise<void> {
+    let from = start;
+    for (;;) {
+      const next = await this.keyAfter(ctx, rawCf(cf), from, end, chunkKeys);
+      await this.write(ctx, [{ kind: "deleteRange", cf, start: from, end: next ?? end }]);
+      if (next === undefined) return;
+      from = next; // the chunkKeys+1-th key from `from`: strictly past it, so every round advances
+    }
+  }
+
+  /** The key `count` keys past the first stored key at or after `from` in [from, end), if any. */
+  private async keyAfter(
+    ctx: Context | undefined,
+    cf: CfName,
+    from: Buffer,
+    end: Buffer,
+    count: number,
+  ): Promise<Buffer | undefined> {
+    const reader = await this.inner.reader(ctx);
+    const cursor = reader.iterCF(cf);
+    try {
+      await cursor.seek(from);
+      for (let seen = 0; cursor.valid && (end.length === 0 || Buffer.compare(cursor.key, end) < 0); seen++) {
+        if (seen === count) return cursor.key;
+        await cursor.next();
+      }
+      return undefined;
+    } finally {
+      await cursor.close();
+      await reader.close();
+    }
   }
 
   async reader(ctx: Context | undefined): Promise<RawReader> {

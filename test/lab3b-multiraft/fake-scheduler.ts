@@ -1,0 +1,36 @@
+/**
+ * A scheduler for client tests that need no process: it routes every key to one region and
+ * answers store addresses and timestamps; every other call rejects, naming itself.
+ */
+import type { Region } from "../../src/proto/metapb.js";
+import type { SchedulerApi } from "../../src/scheduler/api.js";
+
+export function oneRegionScheduler(region: Region, storeAddress: (storeId: bigint) => string): SchedulerApi {
+  const unused = (name: string) => () => Promise.reject(new Error(`fake scheduler: ${name} is not used by this test`));
+  let ts = BigInt(Date.now()) << 18n;
+  return {
+    clusterId: 1n,
+    leaderAddr: "fake",
+    getRegion: async () => ({ region, leader: region.peers[0] }),
+    getStore: async (id: bigint) => ({ store: { id, address: storeAddress(id), state: 0, statusAddress: "" } }),
+    tso: async () => ++ts,
+    allocId: unused("allocId"),
+    bootstrap: unused("bootstrap"),
+    isBootstrapped: unused("isBootstrapped"),
+    putStore: unused("putStore"),
+    getAllStores: unused("getAllStores"),
+    storeHeartbeat: unused("storeHeartbeat"),
+    getPrevRegion: unused("getPrevRegion"),
+    getRegionById: unused("getRegionById"),
+    scanRegions: unused("scanRegions"),
+    askSplit: unused("askSplit"),
+    getClusterConfig: unused("getClusterConfig"),
+    putClusterConfig: unused("putClusterConfig"),
+    getGcSafePoint: unused("getGcSafePoint"),
+    updateGcSafePoint: unused("updateGcSafePoint"),
+    getOperator: unused("getOperator"),
+    regionHeartbeat: () => false,
+    onRegionHeartbeatResponse: () => () => undefined,
+    close: () => undefined,
+  };
+}
