@@ -96,6 +96,8 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
   private readonly shedCalls = new WeakSet<grpc.ClientReadableStream<ChangeDataEvent>>();
   private readonly highWaterMark: number;
   private nextRequestId = 1n;
+  /** Times the watch dropped its feeds for a consumer that did not keep up. */
+  sheds = 0;
 
   constructor(
     private readonly deps: WatchDeps,
@@ -186,6 +188,7 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
   /** The consumer is too slow: end every feed (gRPC would keep reading); each resumes from its index once there is room. */
   private shed(): void {
     this.shedding = true;
+    this.sheds++;
     for (const call of this.calls) {
       this.shedCalls.add(call);
       call.cancel();
