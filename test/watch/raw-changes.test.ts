@@ -173,7 +173,8 @@ describe("raw change records", () => {
       adminRequest: { cmdType: AdminCmdType.Split, split: { splitKey: b("m"), newRegionId: 9n, newPeerIds: [10n] } },
     });
     const wb = kv.newBatch();
-    applyEntries(target, [range, split], wb, new Map([[range, [[b("b"), b("q")]]]]));
+    // "q" twice: stored, and put again earlier in the turn; recorded once.
+    applyEntries(target, [range, split], wb, new Map([[range, [[b("b"), b("q"), b("q")]]]]));
     await wb.write(true);
     const got = await records(kv);
     expect(got[0]).toEqual([

@@ -129,7 +129,7 @@ function applyNormal(
       case CmdType.DeleteRange: {
         const keys = rangeKeys?.shift();
         applyDeleteRange(r, kvWb, keys, reads);
-        for (const key of keys ?? []) raw.delete(parseCf(r.deleteRange!.cf), key);
+        raw.deleteKeys(parseCf(r.deleteRange!.cf), keys ?? []);
         responses.push({ cmdType: CmdType.DeleteRange, deleteRange: {} });
         break;
       }

@@ -83,6 +83,21 @@ export class RawChangeCollector {
     this.changes.push({ op: "delete", cf: raw.cf, key: Buffer.from(key) });
   }
 
+  /**
+   * A DeleteRange's keys, once each (its list may name a key twice: stored, and put again earlier
+   * in the turn). A key that a CAS of the same turn failed to put is listed too: its delete is
+   * recorded though the key was absent, which a watcher sees as a delete of nothing.
+   */
+  deleteKeys(engineCf: CfName, keys: Buffer[]): void {
+    const seen = new Set<string>();
+    for (const key of keys) {
+      const id = key.toString("latin1");
+      if (seen.has(id)) continue;
+      seen.add(id);
+      this.delete(engineCf, key);
+    }
+  }
+
   splitInto(regions: Region[]): void {
     this.split = regions;
   }
