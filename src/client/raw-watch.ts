@@ -41,7 +41,13 @@ export type RawWatchEvent =
   | ({ type: "put"; key: Buffer; value: Buffer; expiresAtMs?: number } & Where)
   | ({ type: "delete"; key: Buffer } & Where)
   /** The region's stored changes after the start position are all delivered; live ones follow. */
-  | ({ type: "initialized"; start: Buffer; end: Buffer } & Where);
+  | ({ type: "initialized"; start: Buffer; end: Buffer } & Where)
+  /**
+   * With `resetOnCompacted`: the region no longer holds the changes of [start, end) after the
+   * span's position; the span goes on from now. Changes in between are lost to the watch: re-read
+   * the range (a scan) if it matters. `index` is the compacted position.
+   */
+  | ({ type: "reset"; start: Buffer; end: Buffer; oldestIndex: bigint } & Where);
 
 export interface RawWatchOptions {
   /** Resume from `watch.positions()` of an earlier watch of the same range (default: from now). */
@@ -50,6 +56,11 @@ export interface RawWatchOptions {
   reconnectDeadlineMs?: number;
   /** Events held for a consumer that does not keep up before the feeds pause (resuming later from their index). Default 4096. */
   highWaterMark?: number;
+  /**
+   * A position the region's log no longer holds: by default the watch fails with
+   * PositionCompactedError; with this, the span yields a `reset` event and goes on from now.
+   */
+  resetOnCompacted?: boolean;
 }
 
 /** A part of the range followed in one region; `index` is the last one received (queued). */
@@ -130,7 +141,8 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
           for (const p of item.parts) this.consumed.set(p.span, p.index);
           continue;
         }
-        this.consumed.set(item.span, item.event.index);
+        // A reset's index is the position that was lost: the span now starts from now.
+        this.consumed.set(item.span, item.event.type === "reset" ? 0n : item.event.index);
         return { value: item.event, done: false };
       }
       if (this.failure !== undefined) {
@@ -273,7 +285,15 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
         const e = end.error;
         if (e?.positionCompacted) {
           const pc = e.positionCompacted;
-          return this.fail(new PositionCompactedError(pc.regionId, pc.fromIndex, pc.oldestIndex, target.addr));
+          if (!this.opts.resetOnCompacted)
+            return this.fail(new PositionCompactedError(pc.regionId, pc.fromIndex, pc.oldestIndex, target.addr));
+          const where = { regionId: span.regionId, index: span.index, start: span.start, end: span.end };
+          // From now on: the next feed's INITIALIZED gives the span its new position.
+          const fresh = { ...span, index: 0n };
+          this.push({ split: span, parts: [{ span: fresh, index: 0n }] });
+          this.push({ event: { type: "reset", ...where, oldestIndex: pc.oldestIndex }, span: fresh });
+          span = fresh;
+          continue;
         }
         if (e?.epochNotMatch && e.epochNotMatch.currentRegions.length > 0) {
           this.deps.cache.onRegionError(target, regionErrorOf(e));

@@ -45,7 +45,7 @@ const SENTINEL = "s/zz-sentinel";
 function historyOf(events: RawWatchEvent[]): History {
   const h: History = new Map();
   for (const e of events) {
-    if (e.type !== "initialized" && e.key.toString() === SENTINEL) continue;
+    if ((e.type === "put" || e.type === "delete") && e.key.toString() === SENTINEL) continue;
     if (e.type === "put") record(h, e.key.toString(), e.value.toString());
     else if (e.type === "delete") record(h, e.key.toString(), "-");
   }

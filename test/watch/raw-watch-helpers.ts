@@ -6,7 +6,7 @@ import type { RawWatch, RawWatchEvent } from "../../src/client/raw-watch.js";
 export type Seen = { type: "put" | "delete"; key: string; value?: string; expires?: boolean };
 
 export function seenOf(ev: RawWatchEvent): Seen | undefined {
-  if (ev.type === "initialized") return undefined;
+  if (ev.type === "initialized" || ev.type === "reset") return undefined;
   if (ev.type === "delete") return { type: "delete", key: ev.key.toString() };
   return {
     type: "put",
@@ -19,7 +19,7 @@ export function seenOf(ev: RawWatchEvent): Seen | undefined {
 /** One event, short, for a failure message. */
 export function describe(e: RawWatchEvent): string {
   const at = `${e.regionId}:${e.index}`;
-  if (e.type === "initialized") return `${at} initialized`;
+  if (e.type === "initialized" || e.type === "reset") return `${at} ${e.type}`;
   return `${at} ${e.type} ${e.key}${e.type === "put" ? `=${e.value.toString().slice(0, 12)}` : ""}`;
 }
 
@@ -54,14 +54,14 @@ export async function readUntil(
 }
 
 export const sawKey = (key: string) => (events: RawWatchEvent[]) =>
-  events.some((e) => e.type !== "initialized" && e.key.toString() === key);
+  events.some((e) => (e.type === "put" || e.type === "delete") && e.key.toString() === key);
 export const sawInitialized = (events: RawWatchEvent[]) => events.some((e) => e.type === "initialized");
 
 /** Each region's indexes only go up (a DeleteRange's deletes share one). */
 export function expectRaftOrder(events: RawWatchEvent[]): void {
   const last = new Map<bigint, bigint>();
   for (const e of events) {
-    if (e.type === "initialized") continue;
+    if (e.type !== "put" && e.type !== "delete") continue;
     const before = last.get(e.regionId) ?? 0n;
     expect(e.index, `region ${e.regionId}: index ${e.index} after ${before}`).toBeGreaterThanOrEqual(before);
     last.set(e.regionId, e.index);

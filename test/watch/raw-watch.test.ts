@@ -162,5 +162,22 @@ describe("raw watch and log compaction", () => {
     expect(pc.regionId).toBe(positions[0]!.regionId);
     expect(pc.fromIndex).toBe(positions[0]!.index);
     expect(pc.oldestIndex).toBeGreaterThan(pc.fromIndex);
+    // Asked to, the watch says so with a reset event and goes on from now.
+    const reset = kv.watchRaw("r3/", { from: positions, resetOnCompacted: true });
+    try {
+      const events = await readUntil(reset, sawInitialized, 10_000, "a reset, then INITIALIZED");
+      expect(events.map((e) => e.type)).toEqual(["reset", "initialized"]);
+      const r = events[0]!;
+      expect(r.type === "reset" && [r.regionId, r.index, r.oldestIndex > r.index]).toEqual([
+        positions[0]!.regionId,
+        positions[0]!.index,
+        true,
+      ]);
+      expect(reset.positions()[0]!.index).toBe(events[1]!.index);
+      await kv.put("r3/after-reset", "v");
+      await readUntil(reset, sawKey("r3/after-reset"), 10_000, "a put after the reset", events);
+    } finally {
+      reset.stop();
+    }
   }, 40_000);
 });

@@ -70,7 +70,7 @@ async function watchRaw(ctx: CtlContext, prefix: Buffer, count: number | undefin
   let seen = 0;
   try {
     for await (const ev of watch) {
-      if (ev.type === "initialized") continue;
+      if (ev.type === "initialized" || ev.type === "reset") continue; // no reset: resetOnCompacted is off
       const at = `${ev.regionId}:${ev.index}`;
       if (ev.type === "put") {
         const expiry = ev.expiresAtMs === undefined ? "" : ` expires ${new Date(ev.expiresAtMs).toISOString()}`;
