@@ -79,9 +79,7 @@ describe("raw cas and ttl with real binaries", () => {
       const deadline = Date.now() + 60_000;
       for (;;) {
         if (Date.now() > deadline)
-          throw new Error(
-            `CAS worker ${id} did not see the counter reach ${TARGET} within 60 s (acked ${acked.length})`,
-          );
+          throw new Error(`CAS worker ${id} did not see the counter reach ${TARGET} within 60 s (acked ${acked.length})`);
         const now = parse(current);
         if (now.n >= TARGET) return;
         const tag = `c${id}-${seq++}`;
