@@ -67,9 +67,10 @@ export function appendEntries(r: Raft, es: Entry[]): void {
 export function ownEntriesPersisted(r: Raft, index: bigint): void {
   const self = r.prs.get(r.id);
   if (!self?.maybeUpdate(index)) return;
+  const before = r.raftLog.committed;
   if (maybeCommit(r)) {
     releasePendingReadIndexMessages(r);
-    bcastAppend(r);
+    commitAdvanced(r, before);
   }
 }
 
@@ -77,6 +78,17 @@ export function ownEntriesPersisted(r: Raft, index: bigint): void {
 export function maybeCommit(r: Raft): boolean {
   if (r.prs.size === 0) return false;
   return r.raftLog.maybeCommit(committedIndex([...r.prs.values()].map((pr) => pr.match)), r.term);
+}
+
+/**
+ * The commit index advanced from `before`: tell the followers now, or (lazyCommitBroadcast) with
+ * what they need next, unless it reached pendingConfIndex (a membership change, or the entries a
+ * new leader inherited, which may hold one): every member should apply that at once.
+ */
+export function commitAdvanced(r: Raft, before: bigint): void {
+  const confChangeCommitted = r.pendingConfIndex > before && r.pendingConfIndex <= r.raftLog.committed;
+  if (r.lazyCommitBroadcast && !confChangeCommitted) sendFetchedEntries(r);
+  else bcastAppend(r);
 }
 
 export function bcastAppend(r: Raft): void {
@@ -237,9 +249,10 @@ function handleAppendResponse(r: Raft, pr: Progress, m: Message): void {
   } else if (pr.state === ProgressState.Replicate) {
     pr.inflights.freeLE(m.index);
   }
+  const before = r.raftLog.committed;
   if (maybeCommit(r)) {
     releasePendingReadIndexMessages(r);
-    bcastAppend(r);
+    commitAdvanced(r, before);
   } else if (oldPaused) {
     maybeSendAppend(r, m.from, true);
   }

@@ -23,6 +23,16 @@ export interface RaftConfig {
    * includes its removal) until the host retires it; it accepts no proposals meanwhile.
    */
   stepDownOnRemoval?: boolean;
+  /**
+   * Off (etcd's behaviour, the default): a leader whose commit index advances sends it at once to
+   * every follower, in an append without entries if it has none to send. On: a follower that
+   * already holds every entry learns the new commit with the next append or heartbeat (which
+   * carries it), and commitBroadcast() sends it at once when the host needs the followers to
+   * apply soon. Commit is not persisted state and nothing waits for a follower to learn it; at a
+   * low write rate this halves the messages of a write (no empty append, no answer to it), and
+   * the followers do not wake while the leader applies and answers.
+   */
+  lazyCommitBroadcast?: boolean;
   /** Seeded RNG returning [0,1); defaults to a PRNG seeded by the node id. */
   random?: () => number;
   /** Hears about elections, role changes and membership changes, one line each (off by default). */

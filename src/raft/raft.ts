@@ -43,6 +43,7 @@ export class Raft {
   readonly checkQuorum: boolean;
   readonly preVote: boolean;
   readonly stepDownOnRemoval: boolean;
+  readonly lazyCommitBroadcast: boolean;
   readonly maxMsgSize: number;
   readonly maxInflight: number;
   readonly logger: RaftLogger | undefined;
@@ -63,6 +64,7 @@ export class Raft {
     this.checkQuorum = c.checkQuorum ?? false;
     this.preVote = c.preVote ?? false;
     this.stepDownOnRemoval = c.stepDownOnRemoval ?? true;
+    this.lazyCommitBroadcast = c.lazyCommitBroadcast ?? false;
     this.random = c.random ?? seededRandom(Number(BigInt.asUintN(32, c.id * 2654435761n)));
     this.logger = c.logger;
     this.raftLog = new RaftLog(c.storage);

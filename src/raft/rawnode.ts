@@ -5,7 +5,7 @@ import type { ConfState, Entry, HardState, Message, Snapshot } from "./eraftpb.j
 import { ConfChange, ConfChangeType, EntryType, MessageType } from "./eraftpb.js";
 import { ErrInvalidConfig, ErrStepLocalMsg } from "./errors.js";
 import { Raft } from "./raft.js";
-import { ownEntriesPersisted, sendFetchedEntries } from "./raft-leader.js";
+import { bcastAppend, ownEntriesPersisted, sendFetchedEntries } from "./raft-leader.js";
 import type { RaftConfig, ReadState, SoftState } from "./raft-types.js";
 import { StateType } from "./raft-types.js";
 import { hardStateEqual, isEmptyHardState, isLocalMsg, newEntry, newMessage } from "./util.js";
@@ -147,6 +147,15 @@ export class RawNode {
   step(m: Message): void {
     if (isLocalMsg(m.msgType)) throw new ErrStepLocalMsg(m.msgType);
     this.raft.step(m);
+  }
+
+  /**
+   * A leader sends its commit index to every follower now (an append without entries where it
+   * has none to send): with lazyCommitBroadcast, for a commit the followers should apply soon
+   * (a split, a membership change). A no-op on a follower.
+   */
+  commitBroadcast(): void {
+    if (this.raft.state === StateType.Leader) bcastAppend(this.raft);
   }
 
   transferLeader(transferee: bigint): void {

@@ -104,6 +104,7 @@ export class Peer {
       checkQuorum: true,
       // A leader that applies its own removal keeps leading until the others know the commit.
       stepDownOnRemoval: false,
+      lazyCommitBroadcast: config.lazyCommitBroadcast,
       // Election timeouts differ per peer and per start; the runtime's randomness keeps a simulation replayable.
       random: seededRandom(Math.floor(env.runtime.random() * 2147483647)),
     });

@@ -262,7 +262,12 @@ export class StoreLoop {
   private async afterApply(peer: Peer, outcome: ApplyOutcome): Promise<void> {
     peer.applied(outcome);
     for (const region of outcome.splitRegions) await this.ctx.createSplitPeer(peer, region);
-    if ((outcome.confChanged || outcome.splitRegions.length > 0) && peer.isLeader()) this.ctx.regionChanged(peer);
+    if ((outcome.confChanged || outcome.splitRegions.length > 0) && peer.isLeader()) {
+      this.ctx.regionChanged(peer);
+      // The followers apply it now, not at the next heartbeat: the new region's peers start
+      // there, and a membership change should not wait (config.lazyCommitBroadcast).
+      peer.raw.commitBroadcast();
+    }
   }
 
   private afterReady(peer: Peer, rd: Ready): void {
