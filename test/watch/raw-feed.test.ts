@@ -8,7 +8,7 @@ import { applyStateKey, NO_OBSERVER, rawChangeKey, regionStateKey } from "../../
 import type { RawChangeRecord } from "../../src/kv/raftstore/raw-changes.js";
 import { encodeRawChangeRecord } from "../../src/kv/raftstore/raw-changes.js";
 import type { FeedSink, FeedStore } from "../../src/kv/watch/index.js";
-import { ChangeHub } from "../../src/kv/watch/index.js";
+import { ChangeHub, invalidRequest } from "../../src/kv/watch/index.js";
 import { RawRegionFeed } from "../../src/kv/watch/raw-feed.js";
 import type { ChangeDataEvent } from "../../src/proto/cdcpb.js";
 import { ChangeDataRequest, ChangeDataRequest_KvAPI } from "../../src/proto/cdcpb.js";
@@ -163,4 +163,17 @@ it("an entry missing from the live sequence (a snapshot installed) ends the feed
   await waitFor(() => t.ended(), { timeoutMs: 3000, message: "the feed went on past a gap" });
   expect(t.events.at(-1)?.error?.message).toMatch(/skipped raft entries 11\.\.11/);
   expect(t.rows()).toEqual([[10n, 5, ""]]);
+});
+
+it("a request is refused before anything starts: an unknown kv_api, or from_index on a transactional feed", () => {
+  const base = { regionId: 1n, regionEpoch: region.regionEpoch };
+  expect(
+    invalidRequest(ChangeDataRequest.fromPartial({ ...base, kvApi: ChangeDataRequest_KvAPI.RawKV })),
+  ).toBeUndefined();
+  expect(invalidRequest(ChangeDataRequest.fromPartial({ ...base, kvApi: 7 as ChangeDataRequest_KvAPI }))).toMatch(
+    /kv_api 7 is not one of/,
+  );
+  expect(invalidRequest(ChangeDataRequest.fromPartial({ ...base, fromIndex: 9n }))).toMatch(
+    /from_index is for kv_api = RawKV/,
+  );
 });
