@@ -15,10 +15,12 @@ import type { RawChangeRecord } from "../../src/kv/raftstore/raw-changes.js";
 import {
   clearRawChanges,
   decodeRawChangeRecord,
+  decodeRawChangesSince,
   encodeRawChangeRecord,
   RawChangeRecordError,
   readRawChanges,
 } from "../../src/kv/raftstore/raw-changes.js";
+import { rawChangesSinceKey } from "../../src/kv/raftstore/keys.js";
 import { tempDir } from "../harness/wait.js";
 
 const b = (s: string) => Buffer.from(s);
@@ -159,6 +161,8 @@ describe("raw change records", () => {
     ]);
     // The window a feed reads: after 6, up to 8.
     expect((await records(kv, 6n, 8n)).map(([i]) => i)).toEqual([8n]);
+    // The region's first apply by this build says records start after its applied index then.
+    expect(decodeRawChangesSince(await kv.getMeta(rawChangesSinceKey(2n)))).toBe(5n);
   });
 
   it("a DeleteRange records the keys it deleted; a split records its regions", async () => {
@@ -215,5 +219,6 @@ describe("raw change records", () => {
     await clearRawChanges(kv, wb, 2n);
     await wb.write(true);
     expect(await records(kv)).toEqual([]);
+    expect(await kv.getMeta(rawChangesSinceKey(2n))).toBeUndefined();
   });
 });

@@ -6,7 +6,7 @@ import { Engine } from "../../src/kv/engine/index.js";
 import { CF_DEFAULT } from "../../src/kv/engine/index.js";
 import { applyStateKey, NO_OBSERVER, rawChangeKey, regionStateKey } from "../../src/kv/raftstore/index.js";
 import type { RawChangeRecord } from "../../src/kv/raftstore/raw-changes.js";
-import { encodeRawChangeRecord } from "../../src/kv/raftstore/raw-changes.js";
+import { encodeRawChangeRecord, writeRawChangesSince } from "../../src/kv/raftstore/raw-changes.js";
 import type { FeedSink, FeedStore } from "../../src/kv/watch/index.js";
 import { ChangeHub, invalidRequest } from "../../src/kv/watch/index.js";
 import { RawRegionFeed } from "../../src/kv/watch/raw-feed.js";
@@ -41,7 +41,13 @@ const put = (key: string, value: string): RawChangeRecord => ({
   changes: [{ op: "put", cf: CF_DEFAULT, key: Buffer.from(key), value: Buffer.from(value) }],
 });
 
-async function writeState(engine: Engine, appliedIndex: bigint, records: Array<[bigint, RawChangeRecord]> = []) {
+async function writeState(
+  engine: Engine,
+  appliedIndex: bigint,
+  records: Array<[bigint, RawChangeRecord]> = [],
+  /** null: none written (an older build applied everything). */
+  since: bigint | null = 5n,
+) {
   const wb = engine
     .newBatch()
     .putMeta(regionStateKey(1n), Buffer.from(RegionLocalState.encode({ state: PeerState.Normal, region }).finish()))
@@ -50,13 +56,19 @@ async function writeState(engine: Engine, appliedIndex: bigint, records: Array<[
       Buffer.from(RaftApplyState.encode({ appliedIndex, truncatedState: { index: 5n, term: 5n } }).finish()),
     );
   for (const [i, r] of records) wb.putMeta(rawChangeKey(1n, i), encodeRawChangeRecord(r));
+  if (since !== null) writeRawChangesSince(wb, 1n, since);
   await wb.write(true);
 }
 
 /** A feed on a fake store whose leadership the test sets, with its leader check run by hand. */
-async function setup(appliedIndex: bigint, fromIndex: bigint, records: Array<[bigint, RawChangeRecord]> = []) {
+async function setup(
+  appliedIndex: bigint,
+  fromIndex: bigint,
+  records: Array<[bigint, RawChangeRecord]> = [],
+  since: bigint | null = 5n,
+) {
   const engine = (kv = await Engine.open(dir.path));
-  await writeState(engine, appliedIndex, records);
+  await writeState(engine, appliedIndex, records, since);
   const hub = new ChangeHub(silentLogger);
   hub.attach({ regionOf: () => region });
   const observer = hub.observer(NO_OBSERVER);
@@ -176,4 +188,18 @@ it("a request is refused before anything starts: an unknown kv_api, or from_inde
   expect(invalidRequest(ChangeDataRequest.fromPartial({ ...base, fromIndex: 9n }))).toMatch(
     /from_index is for kv_api = RawKV/,
   );
+});
+
+it("a position from before records began on this replica (an older build applied it) is compacted, not empty", async () => {
+  for (const [since, oldest] of [
+    [8n, 8n], // records since 8: entry 7 has none here
+    [null, 10n], // none written yet: nothing before the applied index
+  ] as const) {
+    const t = await setup(10n, 6n, [], since);
+    await t.feed.start();
+    expect(t.events.at(-1)?.error?.positionCompacted).toEqual({ regionId: 1n, fromIndex: 6n, oldestIndex: oldest });
+    await kv?.close();
+    kv = undefined;
+    dir.cleanup();
+  }
 });

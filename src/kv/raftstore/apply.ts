@@ -15,7 +15,7 @@ import { PeerState, RaftApplyState, RegionLocalState } from "../../proto/raft_se
 import { applyStateKey, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, regionStateKey } from "./keys.js";
 import type { ConditionalReads } from "./conditional-write.js";
 import { applyConditionalWrite } from "./conditional-write.js";
-import { deleteRawChanges, RawChangeCollector } from "./raw-changes.js";
+import { deleteRawChanges, RawChangeCollector, writeRawChangesSince } from "./raw-changes.js";
 
 /** The header of every successful response (never mutated; responses stay in-process). */
 const OK_HEADER = RaftCmdResponse.fromPartial({ header: {} }).header!;
@@ -74,6 +74,11 @@ export function applyEntries(
   };
   const storage = target.storage;
   const raw = new RawChangeCollector();
+  if (storage.rawChangesSince === undefined) {
+    // The first apply of this region by a build that writes records: they start here.
+    storage.rawChangesSince = storage.appliedIndex;
+    writeRawChangesSince(kvWb, storage.region.id, storage.appliedIndex);
+  }
   for (const entry of entries) {
     if (entry.index <= storage.appliedIndex) continue; // already applied (replayed after a restart)
     if (out.removedSelf) break;
@@ -257,6 +262,7 @@ export function writeNewRegionStates(kvWb: WriteBatch, region: Region): void {
     truncatedState: { index: RAFT_INIT_LOG_INDEX, term: RAFT_INIT_LOG_TERM },
   };
   kvWb.putMeta(applyStateKey(region.id), Buffer.from(RaftApplyState.encode(apply).finish()));
+  writeRawChangesSince(kvWb, region.id, RAFT_INIT_LOG_INDEX);
 }
 
 function applyConfChange(

@@ -7,6 +7,7 @@
  *   01 02 <region> 02           raft local state (raft)
  *   01 02 <region> 03           apply state (kv)
  *   01 02 <region> 04 <index>   raw change record of entry <index> (kv; raw-changes.ts, ours)
+ *   01 02 <region> 05           raw change records since: every entry after it has its record (kv; ours)
  *   01 03 <region> 01           region local state (kv)
  */
 const LOCAL_PREFIX = 0x01;
@@ -16,6 +17,7 @@ const RAFT_LOG_SUFFIX = 0x01;
 const RAFT_STATE_SUFFIX = 0x02;
 const APPLY_STATE_SUFFIX = 0x03;
 const RAW_CHANGE_SUFFIX = 0x04;
+const RAW_CHANGES_SINCE_SUFFIX = 0x05;
 const REGION_STATE_SUFFIX = 0x01;
 
 export const PREPARE_BOOTSTRAP_KEY = Buffer.from([LOCAL_PREFIX, 0x01]);
@@ -51,6 +53,10 @@ export function rawChangeKey(regionId: bigint, index: bigint): Buffer {
   const key = regionKey(REGION_RAFT_PREFIX, regionId, RAW_CHANGE_SUFFIX, 8);
   key.writeBigUInt64BE(index, 11);
   return key;
+}
+
+export function rawChangesSinceKey(regionId: bigint): Buffer {
+  return regionKey(REGION_RAFT_PREFIX, regionId, RAW_CHANGES_SINCE_SUFFIX);
 }
 
 /** Every raw change record key of the region: [gte, lt). */

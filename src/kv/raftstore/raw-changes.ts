@@ -29,7 +29,7 @@ import {
   RAW_CF_WRITE,
 } from "../engine/index.js";
 import { decodeExpiry } from "./conditional-write.js";
-import { rawChangeKey, rawChangeKeyRange } from "./keys.js";
+import { rawChangeKey, rawChangeKeyRange, rawChangesSinceKey } from "./keys.js";
 
 /** One raw key's change, in the client's CF names (the raw API's `default`, `lock`, `write`). */
 export type RawChange =
@@ -126,13 +126,30 @@ export class RawChangeCollector {
   }
 }
 
+/**
+ * Says that every entry of the region after `index` has its record (absent entries made none). A
+ * store applying entries before it wrote records (an older build) has none for them, so the feed
+ * serves only positions at or after this index (and the truncated one). Written with the first
+ * apply batch of a region that has none, as a split creates a region, and at a snapshot install.
+ */
+export function writeRawChangesSince(kvWb: WriteBatch, regionId: bigint, index: bigint): void {
+  const v = Buffer.alloc(8);
+  v.writeBigUInt64BE(index);
+  kvWb.putMeta(rawChangesSinceKey(regionId), v);
+}
+
+export function decodeRawChangesSince(stored: Buffer | undefined): bigint | undefined {
+  return stored?.length === 8 ? stored.readBigUInt64BE(0) : undefined;
+}
+
 /** Deletes the region's records (from, to]: a CompactLog's share of the log it drops. */
 export function deleteRawChanges(kvWb: WriteBatch, regionId: bigint, from: bigint, to: bigint): void {
   for (let i = from + 1n; i <= to; i++) kvWb.deleteMeta(rawChangeKey(regionId, i));
 }
 
-/** Deletes every record of the region (a snapshot install, a peer destroy). */
+/** Deletes every record of the region and what says since when (a snapshot install, a peer destroy). */
 export async function clearRawChanges(kv: Engine, kvWb: WriteBatch, regionId: bigint): Promise<void> {
+  kvWb.deleteMeta(rawChangesSinceKey(regionId));
   const { gte, lt } = rawChangeKeyRange(regionId);
   const snap = kv.snapshot();
   try {

@@ -6,7 +6,7 @@ import type { WriteBatch } from "../engine/index.js";
 import { ALL_CFS } from "../engine/index.js";
 import { regionCursor } from "./keyspace.js";
 import { applyStateKey, raftStateKey } from "./keys.js";
-import { clearRawChanges } from "./raw-changes.js";
+import { clearRawChanges, writeRawChangesSince } from "./raw-changes.js";
 import type { Peer } from "./peer.js";
 import { integrityMeta } from "./snap.js";
 import type { Store } from "./store.js";
@@ -106,6 +106,7 @@ export class RegionWorker {
     await this.clearRange(kvWb, region);
     // The raw watch's records of the old log: a feed cannot resume across a snapshot.
     await clearRawChanges(store.kv, kvWb, peer.regionId);
+    writeRawChangesSince(kvWb, peer.regionId, md.index);
     await store.snaps.loadInto(key, kvWb);
     const old = peer.storage.resetToSnapshot(region, md.index, md.term);
     peer.storage.writeApplyState(kvWb);

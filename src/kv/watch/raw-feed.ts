@@ -4,9 +4,9 @@ import type { Region } from "../../proto/metapb.js";
 import { RaftApplyState, RegionLocalState } from "../../proto/raft_serverpb.js";
 import { CF_DEFAULT } from "../engine/index.js";
 import type { EngineSnapshot } from "../engine/index.js";
-import { applyStateKey, regionStateKey } from "../raftstore/keys.js";
+import { applyStateKey, rawChangesSinceKey, regionStateKey } from "../raftstore/keys.js";
 import type { RawChangeRecord } from "../raftstore/raw-changes.js";
-import { decodeRawChangeRecord, readRawChanges } from "../raftstore/raw-changes.js";
+import { decodeRawChangeRecord, decodeRawChangesSince, readRawChanges } from "../raftstore/raw-changes.js";
 import { keyInRange } from "../../util/bytes.js";
 import type { Logger } from "../../util/logger.js";
 import { errorMessage } from "../../util/retry.js";
@@ -80,11 +80,11 @@ export class RawRegionFeed {
       if (!state) return this.fail(feedError(`region ${id} has no state here`, { regionNotFound: { regionId: id } }));
       region = state.region;
       const from = this.req.fromIndex;
-      if (from !== 0n && from < state.truncatedIndex) {
+      if (from !== 0n && from < state.oldestIndex) {
         return this.fail(
           feedError(
-            `region ${id}: position ${from} is compacted: this replica keeps raw changes after ${state.truncatedIndex} only`,
-            { positionCompacted: { regionId: id, fromIndex: from, oldestIndex: state.truncatedIndex } },
+            `region ${id}: position ${from} is compacted: this replica keeps raw changes after ${state.oldestIndex} only`,
+            { positionCompacted: { regionId: id, fromIndex: from, oldestIndex: state.oldestIndex } },
           ),
         );
       }
@@ -255,18 +255,24 @@ export class RawRegionFeed {
   }
 }
 
-/** The region, applied index and truncated index a kv snapshot holds. */
+/**
+ * The region and applied index a kv snapshot holds, and the oldest from_index it can serve: the
+ * records after the truncated index, and only those written since records began here (a replica
+ * that applied entries before its build wrote records has none for them).
+ */
 async function stateIn(
   snap: EngineSnapshot,
   regionId: bigint,
-): Promise<{ region: Region; appliedIndex: bigint; truncatedIndex: bigint } | undefined> {
+): Promise<{ region: Region; appliedIndex: bigint; oldestIndex: bigint } | undefined> {
   const regionBytes = await snap.getMeta(regionStateKey(regionId));
   const applyBytes = await snap.getMeta(applyStateKey(regionId));
   if (!regionBytes || !applyBytes) return undefined;
   const region = RegionLocalState.decode(regionBytes).region;
   if (!region) return undefined;
   const apply = RaftApplyState.decode(applyBytes);
-  return { region, appliedIndex: apply.appliedIndex, truncatedIndex: apply.truncatedState?.index ?? 0n };
+  const truncated = apply.truncatedState?.index ?? 0n;
+  const since = decodeRawChangesSince(await snap.getMeta(rawChangesSinceKey(regionId))) ?? apply.appliedIndex;
+  return { region, appliedIndex: apply.appliedIndex, oldestIndex: since > truncated ? since : truncated };
 }
 
 function spanWithin(span: KeySpan, region: Region): boolean {
