@@ -345,11 +345,17 @@ export class Peer {
     };
   }
 
-  /** Answers the proposals an apply settled and keeps its log compaction for the next raft batch. */
+  /** Answers the proposals an apply settled (see StoreLoop.apply for when that may precede the kv write). */
+  answer(outcome: ApplyOutcome): void {
+    for (const { index, term, resp } of outcome.responses) this.proposals.finish(index, term, resp, this.term);
+    outcome.responses = [];
+  }
+
+  /** The apply's kv batch is written: answers what is left to answer, keeps its log compaction for the next raft batch. */
   applied(outcome: ApplyOutcome): void {
     this.lease?.applied(outcome);
     if (outcome.resolvedTs !== undefined) this.safeTs.advance(outcome.resolvedTs);
-    for (const { index, term, resp } of outcome.responses) this.proposals.finish(index, term, resp, this.term);
+    this.answer(outcome);
     if (outcome.compacted) {
       this.observer.logCompacted(Number(outcome.compacted.to - outcome.compacted.from));
       this.deleteLogLater(outcome.compacted);

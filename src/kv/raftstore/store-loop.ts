@@ -244,7 +244,16 @@ export class StoreLoop {
     turn.applyStarted();
     if (hopTrace && applied.length > 0) hopTrace("apply.start", lastCommittedIndex(work));
     if (kvWb.length === 0) discard(kvWb, this.ctx);
-    else await kvWb.write(applied.some((a) => a.outcome.needsSync));
+    else {
+      const written = kvWb.write(applied.some((a) => a.outcome.needsSync));
+      // Plain writes are answered while their batch is written: every read of this store is
+      // served in a later turn or after this write (serveReads, lease and replica reads), and a
+      // stale read waits for the safe ts, which moves only after it; a crash before the write
+      // lands re-applies the committed entries. Splits and membership changes wait for it.
+      if (this.ctx.config.answerBeforeApplyWrite)
+        for (const a of applied) if (isPlainOutcome(a.outcome)) a.peer.answer(a.outcome);
+      await written;
+    }
     if (hopTrace && applied.length > 0) hopTrace("apply.done", lastCommittedIndex(work));
     turn.applied(work.reduce((n, w) => n + (w.peer.retiring ? 0 : w.rd.committedEntries.length), 0));
     return applied;
@@ -283,6 +292,11 @@ export class StoreLoop {
     if (peer.isLeader() && peer.region.peers.length > 0) peer.retire(peer.storage.appliedIndex, this.ctx.tickCount);
     else this.destroys.destroy(peer);
   }
+}
+
+/** An apply that changed no region and no membership: its answers need no more than the batch. */
+function isPlainOutcome(o: ApplyOutcome): boolean {
+  return !o.confChanged && !o.removedSelf && o.splitRegions.length === 0;
 }
 
 /** Each peer's committed entries of the turn, in apply order (a leader may have two Readies in it). */
