@@ -28,6 +28,8 @@ export const UNIT_TESTS = [
   "test/sim/checkers/**/*.test.ts",
   "test/sim/disk/durability.test.ts",
   "test/sim/disk/faults.test.ts",
+  "test/watch/raw-changes.test.ts",
+  "test/watch/raw-feed.test.ts",
 ];
 
 export default defineConfig({

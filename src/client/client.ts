@@ -17,7 +17,9 @@ import { Backoff, DEFAULT_RETRY_POLICY, RequestSender } from "./request.js";
 import type { Bytes, KvEntry, TxnDeps } from "./txn.js";
 import { toBuf, Transaction } from "./txn.js";
 import { DEFAULT_LOCK_TTL_MS } from "./lock-ttl.js";
-import type { WatchOptions } from "./watch.js";
+import type { WatchDeps, WatchOptions } from "./watch.js";
+import type { RawWatchOptions } from "./raw-watch.js";
+import { RawWatch } from "./raw-watch.js";
 import { ChangeDataConnections, readAllAt, Watch, watchRange } from "./watch.js";
 import type { ReadOptions, StaleRead } from "./read-options.js";
 import { rawReadOptions, ReadRouting, staleReadTs } from "./read-options.js";
@@ -360,8 +362,17 @@ export class KvClient {
    * See src/client/watch.ts (positions, resuming, bounds) and the README.
    */
   watch(range: Bytes | { start: Bytes; end: Bytes }, opts: WatchOptions = {}): Watch {
-    if (this.closed) throw new Error("watch: client is closed");
-    const deps = {
+    return new Watch(this.watchDeps("watch"), watchRange(range), opts);
+  }
+
+  /** The raw keys' changes (CF default), per region in raft-log order, once each: src/client/raw-watch.ts, the README. */
+  watchRaw(range: Bytes | { start: Bytes; end: Bytes }, opts: RawWatchOptions = {}): RawWatch {
+    return new RawWatch(this.watchDeps("watchRaw"), watchRange(range), opts);
+  }
+
+  private watchDeps(op: string): WatchDeps {
+    if (this.closed) throw new Error(`${op}: client is closed`);
+    return {
       cache: this.cache,
       policy: this.policy,
       runtime: this.txnTime.runtime,
@@ -370,7 +381,6 @@ export class KvClient {
       changeData: (addr: string) => this.changeData.get(addr),
       resolveLocks: (start: Buffer, end: Buffer) => readAllAt(this.snapshotAt.bind(this), this.tso(), start, end),
     };
-    return new Watch(deps, watchRange(range), opts);
   }
 
   // ---- cluster information (for tinykv-ctl) --------------------------------------------------

@@ -68,8 +68,32 @@ export class StoreUnreachableError extends TinyKvError {
 
 /** The scheduler knows no region for a key (the cluster is not bootstrapped, or heartbeats have not arrived yet). */
 export class NoRegionError extends TinyKvError {
-  constructor(readonly key: Buffer) {
-    super(`no region known for key ${formatKey(key)}`, { context: { key } });
+  constructor(
+    readonly key: Buffer,
+    readonly regionId?: bigint,
+  ) {
+    super(regionId === undefined ? `no region known for key ${formatKey(key)}` : `no region ${regionId} known`, {
+      context: { key, regionId },
+    });
+  }
+}
+
+/**
+ * A raw watch cannot resume where it was asked to: the region keeps its raw changes only as
+ * long as its raft log (compaction, a replica caught up by snapshot), and `fromIndex` is older
+ * than `oldestIndex`. The changes in between are gone: start again from now (or from a copy).
+ */
+export class PositionCompactedError extends TinyKvError {
+  constructor(
+    readonly regionId: bigint,
+    readonly fromIndex: bigint,
+    readonly oldestIndex: bigint,
+    readonly storeAddr: string,
+  ) {
+    super(
+      `raw watch of region ${regionId}: position ${fromIndex} is compacted at ${storeAddr} (it resumes after ${oldestIndex} at the earliest)`,
+      { context: { regionId } },
+    );
   }
 }
 

@@ -14,6 +14,13 @@ export { DEFAULT_LOCK_TTL_MS, MANAGED_LOCK_TTL_MS, MAX_LOCK_TTL_MS, txnLockTtlMs
 export { TXN_BATCH_BYTES, TXN_BATCH_KEYS, TXN_BATCHES_IN_FLIGHT } from "./batches.js";
 export { TlsConfig, TlsConfigError, type TlsFiles, type TlsPem } from "../util/tls.js";
 export { Watch, prefixRange, type WatchOptions } from "./watch.js";
+export {
+  RawWatch,
+  RawWatchRangeError,
+  type RawWatchEvent,
+  type RawWatchOptions,
+  type RawWatchPosition,
+} from "./raw-watch.js";
 export type { WatchChange, WatchEvent, WatchPosition, WatchResolved } from "./watch-merge.js";
 export { InvalidReadOptionError, type ReadOptions, type StaleRead } from "./read-options.js";
 export { RAW_BATCH_BYTES, RAW_BATCH_KEYS, RAW_BATCHES_IN_FLIGHT, RawBatchInputError } from "./raw-batch.js";

@@ -105,6 +105,15 @@ export class RegionCache {
     return p;
   }
 
+  /** The region with this id: from the cache, else asked from the scheduler (a raw watch follows a region by id). */
+  async locateById(regionId: bigint): Promise<CachedRegion> {
+    const hit = this.regions.find((c) => c.region.id === regionId);
+    if (hit) return hit;
+    const got = await this.scheduler.getRegionById(regionId);
+    if (!got || got.region.peers.length === 0) throw new NoRegionError(Buffer.alloc(0), regionId);
+    return this.insert(got.region, got.leader, true);
+  }
+
   /**
    * Puts a region in the cache, dropping the cached ones it overlaps. `leader` (when known and a
    * member) becomes the target peer; otherwise a previous leader of the same region id is kept.

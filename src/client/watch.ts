@@ -120,7 +120,7 @@ function changeOf(row: Event_Row): WatchChange | undefined {
 }
 
 /** The feed's error as the region error the cache understands. */
-function regionErrorOf(e: CdcError): RegionErrorPb {
+export function regionErrorOf(e: CdcError): RegionErrorPb {
   return {
     message: e.message,
     notLeader: e.notLeader,

@@ -24,6 +24,19 @@ export interface Header {
   clusterId: bigint;
 }
 
+/**
+ * Ours: a raw feed's from_index is older than the oldest change record the region still keeps
+ * (records go with the raft log they came from: compaction, a raft snapshot, a moved replica).
+ * The watcher cannot resume without a gap: it must start again from now (or from a copy).
+ */
+export interface PositionCompacted {
+  regionId: bigint;
+  /** The from_index asked for. */
+  fromIndex: bigint;
+  /** The oldest from_index this replica can serve now (its raft log's truncated index). */
+  oldestIndex: bigint;
+}
+
 /** Ours, shaped as TiKV's errorpb.ServerIsBusy: the watcher fell too far behind. */
 export interface ServerIsBusy {
   reason: string;
@@ -43,6 +56,8 @@ export interface Error {
     | undefined;
   /** Ours: what happened, for people (the fields above say what to do). */
   message: string;
+  /** Ours, raw feeds only: see PositionCompacted. */
+  positionCompacted?: PositionCompacted | undefined;
 }
 
 export interface Error_DuplicateRequest {
@@ -51,7 +66,11 @@ export interface Error_DuplicateRequest {
 
 export interface Event {
   regionId: bigint;
-  /** The raft index of the region's log entry the rows came from (0 for scan rows and resolved ts). */
+  /**
+   * The raft index of the region's log entry the rows came from (0 for scan rows and resolved ts).
+   * Raw feeds: set on every event: the entry of a change, the split an EpochNotMatch ends the
+   * feed at, or, on the INITIALIZED row's event, the index the live part continues after.
+   */
   index: bigint;
   requestId: bigint;
   entries?: Event_Entries | undefined;
@@ -82,6 +101,13 @@ export interface Event_Row {
   key: Buffer;
   value: Buffer;
   previousValue: Buffer;
+  /**
+   * Raw feeds, a PUT with a ttl (TiKV's field): when the key expires, in unix seconds
+   * (rounded up); 0: never.
+   */
+  expireTsUnixSecs: bigint;
+  /** Ours, raw feeds: the same expiry in unix milliseconds, as the store keeps it; 0: never. */
+  expiresAtMs: bigint;
 }
 
 export enum Event_Row_OpType {
@@ -111,6 +137,28 @@ export interface ChangeDataRequest {
   startKey: Buffer;
   endKey: Buffer;
   requestId: bigint;
+  kvApi: ChangeDataRequest_KvAPI;
+  /**
+   * Ours, RawKV: deliver the region's raw changes of raft entries with index > from_index (the
+   * index of the last change consumed; a region created by a split starts at its first log
+   * index, so its whole life is "after RAFT_INIT_LOG_INDEX" = after 5), then INITIALIZED, then
+   * live changes. 0: from now on (no stored changes). [start_key, end_key) may reach beyond the
+   * region when a split of it follows from_index: the feed then ends at that split with
+   * EpochNotMatch (its index and the regions it made), the watcher continues each part.
+   */
+  fromIndex: bigint;
+}
+
+/**
+ * TiKV's: which API's data to capture. RawKV: the raw keys of the client CF `default`
+ * (checkpoint_ts is ignored; from_index positions the feed). TxnKV and TiDB: the
+ * transactional feed above.
+ */
+export enum ChangeDataRequest_KvAPI {
+  TiDB = 0,
+  RawKV = 1,
+  TxnKV = 2,
+  UNRECOGNIZED = -1,
 }
 
 function createBaseHeader(): Header {
@@ -167,6 +215,96 @@ export const Header: MessageFns<Header> = {
   fromPartial(object: DeepPartial<Header>): Header {
     const message = createBaseHeader();
     message.clusterId = (object.clusterId !== undefined && object.clusterId !== null) ? BigInt(object.clusterId) : 0n;
+    return message;
+  },
+};
+
+function createBasePositionCompacted(): PositionCompacted {
+  return { regionId: 0n, fromIndex: 0n, oldestIndex: 0n };
+}
+
+export const PositionCompacted: MessageFns<PositionCompacted> = {
+  encode(message: PositionCompacted, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.regionId !== 0n) {
+      if (BigInt.asUintN(64, message.regionId) !== message.regionId) {
+        throw new globalThis.Error("value provided for field message.regionId of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.regionId);
+    }
+    if (message.fromIndex !== 0n) {
+      if (BigInt.asUintN(64, message.fromIndex) !== message.fromIndex) {
+        throw new globalThis.Error("value provided for field message.fromIndex of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.fromIndex);
+    }
+    if (message.oldestIndex !== 0n) {
+      if (BigInt.asUintN(64, message.oldestIndex) !== message.oldestIndex) {
+        throw new globalThis.Error("value provided for field message.oldestIndex of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.oldestIndex);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PositionCompacted {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePositionCompacted();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.regionId = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.fromIndex = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.oldestIndex = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<PositionCompacted>): PositionCompacted {
+    return PositionCompacted.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PositionCompacted>): PositionCompacted {
+    const message = createBasePositionCompacted();
+    message.regionId = (object.regionId !== undefined && object.regionId !== null) ? BigInt(object.regionId) : 0n;
+    message.fromIndex = (object.fromIndex !== undefined && object.fromIndex !== null) ? BigInt(object.fromIndex) : 0n;
+    message.oldestIndex = (object.oldestIndex !== undefined && object.oldestIndex !== null)
+      ? BigInt(object.oldestIndex)
+      : 0n;
     return message;
   },
 };
@@ -249,6 +387,7 @@ function createBaseError(): Error {
     duplicateRequest: undefined,
     serverIsBusy: undefined,
     message: "",
+    positionCompacted: undefined,
   };
 }
 
@@ -271,6 +410,9 @@ export const Error: MessageFns<Error> = {
     }
     if (message.message !== "") {
       writer.uint32(802).string(message.message);
+    }
+    if (message.positionCompacted !== undefined) {
+      PositionCompacted.encode(message.positionCompacted, writer.uint32(810).fork()).join();
     }
     return writer;
   },
@@ -336,6 +478,14 @@ export const Error: MessageFns<Error> = {
             message.message = reader.string();
             continue;
           }
+          case 101: {
+            if (tag !== 810) {
+              break;
+            }
+
+            message.positionCompacted = PositionCompacted.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -369,6 +519,9 @@ export const Error: MessageFns<Error> = {
       ? ServerIsBusy.fromPartial(object.serverIsBusy)
       : undefined;
     message.message = object.message ?? "";
+    message.positionCompacted = (object.positionCompacted !== undefined && object.positionCompacted !== null)
+      ? PositionCompacted.fromPartial(object.positionCompacted)
+      : undefined;
     return message;
   },
 };
@@ -571,6 +724,8 @@ function createBaseEvent_Row(): Event_Row {
     key: Buffer.alloc(0),
     value: Buffer.alloc(0),
     previousValue: Buffer.alloc(0),
+    expireTsUnixSecs: 0n,
+    expiresAtMs: 0n,
   };
 }
 
@@ -602,6 +757,18 @@ export const Event_Row: MessageFns<Event_Row> = {
     }
     if (message.previousValue.length !== 0) {
       writer.uint32(58).bytes(message.previousValue);
+    }
+    if (message.expireTsUnixSecs !== 0n) {
+      if (BigInt.asUintN(64, message.expireTsUnixSecs) !== message.expireTsUnixSecs) {
+        throw new globalThis.Error("value provided for field message.expireTsUnixSecs of type uint64 too large");
+      }
+      writer.uint32(64).uint64(message.expireTsUnixSecs);
+    }
+    if (message.expiresAtMs !== 0n) {
+      if (BigInt.asUintN(64, message.expiresAtMs) !== message.expiresAtMs) {
+        throw new globalThis.Error("value provided for field message.expiresAtMs of type uint64 too large");
+      }
+      writer.uint32(808).uint64(message.expiresAtMs);
     }
     return writer;
   },
@@ -675,6 +842,22 @@ export const Event_Row: MessageFns<Event_Row> = {
             message.previousValue = Buffer.from(reader.bytes());
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.expireTsUnixSecs = reader.uint64() as bigint;
+            continue;
+          }
+          case 101: {
+            if (tag !== 808) {
+              break;
+            }
+
+            message.expiresAtMs = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -699,6 +882,12 @@ export const Event_Row: MessageFns<Event_Row> = {
     message.key = object.key ?? Buffer.alloc(0);
     message.value = object.value ?? Buffer.alloc(0);
     message.previousValue = object.previousValue ?? Buffer.alloc(0);
+    message.expireTsUnixSecs = (object.expireTsUnixSecs !== undefined && object.expireTsUnixSecs !== null)
+      ? BigInt(object.expireTsUnixSecs)
+      : 0n;
+    message.expiresAtMs = (object.expiresAtMs !== undefined && object.expiresAtMs !== null)
+      ? BigInt(object.expiresAtMs)
+      : 0n;
     return message;
   },
 };
@@ -822,6 +1011,8 @@ function createBaseChangeDataRequest(): ChangeDataRequest {
     startKey: Buffer.alloc(0),
     endKey: Buffer.alloc(0),
     requestId: 0n,
+    kvApi: 0,
+    fromIndex: 0n,
   };
 }
 
@@ -856,6 +1047,15 @@ export const ChangeDataRequest: MessageFns<ChangeDataRequest> = {
         throw new globalThis.Error("value provided for field message.requestId of type uint64 too large");
       }
       writer.uint32(56).uint64(message.requestId);
+    }
+    if (message.kvApi !== 0) {
+      writer.uint32(88).int32(message.kvApi);
+    }
+    if (message.fromIndex !== 0n) {
+      if (BigInt.asUintN(64, message.fromIndex) !== message.fromIndex) {
+        throw new globalThis.Error("value provided for field message.fromIndex of type uint64 too large");
+      }
+      writer.uint32(808).uint64(message.fromIndex);
     }
     return writer;
   },
@@ -929,6 +1129,22 @@ export const ChangeDataRequest: MessageFns<ChangeDataRequest> = {
             message.requestId = reader.uint64() as bigint;
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.kvApi = reader.int32() as any;
+            continue;
+          }
+          case 101: {
+            if (tag !== 808) {
+              break;
+            }
+
+            message.fromIndex = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -959,6 +1175,8 @@ export const ChangeDataRequest: MessageFns<ChangeDataRequest> = {
     message.startKey = object.startKey ?? Buffer.alloc(0);
     message.endKey = object.endKey ?? Buffer.alloc(0);
     message.requestId = (object.requestId !== undefined && object.requestId !== null) ? BigInt(object.requestId) : 0n;
+    message.kvApi = object.kvApi ?? 0;
+    message.fromIndex = (object.fromIndex !== undefined && object.fromIndex !== null) ? BigInt(object.fromIndex) : 0n;
     return message;
   },
 };

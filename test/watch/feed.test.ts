@@ -60,7 +60,7 @@ it("an entry that arrives while the feed reads its initial state still lets the 
       tso: async () => 100n,
       runtime: realRuntime,
       log: silentLogger,
-      options: { resolvedTsIntervalMs: 10, maxPendingBytes: 1 << 20, scanPageRows: 16 },
+      options: { resolvedTsIntervalMs: 10, maxPendingBytes: 1 << 20, scanPageRows: 16, leaderCheckIntervalMs: 200 },
     },
     sink,
   );

@@ -15,6 +15,7 @@ import { PeerState, RaftApplyState, RegionLocalState } from "../../proto/raft_se
 import { applyStateKey, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM, regionStateKey } from "./keys.js";
 import type { ConditionalReads } from "./conditional-write.js";
 import { applyConditionalWrite } from "./conditional-write.js";
+import { deleteRawChanges, RawChangeCollector, writeRawChangesSince } from "./raw-changes.js";
 
 /** The header of every successful response (never mutated; responses stay in-process). */
 const OK_HEADER = RaftCmdResponse.fromPartial({ header: {} }).header!;
@@ -45,8 +46,8 @@ export interface ApplyTarget {
   applyConfChange(cc: ConfChange): void;
   /** True when this store already has the region initialized (it caught up by snapshot first). */
   hasInitializedRegion(regionId: bigint): boolean;
-  /** Told each entry applied (RaftstoreObserver.applied). */
-  onApplied?(entry: Entry): void;
+  /** Told each entry applied, with the raw change record it wrote (RaftstoreObserver.applied). */
+  onApplied?(entry: Entry, rawRecord: Buffer | undefined): void;
 }
 
 /**
@@ -72,6 +73,12 @@ export function applyEntries(
     writtenBytes: 0,
   };
   const storage = target.storage;
+  const raw = new RawChangeCollector();
+  if (storage.rawChangesSince === undefined) {
+    // The first apply of this region by a build that writes records: they start here.
+    storage.rawChangesSince = storage.appliedIndex;
+    writeRawChangesSince(kvWb, storage.region.id, storage.appliedIndex);
+  }
   for (const entry of entries) {
     if (entry.index <= storage.appliedIndex) continue; // already applied (replayed after a restart)
     if (out.removedSelf) break;
@@ -79,10 +86,13 @@ export function applyEntries(
     if (entry.entryType === EntryType.EntryConfChange) {
       resp = applyConfChange(target, entry, kvWb, out);
     } else if (entry.data.length > 0) {
-      resp = applyNormal(target, entry, kvWb, out, rangeKeys?.get(entry), reads);
+      resp = applyNormal(target, entry, kvWb, out, rangeKeys?.get(entry), reads, raw);
     }
+    // What the entry did to raw keys, even if a later command of it was refused: the batch keeps
+    // the earlier ones' writes, so the record says what the data holds.
+    const rawRecord = raw.finish(kvWb, storage.region.id, entry.index);
     storage.applyState = { ...storage.applyState, appliedIndex: entry.index };
-    target.onApplied?.(entry);
+    target.onApplied?.(entry, rawRecord);
     if (resp) out.responses.push({ index: entry.index, term: entry.term, resp });
   }
   storage.writeApplyState(kvWb);
@@ -96,12 +106,13 @@ function applyNormal(
   out: ApplyOutcome,
   rangeKeys: Buffer[][] | undefined,
   reads: ConditionalReads | undefined,
+  raw: RawChangeCollector,
 ): RaftCmdResponse {
   const storage = target.storage;
   const req = RaftCmdRequest.decode(entry.data);
   const epochErr = checkRegionEpoch(req, storage.region);
   if (epochErr) return errorResponse(epochErr);
-  if (req.adminRequest) return applyAdmin(target, req.adminRequest, entry, kvWb, out);
+  if (req.adminRequest) return applyAdmin(target, req.adminRequest, entry, kvWb, out, raw);
   const keyErr = checkKeysInRegion(req, storage.region);
   if (keyErr) return errorResponse(keyErr);
   const responses: Response[] = [];
@@ -110,22 +121,32 @@ function applyNormal(
       case CmdType.Put:
         kvWb.put(parseCf(r.put!.cf), r.put!.key, r.put!.value);
         reads?.wrote(parseCf(r.put!.cf), r.put!.key, r.put!.value);
+        raw.put(parseCf(r.put!.cf), r.put!.key, r.put!.value);
         out.writtenBytes += r.put!.key.length + r.put!.value.length;
         responses.push({ cmdType: CmdType.Put, put: {} });
         break;
       case CmdType.Delete:
         kvWb.delete(parseCf(r.delete!.cf), r.delete!.key);
         reads?.wrote(parseCf(r.delete!.cf), r.delete!.key, undefined);
+        raw.delete(parseCf(r.delete!.cf), r.delete!.key);
         responses.push({ cmdType: CmdType.Delete, delete: {} });
         break;
-      case CmdType.DeleteRange:
-        applyDeleteRange(r, kvWb, rangeKeys?.shift(), reads);
+      case CmdType.DeleteRange: {
+        const keys = rangeKeys?.shift();
+        applyDeleteRange(r, kvWb, keys, reads);
+        raw.deleteKeys(parseCf(r.deleteRange!.cf), keys ?? []);
         responses.push({ cmdType: CmdType.DeleteRange, deleteRange: {} });
         break;
+      }
       case CmdType.ConditionalWrite: {
         // Raw CAS and TTL (issue 18): compared and written here, in this entry's apply.
         const cas = applyConditionalWrite(r.conditionalWrite!, storage.region, kvWb, reads);
         if (cas.error) return cas.error;
+        if (cas.response!.conditionalWrite!.succeed)
+          for (const w of r.conditionalWrite!.writes) {
+            if (w.put) raw.put(parseCf(w.put.cf), w.put.key, w.put.value);
+            else if (w.delete) raw.delete(parseCf(w.delete.cf), w.delete.key);
+          }
         out.writtenBytes += cas.writtenBytes;
         responses.push(cas.response!);
         break;
@@ -144,6 +165,7 @@ function applyAdmin(
   entry: Entry,
   kvWb: WriteBatch,
   out: ApplyOutcome,
+  raw: RawChangeCollector,
 ): RaftCmdResponse {
   const storage = target.storage;
   const ok = (adminResponse: Partial<AdminResponse>) =>
@@ -155,11 +177,17 @@ function applyAdmin(
       if (old !== undefined) {
         out.compacted = { from: out.compacted?.from ?? old, to: compactIndex };
         out.needsSync = true;
+        // The raw watch's records go with the log they came from (raw-changes.ts).
+        deleteRawChanges(kvWb, storage.region.id, old, compactIndex);
       }
       return ok({ compactLog: {} });
     }
-    case AdminCmdType.Split:
-      return applySplit(target, admin, kvWb, out, ok);
+    case AdminCmdType.Split: {
+      const resp = applySplit(target, admin, kvWb, out, ok);
+      // A raw watch of the region ends at this index and goes on in the regions it made.
+      if (resp.adminResponse?.split) raw.splitInto(resp.adminResponse.split.regions);
+      return resp;
+    }
     case AdminCmdType.UpdateResolvedTs: {
       // Writes nothing: the peer learns the ts once this batch is in the kv engine.
       const ts = admin.updateResolvedTs?.resolvedTs ?? 0n;
@@ -234,6 +262,7 @@ export function writeNewRegionStates(kvWb: WriteBatch, region: Region): void {
     truncatedState: { index: RAFT_INIT_LOG_INDEX, term: RAFT_INIT_LOG_TERM },
   };
   kvWb.putMeta(applyStateKey(region.id), Buffer.from(RaftApplyState.encode(apply).finish()));
+  writeRawChangesSince(kvWb, region.id, RAFT_INIT_LOG_INDEX);
 }
 
 function applyConfChange(

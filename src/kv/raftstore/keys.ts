@@ -6,6 +6,8 @@
  *   01 02 <region> 01 <index>   raft log entry (raft)
  *   01 02 <region> 02           raft local state (raft)
  *   01 02 <region> 03           apply state (kv)
+ *   01 02 <region> 04 <index>   raw change record of entry <index> (kv; raw-changes.ts, ours)
+ *   01 02 <region> 05           raw change records since: every entry after it has its record (kv; ours)
  *   01 03 <region> 01           region local state (kv)
  */
 const LOCAL_PREFIX = 0x01;
@@ -14,6 +16,8 @@ const REGION_META_PREFIX = 0x03;
 const RAFT_LOG_SUFFIX = 0x01;
 const RAFT_STATE_SUFFIX = 0x02;
 const APPLY_STATE_SUFFIX = 0x03;
+const RAW_CHANGE_SUFFIX = 0x04;
+const RAW_CHANGES_SINCE_SUFFIX = 0x05;
 const REGION_STATE_SUFFIX = 0x01;
 
 export const PREPARE_BOOTSTRAP_KEY = Buffer.from([LOCAL_PREFIX, 0x01]);
@@ -43,6 +47,24 @@ export function raftStateKey(regionId: bigint): Buffer {
 
 export function applyStateKey(regionId: bigint): Buffer {
   return regionKey(REGION_RAFT_PREFIX, regionId, APPLY_STATE_SUFFIX);
+}
+
+export function rawChangeKey(regionId: bigint, index: bigint): Buffer {
+  const key = regionKey(REGION_RAFT_PREFIX, regionId, RAW_CHANGE_SUFFIX, 8);
+  key.writeBigUInt64BE(index, 11);
+  return key;
+}
+
+export function rawChangesSinceKey(regionId: bigint): Buffer {
+  return regionKey(REGION_RAFT_PREFIX, regionId, RAW_CHANGES_SINCE_SUFFIX);
+}
+
+/** Every raw change record key of the region: [gte, lt). */
+export function rawChangeKeyRange(regionId: bigint): { gte: Buffer; lt: Buffer } {
+  return {
+    gte: regionKey(REGION_RAFT_PREFIX, regionId, RAW_CHANGE_SUFFIX),
+    lt: regionKey(REGION_RAFT_PREFIX, regionId, RAW_CHANGE_SUFFIX + 1),
+  };
 }
 
 export function regionStateKey(regionId: bigint): Buffer {

@@ -52,8 +52,9 @@ export interface RaftstoreObserver {
   /**
    * Each committed entry a replica applies, in log order, on the store loop (so it must be
    * cheap): the simulation checks that every replica applies the same entry at each index.
+   * `rawRecord`: the raw change record the entry wrote in the same kv batch (raw-changes.ts).
    */
-  applied?(storeId: bigint, peerId: bigint, regionId: bigint, entry: Entry): void;
+  applied?(storeId: bigint, peerId: bigint, regionId: bigint, entry: Entry, rawRecord?: Buffer): void;
   /** A snapshot stream to another store ended: `bytes` read from its file, all of them (complete) or not. */
   snapshotSent(bytes: number, complete: boolean): void;
   /** A snapshot stream from another store ended: `bytes` of data, saved (accepted) or refused. */

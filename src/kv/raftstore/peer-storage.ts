@@ -11,7 +11,8 @@ import type { Region } from "../../proto/metapb.js";
 import { RaftApplyState, RaftLocalState, RegionLocalState, PeerState } from "../../proto/raft_serverpb.js";
 import type { Engine, WriteBatch } from "../engine/index.js";
 import { entryBytes, RaftLogCache } from "./entry-cache.js";
-import { applyStateKey, raftLogKey, raftStateKey, regionStateKey } from "./keys.js";
+import { applyStateKey, raftLogKey, raftStateKey, rawChangesSinceKey, regionStateKey } from "./keys.js";
+import { decodeRawChangesSince } from "./raw-changes.js";
 
 /**
  * An encoder's output as a Buffer without copying it: an encoder returns a fresh array it
@@ -72,6 +73,8 @@ export class PeerStorage implements RaftLogStorage {
   generated: GeneratedSnapshot | undefined;
   /** Raft asked for a snapshot and none is ready: the store should generate one. */
   snapshotRequested = false;
+  /** Every entry after it has its raw change record (raw-changes.ts); undefined: not written yet. */
+  rawChangesSince: bigint | undefined;
 
   constructor(
     public region: Region,
@@ -103,6 +106,7 @@ export class PeerStorage implements RaftLogStorage {
     if (hs.commit < applyState.appliedIndex)
       raftState = { ...raftState, hardState: { ...hs, commit: applyState.appliedIndex } };
     const storage = new PeerStorage(region, raftState, applyState, []);
+    storage.rawChangesSince = decodeRawChangesSince(await kv.getMeta(rawChangesSinceKey(region.id)));
     if (raftState.lastIndex > truncated.index) {
       // Only the unapplied entries stay in memory; of the others, raft needs only the terms.
       const log = new RaftLogCache(truncated.index + 1n);
@@ -323,6 +327,7 @@ export class PeerStorage implements RaftLogStorage {
     this.fetchWanted.clear();
     this.applyState = { appliedIndex: index, truncatedState: { index, term } };
     this.raftState = initialRaftState(this.raftState.hardState, index, term);
+    this.rawChangesSince = index;
     this.generated = undefined;
     return old;
   }

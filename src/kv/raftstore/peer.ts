@@ -340,7 +340,8 @@ export class Peer {
       selfPeerId: this.meta.id,
       applyConfChange: (cc) => this.raw.applyConfChange(cc),
       hasInitializedRegion,
-      onApplied: observer.applied && ((entry) => observer.applied!(this.storeId, this.meta.id, regionId, entry)),
+      onApplied:
+        observer.applied && ((entry, raw) => observer.applied!(this.storeId, this.meta.id, regionId, entry, raw)),
     };
   }
 

@@ -6,6 +6,7 @@ import type { WriteBatch } from "../engine/index.js";
 import { ALL_CFS } from "../engine/index.js";
 import { regionCursor } from "./keyspace.js";
 import { applyStateKey, raftStateKey } from "./keys.js";
+import { clearRawChanges, writeRawChangesSince } from "./raw-changes.js";
 import type { Peer } from "./peer.js";
 import { integrityMeta } from "./snap.js";
 import type { Store } from "./store.js";
@@ -103,6 +104,9 @@ export class RegionWorker {
     const kvWb = store.kv.newBatch();
     if (peer.storage.isInitialized()) await this.clearRange(kvWb, peer.region);
     await this.clearRange(kvWb, region);
+    // The raw watch's records of the old log: a feed cannot resume across a snapshot.
+    await clearRawChanges(store.kv, kvWb, peer.regionId);
+    writeRawChangesSince(kvWb, peer.regionId, md.index);
     await store.snaps.loadInto(key, kvWb);
     const old = peer.storage.resetToSnapshot(region, md.index, md.term);
     peer.storage.writeApplyState(kvWb);
@@ -229,6 +233,7 @@ export class RegionWorker {
       peer.storage.writeRegionState(kvWb, PeerState.Tombstone);
     }
     kvWb.deleteMeta(applyStateKey(peer.regionId));
+    await clearRawChanges(store.kv, kvWb, peer.regionId);
     peer.storage.deleteLogRange(raftWb, peer.storage.truncatedIndex, peer.storage.lastIndex());
     raftWb.deleteMeta(raftStateKey(peer.regionId));
     await kvWb.write(true);

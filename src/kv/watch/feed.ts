@@ -45,12 +45,15 @@ export interface FeedOptions {
   maxPendingBytes: number;
   /** Rows per message of the initial scan. */
   scanPageRows: number;
+  /** How often a raw feed checks that its peer still leads, ms (it has no resolved ts round to notice). */
+  leaderCheckIntervalMs: number;
 }
 
 export const DEFAULT_FEED_OPTIONS: FeedOptions = {
   resolvedTsIntervalMs: 200,
   maxPendingBytes: 8 << 20,
   scanPageRows: 256,
+  leaderCheckIntervalMs: 200,
 };
 
 /** Rough memory of one queued commit record beyond its bytes (objects, arrays). */
@@ -320,6 +323,8 @@ function initializedRow(): Event_Row {
     key: Buffer.alloc(0),
     value: Buffer.alloc(0),
     previousValue: Buffer.alloc(0),
+    expireTsUnixSecs: 0n,
+    expiresAtMs: 0n,
   };
 }
 

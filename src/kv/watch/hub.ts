@@ -22,6 +22,8 @@ export interface AppliedChange {
   region: Region;
   /** The commit records the entry wrote; empty for entries that wrote none or were refused at apply. */
   writes: WriteRecordPut[];
+  /** The raw change record the entry wrote (raftstore/raw-changes.ts), if it changed raw keys or split. */
+  rawRecord: Buffer | undefined;
 }
 
 /** Commands apply takes besides Put; none of them writes CF write (Percolator only puts there). */
@@ -47,7 +49,7 @@ export class ChangeHub {
    * subscribes while the turn's kv write is in flight must still get them (its kv snapshot may
    * not hold them). Decoded at flush, and only for watched regions.
    */
-  private pending = new Map<bigint, Array<{ entry: Entry; region: Region }>>();
+  private pending = new Map<bigint, Array<{ entry: Entry; region: Region; rawRecord: Buffer | undefined }>>();
   private regions: RegionLookup | undefined;
 
   constructor(private readonly log: Logger) {}
@@ -75,9 +77,9 @@ export class ChangeHub {
       write: (regionId) => inner.write(regionId),
       read: (regionId) => inner.read(regionId),
       turn: () => hub.turn(inner.turn()),
-      applied(storeId, peerId, regionId, entry) {
-        inner.applied?.(storeId, peerId, regionId, entry);
-        hub.onApplied(regionId, entry);
+      applied(storeId, peerId, regionId, entry, rawRecord) {
+        inner.applied?.(storeId, peerId, regionId, entry, rawRecord);
+        hub.onApplied(regionId, entry, rawRecord);
       },
       snapshotSent: (bytes, complete) => inner.snapshotSent(bytes, complete),
       snapshotReceived: (bytes, accepted) => inner.snapshotReceived(bytes, accepted),
@@ -100,14 +102,14 @@ export class ChangeHub {
     };
   }
 
-  private onApplied(regionId: bigint, entry: Entry): void {
+  private onApplied(regionId: bigint, entry: Entry, rawRecord: Buffer | undefined): void {
     // Region objects are replaced, never mutated, when a split or conf change applies: this is
     // the region as it stands right after this entry.
     const region = this.regions?.regionOf(regionId);
     if (!region) return;
     const list = this.pending.get(regionId);
-    if (list) list.push({ entry, region });
-    else this.pending.set(regionId, [{ entry, region }]);
+    if (list) list.push({ entry, region, rawRecord });
+    else this.pending.set(regionId, [{ entry, region, rawRecord }]);
   }
 
   /**
@@ -141,10 +143,11 @@ export class ChangeHub {
     for (const [regionId, applied] of pending) {
       const listeners = this.listeners.get(regionId);
       if (!listeners) continue;
-      const changes = applied.map(({ entry, region }) => ({
+      const changes = applied.map(({ entry, region, rawRecord }) => ({
         index: entry.index,
         region,
         writes: this.commitRecords(region, entry),
+        rawRecord,
       }));
       for (const listener of [...listeners]) listener(changes);
     }

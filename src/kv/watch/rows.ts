@@ -54,6 +54,8 @@ export async function rowOf(
     key,
     value: value ?? Buffer.alloc(0),
     previousValue: Buffer.alloc(0),
+    expireTsUnixSecs: 0n,
+    expiresAtMs: 0n,
   };
 }
 

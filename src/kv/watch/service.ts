@@ -1,5 +1,6 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { ChangeDataEvent, ChangeDataRequest, ChangeDataServer } from "../../proto/cdcpb.js";
+import { ChangeDataRequest_KvAPI } from "../../proto/cdcpb.js";
 import type { Store } from "../raftstore/store.js";
 import type { Logger } from "../../util/logger.js";
 import type { Runtime } from "../../util/runtime.js";
@@ -7,6 +8,7 @@ import { MAX_KEY_BYTES } from "../server/limits.js";
 import type { FeedOptions, FeedSink, FeedStore } from "./feed.js";
 import { DEFAULT_FEED_OPTIONS, RegionFeed } from "./feed.js";
 import type { ChangeHub } from "./hub.js";
+import { RawRegionFeed } from "./raw-feed.js";
 import { feedError } from "./rows.js";
 
 type Call = grpc.ServerWritableStream<ChangeDataRequest, ChangeDataEvent>;
@@ -32,6 +34,10 @@ export function invalidRequest(req: ChangeDataRequest): string | undefined {
     return `start_key and end_key are at most ${MAX_KEY_BYTES} bytes`;
   if (req.endKey.length > 0 && Buffer.compare(req.startKey, req.endKey) >= 0)
     return "start_key must be below end_key (an empty end_key means no bound)";
+  if (!(req.kvApi in ChangeDataRequest_KvAPI) || req.kvApi === ChangeDataRequest_KvAPI.UNRECOGNIZED)
+    return `kv_api ${req.kvApi} is not one of TiDB (0), RawKV (1), TxnKV (2)`;
+  if (req.kvApi !== ChangeDataRequest_KvAPI.RawKV && req.fromIndex !== 0n)
+    return "from_index is for kv_api = RawKV (a transactional feed starts after checkpoint_ts)";
   return undefined;
 }
 
@@ -40,7 +46,7 @@ export function invalidRequest(req: ChangeDataRequest): string | undefined {
  * served gets one error event and the end of the stream, never a crash.
  */
 export class ChangeDataFeeds {
-  private readonly feeds = new Set<RegionFeed>();
+  private readonly feeds = new Set<RegionFeed | RawRegionFeed>();
   private readonly options: FeedOptions;
 
   constructor(
@@ -81,7 +87,11 @@ export class ChangeDataFeeds {
       return;
     }
     const sink = sinkOf(call);
-    const feed = new RegionFeed(req, { ...this.deps, options: this.options }, sink);
+    const deps = { ...this.deps, options: this.options };
+    const feed =
+      req.kvApi === ChangeDataRequest_KvAPI.RawKV
+        ? new RawRegionFeed(req, deps, sink)
+        : new RegionFeed(req, deps, sink);
     this.feeds.add(feed);
     const finish = () => {
       feed.close();
