@@ -71,8 +71,7 @@ export interface RaftstoreConfig {
   /**
    * A leader answers plain writes (no split, no membership change) once their kv batch is built
    * and its write started, not after it completes: every read is served after that write
-   * (StoreLoop.apply), so no read can miss a write it was told of. Off (the default until it is
-   * measured on a quiet machine): answers wait for the write.
+   * (StoreLoop.apply), so no read can miss a write it was told of. Off: answers wait for the write.
    */
   answerBeforeApplyWrite: boolean;
   /** Test-only safety switches turned off (see util/deliberate-bugs.ts); never set in production. */
@@ -107,7 +106,7 @@ export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   rawTtlCheckBatch: 256,
   turnOnArrival: false,
   lazyCommitBroadcast: true,
-  answerBeforeApplyWrite: false,
+  answerBeforeApplyWrite: true,
 };
 
 /** Short ticks for in-process test clusters (TinyKV's NewTestConfig, a bit faster). */
