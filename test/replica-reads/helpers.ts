@@ -46,6 +46,10 @@ export async function startReplicaCluster(): Promise<ReplicaCluster> {
         },
       },
     );
+    // A client whose cache holds the region from before its replicas were added would send
+    // every "replica" read to the leader (the only peer it knows): start one that sees all three.
+    kv.close();
+    kv = await KvClient.connect({ scheduler: cluster.schedulerAddr, timeoutMs: 20_000 });
     const stores = await kv.getAllStores(true);
     const addrOf = (p: Peer) => stores.find((s) => s.id === p.storeId)!.address;
     const byAddr = new Map([...cluster.stores.values()].map((s) => [s.addr, s.statusAddr]));
