@@ -27,6 +27,8 @@ export interface CachedRegion {
   leaderIdx: number;
   /** Peers tried without an answer since the last success; past peers.length the region is reloaded. */
   failedPeers: number;
+  /** Set on an entry loaded again because a replica read found it with one peer (replicaTarget). */
+  peersReloaded?: boolean;
 }
 
 /** Where one request goes: the region (with the epoch it was routed with), the peer, its store. */
@@ -183,7 +185,14 @@ export class RegionCache {
    * over them and off the leader (the leader itself when the region has no other peer).
    */
   async replicaTarget(key: Uint8Array, flags: Pick<Context, "replicaRead" | "staleRead">): Promise<RpcTarget> {
-    const c = await this.locate(key);
+    let c = await this.locate(key);
+    // Cached before its replicas were added, a region would send every replica read to the
+    // leader until some error reloaded it: ask the scheduler once for this entry.
+    if (c.region.peers.length < 2 && !c.peersReloaded) {
+      this.invalidate(c.region.id);
+      c = await this.locate(key);
+      c.peersReloaded = true;
+    }
     const followers = c.region.peers.filter((_, i) => i !== c.leaderIdx);
     const peer = followers.length > 0 ? followers[this.replicaTurn++ % followers.length] : undefined;
     const t = await this.targetOf(c, peer);
