@@ -7,7 +7,7 @@
  * the regions the split made (the new one from the start of its log); a lost leader, a store
  * gone or a slow consumer: the span resubscribes from the last index it received.
  */
-import type * as grpc from "@grpc/grpc-js";
+import { FeedQueue } from "./feed-queue.js";
 import type { ChangeDataEvent, Error as CdcError } from "../proto/cdcpb.js";
 import { ChangeDataRequest, ChangeDataRequest_KvAPI, Event_LogType, Event_Row_OpType } from "../proto/cdcpb.js";
 import type { Region } from "../proto/metapb.js";
@@ -94,28 +94,23 @@ function overlap(span: Span, region: Region): { start: Buffer; end: Buffer } | u
 }
 
 export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
-  private readonly queue: Queued[] = [];
+  private readonly queue: FeedQueue<Queued>;
   /** What the consumer has been handed, per span: the positions to resume from. */
   private readonly consumed = new Map<Span, bigint>();
-  private waiter: (() => void) | undefined;
-  private failure: unknown;
-  private stopped = false;
   private started = false;
-  private shedding = false;
-  private roomWaiters: Array<() => void> = [];
-  private readonly calls = new Set<grpc.ClientReadableStream<ChangeDataEvent>>();
-  private readonly shedCalls = new WeakSet<grpc.ClientReadableStream<ChangeDataEvent>>();
-  private readonly highWaterMark: number;
   private nextRequestId = 1n;
-  /** Times the watch dropped its feeds for a consumer that did not keep up. */
-  sheds = 0;
 
   constructor(
     private readonly deps: WatchDeps,
     private readonly range: { start: Buffer; end: Buffer },
     private readonly opts: RawWatchOptions,
   ) {
-    this.highWaterMark = opts.highWaterMark ?? 4096;
+    this.queue = new FeedQueue(opts.highWaterMark ?? 4096);
+  }
+
+  /** Times the watch dropped its feeds for a consumer that did not keep up. */
+  get sheds(): number {
+    return this.queue.sheds;
   }
 
   [Symbol.asyncIterator](): this {
@@ -133,27 +128,16 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
   async next(): Promise<IteratorResult<RawWatchEvent>> {
     if (!this.started) this.start();
     for (;;) {
-      const item = this.queue.shift();
-      if (item) {
-        if (this.shedding && this.queue.length <= this.highWaterMark / 2) this.makeRoom();
-        if ("split" in item) {
-          this.consumed.delete(item.split);
-          for (const p of item.parts) this.consumed.set(p.span, p.index);
-          continue;
-        }
-        // A reset's index is the position that was lost: the span now starts from now.
-        this.consumed.set(item.span, item.event.type === "reset" ? 0n : item.event.index);
-        return { value: item.event, done: false };
+      const item = await this.queue.take();
+      if (item === undefined) return { value: undefined, done: true };
+      if ("split" in item) {
+        this.consumed.delete(item.split);
+        for (const p of item.parts) this.consumed.set(p.span, p.index);
+        continue;
       }
-      if (this.failure !== undefined) {
-        const err = this.failure;
-        this.stop();
-        throw err;
-      }
-      if (this.stopped) return { value: undefined, done: true };
-      await new Promise<void>((resolve) => {
-        this.waiter = resolve;
-      });
+      // A reset's index is the position that was lost: the span now starts from now.
+      this.consumed.set(item.span, item.event.type === "reset" ? 0n : item.event.index);
+      return { value: item.event, done: false };
     }
   }
 
@@ -163,12 +147,7 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
   }
 
   stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    for (const call of this.calls) call.cancel();
-    this.calls.clear();
-    this.makeRoom();
-    this.wake();
+    this.queue.stop();
   }
 
   private fresh(start: Buffer, end: Buffer): Span {
@@ -184,52 +163,9 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
     }
   }
 
-  private wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
-  }
-
-  private push(item: Queued): void {
-    if (this.stopped) return;
-    this.queue.push(item);
-    if (!this.shedding && this.queue.length > this.highWaterMark) this.shed();
-    this.wake();
-  }
-
-  /** The consumer is too slow: end every feed (gRPC would keep reading); each resumes from its index once there is room. */
-  private shed(): void {
-    this.shedding = true;
-    this.sheds++;
-    for (const call of this.calls) {
-      this.shedCalls.add(call);
-      call.cancel();
-    }
-  }
-
-  private makeRoom(): void {
-    this.shedding = false;
-    const waiters = this.roomWaiters;
-    this.roomWaiters = [];
-    for (const w of waiters) w();
-  }
-
-  private room(): Promise<void> {
-    if (!this.shedding) return Promise.resolve();
-    return new Promise((resolve) => this.roomWaiters.push(resolve));
-  }
-
-  private fail(err: unknown): void {
-    if (this.stopped || this.failure !== undefined) return;
-    this.failure = err;
-    for (const call of this.calls) call.cancel();
-    this.makeRoom();
-    this.wake();
-  }
-
   /** Replaces `span` by `parts` (each with the index it starts after); the first goes on in the caller's loop. */
   private splitSpan(span: Span, parts: Span[]): Span {
-    this.push({ split: span, parts: parts.map((p) => ({ span: p, index: p.index })) });
+    this.queue.push({ split: span, parts: parts.map((p) => ({ span: p, index: p.index })) });
     for (const p of parts.slice(1)) void this.runSpan(p);
     return parts[0]!;
   }
@@ -265,11 +201,11 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
   private async runSpan(first: Span): Promise<void> {
     let span = first;
     let bo: Backoff | undefined;
-    while (!this.stopped && this.failure === undefined) {
+    while (!this.queue.over) {
       let lastError: unknown;
       let fast = false;
-      await this.room();
-      if (this.stopped || this.failure !== undefined) return;
+      await this.queue.room();
+      if (this.queue.over) return;
       try {
         if (span.regionId === 0n || span.index === 0n) {
           // From now: follow the region holding the span's start; the rest of the span gets its own feed.
@@ -280,18 +216,18 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
         const target = await this.deps.cache.targetOf(await this.deps.cache.locateById(span.regionId));
         const end = await this.feed(span, target);
         if (end.progressed) bo = undefined;
-        if (this.stopped) return;
+        if (this.queue.stopped) return;
         if (end.shed) continue; // dropped for a slow consumer, not for a fault: resume without a backoff
         const e = end.error;
         if (e?.positionCompacted) {
           const pc = e.positionCompacted;
           if (!this.opts.resetOnCompacted)
-            return this.fail(new PositionCompactedError(pc.regionId, pc.fromIndex, pc.oldestIndex, target.addr));
+            return this.queue.fail(new PositionCompactedError(pc.regionId, pc.fromIndex, pc.oldestIndex, target.addr));
           const where = { regionId: span.regionId, index: span.index, start: span.start, end: span.end };
           // From now on: the next feed's INITIALIZED gives the span its new position.
           const fresh = { ...span, index: 0n };
-          this.push({ split: span, parts: [{ span: fresh, index: 0n }] });
-          this.push({ event: { type: "reset", ...where, oldestIndex: pc.oldestIndex }, span: fresh });
+          this.queue.push({ split: span, parts: [{ span: fresh, index: 0n }] });
+          this.queue.push({ event: { type: "reset", ...where, oldestIndex: pc.oldestIndex }, span: fresh });
           span = fresh;
           continue;
         }
@@ -309,7 +245,7 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
           this.deps.cache.onSendFail(target);
         }
       } catch (err) {
-        if (err instanceof RawWatchRangeError) return this.fail(err);
+        if (err instanceof RawWatchRangeError) return this.queue.fail(err);
         lastError = err;
       }
       this.deps.log.debug(
@@ -321,7 +257,7 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
       try {
         await bo.retry(lastError, fast);
       } catch (err) {
-        return this.fail(err);
+        return this.queue.fail(err);
       }
     }
   }
@@ -339,17 +275,13 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
     });
     return new Promise((resolve) => {
       const call = this.deps.changeData(target.addr).eventFeed(req);
-      this.calls.add(call);
-      if (this.shedding) {
-        this.shedCalls.add(call);
-        call.cancel();
-      }
+      this.queue.track(call);
       const end: FeedEnd = { progressed: false, errorIndex: 0n };
       let settled = false;
       const settle = () => {
         if (settled) return;
         settled = true;
-        this.calls.delete(call);
+        this.queue.untrack(call);
         resolve(end);
       };
       call.on("data", (msg: ChangeDataEvent) => {
@@ -366,7 +298,7 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
           if (rows.length === 1 && rows[0]!.type === Event_LogType.INITIALIZED) {
             end.progressed = true;
             if (ev.index > span.index) span.index = ev.index;
-            this.push({ event: { type: "initialized", ...where, start: span.start, end: span.end }, span });
+            this.queue.push({ event: { type: "initialized", ...where, start: span.start, end: span.end }, span });
             continue;
           }
           // Never step back: an event at or below what was received is queued already.
@@ -374,16 +306,16 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
           for (const row of rows) {
             if (row.opType === Event_Row_OpType.PUT) {
               const atMs = row.expiresAtMs > 0n ? { expiresAtMs: Number(row.expiresAtMs) } : {};
-              this.push({ event: { type: "put", ...where, key: row.key, value: row.value, ...atMs }, span });
+              this.queue.push({ event: { type: "put", ...where, key: row.key, value: row.value, ...atMs }, span });
             } else if (row.opType === Event_Row_OpType.DELETE) {
-              this.push({ event: { type: "delete", ...where, key: row.key }, span });
+              this.queue.push({ event: { type: "delete", ...where, key: row.key }, span });
             }
           }
           span.index = ev.index;
         }
       });
       call.on("error", (err: unknown) => {
-        if (this.shedCalls.has(call)) end.shed = true;
+        if (this.queue.wasShed(call)) end.shed = true;
         end.transport ??= err;
         settle();
       });

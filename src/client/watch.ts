@@ -3,7 +3,7 @@
  * exactly once, across region splits and leader changes. One cdcpb.ChangeData/EventFeed stream
  * per region; WatchMerger orders their rows by the regions' resolved ts.
  */
-import type * as grpc from "@grpc/grpc-js";
+import { FeedQueue } from "./feed-queue.js";
 import type { ChangeDataEvent, Error as CdcError, Event_Row } from "../proto/cdcpb.js";
 import { ChangeDataClient, ChangeDataRequest, Event_LogType, Event_Row_OpType } from "../proto/cdcpb.js";
 import type { TlsConfig } from "../util/tls.js";
@@ -140,19 +140,8 @@ function endsBefore(region: Region, span: WatchSpan): boolean {
 
 export class Watch implements AsyncIterableIterator<WatchEvent> {
   private merger: WatchMerger | undefined;
-  private readonly queue: WatchEvent[] = [];
-  private waiter: (() => void) | undefined;
-  private failure: unknown;
-  private stopped = false;
+  private readonly queue: FeedQueue<WatchEvent>;
   private started = false;
-  private shedding = false;
-  private roomWaiters: Array<() => void> = [];
-  /** Feeds ended by shed(): their end is no fault. */
-  private readonly shedCalls = new WeakSet<grpc.ClientReadableStream<ChangeDataEvent>>();
-  /** Times the watch dropped its feeds for a consumer that did not keep up. */
-  sheds = 0;
-  private readonly calls = new Set<grpc.ClientReadableStream<ChangeDataEvent>>();
-  private readonly highWaterMark: number;
   private nextRequestId = 1n;
   private lastProgressAt = 0;
   private stallTimer: TimerHandle | undefined;
@@ -163,7 +152,12 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     private readonly range: { start: Buffer; end: Buffer },
     private readonly opts: WatchOptions,
   ) {
-    this.highWaterMark = opts.highWaterMark ?? 4096;
+    this.queue = new FeedQueue(opts.highWaterMark ?? 4096);
+  }
+
+  /** Times the watch dropped its feeds for a consumer that did not keep up. */
+  get sheds(): number {
+    return this.queue.sheds;
   }
 
   [Symbol.asyncIterator](): this {
@@ -172,22 +166,8 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
 
   async next(): Promise<IteratorResult<WatchEvent>> {
     if (!this.started) await this.start();
-    for (;;) {
-      const ev = this.queue.shift();
-      if (ev) {
-        if (this.shedding && this.queue.length <= this.highWaterMark / 2) this.makeRoom();
-        return { value: ev, done: false };
-      }
-      if (this.failure !== undefined) {
-        const err = this.failure;
-        this.stop();
-        throw err;
-      }
-      if (this.stopped) return { value: undefined, done: true };
-      await new Promise<void>((resolve) => {
-        this.waiter = resolve;
-      });
-    }
+    const ev = await this.queue.take();
+    return ev === undefined ? { value: undefined, done: true } : { value: ev, done: false };
   }
 
   async return(): Promise<IteratorResult<WatchEvent>> {
@@ -197,13 +177,8 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
 
   /** Ends the watch: every feed is cancelled; a pending next() ends the iteration. */
   stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    for (const call of this.calls) call.cancel();
-    this.calls.clear();
+    this.queue.stop();
     this.deps.runtime.clearInterval(this.stallTimer);
-    this.makeRoom();
-    this.wake();
   }
 
   private async start(): Promise<void> {
@@ -218,52 +193,16 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     void this.runSpan(span);
   }
 
-  private wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
-  }
-
   private emit(events: WatchEvent[]): void {
-    if (events.length === 0 || this.stopped) return;
+    if (events.length === 0 || this.queue.stopped) return;
     this.lastProgressAt = this.deps.runtime.now();
     this.queue.push(...events);
-    if (!this.shedding && this.queue.length > this.highWaterMark) this.shed();
-    this.wake();
-  }
-
-  /**
-   * The consumer is too slow: end every feed rather than buffer without bound (gRPC keeps reading
-   * a paused stream). Each span resumes from its resolved ts once there is room again.
-   */
-  private shed(): void {
-    this.shedding = true;
-    this.sheds++;
-    for (const call of this.calls) {
-      this.shedCalls.add(call);
-      call.cancel();
-    }
-  }
-
-  private makeRoom(): void {
-    this.shedding = false;
-    const waiters = this.roomWaiters;
-    this.roomWaiters = [];
-    for (const w of waiters) w();
-  }
-
-  private room(): Promise<void> {
-    if (!this.shedding) return Promise.resolve();
-    return new Promise((resolve) => this.roomWaiters.push(resolve));
   }
 
   private fail(err: unknown): void {
-    if (this.stopped || this.failure !== undefined) return;
-    this.failure = err;
-    for (const call of this.calls) call.cancel();
+    if (this.queue.over) return;
+    this.queue.fail(err);
     this.deps.runtime.clearInterval(this.stallTimer);
-    this.makeRoom();
-    this.wake();
   }
 
   /**
@@ -293,11 +232,11 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     let span = first;
     const merger = this.merger!;
     let bo: Backoff | undefined;
-    while (!this.stopped && this.failure === undefined) {
+    while (!this.queue.over) {
       let lastError: unknown;
       let fast = false;
-      await this.room();
-      if (this.stopped || this.failure !== undefined) return;
+      await this.queue.room();
+      if (this.queue.over) return;
       try {
         const cached = await this.deps.cache.locate(span.start);
         if (endsBefore(cached.region, span)) {
@@ -311,7 +250,7 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
         const target = await this.deps.cache.targetOf(cached);
         const end = await this.feed(span, target);
         if (end.progressed) bo = undefined;
-        if (this.stopped) return;
+        if (this.queue.stopped) return;
         if (end.shed) {
           // Dropped for a slow consumer, not for a fault: resume without a backoff.
           merger.resetSpan(span);
@@ -352,17 +291,13 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     });
     return new Promise((resolve) => {
       const call = this.deps.changeData(target.addr).eventFeed(req);
-      this.calls.add(call);
-      if (this.shedding) {
-        this.shedCalls.add(call);
-        call.cancel();
-      }
+      this.queue.track(call);
       const end: FeedEnd = { progressed: false };
       let settled = false;
       const settle = () => {
         if (settled) return;
         settled = true;
-        this.calls.delete(call);
+        this.queue.untrack(call);
         resolve(end);
       };
       call.on("data", (msg: ChangeDataEvent) => {
@@ -385,7 +320,7 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
         }
       });
       call.on("error", (err: unknown) => {
-        if (this.shedCalls.has(call)) end.shed = true;
+        if (this.queue.wasShed(call)) end.shed = true;
         end.transport ??= err;
         settle();
       });
