@@ -47,6 +47,7 @@ it("an entry that arrives while the feed reads its initial state still lets the 
   const observer = hub.observer(NO_OBSERVER);
   const store: FeedStore = {
     kv: engine,
+    entryData: async () => undefined,
     replica: () => ({ region, isLeader: true, self: peer, leader: peer }),
     read: async () => ({ region, snapshot: engine.snapshot() }),
   };

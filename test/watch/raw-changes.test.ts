@@ -17,10 +17,11 @@ import {
   decodeRawChangeRecord,
   decodeRawChangesSince,
   encodeRawChangeRecord,
+  RawChangeEntryGoneError,
   RawChangeRecordError,
   readRawChanges,
 } from "../../src/kv/raftstore/raw-changes.js";
-import { rawChangesSinceKey } from "../../src/kv/raftstore/keys.js";
+import { rawChangeKey, rawChangesSinceKey } from "../../src/kv/raftstore/keys.js";
 import { tempDir } from "../harness/wait.js";
 
 const b = (s: string) => Buffer.from(s);
@@ -56,6 +57,8 @@ function entry(index: bigint, req: object): Entry {
   );
   return { entryType: EntryType.EntryNormal, term: 1n, index, data, context: Buffer.alloc(0) } as Entry;
 }
+/** The entries' data by index: what the feed reads back from the raft log. */
+const dataOf = (entries: Entry[]) => new Map(entries.map((e) => [e.index, Buffer.from(e.data)]));
 const put = (cf: string, key: string, value: Buffer | string) => ({
   cmdType: CmdType.Put,
   put: { cf, key: b(key), value: typeof value === "string" ? b(value) : value },
@@ -101,11 +104,17 @@ function fakeTarget(appliedIndex: bigint): ApplyTarget {
   };
 }
 
-async function records(kv: Engine, from = 0n, to = 1000n): Promise<Array<[bigint, RawChangeRecord]>> {
+async function records(
+  kv: Engine,
+  from = 0n,
+  to = 1000n,
+  entries = new Map<bigint, Buffer>(),
+): Promise<Array<[bigint, RawChangeRecord]>> {
   const snap = kv.snapshot();
   try {
     const out: Array<[bigint, RawChangeRecord]> = [];
-    for await (const { index, record } of readRawChanges(snap, 2n, from, to)) out.push([index, record]);
+    const entryData = async (index: bigint) => entries.get(index);
+    for await (const { index, record } of readRawChanges(snap, 2n, from, to, entryData)) out.push([index, record]);
     return out;
   } finally {
     await snap.close();
@@ -148,21 +157,72 @@ describe("raw change records", () => {
     const wb = kv.newBatch();
     applyEntries(fakeTarget(5n), entries, wb, undefined, reads);
     await wb.write(true);
-    expect(await records(kv)).toEqual([
+    expect(await records(kv, 0n, 1000n, dataOf(entries))).toEqual([
       [
         6n,
         {
           kind: "changes",
-          changes: [{ op: "put", cf: CF_DEFAULT, key: b("a"), value: b("1"), expiresAtMs: 1_900_000_000_000 }],
+          changes: [
+            {
+              op: "put",
+              cf: CF_DEFAULT,
+              key: b("a"),
+              value: b("1"),
+              expiresAtMs: 1_900_000_000_000,
+              inEntry: { request: 0, write: 0 },
+            },
+          ],
         },
       ],
       [8n, { kind: "changes", changes: [{ op: "delete", cf: CF_DEFAULT, key: b("a") }] }],
-      [10n, { kind: "changes", changes: [{ op: "put", cf: CF_DEFAULT, key: b("c"), value: b("new") }] }],
+      [
+        10n,
+        {
+          kind: "changes",
+          changes: [{ op: "put", cf: CF_DEFAULT, key: b("c"), value: b("new"), inEntry: { request: 0, write: 1 } }],
+        },
+      ],
     ]);
     // The window a feed reads: after 6, up to 8.
-    expect((await records(kv, 6n, 8n)).map(([i]) => i)).toEqual([8n]);
+    expect((await records(kv, 6n, 8n, dataOf(entries))).map(([i]) => i)).toEqual([8n]);
     // The region's first apply by this build says records start after its applied index then.
     expect(decodeRawChangesSince(await kv.getMeta(rawChangesSinceKey(2n)))).toBe(5n);
+  });
+
+  it("a put's record refers to its value in the raft entry instead of copying it", async () => {
+    // Before, every raw put stored its value a second time while its entry was in the log: with
+    // 1 MiB values that doubled the kv write and the memtable (the memory-bounds test caught it).
+    const kv = await openEngine();
+    const big = Buffer.alloc(64 * 1024, 7);
+    const entries = [
+      entry(6n, { requests: [put(RAW_CF_DEFAULT, "big", big)] }),
+      entry(7n, { requests: [cas("big", "x", "never"), put(RAW_CF_DEFAULT, "small", "s")] }),
+    ];
+    const wb = kv.newBatch();
+    applyEntries(fakeTarget(5n), entries, wb, undefined, await prefetchConditionalReads(kv, entries));
+    await wb.write(true);
+    const stored = await kv.getMeta(rawChangeKey(2n, 6n));
+    expect(stored!.length).toBeLessThan(64);
+    expect(await records(kv, 0n, 1000n, dataOf(entries))).toEqual([
+      [
+        6n,
+        {
+          kind: "changes",
+          changes: [{ op: "put", cf: CF_DEFAULT, key: b("big"), value: big, inEntry: { request: 0, write: 0 } }],
+        },
+      ],
+      [
+        7n,
+        {
+          kind: "changes",
+          changes: [{ op: "put", cf: CF_DEFAULT, key: b("small"), value: b("s"), inEntry: { request: 1, write: 0 } }],
+        },
+      ],
+    ]);
+    // The entry gone from the log (compacted after the kv snapshot was taken): the position is too.
+    await expect(records(kv, 0n, 1000n, new Map())).rejects.toThrow(RawChangeEntryGoneError);
+    // Decoded without its entry, such a record is refused, never read as an empty value.
+    expect(() => decodeRawChangeRecord(stored!)).toThrow(/entry/);
   });
 
   it("a DeleteRange records the keys it deleted; a split records its regions", async () => {
@@ -214,7 +274,7 @@ describe("raw change records", () => {
     wb = kv.newBatch();
     applyEntries(target, [compact], wb);
     await wb.write(true);
-    expect((await records(kv)).map(([i]) => i)).toEqual([9n]);
+    expect((await records(kv, 0n, 1000n, dataOf(writes))).map(([i]) => i)).toEqual([9n]);
     wb = kv.newBatch();
     await clearRawChanges(kv, wb, 2n);
     await wb.write(true);

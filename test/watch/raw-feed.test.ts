@@ -3,7 +3,7 @@
 import { afterEach, expect, it } from "vitest";
 import { DEFAULT_FEED_OPTIONS } from "../../src/kv/watch/feed.js";
 import { Engine } from "../../src/kv/engine/index.js";
-import { CF_DEFAULT } from "../../src/kv/engine/index.js";
+import { CF_DEFAULT, RAW_CF_DEFAULT } from "../../src/kv/engine/index.js";
 import { applyStateKey, NO_OBSERVER, rawChangeKey, regionStateKey } from "../../src/kv/raftstore/index.js";
 import type { RawChangeRecord } from "../../src/kv/raftstore/raw-changes.js";
 import { encodeRawChangeRecord, writeRawChangesSince } from "../../src/kv/raftstore/raw-changes.js";
@@ -13,6 +13,7 @@ import { RawRegionFeed } from "../../src/kv/watch/raw-feed.js";
 import type { ChangeDataEvent } from "../../src/proto/cdcpb.js";
 import { ChangeDataRequest, ChangeDataRequest_KvAPI } from "../../src/proto/cdcpb.js";
 import type { Region } from "../../src/proto/metapb.js";
+import { CmdType, RaftCmdRequest } from "../../src/proto/raft_cmdpb.js";
 import { PeerState, RaftApplyState, RegionLocalState } from "../../src/proto/raft_serverpb.js";
 import { EntryType } from "../../src/raft/eraftpb.js";
 import { silentLogger } from "../../src/util/logger.js";
@@ -44,7 +45,8 @@ const put = (key: string, value: string): RawChangeRecord => ({
 async function writeState(
   engine: Engine,
   appliedIndex: bigint,
-  records: Array<[bigint, RawChangeRecord]> = [],
+  /** Records, or the bytes of one as stored. */
+  records: Array<[bigint, RawChangeRecord | Buffer]> = [],
   /** null: none written (an older build applied everything). */
   since: bigint | null = 5n,
 ) {
@@ -55,7 +57,7 @@ async function writeState(
       applyStateKey(1n),
       Buffer.from(RaftApplyState.encode({ appliedIndex, truncatedState: { index: 5n, term: 5n } }).finish()),
     );
-  for (const [i, r] of records) wb.putMeta(rawChangeKey(1n, i), encodeRawChangeRecord(r));
+  for (const [i, r] of records) wb.putMeta(rawChangeKey(1n, i), Buffer.isBuffer(r) ? r : encodeRawChangeRecord(r));
   if (since !== null) writeRawChangesSince(wb, 1n, since);
   await wb.write(true);
 }
@@ -64,8 +66,10 @@ async function writeState(
 async function setup(
   appliedIndex: bigint,
   fromIndex: bigint,
-  records: Array<[bigint, RawChangeRecord]> = [],
+  records: Array<[bigint, RawChangeRecord | Buffer]> = [],
   since: bigint | null = 5n,
+  /** The raft log's entries' data, by index (records that refer to their entry read it). */
+  entries = new Map<bigint, Buffer>(),
 ) {
   const engine = (kv = await Engine.open(dir.path));
   await writeState(engine, appliedIndex, records, since);
@@ -75,6 +79,7 @@ async function setup(
   const state = { leader: true };
   const store: FeedStore = {
     kv: engine,
+    entryData: async (_regionId, index) => entries.get(index),
     replica: () => ({ region, isLeader: state.leader, self: peer, leader: state.leader ? peer : undefined }),
     read: async () => ({ region, snapshot: engine.snapshot() }),
   };
@@ -166,6 +171,47 @@ it("a split among the stored records ends the replay there with EpochNotMatch, i
   expect(last.index).toBe(8n);
   expect(last.error?.epochNotMatch?.currentRegions.map((r) => r.id)).toEqual([1n, 9n]);
   expect(t.ended()).toBe(true);
+});
+
+it("a stored record whose values lie in its raft entry is replayed from the log, or compacted once the log dropped it", async () => {
+  const command = (key: string, value: string) =>
+    Buffer.from(
+      RaftCmdRequest.encode(
+        RaftCmdRequest.fromPartial({
+          requests: [
+            { cmdType: CmdType.Put, put: { cf: RAW_CF_DEFAULT, key: Buffer.from(key), value: Buffer.from(value) } },
+          ],
+        }),
+      ).finish(),
+    );
+  const record = (key: string) =>
+    encodeRawChangeRecord({
+      kind: "changes",
+      changes: [
+        { op: "put", cf: CF_DEFAULT, key: Buffer.from(key), value: Buffer.alloc(0), inEntry: { request: 0, write: 0 } },
+      ],
+    });
+  const stored: Array<[bigint, Buffer]> = [
+    [7n, record("a")],
+    [8n, record("b")],
+  ];
+  const log = new Map([
+    [7n, command("a", "hello")],
+    [8n, command("b", "world")],
+  ]);
+  const t = await setup(10n, 6n, stored, 5n, log);
+  await t.feed.start();
+  t.feed.close();
+  const values = t.events.flatMap((e) => (e.entries?.entries ?? []).map((r) => `${r.key}=${r.value}`));
+  expect(values).toEqual(["a=hello", "b=world", "="]); // and INITIALIZED
+
+  // Entry 8 left the log (compacted after the kv snapshot was read): the position is, too.
+  await kv?.close();
+  log.delete(8n);
+  const gone = await setup(10n, 6n, stored, 5n, log);
+  await gone.feed.start();
+  expect(gone.events.at(-1)?.error?.positionCompacted).toEqual({ regionId: 1n, fromIndex: 6n, oldestIndex: 8n });
+  expect(gone.ended()).toBe(true);
 });
 
 it("an entry missing from the live sequence (a snapshot installed) ends the feed rather than skip it", async () => {

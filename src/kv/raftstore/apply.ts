@@ -116,12 +116,12 @@ function applyNormal(
   const keyErr = checkKeysInRegion(req, storage.region);
   if (keyErr) return errorResponse(keyErr);
   const responses: Response[] = [];
-  for (const r of req.requests) {
+  for (const [request, r] of req.requests.entries()) {
     switch (r.cmdType) {
       case CmdType.Put:
         kvWb.put(parseCf(r.put!.cf), r.put!.key, r.put!.value);
         reads?.wrote(parseCf(r.put!.cf), r.put!.key, r.put!.value);
-        raw.put(parseCf(r.put!.cf), r.put!.key, r.put!.value);
+        raw.put(parseCf(r.put!.cf), r.put!.key, r.put!.value, { request, write: 0 });
         out.writtenBytes += r.put!.key.length + r.put!.value.length;
         responses.push({ cmdType: CmdType.Put, put: {} });
         break;
@@ -143,8 +143,8 @@ function applyNormal(
         const cas = applyConditionalWrite(r.conditionalWrite!, storage.region, kvWb, reads);
         if (cas.error) return cas.error;
         if (cas.response!.conditionalWrite!.succeed)
-          for (const w of r.conditionalWrite!.writes) {
-            if (w.put) raw.put(parseCf(w.put.cf), w.put.key, w.put.value);
+          for (const [write, w] of r.conditionalWrite!.writes.entries()) {
+            if (w.put) raw.put(parseCf(w.put.cf), w.put.key, w.put.value, { request, write: write + 1 });
             else if (w.delete) raw.delete(parseCf(w.delete.cf), w.delete.key);
           }
         out.writtenBytes += cas.writtenBytes;

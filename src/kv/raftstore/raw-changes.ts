@@ -8,13 +8,21 @@
  * or below its index in its own apply batch, a snapshot install and a peer destroy delete all of
  * the region's, so a feed can resume from any index the log still holds and from no other.
  *
+ * A put that apply took from the entry is not copied: the record names the command that holds
+ * its value (the raft log holds the entry as long as the record exists), so a raw put is not
+ * stored twice while in the log. A feed replaying records reads those entries back from the raft
+ * engine.
+ *
  * Key: 01 02 <region id> 04 <index> (keys.ts: the region's raft-prefixed keys, suffix 04 free).
- * Value: version byte 1, then a kind byte: 1 = changes (varint count, then each: op byte
- * 1 put / 2 delete, cf byte 0 default / 1 lock / 2 write, u32 key length, key; a put adds u32
- * value length, value, u64 expiry ms, 0 = none), 2 = split (u32 count, then each u32 length
- * and a metapb.Region). Big-endian throughout.
+ * Value: version byte 1, then a kind byte: 1 = changes, 3 = changes with values in the entry
+ * (u32 count, then each: op byte 1 put / 2 delete / 3 put whose value is in the entry, cf byte
+ * 0 default / 1 lock / 2 write, u32 key length, key; a put adds u32 value length, value, u64
+ * expiry ms, 0 = none; a put in the entry adds u32 request index in the entry's RaftCmdRequest,
+ * u32 write index + 1 in that request's ConditionalWrite or 0 for a Put, u64 expiry ms),
+ * 2 = split (u32 count, then each u32 length and a metapb.Region). Big-endian throughout.
  */
 import { Region } from "../../proto/metapb.js";
+import { RaftCmdRequest } from "../../proto/raft_cmdpb.js";
 import { TinyKvError } from "../../util/errors.js";
 import type { CfName, Engine, EngineSnapshot, WriteBatch } from "../engine/index.js";
 import {
@@ -31,9 +39,16 @@ import {
 import { decodeExpiry } from "./conditional-write.js";
 import { rawChangeKey, rawChangeKeyRange, rawChangesSinceKey } from "./keys.js";
 
+/** Which command of an entry holds a put's value: requests[request], or its conditional write's writes[write - 1]. */
+export interface ValueInEntry {
+  request: number;
+  /** 0: the request is a Put; w + 1: the request's ConditionalWrite's w-th write. */
+  write: number;
+}
+
 /** One raw key's change, in the client's CF names (the raw API's `default`, `lock`, `write`). */
 export type RawChange =
-  | { op: "put"; cf: CfName; key: Buffer; value: Buffer; expiresAtMs?: number }
+  | { op: "put"; cf: CfName; key: Buffer; value: Buffer; expiresAtMs?: number; inEntry?: ValueInEntry }
   | { op: "delete"; cf: CfName; key: Buffer };
 
 /** What one entry did to raw keys, or the split it applied (the regions it left: [left, right]). */
@@ -42,8 +57,10 @@ export type RawChangeRecord = { kind: "changes"; changes: RawChange[] } | { kind
 const VERSION = 1;
 const KIND_CHANGES = 1;
 const KIND_SPLIT = 2;
+const KIND_CHANGES_IN_ENTRY = 3;
 const OP_PUT = 1;
 const OP_DELETE = 2;
+const OP_PUT_IN_ENTRY = 3;
 
 /** Engine CF → the client CF and whether it holds values (else the expiries). */
 const RAW_CFS = new Map<string, { cf: CfName; ttl: boolean }>([
@@ -65,11 +82,22 @@ export class RawChangeCollector {
   private changes: RawChange[] = [];
   private split: Region[] | undefined;
 
-  put(engineCf: CfName, key: Uint8Array, value: Uint8Array): void {
+  /** `inEntry`: where the entry holds the value, so that the record need not copy it. */
+  put(engineCf: CfName, key: Uint8Array, value: Uint8Array, inEntry?: ValueInEntry): void {
     const raw = RAW_CFS.get(engineCf);
     if (!raw) return;
     if (!raw.ttl) {
-      this.changes.push({ op: "put", cf: raw.cf, key: Buffer.from(key), value: Buffer.from(value) });
+      // A value the entry holds is written by reference (finish): no copy of it is kept here.
+      const change: RawChange = inEntry
+        ? {
+            op: "put",
+            cf: raw.cf,
+            key: Buffer.from(key),
+            value: Buffer.from(value.buffer, value.byteOffset, value.byteLength),
+            inEntry,
+          }
+        : { op: "put", cf: raw.cf, key: Buffer.from(key), value: Buffer.from(value) };
+      this.changes.push(change);
       return;
     }
     const last = this.lastOf(raw.cf, key);
@@ -159,20 +187,52 @@ export async function clearRawChanges(kv: Engine, kvWb: WriteBatch, regionId: bi
   }
 }
 
-/** The region's records with from < index <= to, in index order, from a kv snapshot. */
+/** Whether decoding the record needs its entry's data (some value lies there). */
+export function rawChangeRecordNeedsEntry(record: Buffer): boolean {
+  return record[1] === KIND_CHANGES_IN_ENTRY;
+}
+
+/** A record refers to its raft entry and the log no longer holds it: the position is compacted. */
+export class RawChangeEntryGoneError extends TinyKvError {
+  constructor(
+    readonly regionId: bigint,
+    readonly index: bigint,
+  ) {
+    super(`region ${regionId}: raft entry ${index} left the log while its change record was read`);
+  }
+}
+
+/**
+ * The region's records with from < index <= to, in index order, from a kv snapshot; `entryData`
+ * reads an entry's data back from the raft log for a record that refers to it.
+ */
 export async function* readRawChanges(
   snap: EngineSnapshot,
   regionId: bigint,
   from: bigint,
   to: bigint,
+  entryData: (index: bigint) => Promise<Buffer | undefined>,
 ): AsyncGenerator<{ index: bigint; record: RawChangeRecord }> {
   if (to <= from) return;
-  for await (const { key, value } of snap.rawRange(rawChangeKey(regionId, from + 1n), rawChangeKey(regionId, to + 1n)))
-    yield { index: key.readBigUInt64BE(11), record: decodeRawChangeRecord(value) };
+  for await (const { key, value } of snap.rawRange(
+    rawChangeKey(regionId, from + 1n),
+    rawChangeKey(regionId, to + 1n),
+  )) {
+    const index = key.readBigUInt64BE(11);
+    let data: Buffer | undefined;
+    if (rawChangeRecordNeedsEntry(value)) {
+      data = await entryData(index);
+      if (!data) throw new RawChangeEntryGoneError(regionId, index);
+    }
+    yield { index, record: decodeRawChangeRecord(value, data) };
+  }
 }
 
+/** Encodes a record; a put that says where its entry holds the value is written without it. */
 export function encodeRawChangeRecord(record: RawChangeRecord): Buffer {
-  const parts: Buffer[] = [Buffer.from([VERSION, record.kind === "changes" ? KIND_CHANGES : KIND_SPLIT])];
+  const refers = record.kind === "changes" && record.changes.some((c) => c.op === "put" && c.inEntry);
+  const kind = record.kind === "split" ? KIND_SPLIT : refers ? KIND_CHANGES_IN_ENTRY : KIND_CHANGES;
+  const parts: Buffer[] = [Buffer.from([VERSION, kind])];
   const u32 = (n: number) => {
     const b = Buffer.allocUnsafe(4);
     b.writeUInt32BE(n);
@@ -188,11 +248,14 @@ export function encodeRawChangeRecord(record: RawChangeRecord): Buffer {
   }
   parts.push(u32(record.changes.length));
   for (const c of record.changes) {
-    parts.push(Buffer.from([c.op === "put" ? OP_PUT : OP_DELETE, CF_CODES.indexOf(c.cf)]), u32(c.key.length), c.key);
+    const inEntry = c.op === "put" ? c.inEntry : undefined;
+    const op = c.op === "delete" ? OP_DELETE : inEntry ? OP_PUT_IN_ENTRY : OP_PUT;
+    parts.push(Buffer.from([op, CF_CODES.indexOf(c.cf)]), u32(c.key.length), c.key);
     if (c.op === "put") {
       const at = Buffer.alloc(8);
       at.writeBigUInt64BE(BigInt(c.expiresAtMs ?? 0));
-      parts.push(u32(c.value.length), c.value, at);
+      if (inEntry) parts.push(u32(inEntry.request), u32(inEntry.write), at);
+      else parts.push(u32(c.value.length), c.value, at);
     }
   }
   return Buffer.concat(parts);
@@ -201,7 +264,8 @@ export function encodeRawChangeRecord(record: RawChangeRecord): Buffer {
 /** Thrown for a record that is not one this code wrote: a corrupt engine, never a peer's input. */
 export class RawChangeRecordError extends TinyKvError {}
 
-export function decodeRawChangeRecord(buf: Buffer): RawChangeRecord {
+/** Decodes a record; one that refers to its entry's data needs it (rawChangeRecordNeedsEntry). */
+export function decodeRawChangeRecord(buf: Buffer, entryData?: Buffer): RawChangeRecord {
   let pos = 0;
   const need = (n: number) => {
     if (pos + n > buf.length)
@@ -232,23 +296,40 @@ export function decodeRawChangeRecord(buf: Buffer): RawChangeRecord {
     for (let i = 0; i < count; i++) regions.push(Region.decode(bytes()));
     return { kind: "split", regions };
   }
-  if (kind !== KIND_CHANGES) throw new RawChangeRecordError(`raw change record of unknown kind ${kind}`);
+  if (kind !== KIND_CHANGES && kind !== KIND_CHANGES_IN_ENTRY)
+    throw new RawChangeRecordError(`raw change record of unknown kind ${kind}`);
+  if (kind === KIND_CHANGES_IN_ENTRY && !entryData)
+    throw new RawChangeRecordError("raw change record refers to its raft entry, which it was not given");
+  let commands: RaftCmdRequest | undefined;
+  const inEntry = (): { value: Buffer; inEntry: ValueInEntry } => {
+    const at = { request: u32(), write: u32() };
+    commands ??= RaftCmdRequest.decode(entryData!);
+    const r = commands.requests[at.request];
+    const put = at.write === 0 ? r?.put : r?.conditionalWrite?.writes[at.write - 1]?.put;
+    if (!put)
+      throw new RawChangeRecordError(
+        `raw change record: its entry has no put at request ${at.request}, write ${at.write}`,
+      );
+    return { value: Buffer.from(put.value), inEntry: at };
+  };
   const changes: RawChange[] = [];
   for (let i = 0; i < count; i++) {
     const op = u8();
     const cf = CF_CODES[u8()];
-    if (!cf || (op !== OP_PUT && op !== OP_DELETE))
+    if (!cf || (op !== OP_PUT && op !== OP_DELETE && (op !== OP_PUT_IN_ENTRY || kind !== KIND_CHANGES_IN_ENTRY)))
       throw new RawChangeRecordError(`raw change record: bad change ${i}`);
     const key = bytes();
     if (op === OP_DELETE) {
       changes.push({ op: "delete", cf, key });
       continue;
     }
-    const value = bytes();
+    const held = op === OP_PUT_IN_ENTRY ? inEntry() : { value: bytes() };
     need(8);
     const at = Number(buf.readBigUInt64BE(pos));
     pos += 8;
-    changes.push(at === 0 ? { op: "put", cf, key, value } : { op: "put", cf, key, value, expiresAtMs: at });
+    const change: RawChange = { op: "put", cf, key, ...held };
+    if (at !== 0) change.expiresAtMs = at;
+    changes.push(change);
   }
   if (pos !== buf.length) throw new RawChangeRecordError(`raw change record: ${buf.length - pos} bytes left over`);
   return { kind: "changes", changes };

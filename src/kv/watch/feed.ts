@@ -32,6 +32,8 @@ export interface FeedSink {
 /** What a feed needs of the store. */
 export interface FeedStore {
   readonly kv: Engine;
+  /** The data of the region's raft entry at `index`, if its log still holds it (a raw record's values lie there). */
+  entryData(regionId: bigint, index: bigint): Promise<Buffer | undefined>;
   /** This store's replica of the region, if any: its region, whether it leads, who leads. */
   replica(regionId: bigint): { region: Region; isLeader: boolean; self: PeerMeta; leader?: PeerMeta } | undefined;
   /** A linearizable read (ReadIndex): a kv snapshot with every write acknowledged before it. */

@@ -6,6 +6,7 @@ import { CF_WRITE, parseCf } from "../engine/index.js";
 import type { RaftstoreObserver, TurnTimeline } from "../raftstore/observer.js";
 import { checkKeysInRegion, checkRegionEpoch } from "../raftstore/epoch.js";
 import type { Logger } from "../../util/logger.js";
+import { asBuffer } from "../raftstore/peer-storage.js";
 
 /** A put to CF write (a commit or rollback record), as one applied entry wrote it. */
 export interface WriteRecordPut {
@@ -24,6 +25,8 @@ export interface AppliedChange {
   writes: WriteRecordPut[];
   /** The raw change record the entry wrote (raftstore/raw-changes.ts), if it changed raw keys or split. */
   rawRecord: Buffer | undefined;
+  /** The entry's data, where the record's put values lie (rawChangeRecordNeedsEntry). */
+  entryData: Buffer;
 }
 
 /** Commands apply takes besides Put; none of them writes CF write (Percolator only puts there). */
@@ -148,6 +151,7 @@ export class ChangeHub {
         region,
         writes: this.commitRecords(region, entry),
         rawRecord,
+        entryData: asBuffer(entry.data),
       }));
       for (const listener of [...listeners]) listener(changes);
     }

@@ -6,7 +6,13 @@ import { CF_DEFAULT } from "../engine/index.js";
 import type { EngineSnapshot } from "../engine/index.js";
 import { applyStateKey, rawChangesSinceKey, regionStateKey } from "../raftstore/keys.js";
 import type { RawChangeRecord } from "../raftstore/raw-changes.js";
-import { decodeRawChangeRecord, decodeRawChangesSince, readRawChanges } from "../raftstore/raw-changes.js";
+import {
+  decodeRawChangeRecord,
+  decodeRawChangesSince,
+  RawChangeEntryGoneError,
+  rawChangeRecordNeedsEntry,
+  readRawChanges,
+} from "../raftstore/raw-changes.js";
 import { keyInRange } from "../../util/bytes.js";
 import type { Logger } from "../../util/logger.js";
 import { errorMessage } from "../../util/retry.js";
@@ -92,13 +98,20 @@ export class RawRegionFeed {
       this.sentIndex = from === 0n || from < state.appliedIndex ? state.appliedIndex : from;
       this.nextIndex = state.appliedIndex + 1n;
       if (from !== 0n) {
-        for await (const { index, record } of readRawChanges(snap, id, from, state.appliedIndex)) {
+        const entryData = (index: bigint) => this.deps.store.entryData(id, index);
+        for await (const { index, record } of readRawChanges(snap, id, from, state.appliedIndex, entryData)) {
           if (this.done) return;
           if (record.kind === "split") return this.splitAt(index, record.regions);
           await this.sendRows(index, record, Event_LogType.COMMITTED);
         }
       }
     } catch (err) {
+      if (err instanceof RawChangeEntryGoneError)
+        return this.fail(
+          feedError(`${err.message}: position ${this.req.fromIndex} is compacted`, {
+            positionCompacted: { regionId: id, fromIndex: this.req.fromIndex, oldestIndex: err.index },
+          }),
+        );
       return this.fail(
         feedError(`region ${id}: reading raw changes failed: ${errorMessage(err)}`, {
           regionNotFound: { regionId: id },
@@ -157,7 +170,9 @@ export class RawRegionFeed {
   private onChanges(changes: AppliedChange[]): void {
     if (this.done) return;
     for (const change of changes) {
-      const bytes = (change.rawRecord?.length ?? 0) + CHANGE_OVERHEAD_BYTES;
+      const record = change.rawRecord;
+      const entryBytes = record && rawChangeRecordNeedsEntry(record) ? change.entryData.length : 0;
+      const bytes = (record?.length ?? 0) + entryBytes + CHANGE_OVERHEAD_BYTES;
       this.queue.push({ change, bytes });
       this.queuedBytes += bytes;
     }
@@ -203,7 +218,7 @@ export class RawRegionFeed {
     }
     this.nextIndex = expected + 1n;
     if (change.index <= this.sentIndex || !change.rawRecord) return;
-    const record = decodeRawChangeRecord(change.rawRecord);
+    const record = decodeRawChangeRecord(change.rawRecord, change.entryData);
     if (record.kind === "split") return this.splitAt(change.index, record.regions);
     await this.sendRows(change.index, record, Event_LogType.COMMIT);
   }

@@ -2,6 +2,9 @@ import type * as grpc from "@grpc/grpc-js";
 import type { ChangeDataEvent, ChangeDataRequest, ChangeDataServer } from "../../proto/cdcpb.js";
 import { ChangeDataRequest_KvAPI } from "../../proto/cdcpb.js";
 import type { Store } from "../raftstore/store.js";
+import { raftLogKey } from "../raftstore/keys.js";
+import { asBuffer } from "../raftstore/peer-storage.js";
+import { Entry } from "../../raft/eraftpb.js";
 import type { Logger } from "../../util/logger.js";
 import type { Runtime } from "../../util/runtime.js";
 import { MAX_KEY_BYTES } from "../server/limits.js";
@@ -17,6 +20,10 @@ type Call = grpc.ServerWritableStream<ChangeDataRequest, ChangeDataEvent>;
 export function feedStoreOf(store: Store): FeedStore {
   return {
     kv: store.kv,
+    async entryData(regionId, index) {
+      const stored = await store.raftEngine.getMeta(raftLogKey(regionId, index));
+      return stored && asBuffer(Entry.decode(stored).data);
+    },
     replica(regionId) {
       const peer = store.peers.get(regionId);
       if (!peer || peer.destroyed || !peer.storage.isInitialized()) return undefined;
