@@ -9,6 +9,7 @@ import { CmdType, RaftCmdRequest } from "../../src/proto/raft_cmdpb.js";
 import { Engine, RAW_CF_DEFAULT } from "../../src/kv/engine/index.js";
 import type { RangeDeleteKeys } from "../../src/kv/raftstore/delete-range.js";
 import { mayHoldRangeDelete, rangeInRegion, scanRangeDeletes } from "../../src/kv/raftstore/delete-range.js";
+import { ConditionalReads } from "../../src/kv/raftstore/conditional-write.js";
 import { tempDir } from "../harness/wait.js";
 
 const b = (s: string) => Buffer.from(s);
@@ -52,7 +53,7 @@ describe("DeleteRange apply", () => {
     const r = region("b", "p");
     const entries = [entry(5n, [put("d")]), entry(6n, [deleteRange("c", "z")]), entry(7n, [put("f")])];
     const out: RangeDeleteKeys = new Map();
-    await scanRangeDeletes(kv, r, entries, 4n, out);
+    await scanRangeDeletes(kv, r, entries, 4n, out, new ConditionalReads());
     expect([...out.keys()].map((e) => e.index)).toEqual([6n]);
     const keys = out.get(entries[1]!)![0]!.map(String).sort();
     // "q" is past the region's end: clipped; "f" comes after the delete in the batch: not listed.
@@ -65,7 +66,7 @@ describe("DeleteRange apply", () => {
     expect(mayHoldRangeDelete(entries, 3n), "entry 3 is applied already").toBe(false);
     expect(mayHoldRangeDelete(entries, 2n)).toBe(true);
     const out: RangeDeleteKeys = new Map();
-    await scanRangeDeletes(kv, region("", ""), entries, 3n, out);
+    await scanRangeDeletes(kv, region("", ""), entries, 3n, out, new ConditionalReads());
     expect(out.size).toBe(0);
   });
 

@@ -11,6 +11,7 @@ import type { ApplyTarget } from "../../src/kv/raftstore/apply.js";
 import { applyEntries } from "../../src/kv/raftstore/apply.js";
 import type { PeerStorage } from "../../src/kv/raftstore/peer-storage.js";
 import { encodeExpiry, prefetchConditionalReads } from "../../src/kv/raftstore/conditional-write.js";
+import { readsForTurn } from "../../src/kv/raftstore/delete-range.js";
 import type { RawChangeRecord } from "../../src/kv/raftstore/raw-changes.js";
 import {
   clearRawChanges,
@@ -223,6 +224,46 @@ describe("raw change records", () => {
     await expect(records(kv, 0n, 1000n, new Map())).rejects.toThrow(RawChangeEntryGoneError);
     // Decoded without its entry, such a record is refused, never read as an empty value.
     expect(() => decodeRawChangeRecord(stored!)).toThrow(/entry/);
+  });
+
+  it("a DeleteRange's record is the same however a replica's turns group the entries before it", async () => {
+    // Before, a DeleteRange recorded every key it listed: one a failed CAS of the same turn did
+    // not put, or one deleted earlier in the turn, came out as a delete on a replica that applied
+    // them in one turn and not on one that applied them apart. A watch resumed on another replica
+    // then saw other events.
+    const range = {
+      cmdType: CmdType.DeleteRange,
+      deleteRange: { cf: RAW_CF_DEFAULT, startKey: b("a"), endKey: b("z") },
+    };
+    const entries = [
+      entry(6n, { requests: [put(RAW_CF_DEFAULT, "a", "1")] }),
+      entry(7n, { requests: [cas("b", "not there", "never")] }),
+      entry(8n, { requests: [del(RAW_CF_DEFAULT, "c")] }),
+      entry(9n, { requests: [range] }),
+    ];
+    const recordOf9 = async (turns: Entry[][]) => {
+      const kv = await openEngine();
+      const seed = kv.newBatch().put(RAW_CF_DEFAULT, b("c"), b("stored")).put(RAW_CF_DEFAULT, b("d"), b("stored"));
+      await seed.write(true);
+      const target = fakeTarget(5n);
+      for (const turn of turns) {
+        const { rangeKeys, reads } = await readsForTurn(kv, [
+          { region: REGION, appliedIndex: target.storage.appliedIndex, entries: turn },
+        ]);
+        const wb = kv.newBatch();
+        applyEntries(target, turn, wb, rangeKeys, reads);
+        await wb.write(true);
+      }
+      const got = (await records(kv, 8n, 9n)).map(([, r]) => r);
+      await cleanup?.();
+      cleanup = undefined;
+      return got;
+    };
+    const deletes = (...keys: string[]) => [
+      { kind: "changes", changes: keys.map((k) => ({ op: "delete", cf: CF_DEFAULT, key: b(k) })) },
+    ];
+    expect(await recordOf9([entries])).toEqual(deletes("a", "d"));
+    expect(await recordOf9(entries.map((e) => [e]))).toEqual(deletes("a", "d"));
   });
 
   it("a DeleteRange records the keys it deleted; a split records its regions", async () => {

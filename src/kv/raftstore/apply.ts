@@ -8,7 +8,7 @@ import { parseCf } from "../engine/index.js";
 import { keyInRange } from "../../util/bytes.js";
 import { checkKeysInRegion, checkRegionEpoch } from "./epoch.js";
 import type { RangeDeleteKeys } from "./delete-range.js";
-import { applyDeleteRange } from "./delete-range.js";
+import { applyDeleteRange, presentKeys } from "./delete-range.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import type { PeerStorage } from "./peer-storage.js";
 import { PeerState, RaftApplyState, RegionLocalState } from "../../proto/raft_serverpb.js";
@@ -133,8 +133,10 @@ function applyNormal(
         break;
       case CmdType.DeleteRange: {
         const keys = rangeKeys?.shift();
+        // Recorded: the keys present now (before the deletes below), the same on every replica.
+        const present = presentKeys(r.deleteRange!.cf, keys ?? [], reads);
         applyDeleteRange(r, kvWb, keys, reads);
-        raw.deleteKeys(parseCf(r.deleteRange!.cf), keys ?? []);
+        raw.deleteKeys(parseCf(r.deleteRange!.cf), present);
         responses.push({ cmdType: CmdType.DeleteRange, deleteRange: {} });
         break;
       }

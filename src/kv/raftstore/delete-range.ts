@@ -7,6 +7,10 @@
  * it, plus the keys that the entries before it in the same turn put in the range (they are in the
  * batch, not yet in the engine). Entries after it in the turn come after its deletes in the batch.
  * Every replica lists the same keys from the same applied state, so they all delete the same.
+ * The listed keys' values also go into the turn's ConditionalReads, which apply keeps current:
+ * a DeleteRange's raw change record names only the keys present when it applies (a key listed
+ * because an earlier entry of the turn put it, or deleted since the scan, may be absent by then),
+ * so the record does not depend on how a replica's turns happened to group the entries.
  */
 import type { Entry } from "../../raft/eraftpb.js";
 import { EntryType } from "../../raft/eraftpb.js";
@@ -14,7 +18,7 @@ import type { Region } from "../../proto/metapb.js";
 import type { DeleteRangeRequest, Request } from "../../proto/raft_cmdpb.js";
 import { CmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
 import type { Engine, WriteBatch } from "../engine/index.js";
-import type { ConditionalReads } from "./conditional-write.js";
+import { ConditionalReads, holdsConditionalWrite, prefetchConditionalReads } from "./conditional-write.js";
 import { isCfName, parseCf } from "../engine/index.js";
 import { keyInRange } from "../../util/bytes.js";
 import { regionKeyRange } from "./keyspace.js";
@@ -77,6 +81,7 @@ export async function scanRangeDeletes(
   entries: Entry[],
   appliedIndex: bigint,
   out: RangeDeleteKeys,
+  reads: ConditionalReads,
 ): Promise<void> {
   const pending = entries.filter((e) => e.index > appliedIndex);
   // Keys put by earlier requests of this turn, per CF: in the batch, not in the engine yet.
@@ -91,7 +96,7 @@ export async function scanRangeDeletes(
       if (r.cmdType === CmdType.ConditionalWrite && r.conditionalWrite)
         for (const w of r.conditionalWrite.writes) if (w.put) putThisTurn.push({ cf: w.put.cf, key: w.put.key });
       if (r.cmdType !== CmdType.DeleteRange || !r.deleteRange) continue;
-      lists.push(await keysOfRange(kv, r.deleteRange, region, putThisTurn));
+      lists.push(await keysOfRange(kv, r.deleteRange, region, putThisTurn, reads));
     }
     if (lists.length > 0) out.set(entry, lists);
   }
@@ -102,25 +107,65 @@ async function keysOfRange(
   r: DeleteRangeRequest,
   region: Region,
   putThisTurn: { cf: string; key: Buffer }[],
+  reads: ConditionalReads,
 ): Promise<Buffer[]> {
-  if (!isCfName(r.cf)) return []; // apply refuses it: nothing to list
+  const cf = isCfName(r.cf) ? r.cf : undefined;
+  if (!cf) return []; // apply refuses it: nothing to list
   const clipped = clipToRegion(r.cf, r.startKey, r.endKey, region);
   if (!clipped) return [];
   const keys: Buffer[] = [];
   const snap = kv.snapshot();
-  const cursor = snap.cursor(r.cf, clipped.lower, clipped.upper);
+  const cursor = snap.cursor(cf, clipped.lower, clipped.upper);
   try {
     await cursor.seek(clipped.lower);
     while (cursor.valid) {
       keys.push(cursor.key);
+      // The engine's value, unless an earlier scan or a conditional write's prefetch of this turn holds it already.
+      if (!reads.watched(cf, cursor.key)) reads.set(cf, cursor.key, cursor.value);
       await cursor.next();
+    }
+    for (const p of putThisTurn) {
+      if (p.cf !== r.cf || !keyInRange(p.key, clipped.lower, clipped.upper)) continue;
+      keys.push(p.key);
+      if (!reads.watched(cf, p.key)) reads.set(cf, p.key, await snap.get(cf, p.key));
     }
   } finally {
     await cursor.close();
     await snap.close();
   }
-  for (const p of putThisTurn) if (p.cf === r.cf && keyInRange(p.key, clipped.lower, clipped.upper)) keys.push(p.key);
   return keys;
+}
+
+/**
+ * The keys of a DeleteRange's list that hold a value now, as the turn's apply has kept them, in
+ * key order (the list has the engine's keys first, then the turn's puts).
+ */
+export function presentKeys(cf: string, keys: Buffer[], reads: ConditionalReads | undefined): Buffer[] {
+  const present =
+    !reads || !isCfName(cf) ? keys : keys.filter((k) => !reads.watched(cf, k) || reads.read(cf, k) !== undefined);
+  return [...present].sort(Buffer.compare);
+}
+
+/**
+ * What a turn reads before it applies: the keys of its DeleteRanges, per peer over all of that
+ * peer's entries of the turn (a leader's second Ready must see the keys its first one puts, which
+ * are in the batch and not yet in the engine), and the values its conditional writes compare.
+ * Both undefined-free maps are empty and `reads` undefined in the usual turn: nothing is read.
+ */
+export async function readsForTurn(
+  kv: Engine,
+  peers: Array<{ region: Region; appliedIndex: bigint; entries: Entry[] }>,
+): Promise<{ rangeKeys: RangeDeleteKeys; reads: ConditionalReads | undefined }> {
+  const rangeKeys: RangeDeleteKeys = new Map();
+  const conditional = peers.flatMap((p) => p.entries.filter(holdsConditionalWrite));
+  // Conditional writes compare what the engine holds now (nothing of this turn is written yet).
+  let reads = conditional.length > 0 ? await prefetchConditionalReads(kv, conditional) : undefined;
+  for (const p of peers) {
+    if (!mayHoldRangeDelete(p.entries, p.appliedIndex)) continue;
+    reads ??= new ConditionalReads();
+    await scanRangeDeletes(kv, p.region, p.entries, p.appliedIndex, rangeKeys, reads);
+  }
+  return { rangeKeys, reads };
 }
 
 /**

@@ -112,9 +112,8 @@ export class RawChangeCollector {
   }
 
   /**
-   * A DeleteRange's keys, once each (its list may name a key twice: stored, and put again earlier
-   * in the turn). A key that a CAS of the same turn failed to put is listed too: its delete is
-   * recorded though the key was absent, which a watcher sees as a delete of nothing.
+   * A DeleteRange's keys that held a value when it applied (delete-range.ts presentKeys), once
+   * each: its list may name a key twice (stored, and put again earlier in the turn).
    */
   deleteKeys(engineCf: CfName, keys: Buffer[]): void {
     const seen = new Set<string>();

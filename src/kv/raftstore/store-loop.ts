@@ -7,9 +7,7 @@ import type { Engine, WriteBatch } from "../engine/index.js";
 import type { RaftTransport } from "../transport/transport.js";
 import type { ApplyOutcome } from "./apply.js";
 import { applyEntries } from "./apply.js";
-import type { RangeDeleteKeys } from "./delete-range.js";
-import { mayHoldRangeDelete, scanRangeDeletes } from "./delete-range.js";
-import { holdsConditionalWrite, prefetchConditionalReads } from "./conditional-write.js";
+import { readsForTurn } from "./delete-range.js";
 import type { LogFetchContext } from "./log-fetch.js";
 import { tendRaftLog } from "./log-fetch.js";
 import type { Peer } from "./peer.js";
@@ -223,18 +221,15 @@ export class StoreLoop {
 
   /** Every peer's committed entries in one kv batch, with their apply states. */
   private async apply(work: Work[], turn: TurnTimeline): Promise<Applied[]> {
-    const rangeKeys: RangeDeleteKeys = new Map();
-    // One scan per peer over all its entries of the turn: a leader's second Ready (takeCommitted)
-    // must see the keys its first Ready puts, which are in this batch and not yet in the engine.
-    for (const [peer, entries] of committedByPeer(work))
-      if (!peer.retiring && mayHoldRangeDelete(entries, peer.storage.appliedIndex))
-        await scanRangeDeletes(this.ctx.kv, peer.region, entries, peer.storage.appliedIndex, rangeKeys);
+    const { rangeKeys, reads } = await readsForTurn(
+      this.ctx.kv,
+      [...committedByPeer(work)]
+        .filter(([peer]) => !peer.retiring)
+        .map(([peer, entries]) => ({ region: peer.region, appliedIndex: peer.storage.appliedIndex, entries })),
+    );
     const kvWb = this.ctx.kv.newBatch();
     const applied: Applied[] = [];
     const hasInitializedRegion = (id: bigint) => this.ctx.peers.get(id)?.storage.isInitialized() ?? false;
-    // Conditional writes compare what the engine holds now (nothing of this turn is written yet).
-    const conditional = work.flatMap((w) => w.rd.committedEntries.filter(holdsConditionalWrite));
-    const reads = conditional.length > 0 ? await prefetchConditionalReads(this.ctx.kv, conditional) : undefined;
     for (const { peer, rd } of work) {
       if (rd.committedEntries.length === 0 || peer.retiring) continue; // a retiring peer applies nothing after its removal
       const outcome = applyEntries(peer.applyTarget(hasInitializedRegion), rd.committedEntries, kvWb, rangeKeys, reads);
