@@ -12,13 +12,16 @@ export type DeliberateBug =
   /** A restarted store loads its peers' hard state with the vote cleared. */
   | "forget-vote-on-restart"
   /** A transactional command releases its latches before its write has applied. */
-  | "release-latches-before-apply";
+  | "release-latches-before-apply"
+  /** A conditional write (raw CAS) compares against the engine as the turn began, missing the turn's earlier writes. */
+  | "cas-compares-turn-start";
 
 export const DELIBERATE_BUGS: readonly DeliberateBug[] = [
   "read-without-read-index",
   "skip-raft-fsync",
   "forget-vote-on-restart",
   "release-latches-before-apply",
+  "cas-compares-turn-start",
 ];
 
 export type DeliberateBugs = ReadonlySet<DeliberateBug>;

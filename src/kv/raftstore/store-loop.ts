@@ -227,6 +227,7 @@ export class StoreLoop {
         .filter(([peer]) => !peer.retiring)
         .map(([peer, entries]) => ({ region: peer.region, appliedIndex: peer.storage.appliedIndex, entries })),
     );
+    if (reads && this.ctx.config.deliberateBugs?.has("cas-compares-turn-start")) reads.wrote = () => undefined;
     const kvWb = this.ctx.kv.newBatch();
     const applied: Applied[] = [];
     const hasInitializedRegion = (id: bigint) => this.ctx.peers.get(id)?.storage.isInitialized() ?? false;

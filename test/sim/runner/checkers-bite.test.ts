@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import type { DeliberateBug } from "../../../src/util/deliberate-bugs.js";
 import { describeBankResult, runBankSimulation } from "./bank-sim.js";
 import type { FaultKind } from "./faults.js";
+import { FAULT_KINDS } from "./faults.js";
 import type { SimResult } from "./simulation.js";
 import { describeResult, runSimulation } from "./simulation.js";
 
@@ -37,6 +38,16 @@ const BITES: Bite[] = [
     faultPhaseMs: 4_000,
     caughtBy: /state\.commit \d+ is out of range|lost|livelock|not linearizable/,
     measured: "seeds 1-3 of 1-3 fail (raft's commit index past the log's end at a restart)",
+  },
+  {
+    // A leader and a follower group the same entries into turns differently, so a swap that
+    // compares against the turn's start decides differently on each: their change records differ.
+    bug: "cas-compares-turn-start",
+    within: 3,
+    faultKinds: [...FAULT_KINDS],
+    faultPhaseMs: 20_000,
+    caughtBy: /applied differently|not linearizable|lost/,
+    measured: "seeds 1, 2, 3 of 1-3 fail, 20 of 1-30 (two replicas' CAS outcomes at one index differ)",
   },
 ];
 

@@ -29,7 +29,8 @@ export class RaftWatch {
   observer(): RaftstoreObserver {
     return {
       ...NO_OBSERVER,
-      applied: (storeId, peerId, regionId, entry) => this.applied(storeId, peerId, regionId, entry),
+      applied: (storeId, peerId, regionId, entry, rawRecord) =>
+        this.applied(storeId, peerId, regionId, entry, rawRecord),
     };
   }
 
@@ -63,7 +64,13 @@ export class RaftWatch {
     );
   }
 
-  private applied(storeId: bigint, peerId: bigint, regionId: bigint, entry: Entry): void {
+  private applied(
+    storeId: bigint,
+    peerId: bigint,
+    regionId: bigint,
+    entry: Entry,
+    rawRecord: Buffer | undefined,
+  ): void {
     const before = this.checker.distinctApplies;
     const violation = this.checker.observe({
       type: "apply",
@@ -72,12 +79,18 @@ export class RaftWatch {
       term: Number(entry.term),
       store: Number(storeId),
       peer: Number(peerId),
-      // The type is in the seed: an empty normal entry and an empty conf change differ.
-      digest: digestBytes(entry.data, entry.entryType),
+      // The type is in the seed: an empty normal entry and an empty conf change differ. The raw
+      // change record is what the entry did (a CAS swapped or not, the keys a range held): every
+      // replica must have done the same.
+      digest: digestBytes(rawRecord ? Buffer.concat([entry.data, rawRecord]) : entry.data, entry.entryType),
       at: this.now(),
     });
     if (entry.entryType === EntryType.EntryConfChange && this.checker.distinctApplies > before) this.confChanges++;
-    this.report(violation, violation && `; the second entry: ${describeEntry(entry)}`);
+    this.report(
+      violation,
+      violation &&
+        `; the second entry: ${describeEntry(entry)}${rawRecord ? ` (its raw change record: ${rawRecord.toString("hex")})` : ""}`,
+    );
   }
 
   private report(violation: RaftViolation | undefined, detail = ""): void {

@@ -127,6 +127,8 @@ export class SimKvNetwork {
       rawBatchPut: (r) => c((s) => s.rawBatchPut, kv.RawBatchPutRequest.fromPartial(r)),
       rawBatchDelete: (r) => c((s) => s.rawBatchDelete, kv.RawBatchDeleteRequest.fromPartial(r)),
       rawDeleteRange: (r) => c((s) => s.rawDeleteRange, kv.RawDeleteRangeRequest.fromPartial(r)),
+      rawCompareAndSwap: (r) => c((s) => s.rawCompareAndSwap, kv.RawCASRequest.fromPartial(r)),
+      rawGetKeyTtl: (r) => c((s) => s.rawGetKeyTtl, kv.RawGetKeyTTLRequest.fromPartial(r)),
       close: () => undefined,
     };
   }

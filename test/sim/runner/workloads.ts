@@ -1,13 +1,13 @@
 /**
- * What the simulated clients do, through the real KvClient: registers (raw puts and gets, each
- * outcome classified for the linearizability checker) and a bank (transfers in transactions,
- * snapshot reads of every account, for the bank checker).
+ * What the simulated clients do, through the real KvClient: registers (raw puts, gets, deletes,
+ * compare-and-swaps and range deletes, each outcome classified for the linearizability checker)
+ * and a bank (transfers in transactions, snapshot reads of every account, for the bank checker).
  */
 import type { KvClient } from "../../../src/client/index.js";
 import { KvDeadlineError, TxnConflictError, TxnUndeterminedError } from "../../../src/client/index.js";
 import type { Rng } from "../../../src/util/random.js";
 import { errorMessage } from "../../../src/util/retry.js";
-import type { BankRead, RegisterOperation } from "../checkers/index.js";
+import type { BankRead, RegisterOperation, Value } from "../checkers/index.js";
 import type { SimRuntime } from "./sim-runtime.js";
 
 const REGISTER_PREFIX = "reg/";
@@ -55,11 +55,97 @@ export class RegisterWorkload {
     return op;
   }
 
+  /** Like put: "failed" only when the client proved it never applied. */
+  async delete(c: number, client: KvClient, key: string): Promise<RegisterOperation> {
+    const op: RegisterOperation = { client: c, kind: "delete", key, call: this.runtime.elapsedMs, outcome: "unknown" };
+    this.history.push(op);
+    try {
+      await client.delete(REGISTER_PREFIX + key);
+      op.outcome = "ok";
+      op.return = this.runtime.elapsedMs;
+    } catch (err) {
+      op.outcome = err instanceof KvDeadlineError ? "failed" : "unknown";
+      this.runtime.note(`c${c} delete ${key}: ${errorMessage(err)}`);
+    }
+    this.runtime.note(`c${c} delete ${key} ${op.outcome}`);
+    return op;
+  }
+
+  /**
+   * A swap from `expected` (null: the key must be absent) to a fresh value. What the key held
+   * when compared is also recorded as a read over the same interval: the swap's comparison and
+   * that read can take effect at the same moment.
+   */
+  async cas(c: number, client: KvClient, key: string, expected: Value): Promise<RegisterOperation> {
+    const value = `c${c}-${++this.seq}`;
+    const op: RegisterOperation = {
+      client: c,
+      kind: "cas",
+      key,
+      expected,
+      value,
+      call: this.runtime.elapsedMs,
+      outcome: "unknown",
+    };
+    this.history.push(op);
+    try {
+      const res = await client.compareAndSwap(
+        REGISTER_PREFIX + key,
+        value + REGISTER_PAD,
+        expected === null ? { notExist: true } : { value: expected + REGISTER_PAD },
+      );
+      op.outcome = "ok";
+      op.return = this.runtime.elapsedMs;
+      op.swapped = res.succeed;
+      const held = res.previous === undefined ? null : unpad(res.previous);
+      this.history.push({ client: c, kind: "get", key, value: held, call: op.call, return: op.return, outcome: "ok" });
+    } catch (err) {
+      op.outcome = err instanceof KvDeadlineError ? "failed" : "unknown";
+      this.runtime.note(`c${c} cas ${key}: ${errorMessage(err)}`);
+    }
+    this.runtime.note(
+      `c${c} cas ${key} ${expected ?? "nil"}->${value} ${op.outcome}${op.swapped === false ? " not swapped" : ""}`,
+    );
+    return op;
+  }
+
+  /**
+   * Deletes [from, to) with RawDeleteRange: one delete of each register in it, all over the same
+   * interval (the registers are checked one by one, so a range is as many deletes).
+   */
+  async deleteRange(c: number, client: KvClient, from: string, to: string): Promise<void> {
+    const [start, end] = [REGISTER_PREFIX + from, REGISTER_PREFIX + to];
+    const covered = this.keys.filter((k) => REGISTER_PREFIX + k >= start && REGISTER_PREFIX + k < end);
+    const call = this.runtime.elapsedMs;
+    const ops: RegisterOperation[] = covered.map((key) => ({
+      client: c,
+      kind: "delete",
+      key,
+      call,
+      outcome: "unknown",
+    }));
+    this.history.push(...ops);
+    let outcome: RegisterOperation["outcome"] = "unknown";
+    try {
+      await client.deleteRange(start, end);
+      outcome = "ok";
+    } catch (err) {
+      // A range over several regions may have applied in some of them: only a range that never
+      // left the client is "failed", and deleteRange does not tell which; so: unknown.
+      this.runtime.note(`c${c} delete-range ${from}..${to}: ${errorMessage(err)}`);
+    }
+    for (const op of ops) {
+      op.outcome = outcome;
+      if (outcome === "ok") op.return = this.runtime.elapsedMs;
+    }
+    this.runtime.note(`c${c} delete-range ${from}..${to} (${covered.join(",")}) ${outcome}`);
+  }
+
   async get(c: number, client: KvClient, key: string): Promise<RegisterOperation> {
     const op: RegisterOperation = { client: c, kind: "get", key, call: this.runtime.elapsedMs, outcome: "unknown" };
     try {
       const v = await client.get(REGISTER_PREFIX + key, "", { replicaRead: this.replicaReads && c % 4 === 2 });
-      op.value = v === undefined ? null : v.toString().slice(0, v.length - REGISTER_PAD.length);
+      op.value = v === undefined ? null : unpad(v);
       op.outcome = "ok";
       op.return = this.runtime.elapsedMs;
       // A failed read tells nothing: only successful ones go into the history.
@@ -72,10 +158,33 @@ export class RegisterWorkload {
   }
 
   async step(c: number, client: KvClient, rng: Rng): Promise<void> {
-    const key = this.keys[Math.floor(rng() * this.keys.length)]!;
-    if (rng() < 0.6) await this.put(c, client, key);
-    else await this.get(c, client, key);
+    const pick = () => this.keys[Math.floor(rng() * this.keys.length)]!;
+    const key = pick();
+    const roll = rng();
+    if (roll < 0.45) await this.put(c, client, key);
+    else if (roll < 0.55) await this.delete(c, client, key);
+    else if (roll < 0.7) await this.cas(c, client, key, this.lastSeen(key));
+    else if (roll < 0.73) {
+      const [a, b] = [key, pick()].sort();
+      await this.deleteRange(c, client, a!, b === a ? `${a}\u0000` : b!);
+    } else await this.get(c, client, key);
   }
+
+  /** The value the key held in the latest ok operation that says (a swap's expectation, often stale on purpose). */
+  private lastSeen(key: string): Value {
+    for (let i = this.history.length - 1; i >= 0; i--) {
+      const op = this.history[i]!;
+      if (op.key !== key || op.outcome !== "ok") continue;
+      if (op.kind === "get" || op.kind === "put") return op.value ?? null;
+      if (op.kind === "delete") return null;
+      if (op.kind === "cas" && op.swapped) return op.value ?? null;
+    }
+    return null;
+  }
+}
+
+function unpad(v: Buffer): string {
+  return v.toString().slice(0, v.length - REGISTER_PAD.length);
 }
 
 export interface BankStats {
