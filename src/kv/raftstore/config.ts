@@ -74,6 +74,12 @@ export interface RaftstoreConfig {
    * (StoreLoop.apply), so no read can miss a write it was told of. Off: answers wait for the write.
    */
   answerBeforeApplyWrite: boolean;
+  /**
+   * A turn that answered another store's raft message (a follower's append response, a vote)
+   * lets the event loop run once before it applies, so the answer reaches the socket then, not
+   * after the apply's work: Node writes a stream's frames only when the loop comes round.
+   */
+  flushAnswersBeforeApply: boolean;
   /** Test-only safety switches turned off (see util/deliberate-bugs.ts); never set in production. */
   deliberateBugs?: DeliberateBugs;
 }
@@ -107,6 +113,7 @@ export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   turnOnArrival: false,
   lazyCommitBroadcast: true,
   answerBeforeApplyWrite: true,
+  flushAnswersBeforeApply: true,
 };
 
 /** Short ticks for in-process test clusters (TinyKV's NewTestConfig, a bit faster). */

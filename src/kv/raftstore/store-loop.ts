@@ -1,4 +1,5 @@
 import type { Entry } from "../../raft/eraftpb.js";
+import { MessageType } from "../../raft/eraftpb.js";
 import type { Ready } from "../../raft/index.js";
 import { sendableBeforePersist } from "../../raft/index.js";
 import type { Region } from "../../proto/metapb.js";
@@ -132,7 +133,9 @@ export class StoreLoop {
     await this.persist(work, turn);
     for (const { peer, rd } of work) peer.persisted(rd);
     this.takeCommitted(work);
-    this.send(work, false);
+    const answers = this.send(work, false);
+    if (answers > 0 && this.ctx.config.flushAnswersBeforeApply && work.some((w) => w.rd.committedEntries.length > 0))
+      await new Promise<void>((resolve) => this.ctx.runtime.defer(resolve));
     const applied = await this.apply(work, turn);
     await this.respond(work, applied);
     turn.done();
@@ -202,10 +205,11 @@ export class StoreLoop {
 
   /**
    * Before the persist, only what may leave before it (a leader's appends); after it, the rest,
-   * now that what they promise is durable.
+   * now that what they promise is durable. Returns how many answers to other peers' messages went.
    */
-  private send(work: Work[], beforePersist: boolean): void {
+  private send(work: Work[], beforePersist: boolean): number {
     let sent = 0;
+    let answers = 0;
     for (const { peer, rd, afterPersist } of work) {
       if (afterPersist && beforePersist) continue;
       for (const m of rd.messages) {
@@ -214,9 +218,11 @@ export class StoreLoop {
         if (hopTrace) traceMessage("send", m);
         if (env) this.ctx.transport.send(env);
         sent++;
+        if (ANSWERS.has(m.msgType)) answers++;
       }
     }
     if (sent > 0 || !beforePersist) this.ctx.transport.flush();
+    return answers;
   }
 
   /** Every peer's committed entries in one kv batch, with their apply states. */
@@ -296,6 +302,15 @@ function isPlainOutcome(o: ApplyOutcome): boolean {
 }
 
 /** Each peer's committed entries of the turn, in apply order (a leader may have two Readies in it). */
+/** Messages that answer another peer's: someone waits for them. */
+const ANSWERS = new Set<MessageType>([
+  MessageType.MsgAppendResponse,
+  MessageType.MsgHeartbeatResponse,
+  MessageType.MsgRequestVoteResponse,
+  MessageType.MsgRequestPreVoteResponse,
+  MessageType.MsgReadIndexResponse,
+]);
+
 function committedByPeer(work: Work[]): Map<Peer, Entry[]> {
   const byPeer = new Map<Peer, Entry[]>();
   for (const { peer, rd } of work) {
