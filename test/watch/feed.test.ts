@@ -5,6 +5,7 @@ import { Engine } from "../../src/kv/engine/index.js";
 import { applyStateKey, NO_OBSERVER, regionStateKey } from "../../src/kv/raftstore/index.js";
 import type { FeedSink, FeedStore } from "../../src/kv/watch/index.js";
 import { ChangeHub, RegionFeed } from "../../src/kv/watch/index.js";
+import { DEFAULT_FEED_OPTIONS } from "../../src/kv/watch/feed.js";
 import type { ChangeDataEvent } from "../../src/proto/cdcpb.js";
 import { ChangeDataRequest } from "../../src/proto/cdcpb.js";
 import type { Region } from "../../src/proto/metapb.js";
@@ -61,7 +62,7 @@ it("an entry that arrives while the feed reads its initial state still lets the 
       tso: async () => 100n,
       runtime: realRuntime,
       log: silentLogger,
-      options: { resolvedTsIntervalMs: 10, maxPendingBytes: 1 << 20, scanPageRows: 16, leaderCheckIntervalMs: 200 },
+      options: { ...DEFAULT_FEED_OPTIONS, resolvedTsIntervalMs: 10, maxPendingBytes: 1 << 20, scanPageRows: 16 },
     },
     sink,
   );

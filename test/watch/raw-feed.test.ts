@@ -10,6 +10,7 @@ import { encodeRawChangeRecord, writeRawChangesSince } from "../../src/kv/raftst
 import type { FeedSink, FeedStore } from "../../src/kv/watch/index.js";
 import { ChangeHub, invalidRequest } from "../../src/kv/watch/index.js";
 import { RawRegionFeed } from "../../src/kv/watch/raw-feed.js";
+import { FeedMemoryQuota } from "../../src/kv/watch/quota.js";
 import type { ChangeDataEvent } from "../../src/proto/cdcpb.js";
 import { ChangeDataRequest, ChangeDataRequest_KvAPI } from "../../src/proto/cdcpb.js";
 import type { Region } from "../../src/proto/metapb.js";
@@ -70,6 +71,7 @@ async function setup(
   since: bigint | null = 5n,
   /** The raft log's entries' data, by index (records that refer to their entry read it). */
   entries = new Map<bigint, Buffer>(),
+  quota?: FeedMemoryQuota,
 ) {
   const engine = (kv = await Engine.open(dir.path));
   await writeState(engine, appliedIndex, records, since);
@@ -107,7 +109,11 @@ async function setup(
     kvApi: ChangeDataRequest_KvAPI.RawKV,
     fromIndex,
   });
-  const feed = new RawRegionFeed(req, { store, hub, runtime, log: silentLogger, options: DEFAULT_FEED_OPTIONS }, sink);
+  const feed = new RawRegionFeed(
+    req,
+    { store, hub, runtime, log: silentLogger, options: DEFAULT_FEED_OPTIONS, quota },
+    sink,
+  );
   /** One turn applying `entries` (index, record or none), its batch written. */
   const apply = (entries: Array<[bigint, RawChangeRecord | undefined]>) => {
     const turn = observer.turn();
@@ -212,6 +218,23 @@ it("a stored record whose values lie in its raft entry is replayed from the log,
   await gone.feed.start();
   expect(gone.events.at(-1)?.error?.positionCompacted).toEqual({ regionId: 1n, fromIndex: 6n, oldestIndex: 8n });
   expect(gone.ended()).toBe(true);
+});
+
+it("the store's feeds share one memory quota: a feed that would pass it ends ServerIsBusy and gives its bytes back", async () => {
+  // Before, each feed had only its own 8 MiB cap: a thousand watchers that stop reading could hold 8 GiB.
+  const quota = new FeedMemoryQuota(2_000);
+  expect(quota.take(1_500)).toBe(true); // what the store's other feeds hold
+  const t = await setup(10n, 0n, [], 5n, new Map(), quota);
+  await t.feed.start();
+  t.apply([[11n, put("a", "x".repeat(100))]]);
+  await waitFor(() => t.rows().some(([, , k]) => k === "a"), { timeoutMs: 3000, message: "entry 11 never sent" });
+  expect(quota.usedBytes, "a sent change's bytes are given back").toBe(1_500);
+  t.apply([[12n, put("b", "x".repeat(600))]]);
+  await waitFor(() => t.ended(), { timeoutMs: 3000, message: "the feed went on past the store's quota" });
+  const error = t.events.at(-1)?.error;
+  expect(error?.serverIsBusy?.reason).toBe("change feed memory quota");
+  expect(error?.message).toMatch(/hold 2000 bytes/);
+  expect(quota.usedBytes, "the ended feed holds nothing").toBe(1_500);
 });
 
 it("an entry missing from the live sequence (a snapshot installed) ends the feed rather than skip it", async () => {

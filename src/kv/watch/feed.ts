@@ -8,6 +8,7 @@ import type { Logger } from "../../util/logger.js";
 import type { Runtime, TimerHandle } from "../../util/runtime.js";
 import { errorMessage } from "../../util/retry.js";
 import type { AppliedChange, ChangeHub } from "./hub.js";
+import type { FeedMemoryQuota } from "./quota.js";
 import type { KeySpan } from "./rows.js";
 import {
   appliedStateIn,
@@ -49,6 +50,8 @@ export interface FeedOptions {
   scanPageRows: number;
   /** How often a raw feed checks that its peer still leads, ms (it has no resolved ts round to notice). */
   leaderCheckIntervalMs: number;
+  /** Bytes of changes all feeds of the store may hold together (FeedMemoryQuota). */
+  storeMaxPendingBytes: number;
 }
 
 export const DEFAULT_FEED_OPTIONS: FeedOptions = {
@@ -56,6 +59,7 @@ export const DEFAULT_FEED_OPTIONS: FeedOptions = {
   maxPendingBytes: 8 << 20,
   scanPageRows: 256,
   leaderCheckIntervalMs: 200,
+  storeMaxPendingBytes: 256 << 20,
 };
 
 /** Rough memory of one queued commit record beyond its bytes (objects, arrays). */
@@ -97,6 +101,7 @@ export class RegionFeed {
       runtime: Runtime;
       log: Logger;
       options: FeedOptions;
+      quota?: FeedMemoryQuota;
     },
     private readonly sink: FeedSink,
   ) {
@@ -173,6 +178,7 @@ export class RegionFeed {
     this.unsubscribe?.();
     this.deps.runtime.clearInterval(this.timer);
     this.queue.length = 0;
+    this.deps.quota?.give(this.queuedBytes);
     this.queuedBytes = 0;
   }
 
@@ -192,20 +198,17 @@ export class RegionFeed {
 
   private onChanges(changes: AppliedChange[]): void {
     if (this.done) return;
-    for (const change of changes) {
-      const bytes = change.writes.reduce((n, w) => n + w.key.length + w.value.length + ROW_OVERHEAD_BYTES, 0);
-      this.queue.push({ kind: "change", change, bytes });
-      this.queuedBytes += bytes;
-      if (change.index > this.seenIndex) this.seenIndex = change.index;
-    }
-    if (this.queuedBytes > this.deps.options.maxPendingBytes) {
-      const limit = this.deps.options.maxPendingBytes;
-      return this.fail(
-        feedError(
-          `region ${this.regionId}: the watcher is too slow: over ${limit} bytes of changes wait for it; resume from the last resolved ts`,
-          { serverIsBusy: { reason: "watcher too slow", backoffMs: 0n } },
-        ),
-      );
+    const items = changes.map((change) => ({
+      kind: "change" as const,
+      change,
+      bytes: change.writes.reduce((n, w) => n + w.key.length + w.value.length + ROW_OVERHEAD_BYTES, 0),
+    }));
+    const over = tooMuchQueued(this.regionId, this.queuedBytes, items, this.deps, "resolved ts");
+    if (over) return this.fail(over);
+    for (const item of items) {
+      this.queue.push(item);
+      this.queuedBytes += item.bytes;
+      if (item.change.index > this.seenIndex) this.seenIndex = item.change.index;
     }
     if (this.initialized) void this.pump();
   }
@@ -225,6 +228,7 @@ export class RegionFeed {
           continue;
         }
         this.queuedBytes -= item.bytes;
+        this.deps.quota?.give(item.bytes);
         await this.deliver(item.change);
       }
     } catch (err) {
@@ -332,4 +336,30 @@ function initializedRow(): Event_Row {
 
 function sameRange(a: Region, b: Region): boolean {
   return a.startKey.equals(b.startKey) && a.endKey.equals(b.endKey);
+}
+
+/**
+ * Why `items` cannot join a feed's queue (its own cap, or the store's quota, which it takes
+ * them from when they can), or undefined. The watcher resumes from its last `position`.
+ */
+export function tooMuchQueued(
+  regionId: bigint,
+  queuedBytes: number,
+  items: ReadonlyArray<{ bytes: number }>,
+  deps: { options: FeedOptions; quota?: FeedMemoryQuota },
+  position: string,
+): CdcError | undefined {
+  const bytes = items.reduce((n, i) => n + i.bytes, 0);
+  const limit = deps.options.maxPendingBytes;
+  if (queuedBytes + bytes > limit)
+    return feedError(
+      `region ${regionId}: the watcher is too slow: over ${limit} bytes of changes wait for it; resume from the last ${position}`,
+      { serverIsBusy: { reason: "watcher too slow", backoffMs: 0n } },
+    );
+  if (deps.quota && !deps.quota.take(bytes))
+    return feedError(
+      `region ${regionId}: this store's change feeds hold ${deps.quota.limitBytes} bytes for their watchers already; resume from the last ${position}`,
+      { serverIsBusy: { reason: "change feed memory quota", backoffMs: 0n } },
+    );
+  return undefined;
 }

@@ -18,6 +18,8 @@ import type { Logger } from "../../util/logger.js";
 import { errorMessage } from "../../util/retry.js";
 import type { Runtime, TimerHandle } from "../../util/runtime.js";
 import type { FeedOptions, FeedSink, FeedStore } from "./feed.js";
+import { tooMuchQueued } from "./feed.js";
+import type { FeedMemoryQuota } from "./quota.js";
 import type { AppliedChange, ChangeHub } from "./hub.js";
 import type { KeySpan } from "./rows.js";
 import { feedError } from "./rows.js";
@@ -57,6 +59,7 @@ export class RawRegionFeed {
       runtime: Runtime;
       log: Logger;
       options: FeedOptions;
+      quota?: FeedMemoryQuota;
     },
     private readonly sink: FeedSink,
   ) {
@@ -148,6 +151,7 @@ export class RawRegionFeed {
     this.unsubscribe?.();
     this.deps.runtime.clearInterval(this.timer);
     this.queue.length = 0;
+    this.deps.quota?.give(this.queuedBytes);
     this.queuedBytes = 0;
   }
 
@@ -169,20 +173,16 @@ export class RawRegionFeed {
 
   private onChanges(changes: AppliedChange[]): void {
     if (this.done) return;
-    for (const change of changes) {
+    const items = changes.map((change) => {
       const record = change.rawRecord;
       const entryBytes = record && rawChangeRecordNeedsEntry(record) ? change.entryData.length : 0;
-      const bytes = (record?.length ?? 0) + entryBytes + CHANGE_OVERHEAD_BYTES;
-      this.queue.push({ change, bytes });
-      this.queuedBytes += bytes;
-    }
-    if (this.queuedBytes > this.deps.options.maxPendingBytes) {
-      return this.fail(
-        feedError(
-          `region ${this.regionId}: the watcher is too slow: over ${this.deps.options.maxPendingBytes} bytes of changes wait for it; resume from the last index`,
-          { serverIsBusy: { reason: "watcher too slow", backoffMs: 0n } },
-        ),
-      );
+      return { change, bytes: (record?.length ?? 0) + entryBytes + CHANGE_OVERHEAD_BYTES };
+    });
+    const over = tooMuchQueued(this.regionId, this.queuedBytes, items, this.deps, "index");
+    if (over) return this.fail(over);
+    for (const item of items) {
+      this.queue.push(item);
+      this.queuedBytes += item.bytes;
     }
     if (this.initialized) void this.pump();
   }
@@ -194,6 +194,7 @@ export class RawRegionFeed {
       while (!this.done && this.queue.length > 0) {
         const item = this.queue.shift()!;
         this.queuedBytes -= item.bytes;
+        this.deps.quota?.give(item.bytes);
         await this.deliver(item.change);
       }
     } catch (err) {

@@ -12,6 +12,7 @@ import type { FeedOptions, FeedSink, FeedStore } from "./feed.js";
 import { DEFAULT_FEED_OPTIONS, RegionFeed } from "./feed.js";
 import type { ChangeHub } from "./hub.js";
 import { RawRegionFeed } from "./raw-feed.js";
+import { FeedMemoryQuota } from "./quota.js";
 import { feedError } from "./rows.js";
 
 type Call = grpc.ServerWritableStream<ChangeDataRequest, ChangeDataEvent>;
@@ -55,6 +56,7 @@ export function invalidRequest(req: ChangeDataRequest): string | undefined {
 export class ChangeDataFeeds {
   private readonly feeds = new Set<RegionFeed | RawRegionFeed>();
   private readonly options: FeedOptions;
+  private readonly quota: FeedMemoryQuota;
 
   constructor(
     private readonly deps: {
@@ -67,6 +69,12 @@ export class ChangeDataFeeds {
     },
   ) {
     this.options = { ...DEFAULT_FEED_OPTIONS, ...deps.options };
+    this.quota = new FeedMemoryQuota(this.options.storeMaxPendingBytes);
+  }
+
+  /** Bytes of changes the store's feeds hold for their watchers now. */
+  get pendingBytes(): number {
+    return this.quota.usedBytes;
   }
 
   service(): ChangeDataServer {
@@ -94,7 +102,7 @@ export class ChangeDataFeeds {
       return;
     }
     const sink = sinkOf(call);
-    const deps = { ...this.deps, options: this.options };
+    const deps = { ...this.deps, options: this.options, quota: this.quota };
     const feed =
       req.kvApi === ChangeDataRequest_KvAPI.RawKV
         ? new RawRegionFeed(req, deps, sink)
