@@ -3,22 +3,25 @@
  *   node dist/bench/compare.js etcd.json tinykv.json
  */
 import { readFileSync } from "node:fs";
+import type { Row as ReportRow } from "./report.js";
 
-interface Row {
-  target: string;
-  workload: string;
-  opsPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  p999Ms: number;
-  maxMs: number;
-  errors: number;
-  machineBusy?: number;
-  clientCpuCores?: number;
-  clientCpuMsPerOp?: number;
-  serverCpuMsPerOp?: number;
-  otherCpuCores?: number;
-}
+/** A row as run.ts wrote it to its JSON file (older files may lack the optional fields). */
+type Row = Pick<
+  ReportRow,
+  | "target"
+  | "workload"
+  | "opsPerSec"
+  | "p50Ms"
+  | "p99Ms"
+  | "p999Ms"
+  | "maxMs"
+  | "errors"
+  | "machineBusy"
+  | "clientCpuCores"
+  | "clientCpuMsPerOp"
+  | "serverCpuMsPerOp"
+  | "otherCpuCores"
+>;
 interface Doc {
   target: string;
   config: Record<string, unknown>;

@@ -6,22 +6,22 @@
  */
 import "../src/cli/v8-tiering.js";
 import { parseArgs } from "node:util";
-import { Worker } from "node:worker_threads";
 import type { RecordableHistogram } from "node:perf_hooks";
-import { createHistogram } from "node:perf_hooks";
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import type { Target, TinyKvDriverKind } from "./drivers/index.js";
 import { createDriver, TINYKV_DRIVER_KINDS } from "./drivers/index.js";
 import { TinyKvRawDriver } from "./drivers/tinykv-raw.js";
 import type { DriverOptions } from "./drivers/types.js";
-import { KEY_PREFIX, LOAD_BATCH_KEYS } from "./keys.js";
+import { KEY_PREFIX } from "./keys.js";
 import { busyShare, cpuSample, procsCpuSeconds } from "./machine.js";
 import type { LocalCluster } from "./cluster.js";
 import { startEtcd, startTinyKv } from "./cluster.js";
-import type { FromWorker, OpKind, ToWorker, WorkerConfig, Workload } from "./worker.js";
+import type { OpKind, Workload } from "./worker.js";
+import type { Row } from "./report.js";
+import { fmtMs, newHist, rowOf, table } from "./report.js";
+import { WorkerHandle } from "./worker-handle.js";
 
 const USAGE = `Usage: node dist/bench/run.js [flags]
 
@@ -133,132 +133,6 @@ const timeoutMs = num(a["timeout-ms"], "timeout-ms", 1);
 const tinykvDriver = a["tinykv-driver"] as TinyKvDriverKind;
 if (!TINYKV_DRIVER_KINDS.includes(tinykvDriver)) die(`invalid --tinykv-driver ${a["tinykv-driver"]}`);
 const etcdPort = num(a["etcd-port"], "etcd-port", 1);
-
-function fmtMs(us: number): string {
-  const ms = us / 1000;
-  return ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2);
-}
-
-interface Row {
-  target: Target;
-  workload: string;
-  ops: number;
-  opsPerSec: number;
-  /** Keys written or read per second: opsPerSec times the keys of one op (LOAD_BATCH_KEYS for `load`). */
-  keysPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  p999Ms: number;
-  maxMs: number;
-  errors: number;
-  errorKinds: Record<string, number>;
-  /** CPU used by this load generator (all threads) during the measured window, in cores. */
-  clientCpuCores?: number;
-  /** CPU ms per completed op: this load generator, and the started cluster's processes (sum). */
-  clientCpuMsPerOp?: number;
-  serverCpuMsPerOp?: number;
-  /** CPU ms per op by started process (e.g. store1, scheduler, m1). */
-  serverCpuMsPerOpByProc?: Record<string, number>;
-  /** Busy share of the whole machine during the measured window (client + servers + anything else). */
-  machineBusy?: number;
-  /** CPU cores used during the window by processes other than this client and the started cluster. */
-  otherCpuCores?: number;
-}
-
-function newHist(): RecordableHistogram {
-  return createHistogram({ lowest: 1, highest: 120_000_000, figures: 3 });
-}
-
-function rowOf(workload: string, h: RecordableHistogram, errors: Record<string, number>): Row {
-  const ops = h.count;
-  const ms = (q: number) => (ops > 0 ? h.percentile(q) / 1000 : 0);
-  const nerr = Object.values(errors).reduce((s, n) => s + n, 0);
-  return {
-    target,
-    workload,
-    ops,
-    opsPerSec: Math.round(ops / durationS),
-    keysPerSec: Math.round((ops * (workload.split(":")[0] === "load" ? LOAD_BATCH_KEYS : 1)) / durationS),
-    p50Ms: ms(50),
-    p99Ms: ms(99),
-    p999Ms: ms(99.9),
-    maxMs: ops > 0 ? h.max / 1000 : 0,
-    errors: nerr,
-    errorKinds: errors,
-  };
-}
-
-export function table(rows: Row[]): string {
-  const head = [
-    "target",
-    "workload",
-    "ops/s",
-    "keys/s",
-    "p50 ms",
-    "p99 ms",
-    "p999 ms",
-    "max ms",
-    "errors",
-    "client cpu",
-    "cli ms/op",
-    "srv ms/op",
-    "box busy",
-    "others",
-  ];
-  const body = rows.map((r) => [
-    r.target,
-    r.workload,
-    String(r.opsPerSec),
-    String(r.keysPerSec),
-    fmtMs(r.p50Ms * 1000),
-    fmtMs(r.p99Ms * 1000),
-    fmtMs(r.p999Ms * 1000),
-    fmtMs(r.maxMs * 1000),
-    String(r.errors),
-    r.clientCpuCores === undefined ? "" : r.clientCpuCores.toFixed(2),
-    r.clientCpuMsPerOp === undefined ? "" : r.clientCpuMsPerOp.toFixed(3),
-    r.serverCpuMsPerOp === undefined ? "" : r.serverCpuMsPerOp.toFixed(3),
-    r.machineBusy === undefined ? "" : `${Math.round(r.machineBusy * 100)}%`,
-    r.otherCpuCores === undefined ? "" : r.otherCpuCores.toFixed(2),
-  ]);
-  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]) =>
-    "| " + cells.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(" | ") + " |";
-  return [
-    line(head),
-    "|" + w.map((n, i) => (i < 2 ? "-".repeat(n + 1) + "-" : "-".repeat(n + 1) + ":")).join("|") + "|",
-    ...body.map(line),
-  ].join("\n");
-}
-
-class WorkerHandle {
-  readonly worker: Worker;
-  private waiters: ((m: FromWorker) => void)[] = [];
-  onBatch: (m: Extract<FromWorker, { type: "batch" }>) => void = () => {};
-  onLoadProgress: (ok: number) => void = () => {};
-  fatal?: string;
-  constructor(cfg: WorkerConfig) {
-    this.worker = new Worker(fileURLToPath(new URL("./worker.js", import.meta.url)), { workerData: cfg });
-    this.worker.on("message", (m: FromWorker) => {
-      if (m.type === "batch") return this.onBatch(m);
-      if (m.type === "loadProgress") return this.onLoadProgress(m.ok);
-      if (m.type === "fatal") this.fatal = m.message;
-      const w = this.waiters.shift();
-      if (w) w(m);
-    });
-    this.worker.on("error", (err) => {
-      this.fatal = err.message;
-      for (const w of this.waiters.splice(0)) w({ type: "fatal", message: err.message });
-    });
-  }
-  /** Sends a command and waits for the next non-batch message, with a deadline. */
-  async request(cmd: ToWorker | null, deadlineMs: number): Promise<FromWorker> {
-    const p = new Promise<FromWorker>((res) => this.waiters.push(res));
-    if (cmd) this.worker.postMessage(cmd);
-    const t = sleep(deadlineMs).then(() => ({ type: "fatal", message: "worker did not answer in time" }) as FromWorker);
-    return Promise.race([p, t]);
-  }
-}
 
 async function waitEtcdReady(endpoints: string[], deadlineMs: number, died?: Promise<never>): Promise<void> {
   const d = await createDriver("etcd", { endpoints, channels: 1, timeoutMs: 1000, keyPrefix: KEY_PREFIX });
@@ -562,7 +436,7 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[], procs: R
     clearTimeout(tw);
     clearTimeout(te);
   }
-  const rows = [rowOf(workload, total, errors)];
+  const rows = [rowOf(target, durationS, workload, total, errors)];
   if (cpuAtWarmupEnd && cpuAtEnd) {
     const used = (cpuAtEnd.cpu.user - cpuAtWarmupEnd.cpu.user + cpuAtEnd.cpu.system - cpuAtWarmupEnd.cpu.system) / 1e6;
     rows[0]!.clientCpuCores = used / durationS;
@@ -592,7 +466,7 @@ async function runWorkload(workload: Workload, handles: WorkerHandle[], procs: R
       }
     }
   }
-  if (hists.size > 1) for (const [kind, h] of hists) rows.push(rowOf(`${workload}:${kind}`, h, {}));
+  if (hists.size > 1) for (const [kind, h] of hists) rows.push(rowOf(target, durationS, `${workload}:${kind}`, h, {}));
   return rows;
 }
 
