@@ -21,7 +21,7 @@ export interface AppliedChange {
   index: bigint;
   /** The region as it stood right after this entry applied (a split changes it). */
   region: Region;
-  /** The commit records the entry wrote; empty for entries that wrote none or were refused at apply. */
+  /** The commit records the entry wrote; empty for entries that wrote none or were refused at apply, or that no listener needs them for. */
   writes: WriteRecordPut[];
   /** The raw change record the entry wrote (raftstore/raw-changes.ts), if it changed raw keys or split. */
   rawRecord: Buffer | undefined;
@@ -33,6 +33,11 @@ export interface AppliedChange {
 const TXN_SAFE_CMDS = new Set<CmdType>([CmdType.Delete, CmdType.DeleteRange, CmdType.ConditionalWrite]);
 
 export type ChangeListener = (changes: AppliedChange[]) => void;
+
+/** What a listener reads of a change: a raw feed needs only the raw record, not the commit records. */
+export interface ListenerNeeds {
+  commitRecords: boolean;
+}
 
 /** What the hub needs of the store: the region a peer holds right now. */
 export interface RegionLookup {
@@ -46,7 +51,7 @@ export interface RegionLookup {
  * kv snapshot taken after a change was told holds it. Only regions somebody watches are decoded.
  */
 export class ChangeHub {
-  private readonly listeners = new Map<bigint, Set<ChangeListener>>();
+  private readonly listeners = new Map<bigint, Map<ChangeListener, ListenerNeeds>>();
   /**
    * Entries applied in the current turn, not yet durable, of every region: a watcher that
    * subscribes while the turn's kv write is in flight must still get them (its kv snapshot may
@@ -62,14 +67,18 @@ export class ChangeHub {
     this.regions = regions;
   }
 
-  /** Listens to the region's durable applied changes, in log order; returns the unsubscribe. */
-  subscribe(regionId: bigint, listener: ChangeListener): () => void {
-    const set = this.listeners.get(regionId) ?? new Set<ChangeListener>();
-    this.listeners.set(regionId, set);
-    set.add(listener);
+  /**
+   * Listens to the region's durable applied changes, in log order; returns the unsubscribe. A
+   * region's entries are decoded for commit records only while a listener needs them (`writes`
+   * is empty otherwise).
+   */
+  subscribe(regionId: bigint, listener: ChangeListener, needs: ListenerNeeds = { commitRecords: true }): () => void {
+    const map = this.listeners.get(regionId) ?? new Map<ChangeListener, ListenerNeeds>();
+    this.listeners.set(regionId, map);
+    map.set(listener, needs);
     return () => {
-      set.delete(listener);
-      if (set.size === 0 && this.listeners.get(regionId) === set) this.listeners.delete(regionId);
+      map.delete(listener);
+      if (map.size === 0 && this.listeners.get(regionId) === map) this.listeners.delete(regionId);
     };
   }
 
@@ -146,14 +155,15 @@ export class ChangeHub {
     for (const [regionId, applied] of pending) {
       const listeners = this.listeners.get(regionId);
       if (!listeners) continue;
+      const decode = [...listeners.values()].some((n) => n.commitRecords);
       const changes = applied.map(({ entry, region, rawRecord }) => ({
         index: entry.index,
         region,
-        writes: this.commitRecords(region, entry),
+        writes: decode ? this.commitRecords(region, entry) : [],
         rawRecord,
         entryData: asBuffer(entry.data),
       }));
-      for (const listener of [...listeners]) listener(changes);
+      for (const listener of [...listeners.keys()]) listener(changes);
     }
   }
 }

@@ -81,7 +81,7 @@ export class RawRegionFeed {
     if (!replica)
       return this.fail(feedError(`region ${id} is not on this store`, { regionNotFound: { regionId: id } }));
     if (!replica.isLeader) return this.fail(this.notLeader());
-    this.unsubscribe = hub.subscribe(id, (changes) => this.onChanges(changes));
+    this.unsubscribe = hub.subscribe(id, (changes) => this.onChanges(changes), { commitRecords: false });
     const snap = store.kv.snapshot();
     let region: Region;
     try {
