@@ -25,16 +25,16 @@ describe("finding conditional writes in raft entries", () => {
     expect(holdsConditionalWrite(entry({ header, requests: [cas] }, EntryType.EntryConfChange))).toBe(false);
   });
 
-  it("answers false for data that does not parse, without throwing", () => {
+  it("answers maybe (true) for data it cannot walk, without throwing: the caller decodes, and apply refuses it", () => {
     const bad = (bytes: number[]) => ({
       entryType: EntryType.EntryNormal,
       term: 1n,
       index: 1n,
       data: Buffer.from(bytes),
     });
-    expect(holdsConditionalWrite(bad([0x12, 0xff]))).toBe(false);
-    expect(holdsConditionalWrite(bad([0x12, 0x05, 0x08]))).toBe(false);
-    expect(holdsConditionalWrite(bad([0x0f]))).toBe(false);
+    expect(holdsConditionalWrite(bad([0x12, 0xff]))).toBe(true);
+    expect(holdsConditionalWrite(bad([0x12, 0x05, 0x08]))).toBe(true);
+    expect(holdsConditionalWrite(bad([0x0f]))).toBe(true);
     expect(holdsConditionalWrite(bad([]))).toBe(false);
   });
 });

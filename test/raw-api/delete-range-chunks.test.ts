@@ -59,6 +59,22 @@ describe("raw delete range in chunks", () => {
     expect(left).toEqual(["0", "1", "27", "28", "29"]);
   });
 
+  it("also ends a chunk once its keys reach 4 MiB (keys may be 8 KiB each)", async () => {
+    const { storage, ranges } = await recordingStorage();
+    const raw = rawKeyspace(storage);
+    const big = (i: number) => Buffer.concat([key(i), Buffer.alloc(8 * 1024 - 4, "x")]);
+    await raw.write(
+      undefined,
+      Array.from({ length: 600 }, (_, i) => ({ kind: "put" as const, cf: CF_DEFAULT, key: big(i), value: b("v") })),
+    );
+    await raw.deleteRange(undefined, CF_DEFAULT, Buffer.alloc(0), Buffer.alloc(0));
+    // 512 keys of 8 KiB make 4 MiB: the first chunk ends at the 513th key.
+    expect(ranges.map((r) => r.split("..").map((k) => k.slice(0, 4)))).toEqual([
+      ["", "k512"],
+      ["k512", ""],
+    ]);
+  });
+
   it("proposes one entry for a range within the bound, and one for an empty range", async () => {
     const { storage, ranges } = await recordingStorage();
     const raw = rawKeyspace(storage);

@@ -291,6 +291,15 @@ export class EngineSnapshot {
     return new CfCursor(this.db, this.snap, cf, lower, upper, accept, reverse);
   }
 
+  /** The user keys of a CF in [lower, upper) (empty upper = to the end), in order, without reading their values. */
+  async *keys(cf: CfName, lower: Uint8Array, upper: Uint8Array): AsyncGenerator<Buffer> {
+    const range = cfRange(cf, lower, upper);
+    const prefixLen = cfPrefix(cf).length;
+    // An iterator without values (classic-level then reads none; the simulated disk's holds them anyway).
+    for await (const [key] of this.db.iterator({ gte: range.gte, lt: range.lt, snapshot: this.snap, values: false }))
+      yield key.subarray(prefixLen);
+  }
+
   /** Iterates raw engine keys in [gte, lt) (meta keys), from the snapshot. */
   async *rawRange(gte: Buffer, lt: Buffer): AsyncGenerator<EngineEntry> {
     for await (const [key, value] of this.db.iterator({ gte, lt, snapshot: this.snap })) yield { key, value };

@@ -9,6 +9,7 @@ import { keyInRange } from "../../util/bytes.js";
 import { checkKeysInRegion, checkRegionEpoch } from "./epoch.js";
 import type { RangeDeleteKeys } from "./delete-range.js";
 import { applyDeleteRange, presentKeys } from "./delete-range.js";
+import { malformedCommand } from "./command-shape.js";
 import { errorResponse, regionErrors } from "./errors.js";
 import type { PeerStorage } from "./peer-storage.js";
 import { PeerState, RaftApplyState, RegionLocalState } from "../../proto/raft_serverpb.js";
@@ -109,7 +110,9 @@ function applyNormal(
   raw: RawChangeCollector,
 ): RaftCmdResponse {
   const storage = target.storage;
-  const req = RaftCmdRequest.decode(entry.data);
+  const decoded = decodeCommand(entry, storage.region.id);
+  if ("refused" in decoded) return decoded.refused;
+  const req = decoded.req;
   const epochErr = checkRegionEpoch(req, storage.region);
   if (epochErr) return errorResponse(epochErr);
   if (req.adminRequest) return applyAdmin(target, req.adminRequest, entry, kvWb, out, raw);
@@ -274,13 +277,20 @@ function applyConfChange(
   out: ApplyOutcome,
 ): RaftCmdResponse | undefined {
   const storage = target.storage;
-  const cc = ConfChange.decode(entry.data);
-  if (cc.context.length === 0) return undefined; // a conf change raft made itself (none today); nothing to answer
-  const req = RaftCmdRequest.decode(cc.context);
+  let cc: ConfChange;
+  let req: RaftCmdRequest;
+  try {
+    cc = ConfChange.decode(entry.data);
+    if (cc.context.length === 0) return undefined; // a conf change raft made itself (none today); nothing to answer
+    req = RaftCmdRequest.decode(cc.context);
+  } catch (err) {
+    return refusedEntry(entry, storage.region.id, `the conf change does not decode: ${(err as Error).message}`);
+  }
   const epochErr = checkRegionEpoch(req, storage.region);
   if (epochErr) return errorResponse(epochErr);
-  const change = req.adminRequest!.changePeer!;
-  const peer = change.peer!;
+  const change = req.adminRequest?.changePeer;
+  const peer = change?.peer;
+  if (!change || !peer) return refusedEntry(entry, storage.region.id, "the conf change names no peer");
   const region = storage.region;
   const epoch = region.regionEpoch!;
   const exists = region.peers.some((p) => p.id === peer.id);
@@ -310,4 +320,21 @@ function applyConfChange(
     header: {},
     adminResponse: { cmdType: AdminCmdType.ChangePeer, changePeer: { region: storage.region } },
   });
+}
+
+/** An error answer for a logged entry that cannot be applied; it writes nothing. */
+function refusedEntry(entry: Entry, regionId: bigint, why: string): RaftCmdResponse {
+  return errorResponse(regionErrors.other(`region ${regionId} entry ${entry.index} (term ${entry.term}): ${why}`));
+}
+
+/** The entry's command, or the answer refusing it: bytes that do not decode, or a malformed command. */
+function decodeCommand(entry: Entry, regionId: bigint): { req: RaftCmdRequest } | { refused: RaftCmdResponse } {
+  let req: RaftCmdRequest;
+  try {
+    req = RaftCmdRequest.decode(entry.data);
+  } catch (err) {
+    return { refused: refusedEntry(entry, regionId, `does not decode: ${(err as Error).message}`) };
+  }
+  const malformed = malformedCommand(req);
+  return malformed ? { refused: refusedEntry(entry, regionId, malformed) } : { req };
 }

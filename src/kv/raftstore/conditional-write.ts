@@ -91,7 +91,14 @@ export async function prefetchConditionalReads(kv: Engine, entries: Entry[]): Pr
   const wanted: Array<{ cf: CfName; key: Buffer }> = [];
   for (const entry of entries) {
     if (!holdsConditionalWrite(entry)) continue;
-    for (const r of RaftCmdRequest.decode(entry.data).requests) {
+    let requests: RaftCmdRequest["requests"];
+    try {
+      requests = RaftCmdRequest.decode(entry.data).requests;
+    } catch (err) {
+      void err; // apply answers the entry with the decode error, on every replica alike
+      continue;
+    }
+    for (const r of requests) {
       const cw = r.conditionalWrite;
       if (!cw) continue;
       try {

@@ -59,9 +59,15 @@ export function rangeInRegion(r: DeleteRangeRequest, region: Region): boolean {
   return r.endKey.length > 0 && Buffer.compare(r.endKey, bounds.upper) <= 0;
 }
 
+/** The entry's command; undefined for one that is not a data entry or does not decode (apply refuses it). */
 function decodeNormal(entry: Entry): RaftCmdRequest | undefined {
   if (entry.entryType !== EntryType.EntryNormal || entry.data.length === 0) return undefined;
-  return RaftCmdRequest.decode(entry.data);
+  try {
+    return RaftCmdRequest.decode(entry.data);
+  } catch (err) {
+    void err; // apply answers the entry with the decode error, on every replica alike
+    return undefined;
+  }
 }
 
 /** Whether entries not yet applied hold a DeleteRange: a walk of each entry's wire tags, no decode. */
@@ -114,27 +120,34 @@ async function keysOfRange(
   const clipped = clipToRegion(r.cf, r.startKey, r.endKey, region);
   if (!clipped) return [];
   const keys: Buffer[] = [];
+  const stored = new Set<string>();
   const snap = kv.snapshot();
-  const cursor = snap.cursor(cf, clipped.lower, clipped.upper);
   try {
-    await cursor.seek(clipped.lower);
-    while (cursor.valid) {
-      keys.push(cursor.key);
-      // The engine's value, unless an earlier scan or a conditional write's prefetch of this turn holds it already.
-      if (!reads.watched(cf, cursor.key)) reads.set(cf, cursor.key, cursor.value);
-      await cursor.next();
-    }
-    for (const p of putThisTurn) {
-      if (p.cf !== r.cf || !keyInRange(p.key, clipped.lower, clipped.upper)) continue;
-      keys.push(p.key);
-      if (!reads.watched(cf, p.key)) reads.set(cf, p.key, await snap.get(cf, p.key));
+    // Keys only: apply needs to know which keys hold a value, never the values (up to 8 MiB each).
+    for await (const key of snap.keys(cf, clipped.lower, clipped.upper)) {
+      keys.push(key);
+      stored.add(key.toString("latin1"));
+      // Present, unless an earlier scan or a conditional write's prefetch of this turn says already.
+      if (!reads.watched(cf, key)) reads.set(cf, key, PRESENT);
     }
   } finally {
-    await cursor.close();
     await snap.close();
+  }
+  for (const p of putThisTurn) {
+    if (p.cf !== r.cf || !keyInRange(p.key, clipped.lower, clipped.upper)) continue;
+    keys.push(p.key);
+    // Not among the stored keys: absent as the turn began (its put, earlier in the turn, makes it present).
+    if (!reads.watched(cf, p.key)) reads.set(cf, p.key, stored.has(p.key.toString("latin1")) ? PRESENT : undefined);
   }
   return keys;
 }
+
+/**
+ * What the turn's reads hold for a key a DeleteRange lists: "a value is there". Only its presence
+ * is ever asked of it (presentKeys); a conditional write's compared keys are read in full before
+ * the scan, which leaves them as they are.
+ */
+const PRESENT = Buffer.alloc(0);
 
 /**
  * The keys of a DeleteRange's list that hold a value now, as the turn's apply has kept them, in

@@ -1,6 +1,8 @@
 /**
  * Questions the store loop asks of every entry of a turn, answered from the entry's wire bytes
- * (raft_cmdpb.RaftCmdRequest) without decoding it: most turns hold nothing special.
+ * (raft_cmdpb.RaftCmdRequest) without decoding it: most turns hold nothing special. What the walk
+ * cannot read (bytes cut short, a group, an over-long varint) answers "maybe" (true): the caller
+ * then decodes the entry, and the decoder, which apply uses too, decides.
  */
 import type { Entry } from "../../raft/eraftpb.js";
 import { EntryType } from "../../raft/eraftpb.js";
@@ -36,14 +38,14 @@ function skipField(buf: Uint8Array, pos: number, wireType: number): number {
   }
 }
 
-/** Whether the message in buf[pos, end) has a field numbered `field` at its top level. */
+/** Whether the message in buf[pos, end) has a field numbered `field` at its top level (true: maybe, when it cannot tell). */
 function hasField(buf: Uint8Array, pos: number, end: number, field: number): boolean {
   while (pos < end) {
     const tag = varint(buf, pos);
-    if (!tag) return false;
+    if (!tag) return true;
     if (Math.floor(tag[0] / 8) === field) return true;
     pos = skipField(buf, tag[1], tag[0] & 7);
-    if (pos < 0) return false;
+    if (pos < 0) return true;
   }
   return false;
 }
@@ -51,8 +53,8 @@ function hasField(buf: Uint8Array, pos: number, end: number, field: number): boo
 /**
  * Whether any Request of a normal entry's RaftCmdRequest has the field numbered `field` (a
  * conditional write, a delete range) at its top level, by walking the wire tags: no decode, no
- * allocation, and a key or value that holds the same bytes never matches. Undecodable data
- * answers false; apply refuses such an entry itself.
+ * allocation, and a key or value that holds the same bytes never matches. Bytes the walk cannot
+ * read answer true (maybe): the caller decodes, and apply refuses what does not decode.
  */
 export function holdsRequestField(entry: Entry, field: number): boolean {
   if (entry.entryType !== EntryType.EntryNormal || entry.data.length === 0) return false;
@@ -60,16 +62,16 @@ export function holdsRequestField(entry: Entry, field: number): boolean {
   let pos = 0;
   while (pos < buf.length) {
     const tag = varint(buf, pos);
-    if (!tag) return false;
+    if (!tag) return true;
     const wireType = tag[0] & 7;
     if (Math.floor(tag[0] / 8) === REQUESTS_FIELD && wireType === 2) {
       const len = varint(buf, tag[1]);
-      if (!len) return false;
+      if (!len) return true;
       if (hasField(buf, len[1], Math.min(buf.length, len[1] + len[0]), field)) return true;
       pos = len[1] + len[0];
     } else {
       pos = skipField(buf, tag[1], wireType);
-      if (pos < 0) return false;
+      if (pos < 0) return true;
     }
   }
   return false;

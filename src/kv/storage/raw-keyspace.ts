@@ -57,6 +57,8 @@ export const MAX_TTL_SECONDS = 100n * 365n * 86_400n;
  * apply lists an entry's keys in memory before it deletes them.
  */
 export const MAX_RANGE_DELETE_KEYS = 10_000;
+/** ...and keys of at most this many bytes together (keys may be 8 KiB each). */
+export const MAX_RANGE_DELETE_KEY_BYTES = 4 << 20;
 
 /** A raw write: a put may carry a ttl in seconds (0 or absent: never expires). */
 export type RawModify =
@@ -137,15 +139,18 @@ export class RawKeyspace {
   ): Promise<void> {
     let from = start;
     for (;;) {
-      const next = await this.keyAfter(ctx, rawCf(cf), from, end, chunkKeys);
+      const next = await this.chunkEnd(ctx, rawCf(cf), from, end, chunkKeys);
       await this.write(ctx, [{ kind: "deleteRange", cf, start: from, end: next ?? end }]);
       if (next === undefined) return;
       from = next; // the chunkKeys+1-th key from `from`: strictly past it, so every round advances
     }
   }
 
-  /** The key `count` keys past the first stored key at or after `from` in [from, end), if any. */
-  private async keyAfter(
+  /**
+   * Where a chunk from `from` ends: the stored key after `count` keys, or after the keys reaching
+   * MAX_RANGE_DELETE_KEY_BYTES, in [from, end); undefined if the range ends first.
+   */
+  private async chunkEnd(
     ctx: Context | undefined,
     cf: CfName,
     from: Buffer,
@@ -156,8 +161,10 @@ export class RawKeyspace {
     const cursor = reader.iterCF(cf);
     try {
       await cursor.seek(from);
+      let bytes = 0;
       for (let seen = 0; cursor.valid && (end.length === 0 || Buffer.compare(cursor.key, end) < 0); seen++) {
-        if (seen === count) return cursor.key;
+        if (seen === count || bytes >= MAX_RANGE_DELETE_KEY_BYTES) return cursor.key;
+        bytes += cursor.key.length;
         await cursor.next();
       }
       return undefined;

@@ -16,6 +16,8 @@ import { createLogger, silentLogger } from "../../../src/util/logger.js";
 import { mulberry32 } from "../../../src/util/random.js";
 import { sleep } from "../../../src/util/runtime.js";
 import { TestCluster } from "../../harness/cluster.js";
+import { EngineCrashedError, SyncFailedError } from "../../../src/kv/engine/sim-disk.js";
+import { FilesCrashedError, SimFileError } from "../../../src/kv/engine/sim-files.js";
 import type { BankRead, Value } from "../checkers/index.js";
 import { checkBank, checkLinearizable, checkNoLostWrites } from "../checkers/index.js";
 import type { DeliberateBugs } from "../../../src/util/deliberate-bugs.js";
@@ -138,6 +140,11 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     runtime,
     // Hundreds of thousands of messages a seed: a deep copy each, not an encode and a decode.
     messageCopy: "clone",
+    // A store stops itself on a disk that failed or crashed under it (the faults do that); any
+    // other reason is a bug the run must report, not a liveness failure a long way after it.
+    onStoreFatal: (id, err) => {
+      if (!isInjectedDiskFault(err)) failures.push(`store ${id} stopped itself: ${errorStack(err)}\n${cluster.dump()}`);
+    },
     // Each store reads its own clock, which clock faults skew and step.
     storeRuntime: (id) => runtime.nodeClock(`store${id}`),
     seed: opts.seed,
@@ -343,4 +350,12 @@ async function shutDownAfterFailure(runtime: SimRuntime, cluster: TestCluster): 
       ),
   );
   await runtime.runUntil(runtime.elapsedMs + 5_000, () => down);
+}
+
+function isInjectedDiskFault(err: unknown): boolean {
+  return [SyncFailedError, EngineCrashedError, FilesCrashedError, SimFileError].some((k) => err instanceof k);
+}
+
+function errorStack(err: unknown): string {
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
 }

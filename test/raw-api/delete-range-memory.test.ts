@@ -1,9 +1,8 @@
-// Review finding: a DeleteRange's pre-turn scan (delete-range.ts keysOfRange, since 330e3a5) puts
-// the VALUE of every key it lists into the turn's ConditionalReads, although apply only needs to
-// know whether each key is present (presentKeys). RawDeleteRange chunks by key count (10,000
-// keys per entry, raw-keyspace.ts), not bytes, and a raw value may be 8 MiB: one chunk can make a
-// store hold up to ~80 GB of values for one turn. Here 24 keys of 1 MiB are enough to show that
-// the turn holds every value of the range.
+// A DeleteRange's pre-turn scan (delete-range.ts keysOfRange) lists its keys and marks them
+// present in the turn's ConditionalReads; apply only asks whether each key holds a value
+// (presentKeys). It once kept every listed key's VALUE there: with 10,000 keys per entry and
+// values up to 8 MiB, one turn could hold ~80 GB (found by an independent review; this test
+// failed then, with 24.0 MiB held for 24 keys of 1 MiB).
 import { afterEach, describe, expect, it } from "vitest";
 import type { Entry } from "../../src/raft/eraftpb.js";
 import { EntryType } from "../../src/raft/eraftpb.js";
@@ -22,7 +21,7 @@ afterEach(async () => {
   cleanup = undefined;
 });
 
-describe("review: DeleteRange pre-scan memory", () => {
+describe("DeleteRange pre-scan memory", () => {
   it("does not hold the values of the keys a DeleteRange lists (it only needs their presence)", async () => {
     const dir = tempDir("tinykv-review-delrange-");
     const kv = await Engine.open(dir.path);

@@ -1,9 +1,8 @@
-// Review finding: a committed entry whose bytes apply cannot handle stops every store that applies
-// it, and again at each restart (the entry is re-applied from the log): a poison pill for the
-// region. entry-fields.ts says "Undecodable data answers false; apply refuses such an entry
-// itself", but apply does not refuse it: RaftCmdRequest.decode throws in applyNormal, or (when
-// the wire-tag walk and the decoder disagree) applyDeleteRange throws "DeleteRange applied
-// without the keys of its range", and the store loop turns any throw of apply into ctx.fail.
+// A committed entry whose bytes apply cannot handle must be refused on every replica alike, not
+// stop the stores (and again at each restart, as the entry is re-applied from the log: a poison
+// pill for the region). Found by an independent review; both cases failed then: RaftCmdRequest
+// .decode threw in apply, or the wire-tag walk (which stopped at a group field) and the decoder
+// disagreed, so the turn listed no keys for a DeleteRange and apply threw.
 //
 // The entries are proposed straight into the leader's raft node (what a buggy or hostile peer,
 // or a corrupt raft log, hands to apply); the server's own encoder never writes such bytes.
@@ -34,7 +33,12 @@ function deleteRangeWithGroup(c: TestCluster): Buffer {
     ).finish(),
   );
   const dr = Buffer.from(
-    DeleteRangeRequest.encode({ cf: RAW_CF_DEFAULT, startKey: Buffer.from("a"), endKey: Buffer.from("b"), notifyOnly: false } as DeleteRangeRequest).finish(),
+    DeleteRangeRequest.encode({
+      cf: RAW_CF_DEFAULT,
+      startKey: Buffer.from("a"),
+      endKey: Buffer.from("b"),
+      notifyOnly: false,
+    } as DeleteRangeRequest).finish(),
   );
   const request = Buffer.concat([
     Buffer.from([0x08, CmdType.DeleteRange]), // cmd_type = DeleteRange
@@ -53,13 +57,18 @@ async function runningAfter(c: TestCluster, data: (c: TestCluster) => Buffer): P
   peer.raw.propose(data(c));
   // A write after it wakes the loop; it may never be answered if the stores stop.
   await c
-    .onLeader(Buffer.from("z"), "put z", async (s, ctx) => s.write(ctx, [{ kind: "put", cf: "default", key: Buffer.from("z"), value: Buffer.from("1") }]), 3000)
+    .onLeader(
+      Buffer.from("z"),
+      "put z",
+      async (s, ctx) => s.write(ctx, [{ kind: "put", cf: "default", key: Buffer.from("z"), value: Buffer.from("1") }]),
+      3000,
+    )
     .catch(() => undefined);
   await new Promise((r) => setTimeout(r, 500));
   return c.storeIds.filter((id) => c.store(id) !== undefined);
 }
 
-describe("review: a malformed committed entry", () => {
+describe("a malformed committed entry", () => {
   let cluster: TestCluster | undefined;
   afterEach(async () => {
     await cluster?.shutdown();
@@ -69,7 +78,13 @@ describe("review: a malformed committed entry", () => {
   it("that the decoder rejects does not stop the stores", async () => {
     const fatal: bigint[] = [];
     const why: string[] = [];
-    cluster = new TestCluster({ stores: 3, onStoreFatal: (id, err) => (fatal.push(id), why.push(String(err))) });
+    cluster = new TestCluster({
+      stores: 3,
+      onStoreFatal: (id, err) => {
+        fatal.push(id);
+        why.push(String(err));
+      },
+    });
     await cluster.start();
     const running = await runningAfter(cluster, () => Buffer.from([0x0a, 0xff, 0x01]));
     expect(fatal, `stores that stopped themselves (${why[0]})`).toEqual([]);
@@ -79,15 +94,27 @@ describe("review: a malformed committed entry", () => {
   it("that the wire-tag walk misreads (a group field before delete_range) does not stop the stores", async () => {
     const fatal: bigint[] = [];
     const why: string[] = [];
-    cluster = new TestCluster({ stores: 3, onStoreFatal: (id, err) => (fatal.push(id), why.push(String(err))) });
+    cluster = new TestCluster({
+      stores: 3,
+      onStoreFatal: (id, err) => {
+        fatal.push(id);
+        why.push(String(err));
+      },
+    });
     await cluster.start();
     await cluster.put("a0", "v");
     const bytes = deleteRangeWithGroup(cluster);
-    // The decoder takes it as a DeleteRange; the walk says it holds none, so the turn lists no keys.
+    // The decoder takes it as a DeleteRange; the walk cannot read the group, so it answers "maybe".
     const decoded = RaftCmdRequest.decode(bytes);
     expect(decoded.requests[0]?.deleteRange?.cf).toBe(RAW_CF_DEFAULT);
-    const entry = { entryType: EntryType.EntryNormal, term: 1n, index: 10n, data: bytes, context: Buffer.alloc(0) } as Entry;
-    expect(mayHoldRangeDelete([entry], 0n)).toBe(false);
+    const entry = {
+      entryType: EntryType.EntryNormal,
+      term: 1n,
+      index: 10n,
+      data: bytes,
+      context: Buffer.alloc(0),
+    } as Entry;
+    expect(mayHoldRangeDelete([entry], 0n)).toBe(true);
     const running = await runningAfter(cluster, () => bytes);
     expect(fatal, `stores that stopped themselves (${why[0]})`).toEqual([]);
     expect(running).toEqual([1n, 2n, 3n]);
