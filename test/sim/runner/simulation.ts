@@ -22,6 +22,7 @@ import type { BankRead, Value } from "../checkers/index.js";
 import { checkBank, checkLinearizable, checkNoLostWrites } from "../checkers/index.js";
 import type { DeliberateBugs } from "../../../src/util/deliberate-bugs.js";
 import { RaftWatch } from "./raft-watch.js";
+import { RawWatchCheck } from "./raw-watch-check.js";
 import { historySoFar } from "./report.js";
 import type { Reconfiguration } from "./reconfigure.js";
 import { drawReconfigurations, reconfigure } from "./reconfigure.js";
@@ -133,6 +134,10 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     (message) => failures.push(message),
     () => cluster.dump(),
   );
+  const rawWatch = new RawWatchCheck(
+    (id) => runtime.nodeClock(`store${id}`),
+    (message) => failures.push(`${message}\n${cluster.dump()}`),
+  );
   const cluster = new TestCluster({
     stores,
     regionStores: Math.min(stores, 3),
@@ -150,8 +155,11 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     seed: opts.seed,
     config: { ...SIM_RAFTSTORE, deliberateBugs: opts.deliberateBugs },
     hooks: (id) => raft.hooks(scheduler.hooksFor(id)),
-    observer: () => raft.observer(),
-    onStoreStarted: (id, store) => scheduler.onStoreStarted(id, store),
+    observer: (id) => rawWatch.observer(id, raft.observer()),
+    onStoreStarted: (id, store) => {
+      scheduler.onStoreStarted(id, store);
+      rawWatch.started(id, store);
+    },
   });
   const kvNet = new SimKvNetwork(runtime, (id) => cluster.store(id), log);
   const clientOptions = {
@@ -183,6 +191,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     await cluster.start();
     // Election safety: a new leader tells at once (its heartbeat hook); a sample catches the rest.
     runtime.setInterval(() => raft.sample(cluster), LEADER_SAMPLE_MS);
+    runtime.setInterval(() => rawWatch.tick(), RAW_WATCH_TICK_MS);
     const checker = newClient("checker");
     if (!(await bank.open(checker, livenessBoundMs)))
       failures.push(`the bank's accounts could not be opened within ${livenessBoundMs} ms`);
@@ -273,6 +282,11 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       `network sent=${net.sent} delivered=${net.delivered} dropped=${net.dropped} duplicated=${net.duplicated} snapshots=${net.snapshotsOk}/${net.snapshotsFailed} client calls=${kvNet.calls}`,
     );
     regions = scheduler.host.core?.cluster.regions.size ?? 0;
+    rawWatch.stop();
+    const w = rawWatch.stats;
+    runtime.note(
+      `raw watch: ${w.rows} changes told, ${w.subscriptions} subscriptions, ${w.compacted} positions compacted`,
+    );
     checker.close();
     await scheduler.stop();
     await cluster.shutdown();
@@ -336,6 +350,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
 
 /** The leader hook sees every new leader; the sample only backs it up. */
 const LEADER_SAMPLE_MS = 50;
+/** How often every led region without a raw watcher gets one. */
+const RAW_WATCH_TICK_MS = 250;
 
 /** Best effort: the stores stop (and the temp dir goes) within a few simulated seconds, or are left. */
 async function shutDownAfterFailure(runtime: SimRuntime, cluster: TestCluster): Promise<void> {
