@@ -174,6 +174,24 @@ describe("a peer's door", () => {
 });
 
 describe("a peer's proposals", () => {
+  it("of an earlier term that a new term's entries cut from the log fail; earlier ones still apply", () => {
+    // Before, a leader that regained leadership failed every earlier-term proposal as outcome
+    // unknown, though those below its new entries were still in its log and could commit.
+    const proposals = new Proposals();
+    const answers: string[] = [];
+    const answer = (name: string) => ({
+      done: (r: { header?: { error?: unknown } }) => answers.push(`${name} ${r.header?.error ? "stale" : "applied"}`),
+    });
+    const ok = { header: undefined, responses: [], adminResponse: undefined };
+    proposals.inTheLog(10n, 5n, [answer("a"), answer("b"), answer("c")]);
+    proposals.inTheLog(12n, 7n, [answer("d")]); // the log kept 10 and 11; 12 of term 5 was cut
+    expect(answers).toEqual(["c stale"]);
+    proposals.finish(10n, 5n, ok, 7n); // survived, committed in term 7
+    proposals.finish(11n, 6n, ok, 7n); // another leader's entry took index 11
+    proposals.finish(12n, 7n, ok, 7n);
+    expect(answers).toEqual(["c stale", "a applied", "b stale", "d applied"]);
+  });
+
   it("fail the proposals of an earlier term before recording a new term's", () => {
     const proposals = new Proposals();
     const answers: string[] = [];

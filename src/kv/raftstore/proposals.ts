@@ -44,7 +44,7 @@ export class Proposals {
     term: bigint,
     commands: ReadonlyArray<{ done(resp: RaftCmdResponse): void; timeline?: WriteTimeline }>,
   ): void {
-    this.dropOtherTerms(term);
+    this.dropOverwritten(firstIndex, term);
     commands.forEach((c, i) => {
       c.timeline?.proposed();
       this.inLog.push({ index: firstIndex + BigInt(i), term, done: c.done, timeline: c.timeline });
@@ -89,15 +89,16 @@ export class Proposals {
   }
 
   /**
-   * Proposals from an earlier term can no longer be matched in index order (the new term's log
-   * may reuse their indexes); a leader that lost and regained leadership between two turns
-   * fails them before recording new ones. Their outcome is unknown to the client, as on any
-   * leader change.
+   * A leader that lost and regained leadership between two turns appends its new term's entries
+   * from `firstIndex`: its earlier term's proposals at or past it were cut from its log, so their
+   * outcome is unknown to the client (StaleCommand, as on any leader change). Those before it are
+   * kept, in index order: their entries may still commit, and apply matches index and term.
    */
-  private dropOtherTerms(term: bigint): void {
-    if (this.inLog.length === 0 || this.inLog[this.inLog.length - 1]!.term === term) return;
-    const stale = this.inLog.filter((p) => p.term !== term);
-    this.inLog = this.inLog.filter((p) => p.term === term);
+  private dropOverwritten(firstIndex: bigint, term: bigint): void {
+    const cut = (p: Proposal) => p.term !== term && p.index >= firstIndex;
+    if (!this.inLog.some(cut)) return;
+    const stale = this.inLog.filter(cut);
+    this.inLog = this.inLog.filter((p) => !cut(p));
     for (const p of stale) p.done(errorResponse(regionErrors.staleCommand(), term));
   }
 }
