@@ -33,7 +33,18 @@ export class RegisterWorkload {
     this.keys = Array.from({ length: keys }, (_, i) => `k${i}`);
   }
 
-  async put(c: number, client: KvClient, key: string, value = `c${c}-${++this.seq}`): Promise<RegisterOperation> {
+  /**
+   * `ttlSeconds`: the put expires then. The registers' model has no expiry, so a run gives only
+   * ttls far beyond its end: they exercise the expiry CF (written with the value, compared by a
+   * CAS, removed by a delete or range delete) without ever expiring.
+   */
+  async put(
+    c: number,
+    client: KvClient,
+    key: string,
+    value = `c${c}-${++this.seq}`,
+    ttlSeconds?: number,
+  ): Promise<RegisterOperation> {
     const op: RegisterOperation = {
       client: c,
       kind: "put",
@@ -44,7 +55,7 @@ export class RegisterWorkload {
     };
     this.history.push(op);
     try {
-      await client.put(REGISTER_PREFIX + key, value + REGISTER_PAD);
+      await client.put(REGISTER_PREFIX + key, value + REGISTER_PAD, "", ttlSeconds ? { ttlSeconds } : {});
       op.outcome = "ok";
       op.return = this.runtime.elapsedMs;
     } catch (err) {
@@ -161,7 +172,8 @@ export class RegisterWorkload {
     const pick = () => this.keys[Math.floor(rng() * this.keys.length)]!;
     const key = pick();
     const roll = rng();
-    if (roll < 0.45) await this.put(c, client, key);
+    if (roll < 0.3) await this.put(c, client, key);
+    else if (roll < 0.45) await this.put(c, client, key, undefined, NEVER_EXPIRES_IN_A_RUN_S);
     else if (roll < 0.55) await this.delete(c, client, key);
     else if (roll < 0.7) await this.cas(c, client, key, this.lastSeen(key));
     else if (roll < 0.73) {
@@ -182,6 +194,9 @@ export class RegisterWorkload {
     return null;
   }
 }
+
+/** A ttl no simulated run reaches (runs last about a minute of simulated time). */
+const NEVER_EXPIRES_IN_A_RUN_S = 24 * 3600;
 
 function unpad(v: Buffer): string {
   return v.toString().slice(0, v.length - REGISTER_PAD.length);
