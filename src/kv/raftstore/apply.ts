@@ -291,6 +291,13 @@ function applyConfChange(
   const change = req.adminRequest?.changePeer;
   const peer = change?.peer;
   if (!change || !peer) return refusedEntry(entry, storage.region.id, "the conf change names no peer");
+  // Raft applies cc.changeType and the region takes the context's: both must be one we make.
+  if (!CONF_CHANGE_TYPES.has(cc.changeType) || cc.changeType !== change.changeType)
+    return refusedEntry(
+      entry,
+      storage.region.id,
+      `conf change type ${cc.changeType} (context ${change.changeType}) is not AddNode or RemoveNode on both`,
+    );
   const region = storage.region;
   const epoch = region.regionEpoch!;
   const exists = region.peers.some((p) => p.id === peer.id);
@@ -321,6 +328,9 @@ function applyConfChange(
     adminResponse: { cmdType: AdminCmdType.ChangePeer, changePeer: { region: storage.region } },
   });
 }
+
+/** The conf changes the raftstore proposes (ChangePeer: add or remove a voter). */
+const CONF_CHANGE_TYPES = new Set<ConfChangeType>([ConfChangeType.AddNode, ConfChangeType.RemoveNode]);
 
 /** An error answer for a logged entry that cannot be applied; it writes nothing. */
 function refusedEntry(entry: Entry, regionId: bigint, why: string): RaftCmdResponse {

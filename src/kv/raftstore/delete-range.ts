@@ -17,9 +17,9 @@ import { EntryType } from "../../raft/eraftpb.js";
 import type { Region } from "../../proto/metapb.js";
 import type { DeleteRangeRequest, Request } from "../../proto/raft_cmdpb.js";
 import { CmdType, RaftCmdRequest } from "../../proto/raft_cmdpb.js";
-import type { Engine, WriteBatch } from "../engine/index.js";
+import type { CfName, Engine, WriteBatch } from "../engine/index.js";
 import { ConditionalReads, holdsConditionalWrite, prefetchConditionalReads } from "./conditional-write.js";
-import { isCfName, parseCf } from "../engine/index.js";
+import { CF_DEFAULT, isCfName, parseCf } from "../engine/index.js";
 import { keyInRange } from "../../util/bytes.js";
 import { regionKeyRange } from "./keyspace.js";
 import { holdsRequestField } from "./entry-fields.js";
@@ -91,16 +91,21 @@ export async function scanRangeDeletes(
 ): Promise<void> {
   const pending = entries.filter((e) => e.index > appliedIndex);
   // Keys put by earlier requests of this turn, per CF: in the batch, not in the engine yet.
-  const putThisTurn: { cf: string; key: Buffer }[] = [];
+  const putThisTurn: { cf: CfName; key: Buffer }[] = [];
+  // By the CF apply writes: "" is `default` there (parseCf); a CF apply refuses puts nothing.
+  const putTo = (cf: string, key: Buffer) => {
+    const name = cf === "" ? CF_DEFAULT : isCfName(cf) ? cf : undefined;
+    if (name) putThisTurn.push({ cf: name, key });
+  };
   for (const entry of pending) {
     const req = decodeNormal(entry);
     if (!req || req.adminRequest) continue;
     const lists: Buffer[][] = [];
     for (const r of req.requests) {
-      if (r.cmdType === CmdType.Put && r.put) putThisTurn.push({ cf: r.put.cf, key: r.put.key });
+      if (r.cmdType === CmdType.Put && r.put) putTo(r.put.cf, r.put.key);
       // A conditional write's puts may not happen (its comparison fails); deleting an absent key is harmless.
       if (r.cmdType === CmdType.ConditionalWrite && r.conditionalWrite)
-        for (const w of r.conditionalWrite.writes) if (w.put) putThisTurn.push({ cf: w.put.cf, key: w.put.key });
+        for (const w of r.conditionalWrite.writes) if (w.put) putTo(w.put.cf, w.put.key);
       if (r.cmdType !== CmdType.DeleteRange || !r.deleteRange) continue;
       lists.push(await keysOfRange(kv, r.deleteRange, region, putThisTurn, reads));
     }
@@ -112,7 +117,7 @@ async function keysOfRange(
   kv: Engine,
   r: DeleteRangeRequest,
   region: Region,
-  putThisTurn: { cf: string; key: Buffer }[],
+  putThisTurn: { cf: CfName; key: Buffer }[],
   reads: ConditionalReads,
 ): Promise<Buffer[]> {
   const cf = isCfName(r.cf) ? r.cf : undefined;
@@ -134,7 +139,7 @@ async function keysOfRange(
     await snap.close();
   }
   for (const p of putThisTurn) {
-    if (p.cf !== r.cf || !keyInRange(p.key, clipped.lower, clipped.upper)) continue;
+    if (p.cf !== cf || !keyInRange(p.key, clipped.lower, clipped.upper)) continue;
     keys.push(p.key);
     // Not among the stored keys: absent as the turn began (its put, earlier in the turn, makes it present).
     if (!reads.watched(cf, p.key)) reads.set(cf, p.key, stored.has(p.key.toString("latin1")) ? PRESENT : undefined);

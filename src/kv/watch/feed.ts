@@ -157,6 +157,8 @@ export class RegionFeed {
     }
     if (this.done) return;
     await this.send({ entries: { entries: [initializedRow()] } });
+    // The watcher may have gone while the stream drained: closed, the feed must not start its timer.
+    if (this.done) return;
     this.initialized = true;
     this.timer = this.deps.runtime.setInterval(() => void this.resolve(), this.deps.options.resolvedTsIntervalMs);
     void this.pump();

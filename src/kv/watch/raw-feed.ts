@@ -134,6 +134,8 @@ export class RawRegionFeed {
       );
     }
     await this.send({ index: this.sentIndex, entries: { entries: [initializedRow()] } });
+    // The watcher may have gone while the stream drained: closed, the feed must not start its timer.
+    if (this.done) return;
     this.initialized = true;
     this.timer = this.deps.runtime.setInterval(() => this.checkLeader(), this.deps.options.leaderCheckIntervalMs);
     void this.pump();

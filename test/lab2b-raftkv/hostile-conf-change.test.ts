@@ -1,4 +1,5 @@
-// Review 2: a committed conf-change entry whose ConfChange.change_type is not one raft knows
+// (Found by an independent review; this test failed before the fix.)
+// a committed conf-change entry whose ConfChange.change_type is not one raft knows
 // (the context's ChangePeer says AddNode) passes apply's decode and epoch checks, changes the
 // region's peers, and then RawNode.applyConfChange throws ErrInvalidConfig inside applyEntries:
 // the store loop's turn rejects and every store that applies the entry stops itself (and would
@@ -9,7 +10,7 @@ import { TestCluster } from "../harness/cluster.js";
 import { AdminCmdType, RaftCmdRequest } from "../../src/proto/raft_cmdpb.js";
 import { ConfChangeType } from "../../src/raft/eraftpb.js";
 
-describe("review2: a conf-change entry with an unknown change type", () => {
+describe("a conf-change entry with an unknown change type", () => {
   let cluster: TestCluster | undefined;
   afterEach(async () => {
     await cluster?.shutdown();
@@ -47,7 +48,8 @@ describe("review2: a conf-change entry with an unknown change type", () => {
       .onLeader(
         Buffer.from("z"),
         "put z",
-        async (s, ctx) => s.write(ctx, [{ kind: "put", cf: "default", key: Buffer.from("z"), value: Buffer.from("1") }]),
+        async (s, ctx) =>
+          s.write(ctx, [{ kind: "put", cf: "default", key: Buffer.from("z"), value: Buffer.from("1") }]),
         3000,
       )
       .catch(() => undefined);

@@ -1,4 +1,5 @@
-// Review 2: apply treats a Put's cf "" as "default" (parseCf; command-shape.ts accepts ""), but
+// (Found by an independent review; this test failed before the fix.)
+// apply treats a Put's cf "" as "default" (parseCf; command-shape.ts accepts ""), but
 // the DeleteRange pre-scan (delete-range.ts keysOfRange) matches the turn's earlier puts by the
 // raw cf string (`p.cf !== r.cf`). A Put{cf:""} followed, in the same turn, by a
 // DeleteRange{cf:"default"} over its key is not listed, so the key survives the range delete on a
@@ -63,7 +64,7 @@ function fakeTarget(appliedIndex: bigint): ApplyTarget {
 }
 
 async function applyInTurns(turns: Entry[][]): Promise<Buffer | undefined> {
-  const dir = tempDir("tinykv-review2-cf-");
+  const dir = tempDir("tinykv-cf-");
   const kv = await Engine.open(dir.path);
   try {
     const target = fakeTarget(5n);
@@ -83,7 +84,7 @@ async function applyInTurns(turns: Entry[][]): Promise<Buffer | undefined> {
   }
 }
 
-describe("review2: DeleteRange pre-scan and a Put whose cf is the empty alias of default", () => {
+describe("DeleteRange pre-scan and a Put whose cf is the empty alias of default", () => {
   it("deletes the key however the replica's turns group the entries", async () => {
     const entries = [
       entry(6n, [{ cmdType: CmdType.Put, put: { cf: "", key: b("k"), value: b("v") } }]),

@@ -1,4 +1,5 @@
-// Review 2: a watcher that goes away while its feed waits for the stream to drain the
+// (Found by an independent review; this test failed before the fix.)
+// a watcher that goes away while its feed waits for the stream to drain the
 // INITIALIZED event (RawRegionFeed.start / RegionFeed.start: `await this.send(...)`) is closed
 // (service.ts finish -> feed.close(): done, stop() clears a timer not set yet); start() then goes
 // on and sets its leader-check / resolved-ts interval anyway. That interval is never cleared: one
@@ -20,7 +21,7 @@ import type { Runtime } from "../../src/util/runtime.js";
 import { realRuntime } from "../../src/util/runtime.js";
 import { tempDir } from "../harness/wait.js";
 
-const dir = tempDir("tinykv-review2-feed-");
+const dir = tempDir("tinykv-feed-");
 let kv: Engine | undefined;
 afterEach(async () => {
   await kv?.close();
@@ -37,7 +38,7 @@ const region: Region = {
   peers: [peer],
 };
 
-it("review2: a raw feed closed while it waits to send INITIALIZED leaves no interval running", async () => {
+it("a raw feed closed while it waits to send INITIALIZED leaves no interval running", async () => {
   const engine = (kv = await Engine.open(dir.path));
   const wb = engine
     .newBatch()
@@ -82,7 +83,11 @@ it("review2: a raw feed closed while it waits to send INITIALIZED leaves no inte
     fromIndex: 0n,
   });
   const quota = new FeedMemoryQuota(1 << 20);
-  const feed = new RawRegionFeed(req, { store, hub, runtime, log: silentLogger, options: DEFAULT_FEED_OPTIONS, quota }, sink);
+  const feed = new RawRegionFeed(
+    req,
+    { store, hub, runtime, log: silentLogger, options: DEFAULT_FEED_OPTIONS, quota },
+    sink,
+  );
   const started = feed.start();
   for (let i = 0; i < 100 && !drained; i++) await new Promise((r) => setTimeout(r, 10));
   expect(drained, "the feed waits for the stream to drain INITIALIZED").toBeDefined();
