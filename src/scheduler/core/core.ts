@@ -3,20 +3,13 @@ import { Cluster, Store, StoreState } from "../../proto/metapb.js";
 import type { OperatorStatus, RegionHeartbeatRequest, RequestHeader, StoreStats } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
-import { isDialableStatusAddr } from "../../util/http-status.js";
 import type { Runtime, TimerHandle } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
 import type { Clock } from "./cluster.js";
 import { ClusterModel } from "./cluster.js";
 import type { CoordinatorOptions } from "../schedule/coordinator.js";
 import { Coordinator } from "../schedule/coordinator.js";
-import {
-  ClusterIdMismatchError,
-  InvalidRequestError,
-  SchedulerError,
-  StaleRegionError,
-  StoreStateError,
-} from "../errors.js";
+import { ClusterIdMismatchError, InvalidRequestError, SchedulerError, StaleRegionError } from "../errors.js";
 import { IdAllocator } from "./id-allocator.js";
 import type { MetaKV } from "./meta-kv.js";
 import { MetaStorage } from "./meta-storage.js";
@@ -25,6 +18,7 @@ import { kindString } from "../schedule/operator.js";
 import type { RegionInfo } from "./region-info.js";
 import { epochOf, isEpochStale, newRegionInfo, sizeFromBytes } from "./region-info.js";
 import type { StoreInfo } from "./store-info.js";
+import { storeToRegister, storeWithState } from "./store-changes.js";
 import type { StoreLimitOptions } from "../schedule/store-limit.js";
 import type { TsoTimestamp } from "../tso/tso.js";
 import { TimestampOracle } from "../tso/tso.js";
@@ -212,29 +206,11 @@ export class SchedulerCore {
 
   private async doPutStore(store: Store | undefined): Promise<void> {
     this.requireBootstrapped();
-    if (!store || store.id === 0n) throw new InvalidRequestError("put store: missing store or store id 0");
-    const existing = this.cluster.getStore(store.id);
-    if (existing?.isTombstone()) throw SchedulerError.storeTombstone(store.id);
-    for (const s of this.cluster.getStores()) {
-      if (s.id !== store.id && !s.isTombstone() && s.meta.address === store.address && store.address !== "") {
-        throw new InvalidRequestError(`duplicated store address: ${store.address} is used by store ${s.id}`);
-      }
-    }
-    if (store.statusAddress !== "" && !isDialableStatusAddr(store.statusAddress)) {
-      throw new InvalidRequestError(
-        `put store ${store.id}: status address ${JSON.stringify(store.statusAddress.slice(0, 80))} is not a dialable host:port`,
-      );
-    }
-    const meta = Store.create({
-      id: store.id,
-      address: store.address,
-      state: existing?.meta.state ?? StoreState.Up,
-      statusAddress: store.statusAddress,
-    });
+    const meta = storeToRegister(this.cluster, store);
     await this.storage.saveStore(meta);
     this.cluster.putStore(meta);
     this.log.info(
-      { store_id: store.id.toString(), address: store.address, status_address: store.statusAddress },
+      { store_id: meta.id.toString(), address: meta.address, status_address: meta.statusAddress },
       "store registered",
     );
   }
@@ -249,29 +225,7 @@ export class SchedulerCore {
   }
 
   private async doSetStoreState(storeId: bigint, state: StoreState): Promise<void> {
-    const s = this.getStore(storeId);
-    if (s.isTombstone() && state !== StoreState.Tombstone) throw SchedulerError.storeTombstone(storeId);
-    if (state === StoreState.Tombstone && !s.isTombstone()) {
-      const from = StoreState[s.meta.state] ?? String(s.meta.state);
-      if (!s.isOffline()) {
-        throw new StoreStateError(
-          storeId,
-          from,
-          "Tombstone",
-          "only an Offline store can become a tombstone; set it offline first so its regions move away",
-        );
-      }
-      const left = this.cluster.regions.statsOf(storeId).regionCount;
-      if (left > 0) {
-        throw new StoreStateError(
-          storeId,
-          from,
-          "Tombstone",
-          `it still holds ${left} region${left === 1 ? "" : "s"}; wait until the scheduler has moved them all away`,
-        );
-      }
-    }
-    const meta = Store.create({ ...s.meta, state });
+    const meta = storeWithState(this.cluster, this.getStore(storeId), state);
     await this.storage.saveStore(meta);
     this.cluster.putStore(meta);
     this.log.info({ store_id: storeId.toString(), state: StoreState[state] }, "store state changed");
