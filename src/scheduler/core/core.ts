@@ -3,7 +3,7 @@ import { Cluster, Store, StoreState } from "../../proto/metapb.js";
 import type { OperatorStatus, RegionHeartbeatRequest, RequestHeader, StoreStats } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
-import type { Runtime, TimerHandle } from "../../util/runtime.js";
+import type { Runtime } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
 import type { Clock } from "./cluster.js";
 import { ClusterModel } from "./cluster.js";
@@ -15,6 +15,7 @@ import type { MetaKV } from "./meta-kv.js";
 import { MetaStorage } from "./meta-storage.js";
 import { OperatorController } from "../schedule/operator-controller.js";
 import { kindString } from "../schedule/operator.js";
+import { RegionFlusher } from "./region-flusher.js";
 import type { RegionInfo } from "./region-info.js";
 import { epochOf, isEpochStale, newRegionInfo, sizeFromBytes } from "./region-info.js";
 import type { StoreInfo } from "./store-info.js";
@@ -54,11 +55,8 @@ export class SchedulerCore {
   readonly served = { regionHeartbeats: 0, storeHeartbeats: 0, tsoRequests: 0, timestamps: 0 };
   private config: Cluster | undefined;
   private gcSafePoint = 0n;
-  private readonly dirtyRegions = new Map<bigint, Region>();
-  private readonly deletedRegions = new Set<bigint>();
-  private flushTimer: TimerHandle | undefined;
   private readonly runtime: Runtime;
-  private flushing: Promise<void> = Promise.resolve();
+  private readonly regionFlusher: RegionFlusher;
   private closed = false;
   private metaLock: Promise<void> = Promise.resolve();
 
@@ -79,6 +77,7 @@ export class SchedulerCore {
     });
     this.oc = new OperatorController(this.cluster.clock, log, opts.storeLimit);
     this.coordinator = new Coordinator(this.cluster, this.oc, ids, { log, runtime: this.runtime, ...opts.coordinator });
+    this.regionFlusher = new RegionFlusher(storage, this.runtime, log);
   }
 
   /** Loads (or creates) the cluster id and all metadata, reserves ids and a TSO window. */
@@ -127,15 +126,14 @@ export class SchedulerCore {
   /** Starts background work: the scheduling loop and the region metadata flusher. */
   start(): void {
     this.coordinator.start();
-    this.flushTimer = this.runtime.setInterval(() => void this.flushRegions(), this.opts.regionFlushMs ?? 1000);
+    this.regionFlusher.start(this.opts.regionFlushMs ?? 1000);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.coordinator.stop();
-    this.runtime.clearInterval(this.flushTimer);
-    await this.flushRegions();
+    await this.regionFlusher.stop();
     await this.storage.close();
   }
 
@@ -285,14 +283,7 @@ export class SchedulerCore {
       throw err;
     }
     this.coordinator.markSeen(region.meta.id);
-    if (result.changed) {
-      this.dirtyRegions.set(region.meta.id, region.meta);
-      this.deletedRegions.delete(region.meta.id);
-      for (const o of result.overlapped) {
-        this.dirtyRegions.delete(o.meta.id);
-        this.deletedRegions.add(o.meta.id);
-      }
-    }
+    if (result.changed) this.regionFlusher.changed(region, result.overlapped);
     if (region.meta.peers.length > 0) this.oc.dispatch(region);
     return region;
   }
@@ -376,18 +367,6 @@ export class SchedulerCore {
 
   /** Writes changed region metadata (not synced: heartbeats rebuild it anyway). */
   flushRegions(): Promise<void> {
-    this.flushing = this.flushing.then(async () => {
-      if (this.dirtyRegions.size === 0 && this.deletedRegions.size === 0) return;
-      const puts = [...this.dirtyRegions.values()];
-      const dels = [...this.deletedRegions];
-      this.dirtyRegions.clear();
-      this.deletedRegions.clear();
-      try {
-        await this.storage.saveRegions(puts, dels);
-      } catch (err) {
-        this.log.warn({ err }, "saving region metadata failed");
-      }
-    });
-    return this.flushing;
+    return this.regionFlusher.flush();
   }
 }
