@@ -1,5 +1,6 @@
 /** The tinykv-ts client library: `KvClient.connect({ scheduler })`, raw API and transactions. */
 export * from "./client.js";
+export { type KvClientOptions, schedulerRetryDeadlineMs } from "./client-options.js";
 export * from "./errors.js";
 export { KvOutcomeUnknownError } from "./outcome.js";
 export * from "./txn.js";

@@ -10,7 +10,8 @@
  * histories: no acknowledged write lost, per-key linearizability, the bank's total in every
  * snapshot. The same seed gives the same trace hash.
  */
-import { KvClient, schedulerRetryDeadlineMs } from "../../../src/client/client.js";
+import { KvClient } from "../../../src/client/client.js";
+import { schedulerRetryDeadlineMs } from "../../../src/client/client-options.js";
 import { BalanceLeaderScheduler } from "../../../src/scheduler/schedulers/balance-leader.js";
 import { createLogger, silentLogger } from "../../../src/util/logger.js";
 import { mulberry32 } from "../../../src/util/random.js";
