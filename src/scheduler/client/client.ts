@@ -8,7 +8,8 @@ import type {
   TsoRequest,
   TsoResponse,
 } from "../../proto/schedulerpb.js";
-import { ErrorType, RegionHeartbeatRequest, SchedulerClient } from "../../proto/schedulerpb.js";
+import type { RegionHeartbeatRequest } from "../../proto/schedulerpb.js";
+import { ErrorType, SchedulerClient } from "../../proto/schedulerpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
 import { retryWithBackoff } from "../../util/retry.js";
@@ -18,6 +19,7 @@ import type { TlsConfig } from "../../util/tls.js";
 import { grpcChannelCredentials } from "../../util/tls.js";
 import type { SchedulerApi, SchedulerUnaryCalls } from "../api.js";
 import { SchedulerError } from "../errors.js";
+import { RegionHeartbeatStream } from "./heartbeat-stream.js";
 import { SchedulerCalls } from "./scheduler-calls.js";
 import { TsoBatcher, TsoStreamError } from "./tso-batcher.js";
 
@@ -70,11 +72,8 @@ export function hostPort(url: string): string {
  * backoff after errors.
  */
 export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
-  private readonly handlers = new Set<(resp: RegionHeartbeatResponse) => void>();
-  private hbStream: ClientDuplexStream<RegionHeartbeatRequest, RegionHeartbeatResponse> | undefined;
-  private hbBackoffMs = 0;
-  private hbNextOpenAt = 0;
   private readonly tsoBatcher: TsoBatcher;
+  private readonly heartbeats: RegionHeartbeatStream;
   private closed = false;
   private readonly runtime: Runtime;
   /** Every unary rpc through the generated client's own method: a wrong name or type fails to compile. */
@@ -103,6 +102,13 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
     this.known = [...seeds];
     this.runtime = opts.runtime;
     this.tsoBatcher = new TsoBatcher(() => this.openTsoStream(), clusterId, opts.timeoutMs, opts.runtime);
+    this.heartbeats = new RegionHeartbeatStream(() => this.client.regionHeartbeat(), clusterId, opts, {
+      notLeader: () => void this.findLeaderAgain().catch(() => undefined),
+      // The stream may have ended because its member stopped leading: look the leader up again.
+      ended: () => {
+        if (this.known.length > 1) void this.findLeaderAgain().catch(() => undefined);
+      },
+    });
     // Each call goes to the current leader's client, read at call time (it changes at a failover).
     this.rpc = {
       getMembers: (req) => this.unary("GetMembers", (md, o, cb) => this.client.getMembers(req, md, o, cb)),
@@ -207,9 +213,7 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
       this.opts.log.info({ from: this.leader, to: found.leader }, "scheduler leader changed");
       this.client = found.client;
       this.leader = found.leader;
-      const hb = this.hbStream;
-      this.hbStream = undefined;
-      hb?.cancel();
+      this.heartbeats.resetStream();
       this.tsoBatcher.resetStream(`the scheduler leader moved to ${found.leader}`);
       old.close();
       return;
@@ -271,65 +275,24 @@ export class SchedulerRpcClient extends SchedulerCalls implements SchedulerApi {
   }
 
   /**
-   * Sends a region heartbeat on the shared stream (opened on demand). After a stream error the
-   * stream is re-opened on a later call, with exponential backoff (max 5 s); heartbeats sent while
-   * backing off are dropped (leaders send them periodically anyway). Returns whether it was sent.
+   * Sends a region heartbeat on the shared stream (see RegionHeartbeatStream: opened on demand,
+   * re-opened with backoff after an error). Returns whether it was sent.
    */
   regionHeartbeat(req: Omit<RegionHeartbeatRequest, "header"> | RegionHeartbeatRequest): boolean {
     if (this.closed) return false;
-    if (!this.hbStream) {
-      if (this.runtime.now() < this.hbNextOpenAt) return false;
-      this.openHeartbeatStream();
-    }
-    this.hbStream!.write(RegionHeartbeatRequest.create({ ...req, header: this.header }));
-    return true;
+    return this.heartbeats.send(req);
   }
 
   /** Registers a handler for scheduler commands (and errors) arriving on the heartbeat stream. */
   onRegionHeartbeatResponse(handler: (resp: RegionHeartbeatResponse) => void): () => void {
-    this.handlers.add(handler);
-    return () => this.handlers.delete(handler);
-  }
-
-  private openHeartbeatStream(): void {
-    const stream = this.client.regionHeartbeat();
-    this.hbStream = stream;
-    stream.on("data", (resp: RegionHeartbeatResponse) => {
-      if (resp.header?.error?.type === ErrorType.NOT_LEADER) {
-        void this.findLeaderAgain().catch(() => undefined);
-        return;
-      }
-      this.hbBackoffMs = 0;
-      for (const h of this.handlers) {
-        try {
-          h(resp);
-        } catch (err) {
-          this.opts.log.warn({ err }, "region heartbeat response handler threw");
-        }
-      }
-    });
-    const drop = (err?: Error) => {
-      if (this.hbStream !== stream) return;
-      this.hbStream = undefined;
-      this.hbBackoffMs = Math.min(5000, this.hbBackoffMs === 0 ? 100 : this.hbBackoffMs * 2);
-      this.hbNextOpenAt = this.runtime.now() + this.hbBackoffMs;
-      if (err && !this.closed)
-        this.opts.log.warn({ err: err.message, retry_in_ms: this.hbBackoffMs }, "region heartbeat stream failed");
-      // The stream may have ended because its member stopped leading: look the leader up again.
-      if (!this.closed && this.known.length > 1) void this.findLeaderAgain().catch(() => undefined);
-    };
-    stream.on("error", (err) => drop(err));
-    stream.on("end", () => drop());
+    return this.heartbeats.onResponse(handler);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.tsoBatcher.close();
-    if (this.hbStream) {
-      this.hbStream.cancel();
-      this.hbStream = undefined;
-    }
+    this.heartbeats.close();
     this.client.close();
   }
 }
