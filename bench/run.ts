@@ -6,7 +6,6 @@
  */
 import "../src/cli/v8-tiering.js";
 import { parseArgs } from "node:util";
-import type { RecordableHistogram } from "node:perf_hooks";
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -15,13 +14,15 @@ import { createDriver, TINYKV_DRIVER_KINDS } from "./drivers/index.js";
 import { TinyKvRawDriver } from "./drivers/tinykv-raw.js";
 import type { DriverOptions } from "./drivers/types.js";
 import { KEY_PREFIX } from "./keys.js";
-import { busyShare, cpuSample, procsCpuSeconds } from "./machine.js";
+import { busyShare, cpuSample } from "./machine.js";
 import type { LocalCluster } from "./cluster.js";
 import { startEtcd, startTinyKv } from "./cluster.js";
-import type { OpKind, Workload } from "./worker.js";
+import type { Workload } from "./worker.js";
 import type { Row } from "./report.js";
-import { fmtMs, newHist, rowOf, table } from "./report.js";
+import { table } from "./report.js";
 import { WorkerHandle } from "./worker-handle.js";
+import type { RunSettings } from "./workload-run.js";
+import { runWorkload } from "./workload-run.js";
 
 const USAGE = `Usage: node dist/bench/run.js [flags]
 
@@ -133,6 +134,7 @@ const timeoutMs = num(a["timeout-ms"], "timeout-ms", 1);
 const tinykvDriver = a["tinykv-driver"] as TinyKvDriverKind;
 if (!TINYKV_DRIVER_KINDS.includes(tinykvDriver)) die(`invalid --tinykv-driver ${a["tinykv-driver"]}`);
 const etcdPort = num(a["etcd-port"], "etcd-port", 1);
+const runSettings: RunSettings = { target, warmupS, durationS, timeoutMs };
 
 async function waitEtcdReady(endpoints: string[], deadlineMs: number, died?: Promise<never>): Promise<void> {
   const d = await createDriver("etcd", { endpoints, channels: 1, timeoutMs: 1000, keyPrefix: KEY_PREFIX });
@@ -294,7 +296,7 @@ async function main(): Promise<void> {
         if (ok < keys) throw new Error(`load incomplete: ${ok}/${keys}`);
         loaded = true;
       }
-      rows.push(...(await runWorkload(workload, handles, lc ? lc.pids : {})));
+      rows.push(...(await runWorkload(workload, handles, lc ? lc.pids : {}, runSettings)));
       const dead = lc?.exited() ?? {};
       if (Object.keys(dead).length > 0) {
         const msg = `cluster processes exited during ${workload}: ${JSON.stringify(dead)}; logs in ${lc!.dir}`;
@@ -351,123 +353,6 @@ async function main(): Promise<void> {
   } finally {
     await cleanup();
   }
-}
-
-async function runWorkload(workload: Workload, handles: WorkerHandle[], procs: Record<string, number>): Promise<Row[]> {
-  const serverPids = Object.values(procs);
-  const hists = new Map<OpKind, RecordableHistogram>();
-  const total = newHist();
-  const errors: Record<string, number> = {};
-  let secHist = newHist();
-  let secErrors = 0;
-  let measuredErrors = 0;
-  for (const h of handles)
-    h.onBatch = (m) => {
-      for (const [kind, arr] of Object.entries(m.lat) as [OpKind, Float64Array][]) {
-        let kh = hists.get(kind);
-        if (m.measured && !kh) hists.set(kind, (kh = newHist()));
-        for (let i = 0; i < arr.length; i++) {
-          const us = Math.max(1, Math.round(arr[i]!));
-          secHist.record(us);
-          if (m.measured) {
-            kh!.record(us);
-            total.record(us);
-          }
-        }
-      }
-      for (const [k, n] of Object.entries(m.errors)) {
-        secErrors += n;
-        if (m.measured) {
-          errors[k] = (errors[k] ?? 0) + n;
-          measuredErrors += n;
-        }
-      }
-    };
-  const start = Date.now();
-  const warmupEndAt = start + warmupS * 1000;
-  const endAt = warmupEndAt + durationS * 1000;
-  const label = `${target} ${workload}`;
-  let lastTick = start;
-  let cpuAtWarmupEnd:
-    | {
-        cpu: NodeJS.CpuUsage;
-        box: ReturnType<typeof cpuSample>;
-        srv: number | undefined;
-        byProc: Record<string, number | undefined>;
-      }
-    | undefined;
-  let cpuAtEnd: typeof cpuAtWarmupEnd;
-  const snap = () => ({
-    cpu: process.cpuUsage(),
-    box: cpuSample(),
-    srv: procsCpuSeconds(serverPids),
-    byProc: Object.fromEntries(Object.entries(procs).map(([n, pid]) => [n, procsCpuSeconds([pid])])),
-  });
-  const tw = setTimeout(() => (cpuAtWarmupEnd = snap()), warmupEndAt - Date.now());
-  const te = setTimeout(() => (cpuAtEnd = snap()), endAt - Date.now());
-  let lastBox = cpuSample();
-  const progress = setInterval(() => {
-    const t = Date.now();
-    const box = cpuSample();
-    const busy = busyShare(lastBox, box);
-    lastBox = box;
-    const el = (t - start) / 1000;
-    const phase = t < warmupEndAt ? "warmup" : t < endAt ? "run" : "drain";
-    const rate = (secHist.count / ((t - lastTick) / 1000)).toFixed(0);
-    const p = secHist.count
-      ? ` p50=${fmtMs(secHist.percentile(50))} p99=${fmtMs(secHist.percentile(99))} max=${fmtMs(secHist.max)} ms`
-      : "";
-    process.stderr.write(
-      `[${label}] ${el.toFixed(0).padStart(3)}s ${phase.padEnd(6)} ops/s=${rate.padStart(6)}${p} errors=${secErrors} (total ${measuredErrors})${busy === undefined ? "" : ` box=${Math.round(busy * 100)}%`}\n`,
-    );
-    secHist = newHist();
-    secErrors = 0;
-    lastTick = t;
-  }, 1000);
-  try {
-    const res = await Promise.all(
-      handles.map((h) =>
-        h.request({ cmd: "run", workload, warmupEndAt, endAt }, warmupS * 1000 + durationS * 1000 + timeoutMs + 10_000),
-      ),
-    );
-    for (const m of res) if (m.type !== "done") throw new Error(m.type === "fatal" ? m.message : "run failed");
-  } finally {
-    clearInterval(progress);
-    clearTimeout(tw);
-    clearTimeout(te);
-  }
-  const rows = [rowOf(target, durationS, workload, total, errors)];
-  if (cpuAtWarmupEnd && cpuAtEnd) {
-    const used = (cpuAtEnd.cpu.user - cpuAtWarmupEnd.cpu.user + cpuAtEnd.cpu.system - cpuAtWarmupEnd.cpu.system) / 1e6;
-    rows[0]!.clientCpuCores = used / durationS;
-    rows[0]!.machineBusy = busyShare(cpuAtWarmupEnd.box, cpuAtEnd.box);
-    if (total.count > 0) {
-      rows[0]!.clientCpuMsPerOp = (used * 1000) / total.count;
-      if (cpuAtEnd.srv !== undefined && cpuAtWarmupEnd.srv !== undefined)
-        rows[0]!.serverCpuMsPerOp = ((cpuAtEnd.srv - cpuAtWarmupEnd.srv) * 1000) / total.count;
-      if (serverPids.length > 0) {
-        const by: Record<string, number> = {};
-        let all = true;
-        for (const n of Object.keys(procs)) {
-          const e = cpuAtEnd.byProc[n];
-          const w = cpuAtWarmupEnd.byProc[n];
-          if (e === undefined || w === undefined) all = false;
-          else by[n] = Math.round(((e - w) * 1e6) / total.count) / 1000;
-        }
-        rows[0]!.serverCpuMsPerOpByProc = by;
-        // A process that exited during the window makes the sum meaningless.
-        if (!all) rows[0]!.serverCpuMsPerOp = undefined;
-        const busy = rows[0]!.machineBusy;
-        if (all && busy !== undefined && cpuAtEnd.srv !== undefined && cpuAtWarmupEnd.srv !== undefined)
-          rows[0]!.otherCpuCores = Math.max(
-            0,
-            busy * cpus().length - used / durationS - (cpuAtEnd.srv - cpuAtWarmupEnd.srv) / durationS,
-          );
-      }
-    }
-  }
-  if (hists.size > 1) for (const [kind, h] of hists) rows.push(rowOf(target, durationS, `${workload}:${kind}`, h, {}));
-  return rows;
 }
 
 main().then(
