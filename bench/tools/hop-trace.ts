@@ -2,7 +2,8 @@
 /**
  * Lines up the hop trace (src/util/hop-trace.ts) of a 1-client write benchmark, write by write,
  * across the client, the leader and the followers, and prints each hop's time since the client
- * sent the write (median, p90), in the order the hops happen, and one sample write.
+ * sent the write (median, p90), in the order the hops happen, and one sample write; then where
+ * the slowest 1% of writes lose their time: each hop's step in them against its step in all.
  *
  *   TINYKV_HOP_TRACE=/tmp/trace node dist/bench/run.js --target tinykv --start-cluster \
  *     --workload put --concurrency 1 --workers 1
@@ -105,6 +106,43 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
+/** The slowest 1% of writes (by the client's answer): the steps that grew most against all writes. */
+function printTail(perWrite: ReadonlyArray<Array<[string, number]>>, keys: string[]): void {
+  const answered = (w: Array<[string, number]>) => w.find(([k]) => k === "client client.recv")?.[1] ?? 0;
+  const totals = perWrite.map(answered).sort((a, b) => a - b);
+  if (totals.length < 100) return;
+  const cut = quantile(totals, 0.99);
+  const slow = perWrite.filter((w) => answered(w) >= cut);
+  const grown = keys
+    .slice(1)
+    .map((k) => {
+      const all = stepsTo(perWrite, k);
+      const tail = stepsTo(slow, k);
+      if (all.length === 0 || tail.length === 0) return undefined;
+      const mean = (l: number[]) => l.reduce((a, b) => a + b, 0) / l.length;
+      return {
+        k,
+        all: quantile(all, 0.5),
+        tail: quantile(tail, 0.5),
+        tailMean: mean(tail),
+        extra: mean(tail) - mean(all),
+      };
+    })
+    .filter((r) => r !== undefined)
+    .sort((a, b) => b.extra - a.extra)
+    .slice(0, 12);
+  process.stdout.write(
+    `\nthe slowest 1% (${slow.length} writes, answered after ${cut.toFixed(3)} ms or later): steps that grew most (mean in the tail minus mean over all)\n\n`,
+  );
+  process.stdout.write(
+    "| hop | step p50 all | step p50 tail | step mean tail | grew by ms |\n|---|---:|---:|---:|---:|\n",
+  );
+  for (const r of grown)
+    process.stdout.write(
+      `| ${r.k} | ${r.all.toFixed(3)} | ${r.tail.toFixed(3)} | ${r.tailMean.toFixed(3)} | ${r.extra.toFixed(3)} |\n`,
+    );
+}
+
 function main(): void {
   const dir = process.argv[2];
   if (!dir) {
@@ -177,6 +215,12 @@ function main(): void {
     const step = steps.length > 0 ? quantile(steps, 0.5).toFixed(3) : "";
     process.stdout.write(`| ${r.k} | ${r.p50.toFixed(3)} | ${r.p90.toFixed(3)} | ${step} | ${r.n} |\n`);
   });
+  // Only the hops before the answer (a follower's apply comes after it).
+  const answeredAt = rows.find((r) => r.k === "client client.recv")?.p50 ?? Infinity;
+  printTail(
+    perWrite,
+    rows.filter((r) => r.p50 <= answeredAt).map((r) => r.k),
+  );
   if (sample) {
     process.stdout.write("\nwrite #50:\n");
     for (const [k, dt] of sample) process.stdout.write(`  ${dt.toFixed(3).padStart(8)}  ${k}\n`);
