@@ -1,6 +1,6 @@
 import type * as grpc from "@grpc/grpc-js";
 import { MessageType } from "../../proto/eraftpb.js";
-import type { RaftMessage, SnapshotChunk } from "../../proto/raft_serverpb.js";
+import type { RaftMessage } from "../../proto/raft_serverpb.js";
 import { TinyKvClient } from "../../proto/tinykvpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
@@ -13,13 +13,8 @@ import { grpcChannelCredentials } from "../../util/tls.js";
 import type { LinkFailure, QueuedMessage } from "./grpc-destination.js";
 import { Destination, ReconnectBackoff } from "./grpc-destination.js";
 import type { TransportError } from "./errors.js";
-import {
-  InvalidRaftMessageError,
-  SnapshotSendError,
-  StoreNotFoundError,
-  DestinationUnreachableError,
-} from "./errors.js";
-import { streamSnapshotCall } from "./grpc-snapshot.js";
+import { InvalidRaftMessageError, StoreNotFoundError, DestinationUnreachableError } from "./errors.js";
+import { SnapshotSender } from "./grpc-snapshot-sender.js";
 import { fitRaftMessage, MAX_RAFT_MESSAGE_BYTES } from "./message-size.js";
 import { SNAPSHOT_CHUNK_BYTES } from "./snapshot-chunks.js";
 import type { RaftTransport, SnapshotSource, StoreResolver, TransportEvents } from "./transport.js";
@@ -71,7 +66,6 @@ export interface GrpcTransportOptions {
   tls?: TlsConfig;
 }
 
-const MAX_WAITING_SNAPSHOTS = 8;
 /** Raft messages buffered in the grpc-js stream before we wait for 'drain' (its own mark is 16). */
 const RAFT_WRITE_WINDOW = 256;
 const CLOSE_GRACE_MS = 1000;
@@ -90,8 +84,7 @@ export class GrpcTransport implements RaftTransport {
   /** Counters for tests and metrics. */
   readonly stats = { written: 0, dropped: 0, streamsOpened: 0, streamFailures: 0, backpressureWaits: 0 };
   private readonly dests = new Map<bigint, RaftDestination>();
-  private readonly snapshotCalls = new Set<grpc.ClientWritableStream<SnapshotChunk>>();
-  private readonly snapshotTasks = new Set<Promise<void>>();
+  private readonly snapshots: SnapshotSender;
   private readonly log: Logger;
   private readonly runtime: Runtime;
   private readonly events: TransportEvents;
@@ -101,9 +94,6 @@ export class GrpcTransport implements RaftTransport {
   private readonly maxQueuedBytes: number;
   private readonly maxInFlightBytes: number;
   private readonly maxMessageBytes: number;
-  private readonly maxSnapshots: number;
-  private readonly chunkBytes: number;
-  private readonly snapshotTimeoutMs: number;
   /** A deferred flush is pending (flush() and close() cancel it by clearing this). */
   private flushScheduled = false;
   private closed = false;
@@ -118,9 +108,20 @@ export class GrpcTransport implements RaftTransport {
     this.maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
     this.maxInFlightBytes = opts.maxInFlightBytes ?? 32 * 1024 * 1024;
     this.maxMessageBytes = Math.min(opts.maxMessageBytes ?? MAX_RAFT_MESSAGE_BYTES, MAX_RAFT_MESSAGE_BYTES);
-    this.maxSnapshots = opts.maxConcurrentSnapshots ?? 2;
-    this.chunkBytes = opts.snapshotChunkBytes ?? SNAPSHOT_CHUNK_BYTES;
-    this.snapshotTimeoutMs = opts.snapshotTimeoutMs ?? 10 * 60_000;
+    this.snapshots = new SnapshotSender({
+      log: this.log,
+      runtime: this.runtime,
+      source: opts.snapshotSource,
+      tls: opts.tls,
+      channelOptions: RAFT_CHANNEL_OPTIONS,
+      chunkBytes: opts.snapshotChunkBytes ?? SNAPSHOT_CHUNK_BYTES,
+      timeoutMs: opts.snapshotTimeoutMs ?? 10 * 60_000,
+      maxConcurrent: opts.maxConcurrentSnapshots ?? 2,
+      resolve: (storeId) => this.resolve(storeId),
+      onStatus: (msg, ok) => {
+        if (!this.closed) this.events.onSnapshotStatus?.(msg, ok);
+      },
+    });
   }
 
   send(msg: RaftMessage): void {
@@ -129,9 +130,7 @@ export class GrpcTransport implements RaftTransport {
     if (this.closed) return; // the store is stopping: its raft is gone, nobody to tell
     const dest = this.dest(to);
     if (msg.message?.msgType === MessageType.MsgSnapshot) {
-      const task = this.sendSnapshot(dest, msg);
-      this.snapshotTasks.add(task);
-      void task.finally(() => this.snapshotTasks.delete(task));
+      this.snapshots.send(dest, msg);
       return;
     }
     if (dest.isBackingOff(this.runtime.now())) {
@@ -185,7 +184,7 @@ export class GrpcTransport implements RaftTransport {
     if (this.closed) return;
     this.closed = true;
     this.flushScheduled = false;
-    for (const call of this.snapshotCalls) call.cancel();
+    const snapshotsEnded = this.snapshots.close();
     const ends: Promise<void>[] = [];
     for (const dest of this.dests.values()) {
       // Stopping: unsent messages are lost as in a crash; raft state is on disk.
@@ -196,7 +195,7 @@ export class GrpcTransport implements RaftTransport {
         ends.push(this.withGrace(link.done, CLOSE_GRACE_MS).then(() => link.client.close()));
       }
     }
-    await Promise.all([...ends, ...this.snapshotTasks]);
+    await Promise.all([...ends, snapshotsEnded]);
   }
 
   private dest(storeId: bigint): RaftDestination {
@@ -361,80 +360,10 @@ export class GrpcTransport implements RaftTransport {
     });
   }
 
-  private async sendSnapshot(dest: RaftDestination, msg: RaftMessage): Promise<void> {
-    if (dest.snapshotsActive >= this.maxSnapshots) {
-      if (dest.snapshotWaiters.length >= MAX_WAITING_SNAPSHOTS) {
-        this.log.warn(
-          { to_store: dest.storeId, region_id: msg.regionId },
-          "too many snapshots queued for store: failing this one",
-        );
-        this.snapshotStatus(msg, false);
-        return;
-      }
-      await new Promise<void>((r) => dest.snapshotWaiters.push(r));
-      if (this.closed) return;
-    }
-    dest.snapshotsActive++;
-    const started = this.runtime.now();
-    try {
-      const bytes = await this.streamSnapshot(dest, msg);
-      this.log.info(
-        { to_store: dest.storeId, region_id: msg.regionId, bytes, ms: this.runtime.now() - started },
-        "snapshot sent",
-      );
-      this.snapshotStatus(msg, true);
-    } catch (err) {
-      if (!this.closed) this.log.warn({ err, to_store: dest.storeId, region_id: msg.regionId }, "snapshot send failed");
-      this.snapshotStatus(msg, false);
-    } finally {
-      dest.snapshotsActive--;
-      dest.snapshotWaiters.shift()?.();
-    }
-  }
-
-  /** One Snapshot call on its own connection; resolves with the data bytes sent once the peer answered Done. */
-  private async streamSnapshot(dest: RaftDestination, msg: RaftMessage): Promise<number> {
-    const fail = (cause: unknown) => new SnapshotSendError(dest.storeId, msg.regionId, cause);
-    let addr = dest.addr;
-    try {
-      addr ??= await this.resolve(dest.storeId);
-    } catch (err) {
-      throw fail(err);
-    }
-    if (this.closed) throw fail("transport closed");
-    const client = new TinyKvClient(addr, grpcChannelCredentials(this.opts.tls), RAFT_CHANNEL_OPTIONS);
-    let call: grpc.ClientWritableStream<SnapshotChunk> | undefined;
-    try {
-      return await streamSnapshotCall({
-        client,
-        msg,
-        source: this.opts.snapshotSource,
-        chunkBytes: this.chunkBytes,
-        timeoutMs: this.snapshotTimeoutMs,
-        runtime: this.runtime,
-        onCall: (c) => {
-          call = c;
-          this.snapshotCalls.add(c);
-        },
-      });
-    } catch (err) {
-      throw fail(err);
-    } finally {
-      if (call) this.snapshotCalls.delete(call);
-      client.close();
-    }
-  }
-
   /** Waits for `p`, but no longer than `ms`. */
   private withGrace(p: Promise<void>, ms: number): Promise<void> {
     let timer: TimerHandle | undefined;
     const timeout = new Promise<void>((r) => (timer = this.runtime.setTimeout(r, ms)));
     return Promise.race([p, timeout]).finally(() => this.runtime.clearTimeout(timer));
-  }
-
-  private snapshotStatus(msg: RaftMessage, ok: boolean): void {
-    queueMicrotask(() => {
-      if (!this.closed) this.events.onSnapshotStatus?.(msg, ok);
-    });
   }
 }
