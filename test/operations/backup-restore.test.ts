@@ -93,6 +93,8 @@ describe(`backup and restore (${ctx})`, () => {
     await setup.commit();
     for (let i = 0; i < 40; i++) await kv.put(`raw-${i}`, `value-${i}`);
     await kv.put("raw-in-lock-cf", "lock-cf-value", "lock");
+    // A key with a ttl must come back with it (about the time it had left), not as a key forever.
+    await kv.put("raw-ttl", "expiring", "", { ttlSeconds: 3600 });
     await waitFor(async () => ((await kv.getAllRegions()).length >= 2 ? true : undefined), {
       timeoutMs: 20_000,
       message: `the source cluster never split into 2+ regions (${ctx})`,
@@ -158,8 +160,16 @@ describe(`backup and restore (${ctx})`, () => {
     expect(total, `bank total after restore (${ctx})`).toBe(ACCOUNTS * INITIAL);
     const raw = await target.kv.scan("", "", 1000);
     expect(new Map(raw.map((p) => [p.key.toString(), p.value.toString()])), `restored raw data (${ctx})`).toEqual(
-      new Map(Array.from({ length: 40 }, (_, i) => [`raw-${i}`, `value-${i}`])),
+      new Map([
+        ...Array.from({ length: 40 }, (_, i): [string, string] => [`raw-${i}`, `value-${i}`]),
+        ["raw-ttl", "expiring"],
+      ]),
     );
+    const ttlLeft = await target.kv.keyTtl("raw-ttl");
+    expect(ttlLeft, `the restored raw-ttl key's remaining ttl in s (${ctx})`).toBeDefined();
+    expect(ttlLeft!).toBeGreaterThan(3000);
+    expect(ttlLeft!).toBeLessThanOrEqual(3600);
+    expect(await target.kv.keyTtl("raw-0"), "a key without a ttl stays without one (0: never expires)").toBe(0);
     expect((await target.kv.get("raw-in-lock-cf", "lock"))?.toString()).toBe("lock-cf-value");
 
     // Restoring again: the cluster is no longer empty.
