@@ -2,6 +2,7 @@
  * Raw scans across regions, forward and reverse (RawScan with TiKV's reverse semantics). Neither
  * is a snapshot across regions: each region is read at its own moment.
  */
+import type { KvPair } from "../proto/kvrpcpb.js";
 import { KvRequestError } from "./errors.js";
 import type { ReadRouting } from "./read-options.js";
 import type { RpcTarget } from "./region-cache.js";
@@ -49,7 +50,7 @@ export async function forwardScanAcrossRegions(
       if (Buffer.compare(kv.key, cursor) < 0) continue;
       if (regionEnd.length > 0 && Buffer.compare(kv.key, regionEnd) >= 0) continue;
       if (end.length > 0 && Buffer.compare(kv.key, end) >= 0) continue;
-      out.push({ key: kv.key, value: kv.value });
+      out.push(scanned(kv));
     }
     const last = resp.kvs[resp.kvs.length - 1];
     const pageFull = resp.kvs.length >= want && last !== undefined;
@@ -116,9 +117,16 @@ export async function reverseScanAcrossRegions(
     const kvs = resp.kvs.filter(
       (kv) => Buffer.compare(kv.key, w.lo) >= 0 && (w.hi.length === 0 || Buffer.compare(kv.key, w.hi) < 0),
     );
-    for (const kv of kvs.slice(0, limit - out.length)) out.push({ key: kv.key, value: kv.value });
+    for (const kv of kvs.slice(0, limit - out.length)) out.push(scanned(kv));
     const last = resp.kvs[resp.kvs.length - 1];
     if (resp.kvs.length >= want && last && Buffer.compare(last.key, w.lo) > 0) windows.push({ lo: w.lo, hi: last.key });
   }
   return out;
+}
+
+/** A scanned pair, with its expiry when it has one (servers before it was answered never set it). */
+function scanned(kv: KvPair): KvEntry {
+  const entry: KvEntry = { key: kv.key, value: kv.value };
+  if (kv.expiresAtMs > 0n) entry.expiresAtMs = Number(kv.expiresAtMs);
+  return entry;
 }

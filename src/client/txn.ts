@@ -27,6 +27,8 @@ export function toBuf(b: Bytes): Buffer {
 export interface KvEntry {
   key: Buffer;
   value: Buffer;
+  /** A raw scan's pair with a ttl: when it expires (ms since the epoch). */
+  expiresAtMs?: number;
 }
 
 /** What a transaction needs from its client. */

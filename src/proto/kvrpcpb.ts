@@ -249,6 +249,11 @@ export interface KvPair {
   error?: KeyError | undefined;
   key: Buffer;
   value: Buffer;
+  /**
+   * Ours (issue 18): when the raw pair expires, in ms since the Unix epoch; 0 = never. Set by
+   * RawScan only (backup keeps ttls with it); an old TinyKV client never sees it.
+   */
+  expiresAtMs: bigint;
 }
 
 export interface Mutation {
@@ -2978,7 +2983,7 @@ export const WriteConflict: MessageFns<WriteConflict> = {
 };
 
 function createBaseKvPair(): KvPair {
-  return { error: undefined, key: Buffer.alloc(0), value: Buffer.alloc(0) };
+  return { error: undefined, key: Buffer.alloc(0), value: Buffer.alloc(0), expiresAtMs: 0n };
 }
 
 export const KvPair: MessageFns<KvPair> = {
@@ -2991,6 +2996,12 @@ export const KvPair: MessageFns<KvPair> = {
     }
     if (message.value.length !== 0) {
       writer.uint32(26).bytes(message.value);
+    }
+    if (message.expiresAtMs !== 0n) {
+      if (BigInt.asUintN(64, message.expiresAtMs) !== message.expiresAtMs) {
+        throw new globalThis.Error("value provided for field message.expiresAtMs of type uint64 too large");
+      }
+      writer.uint32(808).uint64(message.expiresAtMs);
     }
     return writer;
   },
@@ -3032,6 +3043,14 @@ export const KvPair: MessageFns<KvPair> = {
             message.value = Buffer.from(reader.bytes());
             continue;
           }
+          case 101: {
+            if (tag !== 808) {
+              break;
+            }
+
+            message.expiresAtMs = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3054,6 +3073,9 @@ export const KvPair: MessageFns<KvPair> = {
       : undefined;
     message.key = object.key ?? Buffer.alloc(0);
     message.value = object.value ?? Buffer.alloc(0);
+    message.expiresAtMs = (object.expiresAtMs !== undefined && object.expiresAtMs !== null)
+      ? BigInt(object.expiresAtMs)
+      : 0n;
     return message;
   },
 };

@@ -60,6 +60,30 @@ describe("backup files", () => {
     ).toEqual(["a=1", 'b\u0000\n=x"y']);
   });
 
+  it("keeps a raw pair's expiry and refuses one that is not a raw pair's expiry", async () => {
+    const d = mkdtempSync(join(dir.path, "e-"));
+    const w = new BackupFileWriter(d, "raw-default.jsonl", "raw", "default");
+    w.add(Buffer.from("t"), Buffer.from("1"), 1_800_000_000_000);
+    w.add(Buffer.from("p"), Buffer.from("2"));
+    const entry = w.finish();
+    const got = [];
+    for await (const p of readPairs(d, entry)) got.push([p.key.toString(), p.expiresAtMs]);
+    expect(got).toEqual([
+      ["t", 1_800_000_000_000],
+      ["p", undefined],
+    ]);
+    const bad = (name: string, kind: "txn" | "raw", line: string) => {
+      writeFileSync(join(d, name), `${line}\n`);
+      return readPairs(d, { ...entry, name, kind, count: 1 });
+    };
+    const drain = async (it: AsyncGenerator<unknown>) => {
+      for await (const _ of it);
+    };
+    await expect(drain(bad("txn-e.jsonl", "txn", '{"k":"YQ==","v":"MQ==","e":5}'))).rejects.toThrow(/"e" must be/);
+    await expect(drain(bad("raw-e.jsonl", "raw", '{"k":"YQ==","v":"MQ==","e":"soon"}'))).rejects.toThrow(/"e" must be/);
+    await expect(drain(bad("raw-0.jsonl", "raw", '{"k":"YQ==","v":"MQ==","e":-1}'))).rejects.toThrow(/"e" must be/);
+  });
+
   it("refuses a changed byte, naming the file", async () => {
     const b = writeBackup(dir.path, [["a", "1"]]);
     const path = join(b, "txn.jsonl");

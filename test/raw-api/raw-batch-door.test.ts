@@ -6,6 +6,7 @@ import type { StandaloneNode } from "../../src/cli/standalone-node.js";
 import { startStandaloneServer } from "../../src/cli/standalone-node.js";
 import { BatchedKvRpc } from "../../src/client/kv-batch-rpc.js";
 import { TinyKvRpc } from "../../src/client/kv-rpc.js";
+import { KvPair } from "../../src/proto/kvrpcpb.js";
 import { MAX_BATCH_BYTES, MAX_BATCH_KEYS, MAX_KEY_BYTES } from "../../src/kv/server/limits.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { tempDir, waitFor } from "../harness/wait.js";
@@ -37,7 +38,7 @@ async function everything(): Promise<string[]> {
 describe("raw batch rpcs refuse bad input whole", () => {
   it("each bad batch gets a clear error and writes nothing", async () => {
     const before = await everything();
-    const pair = (key: Buffer, value = b("v")) => ({ key, value });
+    const pair = (key: Buffer, value = b("v")) => KvPair.create({ key, value });
     const cases: [string, Promise<{ error: string }>, RegExp][] = [
       ["empty put batch", rpc.rawBatchPut({ pairs: [] }), /batch is empty/],
       [
@@ -117,7 +118,7 @@ describe("BatchCommands carries the raw batch and range calls", () => {
   it("answers them as the unary rpcs do, over the stream", async () => {
     const c = new BatchedKvRpc(`127.0.0.1:${node.port}`);
     try {
-      await c.rawBatchPut({ pairs: [1, 2, 3].map((i) => ({ key: b(`bc-${i}`), value: b(`${i}`) })) });
+      await c.rawBatchPut({ pairs: [1, 2, 3].map((i) => KvPair.create({ key: b(`bc-${i}`), value: b(`${i}`) })) });
       await waitFor(() => (c.mode === "stream" ? true : undefined), {
         timeoutMs: 5000,
         message: "the stream never opened",

@@ -1,6 +1,7 @@
 /**
  * The on-disk layout of a tinykv-ctl backup: a manifest plus one JSON-lines file per key space,
- * each line {"k": base64, "v": base64}. Readers treat every byte as untrusted: the manifest is
+ * each line {"k": base64, "v": base64}, and for a raw pair with a ttl "e": its expiry in ms since the
+ * epoch (a backup without "e" reads as before). Readers treat every byte as untrusted: the manifest is
  * validated field by field and every file is checked against its sha256 before anything loads.
  */
 import { createHash } from "node:crypto";
@@ -52,6 +53,13 @@ export class BackupFormatError extends Error {
   }
 }
 
+/** One line of a data file. */
+interface BackupPair {
+  k: string;
+  v: string;
+  e?: number;
+}
+
 /** Appends key/value lines to one file, hashing as it goes; `finish` fsyncs and returns its entry. */
 export class BackupFileWriter {
   private readonly fd: number;
@@ -68,8 +76,11 @@ export class BackupFileWriter {
     this.fd = openSync(join(dir, name), "wx");
   }
 
-  add(key: Buffer, value: Buffer): void {
-    const line = Buffer.from(JSON.stringify({ k: key.toString("base64"), v: value.toString("base64") }) + "\n");
+  /** `expiresAtMs`: a raw pair's expiry (ms since the epoch), kept as "e" so restore puts it back with its ttl. */
+  add(key: Buffer, value: Buffer, expiresAtMs?: number): void {
+    const pair: BackupPair = { k: key.toString("base64"), v: value.toString("base64") };
+    if (expiresAtMs !== undefined) pair.e = expiresAtMs;
+    const line = Buffer.from(JSON.stringify(pair) + "\n");
     writeSync(this.fd, line);
     this.hash.update(line);
     this.count++;
@@ -186,7 +197,10 @@ export async function verifyFile(dir: string, entry: BackupFileEntry): Promise<v
 }
 
 /** The pairs of one verified file, in order, each line validated. */
-export async function* readPairs(dir: string, entry: BackupFileEntry): AsyncGenerator<{ key: Buffer; value: Buffer }> {
+export async function* readPairs(
+  dir: string,
+  entry: BackupFileEntry,
+): AsyncGenerator<{ key: Buffer; value: Buffer; expiresAtMs?: number }> {
   const lines = readline.createInterface({ input: createReadStream(join(dir, entry.name)), crlfDelay: Infinity });
   let n = 0;
   for await (const line of lines) {
@@ -207,7 +221,14 @@ export async function* readPairs(dir: string, entry: BackupFileEntry): AsyncGene
     ) {
       throw new BackupFormatError(entry.name, `line ${n} is not {"k": base64 key, "v": base64 value}`);
     }
-    yield { key: Buffer.from(obj.k, "base64"), value: Buffer.from(obj.v, "base64") };
+    const pair = { key: Buffer.from(obj.k, "base64"), value: Buffer.from(obj.v, "base64") };
+    if (obj.e === undefined) {
+      yield pair;
+      continue;
+    }
+    if (entry.kind !== "raw" || !Number.isSafeInteger(obj.e) || (obj.e as number) <= 0)
+      throw new BackupFormatError(entry.name, `line ${n}: "e" must be a raw pair's expiry, ms since the epoch`);
+    yield { ...pair, expiresAtMs: obj.e as number };
   }
   if (n !== entry.count) throw new BackupFormatError(entry.name, `holds ${n} pairs, the manifest says ${entry.count}`);
 }

@@ -1,7 +1,7 @@
 /**
  * `tinykv-ctl backup --to DIR`: transactional data as of one TSO timestamp (KvScan at that ts,
- * region by region, resolving locks as any reader does), then raw data region by region (RawScan;
- * not point-in-time: raw writes have no timestamps), then a manifest written last, so a backup
+ * region by region, resolving locks as any reader does), then raw data region by region (RawScan,
+ * each pair with its expiry when it has a ttl; not point-in-time: raw writes have no timestamps), then a manifest written last, so a backup
  * that stopped half way has none and restore refuses it. The cluster keeps serving throughout.
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, writeSync } from "node:fs";
@@ -95,7 +95,7 @@ export async function backup(kv: KvClient, dir: string, progress: (line: string)
         r.region.startKey,
         r.region.endKey,
         (from, end, limit) => kv.scan(from, end, limit, cf),
-        (p) => raw.add(p.key, p.value),
+        (p) => raw.add(p.key, p.value, p.expiresAtMs),
       );
       entries[i]!.rawKeys += n;
       if (n > 0) progress(`backup: raw cf ${cf}, region ${i + 1}/${regions.length} (id ${r.region.id}): ${n} keys`);

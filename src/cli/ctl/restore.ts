@@ -89,8 +89,9 @@ async function restoreRawFile(
   file: BackupFileEntry,
   progress: (line: string) => void,
 ): Promise<void> {
-  let batch: { key: Buffer; value: Buffer }[] = [];
+  let batch: { key: Buffer; value: Buffer; ttlSeconds?: number }[] = [];
   let done = 0;
+  let expired = 0;
   const report = fileProgress(`raw cf ${file.cf}`, file.count, progress);
   const flush = async () => {
     await kv.batchPut(batch, file.cf);
@@ -98,11 +99,21 @@ async function restoreRawFile(
     batch = [];
     report(done);
   };
-  for await (const pair of readPairs(dir, file)) {
-    batch.push(pair);
+  for await (const { key, value, expiresAtMs } of readPairs(dir, file)) {
+    if (expiresAtMs === undefined) batch.push({ key, value });
+    else {
+      // The time it had left, counted from now: a restored key expires when the original would have.
+      const ttlSeconds = Math.ceil((expiresAtMs - Date.now()) / 1000);
+      if (ttlSeconds <= 0) {
+        expired++;
+        continue;
+      }
+      batch.push({ key, value, ttlSeconds });
+    }
     if (batch.length >= RAW_BATCH) await flush();
   }
   if (batch.length > 0) await flush();
+  if (expired > 0) progress(`restore: raw cf ${file.cf}: ${expired} keys had expired since the backup, left out`);
 }
 
 export async function restore(kv: KvClient, dir: string, progress: (line: string) => void): Promise<BackupManifest> {

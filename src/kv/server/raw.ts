@@ -214,7 +214,7 @@ export class RawHandlers {
 async function collect(cursor: RawCursor, limit: number, inRange: (key: Buffer) => boolean): Promise<KvPair[]> {
   const kvs: KvPair[] = [];
   while (cursor.valid && kvs.length < limit && inRange(cursor.key)) {
-    kvs.push(KvPair.create({ key: cursor.key, value: cursor.value }));
+    kvs.push(KvPair.create({ key: cursor.key, value: cursor.value, expiresAtMs: BigInt(cursor.expiresAtMs ?? 0) }));
     await cursor.next();
   }
   return kvs;

@@ -82,6 +82,8 @@ export interface RawCursor {
   readonly valid: boolean;
   readonly key: Buffer;
   readonly value: Buffer;
+  /** When the current pair expires (ms since the epoch); undefined: never. */
+  readonly expiresAtMs: number | undefined;
   close(): Promise<void>;
 }
 
@@ -336,6 +338,12 @@ class LiveCursor implements RawCursor {
 
   get value(): Buffer {
     return this.values.value;
+  }
+
+  get expiresAtMs(): number | undefined {
+    // skipExpired left the expiry cursor at the value's key or past it.
+    if (!this.values.valid || !this.expiries.valid || !this.expiries.key.equals(this.values.key)) return undefined;
+    return decodeExpiry(this.expiries.value);
   }
 
   async close(): Promise<void> {
