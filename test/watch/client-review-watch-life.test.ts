@@ -1,11 +1,15 @@
 // reviewclient: the life of a KvClient.watch around its start and the client's close(), against
 // a fake one-region scheduler and an in-process ChangeData service whose feeds stay open and
 // silent. No cluster.
+import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { KvClient } from "../../src/client/index.js";
+import type { ChangeDataEvent, ChangeDataRequest } from "../../src/proto/cdcpb.js";
+import { ChangeDataService } from "../../src/proto/cdcpb.js";
 import type { Region } from "../../src/proto/metapb.js";
 import type { Runtime, TimerHandle } from "../../src/util/runtime.js";
 import { realRuntime } from "../../src/util/runtime.js";
+import { waitFor } from "../harness/wait.js";
 import { oneRegionScheduler } from "../lab3b-multiraft/fake-scheduler.js";
 
 const REGION: Region = {
@@ -15,6 +19,22 @@ const REGION: Region = {
   regionEpoch: { confVer: 1n, version: 1n },
   peers: [{ id: 11n, storeId: 1n }],
 };
+
+/** A ChangeData service whose feeds stay open and send nothing; it counts them and their cancels. */
+async function silentFeeds() {
+  const feeds = { opened: 0, cancelled: 0 };
+  const server = new grpc.Server();
+  server.addService(ChangeDataService, {
+    eventFeed: (call: grpc.ServerWritableStream<ChangeDataRequest, ChangeDataEvent>) => {
+      feeds.opened++;
+      call.on("cancelled", () => feeds.cancelled++);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  return { feeds, addr: `127.0.0.1:${port}`, stop: () => server.forceShutdown() };
+}
 
 /** The real runtime, counting the intervals set and not cleared. */
 function countingRuntime(): Runtime & { liveIntervals: Set<TimerHandle> } {
@@ -86,5 +106,28 @@ describe("reviewclient: watch life", () => {
     const leaked = runtime.liveIntervals.size;
     for (const h of runtime.liveIntervals) realRuntime.clearInterval(h);
     expect(leaked, "intervals left running by a stopped watch").toBe(0);
+  });
+
+  it("close() ends the client's open watches: next() returns and the feeds are cancelled", async () => {
+    const store = await silentFeeds();
+    cleanups.push(store.stop);
+    const client = KvClient.withScheduler(
+      oneRegionScheduler(REGION, () => store.addr),
+      { timeoutMs: 3000 },
+    );
+    const watch = client.watch("p/");
+    cleanups.push(() => watch.stop());
+    const next = watch.next().then(
+      (r) => (r.done ? "done" : "an event"),
+      (e: unknown) => `rejected: ${String(e)}`,
+    );
+    await waitFor(() => store.feeds.opened === 1, { timeoutMs: 5000, message: "the watch to open its feed" });
+    client.close();
+    const outcome = await within(next, 1500);
+    expect(outcome, "after close() the watch's next() never returns").not.toBe("still pending");
+    await waitFor(() => store.feeds.cancelled === 1, {
+      timeoutMs: 2000,
+      message: "the watch's feed to be cancelled by close() (it stays open)",
+    });
   });
 });
