@@ -247,9 +247,13 @@ export class RegionCache {
       const hint = err.notLeader.leader;
       if (!c) return false;
       const idx = hint && hint.id !== 0n ? c.region.peers.findIndex((p) => p.id === hint.id) : -1;
-      if (idx >= 0 && idx !== c.leaderIdx) {
-        c.leaderIdx = idx;
-        this.log.debug({ region_id: id.toString(), leader_peer: hint!.id.toString() }, "leader hint followed");
+      // A hint naming another peer than the one that answered is news even when an answer to a
+      // concurrent request already moved the cache there: follow it, do not rotate past it.
+      if (idx >= 0 && hint!.id !== t.peer.id) {
+        if (idx !== c.leaderIdx) {
+          c.leaderIdx = idx;
+          this.log.debug({ region_id: id.toString(), leader_peer: hint!.id.toString() }, "leader hint followed");
+        }
         return true;
       }
       if (hint && hint.id !== 0n && idx < 0) {
@@ -257,8 +261,10 @@ export class RegionCache {
         this.invalidate(id);
         return true;
       }
-      // No (new) hint: an election is probably running; try the next peer after a backoff.
-      c.leaderIdx = (c.leaderIdx + 1) % Math.max(1, c.region.peers.length);
+      // No (new) hint: an election is probably running; try the next peer after a backoff
+      // (unless another answer already moved the cache off the peer that answered).
+      if (c.region.peers[c.leaderIdx]?.id === t.peer.id)
+        c.leaderIdx = (c.leaderIdx + 1) % Math.max(1, c.region.peers.length);
       return false;
     }
     if (err.epochNotMatch) {
