@@ -7,7 +7,7 @@ import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
 import { realRuntime } from "../util/runtime.js";
 import type { TlsConfig } from "../util/tls.js";
-import { NoRegionError } from "./errors.js";
+import { KvClientClosedError, NoRegionError } from "./errors.js";
 import type { KvConnection, KvConnectionFactory } from "./kv-connection.js";
 import { TinyKvRpc } from "./kv-rpc.js";
 
@@ -54,6 +54,8 @@ export class RegionCache {
   private readonly rpcs = new Map<string, KvConnection>();
   /** Scheduler lookups in flight, by key (hex): concurrent misses on one key share one GetRegion. */
   private readonly lookups = new Map<string, Promise<CachedRegion>>();
+  /** Set by close(): operations still retrying must not open connections again. */
+  private closed = false;
 
   constructor(
     private readonly scheduler: SchedulerApi,
@@ -162,8 +164,9 @@ export class RegionCache {
     return store.address;
   }
 
-  /** The shared connection to a store address (created on first use). */
+  /** The shared connection to a store address (created on first use; none once closed). */
   rpcFor(addr: string): KvConnection {
+    if (this.closed) throw new KvClientClosedError();
     let rpc = this.rpcs.get(addr);
     if (!rpc) {
       rpc = this.connect(addr, this.rpcTimeoutMs);
@@ -287,6 +290,7 @@ export class RegionCache {
   }
 
   close(): void {
+    this.closed = true;
     for (const rpc of this.rpcs.values()) rpc.close();
     this.rpcs.clear();
   }
