@@ -183,7 +183,14 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
 
   private async start(): Promise<void> {
     this.started = true;
-    const ts = this.opts.fromTs ?? (await this.deps.tso());
+    let ts: bigint;
+    try {
+      ts = this.opts.fromTs ?? (await this.deps.tso());
+    } catch (err) {
+      // No feed runs: the watch fails (this next() throws it) rather than wait for nothing.
+      return this.fail(err);
+    }
+    if (this.queue.over) return; // stopped while the TSO answered: no timer, no feed
     const from: WatchPosition = { ts, afterKey: this.opts.afterKey };
     this.merger = new WatchMerger(from);
     const span: WatchSpan = { start: this.range.start, end: this.range.end, resolved: this.merger.checkpoint };
