@@ -23,7 +23,11 @@ export class FeedQueue<
   /** Times the feeds were dropped for a consumer that did not keep up. */
   sheds = 0;
 
-  constructor(private readonly highWaterMark: number) {}
+  constructor(
+    private readonly highWaterMark: number,
+    /** Called once, when the queue is stopped or failed (the watch is over). */
+    private readonly onOver: () => void = () => undefined,
+  ) {}
 
   /** True once stopped or failed: the feeds should end. */
   get over(): boolean {
@@ -67,7 +71,9 @@ export class FeedQueue<
   /** Ends the watch: every feed is cancelled; a pending take() returns undefined. */
   stop(): void {
     if (this.ended) return;
+    const wasOver = this.over;
     this.ended = true;
+    if (!wasOver) this.onOver();
     for (const call of this.calls) call.cancel();
     this.calls.clear();
     this.makeRoom();
@@ -78,6 +84,7 @@ export class FeedQueue<
   fail(err: unknown): void {
     if (this.over) return;
     this.failure = err;
+    this.onOver();
     for (const call of this.calls) call.cancel();
     this.makeRoom();
     this.wake();
