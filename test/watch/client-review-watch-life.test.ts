@@ -130,4 +130,24 @@ describe("reviewclient: watch life", () => {
       message: "the watch's feed to be cancelled by close() (it stays open)",
     });
   });
+
+  it("stop() ends every pending next(), not only the last one asked", async () => {
+    const store = await silentFeeds();
+    cleanups.push(store.stop);
+    const client = KvClient.withScheduler(
+      oneRegionScheduler(REGION, () => store.addr),
+      { timeoutMs: 3000 },
+    );
+    cleanups.push(() => client.close());
+    const watch = client.watch("p/");
+    const first = watch.next();
+    await waitFor(() => store.feeds.opened === 1, { timeoutMs: 5000, message: "the watch to open its feed" });
+    const second = watch.next(); // e.g. a consumer's Promise.race with a timeout, asked again
+    watch.stop();
+    const outcomes = await Promise.all([within(first, 1000), within(second, 1000)]);
+    expect(outcomes, "the first next() is never woken: the queue keeps one waiter").toEqual([
+      { value: undefined, done: true },
+      { value: undefined, done: true },
+    ]);
+  });
 });
