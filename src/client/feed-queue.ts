@@ -12,7 +12,8 @@ export class FeedQueue<
   C extends Pick<grpc.ClientReadableStream<unknown>, "cancel"> = grpc.ClientReadableStream<unknown>,
 > {
   private readonly items: T[] = [];
-  private waiter: (() => void) | undefined;
+  /** Pending take()s (a consumer may ask again before an answer): each is woken to look again. */
+  private waiters: Array<() => void> = [];
   private failure: unknown;
   private ended = false;
   private shedding = false;
@@ -63,7 +64,7 @@ export class FeedQueue<
       }
       if (this.ended) return undefined;
       await new Promise<void>((resolve) => {
-        this.waiter = resolve;
+        this.waiters.push(resolve);
       });
     }
   }
@@ -131,8 +132,8 @@ export class FeedQueue<
   }
 
   private wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
   }
 }
