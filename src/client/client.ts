@@ -48,6 +48,8 @@ export class KvClient {
   private closed = false;
   /** One ChangeData client per store address, for watches. */
   private readonly changeData: ChangeDataConnections;
+  /** Watches not yet over: close() stops them. */
+  private readonly watches = new Set<{ stop(): void }>();
 
   private constructor(
     readonly scheduler: SchedulerApi,
@@ -332,6 +334,8 @@ export class KvClient {
       tso: () => this.tso(),
       changeData: (addr: string) => this.changeData.get(addr),
       resolveLocks: (start: Buffer, end: Buffer) => readAllAt(this.snapshotAt.bind(this), this.tso(), start, end),
+      opened: (w) => this.watches.add(w),
+      ended: (w) => this.watches.delete(w),
     };
   }
 
@@ -353,6 +357,7 @@ export class KvClient {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    for (const w of [...this.watches]) w.stop();
     this.changeData.close();
     this.cache.close();
     this.scheduler.close();

@@ -66,6 +66,13 @@ export class StoreUnreachableError extends TinyKvError {
   }
 }
 
+/** The client was closed: an operation still running (or a retry of it) stops here instead of reconnecting. */
+export class KvClientClosedError extends TinyKvError {
+  constructor() {
+    super("the client is closed");
+  }
+}
+
 /** The scheduler knows no region for a key (the cluster is not bootstrapped, or heartbeats have not arrived yet). */
 export class NoRegionError extends TinyKvError {
   constructor(

@@ -12,7 +12,8 @@ export class FeedQueue<
   C extends Pick<grpc.ClientReadableStream<unknown>, "cancel"> = grpc.ClientReadableStream<unknown>,
 > {
   private readonly items: T[] = [];
-  private waiter: (() => void) | undefined;
+  /** Pending take()s (a consumer may ask again before an answer): each is woken to look again. */
+  private waiters: Array<() => void> = [];
   private failure: unknown;
   private ended = false;
   private shedding = false;
@@ -23,7 +24,11 @@ export class FeedQueue<
   /** Times the feeds were dropped for a consumer that did not keep up. */
   sheds = 0;
 
-  constructor(private readonly highWaterMark: number) {}
+  constructor(
+    private readonly highWaterMark: number,
+    /** Called once, when the queue is stopped or failed (the watch is over). */
+    private readonly onOver: () => void = () => undefined,
+  ) {}
 
   /** True once stopped or failed: the feeds should end. */
   get over(): boolean {
@@ -59,7 +64,7 @@ export class FeedQueue<
       }
       if (this.ended) return undefined;
       await new Promise<void>((resolve) => {
-        this.waiter = resolve;
+        this.waiters.push(resolve);
       });
     }
   }
@@ -67,7 +72,9 @@ export class FeedQueue<
   /** Ends the watch: every feed is cancelled; a pending take() returns undefined. */
   stop(): void {
     if (this.ended) return;
+    const wasOver = this.over;
     this.ended = true;
+    if (!wasOver) this.onOver();
     for (const call of this.calls) call.cancel();
     this.calls.clear();
     this.makeRoom();
@@ -78,6 +85,7 @@ export class FeedQueue<
   fail(err: unknown): void {
     if (this.over) return;
     this.failure = err;
+    this.onOver();
     for (const call of this.calls) call.cancel();
     this.makeRoom();
     this.wake();
@@ -124,8 +132,8 @@ export class FeedQueue<
   }
 
   private wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
   }
 }

@@ -5,7 +5,9 @@ import type * as kv from "../proto/kvrpcpb.js";
  * the unary rpcs where the store lacks it) or TinyKvRpc (unary rpcs) over gRPC, or, in the
  * deterministic simulation, the store's service handlers in the same process. Requests are
  * partial messages (unset fields take their protobuf defaults). A failure to reach the store
- * rejects with an error carrying a gRPC status `code` (UNAVAILABLE, DEADLINE_EXCEEDED...).
+ * rejects with an error carrying a gRPC status `code` (UNAVAILABLE, DEADLINE_EXCEEDED...); an
+ * UNAVAILABLE one with `sent: true` may have reached the store (the connection dropped after the
+ * request went out), so a write's outcome is unknown.
  */
 export interface KvConnection {
   readonly addr: string;

@@ -19,6 +19,20 @@ type Method<Req, Res> = (
 ) => grpc.ClientUnaryCall;
 
 /**
+ * grpc-js's UNAVAILABLE details for a call that never reached the server (no connection; the
+ * channel closed first; the server refused the stream before reading it): safe to send again.
+ * Any other UNAVAILABLE (a connection dropped after the request went out) may have been served.
+ */
+const NOT_SENT = ["No connection established", "Channel closed before call started", "Stream refused by server"];
+
+/** Marks an UNAVAILABLE failure with `sent`: whether the request may have reached the store (KvConnection). */
+function withSent(err: grpc.ServiceError): grpc.ServiceError {
+  if (err.code !== grpc.status.UNAVAILABLE) return err;
+  const details = String(err.details ?? "");
+  return Object.assign(err, { sent: !NOT_SENT.some((t) => details.includes(t)) });
+}
+
+/**
  * A promise-based client of one tinykv-server's TinyKv service. Requests are partial
  * messages: unset fields take their protobuf defaults.
  */
@@ -41,7 +55,7 @@ export class TinyKvRpc implements KvConnection {
     const m = method as Method<Req, Res>;
     return new Promise((resolve, reject) => {
       m.call(this.client, req, new grpc.Metadata(), { deadline: this.runtime.now() + this.timeoutMs }, (err, res) =>
-        err ? reject(err) : resolve(res),
+        err ? reject(withSent(err)) : resolve(res),
       );
     });
   }

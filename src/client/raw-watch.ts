@@ -105,7 +105,8 @@ export class RawWatch implements AsyncIterableIterator<RawWatchEvent> {
     private readonly range: { start: Buffer; end: Buffer },
     private readonly opts: RawWatchOptions,
   ) {
-    this.queue = new FeedQueue(opts.highWaterMark ?? 4096);
+    this.queue = new FeedQueue(opts.highWaterMark ?? 4096, () => deps.ended?.(this));
+    deps.opened?.(this);
   }
 
   /** Times the watch dropped its feeds for a consumer that did not keep up. */

@@ -7,7 +7,7 @@ import type { Logger } from "../util/logger.js";
 import { silentLogger } from "../util/logger.js";
 import { realRuntime } from "../util/runtime.js";
 import type { TlsConfig } from "../util/tls.js";
-import { NoRegionError } from "./errors.js";
+import { KvClientClosedError, NoRegionError } from "./errors.js";
 import type { KvConnection, KvConnectionFactory } from "./kv-connection.js";
 import { TinyKvRpc } from "./kv-rpc.js";
 
@@ -54,6 +54,8 @@ export class RegionCache {
   private readonly rpcs = new Map<string, KvConnection>();
   /** Scheduler lookups in flight, by key (hex): concurrent misses on one key share one GetRegion. */
   private readonly lookups = new Map<string, Promise<CachedRegion>>();
+  /** Set by close(): operations still retrying must not open connections again. */
+  private closed = false;
 
   constructor(
     private readonly scheduler: SchedulerApi,
@@ -162,8 +164,9 @@ export class RegionCache {
     return store.address;
   }
 
-  /** The shared connection to a store address (created on first use). */
+  /** The shared connection to a store address (created on first use; none once closed). */
   rpcFor(addr: string): KvConnection {
+    if (this.closed) throw new KvClientClosedError();
     let rpc = this.rpcs.get(addr);
     if (!rpc) {
       rpc = this.connect(addr, this.rpcTimeoutMs);
@@ -247,9 +250,13 @@ export class RegionCache {
       const hint = err.notLeader.leader;
       if (!c) return false;
       const idx = hint && hint.id !== 0n ? c.region.peers.findIndex((p) => p.id === hint.id) : -1;
-      if (idx >= 0 && idx !== c.leaderIdx) {
-        c.leaderIdx = idx;
-        this.log.debug({ region_id: id.toString(), leader_peer: hint!.id.toString() }, "leader hint followed");
+      // A hint naming another peer than the one that answered is news even when an answer to a
+      // concurrent request already moved the cache there: follow it, do not rotate past it.
+      if (idx >= 0 && hint!.id !== t.peer.id) {
+        if (idx !== c.leaderIdx) {
+          c.leaderIdx = idx;
+          this.log.debug({ region_id: id.toString(), leader_peer: hint!.id.toString() }, "leader hint followed");
+        }
         return true;
       }
       if (hint && hint.id !== 0n && idx < 0) {
@@ -257,8 +264,10 @@ export class RegionCache {
         this.invalidate(id);
         return true;
       }
-      // No (new) hint: an election is probably running; try the next peer after a backoff.
-      c.leaderIdx = (c.leaderIdx + 1) % Math.max(1, c.region.peers.length);
+      // No (new) hint: an election is probably running; try the next peer after a backoff
+      // (unless another answer already moved the cache off the peer that answered).
+      if (c.region.peers[c.leaderIdx]?.id === t.peer.id)
+        c.leaderIdx = (c.leaderIdx + 1) % Math.max(1, c.region.peers.length);
       return false;
     }
     if (err.epochNotMatch) {
@@ -281,6 +290,7 @@ export class RegionCache {
   }
 
   close(): void {
+    this.closed = true;
     for (const rpc of this.rpcs.values()) rpc.close();
     this.rpcs.clear();
   }

@@ -85,6 +85,12 @@ function grpcCode(err: unknown): number | undefined {
   return typeof code === "number" ? code : undefined;
 }
 
+/** An UNAVAILABLE failure after the request may have reached the store (KvConnection's `sent`). */
+function mayHaveBeenSent(err: unknown): boolean {
+  if (err instanceof BatchStreamBrokenError) return err.sent;
+  return grpcCode(err) === status.UNAVAILABLE && (err as { sent?: unknown }).sent === true;
+}
+
 /** Failures to find a region that may heal by themselves (scheduler restarting, heartbeats not in yet). */
 function locateRetryable(err: unknown): boolean {
   if (err instanceof NoRegionError || err instanceof SchedulerError || err instanceof DeadlineExceededError)
@@ -135,7 +141,7 @@ export class RequestSender {
           retry: {
             err: new StoreUnreachableError(op, t.addr, code, err),
             fast: false,
-            ambiguous: code === status.DEADLINE_EXCEEDED || (err instanceof BatchStreamBrokenError && err.sent),
+            ambiguous: code === status.DEADLINE_EXCEEDED || mayHaveBeenSent(err),
           },
         };
       }

@@ -19,6 +19,7 @@ import { errorMessage } from "../util/retry.js";
 import type { RegionCache, RpcTarget } from "./region-cache.js";
 import type { RetryPolicy } from "./request.js";
 import { Backoff } from "./request.js";
+import { KvClientClosedError } from "./errors.js";
 import type { WatchChange, WatchEvent, WatchPosition, WatchSpan } from "./watch-merge.js";
 import { WatchMerger } from "./watch-merge.js";
 
@@ -49,6 +50,9 @@ export interface WatchDeps {
   changeData(addr: string): ChangeDataClient;
   /** Reads [start, end) at a fresh ts, resolving the locks it meets (a stalled resolved ts). */
   resolveLocks(start: Buffer, end: Buffer): Promise<void>;
+  /** The watch is open (`stop` ends it, e.g. when the client closes) / it ended. */
+  opened?(w: { stop(): void }): void;
+  ended?(w: { stop(): void }): void;
 }
 
 /** How long the watch's resolved ts may stand still before it resolves the locks of its slowest span, ms. */
@@ -75,9 +79,11 @@ export function watchRange(range: Bytes | { start: Bytes; end: Bytes }): { start
 /** One ChangeData client per store address (the KvClient's, closed with it). */
 export class ChangeDataConnections {
   private readonly clients = new Map<string, ChangeDataClient>();
+  private closed = false;
   constructor(private readonly tls: TlsConfig | undefined) {}
 
   get(addr: string): ChangeDataClient {
+    if (this.closed) throw new KvClientClosedError();
     let c = this.clients.get(addr);
     if (!c) {
       c = new ChangeDataClient(addr, grpcChannelCredentials(this.tls), { "grpc.enable_channelz": 0 });
@@ -87,6 +93,7 @@ export class ChangeDataConnections {
   }
 
   close(): void {
+    this.closed = true;
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }
@@ -152,7 +159,8 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     private readonly range: { start: Buffer; end: Buffer },
     private readonly opts: WatchOptions,
   ) {
-    this.queue = new FeedQueue(opts.highWaterMark ?? 4096);
+    this.queue = new FeedQueue(opts.highWaterMark ?? 4096, () => deps.ended?.(this));
+    deps.opened?.(this);
   }
 
   /** Times the watch dropped its feeds for a consumer that did not keep up. */
@@ -183,7 +191,14 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
 
   private async start(): Promise<void> {
     this.started = true;
-    const ts = this.opts.fromTs ?? (await this.deps.tso());
+    let ts: bigint;
+    try {
+      ts = this.opts.fromTs ?? (await this.deps.tso());
+    } catch (err) {
+      // No feed runs: the watch fails (this next() throws it) rather than wait for nothing.
+      return this.fail(err);
+    }
+    if (this.queue.over) return; // stopped while the TSO answered: no timer, no feed
     const from: WatchPosition = { ts, afterKey: this.opts.afterKey };
     this.merger = new WatchMerger(from);
     const span: WatchSpan = { start: this.range.start, end: this.range.end, resolved: this.merger.checkpoint };
