@@ -28,8 +28,27 @@ export interface PeerHost {
   readonly kv: Engine;
   readonly raftEngine: Engine;
   readonly peers: ReadonlyMap<bigint, Peer>;
+  /** Monotonic ms when the store (re)started. */
+  readonly startedAt: number;
   /** Wakes the store loop (see PeerEnv). */
   wake(soon?: boolean): void;
+}
+
+/** The election timeout in ms: how long a restarted peer holds its vote. */
+function electionTimeoutMs(host: PeerHost): number {
+  return host.config.raftElectionTicks * host.config.raftBaseTickMs;
+}
+
+/**
+ * A peer created after its store started (by a message or a split) for a region this store
+ * already had a peer of (a persisted term): that earlier peer, uninitialized and so not loaded at
+ * start, may have acknowledged a leader's heartbeats, and with them its lease, just before the
+ * restart. Like a peer loaded at start it grants no vote until an election timeout after the start.
+ */
+function holdVotesIfJustRestarted(host: PeerHost, peer: Peer, hardState: HardState | undefined): void {
+  if (!hardState || hardState.term === 0n) return;
+  const left = host.startedAt + electionTimeoutMs(host) - host.runtime.monotonicNow();
+  if (left > 0) peer.restarted(left);
 }
 
 function newPeer(host: PeerHost, meta: PeerMeta, storage: PeerStorage): Peer {
@@ -75,7 +94,7 @@ export async function loadPeers(host: PeerHost): Promise<{ peers: Peer[]; tombst
     if (host.config.deliberateBugs?.has("forget-vote-on-restart") && storage.raftState.hardState)
       storage.raftState.hardState.vote = 0n;
     const peer = newPeer(host, meta, storage);
-    peer.restarted(host.config.raftElectionTicks * host.config.raftBaseTickMs);
+    peer.restarted(electionTimeoutMs(host));
     out.peers.push(peer);
   }
   return out;
@@ -104,6 +123,7 @@ export function createUninitializedPeer(host: PeerHost, regionId: bigint, meta: 
     [],
   );
   const peer = newPeer(host, meta, storage);
+  holdVotesIfJustRestarted(host, peer, hardState);
   host.log.info(
     { region_id: String(regionId), peer_id: String(meta.id), term: String(hardState.term) },
     "created uninitialized peer from a message",
@@ -131,6 +151,7 @@ export async function createSplitPeer(host: PeerHost, parent: Peer, region: Regi
     [],
   );
   const peer = newPeer(host, meta, storage);
+  holdVotesIfJustRestarted(host, peer, existing?.storage.raftState.hardState ?? persisted);
   peer.persistRaftStateNextTurn();
   host.log.info({ region_id: String(region.id), parent: String(parent.regionId) }, "region split: new peer created");
   return peer;

@@ -91,7 +91,8 @@ export class Peer {
     this.log = env.log;
     this.wake = env.wake;
     this.observer = env.observer ?? NO_OBSERVER;
-    this.reads = new ReadQueue(meta.id, () => this.observer.read(this.regionId));
+    const random32 = () => BigInt(Math.floor(env.runtime.random() * 2 ** 32));
+    this.reads = new ReadQueue(meta.id, () => this.observer.read(this.regionId), (random32() << 32n) | random32());
     this.raw = new RawNode({
       id: meta.id,
       electionTick: config.raftElectionTicks,

@@ -51,6 +51,12 @@ export class ReadQueue {
   constructor(
     private readonly peerId: bigint,
     private readonly startTimeline: () => ReadTimeline,
+    /**
+     * Random per queue (per peer incarnation), in every context: the leader's raft merges a
+     * ReadIndex whose context is still pending into the older request, so a peer restarted (or
+     * re-created) with `seq` from 1 again must not send a context its previous incarnation sent.
+     */
+    private readonly incarnation = 0n,
   ) {}
 
   add(waiter: ReadWaiter): void {
@@ -77,9 +83,10 @@ export class ReadQueue {
   /** Records a batch sent to raft as one ReadIndex; returns the context that raft echoes back. */
   sent(batch: QueuedRead[], stamp?: ReadStamp): Buffer {
     for (const w of batch) w.timeline.sent();
-    const ctx = Buffer.allocUnsafe(16);
+    const ctx = Buffer.allocUnsafe(24);
     ctx.writeBigUInt64BE(this.peerId, 0);
-    ctx.writeBigUInt64BE(BigInt(++this.seq), 8);
+    ctx.writeBigUInt64BE(this.incarnation, 8);
+    ctx.writeBigUInt64BE(BigInt(++this.seq), 16);
     this.inFlight.set(ctx.toString("hex"), { waiters: batch, stamp });
     if (batch.length === 0) this.renewals++;
     return ctx;

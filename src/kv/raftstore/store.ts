@@ -88,6 +88,8 @@ export class Store implements RaftMessageSink {
   /** Set once every region is loaded: until then messages and requests are refused. */
   private started = false;
   private stopping = false;
+  /** Monotonic ms when start() began: peers created soon after hold their votes (peer-lifecycle.ts). */
+  startedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: StoreOptions) {
     this.storeId = options.storeId;
@@ -144,6 +146,7 @@ export class Store implements RaftMessageSink {
 
   /** Loads every region of this store from the kv engine and starts ticking. */
   async start(): Promise<void> {
+    this.startedAt = this.runtime.monotonicNow();
     this.snaps.removeAllReceived();
     const { peers, tombstones } = await loadPeers(this);
     for (const region of tombstones) this.tombstones.set(region.id, region);
