@@ -128,6 +128,28 @@ describe("replica reads", () => {
   });
 });
 
+describe("replica scans", () => {
+  it("a { replicaRead } scan, forward or reverse, goes to followers and sees acknowledged writes", async () => {
+    for (const reverse of [false, true]) {
+      const prefix = reverse ? "rr-rscan-" : "rr-fscan-";
+      const before = await followerServedTotal(c.followers);
+      for (let i = 0; i < 3; i++) {
+        await c.kv.put(`${prefix}${i}`, `s${i}-${reverse}`);
+        const got = reverse
+          ? await c.kv.scan(`${prefix}~`, prefix, 10, "", { replicaRead: true, reverse: true })
+          : await c.kv.scan(prefix, `${prefix}~`, 10, "", { replicaRead: true });
+        const keys = Array.from({ length: i + 1 }, (_, j) => `${prefix}${j}`);
+        expect(got.map((p) => p.key.toString())).toEqual(reverse ? keys.reverse() : keys);
+        expect(got.find((p) => p.key.toString() === `${prefix}${i}`)?.value.toString()).toBe(`s${i}-${reverse}`);
+      }
+      expect(
+        await followerServedTotal(c.followers),
+        `followers served the ${reverse ? "reverse" : "forward"} scans`,
+      ).toBeGreaterThanOrEqual(before + 3);
+    }
+  });
+});
+
 describe("stale reads", () => {
   it("a stale read at ts sees the write committed before ts and not the one after", async () => {
     const key = Buffer.from("st-key");
