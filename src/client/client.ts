@@ -256,10 +256,9 @@ export class KvClient {
   ): Promise<KvEntry[]> {
     const s = toBuf(start);
     const e = toBuf(end);
-    // A reverse scan is served by the leaders (replicaRead is not carried through it yet).
-    if (opts.reverse)
-      return reverseScanAcrossRegions(this.sender, s, e, limit, cf, this.backoff("raw reverse scan", s));
     const routing = new ReadRouting(this.cache, rawReadOptions(opts));
+    if (opts.reverse)
+      return reverseScanAcrossRegions(this.sender, s, e, limit, cf, routing, this.backoff("raw reverse scan", s));
     return forwardScanAcrossRegions(this.sender, routing, s, e, limit, cf, this.backoff("raw scan", s));
   }
 

@@ -82,9 +82,10 @@ export async function reverseScanAcrossRegions(
   lower: Buffer,
   limit: number,
   cf: string,
+  routing: ReadRouting,
   bo: Backoff,
-): Promise<{ key: Buffer; value: Buffer }[]> {
-  const out: { key: Buffer; value: Buffer }[] = [];
+): Promise<KvEntry[]> {
+  const out: KvEntry[] = [];
   if (upper.length > 0 && Buffer.compare(lower, upper) >= 0) return out;
   const windows: { lo: Buffer; hi: Buffer }[] = [{ lo: lower, hi: upper }];
   const covers = (t: RpcTarget, hi: Buffer) =>
@@ -98,15 +99,20 @@ export async function reverseScanAcrossRegions(
       continue;
     }
     const want = Math.min(limit - out.length, RAW_SCAN_PAGE);
-    const { resp, target } = await sender.onKey("RawScan", w.lo, bo, (t) =>
-      t.rpc.rawScan({
-        context: t.ctx,
-        startKey: clipEnd(w.hi, t.region.endKey),
-        endKey: w.lo,
-        limit: want,
-        cf,
-        reverse: true,
-      }),
+    const { resp, target } = await sender.onKey(
+      "RawScan",
+      w.lo,
+      bo,
+      (t) =>
+        t.rpc.rawScan({
+          context: t.ctx,
+          startKey: clipEnd(w.hi, t.region.endKey),
+          endKey: w.lo,
+          limit: want,
+          cf,
+          reverse: true,
+        }),
+      { route: routing.route },
     );
     if (resp.error) throw new KvRequestError("RawScan", target.addr, resp.error);
     if (!covers(target, w.hi)) {
