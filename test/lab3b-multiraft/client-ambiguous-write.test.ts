@@ -8,7 +8,7 @@ import type { KvConnection } from "../../src/client/index.js";
 import { KvClient, KvOutcomeUnknownError } from "../../src/client/index.js";
 import * as kv from "../../src/proto/kvrpcpb.js";
 import type { Region } from "../../src/proto/metapb.js";
-import { oneRegionScheduler } from "./fake-scheduler.js";
+import { fakeConnection, oneRegionScheduler } from "./fake-scheduler.js";
 
 const REGION: Region = {
   id: 1n,
@@ -45,27 +45,10 @@ function scriptedStores(answers: Answer[]) {
         return create({ regionError: { message: "not leader", notLeader: { regionId: 1n, leader: REGION.peers[1] } } });
       return create({});
     };
-    const unused = () => Promise.reject(new Error("not used by this test"));
-    return {
-      addr,
+    return fakeConnection(addr, {
       rawPut: () => write("put", (b) => kv.RawPutResponse.fromPartial(b)),
       rawDelete: () => write("delete", (b) => kv.RawDeleteResponse.fromPartial(b)),
-      rawGet: unused,
-      rawScan: unused,
-      kvGet: unused,
-      kvScan: unused,
-      kvPrewrite: unused,
-      kvCommit: unused,
-      kvCheckTxnStatus: unused,
-      kvBatchRollback: unused,
-      kvResolveLock: unused,
-      kvTxnHeartBeat: unused,
-      rawBatchGet: unused,
-      rawBatchPut: unused,
-      rawBatchDelete: unused,
-      rawDeleteRange: unused,
-      close: () => undefined,
-    };
+    });
   };
   const client = KvClient.withScheduler(
     oneRegionScheduler(REGION, (id) => `store${id}`),

@@ -7,7 +7,7 @@ import type { KvConnection } from "../../src/client/index.js";
 import { KvClient } from "../../src/client/index.js";
 import * as kv from "../../src/proto/kvrpcpb.js";
 import type { Region } from "../../src/proto/metapb.js";
-import { oneRegionScheduler } from "./fake-scheduler.js";
+import { fakeConnection, oneRegionScheduler } from "./fake-scheduler.js";
 
 const REGION: Region = {
   id: 1n,
@@ -25,9 +25,7 @@ const REGION: Region = {
 function stores() {
   const gets: string[] = [];
   const connect = (addr: string): KvConnection => {
-    const unused = () => Promise.reject(new Error("not used by this test"));
-    return {
-      addr,
+    return fakeConnection(addr, {
       rawGet: async () => {
         gets.push(addr);
         await new Promise((r) => setTimeout(r, 5));
@@ -36,23 +34,7 @@ function stores() {
           regionError: { message: "not leader", notLeader: { regionId: 1n, leader: REGION.peers[1] } },
         });
       },
-      rawPut: unused,
-      rawDelete: unused,
-      rawScan: unused,
-      kvGet: unused,
-      kvScan: unused,
-      kvPrewrite: unused,
-      kvCommit: unused,
-      kvCheckTxnStatus: unused,
-      kvBatchRollback: unused,
-      kvResolveLock: unused,
-      kvTxnHeartBeat: unused,
-      rawBatchGet: unused,
-      rawBatchPut: unused,
-      rawBatchDelete: unused,
-      rawDeleteRange: unused,
-      close: () => undefined,
-    };
+    });
   };
   const client = KvClient.withScheduler(
     oneRegionScheduler(REGION, (id) => `store${id}`),

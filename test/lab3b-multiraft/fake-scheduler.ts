@@ -1,7 +1,9 @@
 /**
  * A scheduler for client tests that need no process: it routes every key to one region and
- * answers store addresses and timestamps; every other call rejects, naming itself.
+ * answers store addresses and timestamps; every other call rejects, naming itself. And a store
+ * connection that answers only the rpcs a test scripts.
  */
+import type { KvConnection } from "../../src/client/kv-connection.js";
 import type { Region } from "../../src/proto/metapb.js";
 import type { SchedulerApi } from "../../src/scheduler/api.js";
 
@@ -33,4 +35,33 @@ export function oneRegionScheduler(region: Region, storeAddress: (storeId: bigin
     onRegionHeartbeatResponse: () => () => undefined,
     close: () => undefined,
   };
+}
+
+type Rpcs = Omit<KvConnection, "addr" | "close">;
+const RPC_NAMES: (keyof Rpcs)[] = [
+  "rawGet",
+  "rawPut",
+  "rawDelete",
+  "rawScan",
+  "kvGet",
+  "kvScan",
+  "kvPrewrite",
+  "kvCommit",
+  "kvCheckTxnStatus",
+  "kvBatchRollback",
+  "kvResolveLock",
+  "kvTxnHeartBeat",
+  "rawBatchGet",
+  "rawBatchPut",
+  "rawBatchDelete",
+  "rawDeleteRange",
+];
+
+/** A connection to store `addr` serving `rpcs`; every other rpc rejects, naming itself. */
+export function fakeConnection(addr: string, rpcs: Partial<Rpcs>): KvConnection {
+  const conn: Record<string, unknown> = { addr, close: () => undefined };
+  for (const name of RPC_NAMES)
+    conn[name] =
+      rpcs[name] ?? (() => Promise.reject(new Error(`fake store ${addr}: ${name} is not used by this test`)));
+  return conn as unknown as KvConnection;
 }
