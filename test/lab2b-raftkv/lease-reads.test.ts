@@ -2,29 +2,11 @@
 // state only while no other leader can exist, i.e. it stops before the majority elects one.
 import { afterEach, describe, expect, it } from "vitest";
 import { CF_DEFAULT } from "../../src/kv/engine/index.js";
-import { RaftStorage, rawKeyspace } from "../../src/kv/storage/index.js";
+import { rawKeyspace } from "../../src/kv/storage/index.js";
 import { isolate } from "../../src/kv/transport/index.js";
-import type { Context } from "../../src/proto/kvrpcpb.js";
+import { readOn } from "./read-on.js";
 import { TestCluster } from "../harness/cluster.js";
 import { waitFor } from "../harness/wait.js";
-
-/** Reads k on one store's peer of region 1, as a client that picked that store would; undefined when refused. */
-async function readOn(c: TestCluster, storeId: bigint, key: string): Promise<string | undefined> {
-  const store = c.store(storeId)!;
-  const region = store.peers.get(1n)!.region;
-  const ctx: Context = { regionId: 1n, regionEpoch: region.regionEpoch, peer: store.peerMeta(1n), term: 0n };
-  try {
-    const reader = await rawKeyspace(new RaftStorage(store)).reader(ctx);
-    try {
-      return (await reader.getCF(CF_DEFAULT, Buffer.from(key)))?.toString() ?? "<none>";
-    } finally {
-      await reader.close();
-    }
-  } catch {
-    // Refused (NotLeader once it stepped down, or the read timed out): the client would go elsewhere.
-    return undefined;
-  }
-}
 
 describe("lab2b raft kv: lease reads", () => {
   let cluster: TestCluster | undefined;

@@ -11,6 +11,7 @@ import { RaftStorage, rawKeyspace } from "../../src/kv/storage/index.js";
 import { dropWhere, partition } from "../../src/kv/transport/index.js";
 import type { Context } from "../../src/proto/kvrpcpb.js";
 import { ConfChangeType } from "../../src/raft/eraftpb.js";
+import { readOn } from "./read-on.js";
 import { TestCluster } from "../harness/cluster.js";
 import { changePeer, transferLeader } from "../harness/generic.js";
 import { waitFor } from "../harness/wait.js";
@@ -19,20 +20,6 @@ function ctxOn(c: TestCluster, storeId: bigint): Context {
   const store = c.store(storeId)!;
   const region = store.peers.get(1n)!.region;
   return { regionId: 1n, regionEpoch: region.regionEpoch, peer: store.peerMeta(1n), term: 0n };
-}
-
-/** Reads k on one store's peer of region 1; undefined when refused (not leader, timed out). */
-async function readOn(c: TestCluster, storeId: bigint, key: string): Promise<string | undefined> {
-  try {
-    const reader = await rawKeyspace(new RaftStorage(c.store(storeId)!)).reader(ctxOn(c, storeId));
-    try {
-      return (await reader.getCF(CF_DEFAULT, Buffer.from(key)))?.toString() ?? "<none>";
-    } finally {
-      await reader.close();
-    }
-  } catch {
-    return undefined;
-  }
 }
 
 describe("lab2b raft kv: lease and a restarted store's uninitialized peer", () => {

@@ -4,36 +4,16 @@
 // follower numbers its reads from 1 again, its new read can be merged into a request its previous
 // incarnation sent before a write, and be answered with that older read index: a stale read.
 import { afterEach, describe, expect, it } from "vitest";
-import { CF_DEFAULT } from "../../src/kv/engine/index.js";
-import { RaftStorage, rawKeyspace } from "../../src/kv/storage/index.js";
 import { dropWhere } from "../../src/kv/transport/index.js";
-import type { Context } from "../../src/proto/kvrpcpb.js";
 import { MessageType } from "../../src/raft/index.js";
+import { readOn } from "./read-on.js";
 import { TestCluster } from "../harness/cluster.js";
 import { transferLeader } from "../harness/generic.js";
 import { waitFor } from "../harness/wait.js";
 
 /** A replica read of k on store `storeId`'s peer of region 1; "<refused>" when refused. */
 async function replicaRead(c: TestCluster, storeId: bigint, key: string): Promise<string> {
-  const store = c.store(storeId)!;
-  const region = store.peers.get(1n)!.region;
-  const ctx: Context = {
-    regionId: 1n,
-    regionEpoch: region.regionEpoch,
-    peer: store.peerMeta(1n),
-    term: 0n,
-    replicaRead: true,
-  };
-  try {
-    const reader = await rawKeyspace(new RaftStorage(store)).reader(ctx);
-    try {
-      return (await reader.getCF(CF_DEFAULT, Buffer.from(key)))?.toString() ?? "<none>";
-    } finally {
-      await reader.close();
-    }
-  } catch {
-    return "<refused>";
-  }
+  return (await readOn(c, storeId, key, { replicaRead: true })) ?? "<refused>";
 }
 
 /** How many read batches the peer has numbered so far (ReadQueue's private counter). */
