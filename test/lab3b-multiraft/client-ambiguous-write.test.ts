@@ -7,19 +7,9 @@ import { describe, expect, it } from "vitest";
 import type { KvConnection } from "../../src/client/index.js";
 import { KvClient, KvOutcomeUnknownError } from "../../src/client/index.js";
 import * as kv from "../../src/proto/kvrpcpb.js";
-import type { Region } from "../../src/proto/metapb.js";
-import { fakeConnection, oneRegionScheduler } from "./fake-scheduler.js";
+import { fakeConnection, oneRegionScheduler, wholeRegion } from "./fake-scheduler.js";
 
-const REGION: Region = {
-  id: 1n,
-  startKey: Buffer.alloc(0),
-  endKey: Buffer.alloc(0),
-  regionEpoch: { confVer: 1n, version: 1n },
-  peers: [
-    { id: 11n, storeId: 1n },
-    { id: 12n, storeId: 2n },
-  ],
-};
+const REGION = wholeRegion([1n, 2n]);
 
 type Answer = "stale-command" | "deadline" | "not-leader" | "unavailable" | "ok";
 

@@ -14,22 +14,15 @@ import {
   TxnHandlers,
 } from "../../src/kv/server/index.js";
 import { StandaloneStorage } from "../../src/kv/storage/index.js";
-import type { Region } from "../../src/proto/metapb.js";
 import type { TinyKvServer } from "../../src/proto/tinykvpb.js";
-import { oneRegionScheduler } from "./fake-scheduler.js";
+import { oneRegionScheduler, wholeRegion } from "./fake-scheduler.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { tempDir, waitFor } from "../harness/wait.js";
 
 const b = (s: string) => Buffer.from(s);
 
 /** Every key in one region with one peer, on store 1. */
-const REGION: Region = {
-  id: 1n,
-  startKey: Buffer.alloc(0),
-  endKey: Buffer.alloc(0),
-  regionEpoch: { confVer: 1n, version: 1n },
-  peers: [{ id: 11n, storeId: 1n }],
-};
+const REGION = wholeRegion([1n]);
 
 type Handler = grpc.handleUnaryCall<unknown, unknown>;
 

@@ -9,18 +9,11 @@ import type { KvConnectionFactory } from "../../src/client/index.js";
 import { BatchedKvRpc, KvClient } from "../../src/client/index.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
 import { StandaloneStorage } from "../../src/kv/storage/index.js";
-import type { Region } from "../../src/proto/metapb.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { tempDir, waitFor } from "../harness/wait.js";
-import { oneRegionScheduler } from "./fake-scheduler.js";
+import { oneRegionScheduler, wholeRegion } from "./fake-scheduler.js";
 
-const REGION: Region = {
-  id: 1n,
-  startKey: Buffer.alloc(0),
-  endKey: Buffer.alloc(0),
-  regionEpoch: { confVer: 1n, version: 1n },
-  peers: [{ id: 11n, storeId: 1n }],
-};
+const REGION = wholeRegion([1n]);
 
 type Handler = grpc.handleUnaryCall<unknown, unknown>;
 

@@ -9,21 +9,11 @@ import { afterEach, describe, expect, it } from "vitest";
 import { KvClient, KvOutcomeUnknownError } from "../../src/client/index.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
 import { StandaloneStorage } from "../../src/kv/storage/index.js";
-import type { Region } from "../../src/proto/metapb.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { tempDir } from "../harness/wait.js";
-import { oneRegionScheduler } from "./fake-scheduler.js";
+import { oneRegionScheduler, wholeRegion } from "./fake-scheduler.js";
 
-const REGION: Region = {
-  id: 1n,
-  startKey: Buffer.alloc(0),
-  endKey: Buffer.alloc(0),
-  regionEpoch: { confVer: 1n, version: 1n },
-  peers: [
-    { id: 11n, storeId: 1n },
-    { id: 12n, storeId: 2n },
-  ],
-};
+const REGION = wholeRegion([1n, 2n]);
 
 type Handler = grpc.handleUnaryCall<unknown, unknown>;
 

@@ -6,20 +6,9 @@ import { describe, expect, it } from "vitest";
 import type { KvConnection } from "../../src/client/index.js";
 import { KvClient } from "../../src/client/index.js";
 import * as kv from "../../src/proto/kvrpcpb.js";
-import type { Region } from "../../src/proto/metapb.js";
-import { fakeConnection, oneRegionScheduler } from "./fake-scheduler.js";
+import { fakeConnection, oneRegionScheduler, wholeRegion } from "./fake-scheduler.js";
 
-const REGION: Region = {
-  id: 1n,
-  startKey: Buffer.alloc(0),
-  endKey: Buffer.alloc(0),
-  regionEpoch: { confVer: 1n, version: 1n },
-  peers: [
-    { id: 11n, storeId: 1n },
-    { id: 12n, storeId: 2n },
-    { id: 13n, storeId: 3n },
-  ],
-};
+const REGION = wholeRegion([1n, 2n, 3n]);
 
 /** store2 leads; store1 and store3 answer NotLeader naming peer 12 (store2). */
 function stores() {

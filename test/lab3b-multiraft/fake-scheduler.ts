@@ -7,6 +7,17 @@ import type { KvConnection } from "../../src/client/kv-connection.js";
 import type { Region } from "../../src/proto/metapb.js";
 import type { SchedulerApi } from "../../src/scheduler/api.js";
 
+/** Region 1 over the whole key space, one peer per store (peer 10 + store id), epoch 1/1. */
+export function wholeRegion(storeIds: bigint[]): Region {
+  return {
+    id: 1n,
+    startKey: Buffer.alloc(0),
+    endKey: Buffer.alloc(0),
+    regionEpoch: { confVer: 1n, version: 1n },
+    peers: storeIds.map((storeId) => ({ id: 10n + storeId, storeId })),
+  };
+}
+
 export function oneRegionScheduler(region: Region, storeAddress: (storeId: bigint) => string): SchedulerApi {
   const unused = (name: string) => () => Promise.reject(new Error(`fake scheduler: ${name} is not used by this test`));
   let ts = BigInt(Date.now()) << 18n;
