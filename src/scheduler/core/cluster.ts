@@ -11,6 +11,9 @@ import { StoreInfo } from "./store-info.js";
 
 export type Clock = () => number;
 
+/** A store without a heartbeat for this long is disconnected (TinyKV storeDisconnectDuration). */
+export const STORE_DISCONNECTED_MS = 20_000;
+
 export interface ClusterOptions {
   /** Wall clock in ms; injected so tests control store down time. */
   clock?: Clock;
@@ -84,6 +87,11 @@ export class ClusterModel {
 
   isStoreDown(s: StoreInfo): boolean {
     return s.downTimeMs(this.clock()) > this.maxStoreDownTimeMs;
+  }
+
+  /** Silent for longer than TinyKV/PD's 20 s: not down yet, but no place to send a leader or a peer. */
+  isStoreDisconnected(s: StoreInfo): boolean {
+    return s.downTimeMs(this.clock()) > STORE_DISCONNECTED_MS;
   }
 
   /** Recomputes a store's leader/region/pending counts and sizes from the region index. */

@@ -23,6 +23,24 @@ import { storeToRegister, storeWithState } from "./store-changes.js";
 import type { StoreLimitOptions } from "../schedule/store-limit.js";
 import type { TsoTimestamp } from "../tso/tso.js";
 import { TimestampOracle } from "../tso/tso.js";
+import { compareBytes } from "../../util/bytes.js";
+
+/**
+ * Why a heartbeat's region cannot be stored, or undefined when it can: the range tree and the
+ * per-store statistics assume start < end (or an empty end) and at most one peer per store.
+ */
+function malformedRegion(r: Region): string | undefined {
+  if (r.endKey.length > 0 && compareBytes(r.startKey, r.endKey) >= 0) return "start key is not before end key";
+  const stores = new Set<bigint>();
+  const ids = new Set<bigint>();
+  for (const p of r.peers) {
+    if (stores.has(p.storeId)) return `two peers on store ${p.storeId}`;
+    if (ids.has(p.id)) return `two peers with id ${p.id}`;
+    stores.add(p.storeId);
+    ids.add(p.id);
+  }
+  return undefined;
+}
 
 export interface CoreOptions {
   /** Time, timers and randomness (default: the real ones); `clock` and `rng` override parts of it. */
@@ -267,6 +285,8 @@ export class SchedulerCore {
     const store = this.leaderStoreOf(req);
     if (store.isTombstone()) throw SchedulerError.storeTombstone(store.id);
     if (!req.region || req.region.id === 0n) throw SchedulerError.unknown("invalid request region: region id is 0");
+    const malformed = malformedRegion(req.region);
+    if (malformed) throw SchedulerError.unknown(`invalid request region ${req.region.id}: ${malformed}`);
     // A leader that has not measured its region yet (just elected) reports 0: keep the last known
     // size, as PD does, so a leader change does not look like data leaving the stores.
     const reported = sizeFromBytes(req.approximateSize);

@@ -6,9 +6,12 @@ export function isSourceSuitable(cluster: ClusterModel, s: StoreInfo): boolean {
   return !s.isTombstone() && !cluster.isStoreDown(s);
 }
 
-/** A store that may receive peers or leaders: Up (not offline or tombstone), not down, not busy. */
+/**
+ * A store that may receive peers or leaders: Up (not offline or tombstone), heartbeating (not down,
+ * nor disconnected: silent for 20 s), not busy.
+ */
 export function isTargetSuitable(cluster: ClusterModel, s: StoreInfo): boolean {
-  return s.isUp() && !cluster.isStoreDown(s) && !s.isBusy();
+  return s.isUp() && !cluster.isStoreDown(s) && !cluster.isStoreDisconnected(s) && !s.isBusy();
 }
 
 /** Whether a store's peer should be replaced: the store is unknown, offline, removed or down. */

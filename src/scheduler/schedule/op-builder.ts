@@ -3,13 +3,16 @@ import { isTargetSuitable } from "./filters.js";
 import type { OpStep } from "./operator.js";
 import { Operator, OpKind } from "./operator.js";
 import type { RegionInfo } from "../core/region-info.js";
-import { followers, leaderStoreId } from "../core/region-info.js";
+import { followers, isPending, leaderStoreId } from "../core/region-info.js";
 
-/** Picks the follower store (other than `exclude`) best able to take the leader: healthy, fewest leaders. */
+/**
+ * Picks the follower store (other than `exclude`) best able to take the leader: healthy, up to date
+ * (a pending peer lacks the log, so a transfer to it stalls), fewest leaders.
+ */
 export function pickLeaderTarget(cluster: ClusterModel, region: RegionInfo, exclude: bigint): bigint | undefined {
   let best: { id: bigint; leaders: number } | undefined;
   for (const p of followers(region)) {
-    if (p.storeId === exclude) continue;
+    if (p.storeId === exclude || isPending(region, p.id)) continue;
     const s = cluster.getStore(p.storeId);
     if (!s || !isTargetSuitable(cluster, s)) continue;
     if (!best || s.leaderCount < best.leaders) best = { id: s.id, leaders: s.leaderCount };

@@ -70,7 +70,7 @@ export class BalanceLeaderScheduler {
     for (let i = 0; i < this.retryLimit; i++) {
       const region = cluster.regions.randLeaderRegion(source.id, cluster.rng);
       if (!region) return undefined;
-      if (oc.get(region.meta.id)) continue;
+      if (!isHealthy(oc, region)) continue;
       let target: StoreInfo | undefined;
       for (const p of followers(region)) {
         const s = cluster.getStore(p.storeId);
@@ -98,7 +98,7 @@ export class BalanceLeaderScheduler {
     for (let i = 0; i < this.retryLimit; i++) {
       const region = cluster.regions.randFollowerRegion(target.id, cluster.rng);
       if (!region) return undefined;
-      if (oc.get(region.meta.id)) continue;
+      if (!isHealthy(oc, region)) continue;
       const sourceId = leaderStoreId(region);
       const source = sourceId === undefined ? undefined : cluster.getStore(sourceId);
       if (!source || !isSourceSuitable(cluster, source) || !this.shouldBalance(leaders(source), leaders(target)))
@@ -134,6 +134,14 @@ export class BalanceLeaderScheduler {
       limitsHit: [],
     });
   }
+}
+
+/**
+ * A region balance-leader may touch: no operator running and no peer catching up (TinyKV's
+ * HealthRegion). A pending peer lacks the log, so handing it the leadership stalls the region.
+ */
+function isHealthy(oc: OperatorController, region: RegionInfo): boolean {
+  return !oc.get(region.meta.id) && region.pendingPeers.length === 0;
 }
 
 /** A store's leader count once the running operators finish. */
