@@ -27,7 +27,9 @@ describe("a max-size value reads back through the client's connection", () => {
       mutations: [{ op: Op.Put, key: b(1), value }],
     });
     expect(pre.errors).toEqual([]);
-    expect((await srv.client.kvCommit({ startVersion: 100n, commitVersion: 110n, keys: [b(1)] })).error).toBeUndefined();
+    expect(
+      (await srv.client.kvCommit({ startVersion: 100n, commitVersion: 110n, keys: [b(1)] })).error,
+    ).toBeUndefined();
 
     const got = await srv.client.kvGet({ key: b(1), version: 120n }).then(
       (r) => r,
