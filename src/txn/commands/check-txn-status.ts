@@ -39,7 +39,9 @@ export async function kvCheckTxnStatus(runner: CommandRunner, req: CheckTxnStatu
         await putRollbackRecord(txn, key);
         return status(Action.TTLExpireRollback);
       }
-      return status(Action.NoAction, lock.ttl);
+      // Alive: lock_ttl > 0 is how the answer says "locked" (both 0 reads as rolled back), so a
+      // lock prewritten with TTL 0 and checked with a current_ts older than it still answers 1.
+      return status(Action.NoAction, lock.ttl > 0n ? lock.ttl : 1n);
     }
     const own = await txn.currentWrite(key);
     if (own !== undefined) {
