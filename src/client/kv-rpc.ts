@@ -1,6 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import * as kv from "../proto/kvrpcpb.js";
 import { TinyKvClient } from "../proto/tinykvpb.js";
+import { MAX_GRPC_MESSAGE_BYTES } from "../kv/server/limits.js";
 import type { Runtime } from "../util/runtime.js";
 import { realRuntime } from "../util/runtime.js";
 import type { TlsConfig } from "../util/tls.js";
@@ -48,7 +49,13 @@ export class TinyKvRpc implements KvConnection {
     /** Mutual TLS to the store; default plaintext. */
     tls?: TlsConfig,
   ) {
-    this.client = new TinyKvClient(addr, grpcChannelCredentials(tls), { "grpc.enable_channelz": 0, ...options });
+    // The server answers up to MAX_GRPC_MESSAGE_BYTES (a max-size value and its envelope); grpc-js's
+    // default receive limit of 4 MiB would make a stored 4-8 MiB value unreadable.
+    this.client = new TinyKvClient(addr, grpcChannelCredentials(tls), {
+      "grpc.enable_channelz": 0,
+      "grpc.max_receive_message_length": MAX_GRPC_MESSAGE_BYTES,
+      ...options,
+    });
   }
 
   private unary<Req, Res>(method: unknown, req: Req): Promise<Res> {

@@ -125,6 +125,12 @@ export class MvccTxn {
     return undefined;
   }
 
+  /** The write record stored exactly at `commitTs` on `key` (of whichever txn), or undefined. */
+  async writeAt(key: Uint8Array, commitTs: bigint): Promise<Write | undefined> {
+    const bytes = await this.reader.getCF(CF_WRITE, encodeKey(key, commitTs));
+    return bytes === undefined ? undefined : Write.parse(bytes);
+  }
+
   /** The newest write on `key` of any txn (including rollback records), or undefined. */
   async mostRecentWrite(key: Uint8Array): Promise<WriteAt | undefined> {
     const userKey = encodeBytes(key);

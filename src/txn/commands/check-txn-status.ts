@@ -8,11 +8,11 @@
 import type { CheckTxnStatusRequest } from "../../proto/kvrpcpb.js";
 import { Action } from "../../proto/kvrpcpb.js";
 import { physicalTime } from "../codec.js";
-import { Write, WriteKind } from "../records.js";
+import { WriteKind } from "../records.js";
 import type { CommandRunner } from "../runner.js";
 import { requireIssuedTs } from "../bounds.js";
 import { requireKey } from "../validate.js";
-import { removeOwnLock } from "./key-actions.js";
+import { putRollbackRecord, removeOwnLock } from "./key-actions.js";
 
 /** What was found (and done): a live lock's TTL, or the commit ts (0: rolled back) of a finished txn. */
 export interface TxnStatus {
@@ -36,17 +36,19 @@ export async function kvCheckTxnStatus(runner: CommandRunner, req: CheckTxnStatu
       // TTL is in ms of the TSO's physical clock: expired once lock time + ttl has passed.
       if (physicalTime(lock.ts) + lock.ttl <= physicalTime(currentTs)) {
         removeOwnLock(txn, key, lock);
-        txn.putWrite(key, lockTs, new Write(lockTs, WriteKind.Rollback));
+        await putRollbackRecord(txn, key);
         return status(Action.TTLExpireRollback);
       }
-      return status(Action.NoAction, lock.ttl);
+      // Alive: lock_ttl > 0 is how the answer says "locked" (both 0 reads as rolled back), so a
+      // lock prewritten with TTL 0 and checked with a current_ts older than it still answers 1.
+      return status(Action.NoAction, lock.ttl > 0n ? lock.ttl : 1n);
     }
     const own = await txn.currentWrite(key);
     if (own !== undefined) {
       const committed = own.write.kind !== WriteKind.Rollback;
       return status(Action.NoAction, 0n, committed ? own.commitTs : 0n);
     }
-    txn.putWrite(key, lockTs, new Write(lockTs, WriteKind.Rollback));
+    await putRollbackRecord(txn, key);
     return status(Action.LockNotExistRollback);
   });
 }

@@ -70,6 +70,17 @@ export function removeOwnLock(txn: MvccTxn, key: Buffer, lock: Lock): void {
 }
 
 /**
+ * Writes this txn's rollback record on `key` at start_ts, unless a record of another txn (a commit
+ * whose commit_ts equals this start_ts) already sits there: overwriting it would delete committed
+ * data, and it already makes a late prewrite of this txn a write conflict (commit_ts >= start_ts).
+ * The caller has checked that this txn has no record of its own on the key.
+ */
+export async function putRollbackRecord(txn: MvccTxn, key: Buffer): Promise<void> {
+  if ((await txn.writeAt(key, txn.startTs)) !== undefined) return;
+  txn.putWrite(key, txn.startTs, new Write(txn.startTs, WriteKind.Rollback));
+}
+
+/**
  * Rolls back `key`: refused if the txn committed it; no-op if already rolled back; otherwise
  * drops the txn's own lock and value (another txn's lock is left alone) and writes a rollback
  * record at start_ts, so a prewrite of this txn arriving late meets a conflict.
@@ -82,6 +93,6 @@ export async function rollbackKey(txn: MvccTxn, key: Buffer): Promise<TxnKeyErro
   }
   const lock = await txn.getLock(key);
   if (lock !== undefined && lock.ts === txn.startTs) removeOwnLock(txn, key, lock);
-  txn.putWrite(key, txn.startTs, new Write(txn.startTs, WriteKind.Rollback));
+  await putRollbackRecord(txn, key);
   return undefined;
 }

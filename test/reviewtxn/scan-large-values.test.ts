@@ -1,0 +1,40 @@
+/**
+ * KvScan has a pair limit but no byte budget: a page of the client's size (1,024 pairs) over a few
+ * large values (each within MAX_VALUE_BYTES) makes an answer over the server's 16 MiB send limit,
+ * so grpc-js fails the call with RESOURCE_EXHAUSTED, on every retry: a transactional scan over
+ * such a range can never succeed, though every value in it reads back alone with KvGet.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { KvClient } from "../../src/client/client.js";
+import { FakeCluster, peer, region } from "../lab3b-multiraft/client-fake-store.js";
+
+let cluster: FakeCluster | undefined;
+let client: KvClient | undefined;
+
+afterEach(async () => {
+  client?.close();
+  client = undefined;
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+describe("a transactional scan over large values", () => {
+  it("returns every pair of three 7 MiB values", async () => {
+    const c = (cluster = await FakeCluster.start(1));
+    await c.addRegion(region(10n, "", "", [peer(11n, 1n)]), peer(11n, 1n));
+    const kv = (client = await KvClient.connect({ scheduler: c.scheduler.addr, timeoutMs: 3_000 }));
+
+    const keys = ["big1", "big2", "big3"];
+    const t = await kv.begin();
+    for (const [i, k] of keys.entries()) t.put(k, Buffer.alloc(7 * 1024 * 1024, i + 1));
+    await t.commit();
+
+    const r = await kv.begin();
+    for (const k of keys) expect((await r.get(k))?.length, `${k} reads back alone`).toBe(7 * 1024 * 1024);
+    const scanned = await r.scan("", "", 10).then(
+      (pairs) => pairs.map((p) => `${p.key.toString()}:${p.value.length}`),
+      (e: Error) => `${e.name}: ${e.message}`,
+    );
+    expect(scanned).toEqual(keys.map((k) => `${k}:${7 * 1024 * 1024}`));
+  }, 60_000);
+});
