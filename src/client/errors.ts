@@ -33,6 +33,13 @@ export class KvRequestError extends TinyKvError {
   }
 }
 
+/**
+ * A store refused a scan page as too large for one message (gRPC RESOURCE_EXHAUSTED: the
+ * server's byte budget for an answer, or gRPC's message limit). The scans ask again for fewer
+ * pairs (ScanPage); other requests fail with it.
+ */
+export class AnswerTooLargeError extends KvRequestError {}
+
 /** The region of a request answered with a region error; the client retries these, so users see them only as `lastError`. */
 export class RegionRequestError extends TinyKvError {
   /** The region error as the project's one kind (its wire form is `pb`). */

@@ -2,11 +2,12 @@
  * Raw scans across regions, forward and reverse (RawScan with TiKV's reverse semantics). Neither
  * is a snapshot across regions: each region is read at its own moment.
  */
-import type { KvPair } from "../proto/kvrpcpb.js";
+import type { KvPair, RawScanResponse } from "../proto/kvrpcpb.js";
 import { KvRequestError } from "./errors.js";
 import type { ReadRouting } from "./read-options.js";
 import type { RpcTarget } from "./region-cache.js";
 import type { Backoff, RequestSender } from "./request.js";
+import { ScanPage } from "./request.js";
 import { clipEnd } from "./raw-batch.js";
 import type { KvEntry } from "./txn.js";
 
@@ -30,19 +31,28 @@ export async function forwardScanAcrossRegions(
   const out: KvEntry[] = [];
   if (end.length > 0 && Buffer.compare(start, end) >= 0) return out;
   let cursor = start;
+  const page = new ScanPage(RAW_SCAN_PAGE);
   while (out.length < limit) {
-    const want = Math.min(limit - out.length, RAW_SCAN_PAGE);
-    const { resp, target } = await sender.onKey(
-      "RawScan",
-      cursor,
-      bo,
-      (t) => {
-        const regionEnd = t.region.endKey;
-        const stop = regionEnd.length > 0 && (end.length === 0 || Buffer.compare(regionEnd, end) < 0) ? regionEnd : end;
-        return t.rpc.rawScan({ context: t.ctx, startKey: cursor, endKey: stop, limit: want, cf });
-      },
-      { route: routing.route },
-    );
+    const want = Math.min(limit - out.length, page.size);
+    let answer: Awaited<ReturnType<typeof sender.onKey<RawScanResponse>>>;
+    try {
+      answer = await sender.onKey(
+        "RawScan",
+        cursor,
+        bo,
+        (t) => {
+          const regionEnd = t.region.endKey;
+          const stop =
+            regionEnd.length > 0 && (end.length === 0 || Buffer.compare(regionEnd, end) < 0) ? regionEnd : end;
+          return t.rpc.rawScan({ context: t.ctx, startKey: cursor, endKey: stop, limit: want, cf });
+        },
+        { route: routing.route },
+      );
+    } catch (err) {
+      if (page.shrink(err)) continue;
+      throw err;
+    }
+    const { resp, target } = answer;
     if (resp.error) throw new KvRequestError("RawScan", target.addr, resp.error);
     const regionEnd = target.region.endKey;
     for (const kv of resp.kvs) {
@@ -88,6 +98,7 @@ export async function reverseScanAcrossRegions(
   const out: KvEntry[] = [];
   if (upper.length > 0 && Buffer.compare(lower, upper) >= 0) return out;
   const windows: { lo: Buffer; hi: Buffer }[] = [{ lo: lower, hi: upper }];
+  const page = new ScanPage(RAW_SCAN_PAGE);
   const covers = (t: RpcTarget, hi: Buffer) =>
     t.region.endKey.length === 0 || (hi.length > 0 && Buffer.compare(t.region.endKey, hi) >= 0);
   while (out.length < limit) {
@@ -98,22 +109,32 @@ export async function reverseScanAcrossRegions(
       windows.push({ lo: w.lo, hi: located.region.endKey }, { lo: located.region.endKey, hi: w.hi });
       continue;
     }
-    const want = Math.min(limit - out.length, RAW_SCAN_PAGE);
-    const { resp, target } = await sender.onKey(
-      "RawScan",
-      w.lo,
-      bo,
-      (t) =>
-        t.rpc.rawScan({
-          context: t.ctx,
-          startKey: clipEnd(w.hi, t.region.endKey),
-          endKey: w.lo,
-          limit: want,
-          cf,
-          reverse: true,
-        }),
-      { route: routing.route },
-    );
+    const want = Math.min(limit - out.length, page.size);
+    let answer: Awaited<ReturnType<typeof sender.onKey<RawScanResponse>>>;
+    try {
+      answer = await sender.onKey(
+        "RawScan",
+        w.lo,
+        bo,
+        (t) =>
+          t.rpc.rawScan({
+            context: t.ctx,
+            startKey: clipEnd(w.hi, t.region.endKey),
+            endKey: w.lo,
+            limit: want,
+            cf,
+            reverse: true,
+          }),
+        { route: routing.route },
+      );
+    } catch (err) {
+      if (page.shrink(err)) {
+        windows.push(w);
+        continue;
+      }
+      throw err;
+    }
+    const { resp, target } = answer;
     if (resp.error) throw new KvRequestError("RawScan", target.addr, resp.error);
     if (!covers(target, w.hi)) {
       // The region split between the lookup and the answer: its upper part has keys to come first.

@@ -11,7 +11,14 @@ import type { Logger } from "../util/logger.js";
 import { DeadlineExceededError, sleep } from "../util/retry.js";
 import type { Runtime } from "../util/runtime.js";
 import { realRuntime } from "../util/runtime.js";
-import { KvDeadlineError, KvRequestError, NoRegionError, RegionRequestError, StoreUnreachableError } from "./errors.js";
+import {
+  AnswerTooLargeError,
+  KvDeadlineError,
+  KvRequestError,
+  NoRegionError,
+  RegionRequestError,
+  StoreUnreachableError,
+} from "./errors.js";
 import { finishEntryBytes, settleLimited, splitBySize, TXN_BATCHES_IN_FLIGHT } from "./batches.js";
 import { BatchStreamBrokenError } from "./batch-stream.js";
 import { KvOutcomeUnknownError } from "./outcome.js";
@@ -80,6 +87,28 @@ export class Backoff {
 
 const UNREACHABLE = new Set<number>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED]);
 
+/** RESOURCE_EXHAUSTED details of an answer too large for one message: the server's own budget, or gRPC's limit on either side. */
+const TOO_LARGE = /answer too large|larger than max/;
+
+/**
+ * The pairs a scan asks for per request: halved each time a store answers that a page would
+ * not fit one message (AnswerTooLargeError), down to one pair, which always fits.
+ */
+export class ScanPage {
+  constructor(private pairs: number) {}
+
+  get size(): number {
+    return this.pairs;
+  }
+
+  /** After an AnswerTooLargeError: whether a smaller page is left to try. */
+  shrink(err: unknown): boolean {
+    if (!(err instanceof AnswerTooLargeError) || this.pairs <= 1) return false;
+    this.pairs = Math.max(1, this.pairs >> 1);
+    return true;
+  }
+}
+
 function grpcCode(err: unknown): number | undefined {
   const code = (err as Partial<ServiceError> | undefined)?.code;
   return typeof code === "number" ? code : undefined;
@@ -135,6 +164,10 @@ export class RequestSender {
       resp = await call(t);
     } catch (err) {
       const code = grpcCode(err);
+      const details = String((err as Partial<ServiceError>).details ?? "");
+      // Not an overloaded store: the same request would fail the same way anywhere.
+      if (code === status.RESOURCE_EXHAUSTED && TOO_LARGE.test(details))
+        throw new AnswerTooLargeError(op, t.addr, `RESOURCE_EXHAUSTED: ${details}`);
       if (code !== undefined && UNREACHABLE.has(code)) {
         this.cache.onSendFail(t);
         return {

@@ -1,4 +1,4 @@
-import type { KvPair, Mutation } from "../proto/kvrpcpb.js";
+import type { KvPair, Mutation, ScanResponse } from "../proto/kvrpcpb.js";
 import { Op } from "../proto/kvrpcpb.js";
 import type { Logger } from "../util/logger.js";
 import { errorMessage } from "../util/retry.js";
@@ -14,7 +14,7 @@ import { prewriteEntryBytes, splitBySize } from "./batches.js";
 import type { LockResolver } from "./lock-resolver.js";
 import { LockKeeper, txnLockTtlMs } from "./lock-ttl.js";
 import type { RequestSender, RetryPolicy } from "./request.js";
-import { Backoff } from "./request.js";
+import { Backoff, ScanPage } from "./request.js";
 import { InvalidReadOptionError, ReadRouting } from "./read-options.js";
 import type { Runtime } from "../util/runtime.js";
 
@@ -154,15 +154,23 @@ export class Transaction {
     const bo = new Backoff("txn scan", start, this.d.policy, this.d.runtime);
     const out: KvEntry[] = [];
     let cursor = start;
+    const page = new ScanPage(SCAN_PAGE);
     while (out.length < limit) {
-      const want = Math.min(limit - out.length, SCAN_PAGE);
-      const { resp, target } = await this.d.sender.onKey(
-        "KvScan",
-        cursor,
-        bo,
-        routing.watch((t) => t.rpc.kvScan({ context: t.ctx, startKey: cursor, limit: want, version: this.startTs })),
-        { route: routing.route },
-      );
+      const want = Math.min(limit - out.length, page.size);
+      let answer: Awaited<ReturnType<typeof this.d.sender.onKey<ScanResponse>>>;
+      try {
+        answer = await this.d.sender.onKey(
+          "KvScan",
+          cursor,
+          bo,
+          routing.watch((t) => t.rpc.kvScan({ context: t.ctx, startKey: cursor, limit: want, version: this.startTs })),
+          { route: routing.route },
+        );
+      } catch (err) {
+        if (page.shrink(err)) continue;
+        throw err;
+      }
+      const { resp, target } = answer;
       const regionEnd = target.region.endKey;
       const mine = resp.pairs.filter(
         (p: KvPair) => inRange(p.key, cursor, end) && (regionEnd.length === 0 || Buffer.compare(p.key, regionEnd) < 0),

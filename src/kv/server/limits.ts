@@ -13,3 +13,5 @@ export const MAX_BATCH_KEYS = 65_536;
 export const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 /** A RawBatchGet whose values would pass this many bytes is refused: its answer would not fit a gRPC message. */
 export const MAX_BATCH_GET_ANSWER_BYTES = 12 * 1024 * 1024;
+/** A RawScan or KvScan answer stops short of this many bytes of keys and values: past it the scan is refused (AnswerTooLargeError). */
+export const MAX_SCAN_ANSWER_BYTES = 12 * 1024 * 1024;

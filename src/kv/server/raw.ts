@@ -1,6 +1,6 @@
 import { parseClientCf, UnknownCfError } from "../engine/index.js";
 import type { RawCursor, RawKeyspace, Storage } from "../storage/index.js";
-import { InvalidArgumentError, rawKeyspace, RegionError } from "../storage/index.js";
+import { AnswerTooLargeError, InvalidArgumentError, rawKeyspace, RegionError } from "../storage/index.js";
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import type {
   RawBatchDeleteRequest,
@@ -23,7 +23,7 @@ import {
   RawPutResponse,
   RawScanResponse,
 } from "../../proto/kvrpcpb.js";
-import { MAX_BATCH_GET_ANSWER_BYTES } from "./limits.js";
+import { MAX_BATCH_GET_ANSWER_BYTES, MAX_SCAN_ANSWER_BYTES } from "./limits.js";
 import {
   checkBatch,
   checkDeleteRange,
@@ -128,6 +128,8 @@ export class RawHandlers {
         await reader.close();
       }
     } catch (err) {
+      // Too large an answer is a gRPC status, as gRPC's own for a message over its limit: the client asks for fewer.
+      if (err instanceof AnswerTooLargeError) throw err;
       return RawScanResponse.create(rawFailure(err));
     }
   }
@@ -211,9 +213,14 @@ export class RawHandlers {
 }
 
 /** Up to `limit` pairs from the cursor's position while `inRange` holds. */
+/** Up to `limit` pairs in range; refused (AnswerTooLargeError) past MAX_SCAN_ANSWER_BYTES of keys and values. */
 async function collect(cursor: RawCursor, limit: number, inRange: (key: Buffer) => boolean): Promise<KvPair[]> {
   const kvs: KvPair[] = [];
+  let bytes = 0;
   while (cursor.valid && kvs.length < limit && inRange(cursor.key)) {
+    bytes += cursor.key.length + cursor.value.length;
+    if (bytes > MAX_SCAN_ANSWER_BYTES && kvs.length > 0)
+      throw new AnswerTooLargeError("RawScan", kvs.length + 1, MAX_SCAN_ANSWER_BYTES);
     kvs.push(KvPair.create({ key: cursor.key, value: cursor.value, expiresAtMs: BigInt(cursor.expiresAtMs ?? 0) }));
     await cursor.next();
   }

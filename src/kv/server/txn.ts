@@ -23,6 +23,7 @@ import {
 import type { Error as RegionErrorPb } from "../../proto/errorpb.js";
 import type { Storage } from "../storage/index.js";
 import { InvalidArgumentError, RegionError } from "../storage/index.js";
+import { MAX_SCAN_ANSWER_BYTES } from "./limits.js";
 import * as txn from "../../txn/index.js";
 import { keyErrorOf } from "./key-error.js";
 import { checkKey, checkKeyLength, checkScanLimit, checkValue } from "./validate.js";
@@ -76,7 +77,7 @@ export class TxnHandlers {
     if (req.limit > 0) checkScanLimit(req.limit); // limit 0 is answered with no pairs, as TinyKV does
     return withRegionError(
       async () => {
-        const items = await txn.kvScan(this.runner, req);
+        const items = await txn.kvScan(this.runner, req, MAX_SCAN_ANSWER_BYTES);
         const pairs = items.map((item) =>
           "error" in item ? KvPair.create({ key: item.key, error: keyErrorOf(item.error) }) : KvPair.create(item),
         );
