@@ -296,7 +296,12 @@ export class RegionFeed {
       const lock = await minLockTs(snap, this.span);
       if (this.done || !state || state.appliedIndex > this.seenIndex) return;
       const resolved = lock !== undefined && lock < ts ? lock : ts;
-      this.queue.push({ kind: "resolved", ts: resolved });
+      // A watcher that does not read must not grow the queue one round at a time: a resolved ts
+      // still waiting at its tail (nothing queued since) only needs the newer value.
+      const last = this.queue[this.queue.length - 1];
+      if (last?.kind === "resolved") {
+        if (resolved > last.ts) last.ts = resolved;
+      } else this.queue.push({ kind: "resolved", ts: resolved });
       void this.pump();
     } catch (err) {
       // A TSO hiccup or a read timeout only delays the resolved ts: the next round tries again.
