@@ -49,7 +49,9 @@ it("max-size values read at once over BatchCommands all come back", async () => 
     const sizes = new Map<bigint, number>();
     let status: grpc.StatusObject | undefined;
     call.on("data", (m: BatchCommandsResponse) => {
-      m.requestIds.forEach((id, i) => sizes.set(id, m.responses[i]!.RawGet?.value.length ?? -1));
+      m.requestIds.forEach((id, i) => {
+        sizes.set(id, m.responses[i]!.RawGet?.value.length ?? -1);
+      });
     });
     call.on("error", () => undefined);
     call.on("status", (s: grpc.StatusObject) => (status = s));
@@ -63,6 +65,54 @@ it("max-size values read at once over BatchCommands all come back", async () => 
     });
     expect(status && `${status.code} ${status.details}`).toBeUndefined();
     expect([...sizes.values()]).toEqual(keys.map(() => MAX_VALUE_BYTES));
+    call.end();
+  } finally {
+    unary.close();
+    client.close();
+  }
+}, 60_000);
+
+it("a sub-request whose answer is over the message limit gets an error answer; the stream serves on", async () => {
+  const unary = new TinyKvRpc(addr, 20_000, BIG);
+  const client = new grpc.Client(addr, grpc.credentials.createInsecure(), BIG);
+  try {
+    for (const i of [0, 1, 2]) {
+      const put = await unary.rawPut({ key: Buffer.from(`scan/${i}`), value: Buffer.alloc(MAX_VALUE_BYTES, 0x61 + i) });
+      expect(put.error).toBe("");
+    }
+    await unary.rawPut({ key: Buffer.from("small"), value: Buffer.from("v") });
+    const call = client.makeBidiStreamRequest(
+      "/tinykvpb.TinyKv/BatchCommands",
+      (m: BatchCommandsRequest) => Buffer.from(BatchCommandsRequest.encode(m).finish()),
+      (bytes: Buffer) => BatchCommandsResponse.decode(bytes),
+    );
+    const answers = new Map<bigint, BatchCommandsResponse["responses"][number]>();
+    let status: grpc.StatusObject | undefined;
+    call.on("data", (m: BatchCommandsResponse) => {
+      m.requestIds.forEach((id, i) => {
+        answers.set(id, m.responses[i]!);
+      });
+    });
+    call.on("error", () => undefined);
+    call.on("status", (s: grpc.StatusObject) => (status = s));
+    // 24 MiB of values in one scan answer: it cannot be sent as any message.
+    call.write({
+      requestIds: [1n],
+      requests: [
+        {
+          RawScan: { startKey: Buffer.from("scan/"), endKey: Buffer.from("scan0"), limit: 10, cf: "", reverse: false },
+        },
+      ],
+    });
+    await waitFor(() => answers.size === 1 || status !== undefined, {
+      timeoutMs: 20_000,
+      message: "the scan's answer",
+    });
+    call.write({ requestIds: [2n], requests: [{ RawGet: { key: Buffer.from("small"), cf: "" } }] });
+    await waitFor(() => answers.size === 2 || status !== undefined, { timeoutMs: 20_000, message: "the get's answer" });
+    expect(status && `${status.code} ${status.details}`).toBeUndefined();
+    expect(answers.get(1n)?.Error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(answers.get(2n)?.RawGet?.value.toString()).toBe("v");
     call.end();
   } finally {
     unary.close();
