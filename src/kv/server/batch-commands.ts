@@ -6,12 +6,13 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { BatchCommandsRequest, BatchCommandsRequest_Request, TinyKvServer } from "../../proto/tinykvpb.js";
-import { BatchCommandsResponse } from "../../proto/tinykvpb.js";
+import { BatchCommandsResponse, BatchCommandsResponse_Response as ResponsePb } from "../../proto/tinykvpb.js";
 import type { BatchCommandsResponse_Response } from "../../proto/tinykvpb.js";
 import type { Logger } from "../../util/logger.js";
 import type { Runtime } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
 import { hopTrace } from "../../util/hop-trace.js";
+import { MAX_GRPC_MESSAGE_BYTES } from "./limits.js";
 
 /** A sub-request kind: the name of its field in BatchCommandsRequest.Request (TiKV's spelling). */
 export type BatchKind = keyof BatchCommandsRequest_Request;
@@ -62,6 +63,22 @@ function kindOf(req: BatchCommandsRequest_Request): BatchKind | string {
 
 function errorAnswer(code: grpc.status, message: string): BatchCommandsResponse_Response {
   return { Error: { code, message } };
+}
+
+/** Bytes one message of answers may hold: the gRPC ceiling less room for its own framing. */
+const MAX_ANSWER_MESSAGE_BYTES = MAX_GRPC_MESSAGE_BYTES - 1024;
+
+/**
+ * An upper bound of a value's protobuf size, cheap (no encoding): its bytes and strings, plus a
+ * field header and length for every field, element and nested message.
+ */
+function sizeBound(v: unknown): number {
+  if (v instanceof Uint8Array) return v.length + 16;
+  if (typeof v === "string") return v.length * 3 + 16;
+  if (Array.isArray(v)) return v.reduce((n: number, x: unknown) => n + sizeBound(x), 16);
+  if (v !== null && typeof v === "object")
+    return Object.values(v).reduce((n: number, x: unknown) => n + sizeBound(x), 16);
+  return 16;
 }
 
 /** One client's stream: reads sub-requests, serves them, writes their answers in batches. */
@@ -157,15 +174,47 @@ class BatchStream {
     this.runtime.defer(() => this.flush());
   }
 
+  /**
+   * Writes the answers gathered, in as few messages as fit the gRPC ceiling: a message over it
+   * would fail the whole stream. An answer too big for any message is answered RESOURCE_EXHAUSTED.
+   */
   private flush(): void {
     this.flushScheduled = false;
     if (this.gone || this.outIds.length === 0) return;
-    const msg = BatchCommandsResponse.create({
-      requestIds: this.outIds.splice(0),
-      responses: this.outResponses.splice(0),
-    });
-    hopTrace?.("srv.write");
-    if (!this.call.write(msg)) this.updateReading();
+    const ids = this.outIds.splice(0);
+    const responses = this.outResponses.splice(0);
+    let from = 0;
+    let bytes = 0;
+    let blocked = false;
+    const send = (to: number) => {
+      if (to === from) return;
+      const msg = BatchCommandsResponse.create({
+        requestIds: ids.slice(from, to),
+        responses: responses.slice(from, to),
+      });
+      hopTrace?.("srv.write");
+      if (!this.call.write(msg)) blocked = true;
+      from = to;
+      bytes = 0;
+    };
+    for (let i = 0; i < responses.length; i++) {
+      let size = sizeBound(responses[i]) + 16;
+      if (size > MAX_ANSWER_MESSAGE_BYTES) {
+        const exact = ResponsePb.encode(responses[i]!).finish().length + 32;
+        if (exact > MAX_ANSWER_MESSAGE_BYTES) {
+          const kind = Object.keys(responses[i]!)[0] ?? "answer";
+          responses[i] = errorAnswer(
+            grpc.status.RESOURCE_EXHAUSTED,
+            `${kind}: the answer is ${exact} bytes, over the ${MAX_GRPC_MESSAGE_BYTES}-byte message limit: ask for less`,
+          );
+          size = sizeBound(responses[i]) + 16;
+        } else size = exact;
+      }
+      if (bytes + size > MAX_ANSWER_MESSAGE_BYTES) send(i);
+      bytes += size;
+    }
+    send(responses.length);
+    if (blocked) this.updateReading();
   }
 
   /** Reads while few sub-requests are pending and the client takes its answers; pauses otherwise. */
