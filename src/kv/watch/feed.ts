@@ -18,6 +18,7 @@ import {
   minLockTs,
   rowOf,
   scanCommitted,
+  spanIsEmpty,
   valueReader,
 } from "./rows.js";
 
@@ -139,6 +140,14 @@ export class RegionFeed {
       if (this.staleEpoch(state.region)) return;
       this.region = state.region;
       this.span = clipToRegion(this.span, state.region);
+      // None of the range is this region's (a wrong route, or garbage): resolved ts for it would
+      // tell the watcher nothing changed there while its keys change in another region.
+      if (spanIsEmpty(this.span))
+        return this.fail(
+          feedError(`region ${this.regionId}: the watched range is not in the region`, {
+            epochNotMatch: { currentRegions: [state.region] },
+          }),
+        );
       this.nextIndex = state.appliedIndex + 1n;
       // Changes may have arrived while the state was read: they count as seen too.
       if (state.appliedIndex > this.seenIndex) this.seenIndex = state.appliedIndex;
