@@ -65,6 +65,7 @@ export const DEFAULT_FEED_OPTIONS: FeedOptions = {
 
 /** Rough memory of one queued commit record beyond its bytes (objects, arrays). */
 const ROW_OVERHEAD_BYTES = 96;
+const NO_DATA = Buffer.alloc(0);
 
 type Queued = { kind: "change"; change: AppliedChange; bytes: number } | { kind: "resolved"; ts: bigint };
 
@@ -209,10 +210,12 @@ export class RegionFeed {
 
   private onChanges(changes: AppliedChange[]): void {
     if (this.done) return;
+    // Only the commit records are kept: the entry's data and raw record are not this feed's, and
+    // would be held uncounted for a watcher that does not read. Every change counts something.
     const items = changes.map((change) => ({
       kind: "change" as const,
-      change,
-      bytes: change.writes.reduce((n, w) => n + w.key.length + w.value.length + ROW_OVERHEAD_BYTES, 0),
+      change: { ...change, rawRecord: undefined, entryData: NO_DATA },
+      bytes: change.writes.reduce((n, w) => n + w.key.length + w.value.length + ROW_OVERHEAD_BYTES, ROW_OVERHEAD_BYTES),
     }));
     const over = tooMuchQueued(this.regionId, this.queuedBytes, items, this.deps, "resolved ts");
     if (over) return this.fail(over);

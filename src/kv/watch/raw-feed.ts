@@ -26,6 +26,7 @@ import { feedError } from "./rows.js";
 
 /** Rough memory of one queued entry beyond its record's bytes. */
 const CHANGE_OVERHEAD_BYTES = 96;
+const NO_DATA = Buffer.alloc(0);
 
 /**
  * One watcher of one region's raw keys (cdcpb kv_api = RawKV) on its leader, positioned by raft
@@ -175,10 +176,15 @@ export class RawRegionFeed {
 
   private onChanges(changes: AppliedChange[]): void {
     if (this.done) return;
+    // The entry's data is kept only when the record's values lie there, and is then counted:
+    // otherwise a watcher that does not read would hold every entry of the region uncounted.
     const items = changes.map((change) => {
       const record = change.rawRecord;
-      const entryBytes = record && rawChangeRecordNeedsEntry(record) ? change.entryData.length : 0;
-      return { change, bytes: (record?.length ?? 0) + entryBytes + CHANGE_OVERHEAD_BYTES };
+      const entryData = record && rawChangeRecordNeedsEntry(record) ? change.entryData : NO_DATA;
+      return {
+        change: { ...change, writes: [], entryData },
+        bytes: (record?.length ?? 0) + entryData.length + CHANGE_OVERHEAD_BYTES,
+      };
     });
     const over = tooMuchQueued(this.regionId, this.queuedBytes, items, this.deps, "index");
     if (over) return this.fail(over);
