@@ -143,19 +143,29 @@ export class RawHandlers {
       checkBatch(req.keys.map((key) => ({ key })));
       const reader = await this.storage.reader(req.context);
       try {
-        const values = await Promise.all(req.keys.map((key) => reader.getCF(cf, key)));
-        const pairs: KvPair[] = [];
+        // A few reads at a time, and none started once the answer is over its limit: a batch may
+        // name 65,536 keys (the same one, even), and every value read is held until the answer.
+        const values: Array<Buffer | undefined> = new Array(req.keys.length);
         let bytes = 0;
+        let next = 0;
+        const worker = async () => {
+          while (next < req.keys.length && bytes <= MAX_BATCH_GET_ANSWER_BYTES) {
+            const i = next++;
+            const value = await reader.getCF(cf, req.keys[i]!);
+            if (value !== undefined) bytes += req.keys[i]!.length + value.length;
+            values[i] = value;
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(BATCH_GET_READS_AT_ONCE, req.keys.length) }, worker));
+        if (bytes > MAX_BATCH_GET_ANSWER_BYTES)
+          throw new InvalidArgumentError(
+            `the values of these ${req.keys.length} keys pass ${MAX_BATCH_GET_ANSWER_BYTES} bytes, ` +
+              "more than one answer may carry: ask for fewer keys at a time",
+          );
+        const pairs: KvPair[] = [];
         for (let i = 0; i < values.length; i++) {
           const value = values[i];
-          if (value === undefined) continue;
-          bytes += req.keys[i]!.length + value.length;
-          if (bytes > MAX_BATCH_GET_ANSWER_BYTES)
-            throw new InvalidArgumentError(
-              `the values of these ${req.keys.length} keys pass ${MAX_BATCH_GET_ANSWER_BYTES} bytes, ` +
-                "more than one answer may carry: ask for fewer keys at a time",
-            );
-          pairs.push(KvPair.create({ key: req.keys[i]!, value }));
+          if (value !== undefined) pairs.push(KvPair.create({ key: req.keys[i]!, value }));
         }
         return RawBatchGetResponse.create({ pairs });
       } finally {
@@ -212,7 +222,9 @@ export class RawHandlers {
   }
 }
 
-/** Up to `limit` pairs from the cursor's position while `inRange` holds. */
+/** Reads a RawBatchGet keeps in flight at once. */
+const BATCH_GET_READS_AT_ONCE = 16;
+
 /** Up to `limit` pairs in range; refused (AnswerTooLargeError) past MAX_SCAN_ANSWER_BYTES of keys and values. */
 async function collect(cursor: RawCursor, limit: number, inRange: (key: Buffer) => boolean): Promise<KvPair[]> {
   const kvs: KvPair[] = [];
