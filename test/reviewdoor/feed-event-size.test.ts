@@ -1,0 +1,93 @@
+// (reviewdoor) A transactional feed packs up to scanPageRows (256) rows of its initial scan into
+// one ChangeDataEvent, and every row of one applied entry into one event, whatever their values'
+// size. Three committed values of 8 MiB (within the limits) in the watched range make one event
+// of 24 MiB: over the 16 MiB gRPC ceiling, grpc-js fails the stream, and a watcher that resumes
+// from its checkpoint meets the same page again: the watch can never get past it.
+import { afterEach, expect, it } from "vitest";
+import { CF_DEFAULT, CF_WRITE, Engine } from "../../src/kv/engine/index.js";
+import { applyStateKey, regionStateKey } from "../../src/kv/raftstore/index.js";
+import { MAX_GRPC_MESSAGE_BYTES, MAX_VALUE_BYTES } from "../../src/kv/server/limits.js";
+import type { FeedSink, FeedStore } from "../../src/kv/watch/index.js";
+import { ChangeHub, RegionFeed } from "../../src/kv/watch/index.js";
+import { DEFAULT_FEED_OPTIONS } from "../../src/kv/watch/feed.js";
+import { ChangeDataEvent, ChangeDataRequest, Event_LogType } from "../../src/proto/cdcpb.js";
+import type { Region } from "../../src/proto/metapb.js";
+import { PeerState, RaftApplyState, RegionLocalState } from "../../src/proto/raft_serverpb.js";
+import { encodeKey } from "../../src/txn/codec.js";
+import { Write, WriteKind } from "../../src/txn/records.js";
+import { silentLogger } from "../../src/util/logger.js";
+import { realRuntime } from "../../src/util/runtime.js";
+import { tempDir } from "../harness/wait.js";
+
+const dir = tempDir("tinykv-reviewdoor-event-size-");
+let kv: Engine | undefined;
+afterEach(async () => {
+  await kv?.close();
+  kv = undefined;
+  dir.cleanup();
+});
+
+const peer = { id: 1n, storeId: 1n };
+const region: Region = {
+  id: 1n,
+  startKey: Buffer.alloc(0),
+  endKey: Buffer.alloc(0),
+  regionEpoch: { confVer: 1n, version: 1n },
+  peers: [peer],
+};
+
+it("every event of an initial scan over big values fits one gRPC message", async () => {
+  const engine = (kv = await Engine.open(dir.path));
+  const wb = engine
+    .newBatch()
+    .putMeta(regionStateKey(1n), Buffer.from(RegionLocalState.encode({ state: PeerState.Normal, region }).finish()))
+    .putMeta(applyStateKey(1n), Buffer.from(RaftApplyState.encode({ appliedIndex: 10n }).finish()));
+  for (const i of [0, 1, 2]) {
+    const key = Buffer.from(`big/${i}`);
+    const startTs = 100n + BigInt(i) * 10n;
+    wb.put(CF_DEFAULT, encodeKey(key, startTs), Buffer.alloc(MAX_VALUE_BYTES, 0x61 + i));
+    wb.put(CF_WRITE, encodeKey(key, startTs + 1n), new Write(startTs, WriteKind.Put).toBytes());
+  }
+  await wb.write(true);
+  const hub = new ChangeHub(silentLogger);
+  hub.attach({ regionOf: () => region });
+  const store: FeedStore = {
+    kv: engine,
+    entryData: async () => undefined,
+    replica: () => ({ region, isLeader: true, self: peer, leader: peer }),
+    read: async () => ({ region, snapshot: engine.snapshot() }),
+  };
+  const sizes: number[] = [];
+  let rows = 0;
+  let initialized = false;
+  const sink: FeedSink = {
+    write: (ev) => {
+      sizes.push(ChangeDataEvent.encode(ev).finish().length);
+      for (const e of ev.events)
+        for (const r of e.entries?.entries ?? []) {
+          if (r.type === Event_LogType.INITIALIZED) initialized = true;
+          else rows++;
+        }
+      return true;
+    },
+    drain: async () => {},
+    end: () => {},
+  };
+  const feed = new RegionFeed(
+    ChangeDataRequest.fromPartial({ regionId: 1n, regionEpoch: region.regionEpoch, checkpointTs: 5n }),
+    {
+      store,
+      hub,
+      tso: async () => 1000n,
+      runtime: { ...realRuntime, setInterval: () => ({}), clearInterval: () => undefined },
+      log: silentLogger,
+      options: DEFAULT_FEED_OPTIONS,
+    },
+    sink,
+  );
+  await feed.start();
+  feed.close();
+  expect(initialized).toBe(true);
+  expect(rows).toBe(3);
+  expect(Math.max(...sizes), `event sizes ${sizes}`).toBeLessThanOrEqual(MAX_GRPC_MESSAGE_BYTES);
+});
