@@ -15,7 +15,9 @@ import {
   clipToRegion,
   feedError,
   feedErrorOf,
+  MAX_EVENT_ROW_BYTES,
   minLockTs,
+  rowBytes,
   rowOf,
   scanCommitted,
   spanIsEmpty,
@@ -266,11 +268,21 @@ export class RegionFeed {
       );
     }
     this.nextIndex = expected + 1n;
-    const rows: Event_Row[] = [];
+    // An entry's rows carry values read here (a commit record holds none): sent in events of
+    // MAX_EVENT_ROW_BYTES, so neither an event nor what is held waiting for it grows with the entry.
+    let rows: Event_Row[] = [];
+    let bytes = 0;
     const readValue = valueReader(this.deps.store.kv);
     for (const w of change.writes) {
       const row = await rowOf(w.key, w.value, this.span, Event_LogType.COMMIT, readValue);
-      if (row && row.commitTs > this.req.checkpointTs) rows.push(row);
+      if (!row || row.commitTs <= this.req.checkpointTs) continue;
+      rows.push(row);
+      bytes += rowBytes(row);
+      if (bytes >= MAX_EVENT_ROW_BYTES) {
+        await this.send({ index: change.index, entries: { entries: rows } });
+        rows = [];
+        bytes = 0;
+      }
     }
     if (rows.length > 0) await this.send({ index: change.index, entries: { entries: rows } });
     const region = this.region!;

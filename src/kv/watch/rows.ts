@@ -76,7 +76,21 @@ export async function appliedStateIn(
   return { region, appliedIndex: RaftApplyState.decode(applyBytes).appliedIndex };
 }
 
-/** Every commit record in `span` with commit_ts > afterTs, as COMMITTED rows, in pages of `pageRows`. */
+/**
+ * Rows whose keys and values reach this many bytes are sent as one event, the next ones in
+ * another: one row is at most a max-size key and value, so an event stays under the gRPC ceiling.
+ */
+export const MAX_EVENT_ROW_BYTES = 4 << 20;
+
+/** A row's bytes as MAX_EVENT_ROW_BYTES counts them. */
+export function rowBytes(row: Event_Row): number {
+  return row.key.length + row.value.length + 64;
+}
+
+/**
+ * Every commit record in `span` with commit_ts > afterTs, as COMMITTED rows, in pages of
+ * `pageRows` rows, or fewer once they reach MAX_EVENT_ROW_BYTES.
+ */
 export async function* scanCommitted(
   snap: EngineSnapshot,
   span: KeySpan,
@@ -91,14 +105,17 @@ export async function* scanCommitted(
   const readValue = valueReader(snap);
   try {
     let page: Event_Row[] = [];
+    let bytes = 0;
     for (await cursor.seek(encodeBytes(span.start)); cursor.valid; await cursor.next()) {
       if (decodeTimestamp(cursor.key) <= afterTs) continue;
       const row = await rowOf(cursor.key, cursor.value, span, Event_LogType.COMMITTED, readValue);
       if (!row) continue;
       page.push(row);
-      if (page.length >= pageRows) {
+      bytes += rowBytes(row);
+      if (page.length >= pageRows || bytes >= MAX_EVENT_ROW_BYTES) {
         yield page;
         page = [];
+        bytes = 0;
       }
     }
     if (page.length > 0) yield page;
