@@ -1,4 +1,4 @@
-// reviewclient: KvClient.close() while an operation is in flight. close() closes the store
+// KvClient.close() while an operation is in flight. close() closes the store
 // connections (the BatchCommands stream fails what it owes, UNAVAILABLE), and the operation's
 // retry loop, which knows nothing of close, routes again: the region cache makes a NEW connection
 // to the store after close (never closed: a leaked channel), sends the request again, and the
@@ -22,7 +22,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-describe("reviewclient: close() with an operation in flight", () => {
+describe("close() with an operation in flight", () => {
   it("fails the operation promptly and makes no connection after close", async () => {
     const dir = tempDir("tinykv-review-close-");
     const storage = new StandaloneStorage(dir.path);

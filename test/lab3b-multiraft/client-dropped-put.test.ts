@@ -1,4 +1,4 @@
-// reviewclient: a unary raw put whose connection drops AFTER the store received (and applied) it
+// a unary raw put whose connection drops AFTER the store received (and applied) it
 // comes back as gRPC UNAVAILABLE ("Connection dropped"). The sender treats every UNAVAILABLE as
 // "store not reached" and sends the put again to the next peer, so the write is applied twice and
 // put() resolves as if nothing happened; it must fail with KvOutcomeUnknownError instead (as
@@ -85,7 +85,7 @@ afterEach(async () => {
   for (const s of stores.splice(0)) await s.stop();
 });
 
-describe("reviewclient: a unary put whose connection dropped after it was sent", () => {
+describe("a unary put whose connection dropped after it was sent", () => {
   it("fails as outcome unknown and is not sent again to another peer", async () => {
     const s1 = await startStore(true);
     const s2 = await startStore(false);

@@ -1,4 +1,4 @@
-// reviewclient: two requests in flight together to a peer that lost its leadership all come back
+// two requests in flight together to a peer that lost its leadership all come back
 // NotLeader with the same hint. The first answer moves the cached leader to the hinted peer; each
 // later one finds the hint already "current" and, taking it for "no new hint", rotates the cached
 // leader PAST the real leader to the next peer, and backs off. Scripted stores, no sockets.
@@ -32,7 +32,7 @@ function stores() {
   return { client, gets };
 }
 
-describe("reviewclient: concurrent NotLeader answers with the same hint", () => {
+describe("concurrent NotLeader answers with the same hint", () => {
   it("all follow the hint; none is sent to a peer the hint did not name", async () => {
     const { client, gets } = stores();
     const got = await Promise.all([client.get("a"), client.get("b")]);

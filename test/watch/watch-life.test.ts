@@ -1,4 +1,4 @@
-// reviewclient: the life of a KvClient.watch around its start and the client's close(), against
+// the life of a KvClient.watch around its start and the client's close(), against
 // a fake one-region scheduler and an in-process ChangeData service whose feeds stay open and
 // silent. No cluster.
 import * as grpc from "@grpc/grpc-js";
@@ -62,7 +62,7 @@ afterEach(() => {
 const within = <T>(p: Promise<T>, ms: number): Promise<T | "still pending"> =>
   Promise.race([p, new Promise<"still pending">((r) => setTimeout(() => r("still pending"), ms))]);
 
-describe("reviewclient: watch life", () => {
+describe("watch life", () => {
   it("a watch whose first next() failed on the TSO does not hang its next next()", async () => {
     const scheduler = oneRegionScheduler(REGION, () => "127.0.0.1:1");
     const tso = scheduler.tso;

@@ -1,4 +1,4 @@
-// (reviewdoor) A transactional feed whose watcher stops reading: every resolved-ts round
+// A transactional feed whose watcher stops reading: every resolved-ts round
 // (RegionFeed.resolve, every resolvedTsIntervalMs) pushes one more { kind: "resolved" } item onto
 // the feed's queue while the pump waits for the stream to drain. Those items carry no byte count,
 // so neither the feed's cap nor the store's quota ever sees them: the queue grows by one item per
@@ -19,7 +19,7 @@ import type { Runtime } from "../../src/util/runtime.js";
 import { realRuntime } from "../../src/util/runtime.js";
 import { tempDir } from "../harness/wait.js";
 
-const dir = tempDir("tinykv-reviewdoor-feed-");
+const dir = tempDir("tinykv-feed-");
 let kv: Engine | undefined;
 afterEach(async () => {
   await kv?.close();

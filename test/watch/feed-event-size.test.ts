@@ -1,4 +1,4 @@
-// (reviewdoor) A transactional feed packs up to scanPageRows (256) rows of its initial scan into
+// A transactional feed packs up to scanPageRows (256) rows of its initial scan into
 // one ChangeDataEvent, and every row of one applied entry into one event, whatever their values'
 // size. Three committed values of 8 MiB (within the limits) in the watched range make one event
 // of 24 MiB: over the 16 MiB gRPC ceiling, grpc-js fails the stream, and a watcher that resumes
@@ -21,7 +21,7 @@ import { silentLogger } from "../../src/util/logger.js";
 import { realRuntime } from "../../src/util/runtime.js";
 import { tempDir } from "../harness/wait.js";
 
-const dir = tempDir("tinykv-reviewdoor-event-size-");
+const dir = tempDir("tinykv-event-size-");
 let kv: Engine | undefined;
 afterEach(async () => {
   await kv?.close();

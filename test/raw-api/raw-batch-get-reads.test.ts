@@ -1,4 +1,4 @@
-// (reviewdoor) RawBatchGet refuses an answer whose values pass MAX_BATCH_GET_ANSWER_BYTES
+// RawBatchGet refuses an answer whose values pass MAX_BATCH_GET_ANSWER_BYTES
 // (12 MiB), but only after reading every value: raw.ts starts all the batch's reads at once
 // (Promise.all) and sums the sizes afterwards. A batch may name 65,536 keys, and may name one key
 // many times: a client that stored one 8 MiB value and asks for it 65,536 times in one ~1 MiB

@@ -1,4 +1,4 @@
-// (reviewdoor) The raw feed's side of feed-unaccounted-entries.test.ts: RawRegionFeed.onChanges
+// The raw feed's side of feed-unaccounted-entries.test.ts: RawRegionFeed.onChanges
 // counts an entry without a raw change record (a prewrite, a commit) at 96 bytes, or one whose
 // record carries its own values at the record's size, while the queued AppliedChange keeps the
 // entry's whole data. A watcher that does not read then holds 64 MiB for a feed capped at 4 MiB.
@@ -19,7 +19,7 @@ import { silentLogger } from "../../src/util/logger.js";
 import { realRuntime } from "../../src/util/runtime.js";
 import { tempDir } from "../harness/wait.js";
 
-const dir = tempDir("tinykv-reviewdoor-unaccounted-raw-");
+const dir = tempDir("tinykv-unaccounted-raw-");
 let kv: Engine | undefined;
 afterEach(async () => {
   await kv?.close();

@@ -1,4 +1,4 @@
-// (reviewdoor) A transactional feed (RegionFeed) whose requested range lies outside its region
+// A transactional feed (RegionFeed) whose requested range lies outside its region
 // (a watcher routed by a wrong view, or garbage): the feed clips the range to the region — an
 // empty, inverted span — and then answers INITIALIZED and resolved ts forever, rows never. The
 // watcher takes that as "nothing changed in my range up to this ts" while the keys live in
@@ -18,7 +18,7 @@ import { silentLogger } from "../../src/util/logger.js";
 import { realRuntime } from "../../src/util/runtime.js";
 import { tempDir, waitFor } from "../harness/wait.js";
 
-const dir = tempDir("tinykv-reviewdoor-range-");
+const dir = tempDir("tinykv-range-");
 let kv: Engine | undefined;
 afterEach(async () => {
   await kv?.close();

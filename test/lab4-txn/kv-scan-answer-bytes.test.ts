@@ -1,4 +1,4 @@
-// (reviewdoor) KvScan, like RawScan, bounds its pairs by count (limit <= 100,000) and not by
+// KvScan, like RawScan, bounds its pairs by count (limit <= 100,000) and not by
 // bytes: over committed values of up to 8 MiB it reads every pair up to `limit` into one answer
 // (src/txn/commands/scan.ts) and only grpc-js then finds it cannot be sent: the caller gets a bare
 // RESOURCE_EXHAUSTED "Sent message larger than max" after the store read up to 100,000 x 8 MiB.
@@ -25,7 +25,7 @@ afterAll(async () => {
   dir.cleanup();
 });
 
-it("a KvScan whose values would not fit one answer is refused INVALID_ARGUMENT, not by the transport", async () => {
+it("a KvScan whose values would not fit one answer is refused by the store (RESOURCE_EXHAUSTED, answer too large), not by the transport", async () => {
   const rpc = new TinyKvRpc(addr, 20_000, { "grpc.max_receive_message_length": 256 << 20 });
   try {
     let ts = BigInt(Date.now()) << 18n;
@@ -47,7 +47,7 @@ it("a KvScan whose values would not fit one answer is refused INVALID_ARGUMENT, 
       .kvScan({ startKey: Buffer.from("t/"), limit: 10, version: ts + 10n })
       .then((r) => `answered ${r.pairs.length} pairs`)
       .catch((e: { code?: number; details?: string }) => `${e.code} ${e.details}`);
-    expect(outcome).toMatch(new RegExp(`^${grpc.status.INVALID_ARGUMENT} .*bytes`));
+    expect(outcome).toMatch(new RegExp(`^${grpc.status.RESOURCE_EXHAUSTED} KvScan answer too large`));
     const fits = await rpc.kvScan({ startKey: Buffer.from("t/"), limit: 1, version: ts + 10n });
     expect(fits.pairs.map((p) => p.key.toString())).toEqual(["t/0"]);
   } finally {

@@ -1,4 +1,4 @@
-// (reviewdoor) BatchCommands packs every answer finished in one event-loop turn into one
+// BatchCommands packs every answer finished in one event-loop turn into one
 // BatchCommandsResponse (batch-commands.ts answer/flush) with no regard for its size. RawGets of
 // max-size values (8 MiB each, within the limits) answered in the same turn make one message over
 // the 16 MiB gRPC ceiling (MAX_GRPC_MESSAGE_BYTES): grpc-js refuses to send it and the whole

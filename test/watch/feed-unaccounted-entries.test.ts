@@ -1,4 +1,4 @@
-// (reviewdoor) A transactional feed whose watcher does not read queues every applied entry of its
+// A transactional feed whose watcher does not read queues every applied entry of its
 // region (RegionFeed.onChanges), but counts against its cap (maxPendingBytes) and the store's
 // quota only the commit records an entry wrote. An entry that wrote none — a prewrite, a raw put,
 // anything but a commit — counts 0 bytes while its queued AppliedChange holds the entry's whole
@@ -21,7 +21,7 @@ import { silentLogger } from "../../src/util/logger.js";
 import { realRuntime } from "../../src/util/runtime.js";
 import { tempDir } from "../harness/wait.js";
 
-const dir = tempDir("tinykv-reviewdoor-unaccounted-");
+const dir = tempDir("tinykv-unaccounted-");
 let kv: Engine | undefined;
 afterEach(async () => {
   await kv?.close();
