@@ -38,7 +38,7 @@ export class KvRequestError extends TinyKvError {
  * server's byte budget for an answer, or gRPC's message limit). The scans ask again for fewer
  * pairs (ScanPage); other requests fail with it.
  */
-export class AnswerTooLargeError extends KvRequestError {}
+export class KvAnswerTooLargeError extends KvRequestError {}
 
 /** The region of a request answered with a region error; the client retries these, so users see them only as `lastError`. */
 export class RegionRequestError extends TinyKvError {

@@ -12,7 +12,7 @@ import { DeadlineExceededError, sleep } from "../util/retry.js";
 import type { Runtime } from "../util/runtime.js";
 import { realRuntime } from "../util/runtime.js";
 import {
-  AnswerTooLargeError,
+  KvAnswerTooLargeError,
   KvDeadlineError,
   KvRequestError,
   NoRegionError,
@@ -92,7 +92,7 @@ const TOO_LARGE = /answer too large|larger than max/;
 
 /**
  * The pairs a scan asks for per request: halved each time a store answers that a page would
- * not fit one message (AnswerTooLargeError), down to one pair, which always fits.
+ * not fit one message (KvAnswerTooLargeError), down to one pair, which always fits.
  */
 export class ScanPage {
   constructor(private pairs: number) {}
@@ -101,9 +101,9 @@ export class ScanPage {
     return this.pairs;
   }
 
-  /** After an AnswerTooLargeError: whether a smaller page is left to try. */
+  /** After an KvAnswerTooLargeError: whether a smaller page is left to try. */
   shrink(err: unknown): boolean {
-    if (!(err instanceof AnswerTooLargeError) || this.pairs <= 1) return false;
+    if (!(err instanceof KvAnswerTooLargeError) || this.pairs <= 1) return false;
     this.pairs = Math.max(1, this.pairs >> 1);
     return true;
   }
@@ -167,7 +167,7 @@ export class RequestSender {
       const details = String((err as Partial<ServiceError>).details ?? "");
       // Not an overloaded store: the same request would fail the same way anywhere.
       if (code === status.RESOURCE_EXHAUSTED && TOO_LARGE.test(details))
-        throw new AnswerTooLargeError(op, t.addr, `RESOURCE_EXHAUSTED: ${details}`);
+        throw new KvAnswerTooLargeError(op, t.addr, `RESOURCE_EXHAUSTED: ${details}`);
       if (code !== undefined && UNREACHABLE.has(code)) {
         this.cache.onSendFail(t);
         return {
