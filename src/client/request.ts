@@ -101,7 +101,7 @@ export class ScanPage {
     return this.pairs;
   }
 
-  /** After an KvAnswerTooLargeError: whether a smaller page is left to try. */
+  /** After a KvAnswerTooLargeError: whether a smaller page is left to try. */
   shrink(err: unknown): boolean {
     if (!(err instanceof KvAnswerTooLargeError) || this.pairs <= 1) return false;
     this.pairs = Math.max(1, this.pairs >> 1);
