@@ -62,7 +62,7 @@ function newPeer(host: PeerHost, meta: PeerMeta, storage: PeerStorage): Peer {
 }
 
 /** Every region this store holds, from the kv engine: live peers, and regions it left (tombstones). */
-export async function loadPeers(host: PeerHost): Promise<{ peers: Peer[]; tombstones: Region[] }> {
+export async function loadPeers(host: PeerHost): Promise<{ peers: Peer[]; tombstones: Region[]; left: PeerStorage[] }> {
   const snap = host.kv.snapshot();
   const regions: Array<{ state: PeerState; region: Region }> = [];
   try {
@@ -73,7 +73,7 @@ export async function loadPeers(host: PeerHost): Promise<{ peers: Peer[]; tombst
   } finally {
     await snap.close();
   }
-  const out: { peers: Peer[]; tombstones: Region[] } = { peers: [], tombstones: [] };
+  const out: { peers: Peer[]; tombstones: Region[]; left: PeerStorage[] } = { peers: [], tombstones: [], left: [] };
   for (const { state, region } of regions) {
     if (state === PeerState.Tombstone) {
       out.tombstones.push(region);
@@ -82,12 +82,14 @@ export async function loadPeers(host: PeerHost): Promise<{ peers: Peer[]; tombst
     const meta = region.peers.find((p) => p.storeId === host.storeId);
     if (!meta) {
       // This store applied its own removal and crashed before destroying the peer: treat the
-      // region as left, so late messages for the old peer cannot create a new one.
+      // region as left, so late messages for the old peer cannot create a new one, and finish
+      // the destroy (its data, raft log and states: `left`).
       host.log.warn(
         { region_id: String(region.id) },
         "region state without a peer on this store: treating it as removed",
       );
       out.tombstones.push(region);
+      out.left.push(await PeerStorage.load(host.kv, host.raftEngine, region));
       continue;
     }
     const storage = await PeerStorage.load(host.kv, host.raftEngine, region);
