@@ -174,6 +174,10 @@ export class Inbox {
     if (this.destroying.has(msg.regionId)) return false; // the sender retries once the old peer is gone
     const tomb = this.store.tombstones.get(msg.regionId);
     if (tomb && !isEpochStale(tomb.regionEpoch, msg.regionEpoch)) return false; // late message for a region we left
+    // Only a membership change since this store left can bring a peer here again (TinyKV's
+    // checkMsg): a newer version alone is a split our old peer missed, so a late message of a
+    // member that has not applied our removal yet, and the empty peer it made would vote.
+    if (tomb && msg.regionEpoch!.confVer <= tomb.regionEpoch!.confVer) return false;
     return !this.overlapsExisting(msg.regionId, msg.startKey, msg.endKey);
   }
 

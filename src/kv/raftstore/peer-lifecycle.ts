@@ -1,4 +1,5 @@
-import { HardState } from "../../raft/eraftpb.js";
+import { ConfChange, ConfChangeType, Entry, EntryType, HardState } from "../../raft/eraftpb.js";
+import { RaftCmdRequest } from "../../proto/raft_cmdpb.js";
 import type { Peer as PeerMeta, Region } from "../../proto/metapb.js";
 import { PeerState, RaftApplyState, RaftLocalState, RegionLocalState } from "../../proto/raft_serverpb.js";
 import type { Logger } from "../../util/logger.js";
@@ -8,6 +9,7 @@ import type { RaftstoreConfig } from "./config.js";
 import {
   RAFT_INIT_LOG_INDEX,
   RAFT_INIT_LOG_TERM,
+  raftLogKey,
   raftStateKey,
   REGION_META_MAX_KEY,
   REGION_META_MIN_KEY,
@@ -62,7 +64,7 @@ function newPeer(host: PeerHost, meta: PeerMeta, storage: PeerStorage): Peer {
 }
 
 /** Every region this store holds, from the kv engine: live peers, and regions it left (tombstones). */
-export async function loadPeers(host: PeerHost): Promise<{ peers: Peer[]; tombstones: Region[] }> {
+export async function loadPeers(host: PeerHost): Promise<{ peers: Peer[]; tombstones: Region[]; left: PeerStorage[] }> {
   const snap = host.kv.snapshot();
   const regions: Array<{ state: PeerState; region: Region }> = [];
   try {
@@ -73,24 +75,35 @@ export async function loadPeers(host: PeerHost): Promise<{ peers: Peer[]; tombst
   } finally {
     await snap.close();
   }
-  const out: { peers: Peer[]; tombstones: Region[] } = { peers: [], tombstones: [] };
+  const out: { peers: Peer[]; tombstones: Region[]; left: PeerStorage[] } = { peers: [], tombstones: [], left: [] };
   for (const { state, region } of regions) {
     if (state === PeerState.Tombstone) {
       out.tombstones.push(region);
       continue;
     }
     const meta = region.peers.find((p) => p.storeId === host.storeId);
+    const storage = await PeerStorage.load(host.kv, host.raftEngine, region);
     if (!meta) {
-      // This store applied its own removal and crashed before destroying the peer: treat the
-      // region as left, so late messages for the old peer cannot create a new one.
+      // This store applied its own removal and crashed before destroying the peer. The survivors
+      // may not know the removal committed (a 2-peer region needs this peer's vote): the peer
+      // comes back retiring (retire.ts) when its removal entry names it; otherwise the region is
+      // left, so late messages cannot create a new peer, and its destroy is finished (`left`).
+      const removed = await removedSelf(host, storage);
       host.log.warn(
-        { region_id: String(region.id) },
-        "region state without a peer on this store: treating it as removed",
+        { region_id: String(region.id), retiring: removed !== undefined },
+        "region state without a peer on this store: its removal applied before a restart",
       );
+      if (removed) {
+        const peer = newPeer(host, removed, storage);
+        peer.restarted(electionTimeoutMs(host));
+        peer.retire(storage.appliedIndex, 0);
+        out.peers.push(peer);
+        continue;
+      }
       out.tombstones.push(region);
+      out.left.push(storage);
       continue;
     }
-    const storage = await PeerStorage.load(host.kv, host.raftEngine, region);
     if (host.config.deliberateBugs?.has("forget-vote-on-restart") && storage.raftState.hardState)
       storage.raftState.hardState.vote = 0n;
     const peer = newPeer(host, meta, storage);
@@ -98,6 +111,21 @@ export async function loadPeers(host: PeerHost): Promise<{ peers: Peer[]; tombst
     out.peers.push(peer);
   }
   return out;
+}
+
+/** This store's peer, as named by the removal the region applied last (its applied entry), if that is what it was. */
+async function removedSelf(host: PeerHost, storage: PeerStorage): Promise<PeerMeta | undefined> {
+  try {
+    const buf = await host.raftEngine.getMeta(raftLogKey(storage.region.id, storage.appliedIndex));
+    const entry = buf && Entry.decode(buf);
+    if (!entry || entry.entryType !== EntryType.EntryConfChange) return undefined;
+    const change = RaftCmdRequest.decode(ConfChange.decode(entry.data).context).adminRequest?.changePeer;
+    const peer = change?.peer;
+    const removal = change?.changeType === ConfChangeType.RemoveNode && peer?.storeId === host.storeId;
+    return removal ? { ...peer } : undefined;
+  } catch {
+    return undefined; // not a removal this store can read back
+  }
 }
 
 /** The term and vote this store last persisted for a region (zero when it never had a peer of it). */

@@ -8,6 +8,7 @@ import { regionCursor } from "./keyspace.js";
 import { applyStateKey, raftStateKey } from "./keys.js";
 import { clearRawChanges, writeRawChangesSince } from "./raw-changes.js";
 import type { Peer } from "./peer.js";
+import type { PeerStorage } from "./peer-storage.js";
 import { integrityMeta } from "./snap.js";
 import type { Store } from "./store.js";
 
@@ -225,21 +226,35 @@ export class RegionWorker {
   }
 
   private async clearPeer(peer: Peer, initialized: boolean, region: Region): Promise<void> {
+    await this.clearStorage(peer.storage, initialized, region);
+    this.store.log.info({ region_id: String(peer.regionId), peer_id: String(peer.meta.id) }, "peer destroyed");
+  }
+
+  /**
+   * At start, before serving: the region state of a region whose removal this store applied
+   * but whose destroy a crash interrupted (loadPeers' `left`). The destroy is finished now.
+   */
+  async clearLeft(storage: PeerStorage): Promise<void> {
+    await this.clearStorage(storage, true, storage.region);
+    this.store.log.info({ region_id: String(storage.region.id) }, "removed peer destroyed after a restart");
+  }
+
+  private async clearStorage(storage: PeerStorage, initialized: boolean, region: Region): Promise<void> {
     const store = this.store;
+    const regionId = region.id;
     const kvWb = store.kv.newBatch();
     const raftWb = store.raftEngine.newBatch();
     if (initialized) {
-      if (!store.overlapsExisting(peer.regionId, region.startKey, region.endKey)) await this.clearRange(kvWb, region);
-      peer.storage.writeRegionState(kvWb, PeerState.Tombstone);
+      if (!store.overlapsExisting(regionId, region.startKey, region.endKey)) await this.clearRange(kvWb, region);
+      storage.writeRegionState(kvWb, PeerState.Tombstone);
     }
-    kvWb.deleteMeta(applyStateKey(peer.regionId));
-    await clearRawChanges(store.kv, kvWb, peer.regionId);
-    peer.storage.deleteLogRange(raftWb, peer.storage.truncatedIndex, peer.storage.lastIndex());
-    raftWb.deleteMeta(raftStateKey(peer.regionId));
+    kvWb.deleteMeta(applyStateKey(regionId));
+    await clearRawChanges(store.kv, kvWb, regionId);
+    storage.deleteLogRange(raftWb, storage.truncatedIndex, storage.lastIndex());
+    raftWb.deleteMeta(raftStateKey(regionId));
     await kvWb.write(true);
     await raftWb.write(true);
-    store.snaps.cleanup(peer.regionId);
-    store.log.info({ region_id: String(peer.regionId), peer_id: String(peer.meta.id) }, "peer destroyed");
+    store.snaps.cleanup(regionId);
   }
 }
 

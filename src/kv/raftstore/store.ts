@@ -148,9 +148,11 @@ export class Store implements RaftMessageSink {
   async start(): Promise<void> {
     this.startedAt = this.runtime.monotonicNow();
     this.snaps.removeAllReceived();
-    const { peers, tombstones } = await loadPeers(this);
+    const { peers, tombstones, left } = await loadPeers(this);
     for (const region of tombstones) this.tombstones.set(region.id, region);
     for (const peer of peers) this.addPeer(peer);
+    // Removals applied before a crash whose destroy did not finish: finish it before serving.
+    for (const storage of left) await this.worker.clearLeft(storage);
     this.started = true;
     this.log.info({ regions: this.peers.size }, "store started");
     this.tickTimer = this.runtime.setInterval(() => this.onTick(), this.config.raftBaseTickMs);
