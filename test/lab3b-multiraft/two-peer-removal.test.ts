@@ -3,6 +3,8 @@
  * the leader that proposed it restarts and the other peer wins the election). It then commits and
  * applies its own removal. If it destroyed itself at once and the one message carrying the new
  * commit index were lost, the survivor would wait forever for the vote of a peer that is gone.
+ * The retiring peer keeps its vote until the survivor learns the removal committed, across a
+ * restart of its store too: the survivor still counts it as a voter.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfChangeType, MessageType } from "../../src/raft/eraftpb.js";
@@ -135,6 +137,22 @@ describe("removing a peer of a 2-peer region", () => {
       peer2(),
       "a retiring peer stays (and keeps its vote) until a survivor tells it the removal applied",
     ).toBeDefined();
+    partitioned = false;
+    noVotesFrom1();
+    await survivorServes(c);
+  });
+
+  it("the survivor is elected after the retiring peer's store restarts", async () => {
+    const { c, removal, removalIndex, noAcks, noVotesFrom1 } = await removalAppendedEverywhere();
+    let partitioned = true;
+    dropCommitTo1(c, removalIndex, () => partitioned);
+    await restartStore1(c, removal, noAcks);
+    await waitFor(() => c.store(2n)!.peers.get(1n)?.retiring, {
+      timeoutMs: 10_000,
+      message: "peer 2 applied its own removal as leader",
+    });
+    await c.stopStore(2n);
+    await c.startStore(2n);
     partitioned = false;
     noVotesFrom1();
     await survivorServes(c);
