@@ -7,11 +7,10 @@ import { afterEach, expect, it } from "vitest";
 import { CF_DEFAULT, CF_WRITE, Engine } from "../../src/kv/engine/index.js";
 import { applyStateKey, NO_OBSERVER, regionStateKey } from "../../src/kv/raftstore/index.js";
 import { MAX_GRPC_MESSAGE_BYTES, MAX_VALUE_BYTES } from "../../src/kv/server/limits.js";
-import type { FeedSink, FeedStore } from "../../src/kv/watch/index.js";
+import type { FeedSink } from "../../src/kv/watch/index.js";
 import { ChangeHub, RegionFeed } from "../../src/kv/watch/index.js";
 import { DEFAULT_FEED_OPTIONS } from "../../src/kv/watch/feed.js";
 import { ChangeDataEvent, ChangeDataRequest, Event_LogType } from "../../src/proto/cdcpb.js";
-import type { Region } from "../../src/proto/metapb.js";
 import { CmdType, RaftCmdRequest } from "../../src/proto/raft_cmdpb.js";
 import { PeerState, RaftApplyState, RegionLocalState } from "../../src/proto/raft_serverpb.js";
 import { EntryType } from "../../src/raft/eraftpb.js";
@@ -20,6 +19,7 @@ import { Write, WriteKind } from "../../src/txn/records.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { realRuntime } from "../../src/util/runtime.js";
 import { tempDir } from "../harness/wait.js";
+import { leaderStore, region } from "./one-region-fixture.js";
 
 const dir = tempDir("tinykv-event-size-");
 let kv: Engine | undefined;
@@ -28,15 +28,6 @@ afterEach(async () => {
   kv = undefined;
   dir.cleanup();
 });
-
-const peer = { id: 1n, storeId: 1n };
-const region: Region = {
-  id: 1n,
-  startKey: Buffer.alloc(0),
-  endKey: Buffer.alloc(0),
-  regionEpoch: { confVer: 1n, version: 1n },
-  peers: [peer],
-};
 
 it("every event of an initial scan over big values fits one gRPC message", async () => {
   const engine = (kv = await Engine.open(dir.path));
@@ -53,12 +44,7 @@ it("every event of an initial scan over big values fits one gRPC message", async
   await wb.write(true);
   const hub = new ChangeHub(silentLogger);
   hub.attach({ regionOf: () => region });
-  const store: FeedStore = {
-    kv: engine,
-    entryData: async () => undefined,
-    replica: () => ({ region, isLeader: true, self: peer, leader: peer }),
-    read: async () => ({ region, snapshot: engine.snapshot() }),
-  };
+  const store = leaderStore(engine);
   const sizes: number[] = [];
   let rows = 0;
   let initialized = false;
@@ -107,12 +93,7 @@ it("every event of a live commit of big values fits one gRPC message", async () 
   const hub = new ChangeHub(silentLogger);
   hub.attach({ regionOf: () => region });
   const observer = hub.observer(NO_OBSERVER);
-  const store: FeedStore = {
-    kv: engine,
-    entryData: async () => undefined,
-    replica: () => ({ region, isLeader: true, self: peer, leader: peer }),
-    read: async () => ({ region, snapshot: engine.snapshot() }),
-  };
+  const store = leaderStore(engine);
   const sizes: number[] = [];
   let rows = 0;
   const sink: FeedSink = {

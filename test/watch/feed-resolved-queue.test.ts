@@ -7,17 +7,17 @@
 import { afterEach, expect, it } from "vitest";
 import { Engine } from "../../src/kv/engine/index.js";
 import { applyStateKey, regionStateKey } from "../../src/kv/raftstore/index.js";
-import type { FeedSink, FeedStore } from "../../src/kv/watch/index.js";
+import type { FeedSink } from "../../src/kv/watch/index.js";
 import { ChangeHub, RegionFeed } from "../../src/kv/watch/index.js";
 import { DEFAULT_FEED_OPTIONS } from "../../src/kv/watch/feed.js";
 import { FeedMemoryQuota } from "../../src/kv/watch/quota.js";
 import { ChangeDataRequest, Event_LogType } from "../../src/proto/cdcpb.js";
-import type { Region } from "../../src/proto/metapb.js";
 import { PeerState, RaftApplyState, RegionLocalState } from "../../src/proto/raft_serverpb.js";
 import { silentLogger } from "../../src/util/logger.js";
 import type { Runtime } from "../../src/util/runtime.js";
 import { realRuntime } from "../../src/util/runtime.js";
 import { tempDir } from "../harness/wait.js";
+import { leaderStore, region } from "./one-region-fixture.js";
 
 const dir = tempDir("tinykv-feed-");
 let kv: Engine | undefined;
@@ -26,15 +26,6 @@ afterEach(async () => {
   kv = undefined;
   dir.cleanup();
 });
-
-const peer = { id: 1n, storeId: 1n };
-const region: Region = {
-  id: 1n,
-  startKey: Buffer.alloc(0),
-  endKey: Buffer.alloc(0),
-  regionEpoch: { confVer: 1n, version: 1n },
-  peers: [peer],
-};
 
 it("a watcher that never reads does not make its feed queue one resolved ts per round forever", async () => {
   const engine = (kv = await Engine.open(dir.path));
@@ -45,12 +36,7 @@ it("a watcher that never reads does not make its feed queue one resolved ts per 
     .write(true);
   const hub = new ChangeHub(silentLogger);
   hub.attach({ regionOf: () => region });
-  const store: FeedStore = {
-    kv: engine,
-    entryData: async () => undefined,
-    replica: () => ({ region, isLeader: true, self: peer, leader: peer }),
-    read: async () => ({ region, snapshot: engine.snapshot() }),
-  };
+  const store = leaderStore(engine);
   let tick: (() => void) | undefined;
   const runtime: Runtime = {
     ...realRuntime,

@@ -9,17 +9,17 @@ import { DEFAULT_FEED_OPTIONS } from "../../src/kv/watch/feed.js";
 import { Engine } from "../../src/kv/engine/index.js";
 import { applyStateKey, NO_OBSERVER, regionStateKey } from "../../src/kv/raftstore/index.js";
 import { writeRawChangesSince } from "../../src/kv/raftstore/raw-changes.js";
-import type { FeedSink, FeedStore } from "../../src/kv/watch/index.js";
+import type { FeedSink } from "../../src/kv/watch/index.js";
 import { ChangeHub } from "../../src/kv/watch/index.js";
 import { RawRegionFeed } from "../../src/kv/watch/raw-feed.js";
 import { FeedMemoryQuota } from "../../src/kv/watch/quota.js";
 import { ChangeDataRequest, ChangeDataRequest_KvAPI } from "../../src/proto/cdcpb.js";
-import type { Region } from "../../src/proto/metapb.js";
 import { PeerState, RaftApplyState, RegionLocalState } from "../../src/proto/raft_serverpb.js";
 import { silentLogger } from "../../src/util/logger.js";
 import type { Runtime } from "../../src/util/runtime.js";
 import { realRuntime } from "../../src/util/runtime.js";
 import { tempDir } from "../harness/wait.js";
+import { leaderStore, region } from "./one-region-fixture.js";
 
 const dir = tempDir("tinykv-feed-");
 let kv: Engine | undefined;
@@ -28,15 +28,6 @@ afterEach(async () => {
   kv = undefined;
   dir.cleanup();
 });
-
-const peer = { id: 1n, storeId: 1n };
-const region: Region = {
-  id: 1n,
-  startKey: Buffer.alloc(0),
-  endKey: Buffer.alloc(0),
-  regionEpoch: { confVer: 1n, version: 1n },
-  peers: [peer],
-};
 
 it("a raw feed closed while it waits to send INITIALIZED leaves no interval running", async () => {
   const engine = (kv = await Engine.open(dir.path));
@@ -52,12 +43,7 @@ it("a raw feed closed while it waits to send INITIALIZED leaves no interval runn
   const hub = new ChangeHub(silentLogger);
   hub.attach({ regionOf: () => region });
   hub.observer(NO_OBSERVER);
-  const store: FeedStore = {
-    kv: engine,
-    entryData: async () => undefined,
-    replica: () => ({ region, isLeader: true, self: peer, leader: peer }),
-    read: async () => ({ region, snapshot: engine.snapshot() }),
-  };
+  const store = leaderStore(engine);
   const live = new Set<object>();
   const runtime: Runtime = {
     ...realRuntime,

@@ -8,18 +8,18 @@
 import { afterEach, expect, it } from "vitest";
 import { CF_DEFAULT, Engine } from "../../src/kv/engine/index.js";
 import { applyStateKey, NO_OBSERVER, regionStateKey } from "../../src/kv/raftstore/index.js";
-import type { FeedSink, FeedStore } from "../../src/kv/watch/index.js";
+import type { FeedSink } from "../../src/kv/watch/index.js";
 import { ChangeHub, RegionFeed } from "../../src/kv/watch/index.js";
 import { DEFAULT_FEED_OPTIONS } from "../../src/kv/watch/feed.js";
 import { FeedMemoryQuota } from "../../src/kv/watch/quota.js";
 import { ChangeDataRequest, Event_LogType } from "../../src/proto/cdcpb.js";
-import type { Region } from "../../src/proto/metapb.js";
 import { CmdType, RaftCmdRequest } from "../../src/proto/raft_cmdpb.js";
 import { PeerState, RaftApplyState, RegionLocalState } from "../../src/proto/raft_serverpb.js";
 import { EntryType } from "../../src/raft/eraftpb.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { realRuntime } from "../../src/util/runtime.js";
 import { tempDir } from "../harness/wait.js";
+import { leaderStore, region } from "./one-region-fixture.js";
 
 const dir = tempDir("tinykv-unaccounted-");
 let kv: Engine | undefined;
@@ -28,15 +28,6 @@ afterEach(async () => {
   kv = undefined;
   dir.cleanup();
 });
-
-const peer = { id: 1n, storeId: 1n };
-const region: Region = {
-  id: 1n,
-  startKey: Buffer.alloc(0),
-  endKey: Buffer.alloc(0),
-  regionEpoch: { confVer: 1n, version: 1n },
-  peers: [peer],
-};
 
 it("entries without commit records count against a non-reading watcher's cap", async () => {
   const engine = (kv = await Engine.open(dir.path));
@@ -48,12 +39,7 @@ it("entries without commit records count against a non-reading watcher's cap", a
   const hub = new ChangeHub(silentLogger);
   hub.attach({ regionOf: () => region });
   const observer = hub.observer(NO_OBSERVER);
-  const store: FeedStore = {
-    kv: engine,
-    entryData: async () => undefined,
-    replica: () => ({ region, isLeader: true, self: peer, leader: peer }),
-    read: async () => ({ region, snapshot: engine.snapshot() }),
-  };
+  const store = leaderStore(engine);
   let initialized = false;
   const errors: string[] = [];
   const sink: FeedSink = {
