@@ -145,7 +145,16 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       log,
       runtime,
       makeTransport: (snapshotSource, events) =>
-        new GrpcTransport({ storeId, resolver, snapshotSource, events, log, runtime, tls: opts.tls }),
+        new GrpcTransport({
+          storeId,
+          resolver,
+          snapshotSource,
+          events,
+          log,
+          runtime,
+          tls: opts.tls,
+          raftOverTcp: opts.config.raftOverTcp,
+        }),
       hooks: worker.hooks(),
       observer: changes.observer(new RaftstoreMetrics(metrics.registry, log, opts.slowMs ?? DEFAULT_SLOW_MS)),
       onFatal: opts.onFatal,
@@ -192,9 +201,11 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       log,
       options: opts.watch,
     });
-    const { server, port } = await listenTinyKv(service, listenAddr(opts.addr), {
+    const { server, port, closePort } = await listenTinyKv(service, listenAddr(opts.addr), {
       tls: opts.tls,
       log,
+      raftSink: store,
+      runtime,
       services: [{ definition: ChangeDataService, implementation: feeds.service() }],
     });
     ttlSweeper.start();
@@ -209,6 +220,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
           { tls: opts.tls, log },
         ).catch(async (err: unknown) => {
           await shutdownGracefully(server, runtime);
+          await closePort();
           await ttlSweeper.stop();
           worker.stop();
           resolvedTs.stop();
@@ -234,6 +246,7 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
         batchStreams.closeAll();
         feeds.closeAll();
         await shutdownGracefully(server, runtime);
+        await closePort();
         await ttlSweeper.stop();
         worker.stop();
         resolvedTs.stop();

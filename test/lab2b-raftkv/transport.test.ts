@@ -1,4 +1,3 @@
-import type * as grpc from "@grpc/grpc-js";
 import { randomBytes } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { MessageType } from "../../src/proto/eraftpb.js";
@@ -240,10 +239,13 @@ describe("lab2b transport: in-memory network", () => {
   });
 });
 
-describe("lab2b transport: gRPC between stores", () => {
+describe.each([
+  ["gRPC streams", false],
+  ["TCP connections", true],
+])("lab2b transport: raft between stores over %s", (_wire, raftOverTcp) => {
   let dir: ReturnType<typeof tempDir>;
   let storage: StandaloneStorage;
-  const servers: grpc.Server[] = [];
+  const stops: Array<() => Promise<void>> = [];
   const transports: RaftTransport[] = [];
 
   async function startStore(addr = "127.0.0.1:0") {
@@ -254,9 +256,14 @@ describe("lab2b transport: gRPC between stores", () => {
       raft: sink,
       log: silentLogger,
     });
-    const { server, port } = await listenTinyKv(svc, addr);
-    servers.push(server);
-    return { sink, server, port, addr: `127.0.0.1:${port}` };
+    // The raft sink is the receiver of raft over TCP on the same port (the gRPC Raft rpc is always served).
+    const { server, port, closePort } = await listenTinyKv(svc, addr, { raftSink: raftOverTcp ? sink : undefined });
+    const stop = async () => {
+      server.forceShutdown();
+      await closePort();
+    };
+    stops.push(stop);
+    return { sink, server, port, addr: `127.0.0.1:${port}`, stop };
   }
 
   function transport(
@@ -273,6 +280,7 @@ describe("lab2b transport: gRPC between stores", () => {
       events,
       reconnectBackoffMs: 50,
       maxReconnectBackoffMs: 400,
+      raftOverTcp,
       ...more,
     });
     transports.push(t);
@@ -286,7 +294,7 @@ describe("lab2b transport: gRPC between stores", () => {
   });
   afterAll(async () => {
     await Promise.all(transports.map((t) => t.close()));
-    for (const s of servers) s.forceShutdown();
+    await Promise.all(stops.map((stop) => stop()));
     await storage.stop();
     dir.cleanup();
   });
@@ -336,7 +344,7 @@ describe("lab2b transport: gRPC between stores", () => {
     sendAll(a.t, 1n, 2n, 10);
     await waitFor(() => first.sink.msgs.length === 10, { timeoutMs: 5000, message: "messages before the restart" });
 
-    first.server.forceShutdown();
+    await first.stop();
     let i = 100;
     await waitFor(
       () => {

@@ -80,6 +80,12 @@ export interface RaftstoreConfig {
    * after the apply's work: Node writes a stream's frames only when the loop comes round.
    */
   flushAnswersBeforeApply: boolean;
+  /**
+   * Raft messages to other stores go over plain TCP connections to their port (one per store, no
+   * HTTP/2 framing, written as a turn flushes) instead of gRPC streams; snapshots stay on gRPC.
+   * Every store takes both; with TLS, gRPC is used whatever this says.
+   */
+  raftOverTcp: boolean;
   /** Test-only safety switches turned off (see util/deliberate-bugs.ts); never set in production. */
   deliberateBugs?: DeliberateBugs;
 }
@@ -114,6 +120,7 @@ export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   lazyCommitBroadcast: true,
   answerBeforeApplyWrite: true,
   flushAnswersBeforeApply: true,
+  raftOverTcp: true,
 };
 
 /** Short ticks for in-process test clusters (TinyKV's NewTestConfig, a bit faster). */

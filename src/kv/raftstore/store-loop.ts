@@ -23,7 +23,7 @@ export interface LoopContext extends LogFetchContext {
   readonly runtime: Pick<Runtime, "defer" | "soon">;
   readonly observer: RaftstoreObserver;
   readonly kv: Engine;
-  readonly transport: Pick<RaftTransport, "send" | "flush">;
+  readonly transport: Pick<RaftTransport, "send" | "flush" | "writesOnFlush">;
   readonly worker: RegionWorker;
   /** Ticks since start (when a retiring peer started retiring). */
   readonly tickCount: number;
@@ -128,13 +128,20 @@ export class StoreLoop {
     if (work.length === 0 && ![...this.ctx.peers.values()].some((p) => p.needsPersist())) return;
     const turn = this.ctx.observer.turn();
     hopTrace?.("turn.start", lastEntryIndex(work));
-    // A leader's appends go out while its own write runs; it counts itself once that is durable.
+    // A leader's appends go out while its own write runs (started first: it is the longer wait);
+    // it counts itself once that is durable.
+    const persisting = this.persist(work, turn);
     this.send(work, true);
-    await this.persist(work, turn);
+    await persisting;
     for (const { peer, rd } of work) peer.persisted(rd);
     this.takeCommitted(work);
     const answers = this.send(work, false);
-    if (answers > 0 && this.ctx.config.flushAnswersBeforeApply && work.some((w) => w.rd.committedEntries.length > 0))
+    if (
+      answers > 0 &&
+      this.ctx.config.flushAnswersBeforeApply &&
+      !this.ctx.transport.writesOnFlush &&
+      work.some((w) => w.rd.committedEntries.length > 0)
+    )
       await new Promise<void>((resolve) => this.ctx.runtime.defer(resolve));
     const applied = await this.apply(work, turn);
     await this.respond(work, applied);

@@ -1,9 +1,14 @@
+import * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import type { TinyKvServer } from "../../proto/tinykvpb.js";
 import { TinyKvService } from "../../proto/tinykvpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
 import type { Runtime } from "../../util/runtime.js";
+import { realRuntime } from "../../util/runtime.js";
+import { splitHostPort } from "../../util/host-port.js";
+import type { RaftMessageSink } from "../transport/transport.js";
+import { RaftTcpReceiver, sniffRaftConnection } from "../transport/tcp-receiver.js";
 import type { TlsConfig } from "../../util/tls.js";
 import { grpcServerCredentials } from "../../util/tls.js";
 import { logGrpcTlsRefusals } from "../../util/tls-refusals.js";
@@ -31,6 +36,20 @@ export interface ListenOptions {
   log?: Logger;
   /** More services on the same port (the change feed's cdcpb.ChangeData). */
   services?: Array<{ definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }>;
+  /**
+   * Raft over TCP from other stores (transport/tcp-frames.ts) is taken on the same port and goes
+   * here. Plaintext only: with TLS every connection is gRPC's, authenticated.
+   */
+  raftSink?: RaftMessageSink;
+  /** Timers for the shared port's first-bytes deadline and the receiver's log throttle. */
+  runtime?: Runtime;
+}
+
+export interface TinyKvListener {
+  server: grpc.Server;
+  port: number;
+  /** Closes the shared port's own listener and raft connections (after the gRPC server's shutdown). */
+  closePort(): Promise<void>;
 }
 
 /** A gRPC server for the TinyKv service bound to `addr`; resolves with the bound port. */
@@ -38,12 +57,59 @@ export async function listenTinyKv(
   service: TinyKvServer,
   addr: string,
   opts: ListenOptions = {},
-): Promise<{ server: grpc.Server; port: number }> {
+): Promise<TinyKvListener> {
   const server = new grpc.Server(GRPC_SERVER_OPTIONS);
   server.addService(TinyKvService, service);
   for (const extra of opts.services ?? []) server.addService(extra.definition, extra.implementation);
+  if (opts.raftSink && !opts.tls) return listenShared(server, addr, opts.raftSink, opts);
   const port = await bindAsync(server, addr, opts);
-  return { server, port };
+  return { server, port, closePort: async () => undefined };
+}
+
+/**
+ * One port for gRPC and raft over TCP: each connection's first bytes say which it is; gRPC's go
+ * to the server through its connection injector, as if it had accepted them itself.
+ */
+async function listenShared(
+  server: grpc.Server,
+  addr: string,
+  sink: RaftMessageSink,
+  opts: ListenOptions,
+): Promise<TinyKvListener> {
+  const runtime = opts.runtime ?? realRuntime;
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const receiver = new RaftTcpReceiver(sink, runtime, opts.log ?? silentLogger);
+  const sockets = new Set<net.Socket>();
+  const listener = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    sniffRaftConnection(
+      socket,
+      runtime,
+      (raw, rest) => receiver.accept(raw, rest),
+      (other) => injector.injectConnection(other),
+    );
+  });
+  const { host, port } = splitHostPort(addr);
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", (err: NodeJS.ErrnoException) =>
+      reject(err.code === "EADDRINUSE" ? new PortInUseError(addr) : err),
+    );
+    listener.listen(port, host, () => resolve());
+  });
+  const closed = new Promise<void>((resolve) => listener.once("close", () => resolve()));
+  return {
+    server,
+    port: (listener.address() as net.AddressInfo).port,
+    async closePort() {
+      listener.close();
+      receiver.close();
+      injector.destroy();
+      // What outlived the gRPC shutdown (a silent connection, a session it let linger) goes now.
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
 }
 
 export async function bindAsync(server: grpc.Server, addr: string, opts: ListenOptions = {}): Promise<number> {

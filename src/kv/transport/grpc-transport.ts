@@ -1,7 +1,6 @@
 import type * as grpc from "@grpc/grpc-js";
 import { MessageType } from "../../proto/eraftpb.js";
 import type { RaftMessage } from "../../proto/raft_serverpb.js";
-import { TinyKvClient } from "../../proto/tinykvpb.js";
 import type { Logger } from "../../util/logger.js";
 import { silentLogger } from "../../util/logger.js";
 import type { Runtime, TimerHandle } from "../../util/runtime.js";
@@ -10,8 +9,10 @@ import { hopTrace } from "../../util/hop-trace.js";
 import { traceMessage } from "./trace-message.js";
 import type { TlsConfig } from "../../util/tls.js";
 import { grpcChannelCredentials } from "../../util/tls.js";
-import type { LinkFailure, QueuedMessage } from "./grpc-destination.js";
+import type { LinkFailure, QueuedMessage, StreamLink } from "./grpc-destination.js";
 import { Destination, ReconnectBackoff } from "./grpc-destination.js";
+import type { RaftDialer, RaftWriteStream } from "./raft-link.js";
+import { grpcDialer, tcpDialer } from "./raft-link.js";
 import type { TransportError } from "./errors.js";
 import { InvalidRaftMessageError, StoreNotFoundError, DestinationUnreachableError } from "./errors.js";
 import { SnapshotSender } from "./grpc-snapshot-sender.js";
@@ -64,6 +65,11 @@ export interface GrpcTransportOptions {
   resolveTimeoutMs?: number;
   /** Mutual TLS to the other stores (this store's certificate, verified against the CA); default plaintext. */
   tls?: TlsConfig;
+  /**
+   * Raft messages go over a plain TCP connection to the store's port (tcp-frames.ts) instead of a
+   * gRPC stream: no HTTP/2 framing, written as flush() runs. Ignored with TLS. Snapshots stay on gRPC.
+   */
+  raftOverTcp?: boolean;
 }
 
 /** Raft messages buffered in the grpc-js stream before we wait for 'drain' (its own mark is 16). */
@@ -71,8 +77,9 @@ const RAFT_WRITE_WINDOW = 256;
 const CLOSE_GRACE_MS = 1000;
 const OVERSIZE_WARNING_INTERVAL_MS = 10_000;
 
-type RaftStream = grpc.ClientWritableStream<RaftMessage>;
-type RaftDestination = Destination<RaftStream, TinyKvClient>;
+type RaftStream = RaftWriteStream;
+type LinkClient = { close(): void };
+type RaftDestination = Destination<RaftStream, LinkClient>;
 
 /**
  * RaftTransport over tinykvpb.TinyKv's client-streaming `Raft` rpc: one long-lived stream per
@@ -94,6 +101,9 @@ export class GrpcTransport implements RaftTransport {
   private readonly maxQueuedBytes: number;
   private readonly maxInFlightBytes: number;
   private readonly maxMessageBytes: number;
+  private readonly dial: RaftDialer;
+  /** flush() hands what it writes to the kernel before it returns (raft over TCP; gRPC waits for the event loop). */
+  readonly writesOnFlush: boolean;
   /** A deferred flush is pending (flush() and close() cancel it by clearing this). */
   private flushScheduled = false;
   private closed = false;
@@ -108,6 +118,10 @@ export class GrpcTransport implements RaftTransport {
     this.maxQueuedBytes = opts.maxQueuedBytes ?? 64 * 1024 * 1024;
     this.maxInFlightBytes = opts.maxInFlightBytes ?? 32 * 1024 * 1024;
     this.maxMessageBytes = Math.min(opts.maxMessageBytes ?? MAX_RAFT_MESSAGE_BYTES, MAX_RAFT_MESSAGE_BYTES);
+    this.writesOnFlush = (opts.raftOverTcp ?? false) && !opts.tls;
+    this.dial = this.writesOnFlush
+      ? tcpDialer(this.runtime)
+      : grpcDialer(grpcChannelCredentials(opts.tls), RAFT_CHANNEL_OPTIONS);
     this.snapshots = new SnapshotSender({
       log: this.log,
       runtime: this.runtime,
@@ -220,6 +234,15 @@ export class GrpcTransport implements RaftTransport {
     const link = state;
     const stream = link.stream;
     if (link.blocked) return;
+    stream.holdWrites?.();
+    try {
+      this.write(dest, link, stream);
+    } finally {
+      stream.releaseWrites?.();
+    }
+  }
+
+  private write(dest: RaftDestination, link: StreamLink<RaftStream, LinkClient>, stream: RaftStream): void {
     for (let next = dest.peek(); next; next = dest.peek()) {
       const { msg, size } = next;
       // In-flight bytes wait for gRPC (and the receiver's flow control) before more are written.
@@ -276,15 +299,7 @@ export class GrpcTransport implements RaftTransport {
       addr ??= await this.resolve(dest.storeId);
       if (this.closed) return;
       dest.addr = addr;
-      const client = new TinyKvClient(addr, grpcChannelCredentials(this.opts.tls), RAFT_CHANNEL_OPTIONS);
-      let settle!: () => void;
-      const done = new Promise<void>((r) => (settle = r));
-      const stream = client.raft((err) => {
-        settle();
-        this.onStreamBroken(dest, stream, err ?? "the peer ended the stream");
-      });
-      // The callback above carries the status; an 'error' event (if any) is the same failure.
-      stream.on("error", (err: Error) => this.onStreamBroken(dest, stream, err));
+      const { client, stream, done } = this.dial(addr, (s, cause) => this.onStreamBroken(dest, s, cause));
       if (!dest.opened({ client, stream, done }, this.runtime.now())) {
         client.close(); // closed while dialing
         return;
@@ -326,7 +341,7 @@ export class GrpcTransport implements RaftTransport {
   }
 
   /** The destination went down (it now backs off): report what was lost. */
-  private report(dest: RaftDestination, failure: LinkFailure<TinyKvClient> | undefined, err: TransportError): void {
+  private report(dest: RaftDestination, failure: LinkFailure<LinkClient> | undefined, err: TransportError): void {
     if (!failure) return; // closed meanwhile: nobody to tell
     for (const msg of failure.inFlight) this.unreachable(msg);
     this.dropQueued(failure.queued);

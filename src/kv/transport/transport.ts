@@ -35,4 +35,6 @@ export interface RaftTransport {
   /** Flushes queued messages now (the store loop calls it once per turn). */
   flush(): void;
   close(): Promise<void>;
+  /** flush() hands its bytes to the kernel before returning (else they leave when the event loop comes round). */
+  readonly writesOnFlush?: boolean;
 }

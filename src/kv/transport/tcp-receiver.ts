@@ -1,0 +1,113 @@
+import type { Socket } from "node:net";
+import type { Logger } from "../../util/logger.js";
+import type { Runtime, TimerHandle } from "../../util/runtime.js";
+import { hopTrace } from "../../util/hop-trace.js";
+import { traceMessage } from "./trace-message.js";
+import { decodeRaftFrame, FrameDecoder, PONG, RAFT_TCP_MAGIC } from "./tcp-frames.js";
+import type { RaftMessageSink } from "./transport.js";
+
+/** A connection that has not said what it is by then is closed (it holds a socket and nothing else). */
+export const FIRST_BYTES_TIMEOUT_MS = 10_000;
+/** Garbage from a peer is logged at most this often per receiver (a broken peer reconnects in a loop). */
+const BAD_PEER_WARNING_INTERVAL_MS = 10_000;
+
+/**
+ * Tells raft-over-TCP connections from everything else on a shared port: reads until the first
+ * bytes match RAFT_TCP_MAGIC (`onRaft` gets the bytes after it) or cannot (`onOther` gets the
+ * socket with every byte read put back, e.g. for gRPC's HTTP/2). Silent connections are closed.
+ */
+export function sniffRaftConnection(
+  socket: Socket,
+  runtime: Pick<Runtime, "setTimeout" | "clearTimeout">,
+  onRaft: (socket: Socket, rest: Buffer) => void,
+  onOther: (socket: Socket) => void,
+): void {
+  let head: Buffer = Buffer.alloc(0);
+  let timer: TimerHandle | undefined = runtime.setTimeout(() => socket.destroy(), FIRST_BYTES_TIMEOUT_MS);
+  const finish = () => {
+    runtime.clearTimeout(timer);
+    timer = undefined;
+    socket.removeListener("readable", onReadable);
+    socket.removeListener("close", finish);
+  };
+  const onReadable = () => {
+    for (let chunk = socket.read() as Buffer | null; chunk; chunk = socket.read() as Buffer | null) {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      const n = Math.min(head.length, RAFT_TCP_MAGIC.length);
+      if (!head.subarray(0, n).equals(RAFT_TCP_MAGIC.subarray(0, n))) {
+        finish();
+        socket.unshift(head);
+        onOther(socket);
+        return;
+      }
+      if (head.length >= RAFT_TCP_MAGIC.length) {
+        finish();
+        onRaft(socket, head.subarray(RAFT_TCP_MAGIC.length));
+        return;
+      }
+    }
+  };
+  socket.on("readable", onReadable);
+  socket.on("close", finish);
+}
+
+/**
+ * The receiving end of raft over TCP: every message frame goes to the sink (which validates the
+ * envelope, as for the gRPC `Raft` rpc); pings are answered. A peer that sends what is not a
+ * frame of this wire is disconnected, never trusted further; the store goes on.
+ */
+export class RaftTcpReceiver {
+  private readonly sockets = new Set<Socket>();
+  private lastBadPeerWarning = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly sink: RaftMessageSink,
+    private readonly runtime: Pick<Runtime, "now">,
+    private readonly log: Logger,
+  ) {}
+
+  /** Serves a sniffed raft connection; `rest` is what followed the magic in the first read. */
+  accept(socket: Socket, rest: Buffer): void {
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    const decoder = new FrameDecoder((body) => {
+      if (body.length === 0) {
+        socket.write(PONG);
+        return;
+      }
+      const msg = decodeRaftFrame(body);
+      if (hopTrace && msg.message) traceMessage("recv", msg.message);
+      this.sink.onRaftMessage(msg);
+    });
+    const onData = (chunk: Buffer) => {
+      try {
+        decoder.push(chunk);
+      } catch (err) {
+        this.badPeer(socket, err);
+      }
+    };
+    socket.on("data", onData);
+    socket.resume(); // the sniffer read it paused
+    // A peer store going away is normal (restart, partition): it reconnects.
+    socket.on("error", () => undefined);
+    socket.on("close", () => this.sockets.delete(socket));
+    if (rest.length > 0) onData(rest);
+  }
+
+  /** Closes every raft connection (the store is stopping). */
+  close(): void {
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+  }
+
+  private badPeer(socket: Socket, err: unknown): void {
+    socket.destroy();
+    const now = this.runtime.now();
+    if (now - this.lastBadPeerWarning < BAD_PEER_WARNING_INTERVAL_MS) return;
+    this.lastBadPeerWarning = now;
+    this.log.warn(
+      { err, remote: `${socket.remoteAddress}:${socket.remotePort}` },
+      "raft connection sent garbage: closed",
+    );
+  }
+}
