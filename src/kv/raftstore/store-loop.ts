@@ -128,11 +128,9 @@ export class StoreLoop {
     if (work.length === 0 && ![...this.ctx.peers.values()].some((p) => p.needsPersist())) return;
     const turn = this.ctx.observer.turn();
     hopTrace?.("turn.start", lastEntryIndex(work));
-    // A leader's appends go out while its own write runs (started first: it is the longer wait);
-    // it counts itself once that is durable.
-    const persisting = this.persist(work, turn);
+    // A leader's appends go out while its own write runs; it counts itself once that is durable.
     this.send(work, true);
-    await persisting;
+    await this.persist(work, turn);
     for (const { peer, rd } of work) peer.persisted(rd);
     this.takeCommitted(work);
     const answers = this.send(work, false);
