@@ -26,10 +26,10 @@ export async function runSplitChecks(
     for (const peer of [...store.peers.values()]) {
       if (store.stopped) return;
       if (!peer.isLeader() || peer.destroyed) continue;
-      if (!peer.splitCheckDue(store.config.regionSplitSize / 8)) continue;
+      if (!peer.size.checkDue(store.config.regionSplitSize / 8)) continue;
       const region = peer.region;
       const result = await checkSplit(store.kv, region, store.config.regionSplitSize, store.config.regionMaxSize);
-      peer.splitChecked(result.approximateSize);
+      peer.size.checked(result.approximateSize);
       if (result.splitKey && peer.isLeader() && peer.region.regionEpoch!.version === region.regionEpoch!.version) {
         onSplitKey(peer, result.splitKey);
       }

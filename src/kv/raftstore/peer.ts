@@ -29,7 +29,7 @@ import { Proposals } from "./proposals.js";
 import { ReadQueue } from "./reads.js";
 import { replicaReadRefusal, sendFollowerReadIndex } from "./replica-reads.js";
 import { SafeTs } from "./safe-ts.js";
-import { mergeRange } from "./region-worker.js";
+import { PeerLogWrites } from "./peer-log-writes.js";
 import { traceMessage } from "../transport/trace-message.js";
 import type { RaftstoreObserver } from "./observer.js";
 import { NO_OBSERVER } from "./observer.js";
@@ -62,7 +62,8 @@ export class Peer {
   /** Up to which ts this replica's applied data is complete, for stale reads (safe-ts.ts). */
   readonly safeTs = new SafeTs();
   private readonly directory: PeerDirectory;
-  private readonly size = new RegionSizeTracker();
+  /** The region's size as the split checker last measured it, and the bytes written since. */
+  readonly size = new RegionSizeTracker();
   private retirement: { index: bigint; sinceTick: number } | undefined;
   private readonly log: Logger;
   private readonly wake: (soon?: boolean) => void;
@@ -70,10 +71,7 @@ export class Peer {
   /** Set when lease reads are on (config.leaseReads). */
   private readonly lease: PeerLease | undefined;
 
-  /** Raft log entries (from, to] to delete in the next raft batch (after a CompactLog or a snapshot). */
-  private pendingLogDelete: { from: bigint; to: bigint } | undefined;
-  /** The raft state must be written in the next raft batch even if raft reports no change. */
-  private raftStateDirty = false;
+  private readonly logWrites: PeerLogWrites;
   private left = false;
   private generatingSnapshot = false;
   /** Test-only safety switches turned off (util/deliberate-bugs.ts). */
@@ -88,6 +86,7 @@ export class Peer {
     const config = env.config;
     this.deliberateBugs = config.deliberateBugs;
     this.directory = new PeerDirectory(meta, () => this.storage.region);
+    this.logWrites = new PeerLogWrites(storage);
     this.log = env.log;
     this.wake = env.wake;
     this.observer = env.observer ?? NO_OBSERVER;
@@ -289,32 +288,17 @@ export class Peer {
 
   /** True when the next raft batch must carry something for this peer even without a Ready. */
   needsPersist(): boolean {
-    return this.raftStateDirty || this.pendingLogDelete !== undefined;
+    return this.logWrites.pending();
   }
 
   /** Puts this peer's log deletions, new entries and raft state (as `rd` changes them) in the raft batch. */
   persist(raftWb: WriteBatch, rd: Ready | undefined): void {
-    if (this.pendingLogDelete) {
-      this.storage.deleteLogRange(raftWb, this.pendingLogDelete.from, this.pendingLogDelete.to);
-      this.pendingLogDelete = undefined;
-    }
-    if (rd) {
-      this.storage.append(rd.entries, raftWb);
-      if (rd.hardState) this.storage.setHardState(rd.hardState);
-    }
-    // A commit index alone is not written: it is the same on a quorum, and on restart the log
-    // reloads with a commit at least the applied index. Skipping it saves the next write's
-    // engine round trip; the newest commit goes with the next entries, term or vote.
-    if (rd?.mustSync || this.raftStateDirty) {
-      this.storage.writeRaftState(raftWb);
-      this.raftStateDirty = false;
-    }
+    this.logWrites.write(raftWb, rd);
   }
 
   /** The raft log entries (from, to] go in the next raft batch, with the raft state. */
   deleteLogLater(range: { from: bigint; to: bigint }): void {
-    this.pendingLogDelete = mergeRange(this.pendingLogDelete, range);
-    this.raftStateDirty = true;
+    this.logWrites.deleteLater(range);
   }
 
   /** Set once the peer left this store (the "destroy" message). */
@@ -329,7 +313,7 @@ export class Peer {
 
   /** The raft state goes in the next raft batch even if raft reports no change (a new peer). */
   persistRaftStateNextTurn(): void {
-    this.raftStateDirty = true;
+    this.logWrites.stateNextTurn();
   }
 
   /** What apply needs of this peer; `hasInitializedRegion` answers for the whole store. */
@@ -361,11 +345,6 @@ export class Peer {
       this.observer.logCompacted(Number(outcome.compacted.to - outcome.compacted.from));
       this.deleteLogLater(outcome.compacted);
     }
-  }
-
-  /** Bytes of keys and values this peer's apply just wrote: a hint for the split checker. */
-  wrote(bytes: number): void {
-    this.size.wrote(bytes);
   }
 
   /** Raft confirmed read indexes in a Ready: serve every read whose index is now applied. */
@@ -422,20 +401,6 @@ export class Peer {
   retire(removalIndex: bigint, tick: number): void {
     this.retirement = { index: removalIndex, sinceTick: tick };
     this.failAll(regionErrors.notLeader(this.regionId));
-  }
-
-  /** Approximate region size in bytes from the last split check; undefined until measured. */
-  get approximateSize(): number | undefined {
-    return this.size.approximateSize;
-  }
-
-  /** True when the region was never measured or enough was written since its last split check. */
-  splitCheckDue(minWrittenBytes: number): boolean {
-    return this.size.checkDue(minWrittenBytes);
-  }
-
-  splitChecked(approximateSize: number): void {
-    this.size.checked(approximateSize);
   }
 
   /** True when raft asked for a snapshot and none is being generated. */

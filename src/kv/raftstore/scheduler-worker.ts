@@ -75,7 +75,7 @@ export class SchedulerWorker {
       region: peer.region,
       leader: peer.meta,
       pendingPeers,
-      approximateSize: BigInt(peer.approximateSize ?? 0),
+      approximateSize: BigInt(peer.size.approximateSize ?? 0),
     });
   }
 
@@ -90,7 +90,7 @@ export class SchedulerWorker {
     try {
       const { capacity, available } = await this.diskUsage();
       let used = 0;
-      for (const p of store.peers.values()) used += p.approximateSize ?? 0;
+      for (const p of store.peers.values()) used += p.size.approximateSize ?? 0;
       const snaps = store.snapshotCounts();
       await this.client.storeHeartbeat({
         sendingSnapCount: snaps.sending,

@@ -245,7 +245,7 @@ export class StoreLoop {
     for (const { peer, rd } of work) {
       if (rd.committedEntries.length === 0 || peer.retiring) continue; // a retiring peer applies nothing after its removal
       const outcome = applyEntries(peer.applyTarget(hasInitializedRegion), rd.committedEntries, kvWb, rangeKeys, reads);
-      peer.wrote(outcome.writtenBytes);
+      peer.size.wrote(outcome.writtenBytes);
       applied.push({ peer, outcome });
     }
     turn.applyStarted();
