@@ -81,15 +81,38 @@ function sizeBound(v: unknown): number {
   return 16;
 }
 
+/** What a server's BatchCommands streams hold right now, summed over its streams (tests, metrics). */
+export interface BatchStreamStats {
+  streams: number;
+  /** Sub-requests started and not answered yet. */
+  inFlight: number;
+  /** Bytes (sizeBound) of answers done but not yet taken by gRPC (its write callback). */
+  answerBytes: number;
+  /** The most `answerBytes` has been since the server started. */
+  answerBytesPeak: number;
+}
+
+/** The server-wide figures every stream adds to. */
+interface SharedCounters {
+  inFlight: number;
+  answerBytes: number;
+  answerBytesPeak: number;
+}
+
 /** One client's stream: reads sub-requests, serves them, writes their answers in batches. */
 class BatchStream {
   private inFlight = 0;
+  /** Bytes of this stream's answers done and not yet taken by gRPC (see BatchStreamStats). */
+  private answerBytes = 0;
   private readPaused = false;
   private clientDone = false;
   private closing = false;
   private gone = false;
+  /** The call was cancelled or failed: write callbacks may never come, its figures are dropped. */
+  private released = false;
   private readonly outIds: bigint[] = [];
   private readonly outResponses: BatchCommandsResponse_Response[] = [];
+  private readonly outSizes: number[] = [];
   private flushScheduled = false;
 
   constructor(
@@ -98,6 +121,7 @@ class BatchStream {
     private readonly runtime: Runtime,
     private readonly log: Logger,
     private readonly onGone: (s: BatchStream) => void,
+    private readonly counters: SharedCounters,
   ) {
     call.on("data", (msg: BatchCommandsRequest) => this.onMessage(msg));
     call.on("end", () => {
@@ -140,12 +164,12 @@ class BatchStream {
     const kind = kindOf(req);
     if (!(kind in BATCH_KIND_RPC)) return this.answer(id, errorAnswer(grpc.status.INVALID_ARGUMENT, kind));
     const k = kind as BatchKind;
-    this.inFlight++;
+    this.addInFlight(1);
     let answered = false;
     const done = (answer: BatchCommandsResponse_Response) => {
       if (answered) return;
       answered = true;
-      this.inFlight--;
+      this.addInFlight(-1);
       this.answer(id, answer);
       this.updateReading();
       this.maybeEnd();
@@ -162,10 +186,25 @@ class BatchStream {
     }
   }
 
+  private addInFlight(n: number): void {
+    this.inFlight += n;
+    if (!this.released) this.counters.inFlight += n;
+  }
+
+  private addAnswerBytes(n: number): void {
+    this.answerBytes += n;
+    if (this.released) return;
+    this.counters.answerBytes += n;
+    this.counters.answerBytesPeak = Math.max(this.counters.answerBytesPeak, this.counters.answerBytes);
+  }
+
   private answer(id: bigint, response: BatchCommandsResponse_Response): void {
     if (this.gone) return;
+    const size = sizeBound(response) + 16;
+    this.addAnswerBytes(size);
     this.outIds.push(id);
     this.outResponses.push(response);
+    this.outSizes.push(size);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     // Answers finishing in the same turn (one store loop's applies, one read of the socket) share
@@ -183,6 +222,7 @@ class BatchStream {
     if (this.gone || this.outIds.length === 0) return;
     const ids = this.outIds.splice(0);
     const responses = this.outResponses.splice(0);
+    const sizes = this.outSizes.splice(0);
     let from = 0;
     let bytes = 0;
     let blocked = false;
@@ -192,13 +232,16 @@ class BatchStream {
         requestIds: ids.slice(from, to),
         responses: responses.slice(from, to),
       });
+      // The answers are ours to count until gRPC takes the message: its callback runs once
+      // HTTP/2 accepted the bytes, i.e. within the client's flow-control window.
+      const held = bytes;
       hopTrace?.("srv.write");
-      if (!this.call.write(msg)) blocked = true;
+      if (!this.call.write(msg, () => this.taken(held))) blocked = true;
       from = to;
       bytes = 0;
     };
     for (let i = 0; i < responses.length; i++) {
-      let size = sizeBound(responses[i]) + 16;
+      let size = sizes[i]!;
       if (size > MAX_ANSWER_MESSAGE_BYTES) {
         const exact = ResponsePb.encode(responses[i]!).finish().length + 32;
         if (exact > MAX_ANSWER_MESSAGE_BYTES) {
@@ -209,12 +252,26 @@ class BatchStream {
           );
           size = sizeBound(responses[i]) + 16;
         } else size = exact;
+        this.addAnswerBytes(size - sizes[i]!);
       }
       if (bytes + size > MAX_ANSWER_MESSAGE_BYTES) send(i);
       bytes += size;
     }
     send(responses.length);
     if (blocked) this.updateReading();
+  }
+
+  /** gRPC took a message holding `bytes` of answers. */
+  private taken(bytes: number): void {
+    this.addAnswerBytes(-bytes);
+  }
+
+  /** Takes this stream's figures out of the server's: the call is gone, and what it held with it. */
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.counters.inFlight -= this.inFlight;
+    this.counters.answerBytes -= this.answerBytes;
   }
 
   /** Reads while few sub-requests are pending and the client takes its answers; pauses otherwise. */
@@ -242,9 +299,12 @@ class BatchStream {
     this.gone = true;
     this.call.emit("error", { code, details });
     this.onGone(this);
+    this.release();
   }
 
   private abandon(): void {
+    // Also after a normal end: answers still queued to a client that went away are dropped.
+    this.release();
     if (this.gone) return;
     this.gone = true;
     this.onGone(this);
@@ -258,6 +318,7 @@ class BatchStream {
  */
 export class BatchCommandsStreams {
   private readonly live = new Set<BatchStream>();
+  private readonly counters: SharedCounters = { inFlight: 0, answerBytes: 0, answerBytesPeak: 0 };
   private closed = false;
 
   constructor(
@@ -269,10 +330,21 @@ export class BatchCommandsStreams {
   handler(service: TinyKvServer): grpc.handleBidiStreamingCall<BatchCommandsRequest, BatchCommandsResponse> {
     const handlerOf = (kind: BatchKind) => service[BATCH_KIND_RPC[kind]] as UnaryHandler;
     return (call) => {
-      const stream = new BatchStream(call, handlerOf, this.runtime, this.log, (s) => this.live.delete(s));
+      const stream = new BatchStream(
+        call,
+        handlerOf,
+        this.runtime,
+        this.log,
+        (s) => this.live.delete(s),
+        this.counters,
+      );
       this.live.add(stream);
       if (this.closed) stream.close();
     };
+  }
+
+  stats(): BatchStreamStats {
+    return { streams: this.live.size, ...this.counters };
   }
 
   closeAll(): void {
