@@ -13,31 +13,10 @@ import type { Runtime } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
 import { hopTrace } from "../../util/hop-trace.js";
 import { MAX_GRPC_MESSAGE_BYTES } from "./limits.js";
+import type { BatchKind } from "./batch-kinds.js";
+import { BATCH_KIND_RPC, kindOf, READ_KINDS } from "./batch-kinds.js";
 
-/** A sub-request kind: the name of its field in BatchCommandsRequest.Request (TiKV's spelling). */
-export type BatchKind = keyof BatchCommandsRequest_Request;
-
-/** The one dispatch table: each kind is served by the unary rpc of the service with this key. */
-export const BATCH_KIND_RPC = {
-  Get: "kvGet",
-  Scan: "kvScan",
-  Prewrite: "kvPrewrite",
-  Commit: "kvCommit",
-  BatchRollback: "kvBatchRollback",
-  ResolveLock: "kvResolveLock",
-  RawGet: "rawGet",
-  RawPut: "rawPut",
-  RawDelete: "rawDelete",
-  RawScan: "rawScan",
-  RawBatchGet: "rawBatchGet",
-  RawBatchPut: "rawBatchPut",
-  RawBatchDelete: "rawBatchDelete",
-  RawDeleteRange: "rawDeleteRange",
-  CheckTxnStatus: "kvCheckTxnStatus",
-  TxnHeartBeat: "kvTxnHeartBeat",
-} as const satisfies Record<BatchKind, keyof TinyKvServer>;
-
-const KINDS = Object.keys(BATCH_KIND_RPC) as BatchKind[];
+export { BATCH_KIND_RPC, type BatchKind } from "./batch-kinds.js";
 
 /**
  * Sub-requests being served on one stream before it stops reading (backpressure: the client's
@@ -46,20 +25,24 @@ const KINDS = Object.keys(BATCH_KIND_RPC) as BatchKind[];
 export const MAX_BATCH_IN_FLIGHT = 1024;
 /** Sub-requests in one message; a bigger message ends the stream with RESOURCE_EXHAUSTED. */
 export const MAX_BATCH_MESSAGE_REQUESTS = 1024;
+/**
+ * Bytes of answers one stream may hold done but not yet taken by gRPC (a client reading slowly,
+ * or not at all) before it stops reading; it reads again below half.
+ * The count above bounds nothing in bytes: 1,024 reads of an 8 MiB value are 8 GiB. 64 MiB is
+ * four full answer messages: a client that reads keeps the pipe full, one that does not costs
+ * the store this much, and HTTP/2 flow control holds back what it sends next.
+ */
+export const MAX_BATCH_ANSWER_BYTES = 64 * 1024 * 1024;
+/**
+ * What a stream may hold at all. The sub-requests of a message read below the budget all start
+ * (1,024 reads at once, at most), so a read whose answer would take it past this is answered
+ * RESOURCE_EXHAUSTED instead: nothing happened, the client retries after a backoff. Only reads:
+ * a write's answer is small and tells its outcome, so it is always kept.
+ */
+export const MAX_BATCH_ANSWER_BYTES_HELD = MAX_BATCH_ANSWER_BYTES + MAX_GRPC_MESSAGE_BYTES;
 
 type Call = grpc.ServerDuplexStream<BatchCommandsRequest, BatchCommandsResponse>;
 type UnaryHandler = grpc.handleUnaryCall<unknown, unknown>;
-
-/** The kind a sub-request sets, or why it cannot be served (none or several set). */
-function kindOf(req: BatchCommandsRequest_Request): BatchKind | string {
-  let found: BatchKind | undefined;
-  for (const kind of KINDS) {
-    if (req[kind] === undefined) continue;
-    if (found) return `sub-request sets two kinds (${found} and ${kind})`;
-    found = kind;
-  }
-  return found ?? "sub-request sets no kind this server serves";
-}
 
 function errorAnswer(code: grpc.status, message: string): BatchCommandsResponse_Response {
   return { Error: { code, message } };
@@ -84,6 +67,8 @@ function sizeBound(v: unknown): number {
 /** What a server's BatchCommands streams hold right now, summed over its streams (tests, metrics). */
 export interface BatchStreamStats {
   streams: number;
+  /** Streams not reading now (backpressure, or closing). */
+  paused: number;
   /** Sub-requests started and not answered yet. */
   inFlight: number;
   /** Bytes (sizeBound) of answers done but not yet taken by gRPC (its write callback). */
@@ -136,6 +121,10 @@ class BatchStream {
     call.sendMetadata(new grpc.Metadata());
   }
 
+  get readingPaused(): boolean {
+    return this.readPaused;
+  }
+
   /** Stops reading; the stream ends once the sub-requests already read are answered (a server shutdown). */
   close(): void {
     this.closing = true;
@@ -170,7 +159,7 @@ class BatchStream {
       if (answered) return;
       answered = true;
       this.addInFlight(-1);
-      this.answer(id, answer);
+      this.answer(id, READ_KINDS.has(k) ? this.refuseIfOverfull(k, answer) : answer);
       this.updateReading();
       this.maybeEnd();
     };
@@ -184,6 +173,18 @@ class BatchStream {
       this.log.error({ err, rpc: k }, "batch sub-request failed");
       done(errorAnswer(grpc.status.INTERNAL, `${k}: ${String(err)}`));
     }
+  }
+
+  /** A read's answer, or its refusal when holding it would take the stream past MAX_BATCH_ANSWER_BYTES_HELD. */
+  private refuseIfOverfull(k: BatchKind, answer: BatchCommandsResponse_Response): BatchCommandsResponse_Response {
+    // An empty stream takes any answer (flush refuses one too big for a message).
+    if (this.answerBytes === 0 || this.answerBytes + sizeBound(answer) + 16 <= MAX_BATCH_ANSWER_BYTES_HELD)
+      return answer;
+    return errorAnswer(
+      grpc.status.RESOURCE_EXHAUSTED,
+      `${k}: not served: ${this.answerBytes} bytes of answers on this stream wait for the client to read them ` +
+        `(limit ${MAX_BATCH_ANSWER_BYTES_HELD}); retry later`,
+    );
   }
 
   private addInFlight(n: number): void {
@@ -264,6 +265,7 @@ class BatchStream {
   /** gRPC took a message holding `bytes` of answers. */
   private taken(bytes: number): void {
     this.addAnswerBytes(-bytes);
+    this.updateReading();
   }
 
   /** Takes this stream's figures out of the server's: the call is gone, and what it held with it. */
@@ -279,7 +281,8 @@ class BatchStream {
     if (this.gone) return;
     const writeBlocked = this.call.writableNeedDrain;
     const busy = this.inFlight >= (this.readPaused ? MAX_BATCH_IN_FLIGHT / 2 : MAX_BATCH_IN_FLIGHT);
-    const pause = this.closing || writeBlocked || busy;
+    const full = this.answerBytes >= (this.readPaused ? MAX_BATCH_ANSWER_BYTES / 2 : MAX_BATCH_ANSWER_BYTES);
+    const pause = this.closing || writeBlocked || busy || full;
     if (pause && !this.readPaused) this.call.pause();
     else if (!pause && this.readPaused) this.call.resume();
     this.readPaused = pause;
@@ -344,7 +347,9 @@ export class BatchCommandsStreams {
   }
 
   stats(): BatchStreamStats {
-    return { streams: this.live.size, ...this.counters };
+    let paused = 0;
+    for (const s of this.live) if (s.readingPaused) paused++;
+    return { streams: this.live.size, paused, ...this.counters };
   }
 
   closeAll(): void {
