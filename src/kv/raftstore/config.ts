@@ -28,6 +28,8 @@ export interface RaftstoreConfig {
   regionMaxSize: number;
   /** ...at the key where the left part reaches this size. */
   regionSplitSize: number;
+  /** Snapshot streams this store receives at once; more are refused (TiKV's concurrent-recv-snap-limit). */
+  concurrentRecvSnapLimit: number;
   schedulerHeartbeatTickMs: number;
   schedulerStoreHeartbeatTickMs: number;
   /**
@@ -84,6 +86,15 @@ export interface RaftstoreConfig {
   deliberateBugs?: DeliberateBugs;
 }
 
+/**
+ * Snapshot receives at once. Each writes a file as big as its sender declares, so this bounds
+ * how many streams from anywhere can fill the disk together. Our senders send at most 2 at a
+ * time to one store and the scheduler keeps at most 3 in flight to a store it fills, so 4
+ * refuses nothing of a 3-store cluster; beyond, a refused sender reports failure and raft sends
+ * again later. (TiKV allows 32, with stores of far more disk and regions than this one targets.)
+ */
+export const DEFAULT_CONCURRENT_RECV_SNAP_LIMIT = 4;
+
 export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   raftBaseTickMs: 100,
   raftHeartbeatTicks: 2,
@@ -101,6 +112,7 @@ export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   splitRegionCheckTickMs: 10_000,
   regionMaxSize: 144 * 1024 * 1024,
   regionSplitSize: 96 * 1024 * 1024,
+  concurrentRecvSnapLimit: DEFAULT_CONCURRENT_RECV_SNAP_LIMIT,
   // Shorter than TinyKV's 10 s: a small cluster converges (replicas, balance) in seconds.
   schedulerHeartbeatTickMs: 1_000,
   schedulerStoreHeartbeatTickMs: 2_000,

@@ -14,6 +14,7 @@ import { createUninitializedPeer, persistedHardState } from "./peer-lifecycle.js
 import { isRetirementProbe } from "./retire.js";
 import { snapshotIntegrity } from "./snap.js";
 import type { SnapManager } from "./snap.js";
+import { SnapshotLimitError } from "./snapshot-limits.js";
 import type { StoreLoop } from "./store-loop.js";
 import type { RaftTransport } from "../transport/transport.js";
 
@@ -38,6 +39,7 @@ export interface InboxContext extends PeerHost {
 
 export class Inbox {
   private readonly drops: DropLog;
+  private readonly snapshotRefusals: DropLog;
   /** Messages for regions whose uninitialized peer is being created (its raft state is loading). */
   private readonly creating = new Map<bigint, RaftMessage[]>();
   /**
@@ -51,6 +53,7 @@ export class Inbox {
 
   constructor(private readonly store: InboxContext) {
     this.drops = new DropLog((fields, line) => store.log.warn(fields, line));
+    this.snapshotRefusals = new DropLog((fields) => store.log.warn(fields, "refused a snapshot stream"));
   }
 
   onRaftMessage(msg: RaftMessage): void {
@@ -188,13 +191,29 @@ export class Inbox {
     return this.receivingSnapshots + this.pendingSnapshots.size;
   }
 
+  /** Receives a snapshot stream within the store's limits (snapshot-limits.ts); a refusal throws SnapshotLimitError. */
   async onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
+    const { concurrentRecvSnapLimit } = this.store.config;
+    if (this.receivingSnapshots >= concurrentRecvSnapLimit)
+      throw this.refuse(
+        new SnapshotLimitError(
+          "concurrentRecvSnapLimit",
+          this.receivingSnapshots + 1,
+          concurrentRecvSnapLimit,
+          "snapshot streams at once",
+        ),
+      );
     this.receivingSnapshots++;
     try {
       await this.receiveSnapshot(chunks);
     } finally {
       this.receivingSnapshots--;
     }
+  }
+
+  private refuse(err: SnapshotLimitError): SnapshotLimitError {
+    this.snapshotRefusals.drop(err.message, { limit: err.limit }, this.store.runtime.now());
+    return err;
   }
 
   private async receiveSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {

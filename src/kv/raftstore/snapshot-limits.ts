@@ -1,0 +1,17 @@
+/**
+ * Limits on snapshot streams a store receives. Any network client can open the `Snapshot` rpc,
+ * so how many run at once is bounded.
+ */
+import { TinyKvError } from "../../util/errors.js";
+
+/** A snapshot stream refused for a limit of this store: answered RESOURCE_EXHAUSTED, the sender retries later. */
+export class SnapshotLimitError extends TinyKvError {
+  constructor(
+    readonly limit: "concurrentRecvSnapLimit",
+    readonly value: number,
+    readonly max: number,
+    what: string,
+  ) {
+    super(`snapshot refused: ${what} ${value}, over this store's ${limit} of ${max}`, { answer: true });
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * Any network client can open the `Snapshot` rpc. Before this limit a store took every stream at
+ * once, so clients could fill its disk together. Now: at most `concurrentRecvSnapLimit` receives
+ * at once (the next is refused at once, RESOURCE_EXHAUSTED). A small limit here; the sender is a
+ * bare gRPC client of the store's Snapshot rpc.
+ */
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { crc32 } from "node:zlib";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
+import { StandaloneStorage } from "../../src/kv/storage/index.js";
+import { MessageType } from "../../src/proto/eraftpb.js";
+import type { RaftMessage, SnapshotChunk } from "../../src/proto/raft_serverpb.js";
+import { RaftSnapshotData } from "../../src/proto/raft_serverpb.js";
+import { TinyKvClient } from "../../src/proto/tinykvpb.js";
+import { silentLogger } from "../../src/util/logger.js";
+import { TestCluster } from "../harness/cluster.js";
+import { tempDir, waitFor } from "../harness/wait.js";
+
+const LIMITS = { concurrentRecvSnapLimit: 2 };
+
+let cluster: TestCluster;
+let dir: ReturnType<typeof tempDir>;
+let storage: StandaloneStorage;
+let server: grpc.Server;
+let client: TinyKvClient;
+
+beforeAll(async () => {
+  cluster = new TestCluster({ stores: 1, config: LIMITS });
+  await cluster.start();
+  dir = tempDir();
+  storage = new StandaloneStorage(dir.path);
+  await storage.start();
+  const svc = createTinyKvService({
+    raw: new RawHandlers(storage),
+    txn: new TxnHandlers(storage),
+    raft: cluster.store(1n)!,
+    log: silentLogger,
+  });
+  const listening = await listenTinyKv(svc, "127.0.0.1:0");
+  server = listening.server;
+  client = new TinyKvClient(`127.0.0.1:${listening.port}`, grpc.credentials.createInsecure());
+});
+const calls: Array<grpc.ClientWritableStream<SnapshotChunk>> = [];
+// What a test left open ends with it: the next one starts with no receive in progress.
+afterEach(async () => {
+  for (const c of calls.splice(0)) c.cancel();
+  await waitFor(() => receiving() === 0, { timeoutMs: 5_000, message: "no snapshot being received after a test" });
+});
+afterAll(async () => {
+  client.close();
+  server.forceShutdown();
+  await storage.stop();
+  dir.cleanup();
+  await cluster.shutdown();
+});
+
+/** One record of region 77's default CF whose value makes the record `bytes` long. */
+function body(bytes: number): Buffer {
+  const key = Buffer.from("k");
+  const header = Buffer.alloc(9);
+  header.writeUInt32BE(key.length, 1);
+  header.writeUInt32BE(bytes - 9 - key.length, 5);
+  return Buffer.concat([header, key, Buffer.alloc(bytes - 9 - key.length, 7)]);
+}
+
+let nextIndex = 100n;
+/**
+ * The head of a well-formed snapshot of region 77, which store 1 does not hold: received and
+ * checked in full, then dropped at the door (so an accepted stream ends OK and leaves no file).
+ */
+function head(data: Buffer, declared = data.length): RaftMessage {
+  const snapData = RaftSnapshotData.encode({
+    region: {
+      id: 77n,
+      startKey: Buffer.alloc(0),
+      endKey: Buffer.alloc(0),
+      regionEpoch: { confVer: 1n, version: 1n },
+      peers: [
+        { id: 1n, storeId: 1n },
+        { id: 2n, storeId: 2n },
+      ],
+    },
+    fileSize: BigInt(declared),
+    data: [],
+    meta: { cfFiles: [{ cf: "all", size: BigInt(declared), checksum: crc32(data) }] },
+  }).finish();
+  return {
+    regionId: 77n,
+    fromPeer: { id: 2n, storeId: 2n },
+    toPeer: { id: 1n, storeId: 1n },
+    regionEpoch: { confVer: 1n, version: 1n },
+    isTombstone: false,
+    startKey: Buffer.alloc(0),
+    endKey: Buffer.alloc(0),
+    message: {
+      msgType: MessageType.MsgSnapshot,
+      to: 1n,
+      from: 2n,
+      term: 9n,
+      logTerm: 0n,
+      index: 0n,
+      entries: [],
+      commit: 0n,
+      reject: false,
+      rejectHint: 0n,
+      context: Buffer.alloc(0),
+      snapshot: {
+        data: Buffer.from(snapData),
+        metadata: { index: nextIndex++, term: 9n, confState: { nodes: [1n, 2n] } },
+      },
+    },
+  };
+}
+
+/** A Snapshot call; `code` is set once the store answered (OK, or the refusal's status). */
+function send(): { call: grpc.ClientWritableStream<SnapshotChunk>; code?: number; details?: string } {
+  const s: { call: grpc.ClientWritableStream<SnapshotChunk>; code?: number; details?: string } = {
+    call: client.snapshot((err) => {
+      s.code = err ? err.code : grpc.status.OK;
+      s.details = err?.details;
+    }),
+  };
+  calls.push(s.call);
+  return s;
+}
+
+const answered = (s: { code?: number }, what: string, timeoutMs = 2_000) =>
+  waitFor(() => s.code !== undefined, { timeoutMs, message: what });
+
+function receivedFiles(): string[] {
+  return readdirSync(join(cluster.slots.get(1n)!.dir, "snap")).filter((f) => f.startsWith("rev_"));
+}
+
+const receiving = () => cluster.store(1n)!.snapshotCounts().receiving;
+
+it("past concurrentRecvSnapLimit streams at once, the next is refused at once with RESOURCE_EXHAUSTED; a free slot takes one again", async () => {
+  const data = body(4096);
+  const open = [send(), send()];
+  for (const s of open) {
+    s.call.write({ message: head(data), data: Buffer.alloc(0) });
+    s.call.write({ data: data.subarray(0, 1000) });
+  }
+  await waitFor(() => receiving() === 2, { timeoutMs: 2_000, message: "two streams being received" });
+
+  const third = send();
+  third.call.write({ message: head(data), data: Buffer.alloc(0) });
+  await answered(third, "the third stream to be refused without waiting for the others");
+  expect(third.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+  expect(third.details).toMatch(/concurrentRecvSnapLimit/);
+
+  // The first finishes: its slot takes a new stream, which is received whole.
+  open[0]!.call.write({ data: data.subarray(1000) });
+  open[0]!.call.end();
+  await answered(open[0]!, "the first stream's answer");
+  expect(open[0]!.code).toBe(grpc.status.OK);
+  const fourth = send();
+  fourth.call.write({ message: head(data), data: Buffer.alloc(0) });
+  fourth.call.write({ data });
+  fourth.call.end();
+  await answered(fourth, "the fourth stream's answer");
+  expect(fourth.code, fourth.details).toBe(grpc.status.OK);
+
+  open[1]!.call.cancel();
+  await waitFor(() => receiving() === 0, { timeoutMs: 2_000, message: "no stream being received" });
+  expect(open[1]!.code).toBe(grpc.status.CANCELLED);
+  expect(receivedFiles(), "no received file is kept").toEqual([]);
+});
