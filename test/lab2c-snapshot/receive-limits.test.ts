@@ -1,14 +1,17 @@
 /**
- * Any network client can open the `Snapshot` rpc. Before this limit a store took every stream at
- * once, so clients could fill its disk together. Now: at most `concurrentRecvSnapLimit` receives
- * at once (the next is refused at once, RESOURCE_EXHAUSTED). A small limit here; the sender is a
- * bare gRPC client of the store's Snapshot rpc.
+ * Any network client can open the `Snapshot` rpc. Before these limits a store took every stream
+ * at once and wrote whatever size one declared, so clients could fill its disk. Now: at most
+ * `concurrentRecvSnapLimit` receives at once (the next is refused at once, RESOURCE_EXHAUSTED),
+ * none declaring more than `snapRecvMaxBytes` (refused before a byte is written,
+ * RESOURCE_EXHAUSTED). Small limits here; the sender is a bare gRPC client of the store's
+ * Snapshot rpc.
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { resolveConfig } from "../../src/kv/raftstore/config.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
 import { StandaloneStorage } from "../../src/kv/storage/index.js";
 import { MessageType } from "../../src/proto/eraftpb.js";
@@ -19,7 +22,7 @@ import { silentLogger } from "../../src/util/logger.js";
 import { TestCluster } from "../harness/cluster.js";
 import { tempDir, waitFor } from "../harness/wait.js";
 
-const LIMITS = { concurrentRecvSnapLimit: 2 };
+const LIMITS = { concurrentRecvSnapLimit: 2, snapRecvMaxBytes: 64 * 1024 };
 
 let cluster: TestCluster;
 let dir: ReturnType<typeof tempDir>;
@@ -167,4 +170,26 @@ it("past concurrentRecvSnapLimit streams at once, the next is refused at once wi
   await waitFor(() => receiving() === 0, { timeoutMs: 2_000, message: "no stream being received" });
   expect(open[1]!.code).toBe(grpc.status.CANCELLED);
   expect(receivedFiles(), "no received file is kept").toEqual([]);
+});
+
+it("a stream declaring more than snapRecvMaxBytes is refused before its data; one at the limit is received", async () => {
+  const over = send();
+  // Only the head: the refusal must not wait for data.
+  over.call.write({ message: head(body(1024), LIMITS.snapRecvMaxBytes + 1), data: Buffer.alloc(0) });
+  await answered(over, "the oversized stream to be refused at its head");
+  expect(over.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+  expect(over.details).toMatch(/snapRecvMaxBytes/);
+  expect(receivedFiles(), "nothing written").toEqual([]);
+
+  const data = body(LIMITS.snapRecvMaxBytes);
+  const atLimit = send();
+  atLimit.call.write({ message: head(data), data: Buffer.alloc(0) });
+  for (let off = 0; off < data.length; off += 16 * 1024)
+    atLimit.call.write({ data: data.subarray(off, off + 16 * 1024) });
+  atLimit.call.end();
+  await answered(atLimit, "the stream at the limit to be received");
+  expect(atLimit.code, atLimit.details).toBe(grpc.status.OK);
+  expect(receivedFiles()).toEqual([]);
+  // A configured limit must take a region's snapshot.
+  expect(() => resolveConfig({ snapRecvMaxBytes: 64 * 1024 })).toThrow(/at least twice regionMaxSize/);
 });
