@@ -1,10 +1,11 @@
 /**
  * Any network client can open the `Snapshot` rpc. Before these limits a store took every stream
- * at once and wrote whatever size one declared, so clients could fill its disk. Now: at most
- * `concurrentRecvSnapLimit` receives at once (the next is refused at once, RESOURCE_EXHAUSTED),
- * none declaring more than `snapRecvMaxBytes` (refused before a byte is written,
- * RESOURCE_EXHAUSTED). Small limits here; the sender is a bare gRPC client of the store's
- * Snapshot rpc.
+ * at once, wrote whatever size one declared, and waited forever on one that went silent, so a
+ * client could fill its disk or memory. Now: at most `concurrentRecvSnapLimit` receives at once
+ * (the next is refused at once, RESOURCE_EXHAUSTED), none declaring more than `snapRecvMaxBytes`
+ * (refused before a byte is written, RESOURCE_EXHAUSTED), none silent for `snapRecvIdleMs`
+ * (aborted, ABORTED, its partial file deleted). Small limits here; the sender is a bare gRPC
+ * client of the store's Snapshot rpc.
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -22,7 +23,7 @@ import { silentLogger } from "../../src/util/logger.js";
 import { TestCluster } from "../harness/cluster.js";
 import { tempDir, waitFor } from "../harness/wait.js";
 
-const LIMITS = { concurrentRecvSnapLimit: 2, snapRecvMaxBytes: 64 * 1024 };
+const LIMITS = { concurrentRecvSnapLimit: 2, snapRecvMaxBytes: 64 * 1024, snapRecvIdleMs: 300 };
 
 let cluster: TestCluster;
 let dir: ReturnType<typeof tempDir>;
@@ -192,4 +193,31 @@ it("a stream declaring more than snapRecvMaxBytes is refused before its data; on
   expect(receivedFiles()).toEqual([]);
   // A configured limit must take a region's snapshot.
   expect(() => resolveConfig({ snapRecvMaxBytes: 64 * 1024 })).toThrow(/at least twice regionMaxSize/);
+});
+
+it("a stream silent for snapRecvIdleMs is aborted and its partial file deleted; a slow one that keeps sending is not", async () => {
+  const data = body(4096);
+  const silent = send();
+  silent.call.write({ message: head(data), data: Buffer.alloc(0) });
+  silent.call.write({ data: data.subarray(0, 1000) });
+  // The partial data is on disk while the sender is silent...
+  await waitFor(() => receivedFiles().length === 1, { timeoutMs: 2_000, message: "the partial file on disk" });
+  // ...until the idle timeout aborts the stream.
+  await answered(silent, "the silent stream to be aborted", 3_000);
+  expect(silent.code).toBe(grpc.status.ABORTED);
+  expect(silent.details).toMatch(/no chunk for 300 ms/);
+  expect(receivedFiles(), "the partial file is deleted").toEqual([]);
+  expect(receiving()).toBe(0);
+
+  // A chunk every 100 ms: longer than the idle timeout in all, never silent that long.
+  const slow = send();
+  slow.call.write({ message: head(data), data: Buffer.alloc(0) });
+  for (let off = 0; off < data.length; off += 512) {
+    await new Promise((r) => setTimeout(r, 100));
+    slow.call.write({ data: data.subarray(off, off + 512) });
+  }
+  slow.call.end();
+  await answered(slow, "the slow stream to be received");
+  expect(slow.code, slow.details).toBe(grpc.status.OK);
+  expect(receivedFiles()).toEqual([]);
 });

@@ -32,6 +32,8 @@ export interface RaftstoreConfig {
   concurrentRecvSnapLimit: number;
   /** A snapshot stream declaring more bytes is refused before any is written. */
   snapRecvMaxBytes: number;
+  /** A snapshot stream that sends no chunk for this long is aborted and its partial file deleted. */
+  snapRecvIdleMs: number;
   schedulerHeartbeatTickMs: number;
   schedulerStoreHeartbeatTickMs: number;
   /**
@@ -103,6 +105,12 @@ export const DEFAULT_CONCURRENT_RECV_SNAP_LIMIT = 4;
  * for those, not a region's expected size; resolveConfig keeps it at twice regionMaxSize or more.
  */
 export const DEFAULT_SNAP_RECV_MAX_BYTES = 1024 * 1024 * 1024;
+/**
+ * A sender streams its file in 1 MiB chunks as fast as flow control lets it: a minute with no
+ * chunk is a dead or hostile peer, not a slow disk (the sender's own deadline is 10 minutes).
+ */
+export const DEFAULT_SNAP_RECV_IDLE_MS = 60_000;
+
 export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   raftBaseTickMs: 100,
   raftHeartbeatTicks: 2,
@@ -122,6 +130,7 @@ export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   regionSplitSize: 96 * 1024 * 1024,
   concurrentRecvSnapLimit: DEFAULT_CONCURRENT_RECV_SNAP_LIMIT,
   snapRecvMaxBytes: DEFAULT_SNAP_RECV_MAX_BYTES,
+  snapRecvIdleMs: DEFAULT_SNAP_RECV_IDLE_MS,
   // Shorter than TinyKV's 10 s: a small cluster converges (replicas, balance) in seconds.
   schedulerHeartbeatTickMs: 1_000,
   schedulerStoreHeartbeatTickMs: 2_000,

@@ -14,7 +14,7 @@ import { createUninitializedPeer, persistedHardState } from "./peer-lifecycle.js
 import { isRetirementProbe } from "./retire.js";
 import { snapshotIntegrity } from "./snap.js";
 import type { SnapManager } from "./snap.js";
-import { SnapshotLimitError } from "./snapshot-limits.js";
+import { SnapshotLimitError, withIdleTimeout } from "./snapshot-limits.js";
 import type { StoreLoop } from "./store-loop.js";
 import type { RaftTransport } from "../transport/transport.js";
 
@@ -193,7 +193,7 @@ export class Inbox {
 
   /** Receives a snapshot stream within the store's limits (snapshot-limits.ts); a refusal throws SnapshotLimitError. */
   async onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
-    const { concurrentRecvSnapLimit } = this.store.config;
+    const { concurrentRecvSnapLimit, snapRecvIdleMs } = this.store.config;
     if (this.receivingSnapshots >= concurrentRecvSnapLimit)
       throw this.refuse(
         new SnapshotLimitError(
@@ -205,7 +205,7 @@ export class Inbox {
       );
     this.receivingSnapshots++;
     try {
-      await this.receiveSnapshot(chunks);
+      await this.receiveSnapshot(withIdleTimeout(chunks, this.store.runtime, snapRecvIdleMs));
     } finally {
       this.receivingSnapshots--;
     }
