@@ -4,8 +4,9 @@
  * client could fill its disk or memory. Now: at most `concurrentRecvSnapLimit` receives at once
  * (the next is refused at once, RESOURCE_EXHAUSTED), none declaring more than `snapRecvMaxBytes`
  * (refused before a byte is written, RESOURCE_EXHAUSTED), none silent for `snapRecvIdleMs`
- * (aborted, ABORTED, its partial file deleted). Small limits here; the sender is a bare gRPC
- * client of the store's Snapshot rpc.
+ * (aborted, ABORTED, its partial file deleted), no record bigger than a raft entry (refused at
+ * its header, ABORTED). Small limits here; the sender is a bare gRPC client of the store's
+ * Snapshot rpc.
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -193,6 +194,19 @@ it("a stream declaring more than snapRecvMaxBytes is refused before its data; on
   expect(receivedFiles()).toEqual([]);
   // A configured limit must take a region's snapshot.
   expect(() => resolveConfig({ snapRecvMaxBytes: 64 * 1024 })).toThrow(/at least twice regionMaxSize/);
+});
+
+it("a record bigger than any raft entry is refused at its header, not held until the stream ends", async () => {
+  const header = Buffer.alloc(9);
+  header.writeUInt32BE(1, 1);
+  header.writeUInt32BE(48 << 20, 5); // a 48 MiB value: no raft entry can have written it
+  const huge = send();
+  huge.call.write({ message: head(header, LIMITS.snapRecvMaxBytes), data: Buffer.alloc(0) });
+  huge.call.write({ data: header });
+  await answered(huge, "the stream to be refused at the record's header");
+  expect(huge.code).toBe(grpc.status.ABORTED);
+  expect(huge.details).toMatch(/corrupt record/);
+  expect(receivedFiles()).toEqual([]);
 });
 
 it("a stream silent for snapRecvIdleMs is aborted and its partial file deleted; a slow one that keeps sending is not", async () => {
