@@ -91,7 +91,7 @@ class UnreadStream {
 const VALUE_BYTES = 4 << 20;
 const keys = [0, 1, 2].map((i) => Buffer.from(`budget/${i}`));
 const HUGE_KEY = Buffer.from("budget/huge");
-const valueOf = (id: bigint) => Buffer.alloc(VALUE_BYTES, 0x61 + (Number(id) % 3));
+const expectedValue = (id: bigint) => Buffer.alloc(VALUE_BYTES, 0x61 + (Number(id) % 3));
 /** Room for the small answers (errors) beside the big ones. */
 const SLACK = 1 << 20;
 
@@ -157,7 +157,7 @@ it("reads started at once past the budget are refused, not held: the store holds
   for (const i of ids) {
     const a = answers.get(i)!;
     if (a.RawGet) {
-      expect(a.RawGet.value.equals(valueOf(i)), `the value of request ${i}`).toBe(true);
+      expect(a.RawGet.value.equals(expectedValue(i)), `the value of request ${i}`).toBe(true);
       served++;
     } else {
       // Refused: nothing happened, the client may retry.
