@@ -24,6 +24,8 @@ export interface RunningNode {
 
 export interface StandaloneNode extends RunningNode {
   storage: StandaloneStorage;
+  /** Its BatchCommands streams (their figures: `stats()`). */
+  batchStreams: BatchCommandsStreams;
 }
 
 /** Builds and starts a standalone store: one LevelDB under `<path>/kv`, the TinyKv service on `addr`. */
@@ -76,6 +78,7 @@ export async function startStandaloneServer(opts: {
     return {
       port,
       storage,
+      batchStreams,
       statusAddr: status?.addr,
       async stop() {
         await status?.close();

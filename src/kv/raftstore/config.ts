@@ -28,6 +28,12 @@ export interface RaftstoreConfig {
   regionMaxSize: number;
   /** ...at the key where the left part reaches this size. */
   regionSplitSize: number;
+  /** Snapshot streams this store receives at once; more are refused (TiKV's concurrent-recv-snap-limit). */
+  concurrentRecvSnapLimit: number;
+  /** A snapshot stream declaring more bytes is refused before any is written. */
+  snapRecvMaxBytes: number;
+  /** A snapshot stream that sends no chunk for this long is aborted and its partial file deleted. */
+  snapRecvIdleMs: number;
   schedulerHeartbeatTickMs: number;
   schedulerStoreHeartbeatTickMs: number;
   /**
@@ -90,6 +96,27 @@ export interface RaftstoreConfig {
   deliberateBugs?: DeliberateBugs;
 }
 
+/**
+ * Snapshot receives at once. Each may write up to snapRecvMaxBytes to disk, so this times that
+ * is what streams from anywhere can take. Our senders send at most 2 at a time to one store and
+ * the scheduler keeps at most 3 in flight to a store it fills, so 4 refuses nothing of a 3-store
+ * cluster; beyond, a refused sender reports failure and raft sends again later. (TiKV allows
+ * 32, with stores of far more disk and regions than this one targets.)
+ */
+export const DEFAULT_CONCURRENT_RECV_SNAP_LIMIT = 4;
+/**
+ * Bytes one received snapshot may declare: 1 GiB, about 7 times the default regionMaxSize (a
+ * region's snapshot is its data plus 9 bytes a record). A region outgrows its split size until
+ * the next split check, and one user key's versions cannot be split at all, so this is slack
+ * for those, not a region's expected size; resolveConfig keeps it at twice regionMaxSize or more.
+ */
+export const DEFAULT_SNAP_RECV_MAX_BYTES = 1024 * 1024 * 1024;
+/**
+ * A sender streams its file in 1 MiB chunks as fast as flow control lets it: a minute with no
+ * chunk is a dead or hostile peer, not a slow disk (the sender's own deadline is 10 minutes).
+ */
+export const DEFAULT_SNAP_RECV_IDLE_MS = 60_000;
+
 export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   raftBaseTickMs: 100,
   raftHeartbeatTicks: 2,
@@ -107,6 +134,9 @@ export const DEFAULT_RAFTSTORE_CONFIG: RaftstoreConfig = {
   splitRegionCheckTickMs: 10_000,
   regionMaxSize: 144 * 1024 * 1024,
   regionSplitSize: 96 * 1024 * 1024,
+  concurrentRecvSnapLimit: DEFAULT_CONCURRENT_RECV_SNAP_LIMIT,
+  snapRecvMaxBytes: DEFAULT_SNAP_RECV_MAX_BYTES,
+  snapRecvIdleMs: DEFAULT_SNAP_RECV_IDLE_MS,
   // Shorter than TinyKV's 10 s: a small cluster converges (replicas, balance) in seconds.
   schedulerHeartbeatTickMs: 1_000,
   schedulerStoreHeartbeatTickMs: 2_000,
@@ -179,6 +209,11 @@ export function resolveConfig(
   }
   if (out.leaseClockDriftPercent >= 100) throw new ConfigError("leaseClockDriftPercent must be below 100");
   if (out.regionSplitSize > out.regionMaxSize) throw new ConfigError("regionSplitSize must not exceed regionMaxSize");
+  if (out.snapRecvMaxBytes < 2 * out.regionMaxSize) {
+    throw new ConfigError(
+      "snapRecvMaxBytes must be at least twice regionMaxSize (a region's snapshot must be received)",
+    );
+  }
   return out;
 }
 

@@ -14,6 +14,7 @@ import { createUninitializedPeer, persistedHardState } from "./peer-lifecycle.js
 import { isRetirementProbe } from "./retire.js";
 import { snapshotIntegrity } from "./snap.js";
 import type { SnapManager } from "./snap.js";
+import { SnapshotLimitError, withIdleTimeout } from "./snapshot-limits.js";
 import type { StoreLoop } from "./store-loop.js";
 import type { RaftTransport } from "../transport/transport.js";
 
@@ -38,6 +39,7 @@ export interface InboxContext extends PeerHost {
 
 export class Inbox {
   private readonly drops: DropLog;
+  private readonly snapshotRefusals: DropLog;
   /** Messages for regions whose uninitialized peer is being created (its raft state is loading). */
   private readonly creating = new Map<bigint, RaftMessage[]>();
   /**
@@ -51,6 +53,7 @@ export class Inbox {
 
   constructor(private readonly store: InboxContext) {
     this.drops = new DropLog((fields, line) => store.log.warn(fields, line));
+    this.snapshotRefusals = new DropLog((fields) => store.log.warn(fields, "refused a snapshot stream"));
   }
 
   onRaftMessage(msg: RaftMessage): void {
@@ -188,49 +191,67 @@ export class Inbox {
     return this.receivingSnapshots + this.pendingSnapshots.size;
   }
 
+  /** Receives a snapshot stream within the store's limits (snapshot-limits.ts); a refusal throws SnapshotLimitError. */
   async onSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
+    const { concurrentRecvSnapLimit, snapRecvIdleMs } = this.store.config;
+    if (this.receivingSnapshots >= concurrentRecvSnapLimit)
+      throw this.refuse(
+        new SnapshotLimitError(
+          "concurrentRecvSnapLimit",
+          this.receivingSnapshots + 1,
+          concurrentRecvSnapLimit,
+          "snapshot streams at once",
+        ),
+      );
     this.receivingSnapshots++;
     try {
-      await this.receiveSnapshot(chunks);
+      await this.receiveSnapshot(withIdleTimeout(chunks, this.store.runtime, snapRecvIdleMs));
     } finally {
       this.receivingSnapshots--;
     }
   }
 
+  private refuse(err: SnapshotLimitError, fields: Record<string, unknown> = {}): SnapshotLimitError {
+    this.snapshotRefusals.drop(err.message, { ...fields, limit: err.limit }, this.store.runtime.now());
+    return err;
+  }
+
   private async receiveSnapshot(chunks: AsyncIterable<SnapshotChunk>): Promise<void> {
-    let head: RaftMessage | undefined;
-    const data = (async function* () {
-      for await (const chunk of chunks) {
-        if (!head) {
-          if (!chunk.message) throw new Error("snapshot stream: the first chunk carries no message");
-          head = chunk.message;
-          continue;
-        }
-        yield chunk.data;
-      }
-    })();
-    // Pull the head chunk first so we know where to save the data and how big it may be.
-    const first = await data.next();
-    if (!head) throw new Error("snapshot stream ended before its first chunk");
-    const invalid =
-      invalidRaftMessage(head, this.store.storeId) ??
-      (head.message?.msgType === MessageType.MsgSnapshot
-        ? undefined
-        : "snapshot stream head is not a snapshot message");
-    if (invalid) throw new Error(`snapshot stream refused: ${invalid}`);
-    const key = snapKeyOf(head);
-    const meta = RaftSnapshotData.decode(head.message!.snapshot!.data);
-    const expected = snapshotIntegrity(meta);
-    const region = meta.region!;
-    async function* rest() {
-      if (!first.done) yield first.value;
-      yield* data;
+    const it = chunks[Symbol.asyncIterator]();
+    try {
+      // The head alone says where the data goes and how big it may be: vet it before waiting for data.
+      const first = await it.next();
+      if (first.done) throw new Error("snapshot stream ended before its first chunk");
+      const head = first.value.message;
+      if (!head) throw new Error("snapshot stream: the first chunk carries no message");
+      const invalid =
+        invalidRaftMessage(head, this.store.storeId) ??
+        (head.message?.msgType === MessageType.MsgSnapshot
+          ? undefined
+          : "snapshot stream head is not a snapshot message");
+      if (invalid) throw new Error(`snapshot stream refused: ${invalid}`);
+      const key = snapKeyOf(head);
+      const meta = RaftSnapshotData.decode(head.message!.snapshot!.data);
+      const expected = snapshotIntegrity(meta);
+      const region = meta.region!;
+      // Refused before a byte is written; more than declared is refused while receiving (SnapManager).
+      const max = this.store.config.snapRecvMaxBytes;
+      if (expected.size > max)
+        throw this.refuse(new SnapshotLimitError("snapRecvMaxBytes", expected.size, max, "declared bytes"), {
+          region_id: String(key.regionId),
+        });
+      const data = (async function* () {
+        for (let r = await it.next(); !r.done; r = await it.next()) yield r.value.data;
+      })();
+      // A short, long or corrupt file is deleted and refused: the sender learns it failed and retries.
+      await this.store.snaps.receive(key, data, expected, (cf, k) => keyInRegion(cf, k, region));
+      this.onRaftMessage(head);
+      // A file its peer did not take (busy, stale, no such peer) is never installed: do not keep it.
+      if (this.pendingSnapshots.get(region.id)?.index !== key.index) this.store.snaps.removeReceived(key);
+    } finally {
+      // Refused or failed midway: the source stops (a finished one ignores this).
+      await it.return?.();
     }
-    // A short, long or corrupt file is deleted and refused: the sender learns it failed and retries.
-    await this.store.snaps.receive(key, rest(), expected, (cf, k) => keyInRegion(cf, k, region));
-    this.onRaftMessage(head);
-    // A file its peer did not take (busy, stale, no such peer) is never installed: do not keep it.
-    if (this.pendingSnapshots.get(region.id)?.index !== key.index) this.store.snaps.removeReceived(key);
   }
 
   /** True when [start, end) overlaps an initialized region, or an incoming snapshot, of another id on this store. */

@@ -6,6 +6,7 @@ export * from "./peer-storage.js";
 export * from "./peer.js";
 export * from "./store.js";
 export * from "./snap.js";
+export * from "./snapshot-limits.js";
 export * from "./bootstrap.js";
 export * from "./split-check.js";
 export * from "./scheduler-worker.js";

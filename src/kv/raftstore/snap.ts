@@ -4,6 +4,7 @@ import type { CfName, EngineSnapshot, FileLayer, FileWriter, WriteBatch } from "
 import { ALL_CFS, realFileLayer } from "../engine/index.js";
 import type { Region } from "../../proto/metapb.js";
 import type { RaftSnapshotData } from "../../proto/raft_serverpb.js";
+import { MAX_RAFT_ENTRY_MAX_SIZE } from "./config.js";
 import { regionCursor } from "./keyspace.js";
 import { TinyKvError } from "../../util/errors.js";
 
@@ -63,6 +64,12 @@ export function integrityMeta(integrity: SnapshotIntegrity): RaftSnapshotData["m
 }
 
 const HEADER_BYTES = 9;
+/**
+ * The most key and value bytes one record can hold: every pair a region stores was written by
+ * one raft entry, and no setting lets an entry be bigger. A larger header is corrupt or hostile;
+ * read on, it would make the reader hold (and copy, chunk after chunk) up to the whole file.
+ */
+const MAX_RECORD_BYTES = MAX_RAFT_ENTRY_MAX_SIZE;
 /** Write and read in chunks of about this many bytes. */
 const CHUNK_BYTES = 1024 * 1024;
 
@@ -242,6 +249,8 @@ class RecordReader {
       if (!cf) throw new SnapshotError(this.k, `corrupt record: CF index ${buf[off]}`);
       const kl = buf.readUInt32BE(off + 1);
       const vl = buf.readUInt32BE(off + 5);
+      if (kl + vl > MAX_RECORD_BYTES)
+        throw new SnapshotError(this.k, `corrupt record: ${kl + vl} bytes of key and value, over ${MAX_RECORD_BYTES}`);
       if (buf.length - off < HEADER_BYTES + kl + vl) break;
       yield {
         cf,

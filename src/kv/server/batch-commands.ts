@@ -13,31 +13,10 @@ import type { Runtime } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
 import { hopTrace } from "../../util/hop-trace.js";
 import { MAX_GRPC_MESSAGE_BYTES } from "./limits.js";
+import type { BatchKind } from "./batch-kinds.js";
+import { BATCH_KIND_RPC, kindOf, READ_KINDS } from "./batch-kinds.js";
 
-/** A sub-request kind: the name of its field in BatchCommandsRequest.Request (TiKV's spelling). */
-export type BatchKind = keyof BatchCommandsRequest_Request;
-
-/** The one dispatch table: each kind is served by the unary rpc of the service with this key. */
-export const BATCH_KIND_RPC = {
-  Get: "kvGet",
-  Scan: "kvScan",
-  Prewrite: "kvPrewrite",
-  Commit: "kvCommit",
-  BatchRollback: "kvBatchRollback",
-  ResolveLock: "kvResolveLock",
-  RawGet: "rawGet",
-  RawPut: "rawPut",
-  RawDelete: "rawDelete",
-  RawScan: "rawScan",
-  RawBatchGet: "rawBatchGet",
-  RawBatchPut: "rawBatchPut",
-  RawBatchDelete: "rawBatchDelete",
-  RawDeleteRange: "rawDeleteRange",
-  CheckTxnStatus: "kvCheckTxnStatus",
-  TxnHeartBeat: "kvTxnHeartBeat",
-} as const satisfies Record<BatchKind, keyof TinyKvServer>;
-
-const KINDS = Object.keys(BATCH_KIND_RPC) as BatchKind[];
+export { BATCH_KIND_RPC, type BatchKind } from "./batch-kinds.js";
 
 /**
  * Sub-requests being served on one stream before it stops reading (backpressure: the client's
@@ -46,20 +25,24 @@ const KINDS = Object.keys(BATCH_KIND_RPC) as BatchKind[];
 export const MAX_BATCH_IN_FLIGHT = 1024;
 /** Sub-requests in one message; a bigger message ends the stream with RESOURCE_EXHAUSTED. */
 export const MAX_BATCH_MESSAGE_REQUESTS = 1024;
+/**
+ * Bytes of answers one stream may hold done but not yet taken by gRPC (a client reading slowly,
+ * or not at all) before it stops reading; it reads again below half.
+ * The count above bounds nothing in bytes: 1,024 reads of an 8 MiB value are 8 GiB. 64 MiB is
+ * four full answer messages: a client that reads keeps the pipe full, one that does not costs
+ * the store this much, and HTTP/2 flow control holds back what it sends next.
+ */
+export const MAX_BATCH_ANSWER_BYTES = 64 * 1024 * 1024;
+/**
+ * What a stream may hold at all. The sub-requests of a message read below the budget all start
+ * (1,024 reads at once, at most), so a read whose answer would take it past this is answered
+ * RESOURCE_EXHAUSTED instead: nothing happened, the client retries after a backoff. Only reads:
+ * a write's answer is small and tells its outcome, so it is always kept.
+ */
+export const MAX_BATCH_ANSWER_BYTES_HELD = MAX_BATCH_ANSWER_BYTES + MAX_GRPC_MESSAGE_BYTES;
 
 type Call = grpc.ServerDuplexStream<BatchCommandsRequest, BatchCommandsResponse>;
 type UnaryHandler = grpc.handleUnaryCall<unknown, unknown>;
-
-/** The kind a sub-request sets, or why it cannot be served (none or several set). */
-function kindOf(req: BatchCommandsRequest_Request): BatchKind | string {
-  let found: BatchKind | undefined;
-  for (const kind of KINDS) {
-    if (req[kind] === undefined) continue;
-    if (found) return `sub-request sets two kinds (${found} and ${kind})`;
-    found = kind;
-  }
-  return found ?? "sub-request sets no kind this server serves";
-}
 
 function errorAnswer(code: grpc.status, message: string): BatchCommandsResponse_Response {
   return { Error: { code, message } };
@@ -81,15 +64,40 @@ function sizeBound(v: unknown): number {
   return 16;
 }
 
+/** What a server's BatchCommands streams hold right now, summed over its streams (tests, metrics). */
+export interface BatchStreamStats {
+  streams: number;
+  /** Streams not reading now (backpressure, or closing). */
+  paused: number;
+  /** Sub-requests started and not answered yet. */
+  inFlight: number;
+  /** Bytes (sizeBound) of answers done but not yet taken by gRPC (its write callback). */
+  answerBytes: number;
+  /** The most `answerBytes` has been since the server started. */
+  answerBytesPeak: number;
+}
+
+/** The server-wide figures every stream adds to. */
+interface SharedCounters {
+  inFlight: number;
+  answerBytes: number;
+  answerBytesPeak: number;
+}
+
 /** One client's stream: reads sub-requests, serves them, writes their answers in batches. */
 class BatchStream {
   private inFlight = 0;
+  /** Bytes of this stream's answers done and not yet taken by gRPC (see BatchStreamStats). */
+  private answerBytes = 0;
   private readPaused = false;
   private clientDone = false;
   private closing = false;
   private gone = false;
+  /** The call was cancelled or failed: write callbacks may never come, its figures are dropped. */
+  private released = false;
   private readonly outIds: bigint[] = [];
   private readonly outResponses: BatchCommandsResponse_Response[] = [];
+  private readonly outSizes: number[] = [];
   private flushScheduled = false;
 
   constructor(
@@ -98,6 +106,7 @@ class BatchStream {
     private readonly runtime: Runtime,
     private readonly log: Logger,
     private readonly onGone: (s: BatchStream) => void,
+    private readonly counters: SharedCounters,
   ) {
     call.on("data", (msg: BatchCommandsRequest) => this.onMessage(msg));
     call.on("end", () => {
@@ -110,6 +119,10 @@ class BatchStream {
     call.on("drain", () => this.updateReading());
     // Headers at once tell the client the stream was taken: what it writes from now on reaches us.
     call.sendMetadata(new grpc.Metadata());
+  }
+
+  get readingPaused(): boolean {
+    return this.readPaused;
   }
 
   /** Stops reading; the stream ends once the sub-requests already read are answered (a server shutdown). */
@@ -140,13 +153,13 @@ class BatchStream {
     const kind = kindOf(req);
     if (!(kind in BATCH_KIND_RPC)) return this.answer(id, errorAnswer(grpc.status.INVALID_ARGUMENT, kind));
     const k = kind as BatchKind;
-    this.inFlight++;
+    this.addInFlight(1);
     let answered = false;
     const done = (answer: BatchCommandsResponse_Response) => {
       if (answered) return;
       answered = true;
-      this.inFlight--;
-      this.answer(id, answer);
+      this.addInFlight(-1);
+      this.answer(id, READ_KINDS.has(k) ? this.refuseIfOverfull(k, answer) : answer);
       this.updateReading();
       this.maybeEnd();
     };
@@ -162,10 +175,37 @@ class BatchStream {
     }
   }
 
+  /** A read's answer, or its refusal when holding it would take the stream past MAX_BATCH_ANSWER_BYTES_HELD. */
+  private refuseIfOverfull(k: BatchKind, answer: BatchCommandsResponse_Response): BatchCommandsResponse_Response {
+    // An empty stream takes any answer (flush refuses one too big for a message).
+    if (this.answerBytes === 0 || this.answerBytes + sizeBound(answer) + 16 <= MAX_BATCH_ANSWER_BYTES_HELD)
+      return answer;
+    return errorAnswer(
+      grpc.status.RESOURCE_EXHAUSTED,
+      `${k}: not served: ${this.answerBytes} bytes of answers on this stream wait for the client to read them ` +
+        `(limit ${MAX_BATCH_ANSWER_BYTES_HELD}); retry later`,
+    );
+  }
+
+  private addInFlight(n: number): void {
+    this.inFlight += n;
+    if (!this.released) this.counters.inFlight += n;
+  }
+
+  private addAnswerBytes(n: number): void {
+    this.answerBytes += n;
+    if (this.released) return;
+    this.counters.answerBytes += n;
+    this.counters.answerBytesPeak = Math.max(this.counters.answerBytesPeak, this.counters.answerBytes);
+  }
+
   private answer(id: bigint, response: BatchCommandsResponse_Response): void {
     if (this.gone) return;
+    const size = sizeBound(response) + 16;
+    this.addAnswerBytes(size);
     this.outIds.push(id);
     this.outResponses.push(response);
+    this.outSizes.push(size);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     // Answers finishing in the same turn (one store loop's applies, one read of the socket) share
@@ -183,6 +223,7 @@ class BatchStream {
     if (this.gone || this.outIds.length === 0) return;
     const ids = this.outIds.splice(0);
     const responses = this.outResponses.splice(0);
+    const sizes = this.outSizes.splice(0);
     let from = 0;
     let bytes = 0;
     let blocked = false;
@@ -192,13 +233,16 @@ class BatchStream {
         requestIds: ids.slice(from, to),
         responses: responses.slice(from, to),
       });
+      // The answers are ours to count until gRPC takes the message: its callback runs once
+      // HTTP/2 accepted the bytes, i.e. within the client's flow-control window.
+      const held = bytes;
       hopTrace?.("srv.write");
-      if (!this.call.write(msg)) blocked = true;
+      if (!this.call.write(msg, () => this.taken(held))) blocked = true;
       from = to;
       bytes = 0;
     };
     for (let i = 0; i < responses.length; i++) {
-      let size = sizeBound(responses[i]) + 16;
+      let size = sizes[i]!;
       if (size > MAX_ANSWER_MESSAGE_BYTES) {
         const exact = ResponsePb.encode(responses[i]!).finish().length + 32;
         if (exact > MAX_ANSWER_MESSAGE_BYTES) {
@@ -209,6 +253,7 @@ class BatchStream {
           );
           size = sizeBound(responses[i]) + 16;
         } else size = exact;
+        this.addAnswerBytes(size - sizes[i]!);
       }
       if (bytes + size > MAX_ANSWER_MESSAGE_BYTES) send(i);
       bytes += size;
@@ -217,12 +262,27 @@ class BatchStream {
     if (blocked) this.updateReading();
   }
 
+  /** gRPC took a message holding `bytes` of answers. */
+  private taken(bytes: number): void {
+    this.addAnswerBytes(-bytes);
+    this.updateReading();
+  }
+
+  /** Takes this stream's figures out of the server's: the call is gone, and what it held with it. */
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.counters.inFlight -= this.inFlight;
+    this.counters.answerBytes -= this.answerBytes;
+  }
+
   /** Reads while few sub-requests are pending and the client takes its answers; pauses otherwise. */
   private updateReading(): void {
     if (this.gone) return;
     const writeBlocked = this.call.writableNeedDrain;
     const busy = this.inFlight >= (this.readPaused ? MAX_BATCH_IN_FLIGHT / 2 : MAX_BATCH_IN_FLIGHT);
-    const pause = this.closing || writeBlocked || busy;
+    const full = this.answerBytes >= (this.readPaused ? MAX_BATCH_ANSWER_BYTES / 2 : MAX_BATCH_ANSWER_BYTES);
+    const pause = this.closing || writeBlocked || busy || full;
     if (pause && !this.readPaused) this.call.pause();
     else if (!pause && this.readPaused) this.call.resume();
     this.readPaused = pause;
@@ -242,9 +302,12 @@ class BatchStream {
     this.gone = true;
     this.call.emit("error", { code, details });
     this.onGone(this);
+    this.release();
   }
 
   private abandon(): void {
+    // Also after a normal end: answers still queued to a client that went away are dropped.
+    this.release();
     if (this.gone) return;
     this.gone = true;
     this.onGone(this);
@@ -258,6 +321,7 @@ class BatchStream {
  */
 export class BatchCommandsStreams {
   private readonly live = new Set<BatchStream>();
+  private readonly counters: SharedCounters = { inFlight: 0, answerBytes: 0, answerBytesPeak: 0 };
   private closed = false;
 
   constructor(
@@ -269,10 +333,23 @@ export class BatchCommandsStreams {
   handler(service: TinyKvServer): grpc.handleBidiStreamingCall<BatchCommandsRequest, BatchCommandsResponse> {
     const handlerOf = (kind: BatchKind) => service[BATCH_KIND_RPC[kind]] as UnaryHandler;
     return (call) => {
-      const stream = new BatchStream(call, handlerOf, this.runtime, this.log, (s) => this.live.delete(s));
+      const stream = new BatchStream(
+        call,
+        handlerOf,
+        this.runtime,
+        this.log,
+        (s) => this.live.delete(s),
+        this.counters,
+      );
       this.live.add(stream);
       if (this.closed) stream.close();
     };
+  }
+
+  stats(): BatchStreamStats {
+    let paused = 0;
+    for (const s of this.live) if (s.readingPaused) paused++;
+    return { streams: this.live.size, paused, ...this.counters };
   }
 
   closeAll(): void {
