@@ -15,6 +15,8 @@ const BAD_PEER_WARNING_INTERVAL_MS = 10_000;
  * Tells raft-over-TCP connections from everything else on a shared port: reads until the first
  * bytes match RAFT_TCP_MAGIC (`onRaft` gets the bytes after it) or cannot (`onOther` gets the
  * socket with every byte read put back, e.g. for gRPC's HTTP/2). Silent connections are closed.
+ * A client may reset the connection at any time (ECONNRESET): the socket then just closes, as an
+ * 'error' with no listener would throw and take the process down.
  */
 export function sniffRaftConnection(
   socket: Socket,
@@ -47,6 +49,8 @@ export function sniffRaftConnection(
       }
     }
   };
+  // Kept after the sniff: whoever takes the socket then adds its own, this one only keeps it harmless.
+  socket.on("error", () => undefined);
   socket.on("readable", onReadable);
   socket.on("close", finish);
 }
