@@ -3,7 +3,7 @@
  * nor leak, nor stop serving gRPC (docs/DESIGN-NOTES.md, "Raft over TCP between stores").
  */
 import * as net from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { MessageType } from "../../src/proto/eraftpb.js";
 import { RaftMessage } from "../../src/proto/raft_serverpb.js";
 import type { SnapshotChunk } from "../../src/proto/raft_serverpb.js";
@@ -13,7 +13,7 @@ import { StandaloneStorage } from "../../src/kv/storage/index.js";
 import type { ListenOptions } from "../../src/kv/server/server.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
 import type { RaftMessageSink } from "../../src/kv/transport/index.js";
-import { frameHeader, RAFT_TCP_MAGIC } from "../../src/kv/transport/tcp-frames.js";
+import { FrameDecoder, frameHeader, RAFT_TCP_MAGIC } from "../../src/kv/transport/tcp-frames.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { call, tinyKvClient } from "../harness/grpc.js";
 import { tempDir, waitFor } from "../harness/wait.js";
@@ -63,6 +63,64 @@ function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
     });
   });
 }
+
+describe("raft over TCP: reassembling frames", () => {
+  it("frames of every size come out whole and in order however the bytes are cut", () => {
+    const bodies = [0, 1, 3, 4, 5, 100, 70_000, 0, 200_000, 2].map((n, i) => Buffer.alloc(n, i + 1));
+    const wire = Buffer.concat(bodies.flatMap((b) => [frameHeader(b.length), b]));
+    for (const step of [1, 2, 3, 5, 4096, 65_537, wire.length]) {
+      const got: Buffer[] = [];
+      const decoder = new FrameDecoder((body) => got.push(Buffer.from(body)));
+      for (let at = 0; at < wire.length; at += step) decoder.push(wire.subarray(at, at + step));
+      expect(
+        got.map((b) => b.length),
+        `reads of ${step} bytes`,
+      ).toEqual(bodies.map((b) => b.length));
+      expect(got.every((b, i) => b.equals(bodies[i]!))).toBe(true);
+      expect(decoder.bufferedBytes).toBe(0);
+    }
+  });
+
+  it("a 16 MiB frame arriving in 64 KiB reads is reassembled in linear work, not a copy of all so far per read", () => {
+    const size = 16 * 1024 * 1024 - 8;
+    const wire = Buffer.concat([frameHeader(size), Buffer.alloc(size, 7)]);
+    const reads: Buffer[] = [];
+    for (let at = 0; at < wire.length; at += 64 * 1024) reads.push(wire.subarray(at, at + 64 * 1024));
+    let bodies = 0;
+    const decoder = new FrameDecoder((body) => {
+      expect(body.length).toBe(size);
+      expect(body[size - 1]).toBe(7);
+      bodies++;
+    });
+    // Every byte the decoder allocates, whichever way it does: linear means a small multiple of the frame.
+    let allocated = 0;
+    let inside = false; // Buffer.concat allocates through Buffer.allocUnsafe: count it once
+    const counted =
+      <A extends unknown[]>(orig: (...args: A) => Buffer) =>
+      (...args: A): Buffer => {
+        if (inside) return orig(...args);
+        inside = true;
+        try {
+          const out = orig(...args);
+          allocated += out.length;
+          return out;
+        } finally {
+          inside = false;
+        }
+      };
+    const spies = (["concat", "alloc", "allocUnsafe", "allocUnsafeSlow"] as const).map((name) => {
+      const orig = (Buffer[name] as (...args: unknown[]) => Buffer).bind(Buffer);
+      return vi.spyOn(Buffer, name).mockImplementation(counted(orig) as never);
+    });
+    try {
+      for (const read of reads) decoder.push(read);
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    expect(bodies).toBe(1);
+    expect(allocated).toBeLessThanOrEqual(3 * wire.length);
+  });
+});
 
 describe("raft over TCP: hostile clients on the shared port", () => {
   let dir: ReturnType<typeof tempDir>;
