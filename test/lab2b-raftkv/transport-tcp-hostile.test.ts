@@ -186,4 +186,21 @@ describe("raft over TCP: hostile clients on the shared port", () => {
     expect(uncaught.map((e) => String(e))).toEqual([]);
     await grpcStillServes(store.port);
   });
+
+  it("a flood of pings gets at most one answer per read, not one queued byte per ping", async () => {
+    const store = await startStore();
+    const c = await open(store.port);
+    try {
+      const pings = 100_000;
+      // A ping is 4 bytes and its answer 1: answered one by one, a client that does not read makes
+      // the store queue one write per 4 bytes it sends (each ~100 bytes of memory), without end.
+      c.socket.write(Buffer.concat([RAFT_TCP_MAGIC, Buffer.alloc(pings * 4), frame(1)]));
+      await waitFor(() => store.sink.msgs.length === 1, { timeoutMs: 5000, message: "the frame after the pings" });
+      await new Promise((r) => setTimeout(r, 100)); // answers still on their way
+      expect(c.received()).toBeGreaterThan(0);
+      expect(c.received()).toBeLessThanOrEqual(1000);
+    } finally {
+      c.socket.destroy();
+    }
+  });
 });

@@ -1,8 +1,9 @@
 /**
  * The raft-over-TCP wire: a connection opens with RAFT_TCP_MAGIC, then carries frames of a 4-byte
  * big-endian length and that many bytes of one encoded raft_serverpb.RaftMessage. A frame of
- * length 0 is a keepalive ping; the receiver answers each with one byte (the only bytes that
- * travel back), as gRPC's keepalive pings are answered. The stores' gRPC port takes these
+ * length 0 is a keepalive ping; the receiver answers with one byte (the only bytes that travel
+ * back), as gRPC's keepalive pings are answered: one answer for the pings of one read, none while
+ * an earlier answer is still unsent. The stores' gRPC port takes these
  * connections too: the first bytes tell them from HTTP/2 (which opens with "PRI * HTTP/2.0").
  */
 import { RaftMessage } from "../../proto/raft_serverpb.js";

@@ -74,9 +74,10 @@ export class RaftTcpReceiver {
   accept(socket: Socket, rest: Buffer): void {
     this.sockets.add(socket);
     socket.setNoDelay(true);
+    let pinged = false;
     const decoder = new FrameDecoder((body) => {
       if (body.length === 0) {
-        socket.write(PONG);
+        pinged = true;
         return;
       }
       const msg = decodeRaftFrame(body);
@@ -88,7 +89,12 @@ export class RaftTcpReceiver {
         decoder.push(chunk);
       } catch (err) {
         this.badPeer(socket, err);
+        return;
       }
+      // One answer per read says "alive" as well as one per ping, and none while the last one is
+      // still unsent: a peer that pings without reading must not make us queue a write per 4 bytes.
+      if (pinged && socket.writableLength === 0) socket.write(PONG);
+      pinged = false;
     };
     socket.on("data", onData);
     socket.resume(); // the sniffer read it paused
