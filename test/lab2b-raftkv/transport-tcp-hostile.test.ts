@@ -203,4 +203,76 @@ describe("raft over TCP: hostile clients on the shared port", () => {
       c.socket.destroy();
     }
   });
+
+  it("a raft connection that goes quiet after the magic or inside a frame is closed; one that pings is kept", async () => {
+    const store = await startStore({ raftReceiver: { idleTimeoutMs: 200 } });
+    const quiet = await open(store.port);
+    quiet.socket.write(RAFT_TCP_MAGIC);
+    const midFrame = await open(store.port);
+    midFrame.socket.write(Buffer.concat([RAFT_TCP_MAGIC, frame(1).subarray(0, 6)]));
+    const pinging = await open(store.port);
+    pinging.socket.write(RAFT_TCP_MAGIC);
+    const pinger = setInterval(() => pinging.socket.write(frameHeader(0)), 50);
+    try {
+      expect(await settlesWithin(quiet.closed, 3000), "the quiet connection closed").toBe(true);
+      expect(await settlesWithin(midFrame.closed, 3000), "the stalled frame's connection closed").toBe(true);
+      expect(await settlesWithin(pinging.closed, 200), "the pinging connection kept").toBe(false);
+      pinging.socket.write(frame(2));
+      await waitFor(() => store.sink.msgs.length === 1, { timeoutMs: 3000, message: "a frame on the kept connection" });
+    } finally {
+      clearInterval(pinger);
+      for (const c of [quiet, midFrame, pinging]) c.socket.destroy();
+    }
+  });
+
+  it("raft connections over the cap are closed; those under it and gRPC go on", async () => {
+    const store = await startStore({ raftReceiver: { maxConnections: 2 } });
+    const conns = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await open(store.port);
+      c.socket.write(RAFT_TCP_MAGIC);
+      conns.push(c);
+      await new Promise((r) => setTimeout(r, 50)); // accepted in this order
+    }
+    try {
+      expect(await settlesWithin(conns[2]!.closed, 3000), "the third connection closed").toBe(true);
+      for (const [i, c] of conns.slice(0, 2).entries()) c.socket.write(frame(i));
+      await waitFor(() => store.sink.msgs.length === 2, { timeoutMs: 3000, message: "frames on the first two" });
+      await grpcStillServes(store.port);
+      // A closed one frees its place.
+      conns[0]!.socket.destroy();
+      await conns[0]!.closed;
+      await new Promise((r) => setTimeout(r, 50));
+      const again = await open(store.port);
+      conns.push(again);
+      again.socket.write(Buffer.concat([RAFT_TCP_MAGIC, frame(9)]));
+      await waitFor(() => store.sink.msgs.length === 3, { timeoutMs: 3000, message: "a frame on a new connection" });
+    } finally {
+      for (const c of conns) c.socket.destroy();
+    }
+  });
+
+  it("partial frames held over all raft connections are bounded: the connection going over is closed", async () => {
+    const store = await startStore({ raftReceiver: { maxBufferedBytes: 1024 * 1024 } });
+    const whole = Buffer.concat([frameHeader(700 * 1024), Buffer.alloc(700 * 1024)]);
+    const first = await open(store.port);
+    first.socket.write(Buffer.concat([RAFT_TCP_MAGIC, whole.subarray(0, 600 * 1024)]));
+    await new Promise((r) => setTimeout(r, 100));
+    const second = await open(store.port);
+    second.socket.write(Buffer.concat([RAFT_TCP_MAGIC, whole.subarray(0, 600 * 1024)]));
+    try {
+      expect(await settlesWithin(second.closed, 3000), "the connection going over the bound closed").toBe(true);
+      expect(await settlesWithin(first.closed, 100), "the one under it kept").toBe(false);
+      first.socket.write(Buffer.concat([whole.subarray(600 * 1024), frame(1)]));
+      // Its 700 KiB of zeros decode as an empty RaftMessage (the sink drops such): it was held, not refused.
+      await waitFor(() => store.sink.msgs.length === 2, { timeoutMs: 3000, message: "the big frame and the next" });
+      const again = await open(store.port);
+      again.socket.write(Buffer.concat([RAFT_TCP_MAGIC, whole.subarray(0, 600 * 1024)]));
+      expect(await settlesWithin(again.closed, 200), "the bytes of closed connections count no more").toBe(false);
+      again.socket.destroy();
+    } finally {
+      first.socket.destroy();
+      second.socket.destroy();
+    }
+  });
 });

@@ -8,6 +8,7 @@ import type { Runtime } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
 import { splitHostPort } from "../../util/host-port.js";
 import type { RaftMessageSink } from "../transport/transport.js";
+import type { RaftReceiverLimits } from "../transport/tcp-receiver.js";
 import { RaftTcpReceiver, sniffRaftConnection } from "../transport/tcp-receiver.js";
 import type { TlsConfig } from "../../util/tls.js";
 import { grpcServerCredentials } from "../../util/tls.js";
@@ -41,7 +42,9 @@ export interface ListenOptions {
    * here. Plaintext only: with TLS every connection is gRPC's, authenticated.
    */
   raftSink?: RaftMessageSink;
-  /** Timers for the shared port's first-bytes deadline and the receiver's log throttle. */
+  /** Bounds of raft over TCP: idle timeout, connections, partial-frame bytes (defaults: DEFAULT_RAFT_RECEIVER_LIMITS). */
+  raftReceiver?: Partial<RaftReceiverLimits>;
+  /** Timers for the shared port's first-bytes deadline and the receiver's idle timeout and log throttle. */
   runtime?: Runtime;
 }
 
@@ -78,7 +81,7 @@ async function listenShared(
 ): Promise<TinyKvListener> {
   const runtime = opts.runtime ?? realRuntime;
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const receiver = new RaftTcpReceiver(sink, runtime, opts.log ?? silentLogger);
+  const receiver = new RaftTcpReceiver(sink, runtime, opts.log ?? silentLogger, opts.raftReceiver);
   const sockets = new Set<net.Socket>();
   const listener = net.createServer((socket) => {
     sockets.add(socket);
