@@ -8,6 +8,7 @@ import type { Runtime } from "../../util/runtime.js";
 import { realRuntime } from "../../util/runtime.js";
 import { splitHostPort } from "../../util/host-port.js";
 import type { RaftMessageSink } from "../transport/transport.js";
+import type { RaftReceiverLimits } from "../transport/tcp-receiver.js";
 import { RaftTcpReceiver, sniffRaftConnection } from "../transport/tcp-receiver.js";
 import type { TlsConfig } from "../../util/tls.js";
 import { grpcServerCredentials } from "../../util/tls.js";
@@ -41,7 +42,9 @@ export interface ListenOptions {
    * here. Plaintext only: with TLS every connection is gRPC's, authenticated.
    */
   raftSink?: RaftMessageSink;
-  /** Timers for the shared port's first-bytes deadline and the receiver's log throttle. */
+  /** Bounds of raft over TCP: idle timeout, connections, partial-frame bytes (defaults: DEFAULT_RAFT_RECEIVER_LIMITS). */
+  raftReceiver?: Partial<RaftReceiverLimits>;
+  /** Timers for the shared port's first-bytes deadline and the receiver's idle timeout and log throttle. */
   runtime?: Runtime;
 }
 
@@ -58,12 +61,31 @@ export async function listenTinyKv(
   addr: string,
   opts: ListenOptions = {},
 ): Promise<TinyKvListener> {
-  const server = new grpc.Server(GRPC_SERVER_OPTIONS);
+  const shared = opts.raftSink !== undefined && !opts.tls;
+  const server = shared ? new SharedPortServer(GRPC_SERVER_OPTIONS) : new grpc.Server(GRPC_SERVER_OPTIONS);
   server.addService(TinyKvService, service);
   for (const extra of opts.services ?? []) server.addService(extra.definition, extra.implementation);
-  if (opts.raftSink && !opts.tls) return listenShared(server, addr, opts.raftSink, opts);
+  if (server instanceof SharedPortServer && opts.raftSink) return listenShared(server, addr, opts.raftSink, opts);
   const port = await bindAsync(server, addr, opts);
   return { server, port, closePort: async () => undefined };
+}
+
+/**
+ * A gRPC server whose shutdown also stops the port it shares with raft over TCP, as grpc-js stops
+ * the listeners of bindAsync: tryShutdown takes no new connection, forceShutdown closes them all.
+ */
+class SharedPortServer extends grpc.Server {
+  onShutdown: ((force: boolean) => void) | undefined;
+
+  override tryShutdown(callback: (error?: Error) => void): void {
+    this.onShutdown?.(false);
+    super.tryShutdown(callback);
+  }
+
+  override forceShutdown(): void {
+    this.onShutdown?.(true);
+    super.forceShutdown();
+  }
 }
 
 /**
@@ -71,14 +93,14 @@ export async function listenTinyKv(
  * to the server through its connection injector, as if it had accepted them itself.
  */
 async function listenShared(
-  server: grpc.Server,
+  server: SharedPortServer,
   addr: string,
   sink: RaftMessageSink,
   opts: ListenOptions,
 ): Promise<TinyKvListener> {
   const runtime = opts.runtime ?? realRuntime;
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const receiver = new RaftTcpReceiver(sink, runtime, opts.log ?? silentLogger);
+  const receiver = new RaftTcpReceiver(sink, runtime, opts.log ?? silentLogger, opts.raftReceiver);
   const sockets = new Set<net.Socket>();
   const listener = net.createServer((socket) => {
     sockets.add(socket);
@@ -90,23 +112,35 @@ async function listenShared(
       (other) => injector.injectConnection(other),
     );
   });
-  const { host, port } = splitHostPort(addr);
-  await new Promise<void>((resolve, reject) => {
-    listener.once("error", (err: NodeJS.ErrnoException) =>
-      reject(err.code === "EADDRINUSE" ? new PortInUseError(addr) : err),
-    );
-    listener.listen(port, host, () => resolve());
-  });
   const closed = new Promise<void>((resolve) => listener.once("close", () => resolve()));
+  const closeAll = () => {
+    listener.close();
+    receiver.close();
+    for (const socket of sockets) socket.destroy();
+  };
+  server.onShutdown = (force) => (force ? closeAll() : listener.close());
+  try {
+    const { host, port } = splitHostPort(addr);
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", (err: NodeJS.ErrnoException) =>
+        reject(err.code === "EADDRINUSE" ? new PortInUseError(addr) : err),
+      );
+      listener.listen(port, host, () => resolve());
+    });
+  } catch (err) {
+    server.forceShutdown();
+    throw err;
+  }
+  // Once listening, an accept error (fds exhausted, ...) is logged: with no listener it would throw.
+  listener.removeAllListeners("error");
+  listener.on("error", (err) => (opts.log ?? silentLogger).warn({ err, addr }, "the shared port failed to accept"));
   return {
     server,
     port: (listener.address() as net.AddressInfo).port,
     async closePort() {
-      listener.close();
-      receiver.close();
+      closeAll();
       injector.destroy();
-      // What outlived the gRPC shutdown (a silent connection, a session it let linger) goes now.
-      for (const socket of sockets) socket.destroy();
+      // What outlived the gRPC shutdown (a silent connection, a session it let linger) went above.
       await closed;
     },
   };

@@ -47,3 +47,15 @@ export class InvalidRaftMessageError extends TransportError {
     super(`invalid raft message: ${detail}`);
   }
 }
+
+/** A raft-over-TCP connection went past one of the receiver's bounds (tcp-receiver.ts) and was closed. */
+export class RaftConnectionLimitError extends TransportError {
+  constructor(
+    readonly limit: "idleTimeoutMs" | "maxConnections" | "maxBufferedBytes",
+    readonly value: number,
+    detail: string,
+  ) {
+    super(`raft connection closed: ${detail} (${limit} ${value})`);
+    this.name = "RaftConnectionLimitError";
+  }
+}
