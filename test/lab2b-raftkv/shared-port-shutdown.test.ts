@@ -73,6 +73,7 @@ describe("the shared port stops with the gRPC server", () => {
     const first = await listen();
     const raft = net.connect(first.port, "127.0.0.1");
     raft.on("error", () => undefined);
+    raft.resume(); // the store answers the magic: read it, or 'close' waits for someone to
     const raftClosed = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), 3000);
       raft.once("close", () => {

@@ -2,7 +2,8 @@ import * as net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MessageType } from "../../src/proto/eraftpb.js";
 import { RaftMessage } from "../../src/proto/raft_serverpb.js";
-import { RawGetRequest, type RawGetResponse, RawPutRequest } from "../../src/proto/kvrpcpb.js";
+import type { RawGetResponse } from "../../src/proto/kvrpcpb.js";
+import { RawGetRequest, RawPutRequest } from "../../src/proto/kvrpcpb.js";
 import type { SnapshotChunk } from "../../src/proto/raft_serverpb.js";
 import { StandaloneStorage } from "../../src/kv/storage/index.js";
 import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
@@ -178,16 +179,48 @@ describe("raft over TCP: one port with gRPC", () => {
     await waitFor(() => store.sink.msgs.length === 3, { timeoutMs: 5000, message: "messages from a good peer" });
   });
 
-  it("a keepalive ping is answered with one byte", async () => {
+  it("the magic is answered with the magic, then a keepalive ping with one byte", async () => {
     const store = await startStore();
     const socket = net.connect(store.port, "127.0.0.1");
     try {
-      const answer = new Promise<Buffer>((resolve) => socket.once("data", resolve));
+      let got = Buffer.alloc(0);
+      socket.on("data", (d: Buffer) => (got = Buffer.concat([got, d])));
       socket.write(Buffer.concat([RAFT_TCP_MAGIC, frameHeader(0)]));
-      expect((await answer).length).toBe(1);
+      await waitFor(() => got.length >= RAFT_TCP_MAGIC.length + 1, {
+        timeoutMs: 3000,
+        message: "the magic and a ping's answer came back",
+      });
+      expect(got.subarray(0, RAFT_TCP_MAGIC.length).equals(RAFT_TCP_MAGIC)).toBe(true);
+      expect(got.length).toBe(RAFT_TCP_MAGIC.length + 1);
     } finally {
       socket.destroy();
     }
+  });
+
+  it("a store that takes only gRPC (an older version) gets raft over gRPC; TCP is tried again once that breaks", async () => {
+    const sink = new Sink();
+    const svc = createTinyKvService({
+      raw: new RawHandlers(storage),
+      txn: new TxnHandlers(storage),
+      raft: sink,
+      log: silentLogger,
+    });
+    // No raftSink: gRPC's own listener, as a store before raft over TCP had.
+    const old = await listenTinyKv(svc, "127.0.0.1:0");
+    stops.push(async () => {
+      old.server.forceShutdown();
+      await old.closePort();
+    });
+    const { t, unreachable } = sender(`127.0.0.1:${old.port}`);
+    await waitFor(
+      () => {
+        sendAll(t, sink.msgs.length + 100, 1);
+        return sink.msgs.length >= 3;
+      },
+      { timeoutMs: 5000, message: "raft messages reach a gRPC-only store", intervalMs: 50 },
+    );
+    expect(unreachable.length).toBeGreaterThanOrEqual(1); // what the refused TCP connection carried
+    expect((t as GrpcTransport).stats.streamsOpened).toBeGreaterThanOrEqual(2);
   });
 
   it("a connection that says nothing is closed after the first-bytes deadline", async () => {

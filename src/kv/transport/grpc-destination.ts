@@ -115,6 +115,8 @@ export class Destination<Stream, Client> {
   /** The queue hit its bound since it last drained (warned once per episode). */
   overflowing = false;
   snapshotsActive = 0;
+  /** Took a raft-over-TCP connection but not the wire: dialed over gRPC until that stream breaks. */
+  refusesTcp = false;
   readonly snapshotWaiters: Array<() => void> = [];
   private link: LinkState<Stream, Client> = { kind: "idle" };
   private queue: QueuedMessage[] = [];

@@ -101,7 +101,9 @@ export class GrpcTransport implements RaftTransport {
   private readonly maxQueuedBytes: number;
   private readonly maxInFlightBytes: number;
   private readonly maxMessageBytes: number;
-  private readonly dial: RaftDialer;
+  /** Raft over TCP when on; gRPC streams otherwise, and for a destination that refused TCP. */
+  private readonly tcpDial: RaftDialer | undefined;
+  private readonly grpcDial: RaftDialer;
   /** flush() hands what it writes to the kernel before it returns (raft over TCP; gRPC waits for the event loop). */
   readonly writesOnFlush: boolean;
   /** A deferred flush is pending (flush() and close() cancel it by clearing this). */
@@ -119,9 +121,8 @@ export class GrpcTransport implements RaftTransport {
     this.maxInFlightBytes = opts.maxInFlightBytes ?? 32 * 1024 * 1024;
     this.maxMessageBytes = Math.min(opts.maxMessageBytes ?? MAX_RAFT_MESSAGE_BYTES, MAX_RAFT_MESSAGE_BYTES);
     this.writesOnFlush = (opts.raftOverTcp ?? false) && !opts.tls;
-    this.dial = this.writesOnFlush
-      ? tcpDialer(this.runtime)
-      : grpcDialer(grpcChannelCredentials(opts.tls), RAFT_CHANNEL_OPTIONS);
+    this.tcpDial = this.writesOnFlush ? tcpDialer(this.runtime) : undefined;
+    this.grpcDial = grpcDialer(grpcChannelCredentials(opts.tls), RAFT_CHANNEL_OPTIONS);
     this.snapshots = new SnapshotSender({
       log: this.log,
       runtime: this.runtime,
@@ -299,7 +300,12 @@ export class GrpcTransport implements RaftTransport {
       addr ??= await this.resolve(dest.storeId);
       if (this.closed) return;
       dest.addr = addr;
-      const { client, stream, done } = this.dial(addr, (s, cause) => this.onStreamBroken(dest, s, cause));
+      const tcp = this.tcpDial !== undefined && !dest.refusesTcp;
+      const dial = tcp ? this.tcpDial! : this.grpcDial;
+      const { client, stream, done } = dial(addr, (s, cause, refused) => {
+        if (dest.linkOf(s)) this.wireOutcome(dest, tcp, refused === true);
+        this.onStreamBroken(dest, s, cause);
+      });
       if (!dest.opened({ client, stream, done }, this.runtime.now())) {
         client.close(); // closed while dialing
         return;
@@ -315,6 +321,20 @@ export class GrpcTransport implements RaftTransport {
       return;
     }
     this.pump(dest);
+  }
+
+  /**
+   * A store that took the TCP connection but not the wire (an older version) is dialed over gRPC
+   * until that stream breaks (it may have been upgraded meanwhile); then TCP is tried again.
+   */
+  private wireOutcome(dest: RaftDestination, tcp: boolean, refused: boolean): void {
+    if (tcp && refused && !dest.refusesTcp) {
+      dest.refusesTcp = true;
+      this.log.info(
+        { to_store: dest.storeId, addr: dest.addr },
+        "store does not take raft over TCP: using gRPC streams",
+      );
+    } else if (!tcp) dest.refusesTcp = false;
   }
 
   /** The resolver, with a deadline: a hung resolver must not hold a destination in "connecting" forever. */

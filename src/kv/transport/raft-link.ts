@@ -5,6 +5,7 @@ import { TinyKvClient } from "../../proto/tinykvpb.js";
 import type * as grpc from "@grpc/grpc-js";
 import { splitHostPort } from "../../util/host-port.js";
 import type { Runtime, TimerHandle } from "../../util/runtime.js";
+import { TransportError } from "./errors.js";
 import { frameHeader, RAFT_TCP_MAGIC } from "./tcp-frames.js";
 
 /** What the transport writes raft messages to: a gRPC `Raft` call, or a raft-over-TCP connection. */
@@ -28,8 +29,23 @@ export interface OpenedLink {
   done: Promise<void>;
 }
 
-/** Opens a link to `addr`; `onBroken` runs once it fails or ends (maybe more than once: callers dedupe). */
-export type RaftDialer = (addr: string, onBroken: (stream: RaftWriteStream, cause: unknown) => void) => OpenedLink;
+/**
+ * Opens a link to `addr`; `onBroken` runs once it fails or ends (maybe more than once: callers
+ * dedupe). `refused`: the destination took the connection but not the wire (raft over TCP to a
+ * store that does not speak it): the caller should dial it another way.
+ */
+export type RaftDialer = (
+  addr: string,
+  onBroken: (stream: RaftWriteStream, cause: unknown, refused?: boolean) => void,
+) => OpenedLink;
+
+/** The destination answered the raft-over-TCP magic with something else, or closed without answering. */
+export class RaftWireRefusedError extends TransportError {
+  constructor(addr: string) {
+    super(`${addr} does not take raft over TCP (an older store, or TLS)`);
+    this.name = "RaftWireRefusedError";
+  }
+}
 
 /** The gRPC dialer: one client-streaming `Raft` call on its own channel. */
 export function grpcDialer(credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions): RaftDialer {
@@ -102,7 +118,19 @@ export function tcpDialer(runtime: Pick<Runtime, "now" | "setInterval" | "clearI
       if (runtime.now() - lastHeard < TCP_KEEPALIVE_TIMEOUT_MS) socket.write(frameHeader(0));
       else socket.destroy(new Error(`no keepalive answer for ${TCP_KEEPALIVE_TIMEOUT_MS} ms`));
     }, TCP_KEEPALIVE_MS);
-    socket.on("data", () => (lastHeard = runtime.now()));
+    // Until the receiver answers the magic with the magic, this may be a store that does not take
+    // the wire (it drops the connection as bad HTTP/2, possibly after a GOAWAY of its own).
+    let connected = false;
+    let hello: Buffer | undefined = Buffer.alloc(0);
+    socket.once("connect", () => (connected = true));
+    socket.on("data", (chunk: Buffer) => {
+      lastHeard = runtime.now();
+      if (!hello) return;
+      hello = Buffer.concat([hello, chunk]);
+      const n = Math.min(hello.length, RAFT_TCP_MAGIC.length);
+      if (!hello.subarray(0, n).equals(RAFT_TCP_MAGIC.subarray(0, n))) socket.destroy(new RaftWireRefusedError(addr));
+      else if (hello.length >= RAFT_TCP_MAGIC.length) hello = undefined;
+    });
     let cause: unknown = "the peer closed the connection";
     socket.on("error", (err) => (cause = err));
     let settle!: () => void;
@@ -111,7 +139,8 @@ export function tcpDialer(runtime: Pick<Runtime, "now" | "setInterval" | "clearI
       runtime.clearInterval(keepalive);
       keepalive = undefined;
       settle();
-      onBroken(stream, cause);
+      const refused = connected && hello !== undefined;
+      onBroken(stream, refused ? new RaftWireRefusedError(addr) : cause, refused);
     });
     return { client: { close: () => socket.destroy() }, stream, done };
   };

@@ -1,9 +1,11 @@
 /**
  * The raft-over-TCP wire: a connection opens with RAFT_TCP_MAGIC, then carries frames of a 4-byte
  * big-endian length and that many bytes of one encoded raft_serverpb.RaftMessage. A frame of
- * length 0 is a keepalive ping; the receiver answers with one byte (the only bytes that travel
- * back), as gRPC's keepalive pings are answered: one answer for the pings of one read, none while
- * an earlier answer is still unsent. The stores' gRPC port takes these
+ * length 0 is a keepalive ping; the receiver answers with one byte, as gRPC's keepalive pings are
+ * answered: one answer for the pings of one read, none while an earlier answer is still unsent.
+ * Before that the receiver answers the magic with the magic (the only other bytes that travel
+ * back): a sender that does not get it is talking to a store that does not take this wire, and
+ * dials that store over gRPC instead. The stores' gRPC port takes these
  * connections too: the first bytes tell them from HTTP/2 (which opens with "PRI * HTTP/2.0").
  */
 import { RaftMessage } from "../../proto/raft_serverpb.js";

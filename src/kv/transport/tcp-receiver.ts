@@ -105,6 +105,7 @@ export class RaftTcpReceiver {
     const conn: { timer: TimerHandle | undefined } = { timer: undefined };
     this.sockets.set(socket, conn);
     socket.setNoDelay(true);
+    socket.write(RAFT_TCP_MAGIC); // "this store takes raft over TCP" (raft-link.ts waits for it)
     let pinged = false;
     let held = 0; // this connection's share of bufferedBytes
     let lastData = this.runtime.now();
