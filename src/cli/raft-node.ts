@@ -207,6 +207,12 @@ export async function startRaftNode(opts: RaftNodeOptions): Promise<RunningNode 
       raftSink: store,
       runtime,
       services: [{ definition: ChangeDataService, implementation: feeds.service() }],
+    }).catch(async (err: unknown) => {
+      // The port is taken (or the address bad): what already runs stops before the engines close.
+      worker.stop();
+      resolvedTs.stop();
+      await store.stop();
+      throw err;
     });
     ttlSweeper.start();
     const status = opts.statusAddr

@@ -1,3 +1,4 @@
+import * as net from "node:net";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CF_DEFAULT, Engine } from "../../src/kv/engine/index.js";
@@ -119,4 +120,54 @@ describe("tinykv-server refuses a data dir of another cluster", () => {
     );
     expect(await s.client.isBootstrapped(), "the refused store bootstrapped nothing").toBe(false);
   });
+});
+
+/** A store whose port is taken: it says so and exits, rather than hanging with its raftstore running. */
+describe("tinykv-server on a port in use", () => {
+  const dir = tempDir("tinykv-cli-port-");
+  const procs: Array<ReturnType<typeof spawnNode>> = [];
+  afterAll(async () => {
+    for (const p of procs) {
+      p.child.kill("SIGKILL");
+      await p.exited;
+    }
+    dir.cleanup();
+  });
+
+  it("exits 1 with 'address already in use'", async () => {
+    const schedAddr = `127.0.0.1:${await freePort()}`;
+    const sched = spawnNode("tinyscheduler.js", [
+      "--addr",
+      schedAddr,
+      "--data-dir",
+      join(dir.path, "sched"),
+      "--status-addr",
+      "",
+    ]);
+    procs.push(sched);
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
+    try {
+      const taken = `127.0.0.1:${(blocker.address() as net.AddressInfo).port}`;
+      const store = spawnNode("tinykv-server.js", [
+        "--status-addr",
+        "",
+        "--path",
+        join(dir.path, "store"),
+        "--addr",
+        taken,
+        "--scheduler",
+        schedAddr,
+      ]);
+      procs.push(store);
+      const exited = await Promise.race([
+        store.exited,
+        new Promise<"hung">((r) => setTimeout(() => r("hung"), 30_000)),
+      ]);
+      expect(exited, `the store did not exit\n${store.output()}`).toBe(1);
+      expect(store.output()).toMatch(/address already in use/);
+    } finally {
+      blocker.close();
+    }
+  }, 45_000);
 });
