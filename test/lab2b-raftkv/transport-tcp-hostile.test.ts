@@ -11,12 +11,11 @@ import type { RawGetResponse } from "../../src/proto/kvrpcpb.js";
 import { RawGetRequest } from "../../src/proto/kvrpcpb.js";
 import { StandaloneStorage } from "../../src/kv/storage/index.js";
 import type { ListenOptions } from "../../src/kv/server/server.js";
-import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
 import type { RaftMessageSink } from "../../src/kv/transport/index.js";
 import { FrameDecoder, frameHeader, RAFT_TCP_MAGIC } from "../../src/kv/transport/tcp-frames.js";
-import { silentLogger } from "../../src/util/logger.js";
 import { call, tinyKvClient } from "../harness/grpc.js";
 import { tempDir, waitFor } from "../harness/wait.js";
+import { listenRaftPort } from "./raft-port.js";
 
 class Sink implements RaftMessageSink {
   msgs: RaftMessage[] = [];
@@ -131,17 +130,8 @@ describe("raft over TCP: hostile clients on the shared port", () => {
 
   async function startStore(more: Partial<ListenOptions> = {}) {
     const sink = new Sink();
-    const svc = createTinyKvService({
-      raw: new RawHandlers(storage),
-      txn: new TxnHandlers(storage),
-      raft: sink,
-      log: silentLogger,
-    });
-    const listening = await listenTinyKv(svc, "127.0.0.1:0", { raftSink: sink, ...more });
-    stops.push(async () => {
-      listening.server.forceShutdown();
-      await listening.closePort();
-    });
+    const listening = await listenRaftPort(storage, sink, more);
+    stops.push(listening.stop);
     return { sink, ...listening };
   }
 

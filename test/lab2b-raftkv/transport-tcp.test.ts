@@ -6,7 +6,6 @@ import type { RawGetResponse } from "../../src/proto/kvrpcpb.js";
 import { RawGetRequest, RawPutRequest } from "../../src/proto/kvrpcpb.js";
 import type { SnapshotChunk } from "../../src/proto/raft_serverpb.js";
 import { StandaloneStorage } from "../../src/kv/storage/index.js";
-import { createTinyKvService, listenTinyKv, RawHandlers, TxnHandlers } from "../../src/kv/server/index.js";
 import type { RaftMessageSink, RaftTransport } from "../../src/kv/transport/index.js";
 import { GrpcTransport, StaticResolver } from "../../src/kv/transport/index.js";
 import { TCP_KEEPALIVE_MS, TCP_KEEPALIVE_TIMEOUT_MS } from "../../src/kv/transport/raft-link.js";
@@ -14,9 +13,9 @@ import { FIRST_BYTES_TIMEOUT_MS } from "../../src/kv/transport/tcp-receiver.js";
 import { FrameDecoder, frameHeader, RAFT_TCP_MAGIC, RaftFrameError } from "../../src/kv/transport/tcp-frames.js";
 import type { Runtime } from "../../src/util/runtime.js";
 import { realRuntime } from "../../src/util/runtime.js";
-import { silentLogger } from "../../src/util/logger.js";
 import { call, tinyKvClient } from "../harness/grpc.js";
 import { tempDir, waitFor } from "../harness/wait.js";
+import { listenRaftPort } from "./raft-port.js";
 
 function raftMsg(index: number): RaftMessage {
   return RaftMessage.fromPartial({
@@ -91,17 +90,8 @@ describe("raft over TCP: one port with gRPC", () => {
 
   async function startStore(runtime: Runtime = realRuntime) {
     const sink = new Sink();
-    const svc = createTinyKvService({
-      raw: new RawHandlers(storage),
-      txn: new TxnHandlers(storage),
-      raft: sink,
-      log: silentLogger,
-    });
-    const { server, port, closePort } = await listenTinyKv(svc, "127.0.0.1:0", { raftSink: sink, runtime });
-    stops.push(async () => {
-      server.forceShutdown();
-      await closePort();
-    });
+    const { port, stop } = await listenRaftPort(storage, sink, { runtime });
+    stops.push(stop);
     return { sink, port };
   }
 
@@ -199,18 +189,9 @@ describe("raft over TCP: one port with gRPC", () => {
 
   it("a store that takes only gRPC (an older version) gets raft over gRPC; TCP is tried again once that breaks", async () => {
     const sink = new Sink();
-    const svc = createTinyKvService({
-      raw: new RawHandlers(storage),
-      txn: new TxnHandlers(storage),
-      raft: sink,
-      log: silentLogger,
-    });
     // No raftSink: gRPC's own listener, as a store before raft over TCP had.
-    const old = await listenTinyKv(svc, "127.0.0.1:0");
-    stops.push(async () => {
-      old.server.forceShutdown();
-      await old.closePort();
-    });
+    const old = await listenRaftPort(storage, sink, { raftSink: undefined });
+    stops.push(old.stop);
     const { t, unreachable } = sender(`127.0.0.1:${old.port}`);
     await waitFor(
       () => {
