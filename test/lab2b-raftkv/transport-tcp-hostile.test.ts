@@ -242,6 +242,31 @@ describe("raft over TCP: hostile clients on the shared port", () => {
     }
   });
 
+  it("connections yet to send their first bytes are capped: one past the cap is closed at once; raft and gRPC still get in once they free", async () => {
+    const store = await startStore({ raftReceiver: { maxUndecidedConnections: 3 } });
+    const silent = [];
+    for (let i = 0; i < 3; i++) silent.push(await open(store.port));
+    await new Promise((r) => setTimeout(r, 50)); // all three accepted
+    const over = await open(store.port);
+    try {
+      // Without the cap each silent connection is held for the 10 s first-bytes deadline.
+      expect(await settlesWithin(over.closed, 2000), "the connection past the cap closed").toBe(true);
+      expect(await settlesWithin(silent[0]!.closed, 100), "the ones under the cap kept").toBe(false);
+      // One that decides (raft here) frees its place at once, as one that closes does.
+      silent[0]!.socket.write(Buffer.concat([RAFT_TCP_MAGIC, frame(1)]));
+      await waitFor(() => store.sink.msgs.length === 1, {
+        timeoutMs: 3000,
+        message: "a frame on a decided connection",
+      });
+      silent[1]!.socket.destroy();
+      await silent[1]!.closed;
+      await new Promise((r) => setTimeout(r, 50));
+      await grpcStillServes(store.port);
+    } finally {
+      for (const c of [...silent, over]) c.socket.destroy();
+    }
+  });
+
   it("partial frames held over all raft connections are bounded: the connection going over is closed", async () => {
     const store = await startStore({ raftReceiver: { maxBufferedBytes: 1024 * 1024 } });
     const whole = Buffer.concat([frameHeader(700 * 1024), Buffer.alloc(700 * 1024)]);

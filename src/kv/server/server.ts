@@ -23,6 +23,9 @@ export class PortInUseError extends Error {
 }
 
 /** Server options matching TinyKV's: big windows, a 10+ MiB message ceiling, lenient keepalive. */
+/** A port at its cap of undecided connections says so at most this often (a flood would log per connection). */
+const UNDECIDED_WARNING_INTERVAL_MS = 10_000;
+
 export const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
   "grpc.max_receive_message_length": MAX_GRPC_MESSAGE_BYTES,
   "grpc.max_send_message_length": MAX_GRPC_MESSAGE_BYTES,
@@ -102,14 +105,44 @@ async function listenShared(
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const receiver = new RaftTcpReceiver(sink, runtime, opts.log ?? silentLogger, opts.raftReceiver);
   const sockets = new Set<net.Socket>();
+  const log = opts.log ?? silentLogger;
+  const maxUndecided = receiver.limits.maxUndecidedConnections;
+  let undecided = 0;
+  let lastUndecidedWarning = Number.NEGATIVE_INFINITY;
   const listener = net.createServer((socket) => {
+    if (undecided >= maxUndecided) {
+      socket.destroy();
+      if (runtime.now() - lastUndecidedWarning >= UNDECIDED_WARNING_INTERVAL_MS) {
+        lastUndecidedWarning = runtime.now();
+        log.warn(
+          { addr, maxUndecidedConnections: maxUndecided },
+          "too many connections yet to send their first bytes; closing new ones",
+        );
+      }
+      return;
+    }
+    undecided++;
+    let decided = false;
+    const decide = () => {
+      if (!decided) undecided--;
+      decided = true;
+    };
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    socket.once("close", () => {
+      sockets.delete(socket);
+      decide();
+    });
     sniffRaftConnection(
       socket,
       runtime,
-      (raw, rest) => receiver.accept(raw, rest),
-      (other) => injector.injectConnection(other),
+      (raw, rest) => {
+        decide();
+        receiver.accept(raw, rest);
+      },
+      (other) => {
+        decide();
+        injector.injectConnection(other);
+      },
     );
   });
   const closed = new Promise<void>((resolve) => listener.once("close", () => resolve()));
@@ -133,7 +166,7 @@ async function listenShared(
   }
   // Once listening, an accept error (fds exhausted, ...) is logged: with no listener it would throw.
   listener.removeAllListeners("error");
-  listener.on("error", (err) => (opts.log ?? silentLogger).warn({ err, addr }, "the shared port failed to accept"));
+  listener.on("error", (err) => log.warn({ err, addr }, "the shared port failed to accept"));
   return {
     server,
     port: (listener.address() as net.AddressInfo).port,

@@ -64,12 +64,18 @@ export interface RaftReceiverLimits {
   maxConnections: number;
   /** Bytes of partial frames held over all raft connections; the connection that takes them past it is closed. */
   maxBufferedBytes: number;
+  /**
+   * Connections on the shared port that have not yet shown whether they are raft or gRPC (each is
+   * held up to FIRST_BYTES_TIMEOUT_MS); one accepted past this is closed at once.
+   */
+  maxUndecidedConnections: number;
 }
 
 export const DEFAULT_RAFT_RECEIVER_LIMITS: RaftReceiverLimits = {
   idleTimeoutMs: 30_000,
   maxConnections: 256,
   maxBufferedBytes: 256 * 1024 * 1024,
+  maxUndecidedConnections: 1024,
 };
 
 /**
@@ -81,7 +87,7 @@ export const DEFAULT_RAFT_RECEIVER_LIMITS: RaftReceiverLimits = {
  */
 export class RaftTcpReceiver {
   private readonly sockets = new Map<Socket, { timer: TimerHandle | undefined }>();
-  private readonly limits: RaftReceiverLimits;
+  readonly limits: RaftReceiverLimits;
   private bufferedBytes = 0;
   private lastBadPeerWarning = Number.NEGATIVE_INFINITY;
 
